@@ -1,0 +1,49 @@
+//! Key handling and envelope encryption for me2b.
+//!
+//! * The node's **master key** is 32 random bytes in a `0600` file. Nothing is
+//!   encrypted with it directly: HKDF-SHA256 derives purpose-bound keys from it
+//!   ([`Keyring`]): the key-encryption key, the e-mail index key, the node's Ed25519
+//!   signing key and a key check value that detects a wrong master key at start.
+//! * Each member has a random **data key** ([`DataKey`]); it is stored only wrapped
+//!   by the key-encryption key (XChaCha20-Poly1305, associated data = member id).
+//!   Destroying the wrapped key makes every record of that member unreadable.
+//! * Every ciphertext carries a format version byte, and its associated data binds
+//!   the member id, the object id and that version ([`Aad`]).
+//!
+//! Only RustCrypto and dalek primitives are used; nothing is hand-rolled.
+#![forbid(unsafe_code)]
+
+mod envelope;
+mod keys;
+mod passphrase;
+mod random;
+mod token;
+
+pub use envelope::{Aad, DataKey, ENVELOPE_VERSION};
+pub use keys::{Keyring, MasterKey, NodeVerifyingKey};
+pub use passphrase::{PassphraseHasher, PassphraseParams};
+pub use random::{OsRandom, SeededRandom};
+pub use token::{hash_token, SecretToken, TokenHash};
+
+/// Errors of key handling and encryption. None carries key material or plaintext.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("cannot read or write the master key file {path}: {source}")]
+    KeyFileIo {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the master key file {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
+    KeyFilePermissions { path: String, mode: u32 },
+    #[error("the master key file {path} is not a me2b master key (expected a `me2b-master-key v1` header and 64 hex digits)")]
+    KeyFileFormat { path: String },
+    #[error("ciphertext failed authentication: it is corrupted, truncated, or was encrypted under another key or for another object")]
+    Decrypt,
+    #[error("unsupported ciphertext format version {0}")]
+    UnsupportedVersion(u8),
+    #[error("passphrase hashing failed: {0}")]
+    PassphraseHash(String),
+    #[error("signature is not valid")]
+    BadSignature,
+}

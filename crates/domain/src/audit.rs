@@ -1,0 +1,237 @@
+//! Audit events and the hash chain that links them.
+//!
+//! An event names who did what to which object, by id and category only; it never
+//! carries a personal value. Entries are chained: each entry's hash covers the
+//! previous entry's hash, so rewriting any entry breaks every hash after it.
+
+use crate::{MemberId, OrgId, Timestamp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Who acted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    Member(MemberId),
+    Organisation(OrgId),
+    /// The node's operator, at the command line.
+    Operator,
+    /// The node itself (start-up, key handling).
+    Node,
+    /// Someone not (yet) authenticated, e.g. a failed login.
+    Anonymous,
+}
+
+/// What happened. The string form is stable: it is hashed into the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Action {
+    #[serde(rename = "node.start")]
+    NodeStart,
+    #[serde(rename = "key.master.create")]
+    MasterKeyCreate,
+    #[serde(rename = "key.data.create")]
+    DataKeyCreate,
+    #[serde(rename = "key.data.destroy")]
+    DataKeyDestroy,
+    #[serde(rename = "member.signup")]
+    MemberSignup,
+    #[serde(rename = "member.login")]
+    MemberLogin,
+    #[serde(rename = "member.login.failed")]
+    MemberLoginFailed,
+    #[serde(rename = "member.logout")]
+    MemberLogout,
+    #[serde(rename = "member.read")]
+    MemberRead,
+    #[serde(rename = "member.erase")]
+    MemberErase,
+    #[serde(rename = "vault.record.create")]
+    RecordCreate,
+    #[serde(rename = "vault.record.read")]
+    RecordRead,
+    #[serde(rename = "vault.record.list")]
+    RecordList,
+    #[serde(rename = "vault.record.update")]
+    RecordUpdate,
+    #[serde(rename = "vault.record.delete")]
+    RecordDelete,
+    #[serde(rename = "audit.read")]
+    AuditRead,
+    #[serde(rename = "org.create")]
+    OrgCreate,
+    #[serde(rename = "org.delete")]
+    OrgDelete,
+    #[serde(rename = "org.key.create")]
+    OrgKeyCreate,
+    #[serde(rename = "access.denied")]
+    AccessDenied,
+}
+
+/// How it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Denied,
+    Failed,
+}
+
+/// One auditable event, before it is placed in the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEvent {
+    pub actor: Actor,
+    pub action: Action,
+    /// The member whose data or account this touches, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub subject: Option<MemberId>,
+    /// The object touched, as an opaque id (record id, key id, org id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    pub outcome: Outcome,
+}
+
+impl AuditEvent {
+    pub fn new(actor: Actor, action: Action) -> Self {
+        Self {
+            actor,
+            action,
+            subject: None,
+            object: None,
+            outcome: Outcome::Ok,
+        }
+    }
+    pub fn subject(mut self, m: MemberId) -> Self {
+        self.subject = Some(m);
+        self
+    }
+    pub fn object(mut self, o: impl ToString) -> Self {
+        self.object = Some(o.to_string());
+        self
+    }
+    pub fn outcome(mut self, o: Outcome) -> Self {
+        self.outcome = o;
+        self
+    }
+    /// The canonical bytes that are hashed and stored.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// A SHA-256 digest in the chain.
+pub type ChainHash = [u8; 32];
+
+/// The hash that precedes entry 1.
+pub const GENESIS: ChainHash = [0u8; 32];
+
+/// The chain hash of entry `seq`: SHA-256 over a domain tag, the format version,
+/// the sequence number, the time, the previous hash and the event bytes.
+pub fn chain_hash(seq: u64, at: Timestamp, prev: &ChainHash, event_json: &[u8]) -> ChainHash {
+    let mut h = Sha256::new();
+    h.update(b"me2b/audit/v1\0");
+    h.update(seq.to_be_bytes());
+    h.update(at.unix_millis().to_be_bytes());
+    h.update(prev);
+    h.update((event_json.len() as u64).to_be_bytes());
+    h.update(event_json);
+    h.finalize().into()
+}
+
+/// An entry as stored in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at: Timestamp,
+    /// The canonical JSON of the [`AuditEvent`], as hashed.
+    pub event_json: Vec<u8>,
+    pub prev_hash: ChainHash,
+    pub hash: ChainHash,
+}
+
+impl AuditEntry {
+    /// Places `event` after `prev` (None: the log is empty).
+    pub fn link(prev: Option<(u64, ChainHash)>, at: Timestamp, event: &AuditEvent) -> Self {
+        let (seq, prev_hash) = match prev {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS),
+        };
+        let event_json = event.canonical_json();
+        let hash = chain_hash(seq, at, &prev_hash, &event_json);
+        Self {
+            seq,
+            at,
+            event_json,
+            prev_hash,
+            hash,
+        }
+    }
+
+    pub fn event(&self) -> Result<AuditEvent, serde_json::Error> {
+        serde_json::from_slice(&self.event_json)
+    }
+
+    /// Recomputes this entry's hash from its content.
+    pub fn recompute(&self) -> ChainHash {
+        chain_hash(self.seq, self.at, &self.prev_hash, &self.event_json)
+    }
+}
+
+/// A signed statement "the log's entry `seq` has hash `head`", made by the node key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub head: ChainHash,
+    pub at: Timestamp,
+    pub signature: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// The bytes the node signs.
+    pub fn signed_message(seq: u64, head: &ChainHash, at: Timestamp) -> Vec<u8> {
+        let mut m = b"me2b/audit-checkpoint/v1\0".to_vec();
+        m.extend_from_slice(&seq.to_be_bytes());
+        m.extend_from_slice(head);
+        m.extend_from_slice(&at.unix_millis().to_be_bytes());
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::tests::CountingRandom;
+
+    #[test]
+    fn chain_links_and_detects_changes() {
+        let rng = CountingRandom::default();
+        let m = MemberId::generate(&rng);
+        let e1 = AuditEntry::link(
+            None,
+            Timestamp::from_unix_millis(1),
+            &AuditEvent::new(Actor::Member(m), Action::MemberSignup).subject(m),
+        );
+        assert_eq!(e1.seq, 1);
+        assert_eq!(e1.prev_hash, GENESIS);
+        let e2 = AuditEntry::link(
+            Some((e1.seq, e1.hash)),
+            Timestamp::from_unix_millis(2),
+            &AuditEvent::new(Actor::Member(m), Action::RecordRead).object("r1"),
+        );
+        assert_eq!(e2.seq, 2);
+        assert_eq!(e2.recompute(), e2.hash);
+        let mut forged = e2.clone();
+        forged.event_json = AuditEvent::new(Actor::Operator, Action::RecordRead).canonical_json();
+        assert_ne!(forged.recompute(), forged.hash);
+        assert_eq!(e2.event().unwrap().action, Action::RecordRead);
+    }
+
+    #[test]
+    fn event_json_is_stable() {
+        let e = AuditEvent::new(Actor::Operator, Action::OrgCreate).object("x");
+        assert_eq!(
+            String::from_utf8(e.canonical_json()).unwrap(),
+            r#"{"actor":{"kind":"operator"},"action":"org.create","object":"x","outcome":"ok"}"#
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Storage for me2b: one small trait per capability, and two adapters (SQLite and
+//! PostgreSQL, through `sqlx`) that implement all of them from the same SQL.
+//!
+//! The storage layer only ever sees ciphertext, keyed hashes and opaque ids: it
+//! cannot leak personal data because it is never given any.
+#![forbid(unsafe_code)]
+
+mod sql;
+mod types;
+
+pub use sql::{open, Backend, SqlStore};
+pub use types::*;
+
+use async_trait::async_trait;
+use me2b_domain::audit::{AuditEntry, AuditEvent, ChainHash, Checkpoint};
+use me2b_domain::{ApiKeyId, MemberId, OrgId, RecordId, Timestamp};
+
+/// Storage errors. Messages name tables and operations, never stored values.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("a row with the same unique key already exists")]
+    Conflict,
+    #[error("the database could not be opened at {location}: {source}")]
+    Open {
+        location: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the audit log head moved during {attempts} attempts to append; giving up")]
+    AuditContention { attempts: u32 },
+    #[error("unsupported database URL (use sqlite://… or postgres://…)")]
+    UnsupportedUrl,
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return StorageError::Conflict;
+            }
+        }
+        StorageError::Database(e)
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Small key-value facts about the node (schema-independent): key check value,
+/// node public key.
+#[async_trait]
+pub trait NodeMetaStore {
+    async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores `value` under `key` unless present; returns whether it was stored.
+    async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool>;
+}
+
+/// Member accounts.
+#[async_trait]
+pub trait MemberStore {
+    /// Fails with [`StorageError::Conflict`] when the e-mail index is taken.
+    async fn insert_member(&self, m: &NewMember) -> Result<()>;
+    async fn member(&self, id: MemberId) -> Result<Option<MemberRow>>;
+    async fn member_by_email_index(&self, index: &[u8; 32]) -> Result<Option<MemberRow>>;
+    /// Erasure, step 1 (crypto-shredding): destroys the wrapped data key and the
+    /// login credentials in one durable write. Returns false if no such member.
+    async fn shred_member(&self, id: MemberId) -> Result<bool>;
+    /// Erasure, step 2: deletes the member's sessions, records and account row.
+    async fn delete_member_rows(&self, id: MemberId) -> Result<()>;
+    /// Members whose erasure stopped between step 1 and step 2.
+    async fn members_pending_erasure(&self) -> Result<Vec<MemberId>>;
+    async fn count_members(&self) -> Result<u64>;
+}
+
+/// Login sessions, by token hash.
+#[async_trait]
+pub trait SessionStore {
+    async fn insert_session(&self, s: &SessionRow) -> Result<()>;
+    /// The session and its member's wrapped data key, in one read.
+    async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionWithKey>>;
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<bool>;
+    async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64>;
+}
+
+/// Encrypted vault records.
+#[async_trait]
+pub trait VaultStore {
+    async fn insert_record(&self, r: &StoredRecord) -> Result<()>;
+    async fn record(&self, member: MemberId, id: RecordId) -> Result<Option<StoredRecord>>;
+    /// The member's records, oldest first.
+    async fn list_records(
+        &self,
+        member: MemberId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<StoredRecord>>;
+    /// Replaces a record's ciphertext if its revision is still `expected_revision`.
+    async fn update_record(&self, r: &StoredRecord, expected_revision: i64) -> Result<bool>;
+    async fn delete_record(&self, member: MemberId, id: RecordId) -> Result<bool>;
+    async fn count_records(&self, member: MemberId) -> Result<u64>;
+}
+
+/// Organisations and their API keys.
+#[async_trait]
+pub trait OrgStore {
+    /// Fails with [`StorageError::Conflict`] when the name is taken.
+    async fn insert_org(&self, org: &OrgRow) -> Result<()>;
+    async fn org(&self, id: OrgId) -> Result<Option<OrgRow>>;
+    async fn list_orgs(&self) -> Result<Vec<OrgRow>>;
+    /// Marks the organisation deleted and revokes all its keys.
+    async fn delete_org(&self, id: OrgId, at: Timestamp) -> Result<bool>;
+    async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<()>;
+    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<(ApiKeyRow, OrgRow)>>;
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRow>>;
+}
+
+/// The append-only, hash-chained audit log.
+#[async_trait]
+pub trait AuditStore {
+    /// Appends `events` in order, linking each to the current head inside one
+    /// transaction, and returns the stored entries. Concurrent appenders (another
+    /// process on the same database) are detected and retried.
+    async fn append_audit(&self, at: Timestamp, events: &[AuditEvent]) -> Result<Vec<AuditEntry>>;
+    async fn audit_head(&self) -> Result<Option<(u64, ChainHash)>>;
+    /// Entries with `seq > after`, in order.
+    async fn audit_entries(&self, after: u64, limit: u64) -> Result<Vec<AuditEntry>>;
+    /// Entries whose subject is `member`, with `seq > after`, in order.
+    async fn audit_entries_for(
+        &self,
+        member: MemberId,
+        after: u64,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>>;
+    async fn insert_checkpoint(&self, cp: &Checkpoint) -> Result<()>;
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
+}
+
+/// Everything a node stores.
+#[async_trait]
+pub trait Store:
+    NodeMetaStore
+    + MemberStore
+    + SessionStore
+    + VaultStore
+    + OrgStore
+    + AuditStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+{
+    fn backend(&self) -> Backend;
+    /// Runs a cheap integrity check (SQLite: `PRAGMA quick_check`).
+    async fn check_integrity(&self) -> Result<()>;
+    async fn close(&self);
+}

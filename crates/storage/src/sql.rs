@@ -1,0 +1,664 @@
+//! The SQLite and PostgreSQL adapters. Both run the same SQL (positional `$n`
+//! parameters, which SQLite accepts as named parameters bound in order), so one
+//! macro writes both implementations; only connection set-up, the transaction that
+//! appends to the audit log, and the migrations differ.
+
+use crate::*;
+use me2b_domain::org::{OrgKind, Roles};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A store on one `sqlx` pool.
+#[derive(Debug, Clone)]
+pub struct SqlStore<P> {
+    pool: P,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Opens (creating if needed) and migrates the database at `url`:
+/// `sqlite://PATH` or `postgres://…`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    let location = redact_url(url);
+    let open_err = |source| StorageError::Open {
+        location: location.clone(),
+        source,
+    };
+    if url.starts_with("sqlite:") {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged commit survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            // Overwrite deleted content instead of leaving it in free pages.
+            .pragma("secure_delete", "ON");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .map_err(open_err)?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        let store = SqlStore { pool };
+        store.check_integrity().await?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(open_err)?;
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(Arc::new(SqlStore { pool }))
+    } else {
+        Err(StorageError::UnsupportedUrl)
+    }
+}
+
+/// A database URL fit for messages: the password is dropped.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+fn corrupt(what: &str) -> StorageError {
+    StorageError::Corrupt(what.to_owned())
+}
+
+fn hash32(v: Vec<u8>, what: &str) -> Result<[u8; 32]> {
+    v.try_into().map_err(|_| corrupt(what))
+}
+
+fn seq_u64(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| corrupt("audit_log.seq"))
+}
+
+fn seq_i64(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| corrupt("audit_log.seq"))
+}
+
+fn retryable(e: &StorageError) -> bool {
+    match e {
+        StorageError::Conflict => true,
+        StorageError::Database(sqlx::Error::Database(db)) => {
+            // SQLite busy/locked, PostgreSQL serialization failure or deadlock.
+            let code = db.code().unwrap_or_default();
+            matches!(code.as_ref(), "5" | "6" | "517" | "40001" | "40P01")
+        }
+        _ => false,
+    }
+}
+
+const AUDIT_APPEND_ATTEMPTS: u32 = 50;
+
+macro_rules! impl_store {
+    ($pool:ty, $backend:expr, $begin:ident) => {
+        impl SqlStore<$pool> {
+            fn member_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<MemberRow> {
+                Ok(MemberRow {
+                    id: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
+                        .map_err(|_| corrupt("members.member_id"))?,
+                    email_ct: row.try_get("email_ct")?,
+                    passphrase_hash: row.try_get("passphrase_hash")?,
+                    wrapped_dek: row.try_get("wrapped_dek")?,
+                    erasing: row.try_get::<String, _>("state")? == "erasing",
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                })
+            }
+
+            fn record_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<StoredRecord> {
+                Ok(StoredRecord {
+                    id: RecordId::from_slice(&row.try_get::<Vec<u8>, _>("record_id")?)
+                        .map_err(|_| corrupt("vault_records.record_id"))?,
+                    member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
+                        .map_err(|_| corrupt("vault_records.member_id"))?,
+                    revision: row.try_get("revision")?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                    updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
+                    ciphertext: row.try_get("ciphertext")?,
+                })
+            }
+
+            fn org_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<OrgRow> {
+                Ok(OrgRow {
+                    id: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
+                        .map_err(|_| corrupt("organisations.org_id"))?,
+                    name: row.try_get("name")?,
+                    kind: OrgKind::from_str(&row.try_get::<String, _>("kind")?)
+                        .map_err(|_| corrupt("organisations.kind"))?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                    deleted_at: row
+                        .try_get::<Option<i64>, _>("deleted_at")?
+                        .map(Timestamp::from_unix_millis),
+                })
+            }
+
+            fn key_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<ApiKeyRow> {
+                Ok(ApiKeyRow {
+                    id: ApiKeyId::from_slice(&row.try_get::<Vec<u8>, _>("key_id")?)
+                        .map_err(|_| corrupt("org_api_keys.key_id"))?,
+                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
+                        .map_err(|_| corrupt("org_api_keys.org_id"))?,
+                    key_hash: hash32(row.try_get("key_hash")?, "org_api_keys.key_hash")?,
+                    roles: Roles::from_stored(&row.try_get::<String, _>("roles")?)
+                        .map_err(|_| corrupt("org_api_keys.roles"))?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                    revoked_at: row
+                        .try_get::<Option<i64>, _>("revoked_at")?
+                        .map(Timestamp::from_unix_millis),
+                })
+            }
+
+            fn audit_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<AuditEntry> {
+                Ok(AuditEntry {
+                    seq: seq_u64(row.try_get("seq")?)?,
+                    at: Timestamp::from_unix_millis(row.try_get("at")?),
+                    event_json: row.try_get("event")?,
+                    prev_hash: hash32(row.try_get("prev_hash")?, "audit_log.prev_hash")?,
+                    hash: hash32(row.try_get("hash")?, "audit_log.hash")?,
+                })
+            }
+
+            async fn try_append_audit(&self, at: Timestamp, events: &[AuditEvent]) -> Result<Vec<AuditEntry>> {
+                let mut tx = $begin(&self.pool).await?;
+                let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let mut prev = match head {
+                    Some(row) => Some((
+                        seq_u64(row.try_get("seq")?)?,
+                        hash32(row.try_get("hash")?, "audit_log.hash")?,
+                    )),
+                    None => None,
+                };
+                let mut out = Vec::with_capacity(events.len());
+                for event in events {
+                    let entry = AuditEntry::link(prev, at, event);
+                    sqlx::query(
+                        "INSERT INTO audit_log (seq, at, subject, event, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(seq_i64(entry.seq)?)
+                    .bind(at.unix_millis())
+                    .bind(event.subject.map(|m| m.as_bytes().to_vec()))
+                    .bind(&entry.event_json)
+                    .bind(entry.prev_hash.to_vec())
+                    .bind(entry.hash.to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+                    prev = Some((entry.seq, entry.hash));
+                    out.push(entry);
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+        }
+
+        #[async_trait]
+        impl NodeMetaStore for SqlStore<$pool> {
+            async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+                Ok(sqlx::query_scalar("SELECT value FROM node_meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool> {
+                let r = sqlx::query("INSERT INTO node_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait]
+        impl MemberStore for SqlStore<$pool> {
+            async fn insert_member(&self, m: &NewMember) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO members (member_id, email_index, email_ct, passphrase_hash, wrapped_dek, state, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'active', $6)",
+                )
+                .bind(m.id.as_bytes().to_vec())
+                .bind(m.email_index.to_vec())
+                .bind(&m.email_ct)
+                .bind(&m.passphrase_hash)
+                .bind(&m.wrapped_dek)
+                .bind(m.created_at.unix_millis())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn member(&self, id: MemberId) -> Result<Option<MemberRow>> {
+                sqlx::query("SELECT * FROM members WHERE member_id = $1")
+                    .bind(id.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::member_row)
+                    .transpose()
+            }
+            async fn member_by_email_index(&self, index: &[u8; 32]) -> Result<Option<MemberRow>> {
+                sqlx::query("SELECT * FROM members WHERE email_index = $1")
+                    .bind(index.to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::member_row)
+                    .transpose()
+            }
+            async fn shred_member(&self, id: MemberId) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE members SET wrapped_dek = NULL, email_index = NULL, email_ct = NULL, \
+                     passphrase_hash = NULL, state = 'erasing' WHERE member_id = $1",
+                )
+                .bind(id.as_bytes().to_vec())
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn delete_member_rows(&self, id: MemberId) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for sql in [
+                    "DELETE FROM sessions WHERE member_id = $1",
+                    "DELETE FROM vault_records WHERE member_id = $1",
+                    "DELETE FROM members WHERE member_id = $1",
+                ] {
+                    sqlx::query(sql).bind(id.as_bytes().to_vec()).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+            async fn members_pending_erasure(&self) -> Result<Vec<MemberId>> {
+                let ids: Vec<Vec<u8>> =
+                    sqlx::query_scalar("SELECT member_id FROM members WHERE state = 'erasing'")
+                        .fetch_all(&self.pool)
+                        .await?;
+                ids.iter()
+                    .map(|b| MemberId::from_slice(b).map_err(|_| corrupt("members.member_id")))
+                    .collect()
+            }
+            async fn count_members(&self) -> Result<u64> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE state = 'active'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+        }
+
+        #[async_trait]
+        impl SessionStore for SqlStore<$pool> {
+            async fn insert_session(&self, s: &SessionRow) -> Result<()> {
+                sqlx::query("INSERT INTO sessions (token_hash, member_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(s.token_hash.to_vec())
+                    .bind(s.member.as_bytes().to_vec())
+                    .bind(s.created_at.unix_millis())
+                    .bind(s.expires_at.unix_millis())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionWithKey>> {
+                let row = sqlx::query(
+                    "SELECT s.member_id, s.expires_at, m.wrapped_dek FROM sessions s \
+                     JOIN members m ON m.member_id = s.member_id WHERE s.token_hash = $1",
+                )
+                .bind(token_hash.to_vec())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|row| {
+                    Ok(SessionWithKey {
+                        member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
+                            .map_err(|_| corrupt("sessions.member_id"))?,
+                        expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
+                        wrapped_dek: row.try_get("wrapped_dek")?,
+                    })
+                })
+                .transpose()
+            }
+            async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<bool> {
+                let r = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(token_hash.to_vec())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+                let r = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                    .bind(now.unix_millis())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected())
+            }
+        }
+
+        #[async_trait]
+        impl VaultStore for SqlStore<$pool> {
+            async fn insert_record(&self, r: &StoredRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO vault_records (record_id, member_id, revision, created_at, updated_at, ciphertext) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(r.id.as_bytes().to_vec())
+                .bind(r.member.as_bytes().to_vec())
+                .bind(r.revision)
+                .bind(r.created_at.unix_millis())
+                .bind(r.updated_at.unix_millis())
+                .bind(&r.ciphertext)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn record(&self, member: MemberId, id: RecordId) -> Result<Option<StoredRecord>> {
+                sqlx::query("SELECT * FROM vault_records WHERE member_id = $1 AND record_id = $2")
+                    .bind(member.as_bytes().to_vec())
+                    .bind(id.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::record_row)
+                    .transpose()
+            }
+            async fn list_records(&self, member: MemberId, offset: u64, limit: u64) -> Result<Vec<StoredRecord>> {
+                sqlx::query(
+                    "SELECT * FROM vault_records WHERE member_id = $1 \
+                     ORDER BY created_at, record_id LIMIT $2 OFFSET $3",
+                )
+                .bind(member.as_bytes().to_vec())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Self::record_row)
+                .collect()
+            }
+            async fn update_record(&self, r: &StoredRecord, expected_revision: i64) -> Result<bool> {
+                let res = sqlx::query(
+                    "UPDATE vault_records SET revision = $1, updated_at = $2, ciphertext = $3 \
+                     WHERE record_id = $4 AND member_id = $5 AND revision = $6",
+                )
+                .bind(r.revision)
+                .bind(r.updated_at.unix_millis())
+                .bind(&r.ciphertext)
+                .bind(r.id.as_bytes().to_vec())
+                .bind(r.member.as_bytes().to_vec())
+                .bind(expected_revision)
+                .execute(&self.pool)
+                .await?;
+                Ok(res.rows_affected() == 1)
+            }
+            async fn delete_record(&self, member: MemberId, id: RecordId) -> Result<bool> {
+                let r = sqlx::query("DELETE FROM vault_records WHERE member_id = $1 AND record_id = $2")
+                    .bind(member.as_bytes().to_vec())
+                    .bind(id.as_bytes().to_vec())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn count_records(&self, member: MemberId) -> Result<u64> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vault_records WHERE member_id = $1")
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+        }
+
+        #[async_trait]
+        impl OrgStore for SqlStore<$pool> {
+            async fn insert_org(&self, org: &OrgRow) -> Result<()> {
+                sqlx::query("INSERT INTO organisations (org_id, name, kind, created_at, deleted_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(org.id.as_bytes().to_vec())
+                    .bind(&org.name)
+                    .bind(org.kind.as_str())
+                    .bind(org.created_at.unix_millis())
+                    .bind(org.deleted_at.map(Timestamp::unix_millis))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn org(&self, id: OrgId) -> Result<Option<OrgRow>> {
+                sqlx::query("SELECT * FROM organisations WHERE org_id = $1")
+                    .bind(id.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::org_row)
+                    .transpose()
+            }
+            async fn list_orgs(&self) -> Result<Vec<OrgRow>> {
+                sqlx::query("SELECT * FROM organisations ORDER BY created_at, name")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::org_row)
+                    .collect()
+            }
+            async fn delete_org(&self, id: OrgId, at: Timestamp) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let r = sqlx::query("UPDATE organisations SET deleted_at = $1 WHERE org_id = $2 AND deleted_at IS NULL")
+                    .bind(at.unix_millis())
+                    .bind(id.as_bytes().to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE org_api_keys SET revoked_at = $1 WHERE org_id = $2 AND revoked_at IS NULL")
+                    .bind(at.unix_millis())
+                    .bind(id.as_bytes().to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO org_api_keys (key_id, org_id, key_hash, roles, created_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(key.id.as_bytes().to_vec())
+                .bind(key.org.as_bytes().to_vec())
+                .bind(key.key_hash.to_vec())
+                .bind(key.roles.to_stored())
+                .bind(key.created_at.unix_millis())
+                .bind(key.revoked_at.map(Timestamp::unix_millis))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<(ApiKeyRow, OrgRow)>> {
+                let Some(row) = sqlx::query("SELECT * FROM org_api_keys WHERE key_hash = $1")
+                    .bind(hash.to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let key = Self::key_row(&row)?;
+                let org = self.org(key.org).await?.ok_or_else(|| corrupt("org_api_keys.org_id"))?;
+                Ok(Some((key, org)))
+            }
+            async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRow>> {
+                sqlx::query("SELECT * FROM org_api_keys WHERE key_id = $1")
+                    .bind(id.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::key_row)
+                    .transpose()
+            }
+        }
+
+        #[async_trait]
+        impl AuditStore for SqlStore<$pool> {
+            async fn append_audit(&self, at: Timestamp, events: &[AuditEvent]) -> Result<Vec<AuditEntry>> {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match self.try_append_audit(at, events).await {
+                        Err(e) if retryable(&e) && attempt < AUDIT_APPEND_ATTEMPTS => {
+                            tracing::debug!(attempt, "audit append raced another writer; retrying");
+                            tokio::time::sleep(Duration::from_millis(u64::from(attempt))).await;
+                        }
+                        Err(e) if retryable(&e) => {
+                            return Err(StorageError::AuditContention { attempts: attempt })
+                        }
+                        other => return other,
+                    }
+                }
+            }
+            async fn audit_head(&self) -> Result<Option<(u64, ChainHash)>> {
+                let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| {
+                    Ok((
+                        seq_u64(row.try_get("seq")?)?,
+                        hash32(row.try_get("hash")?, "audit_log.hash")?,
+                    ))
+                })
+                .transpose()
+            }
+            async fn audit_entries(&self, after: u64, limit: u64) -> Result<Vec<AuditEntry>> {
+                sqlx::query("SELECT * FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(seq_i64(after)?)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::audit_row)
+                    .collect()
+            }
+            async fn audit_entries_for(&self, member: MemberId, after: u64, limit: u64) -> Result<Vec<AuditEntry>> {
+                sqlx::query("SELECT * FROM audit_log WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                    .bind(member.as_bytes().to_vec())
+                    .bind(seq_i64(after)?)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::audit_row)
+                    .collect()
+            }
+            async fn insert_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
+                sqlx::query("INSERT INTO audit_checkpoints (seq, head_hash, at, signature) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING")
+                    .bind(seq_i64(cp.seq)?)
+                    .bind(cp.head.to_vec())
+                    .bind(cp.at.unix_millis())
+                    .bind(&cp.signature)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+                sqlx::query("SELECT * FROM audit_checkpoints ORDER BY seq")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(Checkpoint {
+                            seq: seq_u64(row.try_get("seq")?)?,
+                            head: hash32(row.try_get("head_hash")?, "audit_checkpoints.head_hash")?,
+                            at: Timestamp::from_unix_millis(row.try_get("at")?),
+                            signature: row.try_get("signature")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait]
+        impl Store for SqlStore<$pool> {
+            fn backend(&self) -> Backend {
+                $backend
+            }
+            async fn check_integrity(&self) -> Result<()> {
+                integrity_check(&self.pool).await
+            }
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+
+/// Maps a pool type to its database, so the macro can name row types.
+pub trait PoolDb {
+    type Db: sqlx::Database;
+}
+impl PoolDb for SqlitePool {
+    type Db = sqlx::Sqlite;
+}
+impl PoolDb for PgPool {
+    type Db = sqlx::Postgres;
+}
+
+async fn begin_sqlite(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    // IMMEDIATE takes the write lock up front, so the head read and the appends
+    // form one serialised step even with another process on the same file.
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
+async fn begin_postgres(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    Ok(pool.begin().await?)
+}
+
+async fn integrity_check<P: IntegrityCheck>(pool: &P) -> Result<()> {
+    pool.integrity_check().await
+}
+
+trait IntegrityCheck {
+    async fn integrity_check(&self) -> Result<()>;
+}
+
+impl IntegrityCheck for SqlitePool {
+    async fn integrity_check(&self) -> Result<()> {
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+            .fetch_all(self)
+            .await?;
+        if rows.len() == 1 && rows[0] == "ok" {
+            Ok(())
+        } else {
+            Err(StorageError::Corrupt(format!(
+                "SQLite quick_check found {} problem(s); restore the database from a backup",
+                rows.len()
+            )))
+        }
+    }
+}
+
+impl IntegrityCheck for PgPool {
+    async fn integrity_check(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self).await?;
+        Ok(())
+    }
+}
+
+impl_store!(SqlitePool, Backend::Sqlite, begin_sqlite);
+impl_store!(PgPool, Backend::Postgres, begin_postgres);

@@ -1,0 +1,386 @@
+//! The storage test suite, run against SQLite and a real PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use me2b_domain::audit::{Action, Actor, AuditEvent, Checkpoint};
+use me2b_domain::org::{OrgKind, Role, Roles};
+use me2b_domain::{ApiKeyId, MemberId, OrgId, Random, RecordId, Timestamp};
+use me2b_storage::*;
+use me2b_testkit::{fresh, Db, TestDb};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+struct Rng(std::sync::atomic::AtomicU64);
+impl Random for Rng {
+    fn fill(&self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self
+                .0
+                .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+            let bytes = v.wrapping_mul(0xBF58_476D_1CE4_E5B9).to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+async fn stores() -> Vec<(Db, Arc<dyn Store>, TestDb)> {
+    let mut out = Vec::new();
+    for db in Db::ALL {
+        if let Some(t) = fresh(db).await.unwrap() {
+            let s = open(&t.url).await.unwrap();
+            out.push((db, s, t));
+        }
+    }
+    out
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_unix_millis(ms)
+}
+
+fn new_member(rng: &Rng, idx: u8) -> NewMember {
+    NewMember {
+        id: MemberId::generate(rng),
+        email_index: [idx; 32],
+        email_ct: vec![1, 2, 3, idx],
+        passphrase_hash: "$argon2id$fake".into(),
+        wrapped_dek: vec![9; 73],
+        created_at: ts(1000),
+    }
+}
+
+#[tokio::test]
+async fn members_insert_lookup_conflict_and_shred() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let m = new_member(&rng, 1);
+        s.insert_member(&m).await.unwrap();
+        let mut dup = new_member(&rng, 1);
+        dup.email_index = m.email_index;
+        assert!(
+            matches!(s.insert_member(&dup).await, Err(StorageError::Conflict)),
+            "{db:?}"
+        );
+        let row = s.member_by_email_index(&[1; 32]).await.unwrap().unwrap();
+        assert_eq!(row.id, m.id);
+        assert_eq!(row.wrapped_dek.as_deref(), Some(&[9u8; 73][..]));
+        assert!(!row.erasing);
+        assert_eq!(s.count_members().await.unwrap(), 1);
+
+        let rec = StoredRecord {
+            id: RecordId::generate(&rng),
+            member: m.id,
+            revision: 1,
+            created_at: ts(5),
+            updated_at: ts(5),
+            ciphertext: vec![7; 40],
+        };
+        s.insert_record(&rec).await.unwrap();
+        s.insert_session(&SessionRow {
+            token_hash: [3; 32],
+            member: m.id,
+            created_at: ts(1),
+            expires_at: ts(99),
+        })
+        .await
+        .unwrap();
+
+        assert!(s.shred_member(m.id).await.unwrap());
+        let row = s.member(m.id).await.unwrap().unwrap();
+        assert!(
+            row.erasing
+                && row.wrapped_dek.is_none()
+                && row.email_ct.is_none()
+                && row.passphrase_hash.is_none()
+        );
+        assert!(s.member_by_email_index(&[1; 32]).await.unwrap().is_none());
+        assert_eq!(s.members_pending_erasure().await.unwrap(), vec![m.id]);
+        let sess = s.session(&[3; 32]).await.unwrap().unwrap();
+        assert!(
+            sess.wrapped_dek.is_none(),
+            "a session cannot reach a shredded key"
+        );
+
+        s.delete_member_rows(m.id).await.unwrap();
+        assert!(s.member(m.id).await.unwrap().is_none());
+        assert!(s.record(m.id, rec.id).await.unwrap().is_none());
+        assert!(s.session(&[3; 32]).await.unwrap().is_none());
+        assert!(s.members_pending_erasure().await.unwrap().is_empty());
+        assert_eq!(s.count_members().await.unwrap(), 0);
+    }
+}
+
+#[tokio::test]
+async fn records_are_scoped_to_their_member() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = new_member(&rng, 1);
+        let b = new_member(&rng, 2);
+        s.insert_member(&a).await.unwrap();
+        s.insert_member(&b).await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let r = StoredRecord {
+                id: RecordId::generate(&rng),
+                member: a.id,
+                revision: 1,
+                created_at: ts(10 + i),
+                updated_at: ts(10 + i),
+                ciphertext: vec![i as u8; 30],
+            };
+            s.insert_record(&r).await.unwrap();
+            ids.push(r);
+        }
+        let listed = s.list_records(a.id, 0, 100).await.unwrap();
+        assert_eq!(listed, ids, "{db:?}: oldest first, all of them");
+        assert_eq!(
+            s.list_records(a.id, 3, 100).await.unwrap(),
+            ids[3..].to_vec()
+        );
+        assert_eq!(s.list_records(a.id, 0, 2).await.unwrap(), ids[..2].to_vec());
+        assert!(s.list_records(b.id, 0, 100).await.unwrap().is_empty());
+        assert_eq!(s.count_records(a.id).await.unwrap(), 5);
+
+        // Member b cannot read, change or delete a's record.
+        assert!(s.record(b.id, ids[0].id).await.unwrap().is_none());
+        let mut stolen = ids[0].clone();
+        stolen.member = b.id;
+        stolen.revision = 2;
+        assert!(!s.update_record(&stolen, 1).await.unwrap());
+        assert!(!s.delete_record(b.id, ids[0].id).await.unwrap());
+
+        // Optimistic update.
+        let mut upd = ids[0].clone();
+        upd.revision = 2;
+        upd.ciphertext = vec![42; 31];
+        upd.updated_at = ts(50);
+        assert!(s.update_record(&upd, 1).await.unwrap());
+        assert!(
+            !s.update_record(&upd, 1).await.unwrap(),
+            "stale revision refused"
+        );
+        assert_eq!(s.record(a.id, upd.id).await.unwrap().unwrap(), upd);
+        assert!(s.delete_record(a.id, upd.id).await.unwrap());
+        assert!(!s.delete_record(a.id, upd.id).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn sessions_expire_and_delete() {
+    for (_db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let m = new_member(&rng, 1);
+        s.insert_member(&m).await.unwrap();
+        for (h, exp) in [([1u8; 32], 100), ([2u8; 32], 200)] {
+            s.insert_session(&SessionRow {
+                token_hash: h,
+                member: m.id,
+                created_at: ts(0),
+                expires_at: ts(exp),
+            })
+            .await
+            .unwrap();
+        }
+        let got = s.session(&[1; 32]).await.unwrap().unwrap();
+        assert_eq!(got.member, m.id);
+        assert_eq!(got.expires_at, ts(100));
+        assert_eq!(s.delete_expired_sessions(ts(150)).await.unwrap(), 1);
+        assert!(s.session(&[1; 32]).await.unwrap().is_none());
+        assert!(s.delete_session(&[2; 32]).await.unwrap());
+        assert!(s.session(&[2; 32]).await.unwrap().is_none());
+        assert!(s.session(&[9; 32]).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn organisations_and_keys() {
+    for (_db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let org = OrgRow {
+            id: OrgId::generate(&rng),
+            name: "Corner Co-op".into(),
+            kind: OrgKind::Coop,
+            created_at: ts(1),
+            deleted_at: None,
+        };
+        s.insert_org(&org).await.unwrap();
+        let mut same_name = org.clone();
+        same_name.id = OrgId::generate(&rng);
+        assert!(matches!(
+            s.insert_org(&same_name).await,
+            Err(StorageError::Conflict)
+        ));
+        let key = ApiKeyRow {
+            id: ApiKeyId::generate(&rng),
+            org: org.id,
+            key_hash: [5; 32],
+            roles: Roles::try_from(vec![Role::Admin, Role::Offers]).unwrap(),
+            created_at: ts(2),
+            revoked_at: None,
+        };
+        s.insert_api_key(&key).await.unwrap();
+        let (k, o) = s.api_key_by_hash(&[5; 32]).await.unwrap().unwrap();
+        assert_eq!(k.id, key.id);
+        assert_eq!(k.roles, key.roles);
+        assert_eq!(o.name, "Corner Co-op");
+        assert_eq!(s.list_orgs().await.unwrap().len(), 1);
+        assert!(s.delete_org(org.id, ts(3)).await.unwrap());
+        let (k, o) = s.api_key_by_hash(&[5; 32]).await.unwrap().unwrap();
+        assert_eq!(k.revoked_at, Some(ts(3)));
+        assert_eq!(o.deleted_at, Some(ts(3)));
+        assert!(s.api_key_by_hash(&[6; 32]).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn audit_log_chains_filters_and_refuses_edits() {
+    for (db, s, t) in stores().await {
+        let rng = Rng::default();
+        let m = MemberId::generate(&rng);
+        let events: Vec<AuditEvent> = (0..10)
+            .map(|i| {
+                let e = AuditEvent::new(Actor::Member(m), Action::RecordRead);
+                if i % 2 == 0 {
+                    e.subject(m)
+                } else {
+                    e
+                }
+            })
+            .collect();
+        let first = s.append_audit(ts(1), &events[..4]).await.unwrap();
+        let second = s.append_audit(ts(2), &events[4..]).await.unwrap();
+        assert_eq!(first[0].seq, 1);
+        assert_eq!(second[0].prev_hash, first[3].hash);
+        assert_eq!(s.audit_head().await.unwrap(), Some((10, second[5].hash)));
+        let all = s.audit_entries(0, 100).await.unwrap();
+        assert_eq!(all.len(), 10);
+        for w in all.windows(2) {
+            assert_eq!(w[1].prev_hash, w[0].hash);
+            assert_eq!(w[1].recompute(), w[1].hash);
+        }
+        assert_eq!(s.audit_entries(8, 100).await.unwrap().len(), 2);
+        let mine = s.audit_entries_for(m, 0, 100).await.unwrap();
+        assert_eq!(
+            mine.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 3, 5, 7, 9]
+        );
+
+        s.insert_checkpoint(&Checkpoint {
+            seq: 10,
+            head: second[5].hash,
+            at: ts(3),
+            signature: vec![1; 64],
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.checkpoints().await.unwrap().len(), 1);
+
+        // The database itself refuses to rewrite history.
+        let url = t.url.clone();
+        let res = match db {
+            Db::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                sqlx::query("UPDATE audit_log SET at = 0")
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+            }
+            Db::Postgres => {
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                sqlx::query("DELETE FROM audit_log")
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        assert!(res.is_err(), "{db:?}: audit_log accepted an edit");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_audit_appends_from_two_stores_keep_one_chain() {
+    for (db, s, t) in stores().await {
+        // A second store on the same database plays another process (e.g. the CLI
+        // next to a running server).
+        let other = open(&t.url).await.unwrap();
+        let ev = AuditEvent::new(Actor::Operator, Action::OrgCreate);
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let st = if i % 2 == 0 { s.clone() } else { other.clone() };
+            let ev = ev.clone();
+            tasks.push(tokio::spawn(async move {
+                st.append_audit(ts(i), &[ev.clone(), ev]).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let all = s.audit_entries(0, 1000).await.unwrap();
+        assert_eq!(all.len(), 80, "{db:?}");
+        for (i, w) in all.windows(2).enumerate() {
+            assert_eq!(w[1].seq, i as u64 + 2);
+            assert_eq!(
+                w[1].prev_hash, w[0].hash,
+                "{db:?}: chain broken at {}",
+                w[1].seq
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn node_meta_is_write_once() {
+    for (_db, s, _t) in stores().await {
+        assert!(s.meta("key_check").await.unwrap().is_none());
+        assert!(s.put_meta_if_absent("key_check", b"one").await.unwrap());
+        assert!(!s.put_meta_if_absent("key_check", b"two").await.unwrap());
+        assert_eq!(s.meta("key_check").await.unwrap().unwrap(), b"one");
+    }
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_bad_urls_fail_clearly() {
+    for (_db, s, t) in stores().await {
+        let rng = Rng::default();
+        let m = new_member(&rng, 4);
+        s.insert_member(&m).await.unwrap();
+        s.close().await;
+        let again = open(&t.url).await.unwrap();
+        assert!(again.member(m.id).await.unwrap().is_some());
+    }
+    assert!(matches!(
+        open("mysql://x").await,
+        Err(StorageError::UnsupportedUrl)
+    ));
+    let err = open("postgres://nobody:secret-pw@127.0.0.1:1/none")
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("secret-pw"), "{err}");
+}
+
+#[tokio::test]
+async fn a_truncated_sqlite_file_fails_loudly() {
+    let t = fresh(Db::Sqlite).await.unwrap().unwrap();
+    let s = open(&t.url).await.unwrap();
+    let rng = Rng::default();
+    for i in 0..200u8 {
+        let mut m = new_member(&rng, i);
+        m.email_ct = vec![i; 2000];
+        s.insert_member(&m).await.unwrap();
+    }
+    s.close().await;
+    let path = t.data_dir.path().join("me2b.sqlite3");
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 100_000);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+    let err = match open(&t.url).await {
+        Ok(s) => s.count_members().await.map(|_| ()).unwrap_err(),
+        Err(e) => e,
+    };
+    let msg = err.to_string();
+    assert!(
+        msg.contains("corrupt") || msg.contains("malformed"),
+        "{msg}"
+    );
+}
