@@ -8,7 +8,7 @@
 mod sql;
 mod types;
 
-pub use sql::{open, Backend, SqlStore};
+pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
 use async_trait::async_trait;

@@ -1,0 +1,173 @@
+use crate::AuditError;
+use me2b_crypto::Keyring;
+use me2b_domain::audit::{AuditEvent, Checkpoint};
+use me2b_domain::Clock;
+use me2b_storage::Store;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most events written in one transaction.
+const MAX_BATCH: usize = 512;
+
+enum Request {
+    Append {
+        events: Vec<AuditEvent>,
+        done: oneshot::Sender<Result<u64, AuditError>>,
+    },
+    Checkpoint {
+        done: oneshot::Sender<Result<Option<Checkpoint>, AuditError>>,
+    },
+}
+
+/// Handle to the node's audit writer. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Request>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Append { events, .. } => write!(f, "Append({} events)", events.len()),
+            Request::Checkpoint { .. } => f.write_str("Checkpoint"),
+        }
+    }
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    keys: Arc<Keyring>,
+    checkpoint_every: u64,
+    last_checkpoint: u64,
+}
+
+impl AuditLog {
+    /// Starts the writer task. It stops when every handle is dropped.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        keys: Arc<Keyring>,
+        checkpoint_every: u64,
+    ) -> Result<Self, AuditError> {
+        let last_checkpoint = store.checkpoints().await?.last().map_or(0, |c| c.seq);
+        let (tx, rx) = mpsc::channel(4096);
+        let writer = Writer {
+            store,
+            clock,
+            keys,
+            checkpoint_every: checkpoint_every.max(1),
+            last_checkpoint,
+        };
+        tokio::spawn(writer.run(rx));
+        Ok(Self { tx })
+    }
+
+    /// Appends one event; returns its sequence number once it is durable.
+    pub async fn record(&self, event: AuditEvent) -> Result<u64, AuditError> {
+        self.record_all(vec![event]).await
+    }
+
+    /// Appends events in order; returns the last one's sequence number.
+    pub async fn record_all(&self, events: Vec<AuditEvent>) -> Result<u64, AuditError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Request::Append { events, done })
+            .await
+            .map_err(|_| AuditError::WriterStopped)?;
+        wait.await.map_err(|_| AuditError::WriterStopped)?
+    }
+
+    /// Signs a checkpoint over the current head (if it moved since the last one).
+    pub async fn checkpoint_now(&self) -> Result<Option<Checkpoint>, AuditError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Request::Checkpoint { done })
+            .await
+            .map_err(|_| AuditError::WriterStopped)?;
+        wait.await.map_err(|_| AuditError::WriterStopped)?
+    }
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        while let Some(first) = rx.recv().await {
+            let mut appends = Vec::new();
+            let mut checkpoints = Vec::new();
+            let mut n_events = 0;
+            let mut next = Some(first);
+            while let Some(req) = next.take() {
+                match req {
+                    Request::Append { events, done } => {
+                        n_events += events.len();
+                        appends.push((events, done));
+                    }
+                    Request::Checkpoint { done } => checkpoints.push(done),
+                }
+                if n_events < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !appends.is_empty() {
+                self.append(appends).await;
+            }
+            for done in checkpoints {
+                let _ = done.send(self.checkpoint(true).await);
+            }
+        }
+        // Every handle is gone. The final checkpoint is signed by the node's
+        // shutdown (`checkpoint_now`) while the database is still open.
+    }
+
+    async fn append(
+        &mut self,
+        batch: Vec<(Vec<AuditEvent>, oneshot::Sender<Result<u64, AuditError>>)>,
+    ) {
+        let all: Vec<AuditEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+        match self.store.append_audit(self.clock.now(), &all).await {
+            Ok(entries) => {
+                let mut i = 0;
+                for (events, done) in batch {
+                    i += events.len();
+                    let seq = entries.get(i.wrapping_sub(1)).map_or(0, |e| e.seq);
+                    let _ = done.send(Ok(seq));
+                }
+                if let Err(e) = self.checkpoint(false).await {
+                    tracing::error!(error = %e, "could not sign an audit checkpoint");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = all.len(), "audit append failed");
+                let msg = e.to_string();
+                for (_, done) in batch {
+                    let _ = done.send(Err(AuditError::Storage(
+                        me2b_storage::StorageError::Corrupt(format!("audit append failed: {msg}")),
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Signs the head if `force` and it moved, or if `checkpoint_every` entries
+    /// have passed since the last checkpoint.
+    async fn checkpoint(&mut self, force: bool) -> Result<Option<Checkpoint>, AuditError> {
+        let Some((seq, head)) = self.store.audit_head().await? else {
+            return Ok(None);
+        };
+        let due = seq >= self.last_checkpoint + self.checkpoint_every;
+        if seq == self.last_checkpoint || !(force || due) {
+            return Ok(None);
+        }
+        let at = self.clock.now();
+        let signature = self.keys.sign(&Checkpoint::signed_message(seq, &head, at));
+        let cp = Checkpoint {
+            seq,
+            head,
+            at,
+            signature,
+        };
+        self.store.insert_checkpoint(&cp).await?;
+        self.last_checkpoint = seq;
+        Ok(Some(cp))
+    }
+}

@@ -1,0 +1,125 @@
+//! Configuration: defaults < TOML file < `ME2B_*` environment < command-line flags.
+//!
+//! clap reads flags and environment variables (a flag wins over its variable);
+//! what neither gives comes from the TOML file, then from the defaults here.
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./me2b-data";
+pub const DEFAULT_SESSION_TTL_SECONDS: i64 = 12 * 3600;
+
+/// The TOML file's keys; every one optional.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub session_ttl_seconds: Option<i64>,
+    pub log: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// Options every command shares (flag or environment; `None` when neither).
+#[derive(Debug, Clone, clap::Args, Default)]
+pub struct CommonArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "ME2B_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory: the SQLite database and the master key live here.
+    #[arg(long, env = "ME2B_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in the data directory).
+    #[arg(long, env = "ME2B_DATABASE_URL", global = true)]
+    pub database: Option<String>,
+    /// Master key file (default: master.key in the data directory; created 0600 on first start).
+    #[arg(long, env = "ME2B_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// Log filter, e.g. info or me2b=debug (logs never contain personal data).
+    #[arg(long, env = "ME2B_LOG", global = true)]
+    pub log: Option<String>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub session_ttl_seconds: i64,
+    pub log: String,
+}
+
+impl Settings {
+    pub fn resolve(args: &CommonArgs, listen: Option<SocketAddr>, file: FileConfig) -> anyhow::Result<Self> {
+        let default_listen: SocketAddr = DEFAULT_LISTEN.parse()?;
+        let ttl = file.session_ttl_seconds.unwrap_or(DEFAULT_SESSION_TTL_SECONDS);
+        anyhow::ensure!(ttl > 0, "session_ttl_seconds must be positive");
+        Ok(Self {
+            listen: listen.or(file.listen).unwrap_or(default_listen),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            database: args.database.clone().or(file.database),
+            master_key_file: args.master_key_file.clone().or(file.master_key_file),
+            session_ttl_seconds: ttl,
+            log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+
+    pub fn node_config(&self) -> me2b_node::NodeConfig {
+        let mut c = me2b_node::NodeConfig::new(&self.data_dir);
+        c.database_url = self.database.clone();
+        c.master_key_file = self.master_key_file.clone();
+        c.session_ttl_seconds = self.session_ttl_seconds;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_is_defaults_then_file_then_flags_or_env() {
+        let file: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/me2b\"\nlog = \"debug\"\n",
+        )
+        .unwrap();
+        let args = CommonArgs {
+            data_dir: Some("/flag/dir".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args, None, file).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9000".parse().unwrap(), "file beats default");
+        assert_eq!(s.data_dir, PathBuf::from("/flag/dir"), "flag/env beats file");
+        assert_eq!(s.log, "debug");
+        assert_eq!(s.session_ttl_seconds, DEFAULT_SESSION_TTL_SECONDS, "default");
+        let s = Settings::resolve(&CommonArgs::default(), Some("0.0.0.0:1".parse().unwrap()), FileConfig::default()).unwrap();
+        assert_eq!(s.listen, "0.0.0.0:1".parse().unwrap());
+        assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+    }
+}

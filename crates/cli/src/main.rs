@@ -1,0 +1,268 @@
+//! `me2b`: run a node (`serve`), walk a demo federation (`demo`), and operate a
+//! node (`org`, `audit`).
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod config;
+mod demo;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use config::{CommonArgs, FileConfig, Settings};
+use me2b_crypto::{Keyring, MasterKey, NodeVerifyingKey, OsRandom};
+use me2b_domain::org::{OrgKind, Role, Roles};
+use me2b_domain::text::Label;
+use me2b_domain::SystemClock;
+use me2b_node::Node;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(name = "me2b", version, about = "Me2B personal data stores for co-operatives", long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a node: the HTTP API on --listen, data in --data-dir (or --database).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "ME2B_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Adds an unauthenticated constant route for HTTP benchmarks.
+        #[arg(long, env = "ME2B_BENCH_ROUTES", hide = true)]
+        bench_routes: bool,
+    },
+    /// Build a throwaway node in a temporary directory and walk it end to end.
+    Demo {
+        /// How many members to create.
+        #[arg(long, default_value_t = 1000)]
+        members: usize,
+        /// Keep the demo's data directory here instead of a temporary one.
+        #[arg(long)]
+        keep: Option<std::path::PathBuf>,
+    },
+    /// Organisations (co-ops, brands, verifiers).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum OrgCommand {
+    /// Register an organisation and print its first API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// coop, brand or verifier.
+        #[arg(long, default_value = "coop")]
+        kind: String,
+        /// Comma-separated roles: admin, consent, offers, credentials, insights.
+        #[arg(long, default_value = "admin")]
+        roles: String,
+    },
+    /// List organisations.
+    List,
+    /// Delete an organisation and revoke all its API keys.
+    Delete { org_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Recompute the hash chain and check every signed checkpoint; names the
+    /// first entry that does not verify. Exit status 1 if any does not.
+    Verify {
+        /// The node's public key (hex), for verifying without the master key.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let file = FileConfig::load(cli.common.config.as_deref())?;
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => *listen,
+        _ => None,
+    };
+    let settings = Settings::resolve(&cli.common, listen, file)?;
+    let quiet = matches!(cli.command, Command::Demo { .. });
+    init_logging(if quiet && cli.common.log.is_none() { "warn" } else { &settings.log });
+    match cli.command {
+        Command::Serve { bench_routes, .. } => serve(&settings, bench_routes).await?,
+        Command::Demo { members, keep } => demo::run(members, keep).await?,
+        Command::Org(cmd) => org(&settings, cmd).await?,
+        Command::Audit(AuditCommand::Verify { public_key }) => return audit_verify(&settings, public_key).await,
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn open_node(settings: &Settings) -> anyhow::Result<Node> {
+    Node::open(&settings.node_config(), Arc::new(SystemClock), Arc::new(OsRandom))
+        .await
+        .context("cannot open the node")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
+    let node = open_node(settings).await?;
+    if node.master_key_created {
+        tracing::warn!(
+            path = %settings.node_config().master_key_path().display(),
+            "created a new master key: back it up; without it the vault cannot be read"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "me2b {} listening on http://{addr} (database: {}, data directory: {})",
+        env!("CARGO_PKG_VERSION"),
+        node.database,
+        settings.data_dir.display()
+    );
+    let state = me2b_server::AppState { node };
+    me2b_server::serve(
+        listener,
+        state,
+        me2b_server::ServerOptions { bench_routes },
+        shutdown_signal(),
+    )
+    .await?;
+    println!("me2b stopped cleanly");
+    Ok(())
+}
+
+async fn org(settings: &Settings, cmd: OrgCommand) -> anyhow::Result<()> {
+    let node = open_node(settings).await?;
+    match cmd {
+        OrgCommand::Create { name, kind, roles } => {
+            let name = Label::try_from(name).map_err(|e| anyhow::anyhow!("--name {e}"))?;
+            let kind: OrgKind = kind.parse().map_err(|e| anyhow::anyhow!("--kind {e}"))?;
+            let roles = roles
+                .split(',')
+                .map(|r| r.trim().parse::<Role>())
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(Roles::try_from)
+                .map_err(|e| anyhow::anyhow!("--roles {e}"))?;
+            let (org, key) = node.orgs.create(name, kind, roles).await.map_err(anyhow::Error::new)?;
+            println!("organisation  {} ({}, {})", org.id, org.name, org.kind.as_str());
+            println!("api key id    {}", key.id);
+            println!("roles         {}", key.roles.to_stored());
+            println!("api key       {}", key.secret.expose());
+            println!();
+            println!("The API key is shown once and stored only as a hash: keep it now.");
+        }
+        OrgCommand::List => {
+            for o in node.orgs.list().await.map_err(anyhow::Error::new)? {
+                let state = if o.deleted_at.is_some() { "deleted" } else { "active" };
+                println!("{}  {:<8}  {:<7}  {}", o.id, o.kind.as_str(), state, o.name);
+            }
+        }
+        OrgCommand::Delete { org_id } => {
+            let id = org_id.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            node.orgs.delete(id).await.map_err(anyhow::Error::new)?;
+            println!("organisation {id} deleted; its API keys are revoked");
+        }
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn audit_verify(settings: &Settings, public_key: Option<String>) -> anyhow::Result<std::process::ExitCode> {
+    let cfg = settings.node_config();
+    // Verification reads only: it opens the database, not a node (which would log
+    // its own start).
+    let store = me2b_storage::open(&cfg.database_url()).await.context("cannot open the database")?;
+    let key = match public_key {
+        Some(hex_key) => {
+            let bytes = hex::decode(hex_key.trim()).context("--public-key must be hex")?;
+            NodeVerifyingKey::from_bytes(&bytes).context("--public-key is not an Ed25519 public key")?
+        }
+        None => {
+            let master = MasterKey::load(&cfg.master_key_path()).context("cannot read the master key (or pass --public-key)")?;
+            Keyring::derive(&master).verifying_key()
+        }
+    };
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message("verifying the audit log");
+    let report = me2b_audit::verify(store.as_ref(), &key, &|n| bar.set_message(format!("verified {n} entries"))).await?;
+    bar.finish_and_clear();
+    store.close().await;
+    print_verify_report(&report, &key);
+    Ok(if report.ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+pub(crate) fn print_verify_report(report: &me2b_audit::VerifyReport, key: &NodeVerifyingKey) {
+    println!("node key      {} (Ed25519)", key.key_id());
+    println!("entries       {}", report.entries);
+    println!("checkpoints   {} signed", report.checkpoints);
+    if let Some((seq, hash)) = &report.head {
+        println!("head          #{seq} {hash}");
+    }
+    match &report.first_failure {
+        None => println!("result        OK: every entry links to the previous one and matches every signed checkpoint"),
+        Some(f) => println!("result        FAILED at entry #{}: {}", f.seq, f.reason),
+    }
+}
+
+/// Used by `demo` and tests to fail with a message instead of panicking.
+pub(crate) fn ensure(cond: bool, msg: &str) -> anyhow::Result<()> {
+    if !cond {
+        bail!("{msg}");
+    }
+    Ok(())
+}

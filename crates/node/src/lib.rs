@@ -1,0 +1,227 @@
+//! A me2b node: the master key, the store, the audit log and the capability
+//! services, opened in the right order and checked against each other. The
+//! server and the CLI both start from [`Node::open`].
+#![forbid(unsafe_code)]
+
+use me2b_audit::{AuditError, AuditLog};
+use me2b_crypto::{CryptoError, Keyring, MasterKey, PassphraseHasher, PassphraseParams};
+use me2b_domain::audit::{Action, Actor, AuditEvent};
+use me2b_domain::{Clock, Random};
+use me2b_orgs::Orgs;
+use me2b_storage::{Backend, StorageError, Store};
+use me2b_vault::{Vault, VaultError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Name of the SQLite file in the data directory.
+pub const SQLITE_FILE: &str = "me2b.sqlite3";
+/// Name of the master key file in the data directory.
+pub const MASTER_KEY_FILE: &str = "master.key";
+
+const META_KEY_CHECK: &str = "key_check";
+const META_NODE_PUBLIC_KEY: &str = "node_public_key";
+
+/// What a node needs to open.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// Default: `master.key` in the data directory.
+    pub master_key_file: Option<PathBuf>,
+    pub session_ttl_seconds: i64,
+    pub passphrase: PassphraseParams,
+    pub checkpoint_every: u64,
+}
+
+impl NodeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            database_url: None,
+            master_key_file: None,
+            session_ttl_seconds: 12 * 3600,
+            passphrase: PassphraseParams::RECOMMENDED,
+            checkpoint_every: 1000,
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join(SQLITE_FILE).display())
+        })
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(MASTER_KEY_FILE))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("the master key {path} does not belong to this database (it was initialised with another key); point ME2B_MASTER_KEY_FILE at the right key file")]
+    WrongMasterKey { path: String },
+    #[error("the database was initialised with a master key, but {path} does not exist; restore the key file or point ME2B_MASTER_KEY_FILE at it")]
+    MissingMasterKey { path: String },
+}
+
+/// An open node.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<Keyring>,
+    pub audit: AuditLog,
+    pub vault: Vault,
+    pub orgs: Orgs,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Random>,
+    /// Where the data lives, fit to print (no password).
+    pub database: String,
+    pub backend: Backend,
+    pub master_key_created: bool,
+}
+
+fn create_private_dir(path: &Path) -> Result<(), NodeError> {
+    let err = |source| NodeError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path).map_err(err)
+}
+
+impl Node {
+    /// Opens (initialising on first start) the node described by `cfg`.
+    pub async fn open(cfg: &NodeConfig, clock: Arc<dyn Clock>, rng: Arc<dyn Random>) -> Result<Self, NodeError> {
+        create_private_dir(&cfg.data_dir)?;
+        let url = cfg.database_url();
+        let store = me2b_storage::open(&url).await?;
+
+        let key_path = cfg.master_key_path();
+        let stored_check = store.meta(META_KEY_CHECK).await?;
+        if stored_check.is_some() && !key_path.exists() {
+            return Err(NodeError::MissingMasterKey {
+                path: key_path.display().to_string(),
+            });
+        }
+        let (master, created) = MasterKey::load_or_create(&key_path, rng.as_ref())?;
+        let keys = Arc::new(Keyring::derive(&master));
+        drop(master);
+        match stored_check {
+            Some(check) if !keys.matches_key_check(&check) => {
+                return Err(NodeError::WrongMasterKey {
+                    path: key_path.display().to_string(),
+                })
+            }
+            Some(_) => {}
+            None => {
+                store.put_meta_if_absent(META_KEY_CHECK, &keys.key_check()).await?;
+                store
+                    .put_meta_if_absent(META_NODE_PUBLIC_KEY, &keys.verifying_key().to_bytes())
+                    .await?;
+            }
+        }
+
+        let audit = AuditLog::start(store.clone(), clock.clone(), keys.clone(), cfg.checkpoint_every).await?;
+        let mut events = Vec::new();
+        if created {
+            events.push(AuditEvent::new(Actor::Node, Action::MasterKeyCreate).object(keys.verifying_key().key_id()));
+        }
+        events.push(AuditEvent::new(Actor::Node, Action::NodeStart));
+        audit.record_all(events).await?;
+
+        let hasher = Arc::new(PassphraseHasher::new(cfg.passphrase, rng.as_ref())?);
+        let vault = Vault::new(
+            store.clone(),
+            keys.clone(),
+            audit.clone(),
+            hasher,
+            clock.clone(),
+            rng.clone(),
+            cfg.session_ttl_seconds,
+        );
+        let resumed = vault.resume_erasures().await?;
+        if resumed > 0 {
+            tracing::warn!(resumed, "finished erasures that were interrupted");
+        }
+        let orgs = Orgs::new(store.clone(), audit.clone(), clock.clone(), rng.clone());
+        Ok(Self {
+            backend: store.backend(),
+            store,
+            keys,
+            audit,
+            vault,
+            orgs,
+            clock,
+            rng,
+            database: me2b_storage::redact_url(&url),
+            master_key_created: created,
+        })
+    }
+
+    /// Signs a final audit checkpoint and closes the database.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.audit.checkpoint_now().await {
+            tracing::error!(error = %e, "could not sign the audit checkpoint at shutdown");
+        }
+        self.store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use me2b_crypto::SeededRandom;
+    use me2b_domain::SystemClock;
+
+    fn cfg(dir: &Path) -> NodeConfig {
+        let mut c = NodeConfig::new(dir);
+        c.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
+        c
+    }
+
+    #[tokio::test]
+    async fn first_start_creates_key_and_later_starts_check_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let c = cfg(&data);
+        let n = Node::open(&c, Arc::new(SystemClock), Arc::new(SeededRandom::new(1))).await.unwrap();
+        assert!(n.master_key_created);
+        n.shutdown().await;
+        let n = Node::open(&c, Arc::new(SystemClock), Arc::new(SeededRandom::new(2))).await.unwrap();
+        assert!(!n.master_key_created);
+        n.shutdown().await;
+
+        // Another key file: refused, loudly.
+        let mut other = c.clone();
+        other.master_key_file = Some(dir.path().join("other.key"));
+        let err = Node::open(&other, Arc::new(SystemClock), Arc::new(SeededRandom::new(3))).await.unwrap_err();
+        assert!(matches!(err, NodeError::MissingMasterKey { .. }), "{err}");
+        MasterKey::load_or_create(&dir.path().join("other.key"), &SeededRandom::new(4)).unwrap();
+        let err = Node::open(&other, Arc::new(SystemClock), Arc::new(SeededRandom::new(3))).await.unwrap_err();
+        assert!(matches!(err, NodeError::WrongMasterKey { .. }), "{err}");
+        assert!(err.to_string().contains("does not belong"));
+    }
+}

@@ -1,0 +1,144 @@
+//! The one mapping from errors to HTTP responses.
+//!
+//! Every error is JSON: `{"error": {"code": "...", "message": "..."}}`. Codes are
+//! stable and documented in the OpenAPI document; messages never contain
+//! personal data or echo request values.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use me2b_orgs::OrgError;
+use me2b_vault::VaultError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An API error.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A stable machine-readable `code` and a human-readable `message`.
+///
+/// Codes: `malformed_json`, `invalid_body`, `unsupported_media_type`,
+/// `payload_too_large`, `invalid_parameter`, `unauthenticated`, `invalid_token`,
+/// `session_expired`, `invalid_credentials`, `organisation_forbidden`,
+/// `member_only`, `api_key_revoked`, `not_found`, `method_not_allowed`,
+/// `email_taken`, `revision_conflict`, `integrity_error`, `unavailable`,
+/// `internal`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the operator's log has the details",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, "request failed");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(e: VaultError) -> Self {
+        use StatusCode as S;
+        match e {
+            VaultError::EmailTaken => Self::new(S::CONFLICT, "email_taken", e.to_string()),
+            VaultError::InvalidCredentials => {
+                Self::new(S::UNAUTHORIZED, "invalid_credentials", e.to_string())
+            }
+            VaultError::InvalidSession => Self::new(S::UNAUTHORIZED, "invalid_token", e.to_string()),
+            VaultError::SessionExpired => Self::new(S::UNAUTHORIZED, "session_expired", e.to_string()),
+            VaultError::RecordNotFound => Self::new(S::NOT_FOUND, "not_found", e.to_string()),
+            VaultError::RevisionConflict { .. } => {
+                Self::new(S::CONFLICT, "revision_conflict", e.to_string())
+            }
+            VaultError::Integrity { .. } => {
+                tracing::error!(error = %e, "integrity failure");
+                Self::new(S::INTERNAL_SERVER_ERROR, "integrity_error", e.to_string())
+            }
+            VaultError::Storage(ref inner) => {
+                tracing::error!(error = %inner, "storage failure");
+                Self::new(S::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+            }
+            VaultError::Audit(ref inner) => {
+                tracing::error!(error = %inner, "audit failure");
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the audit log is unavailable, so no data is served; retry later",
+                )
+            }
+            VaultError::Internal(ref inner) => {
+                tracing::error!(error = %inner, "internal failure");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<OrgError> for ApiError {
+    fn from(e: OrgError) -> Self {
+        use StatusCode as S;
+        match e {
+            OrgError::InvalidKey => Self::new(S::UNAUTHORIZED, "invalid_token", e.to_string()),
+            OrgError::RevokedKey => Self::new(S::UNAUTHORIZED, "api_key_revoked", e.to_string()),
+            OrgError::NotFound => Self::new(S::NOT_FOUND, "not_found", e.to_string()),
+            OrgError::NameTaken => Self::new(S::CONFLICT, "name_taken", e.to_string()),
+            OrgError::Storage(ref inner) => {
+                tracing::error!(error = %inner, "storage failure");
+                Self::new(S::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+            }
+            OrgError::Audit(ref inner) => {
+                tracing::error!(error = %inner, "audit failure");
+                Self::new(S::SERVICE_UNAVAILABLE, "unavailable", "the audit log is unavailable; retry later")
+            }
+        }
+    }
+}
+
+impl From<me2b_audit::AuditError> for ApiError {
+    fn from(e: me2b_audit::AuditError) -> Self {
+        tracing::error!(error = %e, "audit failure");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the audit log is unavailable; retry later",
+        )
+    }
+}

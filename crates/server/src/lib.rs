@@ -1,0 +1,81 @@
+//! The me2b HTTP API: a thin axum layer over the node's services.
+//!
+//! A request flows: tower-http layers (body limit, panic catcher, trace span
+//! with method and matched route only) → extractors (`Member` / `Org`
+//! authenticate; `ApiJson` parses the body into domain types) → a handler that
+//! calls one service method (which writes the audit entry) → a JSON response, or
+//! an [`ApiError`] through the one error mapping in [`error`].
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+mod routes;
+
+use axum::extract::{MatchedPath, Request};
+use axum::Router;
+use me2b_node::Node;
+use std::future::Future;
+use std::net::SocketAddr;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Shared state of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub node: Node,
+}
+
+/// Options of the HTTP layer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerOptions {
+    /// Adds `GET /bench/constant` (no auth, no storage, no crypto), the ceiling
+    /// of the HTTP stack for benchmarks. Off by default; never documented.
+    pub bench_routes: bool,
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::internal().into_response()
+}
+
+/// The full router.
+pub fn router(state: AppState, opts: ServerOptions) -> Router {
+    let mut app = routes::router();
+    if opts.bench_routes {
+        app = app.merge(routes::meta::bench_router());
+    }
+    app.fallback(routes::meta::not_found)
+        .method_not_allowed_fallback(routes::meta::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // Method and route template only: no ids, no query strings, no headers.
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |p| p.as_str());
+            tracing::info_span!("http", method = %req.method(), route = %route)
+        }))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone(), opts);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    state.node.shutdown().await;
+    Ok(())
+}

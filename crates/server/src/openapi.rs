@@ -1,0 +1,53 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use crate::routes::{members, meta, orgs, vault};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "me2b",
+        description = "Me2B personal data stores for co-operatives: a member's encrypted vault, reached by organisations only through consent.\n\nEvery error is `{\"error\": {\"code\", \"message\"}}`; see `ErrorDetail` for the codes.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    paths(
+        meta::healthz, meta::openapi, meta::node_keys,
+        members::sign_up, members::log_in, members::log_out, members::me, members::erase, members::audit,
+        vault::list, vault::create, vault::read, vault::update, vault::delete,
+        orgs::whoami,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    modifiers(&Bearer),
+    tags(
+        (name = "member", description = "A member's account and vault. Member session tokens only."),
+        (name = "organisation", description = "Co-ops, brands and verifiers, by API key."),
+        (name = "meta", description = "Health, this document, public keys."),
+    )
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "Members: a session token (`me2b_s_…`) from POST /v1/sessions. Organisations: an API key (`me2b_k_…`).",
+                        ))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// The document served at `/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

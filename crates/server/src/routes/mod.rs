@@ -1,0 +1,26 @@
+use crate::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub mod members;
+pub mod meta;
+pub mod orgs;
+pub mod vault;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/openapi.json", get(meta::openapi))
+        .route("/.well-known/me2b/node-keys", get(meta::node_keys))
+        .route("/v1/members", post(members::sign_up))
+        .route("/v1/sessions", post(members::log_in))
+        .route("/v1/sessions/current", axum::routing::delete(members::log_out))
+        .route("/v1/me", get(members::me).delete(members::erase))
+        .route("/v1/me/audit", get(members::audit))
+        .route("/v1/vault/records", get(vault::list).post(vault::create))
+        .route(
+            "/v1/vault/records/{id}",
+            get(vault::read).put(vault::update).delete(vault::delete),
+        )
+        .route("/v1/org", get(orgs::whoami))
+}

@@ -1,0 +1,473 @@
+//! The vault: each member's personal data store.
+//!
+//! Members sign up and log in with a passphrase (Argon2id, on the blocking pool).
+//! Each member has a random data key, stored only wrapped by the node's
+//! key-encryption key; every record and the login e-mail are sealed under it with
+//! associated data binding member id, object id and format version. Erasure
+//! destroys the wrapped key first (crypto-shredding), then deletes the rows.
+//!
+//! Every operation writes an audit entry before it answers; reads are logged
+//! before any content is returned.
+#![forbid(unsafe_code)]
+
+use me2b_audit::{AuditError, AuditLog};
+use me2b_crypto::{Aad, CryptoError, DataKey, Keyring, PassphraseHasher, SecretToken};
+use me2b_domain::audit::{Action, Actor, AuditEntry, AuditEvent, Outcome};
+use me2b_domain::member::{Email, Passphrase};
+use me2b_domain::record::RecordContent;
+use me2b_domain::{Clock, MemberId, Random, RecordId, Timestamp};
+use me2b_storage::{NewMember, SessionRow, StorageError, Store, StoredRecord};
+use std::sync::Arc;
+
+/// Prefix of member session tokens.
+pub const SESSION_PREFIX: &str = "me2b_s_";
+/// Largest page of records or audit entries returned at once.
+pub const MAX_PAGE: u64 = 1000;
+
+/// Vault errors. None carries personal data.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("an account with this e-mail address already exists")]
+    EmailTaken,
+    #[error("e-mail address or passphrase is wrong")]
+    InvalidCredentials,
+    #[error("the session token is not valid")]
+    InvalidSession,
+    #[error("the session has expired; log in again")]
+    SessionExpired,
+    #[error("no such record")]
+    RecordNotFound,
+    #[error("the record changed since revision {expected}; read it again")]
+    RevisionConflict { expected: i64 },
+    #[error("stored data failed authentication ({what}): it is corrupted or the master key is wrong")]
+    Integrity { what: &'static str },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// An authenticated member, holding their unwrapped data key for this request.
+#[derive(Debug)]
+pub struct MemberSession {
+    pub member: MemberId,
+    pub expires_at: Timestamp,
+    key: DataKey,
+}
+
+/// A decrypted record, as its member reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordView {
+    pub id: RecordId,
+    pub revision: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub content: RecordContent,
+}
+
+/// The member's own account.
+#[derive(Clone, Debug)]
+pub struct MemberView {
+    pub member: MemberId,
+    pub email: Email,
+    pub created_at: Timestamp,
+    pub records: u64,
+}
+
+/// A new login session. The token is shown once.
+#[derive(Debug)]
+pub struct NewSession {
+    pub member: MemberId,
+    pub token: SecretToken,
+    pub expires_at: Timestamp,
+}
+
+/// The vault service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Vault {
+    store: Arc<dyn Store>,
+    keys: Arc<Keyring>,
+    audit: AuditLog,
+    hasher: Arc<PassphraseHasher>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Random>,
+    session_ttl_seconds: i64,
+}
+
+fn member_read_event(m: MemberId) -> AuditEvent {
+    AuditEvent::new(Actor::Member(m), Action::MemberRead).subject(m)
+}
+
+impl Vault {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<Keyring>,
+        audit: AuditLog,
+        hasher: Arc<PassphraseHasher>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Random>,
+        session_ttl_seconds: i64,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            audit,
+            hasher,
+            clock,
+            rng,
+            session_ttl_seconds,
+        }
+    }
+
+    async fn hash_passphrase(&self, p: Passphrase) -> Result<String, VaultError> {
+        let hasher = self.hasher.clone();
+        let rng = self.rng.clone();
+        tokio::task::spawn_blocking(move || hasher.hash(p.expose(), rng.as_ref()))
+            .await
+            .map_err(|e| VaultError::Internal(e.to_string()))?
+            .map_err(|e| VaultError::Internal(e.to_string()))
+    }
+
+    async fn verify_passphrase(&self, p: Passphrase, phc: Option<String>) -> Result<bool, VaultError> {
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.verify(p.expose(), phc.as_deref()))
+            .await
+            .map_err(|e| VaultError::Internal(e.to_string()))
+    }
+
+    /// Creates a member account with a fresh data key, and logs the member in.
+    #[tracing::instrument(skip_all)]
+    pub async fn sign_up(&self, email: Email, passphrase: Passphrase) -> Result<NewSession, VaultError> {
+        let index = self.keys.email_index(&email);
+        if self.store.member_by_email_index(&index).await?.is_some() {
+            return Err(VaultError::EmailTaken);
+        }
+        let id = MemberId::generate(self.rng.as_ref());
+        let dek = DataKey::generate(self.rng.as_ref());
+        let new = NewMember {
+            id,
+            email_index: index,
+            email_ct: dek.seal(self.rng.as_ref(), &Aad::email(id), email.as_str().as_bytes()),
+            passphrase_hash: self.hash_passphrase(passphrase).await?,
+            wrapped_dek: self.keys.wrap(id, &dek, self.rng.as_ref()),
+            created_at: self.clock.now(),
+        };
+        match self.store.insert_member(&new).await {
+            Err(StorageError::Conflict) => return Err(VaultError::EmailTaken),
+            other => other?,
+        }
+        self.audit
+            .record_all(vec![
+                AuditEvent::new(Actor::Member(id), Action::MemberSignup).subject(id),
+                AuditEvent::new(Actor::Node, Action::DataKeyCreate)
+                    .subject(id)
+                    .object(id),
+            ])
+            .await?;
+        self.open_session(id).await
+    }
+
+    async fn open_session(&self, member: MemberId) -> Result<NewSession, VaultError> {
+        let token = SecretToken::generate(SESSION_PREFIX, self.rng.as_ref());
+        let now = self.clock.now();
+        let expires_at = now.plus_seconds(self.session_ttl_seconds);
+        self.store
+            .insert_session(&SessionRow {
+                token_hash: token.hash(),
+                member,
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        Ok(NewSession {
+            member,
+            token,
+            expires_at,
+        })
+    }
+
+    /// Checks the passphrase and opens a session. Unknown addresses cost the same
+    /// Argon2id work as known ones.
+    #[tracing::instrument(skip_all)]
+    pub async fn log_in(&self, email: Email, passphrase: Passphrase) -> Result<NewSession, VaultError> {
+        let index = self.keys.email_index(&email);
+        let row = self.store.member_by_email_index(&index).await?;
+        let phc = row.as_ref().and_then(|r| r.passphrase_hash.clone());
+        let ok = self.verify_passphrase(passphrase, phc).await?;
+        let Some(row) = row.filter(|_| ok) else {
+            let mut ev = AuditEvent::new(Actor::Anonymous, Action::MemberLoginFailed)
+                .outcome(Outcome::Denied);
+            if let Some(r) = self.store.member_by_email_index(&index).await? {
+                // The account owner will see the failed attempt in their audit log.
+                ev = ev.subject(r.id);
+            }
+            self.audit.record(ev).await?;
+            return Err(VaultError::InvalidCredentials);
+        };
+        let session = self.open_session(row.id).await?;
+        self.audit
+            .record(AuditEvent::new(Actor::Member(row.id), Action::MemberLogin).subject(row.id))
+            .await?;
+        Ok(session)
+    }
+
+    /// Resolves a presented session token.
+    pub async fn authenticate(&self, token: &str) -> Result<MemberSession, VaultError> {
+        if !token.starts_with(SESSION_PREFIX) || token.len() > 128 {
+            return Err(VaultError::InvalidSession);
+        }
+        let hash = me2b_crypto::hash_token(token);
+        let s = self
+            .store
+            .session(&hash)
+            .await?
+            .ok_or(VaultError::InvalidSession)?;
+        if s.expires_at <= self.clock.now() {
+            self.store.delete_session(&hash).await?;
+            return Err(VaultError::SessionExpired);
+        }
+        let wrapped = s.wrapped_dek.ok_or(VaultError::InvalidSession)?;
+        let key = self
+            .keys
+            .unwrap(s.member, &wrapped)
+            .map_err(|_| VaultError::Integrity { what: "data key" })?;
+        Ok(MemberSession {
+            member: s.member,
+            expires_at: s.expires_at,
+            key,
+        })
+    }
+
+    /// Ends the session of `token`.
+    pub async fn log_out(&self, session: &MemberSession, token: &str) -> Result<(), VaultError> {
+        self.store
+            .delete_session(&me2b_crypto::hash_token(token))
+            .await?;
+        self.audit
+            .record(AuditEvent::new(Actor::Member(session.member), Action::MemberLogout).subject(session.member))
+            .await?;
+        Ok(())
+    }
+
+    /// The member's own account details, decrypted.
+    #[tracing::instrument(skip_all)]
+    pub async fn me(&self, s: &MemberSession) -> Result<MemberView, VaultError> {
+        self.audit.record(member_read_event(s.member)).await?;
+        let row = self
+            .store
+            .member(s.member)
+            .await?
+            .ok_or(VaultError::InvalidSession)?;
+        let ct = row.email_ct.ok_or(VaultError::InvalidSession)?;
+        let email = s
+            .key
+            .open(&Aad::email(s.member), &ct)
+            .map_err(|_| VaultError::Integrity { what: "e-mail" })
+            .and_then(|b| {
+                String::from_utf8(b)
+                    .ok()
+                    .and_then(|t| Email::parse(&t).ok())
+                    .ok_or(VaultError::Integrity { what: "e-mail" })
+            })?;
+        Ok(MemberView {
+            member: s.member,
+            email,
+            created_at: row.created_at,
+            records: self.store.count_records(s.member).await?,
+        })
+    }
+
+    fn open_record(&self, s: &MemberSession, r: StoredRecord) -> Result<RecordView, VaultError> {
+        let plain = s
+            .key
+            .open(&Aad::record(s.member, r.id), &r.ciphertext)
+            .map_err(|e| {
+                tracing::error!(record = %r.id, error = %e, "vault record failed authentication");
+                match e {
+                    CryptoError::UnsupportedVersion(_) => VaultError::Integrity { what: "record format version" },
+                    _ => VaultError::Integrity { what: "record" },
+                }
+            })?;
+        let content = RecordContent::from_json(&plain)
+            .map_err(|_| VaultError::Integrity { what: "record content" })?;
+        Ok(RecordView {
+            id: r.id,
+            revision: r.revision,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            content,
+        })
+    }
+
+    fn seal(&self, s: &MemberSession, id: RecordId, content: &RecordContent) -> Vec<u8> {
+        s.key
+            .seal(self.rng.as_ref(), &Aad::record(s.member, id), &content.to_json())
+    }
+
+    fn event(s: &MemberSession, action: Action, id: RecordId) -> AuditEvent {
+        AuditEvent::new(Actor::Member(s.member), action)
+            .subject(s.member)
+            .object(id)
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn create_record(&self, s: &MemberSession, content: RecordContent) -> Result<RecordView, VaultError> {
+        let id = RecordId::generate(self.rng.as_ref());
+        let now = self.clock.now();
+        let stored = StoredRecord {
+            id,
+            member: s.member,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+            ciphertext: self.seal(s, id, &content),
+        };
+        self.store.insert_record(&stored).await?;
+        self.audit.record(Self::event(s, Action::RecordCreate, id)).await?;
+        Ok(RecordView {
+            id,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+            content,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn read_record(&self, s: &MemberSession, id: RecordId) -> Result<RecordView, VaultError> {
+        let r = self
+            .store
+            .record(s.member, id)
+            .await?
+            .ok_or(VaultError::RecordNotFound)?;
+        self.audit.record(Self::event(s, Action::RecordRead, id)).await?;
+        self.open_record(s, r)
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn list_records(&self, s: &MemberSession, offset: u64, limit: u64) -> Result<Vec<RecordView>, VaultError> {
+        let rows = self
+            .store
+            .list_records(s.member, offset, limit.min(MAX_PAGE))
+            .await?;
+        self.audit
+            .record(AuditEvent::new(Actor::Member(s.member), Action::RecordList).subject(s.member))
+            .await?;
+        rows.into_iter().map(|r| self.open_record(s, r)).collect()
+    }
+
+    /// Replaces a record's content. With `if_revision`, refuses when the record
+    /// changed in between (optimistic concurrency).
+    #[tracing::instrument(skip_all)]
+    pub async fn update_record(
+        &self,
+        s: &MemberSession,
+        id: RecordId,
+        content: RecordContent,
+        if_revision: Option<i64>,
+    ) -> Result<RecordView, VaultError> {
+        let current = self
+            .store
+            .record(s.member, id)
+            .await?
+            .ok_or(VaultError::RecordNotFound)?;
+        if let Some(expected) = if_revision {
+            if expected != current.revision {
+                return Err(VaultError::RevisionConflict { expected });
+            }
+        }
+        let now = self.clock.now();
+        let next = StoredRecord {
+            id,
+            member: s.member,
+            revision: current.revision + 1,
+            created_at: current.created_at,
+            updated_at: now,
+            ciphertext: self.seal(s, id, &content),
+        };
+        if !self.store.update_record(&next, current.revision).await? {
+            return Err(VaultError::RevisionConflict {
+                expected: current.revision,
+            });
+        }
+        self.audit.record(Self::event(s, Action::RecordUpdate, id)).await?;
+        Ok(RecordView {
+            id,
+            revision: next.revision,
+            created_at: next.created_at,
+            updated_at: now,
+            content,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_record(&self, s: &MemberSession, id: RecordId) -> Result<(), VaultError> {
+        if !self.store.delete_record(s.member, id).await? {
+            return Err(VaultError::RecordNotFound);
+        }
+        self.audit.record(Self::event(s, Action::RecordDelete, id)).await?;
+        Ok(())
+    }
+
+    /// The audit entries about this member, oldest first.
+    pub async fn audit_entries(&self, s: &MemberSession, after: u64, limit: u64) -> Result<Vec<AuditEntry>, VaultError> {
+        let entries = self
+            .store
+            .audit_entries_for(s.member, after, limit.min(MAX_PAGE))
+            .await?;
+        self.audit
+            .record(AuditEvent::new(Actor::Member(s.member), Action::AuditRead).subject(s.member))
+            .await?;
+        Ok(entries)
+    }
+
+    /// Erases the member: re-checks the passphrase, destroys the wrapped data key
+    /// (after which nothing of theirs can be decrypted, from this database or any
+    /// backup of it), then deletes the rows.
+    #[tracing::instrument(skip_all)]
+    pub async fn erase(&self, s: &MemberSession, passphrase: Passphrase) -> Result<(), VaultError> {
+        let row = self
+            .store
+            .member(s.member)
+            .await?
+            .ok_or(VaultError::InvalidSession)?;
+        if !self.verify_passphrase(passphrase, row.passphrase_hash).await? {
+            self.audit
+                .record(
+                    AuditEvent::new(Actor::Member(s.member), Action::MemberErase)
+                        .subject(s.member)
+                        .outcome(Outcome::Denied),
+                )
+                .await?;
+            return Err(VaultError::InvalidCredentials);
+        }
+        self.erase_member(Actor::Member(s.member), s.member).await
+    }
+
+    /// Erasure without a passphrase check: for the operator and for resuming an
+    /// erasure interrupted by a crash.
+    pub async fn erase_member(&self, actor: Actor, member: MemberId) -> Result<(), VaultError> {
+        self.audit
+            .record_all(vec![
+                AuditEvent::new(actor, Action::MemberErase).subject(member),
+                AuditEvent::new(Actor::Node, Action::DataKeyDestroy)
+                    .subject(member)
+                    .object(member),
+            ])
+            .await?;
+        self.store.shred_member(member).await?;
+        self.store.delete_member_rows(member).await?;
+        Ok(())
+    }
+
+    /// Finishes erasures that a crash interrupted after the key was destroyed.
+    pub async fn resume_erasures(&self) -> Result<usize, VaultError> {
+        let pending = self.store.members_pending_erasure().await?;
+        for m in &pending {
+            self.store.delete_member_rows(*m).await?;
+        }
+        Ok(pending.len())
+    }
+}
