@@ -49,7 +49,10 @@ pub async fn verify(
         if key.verify(&msg, &cp.signature).is_err() {
             report.first_failure = Some(Failure {
                 seq: cp.seq,
-                reason: format!("checkpoint at entry {} has an invalid node signature", cp.seq),
+                reason: format!(
+                    "checkpoint at entry {} has an invalid node signature",
+                    cp.seq
+                ),
             });
             return Ok(report);
         }
@@ -69,7 +72,10 @@ pub async fn verify(
             if e.seq != expected_seq {
                 failure = Some(Failure {
                     seq: expected_seq,
-                    reason: format!("entry {expected_seq} is missing (next present is {})", e.seq),
+                    reason: format!(
+                        "entry {expected_seq} is missing (next present is {})",
+                        e.seq
+                    ),
                 });
                 break 'pages;
             }
@@ -78,7 +84,9 @@ pub async fn verify(
                 break 'pages;
             }
             if e.recompute() != e.hash {
-                failure = Some(fail("content does not match its hash (entry was altered)".into()));
+                failure = Some(fail(
+                    "content does not match its hash (entry was altered)".into(),
+                ));
                 break 'pages;
             }
             if e.event().is_err() {

@@ -9,13 +9,24 @@ use me2b_domain::{FixedClock, MemberId, Timestamp};
 use me2b_testkit::{fresh, Db};
 use std::sync::Arc;
 
-async fn setup(db: Db) -> Option<(Arc<dyn me2b_storage::Store>, AuditLog, Arc<Keyring>, me2b_testkit::TestDb)> {
+async fn setup(
+    db: Db,
+) -> Option<(
+    Arc<dyn me2b_storage::Store>,
+    AuditLog,
+    Arc<Keyring>,
+    me2b_testkit::TestDb,
+)> {
     let t = fresh(db).await.unwrap()?;
     let store = me2b_storage::open(&t.url).await.unwrap();
     let rng = SeededRandom::new(1);
     let keys = Arc::new(Keyring::derive(&MasterKey::generate(&rng)));
-    let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(1_700_000_000_000)));
-    let log = AuditLog::start(store.clone(), clock, keys.clone(), 25).await.unwrap();
+    let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
+        1_700_000_000_000,
+    )));
+    let log = AuditLog::start(store.clone(), clock, keys.clone(), 25)
+        .await
+        .unwrap();
     Some((store, log, keys, t))
 }
 
@@ -35,14 +46,17 @@ async fn tamper(db: Db, url: &str, sql: &str) {
 #[tokio::test]
 async fn concurrent_records_form_one_verified_chain() {
     for db in Db::ALL {
-        let Some((store, log, keys, _t)) = setup(db).await else { continue };
+        let Some((store, log, keys, _t)) = setup(db).await else {
+            continue;
+        };
         let rng = SeededRandom::new(2);
         let m = MemberId::generate(&rng);
         let mut tasks = Vec::new();
         for _ in 0..200 {
             let log = log.clone();
             tasks.push(tokio::spawn(async move {
-                log.record(AuditEvent::new(Actor::Member(m), Action::RecordRead).subject(m)).await
+                log.record(AuditEvent::new(Actor::Member(m), Action::RecordRead).subject(m))
+                    .await
             }));
         }
         let mut seqs: Vec<u64> = Vec::new();
@@ -50,9 +64,15 @@ async fn concurrent_records_form_one_verified_chain() {
             seqs.push(t.await.unwrap().unwrap());
         }
         seqs.sort_unstable();
-        assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "{db:?}: every caller got its own durable seq");
+        assert_eq!(
+            seqs,
+            (1..=200).collect::<Vec<_>>(),
+            "{db:?}: every caller got its own durable seq"
+        );
         log.checkpoint_now().await.unwrap();
-        let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {}).await.unwrap();
+        let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
+            .await
+            .unwrap();
         assert!(report.ok(), "{db:?}: {report:?}");
         assert_eq!(report.entries, 200);
         assert!(report.checkpoints >= 1, "{report:?}");
@@ -62,9 +82,13 @@ async fn concurrent_records_form_one_verified_chain() {
 #[tokio::test]
 async fn verify_names_the_first_bad_entry() {
     for db in Db::ALL {
-        let Some((store, log, keys, t)) = setup(db).await else { continue };
+        let Some((store, log, keys, t)) = setup(db).await else {
+            continue;
+        };
         for _ in 0..60 {
-            log.record(AuditEvent::new(Actor::Operator, Action::OrgCreate)).await.unwrap();
+            log.record(AuditEvent::new(Actor::Operator, Action::OrgCreate))
+                .await
+                .unwrap();
         }
         log.checkpoint_now().await.unwrap();
         // Someone with database access drops the append-only guard and edits entry 17.
@@ -74,7 +98,9 @@ async fn verify_names_the_first_bad_entry() {
         };
         tamper(db, &t.url, drop_guard).await;
         tamper(db, &t.url, edit).await;
-        let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {}).await.unwrap();
+        let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
+            .await
+            .unwrap();
         let f = report.first_failure.expect("tampering must be found");
         assert_eq!(f.seq, 17, "{db:?}: {}", f.reason);
         assert!(f.reason.contains("altered"), "{}", f.reason);
@@ -85,9 +111,13 @@ async fn verify_names_the_first_bad_entry() {
 async fn a_consistent_rewrite_is_caught_by_the_signed_checkpoint() {
     // An attacker rewrites entry 5 and recomputes every later hash: the chain is
     // self-consistent, but the node's signed checkpoint no longer matches.
-    let Some((store, log, keys, t)) = setup(Db::Sqlite).await else { return };
+    let Some((store, log, keys, t)) = setup(Db::Sqlite).await else {
+        return;
+    };
     for _ in 0..30 {
-        log.record(AuditEvent::new(Actor::Operator, Action::OrgCreate)).await.unwrap();
+        log.record(AuditEvent::new(Actor::Operator, Action::OrgCreate))
+            .await
+            .unwrap();
     }
     log.checkpoint_now().await.unwrap();
     let mut entries = store.audit_entries(0, 100).await.unwrap();
@@ -99,7 +129,10 @@ async fn a_consistent_rewrite_is_caught_by_the_signed_checkpoint() {
         entries[i].hash = entries[i].recompute();
     }
     let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
-    sqlx::query("DROP TRIGGER audit_log_no_update").execute(&pool).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(&pool)
+        .await
+        .unwrap();
     for e in &entries[4..] {
         sqlx::query("UPDATE audit_log SET event = $1, prev_hash = $2, hash = $3 WHERE seq = $4")
             .bind(&e.event_json)
@@ -110,26 +143,36 @@ async fn a_consistent_rewrite_is_caught_by_the_signed_checkpoint() {
             .await
             .unwrap();
     }
-    let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {}).await.unwrap();
+    let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
+        .await
+        .unwrap();
     let f = report.first_failure.expect("rewrite must be found");
     assert!(f.reason.contains("checkpoint"), "{}", f.reason);
 
     // And a checkpoint signed by another key is refused outright.
     let other = Keyring::derive(&MasterKey::generate(&SeededRandom::new(99)));
-    let report = verify(store.as_ref(), &other.verifying_key(), &|_| {}).await.unwrap();
+    let report = verify(store.as_ref(), &other.verifying_key(), &|_| {})
+        .await
+        .unwrap();
     assert!(report.first_failure.unwrap().reason.contains("signature"));
 }
 
 #[tokio::test]
 async fn removing_the_tail_is_caught() {
-    let Some((store, log, keys, t)) = setup(Db::Sqlite).await else { return };
+    let Some((store, log, keys, t)) = setup(Db::Sqlite).await else {
+        return;
+    };
     for _ in 0..30 {
-        log.record(AuditEvent::new(Actor::Operator, Action::OrgCreate)).await.unwrap();
+        log.record(AuditEvent::new(Actor::Operator, Action::OrgCreate))
+            .await
+            .unwrap();
     }
     log.checkpoint_now().await.unwrap();
     tamper(Db::Sqlite, &t.url, "DROP TRIGGER audit_log_no_delete").await;
     tamper(Db::Sqlite, &t.url, "DELETE FROM audit_log WHERE seq > 27").await;
-    let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {}).await.unwrap();
+    let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
+        .await
+        .unwrap();
     let f = report.first_failure.expect("truncation must be found");
     assert_eq!(f.seq, 28, "{}", f.reason);
 }

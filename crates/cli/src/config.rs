@@ -67,9 +67,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn resolve(args: &CommonArgs, listen: Option<SocketAddr>, file: FileConfig) -> anyhow::Result<Self> {
+    pub fn resolve(
+        args: &CommonArgs,
+        listen: Option<SocketAddr>,
+        file: FileConfig,
+    ) -> anyhow::Result<Self> {
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse()?;
-        let ttl = file.session_ttl_seconds.unwrap_or(DEFAULT_SESSION_TTL_SECONDS);
+        let ttl = file
+            .session_ttl_seconds
+            .unwrap_or(DEFAULT_SESSION_TTL_SECONDS);
         anyhow::ensure!(ttl > 0, "session_ttl_seconds must be positive");
         Ok(Self {
             listen: listen.or(file.listen).unwrap_or(default_listen),
@@ -81,7 +87,11 @@ impl Settings {
             database: args.database.clone().or(file.database),
             master_key_file: args.master_key_file.clone().or(file.master_key_file),
             session_ttl_seconds: ttl,
-            log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
+            log: args
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| "info".to_owned()),
         })
     }
 
@@ -109,11 +119,27 @@ mod tests {
             ..Default::default()
         };
         let s = Settings::resolve(&args, None, file).unwrap();
-        assert_eq!(s.listen, "127.0.0.1:9000".parse().unwrap(), "file beats default");
-        assert_eq!(s.data_dir, PathBuf::from("/flag/dir"), "flag/env beats file");
+        assert_eq!(
+            s.listen,
+            "127.0.0.1:9000".parse().unwrap(),
+            "file beats default"
+        );
+        assert_eq!(
+            s.data_dir,
+            PathBuf::from("/flag/dir"),
+            "flag/env beats file"
+        );
         assert_eq!(s.log, "debug");
-        assert_eq!(s.session_ttl_seconds, DEFAULT_SESSION_TTL_SECONDS, "default");
-        let s = Settings::resolve(&CommonArgs::default(), Some("0.0.0.0:1".parse().unwrap()), FileConfig::default()).unwrap();
+        assert_eq!(
+            s.session_ttl_seconds, DEFAULT_SESSION_TTL_SECONDS,
+            "default"
+        );
+        let s = Settings::resolve(
+            &CommonArgs::default(),
+            Some("0.0.0.0:1".parse().unwrap()),
+            FileConfig::default(),
+        )
+        .unwrap();
         assert_eq!(s.listen, "0.0.0.0:1".parse().unwrap());
         assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
     }

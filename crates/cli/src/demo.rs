@@ -26,7 +26,13 @@ const MERCHANTS: [&str; 4] = [
     "Boerderijwinkel Het Groene Erf",
 ];
 const REGIONS: [&str; 4] = ["Amsterdam", "Utrecht", "Rotterdam", "Groningen"];
-const TOPICS: [&str; 5] = ["cycling", "organic-food", "fair-trade", "second-hand", "repair"];
+const TOPICS: [&str; 5] = [
+    "cycling",
+    "organic-food",
+    "fair-trade",
+    "second-hand",
+    "repair",
+];
 const NAMES: [&str; 6] = ["Amara", "Bram", "Chiara", "Dewi", "Emre", "Femke"];
 
 fn email(i: usize) -> String {
@@ -59,7 +65,13 @@ fn records_for(i: usize) -> anyhow::Result<Vec<RecordContent>> {
         .collect()
 }
 
-async fn call(app: &axum::Router, method: Method, uri: &str, token: &str, body: Option<serde_json::Value>) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+async fn call(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<(StatusCode, serde_json::Value)> {
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
@@ -74,7 +86,11 @@ async fn call(app: &axum::Router, method: Method, uri: &str, token: &str, body: 
     let resp = app.clone().oneshot(req.body(body)?).await?;
     let status = resp.status();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await?;
-    let json = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes)? };
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)?
+    };
     Ok((status, json))
 }
 
@@ -95,7 +111,11 @@ fn files_containing(dir: &Path, needles: &[&[u8]]) -> anyhow::Result<(usize, u64
             bytes += data.len() as u64;
             for n in needles {
                 if data.windows(n.len()).any(|w| w == *n) {
-                    hits.push(format!("{} contains {:?}", p.display(), String::from_utf8_lossy(n)));
+                    hits.push(format!(
+                        "{} contains {:?}",
+                        p.display(),
+                        String::from_utf8_lossy(n)
+                    ));
                 }
             }
         }
@@ -118,23 +138,42 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     let mut cfg = NodeConfig::new(&dir);
     cfg.passphrase = PassphraseParams::RECOMMENDED;
     let node = Node::open(&cfg, Arc::new(SystemClock), Arc::new(OsRandom)).await?;
-    println!("1. Node started on {} (embedded SQLite). A new 256-bit master key was written to", node.database);
-    println!("   {} (mode 0600); node signing key {}.", cfg.master_key_path().display(), node.keys.verifying_key().key_id());
+    println!(
+        "1. Node started on {} (embedded SQLite). A new 256-bit master key was written to",
+        node.database
+    );
+    println!(
+        "   {} (mode 0600); node signing key {}.",
+        cfg.master_key_path().display(),
+        node.keys.verifying_key().key_id()
+    );
 
     let roles = Roles::try_from(vec![Role::Admin, Role::Consent, Role::Offers])?;
     let (coop, key) = node
         .orgs
-        .create(Label::try_from("Zuiderzee Food Co-op")?, OrgKind::Coop, roles)
+        .create(
+            Label::try_from("Zuiderzee Food Co-op")?,
+            OrgKind::Coop,
+            roles,
+        )
         .await?;
     let coop_key = key.secret.expose().to_owned();
-    println!("\n2. The operator registered the co-op \"{}\" ({}).", coop.name, coop.id);
-    println!("   Its API key {}… was shown once; only its SHA-256 is stored.", &coop_key[..12]);
+    println!(
+        "\n2. The operator registered the co-op \"{}\" ({}).",
+        coop.name, coop.id
+    );
+    println!(
+        "   Its API key {}… was shown once; only its SHA-256 is stored.",
+        &coop_key[..12]
+    );
 
     println!("\n3. {members} members sign up (Argon2id, 19 MiB, t=2) and fill their vaults:");
     let bar = indicatif::ProgressBar::new(members as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("   {bar:40} {pos}/{len} members  {elapsed} (eta {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "   {bar:40} {pos}/{len} members  {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let t0 = Instant::now();
     let sem = Arc::new(tokio::sync::Semaphore::new(8));
@@ -144,7 +183,8 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
         let sem = sem.clone();
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await?;
-            let pass = Passphrase::parse(format!("demo passphrase for member {i} – not a real one"))?;
+            let pass =
+                Passphrase::parse(format!("demo passphrase for member {i} – not a real one"))?;
             let session = vault.sign_up(Email::parse(&email(i))?, pass).await?;
             let s = vault.authenticate(session.token.expose()).await?;
             let mut ids = Vec::new();
@@ -154,7 +194,8 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
             anyhow::Ok((i, session.member, session.token, ids))
         });
     }
-    let mut made: Vec<(usize, MemberId, me2b_crypto::SecretToken, Vec<RecordId>)> = Vec::with_capacity(members);
+    let mut made: Vec<(usize, MemberId, me2b_crypto::SecretToken, Vec<RecordId>)> =
+        Vec::with_capacity(members);
     while let Some(r) = tasks.join_next().await {
         made.push(r??);
         bar.inc(1);
@@ -162,17 +203,34 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     bar.finish_and_clear();
     made.sort_by_key(|m| m.0);
     let n_records: usize = made.iter().map(|m| m.3.len()).sum();
-    println!("   {members} members, {n_records} encrypted records in {:.1} s.", t0.elapsed().as_secs_f64());
+    println!(
+        "   {members} members, {n_records} encrypted records in {:.1} s.",
+        t0.elapsed().as_secs_f64()
+    );
 
     let app = me2b_server::router(AppState { node: node.clone() }, ServerOptions::default());
     let (_, alice, alice_token, alice_records) = made.get(1).context("member 1")?;
     let receipt_id = alice_records[3];
-    let stored = node.store.record(*alice, receipt_id).await?.context("stored receipt")?;
+    let stored = node
+        .store
+        .record(*alice, receipt_id)
+        .await?
+        .context("stored receipt")?;
     println!("\n4. One receipt of member {alice}:");
     println!("   as stored      {}", hex_preview(&stored.ciphertext));
     println!("                  XChaCha20-Poly1305 under the member's own data key; the associated data binds");
-    println!("                  member id, record id and format version {}.", stored.ciphertext.first().copied().unwrap_or(0));
-    let (status, body) = call(&app, Method::GET, &format!("/v1/vault/records/{receipt_id}"), alice_token.expose(), None).await?;
+    println!(
+        "                  member id, record id and format version {}.",
+        stored.ciphertext.first().copied().unwrap_or(0)
+    );
+    let (status, body) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/vault/records/{receipt_id}"),
+        alice_token.expose(),
+        None,
+    )
+    .await?;
     ensure(status == StatusCode::OK, "member could not read own record")?;
     let pretty = serde_json::to_string_pretty(&body["content"])?;
     println!("   as the member reads it (GET /v1/vault/records/{{id}} → {status}):");
@@ -183,7 +241,11 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     let (status, body) = call(&app, Method::GET, "/v1/vault/records", &coop_key, None).await?;
     ensure(status == StatusCode::FORBIDDEN, "co-op reached member data")?;
     println!("\n5. The co-op tries the same with its API key: GET /v1/vault/records → {status}");
-    println!("   {}: {}", body["error"]["code"].as_str().unwrap_or(""), body["error"]["message"].as_str().unwrap_or(""));
+    println!(
+        "   {}: {}",
+        body["error"]["code"].as_str().unwrap_or(""),
+        body["error"]["message"].as_str().unwrap_or("")
+    );
     println!("   The attempt is in the audit log. An organisation reaches member data only through consent");
     println!("   that the member grants, purpose by purpose.");
 
@@ -199,39 +261,80 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     ];
     let (files, bytes, hits) = files_containing(&dir, &needles)?;
     println!("\n6. Privacy at rest: searched all {files} files of the data directory ({:.1} MB: database, WAL, key)", bytes as f64 / 1e6);
-    println!("   for the members' e-mail addresses, merchants, notes and items: {} found.", hits.len());
+    println!(
+        "   for the members' e-mail addresses, merchants, notes and items: {} found.",
+        hits.len()
+    );
     for h in &hits {
         println!("   !! {h}");
     }
     ensure(hits.is_empty(), "personal data found in plaintext at rest")?;
 
-    let (erased, erased_token, erased_records) = (made[1].1, alice_token.expose().to_owned(), alice_records.clone());
+    let (erased, erased_token, erased_records) = (
+        made[1].1,
+        alice_token.expose().to_owned(),
+        alice_records.clone(),
+    );
     let pass = format!("demo passphrase for member {} – not a real one", 1);
-    let (status, _) = call(&app, Method::DELETE, "/v1/me", &erased_token, Some(serde_json::json!({"passphrase": pass}))).await?;
+    let (status, _) = call(
+        &app,
+        Method::DELETE,
+        "/v1/me",
+        &erased_token,
+        Some(serde_json::json!({"passphrase": pass})),
+    )
+    .await?;
     ensure(status == StatusCode::NO_CONTENT, "erasure failed")?;
     let wrapped_left = node.store.member(erased).await?.is_some();
     let mut rows_left = 0;
     for r in &erased_records {
         rows_left += usize::from(node.store.record(erased, *r).await?.is_some());
     }
-    let (status_after, body_after) = call(&app, Method::GET, &format!("/v1/vault/records/{receipt_id}"), &erased_token, None).await?;
+    let (status_after, body_after) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/vault/records/{receipt_id}"),
+        &erased_token,
+        None,
+    )
+    .await?;
     println!("\n7. Member {erased} erases their account (DELETE /v1/me → 204):");
     println!("   the wrapped data key was destroyed first (crypto-shredding): the {} ciphertext bytes shown", stored.ciphertext.len());
     println!("   above, in any backup, can no longer be decrypted by anyone; then the rows went:");
     println!("   account row left: {}, records left: {rows_left} of {}; their old token → {status_after} {}",
         if wrapped_left { "yes" } else { "no" }, erased_records.len(), body_after["error"]["code"].as_str().unwrap_or(""));
-    ensure(!wrapped_left && rows_left == 0 && status_after == StatusCode::UNAUTHORIZED, "erasure left data behind")?;
+    ensure(
+        !wrapped_left && rows_left == 0 && status_after == StatusCode::UNAUTHORIZED,
+        "erasure left data behind",
+    )?;
 
     node.audit.checkpoint_now().await?;
-    let report = me2b_audit::verify(node.store.as_ref(), &node.keys.verifying_key(), &|_| {}).await?;
+    let report =
+        me2b_audit::verify(node.store.as_ref(), &node.keys.verifying_key(), &|_| {}).await?;
     println!("\n8. Audit log verified (`me2b audit verify` does the same):");
     let mine = node.store.audit_entries_for(made[2].1, 0, 100).await?;
-    println!("   {} entries, {} signed checkpoints, {}.", report.entries, report.checkpoints,
-        if report.ok() { "every hash links and matches its checkpoint" } else { "FAILED" });
-    println!("   A member reads their own entries at GET /v1/me/audit, e.g. member {}:", made[2].1);
+    println!(
+        "   {} entries, {} signed checkpoints, {}.",
+        report.entries,
+        report.checkpoints,
+        if report.ok() {
+            "every hash links and matches its checkpoint"
+        } else {
+            "FAILED"
+        }
+    );
+    println!(
+        "   A member reads their own entries at GET /v1/me/audit, e.g. member {}:",
+        made[2].1
+    );
     for e in mine.iter().take(4) {
         let ev = serde_json::to_value(e.event()?)?;
-        println!("     #{:<6} {:<20} by {}", e.seq, ev["action"].as_str().unwrap_or(""), ev["actor"]["kind"].as_str().unwrap_or(""));
+        println!(
+            "     #{:<6} {:<20} by {}",
+            e.seq,
+            ev["action"].as_str().unwrap_or(""),
+            ev["actor"]["kind"].as_str().unwrap_or("")
+        );
     }
     ensure(report.ok(), "audit log did not verify")?;
 
@@ -239,9 +342,15 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     node.shutdown().await;
     println!("\nReport");
     println!("  members        {remaining} active, 1 erased");
-    println!("  records        {} encrypted at rest, 0 readable without the member's key", n_records - erased_records.len());
+    println!(
+        "  records        {} encrypted at rest, 0 readable without the member's key",
+        n_records - erased_records.len()
+    );
     println!("  organisations  1 co-op, 0 member records reachable without consent");
-    println!("  audit log      {} entries, chain and {} checkpoints OK", report.entries, report.checkpoints);
+    println!(
+        "  audit log      {} entries, chain and {} checkpoints OK",
+        report.entries, report.checkpoints
+    );
     println!("  took           {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -114,20 +114,30 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     };
     let settings = Settings::resolve(&cli.common, listen, file)?;
     let quiet = matches!(cli.command, Command::Demo { .. });
-    init_logging(if quiet && cli.common.log.is_none() { "warn" } else { &settings.log });
+    init_logging(if quiet && cli.common.log.is_none() {
+        "warn"
+    } else {
+        &settings.log
+    });
     match cli.command {
         Command::Serve { bench_routes, .. } => serve(&settings, bench_routes).await?,
         Command::Demo { members, keep } => demo::run(members, keep).await?,
         Command::Org(cmd) => org(&settings, cmd).await?,
-        Command::Audit(AuditCommand::Verify { public_key }) => return audit_verify(&settings, public_key).await,
+        Command::Audit(AuditCommand::Verify { public_key }) => {
+            return audit_verify(&settings, public_key).await
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn open_node(settings: &Settings) -> anyhow::Result<Node> {
-    Node::open(&settings.node_config(), Arc::new(SystemClock), Arc::new(OsRandom))
-        .await
-        .context("cannot open the node")
+    Node::open(
+        &settings.node_config(),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+    )
+    .await
+    .context("cannot open the node")
 }
 
 async fn shutdown_signal() {
@@ -194,8 +204,17 @@ async fn org(settings: &Settings, cmd: OrgCommand) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()
                 .and_then(Roles::try_from)
                 .map_err(|e| anyhow::anyhow!("--roles {e}"))?;
-            let (org, key) = node.orgs.create(name, kind, roles).await.map_err(anyhow::Error::new)?;
-            println!("organisation  {} ({}, {})", org.id, org.name, org.kind.as_str());
+            let (org, key) = node
+                .orgs
+                .create(name, kind, roles)
+                .await
+                .map_err(anyhow::Error::new)?;
+            println!(
+                "organisation  {} ({}, {})",
+                org.id,
+                org.name,
+                org.kind.as_str()
+            );
             println!("api key id    {}", key.id);
             println!("roles         {}", key.roles.to_stored());
             println!("api key       {}", key.secret.expose());
@@ -204,7 +223,11 @@ async fn org(settings: &Settings, cmd: OrgCommand) -> anyhow::Result<()> {
         }
         OrgCommand::List => {
             for o in node.orgs.list().await.map_err(anyhow::Error::new)? {
-                let state = if o.deleted_at.is_some() { "deleted" } else { "active" };
+                let state = if o.deleted_at.is_some() {
+                    "deleted"
+                } else {
+                    "active"
+                };
                 println!("{}  {:<8}  {:<7}  {}", o.id, o.kind.as_str(), state, o.name);
             }
         }
@@ -218,24 +241,34 @@ async fn org(settings: &Settings, cmd: OrgCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn audit_verify(settings: &Settings, public_key: Option<String>) -> anyhow::Result<std::process::ExitCode> {
+async fn audit_verify(
+    settings: &Settings,
+    public_key: Option<String>,
+) -> anyhow::Result<std::process::ExitCode> {
     let cfg = settings.node_config();
     // Verification reads only: it opens the database, not a node (which would log
     // its own start).
-    let store = me2b_storage::open(&cfg.database_url()).await.context("cannot open the database")?;
+    let store = me2b_storage::open(&cfg.database_url())
+        .await
+        .context("cannot open the database")?;
     let key = match public_key {
         Some(hex_key) => {
             let bytes = hex::decode(hex_key.trim()).context("--public-key must be hex")?;
-            NodeVerifyingKey::from_bytes(&bytes).context("--public-key is not an Ed25519 public key")?
+            NodeVerifyingKey::from_bytes(&bytes)
+                .context("--public-key is not an Ed25519 public key")?
         }
         None => {
-            let master = MasterKey::load(&cfg.master_key_path()).context("cannot read the master key (or pass --public-key)")?;
+            let master = MasterKey::load(&cfg.master_key_path())
+                .context("cannot read the master key (or pass --public-key)")?;
             Keyring::derive(&master).verifying_key()
         }
     };
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message("verifying the audit log");
-    let report = me2b_audit::verify(store.as_ref(), &key, &|n| bar.set_message(format!("verified {n} entries"))).await?;
+    let report = me2b_audit::verify(store.as_ref(), &key, &|n| {
+        bar.set_message(format!("verified {n} entries"))
+    })
+    .await?;
     bar.finish_and_clear();
     store.close().await;
     print_verify_report(&report, &key);

@@ -47,9 +47,9 @@ impl NodeConfig {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join(SQLITE_FILE).display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(SQLITE_FILE).display()))
     }
 
     pub fn master_key_path(&self) -> PathBuf {
@@ -114,7 +114,11 @@ fn create_private_dir(path: &Path) -> Result<(), NodeError> {
 
 impl Node {
     /// Opens (initialising on first start) the node described by `cfg`.
-    pub async fn open(cfg: &NodeConfig, clock: Arc<dyn Clock>, rng: Arc<dyn Random>) -> Result<Self, NodeError> {
+    pub async fn open(
+        cfg: &NodeConfig,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Random>,
+    ) -> Result<Self, NodeError> {
         create_private_dir(&cfg.data_dir)?;
         let url = cfg.database_url();
         let store = me2b_storage::open(&url).await?;
@@ -137,17 +141,28 @@ impl Node {
             }
             Some(_) => {}
             None => {
-                store.put_meta_if_absent(META_KEY_CHECK, &keys.key_check()).await?;
+                store
+                    .put_meta_if_absent(META_KEY_CHECK, &keys.key_check())
+                    .await?;
                 store
                     .put_meta_if_absent(META_NODE_PUBLIC_KEY, &keys.verifying_key().to_bytes())
                     .await?;
             }
         }
 
-        let audit = AuditLog::start(store.clone(), clock.clone(), keys.clone(), cfg.checkpoint_every).await?;
+        let audit = AuditLog::start(
+            store.clone(),
+            clock.clone(),
+            keys.clone(),
+            cfg.checkpoint_every,
+        )
+        .await?;
         let mut events = Vec::new();
         if created {
-            events.push(AuditEvent::new(Actor::Node, Action::MasterKeyCreate).object(keys.verifying_key().key_id()));
+            events.push(
+                AuditEvent::new(Actor::Node, Action::MasterKeyCreate)
+                    .object(keys.verifying_key().key_id()),
+            );
         }
         events.push(AuditEvent::new(Actor::Node, Action::NodeStart));
         audit.record_all(events).await?;
@@ -207,20 +222,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let c = cfg(&data);
-        let n = Node::open(&c, Arc::new(SystemClock), Arc::new(SeededRandom::new(1))).await.unwrap();
+        let n = Node::open(&c, Arc::new(SystemClock), Arc::new(SeededRandom::new(1)))
+            .await
+            .unwrap();
         assert!(n.master_key_created);
         n.shutdown().await;
-        let n = Node::open(&c, Arc::new(SystemClock), Arc::new(SeededRandom::new(2))).await.unwrap();
+        let n = Node::open(&c, Arc::new(SystemClock), Arc::new(SeededRandom::new(2)))
+            .await
+            .unwrap();
         assert!(!n.master_key_created);
         n.shutdown().await;
 
         // Another key file: refused, loudly.
         let mut other = c.clone();
         other.master_key_file = Some(dir.path().join("other.key"));
-        let err = Node::open(&other, Arc::new(SystemClock), Arc::new(SeededRandom::new(3))).await.unwrap_err();
+        let err = Node::open(
+            &other,
+            Arc::new(SystemClock),
+            Arc::new(SeededRandom::new(3)),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, NodeError::MissingMasterKey { .. }), "{err}");
         MasterKey::load_or_create(&dir.path().join("other.key"), &SeededRandom::new(4)).unwrap();
-        let err = Node::open(&other, Arc::new(SystemClock), Arc::new(SeededRandom::new(3))).await.unwrap_err();
+        let err = Node::open(
+            &other,
+            Arc::new(SystemClock),
+            Arc::new(SeededRandom::new(3)),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, NodeError::WrongMasterKey { .. }), "{err}");
         assert!(err.to_string().contains("does not belong"));
     }

@@ -59,13 +59,28 @@ pub struct Orgs {
 }
 
 impl Orgs {
-    pub fn new(store: Arc<dyn Store>, audit: AuditLog, clock: Arc<dyn Clock>, rng: Arc<dyn Random>) -> Self {
-        Self { store, audit, clock, rng }
+    pub fn new(
+        store: Arc<dyn Store>,
+        audit: AuditLog,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Random>,
+    ) -> Self {
+        Self {
+            store,
+            audit,
+            clock,
+            rng,
+        }
     }
 
     /// Registers an organisation and its first API key (operator action).
     #[tracing::instrument(skip_all)]
-    pub async fn create(&self, name: Label, kind: OrgKind, roles: Roles) -> Result<(OrgRow, NewApiKey), OrgError> {
+    pub async fn create(
+        &self,
+        name: Label,
+        kind: OrgKind,
+        roles: Roles,
+    ) -> Result<(OrgRow, NewApiKey), OrgError> {
         let org = OrgRow {
             id: OrgId::generate(self.rng.as_ref()),
             name: name.into(),
@@ -85,7 +100,12 @@ impl Orgs {
     }
 
     /// Issues another API key for an organisation.
-    pub async fn create_key(&self, actor: Actor, org: OrgId, roles: Roles) -> Result<NewApiKey, OrgError> {
+    pub async fn create_key(
+        &self,
+        actor: Actor,
+        org: OrgId,
+        roles: Roles,
+    ) -> Result<NewApiKey, OrgError> {
         let existing = self.store.org(org).await?.ok_or(OrgError::NotFound)?;
         if existing.deleted_at.is_some() {
             return Err(OrgError::NotFound);
@@ -103,7 +123,11 @@ impl Orgs {
         self.audit
             .record(AuditEvent::new(actor, Action::OrgKeyCreate).object(row.id))
             .await?;
-        Ok(NewApiKey { id: row.id, secret, roles })
+        Ok(NewApiKey {
+            id: row.id,
+            secret,
+            roles,
+        })
     }
 
     /// Deletes an organisation and revokes all its keys (operator action).
@@ -141,6 +165,10 @@ impl Orgs {
                 .await?;
             return Err(OrgError::RevokedKey);
         }
-        Ok(OrgPrincipal { org, key: k.id, roles: k.roles })
+        Ok(OrgPrincipal {
+            org,
+            key: k.id,
+            roles: k.roles,
+        })
     }
 }

@@ -82,8 +82,12 @@ impl From<VaultError> for ApiError {
             VaultError::InvalidCredentials => {
                 Self::new(S::UNAUTHORIZED, "invalid_credentials", e.to_string())
             }
-            VaultError::InvalidSession => Self::new(S::UNAUTHORIZED, "invalid_token", e.to_string()),
-            VaultError::SessionExpired => Self::new(S::UNAUTHORIZED, "session_expired", e.to_string()),
+            VaultError::InvalidSession => {
+                Self::new(S::UNAUTHORIZED, "invalid_token", e.to_string())
+            }
+            VaultError::SessionExpired => {
+                Self::new(S::UNAUTHORIZED, "session_expired", e.to_string())
+            }
             VaultError::RecordNotFound => Self::new(S::NOT_FOUND, "not_found", e.to_string()),
             VaultError::RevisionConflict { .. } => {
                 Self::new(S::CONFLICT, "revision_conflict", e.to_string())
@@ -94,7 +98,11 @@ impl From<VaultError> for ApiError {
             }
             VaultError::Storage(ref inner) => {
                 tracing::error!(error = %inner, "storage failure");
-                Self::new(S::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage is unavailable; retry later",
+                )
             }
             VaultError::Audit(ref inner) => {
                 tracing::error!(error = %inner, "audit failure");
@@ -122,11 +130,19 @@ impl From<OrgError> for ApiError {
             OrgError::NameTaken => Self::new(S::CONFLICT, "name_taken", e.to_string()),
             OrgError::Storage(ref inner) => {
                 tracing::error!(error = %inner, "storage failure");
-                Self::new(S::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage is unavailable; retry later",
+                )
             }
             OrgError::Audit(ref inner) => {
                 tracing::error!(error = %inner, "audit failure");
-                Self::new(S::SERVICE_UNAVAILABLE, "unavailable", "the audit log is unavailable; retry later")
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the audit log is unavailable; retry later",
+                )
             }
         }
     }

@@ -23,7 +23,10 @@ fn sanitize(msg: &str) -> String {
         Some(i) => &msg[..i],
         None => msg,
     };
-    if msg.starts_with("invalid type") || msg.starts_with("invalid value") || msg.starts_with("invalid length") {
+    if msg.starts_with("invalid type")
+        || msg.starts_with("invalid value")
+        || msg.starts_with("invalid length")
+    {
         return match msg.rfind(", expected ") {
             Some(i) => format!("wrong type or value; expected {}", &msg[i + 11..]),
             None => "wrong type or value".to_owned(),
@@ -58,10 +61,17 @@ where
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
-                    format!("the body is larger than the limit of {} bytes", crate::MAX_BODY_BYTES),
+                    format!(
+                        "the body is larger than the limit of {} bytes",
+                        crate::MAX_BODY_BYTES
+                    ),
                 )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "the body could not be read")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    "the body could not be read",
+                )
             }
         })?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
@@ -80,7 +90,11 @@ where
                 let inner = e.into_inner();
                 let msg = sanitize(&inner.to_string());
                 if inner.is_data() {
-                    let at = if path == "." { String::new() } else { format!(" at `{path}`") };
+                    let at = if path == "." {
+                        String::new()
+                    } else {
+                        format!(" at `{path}`")
+                    };
                     Err(ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "invalid_body",
@@ -137,7 +151,10 @@ pub struct Member {
 impl FromRequestParts<AppState> for Member {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?.ok_or_else(unauthenticated)?;
         if token.starts_with(API_KEY_PREFIX) {
             let org = state.node.orgs.authenticate(token).await?;
@@ -171,7 +188,10 @@ pub struct Org(pub OrgPrincipal);
 impl FromRequestParts<AppState> for Org {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?.ok_or_else(unauthenticated)?;
         if !token.starts_with(API_KEY_PREFIX) {
             return Err(ApiError::new(
@@ -190,8 +210,12 @@ mod tests {
 
     #[test]
     fn sanitize_drops_values() {
-        let m = sanitize("invalid type: string \"alice@example.org\", expected u32 at line 1 column 9");
+        let m =
+            sanitize("invalid type: string \"alice@example.org\", expected u32 at line 1 column 9");
         assert_eq!(m, "wrong type or value; expected u32");
-        assert_eq!(sanitize("unknown field `x`, expected `a`"), "unknown field `x`, expected `a`");
+        assert_eq!(
+            sanitize("unknown field `x`, expected `a`"),
+            "unknown field `x`, expected `a`"
+        );
     }
 }

@@ -39,7 +39,9 @@ pub enum VaultError {
     RecordNotFound,
     #[error("the record changed since revision {expected}; read it again")]
     RevisionConflict { expected: i64 },
-    #[error("stored data failed authentication ({what}): it is corrupted or the master key is wrong")]
+    #[error(
+        "stored data failed authentication ({what}): it is corrupted or the master key is wrong"
+    )]
     Integrity { what: &'static str },
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -130,7 +132,11 @@ impl Vault {
             .map_err(|e| VaultError::Internal(e.to_string()))
     }
 
-    async fn verify_passphrase(&self, p: Passphrase, phc: Option<String>) -> Result<bool, VaultError> {
+    async fn verify_passphrase(
+        &self,
+        p: Passphrase,
+        phc: Option<String>,
+    ) -> Result<bool, VaultError> {
         let hasher = self.hasher.clone();
         tokio::task::spawn_blocking(move || hasher.verify(p.expose(), phc.as_deref()))
             .await
@@ -139,7 +145,11 @@ impl Vault {
 
     /// Creates a member account with a fresh data key, and logs the member in.
     #[tracing::instrument(skip_all)]
-    pub async fn sign_up(&self, email: Email, passphrase: Passphrase) -> Result<NewSession, VaultError> {
+    pub async fn sign_up(
+        &self,
+        email: Email,
+        passphrase: Passphrase,
+    ) -> Result<NewSession, VaultError> {
         let index = self.keys.email_index(&email);
         if self.store.member_by_email_index(&index).await?.is_some() {
             return Err(VaultError::EmailTaken);
@@ -149,7 +159,11 @@ impl Vault {
         let new = NewMember {
             id,
             email_index: index,
-            email_ct: dek.seal(self.rng.as_ref(), &Aad::email(id), email.as_str().as_bytes()),
+            email_ct: dek.seal(
+                self.rng.as_ref(),
+                &Aad::email(id),
+                email.as_str().as_bytes(),
+            ),
             passphrase_hash: self.hash_passphrase(passphrase).await?,
             wrapped_dek: self.keys.wrap(id, &dek, self.rng.as_ref()),
             created_at: self.clock.now(),
@@ -191,7 +205,11 @@ impl Vault {
     /// Checks the passphrase and opens a session. Unknown addresses cost the same
     /// Argon2id work as known ones.
     #[tracing::instrument(skip_all)]
-    pub async fn log_in(&self, email: Email, passphrase: Passphrase) -> Result<NewSession, VaultError> {
+    pub async fn log_in(
+        &self,
+        email: Email,
+        passphrase: Passphrase,
+    ) -> Result<NewSession, VaultError> {
         let index = self.keys.email_index(&email);
         let row = self.store.member_by_email_index(&index).await?;
         let phc = row.as_ref().and_then(|r| r.passphrase_hash.clone());
@@ -246,7 +264,10 @@ impl Vault {
             .delete_session(&me2b_crypto::hash_token(token))
             .await?;
         self.audit
-            .record(AuditEvent::new(Actor::Member(session.member), Action::MemberLogout).subject(session.member))
+            .record(
+                AuditEvent::new(Actor::Member(session.member), Action::MemberLogout)
+                    .subject(session.member),
+            )
             .await?;
         Ok(())
     }
@@ -286,12 +307,15 @@ impl Vault {
             .map_err(|e| {
                 tracing::error!(record = %r.id, error = %e, "vault record failed authentication");
                 match e {
-                    CryptoError::UnsupportedVersion(_) => VaultError::Integrity { what: "record format version" },
+                    CryptoError::UnsupportedVersion(_) => VaultError::Integrity {
+                        what: "record format version",
+                    },
                     _ => VaultError::Integrity { what: "record" },
                 }
             })?;
-        let content = RecordContent::from_json(&plain)
-            .map_err(|_| VaultError::Integrity { what: "record content" })?;
+        let content = RecordContent::from_json(&plain).map_err(|_| VaultError::Integrity {
+            what: "record content",
+        })?;
         Ok(RecordView {
             id: r.id,
             revision: r.revision,
@@ -302,8 +326,11 @@ impl Vault {
     }
 
     fn seal(&self, s: &MemberSession, id: RecordId, content: &RecordContent) -> Vec<u8> {
-        s.key
-            .seal(self.rng.as_ref(), &Aad::record(s.member, id), &content.to_json())
+        s.key.seal(
+            self.rng.as_ref(),
+            &Aad::record(s.member, id),
+            &content.to_json(),
+        )
     }
 
     fn event(s: &MemberSession, action: Action, id: RecordId) -> AuditEvent {
@@ -313,7 +340,11 @@ impl Vault {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn create_record(&self, s: &MemberSession, content: RecordContent) -> Result<RecordView, VaultError> {
+    pub async fn create_record(
+        &self,
+        s: &MemberSession,
+        content: RecordContent,
+    ) -> Result<RecordView, VaultError> {
         let id = RecordId::generate(self.rng.as_ref());
         let now = self.clock.now();
         let stored = StoredRecord {
@@ -325,7 +356,9 @@ impl Vault {
             ciphertext: self.seal(s, id, &content),
         };
         self.store.insert_record(&stored).await?;
-        self.audit.record(Self::event(s, Action::RecordCreate, id)).await?;
+        self.audit
+            .record(Self::event(s, Action::RecordCreate, id))
+            .await?;
         Ok(RecordView {
             id,
             revision: 1,
@@ -336,18 +369,29 @@ impl Vault {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn read_record(&self, s: &MemberSession, id: RecordId) -> Result<RecordView, VaultError> {
+    pub async fn read_record(
+        &self,
+        s: &MemberSession,
+        id: RecordId,
+    ) -> Result<RecordView, VaultError> {
         let r = self
             .store
             .record(s.member, id)
             .await?
             .ok_or(VaultError::RecordNotFound)?;
-        self.audit.record(Self::event(s, Action::RecordRead, id)).await?;
+        self.audit
+            .record(Self::event(s, Action::RecordRead, id))
+            .await?;
         self.open_record(s, r)
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn list_records(&self, s: &MemberSession, offset: u64, limit: u64) -> Result<Vec<RecordView>, VaultError> {
+    pub async fn list_records(
+        &self,
+        s: &MemberSession,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<RecordView>, VaultError> {
         let rows = self
             .store
             .list_records(s.member, offset, limit.min(MAX_PAGE))
@@ -392,7 +436,9 @@ impl Vault {
                 expected: current.revision,
             });
         }
-        self.audit.record(Self::event(s, Action::RecordUpdate, id)).await?;
+        self.audit
+            .record(Self::event(s, Action::RecordUpdate, id))
+            .await?;
         Ok(RecordView {
             id,
             revision: next.revision,
@@ -407,12 +453,19 @@ impl Vault {
         if !self.store.delete_record(s.member, id).await? {
             return Err(VaultError::RecordNotFound);
         }
-        self.audit.record(Self::event(s, Action::RecordDelete, id)).await?;
+        self.audit
+            .record(Self::event(s, Action::RecordDelete, id))
+            .await?;
         Ok(())
     }
 
     /// The audit entries about this member, oldest first.
-    pub async fn audit_entries(&self, s: &MemberSession, after: u64, limit: u64) -> Result<Vec<AuditEntry>, VaultError> {
+    pub async fn audit_entries(
+        &self,
+        s: &MemberSession,
+        after: u64,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>, VaultError> {
         let entries = self
             .store
             .audit_entries_for(s.member, after, limit.min(MAX_PAGE))
@@ -433,7 +486,10 @@ impl Vault {
             .member(s.member)
             .await?
             .ok_or(VaultError::InvalidSession)?;
-        if !self.verify_passphrase(passphrase, row.passphrase_hash).await? {
+        if !self
+            .verify_passphrase(passphrase, row.passphrase_hash)
+            .await?
+        {
             self.audit
                 .record(
                     AuditEvent::new(Actor::Member(s.member), Action::MemberErase)

@@ -160,8 +160,14 @@ pub async fn audit(
 ) -> Result<Json<AuditPage>, ApiError> {
     let Query(q) = q.map_err(crate::routes::vault::bad_query)?;
     let limit = q.limit.clamp(1, me2b_vault::MAX_PAGE);
-    let entries = s.node.vault.audit_entries(&m.session, q.after, limit).await?;
-    let next_after = (entries.len() as u64 == limit).then(|| entries.last().map(|e| e.seq)).flatten();
+    let entries = s
+        .node
+        .vault
+        .audit_entries(&m.session, q.after, limit)
+        .await?;
+    let next_after = (entries.len() as u64 == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
     let entries = entries
         .into_iter()
         .filter_map(|e| {
@@ -177,5 +183,8 @@ pub async fn audit(
             })
         })
         .collect();
-    Ok(Json(AuditPage { entries, next_after }))
+    Ok(Json(AuditPage {
+        entries,
+        next_after,
+    }))
 }

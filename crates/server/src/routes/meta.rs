@@ -79,5 +79,8 @@ pub async fn method_not_allowed() -> ApiError {
 
 /// `GET /bench/constant`: a constant answer without auth, storage or crypto.
 pub fn bench_router() -> Router<AppState> {
-    Router::new().route("/bench/constant", get(|| async { Json(serde_json::json!({"ok": true})) }))
+    Router::new().route(
+        "/bench/constant",
+        get(|| async { Json(serde_json::json!({"ok": true})) }),
+    )
 }

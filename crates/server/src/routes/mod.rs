@@ -14,7 +14,10 @@ pub fn router() -> Router<AppState> {
         .route("/.well-known/me2b/node-keys", get(meta::node_keys))
         .route("/v1/members", post(members::sign_up))
         .route("/v1/sessions", post(members::log_in))
-        .route("/v1/sessions/current", axum::routing::delete(members::log_out))
+        .route(
+            "/v1/sessions/current",
+            axum::routing::delete(members::log_out),
+        )
         .route("/v1/me", get(members::me).delete(members::erase))
         .route("/v1/me/audit", get(members::audit))
         .route("/v1/vault/records", get(vault::list).post(vault::create))

@@ -87,7 +87,11 @@ pub async fn list(
 ) -> Result<Json<RecordPage>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
     let limit = q.limit.clamp(1, me2b_vault::MAX_PAGE);
-    let records = s.node.vault.list_records(&m.session, q.offset, limit).await?;
+    let records = s
+        .node
+        .vault
+        .list_records(&m.session, q.offset, limit)
+        .await?;
     Ok(Json(RecordPage {
         records: records.into_iter().map(Into::into).collect(),
         offset: q.offset,
@@ -109,8 +113,16 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/vault/records/{id}", tag = "member", security(("bearer" = [])),
     params(("id" = String, Path, description = "Record id")),
     responses((status = 200, body = RecordOut), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn read(State(s): State<AppState>, m: Member, Path(id): Path<String>) -> Result<Json<RecordOut>, ApiError> {
-    let v = s.node.vault.read_record(&m.session, record_id(&id)?).await?;
+pub async fn read(
+    State(s): State<AppState>,
+    m: Member,
+    Path(id): Path<String>,
+) -> Result<Json<RecordOut>, ApiError> {
+    let v = s
+        .node
+        .vault
+        .read_record(&m.session, record_id(&id)?)
+        .await?;
     Ok(Json(v.into()))
 }
 
@@ -136,7 +148,14 @@ pub async fn update(
 #[utoipa::path(delete, path = "/v1/vault/records/{id}", tag = "member", security(("bearer" = [])),
     params(("id" = String, Path, description = "Record id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete(State(s): State<AppState>, m: Member, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.node.vault.delete_record(&m.session, record_id(&id)?).await?;
+pub async fn delete(
+    State(s): State<AppState>,
+    m: Member,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.node
+        .vault
+        .delete_record(&m.session, record_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
