@@ -9,10 +9,12 @@ use tokio::sync::{mpsc, oneshot};
 /// Most events written in one transaction.
 const MAX_BATCH: usize = 512;
 
+type Ack = oneshot::Sender<Result<u64, AuditError>>;
+
 enum Request {
     Append {
         events: Vec<AuditEvent>,
-        done: oneshot::Sender<Result<u64, AuditError>>,
+        done: Ack,
     },
     Checkpoint {
         done: oneshot::Sender<Result<Option<Checkpoint>, AuditError>>,
@@ -119,10 +121,7 @@ impl Writer {
         // shutdown (`checkpoint_now`) while the database is still open.
     }
 
-    async fn append(
-        &mut self,
-        batch: Vec<(Vec<AuditEvent>, oneshot::Sender<Result<u64, AuditError>>)>,
-    ) {
+    async fn append(&mut self, batch: Vec<(Vec<AuditEvent>, Ack)>) {
         let all: Vec<AuditEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         match self.store.append_audit(self.clock.now(), &all).await {
             Ok(entries) => {

@@ -133,16 +133,16 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     let tmp = tempfile::tempdir()?;
     let dir = keep.unwrap_or_else(|| tmp.path().join("node"));
-    println!("me2b demo: a throwaway node in {}\n", dir.display());
+    out!("me2b demo: a throwaway node in {}\n", dir.display());
 
     let mut cfg = NodeConfig::new(&dir);
     cfg.passphrase = PassphraseParams::RECOMMENDED;
     let node = Node::open(&cfg, Arc::new(SystemClock), Arc::new(OsRandom)).await?;
-    println!(
+    out!(
         "1. Node started on {} (embedded SQLite). A new 256-bit master key was written to",
         node.database
     );
-    println!(
+    out!(
         "   {} (mode 0600); node signing key {}.",
         cfg.master_key_path().display(),
         node.keys.verifying_key().key_id()
@@ -158,16 +158,17 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
         )
         .await?;
     let coop_key = key.secret.expose().to_owned();
-    println!(
+    out!(
         "\n2. The operator registered the co-op \"{}\" ({}).",
-        coop.name, coop.id
+        coop.name,
+        coop.id
     );
-    println!(
+    out!(
         "   Its API key {}… was shown once; only its SHA-256 is stored.",
         &coop_key[..12]
     );
 
-    println!("\n3. {members} members sign up (Argon2id, 19 MiB, t=2) and fill their vaults:");
+    out!("\n3. {members} members sign up (Argon2id, 19 MiB, t=2) and fill their vaults:");
     let bar = indicatif::ProgressBar::new(members as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -203,7 +204,7 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     bar.finish_and_clear();
     made.sort_by_key(|m| m.0);
     let n_records: usize = made.iter().map(|m| m.3.len()).sum();
-    println!(
+    out!(
         "   {members} members, {n_records} encrypted records in {:.1} s.",
         t0.elapsed().as_secs_f64()
     );
@@ -216,10 +217,10 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
         .record(*alice, receipt_id)
         .await?
         .context("stored receipt")?;
-    println!("\n4. One receipt of member {alice}:");
-    println!("   as stored      {}", hex_preview(&stored.ciphertext));
-    println!("                  XChaCha20-Poly1305 under the member's own data key; the associated data binds");
-    println!(
+    out!("\n4. One receipt of member {alice}:");
+    out!("   as stored      {}", hex_preview(&stored.ciphertext));
+    out!("                  XChaCha20-Poly1305 under the member's own data key; the associated data binds");
+    out!(
         "                  member id, record id and format version {}.",
         stored.ciphertext.first().copied().unwrap_or(0)
     );
@@ -233,21 +234,21 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     .await?;
     ensure(status == StatusCode::OK, "member could not read own record")?;
     let pretty = serde_json::to_string_pretty(&body["content"])?;
-    println!("   as the member reads it (GET /v1/vault/records/{{id}} → {status}):");
+    out!("   as the member reads it (GET /v1/vault/records/{{id}} → {status}):");
     for line in pretty.lines() {
-        println!("                  {line}");
+        out!("                  {line}");
     }
 
     let (status, body) = call(&app, Method::GET, "/v1/vault/records", &coop_key, None).await?;
     ensure(status == StatusCode::FORBIDDEN, "co-op reached member data")?;
-    println!("\n5. The co-op tries the same with its API key: GET /v1/vault/records → {status}");
-    println!(
+    out!("\n5. The co-op tries the same with its API key: GET /v1/vault/records → {status}");
+    out!(
         "   {}: {}",
         body["error"]["code"].as_str().unwrap_or(""),
         body["error"]["message"].as_str().unwrap_or("")
     );
-    println!("   The attempt is in the audit log. An organisation reaches member data only through consent");
-    println!("   that the member grants, purpose by purpose.");
+    out!("   The attempt is in the audit log. An organisation reaches member data only through consent");
+    out!("   that the member grants, purpose by purpose.");
 
     let needles: Vec<&[u8]> = vec![
         b"demo-member-",
@@ -260,13 +261,13 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
         b"Havermelk",
     ];
     let (files, bytes, hits) = files_containing(&dir, &needles)?;
-    println!("\n6. Privacy at rest: searched all {files} files of the data directory ({:.1} MB: database, WAL, key)", bytes as f64 / 1e6);
-    println!(
+    out!("\n6. Privacy at rest: searched all {files} files of the data directory ({:.1} MB: database, WAL, key)", bytes as f64 / 1e6);
+    out!(
         "   for the members' e-mail addresses, merchants, notes and items: {} found.",
         hits.len()
     );
     for h in &hits {
-        println!("   !! {h}");
+        out!("   !! {h}");
     }
     ensure(hits.is_empty(), "personal data found in plaintext at rest")?;
 
@@ -298,10 +299,10 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
         None,
     )
     .await?;
-    println!("\n7. Member {erased} erases their account (DELETE /v1/me → 204):");
-    println!("   the wrapped data key was destroyed first (crypto-shredding): the {} ciphertext bytes shown", stored.ciphertext.len());
-    println!("   above, in any backup, can no longer be decrypted by anyone; then the rows went:");
-    println!("   account row left: {}, records left: {rows_left} of {}; their old token → {status_after} {}",
+    out!("\n7. Member {erased} erases their account (DELETE /v1/me → 204):");
+    out!("   the wrapped data key was destroyed first (crypto-shredding): the {} ciphertext bytes shown", stored.ciphertext.len());
+    out!("   above, in any backup, can no longer be decrypted by anyone; then the rows went:");
+    out!("   account row left: {}, records left: {rows_left} of {}; their old token → {status_after} {}",
         if wrapped_left { "yes" } else { "no" }, erased_records.len(), body_after["error"]["code"].as_str().unwrap_or(""));
     ensure(
         !wrapped_left && rows_left == 0 && status_after == StatusCode::UNAUTHORIZED,
@@ -311,9 +312,9 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     node.audit.checkpoint_now().await?;
     let report =
         me2b_audit::verify(node.store.as_ref(), &node.keys.verifying_key(), &|_| {}).await?;
-    println!("\n8. Audit log verified (`me2b audit verify` does the same):");
+    out!("\n8. Audit log verified (`me2b audit verify` does the same):");
     let mine = node.store.audit_entries_for(made[2].1, 0, 100).await?;
-    println!(
+    out!(
         "   {} entries, {} signed checkpoints, {}.",
         report.entries,
         report.checkpoints,
@@ -323,13 +324,13 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
             "FAILED"
         }
     );
-    println!(
+    out!(
         "   A member reads their own entries at GET /v1/me/audit, e.g. member {}:",
         made[2].1
     );
     for e in mine.iter().take(4) {
         let ev = serde_json::to_value(e.event()?)?;
-        println!(
+        out!(
             "     #{:<6} {:<20} by {}",
             e.seq,
             ev["action"].as_str().unwrap_or(""),
@@ -340,17 +341,18 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
 
     let remaining = node.store.count_members().await?;
     node.shutdown().await;
-    println!("\nReport");
-    println!("  members        {remaining} active, 1 erased");
-    println!(
+    out!("\nReport");
+    out!("  members        {remaining} active, 1 erased");
+    out!(
         "  records        {} encrypted at rest, 0 readable without the member's key",
         n_records - erased_records.len()
     );
-    println!("  organisations  1 co-op, 0 member records reachable without consent");
-    println!(
+    out!("  organisations  1 co-op, 0 member records reachable without consent");
+    out!(
         "  audit log      {} entries, chain and {} checkpoints OK",
-        report.entries, report.checkpoints
+        report.entries,
+        report.checkpoints
     );
-    println!("  took           {:.1} s", started.elapsed().as_secs_f64());
+    out!("  took           {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

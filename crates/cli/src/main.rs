@@ -3,6 +3,18 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+/// `println!` that does not panic when stdout is closed (e.g. `me2b org list | head`).
+macro_rules! out {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod config;
 mod demo;
 
@@ -174,7 +186,7 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    println!(
+    out!(
         "me2b {} listening on http://{addr} (database: {}, data directory: {})",
         env!("CARGO_PKG_VERSION"),
         node.database,
@@ -188,7 +200,7 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
         shutdown_signal(),
     )
     .await?;
-    println!("me2b stopped cleanly");
+    out!("me2b stopped cleanly");
     Ok(())
 }
 
@@ -209,17 +221,17 @@ async fn org(settings: &Settings, cmd: OrgCommand) -> anyhow::Result<()> {
                 .create(name, kind, roles)
                 .await
                 .map_err(anyhow::Error::new)?;
-            println!(
+            out!(
                 "organisation  {} ({}, {})",
                 org.id,
                 org.name,
                 org.kind.as_str()
             );
-            println!("api key id    {}", key.id);
-            println!("roles         {}", key.roles.to_stored());
-            println!("api key       {}", key.secret.expose());
-            println!();
-            println!("The API key is shown once and stored only as a hash: keep it now.");
+            out!("api key id    {}", key.id);
+            out!("roles         {}", key.roles.to_stored());
+            out!("api key       {}", key.secret.expose());
+            out!();
+            out!("The API key is shown once and stored only as a hash: keep it now.");
         }
         OrgCommand::List => {
             for o in node.orgs.list().await.map_err(anyhow::Error::new)? {
@@ -228,13 +240,13 @@ async fn org(settings: &Settings, cmd: OrgCommand) -> anyhow::Result<()> {
                 } else {
                     "active"
                 };
-                println!("{}  {:<8}  {:<7}  {}", o.id, o.kind.as_str(), state, o.name);
+                out!("{}  {:<8}  {:<7}  {}", o.id, o.kind.as_str(), state, o.name);
             }
         }
         OrgCommand::Delete { org_id } => {
             let id = org_id.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             node.orgs.delete(id).await.map_err(anyhow::Error::new)?;
-            println!("organisation {id} deleted; its API keys are revoked");
+            out!("organisation {id} deleted; its API keys are revoked");
         }
     }
     node.shutdown().await;
@@ -280,15 +292,15 @@ async fn audit_verify(
 }
 
 pub(crate) fn print_verify_report(report: &me2b_audit::VerifyReport, key: &NodeVerifyingKey) {
-    println!("node key      {} (Ed25519)", key.key_id());
-    println!("entries       {}", report.entries);
-    println!("checkpoints   {} signed", report.checkpoints);
+    out!("node key      {} (Ed25519)", key.key_id());
+    out!("entries       {}", report.entries);
+    out!("checkpoints   {} signed", report.checkpoints);
     if let Some((seq, hash)) = &report.head {
-        println!("head          #{seq} {hash}");
+        out!("head          #{seq} {hash}");
     }
     match &report.first_failure {
-        None => println!("result        OK: every entry links to the previous one and matches every signed checkpoint"),
-        Some(f) => println!("result        FAILED at entry #{}: {}", f.seq, f.reason),
+        None => out!("result        OK: every entry links to the previous one and matches every signed checkpoint"),
+        Some(f) => out!("result        FAILED at entry #{}: {}", f.seq, f.reason),
     }
 }
 

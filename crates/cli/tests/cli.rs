@@ -1,0 +1,432 @@
+//! The `me2b` binary as a user runs it: serve (SQLite and PostgreSQL), kill -9
+//! durability, no personal data at rest or in logs, the operator commands, the
+//! demo.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use me2b_testkit::{fresh, Db, TestDb};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_me2b");
+
+fn me2b(t: &TestDb, db: Db) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .arg("--data-dir")
+        .arg(t.data_dir.path());
+    if db == Db::Postgres {
+        c.arg("--database").arg(&t.url);
+    }
+    c
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+/// Starts `me2b serve` on port 0; its log (stderr) goes to `log`.
+fn serve(t: &TestDb, db: Db, log: &Path, extra_env: &[(&str, &str)]) -> Server {
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut cmd = me2b(t, db);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(logf)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| {
+            panic!(
+                "no listening line: {line:?} (log: {})",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
+    Server {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+impl Server {
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+    fn term(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut r = http.post(url).json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let resp = r.send().await.unwrap();
+    (resp.status(), resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    for db in Db::ALL {
+        let Some(t) = fresh(db).await.unwrap() else {
+            continue;
+        };
+        let log = t.data_dir.path().join("server.log");
+        let srv = serve(&t, db, &log, &[]);
+        let http = reqwest::Client::new();
+        let (st, v) = post(
+            &http,
+            format!("{}/v1/members", srv.base),
+            None,
+            json!({"email": "kill@example.org", "passphrase": "correct horse battery"}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let token = v["token"].as_str().unwrap().to_owned();
+
+        // Four writers; the server is killed while they are mid-flight.
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let (http, base, token, acked) =
+                (http.clone(), srv.base.clone(), token.clone(), acked.clone());
+            writers.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let text = format!("writer {w} record {i} {}", "x".repeat(i % 200));
+                    let Ok(resp) = http
+                        .post(format!("{base}/v1/vault/records"))
+                        .bearer_auth(&token)
+                        .json(&json!({"kind": "note", "text": text}))
+                        .send()
+                        .await
+                    else {
+                        break;
+                    };
+                    if resp.status() != StatusCode::CREATED {
+                        break;
+                    }
+                    let Ok(v) = resp.json::<Value>().await else {
+                        break;
+                    };
+                    acked
+                        .lock()
+                        .unwrap()
+                        .push((v["id"].as_str().unwrap().to_owned(), text));
+                }
+            }));
+        }
+        while acked.lock().unwrap().len() < 120 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        srv.kill9();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let acked = acked.lock().unwrap().clone();
+
+        let srv = serve(&t, db, &log, &[]);
+        for (id, text) in &acked {
+            let resp = http
+                .get(format!("{}/v1/vault/records/{id}", srv.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                resp.status(),
+                StatusCode::OK,
+                "{db:?}: acknowledged record {id} lost after kill -9"
+            );
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(
+                v["content"]["text"],
+                text.as_str(),
+                "{db:?}: record {id} not intact"
+            );
+        }
+        // The audit log is still a valid chain after the crash.
+        let status = srv.term();
+        assert!(status.success(), "{db:?}: {status}");
+        let out = me2b(&t, db).args(["audit", "verify"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_personal_data_in_the_data_directory_or_logs() {
+    let db = Db::Sqlite;
+    let t = fresh(db).await.unwrap().unwrap();
+    let log = t.data_dir.path().join("server.log");
+    // Debug logging on: even then nothing personal may be written.
+    let srv = serve(&t, db, &log, &[("ME2B_LOG", "debug")]);
+    let http = reqwest::Client::new();
+    let email = "grace.hopper.personal@example.org";
+    let (st, v) = post(
+        &http,
+        format!("{}/v1/members", srv.base),
+        None,
+        json!({"email": email, "passphrase": "Passphrase-Of-Grace-77"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let token = v["token"].as_str().unwrap().to_owned();
+    let secrets = [
+        json!({"kind": "profile_attribute", "name": "family_name", "value": "Hopper-Unique-Surname"}),
+        json!({"kind": "note", "text": "Diagnosis: Unique-Condition-Xylophage"}),
+        json!({"kind": "receipt", "merchant": "Unique-Merchant-Quokka", "items": [{"name": "Unique-Item-Zebra", "category": "health.pharmacy", "quantity": 1, "unit_price": {"minor": 999, "currency": "EUR"}}], "total": {"minor": 999, "currency": "EUR"}, "purchased_at": "2026-11-01T09:00:00Z"}),
+    ];
+    for s in &secrets {
+        let (st, _) = post(
+            &http,
+            format!("{}/v1/vault/records", srv.base),
+            Some(&token),
+            s.clone(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+    }
+    // Failed and malformed requests too: their values must not be logged either.
+    post(
+        &http,
+        format!("{}/v1/sessions", srv.base),
+        None,
+        json!({"email": email, "passphrase": "Wrong-Passphrase-Of-Grace"}),
+    )
+    .await;
+    post(
+        &http,
+        format!("{}/v1/vault/records", srv.base),
+        Some(&token),
+        json!({"kind": "note", "text": 5, "x": "Unique-Bad-Field-Value"}),
+    )
+    .await;
+    let resp = http
+        .get(format!("{}/v1/me", srv.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(srv.term().success());
+
+    let needles = [
+        email,
+        "grace.hopper",
+        "Passphrase-Of-Grace",
+        "Hopper-Unique-Surname",
+        "Unique-Condition-Xylophage",
+        "Unique-Merchant-Quokka",
+        "Unique-Item-Zebra",
+        "Unique-Bad-Field-Value",
+        &token[7..],
+    ];
+    let mut checked = 0;
+    for entry in std::fs::read_dir(t.data_dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        let data = std::fs::read(&p).unwrap();
+        checked += 1;
+        for n in needles {
+            assert!(
+                !data.windows(n.len()).any(|w| w == n.as_bytes()),
+                "{} contains {n:?}",
+                p.display()
+            );
+        }
+    }
+    assert!(checked >= 3, "expected the database, key and log files");
+    let logtext = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logtext.contains("DEBUG") || logtext.contains("INFO"),
+        "the log should not be empty: {logtext}"
+    );
+}
+
+#[tokio::test]
+async fn operator_commands_and_tamper_detection() {
+    let db = Db::Sqlite;
+    let t = fresh(db).await.unwrap().unwrap();
+    let out = me2b(&t, db)
+        .args([
+            "org",
+            "create",
+            "--name",
+            "Corner Co-op",
+            "--kind",
+            "coop",
+            "--roles",
+            "admin,offers",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("api key       me2b_k_") && text.contains("shown once"),
+        "{text}"
+    );
+    let out = me2b(&t, db)
+        .args(["org", "create", "--name", "Corner Co-op"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = me2b(&t, db)
+        .args(["org", "create", "--name", "X", "--roles", "root"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--roles"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = me2b(&t, db).args(["org", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Corner Co-op"));
+
+    let out = me2b(&t, db).args(["audit", "verify"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("OK"), "{text}");
+
+    // Edit entry 2 behind the log's back.
+    let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET at = at + 1 WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let out = me2b(&t, db).args(["audit", "verify"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAILED at entry #2"), "{text}");
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_fails_loudly_and_config_files_apply() {
+    let db = Db::Sqlite;
+    let t = fresh(db).await.unwrap().unwrap();
+    let log = t.data_dir.path().join("server.log");
+    let srv = serve(&t, db, &log, &[]);
+    assert!(srv.term().success());
+    let other = tempfile::tempdir().unwrap();
+    let key = other.path().join("other.key");
+    std::fs::write(
+        &key,
+        "me2b-master-key v1\n0000000000000000000000000000000000000000000000000000000000000000\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = me2b(&t, db)
+        .env("ME2B_MASTER_KEY_FILE", &key)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("does not belong to this database"), "{err}");
+
+    // A TOML file sets the listen address; the flag still wins over it.
+    let cfg = other.path().join("me2b.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:1\"\nlog = \"warn\"\n").unwrap();
+    let mut cmd = me2b(&t, db);
+    let mut child = cmd
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains("listening on http://127.0.0.1:") && !line.contains(":1 "),
+        "{line}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(&cfg, "lisen = 1\n").unwrap();
+    let out = me2b(&t, db)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["org", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid config file"));
+}
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    let out = Command::new(BIN)
+        .args(["demo", "--members", "12"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expect in [
+        "as stored",
+        "as the member reads it",
+        "403 Forbidden",
+        "0 found",
+        "records left: 0",
+        "chain and",
+        "11 active, 1 erased",
+    ] {
+        assert!(
+            text.contains(expect),
+            "demo output lacks {expect:?}:\n{text}"
+        );
+    }
+}
