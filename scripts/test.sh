@@ -61,4 +61,14 @@ log "starting a throwaway PostgreSQL ($("$PGBIN/postgres" --version | awk '{prin
 export ME2B_TEST_POSTGRES_URL="postgres://me2b@127.0.0.1:$PORT/postgres"
 export ME2B_REQUIRE_POSTGRES=1
 log "running cargo test --workspace --locked $*"
-cargo test --workspace --locked "$@"
+OUT="$PGTMP/cargo-test.log"
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$OUT"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run, summed over every test binary.
+summary=$(awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped", p, f, i }' "$OUT")
+mkdir -p target && echo "$summary" > target/test-summary.txt
+echo
+echo "tests: $summary"
+exit "$status"
