@@ -242,7 +242,6 @@ async fn no_personal_data_in_the_data_directory_or_logs() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(srv.term().success());
 
     let needles = [
         email,
@@ -255,20 +254,34 @@ async fn no_personal_data_in_the_data_directory_or_logs() {
         "Unique-Bad-Field-Value",
         &token[7..],
     ];
-    let mut checked = 0;
-    for entry in std::fs::read_dir(t.data_dir.path()).unwrap() {
-        let p = entry.unwrap().path();
-        let data = std::fs::read(&p).unwrap();
-        checked += 1;
-        for n in needles {
-            assert!(
-                !data.windows(n.len()).any(|w| w == n.as_bytes()),
-                "{} contains {n:?}",
-                p.display()
-            );
+    let scan = |when: &str| {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(t.data_dir.path()).unwrap() {
+            let p = entry.unwrap().path();
+            let data = std::fs::read(&p).unwrap();
+            names.push(p.file_name().unwrap().to_string_lossy().into_owned());
+            for n in needles {
+                assert!(
+                    !data.windows(n.len()).any(|w| w == n.as_bytes()),
+                    "{when}: {} contains {n:?}",
+                    p.display()
+                );
+            }
         }
-    }
-    assert!(checked >= 3, "expected the database, key and log files");
+        names
+    };
+    // While the server runs, the SQLite WAL holds the recent writes: scan it too.
+    let running = scan("while running");
+    assert!(
+        running.iter().any(|n| n.ends_with("-wal")),
+        "expected a WAL file: {running:?}"
+    );
+    assert!(srv.term().success());
+    let stopped = scan("after shutdown");
+    assert!(
+        stopped.len() >= 3,
+        "expected the database, key and log files: {stopped:?}"
+    );
     let logtext = std::fs::read_to_string(&log).unwrap();
     assert!(
         logtext.contains("DEBUG") || logtext.contains("INFO"),

@@ -1,6 +1,11 @@
 //! The HTTP API, end to end: the real router served on 127.0.0.1:0 over a fresh
 //! database, on SQLite and on PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 
 use me2b_crypto::{PassphraseParams, SeededRandom};
 use me2b_domain::org::{OrgKind, Role, Roles};

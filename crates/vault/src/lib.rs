@@ -214,10 +214,10 @@ impl Vault {
         let row = self.store.member_by_email_index(&index).await?;
         let phc = row.as_ref().and_then(|r| r.passphrase_hash.clone());
         let ok = self.verify_passphrase(passphrase, phc).await?;
-        let Some(row) = row.filter(|_| ok) else {
+        let Some(row) = row.as_ref().filter(|_| ok) else {
             let mut ev = AuditEvent::new(Actor::Anonymous, Action::MemberLoginFailed)
                 .outcome(Outcome::Denied);
-            if let Some(r) = self.store.member_by_email_index(&index).await? {
+            if let Some(r) = &row {
                 // The account owner will see the failed attempt in their audit log.
                 ev = ev.subject(r.id);
             }

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# HTTP benchmarks of the vault on SQLite, measured with oha from a second process.
+#
+#   bash scripts/bench-http.sh            # builds release, installs oha if missing, prints a table
+#
+# In one run, against one server: the bench-only constant route (no auth, storage or
+# crypto: the ceiling of the HTTP stack on this machine), authenticated+decrypted
+# vault reads, and authenticated+encrypted vault writes, each at a fixed concurrency;
+# then reads at a fixed rate of 1,000 requests/s for the latency target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-20s}
+CONCURRENCY=${CONCURRENCY:-32}
+RATE=${RATE:-1000}
+
+command -v oha >/dev/null || cargo install --locked oha
+cargo build --release --locked -p me2b >/dev/null
+
+DIR=$(mktemp -d /tmp/me2b-bench.XXXXXX)
+cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"; }
+trap cleanup EXIT
+
+./target/release/me2b serve --listen 127.0.0.1:0 --data-dir "$DIR/data" --bench-routes \
+  >"$DIR/stdout" 2>"$DIR/server.log" &
+PID=$!
+for _ in $(seq 100); do grep -q listening "$DIR/stdout" 2>/dev/null && break; sleep 0.1; done
+BASE=$(grep -o 'http://[0-9.:]*' "$DIR/stdout")
+
+TOKEN=$(curl -sf "$BASE/v1/members" -H 'content-type: application/json' \
+  -d '{"email":"bench@example.org","passphrase":"benchmark passphrase"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+BODY='{"kind":"receipt","merchant":"Corner Co-op","items":[{"name":"Oat milk","category":"food.dairy-alternatives","quantity":2,"unit_price":{"minor":189,"currency":"EUR"}}],"total":{"minor":378,"currency":"EUR"},"purchased_at":"2026-11-20T17:03:00Z"}'
+RID=""
+for _ in $(seq 100); do
+  RID=$(curl -sf "$BASE/v1/vault/records" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$BODY" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+done
+
+run() { # name, extra oha args...
+  local name=$1; shift
+  oha --no-tui --output-format json -z "$DURATION" "$@" >"$DIR/$name.json"
+  python3 - "$DIR/$name.json" "$name" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["summary"]; p = d["latencyPercentiles"]
+codes = d.get("statusCodeDistribution", {})
+ok = sum(v for k, v in codes.items() if k.startswith("2"))
+bad = sum(v for k, v in codes.items() if not k.startswith("2"))
+print(f"{sys.argv[2]}\t{s['requestsPerSec']:.0f}\t{p['p50']*1000:.2f}\t{p['p99']*1000:.2f}\t{ok}\t{bad}")
+PY
+}
+
+echo "oha $(oha --version | awk '{print $2}'), $(nproc) cores, duration $DURATION, concurrency $CONCURRENCY" >&2
+{
+  echo -e "case\treq/s\tp50 ms\tp99 ms\t2xx\tnon-2xx"
+  run ceiling -c "$CONCURRENCY" "$BASE/bench/constant"
+  run read -c "$CONCURRENCY" -H "authorization: Bearer $TOKEN" "$BASE/v1/vault/records/$RID"
+  run write -c "$CONCURRENCY" -m POST -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$BODY" "$BASE/v1/vault/records"
+  run "read@${RATE}rps" -c "$CONCURRENCY" -q "$RATE" -H "authorization: Bearer $TOKEN" "$BASE/v1/vault/records/$RID"
+} | tee "$DIR/table.tsv" | column -t -s $'\t'
+python3 - "$DIR/table.tsv" <<'PY'
+import sys
+rows = {l.split("\t")[0]: l.split("\t") for l in open(sys.argv[1]).read().splitlines()[1:]}
+c, r, w = (float(rows[k][1]) for k in ("ceiling", "read", "write"))
+print(f"\nread / ceiling = {100*r/c:.1f} %   write / ceiling = {100*w/c:.1f} %")
+PY
