@@ -17,7 +17,9 @@ use axum::Router;
 use me2b_node::Node;
 use std::future::Future;
 use std::net::SocketAddr;
+use axum::http::{header, HeaderValue};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -53,6 +55,15 @@ pub fn router(state: AppState, opts: ServerOptions) -> Router {
     app.fallback(routes::meta::not_found)
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Member data must not linger in shared or browser caches.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Method and route template only: no ids, no query strings, no headers.
