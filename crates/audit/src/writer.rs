@@ -114,7 +114,14 @@ impl Writer {
                 self.append(appends).await;
             }
             for done in checkpoints {
-                let _ = done.send(self.checkpoint(true).await);
+                let head = match self.store.audit_head().await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let _ = done.send(Err(e.into()));
+                        continue;
+                    }
+                };
+                let _ = done.send(self.checkpoint(head, true).await);
             }
         }
         // Every handle is gone. The final checkpoint is signed by the node's
@@ -131,7 +138,8 @@ impl Writer {
                     let seq = entries.get(i.wrapping_sub(1)).map_or(0, |e| e.seq);
                     let _ = done.send(Ok(seq));
                 }
-                if let Err(e) = self.checkpoint(false).await {
+                let head = entries.last().map(|e| (e.seq, e.hash));
+                if let Err(e) = self.checkpoint(head, false).await {
                     tracing::error!(error = %e, "could not sign an audit checkpoint");
                 }
             }
@@ -147,10 +155,14 @@ impl Writer {
         }
     }
 
-    /// Signs the head if `force` and it moved, or if `checkpoint_every` entries
+    /// Signs `head` if `force` and it moved, or if `checkpoint_every` entries
     /// have passed since the last checkpoint.
-    async fn checkpoint(&mut self, force: bool) -> Result<Option<Checkpoint>, AuditError> {
-        let Some((seq, head)) = self.store.audit_head().await? else {
+    async fn checkpoint(
+        &mut self,
+        head: Option<(u64, me2b_domain::audit::ChainHash)>,
+        force: bool,
+    ) -> Result<Option<Checkpoint>, AuditError> {
+        let Some((seq, head)) = head else {
             return Ok(None);
         };
         let due = seq >= self.last_checkpoint + self.checkpoint_every;

@@ -13,11 +13,11 @@ pub mod openapi;
 mod routes;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderValue};
 use axum::Router;
 use me2b_node::Node;
 use std::future::Future;
 use std::net::SocketAddr;
-use axum::http::{header, HeaderValue};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;

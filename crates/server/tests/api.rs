@@ -902,7 +902,12 @@ async fn openapi_and_node_keys_are_published() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(keys["keys"][0]["kid"], s.node.keys.verifying_key().key_id());
     // No response is cacheable.
-    let r = s.http.get(format!("{}/healthz", s.base)).send().await.unwrap();
+    let r = s
+        .http
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     // The bench route is off unless asked for.

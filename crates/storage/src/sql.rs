@@ -60,6 +60,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
             .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A local file cannot drop off the network: skip the ping that would
+            // otherwise cost a worker-thread round trip on every query.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .map_err(open_err)?;
@@ -118,6 +121,8 @@ fn retryable(e: &StorageError) -> bool {
 }
 
 const AUDIT_APPEND_ATTEMPTS: u32 = 50;
+/// Rows per multi-row INSERT (6 parameters each; SQLite allows 32,766).
+const AUDIT_INSERT_CHUNK: usize = 256;
 
 macro_rules! impl_store {
     ($pool:ty, $backend:expr, $begin:ident) => {
@@ -202,20 +207,35 @@ macro_rules! impl_store {
                 let mut out = Vec::with_capacity(events.len());
                 for event in events {
                     let entry = AuditEntry::link(prev, at, event);
-                    sqlx::query(
-                        "INSERT INTO audit_log (seq, at, subject, event, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(seq_i64(entry.seq)?)
-                    .bind(at.unix_millis())
-                    .bind(event.subject.map(|m| m.as_bytes().to_vec()))
-                    .bind(&entry.event_json)
-                    .bind(entry.prev_hash.to_vec())
-                    .bind(entry.hash.to_vec())
-                    .execute(&mut *tx)
-                    .await?;
                     prev = Some((entry.seq, entry.hash));
-                    out.push(entry);
+                    out.push((entry, event.subject));
                 }
+                // Multi-row inserts: one round trip per chunk, not per entry.
+                for chunk in out.chunks(AUDIT_INSERT_CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new(
+                        "INSERT INTO audit_log (seq, at, subject, event, prev_hash, hash) ",
+                    );
+                    let mut rows = Vec::with_capacity(chunk.len());
+                    for (entry, subject) in chunk {
+                        rows.push((
+                            seq_i64(entry.seq)?,
+                            subject.map(|m| m.as_bytes().to_vec()),
+                            entry.event_json.clone(),
+                            entry.prev_hash.to_vec(),
+                            entry.hash.to_vec(),
+                        ));
+                    }
+                    qb.push_values(rows, |mut b, (seq, subject, event, prev_hash, hash)| {
+                        b.push_bind(seq)
+                            .push_bind(at.unix_millis())
+                            .push_bind(subject)
+                            .push_bind(event)
+                            .push_bind(prev_hash)
+                            .push_bind(hash);
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let out = out.into_iter().map(|(e, _)| e).collect();
                 tx.commit().await?;
                 Ok(out)
             }

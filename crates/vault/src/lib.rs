@@ -86,9 +86,63 @@ pub struct NewSession {
     pub expires_at: Timestamp,
 }
 
+/// How long a session looked up in the database is trusted from memory. Logout
+/// and erasure on this node take effect at once; on another node sharing the
+/// database (PostgreSQL), within this window.
+pub const SESSION_CACHE_SECONDS: i64 = 10;
+const SESSION_CACHE_MAX: usize = 100_000;
+
+#[derive(Clone)]
+struct CachedSession {
+    member: MemberId,
+    expires_at: Timestamp,
+    wrapped_dek: Vec<u8>,
+    fetched_at: Timestamp,
+}
+
+/// Recently authenticated sessions, by token hash, so that a request does not
+/// need a database round trip to authenticate. Holds wrapped keys only.
+#[derive(Default)]
+struct SessionCache(std::sync::Mutex<std::collections::HashMap<[u8; 32], CachedSession>>);
+
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionCache")
+    }
+}
+
+impl SessionCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], CachedSession>> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+    fn get(&self, hash: &[u8; 32], now: Timestamp) -> Option<CachedSession> {
+        let c = self.lock().get(hash).cloned()?;
+        (now.unix_millis() - c.fetched_at.unix_millis() < SESSION_CACHE_SECONDS * 1000).then_some(c)
+    }
+    fn put(&self, hash: [u8; 32], c: CachedSession) {
+        let mut m = self.lock();
+        if m.len() >= SESSION_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(hash, c);
+    }
+    fn remove(&self, hash: &[u8; 32]) {
+        self.lock().remove(hash);
+    }
+    fn remove_member(&self, member: MemberId) {
+        self.lock().retain(|_, c| c.member != member);
+    }
+}
+
 /// The vault service. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Vault {
+    sessions: Arc<SessionCache>,
     store: Arc<dyn Store>,
     keys: Arc<Keyring>,
     audit: AuditLog,
@@ -113,6 +167,7 @@ impl Vault {
         session_ttl_seconds: i64,
     ) -> Self {
         Self {
+            sessions: Arc::default(),
             store,
             keys,
             audit,
@@ -237,19 +292,33 @@ impl Vault {
             return Err(VaultError::InvalidSession);
         }
         let hash = me2b_crypto::hash_token(token);
-        let s = self
-            .store
-            .session(&hash)
-            .await?
-            .ok_or(VaultError::InvalidSession)?;
-        if s.expires_at <= self.clock.now() {
+        let now = self.clock.now();
+        let s = match self.sessions.get(&hash, now) {
+            Some(c) => c,
+            None => {
+                let s = self
+                    .store
+                    .session(&hash)
+                    .await?
+                    .ok_or(VaultError::InvalidSession)?;
+                let c = CachedSession {
+                    member: s.member,
+                    expires_at: s.expires_at,
+                    wrapped_dek: s.wrapped_dek.ok_or(VaultError::InvalidSession)?,
+                    fetched_at: now,
+                };
+                self.sessions.put(hash, c.clone());
+                c
+            }
+        };
+        if s.expires_at <= now {
+            self.sessions.remove(&hash);
             self.store.delete_session(&hash).await?;
             return Err(VaultError::SessionExpired);
         }
-        let wrapped = s.wrapped_dek.ok_or(VaultError::InvalidSession)?;
         let key = self
             .keys
-            .unwrap(s.member, &wrapped)
+            .unwrap(s.member, &s.wrapped_dek)
             .map_err(|_| VaultError::Integrity { what: "data key" })?;
         Ok(MemberSession {
             member: s.member,
@@ -260,9 +329,9 @@ impl Vault {
 
     /// Ends the session of `token`.
     pub async fn log_out(&self, session: &MemberSession, token: &str) -> Result<(), VaultError> {
-        self.store
-            .delete_session(&me2b_crypto::hash_token(token))
-            .await?;
+        let hash = me2b_crypto::hash_token(token);
+        self.sessions.remove(&hash);
+        self.store.delete_session(&hash).await?;
         self.audit
             .record(
                 AuditEvent::new(Actor::Member(session.member), Action::MemberLogout)
@@ -513,8 +582,10 @@ impl Vault {
                     .object(member),
             ])
             .await?;
+        self.sessions.remove_member(member);
         self.store.shred_member(member).await?;
         self.store.delete_member_rows(member).await?;
+        self.sessions.remove_member(member);
         Ok(())
     }
 
