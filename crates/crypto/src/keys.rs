@@ -3,7 +3,7 @@ use crate::CryptoError;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use me2b_domain::{MemberId, Random};
+use me2b_domain::{MemberId, OrgId, Random};
 use sha2::Sha256;
 use std::io::Write;
 use std::path::Path;
@@ -130,6 +130,7 @@ impl NodeVerifyingKey {
 pub struct Keyring {
     kek: Zeroizing<[u8; 32]>,
     email_index: Zeroizing<[u8; 32]>,
+    pseudonym: Zeroizing<[u8; 32]>,
     key_check: [u8; 32],
     signing: SigningKey,
 }
@@ -156,12 +157,14 @@ impl Keyring {
         let hk = Hkdf::<Sha256>::new(Some(b"me2b/node-keys"), &master.0);
         let kek = derive(&hk, b"me2b/kek/v1");
         let email_index = derive(&hk, b"me2b/email-index/v1");
+        let pseudonym = derive(&hk, b"me2b/subject-pseudonym/v1");
         let key_check = *derive(&hk, b"me2b/key-check/v1");
         let signing_seed = derive(&hk, b"me2b/node-signing/v1");
         let signing = SigningKey::from_bytes(&signing_seed);
         Self {
             kek,
             email_index,
+            pseudonym,
             key_check,
             signing,
         }
@@ -177,6 +180,22 @@ impl Keyring {
     pub fn matches_key_check(&self, stored: &[u8]) -> bool {
         use subtle::ConstantTimeEq;
         stored.len() == 32 && bool::from(self.key_check.ct_eq(stored))
+    }
+
+    /// The pseudonym under which `member` appears to organisation `org` (in consent
+    /// records and receipts): stable for that pair, unlinkable across
+    /// organisations without the node's key. `sub_` + 128 bits, base64url.
+    pub fn subject_pseudonym(&self, org: &OrgId, member: &MemberId) -> String {
+        use base64::Engine;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.pseudonym.as_ref())
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(org.as_bytes());
+        mac.update(member.as_bytes());
+        let out = mac.finalize().into_bytes();
+        format!(
+            "sub_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&out[..16])
+        )
     }
 
     /// Keyed hash of a normalised e-mail address, for lookup without storing it.
@@ -264,6 +283,11 @@ mod tests {
         assert!(!b.matches_key_check(&a.key_check()));
         let email = Email::parse("alice@example.org").unwrap();
         assert_ne!(a.email_index(&email), b.email_index(&email));
+        let m = MemberId::generate(&rng);
+        let (o1, o2) = (OrgId::generate(&rng), OrgId::generate(&rng));
+        assert_eq!(a.subject_pseudonym(&o1, &m), a.subject_pseudonym(&o1, &m));
+        assert_ne!(a.subject_pseudonym(&o1, &m), a.subject_pseudonym(&o2, &m));
+        assert_ne!(a.subject_pseudonym(&o1, &m), b.subject_pseudonym(&o1, &m));
         assert_eq!(a.email_index(&email), a.email_index(&email));
     }
 

@@ -65,6 +65,21 @@ pub enum Action {
     OrgKeyCreate,
     #[serde(rename = "access.denied")]
     AccessDenied,
+    #[serde(rename = "consent.request.create")]
+    ConsentRequestCreate,
+    #[serde(rename = "consent.grant")]
+    ConsentGrant,
+    #[serde(rename = "consent.refuse")]
+    ConsentRefuse,
+    #[serde(rename = "consent.withdraw")]
+    ConsentWithdraw,
+    #[serde(rename = "consent.gpc")]
+    ConsentGpc,
+    /// A policy decision on an organisation's access to member data.
+    #[serde(rename = "consent.decision")]
+    ConsentDecision,
+    #[serde(rename = "consent.read")]
+    ConsentRead,
 }
 
 /// How it ended.
@@ -88,6 +103,14 @@ pub struct AuditEvent {
     /// The object touched, as an opaque id (record id, key id, org id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
+    /// For decisions on member data: the DPV purpose, category and processing
+    /// ids (vocabulary terms, never values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -98,8 +121,18 @@ impl AuditEvent {
             action,
             subject: None,
             object: None,
+            purpose: None,
+            category: None,
+            processing: None,
             outcome: Outcome::Ok,
         }
+    }
+    /// The DPV terms a decision was about.
+    pub fn terms(mut self, purpose: &str, category: &str, processing: &str) -> Self {
+        self.purpose = Some(purpose.to_owned());
+        self.category = Some(category.to_owned());
+        self.processing = Some(processing.to_owned());
+        self
     }
     pub fn subject(mut self, m: MemberId) -> Self {
         self.subject = Some(m);

@@ -81,6 +81,17 @@ typed_id!(
     "api_key_id"
 );
 
+typed_id!(
+    /// A consent request published by an organisation.
+    ConsentRequestId,
+    "consent_request_id"
+);
+typed_id!(
+    /// One member's consent record (granted, refused or withdrawn).
+    ConsentId,
+    "consent_id"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use me2b_audit::{AuditError, AuditLog};
+use me2b_consent::{Consents, Vocabulary};
 use me2b_crypto::{CryptoError, Keyring, MasterKey, PassphraseHasher, PassphraseParams};
 use me2b_domain::audit::{Action, Actor, AuditEvent};
 use me2b_domain::{Clock, Random};
@@ -75,6 +76,8 @@ pub enum NodeError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    #[error(transparent)]
+    Consent(#[from] me2b_consent::ConsentError),
     #[error("the master key {path} does not belong to this database (it was initialised with another key); point ME2B_MASTER_KEY_FILE at the right key file")]
     WrongMasterKey { path: String },
     #[error("the database was initialised with a master key, but {path} does not exist; restore the key file or point ME2B_MASTER_KEY_FILE at it")]
@@ -89,6 +92,7 @@ pub struct Node {
     pub audit: AuditLog,
     pub vault: Vault,
     pub orgs: Orgs,
+    pub consents: Consents,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Random>,
     /// Where the data lives, fit to print (no password).
@@ -182,7 +186,17 @@ impl Node {
             tracing::warn!(resumed, "finished erasures that were interrupted");
         }
         let orgs = Orgs::new(store.clone(), audit.clone(), clock.clone(), rng.clone());
+        let consents = Consents::new(
+            store.clone(),
+            keys.clone(),
+            audit.clone(),
+            vault.clone(),
+            Arc::new(Vocabulary::shipped()?),
+            clock.clone(),
+            rng.clone(),
+        );
         Ok(Self {
+            consents,
             backend: store.backend(),
             store,
             keys,

@@ -158,3 +158,33 @@ impl From<me2b_audit::AuditError> for ApiError {
         )
     }
 }
+
+impl From<me2b_consent::ServiceError> for ApiError {
+    fn from(e: me2b_consent::ServiceError) -> Self {
+        use me2b_consent::{ConsentError as C, ServiceError as E};
+        use StatusCode as S;
+        match e {
+            E::Consent(C::UnknownTerm { .. }) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "unknown_term", e.to_string())
+            }
+            E::Consent(C::SpecialCategoryNeedsExplicitConsent { .. }) => Self::new(
+                S::UNPROCESSABLE_ENTITY,
+                "special_category_requires_explicit_consent",
+                e.to_string(),
+            ),
+            E::Consent(C::Invalid(_)) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string())
+            }
+            E::Consent(_) => Self::internal(),
+            E::RequestNotFound | E::ConsentNotFound => {
+                Self::new(S::NOT_FOUND, "not_found", e.to_string())
+            }
+            E::AlreadyAnswered => Self::new(S::CONFLICT, "already_answered", e.to_string()),
+            E::NotInForce => Self::new(S::CONFLICT, "not_in_force", e.to_string()),
+            E::Conflict => Self::new(S::CONFLICT, "revision_conflict", e.to_string()),
+            E::Storage(inner) => VaultError::Storage(inner).into(),
+            E::Audit(inner) => inner.into(),
+            E::Vault(inner) => inner.into(),
+        }
+    }
+}

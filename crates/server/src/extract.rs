@@ -174,6 +174,15 @@ impl FromRequestParts<AppState> for Member {
             ));
         }
         let session = state.node.vault.authenticate(token).await?;
+        // Global Privacy Control: a member's request carrying `Sec-GPC: 1` opts
+        // them out of sale/sharing and third-party advertising (recorded once).
+        let gpc = parts
+            .headers
+            .get("sec-gpc")
+            .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
+        if gpc {
+            state.node.consents.record_gpc(session.member).await?;
+        }
         Ok(Member {
             session,
             token: token.to_owned(),

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{members, meta, orgs, vault};
+use crate::routes::{consent, members, meta, orgs, vault};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -16,6 +16,9 @@ use utoipa::{Modify, OpenApi};
         members::sign_up, members::log_in, members::log_out, members::me, members::erase, members::audit,
         vault::list, vault::create, vault::read, vault::update, vault::delete,
         orgs::whoami,
+        consent::vocabulary, consent::create_request, consent::list_requests, consent::request_consents,
+        consent::data_access, consent::org_receipts, consent::pending, consent::grant, consent::refuse,
+        consent::my_consents, consent::withdraw, consent::transparency,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&Bearer),

@@ -13,7 +13,7 @@ pub use types::*;
 
 use async_trait::async_trait;
 use me2b_domain::audit::{AuditEntry, AuditEvent, ChainHash, Checkpoint};
-use me2b_domain::{ApiKeyId, MemberId, OrgId, RecordId, Timestamp};
+use me2b_domain::{ApiKeyId, ConsentId, ConsentRequestId, MemberId, OrgId, RecordId, Timestamp};
 
 /// Storage errors. Messages name tables and operations, never stored values.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +140,28 @@ pub trait AuditStore {
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
 }
 
+/// Consent requests, members' consent records and GPC opt-outs.
+#[async_trait]
+pub trait ConsentStore {
+    async fn insert_consent_request(&self, r: &ConsentRequestRow) -> Result<()>;
+    async fn consent_request(&self, id: ConsentRequestId) -> Result<Option<ConsentRequestRow>>;
+    /// All requests, or those of one organisation, oldest first.
+    async fn consent_requests(&self, org: Option<OrgId>) -> Result<Vec<ConsentRequestRow>>;
+    async fn insert_consent(&self, c: &ConsentRow) -> Result<()>;
+    /// Replaces a record if its version is still `expected_version`; the write is
+    /// durable when this returns.
+    async fn update_consent(&self, c: &ConsentRow, expected_version: i64) -> Result<bool>;
+    async fn consent(&self, id: ConsentId) -> Result<Option<ConsentRow>>;
+    /// The member's records with one organisation: the decision point's input.
+    async fn consents_between(&self, org: OrgId, member: MemberId) -> Result<Vec<ConsentRow>>;
+    async fn consents_of_member(&self, member: MemberId) -> Result<Vec<ConsentRow>>;
+    /// Records answering `request` with status `given` or `withdrawn` (never refusals).
+    async fn consents_for_request(&self, request: ConsentRequestId) -> Result<Vec<ConsentRow>>;
+    /// Records the member's first GPC signal; returns the time in force.
+    async fn record_gpc(&self, member: MemberId, at: Timestamp) -> Result<Timestamp>;
+    async fn gpc_since(&self, member: MemberId) -> Result<Option<Timestamp>>;
+}
+
 /// Everything a node stores.
 #[async_trait]
 pub trait Store:
@@ -149,6 +171,7 @@ pub trait Store:
     + VaultStore
     + OrgStore
     + AuditStore
+    + ConsentStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -182,6 +182,36 @@ macro_rules! impl_store {
                 })
             }
 
+            fn consent_request_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<ConsentRequestRow> {
+                Ok(ConsentRequestRow {
+                    id: ConsentRequestId::from_slice(&row.try_get::<Vec<u8>, _>("request_id")?)
+                        .map_err(|_| corrupt("consent_requests.request_id"))?,
+                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
+                        .map_err(|_| corrupt("consent_requests.org_id"))?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                    body: row.try_get("body")?,
+                })
+            }
+
+            fn consent_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<ConsentRow> {
+                Ok(ConsentRow {
+                    id: ConsentId::from_slice(&row.try_get::<Vec<u8>, _>("consent_id")?)
+                        .map_err(|_| corrupt("consents.consent_id"))?,
+                    request: ConsentRequestId::from_slice(&row.try_get::<Vec<u8>, _>("request_id")?)
+                        .map_err(|_| corrupt("consents.request_id"))?,
+                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
+                        .map_err(|_| corrupt("consents.org_id"))?,
+                    member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
+                        .map_err(|_| corrupt("consents.member_id"))?,
+                    status: row.try_get("status")?,
+                    version: row.try_get("version")?,
+                    given_at: Timestamp::from_unix_millis(row.try_get("given_at")?),
+                    expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
+                    withdrawn_at: row.try_get::<Option<i64>, _>("withdrawn_at")?.map(Timestamp::from_unix_millis),
+                    body: row.try_get("body")?,
+                })
+            }
+
             fn audit_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<AuditEntry> {
                 Ok(AuditEntry {
                     seq: seq_u64(row.try_get("seq")?)?,
@@ -308,6 +338,8 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 for sql in [
                     "DELETE FROM sessions WHERE member_id = $1",
+                    "DELETE FROM consents WHERE member_id = $1",
+                    "DELETE FROM member_gpc WHERE member_id = $1",
                     "DELETE FROM vault_records WHERE member_id = $1",
                     "DELETE FROM members WHERE member_id = $1",
                 ] {
@@ -610,6 +642,127 @@ macro_rules! impl_store {
                         })
                     })
                     .collect()
+            }
+        }
+
+        #[async_trait]
+        impl ConsentStore for SqlStore<$pool> {
+            async fn insert_consent_request(&self, r: &ConsentRequestRow) -> Result<()> {
+                sqlx::query("INSERT INTO consent_requests (request_id, org_id, created_at, body) VALUES ($1, $2, $3, $4)")
+                    .bind(r.id.as_bytes().to_vec())
+                    .bind(r.org.as_bytes().to_vec())
+                    .bind(r.created_at.unix_millis())
+                    .bind(&r.body)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn consent_request(&self, id: ConsentRequestId) -> Result<Option<ConsentRequestRow>> {
+                sqlx::query("SELECT * FROM consent_requests WHERE request_id = $1")
+                    .bind(id.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::consent_request_row)
+                    .transpose()
+            }
+            async fn consent_requests(&self, org: Option<OrgId>) -> Result<Vec<ConsentRequestRow>> {
+                let rows = match org {
+                    Some(o) => sqlx::query("SELECT * FROM consent_requests WHERE org_id = $1 ORDER BY created_at, request_id")
+                        .bind(o.as_bytes().to_vec())
+                        .fetch_all(&self.pool)
+                        .await?,
+                    None => sqlx::query("SELECT * FROM consent_requests ORDER BY created_at, request_id")
+                        .fetch_all(&self.pool)
+                        .await?,
+                };
+                rows.iter().map(Self::consent_request_row).collect()
+            }
+            async fn insert_consent(&self, c: &ConsentRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO consents (consent_id, request_id, org_id, member_id, status, version, given_at, expires_at, withdrawn_at, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(c.id.as_bytes().to_vec())
+                .bind(c.request.as_bytes().to_vec())
+                .bind(c.org.as_bytes().to_vec())
+                .bind(c.member.as_bytes().to_vec())
+                .bind(&c.status)
+                .bind(c.version)
+                .bind(c.given_at.unix_millis())
+                .bind(c.expires_at.unix_millis())
+                .bind(c.withdrawn_at.map(Timestamp::unix_millis))
+                .bind(&c.body)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn update_consent(&self, c: &ConsentRow, expected_version: i64) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE consents SET status = $1, version = $2, withdrawn_at = $3, body = $4 \
+                     WHERE consent_id = $5 AND version = $6",
+                )
+                .bind(&c.status)
+                .bind(c.version)
+                .bind(c.withdrawn_at.map(Timestamp::unix_millis))
+                .bind(&c.body)
+                .bind(c.id.as_bytes().to_vec())
+                .bind(expected_version)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn consent(&self, id: ConsentId) -> Result<Option<ConsentRow>> {
+                sqlx::query("SELECT * FROM consents WHERE consent_id = $1")
+                    .bind(id.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::consent_row)
+                    .transpose()
+            }
+            async fn consents_between(&self, org: OrgId, member: MemberId) -> Result<Vec<ConsentRow>> {
+                sqlx::query("SELECT * FROM consents WHERE org_id = $1 AND member_id = $2")
+                    .bind(org.as_bytes().to_vec())
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::consent_row)
+                    .collect()
+            }
+            async fn consents_of_member(&self, member: MemberId) -> Result<Vec<ConsentRow>> {
+                sqlx::query("SELECT * FROM consents WHERE member_id = $1 ORDER BY given_at, consent_id")
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::consent_row)
+                    .collect()
+            }
+            async fn consents_for_request(&self, request: ConsentRequestId) -> Result<Vec<ConsentRow>> {
+                sqlx::query("SELECT * FROM consents WHERE request_id = $1 AND status IN ('given', 'withdrawn') ORDER BY given_at, consent_id")
+                    .bind(request.as_bytes().to_vec())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::consent_row)
+                    .collect()
+            }
+            async fn record_gpc(&self, member: MemberId, at: Timestamp) -> Result<Timestamp> {
+                sqlx::query("INSERT INTO member_gpc (member_id, since) VALUES ($1, $2) ON CONFLICT (member_id) DO NOTHING")
+                    .bind(member.as_bytes().to_vec())
+                    .bind(at.unix_millis())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(self.gpc_since(member).await?.unwrap_or(at))
+            }
+            async fn gpc_since(&self, member: MemberId) -> Result<Option<Timestamp>> {
+                let v: Option<i64> = sqlx::query_scalar("SELECT since FROM member_gpc WHERE member_id = $1")
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(v.map(Timestamp::from_unix_millis))
             }
         }
 

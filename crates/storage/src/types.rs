@@ -1,5 +1,5 @@
 use me2b_domain::org::{OrgKind, Roles};
-use me2b_domain::{ApiKeyId, MemberId, OrgId, RecordId, Timestamp};
+use me2b_domain::{ApiKeyId, ConsentId, ConsentRequestId, MemberId, OrgId, RecordId, Timestamp};
 
 /// A member account as created at sign-up.
 #[derive(Clone, Debug)]
@@ -72,4 +72,30 @@ pub struct ApiKeyRow {
     pub roles: Roles,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+}
+
+/// A consent request: its organisation and its JSON body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentRequestRow {
+    pub id: ConsentRequestId,
+    pub org: OrgId,
+    pub created_at: Timestamp,
+    pub body: Vec<u8>,
+}
+
+/// A consent record: the columns the decision point looks up by, and the full
+/// record with its history as JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentRow {
+    pub id: ConsentId,
+    pub request: ConsentRequestId,
+    pub org: OrgId,
+    pub member: MemberId,
+    /// `given`, `refused` or `withdrawn`.
+    pub status: String,
+    pub version: i64,
+    pub given_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub withdrawn_at: Option<Timestamp>,
+    pub body: Vec<u8>,
 }

@@ -589,6 +589,35 @@ impl Vault {
         Ok(())
     }
 
+    /// Decrypts a member's records for a disclosure to an organisation. Only the
+    /// consent service calls this, and only after the policy decision point
+    /// permitted the access; it writes no audit entry itself because the caller
+    /// audits each decision with its purpose and category.
+    pub async fn records_for_disclosure(
+        &self,
+        member: MemberId,
+    ) -> Result<Vec<RecordContent>, VaultError> {
+        let Some(row) = self.store.member(member).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(wrapped) = row.wrapped_dek else {
+            return Ok(Vec::new());
+        };
+        let key = self
+            .keys
+            .unwrap(member, &wrapped)
+            .map_err(|_| VaultError::Integrity { what: "data key" })?;
+        let s = MemberSession {
+            member,
+            expires_at: self.clock.now(),
+            key,
+        };
+        let rows = self.store.list_records(member, 0, 10 * MAX_PAGE).await?;
+        rows.into_iter()
+            .map(|r| self.open_record(&s, r).map(|v| v.content))
+            .collect()
+    }
+
     /// Finishes erasures that a crash interrupted after the key was destroyed.
     pub async fn resume_erasures(&self) -> Result<usize, VaultError> {
         let pending = self.store.members_pending_erasure().await?;

@@ -2,6 +2,7 @@ use crate::AppState;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub mod consent;
 pub mod members;
 pub mod meta;
 pub mod orgs;
@@ -26,4 +27,21 @@ pub fn router() -> Router<AppState> {
             get(vault::read).put(vault::update).delete(vault::delete),
         )
         .route("/v1/org", get(orgs::whoami))
+        .route("/v1/vocabulary", get(consent::vocabulary))
+        .route(
+            "/v1/org/consent-requests",
+            get(consent::list_requests).post(consent::create_request),
+        )
+        .route(
+            "/v1/org/consent-requests/{id}/consents",
+            get(consent::request_consents),
+        )
+        .route("/v1/org/data-access", post(consent::data_access))
+        .route("/v1/org/consents/{id}/receipts", get(consent::org_receipts))
+        .route("/v1/me/consent-requests", get(consent::pending))
+        .route("/v1/me/consent-requests/{id}/grant", post(consent::grant))
+        .route("/v1/me/consent-requests/{id}/refuse", post(consent::refuse))
+        .route("/v1/me/consents", get(consent::my_consents))
+        .route("/v1/me/consents/{id}/withdraw", post(consent::withdraw))
+        .route("/v1/me/transparency", get(consent::transparency))
 }

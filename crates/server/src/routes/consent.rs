@@ -1,0 +1,542 @@
+//! Consent routes: organisations ask and read under a permit; members answer,
+//! withdraw and see what happened. Every answer is in plain language.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, Member, Org};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use me2b_consent::model::{
+    ConsentRecord, ConsentRequest, ConsentRequestInput, ConsentStatus, GrantInput, Method,
+};
+use me2b_consent::service::{Disclosure, OrgConsentView};
+use me2b_consent::vocabulary::{Section, Vocabulary};
+use me2b_consent::Term;
+use me2b_domain::audit::{Action, Actor};
+use me2b_domain::org::Role;
+use me2b_domain::{ConsentId, ConsentRequestId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+fn need_role(o: &Org, role: Role) -> Result<(), ApiError> {
+    if o.0.roles.contains(role) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "role_required",
+            format!("this API key lacks the `{}` role", role.as_str()),
+        ))
+    }
+}
+
+fn id<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
+/// The vocabulary: purposes, categories, processing and legal bases, with plain-language explanations.
+#[utoipa::path(get, path = "/v1/vocabulary", tag = "meta", responses((status = 200, body = Vocabulary)))]
+pub async fn vocabulary(State(s): State<AppState>) -> Json<Vocabulary> {
+    Json(s.node.consents.vocabulary().clone())
+}
+
+// --- organisations ---------------------------------------------------------------
+
+#[utoipa::path(post, path = "/v1/org/consent-requests", tag = "organisation", security(("bearer" = [])),
+    request_body = ConsentRequestInput,
+    responses((status = 201, body = ConsentRequest), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_request(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<ConsentRequestInput>,
+) -> Result<(StatusCode, Json<ConsentRequest>), ApiError> {
+    need_role(&o, Role::Consent)?;
+    let r = s.node.consents.create_request(&o.0.org, input).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(get, path = "/v1/org/consent-requests", tag = "organisation", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ConsentRequest>), (status = 403, body = ErrorBody)))]
+pub async fn list_requests(
+    State(s): State<AppState>,
+    o: Org,
+) -> Result<Json<Vec<ConsentRequest>>, ApiError> {
+    need_role(&o, Role::Consent)?;
+    Ok(Json(s.node.consents.requests_of(o.0.org.id).await?))
+}
+
+/// Consents given in answer to the request (members by pseudonym). Refusals and
+/// members who did not answer are invisible.
+#[utoipa::path(get, path = "/v1/org/consent-requests/{id}/consents", tag = "organisation", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Vec<OrgConsentView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn request_consents(
+    State(s): State<AppState>,
+    o: Org,
+    Path(rid): Path<String>,
+) -> Result<Json<Vec<OrgConsentView>>, ApiError> {
+    need_role(&o, Role::Consent)?;
+    Ok(Json(
+        s.node.consents.consents_for(o.0.org.id, id(&rid)?).await?,
+    ))
+}
+
+/// What to read under a consent request.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessInput {
+    pub request_id: ConsentRequestId,
+    /// The DPV purpose of this access.
+    pub purpose: String,
+    /// The DPV processing operation, e.g. `use`.
+    pub processing: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccessOutput {
+    /// One entry per member with a permit; everyone else is absent.
+    pub disclosures: Vec<Disclosure>,
+}
+
+/// The data-access API: exactly the consented categories of members who consented.
+#[utoipa::path(post, path = "/v1/org/data-access", tag = "organisation", security(("bearer" = [])),
+    request_body = AccessInput,
+    responses((status = 200, body = AccessOutput), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn data_access(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<AccessInput>,
+) -> Result<Json<AccessOutput>, ApiError> {
+    need_role(&o, Role::Consent)?;
+    let disclosures = s
+        .node
+        .consents
+        .access(
+            o.0.org.id,
+            input.request_id,
+            &input.purpose,
+            &input.processing,
+        )
+        .await?;
+    Ok(Json(AccessOutput { disclosures }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Receipts {
+    /// Compact JWS (EdDSA), one per event, oldest first. Verify offline with
+    /// `me2b consent verify-receipt` and the node key at /.well-known/me2b/node-keys.
+    pub receipts: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/v1/org/consents/{id}/receipts", tag = "organisation", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Receipts), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn org_receipts(
+    State(s): State<AppState>,
+    o: Org,
+    Path(cid): Path<String>,
+) -> Result<Json<Receipts>, ApiError> {
+    need_role(&o, Role::Consent)?;
+    Ok(Json(Receipts {
+        receipts: s
+            .node
+            .consents
+            .receipts_for_org(o.0.org.id, id(&cid)?)
+            .await?,
+    }))
+}
+
+// --- members ---------------------------------------------------------------------
+
+/// A term in plain language.
+#[derive(Serialize, ToSchema)]
+pub struct Plain {
+    pub id: String,
+    pub label: String,
+    pub explanation: String,
+    /// A special category (GDPR Art. 9): health, beliefs, biometrics…
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub special: bool,
+}
+
+fn plain(v: &Vocabulary, section: Section, ids: &[String]) -> Vec<Plain> {
+    ids.iter()
+        .map(|i| match v.term(section, i) {
+            Some(Term {
+                label,
+                explanation,
+                special,
+                ..
+            }) => Plain {
+                id: i.clone(),
+                label: label.clone(),
+                explanation: explanation.clone(),
+                special: *special || (section == Section::Category && v.is_special(i)),
+            },
+            None => Plain {
+                id: i.clone(),
+                label: i.clone(),
+                explanation: String::new(),
+                special: false,
+            },
+        })
+        .collect()
+}
+
+/// A consent request as a member reads it.
+#[derive(Serialize, ToSchema)]
+pub struct PendingRequest {
+    pub request_id: ConsentRequestId,
+    pub organisation: String,
+    pub summary: String,
+    pub purposes: Vec<Plain>,
+    pub categories: Vec<Plain>,
+    pub processing: Vec<Plain>,
+    pub legal_basis: Plain,
+    pub retention_days: u32,
+    pub recipients: Vec<String>,
+    pub notice: String,
+    pub notice_version: String,
+}
+
+fn summary(
+    org: &str,
+    v: &Vocabulary,
+    purposes: &[String],
+    categories: &[String],
+    days: u32,
+) -> String {
+    let labels = |sec, ids: &[String]| {
+        ids.iter()
+            .map(|i| v.term(sec, i).map_or(i.clone(), |t| t.label.to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{org} asks to use your {} for {}, for {days} days. You can say no, say yes to part of it, or withdraw at any time.",
+        labels(Section::Category, categories),
+        labels(Section::Purpose, purposes)
+    )
+}
+
+#[utoipa::path(get, path = "/v1/me/consent-requests", tag = "member", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PendingRequest>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn pending(
+    State(s): State<AppState>,
+    m: Member,
+) -> Result<Json<Vec<PendingRequest>>, ApiError> {
+    let v = s.node.consents.vocabulary();
+    let out = s
+        .node
+        .consents
+        .pending(m.session.member)
+        .await?
+        .into_iter()
+        .map(|(r, org)| PendingRequest {
+            request_id: r.id,
+            summary: summary(&org.name, v, &r.purposes, &r.categories, r.retention_days),
+            organisation: org.name,
+            purposes: plain(v, Section::Purpose, &r.purposes),
+            categories: plain(v, Section::Category, &r.categories),
+            processing: plain(v, Section::Processing, &r.processing),
+            legal_basis: plain(v, Section::LegalBasis, std::slice::from_ref(&r.legal_basis))
+                .remove(0),
+            retention_days: r.retention_days,
+            recipients: r.recipients,
+            notice: r.notice,
+            notice_version: r.notice_version,
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+/// A member's consent, in plain language.
+#[derive(Serialize, ToSchema)]
+pub struct MyConsent {
+    pub consent_id: ConsentId,
+    pub request_id: ConsentRequestId,
+    pub organisation: String,
+    pub status: ConsentStatus,
+    pub in_force: bool,
+    pub summary: String,
+    pub purposes: Vec<Plain>,
+    pub categories: Vec<Plain>,
+    pub processing: Vec<Plain>,
+    pub given_at: String,
+    pub expires_at: String,
+    pub withdrawn_at: Option<String>,
+    pub receipts: Vec<String>,
+}
+
+fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
+    let v = s.node.consents.vocabulary();
+    let now = s.node.clock.now();
+    let in_force = r.in_force(now);
+    let state = match r.status {
+        ConsentStatus::Given if in_force => format!("You allow {org} to"),
+        ConsentStatus::Given => format!("Expired: {org} may no longer"),
+        ConsentStatus::Withdrawn => format!("Withdrawn: {org} may no longer"),
+        ConsentStatus::Refused => format!("You refused: {org} may not"),
+    };
+    let labels = |sec, ids: &[String]| {
+        ids.iter()
+            .map(|i| v.term(sec, i).map_or(i.clone(), |t| t.label.to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    MyConsent {
+        consent_id: r.id,
+        request_id: r.request,
+        summary: format!(
+            "{state} use your {} for {}.",
+            if r.categories.is_empty() {
+                "data".into()
+            } else {
+                labels(Section::Category, &r.categories)
+            },
+            if r.purposes.is_empty() {
+                "what it asked".into()
+            } else {
+                labels(Section::Purpose, &r.purposes)
+            }
+        ),
+        organisation: org,
+        status: r.status,
+        in_force,
+        purposes: plain(v, Section::Purpose, &r.purposes),
+        categories: plain(v, Section::Category, &r.categories),
+        processing: plain(v, Section::Processing, &r.processing),
+        given_at: r.given_at.to_rfc3339(),
+        expires_at: r.expires_at.to_rfc3339(),
+        withdrawn_at: r.withdrawn_at.map(|t| t.to_rfc3339()),
+        receipts: r.receipts,
+    }
+}
+
+async fn answer(
+    s: &AppState,
+    m: &Member,
+    rid: &str,
+    grant: Option<GrantInput>,
+) -> Result<MyConsent, ApiError> {
+    let rid = id(rid)?;
+    let r = match grant {
+        Some(g) => {
+            s.node
+                .consents
+                .grant(m.session.member, rid, g, Method::Api)
+                .await?
+        }
+        None => {
+            s.node
+                .consents
+                .refuse(m.session.member, rid, Method::Api)
+                .await?
+        }
+    };
+    let org = s
+        .node
+        .store
+        .org(r.controller)
+        .await
+        .ok()
+        .flatten()
+        .map(|o| o.name)
+        .unwrap_or_default();
+    Ok(my_consent(s, r, org))
+}
+
+/// Grants all of a request (`{}`), or part of it (a subset of purposes and categories).
+#[utoipa::path(post, path = "/v1/me/consent-requests/{id}/grant", tag = "member", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = GrantInput,
+    responses((status = 201, body = MyConsent), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn grant(
+    State(s): State<AppState>,
+    m: Member,
+    Path(rid): Path<String>,
+    ApiJson(g): ApiJson<GrantInput>,
+) -> Result<(StatusCode, Json<MyConsent>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(answer(&s, &m, &rid, Some(g)).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/me/consent-requests/{id}/refuse", tag = "member", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 201, body = MyConsent), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn refuse(
+    State(s): State<AppState>,
+    m: Member,
+    Path(rid): Path<String>,
+) -> Result<(StatusCode, Json<MyConsent>), ApiError> {
+    Ok((StatusCode::CREATED, Json(answer(&s, &m, &rid, None).await?)))
+}
+
+#[utoipa::path(get, path = "/v1/me/consents", tag = "member", security(("bearer" = [])),
+    responses((status = 200, body = Vec<MyConsent>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn my_consents(
+    State(s): State<AppState>,
+    m: Member,
+) -> Result<Json<Vec<MyConsent>>, ApiError> {
+    let list = s.node.consents.consents_of(m.session.member).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|(r, org)| my_consent(&s, r, org))
+            .collect(),
+    ))
+}
+
+/// Withdraws a consent: effective immediately, durable before this answers.
+#[utoipa::path(post, path = "/v1/me/consents/{id}/withdraw", tag = "member", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = MyConsent), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn withdraw(
+    State(s): State<AppState>,
+    m: Member,
+    Path(cid): Path<String>,
+) -> Result<Json<MyConsent>, ApiError> {
+    let r = s
+        .node
+        .consents
+        .withdraw(m.session.member, id(&cid)?, Method::Api)
+        .await?;
+    let org = s
+        .node
+        .store
+        .org(r.controller)
+        .await
+        .ok()
+        .flatten()
+        .map(|o| o.name)
+        .unwrap_or_default();
+    Ok(Json(my_consent(&s, r, org)))
+}
+
+/// One access decision about the member, from the audit log.
+#[derive(Serialize, ToSchema)]
+pub struct AccessSeen {
+    pub at: String,
+    pub purpose: Option<String>,
+    pub category: Option<String>,
+    pub processing: Option<String>,
+    /// `permitted` (under `consent_id`) or `denied` (with `reason`).
+    pub outcome: String,
+    pub consent_id: Option<String>,
+    pub reason: Option<String>,
+    pub explanation: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrgTransparency {
+    pub organisation: String,
+    pub consents: Vec<MyConsent>,
+    pub accesses: Vec<AccessSeen>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Transparency {
+    /// Since when a Global Privacy Control signal opts you out of sale, sharing and third-party advertising.
+    pub gpc_opt_out_since: Option<String>,
+    pub organisations: Vec<OrgTransparency>,
+}
+
+/// Per organisation: the state of each consent, and every access decision about
+/// the member (what, when, for which purpose, under which consent).
+#[utoipa::path(get, path = "/v1/me/transparency", tag = "member", security(("bearer" = [])),
+    responses((status = 200, body = Transparency), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn transparency(
+    State(s): State<AppState>,
+    m: Member,
+) -> Result<Json<Transparency>, ApiError> {
+    let member = m.session.member;
+    let mut by_org: std::collections::BTreeMap<String, OrgTransparency> =
+        std::collections::BTreeMap::new();
+    for (r, org) in s.node.consents.consents_of(member).await? {
+        let key = r.controller.to_string();
+        let entry = by_org.entry(key).or_insert_with(|| OrgTransparency {
+            organisation: org.clone(),
+            consents: vec![],
+            accesses: vec![],
+        });
+        entry.consents.push(my_consent(&s, r, org));
+    }
+    let v = s.node.consents.vocabulary();
+    let mut after = 0;
+    loop {
+        let page = s
+            .node
+            .store
+            .audit_entries_for(member, after, 1000)
+            .await
+            .map_err(me2b_vault::VaultError::from)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            let Ok(ev) = e.event() else { continue };
+            let (Action::ConsentDecision, Actor::Organisation(org)) = (ev.action, &ev.actor) else {
+                continue;
+            };
+            let key = org.to_string();
+            if !by_org.contains_key(&key) {
+                let name = s
+                    .node
+                    .store
+                    .org(*org)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|o| o.name)
+                    .unwrap_or_default();
+                by_org.insert(
+                    key.clone(),
+                    OrgTransparency {
+                        organisation: name,
+                        consents: vec![],
+                        accesses: vec![],
+                    },
+                );
+            }
+            let permitted = ev.outcome == me2b_domain::audit::Outcome::Ok;
+            let label = |sec, id: &Option<String>| {
+                id.as_deref()
+                    .and_then(|i| v.term(sec, i))
+                    .map_or("?".to_owned(), |t| t.label.to_lowercase())
+            };
+            let explanation = format!(
+                "{} {} your {} for {} ({}).",
+                if permitted { "Read" } else { "Was refused" },
+                if permitted { "" } else { "access to" },
+                label(Section::Category, &ev.category),
+                label(Section::Purpose, &ev.purpose),
+                label(Section::Processing, &ev.processing),
+            )
+            .replace("  ", " ");
+            if let Some(t) = by_org.get_mut(&key) {
+                t.accesses.push(AccessSeen {
+                    at: e.at.to_rfc3339(),
+                    purpose: ev.purpose.clone(),
+                    category: ev.category.clone(),
+                    processing: ev.processing.clone(),
+                    outcome: if permitted {
+                        "permitted".into()
+                    } else {
+                        "denied".into()
+                    },
+                    consent_id: permitted.then(|| ev.object.clone()).flatten(),
+                    reason: (!permitted).then(|| ev.object.clone()).flatten(),
+                    explanation,
+                });
+            }
+        }
+        if page.len() < 1000 {
+            break;
+        }
+    }
+    let gpc = s.node.consents.gpc_since(member).await?;
+    Ok(Json(Transparency {
+        gpc_opt_out_since: gpc.map(|t| t.to_rfc3339()),
+        organisations: by_org.into_values().collect(),
+    }))
+}
