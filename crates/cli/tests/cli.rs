@@ -416,6 +416,83 @@ async fn a_wrong_master_key_fails_loudly_and_config_files_apply() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid config file"));
 }
 
+#[tokio::test]
+async fn consent_receipts_verify_offline() {
+    use me2b_consent::model::{ConsentRecord, ConsentRequestInput, GrantInput, Method};
+    use me2b_consent::receipt::{self, ReceiptClaims};
+    let db = Db::Sqlite;
+    let t = fresh(db).await.unwrap().unwrap();
+    // Initialise the node (creates its master key).
+    let out = me2b(&t, db).args(["org", "list"]).output().unwrap();
+    assert!(out.status.success());
+    let master = me2b_crypto::MasterKey::load(&t.data_dir.path().join("master.key")).unwrap();
+    let keys = me2b_crypto::Keyring::derive(&master);
+    let v = me2b_consent::Vocabulary::shipped().unwrap();
+    let rng = me2b_crypto::SeededRandom::new(1);
+    let (org, member) = (
+        me2b_domain::OrgId::generate(&rng),
+        me2b_domain::MemberId::generate(&rng),
+    );
+    let now = me2b_domain::Timestamp::from_unix_millis(1_790_000_000_000);
+    let req: ConsentRequestInput = serde_json::from_value(json!({"purposes": ["direct-marketing"], "categories": ["interest"],
+        "processing": ["use"], "legal_basis": "consent", "retention_days": 30, "notice": "n", "notice_version": "1"})).unwrap();
+    let req = req
+        .validate(&v, me2b_domain::ConsentRequestId::generate(&rng), org, now)
+        .unwrap();
+    let rec = ConsentRecord::grant(
+        me2b_domain::ConsentId::generate(&rng),
+        &req,
+        member,
+        GrantInput::default(),
+        Method::Paper,
+        now,
+    )
+    .unwrap();
+    let claims = ReceiptClaims::for_record(
+        &v,
+        &rec,
+        "Corner Co-op",
+        keys.subject_pseudonym(&org, &member),
+        "test",
+        now,
+    );
+    let jws = receipt::sign(&keys, &claims);
+    let file = t.data_dir.path().join("receipt.jws");
+    std::fs::write(&file, &jws).unwrap();
+    let out = me2b(&t, db)
+        .args(["consent", "verify-receipt"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.starts_with("VALID"), "{text}");
+    assert!(
+        text.contains("Corner Co-op") && text.contains("direct-marketing"),
+        "{text}"
+    );
+    // With the public key only, as a third party would.
+    let pk = hex::encode(keys.verifying_key().to_bytes());
+    let out = Command::new(BIN)
+        .args(["consent", "verify-receipt"])
+        .arg(&file)
+        .args(["--public-key", &pk])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Altered: refused, exit 1.
+    let mut b = jws.into_bytes();
+    let mid = b.len() / 2;
+    b[mid] = if b[mid] == b'x' { b'y' } else { b'x' };
+    std::fs::write(&file, b).unwrap();
+    let out = me2b(&t, db)
+        .args(["consent", "verify-receipt"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("INVALID"));
+}
+
 #[test]
 fn the_demo_runs_end_to_end() {
     let out = Command::new(BIN)
@@ -430,6 +507,8 @@ fn the_demo_runs_end_to_end() {
     );
     for expect in [
         "as stored",
+        "grants and then withdraws",
+        "verifies offline",
         "as the member reads it",
         "403 Forbidden",
         "0 found",

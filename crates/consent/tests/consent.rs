@@ -1,6 +1,11 @@
 //! The decision point and receipts: property tests over random histories,
 //! receipt round trips and tampering.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cloned_ref_to_slice_refs
+)]
 
 use me2b_consent::model::*;
 use me2b_consent::pdp::{decide, AccessQuery, Decision, DenyReason};
