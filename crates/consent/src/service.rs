@@ -95,6 +95,10 @@ pub struct Consents {
     vocab: Arc<Vocabulary>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Random>,
+    /// Benchmarks only: every decision permits, without lookup or audit, to
+    /// measure what the decision adds to a request. Not compiled into the product.
+    #[cfg(feature = "bench")]
+    stub_decisions: bool,
 }
 
 fn to_row(r: &ConsentRecord) -> ConsentRow {
@@ -135,7 +139,17 @@ impl Consents {
             vocab,
             clock,
             rng,
+            #[cfg(feature = "bench")]
+            stub_decisions: false,
         }
+    }
+
+    /// Benchmarks only: a copy whose decisions are stubbed (always permit).
+    #[cfg(feature = "bench")]
+    pub fn with_stubbed_decisions(&self) -> Self {
+        let mut c = self.clone();
+        c.stub_decisions = true;
+        c
     }
 
     pub fn vocabulary(&self) -> &Vocabulary {
@@ -252,8 +266,42 @@ impl Consents {
         Ok(out)
     }
 
-    /// One decision, audited.
-    async fn decide_audited(
+    /// The decision point's answers for one member and several categories, from
+    /// one lookup of the stored records (no audit entry: callers that act on the
+    /// answers audit them).
+    pub async fn decisions(
+        &self,
+        org: OrgId,
+        member: MemberId,
+        purpose: &str,
+        processing: &str,
+        categories: &[&str],
+    ) -> Result<Vec<Decision>, ServiceError> {
+        let rows = self.store.consents_between(org, member).await?;
+        let records: Vec<ConsentRecord> = rows
+            .iter()
+            .map(|r| ConsentRecord::from_json(&r.body))
+            .collect::<Result<_, _>>()?;
+        let gpc = self.store.gpc_since(member).await?;
+        let at = self.clock.now();
+        Ok(categories
+            .iter()
+            .map(|category| {
+                let q = AccessQuery {
+                    org,
+                    member,
+                    purpose,
+                    category,
+                    processing,
+                    at,
+                };
+                decide(&self.vocab, &records, gpc, &q)
+            })
+            .collect())
+    }
+
+    /// The decision point's answer for one access.
+    pub async fn decision(
         &self,
         org: OrgId,
         member: MemberId,
@@ -261,30 +309,12 @@ impl Consents {
         category: &str,
         processing: &str,
     ) -> Result<Decision, ServiceError> {
-        let rows = self.store.consents_between(org, member).await?;
-        let records: Vec<ConsentRecord> = rows
-            .iter()
-            .map(|r| ConsentRecord::from_json(&r.body))
-            .collect::<Result<_, _>>()?;
-        let gpc = self.store.gpc_since(member).await?;
-        let q = AccessQuery {
-            org,
-            member,
-            purpose,
-            category,
-            processing,
-            at: self.clock.now(),
-        };
-        let d = decide(&self.vocab, &records, gpc, &q);
-        let mut ev = AuditEvent::new(Actor::Organisation(org), Action::ConsentDecision)
-            .subject(member)
-            .terms(purpose, category, processing);
-        ev = match d {
-            Decision::Permit { consent } => ev.object(consent),
-            Decision::Deny { reason } => ev.object(deny_code(reason)).outcome(Outcome::Denied),
-        };
-        self.audit.record(ev).await?;
-        Ok(d)
+        let d = self
+            .decisions(org, member, purpose, processing, &[category])
+            .await?;
+        Ok(d.into_iter().next().unwrap_or(Decision::Deny {
+            reason: DenyReason::NoConsent,
+        }))
     }
 
     /// The data-access API: for each member who consented to `request`, the values
@@ -305,41 +335,54 @@ impl Consents {
         self.vocab.require(Section::Purpose, purpose)?;
         self.vocab.require(Section::Processing, processing)?;
         let mut out = Vec::new();
+        let mut events = Vec::new();
         for row in self.store.consents_for_request(request).await? {
             if row.status != "given" {
                 continue;
             }
             let member = row.member;
-            let mut data: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
-            let mut permitted: BTreeMap<&str, bool> = BTreeMap::new();
-            let mut consent_id = row.id;
             let records = self.vault.records_for_disclosure(member).await?;
+            // The categories this member's vault holds that the request covers.
+            let mut categories: Vec<&str> = Vec::new();
             for rec in &records {
-                let Some(category) = record_category(rec) else {
-                    continue;
-                };
-                if !req
-                    .categories
-                    .iter()
-                    .any(|c| self.vocab.category_within(category, c))
-                {
-                    continue;
+                if let Some(c) = record_category(rec) {
+                    let asked = req
+                        .categories
+                        .iter()
+                        .any(|r| self.vocab.category_within(c, r));
+                    if asked && !categories.contains(&c) {
+                        categories.push(c);
+                    }
                 }
-                let ok = match permitted.get(category) {
-                    Some(ok) => *ok,
-                    None => {
-                        let d = self
-                            .decide_audited(org, member, purpose, category, processing)
-                            .await?;
-                        if let Decision::Permit { consent } = d {
-                            consent_id = consent;
-                        }
-                        permitted.insert(category, d.is_permit());
-                        d.is_permit()
+            }
+            if categories.is_empty() {
+                continue;
+            }
+            let decisions = self
+                .decide_for_disclosure(org, member, purpose, processing, &categories, row.id)
+                .await?;
+            let mut consent_id = row.id;
+            let mut permitted: Vec<&str> = Vec::new();
+            for (category, d) in categories.iter().zip(&decisions) {
+                let mut ev = AuditEvent::new(Actor::Organisation(org), Action::ConsentDecision)
+                    .subject(member)
+                    .terms(purpose, category, processing);
+                ev = match d {
+                    Decision::Permit { consent } => {
+                        consent_id = *consent;
+                        permitted.push(category);
+                        ev.object(consent)
+                    }
+                    Decision::Deny { reason } => {
+                        ev.object(deny_code(*reason)).outcome(Outcome::Denied)
                     }
                 };
-                if ok {
-                    data.entry(category.to_owned())
+                events.push(ev);
+            }
+            let mut data: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+            for rec in &records {
+                if let Some(c) = record_category(rec).filter(|c| permitted.contains(c)) {
+                    data.entry(c.to_owned())
                         .or_default()
                         .push(disclosed_value(rec));
                 }
@@ -352,7 +395,37 @@ impl Consents {
                 });
             }
         }
+        // Every decision is durable in the audit log before any data leaves.
+        self.record_decisions(events).await?;
         Ok(out)
+    }
+
+    async fn decide_for_disclosure(
+        &self,
+        org: OrgId,
+        member: MemberId,
+        purpose: &str,
+        processing: &str,
+        categories: &[&str],
+        #[allow(unused_variables)] consent: ConsentId,
+    ) -> Result<Vec<Decision>, ServiceError> {
+        #[cfg(feature = "bench")]
+        if self.stub_decisions {
+            return Ok(vec![Decision::Permit { consent }; categories.len()]);
+        }
+        self.decisions(org, member, purpose, processing, categories)
+            .await
+    }
+
+    async fn record_decisions(&self, events: Vec<AuditEvent>) -> Result<(), ServiceError> {
+        #[cfg(feature = "bench")]
+        if self.stub_decisions {
+            return Ok(());
+        }
+        if !events.is_empty() {
+            self.audit.record_all(events).await?;
+        }
+        Ok(())
     }
 
     pub async fn receipts_for_org(
