@@ -200,6 +200,17 @@ pub struct PendingRequest {
     pub notice_version: String,
 }
 
+/// Lower-case labels of `ids`, comma-separated, for plain-language sentences.
+fn labels(v: &Vocabulary, section: Section, ids: &[String]) -> String {
+    ids.iter()
+        .map(|i| {
+            v.term(section, i)
+                .map_or(i.clone(), |t| t.label.to_lowercase())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn summary(
     org: &str,
     v: &Vocabulary,
@@ -207,12 +218,7 @@ fn summary(
     categories: &[String],
     days: u32,
 ) -> String {
-    let labels = |sec, ids: &[String]| {
-        ids.iter()
-            .map(|i| v.term(sec, i).map_or(i.clone(), |t| t.label.to_lowercase()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let labels = |sec, ids: &[String]| labels(v, sec, ids);
     format!(
         "{org} asks to use your {} for {}, for {days} days. You can say no, say yes to part of it, or withdraw at any time.",
         labels(Section::Category, categories),
@@ -279,12 +285,7 @@ fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
         ConsentStatus::Withdrawn => format!("Withdrawn: {org} may no longer"),
         ConsentStatus::Refused => format!("You refused: {org} may not"),
     };
-    let labels = |sec, ids: &[String]| {
-        ids.iter()
-            .map(|i| v.term(sec, i).map_or(i.clone(), |t| t.label.to_lowercase()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let labels = |sec, ids: &[String]| labels(v, sec, ids);
     MyConsent {
         consent_id: r.id,
         request_id: r.request,
