@@ -7,153 +7,12 @@
     clippy::type_complexity
 )]
 
-use me2b_crypto::{PassphraseParams, SeededRandom};
-use me2b_domain::org::{OrgKind, Role, Roles};
-use me2b_domain::text::Label;
-use me2b_domain::{FixedClock, Timestamp};
-use me2b_node::{Node, NodeConfig};
-use me2b_server::{AppState, ServerOptions};
-use me2b_testkit::{fresh, Db, TestDb};
-use reqwest::{Client, Method, StatusCode};
+mod common;
+
+use common::{start, Srv, TTL};
+use me2b_testkit::Db;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::sync::Arc;
-
-struct Srv {
-    base: String,
-    http: Client,
-    node: Node,
-    clock: Arc<FixedClock>,
-    db: Db,
-    _t: TestDb,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
-const TTL: i64 = 3600;
-
-async fn start(db: Db) -> Option<Srv> {
-    let t = fresh(db).await.unwrap()?;
-    let mut cfg = NodeConfig::new(t.data_dir.path());
-    cfg.database_url = Some(t.url.clone());
-    cfg.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
-    cfg.session_ttl_seconds = TTL;
-    let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
-        1_790_000_000_000,
-    )));
-    let node = Node::open(&cfg, clock.clone(), Arc::new(SeededRandom::new(42)))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState { node: node.clone() };
-    tokio::spawn(me2b_server::serve(
-        listener,
-        state,
-        ServerOptions::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    Some(Srv {
-        base: format!("http://{addr}"),
-        http: Client::new(),
-        node,
-        clock,
-        db,
-        _t: t,
-        stop: Some(stop),
-    })
-}
-
-impl Srv {
-    async fn req(
-        &self,
-        m: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut r = self.http.request(m, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-        };
-        (status, v)
-    }
-
-    async fn raw(
-        &self,
-        m: Method,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-    ) -> (StatusCode, Value) {
-        let mut r = self
-            .http
-            .request(m, format!("{}{path}", self.base))
-            .body(body);
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(ct) = content_type {
-            r = r.header("content-type", ct);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")),
-        )
-    }
-
-    async fn member(&self, email: &str) -> String {
-        let (s, v) = self
-            .req(
-                Method::POST,
-                "/v1/members",
-                None,
-                Some(json!({"email": email, "passphrase": "correct horse battery"})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        v["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn org(&self, name: &str) -> (me2b_domain::OrgId, String) {
-        let (org, key) = self
-            .node
-            .orgs
-            .create(
-                Label::try_from(name).unwrap(),
-                OrgKind::Coop,
-                Roles::try_from(vec![Role::Admin, Role::Consent]).unwrap(),
-            )
-            .await
-            .unwrap();
-        (org.id, key.secret.expose().to_owned())
-    }
-}
-
 fn note(text: &str) -> Value {
     json!({"kind": "note", "text": text})
 }
@@ -843,7 +702,7 @@ async fn a_corrupted_ciphertext_is_an_integrity_error_never_garbage() {
         )
         .await;
     let id = rec["id"].as_str().unwrap().to_owned();
-    let pool = sqlx_pool(&s._t.url).await;
+    let pool = sqlx_pool(&s.t.url).await;
     flip_last_byte(&pool).await;
     let (st, v) = s
         .req(

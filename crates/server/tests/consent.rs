@@ -2,126 +2,13 @@
 //! end, GPC, and a walk over every route as an organisation without consent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use me2b_crypto::{PassphraseParams, SeededRandom};
-use me2b_domain::org::{OrgKind, Role, Roles};
-use me2b_domain::text::Label;
-use me2b_domain::{FixedClock, Timestamp};
-use me2b_node::{Node, NodeConfig};
-use me2b_server::{AppState, ServerOptions};
-use me2b_testkit::{fresh, Db, TestDb};
-use reqwest::{Client, Method, StatusCode};
+mod common;
+
+use common::start;
+use me2b_domain::org::Role;
+use me2b_testkit::Db;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::sync::Arc;
-
-struct Srv {
-    base: String,
-    http: Client,
-    node: Node,
-    clock: Arc<FixedClock>,
-    _t: TestDb,
-}
-
-async fn start(db: Db) -> Option<Srv> {
-    let t = fresh(db).await.unwrap()?;
-    let mut cfg = NodeConfig::new(t.data_dir.path());
-    cfg.database_url = Some(t.url.clone());
-    cfg.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
-    let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
-        1_790_000_000_000,
-    )));
-    let node = Node::open(&cfg, clock.clone(), Arc::new(SeededRandom::new(42)))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(me2b_server::serve(
-        listener,
-        AppState { node: node.clone() },
-        ServerOptions::default(),
-        std::future::pending(),
-    ));
-    Some(Srv {
-        base: format!("http://{addr}"),
-        http: Client::new(),
-        node,
-        clock,
-        _t: t,
-    })
-}
-
-impl Srv {
-    async fn req_h(
-        &self,
-        m: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> (StatusCode, Value) {
-        let mut r = self.http.request(m, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-            },
-        )
-    }
-    async fn req(
-        &self,
-        m: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        self.req_h(m, path, token, body, &[]).await
-    }
-    async fn member(&self, email: &str, records: &[Value]) -> String {
-        let (s, v) = self
-            .req(
-                Method::POST,
-                "/v1/members",
-                None,
-                Some(json!({"email": email, "passphrase": "correct horse battery"})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        let t = v["token"].as_str().unwrap().to_owned();
-        for r in records {
-            let (s, _) = self
-                .req(Method::POST, "/v1/vault/records", Some(&t), Some(r.clone()))
-                .await;
-            assert_eq!(s, StatusCode::CREATED);
-        }
-        t
-    }
-    async fn org(&self, name: &str, roles: Vec<Role>) -> (me2b_domain::OrgId, String) {
-        let (org, key) = self
-            .node
-            .orgs
-            .create(
-                Label::try_from(name).unwrap(),
-                OrgKind::Coop,
-                Roles::try_from(roles).unwrap(),
-            )
-            .await
-            .unwrap();
-        (org.id, key.secret.expose().to_owned())
-    }
-}
 
 fn vault_of(region: &str, topic: &str, merchant: &str) -> Vec<Value> {
     vec![
@@ -147,21 +34,21 @@ fn err(v: &Value) -> &str {
 async fn the_consent_story() {
     for db in Db::ALL {
         let Some(s) = start(db).await else { continue };
-        let (_, key) = s.org("Corner Co-op", vec![Role::Consent]).await;
+        let (_, key) = s.org_with("Corner Co-op", vec![Role::Consent]).await;
         let ana = s
-            .member(
+            .member_with(
                 "ana@example.org",
                 &vault_of("Utrecht", "cycling", "Ana-Merchant"),
             )
             .await;
         let bo = s
-            .member(
+            .member_with(
                 "bo@example.org",
                 &vault_of("Amsterdam", "repair", "Bo-Merchant"),
             )
             .await;
         let cy = s
-            .member(
+            .member_with(
                 "cy@example.org",
                 &vault_of("Groningen", "organic", "Cy-Merchant"),
             )
@@ -375,7 +262,7 @@ async fn the_consent_story() {
             )
             .await;
         assert_eq!(st, StatusCode::NOT_FOUND);
-        let (_, key2) = s.org("Other Co-op", vec![Role::Consent]).await;
+        let (_, key2) = s.org_with("Other Co-op", vec![Role::Consent]).await;
         let (st, _) = s
             .req(
                 Method::GET,
@@ -445,7 +332,7 @@ async fn gpc_end_to_end() {
     let Some(s) = start(Db::Sqlite).await else {
         return;
     };
-    let (_, key) = s.org("Ad Co-op", vec![Role::Consent]).await;
+    let (_, key) = s.org_with("Ad Co-op", vec![Role::Consent]).await;
     let mut a = ask();
     a["purposes"] = json!(["targeted-advertising", "direct-marketing"]);
     let (_, req) = s
@@ -458,7 +345,7 @@ async fn gpc_end_to_end() {
         .await;
     let rid = req["id"].as_str().unwrap();
     let ana = s
-        .member("ana@example.org", &vault_of("Utrecht", "cycling", "M"))
+        .member_with("ana@example.org", &vault_of("Utrecht", "cycling", "M"))
         .await;
     let (st, _) = s
         .req(
@@ -527,10 +414,10 @@ async fn gpc_end_to_end() {
 async fn no_route_returns_member_data_to_an_organisation_without_consent() {
     for db in Db::ALL {
         let Some(s) = start(db).await else { continue };
-        let (_, key) = s.org("Nosy Co-op", Role::ALL.to_vec()).await;
-        let (_, other_key) = s.org("Trusted Co-op", vec![Role::Consent]).await;
+        let (_, key) = s.org_with("Nosy Co-op", Role::ALL.to_vec()).await;
+        let (_, other_key) = s.org_with("Trusted Co-op", vec![Role::Consent]).await;
         let ana = s
-            .member(
+            .member_with(
                 "ana.secret@example.org",
                 &vault_of("Secretville", "secret-topic", "Secret-Merchant"),
             )

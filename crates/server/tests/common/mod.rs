@@ -1,0 +1,191 @@
+//! The test harness shared by this crate's integration tests: the real router
+//! served on 127.0.0.1:0 over a fresh database (SQLite or PostgreSQL).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use me2b_crypto::{PassphraseParams, SeededRandom};
+use me2b_domain::org::{OrgKind, Role, Roles};
+use me2b_domain::text::Label;
+use me2b_domain::{FixedClock, OrgId, Timestamp};
+use me2b_node::{Node, NodeConfig};
+use me2b_server::{AppState, ServerOptions};
+use me2b_testkit::{fresh, Db, TestDb};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Session lifetime of test nodes.
+pub const TTL: i64 = 3600;
+
+/// A running node and a client for it; the server stops on drop.
+pub struct Srv {
+    pub base: String,
+    pub http: Client,
+    pub node: Node,
+    pub clock: Arc<FixedClock>,
+    pub db: Db,
+    pub t: TestDb,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Srv {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Starts a node on a fresh database, or None when PostgreSQL is not configured.
+pub async fn start(db: Db) -> Option<Srv> {
+    let t = fresh(db).await.unwrap()?;
+    let mut cfg = NodeConfig::new(t.data_dir.path());
+    cfg.database_url = Some(t.url.clone());
+    cfg.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
+    cfg.session_ttl_seconds = TTL;
+    let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
+        1_790_000_000_000,
+    )));
+    let node = Node::open(&cfg, clock.clone(), Arc::new(SeededRandom::new(42)))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState { node: node.clone() };
+    tokio::spawn(me2b_server::serve(
+        listener,
+        state,
+        ServerOptions::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Some(Srv {
+        base: format!("http://{addr}"),
+        http: Client::new(),
+        node,
+        clock,
+        db,
+        t,
+        stop: Some(stop),
+    })
+}
+
+fn json_or_null(text: &str) -> Value {
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    }
+}
+
+impl Srv {
+    /// A JSON request with extra headers.
+    pub async fn req_h(
+        &self,
+        m: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut r = self.http.request(m, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        (status, json_or_null(&resp.text().await.unwrap()))
+    }
+
+    /// A JSON request.
+    pub async fn req(
+        &self,
+        m: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.req_h(m, path, token, body, &[]).await
+    }
+
+    /// A request with raw body bytes and an optional content type.
+    pub async fn raw(
+        &self,
+        m: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut r = self
+            .http
+            .request(m, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(ct) = content_type {
+            r = r.header("content-type", ct);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")),
+        )
+    }
+
+    /// Signs up a member (passphrase `correct horse battery`); returns the session token.
+    pub async fn member(&self, email: &str) -> String {
+        self.member_with(email, &[]).await
+    }
+
+    /// Signs up a member and writes `records` to their vault.
+    pub async fn member_with(&self, email: &str, records: &[Value]) -> String {
+        let (s, v) = self
+            .req(
+                Method::POST,
+                "/v1/members",
+                None,
+                Some(json!({"email": email, "passphrase": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let t = v["token"].as_str().unwrap().to_owned();
+        for r in records {
+            let (s, v) = self
+                .req(Method::POST, "/v1/vault/records", Some(&t), Some(r.clone()))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+        t
+    }
+
+    /// Registers an organisation with the admin and consent roles.
+    pub async fn org(&self, name: &str) -> (OrgId, String) {
+        self.org_with(name, vec![Role::Admin, Role::Consent]).await
+    }
+
+    /// Registers an organisation with `roles`; returns its id and API key.
+    pub async fn org_with(&self, name: &str, roles: Vec<Role>) -> (OrgId, String) {
+        let (org, key) = self
+            .node
+            .orgs
+            .create(
+                Label::try_from(name).unwrap(),
+                OrgKind::Coop,
+                Roles::try_from(roles).unwrap(),
+            )
+            .await
+            .unwrap();
+        (org.id, key.secret.expose().to_owned())
+    }
+}
