@@ -63,7 +63,7 @@ export ME2B_REQUIRE_POSTGRES=1
 log "running cargo test --workspace --locked $*"
 OUT="$PGTMP/cargo-test.log"
 set +e
-cargo test --workspace --locked "$@" 2>&1 | tee "$OUT"
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$OUT"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run, summed over every test binary.

@@ -170,26 +170,32 @@ async fn open_node(settings: &Settings) -> anyhow::Result<Node> {
     .context("cannot open the node")
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGINT and SIGTERM handlers now (before the node announces that
+/// it listens, so a signal sent right after is never lost) and returns a future
+/// that completes on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int =
+            signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        let mut term =
+            signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+            tracing::info!("shutting down: finishing requests in flight");
+        })
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down: finishing requests in flight");
+        })
+    }
 }
 
 async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
@@ -200,6 +206,7 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
             "created a new master key: back it up; without it the vault cannot be read"
         );
     }
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -215,7 +222,7 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
         listener,
         state,
         me2b_server::ServerOptions { bench_routes },
-        shutdown_signal(),
+        shutdown,
     )
     .await?;
     out!("me2b stopped cleanly");
