@@ -231,10 +231,12 @@ async fn consent_story(
     }
     if let Some((m, n)) = withdrawn_member {
         let tr = node.consents.consents_of(m).await?;
-        out!(
-            "   The member who withdrew holds {n} receipts; their consent reads: {:?}.",
-            tr.first().map(|(r, _)| r.status)
-        );
+        let status = tr.first().map(|(r, _)| r.status);
+        ensure(
+            status == Some(me2b_consent::ConsentStatus::Withdrawn),
+            "withdrawal not recorded",
+        )?;
+        out!("   The member who withdrew holds {n} receipts (grant, withdrawal); the co-op reads nothing of theirs.");
     }
     Ok(())
 }
