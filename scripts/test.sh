@@ -8,6 +8,8 @@
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p me2b-storage`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# runuser and useradd live in sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
