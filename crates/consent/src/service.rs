@@ -611,22 +611,6 @@ impl Consents {
         }
         Ok(out)
     }
-
-    pub async fn consent_of(
-        &self,
-        member: MemberId,
-        consent: ConsentId,
-    ) -> Result<ConsentRecord, ServiceError> {
-        let row = self
-            .store
-            .consent(consent)
-            .await?
-            .ok_or(ServiceError::ConsentNotFound)?;
-        if row.member != member {
-            return Err(ServiceError::ConsentNotFound);
-        }
-        Ok(ConsentRecord::from_json(&row.body)?)
-    }
 }
 
 /// The stable code of a deny reason, as audited and shown.
