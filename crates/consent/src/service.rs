@@ -171,6 +171,17 @@ impl Consents {
         Self::request_from_row(&row)
     }
 
+    /// Every organisation by id, in one query (instead of one per row).
+    async fn orgs_by_id(&self) -> Result<std::collections::HashMap<OrgId, OrgRow>, ServiceError> {
+        Ok(self
+            .store
+            .list_orgs()
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect())
+    }
+
     async fn org_name(&self, org: OrgId) -> Result<String, ServiceError> {
         Ok(self
             .store
@@ -460,20 +471,16 @@ impl Consents {
             .filter(|c| c.status != "withdrawn")
             .map(|c| c.request)
             .collect();
+        let orgs = self.orgs_by_id().await?;
         let mut out = Vec::new();
         for row in self.store.consent_requests(None).await? {
             if answered.contains(&row.id) {
                 continue;
             }
-            let Some(org) = self
-                .store
-                .org(row.org)
-                .await?
-                .filter(|o| o.deleted_at.is_none())
-            else {
+            let Some(org) = orgs.get(&row.org).filter(|o| o.deleted_at.is_none()) else {
                 continue;
             };
-            out.push((Self::request_from_row(&row)?, org));
+            out.push((Self::request_from_row(&row)?, org.clone()));
         }
         Ok(out)
     }
@@ -603,10 +610,14 @@ impl Consents {
         &self,
         member: MemberId,
     ) -> Result<Vec<(ConsentRecord, String)>, ServiceError> {
+        let orgs = self.orgs_by_id().await?;
         let mut out = Vec::new();
         for row in self.store.consents_of_member(member).await? {
             let r = ConsentRecord::from_json(&row.body)?;
-            let name = self.org_name(r.controller).await?;
+            let name = orgs
+                .get(&r.controller)
+                .map(|o| o.name.clone())
+                .unwrap_or_default();
             out.push((r, name));
         }
         Ok(out)

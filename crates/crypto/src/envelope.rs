@@ -38,13 +38,6 @@ impl Aad {
     pub fn wrapped_key(member: MemberId) -> Self {
         Self::new(b"data-key", member, &[])
     }
-    /// A secret of organisation-level material (e.g. an issuer key), by object id.
-    pub fn org_secret(object: &[u8]) -> Self {
-        let mut v = b"me2b/org-secret\0".to_vec();
-        v.push(ENVELOPE_VERSION);
-        v.extend_from_slice(object);
-        Self(v)
-    }
 }
 
 /// A 256-bit XChaCha20-Poly1305 key. Zeroed on drop; `Debug` shows nothing.

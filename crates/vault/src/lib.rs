@@ -369,10 +369,14 @@ impl Vault {
         })
     }
 
-    fn open_record(&self, s: &MemberSession, r: StoredRecord) -> Result<RecordView, VaultError> {
-        let plain = s
-            .key
-            .open(&Aad::record(s.member, r.id), &r.ciphertext)
+    fn open_record(
+        &self,
+        member: MemberId,
+        key: &DataKey,
+        r: StoredRecord,
+    ) -> Result<RecordView, VaultError> {
+        let plain = key
+            .open(&Aad::record(member, r.id), &r.ciphertext)
             .map_err(|e| {
                 tracing::error!(record = %r.id, error = %e, "vault record failed authentication");
                 match e {
@@ -451,7 +455,7 @@ impl Vault {
         self.audit
             .record(Self::event(s, Action::RecordRead, id))
             .await?;
-        self.open_record(s, r)
+        self.open_record(s.member, &s.key, r)
     }
 
     #[tracing::instrument(skip_all)]
@@ -468,7 +472,9 @@ impl Vault {
         self.audit
             .record(AuditEvent::new(Actor::Member(s.member), Action::RecordList).subject(s.member))
             .await?;
-        rows.into_iter().map(|r| self.open_record(s, r)).collect()
+        rows.into_iter()
+            .map(|r| self.open_record(s.member, &s.key, r))
+            .collect()
     }
 
     /// Replaces a record's content. With `if_revision`, refuses when the record
@@ -607,15 +613,21 @@ impl Vault {
             .keys
             .unwrap(member, &wrapped)
             .map_err(|_| VaultError::Integrity { what: "data key" })?;
-        let s = MemberSession {
-            member,
-            expires_at: self.clock.now(),
-            key,
-        };
-        let rows = self.store.list_records(member, 0, 10 * MAX_PAGE).await?;
-        rows.into_iter()
-            .map(|r| self.open_record(&s, r).map(|v| v.content))
-            .collect()
+        // Every record, page by page: a disclosure must not silently stop at a cap.
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .store
+                .list_records(member, out.len() as u64, MAX_PAGE)
+                .await?;
+            let last = (page.len() as u64) < MAX_PAGE;
+            for r in page {
+                out.push(self.open_record(member, &key, r)?.content);
+            }
+            if last {
+                return Ok(out);
+            }
+        }
     }
 
     /// Finishes erasures that a crash interrupted after the key was destroyed.

@@ -64,8 +64,7 @@ pub struct UpdateQuery {
     pub if_revision: Option<i64>,
 }
 
-pub(crate) fn bad_query(e: QueryRejection) -> ApiError {
-    let _ = e;
+pub(crate) fn bad_query(_: QueryRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_parameter",
