@@ -11,7 +11,7 @@ use me2b_domain::member::{Email, Passphrase};
 use me2b_domain::org::{OrgKind, Role, Roles};
 use me2b_domain::record::RecordContent;
 use me2b_domain::text::Label;
-use me2b_domain::{MemberId, RecordId, SystemClock};
+use me2b_domain::{MemberId, RecordId, SystemClock, Timestamp};
 use me2b_node::{Node, NodeConfig};
 use me2b_server::{AppState, ServerOptions};
 use std::path::{Path, PathBuf};
@@ -25,14 +25,11 @@ const MERCHANTS: [&str; 4] = [
     "Kringloop Weggeefwinkel Utrecht",
     "Boerderijwinkel Het Groene Erf",
 ];
+/// Where every third member also shops: its receipts feed interest suggestions.
+const GROCER: &str = "Corner Co-op Haarlem-Noord";
 const REGIONS: [&str; 4] = ["Amsterdam", "Utrecht", "Rotterdam", "Groningen"];
-const TOPICS: [&str; 5] = [
-    "cycling",
-    "organic-food",
-    "fair-trade",
-    "second-hand",
-    "repair",
-];
+/// Declared interests: slugs of the shipped taxonomy (`GET /v1/taxonomy`).
+const TOPICS: [&str; 5] = ["cycling", "organic", "fair-trade", "second-hand", "repair"];
 const NAMES: [&str; 6] = ["Amara", "Bram", "Chiara", "Dewi", "Emre", "Femke"];
 
 fn email(i: usize) -> String {
@@ -42,7 +39,7 @@ fn email(i: usize) -> String {
 fn records_for(i: usize) -> anyhow::Result<Vec<RecordContent>> {
     let m = MERCHANTS[i % MERCHANTS.len()];
     let day = 1 + i % 28;
-    let json = [
+    let mut json = vec![
         serde_json::json!({"kind": "profile_attribute", "name": "given_name", "value": NAMES[i % NAMES.len()]}),
         serde_json::json!({"kind": "profile_attribute", "name": "region", "value": REGIONS[i % REGIONS.len()]}),
         serde_json::json!({"kind": "interest", "topic": TOPICS[i % TOPICS.len()]}),
@@ -59,7 +56,26 @@ fn records_for(i: usize) -> anyhow::Result<Vec<RecordContent>> {
             "purchased_at": format!("2026-11-{day:02}T17:{:02}:00Z", i % 60)
         }),
         serde_json::json!({"kind": "note", "text": format!("Private note of demo member {i:04}: bike lock code is not here.")}),
+        serde_json::json!({"kind": "profile_attribute", "name": "email", "value": email(i)}),
     ];
+    if i.is_multiple_of(3) {
+        // Organic groceries, and nappies: a sensitive category that must never
+        // become an interest suggestion.
+        json.push(serde_json::json!({
+            "kind": "receipt",
+            "merchant": GROCER,
+            "items": [
+                {"name": "Biologische Elstar appels 1 kg", "category": "food.organic.apples", "quantity": 1,
+                 "unit_price": {"minor": 349, "currency": "EUR"}},
+                {"name": "Biologische wortelen 500 g", "category": "food.organic.vegetables", "quantity": 2,
+                 "unit_price": {"minor": 129, "currency": "EUR"}},
+                {"name": "Luiers maat 3 (44 st.)", "category": "baby.nappies", "quantity": 1,
+                 "unit_price": {"minor": 1199, "currency": "EUR"}}
+            ],
+            "total": {"minor": 349 + 2 * 129 + 1199, "currency": "EUR"},
+            "purchased_at": format!("2026-11-{day:02}T10:{:02}:00Z", i % 60)
+        }));
+    }
     json.iter()
         .map(|j| RecordContent::from_json(j.to_string().as_bytes()).context("demo record"))
         .collect()
@@ -241,6 +257,720 @@ async fn consent_story(
     Ok(())
 }
 
+const DAY_MS: i64 = 86_400_000;
+/// Members who open their app during the offers walk-through: enough for
+/// counts above the minimum cohort, few enough to keep the demo quick.
+const OFFER_COHORT: usize = 400;
+
+fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "   {{bar:40}} {{pos}}/{{len}} {what}  {{elapsed}} (eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Runs `f` over `items`, eight at a time, with a progress bar; results in
+/// the order of `items`.
+async fn in_parallel<T, R, F, Fut>(items: Vec<T>, what: &str, f: F) -> anyhow::Result<Vec<R>>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<R>> + Send + 'static,
+    R: Send + 'static,
+{
+    let bar = progress(items.len(), what);
+    let sem = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, item) in items.into_iter().enumerate() {
+        let fut = f(item);
+        let sem = sem.clone();
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await?;
+            anyhow::Ok((n, fut.await?))
+        });
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    while let Some(r) = tasks.join_next().await {
+        out.push(r??);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    out.sort_by_key(|r| r.0);
+    Ok(out.into_iter().map(|r| r.1).collect())
+}
+
+async fn coop(
+    node: &Node,
+    name: &str,
+    roles: Vec<Role>,
+) -> anyhow::Result<(me2b_storage::OrgRow, String)> {
+    let (row, key) = node
+        .orgs
+        .create(
+            Label::try_from(name)?,
+            OrgKind::Coop,
+            Roles::try_from(roles)?,
+        )
+        .await?;
+    Ok((row, key.secret.expose().to_owned()))
+}
+
+/// `POST /v1/org/offers` that must succeed: the offer's id and status.
+async fn publish(
+    app: &axum::Router,
+    key: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<(String, String)> {
+    let (status, v) = call(app, Method::POST, "/v1/org/offers", key, Some(body)).await?;
+    ensure(
+        status == StatusCode::CREATED,
+        &format!("publishing failed: {status} {v}"),
+    )?;
+    Ok((
+        v["offer"]["id"].as_str().unwrap_or("").to_owned(),
+        v["status"].as_str().unwrap_or("").to_owned(),
+    ))
+}
+
+/// `POST /v1/org/offers` that must be refused: prints why.
+async fn refused(
+    app: &axum::Router,
+    who: &str,
+    what: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<String> {
+    let (status, v) = call(app, Method::POST, "/v1/org/offers", key, Some(body)).await?;
+    ensure(
+        status == StatusCode::UNPROCESSABLE_ENTITY,
+        &format!("a bad offer was not refused: {status}"),
+    )?;
+    let e = &v["error"];
+    let code = e["code"].as_str().unwrap_or("").to_owned();
+    let at = match (
+        e["position"]["line"].as_u64(),
+        e["position"]["column"].as_u64(),
+    ) {
+        (Some(l), Some(c)) => format!(" at {l}:{c}"),
+        _ => String::new(),
+    };
+    out!("     {who}, {what}: REFUSED, {status} {code}{at}");
+    out!("       \"{}\"", e["message"].as_str().unwrap_or(""));
+    Ok(code)
+}
+
+/// "1 accepts", "2 accept".
+fn verb(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// How a member answers one offer in the demo.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    Accept { share: bool },
+    Dismiss,
+    NotRelevant,
+    Silent,
+}
+
+/// What each party saw of one offer, counted across all vaults (the demo's
+/// view only: no party ever holds these figures).
+#[derive(Default)]
+struct Tally {
+    shown: usize,
+    accepted: usize,
+    shared: usize,
+    dismissed: usize,
+    not_relevant: usize,
+    silent: usize,
+}
+
+/// What the offers section hands to the report.
+struct OffersReport {
+    live: usize,
+    refused: usize,
+    leads: usize,
+}
+
+async fn offers_story(
+    node: &Node,
+    app: &axum::Router,
+    made: &Made,
+    erased: MemberId,
+) -> anyhow::Result<OffersReport> {
+    use me2b_consent::model::ConsentRequestInput;
+    let t0 = Instant::now();
+    let (green, green_key) = coop(node, "Green Wheels", vec![Role::Offers, Role::Consent]).await?;
+    let (corner, corner_key) = coop(node, "Corner Co-op", vec![Role::Offers]).await?;
+    let (threads, threads_key) = coop(node, "Fair Threads", vec![Role::Offers]).await?;
+    out!(
+        "\n9. Offers. Three more co-ops join with the `offers` role: {} (bikes), {} (grocer)",
+        green.name,
+        corner.name
+    );
+    out!(
+        "   and {} (second-hand clothes). Every offer goes into one catalogue that every vault",
+        threads.name
+    );
+    out!("   receives alike; targeting rules (CEL) are checked at publish (POST /v1/org/offers).");
+
+    let contact: ConsentRequestInput = serde_json::from_value(serde_json::json!({
+        "purposes": ["direct-marketing"],
+        "categories": ["email-address"],
+        "processing": ["use"],
+        "legal_basis": "consent",
+        "retention_days": 180,
+        "notice": "Green Wheels would like your e-mail address to book your free check-up and to send you our own offers. Nothing is sold or shared.",
+        "notice_version": "2026-11"
+    }))?;
+    let contact = node.consents.create_request(&green, contact).await?;
+    let until =
+        Timestamp::from_unix_millis(node.clock.now().unix_millis() + 30 * DAY_MS).to_rfc3339();
+
+    out!("   Refused, nothing stored:");
+    let mut n_refused = 0;
+    let code = refused(
+        app,
+        "Green Wheels",
+        "rule `region == 5`",
+        &green_key,
+        serde_json::json!({
+            "title": "Free bike check-up", "text": "x", "topics": ["cycling"],
+            "rule": "region == 5", "valid_until": until,
+        }),
+    )
+    .await?;
+    ensure(
+        code == "rule_type",
+        "a mistyped rule was not refused as such",
+    )?;
+    n_refused += 1;
+    let code = refused(
+        app,
+        "Corner Co-op",
+        "topic pregnancy-and-maternity",
+        &corner_key,
+        serde_json::json!({
+            "title": "Baby box for expecting parents", "text": "Nappies, wipes and a cuddly toy.",
+            "topics": ["pregnancy-and-maternity"], "valid_until": until,
+        }),
+    )
+    .await?;
+    ensure(
+        code == "sensitive_topic",
+        "a sensitive topic was not refused",
+    )?;
+    n_refused += 1;
+    let code = refused(
+        app,
+        "Corner Co-op",
+        "topic food, rule `\"diabetes\" in interests`",
+        &corner_key,
+        serde_json::json!({
+            "title": "Sugar-free week", "text": "Sugar-free sweets at half price.",
+            "topics": ["food"], "rule": "\"diabetes\" in interests", "valid_until": until,
+        }),
+    )
+    .await?;
+    ensure(
+        code == "rule_sensitive_topic",
+        "a sensitive rule was not refused",
+    )?;
+    n_refused += 1;
+
+    let cycling_rule =
+        "region == \"Amsterdam\" || region == \"Utrecht\" || region == \"Rotterdam\"";
+    let (bike, status) = publish(app, &green_key, serde_json::json!({
+        "title": "Free bike check-up and 20% off the repair",
+        "text": "Bring your bike to a Green Wheels workshop in Amsterdam, Utrecht or Rotterdam: a free safety check, and 20% off the repair if it needs one.",
+        "topics": ["cycling"],
+        "rule": cycling_rule,
+        "valid_until": until,
+        "frequency_cap": {"impressions": 3, "per_days": 7},
+        "contact_request": contact.id,
+    }))
+    .await?;
+    out!("   Published:");
+    out!("     Green Wheels, topic cycling, rule `{cycling_rule}`, and a contact request");
+    out!("       (a consent request: direct marketing, e-mail address) → {status}");
+    let (organic, status) = publish(app, &corner_key, serde_json::json!({
+        "title": "15% off the organic veg box",
+        "text": "Seasonal organic vegetables from farms within 50 km, every Friday at Corner Co-op.",
+        "topics": ["organic"],
+        "valid_until": until,
+    }))
+    .await?;
+    out!("     Corner Co-op, topic organic → {status}");
+    let (bundle, status) = publish(app, &corner_key, serde_json::json!({
+        "title": "Zero-waste week",
+        "text": "Bring your own jars: fair-trade coffee, tea and grains by weight at Corner Co-op.",
+        "topics": ["fair-trade"],
+        "valid_until": until,
+        "coalition": [{
+            "org": threads.id,
+            "title": "A second-hand winter coat for €25",
+            "text": "Any coat on the rail at Fair Threads, this week only.",
+            "topics": ["second-hand"]
+        }],
+    }))
+    .await?;
+    ensure(
+        status == "pending_partners",
+        "a bundle went live before its partner endorsed it",
+    )?;
+    out!("     Corner Co-op, a coalition bundle with Fair Threads (fair-trade + second-hand) → {status}:");
+    out!("       in no vault until the partner endorses its part");
+    let (st, v) = call(
+        app,
+        Method::POST,
+        &format!("/v1/org/offers/{bundle}/endorse"),
+        &threads_key,
+        None,
+    )
+    .await?;
+    let status = v["status"].as_str().unwrap_or("");
+    ensure(
+        st == StatusCode::OK && status == "active",
+        "endorsing did not activate the bundle",
+    )?;
+    out!("     Fair Threads endorses it (POST /v1/org/offers/{{id}}/endorse → {st}) → {status}");
+    let titles = [
+        (
+            bike.as_str(),
+            "Green Wheels: Free bike check-up and 20% off the repair",
+        ),
+        (
+            organic.as_str(),
+            "Corner Co-op: 15% off the organic veg box",
+        ),
+        (
+            bundle.as_str(),
+            "Corner Co-op + Fair Threads: Zero-waste week",
+        ),
+    ];
+
+    // Interest suggestions, inside the vault.
+    let members: Vec<(usize, String)> = made
+        .iter()
+        .filter(|m| m.1 != erased)
+        .take(OFFER_COHORT)
+        .map(|m| (m.0, m.2.expose().to_owned()))
+        .collect();
+    let (first_i, first_token) = members.first().context("a member")?.clone();
+    let first_id = made
+        .iter()
+        .find(|m| m.0 == first_i)
+        .map(|m| m.1)
+        .context("member")?;
+    let (st, sugg) = call(
+        app,
+        Method::GET,
+        "/v1/me/interest-suggestions",
+        &first_token,
+        None,
+    )
+    .await?;
+    ensure(st == StatusCode::OK, "suggestions failed")?;
+    let sugg = sugg.as_array().cloned().unwrap_or_default();
+    let tax = node.offers.taxonomy();
+    out!("\n9b. Member {first_id}'s vault suggests interests from their own receipts");
+    out!("    (GET /v1/me/interest-suggestions, computed inside the vault, sent nowhere):");
+    for s in &sugg {
+        let topic = s["topic"].as_str().unwrap_or("");
+        let sensitive = tax.by_slug(topic).is_some_and(|t| tax.is_sensitive(t));
+        ensure(!sensitive, "a sensitive topic was suggested")?;
+        let n = s["receipts"].as_u64().unwrap_or(0);
+        out!(
+            "      {:<14} {:<34} from {n} receipt{}",
+            s["name"].as_str().unwrap_or(""),
+            s["path"].as_str().unwrap_or(""),
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    let nappies = tax
+        .topic_for_category("baby.nappies")
+        .context("baby.nappies maps to a topic")?;
+    let nappies_slug = tax.slug(nappies).to_owned();
+    ensure(
+        tax.is_sensitive(nappies) && !sugg.iter().any(|s| s["topic"] == nappies_slug.as_str()),
+        "nappies became a suggestion",
+    )?;
+    out!(
+        "    Their {GROCER} receipt also lists baby.nappies → {} ({}, GDPR Art. 9):",
+        tax.name(nappies),
+        tax.sensitive_category(nappies)
+            .unwrap_or("special category")
+    );
+    out!("    a sensitive topic is never suggested, whatever the receipts say.");
+    ensure(
+        sugg.iter().any(|s| s["topic"] == "organic"),
+        "organic was not suggested",
+    )?;
+    let (st, _) = call(
+        app,
+        Method::POST,
+        "/v1/me/interest-suggestions/organic/accept",
+        &first_token,
+        None,
+    )
+    .await?;
+    ensure(
+        st == StatusCode::NO_CONTENT,
+        "accepting a suggestion failed",
+    )?;
+    out!("    They accept Organic (POST …/organic/accept → {st}): a new interest in their vault, \"from receipts\".");
+    let shoppers: Vec<(usize, String)> = members
+        .iter()
+        .filter(|m| m.0.is_multiple_of(3) && m.0 != first_i)
+        .cloned()
+        .collect();
+    let answered = in_parallel(shoppers, "suggestions answered", |(i, token)| {
+        let app = app.clone();
+        async move {
+            let (st, s) = call(
+                &app,
+                Method::GET,
+                "/v1/me/interest-suggestions",
+                &token,
+                None,
+            )
+            .await?;
+            ensure(st == StatusCode::OK, "suggestions failed")?;
+            let offered = s
+                .as_array()
+                .is_some_and(|a| a.iter().any(|s| s["topic"] == "organic"));
+            if !offered {
+                return anyhow::Ok(None);
+            }
+            let accept = i.is_multiple_of(6);
+            let verb = if accept { "accept" } else { "reject" };
+            let (st, _) = call(
+                &app,
+                Method::POST,
+                &format!("/v1/me/interest-suggestions/organic/{verb}"),
+                &token,
+                None,
+            )
+            .await?;
+            ensure(
+                st == StatusCode::NO_CONTENT,
+                "answering a suggestion failed",
+            )?;
+            Ok(Some(accept))
+        }
+    })
+    .await?;
+    let acc = answered.iter().filter(|a| **a == Some(true)).count();
+    let rej = answered.iter().filter(|a| **a == Some(false)).count();
+    out!(
+        "    {} members open the app today; of the others offered the same suggestion, {acc} accept it",
+        members.len()
+    );
+    out!("    and {rej} reject it (a rejected suggestion never comes back).");
+
+    // Matching, inside every vault.
+    let feeds = in_parallel(members.clone(), "vaults matched", |(i, token)| {
+        let app = app.clone();
+        async move {
+            let (st, v) = call(&app, Method::GET, "/v1/me/offers", &token, None).await?;
+            ensure(st == StatusCode::OK, "matching failed")?;
+            anyhow::Ok((i, token, v.as_array().cloned().unwrap_or_default()))
+        }
+    })
+    .await?;
+    out!("\n9c. Their vaults match the catalogue (GET /v1/me/offers): topics first, then the rule; each");
+    out!("    offer comes with the reasons, from the member's own data. For example:");
+    let bundle_viewer = feeds
+        .iter()
+        .find(|f| f.0 != first_i && f.2.iter().any(|m| m["offer_id"] == bundle.as_str()));
+    for (i, _, matches) in feeds.iter().filter(|f| f.0 == first_i).chain(bundle_viewer) {
+        let who = made
+            .iter()
+            .find(|m| m.0 == *i)
+            .map(|m| m.1)
+            .context("member")?;
+        out!(
+            "    member {who}: {} offer{}",
+            matches.len(),
+            if matches.len() == 1 { "" } else { "s" }
+        );
+        for m in matches {
+            out!(
+                "      • {}: {}",
+                m["org_name"].as_str().unwrap_or(""),
+                m["title"].as_str().unwrap_or("")
+            );
+            for p in m["bundle"].as_array().into_iter().flatten() {
+                out!(
+                    "        + {}: {}",
+                    p["org_name"].as_str().unwrap_or(""),
+                    p["title"].as_str().unwrap_or("")
+                );
+            }
+            out!(
+                "        why: {}",
+                m["why"]["summary"].as_str().unwrap_or("")
+            );
+        }
+    }
+    let first_feed = feeds
+        .iter()
+        .find(|f| f.0 == first_i)
+        .map(|f| &f.2)
+        .context("feed")?;
+    ensure(
+        first_feed.iter().any(|m| {
+            m["offer_id"] == organic.as_str()
+                && m["why"]["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("suggested from your receipts"))
+        }),
+        "the accepted suggestion did not lead to the organic offer",
+    )?;
+
+    // Answers, inside every vault.
+    let mut tallies: Vec<Tally> = titles.iter().map(|_| Tally::default()).collect();
+    let mut plans = Vec::new();
+    let mut not_relevant_member = None;
+    for (i, token, matches) in &feeds {
+        let mut plan = Vec::new();
+        for m in matches {
+            let id = m["offer_id"].as_str().unwrap_or("");
+            let Some(o) = titles.iter().position(|t| t.0 == id) else {
+                continue;
+            };
+            let t = &mut tallies[o];
+            let k = t.shown;
+            t.shown += 1;
+            let choice = match o {
+                0 => match k % 5 {
+                    0 => Choice::Accept { share: true },
+                    1 | 2 => Choice::Accept { share: false },
+                    3 => Choice::Dismiss,
+                    _ => Choice::Silent,
+                },
+                1 if k == 1 => Choice::NotRelevant,
+                1 => match k % 4 {
+                    0 => Choice::Accept { share: false },
+                    2 => Choice::Dismiss,
+                    _ => Choice::Silent,
+                },
+                _ if k < 2 => Choice::Accept { share: false },
+                _ if k.is_multiple_of(3) => Choice::Dismiss,
+                _ => Choice::Silent,
+            };
+            match choice {
+                Choice::Accept { share } => {
+                    t.accepted += 1;
+                    t.shared += usize::from(share);
+                }
+                Choice::Dismiss => t.dismissed += 1,
+                Choice::NotRelevant => {
+                    t.not_relevant += 1;
+                    not_relevant_member = Some((*i, token.clone(), matches.len()));
+                }
+                Choice::Silent => t.silent += 1,
+            }
+            if choice != Choice::Silent {
+                plan.push((id.to_owned(), choice));
+            }
+        }
+        if !plan.is_empty() {
+            plans.push((token.clone(), plan));
+        }
+    }
+    let told = in_parallel(plans, "members answered", |(token, plan)| {
+        let app = app.clone();
+        async move {
+            let mut told = Vec::new();
+            for (id, choice) in plan {
+                let body = match choice {
+                    Choice::Accept { share } => {
+                        serde_json::json!({"answer": "accept", "share_contact": share})
+                    }
+                    Choice::Dismiss => serde_json::json!({"answer": "dismiss"}),
+                    Choice::NotRelevant | Choice::Silent => {
+                        serde_json::json!({"answer": "not_relevant"})
+                    }
+                };
+                let (st, v) = call(
+                    &app,
+                    Method::POST,
+                    &format!("/v1/me/offers/{id}/answer"),
+                    &token,
+                    Some(body),
+                )
+                .await?;
+                ensure(st == StatusCode::OK, &format!("answering failed: {st} {v}"))?;
+                if let Choice::Accept { share } = choice {
+                    told.push((share, v["disclosed"].as_str().unwrap_or("").to_owned()));
+                }
+            }
+            anyhow::Ok(told)
+        }
+    })
+    .await?;
+    let told: Vec<(bool, String)> = told.into_iter().flatten().collect();
+    out!("\n9d. Members answer, each in their own vault (POST /v1/me/offers/{{id}}/answer). Across every");
+    out!("    vault (the demo's view only: the co-ops never see these tallies, only the noisy counts in 9e):");
+    for (t, (_, title)) in tallies.iter().zip(titles.iter()) {
+        let mut parts = vec![verb(t.accepted, "accepts", "accept")];
+        if t.shared > 0 {
+            parts[0].push_str(&format!(
+                " ({} their e-mail address)",
+                verb(t.shared, "shares", "share")
+            ));
+        }
+        if t.dismissed > 0 {
+            parts.push(verb(t.dismissed, "dismisses", "dismiss"));
+        }
+        if t.not_relevant > 0 {
+            parts.push(verb(
+                t.not_relevant,
+                "marks it not relevant",
+                "mark it not relevant",
+            ));
+        }
+        parts.push(verb(t.silent, "does not answer", "do not answer"));
+        out!("      {title}");
+        out!("        shown to {}: {}", t.shown, parts.join(", "));
+    }
+    if let Some((_, d)) = told.iter().find(|t| !t.0) {
+        out!("    Accepting, a member is told what the co-op gets: \"{d}\"");
+    }
+    if let Some((_, d)) = told.iter().find(|t| t.0) {
+        out!("    Accepting and sharing: \"{d}\"");
+    }
+    if let Some((i, token, before)) = not_relevant_member {
+        let (st, v) = call(app, Method::GET, "/v1/me/offers", &token, None).await?;
+        ensure(st == StatusCode::OK, "matching failed")?;
+        let now: Vec<serde_json::Value> = v.as_array().cloned().unwrap_or_default();
+        ensure(
+            !now.iter().any(|m| m["offer_id"] == organic.as_str()),
+            "an offer marked not relevant came back",
+        )?;
+        let who = made
+            .iter()
+            .find(|m| m.0 == i)
+            .map(|m| m.1)
+            .context("member")?;
+        out!("    Member {who} marked the organic offer not relevant: their vault now leaves out");
+        out!(
+            "    offers on Organic ({before} offer{} before, {} now).",
+            if before == 1 { "" } else { "s" },
+            now.len()
+        );
+    }
+
+    // What the co-ops see.
+    out!("\n9e. What the co-ops see: GET /v1/org/offers/{{id}}/stats, members each counted once, with noise:");
+    let keys = [&green_key, &corner_key, &corner_key];
+    let mut first_stats = None;
+    let mut withheld = 0;
+    for ((id, title), key) in titles.iter().zip(keys) {
+        let (st, v) = call(
+            app,
+            Method::GET,
+            &format!("/v1/org/offers/{id}/stats"),
+            key,
+            None,
+        )
+        .await?;
+        ensure(st == StatusCode::OK, "stats failed")?;
+        let min = v["min_cohort"].as_u64().unwrap_or(0);
+        let fig = |x: &serde_json::Value| match x.as_u64() {
+            Some(n) => n.to_string(),
+            None => format!("withheld: fewer than {min}"),
+        };
+        withheld += usize::from(v["reached"].is_null()) + usize::from(v["accepted"].is_null());
+        out!("      {title}");
+        out!(
+            "        reached {:<28} accepted {}",
+            fig(&v["reached"]),
+            fig(&v["accepted"])
+        );
+        first_stats.get_or_insert(v);
+    }
+    if let Some(v) = &first_stats {
+        out!(
+            "    Noise: {}, scale {}; a count whose noisy value is below {} is withheld (null).",
+            v["mechanism"].as_str().unwrap_or(""),
+            v["noise_scale"],
+            v["min_cohort"]
+        );
+    }
+    out!("    {withheld} figure{} withheld. Each release is drawn once and stored: asking again returns the", if withheld == 1 { " is" } else { "s are" });
+    let (_, a) = call(
+        app,
+        Method::GET,
+        &format!("/v1/org/offers/{bundle}/stats"),
+        &corner_key,
+        None,
+    )
+    .await?;
+    let (st, b) = call(
+        app,
+        Method::GET,
+        &format!("/v1/org/offers/{bundle}/stats"),
+        &threads_key,
+        None,
+    )
+    .await?;
+    ensure(
+        st == StatusCode::OK && a["reached"] == b["reached"] && a["accepted"] == b["accepted"],
+        "a second read drew fresh noise",
+    )?;
+    out!("    same figures (Fair Threads, the bundle's partner, reads the bundle's), so noise cannot be averaged away.");
+    let (st, v) = call(app, Method::GET, "/v1/me/offers", &green_key, None).await?;
+    ensure(
+        st == StatusCode::FORBIDDEN,
+        "a co-op reached a member's offers",
+    )?;
+    out!(
+        "    Green Wheels asks for a member's matches with its key: GET /v1/me/offers → {st} {}",
+        v["error"]["code"].as_str().unwrap_or("")
+    );
+
+    let leads = node
+        .consents
+        .access(green.id, contact.id, "direct-marketing", "use")
+        .await?;
+    ensure(
+        leads.len() == tallies[0].shared,
+        "leads do not match the members who shared",
+    )?;
+    ensure(
+        leads
+            .iter()
+            .all(|d| d.data.keys().all(|k| k == "email-address")),
+        "a lead disclosed more than the e-mail address",
+    )?;
+    out!("    Accepted leads: Green Wheels reads its contact request through consent data access");
+    out!(
+        "    (POST /v1/org/data-access, direct marketing): {}, each under a pseudonym only",
+        verb(leads.len(), "member", "members")
+    );
+    match leads.first() {
+        Some(d) => out!(
+            "    Green Wheels sees (e.g. {}), each with only an e-mail address; each can withdraw it any time.",
+            d.subject
+        ),
+        None => out!("    Green Wheels sees; each can withdraw it any time."),
+    }
+    out!("    The co-ops did NOT learn who matched an offer, who was shown what, who dismissed an offer or");
+    out!("    marked it not relevant, nor anyone's interests, receipts or suggestions: all of that stays in");
+    out!("    each member's encrypted vault; the audit log records that matching ran, not what it found.");
+    out!("    ({:.1} s)", t0.elapsed().as_secs_f64());
+    Ok(OffersReport {
+        live: titles.len(),
+        refused: n_refused,
+        leads: leads.len(),
+    })
+}
+
 fn hex_preview(b: &[u8]) -> String {
     let shown: Vec<String> = b.iter().take(40).map(|x| format!("{x:02x}")).collect();
     format!("{}… ({} bytes)", shown.join(""), b.len())
@@ -377,8 +1107,10 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
         MERCHANTS[1].as_bytes(),
         MERCHANTS[2].as_bytes(),
         MERCHANTS[3].as_bytes(),
+        GROCER.as_bytes(),
         b"Private note of demo member",
         b"Havermelk",
+        b"Luiers",
     ];
     let (files, bytes, hits) = files_containing(&dir, &needles)?;
     out!("\n6. Privacy at rest: searched all {files} files of the data directory ({:.1} MB: database, WAL, key)", bytes as f64 / 1e6);
@@ -459,15 +1191,29 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     }
     ensure(report.ok(), "audit log did not verify")?;
 
+    let offers = offers_story(&node, &app, &made, erased).await?;
+    // Verify again, so the report counts the offer events too.
+    node.audit.checkpoint_now().await?;
+    let report =
+        me2b_audit::verify(node.store.as_ref(), &node.keys.verifying_key(), &|_| {}).await?;
+    ensure(report.ok(), "audit log did not verify after the offers")?;
+
     let remaining = node.store.count_members().await?;
+    let mut at_rest = 0;
+    for m in made.iter().filter(|m| m.1 != erased) {
+        at_rest += node.store.count_records(m.1).await?;
+    }
     node.shutdown().await;
     out!("\nReport");
     out!("  members        {remaining} active, 1 erased");
+    out!("  records        {at_rest} encrypted at rest, 0 readable without the member's key");
+    out!("  organisations  4 co-ops, 0 member records reachable without consent");
     out!(
-        "  records        {} encrypted at rest, 0 readable without the member's key",
-        n_records - erased_records.len()
+        "  offers         {} live, {} refused at publish; co-ops got noisy counts and {}",
+        offers.live,
+        offers.refused,
+        verb(offers.leads, "consented lead", "consented leads")
     );
-    out!("  organisations  1 co-op, 0 member records reachable without consent");
     out!(
         "  audit log      {} entries, chain and {} checkpoints OK",
         report.entries,

@@ -81,7 +81,7 @@ pub fn record_category(r: &RecordContent) -> Option<&'static str> {
         },
         RecordContent::Interest(_) => Some("interest"),
         RecordContent::Receipt(_) => Some("purchase"),
-        RecordContent::Note(_) => None,
+        RecordContent::Note(_) | RecordContent::OfferHistory(_) => None,
     }
 }
 
@@ -95,6 +95,7 @@ pub struct Consents {
     vocab: Arc<Vocabulary>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Random>,
+    sensitive_topics: Arc<BTreeMap<String, String>>,
     /// Benchmarks only: every decision permits, without lookup or audit, to
     /// measure what the decision adds to a request. Not compiled into the product.
     #[cfg(feature = "bench")]
@@ -139,9 +140,29 @@ impl Consents {
             vocab,
             clock,
             rng,
+            sensitive_topics: Arc::new(BTreeMap::new()),
             #[cfg(feature = "bench")]
             stub_decisions: false,
         }
+    }
+
+    /// Interest topics that touch a special category (topic slug -> DPV special
+    /// category id), from the offers taxonomy. A vault interest in such a topic
+    /// is disclosed only under that special category (which needs explicit
+    /// consent), never under the ordinary `interest` category.
+    pub fn with_sensitive_topics(mut self, topics: BTreeMap<String, String>) -> Self {
+        self.sensitive_topics = Arc::new(topics);
+        self
+    }
+
+    /// The DPV category a record is disclosed under, if any.
+    fn category_of<'a>(&'a self, r: &RecordContent) -> Option<&'a str> {
+        if let RecordContent::Interest(i) = r {
+            if let Some(special) = self.sensitive_topics.get(i.topic.as_str()) {
+                return Some(special.as_str());
+            }
+        }
+        record_category(r)
     }
 
     /// Benchmarks only: a copy whose decisions are stubbed (always permit).
@@ -356,7 +377,7 @@ impl Consents {
             // The categories this member's vault holds that the request covers.
             let mut categories: Vec<&str> = Vec::new();
             for rec in &records {
-                if let Some(c) = record_category(rec) {
+                if let Some(c) = self.category_of(rec) {
                     let asked = req
                         .categories
                         .iter()
@@ -392,7 +413,7 @@ impl Consents {
             }
             let mut data: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
             for rec in &records {
-                if let Some(c) = record_category(rec).filter(|c| permitted.contains(c)) {
+                if let Some(c) = self.category_of(rec).filter(|c| permitted.contains(c)) {
                     data.entry(c.to_owned())
                         .or_default()
                         .push(disclosed_value(rec));

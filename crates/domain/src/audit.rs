@@ -80,6 +80,23 @@ pub enum Action {
     ConsentDecision,
     #[serde(rename = "consent.read")]
     ConsentRead,
+    #[serde(rename = "offer.publish")]
+    OfferPublish,
+    #[serde(rename = "offer.endorse")]
+    OfferEndorse,
+    #[serde(rename = "offer.withdraw")]
+    OfferWithdraw,
+    /// An organisation read an offer's aggregate counts.
+    #[serde(rename = "offer.stats.read")]
+    OfferStatsRead,
+    /// A member's vault matched the catalogue for them (no offer ids logged).
+    #[serde(rename = "offer.match")]
+    OfferMatch,
+    /// A member answered an offer: accepted, dismissed, not relevant.
+    #[serde(rename = "offer.answer")]
+    OfferAnswer,
+    #[serde(rename = "interest.suggestion.answer")]
+    InterestSuggestionAnswer,
 }
 
 /// How it ended.

@@ -91,6 +91,11 @@ typed_id!(
     ConsentId,
     "consent_id"
 );
+typed_id!(
+    /// An offer published by an organisation (or a coalition of them).
+    OfferId,
+    "offer_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,7 @@ pub enum RecordKind {
     Interest,
     Receipt,
     Note,
+    OfferHistory,
 }
 
 impl RecordKind {
@@ -31,6 +32,7 @@ impl RecordKind {
             Self::Interest => "interest",
             Self::Receipt => "receipt",
             Self::Note => "note",
+            Self::OfferHistory => "offer_history",
         }
     }
 }
@@ -43,6 +45,7 @@ pub enum RecordContent {
     Interest(Interest),
     Receipt(Receipt),
     Note(Note),
+    OfferHistory(OfferHistory),
 }
 
 impl RecordContent {
@@ -52,6 +55,7 @@ impl RecordContent {
             Self::Interest(_) => RecordKind::Interest,
             Self::Receipt(_) => RecordKind::Receipt,
             Self::Note(_) => RecordKind::Note,
+            Self::OfferHistory(_) => RecordKind::OfferHistory,
         }
     }
 
@@ -75,13 +79,61 @@ pub struct ProfileAttribute {
     pub value: Label,
 }
 
-/// An interest the member declared, by topic name (the taxonomy arrives with offers).
+/// An interest, by topic slug of the shipped taxonomy (`GET /v1/taxonomy`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Interest {
     pub topic: Slug,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<Label>,
+    /// Declared by the member (the default), or suggested from their receipts and accepted.
+    #[serde(default, skip_serializing_if = "InterestSource::is_declared")]
+    pub source: InterestSource,
+    /// For a sensitive topic (GDPR Art. 9): the member explicitly consents to
+    /// offers flagged `explicit_consent` on this topic being matched in their
+    /// vault. Without it, sensitive interests never take part in matching.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explicit_consent: bool,
+}
+
+impl InterestSource {
+    pub fn is_declared(&self) -> bool {
+        *self == Self::Declared
+    }
+}
+
+/// Where an interest came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InterestSource {
+    #[default]
+    Declared,
+    /// Suggested inside the vault from the member's own receipts, then accepted.
+    FromReceipts,
+}
+
+/// The member's own record of offers: what was shown, dismissed, marked not
+/// relevant and accepted. Kept in the vault only; organisations never see it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfferHistory {
+    /// Per offer: the days (since the Unix epoch) it was shown, most recent last.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub shown: std::collections::BTreeMap<crate::OfferId, Vec<i64>>,
+    #[serde(default)]
+    pub dismissed: std::collections::BTreeSet<crate::OfferId>,
+    /// Offers marked not relevant; their topics are suppressed.
+    #[serde(default)]
+    pub not_relevant: std::collections::BTreeSet<crate::OfferId>,
+    /// Topics suppressed because the member marked an offer on them not relevant.
+    #[serde(default)]
+    pub suppressed_topics: std::collections::BTreeSet<Slug>,
+    #[serde(default)]
+    pub accepted: std::collections::BTreeSet<crate::OfferId>,
+    /// Suggested interests the member rejected: never suggested again.
+    #[serde(default)]
+    pub rejected_suggestions: std::collections::BTreeSet<Slug>,
 }
 
 /// A purchase receipt.

@@ -8,6 +8,9 @@ use me2b_consent::{Consents, Vocabulary};
 use me2b_crypto::{CryptoError, Keyring, MasterKey, PassphraseHasher, PassphraseParams};
 use me2b_domain::audit::{Action, Actor, AuditEvent};
 use me2b_domain::{Clock, Random};
+use me2b_offers::service::Offers;
+use me2b_offers::stats::OpenDpNoise;
+use me2b_offers::Taxonomy;
 use me2b_orgs::Orgs;
 use me2b_storage::{Backend, StorageError, Store};
 use me2b_vault::{Vault, VaultError};
@@ -33,6 +36,8 @@ pub struct NodeConfig {
     pub session_ttl_seconds: i64,
     pub passphrase: PassphraseParams,
     pub checkpoint_every: u64,
+    /// Minimum cohort and noise scale of offer counts.
+    pub offers: me2b_offers::service::OfferSettings,
 }
 
 impl NodeConfig {
@@ -44,6 +49,7 @@ impl NodeConfig {
             session_ttl_seconds: 12 * 3600,
             passphrase: PassphraseParams::RECOMMENDED,
             checkpoint_every: 1000,
+            offers: me2b_offers::service::OfferSettings::default(),
         }
     }
 
@@ -78,6 +84,8 @@ pub enum NodeError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Consent(#[from] me2b_consent::ConsentError),
+    #[error(transparent)]
+    Offers(#[from] me2b_offers::OfferError),
     #[error("the master key {path} does not belong to this database (it was initialised with another key); point ME2B_MASTER_KEY_FILE at the right key file")]
     WrongMasterKey { path: String },
     #[error("the database was initialised with a master key, but {path} does not exist; restore the key file or point ME2B_MASTER_KEY_FILE at it")]
@@ -93,6 +101,7 @@ pub struct Node {
     pub vault: Vault,
     pub orgs: Orgs,
     pub consents: Consents,
+    pub offers: Offers,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Random>,
     /// Where the data lives, fit to print (no password).
@@ -186,6 +195,14 @@ impl Node {
             tracing::warn!(resumed, "finished erasures that were interrupted");
         }
         let orgs = Orgs::new(store.clone(), audit.clone(), clock.clone(), rng.clone());
+        let taxonomy = Arc::new(Taxonomy::shipped()?);
+        // Interests in sensitive topics are disclosed only under their special
+        // category, never as ordinary interests.
+        let sensitive_topics = taxonomy
+            .topics()
+            .iter()
+            .filter_map(|t| t.sensitive.clone().map(|c| (t.slug.clone(), c)))
+            .collect();
         let consents = Consents::new(
             store.clone(),
             keys.clone(),
@@ -194,8 +211,21 @@ impl Node {
             Arc::new(Vocabulary::shipped()?),
             clock.clone(),
             rng.clone(),
+        )
+        .with_sensitive_topics(sensitive_topics);
+        let offers = Offers::new(
+            store.clone(),
+            vault.clone(),
+            consents.clone(),
+            audit.clone(),
+            taxonomy,
+            clock.clone(),
+            rng.clone(),
+            Arc::new(OpenDpNoise),
+            cfg.offers,
         );
         Ok(Self {
+            offers,
             consents,
             backend: store.backend(),
             store,

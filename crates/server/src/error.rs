@@ -17,6 +17,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Where in the submitted rule the problem is (rule errors only).
+    pub position: Option<me2b_offers::Position>,
 }
 
 /// The body of every error response.
@@ -32,11 +34,18 @@ pub struct ErrorBody {
 /// `session_expired`, `invalid_credentials`, `organisation_forbidden`,
 /// `member_only`, `api_key_revoked`, `not_found`, `method_not_allowed`,
 /// `email_taken`, `revision_conflict`, `integrity_error`, `unavailable`,
-/// `internal`.
+/// `internal`; offers: `rule_syntax`, `rule_unknown_field`,
+/// `rule_function_not_allowed`, `rule_type`, `rule_too_large`, `rule_too_costly`,
+/// `rule_nested_macro`, `rule_sensitive_topic` (each with `position`),
+/// `sensitive_topic`, `unknown_topic`, `not_a_party`, `offer_not_active`,
+/// `no_contact_request`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
+    /// For `rule_*` codes: line and column of the problem in the submitted rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<me2b_offers::Position>,
 }
 
 impl ApiError {
@@ -45,6 +54,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            position: None,
         }
     }
     pub fn not_found() -> Self {
@@ -68,6 +78,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message,
+                position: self.position,
             },
         };
         (self.status, axum::Json(body)).into_response()
@@ -185,6 +196,49 @@ impl From<me2b_consent::ServiceError> for ApiError {
             E::Storage(inner) => VaultError::Storage(inner).into(),
             E::Audit(inner) => inner.into(),
             E::Vault(inner) => inner.into(),
+        }
+    }
+}
+
+impl From<me2b_offers::OfferError> for ApiError {
+    fn from(e: me2b_offers::OfferError) -> Self {
+        use me2b_offers::{OfferError as E, RuleErrorKind as K};
+        use StatusCode as S;
+        match e {
+            E::Rule(r) => {
+                let code = match r.kind {
+                    K::Syntax => "rule_syntax",
+                    K::UnknownField => "rule_unknown_field",
+                    K::FunctionNotAllowed => "rule_function_not_allowed",
+                    K::Type => "rule_type",
+                    K::TooLarge => "rule_too_large",
+                    K::TooCostly => "rule_too_costly",
+                    K::NestedMacro => "rule_nested_macro",
+                    K::SensitiveTopic => "rule_sensitive_topic",
+                };
+                let mut err = Self::new(S::UNPROCESSABLE_ENTITY, code, r.to_string());
+                err.position = Some(r.position);
+                err
+            }
+            E::SensitiveTopic { .. } => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "sensitive_topic", e.to_string())
+            }
+            E::UnknownTopic(_) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "unknown_topic", e.to_string())
+            }
+            E::Invalid { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string()),
+            E::NotFound => Self::not_found(),
+            E::NotParty => Self::new(S::FORBIDDEN, "not_a_party", e.to_string()),
+            E::Conflict => Self::new(S::CONFLICT, "revision_conflict", e.to_string()),
+            E::NotActive(_) => Self::new(S::CONFLICT, "offer_not_active", e.to_string()),
+            E::NoContactRequest => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "no_contact_request", e.to_string())
+            }
+            E::Storage(inner) => VaultError::Storage(inner).into(),
+            E::Vault(inner) => inner.into(),
+            E::Audit(inner) => inner.into(),
+            E::Consent(inner) => inner.into(),
+            E::Taxonomy(_) | E::Corrupt(_) | E::Noise => Self::internal(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{consent, members, meta, orgs, vault};
+use crate::routes::{consent, members, meta, offers, orgs, vault};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -19,6 +19,9 @@ use utoipa::{Modify, OpenApi};
         consent::vocabulary, consent::create_request, consent::list_requests, consent::request_consents,
         consent::data_access, consent::org_receipts, consent::pending, consent::grant, consent::refuse,
         consent::my_consents, consent::withdraw, consent::transparency,
+        offers::taxonomy, offers::rule_context, offers::catalogue, offers::publish, offers::list,
+        offers::endorse, offers::withdraw, offers::stats, offers::my_offers, offers::answer,
+        offers::suggestions, offers::accept_suggestion, offers::reject_suggestion,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&Bearer),

@@ -495,6 +495,9 @@ fn body_for(m: &Method, path: &str) -> Option<Value> {
     if path.ends_with("/grant") {
         return Some(json!({}));
     }
+    if path.ends_with("/answer") {
+        return Some(json!({"answer": "accept", "share_contact": true}));
+    }
     match (m.as_str(), path) {
         ("POST", _) | ("PUT", _) => Some(note("intruder")),
         ("DELETE", "/v1/me") => Some(json!({"passphrase": "correct horse battery"})),

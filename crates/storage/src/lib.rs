@@ -13,7 +13,9 @@ pub use types::*;
 
 use async_trait::async_trait;
 use me2b_domain::audit::{AuditEntry, AuditEvent, ChainHash, Checkpoint};
-use me2b_domain::{ApiKeyId, ConsentId, ConsentRequestId, MemberId, OrgId, RecordId, Timestamp};
+use me2b_domain::{
+    ApiKeyId, ConsentId, ConsentRequestId, MemberId, OfferId, OrgId, RecordId, Timestamp,
+};
 
 /// Storage errors. Messages name tables and operations, never stored values.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +164,31 @@ pub trait ConsentStore {
     async fn gpc_since(&self, member: MemberId) -> Result<Option<Timestamp>>;
 }
 
+/// Published offers and their aggregate counters. Nothing here is per member.
+#[async_trait]
+pub trait OfferStore {
+    /// Inserts the offer and its zeroed counters in one transaction.
+    async fn insert_offer(&self, o: &OfferRow) -> Result<()>;
+    async fn offer(&self, id: OfferId) -> Result<Option<OfferRow>>;
+    /// Replaces status, version, `updated_at`, `valid_until` and body if the
+    /// version is still `expected_version`; false when it is not (or no such offer).
+    async fn update_offer(&self, o: &OfferRow, expected_version: i64) -> Result<bool>;
+    /// The organisation's offers, oldest first.
+    async fn offers_by_org(&self, org: OrgId) -> Result<Vec<OfferRow>>;
+    /// Offers with status `active`, valid after `now`, whose organisation is not
+    /// deleted, oldest first.
+    async fn active_offers(&self, now: Timestamp) -> Result<Vec<OfferRow>>;
+    /// The sum of all offers' versions (it grows with every insert and every
+    /// update, even two within one millisecond) and their latest `updated_at`
+    /// (0 when none): a cheap way to tell whether a cached catalogue is stale.
+    async fn offers_stamp(&self) -> Result<(u64, Timestamp)>;
+    /// Atomically adds to the offer's counters (a no-op for an unknown offer).
+    async fn count_offer_events(&self, offer: OfferId, reached: u64, accepted: u64) -> Result<()>;
+    async fn offer_counters(&self, offer: OfferId) -> Result<Option<OfferCounters>>;
+    /// Stores the offer's released figures (opaque bytes), replacing any before.
+    async fn set_offer_release(&self, offer: OfferId, released: &[u8]) -> Result<()>;
+}
+
 /// Everything a node stores.
 #[async_trait]
 pub trait Store:
@@ -172,6 +199,7 @@ pub trait Store:
     + OrgStore
     + AuditStore
     + ConsentStore
+    + OfferStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -212,6 +212,21 @@ macro_rules! impl_store {
                 })
             }
 
+            fn offer_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<OfferRow> {
+                Ok(OfferRow {
+                    id: OfferId::from_slice(&row.try_get::<Vec<u8>, _>("offer_id")?)
+                        .map_err(|_| corrupt("offers.offer_id"))?,
+                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
+                        .map_err(|_| corrupt("offers.org_id"))?,
+                    status: row.try_get("status")?,
+                    version: row.try_get("version")?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                    updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
+                    valid_until: Timestamp::from_unix_millis(row.try_get("valid_until")?),
+                    body: row.try_get("body")?,
+                })
+            }
+
             fn audit_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<AuditEntry> {
                 Ok(AuditEntry {
                     seq: seq_u64(row.try_get("seq")?)?,
@@ -763,6 +778,120 @@ macro_rules! impl_store {
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(v.map(Timestamp::from_unix_millis))
+            }
+        }
+
+        #[async_trait]
+        impl OfferStore for SqlStore<$pool> {
+            async fn insert_offer(&self, o: &OfferRow) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO offers (offer_id, org_id, status, version, created_at, updated_at, valid_until, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(o.id.as_bytes().to_vec())
+                .bind(o.org.as_bytes().to_vec())
+                .bind(&o.status)
+                .bind(o.version)
+                .bind(o.created_at.unix_millis())
+                .bind(o.updated_at.unix_millis())
+                .bind(o.valid_until.unix_millis())
+                .bind(&o.body)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO offer_counters (offer_id, reached, accepted, released) VALUES ($1, 0, 0, NULL)")
+                    .bind(o.id.as_bytes().to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            async fn offer(&self, id: OfferId) -> Result<Option<OfferRow>> {
+                sqlx::query("SELECT * FROM offers WHERE offer_id = $1")
+                    .bind(id.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::offer_row)
+                    .transpose()
+            }
+            async fn update_offer(&self, o: &OfferRow, expected_version: i64) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE offers SET status = $1, version = $2, updated_at = $3, valid_until = $4, body = $5 \
+                     WHERE offer_id = $6 AND version = $7",
+                )
+                .bind(&o.status)
+                .bind(o.version)
+                .bind(o.updated_at.unix_millis())
+                .bind(o.valid_until.unix_millis())
+                .bind(&o.body)
+                .bind(o.id.as_bytes().to_vec())
+                .bind(expected_version)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn offers_by_org(&self, org: OrgId) -> Result<Vec<OfferRow>> {
+                sqlx::query("SELECT * FROM offers WHERE org_id = $1 ORDER BY created_at, offer_id")
+                    .bind(org.as_bytes().to_vec())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::offer_row)
+                    .collect()
+            }
+            async fn active_offers(&self, now: Timestamp) -> Result<Vec<OfferRow>> {
+                sqlx::query(
+                    "SELECT o.* FROM offers o JOIN organisations g ON g.org_id = o.org_id \
+                     WHERE o.status = 'active' AND o.valid_until > $1 AND g.deleted_at IS NULL \
+                     ORDER BY o.created_at, o.offer_id",
+                )
+                .bind(now.unix_millis())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Self::offer_row)
+                .collect()
+            }
+            async fn offers_stamp(&self) -> Result<(u64, Timestamp)> {
+                let row = sqlx::query("SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) AS n, COALESCE(MAX(updated_at), 0) AS latest FROM offers")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((
+                    seq_u64(row.try_get("n")?)?,
+                    Timestamp::from_unix_millis(row.try_get("latest")?),
+                ))
+            }
+            async fn count_offer_events(&self, offer: OfferId, reached: u64, accepted: u64) -> Result<()> {
+                sqlx::query("UPDATE offer_counters SET reached = reached + $1, accepted = accepted + $2 WHERE offer_id = $3")
+                    .bind(seq_i64(reached)?)
+                    .bind(seq_i64(accepted)?)
+                    .bind(offer.as_bytes().to_vec())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn offer_counters(&self, offer: OfferId) -> Result<Option<OfferCounters>> {
+                let row = sqlx::query("SELECT reached, accepted, released FROM offer_counters WHERE offer_id = $1")
+                    .bind(offer.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| {
+                    Ok(OfferCounters {
+                        reached: seq_u64(row.try_get("reached")?)?,
+                        accepted: seq_u64(row.try_get("accepted")?)?,
+                        released: row.try_get("released")?,
+                    })
+                })
+                .transpose()
+            }
+            async fn set_offer_release(&self, offer: OfferId, released: &[u8]) -> Result<()> {
+                sqlx::query("UPDATE offer_counters SET released = $1 WHERE offer_id = $2")
+                    .bind(released)
+                    .bind(offer.as_bytes().to_vec())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
         }
 

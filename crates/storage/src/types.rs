@@ -1,5 +1,7 @@
 use me2b_domain::org::{OrgKind, Roles};
-use me2b_domain::{ApiKeyId, ConsentId, ConsentRequestId, MemberId, OrgId, RecordId, Timestamp};
+use me2b_domain::{
+    ApiKeyId, ConsentId, ConsentRequestId, MemberId, OfferId, OrgId, RecordId, Timestamp,
+};
 
 /// A member account as created at sign-up.
 #[derive(Clone, Debug)]
@@ -98,4 +100,27 @@ pub struct ConsentRow {
     pub expires_at: Timestamp,
     pub withdrawn_at: Option<Timestamp>,
     pub body: Vec<u8>,
+}
+
+/// A published offer: the columns the catalogue selects by, and the full offer as
+/// JSON (opaque to storage). Never per member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferRow {
+    pub id: OfferId,
+    pub org: OrgId,
+    /// `pending_partners`, `active` or `withdrawn`.
+    pub status: String,
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub valid_until: Timestamp,
+    pub body: Vec<u8>,
+}
+
+/// An offer's aggregate counters, and its released figures as opaque bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferCounters {
+    pub reached: u64,
+    pub accepted: u64,
+    pub released: Option<Vec<u8>>,
 }

@@ -3,7 +3,7 @@
 
 use me2b_domain::audit::{Action, Actor, AuditEvent, Checkpoint};
 use me2b_domain::org::{OrgKind, Role, Roles};
-use me2b_domain::{ApiKeyId, MemberId, OrgId, Random, RecordId, Timestamp};
+use me2b_domain::{ApiKeyId, MemberId, OfferId, OrgId, Random, RecordId, Timestamp};
 use me2b_storage::*;
 use me2b_testkit::{fresh, Db, TestDb};
 use std::sync::Arc;
@@ -383,4 +383,295 @@ async fn a_truncated_sqlite_file_fails_loudly() {
         msg.contains("corrupt") || msg.contains("malformed"),
         "{msg}"
     );
+}
+
+fn org_row(rng: &Rng, name: &str) -> OrgRow {
+    OrgRow {
+        id: OrgId::generate(rng),
+        name: name.into(),
+        kind: OrgKind::Coop,
+        created_at: ts(1),
+        deleted_at: None,
+    }
+}
+
+fn offer_row(rng: &Rng, org: OrgId, status: &str, created: i64, valid_until: i64) -> OfferRow {
+    OfferRow {
+        id: OfferId::generate(rng),
+        org,
+        status: status.into(),
+        version: 1,
+        created_at: ts(created),
+        updated_at: ts(created),
+        valid_until: ts(valid_until),
+        body: format!("{{\"title\":\"offer {created}\"}}").into_bytes(),
+    }
+}
+
+#[tokio::test]
+async fn offers_insert_read_and_optimistic_update() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let org = org_row(&rng, "Corner Co-op");
+        s.insert_org(&org).await.unwrap();
+        let o = offer_row(&rng, org.id, "pending_partners", 10, 1_000);
+        s.insert_offer(&o).await.unwrap();
+        assert_eq!(s.offer(o.id).await.unwrap().unwrap(), o, "{db:?}");
+        assert!(s.offer(OfferId::generate(&rng)).await.unwrap().is_none());
+        assert!(
+            matches!(s.insert_offer(&o).await, Err(StorageError::Conflict)),
+            "{db:?}: same id twice"
+        );
+        // The counters row was created with the offer.
+        assert_eq!(
+            s.offer_counters(o.id).await.unwrap(),
+            Some(OfferCounters {
+                reached: 0,
+                accepted: 0,
+                released: None
+            }),
+            "{db:?}"
+        );
+
+        let mut upd = o.clone();
+        upd.status = "active".into();
+        upd.version = 2;
+        upd.updated_at = ts(20);
+        upd.valid_until = ts(2_000);
+        upd.body = b"{\"title\":\"changed\"}".to_vec();
+        assert!(s.update_offer(&upd, 1).await.unwrap(), "{db:?}");
+        assert_eq!(s.offer(o.id).await.unwrap().unwrap(), upd);
+
+        // A stale version changes nothing.
+        let mut stale = upd.clone();
+        stale.status = "withdrawn".into();
+        stale.version = 3;
+        assert!(!s.update_offer(&stale, 1).await.unwrap(), "{db:?}");
+        assert_eq!(s.offer(o.id).await.unwrap().unwrap(), upd);
+        // Nor does updating an offer that does not exist.
+        let mut ghost = upd.clone();
+        ghost.id = OfferId::generate(&rng);
+        assert!(!s.update_offer(&ghost, 2).await.unwrap());
+        // The right version does.
+        assert!(s.update_offer(&stale, 2).await.unwrap(), "{db:?}");
+        assert_eq!(s.offer(o.id).await.unwrap().unwrap().status, "withdrawn");
+    }
+}
+
+#[tokio::test]
+async fn active_offers_filter_and_order() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        let b = org_row(&rng, "B");
+        s.insert_org(&a).await.unwrap();
+        s.insert_org(&b).await.unwrap();
+        let now = 500;
+
+        let late = offer_row(&rng, a.id, "active", 30, 1_000);
+        let early = offer_row(&rng, a.id, "active", 10, 1_000);
+        // Two offers created in the same millisecond: ordered by id.
+        let tie1 = offer_row(&rng, b.id, "active", 20, 1_000);
+        let tie2 = offer_row(&rng, b.id, "active", 20, 1_000);
+        let withdrawn = offer_row(&rng, a.id, "withdrawn", 5, 1_000);
+        let pending = offer_row(&rng, a.id, "pending_partners", 6, 1_000);
+        let expired = offer_row(&rng, a.id, "active", 7, 400);
+        let ends_now = offer_row(&rng, a.id, "active", 8, now);
+        for o in [
+            &late, &early, &tie1, &tie2, &withdrawn, &pending, &expired, &ends_now,
+        ] {
+            s.insert_offer(o).await.unwrap();
+        }
+        let (t1, t2) = if tie1.id < tie2.id {
+            (tie1.clone(), tie2.clone())
+        } else {
+            (tie2.clone(), tie1.clone())
+        };
+
+        let active = s.active_offers(ts(now)).await.unwrap();
+        assert_eq!(
+            active,
+            vec![early.clone(), t1.clone(), t2.clone(), late.clone()],
+            "{db:?}"
+        );
+        assert_eq!(
+            s.active_offers(ts(1_000)).await.unwrap(),
+            Vec::<OfferRow>::new(),
+            "{db:?}: valid_until is exclusive"
+        );
+        assert_eq!(s.active_offers(ts(399)).await.unwrap().len(), 6, "{db:?}");
+
+        // By organisation: every status, oldest first.
+        let by_a = s.offers_by_org(a.id).await.unwrap();
+        assert_eq!(
+            by_a,
+            vec![
+                withdrawn.clone(),
+                pending.clone(),
+                expired.clone(),
+                ends_now.clone(),
+                early.clone(),
+                late.clone()
+            ],
+            "{db:?}"
+        );
+        assert_eq!(s.offers_by_org(b.id).await.unwrap(), vec![t1, t2]);
+        assert!(s
+            .offers_by_org(OrgId::generate(&rng))
+            .await
+            .unwrap()
+            .is_empty());
+
+        // A deleted organisation's offers leave the catalogue (but stay stored).
+        assert!(s.delete_org(b.id, ts(600)).await.unwrap());
+        assert_eq!(
+            s.active_offers(ts(now)).await.unwrap(),
+            vec![early, late],
+            "{db:?}"
+        );
+        assert_eq!(s.offers_by_org(b.id).await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn offers_stamp_moves_on_insert_and_update() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let org = org_row(&rng, "Corner Co-op");
+        s.insert_org(&org).await.unwrap();
+        assert_eq!(s.offers_stamp().await.unwrap(), (0, ts(0)), "{db:?}");
+
+        let o = offer_row(&rng, org.id, "active", 100, 1_000);
+        s.insert_offer(&o).await.unwrap();
+        let after_insert = s.offers_stamp().await.unwrap();
+        assert_eq!(after_insert, (1, ts(100)), "{db:?}");
+
+        let older = offer_row(&rng, org.id, "active", 50, 1_000);
+        s.insert_offer(&older).await.unwrap();
+        let after_second = s.offers_stamp().await.unwrap();
+        assert_eq!(after_second, (2, ts(100)), "{db:?}: count moves");
+
+        let mut upd = older.clone();
+        upd.version = 2;
+        upd.updated_at = ts(150);
+        upd.status = "withdrawn".into();
+        assert!(s.update_offer(&upd, 1).await.unwrap());
+        let after_update = s.offers_stamp().await.unwrap();
+        assert_eq!(
+            after_update,
+            (3, ts(150)),
+            "{db:?}: an update moves the version sum and the time"
+        );
+        assert_ne!(after_update, after_second);
+
+        // A refused update leaves the stamp alone.
+        let mut stale = upd.clone();
+        stale.updated_at = ts(999);
+        assert!(!s.update_offer(&stale, 1).await.unwrap());
+        assert_eq!(s.offers_stamp().await.unwrap(), after_update, "{db:?}");
+
+        // Two updates within one millisecond still move the stamp.
+        let mut same_ms = upd.clone();
+        same_ms.version = 3;
+        same_ms.status = "active".into();
+        assert!(s.update_offer(&same_ms, 2).await.unwrap());
+        assert_ne!(s.offers_stamp().await.unwrap(), after_update, "{db:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offer_counters_add_up_under_concurrency() {
+    for (db, s, t) in stores().await {
+        let rng = Rng::default();
+        let org = org_row(&rng, "Corner Co-op");
+        s.insert_org(&org).await.unwrap();
+        let o = offer_row(&rng, org.id, "active", 1, 1_000);
+        let other = offer_row(&rng, org.id, "active", 2, 1_000);
+        s.insert_offer(&o).await.unwrap();
+        s.insert_offer(&other).await.unwrap();
+
+        // 20 concurrent calls, half through a second store on the same database
+        // (another process): call i adds i reached and i % 3 accepted.
+        let second = open(&t.url).await.unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..20u64 {
+            let st = if i % 2 == 0 {
+                s.clone()
+            } else {
+                second.clone()
+            };
+            let id = o.id;
+            set.spawn(async move { st.count_offer_events(id, i, i % 3).await });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+        let reached: u64 = (0..20).sum();
+        let accepted: u64 = (0..20).map(|i| i % 3).sum();
+        assert_eq!((reached, accepted), (190, 19));
+        assert_eq!(
+            s.offer_counters(o.id).await.unwrap(),
+            Some(OfferCounters {
+                reached,
+                accepted,
+                released: None
+            }),
+            "{db:?}"
+        );
+        // Counters are per offer.
+        let untouched = s.offer_counters(other.id).await.unwrap().unwrap();
+        assert_eq!((untouched.reached, untouched.accepted), (0, 0), "{db:?}");
+
+        // Counting for an unknown offer does nothing and creates nothing.
+        let ghost = OfferId::generate(&rng);
+        s.count_offer_events(ghost, 1, 1).await.unwrap();
+        assert!(s.offer_counters(ghost).await.unwrap().is_none());
+        second.close().await;
+    }
+}
+
+#[tokio::test]
+async fn offer_release_round_trips() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let org = org_row(&rng, "Corner Co-op");
+        s.insert_org(&org).await.unwrap();
+        let o = offer_row(&rng, org.id, "active", 1, 1_000);
+        s.insert_offer(&o).await.unwrap();
+        s.count_offer_events(o.id, 7, 3).await.unwrap();
+
+        let released = vec![0u8, 1, 2, 255, 0, 42];
+        s.set_offer_release(o.id, &released).await.unwrap();
+        assert_eq!(
+            s.offer_counters(o.id).await.unwrap(),
+            Some(OfferCounters {
+                reached: 7,
+                accepted: 3,
+                released: Some(released)
+            }),
+            "{db:?}"
+        );
+        s.set_offer_release(o.id, b"second").await.unwrap();
+        let c = s.offer_counters(o.id).await.unwrap().unwrap();
+        assert_eq!(c.released.as_deref(), Some(&b"second"[..]), "{db:?}");
+        assert_eq!((c.reached, c.accepted), (7, 3), "{db:?}: counts untouched");
+    }
+}
+
+#[tokio::test]
+async fn an_offer_needs_a_known_organisation() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let o = offer_row(&rng, OrgId::generate(&rng), "active", 1, 1_000);
+        let err = s.insert_offer(&o).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::Database(_))
+                && err.to_string().to_lowercase().contains("foreign key"),
+            "{db:?}: {err}"
+        );
+        // Nothing half-written: neither the offer nor its counters.
+        assert!(s.offer(o.id).await.unwrap().is_none(), "{db:?}");
+        assert!(s.offer_counters(o.id).await.unwrap().is_none(), "{db:?}");
+        assert_eq!(s.offers_stamp().await.unwrap(), (0, ts(0)), "{db:?}");
+    }
 }

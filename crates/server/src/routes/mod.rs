@@ -5,6 +5,7 @@ use axum::Router;
 pub mod consent;
 pub mod members;
 pub mod meta;
+pub mod offers;
 pub mod orgs;
 pub mod vault;
 
@@ -44,4 +45,22 @@ pub fn router() -> Router<AppState> {
         .route("/v1/me/consents", get(consent::my_consents))
         .route("/v1/me/consents/{id}/withdraw", post(consent::withdraw))
         .route("/v1/me/transparency", get(consent::transparency))
+        .route("/v1/taxonomy", get(offers::taxonomy))
+        .route("/v1/offers/context", get(offers::rule_context))
+        .route("/v1/offers/catalogue", get(offers::catalogue))
+        .route("/v1/org/offers", get(offers::list).post(offers::publish))
+        .route("/v1/org/offers/{id}/endorse", post(offers::endorse))
+        .route("/v1/org/offers/{id}/withdraw", post(offers::withdraw))
+        .route("/v1/org/offers/{id}/stats", get(offers::stats))
+        .route("/v1/me/offers", get(offers::my_offers))
+        .route("/v1/me/offers/{id}/answer", post(offers::answer))
+        .route("/v1/me/interest-suggestions", get(offers::suggestions))
+        .route(
+            "/v1/me/interest-suggestions/{topic}/accept",
+            post(offers::accept_suggestion),
+        )
+        .route(
+            "/v1/me/interest-suggestions/{topic}/reject",
+            post(offers::reject_suggestion),
+        )
 }

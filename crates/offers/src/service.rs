@@ -1,0 +1,630 @@
+//! The offers service: publishing for organisations, matching and answers for
+//! members (inside their vault), aggregate counts for organisations.
+//!
+//! What crosses from a member to an organisation: only what the member chooses
+//! on accepting (a consent grant to the offer's contact request, through the
+//! consent flow and its decision point) and aggregate counts (members reached,
+//! members who accepted) released above a minimum cohort with noise. Which
+//! offers matched a member, were shown, dismissed or marked not relevant stays
+//! in the member's encrypted vault; the audit log records that matching ran,
+//! not what it found.
+
+use crate::derive::{self, Suggestion};
+use crate::matching::{self, Catalogue, Match, Mode, Profile};
+use crate::offer::{self, OfferInput, PublishedOffer};
+use crate::stats::{self, Noise, OfferStats, StoredRelease};
+use crate::taxonomy::Taxonomy;
+use crate::OfferError;
+use me2b_audit::AuditLog;
+use me2b_consent::{Consents, GrantInput, Method};
+use me2b_domain::audit::{Action, Actor, AuditEvent};
+use me2b_domain::record::{Interest, InterestSource, OfferHistory, RecordContent};
+use me2b_domain::text::Slug;
+use me2b_domain::{Clock, OfferId, OrgId, Random, RecordId, Timestamp};
+use me2b_storage::{OfferRow, Store};
+use me2b_vault::{MemberSession, Vault, VaultError};
+use serde::Serialize;
+use std::sync::{Arc, RwLock};
+
+const DAY_MS: i64 = 86_400_000;
+/// Days of showings kept per offer in the member's history.
+const MAX_SHOWN_DAYS: usize = 100;
+
+/// Lifecycle of an offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferStatus {
+    /// Waiting for every coalition partner to endorse its part.
+    PendingPartners,
+    Active,
+    Withdrawn,
+}
+
+impl OfferStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingPartners => "pending_partners",
+            Self::Active => "active",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, OfferError> {
+        match s {
+            "pending_partners" => Ok(Self::PendingPartners),
+            "active" => Ok(Self::Active),
+            "withdrawn" => Ok(Self::Withdrawn),
+            _ => Err(OfferError::Corrupt("offer status")),
+        }
+    }
+}
+
+/// An offer as its parties see it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct OfferView {
+    pub status: OfferStatus,
+    pub offer: PublishedOffer,
+}
+
+/// How a member answers an offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// Hide this offer.
+    Dismiss,
+    /// Hide it and suppress offers on the same topics.
+    NotRelevant,
+    /// Accept; optionally share what the offer's contact request asks for.
+    Accept,
+}
+
+/// The result of accepting.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub offer_id: OfferId,
+    /// The consent the member granted to share contact details, if they chose to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_id: Option<me2b_domain::ConsentId>,
+    pub disclosed: String,
+}
+
+/// Tunables.
+#[derive(Clone, Copy, Debug)]
+pub struct OfferSettings {
+    pub min_cohort: u64,
+    pub noise_scale: f64,
+}
+
+impl Default for OfferSettings {
+    fn default() -> Self {
+        Self {
+            min_cohort: stats::DEFAULT_MIN_COHORT,
+            noise_scale: stats::DEFAULT_NOISE_SCALE,
+        }
+    }
+}
+
+type Cached = Option<((u64, Timestamp), Arc<Catalogue>)>;
+
+/// The offers service. Cheap to clone.
+#[derive(Clone)]
+pub struct Offers {
+    store: Arc<dyn Store>,
+    vault: Vault,
+    consents: Consents,
+    audit: AuditLog,
+    taxonomy: Arc<Taxonomy>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Random>,
+    noise: Arc<dyn Noise>,
+    settings: OfferSettings,
+    catalogue: Arc<RwLock<Cached>>,
+}
+
+impl std::fmt::Debug for Offers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offers")
+            .field("topics", &self.taxonomy.len())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Offers {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<dyn Store>,
+        vault: Vault,
+        consents: Consents,
+        audit: AuditLog,
+        taxonomy: Arc<Taxonomy>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Random>,
+        noise: Arc<dyn Noise>,
+        settings: OfferSettings,
+    ) -> Self {
+        Self {
+            store,
+            vault,
+            consents,
+            audit,
+            taxonomy,
+            clock,
+            rng,
+            noise,
+            settings,
+            catalogue: Arc::new(RwLock::new(None)),
+        }
+    }
+
+    pub fn taxonomy(&self) -> &Taxonomy {
+        &self.taxonomy
+    }
+
+    fn row(
+        &self,
+        o: &PublishedOffer,
+        status: OfferStatus,
+        version: i64,
+        created_at: Timestamp,
+    ) -> OfferRow {
+        OfferRow {
+            id: o.id,
+            org: o.org,
+            status: status.as_str().to_owned(),
+            version,
+            created_at,
+            updated_at: self.clock.now(),
+            valid_until: o.valid_until,
+            body: o.to_bytes(),
+        }
+    }
+
+    async fn load(
+        &self,
+        id: OfferId,
+    ) -> Result<(OfferRow, PublishedOffer, OfferStatus), OfferError> {
+        let row = self.store.offer(id).await?.ok_or(OfferError::NotFound)?;
+        let offer = PublishedOffer::from_bytes(&row.body)?;
+        let status = OfferStatus::parse(&row.status)?;
+        Ok((row, offer, status))
+    }
+
+    fn is_party(offer: &PublishedOffer, org: OrgId) -> bool {
+        offer.org == org || offer.coalition.iter().any(|p| p.org == org)
+    }
+
+    // ---- organisations ------------------------------------------------------
+
+    /// Publishes an offer after checking it (topics, sensitive policy, rule).
+    /// A bundle waits for its partners' endorsements before reaching vaults.
+    #[tracing::instrument(skip_all)]
+    pub async fn publish(&self, org: OrgId, input: OfferInput) -> Result<OfferView, OfferError> {
+        let me = self.store.org(org).await?.ok_or(OfferError::NotParty)?;
+        let mut names = Vec::new();
+        for p in &input.coalition {
+            if let Some(o) = self
+                .store
+                .org(p.org)
+                .await?
+                .filter(|o| o.deleted_at.is_none())
+            {
+                names.push((o.id, o.name));
+            }
+        }
+        if let Some(req) = input.contact_request {
+            let owned = self
+                .store
+                .consent_request(req)
+                .await?
+                .is_some_and(|r| r.org == org);
+            if !owned {
+                return Err(OfferError::invalid(
+                    "contact_request",
+                    "must be one of this organisation's consent requests",
+                ));
+            }
+        }
+        let id = OfferId::generate(self.rng.as_ref());
+        let now = self.clock.now();
+        let lookup = |o: OrgId| names.iter().find(|(i, _)| *i == o).map(|(_, n)| n.clone());
+        let offer = offer::validate(input, id, org, &me.name, &lookup, &self.taxonomy, now)?;
+        let status = if offer.coalition.is_empty() {
+            OfferStatus::Active
+        } else {
+            OfferStatus::PendingPartners
+        };
+        self.store
+            .insert_offer(&self.row(&offer, status, 1, now))
+            .await?;
+        self.audit
+            .record(AuditEvent::new(Actor::Organisation(org), Action::OfferPublish).object(id))
+            .await?;
+        Ok(OfferView { status, offer })
+    }
+
+    /// A coalition partner endorses its part of a bundle.
+    #[tracing::instrument(skip_all)]
+    pub async fn endorse(&self, org: OrgId, id: OfferId) -> Result<OfferView, OfferError> {
+        let (row, mut offer, status) = self.load(id).await?;
+        let Some(part) = offer.coalition.iter_mut().find(|p| p.org == org) else {
+            return Err(OfferError::NotParty);
+        };
+        if status == OfferStatus::Withdrawn {
+            return Err(OfferError::NotActive("withdrawn"));
+        }
+        if part.endorsed_at.is_none() {
+            part.endorsed_at = Some(self.clock.now());
+        }
+        let status = if offer.fully_endorsed() {
+            OfferStatus::Active
+        } else {
+            OfferStatus::PendingPartners
+        };
+        let next = self.row(&offer, status, row.version + 1, row.created_at);
+        if !self.store.update_offer(&next, row.version).await? {
+            return Err(OfferError::Conflict);
+        }
+        self.audit
+            .record(AuditEvent::new(Actor::Organisation(org), Action::OfferEndorse).object(id))
+            .await?;
+        Ok(OfferView { status, offer })
+    }
+
+    /// The publisher withdraws an offer; vaults drop it at their next refresh.
+    #[tracing::instrument(skip_all)]
+    pub async fn withdraw(&self, org: OrgId, id: OfferId) -> Result<OfferView, OfferError> {
+        let (row, offer, _) = self.load(id).await?;
+        if offer.org != org {
+            return Err(OfferError::NotParty);
+        }
+        let next = self.row(
+            &offer,
+            OfferStatus::Withdrawn,
+            row.version + 1,
+            row.created_at,
+        );
+        if !self.store.update_offer(&next, row.version).await? {
+            return Err(OfferError::Conflict);
+        }
+        self.audit
+            .record(AuditEvent::new(Actor::Organisation(org), Action::OfferWithdraw).object(id))
+            .await?;
+        Ok(OfferView {
+            status: OfferStatus::Withdrawn,
+            offer,
+        })
+    }
+
+    /// Offers this organisation published, and bundles it is a partner in.
+    pub async fn list_for_org(&self, org: OrgId) -> Result<Vec<OfferView>, OfferError> {
+        let mut out = Vec::new();
+        for row in self.store.offers_by_org(org).await? {
+            out.push(OfferView {
+                status: OfferStatus::parse(&row.status)?,
+                offer: PublishedOffer::from_bytes(&row.body)?,
+            });
+        }
+        // Bundles where this organisation is a partner (pending ones included,
+        // so it can endorse them).
+        for row in self
+            .store
+            .active_offers(Timestamp::from_unix_millis(0))
+            .await?
+            .into_iter()
+            .chain(self.pending_rows().await?)
+        {
+            let offer = PublishedOffer::from_bytes(&row.body)?;
+            if offer.org != org && offer.coalition.iter().any(|p| p.org == org) {
+                out.push(OfferView {
+                    status: OfferStatus::parse(&row.status)?,
+                    offer,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn pending_rows(&self) -> Result<Vec<OfferRow>, OfferError> {
+        let mut rows = Vec::new();
+        for o in self.store.list_orgs().await? {
+            for r in self.store.offers_by_org(o.id).await? {
+                if r.status == OfferStatus::PendingPartners.as_str() {
+                    rows.push(r);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Aggregate counts for a party of the offer: noisy, above a minimum cohort.
+    #[tracing::instrument(skip_all)]
+    pub async fn stats(&self, org: OrgId, id: OfferId) -> Result<OfferStats, OfferError> {
+        let (_, offer, _) = self.load(id).await?;
+        if !Self::is_party(&offer, org) {
+            return Err(OfferError::NotFound);
+        }
+        let counters = self
+            .store
+            .offer_counters(id)
+            .await?
+            .ok_or(OfferError::Corrupt("offer counters"))?;
+        let previous = counters
+            .released
+            .as_deref()
+            .and_then(|b| serde_json::from_slice::<StoredRelease>(b).ok());
+        let (release, fresh) = stats::release(
+            self.noise.as_ref(),
+            counters.reached,
+            counters.accepted,
+            previous,
+            self.settings.noise_scale,
+        )?;
+        if fresh {
+            let bytes = serde_json::to_vec(&release).map_err(|_| OfferError::Noise)?;
+            self.store.set_offer_release(id, &bytes).await?;
+        }
+        self.audit
+            .record(AuditEvent::new(Actor::Organisation(org), Action::OfferStatsRead).object(id))
+            .await?;
+        Ok(stats::publish(
+            &release,
+            self.settings.min_cohort,
+            self.noise.mechanism(),
+        ))
+    }
+
+    // ---- the catalogue every vault receives --------------------------------
+
+    /// The published catalogue: the same for everyone.
+    pub async fn catalogue(&self) -> Result<Arc<Catalogue>, OfferError> {
+        let stamp = self.store.offers_stamp().await?;
+        if let Ok(guard) = self.catalogue.read() {
+            if let Some((s, c)) = guard.as_ref() {
+                if *s == stamp {
+                    return Ok(c.clone());
+                }
+            }
+        }
+        let rows = self.store.active_offers(self.clock.now()).await?;
+        let mut offers = Vec::with_capacity(rows.len());
+        for r in rows {
+            match PublishedOffer::from_bytes(&r.body) {
+                Ok(o) if o.fully_endorsed() => offers.push(o),
+                Ok(_) => {}
+                Err(_) => tracing::warn!(offer = %r.id, "skipping an unreadable offer"),
+            }
+        }
+        // Compiling rules is CPU work: keep it off the async workers.
+        let taxonomy = self.taxonomy.clone();
+        let (catalogue, rejected) =
+            tokio::task::spawn_blocking(move || Catalogue::ingest(offers, &taxonomy))
+                .await
+                .map_err(|_| OfferError::Corrupt("catalogue ingest"))?;
+        for r in rejected {
+            tracing::warn!(offer = %r.offer, "offer left out of the catalogue: it no longer checks");
+        }
+        let catalogue = Arc::new(catalogue);
+        if let Ok(mut guard) = self.catalogue.write() {
+            *guard = Some((stamp, catalogue.clone()));
+        }
+        Ok(catalogue)
+    }
+
+    /// The published offers, as any vault (or anyone) can fetch them.
+    pub async fn published(&self) -> Result<Vec<PublishedOffer>, OfferError> {
+        let c = self.catalogue().await?;
+        Ok(c.offers().map(|o| o.as_ref().clone()).collect())
+    }
+
+    // ---- members: inside the vault ------------------------------------------
+
+    fn history(records: &[me2b_vault::RecordView]) -> (Option<(RecordId, i64)>, OfferHistory) {
+        for r in records {
+            if let RecordContent::OfferHistory(h) = &r.content {
+                return (Some((r.id, r.revision)), h.clone());
+            }
+        }
+        (None, OfferHistory::default())
+    }
+
+    async fn save_history(
+        &self,
+        s: &MemberSession,
+        at: Option<(RecordId, i64)>,
+        h: OfferHistory,
+    ) -> Result<(), OfferError> {
+        let content = RecordContent::OfferHistory(h);
+        match at {
+            Some((id, rev)) => {
+                self.vault.update_record(s, id, content, Some(rev)).await?;
+            }
+            None => {
+                self.vault.create_record(s, content).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Matches the catalogue for the member inside their vault, records the
+    /// showings in their history, and counts first showings in aggregate.
+    #[tracing::instrument(skip_all)]
+    pub async fn feed(&self, s: &MemberSession) -> Result<Vec<Match>, OfferError> {
+        let catalogue = self.catalogue().await?;
+        // Two tries: a concurrent answer may have changed the history record.
+        for attempt in 0..2 {
+            let records = self.vault.all_records(s).await?;
+            let contents: Vec<&RecordContent> = records.iter().map(|r| &r.content).collect();
+            let profile = Profile::from_records(contents.iter().copied(), &self.taxonomy);
+            let now = self.clock.now();
+            let outcome =
+                matching::match_member(&catalogue, &profile, &self.taxonomy, now, Mode::Prefilter);
+            let (at, mut history) = Self::history(&records);
+            let today = now.unix_millis().div_euclid(DAY_MS);
+            let mut first_shown = Vec::new();
+            for m in &outcome.matches {
+                let days = history.shown.entry(m.offer.id).or_default();
+                if days.is_empty() {
+                    first_shown.push(m.offer.id);
+                }
+                days.push(today);
+                if days.len() > MAX_SHOWN_DAYS {
+                    days.remove(0);
+                }
+            }
+            if !outcome.matches.is_empty() {
+                match self.save_history(s, at, history).await {
+                    Ok(()) => {}
+                    Err(OfferError::Vault(VaultError::RevisionConflict { .. })) if attempt == 0 => {
+                        continue
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            for id in first_shown {
+                self.store.count_offer_events(id, 1, 0).await?;
+            }
+            self.audit
+                .record(
+                    AuditEvent::new(Actor::Member(s.member), Action::OfferMatch).subject(s.member),
+                )
+                .await?;
+            return Ok(outcome.matches);
+        }
+        Err(OfferError::Conflict)
+    }
+
+    /// The member answers an offer. Accepting may share contact details through
+    /// the offer's consent request; nothing else reaches the organisation.
+    #[tracing::instrument(skip_all)]
+    pub async fn answer(
+        &self,
+        s: &MemberSession,
+        id: OfferId,
+        answer: Answer,
+        share_contact: bool,
+    ) -> Result<Accepted, OfferError> {
+        let catalogue = self.catalogue().await?;
+        let offer = catalogue
+            .get(id)
+            .map(|e| e.offer.clone())
+            .ok_or(OfferError::NotFound)?;
+        if share_contact && (answer != Answer::Accept || offer.contact_request.is_none()) {
+            return Err(OfferError::NoContactRequest);
+        }
+        let records = self.vault.all_records(s).await?;
+        let (at, mut history) = Self::history(&records);
+        let mut newly_accepted = false;
+        match answer {
+            Answer::Dismiss => {
+                history.dismissed.insert(id);
+            }
+            Answer::NotRelevant => {
+                history.not_relevant.insert(id);
+                for t in offer.all_topics() {
+                    if let Ok(slug) = Slug::try_from(t) {
+                        history.suppressed_topics.insert(slug);
+                    }
+                }
+            }
+            Answer::Accept => newly_accepted = history.accepted.insert(id),
+        }
+        // The grant first: if it is refused (e.g. already answered), nothing
+        // else has changed.
+        let mut consent_id = None;
+        if share_contact {
+            if let Some(req) = offer.contact_request {
+                let record = self
+                    .consents
+                    .grant(
+                        s.member,
+                        req,
+                        GrantInput {
+                            purposes: None,
+                            categories: None,
+                        },
+                        Method::Web,
+                    )
+                    .await?;
+                consent_id = Some(record.id);
+            }
+        }
+        self.save_history(s, at, history).await?;
+        if newly_accepted {
+            self.store.count_offer_events(id, 0, 1).await?;
+        }
+        self.audit
+            .record(AuditEvent::new(Actor::Member(s.member), Action::OfferAnswer).subject(s.member))
+            .await?;
+        let disclosed = match (answer, consent_id) {
+            (Answer::Accept, Some(_)) => format!(
+                "{} receives what you granted in the consent; withdraw it any time under /v1/me/consents",
+                offer.org_name
+            ),
+            _ => format!(
+                "nothing: {} only sees how many members accepted, as a noisy count above {}",
+                offer.org_name, self.settings.min_cohort
+            ),
+        };
+        Ok(Accepted {
+            offer_id: id,
+            consent_id,
+            disclosed,
+        })
+    }
+
+    /// Interest suggestions from the member's own receipts.
+    pub async fn suggestions(&self, s: &MemberSession) -> Result<Vec<Suggestion>, OfferError> {
+        let records = self.vault.all_records(s).await?;
+        Ok(derive::suggest(
+            records.iter().map(|r| &r.content),
+            &self.taxonomy,
+        ))
+    }
+
+    /// Accepts (adds as an interest) or rejects (never suggested again) one
+    /// suggestion. Only a current suggestion can be accepted, so sensitive
+    /// topics can never enter this way.
+    #[tracing::instrument(skip_all)]
+    pub async fn answer_suggestion(
+        &self,
+        s: &MemberSession,
+        topic: &str,
+        accept: bool,
+    ) -> Result<(), OfferError> {
+        let records = self.vault.all_records(s).await?;
+        let current = derive::suggest(records.iter().map(|r| &r.content), &self.taxonomy);
+        if !current.iter().any(|c| c.topic == topic) {
+            return Err(OfferError::invalid(
+                "topic",
+                "not one of your current suggestions",
+            ));
+        }
+        let slug =
+            Slug::try_from(topic).map_err(|_| OfferError::invalid("topic", "not a topic"))?;
+        if accept {
+            self.vault
+                .create_record(
+                    s,
+                    RecordContent::Interest(Interest {
+                        topic: slug,
+                        note: None,
+                        source: InterestSource::FromReceipts,
+                        explicit_consent: false,
+                    }),
+                )
+                .await?;
+        } else {
+            let (at, mut history) = Self::history(&records);
+            history.rejected_suggestions.insert(slug);
+            self.save_history(s, at, history).await?;
+        }
+        self.audit
+            .record(
+                AuditEvent::new(Actor::Member(s.member), Action::InterestSuggestionAnswer)
+                    .subject(s.member),
+            )
+            .await?;
+        Ok(())
+    }
+}
