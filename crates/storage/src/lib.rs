@@ -178,9 +178,11 @@ pub trait OfferStore {
     /// Offers with status `active`, valid after `now`, whose organisation is not
     /// deleted, oldest first.
     async fn active_offers(&self, now: Timestamp) -> Result<Vec<OfferRow>>;
-    /// The sum of all offers' versions (it grows with every insert and every
-    /// update, even two within one millisecond) and their latest `updated_at`
-    /// (0 when none): a cheap way to tell whether a cached catalogue is stale.
+    /// The sum of all offers' versions plus the number of deleted
+    /// organisations (it grows with every insert and every update, even two
+    /// within one millisecond, and when a publisher is deleted) and the offers'
+    /// latest `updated_at` (0 when none): a cheap way to tell whether a cached
+    /// catalogue is stale.
     async fn offers_stamp(&self) -> Result<(u64, Timestamp)>;
     /// Atomically adds to the offer's counters (a no-op for an unknown offer).
     async fn count_offer_events(&self, offer: OfferId, reached: u64, accepted: u64) -> Result<()>;

@@ -854,7 +854,7 @@ macro_rules! impl_store {
                 .collect()
             }
             async fn offers_stamp(&self) -> Result<(u64, Timestamp)> {
-                let row = sqlx::query("SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) AS n, COALESCE(MAX(updated_at), 0) AS latest FROM offers")
+                let row = sqlx::query("SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) + (SELECT COUNT(*) FROM organisations WHERE deleted_at IS NOT NULL) AS n, COALESCE(MAX(updated_at), 0) AS latest FROM offers")
                     .fetch_one(&self.pool)
                     .await?;
                 Ok((

@@ -576,6 +576,12 @@ async fn offers_stamp_moves_on_insert_and_update() {
         same_ms.status = "active".into();
         assert!(s.update_offer(&same_ms, 2).await.unwrap());
         assert_ne!(s.offers_stamp().await.unwrap(), after_update, "{db:?}");
+
+        // Deleting the publisher takes its offers out of the catalogue: the
+        // stamp moves so that cached catalogues reload.
+        let before_delete = s.offers_stamp().await.unwrap();
+        assert!(s.delete_org(org.id, ts(2_000)).await.unwrap());
+        assert_ne!(s.offers_stamp().await.unwrap(), before_delete, "{db:?}");
     }
 }
 
