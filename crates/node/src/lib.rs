@@ -224,6 +224,7 @@ impl Node {
             Arc::new(OpenDpNoise),
             cfg.offers,
         );
+        offers.start_count_flusher();
         Ok(Self {
             offers,
             consents,
@@ -242,6 +243,9 @@ impl Node {
 
     /// Signs a final audit checkpoint and closes the database.
     pub async fn shutdown(&self) {
+        if let Err(e) = self.offers.flush_counts().await {
+            tracing::error!(error = %e, "could not write the pending offer counts at shutdown");
+        }
         if let Err(e) = self.audit.checkpoint_now().await {
             tracing::error!(error = %e, "could not sign the audit checkpoint at shutdown");
         }

@@ -60,6 +60,7 @@ const SCAN_TOPICS: usize = 6;
 pub struct Catalogue {
     entries: Vec<Entry>,
     scan: Vec<Scan>,
+    index: HashMap<OfferId, usize>,
 }
 
 /// An offer a vault could not take in (its rule or topics no longer check, e.g.
@@ -83,6 +84,7 @@ impl Catalogue {
         for o in offers {
             match Self::entry(o, taxonomy, &mut compiled) {
                 Ok(e) => {
+                    cat.index.insert(e.offer.id, cat.entries.len());
                     cat.scan.push(scan_row(&e));
                     cat.entries.push(e);
                 }
@@ -170,7 +172,7 @@ impl Catalogue {
     }
 
     pub fn get(&self, id: OfferId) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.offer.id == id)
+        self.index.get(&id).and_then(|i| self.entries.get(*i))
     }
 }
 

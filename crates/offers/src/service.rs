@@ -24,7 +24,8 @@ use me2b_domain::{Clock, OfferId, OrgId, Random, RecordId, Timestamp};
 use me2b_storage::{OfferRow, Store};
 use me2b_vault::{MemberSession, Vault, VaultError};
 use serde::Serialize;
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 const DAY_MS: i64 = 86_400_000;
 /// Days of showings kept per offer in the member's history.
@@ -106,6 +107,15 @@ impl Default for OfferSettings {
 
 type Cached = Option<((u64, Timestamp), Arc<Catalogue>)>;
 
+/// Counter increments not yet written, summed across members: members reached
+/// and members who accepted, per offer.
+type PendingCounts = HashMap<OfferId, (u64, u64)>;
+
+/// How often pending counts are written. Writing them in batches, not at the
+/// moment a member's vault matched, keeps the database's write pattern from
+/// linking a member's request to the offers they were first shown.
+pub const COUNT_FLUSH_SECONDS: u64 = 60;
+
 /// The offers service. Cheap to clone.
 #[derive(Clone)]
 pub struct Offers {
@@ -119,6 +129,7 @@ pub struct Offers {
     noise: Arc<dyn Noise>,
     settings: OfferSettings,
     catalogue: Arc<RwLock<Cached>>,
+    pending: Arc<Mutex<PendingCounts>>,
 }
 
 impl std::fmt::Debug for Offers {
@@ -154,7 +165,45 @@ impl Offers {
             noise,
             settings,
             catalogue: Arc::new(RwLock::new(None)),
+            pending: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Starts the background task that writes pending counts every
+    /// [`COUNT_FLUSH_SECONDS`]; it ends when the service is dropped. Counts
+    /// still pending at a crash are lost (at most one interval's worth of
+    /// noisy aggregates); `Node::shutdown` writes them.
+    pub fn start_count_flusher(&self) {
+        let pending = Arc::downgrade(&self.pending);
+        let store = Arc::downgrade(&self.store);
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_secs(COUNT_FLUSH_SECONDS));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let (Some(pending), Some(store)) = (pending.upgrade(), store.upgrade()) else {
+                    return;
+                };
+                if let Err(e) = flush(&pending, store.as_ref()).await {
+                    tracing::warn!(error = %e, "could not write pending offer counts; will retry");
+                }
+            }
+        });
+    }
+
+    /// Adds to the pending counts.
+    fn count(&self, id: OfferId, reached: u64, accepted: u64) {
+        if let Ok(mut p) = self.pending.lock() {
+            let e = p.entry(id).or_insert((0, 0));
+            e.0 += reached;
+            e.1 += accepted;
+        }
+    }
+
+    /// Writes the pending counts now.
+    pub async fn flush_counts(&self) -> Result<(), OfferError> {
+        flush(&self.pending, self.store.as_ref()).await
     }
 
     pub fn taxonomy(&self) -> &Taxonomy {
@@ -344,6 +393,9 @@ impl Offers {
         if !Self::is_party(&offer, org) {
             return Err(OfferError::NotFound);
         }
+        // Pending counts are summed across members: writing them now reveals no
+        // single member's request.
+        self.flush_counts().await?;
         let counters = self
             .store
             .offer_counters(id)
@@ -460,6 +512,12 @@ impl Offers {
             let outcome =
                 matching::match_member(&catalogue, &profile, &self.taxonomy, now, Mode::Prefilter);
             let (at, mut history) = Self::history(&records);
+            // Offers gone from the catalogue (expired, withdrawn) need no more
+            // frequency-cap or dismissal bookkeeping; what was accepted stays.
+            let before = (history.shown.len(), history.dismissed.len());
+            history.shown.retain(|id, _| catalogue.get(*id).is_some());
+            history.dismissed.retain(|id| catalogue.get(*id).is_some());
+            let pruned = before != (history.shown.len(), history.dismissed.len());
             let today = now.unix_millis().div_euclid(DAY_MS);
             let mut first_shown = Vec::new();
             for m in &outcome.matches {
@@ -472,7 +530,7 @@ impl Offers {
                     days.remove(0);
                 }
             }
-            if !outcome.matches.is_empty() {
+            if !outcome.matches.is_empty() || pruned {
                 match self.save_history(s, at, history).await {
                     Ok(()) => {}
                     Err(OfferError::Vault(VaultError::RevisionConflict { .. })) if attempt == 0 => {
@@ -482,7 +540,7 @@ impl Offers {
                 }
             }
             for id in first_shown {
-                self.store.count_offer_events(id, 1, 0).await?;
+                self.count(id, 1, 0);
             }
             self.audit
                 .record(
@@ -551,7 +609,7 @@ impl Offers {
         }
         self.save_history(s, at, history).await?;
         if newly_accepted {
-            self.store.count_offer_events(id, 0, 1).await?;
+            self.count(id, 0, 1);
         }
         self.audit
             .record(AuditEvent::new(Actor::Member(s.member), Action::OfferAnswer).subject(s.member))
@@ -626,5 +684,34 @@ impl Offers {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// Takes the pending counts and writes them; on failure they are put back.
+async fn flush(pending: &Mutex<PendingCounts>, store: &dyn Store) -> Result<(), OfferError> {
+    let batch: PendingCounts = match pending.lock() {
+        Ok(mut p) => std::mem::take(&mut *p),
+        Err(_) => return Ok(()),
+    };
+    let mut failed: PendingCounts = HashMap::new();
+    let mut first_error = None;
+    for (id, (reached, accepted)) in batch {
+        if let Err(e) = store.count_offer_events(id, reached, accepted).await {
+            failed.insert(id, (reached, accepted));
+            first_error.get_or_insert(e);
+        }
+    }
+    if !failed.is_empty() {
+        if let Ok(mut p) = pending.lock() {
+            for (id, (r, a)) in failed {
+                let e = p.entry(id).or_insert((0, 0));
+                e.0 += r;
+                e.1 += a;
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
     }
 }

@@ -278,6 +278,11 @@ async fn matching_in_the_vault_explains_itself_and_organisations_learn_only_aggr
             .unwrap()
             .contains("Sports, which includes Cycling"));
         assert_eq!(offers[0]["can_share_contact"], true);
+        // Counts wait in memory, summed across members, so the database's write
+        // pattern does not tie Ana's request to the offers she was shown.
+        let bike: me2b_domain::OfferId = bike_id.parse().unwrap();
+        let stored = s.node.store.offer_counters(bike).await.unwrap().unwrap();
+        assert_eq!((stored.reached, stored.accepted), (0, 0));
 
         // Suggestions from receipts: organic, never the sensitive baby products.
         let (_, sug) = s
@@ -343,6 +348,37 @@ async fn matching_in_the_vault_explains_itself_and_organisations_learn_only_aggr
         assert_eq!(st, StatusCode::OK);
         let (_, offers) = s.req(Method::GET, "/v1/me/offers", Some(&ana), None).await;
         assert_eq!(offers.as_array().unwrap().len(), 1, "{offers}");
+        // Ana's history is hers to read; a withdrawn offer leaves its bookkeeping.
+        let history = |recs: &Value| {
+            recs["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["content"]["kind"] == "offer_history")
+                .map(|r| r["content"].clone())
+                .unwrap()
+        };
+        let (_, recs) = s
+            .req(Method::GET, "/v1/vault/records", Some(&ana), None)
+            .await;
+        assert!(history(&recs)["dismissed"].to_string().contains(&sports_id));
+        let (st, _) = s
+            .req(
+                Method::POST,
+                &format!("/v1/org/offers/{sports_id}/withdraw"),
+                Some(&wheels),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        s.req(Method::GET, "/v1/me/offers", Some(&ana), None).await;
+        let (_, recs) = s
+            .req(Method::GET, "/v1/vault/records", Some(&ana), None)
+            .await;
+        let h = history(&recs);
+        assert!(!h.to_string().contains(&sports_id), "{h}");
+        assert!(h["not_relevant"].to_string().contains(&bundle_id), "{h}");
+
         // Accept, sharing contact through the consent flow.
         let (st, acc) = s
             .req(
@@ -408,6 +444,12 @@ async fn matching_in_the_vault_explains_itself_and_organisations_learn_only_aggr
             )
             .await;
         assert_eq!(again, stats, "asking again returns the same release");
+        let stored = s.node.store.offer_counters(bike).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.reached, stored.accepted),
+            (25, 13),
+            "reading the stats wrote the pending counts"
+        );
         let (st, v) = s
             .req(
                 Method::GET,
