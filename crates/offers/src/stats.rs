@@ -9,10 +9,6 @@
 //! noisy value is below the minimum cohort is withheld.
 
 use crate::OfferError;
-use opendp::domains::AtomDomain;
-use opendp::measurements::make_laplace;
-use opendp::measures::MaxDivergence;
-use opendp::metrics::AbsoluteDistance;
 use serde::{Deserialize, Serialize};
 
 /// Default minimum cohort below which nothing is released.
@@ -20,33 +16,13 @@ pub const DEFAULT_MIN_COHORT: u64 = 20;
 /// Default scale of the discrete Laplace noise (ε = 1 / scale per count).
 pub const DEFAULT_NOISE_SCALE: f64 = 2.0;
 
-/// Adds noise to a count.
-pub trait Noise: Send + Sync + std::fmt::Debug {
-    fn noisy(&self, count: u64, scale: f64) -> Result<i64, OfferError>;
-    /// Names the mechanism in every release.
-    fn mechanism(&self) -> &'static str;
-}
+/// The noise: the trust's OpenDP mechanism, behind a trait so tests can pass a
+/// deterministic one.
+pub use me2b_trust::insights::{Noise, OpenDpNoise};
 
-/// OpenDP's discrete Laplace mechanism.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct OpenDpNoise;
-
-impl Noise for OpenDpNoise {
-    fn noisy(&self, count: u64, scale: f64) -> Result<i64, OfferError> {
-        let m = make_laplace::<_, _, MaxDivergence>(
-            AtomDomain::<i64>::default(),
-            AbsoluteDistance::<i64>::default(),
-            scale,
-            None,
-        )
-        .map_err(|_| OfferError::Noise)?;
-        let count = i64::try_from(count).map_err(|_| OfferError::Noise)?;
-        m.invoke(&count).map_err(|_| OfferError::Noise)
-    }
-
-    fn mechanism(&self) -> &'static str {
-        "discrete Laplace (OpenDP)"
-    }
+fn noisy(noise: &dyn Noise, count: u64, scale: f64) -> Result<i64, OfferError> {
+    let v = i64::try_from(count).map_err(|_| OfferError::Noise)?;
+    noise.noisy(v, scale).map_err(|_| OfferError::Noise)
 }
 
 /// The stored release: the true counts it was drawn for and the noisy values.
@@ -91,8 +67,8 @@ pub fn release(
         v: 1,
         for_reached: reached,
         for_accepted: accepted,
-        reached: noise.noisy(reached, scale)?,
-        accepted: noise.noisy(accepted, scale)?,
+        reached: noisy(noise, reached, scale)?,
+        accepted: noisy(noise, accepted, scale)?,
         scale,
     };
     Ok((r, true))
@@ -121,8 +97,8 @@ mod tests {
     #[derive(Debug)]
     struct Fixed(i64);
     impl Noise for Fixed {
-        fn noisy(&self, count: u64, _: f64) -> Result<i64, OfferError> {
-            Ok(count as i64 + self.0)
+        fn noisy(&self, count: i64, _: f64) -> Result<i64, me2b_trust::TrustError> {
+            Ok(count + self.0)
         }
         fn mechanism(&self) -> &'static str {
             "fixed"
@@ -148,25 +124,5 @@ mod tests {
         let (next, fresh) = release(&Fixed(99), 51, 25, Some(r), 2.0).unwrap();
         assert!(fresh);
         assert_eq!(next.reached, 150);
-    }
-
-    #[test]
-    fn opendp_noise_has_the_configured_scale() {
-        // Discrete Laplace with scale b: variance ≈ 2b² for b well above 1.
-        // 20,000 samples: the sample variance lands within 15 % of it with
-        // overwhelming probability (generous bound, no flakiness in practice).
-        let n = 20_000;
-        let b = 4.0;
-        let samples: Vec<f64> = (0..n)
-            .map(|_| (OpenDpNoise.noisy(1000, b).unwrap() - 1000) as f64)
-            .collect();
-        let mean = samples.iter().sum::<f64>() / n as f64;
-        let var = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        let expected = 2.0 * b * b;
-        assert!(mean.abs() < 0.5, "mean {mean}");
-        assert!(
-            (var - expected).abs() < 0.15 * expected,
-            "variance {var}, expected {expected}"
-        );
     }
 }
