@@ -7,12 +7,16 @@
 //!   category set, each with OpenDP noise, a minimum cohort, and its noise scale
 //!   in the answer.
 //!
-//! Pseudonyms (libpep), transcryptors, receipts and the loyalty ledger are not
-//! built yet (issue 6 stays open).
+//! * [`pseudonym`]: libpep polymorphic pseudonyms per domain, distributed
+//!   transcryptors with a per-pair access rule (in-process so far).
+//!
+//! The transcryptor processes, receipts, storage, routes and the loyalty ledger
+//! are not built yet (issue 6 stays open).
 #![forbid(unsafe_code)]
 
 pub mod budget;
 pub mod insights;
+pub mod pseudonym;
 
 /// Trust errors. None carries personal data.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -34,4 +38,6 @@ pub enum TrustError {
     UnknownCategory(String),
     #[error("the noise mechanism failed")]
     Noise,
+    #[error("transcription from `{from}` to `{to}` is not allowed")]
+    TranscryptionRefused { from: String, to: String },
 }
