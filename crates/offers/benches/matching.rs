@@ -531,7 +531,7 @@ fn bench_ingest(offers: &[PublishedOffer], t: &Taxonomy) -> Catalogue {
         total.push(t2 - t0);
         drop(cat);
     }
-    // Where ingest goes: the rules alone (`rule::compile`, as ingest calls it).
+    // Where ingest goes: the rules alone (`rule::check`, as ingest calls it).
     let with_rules: Vec<&PublishedOffer> = offers.iter().filter(|o| o.rule.is_some()).collect();
     let distinct: BTreeSet<&str> = with_rules
         .iter()
@@ -543,7 +543,7 @@ fn bench_ingest(offers: &[PublishedOffer], t: &Taxonomy) -> Catalogue {
         for s in o.all_topics() {
             topics.insert(t.by_slug(s).unwrap());
         }
-        let r = rule::compile(
+        let r = rule::check(
             o.rule.as_deref().unwrap(),
             t,
             SensitivePolicy {
@@ -573,7 +573,7 @@ fn bench_ingest(offers: &[PublishedOffer], t: &Taxonomy) -> Catalogue {
             explicit_consent: o.explicit_consent,
             offer_topics: &topics,
         };
-        black_box(rule::compile(src, t, policy).unwrap().cost);
+        black_box(rule::check(src, t, policy).unwrap().cost);
         compiled += 1;
     }
     let compile_distinct = t0.elapsed();
@@ -602,7 +602,7 @@ fn bench_ingest(offers: &[PublishedOffer], t: &Taxonomy) -> Catalogue {
     );
     row("of which JSON parse", &parse);
     println!(
-        "\nRules: {} offers carry one, {} distinct sources; compiling them alone (`rule::compile`, once): {:.0} ms = {:.1} µs per rule.",
+        "\nRules: {} offers carry one, {} distinct sources; compiling them alone (`rule::check`, once): {:.0} ms = {:.1} µs per rule.",
         with_rules.len(),
         distinct.len(),
         ms(compile),
@@ -729,7 +729,7 @@ fn breakdown(offers: &[PublishedOffer], p: &Profile, t: &Taxonomy) -> Breakdown 
                 explicit_consent: o.explicit_consent,
                 offer_topics: &sets[*i],
             };
-            Rc::new(rule::compile(src, t, policy).unwrap())
+            Rc::new(rule::check(src, t, policy).unwrap())
         };
         own.push(Some(compile()));
         shared.push(Some(if o.explicit_consent {

@@ -121,7 +121,7 @@ impl Catalogue {
             None => None,
             // Explicit-consent offers: the check depends on the offer's topics.
             Some(src) if o.explicit_consent => Some(Arc::new(
-                rule::compile(
+                rule::check(
                     src,
                     taxonomy,
                     SensitivePolicy {
@@ -135,7 +135,7 @@ impl Catalogue {
             Some(src) => {
                 let empty = TopicSet::default();
                 let result = compiled.entry(src.clone()).or_insert_with(|| {
-                    rule::compile(
+                    rule::check(
                         src,
                         taxonomy,
                         SensitivePolicy {

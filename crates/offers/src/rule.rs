@@ -280,17 +280,8 @@ fn kind_of(e: &cel_interpreter::ExecutionError) -> &'static str {
     }
 }
 
-/// Compiles a rule that was already checked at publish (inside a vault, when the
-/// catalogue arrives). Still refuses anything [`check`] would refuse.
-pub fn compile(
-    source: &str,
-    taxonomy: &Taxonomy,
-    policy: SensitivePolicy<'_>,
-) -> Result<CompiledRule, RuleError> {
-    check(source, taxonomy, policy)
-}
-
-/// Checks and compiles a rule.
+/// Checks and compiles a rule: at publish, and again inside each vault when the
+/// catalogue arrives (nothing the check refuses is ever evaluated).
 pub fn check(
     source: &str,
     taxonomy: &Taxonomy,
@@ -390,21 +381,8 @@ fn prescan(source: &str) -> Result<(), (RuleErrorKind, usize, String)> {
     let mut prefix_run = 0usize;
     let mut operators = 0usize;
     let mut prev_op = false;
-    let mut in_string: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in source.char_indices() {
-        if let Some(q) = in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                in_string = None;
-            }
-            continue;
-        }
+    for (i, c) in code_chars(source) {
         match c {
-            '"' | '\'' => in_string = Some(c),
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
@@ -514,13 +492,12 @@ fn parse(source: &str) -> Result<IdedExpr, (usize, String)> {
     }
 }
 
-/// Brackets closed in `text` that it never opened (outside string literals).
-fn unopened_brackets(text: &str) -> usize {
-    let mut depth = 0usize;
-    let mut unopened = 0usize;
+/// The characters of `text` outside string literals, with their byte offsets.
+/// An opening quote is yielded; the literal's content and closing quote are not.
+fn code_chars(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut in_string: Option<char> = None;
     let mut escaped = false;
-    for c in text.chars() {
+    text.char_indices().filter(move |&(_, c)| {
         if let Some(q) = in_string {
             if escaped {
                 escaped = false;
@@ -529,18 +506,24 @@ fn unopened_brackets(text: &str) -> usize {
             } else if c == q {
                 in_string = None;
             }
-            continue;
+            return false;
         }
+        if c == '"' || c == '\'' {
+            in_string = Some(c);
+        }
+        true
+    })
+}
+
+/// Brackets closed in `text` that it never opened (outside string literals).
+fn unopened_brackets(text: &str) -> usize {
+    let mut depth = 0usize;
+    let mut unopened = 0usize;
+    for (_, c) in code_chars(text) {
         match c {
-            '"' | '\'' => in_string = Some(c),
             '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => {
-                if depth == 0 {
-                    unopened += 1;
-                } else {
-                    depth -= 1;
-                }
-            }
+            ')' | ']' | '}' if depth == 0 => unopened += 1,
+            ')' | ']' | '}' => depth -= 1,
             _ => {}
         }
     }
@@ -549,48 +532,18 @@ fn unopened_brackets(text: &str) -> usize {
 
 /// Brackets opened and not closed in `text` (outside string literals).
 fn open_brackets(text: &str) -> usize {
-    let mut open = 0usize;
-    let mut in_string: Option<char> = None;
-    let mut escaped = false;
-    for c in text.chars() {
-        if let Some(q) = in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                in_string = None;
-            }
-            continue;
-        }
-        match c {
-            '"' | '\'' => in_string = Some(c),
-            '(' | '[' | '{' => open += 1,
-            ')' | ']' | '}' => open = open.saturating_sub(1),
-            _ => {}
-        }
-    }
-    open
+    code_chars(text).fold(0usize, |open, (_, c)| match c {
+        '(' | '[' | '{' => open + 1,
+        ')' | ']' | '}' => open.saturating_sub(1),
+        _ => open,
+    })
 }
 
 /// The byte offset of the first bracket left open (outside string literals).
 fn unclosed_bracket(source: &str) -> Option<usize> {
     let mut open = Vec::new();
-    let mut in_string: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in source.char_indices() {
-        if let Some(q) = in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                in_string = None;
-            }
-            continue;
-        }
+    for (i, c) in code_chars(source) {
         match c {
-            '"' | '\'' => in_string = Some(c),
             '(' | '[' | '{' => open.push(i),
             ')' | ']' | '}' => {
                 open.pop();
