@@ -97,6 +97,30 @@ pub enum Action {
     OfferAnswer,
     #[serde(rename = "interest.suggestion.answer")]
     InterestSuggestionAnswer,
+    /// A transcryptor served (or refused) a transcription request.
+    #[serde(rename = "trust.transcrypt")]
+    TrustTranscrypt,
+    /// A transcryptor handed out a key share for a domain.
+    #[serde(rename = "trust.key_share")]
+    TrustKeyShare,
+    /// A member's polymorphic pseudonym was created.
+    #[serde(rename = "trust.enrol")]
+    TrustEnrol,
+    /// A co-op submitted pseudonymised receipts to the trust.
+    #[serde(rename = "trust.receipts.submit")]
+    TrustReceiptsSubmit,
+    /// A question to the trust, with the ε it spent (or why it was refused).
+    #[serde(rename = "trust.query")]
+    TrustQuery,
+    /// A member gave or withdrew consent to share receipts between co-ops.
+    #[serde(rename = "trust.sharing")]
+    TrustSharing,
+    /// A partner co-op read receipts shared with it by consent.
+    #[serde(rename = "trust.cross_sell")]
+    TrustCrossSell,
+    /// Loyalty points earned or redeemed.
+    #[serde(rename = "trust.loyalty")]
+    TrustLoyalty,
 }
 
 /// How it ended.

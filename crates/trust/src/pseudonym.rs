@@ -10,16 +10,17 @@
 //! and none alone can link domains. A co-op decrypts only its own domain's
 //! pseudonym, with session keys combined from every transcryptor's share.
 //!
-//! Not built yet: the transcryptor as a separate process (`me2b transcryptor`),
-//! persisted secrets and the audit of each request. See `RESEARCH.md`.
+//! A transcryptor runs in-process ([`crate::link::LocalLink`], the embedded
+//! single-party default) or as its own process (`me2b transcryptor`, reached
+//! through [`crate::remote::RemoteLink`]). See `RESEARCH.md`.
 
+use crate::policy::Policy;
 use crate::TrustError;
 use libpep::keys::distribution::{
     make_distributed_global_keys, BlindedGlobalSecretKeys, BlindingFactor, SessionKeyShares,
 };
 use libpep::keys::PseudonymSessionPublicKey;
 use libpep::prelude::*;
-use std::collections::BTreeSet;
 
 /// The domain enrolment pseudonyms live in. Nothing is ever transcrypted into it.
 pub const ORIGIN: &str = "trust:origin";
@@ -28,18 +29,68 @@ pub const RESEARCH: &str = "trust:research";
 
 pub use libpep::prelude::{EncryptedPseudonym, Pseudonym};
 
-/// The federation's public key material, created once at setup.
-#[derive(Clone, Debug)]
+/// The federation's public key material, created once at setup. Both parts
+/// are public: the global public key, and the global secret key blinded by
+/// every transcryptor's factor (useless without all their shares).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Federation {
+    /// Format version of the stored form.
+    v: u8,
     global: GlobalPublicKeys,
     blinded: BlindedGlobalSecretKeys,
 }
 
-/// What one transcryptor keeps secret: its blinding factor and its own secrets.
+/// What one transcryptor keeps secret: its blinding factor and its own
+/// pseudonymisation and rekeying secrets (random bytes, zeroized on drop).
 pub struct TranscryptorSecrets {
     blinding: BlindingFactor,
-    pseudonymisation: PseudonymizationSecret,
-    rekeying: RekeyingSecret,
+    pseudonymisation: zeroize::Zeroizing<[u8; 32]>,
+    rekeying: zeroize::Zeroizing<[u8; 32]>,
+}
+
+/// The stored form of [`TranscryptorSecrets`] (format version 1, hex).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretsFile {
+    v: u8,
+    blinding: String,
+    pseudonymisation: String,
+    rekeying: String,
+}
+
+fn hex32(s: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, TrustError> {
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(s, out.as_mut()).map_err(|_| TrustError::Invalid("a secret is 64 hex characters"))?;
+    Ok(out)
+}
+
+impl TranscryptorSecrets {
+    /// The secrets as stored (JSON, format version 1). Keep the file private.
+    pub fn to_json(&self) -> zeroize::Zeroizing<String> {
+        let f = SecretsFile {
+            v: 1,
+            blinding: self.blinding.to_hex(),
+            pseudonymisation: hex::encode(self.pseudonymisation.as_ref()),
+            rekeying: hex::encode(self.rekeying.as_ref()),
+        };
+        zeroize::Zeroizing::new(serde_json::to_string_pretty(&f).unwrap_or_default())
+    }
+
+    /// Parses stored secrets; refuses another format version.
+    pub fn from_json(s: &str) -> Result<Self, TrustError> {
+        let f: SecretsFile = serde_json::from_str(s)
+            .map_err(|_| TrustError::Invalid("not a transcryptor secrets file"))?;
+        if f.v != 1 {
+            return Err(TrustError::Invalid("unsupported transcryptor secrets format version"));
+        }
+        let blinding = BlindingFactor::from_hex(&f.blinding)
+            .ok_or(TrustError::Invalid("the blinding factor is not a scalar"))?;
+        Ok(Self {
+            blinding,
+            pseudonymisation: hex32(&f.pseudonymisation)?,
+            rekeying: hex32(&f.rekeying)?,
+        })
+    }
 }
 
 impl std::fmt::Debug for TranscryptorSecrets {
@@ -58,21 +109,42 @@ pub fn setup<R: rand::Rng + rand::CryptoRng>(
     let secrets = blinding
         .into_iter()
         .map(|b| {
-            let mut ps = [0u8; 32];
-            let mut rs = [0u8; 32];
-            rng.fill_bytes(&mut ps);
-            rng.fill_bytes(&mut rs);
+            let mut ps = zeroize::Zeroizing::new([0u8; 32]);
+            let mut rs = zeroize::Zeroizing::new([0u8; 32]);
+            rng.fill_bytes(ps.as_mut());
+            rng.fill_bytes(rs.as_mut());
             TranscryptorSecrets {
                 blinding: b,
-                pseudonymisation: PseudonymizationSecret::from(&ps[..]),
-                rekeying: RekeyingSecret::from(&rs[..]),
+                pseudonymisation: ps,
+                rekeying: rs,
             }
         })
         .collect();
-    (Federation { global, blinded }, secrets)
+    (
+        Federation {
+            v: 1,
+            global,
+            blinded,
+        },
+        secrets,
+    )
 }
 
 impl Federation {
+    /// The stored form (JSON, format version 1).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub fn from_json(s: &str) -> Result<Self, TrustError> {
+        let f: Self = serde_json::from_str(s)
+            .map_err(|_| TrustError::Invalid("not a federation file"))?;
+        if f.v != 1 {
+            return Err(TrustError::Invalid("unsupported federation format version"));
+        }
+        Ok(f)
+    }
+
     /// A new member's polymorphic pseudonym: random, encrypted to the global key.
     pub fn enrol<R: rand::Rng + rand::CryptoRng>(&self, rng: &mut R) -> EncryptedPseudonym {
         encrypt_global(&Pseudonym::random(rng), &self.global, rng)
@@ -122,7 +194,7 @@ impl DomainClient {
     }
 }
 
-fn context(domain: &str) -> EncryptionContext {
+pub(crate) fn context(domain: &str) -> EncryptionContext {
     if domain == ORIGIN {
         EncryptionContext::Global
     } else {
@@ -133,40 +205,42 @@ fn context(domain: &str) -> EncryptionContext {
 /// One transcryptor of the distributed set, with its access rule.
 pub struct Transcryptor {
     inner: DistributedTranscryptor,
-    /// Allowed (from, to) domain pairs. Nothing may go *to* [`ORIGIN`].
-    allowed: BTreeSet<(String, String)>,
+    policy: Policy,
 }
 
 /// Holds secrets: printed with its access rule only.
 impl std::fmt::Debug for Transcryptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transcryptor")
-            .field("allowed", &self.allowed)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
 impl Transcryptor {
+    /// A transcryptor that allows nothing until its policy says so.
     pub fn new(secrets: TranscryptorSecrets) -> Self {
+        Self::with_policy(secrets, Policy::deny_all())
+    }
+
+    pub fn with_policy(secrets: TranscryptorSecrets, policy: Policy) -> Self {
         Self {
             inner: DistributedTranscryptor::new(
-                secrets.pseudonymisation,
-                secrets.rekeying,
+                PseudonymizationSecret::from(&secrets.pseudonymisation[..]),
+                RekeyingSecret::from(&secrets.rekeying[..]),
                 secrets.blinding,
             ),
-            allowed: BTreeSet::new(),
+            policy,
         }
     }
 
-    /// Allows transcription from one domain to another.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Allows transcription from one domain to another (patterns allowed).
     pub fn allow(&mut self, from: &str, to: &str) -> Result<(), TrustError> {
-        if to == ORIGIN {
-            return Err(TrustError::Invalid(
-                "nothing may be transcrypted into the origin domain",
-            ));
-        }
-        self.allowed.insert((from.to_owned(), to.to_owned()));
-        Ok(())
+        self.policy.allow(from, to)
     }
 
     /// This transcryptor's share of a domain's session keys.
@@ -174,8 +248,9 @@ impl Transcryptor {
         self.inner.session_key_shares(&context(domain))
     }
 
-    /// Applies this transcryptor's part, if the pair is allowed. Returns the
-    /// ciphertext and the key it is now under (for the next transcryptor).
+    /// Applies this transcryptor's part, if the pair is allowed without a
+    /// grant. Returns the ciphertext and the key it is now under (for the next
+    /// transcryptor).
     pub fn step<R: rand::Rng + rand::CryptoRng>(
         &self,
         ct: &EncryptedPseudonym,
@@ -184,12 +259,20 @@ impl Transcryptor {
         to: &str,
         rng: &mut R,
     ) -> Result<(EncryptedPseudonym, PseudonymSessionPublicKey), TrustError> {
-        if to == ORIGIN || !self.allowed.contains(&(from.to_owned(), to.to_owned())) {
-            return Err(TrustError::TranscryptionRefused {
-                from: from.to_owned(),
-                to: to.to_owned(),
-            });
-        }
+        self.policy.check(from, to, None, 0)?;
+        Ok(self.apply(ct, key, from, to, rng))
+    }
+
+    /// Applies this transcryptor's factors without checking the policy: the
+    /// caller (`handle`) has.
+    pub(crate) fn apply<R: rand::Rng + rand::CryptoRng>(
+        &self,
+        ct: &EncryptedPseudonym,
+        key: &PseudonymSessionPublicKey,
+        from: &str,
+        to: &str,
+        rng: &mut R,
+    ) -> (EncryptedPseudonym, PseudonymSessionPublicKey) {
         let info = self.inner.pseudonymization_info(
             &PseudonymizationDomain::from(from),
             &PseudonymizationDomain::from(to),
@@ -197,7 +280,7 @@ impl Transcryptor {
             &context(to),
         );
         let out = self.inner.pseudonymize(ct, &info, key, rng);
-        Ok((out, info.rekey_public_key(key)))
+        (out, info.rekey_public_key(key))
     }
 }
 

@@ -1,0 +1,317 @@
+//! The access rule of a transcryptor: which (from-domain, to-domain) pairs it
+//! transcrypts, and the consent grants that open a co-op → co-op pair.
+//!
+//! Standing pairs are configured per transcryptor (patterns like `coop:*`).
+//! A pair from one co-op's domain into another's is never standing: it needs a
+//! [`SignedGrant`], signed by the node when a member consented to that sharing,
+//! naming exactly that pair, a purpose and an expiry. Nothing is ever
+//! transcrypted into [`ORIGIN`].
+
+use crate::pseudonym::ORIGIN;
+use crate::TrustError;
+use me2b_crypto::NodeVerifyingKey;
+use serde::{Deserialize, Serialize};
+
+/// The prefix of every co-op's pseudonymisation domain.
+pub const COOP_PREFIX: &str = "coop:";
+/// The trust's loyalty domain: the ledger is keyed by pseudonyms in it.
+pub const LOYALTY: &str = "trust:loyalty";
+
+/// Longest domain name accepted.
+const MAX_DOMAIN: usize = 80;
+
+fn matches(pattern: &str, domain: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => domain.starts_with(prefix) && domain.len() > prefix.len(),
+        None => pattern == domain,
+    }
+}
+
+/// Checks a domain name: `coop:<id>`, `trust:<name>`, lowercase ASCII.
+pub fn check_domain(d: &str) -> Result<(), TrustError> {
+    let ok = !d.is_empty()
+        && d.len() <= MAX_DOMAIN
+        && (d.starts_with(COOP_PREFIX) || d.starts_with("trust:"))
+        && d
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_:.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(TrustError::Invalid(
+            "a domain is `coop:<id>` or `trust:<name>` in lowercase ASCII",
+        ))
+    }
+}
+
+/// A transcryptor's access rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    standing: Vec<(String, String)>,
+    grant_key: Option<NodeVerifyingKey>,
+}
+
+/// The stored form of a policy (TOML or JSON).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Standing (from, to) pairs; `*` at the end of a pattern matches any suffix.
+    #[serde(default)]
+    pub allow: Vec<[String; 2]>,
+    /// The node's Ed25519 public key (hex) that signs consent grants.
+    #[serde(default)]
+    pub grant_key: Option<String>,
+}
+
+impl Policy {
+    pub fn deny_all() -> Self {
+        Self {
+            standing: Vec::new(),
+            grant_key: None,
+        }
+    }
+
+    /// The pairs the trust needs to work: issuing each co-op's pseudonym
+    /// (origin → co-op), storing receipts (co-op → research, origin →
+    /// research) and the loyalty ledger (co-op → loyalty, origin → loyalty).
+    /// Co-op → co-op only with a grant signed by `grant_key`.
+    pub fn standard(grant_key: Option<NodeVerifyingKey>) -> Self {
+        let mut p = Self {
+            standing: Vec::new(),
+            grant_key,
+        };
+        for (from, to) in [
+            (ORIGIN, "coop:*"),
+            (ORIGIN, crate::pseudonym::RESEARCH),
+            (ORIGIN, LOYALTY),
+            ("coop:*", crate::pseudonym::RESEARCH),
+            ("coop:*", LOYALTY),
+        ] {
+            p.standing.push((from.to_owned(), to.to_owned()));
+        }
+        p
+    }
+
+    pub fn from_file(f: &PolicyFile) -> Result<Self, TrustError> {
+        let grant_key = match &f.grant_key {
+            Some(h) => {
+                let bytes = hex::decode(h)
+                    .map_err(|_| TrustError::Invalid("grant_key is 64 hex characters"))?;
+                Some(
+                    NodeVerifyingKey::from_bytes(&bytes)
+                        .map_err(|_| TrustError::Invalid("grant_key is not an Ed25519 key"))?,
+                )
+            }
+            None => None,
+        };
+        let mut p = Self {
+            standing: Vec::new(),
+            grant_key,
+        };
+        for [from, to] in &f.allow {
+            p.allow(from, to)?;
+        }
+        Ok(p)
+    }
+
+    pub fn to_file(&self) -> PolicyFile {
+        PolicyFile {
+            allow: self
+                .standing
+                .iter()
+                .map(|(a, b)| [a.clone(), b.clone()])
+                .collect(),
+            grant_key: self.grant_key.map(|k| hex::encode(k.to_bytes())),
+        }
+    }
+
+    /// Adds a standing pair. Refused: anything into the origin domain, and
+    /// co-op → co-op (that needs a member's consent, through a grant).
+    pub fn allow(&mut self, from: &str, to: &str) -> Result<(), TrustError> {
+        if to == ORIGIN || matches(to, ORIGIN) || to == "trust:*" || to == "*" {
+            return Err(TrustError::Invalid(
+                "nothing may be transcrypted into the origin domain",
+            ));
+        }
+        if from.starts_with(COOP_PREFIX) && to.starts_with(COOP_PREFIX) {
+            return Err(TrustError::Invalid(
+                "co-op to co-op transcription needs a member's consent grant, never a standing rule",
+            ));
+        }
+        self.standing.push((from.to_owned(), to.to_owned()));
+        Ok(())
+    }
+
+    /// Decides one request. `now_ms` is the caller's clock (Unix ms).
+    pub fn check(
+        &self,
+        from: &str,
+        to: &str,
+        grant: Option<&SignedGrant>,
+        now_ms: i64,
+    ) -> Result<(), TrustError> {
+        let refused = || TrustError::TranscryptionRefused {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        };
+        check_domain(from)?;
+        check_domain(to)?;
+        if to == ORIGIN || from == to {
+            return Err(refused());
+        }
+        if self
+            .standing
+            .iter()
+            .any(|(f, t)| matches(f, from) && matches(t, to))
+        {
+            return Ok(());
+        }
+        let (Some(g), Some(key)) = (grant, self.grant_key.as_ref()) else {
+            return Err(refused());
+        };
+        let cross_coop = from.starts_with(COOP_PREFIX) && to.starts_with(COOP_PREFIX);
+        if !cross_coop || g.grant.from != from || g.grant.to != to {
+            return Err(refused());
+        }
+        if g.grant.expires_at_ms <= now_ms {
+            return Err(TrustError::GrantExpired);
+        }
+        g.verify(key)
+    }
+}
+
+/// A member's consent to share one co-op's receipts with another, as the node
+/// attests it to the transcryptors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Format version.
+    pub v: u8,
+    /// The sharing consent's id.
+    pub consent: String,
+    pub purpose: String,
+    pub from: String,
+    pub to: String,
+    pub expires_at_ms: i64,
+}
+
+/// A grant and the node's Ed25519 signature over it (hex).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedGrant {
+    pub grant: Grant,
+    pub signature: String,
+}
+
+impl Grant {
+    /// The bytes signed: a domain tag and the grant's JSON.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut m = b"me2b/trust-grant/v1\0".to_vec();
+        m.extend(serde_json::to_vec(self).unwrap_or_default());
+        m
+    }
+
+    /// Signs with the node's key.
+    pub fn sign(self, keys: &me2b_crypto::Keyring) -> SignedGrant {
+        let signature = hex::encode(keys.sign(&self.signing_bytes()));
+        SignedGrant {
+            grant: self,
+            signature,
+        }
+    }
+}
+
+impl SignedGrant {
+    pub fn verify(&self, key: &NodeVerifyingKey) -> Result<(), TrustError> {
+        if self.grant.v != 1 {
+            return Err(TrustError::BadGrant);
+        }
+        let sig = hex::decode(&self.signature).map_err(|_| TrustError::BadGrant)?;
+        key.verify(&self.grant.signing_bytes(), &sig)
+            .map_err(|_| TrustError::BadGrant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use me2b_crypto::{Keyring, MasterKey};
+
+    fn keys(b: u8) -> Keyring {
+        Keyring::derive(&MasterKey::from_bytes([b; 32]))
+    }
+
+    fn grant(from: &str, to: &str, exp: i64) -> Grant {
+        Grant {
+            v: 1,
+            consent: "share_1".into(),
+            purpose: "cross-sell".into(),
+            from: from.into(),
+            to: to.into(),
+            expires_at_ms: exp,
+        }
+    }
+
+    #[test]
+    fn standing_pairs_and_never_into_origin() {
+        let p = Policy::standard(None);
+        assert!(p.check(ORIGIN, "coop:a1", None, 0).is_ok());
+        assert!(p.check("coop:a1", crate::pseudonym::RESEARCH, None, 0).is_ok());
+        assert!(p.check("coop:a1", LOYALTY, None, 0).is_ok());
+        assert!(p.check("coop:a1", ORIGIN, None, 0).is_err());
+        assert!(p.check(crate::pseudonym::RESEARCH, "coop:a1", None, 0).is_err());
+        assert!(p.check("coop:a1", "coop:b2", None, 0).is_err());
+        assert!(p.check("coop:", "coop:b2", None, 0).is_err());
+        assert!(p.check("COOP:A", "coop:b2", None, 0).is_err());
+        let mut q = Policy::deny_all();
+        assert!(q.allow("coop:*", ORIGIN).is_err());
+        assert!(q.allow("coop:*", "trust:*").is_err());
+        assert!(q.allow("coop:a", "coop:*").is_err());
+        assert!(q.check(ORIGIN, "coop:a", None, 0).is_err());
+    }
+
+    #[test]
+    fn a_grant_opens_exactly_its_pair_until_it_expires() {
+        let node = keys(1);
+        let p = Policy::standard(Some(node.verifying_key()));
+        let g = grant("coop:a", "coop:b", 1000).sign(&node);
+        assert!(p.check("coop:a", "coop:b", Some(&g), 999).is_ok());
+        assert_eq!(
+            p.check("coop:a", "coop:b", Some(&g), 1000),
+            Err(TrustError::GrantExpired)
+        );
+        assert!(p.check("coop:a", "coop:c", Some(&g), 0).is_err());
+        assert!(p.check("coop:b", "coop:a", Some(&g), 0).is_err());
+        // Signed by another key, or tampered with: refused.
+        let forged = grant("coop:a", "coop:b", 1000).sign(&keys(2));
+        assert_eq!(
+            p.check("coop:a", "coop:b", Some(&forged), 0),
+            Err(TrustError::BadGrant)
+        );
+        let mut tampered = g.clone();
+        tampered.grant.expires_at_ms = i64::MAX;
+        assert_eq!(
+            p.check("coop:a", "coop:b", Some(&tampered), 0),
+            Err(TrustError::BadGrant)
+        );
+        // A grant never opens a pair into the origin or out of research.
+        let into_origin = grant("coop:a", ORIGIN, 1000).sign(&node);
+        assert!(p.check("coop:a", ORIGIN, Some(&into_origin), 0).is_err());
+        // Without a configured grant key, no grant is honoured.
+        let none = Policy::standard(None);
+        assert!(none.check("coop:a", "coop:b", Some(&g), 0).is_err());
+    }
+
+    #[test]
+    fn policy_files_round_trip() {
+        let node = keys(1);
+        let p = Policy::standard(Some(node.verifying_key()));
+        let f = p.to_file();
+        assert_eq!(Policy::from_file(&f).unwrap(), p);
+        let bad = PolicyFile {
+            allow: vec![["coop:*".into(), ORIGIN.into()]],
+            grant_key: None,
+        };
+        assert!(Policy::from_file(&bad).is_err());
+    }
+}
