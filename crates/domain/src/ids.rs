@@ -96,6 +96,16 @@ typed_id!(
     OfferId,
     "offer_id"
 );
+typed_id!(
+    /// A pseudonymised receipt held by the data trust.
+    TrustReceiptId,
+    "receipt_id"
+);
+typed_id!(
+    /// A member's consent to share one co-op's receipts with another.
+    SharingId,
+    "sharing_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,10 @@ pub mod record;
 pub mod text;
 pub mod time;
 
-pub use ids::{ApiKeyId, ConsentId, ConsentRequestId, MemberId, OfferId, OrgId, RecordId};
+pub use ids::{
+    ApiKeyId, ConsentId, ConsentRequestId, MemberId, OfferId, OrgId, RecordId, SharingId,
+    TrustReceiptId,
+};
 pub use time::{Clock, FixedClock, Random, SystemClock, Timestamp};
 
 /// Errors raised while parsing untrusted input into domain types.

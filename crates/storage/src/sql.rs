@@ -227,6 +227,23 @@ macro_rules! impl_store {
                 })
             }
 
+            fn sharing_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<TrustSharingRow> {
+                Ok(TrustSharingRow {
+                    id: SharingId::from_slice(&row.try_get::<Vec<u8>, _>("sharing_id")?)
+                        .map_err(|_| corrupt("trust_sharing.sharing_id"))?,
+                    member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
+                        .map_err(|_| corrupt("trust_sharing.member_id"))?,
+                    from_org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("from_org")?)
+                        .map_err(|_| corrupt("trust_sharing.from_org"))?,
+                    to_org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("to_org")?)
+                        .map_err(|_| corrupt("trust_sharing.to_org"))?,
+                    purpose: row.try_get("purpose")?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                    expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
+                    withdrawn_at: row.try_get::<Option<i64>, _>("withdrawn_at")?.map(Timestamp::from_unix_millis),
+                })
+            }
+
             fn audit_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<AuditEntry> {
                 Ok(AuditEntry {
                     seq: seq_u64(row.try_get("seq")?)?,
@@ -356,6 +373,8 @@ macro_rules! impl_store {
                     "DELETE FROM consents WHERE member_id = $1",
                     "DELETE FROM member_gpc WHERE member_id = $1",
                     "DELETE FROM vault_records WHERE member_id = $1",
+                    "DELETE FROM trust_enrolments WHERE member_id = $1",
+                    "DELETE FROM trust_sharing WHERE member_id = $1",
                     "DELETE FROM members WHERE member_id = $1",
                 ] {
                     sqlx::query(sql).bind(id.as_bytes().to_vec()).execute(&mut *tx).await?;
@@ -892,6 +911,291 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl TrustStore for SqlStore<$pool> {
+            async fn enrol_trust_member(&self, member: MemberId, origin_ct: &[u8], at: Timestamp) -> Result<Vec<u8>> {
+                sqlx::query("INSERT INTO trust_enrolments (member_id, origin_ct, created_at) VALUES ($1, $2, $3) ON CONFLICT (member_id) DO NOTHING")
+                    .bind(member.as_bytes().to_vec())
+                    .bind(origin_ct)
+                    .bind(at.unix_millis())
+                    .execute(&self.pool)
+                    .await?;
+                self.trust_enrolment(member).await?.ok_or_else(|| corrupt("trust_enrolments"))
+            }
+            async fn trust_enrolment(&self, member: MemberId) -> Result<Option<Vec<u8>>> {
+                let row = sqlx::query("SELECT origin_ct FROM trust_enrolments WHERE member_id = $1")
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| r.try_get::<Vec<u8>, _>("origin_ct").map_err(StorageError::from)).transpose()
+            }
+            async fn insert_trust_receipts(&self, receipts: &[TrustReceiptRow], max_values: u32) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for r in receipts {
+                    sqlx::query(
+                        "INSERT INTO trust_receipts (receipt_id, org_id, tag, source_ct, research_ct, day, area, amount_cents, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(r.id.as_bytes().to_vec())
+                    .bind(r.org.as_bytes().to_vec())
+                    .bind(r.tag.to_vec())
+                    .bind(&r.source_ct)
+                    .bind(&r.research_ct)
+                    .bind(i64::from(r.day))
+                    .bind(&r.area)
+                    .bind(r.amount_cents)
+                    .bind(r.created_at.unix_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                    for (category, amount) in &r.items {
+                        sqlx::query("INSERT INTO trust_events (receipt_id, category, amount_cents) VALUES ($1, $2, $3)")
+                            .bind(r.id.as_bytes().to_vec())
+                            .bind(*category)
+                            .bind(*amount)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let org_scope = r.org.to_string();
+                    let mut values: Vec<(TrustDim, i64)> = r.items.iter().map(|(c, _)| (TrustDim::Category, *c)).collect();
+                    values.push((TrustDim::Area, crate::types::pack_area(&r.area)));
+                    values.sort_by_key(|(d, v)| (*d as i64, *v));
+                    values.dedup();
+                    for scope in [org_scope.as_str(), "*"] {
+                        sqlx::query(
+                            "INSERT INTO trust_members (scope, tag, total_cents, receipts) VALUES ($1, $2, $3, 1) \
+                             ON CONFLICT (scope, tag) DO UPDATE SET total_cents = trust_members.total_cents + excluded.total_cents, \
+                             receipts = trust_members.receipts + 1",
+                        )
+                        .bind(scope)
+                        .bind(r.tag.to_vec())
+                        .bind(r.amount_cents)
+                        .execute(&mut *tx)
+                        .await?;
+                        for (dim, value) in &values {
+                            let present = sqlx::query("SELECT value FROM trust_bins WHERE scope = $1 AND dim = $2 AND tag = $3")
+                                .bind(scope)
+                                .bind(*dim as i64)
+                                .bind(r.tag.to_vec())
+                                .fetch_all(&mut *tx)
+                                .await?;
+                            let mut seen = false;
+                            for row in &present {
+                                if row.try_get::<i64, _>("value")? == *value {
+                                    seen = true;
+                                }
+                            }
+                            if seen || present.len() >= max_values as usize {
+                                continue;
+                            }
+                            sqlx::query("INSERT INTO trust_bins (scope, dim, value, tag) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                                .bind(scope)
+                                .bind(*dim as i64)
+                                .bind(*value)
+                                .bind(r.tag.to_vec())
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+            async fn trust_member_count(&self, scope: &str) -> Result<u64> {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM trust_members WHERE scope = $1")
+                    .bind(scope)
+                    .fetch_one(&self.pool)
+                    .await?;
+                seq_u64(row.try_get("n")?)
+            }
+            async fn trust_clamped_sum(&self, scope: &str, upper: i64) -> Result<(u64, i64)> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(CASE WHEN total_cents > $2 THEN $2 WHEN total_cents < 0 THEN 0 ELSE total_cents END), 0) AS BIGINT) AS s \
+                     FROM trust_members WHERE scope = $1",
+                )
+                .bind(scope)
+                .bind(upper)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((seq_u64(row.try_get("n")?)?, row.try_get("s")?))
+            }
+            async fn trust_bin_counts(&self, scope: &str, dim: TrustDim) -> Result<Vec<(i64, u64)>> {
+                sqlx::query("SELECT value, COUNT(*) AS n FROM trust_bins WHERE scope = $1 AND dim = $2 GROUP BY value ORDER BY value")
+                    .bind(scope)
+                    .bind(dim as i64)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.try_get("value")?, seq_u64(r.try_get("n")?)?)))
+                    .collect()
+            }
+            async fn trust_overlap(&self, a: &str, b: &str) -> Result<u64> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM trust_members x JOIN trust_members y ON y.tag = x.tag AND y.scope = $2 WHERE x.scope = $1",
+                )
+                .bind(a)
+                .bind(b)
+                .fetch_one(&self.pool)
+                .await?;
+                seq_u64(row.try_get("n")?)
+            }
+            async fn trust_charge(&self, requester: &str, micros: i64, budget_micros: i64) -> Result<BudgetCharge> {
+                sqlx::query("INSERT INTO trust_budgets (requester, spent_micro) VALUES ($1, 0) ON CONFLICT (requester) DO NOTHING")
+                    .bind(requester)
+                    .execute(&self.pool)
+                    .await?;
+                // One conditional update: two concurrent queries cannot both pass.
+                let r = sqlx::query(
+                    "UPDATE trust_budgets SET spent_micro = spent_micro + $2 WHERE requester = $1 AND spent_micro + $2 <= $3",
+                )
+                .bind(requester)
+                .bind(micros)
+                .bind(budget_micros)
+                .execute(&self.pool)
+                .await?;
+                let spent = self.trust_spent(requester).await?;
+                Ok(if r.rows_affected() == 1 {
+                    BudgetCharge::Charged { spent }
+                } else {
+                    BudgetCharge::Refused { spent }
+                })
+            }
+            async fn trust_spent(&self, requester: &str) -> Result<i64> {
+                let row = sqlx::query("SELECT spent_micro FROM trust_budgets WHERE requester = $1")
+                    .bind(requester)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some(r) => r.try_get("spent_micro")?,
+                    None => 0,
+                })
+            }
+            async fn trust_receipts_of(&self, org: OrgId, tag: &[u8; 32]) -> Result<Vec<TrustReceiptRow>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM trust_receipts WHERE org_id = $1 AND tag = $2 ORDER BY day, created_at, receipt_id",
+                )
+                .bind(org.as_bytes().to_vec())
+                .bind(tag.to_vec())
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let id = TrustReceiptId::from_slice(&row.try_get::<Vec<u8>, _>("receipt_id")?)
+                        .map_err(|_| corrupt("trust_receipts.receipt_id"))?;
+                    let items = sqlx::query("SELECT category, amount_cents FROM trust_events WHERE receipt_id = $1")
+                        .bind(id.as_bytes().to_vec())
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|r| Ok((r.try_get("category")?, r.try_get("amount_cents")?)))
+                        .collect::<Result<Vec<(i64, i64)>>>()?;
+                    out.push(TrustReceiptRow {
+                        id,
+                        org,
+                        tag: hash32(row.try_get("tag")?, "trust_receipts.tag")?,
+                        source_ct: row.try_get("source_ct")?,
+                        research_ct: row.try_get("research_ct")?,
+                        day: i32::try_from(row.try_get::<i64, _>("day")?).map_err(|_| corrupt("trust_receipts.day"))?,
+                        area: row.try_get("area")?,
+                        amount_cents: row.try_get("amount_cents")?,
+                        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                        items,
+                    });
+                }
+                Ok(out)
+            }
+            async fn insert_trust_sharing(&self, s: &TrustSharingRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO trust_sharing (sharing_id, member_id, from_org, to_org, purpose, created_at, expires_at, withdrawn_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(s.id.as_bytes().to_vec())
+                .bind(s.member.as_bytes().to_vec())
+                .bind(s.from_org.as_bytes().to_vec())
+                .bind(s.to_org.as_bytes().to_vec())
+                .bind(&s.purpose)
+                .bind(s.created_at.unix_millis())
+                .bind(s.expires_at.unix_millis())
+                .bind(s.withdrawn_at.map(|t| t.unix_millis()))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn withdraw_trust_sharing(&self, id: SharingId, member: MemberId, at: Timestamp) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE trust_sharing SET withdrawn_at = $3 WHERE sharing_id = $1 AND member_id = $2 AND withdrawn_at IS NULL",
+                )
+                .bind(id.as_bytes().to_vec())
+                .bind(member.as_bytes().to_vec())
+                .bind(at.unix_millis())
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn trust_sharing_of_member(&self, member: MemberId) -> Result<Vec<TrustSharingRow>> {
+                sqlx::query("SELECT * FROM trust_sharing WHERE member_id = $1 ORDER BY created_at, sharing_id")
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::sharing_row)
+                    .collect()
+            }
+            async fn trust_sharing_between(&self, from: OrgId, to: OrgId, now: Timestamp) -> Result<Vec<TrustSharingRow>> {
+                sqlx::query(
+                    "SELECT * FROM trust_sharing WHERE to_org = $1 AND from_org = $2 AND withdrawn_at IS NULL AND expires_at > $3 \
+                     ORDER BY created_at, sharing_id",
+                )
+                .bind(to.as_bytes().to_vec())
+                .bind(from.as_bytes().to_vec())
+                .bind(now.unix_millis())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Self::sharing_row)
+                .collect()
+            }
+            async fn trust_loyalty_apply(&self, tag: &[u8; 32], org: OrgId, delta: i64, at: Timestamp) -> Result<Option<i64>> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("INSERT INTO trust_loyalty_balances (tag, balance) VALUES ($1, 0) ON CONFLICT (tag) DO NOTHING")
+                    .bind(tag.to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+                let r = sqlx::query("UPDATE trust_loyalty_balances SET balance = balance + $2 WHERE tag = $1 AND balance + $2 >= 0")
+                    .bind(tag.to_vec())
+                    .bind(delta)
+                    .execute(&mut *tx)
+                    .await?;
+                if r.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                sqlx::query("INSERT INTO trust_loyalty (tag, org_id, delta, at) VALUES ($1, $2, $3, $4)")
+                    .bind(tag.to_vec())
+                    .bind(org.as_bytes().to_vec())
+                    .bind(delta)
+                    .bind(at.unix_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                let row = sqlx::query("SELECT balance FROM trust_loyalty_balances WHERE tag = $1")
+                    .bind(tag.to_vec())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let balance: i64 = row.try_get("balance")?;
+                tx.commit().await?;
+                Ok(Some(balance))
+            }
+            async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64> {
+                let row = sqlx::query("SELECT balance FROM trust_loyalty_balances WHERE tag = $1")
+                    .bind(tag.to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some(r) => r.try_get("balance")?,
+                    None => 0,
+                })
             }
         }
 

@@ -1,6 +1,7 @@
 use me2b_domain::org::{OrgKind, Roles};
 use me2b_domain::{
-    ApiKeyId, ConsentId, ConsentRequestId, MemberId, OfferId, OrgId, RecordId, Timestamp,
+    ApiKeyId, ConsentId, ConsentRequestId, MemberId, OfferId, OrgId, RecordId, SharingId,
+    Timestamp, TrustReceiptId,
 };
 
 /// A member account as created at sign-up.
@@ -123,4 +124,74 @@ pub struct OfferCounters {
     pub reached: u64,
     pub accepted: u64,
     pub released: Option<Vec<u8>>,
+}
+
+/// Which dimension a trust bin counts members by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustDim {
+    /// Taxonomy topic id of an item's category.
+    Category = 1,
+    /// The store's area (packed ASCII code).
+    Area = 2,
+}
+
+/// A pseudonymised receipt as the trust stores it. `tag` is a keyed hash of the
+/// member's research-domain pseudonym; `source_ct` the pseudonym encrypted for
+/// the submitting co-op's domain; `research_ct` for the research domain. The
+/// attributes are coarse (day, area) by construction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustReceiptRow {
+    pub id: TrustReceiptId,
+    pub org: OrgId,
+    pub tag: [u8; 32],
+    pub source_ct: Vec<u8>,
+    pub research_ct: Vec<u8>,
+    /// Days since the Unix epoch.
+    pub day: i32,
+    pub area: String,
+    pub amount_cents: i64,
+    pub created_at: Timestamp,
+    /// (taxonomy topic id, amount in cents) per item.
+    pub items: Vec<(i64, i64)>,
+}
+
+/// A member's consent to share one co-op's receipts with a partner co-op.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustSharingRow {
+    pub id: SharingId,
+    pub member: MemberId,
+    pub from_org: OrgId,
+    pub to_org: OrgId,
+    pub purpose: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub withdrawn_at: Option<Timestamp>,
+}
+
+/// The result of charging a privacy budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BudgetCharge {
+    /// Charged; micro-ε spent now in total.
+    Charged { spent: i64 },
+    /// Refused and nothing charged; micro-ε spent before.
+    Refused { spent: i64 },
+}
+
+/// Packs an area code (at most 8 ASCII bytes, e.g. `NL-NH`) into an integer
+/// for the bins, big-endian and zero-padded: stable and reversible.
+pub fn pack_area(area: &str) -> i64 {
+    let mut b = [0u8; 8];
+    for (slot, byte) in b.iter_mut().zip(area.bytes()) {
+        *slot = byte;
+    }
+    i64::from_be_bytes(b)
+}
+
+/// The area code packed by [`pack_area`].
+pub fn unpack_area(v: i64) -> String {
+    v.to_be_bytes()
+        .iter()
+        .take_while(|b| **b != 0)
+        .map(|b| char::from(*b))
+        .collect()
 }

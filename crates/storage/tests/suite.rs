@@ -3,7 +3,9 @@
 
 use me2b_domain::audit::{Action, Actor, AuditEvent, Checkpoint};
 use me2b_domain::org::{OrgKind, Role, Roles};
-use me2b_domain::{ApiKeyId, MemberId, OfferId, OrgId, Random, RecordId, Timestamp};
+use me2b_domain::{
+    ApiKeyId, MemberId, OfferId, OrgId, Random, RecordId, SharingId, Timestamp, TrustReceiptId,
+};
 use me2b_storage::*;
 use me2b_testkit::{fresh, Db, TestDb};
 use std::sync::Arc;
@@ -679,5 +681,191 @@ async fn an_offer_needs_a_known_organisation() {
         assert!(s.offer(o.id).await.unwrap().is_none(), "{db:?}");
         assert!(s.offer_counters(o.id).await.unwrap().is_none(), "{db:?}");
         assert_eq!(s.offers_stamp().await.unwrap(), (0, ts(0)), "{db:?}");
+    }
+}
+
+fn trust_receipt(
+    rng: &Rng,
+    org: OrgId,
+    tag: u8,
+    area: &str,
+    amount: i64,
+    items: &[i64],
+) -> TrustReceiptRow {
+    TrustReceiptRow {
+        id: TrustReceiptId::generate(rng),
+        org,
+        tag: [tag; 32],
+        source_ct: vec![tag; 64],
+        research_ct: vec![tag ^ 0xff; 64],
+        day: 20_000,
+        area: area.into(),
+        amount_cents: amount,
+        created_at: ts(5),
+        items: items.iter().map(|c| (*c, 100)).collect(),
+    }
+}
+
+#[tokio::test]
+async fn trust_receipts_feed_capped_bins_sums_and_overlaps() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        let b = org_row(&rng, "B");
+        s.insert_org(&a).await.unwrap();
+        s.insert_org(&b).await.unwrap();
+        let (sa, sb) = (a.id.to_string(), b.id.to_string());
+        // Member 1 shops at A twice and at B once; member 2 only at A; member
+        // 3 at A with five categories (over the cap of 3).
+        let rows = vec![
+            trust_receipt(&rng, a.id, 1, "NL-NH", 5_000, &[1, 2]),
+            trust_receipt(&rng, a.id, 1, "NL-NH", 70_000, &[2]),
+            trust_receipt(&rng, b.id, 1, "NL-UT", 1_000, &[7]),
+            trust_receipt(&rng, a.id, 2, "NL-UT", 2_000, &[1]),
+            trust_receipt(&rng, a.id, 3, "NL-NH", 3_000, &[10, 11, 12, 13, 14]),
+        ];
+        s.insert_trust_receipts(&rows, 3).await.unwrap();
+        assert_eq!(s.trust_member_count(&sa).await.unwrap(), 3, "{db:?}");
+        assert_eq!(s.trust_member_count(&sb).await.unwrap(), 1);
+        assert_eq!(s.trust_member_count("*").await.unwrap(), 3);
+        assert_eq!(s.trust_overlap(&sa, &sb).await.unwrap(), 1);
+        assert_eq!(s.trust_overlap(&sb, &sa).await.unwrap(), 1);
+        // Totals per member at A: 75,000 / 2,000 / 3,000, clamped to 10,000.
+        assert_eq!(
+            s.trust_clamped_sum(&sa, 10_000).await.unwrap(),
+            (3, 15_000)
+        );
+        let cats = s.trust_bin_counts(&sa, TrustDim::Category).await.unwrap();
+        // Category 1: members 1, 2; category 2: member 1 (once, though on two
+        // receipts); member 3 enters only 10, 11, 12 (the cap of 3).
+        assert_eq!(
+            cats,
+            vec![(1, 2), (2, 1), (10, 1), (11, 1), (12, 1)],
+            "{db:?}"
+        );
+        let areas = s.trust_bin_counts(&sa, TrustDim::Area).await.unwrap();
+        let named: Vec<(String, u64)> = areas.iter().map(|(v, n)| (unpack_area(*v), *n)).collect();
+        assert_eq!(named, vec![("NL-NH".into(), 2), ("NL-UT".into(), 1)]);
+        let stored = s.trust_receipts_of(a.id, &[1; 32]).await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[0].items.len() + stored[1].items.len(), 3);
+        assert_eq!(stored.iter().map(|r| r.amount_cents).sum::<i64>(), 75_000);
+        assert!(s.trust_receipts_of(b.id, &[2; 32]).await.unwrap().is_empty());
+        // A receipt for an unknown organisation fails and writes nothing.
+        let ghost = trust_receipt(&rng, OrgId::generate(&rng), 9, "NL-NH", 1, &[1]);
+        let ok = trust_receipt(&rng, a.id, 9, "NL-NH", 1, &[1]);
+        assert!(s.insert_trust_receipts(&[ok, ghost], 3).await.is_err());
+        assert_eq!(s.trust_member_count(&sa).await.unwrap(), 3, "{db:?}: all or nothing");
+    }
+}
+
+#[tokio::test]
+async fn trust_budgets_never_exceed_under_concurrency() {
+    for (db, s, t) in stores().await {
+        let second = open(&t.url).await.unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        // 30 concurrent charges of 0.1 against a budget of 1.0, from two stores.
+        for i in 0..30 {
+            let st = if i % 2 == 0 { s.clone() } else { second.clone() };
+            set.spawn(async move { st.trust_charge("org:x", 100_000, 1_000_000).await });
+        }
+        let mut charged = 0;
+        while let Some(r) = set.join_next().await {
+            if matches!(r.unwrap().unwrap(), BudgetCharge::Charged { .. }) {
+                charged += 1;
+            }
+        }
+        assert_eq!(charged, 10, "{db:?}");
+        assert_eq!(s.trust_spent("org:x").await.unwrap(), 1_000_000);
+        assert_eq!(
+            s.trust_charge("org:x", 1, 1_000_000).await.unwrap(),
+            BudgetCharge::Refused { spent: 1_000_000 }
+        );
+        assert_eq!(s.trust_spent("nobody").await.unwrap(), 0);
+        second.close().await;
+    }
+}
+
+#[tokio::test]
+async fn trust_enrolment_sharing_and_erasure() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let m = new_member(&rng, 1);
+        s.insert_member(&m).await.unwrap();
+        let a = org_row(&rng, "A");
+        let b = org_row(&rng, "B");
+        s.insert_org(&a).await.unwrap();
+        s.insert_org(&b).await.unwrap();
+        let first = s.enrol_trust_member(m.id, &[1; 64], ts(1)).await.unwrap();
+        // A second enrolment keeps the first ciphertext.
+        let again = s.enrol_trust_member(m.id, &[2; 64], ts(2)).await.unwrap();
+        assert_eq!((first.clone(), again), (vec![1; 64], vec![1; 64]), "{db:?}");
+        let share = TrustSharingRow {
+            id: SharingId::generate(&rng),
+            member: m.id,
+            from_org: a.id,
+            to_org: b.id,
+            purpose: "cross-sell".into(),
+            created_at: ts(10),
+            expires_at: ts(1_000),
+            withdrawn_at: None,
+        };
+        s.insert_trust_sharing(&share).await.unwrap();
+        assert_eq!(s.trust_sharing_between(a.id, b.id, ts(11)).await.unwrap(), vec![share.clone()]);
+        assert!(s.trust_sharing_between(b.id, a.id, ts(11)).await.unwrap().is_empty());
+        assert!(s.trust_sharing_between(a.id, b.id, ts(1_000)).await.unwrap().is_empty(), "expired");
+        let other = MemberId::generate(&rng);
+        assert!(!s.withdraw_trust_sharing(share.id, other, ts(12)).await.unwrap(), "not theirs");
+        assert!(s.withdraw_trust_sharing(share.id, m.id, ts(12)).await.unwrap());
+        assert!(!s.withdraw_trust_sharing(share.id, m.id, ts(13)).await.unwrap());
+        assert!(s.trust_sharing_between(a.id, b.id, ts(12)).await.unwrap().is_empty());
+        assert_eq!(s.trust_sharing_of_member(m.id).await.unwrap()[0].withdrawn_at, Some(ts(12)));
+        // Erasure removes the enrolment and the sharing consents.
+        s.shred_member(m.id).await.unwrap();
+        s.delete_member_rows(m.id).await.unwrap();
+        assert!(s.trust_enrolment(m.id).await.unwrap().is_none(), "{db:?}");
+        assert!(s.trust_sharing_of_member(m.id).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn loyalty_balances_never_go_negative() {
+    for (db, s, t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        s.insert_org(&a).await.unwrap();
+        let tag = [4u8; 32];
+        assert_eq!(s.trust_loyalty_balance(&tag).await.unwrap(), 0);
+        assert_eq!(s.trust_loyalty_apply(&tag, a.id, 100, ts(1)).await.unwrap(), Some(100));
+        assert_eq!(s.trust_loyalty_apply(&tag, a.id, -101, ts(2)).await.unwrap(), None, "{db:?}");
+        // 20 concurrent redemptions of 10 from two stores: exactly 10 pass.
+        let second = open(&t.url).await.unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let st = if i % 2 == 0 { s.clone() } else { second.clone() };
+            let org = a.id;
+            set.spawn(async move {
+                let mut tries = 0;
+                loop {
+                    match st.trust_loyalty_apply(&tag, org, -10, ts(3)).await {
+                        Err(e) if tries < 20 => {
+                            tries += 1;
+                            let _ = e;
+                            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        }
+                        other => return other,
+                    }
+                }
+            });
+        }
+        let mut passed = 0;
+        while let Some(r) = set.join_next().await {
+            if r.unwrap().unwrap().is_some() {
+                passed += 1;
+            }
+        }
+        assert_eq!(passed, 10, "{db:?}");
+        assert_eq!(s.trust_loyalty_balance(&tag).await.unwrap(), 0);
+        second.close().await;
     }
 }
