@@ -1,5 +1,6 @@
-//! `me2b`: run a node (`serve`), walk a demo federation (`demo`), and operate a
-//! node (`org`, `audit`).
+//! `me2b`: run a node (`serve`), walk a demo federation (`demo`), operate a
+//! node (`org`, `audit`), and set up and run the data trust's transcryptors
+//! (`trust init`, `transcryptor`).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -17,6 +18,7 @@ macro_rules! out {
 
 mod config;
 mod demo;
+mod trust_cmd;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -67,6 +69,39 @@ enum Command {
     /// Consent receipts.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// The data trust: set up its transcryptors.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Run one transcryptor of the data trust as its own process. Here
+    /// --config is the transcryptor's file from `me2b trust init` (mode 0600)
+    /// and --data-dir its own directory (audit log and master key), never a
+    /// node's. Prints `listening on http://ADDR` once it accepts requests.
+    Transcryptor {
+        /// Address to listen on (default 127.0.0.1:7100). Plain HTTP: put TLS
+        /// in front of it for anything but the same host.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TrustCommand {
+    /// Set up a federation of N transcryptors: writes DIR/federation.json
+    /// (public), DIR/transcryptor-I.json for each (secret, 0600) and
+    /// DIR/links.json (the node's urls and tokens, secret, 0600). Never
+    /// overwrites a file.
+    Init {
+        /// How many transcryptors (all of them take part in every transcription).
+        #[arg(long)]
+        transcryptors: usize,
+        /// The directory to write to.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The node's Ed25519 public key (hex) that signs consent grants; without
+        /// it co-op → co-op sharing stays refused.
+        #[arg(long)]
+        grant_key: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,6 +169,30 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    // The trust's commands read no node configuration: for `transcryptor`,
+    // --config is the transcryptor's own file.
+    match &cli.command {
+        Command::Trust(TrustCommand::Init {
+            transcryptors,
+            out,
+            grant_key,
+        }) => {
+            init_logging(cli.common.log.as_deref().unwrap_or("info"));
+            trust_cmd::init(*transcryptors, out, grant_key.as_deref())?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Command::Transcryptor { listen } => {
+            init_logging(cli.common.log.as_deref().unwrap_or("info"));
+            trust_cmd::run_transcryptor(
+                cli.common.config.as_deref(),
+                cli.common.data_dir.as_deref(),
+                *listen,
+            )
+            .await?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let file = FileConfig::load(cli.common.config.as_deref())?;
     let listen = match &cli.command {
         Command::Serve { listen, .. } => *listen,
@@ -156,6 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Consent(ConsentCommand::VerifyReceipt { file, public_key }) => {
             return verify_receipt(&settings, &file, public_key)
         }
+        Command::Trust(_) | Command::Transcryptor { .. } => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

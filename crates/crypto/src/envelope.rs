@@ -38,6 +38,13 @@ impl Aad {
     pub fn wrapped_key(member: MemberId) -> Self {
         Self::new(b"data-key", member, &[])
     }
+    /// A secret of the node itself (not a member's), named by `label`.
+    pub fn node_secret(label: &str) -> Self {
+        let mut v = b"me2b/node-secret\0".to_vec();
+        v.push(ENVELOPE_VERSION);
+        v.extend_from_slice(label.as_bytes());
+        Self(v)
+    }
 }
 
 /// A 256-bit XChaCha20-Poly1305 key. Zeroed on drop; `Debug` shows nothing.

@@ -131,6 +131,7 @@ pub struct Keyring {
     kek: Zeroizing<[u8; 32]>,
     email_index: Zeroizing<[u8; 32]>,
     pseudonym: Zeroizing<[u8; 32]>,
+    trust_tag: Zeroizing<[u8; 32]>,
     key_check: [u8; 32],
     signing: SigningKey,
 }
@@ -158,6 +159,7 @@ impl Keyring {
         let kek = derive(&hk, b"me2b/kek/v1");
         let email_index = derive(&hk, b"me2b/email-index/v1");
         let pseudonym = derive(&hk, b"me2b/subject-pseudonym/v1");
+        let trust_tag = derive(&hk, b"me2b/trust-tag/v1");
         let key_check = *derive(&hk, b"me2b/key-check/v1");
         let signing_seed = derive(&hk, b"me2b/node-signing/v1");
         let signing = SigningKey::from_bytes(&signing_seed);
@@ -165,6 +167,7 @@ impl Keyring {
             kek,
             email_index,
             pseudonym,
+            trust_tag,
             key_check,
             signing,
         }
@@ -204,6 +207,31 @@ impl Keyring {
             .unwrap_or_else(|_| unreachable_hmac());
         mac.update(email.as_str().as_bytes());
         mac.finalize().into_bytes().into()
+    }
+
+    /// The trust's grouping key for a pseudonym of one of its own domains
+    /// (research, loyalty): a keyed hash, so the stored tag is useless without
+    /// the node's key and differs per domain.
+    pub fn trust_tag(&self, domain: &str, pseudonym: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.trust_tag.as_ref())
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(&(domain.len() as u64).to_be_bytes());
+        mac.update(domain.as_bytes());
+        mac.update(pseudonym);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Seals a secret of the node (e.g. the in-process transcryptors' secrets)
+    /// for storage, bound to `label`.
+    pub fn seal_node_secret(&self, label: &str, plaintext: &[u8], rng: &dyn Random) -> Vec<u8> {
+        let kek = DataKey::from_bytes(*self.kek);
+        kek.seal(rng, &Aad::node_secret(label), plaintext)
+    }
+
+    /// Opens what [`Keyring::seal_node_secret`] sealed under the same label.
+    pub fn open_node_secret(&self, label: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let kek = DataKey::from_bytes(*self.kek);
+        Ok(Zeroizing::new(kek.open(&Aad::node_secret(label), sealed)?))
     }
 
     /// Wraps a member's data key for storage.

@@ -14,6 +14,10 @@ use me2b_offers::Taxonomy;
 use me2b_orgs::Orgs;
 use me2b_storage::{Backend, StorageError, Store};
 use me2b_vault::{Vault, VaultError};
+use me2b_trust::link::{LocalLink, TranscryptorLink};
+use me2b_trust::policy::Policy;
+use me2b_trust::pseudonym::{Federation, Transcryptor, TranscryptorSecrets};
+use me2b_trust::service::{Category, Governance, Trust};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,6 +28,10 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 
 const META_KEY_CHECK: &str = "key_check";
 const META_NODE_PUBLIC_KEY: &str = "node_public_key";
+const META_TRUST_FEDERATION: &str = "trust_federation";
+const META_TRUST_SECRETS: &str = "trust_transcryptor_secrets";
+/// Transcryptors of the embedded (single-party) trust.
+pub const EMBEDDED_TRANSCRYPTORS: usize = 3;
 
 /// What a node needs to open.
 #[derive(Clone, Debug)]
@@ -38,6 +46,13 @@ pub struct NodeConfig {
     pub checkpoint_every: u64,
     /// Minimum cohort and noise scale of offer counts.
     pub offers: me2b_offers::service::OfferSettings,
+    /// A directory with `federation.json` and `links.json` (from `me2b trust
+    /// init`): the trust then uses those transcryptor processes. Default: three
+    /// transcryptors in this process (single-party).
+    pub trust_dir: Option<PathBuf>,
+    /// The trust's governance config. Default: `trust.toml` in the data
+    /// directory when present, else built-in defaults.
+    pub trust_governance: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -50,6 +65,8 @@ impl NodeConfig {
             passphrase: PassphraseParams::RECOMMENDED,
             checkpoint_every: 1000,
             offers: me2b_offers::service::OfferSettings::default(),
+            trust_dir: None,
+            trust_governance: None,
         }
     }
 
@@ -86,6 +103,10 @@ pub enum NodeError {
     Consent(#[from] me2b_consent::ConsentError),
     #[error(transparent)]
     Offers(#[from] me2b_offers::OfferError),
+    #[error(transparent)]
+    Trust(#[from] me2b_trust::TrustError),
+    #[error("cannot use the trust configuration {path}: {message}")]
+    TrustConfig { path: String, message: String },
     #[error("the master key {path} does not belong to this database (it was initialised with another key); point ME2B_MASTER_KEY_FILE at the right key file")]
     WrongMasterKey { path: String },
     #[error("the database was initialised with a master key, but {path} does not exist; restore the key file or point ME2B_MASTER_KEY_FILE at it")]
@@ -102,6 +123,7 @@ pub struct Node {
     pub orgs: Orgs,
     pub consents: Consents,
     pub offers: Offers,
+    pub trust: Trust,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Random>,
     /// Where the data lives, fit to print (no password).
@@ -218,14 +240,22 @@ impl Node {
             vault.clone(),
             consents.clone(),
             audit.clone(),
-            taxonomy,
+            taxonomy.clone(),
             clock.clone(),
             rng.clone(),
             Arc::new(OpenDpNoise),
             cfg.offers,
         );
         offers.start_count_flusher();
+        let trust = open_trust(cfg, &store, &keys, &audit, &clock, &rng, &taxonomy).await?;
+        if trust.single_party() {
+            tracing::warn!(
+                transcryptors = trust.transcryptors(),
+                "the data trust is single-party: every transcryptor runs in this process, so one operator holds every secret; run `me2b transcryptor` processes for a distributed trust"
+            );
+        }
         Ok(Self {
+            trust,
             offers,
             consents,
             backend: store.backend(),
@@ -251,6 +281,142 @@ impl Node {
         }
         self.store.close().await;
     }
+}
+
+fn config_err(path: &Path, message: impl ToString) -> NodeError {
+    NodeError::TrustConfig {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// The trust: its federation, its transcryptors (in this process, or the
+/// processes named in `trust_dir`) and its governance.
+async fn open_trust(
+    cfg: &NodeConfig,
+    store: &Arc<dyn Store>,
+    keys: &Arc<Keyring>,
+    audit: &AuditLog,
+    clock: &Arc<dyn Clock>,
+    rng: &Arc<dyn Random>,
+    taxonomy: &Taxonomy,
+) -> Result<Trust, NodeError> {
+    let governance_path = cfg
+        .trust_governance
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("trust.toml"));
+    let governance = match std::fs::read_to_string(&governance_path) {
+        Ok(s) => Governance::from_toml(&s).map_err(|e| config_err(&governance_path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cfg.trust_governance.is_none() => {
+            Governance::default()
+        }
+        Err(e) => return Err(config_err(&governance_path, e)),
+    };
+    let categories = taxonomy
+        .topics()
+        .iter()
+        .map(|t| Category {
+            id: i64::from(t.id),
+            slug: t.slug.clone(),
+            sensitive: t.sensitive.is_some(),
+        })
+        .collect();
+    let (federation, links, single_party): (Federation, Vec<Arc<dyn TranscryptorLink>>, bool) =
+        match &cfg.trust_dir {
+            Some(dir) => {
+                let fpath = dir.join("federation.json");
+                let lpath = dir.join("links.json");
+                let f = std::fs::read_to_string(&fpath).map_err(|e| config_err(&fpath, e))?;
+                let federation = Federation::from_json(&f).map_err(|e| config_err(&fpath, e))?;
+                let l = std::fs::read_to_string(&lpath).map_err(|e| config_err(&lpath, e))?;
+                let links = me2b_trust::remote::LinksFile::from_json(&l)
+                    .and_then(|f| f.links())
+                    .map_err(|e| config_err(&lpath, e))?
+                    .into_iter()
+                    .map(|l| Arc::new(l) as Arc<dyn TranscryptorLink>)
+                    .collect();
+                (federation, links, false)
+            }
+            None => {
+                let (federation, secrets) = embedded_federation(store, keys, rng).await?;
+                let policy = Policy::standard(Some(keys.verifying_key()));
+                let links = secrets
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        Arc::new(LocalLink::new(
+                            format!("in-process-{}", i + 1),
+                            Transcryptor::with_policy(s, policy.clone()),
+                            clock.clone(),
+                            rng.clone(),
+                            Some(audit.clone()),
+                        )) as Arc<dyn TranscryptorLink>
+                    })
+                    .collect();
+                (federation, links, true)
+            }
+        };
+    Ok(Trust::new(
+        store.clone(),
+        audit.clone(),
+        keys.clone(),
+        clock.clone(),
+        rng.clone(),
+        federation,
+        links,
+        single_party,
+        governance,
+        Arc::new(me2b_trust::insights::OpenDpNoise),
+        categories,
+    ))
+}
+
+/// The embedded trust's federation and its transcryptors' secrets, created at
+/// first start and kept in the node's meta table (secrets sealed under the
+/// master key).
+async fn embedded_federation(
+    store: &Arc<dyn Store>,
+    keys: &Keyring,
+    rng: &Arc<dyn Random>,
+) -> Result<(Federation, Vec<TranscryptorSecrets>), NodeError> {
+    if store.meta(META_TRUST_FEDERATION).await?.is_none() {
+        let mut pep = me2b_trust::link::pep_rng(rng.as_ref());
+        let (federation, secrets) = me2b_trust::pseudonym::setup(EMBEDDED_TRANSCRYPTORS, &mut pep);
+        let list: Vec<String> = secrets.iter().map(|s| s.to_json().to_string()).collect();
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(&list).unwrap_or_default());
+        let sealed = keys.seal_node_secret(META_TRUST_SECRETS, &plain, rng.as_ref());
+        // Secrets first: a federation without its secrets must never be stored.
+        if store.put_meta_if_absent(META_TRUST_SECRETS, &sealed).await? {
+            store
+                .put_meta_if_absent(META_TRUST_FEDERATION, federation.to_json().as_bytes())
+                .await?;
+        }
+    }
+    let corrupt = |what: &str| NodeError::TrustConfig {
+        path: format!("meta:{what}"),
+        message: "stored trust keys are unreadable".into(),
+    };
+    let fed = store
+        .meta(META_TRUST_FEDERATION)
+        .await?
+        .ok_or_else(|| corrupt(META_TRUST_FEDERATION))?;
+    let federation = Federation::from_json(&String::from_utf8_lossy(&fed))
+        .map_err(|_| corrupt(META_TRUST_FEDERATION))?;
+    let sealed = store
+        .meta(META_TRUST_SECRETS)
+        .await?
+        .ok_or_else(|| corrupt(META_TRUST_SECRETS))?;
+    let plain = keys
+        .open_node_secret(META_TRUST_SECRETS, &sealed)
+        .map_err(|_| corrupt(META_TRUST_SECRETS))?;
+    let list: Vec<String> =
+        serde_json::from_slice(&plain).map_err(|_| corrupt(META_TRUST_SECRETS))?;
+    let secrets = list
+        .iter()
+        .map(|s| TranscryptorSecrets::from_json(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| corrupt(META_TRUST_SECRETS))?;
+    Ok((federation, secrets))
 }
 
 #[cfg(test)]

@@ -38,7 +38,11 @@ pub struct ErrorBody {
 /// `rule_function_not_allowed`, `rule_type`, `rule_too_large`, `rule_too_costly`,
 /// `rule_nested_macro`, `rule_sensitive_topic` (each with `position`),
 /// `sensitive_topic`, `unknown_topic`, `not_a_party`, `offer_not_active`,
-/// `no_contact_request`.
+/// `no_contact_request`; trust: `over_budget`, `no_budget`, `below_threshold`,
+/// `unknown_category`, `unknown_area`, `sensitive_category`, `unbounded_sum`,
+/// `transcription_refused`, `grant_expired`, `bad_grant`, `batch_too_large`,
+/// `malformed_ciphertext`, `transcryptor_down`, `transcryptor_failed`,
+/// `forbidden`, `insufficient_points`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
@@ -240,5 +244,46 @@ impl From<me2b_offers::OfferError> for ApiError {
             E::Consent(inner) => inner.into(),
             E::Taxonomy(_) | E::Corrupt(_) | E::Noise => Self::internal(),
         }
+    }
+}
+
+impl From<me2b_trust::TrustError> for ApiError {
+    fn from(e: me2b_trust::TrustError) -> Self {
+        use me2b_trust::TrustError as E;
+        use StatusCode as S;
+        let code = me2b_trust::error_code(&e);
+        let status = match &e {
+            E::OverBudget { .. } | E::NoBudget(_) | E::Forbidden(_) => S::FORBIDDEN,
+            E::TranscryptionRefused { .. } | E::GrantExpired | E::BadGrant => S::FORBIDDEN,
+            E::BelowThreshold { .. }
+            | E::UnknownCategory(_)
+            | E::UnknownArea
+            | E::SensitiveCategory(_)
+            | E::UnboundedSum => S::UNPROCESSABLE_ENTITY,
+            E::Invalid(_) | E::MalformedCiphertext => S::BAD_REQUEST,
+            E::BatchTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
+            E::NotFound(_) => return Self::not_found(),
+            E::InsufficientPoints => S::CONFLICT,
+            E::TranscryptorDown { .. } => S::SERVICE_UNAVAILABLE,
+            E::TranscryptorFailed { .. } => S::BAD_GATEWAY,
+            E::Storage(inner) => {
+                tracing::error!(error = %inner, "storage failure");
+                return Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage is unavailable; retry later",
+                );
+            }
+            E::Audit(_) | E::AuditFailed => {
+                tracing::error!(error = %e, "audit failure");
+                return Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the audit log is unavailable; nothing was done",
+                );
+            }
+            E::Noise => return Self::internal(),
+        };
+        Self::new(status, code, e.to_string())
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 mod routes;
+pub mod transcryptor;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue};

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{consent, members, meta, offers, orgs, vault};
+use crate::routes::{consent, members, meta, offers, orgs, trust, vault};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -22,6 +22,8 @@ use utoipa::{Modify, OpenApi};
         offers::taxonomy, offers::rule_context, offers::catalogue, offers::publish, offers::list,
         offers::endorse, offers::withdraw, offers::stats, offers::my_offers, offers::answer,
         offers::suggestions, offers::accept_suggestion, offers::reject_suggestion,
+        trust::submit, trust::ask, trust::budget, trust::shared, trust::earn, trust::redeem,
+        trust::mine, trust::card, trust::share, trust::withdraw,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&Bearer),

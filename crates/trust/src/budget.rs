@@ -17,12 +17,14 @@ use std::collections::BTreeMap;
 /// One millionth of ε.
 const MICRO: f64 = 1_000_000.0;
 
-fn micros_up(epsilon: f64) -> u64 {
+/// ε in whole micro-ε, rounded up (what a query costs).
+pub fn micros_up(epsilon: f64) -> u64 {
     // Saturating float-to-int cast; callers check finiteness first.
     (epsilon * MICRO - 1e-6).ceil().max(0.0) as u64
 }
 
-fn micros_down(epsilon: f64) -> u64 {
+/// ε in whole micro-ε, rounded down (what a budget allows).
+pub fn micros_down(epsilon: f64) -> u64 {
     (epsilon * MICRO + 1e-6).floor().max(0.0) as u64
 }
 

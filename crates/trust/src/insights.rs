@@ -110,18 +110,33 @@ pub fn bounded_sum(
     min_cohort: u64,
 ) -> Result<SumAndMean, TrustError> {
     if upper <= 0 {
-        return Err(TrustError::Invalid(
-            "a bounded sum needs an upper bound > 0: an unbounded sum has unbounded sensitivity",
-        ));
+        return Err(TrustError::UnboundedSum);
     }
-    let half = epsilon / 2.0;
-    let n = count(noise, values.len() as u64, half, min_cohort)?;
     let clamped: i64 = values
         .iter()
         .map(|v| (*v).clamp(0, upper))
         .fold(0i64, i64::saturating_add);
+    aggregate_sum(noise, values.len() as u64, clamped, upper, epsilon, min_cohort)
+}
+
+/// A bounded sum from its aggregates: `members` contributors and the sum of
+/// their values, each already clamped to `0..=upper` (the storage layer does
+/// this in SQL). Splits ε evenly between the count and the sum.
+pub fn aggregate_sum(
+    noise: &dyn Noise,
+    members: u64,
+    clamped_sum: i64,
+    upper: i64,
+    epsilon: f64,
+    min_cohort: u64,
+) -> Result<SumAndMean, TrustError> {
+    if upper <= 0 {
+        return Err(TrustError::UnboundedSum);
+    }
+    let half = epsilon / 2.0;
+    let n = count(noise, members, half, min_cohort)?;
     let scale = scale_for(upper as f64, half)?;
-    let noisy = noise.noisy(clamped, scale)?;
+    let noisy = noise.noisy(clamped_sum, scale)?;
     let sum = Answer {
         // The sum is released only when its cohort (the noisy count) is.
         value: n.value.map(|_| noisy.max(0)),

@@ -22,6 +22,8 @@ pub mod insights;
 pub mod link;
 pub mod policy;
 pub mod pseudonym;
+pub mod remote;
+pub mod service;
 pub mod wire;
 
 /// Trust errors. None carries personal data.
@@ -60,6 +62,49 @@ pub enum TrustError {
     TranscryptorFailed { name: String, code: String },
     #[error("the audit log could not record the request")]
     AuditFailed,
+    #[error("unknown area: give one of the trust's area codes (finer locations are refused)")]
+    UnknownArea,
+    #[error("`{0}` is a special-category topic: the trust does not take it on receipts")]
+    SensitiveCategory(String),
+    #[error("a sum needs `upper_cents` > 0: an unbounded sum has unbounded sensitivity")]
+    UnboundedSum,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("not enough loyalty points")]
+    InsufficientPoints,
+    #[error(transparent)]
+    Storage(#[from] me2b_storage::StorageError),
+    #[error(transparent)]
+    Audit(#[from] me2b_audit::AuditError),
+}
+
+/// The stable code of an error, for the API and the audit log.
+pub fn error_code(e: &TrustError) -> &'static str {
+    match e {
+        TrustError::OverBudget { .. } => "over_budget",
+        TrustError::NoBudget(_) => "no_budget",
+        TrustError::BelowThreshold { .. } => "below_threshold",
+        TrustError::Invalid(_) => "invalid_parameter",
+        TrustError::UnknownCategory(_) => "unknown_category",
+        TrustError::Noise => "noise_failed",
+        TrustError::TranscryptionRefused { .. } => "transcription_refused",
+        TrustError::GrantExpired => "grant_expired",
+        TrustError::BadGrant => "bad_grant",
+        TrustError::BatchTooLarge { .. } => "batch_too_large",
+        TrustError::MalformedCiphertext => "malformed_ciphertext",
+        TrustError::TranscryptorDown { .. } => "transcryptor_down",
+        TrustError::TranscryptorFailed { .. } => "transcryptor_failed",
+        TrustError::AuditFailed | TrustError::Audit(_) => "audit_failed",
+        TrustError::UnknownArea => "unknown_area",
+        TrustError::SensitiveCategory(_) => "sensitive_category",
+        TrustError::UnboundedSum => "unbounded_sum",
+        TrustError::Forbidden(_) => "forbidden",
+        TrustError::NotFound(_) => "not_found",
+        TrustError::InsufficientPoints => "insufficient_points",
+        TrustError::Storage(_) => "unavailable",
+    }
 }
 
 impl PartialEq for TrustError {

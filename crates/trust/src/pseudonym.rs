@@ -17,9 +17,10 @@
 use crate::policy::Policy;
 use crate::TrustError;
 use libpep::keys::distribution::{
-    make_distributed_global_keys, BlindedGlobalSecretKeys, BlindingFactor, SessionKeyShares,
+    make_distributed_global_keys, BlindedGlobalSecretKeys, BlindingFactor,
 };
-use libpep::keys::PseudonymSessionPublicKey;
+pub use libpep::keys::distribution::SessionKeyShares;
+pub use libpep::keys::PseudonymSessionPublicKey;
 use libpep::prelude::*;
 
 /// The domain enrolment pseudonyms live in. Nothing is ever transcrypted into it.
@@ -28,6 +29,8 @@ pub const ORIGIN: &str = "trust:origin";
 pub const RESEARCH: &str = "trust:research";
 
 pub use libpep::prelude::{EncryptedPseudonym, Pseudonym};
+/// Byte and hex conversions of ciphertexts and pseudonyms.
+pub use libpep::prelude::{ElGamalEncryptable, ElGamalEncrypted};
 
 /// The federation's public key material, created once at setup. Both parts
 /// are public: the global public key, and the global secret key blinded by
@@ -181,6 +184,20 @@ impl DomainClient {
     /// The key ciphertexts for this domain are under.
     pub fn key(&self) -> PseudonymSessionPublicKey {
         self.0.keys().pseudonym.public
+    }
+
+    /// Decrypts a ciphertext of this domain.
+    pub fn decrypt(&self, ct: &EncryptedPseudonym) -> Pseudonym {
+        self.0.decrypt(ct)
+    }
+
+    /// Encrypts one of this domain's pseudonyms.
+    pub fn encrypt_pseudonym<R: rand::Rng + rand::CryptoRng>(
+        &self,
+        p: &Pseudonym,
+        rng: &mut R,
+    ) -> EncryptedPseudonym {
+        self.0.encrypt(p, rng)
     }
 
     /// Encrypts one of this domain's pseudonyms (hex) for a transcryption request.

@@ -7,6 +7,7 @@ pub mod members;
 pub mod meta;
 pub mod offers;
 pub mod orgs;
+pub mod trust;
 pub mod vault;
 
 pub fn router() -> Router<AppState> {
@@ -62,5 +63,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v1/me/interest-suggestions/{topic}/reject",
             post(offers::reject_suggestion),
+        )
+        .route("/v1/org/trust/receipts", post(trust::submit))
+        .route("/v1/org/trust/insights", post(trust::ask))
+        .route("/v1/org/trust/budget", get(trust::budget))
+        .route("/v1/org/trust/shared/{from}", get(trust::shared))
+        .route("/v1/org/trust/loyalty/earn", post(trust::earn))
+        .route("/v1/org/trust/loyalty/redeem", post(trust::redeem))
+        .route("/v1/me/trust", get(trust::mine))
+        .route("/v1/me/trust/cards/{org}", get(trust::card))
+        .route("/v1/me/trust/sharing", post(trust::share))
+        .route(
+            "/v1/me/trust/sharing/{id}",
+            axum::routing::delete(trust::withdraw),
         )
 }

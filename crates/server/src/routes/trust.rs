@@ -1,0 +1,223 @@
+//! Data trust routes. Co-ops submit pseudonymised receipts, ask questions
+//! answered with differential privacy against their ε budget, read receipts
+//! members chose to share with them, and earn and redeem loyalty points; all
+//! under the `insights` role. Members see their card per co-op (that co-op's
+//! pseudonym for them), their points and their sharing consents.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, Member, Org};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use me2b_domain::org::Role;
+use me2b_domain::{OrgId, SharingId};
+use me2b_trust::service::{
+    Ask, BudgetState, Insight, MemberTrust, ReceiptIn, SharedMember, SharingView, Submitted,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+fn need_insights_role(o: &Org) -> Result<(), ApiError> {
+    if o.0.roles.contains(Role::Insights) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "role_required",
+            "this API key lacks the `insights` role",
+        ))
+    }
+}
+
+fn org_id(raw: &str) -> Result<OrgId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
+/// Receipts to pseudonymise and store.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptsIn {
+    pub receipts: Vec<ReceiptIn>,
+}
+
+/// Submits receipts under the co-op's pseudonyms for its members: all or none.
+/// Times are coarsened to the day, locations must be one of the trust's areas.
+#[utoipa::path(post, path = "/v1/org/trust/receipts", tag = "organisation", security(("bearer" = [])),
+    request_body = ReceiptsIn,
+    responses((status = 201, body = Submitted), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn submit(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<ReceiptsIn>,
+) -> Result<(StatusCode, Json<Submitted>), ApiError> {
+    need_insights_role(&o)?;
+    let out = s.node.trust.submit(o.0.org.id, &input.receipts).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// Asks the trust a question. Charged to the co-op's ε budget (or a research
+/// purpose's) before noise is drawn; refused when the budget would be exceeded.
+#[utoipa::path(post, path = "/v1/org/trust/insights", tag = "organisation", security(("bearer" = [])),
+    request_body = Ask,
+    responses((status = 200, body = Insight), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn ask(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<Ask>,
+) -> Result<Json<Insight>, ApiError> {
+    need_insights_role(&o)?;
+    Ok(Json(s.node.trust.ask(o.0.org.id, &input).await?))
+}
+
+/// ε spent and left: the co-op's own budget and the research purposes'.
+#[utoipa::path(get, path = "/v1/org/trust/budget", tag = "organisation", security(("bearer" = [])),
+    responses((status = 200, body = Vec<BudgetState>), (status = 403, body = ErrorBody)))]
+pub async fn budget(State(s): State<AppState>, o: Org) -> Result<Json<Vec<BudgetState>>, ApiError> {
+    need_insights_role(&o)?;
+    Ok(Json(s.node.trust.budgets(o.0.org.id).await?))
+}
+
+/// Receipts another co-op holds about members who consented to share them
+/// with this one, each member under this co-op's own pseudonym.
+#[utoipa::path(get, path = "/v1/org/trust/shared/{from}", tag = "organisation", security(("bearer" = [])),
+    params(("from" = String, Path, description = "The co-op whose receipts are shared")),
+    responses((status = 200, body = Vec<SharedMember>), (status = 403, body = ErrorBody)))]
+pub async fn shared(
+    State(s): State<AppState>,
+    o: Org,
+    Path(from): Path<String>,
+) -> Result<Json<Vec<SharedMember>>, ApiError> {
+    need_insights_role(&o)?;
+    Ok(Json(
+        s.node.trust.shared_with(o.0.org.id, org_id(&from)?).await?,
+    ))
+}
+
+/// Points for the member behind the co-op's pseudonym.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointsIn {
+    pub pseudonym: String,
+    /// 1 to 1,000,000.
+    pub points: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BalanceOut {
+    pub balance: i64,
+}
+
+/// Earns loyalty points at this co-op.
+#[utoipa::path(post, path = "/v1/org/trust/loyalty/earn", tag = "organisation", security(("bearer" = [])),
+    request_body = PointsIn,
+    responses((status = 200, body = BalanceOut), (status = 403, body = ErrorBody), (status = 400, body = ErrorBody)))]
+pub async fn earn(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<PointsIn>,
+) -> Result<Json<BalanceOut>, ApiError> {
+    need_insights_role(&o)?;
+    if input.points <= 0 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", "points are 1 to 1,000,000"));
+    }
+    let balance = s.node.trust.loyalty(o.0.org.id, &input.pseudonym, input.points).await?;
+    Ok(Json(BalanceOut { balance }))
+}
+
+/// Redeems loyalty points earned at any co-op.
+#[utoipa::path(post, path = "/v1/org/trust/loyalty/redeem", tag = "organisation", security(("bearer" = [])),
+    request_body = PointsIn,
+    responses((status = 200, body = BalanceOut), (status = 409, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn redeem(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<PointsIn>,
+) -> Result<Json<BalanceOut>, ApiError> {
+    need_insights_role(&o)?;
+    if input.points <= 0 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", "points are 1 to 1,000,000"));
+    }
+    let balance = s.node.trust.loyalty(o.0.org.id, &input.pseudonym, -input.points).await?;
+    Ok(Json(BalanceOut { balance }))
+}
+
+// --- members ---------------------------------------------------------------------
+
+/// The member's loyalty points and sharing consents.
+#[utoipa::path(get, path = "/v1/me/trust", tag = "member", security(("bearer" = [])),
+    responses((status = 200, body = MemberTrust), (status = 401, body = ErrorBody)))]
+pub async fn mine(State(s): State<AppState>, m: Member) -> Result<Json<MemberTrust>, ApiError> {
+    Ok(Json(s.node.trust.member_view(m.session.member).await?))
+}
+
+/// A member's card at one co-op.
+#[derive(Serialize, ToSchema)]
+pub struct CardOut {
+    pub org: OrgId,
+    /// This co-op's pseudonym for you: give it to the co-op (like a loyalty
+    /// card number). Other co-ops see different, unlinkable ones.
+    pub pseudonym: String,
+}
+
+/// The member's pseudonym at one co-op.
+#[utoipa::path(get, path = "/v1/me/trust/cards/{org}", tag = "member", security(("bearer" = [])),
+    params(("org" = String, Path)),
+    responses((status = 200, body = CardOut), (status = 404, body = ErrorBody)))]
+pub async fn card(
+    State(s): State<AppState>,
+    m: Member,
+    Path(org): Path<String>,
+) -> Result<Json<CardOut>, ApiError> {
+    let org = org_id(&org)?;
+    match s.node.store.org(org).await.map_err(me2b_trust::TrustError::from)? {
+        Some(row) if row.deleted_at.is_none() => {}
+        _ => return Err(ApiError::not_found()),
+    }
+    let pseudonym = s.node.trust.card(m.session.member, org).await?;
+    Ok(Json(CardOut { org, pseudonym }))
+}
+
+/// Consent to share one co-op's receipts about you with another, for cross-selling.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SharingIn {
+    pub from: OrgId,
+    pub to: OrgId,
+    /// `cross-sell`.
+    pub purpose: String,
+    /// 1 to 365 (default 90).
+    #[serde(default)]
+    pub days: Option<i64>,
+}
+
+/// Gives a sharing consent.
+#[utoipa::path(post, path = "/v1/me/trust/sharing", tag = "member", security(("bearer" = [])),
+    request_body = SharingIn,
+    responses((status = 201, body = SharingView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn share(
+    State(s): State<AppState>,
+    m: Member,
+    ApiJson(input): ApiJson<SharingIn>,
+) -> Result<(StatusCode, Json<SharingView>), ApiError> {
+    let v = s
+        .node
+        .trust
+        .share(m.session.member, input.from, input.to, &input.purpose, input.days.unwrap_or(90))
+        .await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// Withdraws a sharing consent; the partner receives nothing more.
+#[utoipa::path(delete, path = "/v1/me/trust/sharing/{id}", tag = "member", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn withdraw(
+    State(s): State<AppState>,
+    m: Member,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: SharingId = id.parse().map_err(|_| ApiError::not_found())?;
+    s.node.trust.withdraw_sharing(m.session.member, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

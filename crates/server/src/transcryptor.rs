@@ -1,0 +1,712 @@
+//! The HTTP API of one transcryptor process (`me2b transcryptor`), the server
+//! side of [`me2b_trust::remote::RemoteLink`].
+//!
+//! * `POST /v1/transcrypt`: a [`TranscryptRequest`] in, a [`TranscryptResponse`]
+//!   out. Every request is written to this transcryptor's own audit log before
+//!   it is answered: served, refused, malformed or unauthenticated. The answer
+//!   goes out only once its entry is durable.
+//! * `POST /v1/key-share`: a [`KeyShareRequest`] in, this transcryptor's
+//!   `SessionKeyShares` for the domain out (audited; never for the origin domain).
+//! * `GET /v1/health`: the transcryptor's name and access rule.
+//!
+//! Every route needs `Authorization: Bearer <token>`; only the token's SHA-256
+//! is held, compared in constant time. Errors are the API's usual
+//! `{"error": {"code", "message"}}`; no message echoes a ciphertext or key.
+
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use me2b_audit::AuditLog;
+use me2b_crypto::{hash_token, TokenHash};
+use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
+use me2b_domain::{Clock, Random};
+use me2b_trust::link::{audit_event, outcome_of, pep_rng};
+use me2b_trust::policy::{check_domain, PolicyFile};
+use me2b_trust::pseudonym::{Transcryptor, ORIGIN};
+use me2b_trust::wire::{KeyShareRequest, TranscryptRequest, TranscryptResponse};
+use me2b_trust::TrustError;
+use serde::Serialize;
+use std::future::Future;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest accepted request body: a full batch of
+/// [`me2b_trust::wire::MAX_BATCH`] items is about 2 MiB of JSON.
+pub const MAX_TRANSCRYPT_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Longest requester name and grant text accepted (they go into the audit log).
+const MAX_LABEL: usize = 128;
+
+/// What the transcryptor's handlers share.
+#[derive(Clone)]
+pub struct TranscryptorState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    transcryptor: Arc<Transcryptor>,
+    token_hash: TokenHash,
+    audit: AuditLog,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+}
+
+/// Holds secrets (the transcryptor's factors, the token's hash): printed with
+/// its name only.
+impl std::fmt::Debug for TranscryptorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TranscryptorState")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TranscryptorState {
+    /// `token` is the bearer token clients must present; only its hash is kept.
+    pub fn new(
+        name: impl Into<String>,
+        transcryptor: Transcryptor,
+        token: &str,
+        audit: AuditLog,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name: name.into(),
+                transcryptor: Arc::new(transcryptor),
+                token_hash: hash_token(token),
+                audit,
+                clock,
+                random,
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Whether the request carries the right bearer token.
+    fn authenticated(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+        else {
+            return false;
+        };
+        bool::from(hash_token(token).ct_eq(&self.inner.token_hash))
+    }
+
+    /// Records `event`; an audit failure becomes the answer (nothing is served
+    /// that is not logged).
+    async fn record(&self, event: AuditEvent) -> Result<(), ApiError> {
+        self.inner
+            .audit
+            .record(event)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit failure");
+                unavailable()
+            })
+    }
+
+    /// Audits a request that never got as far as a decision, then answers `err`.
+    async fn refuse_early(
+        &self,
+        action: Action,
+        actor: Actor,
+        what: &str,
+        err: ApiError,
+    ) -> Response {
+        let outcome = if err.status == StatusCode::UNAUTHORIZED {
+            Outcome::Denied
+        } else {
+            Outcome::Failed
+        };
+        let event = AuditEvent::new(actor, action)
+            .object(format!("{}: {what}", self.inner.name))
+            .outcome(outcome);
+        match self.record(event).await {
+            Ok(()) => err.into_response(),
+            Err(e) => e.into_response(),
+        }
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the audit log is unavailable, so nothing is served; retry later",
+    )
+}
+
+fn unauthenticated() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "this route needs `Authorization: Bearer <token>` with this transcryptor's token",
+    )
+}
+
+/// The one mapping from trust errors to answers; codes are
+/// [`me2b_trust::error_code`]'s. Messages name domains at most, never a
+/// ciphertext or key.
+pub fn api_error(e: &TrustError) -> ApiError {
+    use StatusCode as S;
+    let status = match e {
+        TrustError::TranscryptionRefused { .. }
+        | TrustError::GrantExpired
+        | TrustError::BadGrant
+        | TrustError::Forbidden(_) => S::FORBIDDEN,
+        TrustError::BatchTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
+        TrustError::MalformedCiphertext => return malformed(),
+        TrustError::Invalid(_) => S::UNPROCESSABLE_ENTITY,
+        TrustError::AuditFailed | TrustError::Audit(_) | TrustError::Storage(_) => {
+            return unavailable()
+        }
+        _ => return ApiError::internal(),
+    };
+    ApiError::new(status, me2b_trust::error_code(e), e.to_string())
+}
+
+fn malformed() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "malformed_ciphertext",
+        "the body is not a transcription request with well-formed ciphertexts and keys",
+    )
+}
+
+fn check_label(s: &str) -> Result<(), TrustError> {
+    let ok = !s.is_empty() && s.len() <= MAX_LABEL && s.chars().all(|c| !c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(TrustError::Invalid(
+            "the requester and grant texts are 1 to 128 printable characters",
+        ))
+    }
+}
+
+/// What goes into the audit log must be short and well-formed: checked before
+/// the request is logged under its own names.
+fn check_request(req: &TranscryptRequest) -> Result<(), TrustError> {
+    check_label(&req.requester)?;
+    check_domain(&req.from)?;
+    check_domain(&req.to)?;
+    if let Some(g) = &req.grant {
+        check_label(&g.grant.purpose)?;
+        check_label(&g.grant.consent)?;
+    }
+    Ok(())
+}
+
+async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_TRANSCRYPT_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the body could not be read or is larger than the limit of {MAX_TRANSCRYPT_BODY_BYTES} bytes"
+                ),
+            )
+        })
+}
+
+#[tracing::instrument(skip_all)]
+async fn transcrypt(
+    State(s): State<TranscryptorState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    const A: Action = Action::TrustTranscrypt;
+    if !s.authenticated(&headers) {
+        return s
+            .refuse_early(
+                A,
+                Actor::Anonymous,
+                "unauthenticated request",
+                unauthenticated(),
+            )
+            .await;
+    }
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => {
+            return s
+                .refuse_early(A, Actor::Node, "request body too large", e)
+                .await
+        }
+    };
+    let req: TranscryptRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(_) => {
+            return s
+                .refuse_early(A, Actor::Node, "malformed request", malformed())
+                .await
+        }
+    };
+    drop(bytes);
+    if let Err(e) = check_request(&req) {
+        return s
+            .refuse_early(A, Actor::Node, "invalid request", api_error(&e))
+            .await;
+    }
+    let now = s.inner.clock.now().unix_millis();
+    let mut rng = pep_rng(s.inner.random.as_ref());
+    let t = s.inner.transcryptor.clone();
+    let (req, result) = match tokio::task::spawn_blocking(move || {
+        let r = t.handle(&req, now, &mut rng);
+        (req, r)
+    })
+    .await
+    {
+        Ok(pair) => pair,
+        Err(_) => {
+            return s
+                .refuse_early(A, Actor::Node, "worker failed", ApiError::internal())
+                .await
+        }
+    };
+    let outcome = match &result {
+        Ok(_) => Outcome::Ok,
+        Err(e) => outcome_of(e),
+    };
+    if let Err(e) = s.record(audit_event(&s.inner.name, &req, outcome)).await {
+        return e.into_response();
+    }
+    match result {
+        Ok(items) => Json(TranscryptResponse { items }).into_response(),
+        Err(e) => api_error(&e).into_response(),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn key_share(State(s): State<TranscryptorState>, headers: HeaderMap, body: Body) -> Response {
+    const A: Action = Action::TrustKeyShare;
+    if !s.authenticated(&headers) {
+        return s
+            .refuse_early(
+                A,
+                Actor::Anonymous,
+                "unauthenticated request",
+                unauthenticated(),
+            )
+            .await;
+    }
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => {
+            return s
+                .refuse_early(A, Actor::Node, "request body too large", e)
+                .await
+        }
+    };
+    let Ok(req) = serde_json::from_slice::<KeyShareRequest>(&bytes) else {
+        let e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the body is not a key share request: {\"requester\", \"domain\"}",
+        );
+        return s.refuse_early(A, Actor::Node, "malformed request", e).await;
+    };
+    if let Err(e) = check_label(&req.requester).and_then(|()| check_domain(&req.domain)) {
+        return s
+            .refuse_early(A, Actor::Node, "invalid request", api_error(&e))
+            .await;
+    }
+    let object = format!("{}: {} for {}", s.inner.name, req.domain, req.requester);
+    let result = if req.domain == ORIGIN {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "key_share_refused",
+            "no key share is ever given for the origin domain",
+        ))
+    } else {
+        s.inner
+            .transcryptor
+            .share(&req.domain)
+            .map_err(|e| api_error(&e))
+    };
+    let outcome = match &result {
+        Ok(_) => Outcome::Ok,
+        Err(e) if e.status == StatusCode::FORBIDDEN => Outcome::Denied,
+        Err(_) => Outcome::Failed,
+    };
+    let event = AuditEvent::new(Actor::Node, A)
+        .object(object)
+        .outcome(outcome);
+    if let Err(e) = s.record(event).await {
+        return e.into_response();
+    }
+    match result {
+        Ok(shares) => Json(shares).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub name: String,
+    pub policy: PolicyFile,
+}
+
+#[tracing::instrument(skip_all)]
+async fn health(
+    State(s): State<TranscryptorState>,
+    headers: HeaderMap,
+) -> Result<Json<Health>, ApiError> {
+    if !s.authenticated(&headers) {
+        return Err(unauthenticated());
+    }
+    Ok(Json(Health {
+        name: s.inner.name.clone(),
+        policy: s.inner.transcryptor.policy().to_file(),
+    }))
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal().into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}
+
+/// The transcryptor's router.
+pub fn router(state: TranscryptorState) -> Router {
+    Router::new()
+        .route("/v1/transcrypt", post(transcrypt))
+        .route("/v1/key-share", post(key_share))
+        .route("/v1/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // Method and route template only: no headers, no bodies.
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |p| p.as_str());
+            tracing::info_span!("http", method = %req.method(), route = %route)
+        }))
+        .with_state(state)
+}
+
+/// Serves the transcryptor on `listener` until `shutdown` completes, then
+/// drains the requests in flight. The caller signs the final checkpoint.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: TranscryptorState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+    use me2b_crypto::{Keyring, MasterKey, SeededRandom};
+    use me2b_domain::SystemClock;
+    use me2b_trust::policy::Policy;
+    use me2b_trust::pseudonym::{setup, Federation};
+    use me2b_trust::wire::Item;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    const TOKEN: &str = "0123456789abcdef";
+
+    struct Fixture {
+        app: Router,
+        fed: Federation,
+        store: Arc<dyn me2b_storage::Store>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = me2b_storage::open(&format!(
+            "sqlite://{}",
+            dir.path().join("t.sqlite3").display()
+        ))
+        .await
+        .unwrap();
+        let keys = Arc::new(Keyring::derive(&MasterKey::from_bytes([3; 32])));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let audit = AuditLog::start(store.clone(), clock.clone(), keys, 1000)
+            .await
+            .unwrap();
+        let mut rng = pep_rng(&SeededRandom::new(5));
+        let (fed, mut secrets) = setup(1, &mut rng);
+        let t = Transcryptor::with_policy(secrets.remove(0), Policy::standard(None));
+        let state = TranscryptorState::new(
+            "transcryptor-1",
+            t,
+            TOKEN,
+            audit,
+            clock,
+            Arc::new(SeededRandom::new(6)),
+        );
+        assert!(!format!("{state:?}").contains("factor"));
+        Fixture {
+            app: router(state),
+            fed,
+            store,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        app: &Router,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: String,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = app
+            .clone()
+            .oneshot(b.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn request(f: &Fixture, from: &str, to: &str) -> String {
+        let mut rng = pep_rng(&SeededRandom::new(9));
+        serde_json::to_string(&TranscryptRequest {
+            requester: "trust".into(),
+            from: from.into(),
+            to: to.into(),
+            grant: None,
+            items: vec![Item {
+                ct: f.fed.enrol(&mut rng),
+                key: f.fed.origin_key(),
+            }],
+        })
+        .unwrap()
+    }
+
+    /// (action, outcome, object) of every audit entry after the first `after`.
+    async fn audited(f: &Fixture) -> Vec<(String, String, String)> {
+        let entries = f.store.audit_entries(0, 1000).await.unwrap();
+        entries
+            .iter()
+            .map(|e| {
+                let v: Value = serde_json::from_slice(&e.event_json).unwrap();
+                (
+                    v["action"].as_str().unwrap().to_owned(),
+                    v["outcome"].as_str().unwrap().to_owned(),
+                    v["object"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn serves_allowed_pairs_and_audits_every_request() {
+        let f = fixture().await;
+        let ok = request(&f, ORIGIN, "coop:a");
+        let (st, h, v) = call(
+            &f.app,
+            Method::POST,
+            "/v1/transcrypt",
+            Some(TOKEN),
+            ok.clone(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert_eq!(v["items"].as_array().unwrap().len(), 1);
+
+        // No token, a wrong token: 401, audited as denied.
+        let (st, _, v) = call(&f.app, Method::POST, "/v1/transcrypt", None, ok.clone()).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+        );
+        let (st, _, _) = call(
+            &f.app,
+            Method::POST,
+            "/v1/transcrypt",
+            Some("wrong"),
+            ok.clone(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        let (st, _, _) = call(&f.app, Method::GET, "/v1/health", None, String::new()).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+        // A pair the policy refuses: 403 transcription_refused.
+        let refused = request(&f, "coop:a", "coop:b");
+        let (st, _, v) = call(&f.app, Method::POST, "/v1/transcrypt", Some(TOKEN), refused).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("transcription_refused"))
+        );
+
+        // Malformed ciphertexts: 400, and the message does not echo them.
+        let bad = ok.replacen("\"ct\":\"", "\"ct\":\"AAAA", 1);
+        let (st, _, v) = call(&f.app, Method::POST, "/v1/transcrypt", Some(TOKEN), bad).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("malformed_ciphertext"))
+        );
+        assert!(!v.to_string().contains("AAAA"));
+        let (st, _, _) = call(
+            &f.app,
+            Method::POST,
+            "/v1/transcrypt",
+            Some(TOKEN),
+            "{".into(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+
+        let log = audited(&f).await;
+        let transcrypts: Vec<_> = log.iter().filter(|e| e.0 == "trust.transcrypt").collect();
+        let outcomes: Vec<&str> = transcrypts.iter().map(|e| e.1.as_str()).collect();
+        assert_eq!(
+            outcomes,
+            ["ok", "denied", "denied", "denied", "failed", "failed"]
+        );
+        assert_eq!(
+            transcrypts[0].2,
+            "transcryptor-1: trust:origin -> coop:a (1 items) for trust"
+        );
+        assert!(log.iter().all(|e| !e.2.contains(TOKEN)));
+    }
+
+    #[tokio::test]
+    async fn key_shares_never_for_the_origin_and_health_shows_the_policy() {
+        let f = fixture().await;
+        let body = |d: &str| format!(r#"{{"requester":"trust","domain":"{d}"}}"#);
+        let (st, _, v) = call(
+            &f.app,
+            Method::POST,
+            "/v1/key-share",
+            Some(TOKEN),
+            body("coop:a"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(v["pseudonym"].is_string());
+        let (st, _, v) = call(
+            &f.app,
+            Method::POST,
+            "/v1/key-share",
+            Some(TOKEN),
+            body(ORIGIN),
+        )
+        .await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("key_share_refused"))
+        );
+        let (st, _, _) = call(&f.app, Method::POST, "/v1/key-share", None, body("coop:a")).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        let (st, _, v) = call(
+            &f.app,
+            Method::POST,
+            "/v1/key-share",
+            Some(TOKEN),
+            body("COOP"),
+        )
+        .await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_parameter"))
+        );
+
+        let (st, _, v) = call(
+            &f.app,
+            Method::GET,
+            "/v1/health",
+            Some(TOKEN),
+            String::new(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v["name"], "transcryptor-1");
+        assert!(v["policy"]["allow"].as_array().unwrap().len() >= 5);
+        let (st, _, v) = call(
+            &f.app,
+            Method::GET,
+            "/v1/nothing",
+            Some(TOKEN),
+            String::new(),
+        )
+        .await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found"))
+        );
+
+        let log = audited(&f).await;
+        let shares: Vec<_> = log
+            .iter()
+            .filter(|e| e.0 == "trust.key_share")
+            .map(|e| (e.1.as_str(), e.2.as_str()))
+            .collect();
+        assert_eq!(
+            shares,
+            [
+                ("ok", "transcryptor-1: coop:a for trust"),
+                ("denied", "transcryptor-1: trust:origin for trust"),
+                ("denied", "transcryptor-1: unauthenticated request"),
+                ("failed", "transcryptor-1: invalid request"),
+            ]
+        );
+    }
+}
