@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub master_key_file: Option<PathBuf>,
     pub session_ttl_seconds: Option<i64>,
     pub log: Option<String>,
+    pub trust_dir: Option<PathBuf>,
+    pub trust_governance: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -53,6 +55,14 @@ pub struct CommonArgs {
     /// Log filter, e.g. info or me2b=debug (logs never contain personal data).
     #[arg(long, env = "ME2B_LOG", global = true)]
     pub log: Option<String>,
+    /// The data trust's transcryptor set: a directory with federation.json and
+    /// links.json from `me2b trust init` (default: three transcryptors in this
+    /// process, single-party).
+    #[arg(long, env = "ME2B_TRUST_DIR", global = true)]
+    pub trust_dir: Option<PathBuf>,
+    /// The trust's governance file (default: trust.toml in the data directory, if present).
+    #[arg(long, env = "ME2B_TRUST_GOVERNANCE", global = true)]
+    pub trust_governance: Option<PathBuf>,
 }
 
 /// The resolved settings.
@@ -64,6 +74,8 @@ pub struct Settings {
     pub master_key_file: Option<PathBuf>,
     pub session_ttl_seconds: i64,
     pub log: String,
+    pub trust_dir: Option<PathBuf>,
+    pub trust_governance: Option<PathBuf>,
 }
 
 impl Settings {
@@ -92,6 +104,8 @@ impl Settings {
                 .clone()
                 .or(file.log)
                 .unwrap_or_else(|| "info".to_owned()),
+            trust_dir: args.trust_dir.clone().or(file.trust_dir),
+            trust_governance: args.trust_governance.clone().or(file.trust_governance),
         })
     }
 
@@ -100,6 +114,8 @@ impl Settings {
         c.database_url = self.database.clone();
         c.master_key_file = self.master_key_file.clone();
         c.session_ttl_seconds = self.session_ttl_seconds;
+        c.trust_dir = self.trust_dir.clone();
+        c.trust_governance = self.trust_governance.clone();
         c
     }
 }

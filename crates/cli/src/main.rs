@@ -277,6 +277,17 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
         node.database,
         settings.data_dir.display()
     );
+    if node.trust.single_party() {
+        out!(
+            "data trust: single-party ({} transcryptors in this process, one operator holds every secret); for a distributed trust run `me2b transcryptor` processes and set ME2B_TRUST_DIR",
+            node.trust.transcryptors()
+        );
+    } else {
+        out!(
+            "data trust: distributed over {} transcryptor processes",
+            node.trust.transcryptors()
+        );
+    }
     let state = me2b_server::AppState { node };
     me2b_server::serve(
         listener,

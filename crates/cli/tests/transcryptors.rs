@@ -468,3 +468,161 @@ async fn three_transcryptor_processes() {
         .iter()
         .any(|e| e.0 == "trust.key_share" && e.1 == "denied" && e.2.contains(ORIGIN)));
 }
+
+/// `me2b serve` on SQLite with ME2B_TRUST_DIR pointing at three transcryptor
+/// processes: cards, receipts, consented cross-selling and loyalty work across
+/// processes, and a transcryptor that is down fails the request clearly with
+/// nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let fed_dir = tmp.path().join("federation");
+    std::fs::create_dir_all(&data).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    // The node's master key first: its public key signs the consent grants the
+    // transcryptors honour.
+    let (master, _) =
+        MasterKey::load_or_create(&data.join("master.key"), &me2b_crypto::OsRandom).unwrap();
+    let grant_key = hex::encode(Keyring::derive(&master).verifying_key().to_bytes());
+    drop(master);
+    let out = me2b()
+        .args(["trust", "init", "--transcryptors", "3", "--out"])
+        .arg(&fed_dir)
+        .args(["--grant-key", &grant_key])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut procs: Vec<Proc> = (1..=3).map(|i| start(i, &fed_dir, tmp.path())).collect();
+    let links_path = fed_dir.join("links.json");
+    let mut links = LinksFile::from_json(&std::fs::read_to_string(&links_path).unwrap()).unwrap();
+    for (entry, p) in links.transcryptors.iter_mut().zip(&procs) {
+        entry.url = p.base.clone();
+    }
+    std::fs::write(&links_path, links.to_json().as_bytes()).unwrap();
+
+    let node = |args: &[&str]| {
+        let mut c = me2b();
+        c.env("ME2B_DATA_DIR", &data)
+            .env("ME2B_TRUST_DIR", &fed_dir)
+            .args(args);
+        c
+    };
+    let mut keys = Vec::new();
+    for name in ["Corner Co-op", "Green Wheels"] {
+        let out = node(&["org", "create", "--name", name, "--roles", "insights"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("organisation"))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("api key       "))
+            .unwrap()
+            .trim()
+            .to_owned();
+        keys.push((id, key));
+    }
+    let log = std::fs::File::create(tmp.path().join("node.log")).unwrap();
+    let mut server = node(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(server.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    reader.read_line(&mut first).unwrap();
+    reader.read_line(&mut second).unwrap();
+    let guard = Proc {
+        name: "node".into(),
+        child: Some(server),
+        base: String::new(),
+        data_dir: data.clone(),
+        log: tmp.path().join("node.log"),
+    };
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| {
+            panic!(
+                "no listening line: {first:?} {}",
+                std::fs::read_to_string(&guard.log).unwrap_or_default()
+            )
+        });
+    assert!(second.contains("distributed over 3 transcryptor processes"), "{second}");
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let call = |m: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        let mut r = http.request(m, format!("{base}{path}")).bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move {
+            let resp = r.send().await.unwrap();
+            let st = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            (st, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
+        }
+    };
+    let v = http
+        .post(format!("{base}/v1/members"))
+        .json(&json!({"email": "ana@example.org", "passphrase": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let member = v["token"].as_str().unwrap().to_owned();
+    let ((a, ka), (b, kb)) = (keys[0].clone(), keys[1].clone());
+    let (_, v) = call(reqwest::Method::GET, &format!("/v1/me/trust/cards/{a}"), &member, None).await;
+    let card_a = v["pseudonym"].as_str().unwrap().to_owned();
+    let (_, v) = call(reqwest::Method::GET, &format!("/v1/me/trust/cards/{b}"), &member, None).await;
+    let card_b = v["pseudonym"].as_str().unwrap().to_owned();
+    assert_ne!(card_a, card_b);
+    let receipt = json!({"receipts": [{"pseudonym": card_a, "day": "2026-11-20", "area": "NL-NH",
+        "items": [{"category": "organic", "amount_cents": 450}]}]});
+    let (st, v) = call(reqwest::Method::POST, "/v1/org/trust/receipts", &ka, Some(receipt.clone())).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, _) = call(reqwest::Method::POST, "/v1/me/trust/sharing", &member,
+        Some(json!({"from": a, "to": b, "purpose": "cross-sell"}))).await;
+    assert_eq!(st, 201);
+    let (st, v) = call(reqwest::Method::GET, &format!("/v1/org/trust/shared/{a}"), &kb, None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v[0]["pseudonym"], card_b.as_str(), "B's own pseudonym, through three processes");
+    let (st, v) = call(reqwest::Method::POST, "/v1/org/trust/loyalty/earn", &ka,
+        Some(json!({"pseudonym": card_a, "points": 50}))).await;
+    assert_eq!((st, v["balance"].as_i64()), (200, Some(50)), "{v}");
+    let (st, v) = call(reqwest::Method::POST, "/v1/org/trust/loyalty/redeem", &kb,
+        Some(json!({"pseudonym": card_b, "points": 20}))).await;
+    assert_eq!((st, v["balance"].as_i64()), (200, Some(30)), "{v}");
+
+    // Transcryptor 2 goes down: the submission fails clearly, nothing is stored.
+    drop(procs.remove(1));
+    let (st, v) = call(reqwest::Method::POST, "/v1/org/trust/receipts", &ka, Some(receipt)).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (503, Some("transcryptor_down")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("transcryptor-2"), "{v}");
+    let store = me2b_storage::open(&format!("sqlite://{}", data.join(me2b_node::SQLITE_FILE).display()))
+        .await
+        .unwrap();
+    assert_eq!(store.trust_member_count(&a).await.unwrap(), 1, "nothing half-written");
+    let entries = store.audit_entries(0, 100_000).await.unwrap();
+    let failed = entries.iter().any(|e| {
+        let v: Value = serde_json::from_slice(&e.event_json).unwrap();
+        v["action"] == "trust.receipts.submit" && v["outcome"] == "failed"
+    });
+    assert!(failed, "the failed submission is audited");
+    store.close().await;
+    drop(guard);
+}

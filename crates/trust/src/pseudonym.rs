@@ -255,6 +255,11 @@ impl Transcryptor {
         &self.policy
     }
 
+    /// Replaces the access rule (governance changes it; secrets stay).
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
     /// Allows transcription from one domain to another (patterns allowed).
     pub fn allow(&mut self, from: &str, to: &str) -> Result<(), TrustError> {
         self.policy.allow(from, to)
@@ -389,21 +394,52 @@ mod tests {
         let in_b = pseudonym_in(&mut w, &ana, "coop:b");
         let ca = client(&w, "coop:a");
         let ct_a = ca.encrypt(&in_a, &mut w.rng).unwrap();
-        // A -> B is refused until every transcryptor allows it (the consent flow).
+        // A -> B is refused without a grant (the consent flow), and a standing
+        // rule for it cannot even be configured.
         let refused = chain(&w.ts, &ct_a, ca.key(), "coop:a", "coop:b", &mut w.rng);
         assert!(matches!(
             refused,
             Err(TrustError::TranscryptionRefused { .. })
         ));
+        assert!(w.ts[0].allow("coop:a", "coop:b").is_err());
+        // With a grant signed by the node, every transcryptor serves it.
+        let node = me2b_crypto::Keyring::derive(&me2b_crypto::MasterKey::from_bytes([3; 32]));
         for t in &mut w.ts {
-            t.allow("coop:a", "coop:b").unwrap();
+            t.set_policy(Policy::standard(Some(node.verifying_key())));
         }
-        let ct_b = chain(&w.ts, &ct_a, ca.key(), "coop:a", "coop:b", &mut w.rng).unwrap();
+        let granted = &w.ts;
+        let grant = crate::policy::Grant {
+            v: 1,
+            consent: "share_1".into(),
+            purpose: "cross-sell".into(),
+            from: "coop:a".into(),
+            to: "coop:b".into(),
+            expires_at_ms: 10,
+        }
+        .sign(&node);
+        let mut req = crate::wire::TranscryptRequest {
+            requester: "coop-b".into(),
+            from: "coop:a".into(),
+            to: "coop:b".into(),
+            grant: Some(grant),
+            items: vec![crate::wire::Item {
+                ct: ct_a,
+                key: ca.key(),
+            }],
+        };
+        for t in granted {
+            req.items = t.handle(&req, 0, &mut w.rng).unwrap();
+        }
         assert_eq!(
-            client(&w, "coop:b").pseudonym(&ct_b),
+            client(&w, "coop:b").pseudonym(&req.items[0].ct),
             in_b,
             "A→B gives B's own pseudonym"
         );
+        // An expired grant is refused.
+        assert!(matches!(
+            granted[0].handle(&req, 10, &mut w.rng),
+            Err(TrustError::GrantExpired)
+        ));
         // Never into the origin.
         assert!(w.ts[0].allow("coop:a", ORIGIN).is_err());
         // Two of three transcryptors are not enough.

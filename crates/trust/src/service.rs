@@ -325,10 +325,9 @@ pub fn coop_domain(org: OrgId) -> String {
 }
 
 fn day_string(day: i32) -> String {
-    let date = time::Date::from_julian_day(2_440_588 + day)
+    time::Date::from_julian_day(2_440_588 + day)
         .map(|d| d.to_string())
-        .unwrap_or_default();
-    date
+        .unwrap_or_default()
 }
 
 fn parse_day(r: &ReceiptIn) -> Result<i32, TrustError> {
