@@ -1,0 +1,380 @@
+//! Receipt ingest (pseudonymise + store, on SQLite) next to raw libpep
+//! pseudonymisation, measured alternately in one run (issue 6). Run with
+//!
+//!     cargo bench -p me2b-trust --bench ingest
+//!
+//! * **raw**: per receipt, exactly the cryptography ingest does: encrypt the
+//!   co-op's pseudonym for the co-op's domain, the chain of three in-process
+//!   transcryptors co-op → `trust:research`, decrypt. A plain loop on one
+//!   thread, calling the library directly.
+//! * **ingest**: a real node (`Node::open`, SQLite in a temporary directory,
+//!   three in-process transcryptors) and `node.trust.submit(org, batch)` in
+//!   batches of 1,000 receipts with 3 items each, under the cards of 1,000
+//!   signed-up members. Only the submit calls are timed: checks, encryption, the
+//!   chain (each step on a blocking thread, with its durable audit entry), the
+//!   keyed hash, the durable insert of receipts, items and per-member bins, and
+//!   the submission's audit entry.
+//! * **store alone**: `insert_trust_receipts` with the same shape of rows
+//!   (random ciphertext bytes), to show where ingest time goes.
+//!
+//! Rounds alternate raw, ingest and store so all three see the same machine
+//! state; medians over the rounds are reported. Besides wall-clock receipts/s
+//! the bench reports receipts per CPU-second of the whole process (all
+//! threads, from `/proc/self/stat`), the "per core" figure.
+//!
+//! `ME2B_BENCH_RECEIPTS` sets receipts per run (default 10,000, a multiple of
+//! 1,000 is best).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use me2b_crypto::{PassphraseParams, SeededRandom};
+use me2b_domain::member::{Email, Passphrase};
+use me2b_domain::org::{OrgKind, Role, Roles};
+use me2b_domain::text::Label;
+use me2b_domain::{MemberId, OrgId, SystemClock, Timestamp, TrustReceiptId};
+use me2b_node::{Node, NodeConfig};
+use me2b_offers::Taxonomy;
+use me2b_storage::TrustReceiptRow;
+use me2b_trust::policy::Policy;
+use me2b_trust::pseudonym::{chain, setup, DomainClient, Pseudonym, Transcryptor, ORIGIN, RESEARCH};
+use me2b_trust::service::{coop_domain, ItemIn, ReceiptIn};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+const SEED: u64 = 0x6d65_3262_7472_7374; // "me2btrst"
+const BATCH: usize = 1_000;
+const ITEMS: usize = 3;
+const MEMBERS: usize = 1_000;
+const ROUNDS: usize = 3;
+/// The governance config's default areas, weighted by population (millions).
+const AREAS: [(&str, f64); 12] = [
+    ("NL-ZH", 3.8),
+    ("NL-NH", 2.9),
+    ("NL-NB", 2.6),
+    ("NL-GE", 2.1),
+    ("NL-UT", 1.4),
+    ("NL-OV", 1.2),
+    ("NL-LI", 1.1),
+    ("NL-FR", 0.65),
+    ("NL-GR", 0.59),
+    ("NL-DR", 0.5),
+    ("NL-FL", 0.44),
+    ("NL-ZE", 0.39),
+];
+
+/// Process CPU time (user + system, all threads, dead ones included), seconds.
+fn cpu_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // Fields 14 and 15 (utime, stime) in USER_HZ (100 on Linux).
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// A cumulative distribution to draw indices from.
+struct Cdf(Vec<f64>);
+
+impl Cdf {
+    fn new(weights: impl IntoIterator<Item = f64>) -> Self {
+        let mut acc = 0.0;
+        let mut v: Vec<f64> = weights
+            .into_iter()
+            .map(|w| {
+                acc += w;
+                acc
+            })
+            .collect();
+        for x in &mut v {
+            *x /= acc;
+        }
+        Self(v)
+    }
+
+    fn draw(&self, rng: &mut StdRng) -> usize {
+        let u: f64 = rng.random();
+        self.0.partition_point(|c| *c < u).min(self.0.len() - 1)
+    }
+}
+
+/// Categories (slug, taxonomy id) with Zipf-like popularity, and areas.
+struct Shape {
+    categories: Vec<(String, i64)>,
+    popularity: Cdf,
+    areas: Cdf,
+}
+
+impl Shape {
+    fn new(rng: &mut StdRng) -> Self {
+        let mut categories: Vec<(String, i64)> = Taxonomy::shipped()
+            .unwrap()
+            .topics()
+            .iter()
+            .filter(|t| t.sensitive.is_none())
+            .map(|t| (t.slug.clone(), i64::from(t.id)))
+            .collect();
+        // Popularity by rank, ranks shuffled over the taxonomy.
+        for i in (1..categories.len()).rev() {
+            let j = rng.random_range(0..=i);
+            categories.swap(i, j);
+        }
+        let popularity = Cdf::new((1..=categories.len()).map(|r| 1.0 / r as f64));
+        let areas = Cdf::new(AREAS.iter().map(|(_, w)| *w));
+        Self {
+            categories,
+            popularity,
+            areas,
+        }
+    }
+
+    /// (category index, amount) for one receipt's items.
+    fn items(&self, rng: &mut StdRng) -> Vec<(usize, i64)> {
+        (0..ITEMS)
+            .map(|_| (self.popularity.draw(rng), rng.random_range(50..5_000)))
+            .collect()
+    }
+}
+
+/// The raw side: its own federation of three transcryptors, a co-op domain and
+/// the co-op's pseudonyms of 1,000 members.
+struct Raw {
+    ts: Vec<Transcryptor>,
+    coop: DomainClient,
+    research: DomainClient,
+    domain: String,
+    members: Vec<Pseudonym>,
+}
+
+impl Raw {
+    fn new(rng: &mut StdRng) -> Self {
+        let (fed, secrets) = setup(3, rng);
+        let policy = Policy::standard(None);
+        let ts: Vec<Transcryptor> = secrets
+            .into_iter()
+            .map(|s| Transcryptor::with_policy(s, policy.clone()))
+            .collect();
+        let client = |d: &str| {
+            let shares: Vec<_> = ts.iter().map(|t| t.share(d).unwrap()).collect();
+            fed.client(&shares)
+        };
+        let domain = coop_domain(OrgId::generate(&SeededRandom::new(SEED)));
+        let coop = client(&domain);
+        let research = client(RESEARCH);
+        let members = (0..MEMBERS)
+            .map(|_| {
+                let e = fed.enrol(rng);
+                let ct = chain(&ts, &e, fed.origin_key(), ORIGIN, &domain, rng).unwrap();
+                coop.decrypt(&ct)
+            })
+            .collect();
+        Self {
+            ts,
+            coop,
+            research,
+            domain,
+            members,
+        }
+    }
+
+    /// Per receipt: encrypt for the co-op domain, the chain of three into the
+    /// research domain, decrypt. Returns the elapsed seconds.
+    fn run(&self, n: usize, rng: &mut StdRng) -> f64 {
+        let start = Instant::now();
+        for i in 0..n {
+            let p = &self.members[i % MEMBERS];
+            let ct = self.coop.encrypt_pseudonym(p, rng);
+            let out = chain(&self.ts, &ct, self.coop.key(), &self.domain, RESEARCH, rng).unwrap();
+            black_box(self.research.decrypt(&out));
+        }
+        start.elapsed().as_secs_f64()
+    }
+}
+
+fn receipts(shape: &Shape, cards: &[String], days: &[String], n: usize, rng: &mut StdRng) -> Vec<ReceiptIn> {
+    (0..n)
+        .map(|_| ReceiptIn {
+            pseudonym: cards[rng.random_range(0..cards.len())].clone(),
+            day: Some(days[rng.random_range(0..days.len())].clone()),
+            at: None,
+            area: AREAS[shape.areas.draw(rng)].0.to_owned(),
+            items: shape
+                .items(rng)
+                .into_iter()
+                .map(|(c, amount_cents)| ItemIn {
+                    category: shape.categories[c].0.clone(),
+                    amount_cents,
+                })
+                .collect(),
+            amount_cents: None,
+        })
+        .collect()
+}
+
+fn store_rows(shape: &Shape, org: OrgId, tags: &[[u8; 32]], n: usize, rng: &mut StdRng) -> Vec<TrustReceiptRow> {
+    let ids = SeededRandom::new(rng.random());
+    (0..n)
+        .map(|_| {
+            let mut source_ct = vec![0u8; 64];
+            let mut research_ct = vec![0u8; 64];
+            rng.fill(&mut source_ct[..]);
+            rng.fill(&mut research_ct[..]);
+            let items: Vec<(i64, i64)> = shape
+                .items(rng)
+                .into_iter()
+                .map(|(c, a)| (shape.categories[c].1, a))
+                .collect();
+            TrustReceiptRow {
+                id: TrustReceiptId::generate(&ids),
+                org,
+                tag: tags[rng.random_range(0..tags.len())],
+                source_ct,
+                research_ct,
+                day: 20_400 + rng.random_range(0..30),
+                area: AREAS[shape.areas.draw(rng)].0.to_owned(),
+                amount_cents: items.iter().map(|(_, a)| a).sum(),
+                created_at: Timestamp::from_unix_millis(1_795_000_000_000),
+                items,
+            }
+        })
+        .collect()
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s[s.len() / 2]
+}
+
+fn main() {
+    let n: usize = std::env::var("ME2B_BENCH_RECEIPTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let shape = Shape::new(&mut rng);
+    let days: Vec<String> = (1..=30).map(|d| format!("2026-11-{d:02}")).collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = NodeConfig::new(dir.path().join("data"));
+    cfg.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
+    let setup_start = Instant::now();
+    let node = rt
+        .block_on(Node::open(
+            &cfg,
+            Arc::new(SystemClock),
+            Arc::new(SeededRandom::new(SEED)),
+        ))
+        .unwrap();
+    let (org, _) = rt
+        .block_on(node.orgs.create(
+            Label::try_from("Bench Co-op").unwrap(),
+            OrgKind::Coop,
+            Roles::try_from(vec![Role::Insights]).unwrap(),
+        ))
+        .unwrap();
+    let org = org.id;
+    let members: Vec<MemberId> = (0..MEMBERS)
+        .map(|i| {
+            rt.block_on(node.vault.sign_up(
+                Email::parse(&format!("bench-{i}@example.org")).unwrap(),
+                Passphrase::parse("bench passphrase".into()).unwrap(),
+            ))
+            .unwrap()
+            .member
+        })
+        .collect();
+    let cards: Vec<String> = members
+        .iter()
+        .map(|m| rt.block_on(node.trust.card(*m, org)).unwrap())
+        .collect();
+    let tags: Vec<[u8; 32]> = (0..MEMBERS)
+        .map(|_| {
+            let mut t = [0u8; 32];
+            rng.fill(&mut t);
+            t
+        })
+        .collect();
+    // Warm up every path once (domain clients, prepared statements, the raw world).
+    let warm = receipts(&shape, &cards, &days, BATCH, &mut rng);
+    rt.block_on(node.trust.submit(org, &warm)).unwrap();
+    let raw_world = Raw::new(&mut rng);
+    raw_world.run(BATCH, &mut rng);
+    println!(
+        "setup: node, {MEMBERS} members signed up with cards, warm-up: {:.1} s; {n} receipts of {ITEMS} items per run, batches of {BATCH}, {ROUNDS} rounds",
+        setup_start.elapsed().as_secs_f64()
+    );
+    println!();
+    println!("| round | raw receipts/s | ingest receipts/s | store alone receipts/s | raw CPU ms/receipt | ingest CPU ms/receipt | store CPU ms/receipt |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let (mut raw, mut ingest, mut store) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raw_cpu, mut ingest_cpu, mut store_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        let c0 = cpu_seconds();
+        let secs = raw_world.run(n, &mut rng);
+        raw_cpu.push((cpu_seconds() - c0) / n as f64);
+        raw.push(n as f64 / secs);
+
+        let batch = receipts(&shape, &cards, &days, n, &mut rng);
+        let (mut wall, mut cpu) = (0.0, 0.0);
+        for b in batch.chunks(BATCH) {
+            let c0 = cpu_seconds();
+            let t = Instant::now();
+            let done = rt.block_on(node.trust.submit(org, b)).unwrap();
+            wall += t.elapsed().as_secs_f64();
+            cpu += cpu_seconds() - c0;
+            assert_eq!(done.stored, b.len());
+        }
+        ingest.push(n as f64 / wall);
+        ingest_cpu.push(cpu / n as f64);
+
+        let rows = store_rows(&shape, org, &tags, n, &mut rng);
+        let (mut wall, mut cpu) = (0.0, 0.0);
+        for b in rows.chunks(BATCH) {
+            let c0 = cpu_seconds();
+            let t = Instant::now();
+            rt.block_on(node.store.insert_trust_receipts(b, 5)).unwrap();
+            wall += t.elapsed().as_secs_f64();
+            cpu += cpu_seconds() - c0;
+        }
+        store.push(n as f64 / wall);
+        store_cpu.push(cpu / n as f64);
+
+        let i = round - 1;
+        println!(
+            "| {round} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} |",
+            raw[i],
+            ingest[i],
+            store[i],
+            raw_cpu[i] * 1e3,
+            ingest_cpu[i] * 1e3,
+            store_cpu[i] * 1e3
+        );
+    }
+    let (r, i, s) = (median(&raw), median(&ingest), median(&store));
+    let (rc, ic, sc) = (median(&raw_cpu), median(&ingest_cpu), median(&store_cpu));
+    println!(
+        "| **median** | **{r:.0}** | **{i:.0}** | **{s:.0}** | {:.3} | {:.3} | {:.3} |",
+        rc * 1e3,
+        ic * 1e3,
+        sc * 1e3
+    );
+    println!();
+    println!(
+        "ingest / raw, wall clock: {:.2}; per CPU-second (receipts per core-second): {:.2}",
+        i / r,
+        rc / ic
+    );
+    println!(
+        "time per receipt: raw {:.0} µs, ingest {:.0} µs, store alone {:.0} µs; ingest − raw − store = {:.0} µs",
+        1e6 / r,
+        1e6 / i,
+        1e6 / s,
+        1e6 / i - 1e6 / r - 1e6 / s
+    );
+    rt.block_on(node.shutdown());
+}
