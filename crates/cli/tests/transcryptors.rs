@@ -496,7 +496,11 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
         .args(["--grant-key", &grant_key])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut procs: Vec<Proc> = (1..=3).map(|i| start(i, &fed_dir, tmp.path())).collect();
     let links_path = fed_dir.join("links.json");
     let mut links = LinksFile::from_json(&std::fs::read_to_string(&links_path).unwrap()).unwrap();
@@ -518,7 +522,11 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let id = text
             .lines()
             .find_map(|l| l.strip_prefix("organisation"))
@@ -560,7 +568,10 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
                 std::fs::read_to_string(&guard.log).unwrap_or_default()
             )
         });
-    assert!(second.contains("distributed over 3 transcryptor processes"), "{second}");
+    assert!(
+        second.contains("distributed over 3 transcryptor processes"),
+        "{second}"
+    );
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     let call = |m: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
@@ -572,7 +583,10 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
             let resp = r.send().await.unwrap();
             let st = resp.status().as_u16();
             let text = resp.text().await.unwrap();
-            (st, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
+            (
+                st,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            )
         }
     };
     let v = http
@@ -586,37 +600,103 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
         .unwrap();
     let member = v["token"].as_str().unwrap().to_owned();
     let ((a, ka), (b, kb)) = (keys[0].clone(), keys[1].clone());
-    let (_, v) = call(reqwest::Method::GET, &format!("/v1/me/trust/cards/{a}"), &member, None).await;
+    let (_, v) = call(
+        reqwest::Method::GET,
+        &format!("/v1/me/trust/cards/{a}"),
+        &member,
+        None,
+    )
+    .await;
     let card_a = v["pseudonym"].as_str().unwrap().to_owned();
-    let (_, v) = call(reqwest::Method::GET, &format!("/v1/me/trust/cards/{b}"), &member, None).await;
+    let (_, v) = call(
+        reqwest::Method::GET,
+        &format!("/v1/me/trust/cards/{b}"),
+        &member,
+        None,
+    )
+    .await;
     let card_b = v["pseudonym"].as_str().unwrap().to_owned();
     assert_ne!(card_a, card_b);
     let receipt = json!({"receipts": [{"pseudonym": card_a, "day": "2026-11-20", "area": "NL-NH",
         "items": [{"category": "organic", "amount_cents": 450}]}]});
-    let (st, v) = call(reqwest::Method::POST, "/v1/org/trust/receipts", &ka, Some(receipt.clone())).await;
+    let (st, v) = call(
+        reqwest::Method::POST,
+        "/v1/org/trust/receipts",
+        &ka,
+        Some(receipt.clone()),
+    )
+    .await;
     assert_eq!(st, 201, "{v}");
-    let (st, _) = call(reqwest::Method::POST, "/v1/me/trust/sharing", &member,
-        Some(json!({"from": a, "to": b, "purpose": "cross-sell"}))).await;
+    let (st, _) = call(
+        reqwest::Method::POST,
+        "/v1/me/trust/sharing",
+        &member,
+        Some(json!({"from": a, "to": b, "purpose": "cross-sell"})),
+    )
+    .await;
     assert_eq!(st, 201);
-    let (st, v) = call(reqwest::Method::GET, &format!("/v1/org/trust/shared/{a}"), &kb, None).await;
+    let (st, v) = call(
+        reqwest::Method::GET,
+        &format!("/v1/org/trust/shared/{a}"),
+        &kb,
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v[0]["pseudonym"], card_b.as_str(), "B's own pseudonym, through three processes");
-    let (st, v) = call(reqwest::Method::POST, "/v1/org/trust/loyalty/earn", &ka,
-        Some(json!({"pseudonym": card_a, "points": 50}))).await;
+    assert_eq!(
+        v[0]["pseudonym"],
+        card_b.as_str(),
+        "B's own pseudonym, through three processes"
+    );
+    let (st, v) = call(
+        reqwest::Method::POST,
+        "/v1/org/trust/loyalty/earn",
+        &ka,
+        Some(json!({"pseudonym": card_a, "points": 50})),
+    )
+    .await;
     assert_eq!((st, v["balance"].as_i64()), (200, Some(50)), "{v}");
-    let (st, v) = call(reqwest::Method::POST, "/v1/org/trust/loyalty/redeem", &kb,
-        Some(json!({"pseudonym": card_b, "points": 20}))).await;
+    let (st, v) = call(
+        reqwest::Method::POST,
+        "/v1/org/trust/loyalty/redeem",
+        &kb,
+        Some(json!({"pseudonym": card_b, "points": 20})),
+    )
+    .await;
     assert_eq!((st, v["balance"].as_i64()), (200, Some(30)), "{v}");
 
     // Transcryptor 2 goes down: the submission fails clearly, nothing is stored.
     drop(procs.remove(1));
-    let (st, v) = call(reqwest::Method::POST, "/v1/org/trust/receipts", &ka, Some(receipt)).await;
-    assert_eq!((st, v["error"]["code"].as_str()), (503, Some("transcryptor_down")), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("transcryptor-2"), "{v}");
-    let store = me2b_storage::open(&format!("sqlite://{}", data.join(me2b_node::SQLITE_FILE).display()))
-        .await
-        .unwrap();
-    assert_eq!(store.trust_member_count(&a).await.unwrap(), 1, "nothing half-written");
+    let (st, v) = call(
+        reqwest::Method::POST,
+        "/v1/org/trust/receipts",
+        &ka,
+        Some(receipt),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (503, Some("transcryptor_down")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("transcryptor-2"),
+        "{v}"
+    );
+    let store = me2b_storage::open(&format!(
+        "sqlite://{}",
+        data.join(me2b_node::SQLITE_FILE).display()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        store.trust_member_count(&a).await.unwrap(),
+        1,
+        "nothing half-written"
+    );
     let entries = store.audit_entries(0, 100_000).await.unwrap();
     let failed = entries.iter().any(|e| {
         let v: Value = serde_json::from_slice(&e.event_json).unwrap();

@@ -229,7 +229,11 @@ impl Keyring {
     }
 
     /// Opens what [`Keyring::seal_node_secret`] sealed under the same label.
-    pub fn open_node_secret(&self, label: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    pub fn open_node_secret(
+        &self,
+        label: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let kek = DataKey::from_bytes(*self.kek);
         Ok(Zeroizing::new(kek.open(&Aad::node_secret(label), sealed)?))
     }

@@ -13,11 +13,11 @@ use me2b_offers::stats::OpenDpNoise;
 use me2b_offers::Taxonomy;
 use me2b_orgs::Orgs;
 use me2b_storage::{Backend, StorageError, Store};
-use me2b_vault::{Vault, VaultError};
 use me2b_trust::link::{LocalLink, TranscryptorLink};
 use me2b_trust::policy::Policy;
 use me2b_trust::pseudonym::{Federation, Transcryptor, TranscryptorSecrets};
 use me2b_trust::service::{Category, Governance, Trust};
+use me2b_vault::{Vault, VaultError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -386,7 +386,10 @@ async fn embedded_federation(
         let plain = zeroize::Zeroizing::new(serde_json::to_vec(&list).unwrap_or_default());
         let sealed = keys.seal_node_secret(META_TRUST_SECRETS, &plain, rng.as_ref());
         // Secrets first: a federation without its secrets must never be stored.
-        if store.put_meta_if_absent(META_TRUST_SECRETS, &sealed).await? {
+        if store
+            .put_meta_if_absent(META_TRUST_SECRETS, &sealed)
+            .await?
+        {
             store
                 .put_meta_if_absent(META_TRUST_FEDERATION, federation.to_json().as_bytes())
                 .await?;

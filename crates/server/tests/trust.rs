@@ -19,7 +19,12 @@ fn err(v: &Value) -> &str {
 
 async fn card(s: &Srv, member: &str, org: OrgId) -> String {
     let (st, v) = s
-        .req(Method::GET, &format!("/v1/me/trust/cards/{org}"), Some(member), None)
+        .req(
+            Method::GET,
+            &format!("/v1/me/trust/cards/{org}"),
+            Some(member),
+            None,
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     v["pseudonym"].as_str().unwrap().to_owned()
@@ -34,8 +39,13 @@ fn receipt(pseudonym: &str, area: &str, categories: &[&str]) -> Value {
 }
 
 async fn ask(s: &Srv, key: &str, body: Value) -> (StatusCode, Value) {
-    s.req(Method::POST, "/v1/org/trust/insights", Some(key), Some(body))
-        .await
+    s.req(
+        Method::POST,
+        "/v1/org/trust/insights",
+        Some(key),
+        Some(body),
+    )
+    .await
 }
 
 fn count_of(v: &Value) -> i64 {
@@ -70,24 +80,63 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         assert_eq!(card(&s, &members[0], a).await, at_a[0], "{db:?}");
         assert_ne!(at_a[0], at_b[0]);
         let distinct: std::collections::BTreeSet<&String> = at_a.iter().chain(&at_b).collect();
-        assert_eq!(distinct.len(), 76, "every (member, co-op) pseudonym differs");
+        assert_eq!(
+            distinct.len(),
+            76,
+            "every (member, co-op) pseudonym differs"
+        );
 
         // Bad receipts are refused, and nothing of the batch is stored.
         let bad = [
-            (receipt("zz", "NL-NH", &["organic"]), StatusCode::BAD_REQUEST, "invalid_parameter"),
-            (receipt(&at_a[0], "1012AB", &["organic"]), StatusCode::UNPROCESSABLE_ENTITY, "unknown_area"),
-            (receipt(&at_a[0], "NL-NH", &["not-a-topic"]), StatusCode::UNPROCESSABLE_ENTITY, "unknown_category"),
-            (receipt(&at_a[0], "NL-NH", &["pharmacy-and-medicines"]), StatusCode::UNPROCESSABLE_ENTITY, "sensitive_category"),
+            (
+                receipt("zz", "NL-NH", &["organic"]),
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+            ),
+            (
+                receipt(&at_a[0], "1012AB", &["organic"]),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_area",
+            ),
+            (
+                receipt(&at_a[0], "NL-NH", &["not-a-topic"]),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_category",
+            ),
+            (
+                receipt(&at_a[0], "NL-NH", &["pharmacy-and-medicines"]),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "sensitive_category",
+            ),
         ];
         for (r, status, code) in bad {
             let body = json!({"receipts": [receipt(&at_a[1], "NL-NH", &["organic"]), r]});
-            let (st, v) = s.req(Method::POST, "/v1/org/trust/receipts", Some(&ka), Some(body)).await;
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/trust/receipts",
+                    Some(&ka),
+                    Some(body),
+                )
+                .await;
             assert_eq!((st, err(&v)), (status, code), "{db:?} {v}");
         }
-        assert_eq!(s.node.store.trust_member_count(&a.to_string()).await.unwrap(), 0, "all or nothing");
+        assert_eq!(
+            s.node
+                .store
+                .trust_member_count(&a.to_string())
+                .await
+                .unwrap(),
+            0,
+            "all or nothing"
+        );
         let (st, _) = s
-            .req(Method::POST, "/v1/org/trust/receipts", Some(&no_role),
-                 Some(json!({"receipts": [receipt(&at_a[0], "NL-NH", &["organic"])]})))
+            .req(
+                Method::POST,
+                "/v1/org/trust/receipts",
+                Some(&no_role),
+                Some(json!({"receipts": [receipt(&at_a[0], "NL-NH", &["organic"])]})),
+            )
             .await;
         assert_eq!(st, StatusCode::FORBIDDEN);
 
@@ -95,25 +144,67 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             .iter()
             .map(|p| receipt(p, "NL-NH", &["organic", "fair-trade"]))
             .collect();
-        let (st, v) = s.req(Method::POST, "/v1/org/trust/receipts", Some(&ka), Some(json!({"receipts": ra}))).await;
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/org/trust/receipts",
+                Some(&ka),
+                Some(json!({"receipts": ra})),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
         assert_eq!(v["stored"], 40);
-        let rb: Vec<Value> = at_b.iter().map(|p| receipt(p, "NL-UT", &["cycling"])).collect();
-        let (st, _) = s.req(Method::POST, "/v1/org/trust/receipts", Some(&kb), Some(json!({"receipts": rb}))).await;
+        let rb: Vec<Value> = at_b
+            .iter()
+            .map(|p| receipt(p, "NL-UT", &["cycling"]))
+            .collect();
+        let (st, _) = s
+            .req(
+                Method::POST,
+                "/v1/org/trust/receipts",
+                Some(&kb),
+                Some(json!({"receipts": rb})),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED);
         let mut rc = Vec::new();
         for m in &members[..3] {
             rc.push(receipt(&card(&s, m, c).await, "NL-UT", &["organic"]));
         }
-        let (st, _) = s.req(Method::POST, "/v1/org/trust/receipts", Some(&kc), Some(json!({"receipts": rc}))).await;
+        let (st, _) = s
+            .req(
+                Method::POST,
+                "/v1/org/trust/receipts",
+                Some(&kc),
+                Some(json!({"receipts": rc})),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED);
         // Stored: day only (no time), area, a keyed tag; never the co-op's pseudonym.
-        let stored = s.node.store.trust_member_count(&a.to_string()).await.unwrap();
+        let stored = s
+            .node
+            .store
+            .trust_member_count(&a.to_string())
+            .await
+            .unwrap();
         assert_eq!(stored, 40);
 
-        assert_eq!(s.node.store.trust_overlap(&a.to_string(), &b.to_string()).await.unwrap(), 36, "{db:?}");
+        assert_eq!(
+            s.node
+                .store
+                .trust_overlap(&a.to_string(), &b.to_string())
+                .await
+                .unwrap(),
+            36,
+            "{db:?}"
+        );
         // Overlap A ∩ B = 36, with noise of scale 1 at ε = 1.
-        let (st, v) = ask(&s, &ka, json!({"question": {"kind": "overlap", "b": b}, "epsilon": 1.0})).await;
+        let (st, v) = ask(
+            &s,
+            &ka,
+            json!({"question": {"kind": "overlap", "b": b}, "epsilon": 1.0}),
+        )
+        .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert!((count_of(&v) - 36).abs() <= 15, "{v}");
         assert_eq!(v["figure"]["noise_scale"], 1.0);
@@ -123,18 +214,44 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
 
         // Refusals that cost nothing.
         let refusals = [
-            (json!({"question": {"kind": "sum", "scope": "own"}, "epsilon": 0.5}), StatusCode::UNPROCESSABLE_ENTITY, "unbounded_sum"),
-            (json!({"question": {"kind": "count", "scope": "own", "category": "no-such"}, "epsilon": 0.5}), StatusCode::UNPROCESSABLE_ENTITY, "unknown_category"),
-            (json!({"question": {"kind": "count", "scope": "all"}, "epsilon": 0.5}), StatusCode::FORBIDDEN, "forbidden"),
-            (json!({"question": {"kind": "overlap", "a": c, "b": b}, "epsilon": 0.5}), StatusCode::FORBIDDEN, "forbidden"),
-            (json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.5, "purpose": "marketing"}), StatusCode::FORBIDDEN, "no_budget"),
-            (json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.0}), StatusCode::BAD_REQUEST, "invalid_parameter"),
+            (
+                json!({"question": {"kind": "sum", "scope": "own"}, "epsilon": 0.5}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unbounded_sum",
+            ),
+            (
+                json!({"question": {"kind": "count", "scope": "own", "category": "no-such"}, "epsilon": 0.5}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_category",
+            ),
+            (
+                json!({"question": {"kind": "count", "scope": "all"}, "epsilon": 0.5}),
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ),
+            (
+                json!({"question": {"kind": "overlap", "a": c, "b": b}, "epsilon": 0.5}),
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ),
+            (
+                json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.5, "purpose": "marketing"}),
+                StatusCode::FORBIDDEN,
+                "no_budget",
+            ),
+            (
+                json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.0}),
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+            ),
         ];
         for (q, status, code) in refusals {
             let (st, v) = ask(&s, &ka, q).await;
             assert_eq!((st, err(&v)), (status, code), "{db:?} {v}");
         }
-        let (_, v) = s.req(Method::GET, "/v1/org/trust/budget", Some(&ka), None).await;
+        let (_, v) = s
+            .req(Method::GET, "/v1/org/trust/budget", Some(&ka), None)
+            .await;
         assert_eq!(v[0]["spent"], 1.0, "refusals spent nothing: {v}");
 
         // A bounded sum and mean, and a histogram by category.
@@ -150,67 +267,146 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         if let Some(n) = organic["value"].as_i64() {
             assert!((n - 40).abs() <= 100, "{organic}");
         }
-        assert_eq!(v["figure"]["noise_scale"], 5.0, "sensitivity 5 (the cap) / ε 1");
+        assert_eq!(
+            v["figure"]["noise_scale"], 5.0,
+            "sensitivity 5 (the cap) / ε 1"
+        );
         // The budget (3.0) is now spent: the next question is refused.
-        let (st, v) = ask(&s, &ka, json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.5})).await;
+        let (st, v) = ask(
+            &s,
+            &ka,
+            json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.5}),
+        )
+        .await;
         assert_eq!((st, err(&v)), (StatusCode::FORBIDDEN, "over_budget"), "{v}");
         // A research purpose has its own budget and may ask about all co-ops.
         let (st, v) = ask(&s, &kb, json!({"question": {"kind": "count", "scope": "all"}, "epsilon": 1.0, "purpose": "social-purpose"})).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert!((count_of(&v) - 40).abs() <= 15);
         // Below the threshold: C has 3 members.
-        let (st, v) = ask(&s, &kc, json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 1.0})).await;
-        assert_eq!((st, err(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "below_threshold"), "{v}");
+        let (st, v) = ask(
+            &s,
+            &kc,
+            json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 1.0}),
+        )
+        .await;
+        assert_eq!(
+            (st, err(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "below_threshold"),
+            "{v}"
+        );
 
         // Cross-selling: nothing without consent; the transcryptors refuse.
         let path = format!("/v1/org/trust/shared/{a}");
         let (st, v) = s.req(Method::GET, &path, Some(&kb), None).await;
         assert_eq!((st, v.as_array().unwrap().len()), (StatusCode::OK, 0));
-        let refused = s.node.trust.transcrypt_without_consent(a, b).await.unwrap_err();
-        assert!(matches!(refused, me2b_trust::TrustError::TranscryptionRefused { .. }), "{refused}");
+        let refused = s
+            .node
+            .trust
+            .transcrypt_without_consent(a, b)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, me2b_trust::TrustError::TranscryptionRefused { .. }),
+            "{refused}"
+        );
         let (st, v) = s
-            .req(Method::POST, "/v1/me/trust/sharing", Some(&members[0]),
-                 Some(json!({"from": a, "to": b, "purpose": "cross-sell", "days": 30})))
+            .req(
+                Method::POST,
+                "/v1/me/trust/sharing",
+                Some(&members[0]),
+                Some(json!({"from": a, "to": b, "purpose": "cross-sell", "days": 30})),
+            )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
         let sharing = v["id"].as_str().unwrap().to_owned();
         let (_, v) = s.req(Method::GET, &path, Some(&kb), None).await;
         let shared = v.as_array().unwrap();
         assert_eq!(shared.len(), 1, "{v}");
-        assert_eq!(shared[0]["pseudonym"], at_b[0].as_str(), "B sees its own pseudonym for the member");
-        assert_eq!(shared[0]["receipts"][0]["day"], "2026-11-20", "coarsened to the day");
+        assert_eq!(
+            shared[0]["pseudonym"],
+            at_b[0].as_str(),
+            "B sees its own pseudonym for the member"
+        );
+        assert_eq!(
+            shared[0]["receipts"][0]["day"], "2026-11-20",
+            "coarsened to the day"
+        );
         assert_eq!(shared[0]["receipts"][0]["items"][0]["category"], "organic");
         // C was not named: nothing for C.
         let (_, v) = s.req(Method::GET, &path, Some(&kc), None).await;
         assert_eq!(v.as_array().unwrap().len(), 0);
-        let (st, _) = s.req(Method::DELETE, &format!("/v1/me/trust/sharing/{sharing}"), Some(&members[0]), None).await;
+        let (st, _) = s
+            .req(
+                Method::DELETE,
+                &format!("/v1/me/trust/sharing/{sharing}"),
+                Some(&members[0]),
+                None,
+            )
+            .await;
         assert_eq!(st, StatusCode::NO_CONTENT);
         let (_, v) = s.req(Method::GET, &path, Some(&kb), None).await;
         assert_eq!(v.as_array().unwrap().len(), 0, "withdrawn: nothing more");
         let (st, v) = s
-            .req(Method::POST, "/v1/me/trust/sharing", Some(&members[0]),
-                 Some(json!({"from": a, "to": b, "purpose": "profiling"})))
+            .req(
+                Method::POST,
+                "/v1/me/trust/sharing",
+                Some(&members[0]),
+                Some(json!({"from": a, "to": b, "purpose": "profiling"})),
+            )
             .await;
-        assert_eq!((st, err(&v)), (StatusCode::BAD_REQUEST, "invalid_parameter"));
+        assert_eq!(
+            (st, err(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_parameter")
+        );
 
         // Loyalty: earn at A, see it in the vault, redeem at B.
         let (st, v) = s
-            .req(Method::POST, "/v1/org/trust/loyalty/earn", Some(&ka), Some(json!({"pseudonym": at_a[0], "points": 100})))
+            .req(
+                Method::POST,
+                "/v1/org/trust/loyalty/earn",
+                Some(&ka),
+                Some(json!({"pseudonym": at_a[0], "points": 100})),
+            )
             .await;
-        assert_eq!((st, v["balance"].as_i64()), (StatusCode::OK, Some(100)), "{v}");
-        let (_, v) = s.req(Method::GET, "/v1/me/trust", Some(&members[0]), None).await;
+        assert_eq!(
+            (st, v["balance"].as_i64()),
+            (StatusCode::OK, Some(100)),
+            "{v}"
+        );
+        let (_, v) = s
+            .req(Method::GET, "/v1/me/trust", Some(&members[0]), None)
+            .await;
         assert_eq!(v["loyalty_points"], 100, "{v}");
-        let (_, v) = s.req(Method::GET, "/v1/me/trust", Some(&members[1]), None).await;
+        let (_, v) = s
+            .req(Method::GET, "/v1/me/trust", Some(&members[1]), None)
+            .await;
         assert_eq!(v["loyalty_points"], 0);
         let (st, v) = s
-            .req(Method::POST, "/v1/org/trust/loyalty/redeem", Some(&kb), Some(json!({"pseudonym": at_b[0], "points": 30})))
+            .req(
+                Method::POST,
+                "/v1/org/trust/loyalty/redeem",
+                Some(&kb),
+                Some(json!({"pseudonym": at_b[0], "points": 30})),
+            )
             .await;
-        assert_eq!((st, v["balance"].as_i64()), (StatusCode::OK, Some(70)), "{v}");
+        assert_eq!(
+            (st, v["balance"].as_i64()),
+            (StatusCode::OK, Some(70)),
+            "{v}"
+        );
         let (st, v) = s
-            .req(Method::POST, "/v1/org/trust/loyalty/redeem", Some(&kb), Some(json!({"pseudonym": at_b[0], "points": 71})))
+            .req(
+                Method::POST,
+                "/v1/org/trust/loyalty/redeem",
+                Some(&kb),
+                Some(json!({"pseudonym": at_b[0], "points": 71})),
+            )
             .await;
         assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "insufficient_points"));
-        let (_, v) = s.req(Method::GET, "/v1/me/trust", Some(&members[0]), None).await;
+        let (_, v) = s
+            .req(Method::GET, "/v1/me/trust", Some(&members[0]), None)
+            .await;
         assert_eq!(v["loyalty_points"], 70);
 
         // The audit log has every query with its ε, the refusals, and every
@@ -220,16 +416,27 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             .iter()
             .map(|e| serde_json::from_slice(&e.event_json).unwrap())
             .collect();
-        let queries: Vec<&Value> = events.iter().filter(|e| e["action"] == "trust.query").collect();
-        assert_eq!(queries.len(), 12, "{db:?}: every question, answered or refused");
-        assert!(queries.iter().any(|q| q["object"].as_str().unwrap().contains("refused: over_budget")));
+        let queries: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["action"] == "trust.query")
+            .collect();
+        assert_eq!(
+            queries.len(),
+            12,
+            "{db:?}: every question, answered or refused"
+        );
+        assert!(queries.iter().any(|q| q["object"]
+            .as_str()
+            .unwrap()
+            .contains("refused: over_budget")));
         let denied = events
             .iter()
             .filter(|e| e["action"] == "trust.transcrypt" && e["outcome"] == "denied")
             .count();
         assert!(denied >= 1, "the refused transcription is audited");
         // No audit entry carries a pseudonym.
-        let log = String::from_utf8(entries.iter().flat_map(|e| e.event_json.clone()).collect()).unwrap();
+        let log =
+            String::from_utf8(entries.iter().flat_map(|e| e.event_json.clone()).collect()).unwrap();
         for p in at_a.iter().chain(&at_b) {
             assert!(!log.contains(p.as_str()));
         }

@@ -198,12 +198,21 @@ pub trait OfferStore {
 pub trait TrustStore {
     /// Stores the member's enrolment ciphertext unless one exists; returns the
     /// one in force (so concurrent enrolments agree).
-    async fn enrol_trust_member(&self, member: MemberId, origin_ct: &[u8], at: Timestamp) -> Result<Vec<u8>>;
+    async fn enrol_trust_member(
+        &self,
+        member: MemberId,
+        origin_ct: &[u8],
+        at: Timestamp,
+    ) -> Result<Vec<u8>>;
     async fn trust_enrolment(&self, member: MemberId) -> Result<Option<Vec<u8>>>;
     /// Stores receipts, their items and the per-member aggregates in one
     /// transaction. A member enters at most `max_values` values per (scope,
     /// dimension) in the bins; later values are not counted.
-    async fn insert_trust_receipts(&self, receipts: &[TrustReceiptRow], max_values: u32) -> Result<()>;
+    async fn insert_trust_receipts(
+        &self,
+        receipts: &[TrustReceiptRow],
+        max_values: u32,
+    ) -> Result<()>;
     /// Distinct members in a scope (an organisation id or `*`).
     async fn trust_member_count(&self, scope: &str) -> Result<u64>;
     /// Members in the scope and the sum of their total spend, each clamped to `0..=upper`.
@@ -215,19 +224,40 @@ pub trait TrustStore {
     async fn trust_overlap(&self, a: &str, b: &str) -> Result<u64>;
     /// Charges `micros` to the requester if the total stays within
     /// `budget_micros`, atomically (concurrent queries cannot both pass).
-    async fn trust_charge(&self, requester: &str, micros: i64, budget_micros: i64) -> Result<BudgetCharge>;
+    async fn trust_charge(
+        &self,
+        requester: &str,
+        micros: i64,
+        budget_micros: i64,
+    ) -> Result<BudgetCharge>;
     async fn trust_spent(&self, requester: &str) -> Result<i64>;
     /// An organisation's receipts for one member tag, oldest first.
     async fn trust_receipts_of(&self, org: OrgId, tag: &[u8; 32]) -> Result<Vec<TrustReceiptRow>>;
     async fn insert_trust_sharing(&self, s: &TrustSharingRow) -> Result<()>;
     /// Withdraws the member's sharing consent; false if not theirs or already withdrawn.
-    async fn withdraw_trust_sharing(&self, id: SharingId, member: MemberId, at: Timestamp) -> Result<bool>;
+    async fn withdraw_trust_sharing(
+        &self,
+        id: SharingId,
+        member: MemberId,
+        at: Timestamp,
+    ) -> Result<bool>;
     async fn trust_sharing_of_member(&self, member: MemberId) -> Result<Vec<TrustSharingRow>>;
     /// Sharing consents in force at `now` from `from` to `to`.
-    async fn trust_sharing_between(&self, from: OrgId, to: OrgId, now: Timestamp) -> Result<Vec<TrustSharingRow>>;
+    async fn trust_sharing_between(
+        &self,
+        from: OrgId,
+        to: OrgId,
+        now: Timestamp,
+    ) -> Result<Vec<TrustSharingRow>>;
     /// Adds `delta` points to the tag's balance, unless that would make it
     /// negative; returns the new balance, or `None` (nothing written).
-    async fn trust_loyalty_apply(&self, tag: &[u8; 32], org: OrgId, delta: i64, at: Timestamp) -> Result<Option<i64>>;
+    async fn trust_loyalty_apply(
+        &self,
+        tag: &[u8; 32],
+        org: OrgId,
+        delta: i64,
+        at: Timestamp,
+    ) -> Result<Option<i64>>;
     async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64>;
 }
 

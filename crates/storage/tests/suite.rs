@@ -731,10 +731,7 @@ async fn trust_receipts_feed_capped_bins_sums_and_overlaps() {
         assert_eq!(s.trust_overlap(&sa, &sb).await.unwrap(), 1);
         assert_eq!(s.trust_overlap(&sb, &sa).await.unwrap(), 1);
         // Totals per member at A: 75,000 / 2,000 / 3,000, clamped to 10,000.
-        assert_eq!(
-            s.trust_clamped_sum(&sa, 10_000).await.unwrap(),
-            (3, 15_000)
-        );
+        assert_eq!(s.trust_clamped_sum(&sa, 10_000).await.unwrap(), (3, 15_000));
         let cats = s.trust_bin_counts(&sa, TrustDim::Category).await.unwrap();
         // Category 1: members 1, 2; category 2: member 1 (once, though on two
         // receipts); member 3 enters only 10, 11, 12 (the cap of 3).
@@ -750,12 +747,20 @@ async fn trust_receipts_feed_capped_bins_sums_and_overlaps() {
         assert_eq!(stored.len(), 2);
         assert_eq!(stored[0].items.len() + stored[1].items.len(), 3);
         assert_eq!(stored.iter().map(|r| r.amount_cents).sum::<i64>(), 75_000);
-        assert!(s.trust_receipts_of(b.id, &[2; 32]).await.unwrap().is_empty());
+        assert!(s
+            .trust_receipts_of(b.id, &[2; 32])
+            .await
+            .unwrap()
+            .is_empty());
         // A receipt for an unknown organisation fails and writes nothing.
         let ghost = trust_receipt(&rng, OrgId::generate(&rng), 9, "NL-NH", 1, &[1]);
         let ok = trust_receipt(&rng, a.id, 9, "NL-NH", 1, &[1]);
         assert!(s.insert_trust_receipts(&[ok, ghost], 3).await.is_err());
-        assert_eq!(s.trust_member_count(&sa).await.unwrap(), 3, "{db:?}: all or nothing");
+        assert_eq!(
+            s.trust_member_count(&sa).await.unwrap(),
+            3,
+            "{db:?}: all or nothing"
+        );
     }
 }
 
@@ -766,7 +771,11 @@ async fn trust_budgets_never_exceed_under_concurrency() {
         let mut set = tokio::task::JoinSet::new();
         // 30 concurrent charges of 0.1 against a budget of 1.0, from two stores.
         for i in 0..30 {
-            let st = if i % 2 == 0 { s.clone() } else { second.clone() };
+            let st = if i % 2 == 0 {
+                s.clone()
+            } else {
+                second.clone()
+            };
             set.spawn(async move { st.trust_charge("org:x", 100_000, 1_000_000).await });
         }
         let mut charged = 0;
@@ -811,15 +820,46 @@ async fn trust_enrolment_sharing_and_erasure() {
             withdrawn_at: None,
         };
         s.insert_trust_sharing(&share).await.unwrap();
-        assert_eq!(s.trust_sharing_between(a.id, b.id, ts(11)).await.unwrap(), vec![share.clone()]);
-        assert!(s.trust_sharing_between(b.id, a.id, ts(11)).await.unwrap().is_empty());
-        assert!(s.trust_sharing_between(a.id, b.id, ts(1_000)).await.unwrap().is_empty(), "expired");
+        assert_eq!(
+            s.trust_sharing_between(a.id, b.id, ts(11)).await.unwrap(),
+            vec![share.clone()]
+        );
+        assert!(s
+            .trust_sharing_between(b.id, a.id, ts(11))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(
+            s.trust_sharing_between(a.id, b.id, ts(1_000))
+                .await
+                .unwrap()
+                .is_empty(),
+            "expired"
+        );
         let other = MemberId::generate(&rng);
-        assert!(!s.withdraw_trust_sharing(share.id, other, ts(12)).await.unwrap(), "not theirs");
-        assert!(s.withdraw_trust_sharing(share.id, m.id, ts(12)).await.unwrap());
-        assert!(!s.withdraw_trust_sharing(share.id, m.id, ts(13)).await.unwrap());
-        assert!(s.trust_sharing_between(a.id, b.id, ts(12)).await.unwrap().is_empty());
-        assert_eq!(s.trust_sharing_of_member(m.id).await.unwrap()[0].withdrawn_at, Some(ts(12)));
+        assert!(
+            !s.withdraw_trust_sharing(share.id, other, ts(12))
+                .await
+                .unwrap(),
+            "not theirs"
+        );
+        assert!(s
+            .withdraw_trust_sharing(share.id, m.id, ts(12))
+            .await
+            .unwrap());
+        assert!(!s
+            .withdraw_trust_sharing(share.id, m.id, ts(13))
+            .await
+            .unwrap());
+        assert!(s
+            .trust_sharing_between(a.id, b.id, ts(12))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.trust_sharing_of_member(m.id).await.unwrap()[0].withdrawn_at,
+            Some(ts(12))
+        );
         // Erasure removes the enrolment and the sharing consents.
         s.shred_member(m.id).await.unwrap();
         s.delete_member_rows(m.id).await.unwrap();
@@ -836,13 +876,26 @@ async fn loyalty_balances_never_go_negative() {
         s.insert_org(&a).await.unwrap();
         let tag = [4u8; 32];
         assert_eq!(s.trust_loyalty_balance(&tag).await.unwrap(), 0);
-        assert_eq!(s.trust_loyalty_apply(&tag, a.id, 100, ts(1)).await.unwrap(), Some(100));
-        assert_eq!(s.trust_loyalty_apply(&tag, a.id, -101, ts(2)).await.unwrap(), None, "{db:?}");
+        assert_eq!(
+            s.trust_loyalty_apply(&tag, a.id, 100, ts(1)).await.unwrap(),
+            Some(100)
+        );
+        assert_eq!(
+            s.trust_loyalty_apply(&tag, a.id, -101, ts(2))
+                .await
+                .unwrap(),
+            None,
+            "{db:?}"
+        );
         // 20 concurrent redemptions of 10 from two stores: exactly 10 pass.
         let second = open(&t.url).await.unwrap();
         let mut set = tokio::task::JoinSet::new();
         for i in 0..20 {
-            let st = if i % 2 == 0 { s.clone() } else { second.clone() };
+            let st = if i % 2 == 0 {
+                s.clone()
+            } else {
+                second.clone()
+            };
             let org = a.id;
             set.spawn(async move {
                 let mut tries = 0;

@@ -116,7 +116,14 @@ pub fn bounded_sum(
         .iter()
         .map(|v| (*v).clamp(0, upper))
         .fold(0i64, i64::saturating_add);
-    aggregate_sum(noise, values.len() as u64, clamped, upper, epsilon, min_cohort)
+    aggregate_sum(
+        noise,
+        values.len() as u64,
+        clamped,
+        upper,
+        epsilon,
+        min_cohort,
+    )
 }
 
 /// A bounded sum from its aggregates: `members` contributors and the sum of

@@ -19,8 +19,11 @@ pub trait TranscryptorLink: Send + Sync + std::fmt::Debug {
     /// A name for messages and the audit log, e.g. `transcryptor-2`.
     fn name(&self) -> &str;
     async fn transcrypt(&self, req: &TranscryptRequest) -> Result<Vec<Item>, TrustError>;
-    async fn key_share(&self, requester: &str, domain: &str)
-        -> Result<SessionKeyShares, TrustError>;
+    async fn key_share(
+        &self,
+        requester: &str,
+        domain: &str,
+    ) -> Result<SessionKeyShares, TrustError>;
 }
 
 /// A libpep rng seeded from the injected randomness (deterministic in tests).

@@ -32,8 +32,7 @@ pub fn check_domain(d: &str) -> Result<(), TrustError> {
     let ok = !d.is_empty()
         && d.len() <= MAX_DOMAIN
         && (d.starts_with(COOP_PREFIX) || d.starts_with("trust:"))
-        && d
-            .bytes()
+        && d.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_:.".contains(&b));
     if ok {
         Ok(())
@@ -256,10 +255,14 @@ mod tests {
     fn standing_pairs_and_never_into_origin() {
         let p = Policy::standard(None);
         assert!(p.check(ORIGIN, "coop:a1", None, 0).is_ok());
-        assert!(p.check("coop:a1", crate::pseudonym::RESEARCH, None, 0).is_ok());
+        assert!(p
+            .check("coop:a1", crate::pseudonym::RESEARCH, None, 0)
+            .is_ok());
         assert!(p.check("coop:a1", LOYALTY, None, 0).is_ok());
         assert!(p.check("coop:a1", ORIGIN, None, 0).is_err());
-        assert!(p.check(crate::pseudonym::RESEARCH, "coop:a1", None, 0).is_err());
+        assert!(p
+            .check(crate::pseudonym::RESEARCH, "coop:a1", None, 0)
+            .is_err());
         assert!(p.check("coop:a1", "coop:b2", None, 0).is_err());
         assert!(p.check("coop:", "coop:b2", None, 0).is_err());
         assert!(p.check("COOP:A", "coop:b2", None, 0).is_err());
@@ -300,6 +303,23 @@ mod tests {
         // Without a configured grant key, no grant is honoured.
         let none = Policy::standard(None);
         assert!(none.check("coop:a", "coop:b", Some(&g), 0).is_err());
+    }
+
+    proptest::proptest! {
+        /// Arbitrary domain names never panic the rule, and nothing is ever
+        /// allowed into the origin domain, with or without a grant.
+        #[test]
+        fn arbitrary_domains_never_reach_the_origin(from in "\\PC{0,90}", to in "\\PC{0,90}") {
+            let node = keys(1);
+            let p = Policy::standard(Some(node.verifying_key()));
+            let g = grant(&from, ORIGIN, i64::MAX).sign(&node);
+            proptest::prop_assert!(p.check(&from, ORIGIN, Some(&g), 0).is_err());
+            if p.check(&from, &to, None, 0).is_ok() {
+                proptest::prop_assert!(check_domain(&from).is_ok() && check_domain(&to).is_ok());
+                proptest::prop_assert!(to != ORIGIN && from != to);
+                proptest::prop_assert!(!(from.starts_with(COOP_PREFIX) && to.starts_with(COOP_PREFIX)));
+            }
+        }
     }
 
     #[test]

@@ -16,10 +16,10 @@
 
 use crate::policy::Policy;
 use crate::TrustError;
+pub use libpep::keys::distribution::SessionKeyShares;
 use libpep::keys::distribution::{
     make_distributed_global_keys, BlindedGlobalSecretKeys, BlindingFactor,
 };
-pub use libpep::keys::distribution::SessionKeyShares;
 pub use libpep::keys::PseudonymSessionPublicKey;
 use libpep::prelude::*;
 
@@ -28,9 +28,9 @@ pub const ORIGIN: &str = "trust:origin";
 /// The trust's own research domain.
 pub const RESEARCH: &str = "trust:research";
 
-pub use libpep::prelude::{EncryptedPseudonym, Pseudonym};
 /// Byte and hex conversions of ciphertexts and pseudonyms.
 pub use libpep::prelude::{ElGamalEncryptable, ElGamalEncrypted};
+pub use libpep::prelude::{EncryptedPseudonym, Pseudonym};
 
 /// The federation's public key material, created once at setup. Both parts
 /// are public: the global public key, and the global secret key blinded by
@@ -63,7 +63,8 @@ struct SecretsFile {
 
 fn hex32(s: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, TrustError> {
     let mut out = zeroize::Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(s, out.as_mut()).map_err(|_| TrustError::Invalid("a secret is 64 hex characters"))?;
+    hex::decode_to_slice(s, out.as_mut())
+        .map_err(|_| TrustError::Invalid("a secret is 64 hex characters"))?;
     Ok(out)
 }
 
@@ -84,7 +85,9 @@ impl TranscryptorSecrets {
         let f: SecretsFile = serde_json::from_str(s)
             .map_err(|_| TrustError::Invalid("not a transcryptor secrets file"))?;
         if f.v != 1 {
-            return Err(TrustError::Invalid("unsupported transcryptor secrets format version"));
+            return Err(TrustError::Invalid(
+                "unsupported transcryptor secrets format version",
+            ));
         }
         let blinding = BlindingFactor::from_hex(&f.blinding)
             .ok_or(TrustError::Invalid("the blinding factor is not a scalar"))?;
@@ -140,8 +143,8 @@ impl Federation {
     }
 
     pub fn from_json(s: &str) -> Result<Self, TrustError> {
-        let f: Self = serde_json::from_str(s)
-            .map_err(|_| TrustError::Invalid("not a federation file"))?;
+        let f: Self =
+            serde_json::from_str(s).map_err(|_| TrustError::Invalid("not a federation file"))?;
         if f.v != 1 {
             return Err(TrustError::Invalid("unsupported federation format version"));
         }

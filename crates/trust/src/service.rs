@@ -32,7 +32,9 @@ use me2b_audit::AuditLog;
 use me2b_crypto::Keyring;
 use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_domain::{Clock, MemberId, OrgId, Random, SharingId, Timestamp, TrustReceiptId};
-use me2b_storage::{pack_area, unpack_area, BudgetCharge, Store, TrustDim, TrustReceiptRow, TrustSharingRow};
+use me2b_storage::{
+    pack_area, unpack_area, BudgetCharge, Store, TrustDim, TrustReceiptRow, TrustSharingRow,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -95,15 +97,20 @@ impl Default for Governance {
 
 impl Governance {
     pub fn from_toml(s: &str) -> Result<Self, TrustError> {
-        let g: Self =
-            toml::from_str(s).map_err(|_| TrustError::Invalid("trust.toml is not valid governance config"))?;
+        let g: Self = toml::from_str(s)
+            .map_err(|_| TrustError::Invalid("trust.toml is not valid governance config"))?;
         if g.min_cohort == 0 || g.max_values_per_member == 0 || g.areas.is_empty() {
             return Err(TrustError::Invalid(
                 "min_cohort, max_values_per_member and areas must be set",
             ));
         }
-        if g.areas.iter().any(|a| a.is_empty() || a.len() > 8 || !a.is_ascii()) {
-            return Err(TrustError::Invalid("an area code is 1 to 8 ASCII characters"));
+        if g.areas
+            .iter()
+            .any(|a| a.is_empty() || a.len() > 8 || !a.is_ascii())
+        {
+            return Err(TrustError::Invalid(
+                "an area code is 1 to 8 ASCII characters",
+            ));
         }
         Ok(g)
     }
@@ -376,7 +383,11 @@ impl Trust {
             .enumerate()
             .map(|(i, c)| (c.slug.clone(), i))
             .collect();
-        let by_id = categories.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        let by_id = categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i))
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -447,7 +458,12 @@ impl Trust {
                 grant: grant.clone(),
                 items: batch.to_vec(),
             };
-            out.extend(run_chain(&self.inner.links, req).await?.into_iter().map(|i| i.ct));
+            out.extend(
+                run_chain(&self.inner.links, req)
+                    .await?
+                    .into_iter()
+                    .map(|i| i.ct),
+            );
         }
         Ok(out)
     }
@@ -481,7 +497,9 @@ impl Trust {
             ct: origin,
             key: self.inner.federation.origin_key(),
         };
-        let cts = self.chain("trust", ORIGIN, domain, None, vec![item]).await?;
+        let cts = self
+            .chain("trust", ORIGIN, domain, None, vec![item])
+            .await?;
         let ct = cts.first().ok_or(TrustError::MalformedCiphertext)?;
         Ok(self.client(domain).await?.decrypt(ct))
     }
@@ -515,7 +533,9 @@ impl Trust {
                 .by_slug
                 .get(&i.category)
                 .and_then(|ix| self.inner.categories.get(*ix))
-                .ok_or_else(|| TrustError::UnknownCategory(i.category.chars().take(64).collect()))?;
+                .ok_or_else(|| {
+                    TrustError::UnknownCategory(i.category.chars().take(64).collect())
+                })?;
             if c.sensitive {
                 return Err(TrustError::SensitiveCategory(c.slug.clone()));
             }
@@ -542,7 +562,11 @@ impl Trust {
 
     /// Pseudonymises and stores a co-op's receipts: all or none.
     #[tracing::instrument(skip_all)]
-    pub async fn submit(&self, org: OrgId, receipts: &[ReceiptIn]) -> Result<Submitted, TrustError> {
+    pub async fn submit(
+        &self,
+        org: OrgId,
+        receipts: &[ReceiptIn],
+    ) -> Result<Submitted, TrustError> {
         let result = self.submit_inner(org, receipts).await;
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
@@ -559,7 +583,11 @@ impl Trust {
         result
     }
 
-    async fn submit_inner(&self, org: OrgId, receipts: &[ReceiptIn]) -> Result<Submitted, TrustError> {
+    async fn submit_inner(
+        &self,
+        org: OrgId,
+        receipts: &[ReceiptIn],
+    ) -> Result<Submitted, TrustError> {
         if receipts.is_empty() || receipts.len() > MAX_RECEIPTS {
             return Err(TrustError::Invalid("a submission has 1 to 1,000 receipts"));
         }
@@ -616,7 +644,12 @@ impl Trust {
                 .research_budgets
                 .get(p)
                 .map(|b| (format!("research:{p}"), *b))
-                .ok_or_else(|| TrustError::NoBudget(format!("research:{}", p.chars().take(40).collect::<String>()))),
+                .ok_or_else(|| {
+                    TrustError::NoBudget(format!(
+                        "research:{}",
+                        p.chars().take(40).collect::<String>()
+                    ))
+                }),
             None => Ok((
                 format!("org:{org}"),
                 g.org_budgets
@@ -638,12 +671,16 @@ impl Trust {
     }
 
     fn category_id(&self, slug: &str) -> Result<i64, TrustError> {
-        self.inner
+        let c = self
+            .inner
             .by_slug
             .get(slug)
             .and_then(|i| self.inner.categories.get(*i))
-            .map(|c| c.id)
-            .ok_or_else(|| TrustError::UnknownCategory(slug.chars().take(64).collect()))
+            .ok_or_else(|| TrustError::UnknownCategory(slug.chars().take(64).collect()))?;
+        if c.sensitive {
+            return Err(TrustError::SensitiveCategory(c.slug.clone()));
+        }
+        Ok(c.id)
     }
 
     /// Answers a question with differential privacy, charging the requester's
@@ -683,11 +720,17 @@ impl Trust {
             Overlap(String, String),
         }
         let plan = match &ask.question {
-            Question::Count { scope, category, area } => {
+            Question::Count {
+                scope,
+                category,
+                area,
+            } => {
                 let s = self.scope(org, *scope, research)?;
                 let filter = match (category, area) {
                     (Some(_), Some(_)) => {
-                        return Err(TrustError::Invalid("count by a category or an area, not both"))
+                        return Err(TrustError::Invalid(
+                            "count by a category or an area, not both",
+                        ))
                     }
                     (Some(c), None) => Some((TrustDim::Category, self.category_id(c)?)),
                     (None, Some(a)) => {
@@ -707,7 +750,9 @@ impl Trust {
                     _ => return Err(TrustError::UnboundedSum),
                 }
             }
-            Question::Histogram { scope, by } => Plan::Hist(self.scope(org, *scope, research)?, *by),
+            Question::Histogram { scope, by } => {
+                Plan::Hist(self.scope(org, *scope, research)?, *by)
+            }
             Question::Overlap { a, b } => {
                 let a = match a {
                     Some(a) if *a != org && !research => {
@@ -719,13 +764,17 @@ impl Trust {
                     None => org,
                 };
                 if a == *b {
-                    return Err(TrustError::Invalid("an overlap is between two different co-ops"));
+                    return Err(TrustError::Invalid(
+                        "an overlap is between two different co-ops",
+                    ));
                 }
                 Plan::Overlap(a.to_string(), b.to_string())
             }
         };
-        let needed = i64::try_from(micros_up(eps)).map_err(|_| TrustError::Invalid("ε too large"))?;
-        let budget_m = i64::try_from(micros_down(budget)).map_err(|_| TrustError::Invalid("budget too large"))?;
+        let needed =
+            i64::try_from(micros_up(eps)).map_err(|_| TrustError::Invalid("ε too large"))?;
+        let budget_m = i64::try_from(micros_down(budget))
+            .map_err(|_| TrustError::Invalid("budget too large"))?;
         let spent = match store.trust_charge(&requester, needed, budget_m).await? {
             BudgetCharge::Charged { spent } => spent,
             BudgetCharge::Refused { spent } => {
@@ -741,9 +790,12 @@ impl Trust {
         let noise = self.inner.noise.as_ref();
         let min = g.min_cohort;
         let figure = match plan {
-            Plan::Count(s, None) => {
-                Figure::Count(insights::count(noise, store.trust_member_count(&s).await?, eps_charged, min)?)
-            }
+            Plan::Count(s, None) => Figure::Count(insights::count(
+                noise,
+                store.trust_member_count(&s).await?,
+                eps_charged,
+                min,
+            )?),
             Plan::Count(s, Some((dim, value))) => {
                 let n = store
                     .trust_bin_counts(&s, dim)
@@ -754,12 +806,22 @@ impl Trust {
                     .unwrap_or(0);
                 Figure::Count(insights::count(noise, n, eps_charged, min)?)
             }
-            Plan::Overlap(a, b) => {
-                Figure::Count(insights::count(noise, store.trust_overlap(&a, &b).await?, eps_charged, min)?)
-            }
+            Plan::Overlap(a, b) => Figure::Count(insights::count(
+                noise,
+                store.trust_overlap(&a, &b).await?,
+                eps_charged,
+                min,
+            )?),
             Plan::Sum(s, upper) => {
                 let (n, sum) = store.trust_clamped_sum(&s, upper).await?;
-                Figure::Sum(insights::aggregate_sum(noise, n, sum, upper, eps_charged, min)?)
+                Figure::Sum(insights::aggregate_sum(
+                    noise,
+                    n,
+                    sum,
+                    upper,
+                    eps_charged,
+                    min,
+                )?)
             }
             Plan::Hist(s, by) => {
                 let (labels, values): (Vec<String>, Vec<i64>) = match by {
@@ -776,8 +838,12 @@ impl Trust {
                     By::Category => TrustDim::Category,
                     By::Area => TrustDim::Area,
                 };
-                let found: HashMap<i64, u64> = store.trust_bin_counts(&s, dim).await?.into_iter().collect();
-                let counts: Vec<u64> = values.iter().map(|v| found.get(v).copied().unwrap_or(0)).collect();
+                let found: HashMap<i64, u64> =
+                    store.trust_bin_counts(&s, dim).await?.into_iter().collect();
+                let counts: Vec<u64> = values
+                    .iter()
+                    .map(|v| found.get(v).copied().unwrap_or(0))
+                    .collect();
                 Figure::Histogram(insights::histogram(
                     noise,
                     &labels,
@@ -837,10 +903,14 @@ impl Trust {
         days: i64,
     ) -> Result<SharingView, TrustError> {
         if purpose != CROSS_SELL {
-            return Err(TrustError::Invalid("the only sharing purpose is `cross-sell`"));
+            return Err(TrustError::Invalid(
+                "the only sharing purpose is `cross-sell`",
+            ));
         }
         if from == to {
-            return Err(TrustError::Invalid("sharing is between two different co-ops"));
+            return Err(TrustError::Invalid(
+                "sharing is between two different co-ops",
+            ));
         }
         if !(1..=self.inner.governance.max_sharing_days).contains(&days) {
             return Err(TrustError::Invalid("a sharing consent runs 1 to 365 days"));
@@ -859,7 +929,9 @@ impl Trust {
             to_org: to,
             purpose: purpose.to_owned(),
             created_at: now,
-            expires_at: Timestamp::from_unix_millis(now.unix_millis().saturating_add(days * MS_PER_DAY)),
+            expires_at: Timestamp::from_unix_millis(
+                now.unix_millis().saturating_add(days * MS_PER_DAY),
+            ),
             withdrawn_at: None,
         };
         self.inner.store.insert_trust_sharing(&row).await?;
@@ -869,7 +941,11 @@ impl Trust {
                 AuditEvent::new(Actor::Member(member), Action::TrustSharing)
                     .subject(member)
                     .object(format!("give {} ({from} -> {to})", row.id))
-                    .terms("dpv:Marketing", "dpv:PurchasesAndSpendingHabit", "dpv:Transfer"),
+                    .terms(
+                        "dpv:Marketing",
+                        "dpv:PurchasesAndSpendingHabit",
+                        "dpv:Transfer",
+                    ),
             )
             .await?;
         Ok(Self::sharing_view(&row))
@@ -888,7 +964,11 @@ impl Trust {
 
     /// Withdraws a sharing consent: durable before this returns.
     #[tracing::instrument(skip_all)]
-    pub async fn withdraw_sharing(&self, member: MemberId, id: SharingId) -> Result<(), TrustError> {
+    pub async fn withdraw_sharing(
+        &self,
+        member: MemberId,
+        id: SharingId,
+    ) -> Result<(), TrustError> {
         if !self
             .inner
             .store
@@ -912,7 +992,11 @@ impl Trust {
     #[tracing::instrument(skip_all)]
     pub async fn member_view(&self, member: MemberId) -> Result<MemberTrust, TrustError> {
         let p = self.pseudonym_in(member, LOYALTY).await?;
-        let loyalty_points = self.inner.store.trust_loyalty_balance(&self.tag(LOYALTY, &p)).await?;
+        let loyalty_points = self
+            .inner
+            .store
+            .trust_loyalty_balance(&self.tag(LOYALTY, &p))
+            .await?;
         let sharing = self
             .inner
             .store
@@ -930,9 +1014,17 @@ impl Trust {
     /// Receipts `from` holds about members who consented to share them with
     /// `to`, each under `to`'s own pseudonym for the member.
     #[tracing::instrument(skip_all)]
-    pub async fn shared_with(&self, to: OrgId, from: OrgId) -> Result<Vec<SharedMember>, TrustError> {
+    pub async fn shared_with(
+        &self,
+        to: OrgId,
+        from: OrgId,
+    ) -> Result<Vec<SharedMember>, TrustError> {
         let now = self.inner.clock.now();
-        let grants = self.inner.store.trust_sharing_between(from, to, now).await?;
+        let grants = self
+            .inner
+            .store
+            .trust_sharing_between(from, to, now)
+            .await?;
         let (from_d, to_d) = (coop_domain(from), coop_domain(to));
         let partner = self.client(&to_d).await?;
         let mut out = Vec::new();
@@ -944,7 +1036,9 @@ impl Trust {
                     ct: origin,
                     key: self.inner.federation.origin_key(),
                 };
-                let cts = self.chain("trust", ORIGIN, RESEARCH, None, vec![item]).await?;
+                let cts = self
+                    .chain("trust", ORIGIN, RESEARCH, None, vec![item])
+                    .await?;
                 research.decrypt(cts.first().ok_or(TrustError::MalformedCiphertext)?)
             };
             let receipts = self
@@ -960,7 +1054,10 @@ impl Trust {
                 .iter()
                 .map(|r| {
                     EncryptedPseudonym::from_slice(&r.source_ct)
-                        .map(|ct| Item { ct, key: source_key })
+                        .map(|ct| Item {
+                            ct,
+                            key: source_key,
+                        })
                         .ok_or(TrustError::MalformedCiphertext)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -973,7 +1070,9 @@ impl Trust {
                 expires_at_ms: g.expires_at.unix_millis(),
             }
             .sign(&self.inner.keys);
-            let cts = self.chain(&to.to_string(), &from_d, &to_d, Some(grant), items).await?;
+            let cts = self
+                .chain(&to.to_string(), &from_d, &to_d, Some(grant), items)
+                .await?;
             let pseudonym = cts
                 .first()
                 .map(|ct| partner.decrypt(ct).to_hex())
@@ -1009,7 +1108,11 @@ impl Trust {
             .record(
                 AuditEvent::new(Actor::Organisation(to), Action::TrustCrossSell)
                     .object(format!("from {from}: {} members", out.len()))
-                    .terms("dpv:Marketing", "dpv:PurchasesAndSpendingHabit", "dpv:Transfer"),
+                    .terms(
+                        "dpv:Marketing",
+                        "dpv:PurchasesAndSpendingHabit",
+                        "dpv:Transfer",
+                    ),
             )
             .await?;
         Ok(out)
@@ -1017,7 +1120,11 @@ impl Trust {
 
     /// Tries to move one co-op's pseudonyms into another's domain without a
     /// grant. The transcryptors refuse; used to show (and test) that they do.
-    pub async fn transcrypt_without_consent(&self, from: OrgId, to: OrgId) -> Result<(), TrustError> {
+    pub async fn transcrypt_without_consent(
+        &self,
+        from: OrgId,
+        to: OrgId,
+    ) -> Result<(), TrustError> {
         let (from_d, to_d) = (coop_domain(from), coop_domain(to));
         let c = self.client(&from_d).await?;
         let mut rng = self.rng();
@@ -1025,13 +1132,20 @@ impl Trust {
             ct: c.encrypt_pseudonym(&Pseudonym::random(&mut rng), &mut rng),
             key: c.key(),
         };
-        self.chain(&to.to_string(), &from_d, &to_d, None, vec![item]).await.map(|_| ())
+        self.chain(&to.to_string(), &from_d, &to_d, None, vec![item])
+            .await
+            .map(|_| ())
     }
 
     /// Earns (`points` > 0) or redeems (`points` < 0) loyalty points at `org`
     /// for the member behind the co-op's pseudonym; returns the new balance.
     #[tracing::instrument(skip_all)]
-    pub async fn loyalty(&self, org: OrgId, pseudonym_hex: &str, points: i64) -> Result<i64, TrustError> {
+    pub async fn loyalty(
+        &self,
+        org: OrgId,
+        pseudonym_hex: &str,
+        points: i64,
+    ) -> Result<i64, TrustError> {
         if points == 0 || points.abs() > MAX_POINTS {
             return Err(TrustError::Invalid("points are 1 to 1,000,000"));
         }
@@ -1044,7 +1158,9 @@ impl Trust {
             ct: c.encrypt_pseudonym(&p, &mut self.rng()),
             key: c.key(),
         };
-        let cts = self.chain(&org.to_string(), &domain, LOYALTY, None, vec![item]).await?;
+        let cts = self
+            .chain(&org.to_string(), &domain, LOYALTY, None, vec![item])
+            .await?;
         let lp = self
             .client(LOYALTY)
             .await?
@@ -1060,7 +1176,11 @@ impl Trust {
             .record(
                 AuditEvent::new(Actor::Organisation(org), Action::TrustLoyalty)
                     .object(format!("{kind} {}", points.abs()))
-                    .outcome(if result.is_some() { Outcome::Ok } else { Outcome::Denied }),
+                    .outcome(if result.is_some() {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Denied
+                    }),
             )
             .await?;
         result.ok_or(TrustError::InsufficientPoints)
@@ -1069,5 +1189,75 @@ impl Trust {
     /// Area codes as stored in bins, for display.
     pub fn area_name(v: i64) -> String {
         unpack_area(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn receipt(day: Option<&str>, at: Option<&str>) -> ReceiptIn {
+        ReceiptIn {
+            pseudonym: String::new(),
+            day: day.map(str::to_owned),
+            at: at.map(str::to_owned),
+            area: "NL-NH".into(),
+            items: Vec::new(),
+            amount_cents: None,
+        }
+    }
+
+    #[test]
+    fn times_are_coarsened_to_the_day() {
+        let d = parse_day(&receipt(None, Some("2026-11-20T23:59:59+00:00"))).unwrap();
+        assert_eq!(day_string(d), "2026-11-20");
+        // The day of the time as given (its own offset), not of UTC.
+        let d = parse_day(&receipt(None, Some("2026-11-20T00:30:00+01:00"))).unwrap();
+        assert_eq!(day_string(d), "2026-11-20");
+        assert_eq!(
+            day_string(parse_day(&receipt(Some("1970-01-01"), None)).unwrap()),
+            "1970-01-01"
+        );
+        assert!(parse_day(&receipt(Some("2026-11-20"), Some("2026-11-20T10:00:00Z"))).is_err());
+        assert!(parse_day(&receipt(None, None)).is_err());
+        assert!(parse_day(&receipt(Some("20-11-2026"), None)).is_err());
+    }
+
+    #[test]
+    fn governance_files_are_checked() {
+        assert_eq!(Governance::from_toml("").unwrap(), Governance::default());
+        let g =
+            Governance::from_toml("min_cohort = 50\nresearch_budgets = { \"food-poverty\" = 2.0 }")
+                .unwrap();
+        assert_eq!(g.min_cohort, 50);
+        assert_eq!(g.research_budgets.get("food-poverty"), Some(&2.0));
+        assert!(Governance::from_toml("min_cohort = 0").is_err());
+        assert!(Governance::from_toml("areas = []").is_err());
+        assert!(Governance::from_toml("areas = [\"a-very-long-area\"]").is_err());
+        assert!(
+            Governance::from_toml("budgets = 1").is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    proptest! {
+        /// Untrusted day and time strings never panic, and whatever parses
+        /// comes back as a plain `YYYY-MM-DD`.
+        #[test]
+        fn day_parsing_never_panics(day in "\\PC{0,40}", at in "\\PC{0,40}", which in 0u8..2) {
+            let r = if which == 0 { receipt(Some(&day), None) } else { receipt(None, Some(&at)) };
+            if let Ok(d) = parse_day(&r) {
+                let s = day_string(d);
+                prop_assert_eq!(s.len(), 10);
+            }
+        }
+
+        /// Valid dates round-trip through the stored day number.
+        #[test]
+        fn valid_days_round_trip(y in 1970i32..2200, m in 1u8..=12, d in 1u8..=28) {
+            let s = format!("{y:04}-{m:02}-{d:02}");
+            prop_assert_eq!(day_string(parse_day(&receipt(Some(&s), None)).unwrap()), s);
+        }
     }
 }

@@ -119,9 +119,17 @@ pub async fn earn(
 ) -> Result<Json<BalanceOut>, ApiError> {
     need_insights_role(&o)?;
     if input.points <= 0 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", "points are 1 to 1,000,000"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "points are 1 to 1,000,000",
+        ));
     }
-    let balance = s.node.trust.loyalty(o.0.org.id, &input.pseudonym, input.points).await?;
+    let balance = s
+        .node
+        .trust
+        .loyalty(o.0.org.id, &input.pseudonym, input.points)
+        .await?;
     Ok(Json(BalanceOut { balance }))
 }
 
@@ -136,9 +144,17 @@ pub async fn redeem(
 ) -> Result<Json<BalanceOut>, ApiError> {
     need_insights_role(&o)?;
     if input.points <= 0 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", "points are 1 to 1,000,000"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "points are 1 to 1,000,000",
+        ));
     }
-    let balance = s.node.trust.loyalty(o.0.org.id, &input.pseudonym, -input.points).await?;
+    let balance = s
+        .node
+        .trust
+        .loyalty(o.0.org.id, &input.pseudonym, -input.points)
+        .await?;
     Ok(Json(BalanceOut { balance }))
 }
 
@@ -170,7 +186,13 @@ pub async fn card(
     Path(org): Path<String>,
 ) -> Result<Json<CardOut>, ApiError> {
     let org = org_id(&org)?;
-    match s.node.store.org(org).await.map_err(me2b_trust::TrustError::from)? {
+    match s
+        .node
+        .store
+        .org(org)
+        .await
+        .map_err(me2b_trust::TrustError::from)?
+    {
         Some(row) if row.deleted_at.is_none() => {}
         _ => return Err(ApiError::not_found()),
     }
@@ -203,7 +225,13 @@ pub async fn share(
     let v = s
         .node
         .trust
-        .share(m.session.member, input.from, input.to, &input.purpose, input.days.unwrap_or(90))
+        .share(
+            m.session.member,
+            input.from,
+            input.to,
+            &input.purpose,
+            input.days.unwrap_or(90),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
