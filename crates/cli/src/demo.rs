@@ -393,6 +393,8 @@ struct OffersReport {
     live: usize,
     refused: usize,
     leads: usize,
+    /// Corner Co-op (grocer), Green Wheels (bikes), Fair Threads (second-hand).
+    coops: [me2b_storage::OrgRow; 3],
 }
 
 async fn offers_story(
@@ -968,6 +970,1016 @@ async fn offers_story(
         live: titles.len(),
         refused: n_refused,
         leads: leads.len(),
+        coops: [corner, green, threads],
+    })
+}
+
+/// Members who hand their cards to the co-ops in the trust walk-through:
+/// enough for figures above the minimum cohort, few enough to stay quick.
+const TRUST_COHORT: usize = 300;
+/// What the three trust co-ops sell, in the order of `OffersReport::coops`.
+const TRUST_SHOPS: [&str; 3] = ["grocer", "bikes", "second-hand"];
+
+/// Where the `k`th member of the trust cohort shops: 60% at the grocer, 40%
+/// at the bike co-op (30% at both), 30% at the second-hand co-op.
+fn shops_at(k: usize) -> [bool; 3] {
+    let d = k % 10;
+    [d < 6, (3..=6).contains(&d), matches!(d, 5 | 7 | 8)]
+}
+
+/// The receipts co-op `shop` holds about the `k`th member, under its card:
+/// 1 to 3, timed to the second, in a province.
+fn trust_receipts(shop: usize, k: usize, pseudonym: &str) -> Vec<serde_json::Value> {
+    (0..1 + k % 3)
+        .map(|r| {
+            let day = 1 + (k * 7 + r * 11) % 28;
+            let at = format!(
+                "2026-11-{day:02}T{:02}:{:02}:{:02}+01:00",
+                8 + (k + r) % 12,
+                (k * 13 + r) % 60,
+                (k * 31 + r * 17) % 60
+            );
+            let v = |base: usize, span: usize| (base + (k * 37 + r * 53) % span) as i64;
+            let (area, items) = match shop {
+                0 => {
+                    let mut items = vec![("organic", v(249, 900))];
+                    if (k + r).is_multiple_of(2) {
+                        items.push(("fair-trade", v(399, 600)));
+                    }
+                    if k % 4 == 1 {
+                        items.push(("plant-based", v(189, 400)));
+                    }
+                    if r % 2 == 1 {
+                        items.push(("dairy-and-eggs", v(129, 300)));
+                    }
+                    if k.is_multiple_of(5) {
+                        items.push(("refill-and-zero-waste", v(299, 500)));
+                    }
+                    (
+                        if k.is_multiple_of(3) {
+                            "NL-UT"
+                        } else {
+                            "NL-NH"
+                        },
+                        items,
+                    )
+                }
+                1 => {
+                    let items = if r == 0 {
+                        vec![
+                            ("repair", v(1_500, 3_000)),
+                            ("bicycles-and-accessories", v(1_200, 1_800)),
+                        ]
+                    } else {
+                        vec![("cycling", v(2_000, 6_000))]
+                    };
+                    (["NL-UT", "NL-ZH", "NL-NH"][k % 3], items)
+                }
+                _ => {
+                    let mut items = vec![("second-hand", v(500, 3_500))];
+                    items.push(if k % 50 == 7 {
+                        ("toys", v(300, 1_200))
+                    } else if k.is_multiple_of(3) {
+                        ("books-and-literature", v(200, 800))
+                    } else {
+                        ("apparel", v(800, 2_500))
+                    });
+                    if r == 1 {
+                        items.push(("repair", v(500, 1_500)));
+                    }
+                    (["NL-UT", "NL-ZH"][k % 2], items)
+                }
+            };
+            let items: Vec<serde_json::Value> = items
+                .into_iter()
+                .map(|(c, a)| serde_json::json!({"category": c, "amount_cents": a}))
+                .collect();
+            serde_json::json!({"pseudonym": pseudonym, "at": at, "area": area, "items": items})
+        })
+        .collect()
+}
+
+fn eur(cents: i64) -> String {
+    format!("€{}.{:02}", cents / 100, cents % 100)
+}
+
+/// A pseudonym as the demo prints it: the first 16 hex digits.
+fn short(p: &str) -> String {
+    format!("{}…", p.chars().take(16).collect::<String>())
+}
+
+/// "Green Wheels'", "Corner Co-op's".
+fn poss(name: &str) -> String {
+    if name.ends_with('s') {
+        format!("{name}'")
+    } else {
+        format!("{name}'s")
+    }
+}
+
+fn err_code(v: &serde_json::Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+fn err_message(v: &serde_json::Value) -> &str {
+    v["error"]["message"].as_str().unwrap_or("")
+}
+
+/// Items as "organic €2.49, fair-trade €3.99".
+fn items_line(r: &serde_json::Value) -> String {
+    r["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            format!(
+                "{} {}",
+                i["category"].as_str().unwrap_or(""),
+                eur(i["amount_cents"].as_i64().unwrap_or(0))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `POST /v1/org/trust/insights`.
+async fn insight(
+    app: &axum::Router,
+    key: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+    call(app, Method::POST, "/v1/org/trust/insights", key, Some(body)).await
+}
+
+/// "ε 1.0 spent, 2.0 of 3.0 left" from an answer.
+fn budget_line(v: &serde_json::Value) -> String {
+    let b = &v["budget"];
+    format!(
+        "ε {} spent, {} of {} left",
+        b["epsilon_spent_now"], b["remaining"], b["budget"]
+    )
+}
+
+/// `GET /v1/me/trust/cards/{org}` as the member: that co-op's pseudonym.
+async fn card_of(
+    app: &axum::Router,
+    token: &str,
+    org: me2b_domain::OrgId,
+) -> anyhow::Result<String> {
+    let (st, v) = call(
+        app,
+        Method::GET,
+        &format!("/v1/me/trust/cards/{org}"),
+        token,
+        None,
+    )
+    .await?;
+    ensure(st == StatusCode::OK, &format!("card failed: {st} {v}"))?;
+    Ok(v["pseudonym"].as_str().unwrap_or("").to_owned())
+}
+
+/// What the trust section hands to the report.
+#[derive(Default)]
+struct TrustReport {
+    receipts: usize,
+    batches_refused: usize,
+    answered: usize,
+    refused: usize,
+    shared: usize,
+    transcryptions: usize,
+}
+
+async fn trust_story(
+    node: &Node,
+    app: &axum::Router,
+    made: &Made,
+    erased: MemberId,
+    coops: &[me2b_storage::OrgRow; 3],
+) -> anyhow::Result<TrustReport> {
+    use me2b_domain::audit::Actor;
+    let t0 = Instant::now();
+    let trust = &node.trust;
+    let mut keys = Vec::new();
+    for c in coops {
+        let k = node
+            .orgs
+            .create_key(
+                Actor::Operator,
+                c.id,
+                Roles::try_from(vec![Role::Insights])?,
+            )
+            .await?;
+        keys.push(k.secret.expose().to_owned());
+    }
+    let names: Vec<&str> = coops.iter().map(|c| c.name.as_str()).collect();
+    let (grocer, bikes) = (&coops[0], &coops[1]);
+    let (grocer_key, bikes_key, threads_key) = (&keys[0], &keys[1], &keys[2]);
+    out!("\n10. The data trust. Co-ops pool receipts under pseudonyms; the trust answers their questions");
+    out!("   with differential privacy and links a member across co-ops only with the member's consent.");
+    if trust.single_party() {
+        out!(
+            "   Here it is single-party: {} transcryptors run in this process, so one operator holds every",
+            trust.transcryptors()
+        );
+        out!("   secret. Distributed, each transcryptor is its own party: `me2b trust init --transcryptors 3");
+        out!("   --out DIR --grant-key NODE_KEY`, then `me2b transcryptor --config DIR/transcryptor-I.json`");
+        out!("   on each party's host (each with its own data directory), and ME2B_TRUST_DIR=DIR for the node.");
+    } else {
+        out!(
+            "   It is distributed over {} transcryptor processes.",
+            trust.transcryptors()
+        );
+    }
+    out!(
+        "   The operator gives {} ({}), {} ({}) and {} ({})",
+        names[0],
+        TRUST_SHOPS[0],
+        names[1],
+        TRUST_SHOPS[1],
+        names[2],
+        TRUST_SHOPS[2]
+    );
+    out!("   each an API key with the `insights` role.");
+    let cohort: Vec<(usize, MemberId, String)> = made
+        .iter()
+        .filter(|m| m.1 != erased)
+        .take(TRUST_COHORT)
+        .map(|m| (m.0, m.1, m.2.expose().to_owned()))
+        .collect();
+    if cohort.len() < 2 {
+        out!("   (the rest of the walk-through needs at least 3 members)");
+        return Ok(TrustReport::default());
+    }
+    let name_of = |k: usize| NAMES[cohort[k].0 % NAMES.len()];
+
+    // Cards.
+    let org_ids: Vec<me2b_domain::OrgId> = coops.iter().map(|c| c.id).collect();
+    let wanted: Vec<(String, Vec<usize>)> = cohort
+        .iter()
+        .enumerate()
+        .map(|(k, m)| {
+            let s = shops_at(k);
+            (m.2.clone(), (0..3).filter(|c| s[*c]).collect())
+        })
+        .collect();
+    let cards: Vec<[Option<String>; 3]> = in_parallel(wanted, "cards shown", |(token, at)| {
+        let app = app.clone();
+        let org_ids = org_ids.clone();
+        async move {
+            let mut out: [Option<String>; 3] = Default::default();
+            for c in at {
+                out[c] = Some(card_of(&app, &token, org_ids[c]).await?);
+            }
+            anyhow::Ok(out)
+        }
+    })
+    .await?;
+    let at: Vec<usize> = (0..3)
+        .map(|c| cards.iter().filter(|x| x[c].is_some()).count())
+        .collect();
+    out!(
+        "\n10b. Cards. {} members each show a card (GET /v1/me/trust/cards/{{org}}) at the co-ops they",
+        cohort.len()
+    );
+    out!(
+        "   shop at: {} at {}, {} at {}, {} at {}. A card is that co-op's own",
+        at[0],
+        names[0],
+        at[1],
+        names[1],
+        at[2],
+        names[2]
+    );
+    out!("   pseudonym for the member: the member's encrypted pseudonym, moved into the co-op's domain by");
+    out!("   every transcryptor in turn.");
+    // A member who shops at all three (k % 10 == 5), when there is one.
+    let fk = if cohort.len() > 5 { 5 } else { 0 };
+    let (_, fid, ftoken) = &cohort[fk];
+    let fname = name_of(fk);
+    let mut fcards = Vec::new();
+    for id in &org_ids {
+        fcards.push(card_of(app, ftoken, *id).await?);
+    }
+    out!("   The cards of {fname} (member {fid}):");
+    for (n, c) in names.iter().zip(&fcards) {
+        out!("     {n:<14} {}", short(c));
+    }
+    let again = card_of(app, ftoken, grocer.id).await?;
+    ensure(again == fcards[0], "the same co-op got a different card")?;
+    ensure(
+        fcards[0] != fcards[1] && fcards[1] != fcards[2] && fcards[0] != fcards[2],
+        "two co-ops got the same pseudonym",
+    )?;
+    let all: std::collections::BTreeSet<&String> = cards.iter().flatten().flatten().collect();
+    ensure(
+        all.len() == at.iter().sum::<usize>(),
+        "two cards in the cohort are equal",
+    )?;
+    out!(
+        "   Asked again, {} gets {} again. All {} cards differ: no two co-ops",
+        names[0],
+        short(&again),
+        all.len()
+    );
+    out!("   can match their customers by pseudonym.");
+
+    // Receipts.
+    out!("\n10c. Receipts. Each co-op submits its receipts under its cards (POST /v1/org/trust/receipts).");
+    out!("   Refused, nothing stored (each a batch of 2, the 1st receipt valid):");
+    let first_grocer = cards
+        .iter()
+        .find_map(|c| c[0].clone())
+        .context("a grocer card")?;
+    let ok_receipt = trust_receipts(0, 0, &first_grocer).remove(0);
+    let mut postcode = ok_receipt.clone();
+    postcode["area"] = "2011 AB".into();
+    let mut pharmacy = ok_receipt.clone();
+    pharmacy["items"] =
+        serde_json::json!([{"category": "pharmacy-and-medicines", "amount_cents": 795}]);
+    let mut n_refused = 0;
+    for (what, bad, code) in [
+        ("area \"2011 AB\" (a postcode)", postcode, "unknown_area"),
+        (
+            "an item in pharmacy-and-medicines",
+            pharmacy,
+            "sensitive_category",
+        ),
+    ] {
+        let (st, v) = call(
+            app,
+            Method::POST,
+            "/v1/org/trust/receipts",
+            grocer_key,
+            Some(serde_json::json!({"receipts": [ok_receipt.clone(), bad]})),
+        )
+        .await?;
+        ensure(
+            st == StatusCode::UNPROCESSABLE_ENTITY && err_code(&v) == code,
+            &format!("a bad receipt was not refused: {st} {v}"),
+        )?;
+        n_refused += 1;
+        out!("     {}, {what}: REFUSED, {st} {code}", names[0]);
+        out!("       \"{}\"", err_message(&v));
+    }
+    let kept = node
+        .store
+        .trust_member_count(&grocer.id.to_string())
+        .await?;
+    ensure(kept == 0, "a refused batch was partly stored")?;
+    out!(
+        "     All or nothing: the valid receipts went too (the trust holds {kept} {} members).",
+        names[0]
+    );
+    out!("   Accepted:");
+    let mut n_receipts = 0;
+    let mut sample = None;
+    for (c, key) in [grocer_key, bikes_key, threads_key].into_iter().enumerate() {
+        let receipts: Vec<serde_json::Value> = cards
+            .iter()
+            .enumerate()
+            .filter_map(|(k, x)| x[c].as_ref().map(|p| trust_receipts(c, k, p)))
+            .flatten()
+            .collect();
+        let mut cats: Vec<String> = Vec::new();
+        let mut areas = std::collections::BTreeSet::new();
+        for r in &receipts {
+            areas.insert(r["area"].as_str().unwrap_or("").to_owned());
+            for i in r["items"].as_array().into_iter().flatten() {
+                let cat = i["category"].as_str().unwrap_or("").to_owned();
+                if !cats.contains(&cat) {
+                    cats.push(cat);
+                }
+            }
+        }
+        if sample.is_none() {
+            sample = receipts.first().cloned();
+        }
+        let mut stored = 0;
+        let mut status = StatusCode::CREATED;
+        for chunk in receipts.chunks(me2b_trust::service::MAX_RECEIPTS) {
+            let (st, v) = call(
+                app,
+                Method::POST,
+                "/v1/org/trust/receipts",
+                key,
+                Some(serde_json::json!({"receipts": chunk})),
+            )
+            .await?;
+            ensure(
+                st == StatusCode::CREATED,
+                &format!("receipts refused: {st} {v}"),
+            )?;
+            status = st;
+            stored += v["stored"].as_u64().unwrap_or(0) as usize;
+        }
+        ensure(stored == receipts.len(), "not every receipt was stored")?;
+        n_receipts += stored;
+        out!(
+            "     {} ({}): {} receipts → {status}, {stored} stored; in {}",
+            names[c],
+            TRUST_SHOPS[c],
+            receipts.len(),
+            areas.into_iter().collect::<Vec<_>>().join(", ")
+        );
+        out!("       {}", cats.join(", "));
+    }
+    if let Some(s) = sample {
+        out!(
+            "   One receipt as {} sends it: pseudonym {},",
+            names[0],
+            short(s["pseudonym"].as_str().unwrap_or(""))
+        );
+        out!(
+            "     at {}, area {},",
+            s["at"].as_str().unwrap_or(""),
+            s["area"].as_str().unwrap_or("")
+        );
+        out!("     {}", items_line(&s));
+        out!(
+            "   As the trust keeps it: day {}, area {}, the same items; the member only as a keyed hash",
+            s["at"].as_str().unwrap_or("").get(..10).unwrap_or(""),
+            s["area"].as_str().unwrap_or("")
+        );
+        out!("   of their research-domain pseudonym, next to ciphertexts only the transcryptors can move.");
+    }
+
+    // Questions.
+    let count_where = |f: &dyn Fn(usize) -> bool| (0..cohort.len()).filter(|k| f(*k)).count();
+    let overlap_true = count_where(&|k| shops_at(k)[0] && shops_at(k)[1]);
+    let stored_overlap = node
+        .store
+        .trust_overlap(&grocer.id.to_string(), &bikes.id.to_string())
+        .await?;
+    ensure(
+        stored_overlap as usize == overlap_true,
+        "the trust's overlap differs from the receipts sent",
+    )?;
+    let g = trust.governance();
+    out!(
+        "\n10d. Questions (POST /v1/org/trust/insights). Each is charged to the co-op's ε budget ({:.1})",
+        g.default_org_budget
+    );
+    out!(
+        "   before noise is drawn (discrete Laplace, OpenDP); a noisy figure under {} is withheld.",
+        g.min_cohort
+    );
+    let (mut answered, mut refused_q) = (0, 0);
+    out!(
+        "   {}: how many of our members also shop at {}? (overlap, ε 0.5)",
+        names[0],
+        names[1]
+    );
+    let (st, v) = insight(
+        app,
+        grocer_key,
+        serde_json::json!({"question": {"kind": "overlap", "b": bikes.id}, "epsilon": 0.5}),
+    )
+    .await?;
+    if st == StatusCode::OK {
+        answered += 1;
+        out!(
+            "     → {} (noise scale {}; {})   (true value, known to the demo only: {overlap_true})",
+            v["figure"]["value"],
+            v["figure"]["noise_scale"],
+            budget_line(&v)
+        );
+    } else {
+        ensure(
+            err_code(&v) == "below_threshold",
+            &format!("overlap failed: {st} {v}"),
+        )?;
+        refused_q += 1;
+        out!("     → {st} below_threshold   (true value, known to the demo only: {overlap_true})");
+    }
+    let (st, v) = insight(
+        app,
+        grocer_key,
+        serde_json::json!({"question": {"kind": "histogram", "scope": "own", "by": "area"}, "epsilon": 1.0}),
+    )
+    .await?;
+    ensure(st == StatusCode::OK, &format!("histogram failed: {st} {v}"))?;
+    answered += 1;
+    let bins = v["figure"]["bins"].as_array().cloned().unwrap_or_default();
+    let true_bins: Vec<(String, u64)> = node
+        .store
+        .trust_bin_counts(&grocer.id.to_string(), me2b_storage::TrustDim::Area)
+        .await?
+        .into_iter()
+        .map(|(a, n)| (me2b_storage::unpack_area(a), n))
+        .collect();
+    let true_of = |area: &str| true_bins.iter().find(|b| b.0 == area).map_or(0, |b| b.1);
+    let shown: Vec<String> = bins
+        .iter()
+        .filter(|b| b["value"].is_i64())
+        .map(|b| {
+            let area = b["category"].as_str().unwrap_or("");
+            format!(
+                "{area} {}{}",
+                b["value"],
+                if true_of(area) == 0 {
+                    " (noise alone: no receipts there)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    out!(
+        "   {}: our members per province (histogram, ε 1.0; scale {}, as a member may be in {} bins)",
+        names[0],
+        v["figure"]["noise_scale"],
+        g.max_values_per_member
+    );
+    out!(
+        "     → {}{} of {} provinces withheld",
+        if shown.is_empty() {
+            String::new()
+        } else {
+            format!("{}; ", shown.join(", "))
+        },
+        bins.len() - shown.len(),
+        bins.len(),
+    );
+    out!(
+        "       {}   (true values, known to the demo only: {})",
+        budget_line(&v),
+        true_bins
+            .iter()
+            .map(|(a, n)| format!("{a} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out!("   {}: our members' total spend? (sum, no bound)", names[0]);
+    let (st, v) = insight(
+        app,
+        grocer_key,
+        serde_json::json!({"question": {"kind": "sum", "scope": "own"}, "epsilon": 1.0}),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::UNPROCESSABLE_ENTITY && err_code(&v) == "unbounded_sum",
+        "an unbounded sum was answered",
+    )?;
+    refused_q += 1;
+    out!("     → {st} unbounded_sum, nothing spent:");
+    out!("       \"{}\"", err_message(&v));
+    out!("   … each member's spend clamped to €100 (bounded sum, ε 1.0: half for the count, half for the sum)");
+    let (st, v) = insight(
+        app,
+        grocer_key,
+        serde_json::json!({"question": {"kind": "sum", "scope": "own", "upper_cents": 10_000}, "epsilon": 1.0}),
+    )
+    .await?;
+    ensure(st == StatusCode::OK, &format!("sum failed: {st} {v}"))?;
+    answered += 1;
+    let f = &v["figure"];
+    match (
+        f["count"]["value"].as_i64(),
+        f["sum"]["value"].as_i64(),
+        f["mean"].as_f64(),
+    ) {
+        (Some(n), Some(s), Some(m)) => out!(
+            "     → {n} members, {} in all, {} on average (noise scales {} members and {});\n       {}",
+            eur(s),
+            eur(m.round() as i64),
+            f["count"]["noise_scale"],
+            eur(f["sum"]["noise_scale"].as_f64().unwrap_or(0.0).round() as i64),
+            budget_line(&v)
+        ),
+        _ => out!(
+            "     → withheld: fewer than {} members; {}",
+            g.min_cohort,
+            budget_line(&v)
+        ),
+    }
+    let plant_true = count_where(&|k| shops_at(k)[0] && k % 4 == 1);
+    out!(
+        "   {}: how many bought plant-based? (count, ε 0.25), asked again and again to average the",
+        names[0]
+    );
+    out!("   noise away   (true value, known to the demo only: {plant_true})");
+    let mut answers = Vec::new();
+    let mut over = None;
+    for _ in 0..16 {
+        let (st, v) = insight(
+            app,
+            grocer_key,
+            serde_json::json!({"question": {"kind": "count", "scope": "own", "category": "plant-based"}, "epsilon": 0.25}),
+        )
+        .await?;
+        match (st, err_code(&v)) {
+            (StatusCode::OK, _) => {
+                answered += 1;
+                answers.push(v["figure"]["value"].to_string());
+            }
+            (_, "below_threshold") => {
+                refused_q += 1;
+                answers.push("withheld".into());
+            }
+            (_, "over_budget") => {
+                refused_q += 1;
+                over = Some((st, err_message(&v).to_owned()));
+                break;
+            }
+            _ => anyhow::bail!("a count failed: {st} {v}"),
+        }
+    }
+    let (st, msg) = over.context("the budget never ran out")?;
+    out!(
+        "     → {}; then the budget is spent, and the next one",
+        answers.join(", ")
+    );
+    out!("     → {st} over_budget:");
+    out!("       \"{msg}\"");
+    let (st, v) = call(app, Method::GET, "/v1/org/trust/budget", grocer_key, None).await?;
+    ensure(st == StatusCode::OK, "budget failed")?;
+    let own = format!("org:{}", grocer.id);
+    let spent: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            let who = b["requester"].as_str().unwrap_or("");
+            format!(
+                "{} {} of {}",
+                if who == own { "its own" } else { who },
+                b["spent"],
+                b["budget"]
+            )
+        })
+        .collect();
+    out!("   GET /v1/org/trust/budget, ε spent: {}", spent.join("; "));
+    let toys_true = count_where(&|k| shops_at(k)[2] && k % 50 == 7);
+    out!(
+        "   {}: how many bought toys? (count, ε 0.5)   (true value, known to the demo only: {toys_true})",
+        names[2]
+    );
+    let (st, v) = insight(
+        app,
+        threads_key,
+        serde_json::json!({"question": {"kind": "count", "scope": "own", "category": "toys"}, "epsilon": 0.5}),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::UNPROCESSABLE_ENTITY && err_code(&v) == "below_threshold",
+        &format!("a small cohort was released: {st} {v}"),
+    )?;
+    refused_q += 1;
+    out!("     → {st} below_threshold; the ε is spent all the same:");
+    out!("       \"{}\"", err_message(&v));
+    let research = g
+        .research_budgets
+        .get("social-purpose")
+        .copied()
+        .unwrap_or(0.0);
+    out!(
+        "   {}, for the trust's research purpose social-purpose (its own budget, {research:.1}, and it may ask",
+        names[2]
+    );
+    out!("   about every co-op's members): how many members had something repaired, anywhere? (ε 1.0)");
+    let (st, v) = insight(
+        app,
+        threads_key,
+        serde_json::json!({"question": {"kind": "count", "scope": "all", "category": "repair"}, "epsilon": 1.0, "purpose": "social-purpose"}),
+    )
+    .await?;
+    // The trust counts at most `max_values_per_member` categories per member
+    // across all co-ops, in the order the receipts came: the true value is
+    // the bounded one.
+    let repairers = count_where(&|k| shops_at(k)[1] || (shops_at(k)[2] && k % 3 > 0));
+    let repair_id = node
+        .offers
+        .taxonomy()
+        .topics()
+        .iter()
+        .find(|t| t.slug == "repair")
+        .map(|t| i64::from(t.id))
+        .context("the taxonomy has repair")?;
+    let repair_true = node
+        .store
+        .trust_bin_counts("*", me2b_storage::TrustDim::Category)
+        .await?
+        .into_iter()
+        .find(|b| b.0 == repair_id)
+        .map_or(0, |b| b.1);
+    let noted = format!("(true value, known to the demo only: {repair_true};");
+    if st == StatusCode::OK {
+        answered += 1;
+        out!(
+            "     → {} ({})   {noted}",
+            v["figure"]["value"],
+            budget_line(&v)
+        );
+    } else {
+        ensure(
+            err_code(&v) == "below_threshold",
+            &format!("research count failed: {st} {v}"),
+        )?;
+        refused_q += 1;
+        out!("     → {st} below_threshold   {noted}");
+    }
+    out!(
+        "       {repairers} members had something repaired, but each adds at most {} categories to the trust)",
+        g.max_values_per_member
+    );
+
+    // Cross-selling.
+    out!(
+        "\n10e. Cross-selling. {} would like to reach {} customers.",
+        names[1],
+        poss(names[0])
+    );
+    let shared_path = format!("/v1/org/trust/shared/{}", grocer.id);
+    let (st, v) = call(app, Method::GET, &shared_path, bikes_key, None).await?;
+    let n0 = v.as_array().map_or(0, Vec::len);
+    ensure(st == StatusCode::OK && n0 == 0, "shared without consent")?;
+    out!(
+        "   GET /v1/org/trust/shared/{{{}}} → {st}, {n0} members: no one has consented.",
+        names[0]
+    );
+    let e = trust
+        .transcrypt_without_consent(grocer.id, bikes.id)
+        .await
+        .err()
+        .context("the transcryptors moved pseudonyms without consent")?;
+    ensure(
+        matches!(e, me2b_trust::TrustError::TranscryptionRefused { .. }),
+        &format!("transcription failed otherwise: {e}"),
+    )?;
+    out!(
+        "   The trust asks its transcryptors to move {} pseudonyms into {} domain",
+        poss(names[0]),
+        poss(names[1])
+    );
+    out!(
+        "   anyway, without a consent grant → {}:",
+        me2b_trust::error_code(&e)
+    );
+    out!("     \"{e}\"");
+    // Grocer customers who do not shop at the bike co-op yet.
+    let sharers: Vec<usize> = (0..cohort.len())
+        .filter(|k| *k != fk && shops_at(*k)[0] && !shops_at(*k)[1])
+        .take(5)
+        .collect();
+    let mut grants = Vec::new();
+    for k in &sharers {
+        let (st, v) = call(
+            app,
+            Method::POST,
+            "/v1/me/trust/sharing",
+            &cohort[*k].2,
+            Some(serde_json::json!({
+                "from": grocer.id.to_string(), "to": bikes.id.to_string(),
+                "purpose": me2b_trust::service::CROSS_SELL, "days": 30
+            })),
+        )
+        .await?;
+        ensure(
+            st == StatusCode::CREATED,
+            &format!("sharing consent failed: {st} {v}"),
+        )?;
+        grants.push((*k, v["id"].as_str().unwrap_or("").to_owned()));
+    }
+    out!(
+        "   {} {} customers who do not shop at {} consent (POST /v1/me/trust/sharing",
+        sharers.len(),
+        names[0],
+        names[1]
+    );
+    out!(
+        "   {{from: {}, to: {}, purpose: cross-sell, days: 30}} → 201 Created).",
+        names[0],
+        names[1]
+    );
+    let (st, v) = call(app, Method::GET, &shared_path, bikes_key, None).await?;
+    ensure(st == StatusCode::OK, "shared failed")?;
+    let got = v.as_array().cloned().unwrap_or_default();
+    ensure(
+        got.len() == sharers.len(),
+        "not every consenting member was shared",
+    )?;
+    let mut partner_cards = Vec::new();
+    for k in &sharers {
+        let pc = card_of(app, &cohort[*k].2, bikes.id).await?;
+        ensure(
+            got.iter().any(|m| m["pseudonym"] == pc.as_str()),
+            "a shared member is not under the partner's pseudonym",
+        )?;
+        ensure(
+            cards[*k][0].as_deref() != Some(pc.as_str()),
+            "the partner received the grocer's pseudonym",
+        )?;
+        partner_cards.push(pc);
+    }
+    out!(
+        "   {} reads again → {} members, each under {} OWN pseudonym for them (their",
+        names[1],
+        got.len(),
+        poss(names[1])
+    );
+    out!(
+        "   {} card), never {}: the transcryptors moved each with a grant the node signed",
+        names[1],
+        poss(names[0])
+    );
+    // Someone other than the member whose cards were shown above.
+    let ex = (0..sharers.len())
+        .find(|x| name_of(sharers[*x]) != fname)
+        .unwrap_or(0);
+    if let (Some(k), Some(pc)) = (sharers.get(ex), partner_cards.get(ex)) {
+        let m = got
+            .iter()
+            .find(|m| m["pseudonym"] == pc.as_str())
+            .context("shared member")?;
+        let rs = m["receipts"].as_array().cloned().unwrap_or_default();
+        out!(
+            "   for that consent. E.g. {}: {} knows them as {}, {}",
+            name_of(*k),
+            names[0],
+            short(cards[*k][0].as_deref().unwrap_or("")),
+            names[1]
+        );
+        out!(
+            "   receives {} = their {} card, with {} receipt{}:",
+            short(pc),
+            names[1],
+            rs.len(),
+            if rs.len() == 1 { "" } else { "s" }
+        );
+        for r in &rs {
+            out!(
+                "     {} {}  {}",
+                r["day"].as_str().unwrap_or(""),
+                r["area"].as_str().unwrap_or(""),
+                items_line(r)
+            );
+        }
+    }
+    let mut bonus = Vec::new();
+    for pc in &partner_cards {
+        let (st, v) = call(
+            app,
+            Method::POST,
+            "/v1/org/trust/loyalty/earn",
+            bikes_key,
+            Some(serde_json::json!({"pseudonym": pc, "points": 50})),
+        )
+        .await?;
+        ensure(st == StatusCode::OK, &format!("earning failed: {st} {v}"))?;
+        bonus.push(v["balance"].to_string());
+    }
+    bonus.dedup();
+    out!(
+        "   {} offers each a welcome discount: 50 bonus points on its own card for them",
+        names[1]
+    );
+    out!(
+        "   (POST /v1/org/trust/loyalty/earn → balance {}).",
+        bonus.join(", ")
+    );
+    // Someone else again withdraws.
+    let (wk, wid) = grants
+        .iter()
+        .rev()
+        .find(|(k, _)| name_of(*k) != fname && Some(k) != sharers.get(ex))
+        .or(grants.last())
+        .cloned()
+        .context("a sharing consent")?;
+    let (st, _) = call(
+        app,
+        Method::DELETE,
+        &format!("/v1/me/trust/sharing/{wid}"),
+        &cohort[wk].2,
+        None,
+    )
+    .await?;
+    ensure(st == StatusCode::NO_CONTENT, "withdrawal failed")?;
+    let (_, v) = call(app, Method::GET, &shared_path, bikes_key, None).await?;
+    let after = v.as_array().map_or(0, Vec::len);
+    ensure(
+        after + 1 == got.len(),
+        "a withdrawn member was still shared",
+    )?;
+    let (_, mv) = call(app, Method::GET, "/v1/me/trust", &cohort[wk].2, None).await?;
+    let withdrawn = mv["sharing"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|s| s["withdrawn"] == true);
+    ensure(withdrawn, "the member's vault does not show the withdrawal")?;
+    out!(
+        "   {} withdraws (DELETE /v1/me/trust/sharing/{{id}} → {st}; GET /v1/me/trust shows it",
+        name_of(wk)
+    );
+    out!(
+        "   withdrawn): {} next read → {after} members.",
+        poss(names[1])
+    );
+
+    // Loyalty.
+    out!("\n10f. Loyalty across co-ops, under a third pseudonym that no co-op sees. For {fname}:");
+    let (st, v) = call(
+        app,
+        Method::POST,
+        "/v1/org/trust/loyalty/earn",
+        grocer_key,
+        Some(serde_json::json!({"pseudonym": fcards[0], "points": 120})),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::OK && v["balance"] == 120,
+        &format!("earning failed: {st} {v}"),
+    )?;
+    out!(
+        "   {} adds 120 points on its card (POST /v1/org/trust/loyalty/earn → balance {}).",
+        names[0],
+        v["balance"]
+    );
+    let (st, v) = call(app, Method::GET, "/v1/me/trust", ftoken, None).await?;
+    ensure(
+        st == StatusCode::OK && v["loyalty_points"] == 120,
+        "the vault shows another balance",
+    )?;
+    out!(
+        "   {} vault (GET /v1/me/trust): {} points, {} sharing consents.",
+        poss(fname),
+        v["loyalty_points"],
+        v["sharing"].as_array().map_or(0, Vec::len)
+    );
+    let (st, v) = call(
+        app,
+        Method::POST,
+        "/v1/org/trust/loyalty/redeem",
+        threads_key,
+        Some(serde_json::json!({"pseudonym": fcards[2], "points": 100})),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::OK && v["balance"] == 20,
+        &format!("redeeming failed: {st} {v}"),
+    )?;
+    out!(
+        "   {} takes 100 of them in payment, on its own card (POST …/loyalty/redeem → balance {});",
+        names[2],
+        v["balance"]
+    );
+    let (st, v) = call(
+        app,
+        Method::POST,
+        "/v1/org/trust/loyalty/redeem",
+        threads_key,
+        Some(serde_json::json!({"pseudonym": fcards[2], "points": 50})),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::CONFLICT && err_code(&v) == "insufficient_points",
+        &format!("an overdraft was allowed: {st} {v}"),
+    )?;
+    out!(
+        "   50 more → {st} insufficient_points: \"{}\".",
+        err_message(&v)
+    );
+
+    // The audit log.
+    let entries = node.store.audit_entries(0, u64::MAX >> 1).await?;
+    let (mut queries, mut transcripts, mut denied) = (0, 0, 0);
+    let mut log = String::new();
+    for e in &entries {
+        let ev: serde_json::Value = serde_json::from_slice(&e.event_json)?;
+        match ev["action"].as_str() {
+            Some("trust.query") => queries += 1,
+            Some("trust.transcrypt") => {
+                transcripts += 1;
+                denied += usize::from(ev["outcome"] == "denied");
+            }
+            _ => {}
+        }
+        log.push_str(std::str::from_utf8(&e.event_json).unwrap_or(""));
+    }
+    let leaked = all.iter().filter(|p| log.contains(p.as_str())).count()
+        + partner_cards
+            .iter()
+            .filter(|p| log.contains(p.as_str()))
+            .count();
+    ensure(leaked == 0, "a pseudonym is in the audit log")?;
+    ensure(
+        queries == answered + refused_q && denied >= 1,
+        "the audit log misses trust requests",
+    )?;
+    out!("\n10g. What no co-op learned: another co-op's pseudonyms, an exact count, or a receipt without");
+    out!("   the member's consent. The audit log holds every question with its ε or why it was refused");
+    out!(
+        "   ({queries} trust.query entries) and every transcryptor request ({transcripts} trust.transcrypt entries,"
+    );
+    out!("   {denied} denied); none holds a pseudonym.");
+    out!("   ({:.1} s)", t0.elapsed().as_secs_f64());
+    Ok(TrustReport {
+        receipts: n_receipts,
+        answered,
+        refused: refused_q,
+        batches_refused: n_refused,
+        shared: after,
+        transcryptions: transcripts,
     })
 }
 
@@ -977,7 +1989,7 @@ fn hex_preview(b: &[u8]) -> String {
 }
 
 pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
-    ensure(members >= 2, "--members must be at least 2")?;
+    ensure(members >= 3, "--members must be at least 3")?;
     let started = Instant::now();
     let tmp = tempfile::tempdir()?;
     let dir = keep.unwrap_or_else(|| tmp.path().join("node"));
@@ -1192,11 +2204,15 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     ensure(report.ok(), "audit log did not verify")?;
 
     let offers = offers_story(&node, &app, &made, erased).await?;
-    // Verify again, so the report counts the offer events too.
+    let trust = trust_story(&node, &app, &made, erased, &offers.coops).await?;
+    // Verify again, so the report counts the offer and trust events too.
     node.audit.checkpoint_now().await?;
     let report =
         me2b_audit::verify(node.store.as_ref(), &node.keys.verifying_key(), &|_| {}).await?;
-    ensure(report.ok(), "audit log did not verify after the offers")?;
+    ensure(
+        report.ok(),
+        "audit log did not verify after the offers and the trust",
+    )?;
 
     let remaining = node.store.count_members().await?;
     let mut at_rest = 0;
@@ -1213,6 +2229,18 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
         offers.live,
         offers.refused,
         verb(offers.leads, "consented lead", "consented leads")
+    );
+    out!(
+        "  data trust     {} receipts under per-co-op pseudonyms ({} batches refused); {} DP answers, {} refused",
+        trust.receipts,
+        trust.batches_refused,
+        trust.answered,
+        trust.refused
+    );
+    out!(
+        "                 {} members' receipts shared by consent; {} transcryptor requests audited",
+        trust.shared,
+        trust.transcryptions
     );
     out!(
         "  audit log      {} entries, chain and {} checkpoints OK",
