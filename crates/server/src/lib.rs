@@ -53,28 +53,35 @@ pub fn router(state: AppState, opts: ServerOptions) -> Router {
     if opts.bench_routes {
         app = app.merge(routes::meta::bench_router());
     }
-    app.fallback(routes::meta::not_found)
-        .method_not_allowed_fallback(routes::meta::method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        // Member data must not linger in shared or browser caches.
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            // Method and route template only: no ids, no query strings, no headers.
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", |p| p.as_str());
-            tracing::info_span!("http", method = %req.method(), route = %route)
-        }))
-        .with_state(state)
+    hardened(
+        app.fallback(routes::meta::not_found)
+            .method_not_allowed_fallback(routes::meta::method_not_allowed)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)),
+    )
+    .with_state(state)
+}
+
+/// The layers every router of this crate gets: member data never lingers in
+/// shared or browser caches, no MIME sniffing, a panic becomes a JSON 500, and
+/// request spans carry the method and route template only (no ids, no query
+/// strings, no headers, no bodies).
+pub(crate) fn hardened<S: Clone + Send + Sync + 'static>(r: Router<S>) -> Router<S> {
+    r.layer(SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
+    .layer(CatchPanicLayer::custom(panic_response))
+    .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |p| p.as_str());
+        tracing::info_span!("http", method = %req.method(), route = %route)
+    }))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains.

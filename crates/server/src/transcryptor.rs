@@ -15,8 +15,8 @@
 
 use crate::error::ApiError;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -33,9 +33,6 @@ use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 
 /// Largest accepted request body: a full batch of
 /// [`me2b_trust::wire::MAX_BATCH`] items is about 2 MiB of JSON.
@@ -229,6 +226,51 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
         })
 }
 
+fn malformed_key_share() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+        "the body is not a key share request: {\"requester\", \"domain\"}",
+    )
+}
+
+impl TranscryptorState {
+    /// Authenticates the caller, reads the body and parses it; every refusal
+    /// is audited (as `action`) before it is answered.
+    async fn admit<T: serde::de::DeserializeOwned>(
+        &self,
+        action: Action,
+        headers: &HeaderMap,
+        body: Body,
+        malformed: fn() -> ApiError,
+    ) -> Result<T, Response> {
+        if !self.authenticated(headers) {
+            return Err(self
+                .refuse_early(
+                    action,
+                    Actor::Anonymous,
+                    "unauthenticated request",
+                    unauthenticated(),
+                )
+                .await);
+        }
+        let bytes = match read_body(body).await {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(self
+                    .refuse_early(action, Actor::Node, "request body too large", e)
+                    .await)
+            }
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(r) => Ok(r),
+            Err(_) => Err(self
+                .refuse_early(action, Actor::Node, "malformed request", malformed())
+                .await),
+        }
+    }
+}
+
 #[tracing::instrument(skip_all)]
 async fn transcrypt(
     State(s): State<TranscryptorState>,
@@ -236,33 +278,10 @@ async fn transcrypt(
     body: Body,
 ) -> Response {
     const A: Action = Action::TrustTranscrypt;
-    if !s.authenticated(&headers) {
-        return s
-            .refuse_early(
-                A,
-                Actor::Anonymous,
-                "unauthenticated request",
-                unauthenticated(),
-            )
-            .await;
-    }
-    let bytes = match read_body(body).await {
-        Ok(b) => b,
-        Err(e) => {
-            return s
-                .refuse_early(A, Actor::Node, "request body too large", e)
-                .await
-        }
-    };
-    let req: TranscryptRequest = match serde_json::from_slice(&bytes) {
+    let req: TranscryptRequest = match s.admit(A, &headers, body, malformed).await {
         Ok(r) => r,
-        Err(_) => {
-            return s
-                .refuse_early(A, Actor::Node, "malformed request", malformed())
-                .await
-        }
+        Err(resp) => return resp,
     };
-    drop(bytes);
     if let Err(e) = check_request(&req) {
         return s
             .refuse_early(A, Actor::Node, "invalid request", api_error(&e))
@@ -300,31 +319,9 @@ async fn transcrypt(
 #[tracing::instrument(skip_all)]
 async fn key_share(State(s): State<TranscryptorState>, headers: HeaderMap, body: Body) -> Response {
     const A: Action = Action::TrustKeyShare;
-    if !s.authenticated(&headers) {
-        return s
-            .refuse_early(
-                A,
-                Actor::Anonymous,
-                "unauthenticated request",
-                unauthenticated(),
-            )
-            .await;
-    }
-    let bytes = match read_body(body).await {
-        Ok(b) => b,
-        Err(e) => {
-            return s
-                .refuse_early(A, Actor::Node, "request body too large", e)
-                .await
-        }
-    };
-    let Ok(req) = serde_json::from_slice::<KeyShareRequest>(&bytes) else {
-        let e = ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "the body is not a key share request: {\"requester\", \"domain\"}",
-        );
-        return s.refuse_early(A, Actor::Node, "malformed request", e).await;
+    let req: KeyShareRequest = match s.admit(A, &headers, body, malformed_key_share).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
     };
     if let Err(e) = check_label(&req.requester).and_then(|()| check_domain(&req.domain)) {
         return s
@@ -382,10 +379,6 @@ async fn health(
     }))
 }
 
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::internal().into_response()
-}
-
 async fn not_found() -> ApiError {
     ApiError::not_found()
 }
@@ -400,30 +393,15 @@ async fn method_not_allowed() -> ApiError {
 
 /// The transcryptor's router.
 pub fn router(state: TranscryptorState) -> Router {
-    Router::new()
-        .route("/v1/transcrypt", post(transcrypt))
-        .route("/v1/key-share", post(key_share))
-        .route("/v1/health", get(health))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            // Method and route template only: no headers, no bodies.
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", |p| p.as_str());
-            tracing::info_span!("http", method = %req.method(), route = %route)
-        }))
-        .with_state(state)
+    crate::hardened(
+        Router::new()
+            .route("/v1/transcrypt", post(transcrypt))
+            .route("/v1/key-share", post(key_share))
+            .route("/v1/health", get(health))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed),
+    )
+    .with_state(state)
 }
 
 /// Serves the transcryptor on `listener` until `shutdown` completes, then
@@ -441,6 +419,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::Request;
     use axum::http::Method;
     use me2b_crypto::{Keyring, MasterKey, SeededRandom};
     use me2b_domain::SystemClock;
