@@ -933,72 +933,130 @@ macro_rules! impl_store {
                 row.map(|r| r.try_get::<Vec<u8>, _>("origin_ct").map_err(StorageError::from)).transpose()
             }
             async fn insert_trust_receipts(&self, receipts: &[TrustReceiptRow], max_values: u32) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                type Db = <$pool as PoolDb>::Db;
+                // A handful of statements per batch, not per receipt: multi-row
+                // INSERTs, per-member totals summed in memory, and the bins' cap
+                // decided in memory after one read of the members' present values.
+                // SQLite takes the write lock up front (BEGIN IMMEDIATE), so the
+                // read and the writes are one serialised step.
+                let mut tx = $begin(&self.pool).await?;
+                for chunk in receipts.chunks(3_000) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO trust_receipts (receipt_id, org_id, tag, source_ct, research_ct, day, area, amount_cents, created_at) ",
+                    );
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.id.as_bytes().to_vec())
+                            .push_bind(r.org.as_bytes().to_vec())
+                            .push_bind(r.tag.to_vec())
+                            .push_bind(r.source_ct.clone())
+                            .push_bind(r.research_ct.clone())
+                            .push_bind(i64::from(r.day))
+                            .push_bind(r.area.clone())
+                            .push_bind(r.amount_cents)
+                            .push_bind(r.created_at.unix_millis());
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                let events: Vec<(&TrustReceiptRow, i64, i64)> = receipts
+                    .iter()
+                    .flat_map(|r| r.items.iter().map(move |(c, a)| (r, *c, *a)))
+                    .collect();
+                for chunk in events.chunks(10_000) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO trust_events (receipt_id, category, amount_cents) ");
+                    q.push_values(chunk, |mut b, (r, c, a)| {
+                        b.push_bind(r.id.as_bytes().to_vec()).push_bind(*c).push_bind(*a);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                let scopes = |r: &TrustReceiptRow| [r.org.to_string(), "*".to_owned()];
+                let mut members: std::collections::BTreeMap<(String, [u8; 32]), (i64, i64)> = Default::default();
                 for r in receipts {
-                    sqlx::query(
-                        "INSERT INTO trust_receipts (receipt_id, org_id, tag, source_ct, research_ct, day, area, amount_cents, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(r.id.as_bytes().to_vec())
-                    .bind(r.org.as_bytes().to_vec())
-                    .bind(r.tag.to_vec())
-                    .bind(&r.source_ct)
-                    .bind(&r.research_ct)
-                    .bind(i64::from(r.day))
-                    .bind(&r.area)
-                    .bind(r.amount_cents)
-                    .bind(r.created_at.unix_millis())
-                    .execute(&mut *tx)
-                    .await?;
-                    for (category, amount) in &r.items {
-                        sqlx::query("INSERT INTO trust_events (receipt_id, category, amount_cents) VALUES ($1, $2, $3)")
-                            .bind(r.id.as_bytes().to_vec())
-                            .bind(*category)
-                            .bind(*amount)
-                            .execute(&mut *tx)
-                            .await?;
+                    for scope in scopes(r) {
+                        let e = members.entry((scope, r.tag)).or_default();
+                        e.0 = e.0.saturating_add(r.amount_cents);
+                        e.1 += 1;
                     }
-                    let org_scope = r.org.to_string();
-                    let mut values: Vec<(TrustDim, i64)> = r.items.iter().map(|(c, _)| (TrustDim::Category, *c)).collect();
-                    values.push((TrustDim::Area, crate::types::pack_area(&r.area)));
-                    values.sort_by_key(|(d, v)| (*d as i64, *v));
-                    values.dedup();
-                    for scope in [org_scope.as_str(), "*"] {
-                        sqlx::query(
-                            "INSERT INTO trust_members (scope, tag, total_cents, receipts) VALUES ($1, $2, $3, 1) \
-                             ON CONFLICT (scope, tag) DO UPDATE SET total_cents = trust_members.total_cents + excluded.total_cents, \
-                             receipts = trust_members.receipts + 1",
-                        )
-                        .bind(scope)
-                        .bind(r.tag.to_vec())
-                        .bind(r.amount_cents)
-                        .execute(&mut *tx)
-                        .await?;
-                        for (dim, value) in &values {
-                            let present = sqlx::query("SELECT value FROM trust_bins WHERE scope = $1 AND dim = $2 AND tag = $3")
-                                .bind(scope)
-                                .bind(*dim as i64)
-                                .bind(r.tag.to_vec())
-                                .fetch_all(&mut *tx)
-                                .await?;
-                            let mut seen = false;
-                            for row in &present {
-                                if row.try_get::<i64, _>("value")? == *value {
-                                    seen = true;
-                                }
-                            }
-                            if seen || present.len() >= max_values as usize {
-                                continue;
-                            }
-                            sqlx::query("INSERT INTO trust_bins (scope, dim, value, tag) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-                                .bind(scope)
-                                .bind(*dim as i64)
-                                .bind(*value)
-                                .bind(r.tag.to_vec())
-                                .execute(&mut *tx)
-                                .await?;
+                }
+                let members: Vec<_> = members.into_iter().collect();
+                for chunk in members.chunks(5_000) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO trust_members (scope, tag, total_cents, receipts) ");
+                    q.push_values(chunk, |mut b, ((scope, tag), (total, n))| {
+                        b.push_bind(scope.clone()).push_bind(tag.to_vec()).push_bind(*total).push_bind(*n);
+                    });
+                    q.push(
+                        " ON CONFLICT (scope, tag) DO UPDATE SET total_cents = trust_members.total_cents + excluded.total_cents, \
+                         receipts = trust_members.receipts + excluded.receipts",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                }
+                // The values already counted for the batch's members.
+                let mut present: std::collections::HashMap<(String, i64, [u8; 32]), Vec<i64>> = Default::default();
+                let mut by_scope: std::collections::BTreeMap<String, Vec<[u8; 32]>> = Default::default();
+                for r in receipts {
+                    for scope in scopes(r) {
+                        by_scope.entry(scope).or_default().push(r.tag);
+                    }
+                }
+                for (scope, mut tags) in by_scope {
+                    tags.sort_unstable();
+                    tags.dedup();
+                    for chunk in tags.chunks(2_000) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new("SELECT dim, value, tag FROM trust_bins WHERE scope = ");
+                        q.push_bind(scope.clone()).push(" AND tag IN (");
+                        let mut sep = q.separated(", ");
+                        for t in chunk {
+                            sep.push_bind(t.to_vec());
+                        }
+                        q.push(")");
+                        for row in q.build().fetch_all(&mut *tx).await? {
+                            let tag = hash32(row.try_get("tag")?, "trust_bins.tag")?;
+                            present
+                                .entry((scope.clone(), row.try_get("dim")?, tag))
+                                .or_default()
+                                .push(row.try_get("value")?);
                         }
                     }
+                }
+                // First come, first counted, up to `max_values` per (scope, dim).
+                let mut new_bins: Vec<(String, i64, i64, [u8; 32])> = Vec::new();
+                for r in receipts {
+                    let mut values: Vec<(i64, i64)> = r.items.iter().map(|(c, _)| (TrustDim::Category as i64, *c)).collect();
+                    values.push((TrustDim::Area as i64, crate::types::pack_area(&r.area)));
+                    values.sort_unstable();
+                    values.dedup();
+                    for scope in scopes(r) {
+                        for (dim, value) in &values {
+                            let have = present.entry((scope.clone(), *dim, r.tag)).or_default();
+                            if have.contains(value) || have.len() >= max_values as usize {
+                                continue;
+                            }
+                            have.push(*value);
+                            new_bins.push((scope.clone(), *dim, *value, r.tag));
+                        }
+                    }
+                }
+                // Bins added, and the per-value member counts the histograms read.
+                let mut added: std::collections::BTreeMap<(String, i64, i64), i64> = Default::default();
+                for chunk in new_bins.chunks(5_000) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO trust_bins (scope, dim, value, tag) ");
+                    q.push_values(chunk, |mut b, (scope, dim, value, tag)| {
+                        b.push_bind(scope.clone()).push_bind(*dim).push_bind(*value).push_bind(tag.to_vec());
+                    });
+                    q.push(" ON CONFLICT DO NOTHING RETURNING scope, dim, value");
+                    for row in q.build().fetch_all(&mut *tx).await? {
+                        *added
+                            .entry((row.try_get("scope")?, row.try_get("dim")?, row.try_get("value")?))
+                            .or_default() += 1;
+                    }
+                }
+                let added: Vec<_> = added.into_iter().collect();
+                for chunk in added.chunks(5_000) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO trust_bin_totals (scope, dim, value, members) ");
+                    q.push_values(chunk, |mut b, ((scope, dim, value), n)| {
+                        b.push_bind(scope.clone()).push_bind(*dim).push_bind(*value).push_bind(*n);
+                    });
+                    q.push(" ON CONFLICT (scope, dim, value) DO UPDATE SET members = trust_bin_totals.members + excluded.members");
+                    q.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -1022,7 +1080,7 @@ macro_rules! impl_store {
                 Ok((seq_u64(row.try_get("n")?)?, row.try_get("s")?))
             }
             async fn trust_bin_counts(&self, scope: &str, dim: TrustDim) -> Result<Vec<(i64, u64)>> {
-                sqlx::query("SELECT value, COUNT(*) AS n FROM trust_bins WHERE scope = $1 AND dim = $2 GROUP BY value ORDER BY value")
+                sqlx::query("SELECT value, members AS n FROM trust_bin_totals WHERE scope = $1 AND dim = $2 ORDER BY value")
                     .bind(scope)
                     .bind(dim as i64)
                     .fetch_all(&self.pool)

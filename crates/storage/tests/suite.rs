@@ -752,6 +752,20 @@ async fn trust_receipts_feed_capped_bins_sums_and_overlaps() {
             .await
             .unwrap()
             .is_empty());
+        // A later batch: member 3 is at the cap (nothing more counted), member
+        // 2 adds a value, and the totals the histograms read follow.
+        let later = vec![
+            trust_receipt(&rng, a.id, 3, "NL-NH", 1, &[15, 16]),
+            trust_receipt(&rng, a.id, 2, "NL-UT", 1, &[20, 1]),
+        ];
+        s.insert_trust_receipts(&later, 3).await.unwrap();
+        let cats = s.trust_bin_counts(&sa, TrustDim::Category).await.unwrap();
+        assert_eq!(
+            cats,
+            vec![(1, 2), (2, 1), (10, 1), (11, 1), (12, 1), (20, 1)],
+            "{db:?}"
+        );
+        assert_eq!(s.trust_member_count(&sa).await.unwrap(), 3);
         // A receipt for an unknown organisation fails and writes nothing.
         let ghost = trust_receipt(&rng, OrgId::generate(&rng), 9, "NL-NH", 1, &[1]);
         let ok = trust_receipt(&rng, a.id, 9, "NL-NH", 1, &[1]);

@@ -298,14 +298,41 @@ impl Transcryptor {
         to: &str,
         rng: &mut R,
     ) -> (EncryptedPseudonym, PseudonymSessionPublicKey) {
+        let mut out = self.apply_all(&[(*ct, *key)], from, to, rng);
+        out.pop().unwrap_or((*ct, *key))
+    }
+
+    /// Applies this transcryptor's factors to a batch: the factors of the
+    /// domain pair are derived once, and each distinct key is rekeyed once.
+    pub(crate) fn apply_all<R: rand::Rng + rand::CryptoRng>(
+        &self,
+        items: &[(EncryptedPseudonym, PseudonymSessionPublicKey)],
+        from: &str,
+        to: &str,
+        rng: &mut R,
+    ) -> Vec<(EncryptedPseudonym, PseudonymSessionPublicKey)> {
         let info = self.inner.pseudonymization_info(
             &PseudonymizationDomain::from(from),
             &PseudonymizationDomain::from(to),
             &context(from),
             &context(to),
         );
-        let out = self.inner.pseudonymize(ct, &info, key, rng);
-        (out, info.rekey_public_key(key))
+        let mut rekeyed: Option<(PseudonymSessionPublicKey, PseudonymSessionPublicKey)> = None;
+        items
+            .iter()
+            .map(|(ct, key)| {
+                let out = self.inner.pseudonymize(ct, &info, key, rng);
+                let next = match rekeyed {
+                    Some((k, n)) if k == *key => n,
+                    _ => {
+                        let n = info.rekey_public_key(key);
+                        rekeyed = Some((*key, n));
+                        n
+                    }
+                };
+                (out, next)
+            })
+            .collect()
     }
 }
 

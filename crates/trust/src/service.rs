@@ -310,6 +310,9 @@ struct Inner {
     links: Vec<Arc<dyn TranscryptorLink>>,
     single_party: bool,
     clients: tokio::sync::Mutex<HashMap<String, Arc<DomainClient>>>,
+    /// One ingest at a time stores: the per-member cap on bins is decided
+    /// from what is stored, so two batches must not decide it concurrently.
+    ingest: tokio::sync::Mutex<()>,
     governance: Governance,
     noise: Arc<dyn Noise>,
     categories: Vec<Category>,
@@ -399,6 +402,7 @@ impl Trust {
                 links,
                 single_party,
                 clients: tokio::sync::Mutex::new(HashMap::new()),
+                ingest: tokio::sync::Mutex::new(()),
                 governance,
                 noise,
                 categories,
@@ -627,10 +631,13 @@ impl Trust {
                 items: c.items,
             })
             .collect();
-        self.inner
-            .store
-            .insert_trust_receipts(&rows, self.inner.governance.max_values_per_member)
-            .await?;
+        {
+            let _one_at_a_time = self.inner.ingest.lock().await;
+            self.inner
+                .store
+                .insert_trust_receipts(&rows, self.inner.governance.max_values_per_member)
+                .await?;
+        }
         Ok(Submitted {
             stored: rows.len(),
             coarsened: "time to the day, location to the area; the member's pseudonym stored only encrypted and as a keyed hash",

@@ -68,13 +68,11 @@ impl Transcryptor {
         }
         self.policy()
             .check(&req.from, &req.to, req.grant.as_ref(), now_ms)?;
-        Ok(req
-            .items
-            .iter()
-            .map(|i| {
-                let (ct, key) = self.apply(&i.ct, &i.key, &req.from, &req.to, rng);
-                Item { ct, key }
-            })
+        let pairs: Vec<_> = req.items.iter().map(|i| (i.ct, i.key)).collect();
+        Ok(self
+            .apply_all(&pairs, &req.from, &req.to, rng)
+            .into_iter()
+            .map(|(ct, key)| Item { ct, key })
             .collect())
     }
 

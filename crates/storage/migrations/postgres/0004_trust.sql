@@ -41,7 +41,17 @@ CREATE TABLE trust_bins (
     tag   BYTEA NOT NULL,
     PRIMARY KEY (scope, dim, value, tag)
 );
-CREATE INDEX trust_bins_by_member ON trust_bins (scope, dim, tag);
+CREATE INDEX trust_bins_by_member ON trust_bins (scope, tag);
+
+-- Members per (scope, dimension, value), kept with the bins in the same
+-- transaction: what a histogram reads.
+CREATE TABLE trust_bin_totals (
+    scope   TEXT NOT NULL,
+    dim     BIGINT NOT NULL,
+    value   BIGINT NOT NULL,
+    members BIGINT NOT NULL CHECK (members >= 0),
+    PRIMARY KEY (scope, dim, value)
+);
 
 -- Per member and scope: total spend and receipts (the inputs of bounded sums,
 -- counts and overlaps).

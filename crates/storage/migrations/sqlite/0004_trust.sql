@@ -41,7 +41,17 @@ CREATE TABLE trust_bins (
     tag   BLOB NOT NULL,
     PRIMARY KEY (scope, dim, value, tag)
 ) WITHOUT ROWID;
-CREATE INDEX trust_bins_by_member ON trust_bins (scope, dim, tag);
+CREATE INDEX trust_bins_by_member ON trust_bins (scope, tag);
+
+-- Members per (scope, dimension, value), kept with the bins in the same
+-- transaction: what a histogram reads.
+CREATE TABLE trust_bin_totals (
+    scope   TEXT NOT NULL,
+    dim     INTEGER NOT NULL,
+    value   INTEGER NOT NULL,
+    members INTEGER NOT NULL CHECK (members >= 0),
+    PRIMARY KEY (scope, dim, value)
+);
 
 -- Per member and scope: total spend and receipts (the inputs of bounded sums,
 -- counts and overlaps).

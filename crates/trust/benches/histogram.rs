@@ -1,0 +1,720 @@
+//! A 470-bin differentially private histogram over 10,000,000 stored events
+//! on SQLite (issue 6). Run with
+//!
+//!     cargo bench -p me2b-trust --bench histogram
+//!
+//! Data (deterministic, seeded): 1,000,000 members with random 32-byte tags,
+//! each with 3 receipts (3, 3 and 4 items, so 10 events per member) over 470
+//! categories with Zipf (s = 1) popularity, in a home area (85 %) of the 12
+//! default areas weighted by population, over one year, for one co-op. Stored
+//! in the trust's tables as `insert_trust_receipts` stores them: receipts,
+//! items (`trust_events`), per-member totals (`trust_members`) and per-member
+//! bins (`trust_bins`, at most 5 values per member per (scope, dimension),
+//! first come), for the co-op's scope and for `*`.
+//!
+//! Row-by-row `insert_trust_receipts` would take hours for 10,000,000 events, so
+//! the data is bulk-loaded through a raw sqlx connection to the same file
+//! (multi-row INSERTs in key order, secondary indexes dropped and recreated
+//! with the migration's own statements, journal and sync off during the
+//! load). The bench first proves the loader faithful on 2,000 members: the
+//! same data through `insert_trust_receipts` gives identical tables and schema.
+//!
+//! Then the query path the service runs for `Histogram { by: Category }`:
+//! `trust_bin_counts(scope, Category)`, counts laid out over the 470 labels,
+//! `insights::histogram(OpenDpNoise, …, 5, ε = 1, min cohort 20)`. **Cold**: the
+//! store reopened (`me2b_storage::open`, which runs `PRAGMA quick_check`) and
+//! the file then dropped from the OS page cache (`dd iflag=nocache count=0`,
+//! i.e. `posix_fadvise(DONTNEED)`), so the query reads from disk. **Warm**: the
+//! following runs.
+//!
+//! `ME2B_BENCH_EVENTS` sets the number of events (default 10,000,000; members =
+//! events / 10). `ME2B_BENCH_DIR` puts the database there instead of a
+//! temporary directory (kept, and reused when it already holds the same data).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use me2b_domain::org::OrgKind;
+use me2b_domain::{OrgId, Timestamp, TrustReceiptId};
+use me2b_storage::{pack_area, OrgRow, Store, TrustDim, TrustReceiptRow};
+use me2b_trust::insights::{histogram, OpenDpNoise};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+const SEED: u64 = 0x6d65_3262_6869_7374; // "me2bhist"
+const CATEGORIES: usize = 470;
+const RECEIPT_ITEMS: [usize; 3] = [3, 3, 4];
+const MAX_VALUES: usize = 5;
+const MIN_COHORT: u64 = 20;
+const EPSILON: f64 = 1.0;
+const COLD_RUNS: usize = 3;
+const WARM_RUNS: usize = 10;
+/// First day of the year of receipts (2025-11-23), days since the epoch.
+const FIRST_DAY: i32 = 20_415;
+const CREATED_AT: Timestamp = Timestamp::from_unix_millis(1_795_000_000_000);
+/// The governance config's default areas, weighted by population (millions).
+const AREAS: [(&str, f64); 12] = [
+    ("NL-ZH", 3.8),
+    ("NL-NH", 2.9),
+    ("NL-NB", 2.6),
+    ("NL-GE", 2.1),
+    ("NL-UT", 1.4),
+    ("NL-OV", 1.2),
+    ("NL-LI", 1.1),
+    ("NL-FR", 0.65),
+    ("NL-GR", 0.59),
+    ("NL-DR", 0.5),
+    ("NL-FL", 0.44),
+    ("NL-ZE", 0.39),
+];
+
+/// A cumulative distribution to draw indices from.
+struct Cdf(Vec<f64>);
+
+impl Cdf {
+    fn new(weights: impl IntoIterator<Item = f64>) -> Self {
+        let mut acc = 0.0;
+        let mut v: Vec<f64> = weights
+            .into_iter()
+            .map(|w| {
+                acc += w;
+                acc
+            })
+            .collect();
+        for x in &mut v {
+            *x /= acc;
+        }
+        Self(v)
+    }
+
+    fn draw(&self, rng: &mut StdRng) -> usize {
+        let u: f64 = rng.random();
+        self.0.partition_point(|c| *c < u).min(self.0.len() - 1)
+    }
+}
+
+/// One receipt, compactly. Items beyond `n` are unused.
+#[derive(Clone, Copy)]
+struct Rec {
+    id: [u8; 16],
+    member: u32,
+    day: i32,
+    area: u8,
+    n: u8,
+    items: [(u16, u32); 4],
+}
+
+impl Rec {
+    fn items(&self) -> &[(u16, u32)] {
+        &self.items[..usize::from(self.n)]
+    }
+    fn amount(&self) -> i64 {
+        self.items().iter().map(|(_, a)| i64::from(*a)).sum()
+    }
+}
+
+/// The generated data and the per-member aggregates it implies.
+struct Data {
+    tags: Vec<[u8; 32]>,
+    /// Each member's receipts in arrival order, member after member.
+    receipts: Vec<Rec>,
+    /// Per member: total spend and receipts.
+    totals: Vec<(i64, i64)>,
+    /// (dim, value, member) of every bin, as the row-by-row insert keeps them.
+    bins: Vec<(i64, i64, u32)>,
+}
+
+fn generate(members: usize, seed: u64) -> Data {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // Category ids 1..=470, popularity by rank, ranks shuffled over the ids.
+    let mut by_rank: Vec<u16> = (1..=CATEGORIES as u16).collect();
+    for i in (1..by_rank.len()).rev() {
+        let j = rng.random_range(0..=i);
+        by_rank.swap(i, j);
+    }
+    let popularity = Cdf::new((1..=CATEGORIES).map(|r| 1.0 / r as f64));
+    let areas = Cdf::new(AREAS.iter().map(|(_, w)| *w));
+    let mut tags = Vec::with_capacity(members);
+    let mut receipts = Vec::with_capacity(members * RECEIPT_ITEMS.len());
+    for m in 0..members {
+        let mut tag = [0u8; 32];
+        rng.fill(&mut tag);
+        tags.push(tag);
+        let home = areas.draw(&mut rng) as u8;
+        let mut days: Vec<i32> = RECEIPT_ITEMS
+            .iter()
+            .map(|_| FIRST_DAY + rng.random_range(0..365))
+            .collect();
+        days.sort_unstable();
+        for (n, day) in RECEIPT_ITEMS.iter().zip(days) {
+            let mut id = [0u8; 16];
+            rng.fill(&mut id);
+            // A version 4 UUID, as TrustReceiptId::generate makes.
+            id[6] = (id[6] & 0x0f) | 0x40;
+            id[8] = (id[8] & 0x3f) | 0x80;
+            let area = if rng.random_bool(0.85) {
+                home
+            } else {
+                areas.draw(&mut rng) as u8
+            };
+            let mut items = [(0u16, 0u32); 4];
+            for item in items.iter_mut().take(*n) {
+                *item = (
+                    by_rank[popularity.draw(&mut rng)],
+                    rng.random_range(50..5_000),
+                );
+            }
+            receipts.push(Rec {
+                id,
+                member: m as u32,
+                day,
+                area,
+                n: *n as u8,
+                items,
+            });
+        }
+    }
+    // The aggregates, with exactly the rules of insert_trust_receipts: per
+    // receipt its distinct (dim, value)s in (dim, value) order; a value enters
+    // unless the member has it or already has MAX_VALUES in that dimension.
+    let mut totals = vec![(0i64, 0i64); members];
+    let mut bins = Vec::with_capacity(members * (MAX_VALUES + 2));
+    let mut present: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+    let mut last_member = u32::MAX;
+    for r in &receipts {
+        if r.member != last_member {
+            last_member = r.member;
+            present[0].clear();
+            present[1].clear();
+        }
+        let t = &mut totals[r.member as usize];
+        t.0 += r.amount();
+        t.1 += 1;
+        let mut values: Vec<(i64, i64)> = r
+            .items()
+            .iter()
+            .map(|(c, _)| (TrustDim::Category as i64, i64::from(*c)))
+            .collect();
+        values.push((
+            TrustDim::Area as i64,
+            pack_area(AREAS[usize::from(r.area)].0),
+        ));
+        values.sort_unstable();
+        values.dedup();
+        for (dim, value) in values {
+            let have = &mut present[usize::from(dim == TrustDim::Area as i64)];
+            if have.contains(&value) || have.len() >= MAX_VALUES {
+                continue;
+            }
+            have.push(value);
+            bins.push((dim, value, r.member));
+        }
+    }
+    Data {
+        tags,
+        receipts,
+        totals,
+        bins,
+    }
+}
+
+fn url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("trust.sqlite3").display())
+}
+
+fn org() -> OrgRow {
+    OrgRow {
+        id: OrgId::generate(&me2b_crypto::SeededRandom::new(SEED)),
+        name: "Bench Co-op".into(),
+        kind: OrgKind::Coop,
+        created_at: CREATED_AT,
+        deleted_at: None,
+    }
+}
+
+/// A fresh store with the schema and the one organisation.
+async fn fresh(dir: &Path) -> Arc<dyn Store> {
+    std::fs::create_dir_all(dir).unwrap();
+    let store = me2b_storage::open(&url(dir)).await.unwrap();
+    store.insert_org(&org()).await.unwrap();
+    store
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+/// The secondary indexes the load drops and recreates, as the migration makes them.
+const INDEXES: [(&str, &str); 3] = [
+    (
+        "trust_receipts_by_member",
+        "CREATE INDEX trust_receipts_by_member ON trust_receipts (org_id, tag)",
+    ),
+    (
+        "trust_events_by_receipt",
+        "CREATE INDEX trust_events_by_receipt ON trust_events (receipt_id)",
+    ),
+    (
+        "trust_bins_by_member",
+        "CREATE INDEX trust_bins_by_member ON trust_bins (scope, dim, tag)",
+    ),
+];
+
+/// Bulk-loads `data` into the (closed) store at `dir`. Prints each step's time.
+async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
+    let start = Instant::now();
+    let mut conn = SqliteConnectOptions::from_str(&url(dir))
+        .unwrap()
+        .journal_mode(SqliteJournalMode::Off)
+        .synchronous(SqliteSynchronous::Off)
+        .foreign_keys(false)
+        .pragma("cache_size", "-1048576")
+        .connect()
+        .await
+        .unwrap();
+    let org = org();
+    let scope = org.id.to_string();
+    let org_hex = hex::encode(org.id.as_bytes());
+    let step = |name: &str, t: Instant, rows: usize| {
+        if verbose {
+            let s = secs(t);
+            println!("| {name} | {rows} | {s:.1} | {:.0} |", rows as f64 / s);
+        }
+    };
+    if verbose {
+        println!("| load step | rows | s | rows/s |");
+        println!("| --- | ---: | ---: | ---: |");
+    }
+    for (name, _) in INDEXES {
+        sqlx::query(&format!("DROP INDEX {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    // Receipts and their items in receipt-id order: appends to every b-tree.
+    let mut order: Vec<u32> = (0..data.receipts.len() as u32).collect();
+    order.sort_unstable_by_key(|i| data.receipts[*i as usize].id);
+    let t = Instant::now();
+    for chunk in order.chunks(100_000) {
+        let mut tx = conn.begin().await.unwrap();
+        for rows in chunk.chunks(2_000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO trust_receipts (receipt_id, org_id, tag, source_ct, research_ct, day, area, amount_cents, created_at) ",
+            );
+            q.push_values(rows, |mut b, i| {
+                let r = &data.receipts[*i as usize];
+                b.push_bind(&r.id[..])
+                    .push(format!("X'{org_hex}'"))
+                    .push_bind(&data.tags[r.member as usize][..])
+                    .push("randomblob(64)")
+                    .push("randomblob(64)")
+                    .push_bind(r.day)
+                    .push_bind(AREAS[usize::from(r.area)].0)
+                    .push_bind(r.amount())
+                    .push(CREATED_AT.unix_millis());
+            });
+            q.build().execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    step("trust_receipts", t, order.len());
+    let t = Instant::now();
+    let mut events = 0;
+    for chunk in order.chunks(100_000) {
+        let mut tx = conn.begin().await.unwrap();
+        let items: Vec<(&[u8], u16, u32)> = chunk
+            .iter()
+            .flat_map(|i| {
+                let r = &data.receipts[*i as usize];
+                r.items().iter().map(move |(c, a)| (&r.id[..], *c, *a))
+            })
+            .collect();
+        events += items.len();
+        for rows in items.chunks(5_000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO trust_events (receipt_id, category, amount_cents) ",
+            );
+            q.push_values(rows, |mut b, (id, c, a)| {
+                b.push_bind(*id)
+                    .push_bind(i64::from(*c))
+                    .push_bind(i64::from(*a));
+            });
+            q.build().execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    step("trust_events", t, events);
+    // Per-member totals for the co-op's scope in key (tag) order, then `*`.
+    let t = Instant::now();
+    let mut by_tag: Vec<u32> = (0..data.tags.len() as u32).collect();
+    by_tag.sort_unstable_by_key(|m| data.tags[*m as usize]);
+    let mut tx = conn.begin().await.unwrap();
+    for rows in by_tag.chunks(5_000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO trust_members (scope, tag, total_cents, receipts) ",
+        );
+        q.push_values(rows, |mut b, m| {
+            let (total, n) = data.totals[*m as usize];
+            b.push_bind(scope.as_str())
+                .push_bind(&data.tags[*m as usize][..])
+                .push_bind(total)
+                .push_bind(n);
+        });
+        q.build().execute(&mut *tx).await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO trust_members (scope, tag, total_cents, receipts) \
+         SELECT '*', tag, total_cents, receipts FROM trust_members WHERE scope = $1 ORDER BY tag",
+    )
+    .bind(scope.as_str())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    step("trust_members (both scopes)", t, 2 * by_tag.len());
+    // Bins for the co-op's scope in key (dim, value, tag) order, then `*`.
+    let t = Instant::now();
+    let mut bins: Vec<&(i64, i64, u32)> = data.bins.iter().collect();
+    bins.sort_unstable_by(|a, b| {
+        (a.0, a.1, &data.tags[a.2 as usize]).cmp(&(b.0, b.1, &data.tags[b.2 as usize]))
+    });
+    for chunk in bins.chunks(500_000) {
+        let mut tx = conn.begin().await.unwrap();
+        for rows in chunk.chunks(5_000) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO trust_bins (scope, dim, value, tag) ");
+            q.push_values(rows, |mut b, (dim, value, m)| {
+                b.push_bind(scope.as_str())
+                    .push_bind(*dim)
+                    .push_bind(*value)
+                    .push_bind(&data.tags[*m as usize][..]);
+            });
+            q.build().execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO trust_bins (scope, dim, value, tag) \
+         SELECT '*', dim, value, tag FROM trust_bins WHERE scope = $1 ORDER BY dim, value, tag",
+    )
+    .bind(scope.as_str())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    step("trust_bins (both scopes)", t, 2 * bins.len());
+    for (name, sql) in INDEXES {
+        let t = Instant::now();
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+        step(&format!("CREATE INDEX {name}"), t, 0);
+    }
+    sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    secs(start)
+}
+
+/// The same data row by row through `insert_trust_receipts`, in arrival order.
+async fn load_row_by_row(store: &Arc<dyn Store>, data: &Data) {
+    let org = org().id;
+    let rows: Vec<TrustReceiptRow> = data
+        .receipts
+        .iter()
+        .map(|r| TrustReceiptRow {
+            id: TrustReceiptId::from_slice(&r.id).unwrap(),
+            org,
+            tag: data.tags[r.member as usize],
+            source_ct: vec![0; 64],
+            research_ct: vec![0; 64],
+            day: r.day,
+            area: AREAS[usize::from(r.area)].0.to_owned(),
+            amount_cents: r.amount(),
+            created_at: CREATED_AT,
+            items: r
+                .items()
+                .iter()
+                .map(|(c, a)| (i64::from(*c), i64::from(*a)))
+                .collect(),
+        })
+        .collect();
+    for b in rows.chunks(1_000) {
+        store
+            .insert_trust_receipts(b, MAX_VALUES as u32)
+            .await
+            .unwrap();
+    }
+}
+
+/// Everything but the ciphertexts, sorted, and the schema.
+async fn dump(dir: &Path) -> Vec<String> {
+    let mut conn = SqliteConnection::connect(&url(dir)).await.unwrap();
+    let mut out = Vec::new();
+    for q in [
+        "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name",
+        "SELECT hex(receipt_id) || hex(org_id) || hex(tag) || ' ' || day || ' ' || area || ' ' || amount_cents || ' ' || created_at || ' ' || length(source_ct) || ' ' || length(research_ct) FROM trust_receipts ORDER BY receipt_id",
+        "SELECT hex(receipt_id) || ' ' || category || ' ' || amount_cents FROM trust_events ORDER BY receipt_id, category, amount_cents",
+        "SELECT scope || ' ' || hex(tag) || ' ' || total_cents || ' ' || receipts FROM trust_members ORDER BY scope, tag",
+        "SELECT scope || ' ' || dim || ' ' || value || ' ' || hex(tag) FROM trust_bins ORDER BY scope, dim, value, tag",
+    ] {
+        for row in sqlx::query(q).fetch_all(&mut conn).await.unwrap() {
+            out.push(row.get::<String, _>(0));
+        }
+        out.push("--".into());
+    }
+    conn.close().await.unwrap();
+    out
+}
+
+/// The bulk loader and insert_trust_receipts store the same thing.
+async fn check_loader(root: &Path) {
+    let data = generate(2_000, SEED ^ 1);
+    let (a, b) = (root.join("check-bulk"), root.join("check-rows"));
+    fresh(&a).await.close().await;
+    bulk_load(&a, &data, false).await;
+    let store = fresh(&b).await;
+    load_row_by_row(&store, &data).await;
+    store.close().await;
+    let (da, db) = (dump(&a).await, dump(&b).await);
+    assert!(da.len() > 30_000, "{}", da.len());
+    assert!(
+        da == db,
+        "the bulk loader must store what insert_trust_receipts stores"
+    );
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
+
+struct Timing {
+    sql: f64,
+    dp: f64,
+}
+
+/// The service's histogram path: bin counts, laid out over the labels, DP noise.
+async fn query(
+    store: &Arc<dyn Store>,
+    scope: &str,
+    labels: &[String],
+    values: &[i64],
+    total: u64,
+) -> Timing {
+    let t = Instant::now();
+    let found: HashMap<i64, u64> = store
+        .trust_bin_counts(scope, TrustDim::Category)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let counts: Vec<u64> = values
+        .iter()
+        .map(|v| found.get(v).copied().unwrap_or(0))
+        .collect();
+    let sql = secs(t);
+    let t = Instant::now();
+    let h = histogram(
+        &OpenDpNoise,
+        labels,
+        &counts,
+        MAX_VALUES as u32,
+        EPSILON,
+        MIN_COHORT,
+    )
+    .unwrap();
+    let dp = secs(t);
+    assert_eq!(counts.iter().sum::<u64>(), total);
+    assert_eq!(h.bins.len(), CATEGORIES);
+    std::hint::black_box(h);
+    Timing { sql, dp }
+}
+
+fn evict(file: &Path) {
+    let ok = std::process::Command::new("dd")
+        .arg(format!("if={}", file.display()))
+        .args(["iflag=nocache", "count=0", "status=none"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "dd iflag=nocache failed");
+}
+
+/// MiB of the file in the OS page cache, when `fincore` is there.
+fn resident_mib(file: &Path) -> Option<f64> {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(file)
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.trim().parse::<f64>().ok().map(|b| b / 1_048_576.0)
+}
+
+fn stats(v: &[f64]) -> (f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    (s[s.len() / 2], s[s.len() - 1])
+}
+
+fn main() {
+    let events: usize = std::env::var("ME2B_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
+    let members = events / 10;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("ME2B_BENCH_DIR").map(std::path::PathBuf::from);
+    let dir = kept.clone().unwrap_or_else(|| temp.path().join("db"));
+    let file = dir.join("trust.sqlite3");
+    let marker = dir.join(format!("loaded-{events}-{SEED:x}"));
+
+    let t = Instant::now();
+    rt.block_on(check_loader(temp.path()));
+    println!(
+        "loader check: 2,000 members (20,000 events) bulk-loaded and through insert_trust_receipts give identical tables and schema ({:.1} s)",
+        secs(t)
+    );
+
+    let t = Instant::now();
+    let data = generate(members, SEED);
+    let generated = secs(t);
+    let category_bins = data
+        .bins
+        .iter()
+        .filter(|b| b.0 == TrustDim::Category as i64)
+        .count() as u64;
+    println!(
+        "generated {members} members, {} receipts, {} events, {} bins per scope ({category_bins} by category) in {generated:.1} s",
+        data.receipts.len(),
+        data.receipts.iter().map(|r| usize::from(r.n)).sum::<usize>(),
+        data.bins.len(),
+    );
+    if marker.exists() {
+        println!("reusing the database loaded before in {}", dir.display());
+    } else {
+        std::fs::create_dir_all(&dir).unwrap();
+        rt.block_on(async { fresh(&dir).await.close().await });
+        println!();
+        let load = rt.block_on(bulk_load(&dir, &data, true));
+        println!();
+        println!("bulk load: {load:.1} s in all");
+        std::fs::write(&marker, b"").unwrap();
+    }
+    drop(data);
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0;
+    println!(
+        "database file: {:.0} MiB (+ WAL {:.0} MiB)",
+        size(&file),
+        size(&dir.join("trust.sqlite3-wal"))
+    );
+
+    let scope = org().id.to_string();
+    let values: Vec<i64> = (1..=CATEGORIES as i64).collect();
+    let labels: Vec<String> = values.iter().map(|v| format!("topic-{v}")).collect();
+    rt.block_on(async {
+        let mut conn = SqliteConnection::connect(&url(&dir)).await.unwrap();
+        let plan = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT value, COUNT(*) AS n FROM trust_bins WHERE scope = $1 AND dim = $2 GROUP BY value ORDER BY value",
+        )
+        .bind(scope.as_str())
+        .bind(TrustDim::Category as i64)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        for r in plan {
+            println!("query plan: {}", r.get::<String, _>("detail"));
+        }
+        let t = Instant::now();
+        let sizes = sqlx::query("SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        println!();
+        println!("| table or index | MiB |");
+        println!("| --- | ---: |");
+        for r in sizes.iter().take(8) {
+            println!(
+                "| {} | {:.0} |",
+                r.get::<String, _>("name"),
+                r.get::<i64, _>("bytes") as f64 / 1_048_576.0
+            );
+        }
+        println!("(dbstat took {:.1} s)", secs(t));
+        conn.close().await.unwrap();
+    });
+
+    let (mut cold, mut cold_sql, mut warm, mut warm_sql, mut dps, mut opens) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    let mut cache_note = String::new();
+    for _ in 0..COLD_RUNS {
+        rt.block_on(async {
+            let t = Instant::now();
+            let store = me2b_storage::open(&url(&dir)).await.unwrap();
+            opens.push(secs(t));
+            let before = resident_mib(&file);
+            evict(&file);
+            let after = resident_mib(&file);
+            if let (Some(b), Some(a)) = (before, after) {
+                cache_note = format!("page cache before/after eviction: {b:.0}/{a:.0} MiB");
+            }
+            let q = query(&store, &scope, &labels, &values, category_bins).await;
+            cold.push(q.sql + q.dp);
+            cold_sql.push(q.sql);
+            dps.push(q.dp);
+            for _ in 0..WARM_RUNS {
+                let q = query(&store, &scope, &labels, &values, category_bins).await;
+                warm.push(q.sql + q.dp);
+                warm_sql.push(q.sql);
+                dps.push(q.dp);
+            }
+            store.close().await;
+        });
+    }
+    let ms = |x: f64| x * 1e3;
+    let (cm, cx) = stats(&cold);
+    let (csm, _) = stats(&cold_sql);
+    let (wm, wx) = stats(&warm);
+    let (wsm, _) = stats(&warm_sql);
+    let (dm, dx) = stats(&dps);
+    let (om, _) = stats(&opens);
+    println!();
+    println!("store open with PRAGMA quick_check: median {om:.1} s; {cache_note}");
+    println!();
+    println!("| histogram, 470 bins, {events} events | runs | median ms | max ms | of which SQL (median) ms |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!(
+        "| cold (reopened, file evicted from the page cache) | {} | {:.0} | {:.0} | {:.0} |",
+        cold.len(),
+        ms(cm),
+        ms(cx),
+        ms(csm)
+    );
+    println!(
+        "| warm | {} | {:.0} | {:.0} | {:.0} |",
+        warm.len(),
+        ms(wm),
+        ms(wx),
+        ms(wsm)
+    );
+    println!(
+        "DP noise over 470 bins (OpenDP): median {:.2} ms, max {:.2} ms",
+        ms(dm),
+        ms(dx)
+    );
+    if kept.is_none() {
+        drop(temp);
+    }
+}
