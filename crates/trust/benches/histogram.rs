@@ -8,28 +8,38 @@
 //! categories with Zipf (s = 1) popularity, in a home area (85 %) of the 12
 //! default areas weighted by population, over one year, for one co-op. Stored
 //! in the trust's tables as `insert_trust_receipts` stores them: receipts,
-//! items (`trust_events`), per-member totals (`trust_members`) and per-member
+//! items (`trust_events`), per-member totals (`trust_members`), per-member
 //! bins (`trust_bins`, at most 5 values per member per (scope, dimension),
-//! first come), for the co-op's scope and for `*`.
+//! first come) and members per value (`trust_bin_totals`), for the co-op's
+//! scope and for `*`.
 //!
-//! Row-by-row `insert_trust_receipts` would take hours for 10,000,000 events, so
-//! the data is bulk-loaded through a raw sqlx connection to the same file
-//! (multi-row INSERTs in key order, secondary indexes dropped and recreated
-//! with the migration's own statements, journal and sync off during the
-//! load). The bench first proves the loader faithful on 2,000 members: the
-//! same data through `insert_trust_receipts` gives identical tables and schema.
+//! `insert_trust_receipts` would take many minutes for 10,000,000 events, so the
+//! data is bulk-loaded through a raw sqlx connection to the same file
+//! (multi-row INSERTs in key order, `trust_bin_totals` filled by one
+//! `GROUP BY` over the bins, secondary indexes dropped and recreated with the
+//! migration's own statements, journal and sync off during the load). The
+//! bench first proves the loader faithful on 2,000 members: the same data
+//! through `insert_trust_receipts` gives identical tables (bin totals
+//! included) and schema.
 //!
-//! Then the query path the service runs for `Histogram { by: Category }`:
-//! `trust_bin_counts(scope, Category)`, counts laid out over the 470 labels,
-//! `insights::histogram(OpenDpNoise, …, 5, ε = 1, min cohort 20)`. **Cold**: the
-//! store reopened (`me2b_storage::open`, which runs `PRAGMA quick_check`) and
-//! the file then dropped from the OS page cache (`dd iflag=nocache count=0`,
-//! i.e. `posix_fadvise(DONTNEED)`), so the query reads from disk. **Warm**: the
-//! following runs.
+//! Then, in cycles: the store reopened (`me2b_storage::open`, which runs
+//! `PRAGMA quick_check`) and the file dropped from the OS page cache
+//! (`dd iflag=nocache count=0`, i.e. `posix_fadvise(DONTNEED)`), and the path
+//! the service runs for `Histogram { by: Category }` timed **cold** (the first
+//! run) and **warm** (the following runs): `trust_bin_counts(scope, Category)`
+//! (which reads `trust_bin_totals`), counts laid out over the 470 labels,
+//! `insights::histogram(OpenDpNoise, …, 5, ε = 1, min cohort 20)`. Then on a
+//! fresh connection, the file evicted before each cold run: the same
+//! `trust_bin_totals` query cold (a check that the store's cold run owes
+//! nothing to SQLite's own page cache), and for comparison the path as it was
+//! before `trust_bin_totals` (`SELECT value, COUNT(*) FROM trust_bins WHERE
+//! scope = ? AND dim = 1 GROUP BY value`, then the same lay-out and noise),
+//! cold and warm.
 //!
 //! `ME2B_BENCH_EVENTS` sets the number of events (default 10,000,000; members =
 //! events / 10). `ME2B_BENCH_DIR` puts the database there instead of a
-//! temporary directory (kept, and reused when it already holds the same data).
+//! temporary directory (kept, and reused when it already holds the same data
+//! loaded by this version of the bench).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use me2b_domain::org::OrgKind;
@@ -261,7 +271,7 @@ const INDEXES: [(&str, &str); 3] = [
     ),
     (
         "trust_bins_by_member",
-        "CREATE INDEX trust_bins_by_member ON trust_bins (scope, dim, tag)",
+        "CREATE INDEX trust_bins_by_member ON trust_bins (scope, tag)",
     ),
 ];
 
@@ -407,6 +417,17 @@ async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
     .await
     .unwrap();
     step("trust_bins (both scopes)", t, 2 * bins.len());
+    // Members per (scope, dim, value), as insert_trust_receipts keeps them.
+    let t = Instant::now();
+    let totals = sqlx::query(
+        "INSERT INTO trust_bin_totals (scope, dim, value, members) \
+         SELECT scope, dim, value, COUNT(*) FROM trust_bins GROUP BY scope, dim, value",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap()
+    .rows_affected();
+    step("trust_bin_totals (both scopes)", t, totals as usize);
     for (name, sql) in INDEXES {
         let t = Instant::now();
         sqlx::query(sql).execute(&mut conn).await.unwrap();
@@ -420,7 +441,7 @@ async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
     secs(start)
 }
 
-/// The same data row by row through `insert_trust_receipts`, in arrival order.
+/// The same data through `insert_trust_receipts`, in arrival order, batches of 1,000.
 async fn load_row_by_row(store: &Arc<dyn Store>, data: &Data) {
     let org = org().id;
     let rows: Vec<TrustReceiptRow> = data
@@ -461,6 +482,7 @@ async fn dump(dir: &Path) -> Vec<String> {
         "SELECT hex(receipt_id) || ' ' || category || ' ' || amount_cents FROM trust_events ORDER BY receipt_id, category, amount_cents",
         "SELECT scope || ' ' || hex(tag) || ' ' || total_cents || ' ' || receipts FROM trust_members ORDER BY scope, tag",
         "SELECT scope || ' ' || dim || ' ' || value || ' ' || hex(tag) FROM trust_bins ORDER BY scope, dim, value, tag",
+        "SELECT scope || ' ' || dim || ' ' || value || ' ' || members FROM trust_bin_totals ORDER BY scope, dim, value",
     ] {
         for row in sqlx::query(q).fetch_all(&mut conn).await.unwrap() {
             out.push(row.get::<String, _>(0));
@@ -490,35 +512,42 @@ async fn check_loader(root: &Path) {
     std::fs::remove_dir_all(&b).unwrap();
 }
 
+/// What `trust_bin_counts` runs now: members per value kept in `trust_bin_totals`.
+const TOTALS_SQL: &str =
+    "SELECT value, members AS n FROM trust_bin_totals WHERE scope = $1 AND dim = $2 ORDER BY value";
+/// What it ran before: members per value counted from the bins.
+const COUNT_SQL: &str = "SELECT value, COUNT(*) AS n FROM trust_bins WHERE scope = $1 AND dim = $2 GROUP BY value ORDER BY value";
+
+/// The histogram asked for: scope, the 470 labels and values, and the number
+/// of category bins the counts must add up to.
+struct Ask {
+    scope: String,
+    labels: Vec<String>,
+    values: Vec<i64>,
+    total: u64,
+}
+
 struct Timing {
+    /// The counts fetched and laid out over the labels.
     sql: f64,
+    /// The DP histogram.
     dp: f64,
 }
 
-/// The service's histogram path: bin counts, laid out over the labels, DP noise.
-async fn query(
-    store: &Arc<dyn Store>,
-    scope: &str,
-    labels: &[String],
-    values: &[i64],
-    total: u64,
-) -> Timing {
-    let t = Instant::now();
-    let found: HashMap<i64, u64> = store
-        .trust_bin_counts(scope, TrustDim::Category)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    let counts: Vec<u64> = values
+/// The service's steps after the fetch: the counts laid out over the labels
+/// (timed with the fetch, from `start`), then the DP histogram.
+fn lay_out_and_noise(found: Vec<(i64, u64)>, start: Instant, ask: &Ask) -> Timing {
+    let found: HashMap<i64, u64> = found.into_iter().collect();
+    let counts: Vec<u64> = ask
+        .values
         .iter()
         .map(|v| found.get(v).copied().unwrap_or(0))
         .collect();
-    let sql = secs(t);
+    let sql = secs(start);
     let t = Instant::now();
     let h = histogram(
         &OpenDpNoise,
-        labels,
+        &ask.labels,
         &counts,
         MAX_VALUES as u32,
         EPSILON,
@@ -526,10 +555,67 @@ async fn query(
     )
     .unwrap();
     let dp = secs(t);
-    assert_eq!(counts.iter().sum::<u64>(), total);
+    assert_eq!(counts.iter().sum::<u64>(), ask.total);
     assert_eq!(h.bins.len(), CATEGORIES);
     std::hint::black_box(h);
     Timing { sql, dp }
+}
+
+/// The service's histogram path: `trust_bin_counts`, laid out, DP noise.
+async fn service_path(store: &Arc<dyn Store>, ask: &Ask) -> Timing {
+    let t = Instant::now();
+    let found = store
+        .trust_bin_counts(&ask.scope, TrustDim::Category)
+        .await
+        .unwrap();
+    lay_out_and_noise(found, t, ask)
+}
+
+/// The same path with `sql` run on a raw connection.
+async fn sql_path(conn: &mut SqliteConnection, sql: &str, ask: &Ask) -> Timing {
+    let t = Instant::now();
+    let found = sqlx::query(sql)
+        .bind(ask.scope.as_str())
+        .bind(TrustDim::Category as i64)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("value"), r.get::<i64, _>("n") as u64))
+        .collect();
+    lay_out_and_noise(found, t, ask)
+}
+
+/// A connection to the file, opened as the store opens it, with the schema read.
+async fn connect(dir: &Path) -> SqliteConnection {
+    let mut conn = SqliteConnectOptions::from_str(&url(dir))
+        .unwrap()
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+/// Timings of one case over the runs.
+#[derive(Default)]
+struct Series {
+    total: Vec<f64>,
+    sql: Vec<f64>,
+}
+
+impl Series {
+    fn push(&mut self, t: &Timing, dps: &mut Vec<f64>) {
+        self.total.push(t.sql + t.dp);
+        self.sql.push(t.sql);
+        dps.push(t.dp);
+    }
 }
 
 fn evict(file: &Path) {
@@ -573,7 +659,7 @@ fn main() {
     let kept = std::env::var_os("ME2B_BENCH_DIR").map(std::path::PathBuf::from);
     let dir = kept.clone().unwrap_or_else(|| temp.path().join("db"));
     let file = dir.join("trust.sqlite3");
-    let marker = dir.join(format!("loaded-{events}-{SEED:x}"));
+    let marker = dir.join(format!("loaded-{events}-{SEED:x}-with-bin-totals"));
 
     let t = Instant::now();
     rt.block_on(check_loader(temp.path()));
@@ -615,49 +701,60 @@ fn main() {
         size(&dir.join("trust.sqlite3-wal"))
     );
 
-    let scope = org().id.to_string();
     let values: Vec<i64> = (1..=CATEGORIES as i64).collect();
-    let labels: Vec<String> = values.iter().map(|v| format!("topic-{v}")).collect();
+    let ask = Ask {
+        scope: org().id.to_string(),
+        labels: values.iter().map(|v| format!("topic-{v}")).collect(),
+        values,
+        total: category_bins,
+    };
     rt.block_on(async {
         let mut conn = SqliteConnection::connect(&url(&dir)).await.unwrap();
-        let plan = sqlx::query(
-            "EXPLAIN QUERY PLAN SELECT value, COUNT(*) AS n FROM trust_bins WHERE scope = $1 AND dim = $2 GROUP BY value ORDER BY value",
+        for (name, sql) in [("trust_bin_counts", TOTALS_SQL), ("before", COUNT_SQL)] {
+            let plan = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind(ask.scope.as_str())
+                .bind(TrustDim::Category as i64)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            for r in plan {
+                println!("query plan ({name}): {}", r.get::<String, _>("detail"));
+            }
+        }
+        let t = Instant::now();
+        let sizes = sqlx::query(
+            "SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC",
         )
-        .bind(scope.as_str())
-        .bind(TrustDim::Category as i64)
         .fetch_all(&mut conn)
         .await
         .unwrap();
-        for r in plan {
-            println!("query plan: {}", r.get::<String, _>("detail"));
-        }
-        let t = Instant::now();
-        let sizes = sqlx::query("SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
         println!();
         println!("| table or index | MiB |");
         println!("| --- | ---: |");
-        for r in sizes.iter().take(8) {
-            println!(
-                "| {} | {:.0} |",
-                r.get::<String, _>("name"),
-                r.get::<i64, _>("bytes") as f64 / 1_048_576.0
-            );
+        for r in &sizes {
+            let (name, bytes) = (r.get::<String, _>("name"), r.get::<i64, _>("bytes"));
+            if bytes >= 50 << 20
+                || name.starts_with("trust_bin_totals")
+                || name.contains("autoindex_trust_bin_totals")
+            {
+                println!("| {name} | {:.2} |", bytes as f64 / 1_048_576.0);
+            }
         }
         println!("(dbstat took {:.1} s)", secs(t));
         conn.close().await.unwrap();
     });
 
-    let (mut cold, mut cold_sql, mut warm, mut warm_sql, mut dps, mut opens) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
+    // Each cycle: the store reopened (as a node opens it), the file evicted,
+    // the service's path cold then warm; a fresh connection, the file evicted,
+    // the same totals SQL cold; the file evicted, the previous SQL cold then warm.
+    let (mut service_cold, mut service_warm, mut fresh_cold, mut before_cold, mut before_warm) = (
+        Series::default(),
+        Series::default(),
+        Series::default(),
+        Series::default(),
+        Series::default(),
     );
+    let (mut dps, mut opens) = (Vec::new(), Vec::new());
     let mut cache_note = String::new();
     for _ in 0..COLD_RUNS {
         rt.block_on(async {
@@ -670,49 +767,70 @@ fn main() {
             if let (Some(b), Some(a)) = (before, after) {
                 cache_note = format!("page cache before/after eviction: {b:.0}/{a:.0} MiB");
             }
-            let q = query(&store, &scope, &labels, &values, category_bins).await;
-            cold.push(q.sql + q.dp);
-            cold_sql.push(q.sql);
-            dps.push(q.dp);
+            service_cold.push(&service_path(&store, &ask).await, &mut dps);
             for _ in 0..WARM_RUNS {
-                let q = query(&store, &scope, &labels, &values, category_bins).await;
-                warm.push(q.sql + q.dp);
-                warm_sql.push(q.sql);
-                dps.push(q.dp);
+                service_warm.push(&service_path(&store, &ask).await, &mut dps);
             }
             store.close().await;
+            let mut conn = connect(&dir).await;
+            evict(&file);
+            fresh_cold.push(&sql_path(&mut conn, TOTALS_SQL, &ask).await, &mut dps);
+            evict(&file);
+            before_cold.push(&sql_path(&mut conn, COUNT_SQL, &ask).await, &mut dps);
+            for _ in 0..WARM_RUNS {
+                before_warm.push(&sql_path(&mut conn, COUNT_SQL, &ask).await, &mut dps);
+            }
+            conn.close().await.unwrap();
         });
     }
-    let ms = |x: f64| x * 1e3;
-    let (cm, cx) = stats(&cold);
-    let (csm, _) = stats(&cold_sql);
-    let (wm, wx) = stats(&warm);
-    let (wsm, _) = stats(&warm_sql);
-    let (dm, dx) = stats(&dps);
     let (om, _) = stats(&opens);
     println!();
     println!("store open with PRAGMA quick_check: median {om:.1} s; {cache_note}");
     println!();
-    println!("| histogram, 470 bins, {events} events | runs | median ms | max ms | of which SQL (median) ms |");
-    println!("| --- | ---: | ---: | ---: | ---: |");
-    println!(
-        "| cold (reopened, file evicted from the page cache) | {} | {:.0} | {:.0} | {:.0} |",
-        cold.len(),
-        ms(cm),
-        ms(cx),
-        ms(csm)
-    );
-    println!(
-        "| warm | {} | {:.0} | {:.0} | {:.0} |",
-        warm.len(),
-        ms(wm),
-        ms(wx),
-        ms(wsm)
-    );
+    println!("| histogram, 470 bins, {events} events | case | runs | median ms | max ms | of which SQL + lay-out (median) ms |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    for (path, case, s) in [
+        (
+            "service: trust_bin_counts (trust_bin_totals) + DP",
+            "cold (store reopened, file evicted)",
+            &service_cold,
+        ),
+        (
+            "service: trust_bin_counts (trust_bin_totals) + DP",
+            "warm",
+            &service_warm,
+        ),
+        (
+            "trust_bin_totals SQL on a fresh connection + DP",
+            "cold (file evicted)",
+            &fresh_cold,
+        ),
+        (
+            "before: COUNT(*) over trust_bins + DP",
+            "cold (file evicted)",
+            &before_cold,
+        ),
+        (
+            "before: COUNT(*) over trust_bins + DP",
+            "warm",
+            &before_warm,
+        ),
+    ] {
+        let (m, x) = stats(&s.total);
+        let (sm, _) = stats(&s.sql);
+        println!(
+            "| {path} | {case} | {} | {:.2} | {:.2} | {:.2} |",
+            s.total.len(),
+            m * 1e3,
+            x * 1e3,
+            sm * 1e3
+        );
+    }
+    let (dm, dx) = stats(&dps);
     println!(
         "DP noise over 470 bins (OpenDP): median {:.2} ms, max {:.2} ms",
-        ms(dm),
-        ms(dx)
+        dm * 1e3,
+        dx * 1e3
     );
     if kept.is_none() {
         drop(temp);
