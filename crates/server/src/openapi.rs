@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         offers::endorse, offers::withdraw, offers::stats, offers::my_offers, offers::answer,
         offers::suggestions, offers::accept_suggestion, offers::reject_suggestion,
         trust::submit, trust::ask, trust::budget, trust::shared, trust::earn, trust::redeem,
-        trust::mine, trust::card, trust::share, trust::withdraw,
+        trust::mine, trust::card, trust::share, trust::withdraw, trust::forward,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&Bearer),

@@ -442,3 +442,122 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         }
     }
 }
+
+fn vault_receipt(items: &[(&str, i64)], at: &str) -> Value {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|(c, p)| json!({"name": "Item", "category": c, "quantity": 2, "unit_price": {"minor": p, "currency": "EUR"}}))
+        .collect();
+    json!({"kind": "receipt", "merchant": "Corner Co-op", "items": items,
+           "total": {"minor": 999, "currency": "EUR"}, "purchased_at": at})
+}
+
+#[tokio::test]
+async fn members_forward_their_own_receipts_once_and_never_special_categories() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (a, ka) = s.org_with("Corner Co-op", vec![Role::Insights]).await;
+        let m = s
+            .member_with(
+                "ana@example.org",
+                &[
+                    vault_receipt(
+                        &[("food.organic", 250), ("food.diabetic", 400)],
+                        "2026-11-02T09:15:00Z",
+                    ),
+                    vault_receipt(
+                        &[("bike.repair", 1_500), ("no.such.category", 100)],
+                        "2026-11-03T18:00:00Z",
+                    ),
+                    vault_receipt(&[("food.diabetic", 400)], "2026-11-04T18:00:00Z"),
+                ],
+            )
+            .await;
+        let body = json!({"org": a, "area": "NL-NH"});
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/me/trust/forward",
+                Some(&m),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{db:?} {v}");
+        // The diabetes items (health) and the unknown category stay in the
+        // vault; the receipt holding only a health item is not forwarded at all.
+        assert_eq!(
+            (
+                v["forwarded"].as_u64(),
+                v["already"].as_u64(),
+                v["items_left_out"].as_u64()
+            ),
+            (Some(2), Some(0), Some(3)),
+            "{v}"
+        );
+        let (_, v) = s
+            .req(Method::POST, "/v1/me/trust/forward", Some(&m), Some(body))
+            .await;
+        assert_eq!(
+            (v["forwarded"].as_u64(), v["already"].as_u64()),
+            (Some(0), Some(2)),
+            "stored once: {v}"
+        );
+        let scope = a.to_string();
+        assert_eq!(s.node.store.trust_member_count(&scope).await.unwrap(), 1);
+        let cats = s
+            .node
+            .store
+            .trust_bin_counts(&scope, me2b_storage::TrustDim::Category)
+            .await
+            .unwrap();
+        let health = s.node.offers.taxonomy().by_slug("diabetes").unwrap();
+        let health_id = i64::from(s.node.offers.taxonomy().get(health).unwrap().id);
+        assert!(cats.iter().all(|(c, _)| *c != health_id), "{cats:?}");
+        assert_eq!(cats.len(), 2, "organic and repair: {cats:?}");
+        // What the co-op's own submission under the member's card adds joins
+        // the same member: still one member in the co-op's pool.
+        let card = card(&s, &m, a).await;
+        let (st, _) = s
+            .req(
+                Method::POST,
+                "/v1/org/trust/receipts",
+                Some(&ka),
+                Some(json!({"receipts": [receipt(&card, "NL-NH", &["organic"])]})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        assert_eq!(
+            s.node.store.trust_member_count(&scope).await.unwrap(),
+            1,
+            "{db:?}"
+        );
+        // Refused: an unknown co-op, an area finer than the trust's.
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/me/trust/forward",
+                Some(&m),
+                Some(json!({"org": a, "area": "1012AB"})),
+            )
+            .await;
+        assert_eq!(
+            (st, err(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unknown_area")
+        );
+        let (st, _) = s
+            .req(
+                Method::POST,
+                "/v1/me/trust/forward",
+                Some(&m),
+                Some(json!({"org": "00000000-0000-4000-8000-000000000000", "area": "NL-NH"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        // The member's audit trail shows the forwarding.
+        let (_, audit) = s.req(Method::GET, "/v1/me/audit", Some(&m), None).await;
+        assert!(
+            audit.to_string().contains("trust.receipts.submit"),
+            "{audit}"
+        );
+    }
+}

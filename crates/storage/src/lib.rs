@@ -213,6 +213,8 @@ pub trait TrustStore {
         receipts: &[TrustReceiptRow],
         max_values: u32,
     ) -> Result<()>;
+    /// Which of `ids` are stored already.
+    async fn trust_receipts_present(&self, ids: &[TrustReceiptId]) -> Result<Vec<TrustReceiptId>>;
     /// Distinct members in a scope (an organisation id or `*`).
     async fn trust_member_count(&self, scope: &str) -> Result<u64>;
     /// Members in the scope and the sum of their total spend, each clamped to `0..=upper`.

@@ -1061,6 +1061,24 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(())
             }
+            async fn trust_receipts_present(&self, ids: &[TrustReceiptId]) -> Result<Vec<TrustReceiptId>> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(2_000) {
+                    let mut q = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new("SELECT receipt_id FROM trust_receipts WHERE receipt_id IN (");
+                    let mut sep = q.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.as_bytes().to_vec());
+                    }
+                    q.push(")");
+                    for row in q.build().fetch_all(&self.pool).await? {
+                        out.push(
+                            TrustReceiptId::from_slice(&row.try_get::<Vec<u8>, _>("receipt_id")?)
+                                .map_err(|_| corrupt("trust_receipts.receipt_id"))?,
+                        );
+                    }
+                }
+                Ok(out)
+            }
             async fn trust_member_count(&self, scope: &str) -> Result<u64> {
                 let row = sqlx::query("SELECT COUNT(*) AS n FROM trust_members WHERE scope = $1")
                     .bind(scope)

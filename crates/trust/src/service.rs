@@ -161,6 +161,19 @@ pub struct Submitted {
     pub coarsened: &'static str,
 }
 
+/// What a member's forwarding stored.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Forwarded {
+    /// Receipts stored now.
+    pub forwarded: usize,
+    /// Receipts forwarded to this co-op's pool before: not stored twice.
+    pub already: usize,
+    /// Items left out: categories outside the taxonomy, and every special
+    /// category (those never leave the vault).
+    pub items_left_out: usize,
+    pub coarsened: &'static str,
+}
+
 /// Which members a question is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -644,6 +657,140 @@ impl Trust {
         })
     }
 
+    /// The member forwards their own vault receipts from `org` to the trust,
+    /// as if that co-op had submitted them: the member's consent is this
+    /// request. Items are mapped to taxonomy topics by `topic_of` (the
+    /// offers taxonomy's category map); special categories and unmapped
+    /// items stay in the vault. A receipt forwarded twice is stored once.
+    #[tracing::instrument(skip_all)]
+    pub async fn forward(
+        &self,
+        member: MemberId,
+        org: OrgId,
+        area: &str,
+        receipts: &[(me2b_domain::RecordId, &me2b_domain::record::Receipt)],
+        topic_of: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+    ) -> Result<Forwarded, TrustError> {
+        match self.inner.store.org(org).await? {
+            Some(row) if row.deleted_at.is_none() => {}
+            _ => return Err(TrustError::NotFound("organisation")),
+        }
+        if !self.inner.governance.areas.iter().any(|a| a == area) {
+            return Err(TrustError::UnknownArea);
+        }
+        let mut left_out = 0;
+        let mut candidates = Vec::new();
+        for (record, r) in receipts {
+            let mut items = Vec::new();
+            for i in r.items.as_slice() {
+                let c = topic_of(i.category.as_str())
+                    .and_then(|slug| self.inner.by_slug.get(&slug).copied())
+                    .and_then(|ix| self.inner.categories.get(ix))
+                    .filter(|c| !c.sensitive);
+                match c {
+                    Some(c) => {
+                        let qty = i64::from(u32::from(i.quantity));
+                        let price = i64::from(i.unit_price.minor);
+                        items.push((c.id, qty.saturating_mul(price).clamp(0, MAX_AMOUNT_CENTS)));
+                    }
+                    None => left_out += 1,
+                }
+            }
+            if items.is_empty() {
+                continue;
+            }
+            // The same record always gets the same id here: a keyed hash, so
+            // the id says nothing about the member.
+            let h = self.inner.keys.trust_tag(
+                "forwarded-receipt",
+                &[
+                    member.as_bytes().as_slice(),
+                    record.as_bytes().as_slice(),
+                    org.as_bytes().as_slice(),
+                ]
+                .concat(),
+            );
+            let id = TrustReceiptId::from_slice(&h[..16])
+                .map_err(|_| TrustError::Invalid("receipt id"))?;
+            let day = i32::try_from(
+                r.purchased_at
+                    .timestamp()
+                    .unix_millis()
+                    .div_euclid(MS_PER_DAY),
+            )
+            .map_err(|_| TrustError::Invalid("purchase time out of range"))?;
+            let amount = i64::from(r.total.minor).clamp(0, MAX_AMOUNT_CENTS);
+            candidates.push((id, day, amount, items));
+        }
+        let present = self
+            .inner
+            .store
+            .trust_receipts_present(&candidates.iter().map(|c| c.0).collect::<Vec<_>>())
+            .await?;
+        let already = present.len();
+        candidates.retain(|c| !present.contains(&c.0));
+        let forwarded = candidates.len();
+        if forwarded > 0 {
+            let origin = self.enrolment(member).await?;
+            let item = Item {
+                ct: origin,
+                key: self.inner.federation.origin_key(),
+            };
+            let domain = coop_domain(org);
+            let member_s = member.to_string();
+            let source = self
+                .chain(&member_s, ORIGIN, &domain, None, vec![item])
+                .await?;
+            let research = self
+                .chain(&member_s, ORIGIN, RESEARCH, None, vec![item])
+                .await?;
+            let (Some(source), Some(research)) = (source.first(), research.first()) else {
+                return Err(TrustError::MalformedCiphertext);
+            };
+            let tag = self.tag(RESEARCH, &self.client(RESEARCH).await?.decrypt(research));
+            let now = self.inner.clock.now();
+            let rows: Vec<TrustReceiptRow> = candidates
+                .into_iter()
+                .map(|(id, day, amount, items)| TrustReceiptRow {
+                    id,
+                    org,
+                    tag,
+                    source_ct: source.to_bytes().to_vec(),
+                    research_ct: research.to_bytes().to_vec(),
+                    day,
+                    area: area.to_owned(),
+                    amount_cents: amount,
+                    created_at: now,
+                    items,
+                })
+                .collect();
+            let _one_at_a_time = self.inner.ingest.lock().await;
+            self.inner
+                .store
+                .insert_trust_receipts(&rows, self.inner.governance.max_values_per_member)
+                .await?;
+        }
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new(Actor::Member(member), Action::TrustReceiptsSubmit)
+                    .subject(member)
+                    .object(format!("{forwarded} receipts forwarded as {org}'s"))
+                    .terms(
+                        "research-and-development",
+                        "purchases-and-spending-habit",
+                        "pseudonymise",
+                    ),
+            )
+            .await?;
+        Ok(Forwarded {
+            forwarded,
+            already,
+            items_left_out: left_out,
+            coarsened: "time to the day, location to the area you chose; special categories stay in your vault",
+        })
+    }
+
     fn budget_for(&self, org: OrgId, purpose: Option<&str>) -> Result<(String, f64), TrustError> {
         let g = &self.inner.governance;
         match purpose {
@@ -948,11 +1095,7 @@ impl Trust {
                 AuditEvent::new(Actor::Member(member), Action::TrustSharing)
                     .subject(member)
                     .object(format!("give {} ({from} -> {to})", row.id))
-                    .terms(
-                        "dpv:Marketing",
-                        "dpv:PurchasesAndSpendingHabit",
-                        "dpv:Transfer",
-                    ),
+                    .terms("marketing", "purchases-and-spending-habit", "transfer"),
             )
             .await?;
         Ok(Self::sharing_view(&row))
@@ -1115,11 +1258,7 @@ impl Trust {
             .record(
                 AuditEvent::new(Actor::Organisation(to), Action::TrustCrossSell)
                     .object(format!("from {from}: {} members", out.len()))
-                    .terms(
-                        "dpv:Marketing",
-                        "dpv:PurchasesAndSpendingHabit",
-                        "dpv:Transfer",
-                    ),
+                    .terms("marketing", "purchases-and-spending-habit", "transfer"),
             )
             .await?;
         Ok(out)

@@ -73,6 +73,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/me/trust", get(trust::mine))
         .route("/v1/me/trust/cards/{org}", get(trust::card))
         .route("/v1/me/trust/sharing", post(trust::share))
+        .route("/v1/me/trust/forward", post(trust::forward))
         .route(
             "/v1/me/trust/sharing/{id}",
             axum::routing::delete(trust::withdraw),

@@ -11,9 +11,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use me2b_domain::org::Role;
+use me2b_domain::record::RecordContent;
 use me2b_domain::{OrgId, SharingId};
 use me2b_trust::service::{
-    Ask, BudgetState, Insight, MemberTrust, ReceiptIn, SharedMember, SharingView, Submitted,
+    Ask, BudgetState, Forwarded, Insight, MemberTrust, ReceiptIn, SharedMember, SharingView,
+    Submitted,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -248,4 +250,53 @@ pub async fn withdraw(
     let id: SharingId = id.parse().map_err(|_| ApiError::not_found())?;
     s.node.trust.withdraw_sharing(m.session.member, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Forward your own receipts from one co-op to the trust.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardIn {
+    /// The co-op the receipts are from: they join its pool, under its domain.
+    pub org: OrgId,
+    /// Where you shop there, as one of the trust's area codes (e.g. `NL-NH`).
+    pub area: String,
+}
+
+/// Your vault forwards your receipts to the data trust, as that co-op's:
+/// pseudonymised, kept to the day and the area, each receipt once. Items in
+/// special categories or outside the taxonomy stay in your vault.
+#[utoipa::path(post, path = "/v1/me/trust/forward", tag = "member", security(("bearer" = [])),
+    request_body = ForwardIn,
+    responses((status = 200, body = Forwarded), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn forward(
+    State(s): State<AppState>,
+    m: Member,
+    ApiJson(input): ApiJson<ForwardIn>,
+) -> Result<Json<Forwarded>, ApiError> {
+    let records = s.node.vault.all_records(&m.session).await?;
+    let receipts: Vec<_> = records
+        .iter()
+        .filter_map(|r| match &r.content {
+            RecordContent::Receipt(receipt) => Some((r.id, receipt)),
+            _ => None,
+        })
+        .collect();
+    let taxonomy = s.node.offers.taxonomy();
+    let topic_of = move |category: &str| {
+        taxonomy
+            .topic_for_category(category)
+            .map(|t| taxonomy.slug(t).to_owned())
+    };
+    Ok(Json(
+        s.node
+            .trust
+            .forward(
+                m.session.member,
+                input.org,
+                &input.area,
+                &receipts,
+                &topic_of,
+            )
+            .await?,
+    ))
 }
