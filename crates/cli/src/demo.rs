@@ -1940,6 +1940,53 @@ async fn trust_story(
         err_message(&v)
     );
 
+    // A member forwards their own receipts.
+    out!("\n10g. {fname} forwards their own vault receipts to the trust, as {}'s (POST /v1/me/trust/forward", names[0]);
+    out!("   {{org, area: \"NL-NH\"}}): their consent is the request itself.");
+    let body = serde_json::json!({"org": grocer.id, "area": "NL-NH"});
+    let (st, v) = call(
+        app,
+        Method::POST,
+        "/v1/me/trust/forward",
+        ftoken,
+        Some(body.clone()),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::OK,
+        &format!("forwarding failed: {st} {v}"),
+    )?;
+    out!(
+        "   → {} forwarded; {} in the vault (special categories, such as nappies,",
+        verb(
+            v["forwarded"].as_u64().unwrap_or(0) as usize,
+            "receipt",
+            "receipts"
+        ),
+        verb(
+            v["items_left_out"].as_u64().unwrap_or(0) as usize,
+            "item stayed",
+            "items stayed"
+        )
+    );
+    out!("     and categories outside the taxonomy never leave it).");
+    let (st, again) = call(
+        app,
+        Method::POST,
+        "/v1/me/trust/forward",
+        ftoken,
+        Some(body),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::OK && again["forwarded"] == 0 && again["already"] == v["forwarded"],
+        &format!("a receipt was stored twice: {again}"),
+    )?;
+    out!(
+        "   Forwarding again stores nothing: {} already there.",
+        again["already"]
+    );
+
     // The audit log.
     let entries = node.store.audit_entries(0, u64::MAX >> 1).await?;
     let (mut queries, mut transcripts, mut denied) = (0, 0, 0);
@@ -1966,7 +2013,7 @@ async fn trust_story(
         queries == answered + refused_q && denied >= 1,
         "the audit log misses trust requests",
     )?;
-    out!("\n10g. What no co-op learned: another co-op's pseudonyms, an exact count, or a receipt without");
+    out!("\n10h. What no co-op learned: another co-op's pseudonyms, an exact count, or a receipt without");
     out!("   the member's consent. The audit log holds every question with its ε or why it was refused");
     out!(
         "   ({queries} trust.query entries) and every transcryptor request ({transcripts} trust.transcrypt entries,"
