@@ -765,6 +765,14 @@ impl Trust {
                 })
                 .collect();
             let _one_at_a_time = self.inner.ingest.lock().await;
+            // A concurrent forward of the same receipts may have stored them
+            // meanwhile: check again under the lock.
+            let ids: Vec<TrustReceiptId> = rows.iter().map(|r| r.id).collect();
+            let now_present = self.inner.store.trust_receipts_present(&ids).await?;
+            let rows: Vec<TrustReceiptRow> = rows
+                .into_iter()
+                .filter(|r| !now_present.contains(&r.id))
+                .collect();
             self.inner
                 .store
                 .insert_trust_receipts(&rows, self.inner.governance.max_values_per_member)
