@@ -121,6 +121,9 @@ pub enum Action {
     /// Loyalty points earned or redeemed.
     #[serde(rename = "trust.loyalty")]
     TrustLoyalty,
+    /// An erased member's receipts and points were removed from the trust.
+    #[serde(rename = "trust.erase")]
+    TrustErase,
 }
 
 /// How it ended.

@@ -212,10 +212,6 @@ impl Node {
             rng.clone(),
             cfg.session_ttl_seconds,
         );
-        let resumed = vault.resume_erasures().await?;
-        if resumed > 0 {
-            tracing::warn!(resumed, "finished erasures that were interrupted");
-        }
         let orgs = Orgs::new(store.clone(), audit.clone(), clock.clone(), rng.clone());
         let taxonomy = Arc::new(Taxonomy::shipped()?);
         // Interests in sensitive topics are disclosed only under their special
@@ -248,6 +244,13 @@ impl Node {
         );
         offers.start_count_flusher();
         let trust = open_trust(cfg, &store, &keys, &audit, &clock, &rng, &taxonomy).await?;
+        // An erased member is forgotten by the trust too; erasures a crash (or
+        // an unreachable transcryptor) interrupted are finished now.
+        vault.set_erasure_hook(Arc::new(TrustErasure(trust.clone())));
+        let resumed = vault.resume_erasures().await?;
+        if resumed > 0 {
+            tracing::warn!(resumed, "finished erasures that were interrupted");
+        }
         if trust.single_party() {
             tracing::warn!(
                 transcryptors = trust.transcryptors(),
@@ -280,6 +283,21 @@ impl Node {
             tracing::error!(error = %e, "could not sign the audit checkpoint at shutdown");
         }
         self.store.close().await;
+    }
+}
+
+/// Erasure reaches the data trust: the member's pooled receipts and points go.
+#[derive(Debug)]
+struct TrustErasure(Trust);
+
+#[async_trait::async_trait]
+impl me2b_vault::ErasureHook for TrustErasure {
+    async fn forget(&self, member: me2b_domain::MemberId) -> Result<(), String> {
+        self.0
+            .forget(member)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -432,6 +450,72 @@ mod tests {
         let mut c = NodeConfig::new(dir);
         c.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
         c
+    }
+
+    #[derive(Debug)]
+    struct Hook(std::sync::atomic::AtomicBool);
+
+    #[async_trait::async_trait]
+    impl me2b_vault::ErasureHook for Hook {
+        async fn forget(&self, _: me2b_domain::MemberId) -> Result<(), String> {
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                Err("transcryptor-2 cannot be reached".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_erasure_the_trust_cannot_take_stays_pending_and_finishes_later() {
+        use me2b_domain::member::{Email, Passphrase};
+        let dir = tempfile::tempdir().unwrap();
+        let n = Node::open(
+            &cfg(dir.path()),
+            Arc::new(SystemClock),
+            Arc::new(SeededRandom::new(1)),
+        )
+        .await
+        .unwrap();
+        let hasher = Arc::new(
+            PassphraseHasher::new(
+                PassphraseParams::INSECURE_FAST_FOR_TESTS,
+                &SeededRandom::new(2),
+            )
+            .unwrap(),
+        );
+        let v = Vault::new(
+            n.store.clone(),
+            n.keys.clone(),
+            n.audit.clone(),
+            hasher,
+            n.clock.clone(),
+            n.rng.clone(),
+            3600,
+        );
+        let down = Arc::new(Hook(std::sync::atomic::AtomicBool::new(true)));
+        v.set_erasure_hook(down.clone());
+        let new = v
+            .sign_up(
+                Email::parse("ana@example.org").unwrap(),
+                Passphrase::parse("correct horse battery".into()).unwrap(),
+            )
+            .await
+            .unwrap();
+        let member = new.member;
+        v.erase_member(Actor::Operator, member).await.unwrap();
+        // The key is destroyed at once; the rows wait for the trust.
+        let row = n.store.member(member).await.unwrap().unwrap();
+        assert!(row.erasing && row.wrapped_dek.is_none());
+        assert_eq!(
+            n.store.members_pending_erasure().await.unwrap(),
+            vec![member]
+        );
+        assert_eq!(v.resume_erasures().await.unwrap(), 0, "still unreachable");
+        down.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(v.resume_erasures().await.unwrap(), 1);
+        assert!(n.store.member(member).await.unwrap().is_none());
+        n.shutdown().await;
     }
 
     #[tokio::test]

@@ -516,7 +516,7 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
         assert_eq!(cats.len(), 2, "organic and repair: {cats:?}");
         // What the co-op's own submission under the member's card adds joins
         // the same member: still one member in the co-op's pool.
-        let card = card(&s, &m, a).await;
+        let card = self::card(&s, &m, a).await;
         let (st, _) = s
             .req(
                 Method::POST,
@@ -559,5 +559,83 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
             audit.to_string().contains("trust.receipts.submit"),
             "{audit}"
         );
+
+        // Erasure reaches the trust: the pooled receipts, what they added to
+        // the aggregates, and the points go; another member's stay.
+        let other = s.member("bo@example.org").await;
+        let other_card = self::card(&s, &other, a).await;
+        let (st, _) = s
+            .req(
+                Method::POST,
+                "/v1/org/trust/receipts",
+                Some(&ka),
+                Some(json!({"receipts": [receipt(&other_card, "NL-NH", &["organic"])]})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        for p in [&card, &other_card] {
+            let (st, _) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/trust/loyalty/earn",
+                    Some(&ka),
+                    Some(json!({"pseudonym": p, "points": 10})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK);
+        }
+        assert_eq!(s.node.store.trust_member_count(&scope).await.unwrap(), 2);
+        let (st, _) = s
+            .req(
+                Method::DELETE,
+                "/v1/me",
+                Some(&m),
+                Some(json!({"passphrase": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{db:?}");
+        assert_eq!(
+            s.node.store.trust_member_count(&scope).await.unwrap(),
+            1,
+            "{db:?}"
+        );
+        let organic = s.node.offers.taxonomy().by_slug("organic").unwrap();
+        let organic_id = i64::from(s.node.offers.taxonomy().get(organic).unwrap().id);
+        let cats = s
+            .node
+            .store
+            .trust_bin_counts(&scope, me2b_storage::TrustDim::Category)
+            .await
+            .unwrap();
+        assert!(
+            cats.contains(&(organic_id, 1)),
+            "only the other member: {cats:?}"
+        );
+        let (_, v) = s.req(Method::GET, "/v1/me/trust", Some(&other), None).await;
+        assert_eq!(
+            v["loyalty_points"], 10,
+            "the other member keeps their points"
+        );
+        // The co-op's old card for the erased member now redeems nothing.
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/org/trust/loyalty/redeem",
+                Some(&ka),
+                Some(json!({"pseudonym": card, "points": 1})),
+            )
+            .await;
+        assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "insufficient_points"));
+        let entries = s.node.store.audit_entries(0, 100_000).await.unwrap();
+        assert!(entries
+            .iter()
+            .any(|e| String::from_utf8_lossy(&e.event_json).contains("trust.erase")));
+        assert!(s
+            .node
+            .store
+            .members_pending_erasure()
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

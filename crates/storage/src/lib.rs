@@ -261,6 +261,11 @@ pub trait TrustStore {
         at: Timestamp,
     ) -> Result<Option<i64>>;
     async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64>;
+    /// Forgets a member, in one transaction: every receipt, item, bin and
+    /// per-member total under `research_tag` (decrementing the bin totals),
+    /// and the loyalty balance and ledger under `loyalty_tag`. Returns the
+    /// number of receipts removed.
+    async fn trust_forget(&self, research_tag: &[u8; 32], loyalty_tag: &[u8; 32]) -> Result<u64>;
 }
 
 /// Everything a node stores.

@@ -1263,6 +1263,41 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(Some(balance))
             }
+            async fn trust_forget(&self, research_tag: &[u8; 32], loyalty_tag: &[u8; 32]) -> Result<u64> {
+                let mut tx = $begin(&self.pool).await?;
+                let bins = sqlx::query("SELECT scope, dim, value FROM trust_bins WHERE tag = $1")
+                    .bind(research_tag.to_vec())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for b in &bins {
+                    sqlx::query("UPDATE trust_bin_totals SET members = members - 1 WHERE scope = $1 AND dim = $2 AND value = $3")
+                        .bind(b.try_get::<String, _>("scope")?)
+                        .bind(b.try_get::<i64, _>("dim")?)
+                        .bind(b.try_get::<i64, _>("value")?)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for sql in [
+                    "DELETE FROM trust_bins WHERE tag = $1",
+                    "DELETE FROM trust_members WHERE tag = $1",
+                    "DELETE FROM trust_events WHERE receipt_id IN (SELECT receipt_id FROM trust_receipts WHERE tag = $1)",
+                ] {
+                    sqlx::query(sql).bind(research_tag.to_vec()).execute(&mut *tx).await?;
+                }
+                let removed = sqlx::query("DELETE FROM trust_receipts WHERE tag = $1")
+                    .bind(research_tag.to_vec())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                for sql in [
+                    "DELETE FROM trust_loyalty WHERE tag = $1",
+                    "DELETE FROM trust_loyalty_balances WHERE tag = $1",
+                ] {
+                    sqlx::query(sql).bind(loyalty_tag.to_vec()).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(removed)
+            }
             async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64> {
                 let row = sqlx::query("SELECT balance FROM trust_loyalty_balances WHERE tag = $1")
                     .bind(tag.to_vec())

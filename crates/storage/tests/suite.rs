@@ -936,3 +936,47 @@ async fn loyalty_balances_never_go_negative() {
         second.close().await;
     }
 }
+
+#[tokio::test]
+async fn trust_forget_removes_a_member_from_every_aggregate() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        s.insert_org(&a).await.unwrap();
+        let sa = a.id.to_string();
+        let rows = vec![
+            trust_receipt(&rng, a.id, 1, "NL-NH", 5_000, &[1, 2]),
+            trust_receipt(&rng, a.id, 1, "NL-UT", 1_000, &[2]),
+            trust_receipt(&rng, a.id, 2, "NL-NH", 2_000, &[1]),
+        ];
+        s.insert_trust_receipts(&rows, 5).await.unwrap();
+        s.trust_loyalty_apply(&[7; 32], a.id, 40, ts(1))
+            .await
+            .unwrap();
+        s.trust_loyalty_apply(&[8; 32], a.id, 10, ts(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.trust_forget(&[1; 32], &[7; 32]).await.unwrap(),
+            2,
+            "{db:?}"
+        );
+        assert_eq!(s.trust_member_count(&sa).await.unwrap(), 1);
+        assert_eq!(s.trust_member_count("*").await.unwrap(), 1);
+        assert_eq!(
+            s.trust_bin_counts(&sa, TrustDim::Category).await.unwrap(),
+            vec![(1, 1), (2, 0)],
+            "{db:?}: member 1 no longer counted"
+        );
+        assert!(s
+            .trust_receipts_of(a.id, &[1; 32])
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.trust_receipts_of(a.id, &[2; 32]).await.unwrap().len(), 1);
+        assert_eq!(s.trust_loyalty_balance(&[7; 32]).await.unwrap(), 0);
+        assert_eq!(s.trust_loyalty_balance(&[8; 32]).await.unwrap(), 10);
+        // Forgetting someone unknown removes nothing.
+        assert_eq!(s.trust_forget(&[9; 32], &[9; 32]).await.unwrap(), 0);
+    }
+}

@@ -1340,6 +1340,37 @@ impl Trust {
         result.ok_or(TrustError::InsufficientPoints)
     }
 
+    /// Forgets an erased member: their pooled receipts (and what they added
+    /// to every aggregate) and their loyalty points. Needs every transcryptor,
+    /// to find the member's research and loyalty tags from their enrolment.
+    /// Privacy budgets already spent stay spent: those answers were released.
+    #[tracing::instrument(skip_all)]
+    pub async fn forget(&self, member: MemberId) -> Result<u64, TrustError> {
+        if self.inner.store.trust_enrolment(member).await?.is_none() {
+            return Ok(0);
+        }
+        let research = self.pseudonym_in(member, RESEARCH).await?;
+        let loyalty = self.pseudonym_in(member, LOYALTY).await?;
+        let removed = {
+            let _one_at_a_time = self.inner.ingest.lock().await;
+            self.inner
+                .store
+                .trust_forget(&self.tag(RESEARCH, &research), &self.tag(LOYALTY, &loyalty))
+                .await?
+        };
+        self.inner
+            .audit
+            .record(
+                AuditEvent::new(Actor::Node, Action::TrustErase)
+                    .subject(member)
+                    .object(format!(
+                        "{removed} receipts and the loyalty balance removed"
+                    )),
+            )
+            .await?;
+        Ok(removed)
+    }
+
     /// Area codes as stored in bins, for display.
     pub fn area_name(v: i64) -> String {
         unpack_area(v)

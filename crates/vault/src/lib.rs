@@ -51,6 +51,16 @@ pub enum VaultError {
     Internal(String),
 }
 
+/// Another capability holding data about members, told to forget one when the
+/// member is erased. It runs after the member's key is destroyed and before
+/// their rows are deleted; if it fails, the erasure stays pending (the
+/// member's data is already unreadable) and is retried at the next start.
+#[async_trait::async_trait]
+pub trait ErasureHook: Send + Sync + std::fmt::Debug {
+    /// Forgets the member. The error is a message fit for the operator's log.
+    async fn forget(&self, member: MemberId) -> Result<(), String>;
+}
+
 /// An authenticated member, holding their unwrapped data key for this request.
 #[derive(Debug)]
 pub struct MemberSession {
@@ -143,6 +153,9 @@ impl SessionCache {
 #[derive(Clone, Debug)]
 pub struct Vault {
     sessions: Arc<SessionCache>,
+    /// What else holds the member's data and must forget them on erasure
+    /// (the data trust); set once, after the capabilities are built.
+    erasure_hook: Arc<std::sync::OnceLock<Arc<dyn ErasureHook>>>,
     store: Arc<dyn Store>,
     keys: Arc<Keyring>,
     audit: AuditLog,
@@ -168,6 +181,7 @@ impl Vault {
     ) -> Self {
         Self {
             sessions: Arc::default(),
+            erasure_hook: Arc::default(),
             store,
             keys,
             audit,
@@ -614,9 +628,31 @@ impl Vault {
             .await?;
         self.sessions.remove_member(member);
         self.store.shred_member(member).await?;
-        self.store.delete_member_rows(member).await?;
+        if self.forget_elsewhere(member).await {
+            self.store.delete_member_rows(member).await?;
+        }
         self.sessions.remove_member(member);
         Ok(())
+    }
+
+    /// Sets what else must forget an erased member (once; later calls are ignored).
+    pub fn set_erasure_hook(&self, hook: Arc<dyn ErasureHook>) {
+        let _ = self.erasure_hook.set(hook);
+    }
+
+    /// Runs the erasure hook; false when it failed and the erasure must stay
+    /// pending (the member can no longer log in or be read either way).
+    async fn forget_elsewhere(&self, member: MemberId) -> bool {
+        let Some(hook) = self.erasure_hook.get() else {
+            return true;
+        };
+        match hook.forget(member).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "an erasure could not reach the data trust; it stays pending and is retried at the next start");
+                false
+            }
+        }
     }
 
     /// Decrypts a member's records for a disclosure to an organisation. Only the
@@ -657,9 +693,13 @@ impl Vault {
     /// Finishes erasures that a crash interrupted after the key was destroyed.
     pub async fn resume_erasures(&self) -> Result<usize, VaultError> {
         let pending = self.store.members_pending_erasure().await?;
+        let mut done = 0;
         for m in &pending {
-            self.store.delete_member_rows(*m).await?;
+            if self.forget_elsewhere(*m).await {
+                self.store.delete_member_rows(*m).await?;
+                done += 1;
+            }
         }
-        Ok(pending.len())
+        Ok(done)
     }
 }
