@@ -263,7 +263,7 @@ fn secs(t: Instant) -> f64 {
 const INDEXES: [(&str, &str); 3] = [
     (
         "trust_receipts_by_member",
-        "CREATE INDEX trust_receipts_by_member ON trust_receipts (tag, org_id)",
+        "CREATE INDEX trust_receipts_by_member ON trust_receipts (org_id, tag)",
     ),
     (
         "trust_events_by_receipt",
@@ -271,7 +271,7 @@ const INDEXES: [(&str, &str); 3] = [
     ),
     (
         "trust_bins_by_member",
-        "CREATE INDEX trust_bins_by_member ON trust_bins (tag, scope)",
+        "CREATE INDEX trust_bins_by_member ON trust_bins (scope, tag)",
     ),
 ];
 

@@ -22,7 +22,7 @@ CREATE TABLE trust_receipts (
     amount_cents INTEGER NOT NULL,
     created_at   INTEGER NOT NULL
 );
-CREATE INDEX trust_receipts_by_member ON trust_receipts (tag, org_id);
+CREATE INDEX trust_receipts_by_member ON trust_receipts (org_id, tag);
 
 CREATE TABLE trust_events (
     receipt_id   BLOB NOT NULL REFERENCES trust_receipts (receipt_id),
@@ -41,7 +41,7 @@ CREATE TABLE trust_bins (
     tag   BLOB NOT NULL,
     PRIMARY KEY (scope, dim, value, tag)
 ) WITHOUT ROWID;
-CREATE INDEX trust_bins_by_member ON trust_bins (tag, scope);
+CREATE INDEX trust_bins_by_member ON trust_bins (scope, tag);
 
 -- Members per (scope, dimension, value), kept with the bins in the same
 -- transaction: what a histogram reads.
