@@ -347,6 +347,29 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         assert_eq!(st, StatusCode::NO_CONTENT);
         let (_, v) = s.req(Method::GET, &path, Some(&kb), None).await;
         assert_eq!(v.as_array().unwrap().len(), 0, "withdrawn: nothing more");
+        // The member sees the consent and the one delivery in plain language.
+        let (_, t) = s
+            .req(Method::GET, "/v1/me/transparency", Some(&members[0]), None)
+            .await;
+        let sharing = &t["receipt_sharing"][0];
+        assert_eq!(sharing["withdrawn"], true, "{t}");
+        assert!(
+            sharing["explanation"]
+                .as_str()
+                .unwrap()
+                .contains("Corner Co-op"),
+            "{t}"
+        );
+        let deliveries = sharing["deliveries"].as_array().unwrap();
+        assert_eq!(deliveries.len(), 1, "{t}");
+        assert!(
+            deliveries[0].as_str().unwrap().ends_with(": 1 receipt"),
+            "{t}"
+        );
+        let (_, t) = s
+            .req(Method::GET, "/v1/me/transparency", Some(&members[1]), None)
+            .await;
+        assert_eq!(t["receipt_sharing"].as_array().unwrap().len(), 0, "{t}");
         let (st, v) = s
             .req(
                 Method::POST,

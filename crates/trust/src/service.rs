@@ -1146,6 +1146,18 @@ impl Trust {
         Ok(())
     }
 
+    /// The member's sharing consents (no transcryptor needed).
+    pub async fn sharing_of(&self, member: MemberId) -> Result<Vec<SharingView>, TrustError> {
+        Ok(self
+            .inner
+            .store
+            .trust_sharing_of_member(member)
+            .await?
+            .iter()
+            .map(Self::sharing_view)
+            .collect())
+    }
+
     /// What the member sees of the trust: loyalty points and sharing consents.
     #[tracing::instrument(skip_all)]
     pub async fn member_view(&self, member: MemberId) -> Result<MemberTrust, TrustError> {
@@ -1155,14 +1167,7 @@ impl Trust {
             .store
             .trust_loyalty_balance(&self.tag(LOYALTY, &p))
             .await?;
-        let sharing = self
-            .inner
-            .store
-            .trust_sharing_of_member(member)
-            .await?
-            .iter()
-            .map(Self::sharing_view)
-            .collect();
+        let sharing = self.sharing_of(member).await?;
         Ok(MemberTrust {
             loyalty_points,
             sharing,
@@ -1186,6 +1191,7 @@ impl Trust {
         let (from_d, to_d) = (coop_domain(from), coop_domain(to));
         let partner = self.client(&to_d).await?;
         let mut out = Vec::new();
+        let mut delivered = Vec::new();
         let research = self.client(RESEARCH).await?;
         for g in &grants {
             let rp = {
@@ -1235,6 +1241,7 @@ impl Trust {
                 .first()
                 .map(|ct| partner.decrypt(ct).to_hex())
                 .ok_or(TrustError::MalformedCiphertext)?;
+            delivered.push((g.member, g.id, receipts.len()));
             out.push(SharedMember {
                 pseudonym,
                 receipts: receipts
@@ -1261,14 +1268,25 @@ impl Trust {
                     .collect(),
             });
         }
-        self.inner
-            .audit
-            .record(
+        // One entry per member whose receipts go (the member reads it in
+        // their own audit trail and transparency view), and one summary.
+        let mut events: Vec<AuditEvent> = delivered
+            .iter()
+            .map(|(member, sharing, n)| {
                 AuditEvent::new(Actor::Organisation(to), Action::TrustCrossSell)
-                    .object(format!("from {from}: {} members", out.len()))
-                    .terms("marketing", "purchases-and-spending-habit", "transfer"),
-            )
-            .await?;
+                    .subject(*member)
+                    .object(format!(
+                        "{n} receipts from {from} under sharing consent {sharing}"
+                    ))
+                    .terms("marketing", "purchases-and-spending-habit", "transfer")
+            })
+            .collect();
+        events.push(
+            AuditEvent::new(Actor::Organisation(to), Action::TrustCrossSell)
+                .object(format!("from {from}: {} members", out.len()))
+                .terms("marketing", "purchases-and-spending-habit", "transfer"),
+        );
+        self.inner.audit.record_all(events).await?;
         Ok(out)
     }
 

@@ -441,6 +441,29 @@ pub struct Transparency {
     /// Since when a Global Privacy Control signal opts you out of sale, sharing and third-party advertising.
     pub gpc_opt_out_since: Option<String>,
     pub organisations: Vec<OrgTransparency>,
+    /// Your consents to one co-op sharing its receipts about you with another
+    /// through the data trust, and every time a partner received them.
+    pub receipt_sharing: Vec<SharingTransparency>,
+}
+
+async fn org_name(s: &AppState, id: me2b_domain::OrgId) -> String {
+    s.node
+        .store
+        .org(id)
+        .await
+        .ok()
+        .flatten()
+        .map_or_else(|| "a deleted organisation".to_owned(), |o| o.name)
+}
+
+/// One sharing consent, in plain language, with each delivery under it.
+#[derive(Serialize, ToSchema)]
+pub struct SharingTransparency {
+    pub id: String,
+    pub explanation: String,
+    pub withdrawn: bool,
+    /// When the partner received your receipts, and how many.
+    pub deliveries: Vec<String>,
 }
 
 /// Per organisation: the state of each consent, and every access decision about
@@ -464,6 +487,8 @@ pub async fn transparency(
         entry.consents.push(my_consent(&s, r, org));
     }
     let v = s.node.consents.vocabulary();
+    let mut deliveries: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
     let mut after = 0;
     loop {
         let page = s
@@ -476,6 +501,22 @@ pub async fn transparency(
         after = last.seq;
         for e in &page {
             let Ok(ev) = e.event() else { continue };
+            if ev.action == Action::TrustCrossSell {
+                // "N receipts from ORG under sharing consent ID"
+                if let Some((what, id)) = ev
+                    .object
+                    .as_deref()
+                    .and_then(|o| o.rsplit_once(" under sharing consent "))
+                {
+                    let n = what.split(' ').next().unwrap_or("?");
+                    deliveries.entry(id.to_owned()).or_default().push(format!(
+                        "{}: {n} {}",
+                        e.at.to_rfc3339(),
+                        if n == "1" { "receipt" } else { "receipts" }
+                    ));
+                }
+                continue;
+            }
             let (Action::ConsentDecision, Actor::Organisation(org)) = (ev.action, &ev.actor) else {
                 continue;
             };
@@ -536,8 +577,29 @@ pub async fn transparency(
         }
     }
     let gpc = s.node.consents.gpc_since(member).await?;
+    let mut receipt_sharing = Vec::new();
+    for sh in s.node.trust.sharing_of(member).await? {
+        let (from, to) = (org_name(&s, sh.from).await, org_name(&s, sh.to).await);
+        let explanation = if sh.withdrawn {
+            format!(
+                "You withdrew your consent for {from} to share its receipts about you with {to}."
+            )
+        } else {
+            format!(
+                "{from} may share its receipts about you with {to}, under {to}'s own pseudonym for you, for cross-selling, until {}.",
+                sh.expires_at.to_rfc3339()
+            )
+        };
+        receipt_sharing.push(SharingTransparency {
+            id: sh.id.to_string(),
+            explanation,
+            withdrawn: sh.withdrawn,
+            deliveries: deliveries.remove(&sh.id.to_string()).unwrap_or_default(),
+        });
+    }
     Ok(Json(Transparency {
         gpc_opt_out_since: gpc.map(|t| t.to_rfc3339()),
         organisations: by_org.into_values().collect(),
+        receipt_sharing,
     }))
 }
