@@ -1620,13 +1620,24 @@ async fn trust_story(
         serde_json::json!({"question": {"kind": "count", "scope": "own", "category": "toys"}, "epsilon": 0.5}),
     )
     .await?;
-    ensure(
-        st == StatusCode::UNPROCESSABLE_ENTITY && err_code(&v) == "below_threshold",
-        &format!("a small cohort was released: {st} {v}"),
-    )?;
-    refused_q += 1;
-    out!("     → {st} below_threshold; the ε is spent all the same:");
-    out!("       \"{}\"", err_message(&v));
+    if st == StatusCode::OK {
+        // The threshold is on the noisy value: very rarely (about 1 in 2,000
+        // at this cohort and scale) noise lifts a small cohort over it.
+        answered += 1;
+        out!(
+            "     → {} (rare: the noise lifted a cohort of {toys_true} over the threshold; {})",
+            v["figure"]["value"],
+            budget_line(&v)
+        );
+    } else {
+        ensure(
+            st == StatusCode::UNPROCESSABLE_ENTITY && err_code(&v) == "below_threshold",
+            &format!("the small-cohort count failed: {st} {v}"),
+        )?;
+        refused_q += 1;
+        out!("     → {st} below_threshold; the ε is spent all the same:");
+        out!("       \"{}\"", err_message(&v));
+    }
     let research = g
         .research_budgets
         .get("social-purpose")

@@ -391,7 +391,9 @@ async fn matching_in_the_vault_explains_itself_and_organisations_learn_only_aggr
         assert_eq!(st, StatusCode::OK, "{acc}");
         assert!(acc["consent_id"].is_string());
 
-        // 24 more members in NL-NH who like cycling, half of them accept.
+        // 24 more members in NL-NH who like cycling; one of them accepts. The
+        // 2 acceptances sit 18 below the cohort of 20: with noise of scale 2
+        // the release is withheld except with probability about 1e-4.
         for i in 0..24 {
             let t = s
                 .member_with(
@@ -408,7 +410,7 @@ async fn matching_in_the_vault_explains_itself_and_organisations_learn_only_aggr
                 .unwrap()
                 .iter()
                 .any(|o| o["offer_id"] == bike_id.as_str()));
-            if i % 2 == 0 {
+            if i == 0 {
                 s.req(
                     Method::POST,
                     &format!("/v1/me/offers/{bike_id}/answer"),
@@ -433,7 +435,7 @@ async fn matching_in_the_vault_explains_itself_and_organisations_learn_only_aggr
         assert!(stats["noise_scale"].as_f64().unwrap() > 0.0);
         assert!(
             stats["accepted"].is_null(),
-            "13 acceptances stay below the cohort: {stats}"
+            "2 acceptances stay below the cohort: {stats}"
         );
         let (_, again) = s
             .req(
@@ -447,7 +449,7 @@ async fn matching_in_the_vault_explains_itself_and_organisations_learn_only_aggr
         let stored = s.node.store.offer_counters(bike).await.unwrap().unwrap();
         assert_eq!(
             (stored.reached, stored.accepted),
-            (25, 13),
+            (25, 2),
             "reading the stats wrote the pending counts"
         );
         let (st, v) = s
