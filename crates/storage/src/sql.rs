@@ -937,8 +937,14 @@ macro_rules! impl_store {
                 // A handful of statements per batch, not per receipt: multi-row
                 // INSERTs, per-member totals summed in memory, and the bins' cap
                 // decided in memory after one read of the members' present values.
-                // SQLite takes the write lock up front (BEGIN IMMEDIATE), so the
-                // read and the writes are one serialised step.
+                // The cap must be decided from what is committed, even with
+                // another node on the same database. SQLite takes the write
+                // lock up front (BEGIN IMMEDIATE). On PostgreSQL the
+                // per-member upsert into trust_members below comes BEFORE the
+                // bins are read: it row-locks each (scope, member) until
+                // commit, so a concurrent batch for the same member waits
+                // there and then reads the bins this one wrote. Keep that order
+                // (the suite's concurrent-cap test checks it).
                 let mut tx = $begin(&self.pool).await?;
                 for chunk in receipts.chunks(3_000) {
                     let mut q = sqlx::QueryBuilder::<Db>::new(

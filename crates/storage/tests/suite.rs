@@ -980,3 +980,37 @@ async fn trust_forget_removes_a_member_from_every_aggregate() {
         assert_eq!(s.trust_forget(&[9; 32], &[9; 32]).await.unwrap(), 0);
     }
 }
+
+#[tokio::test]
+async fn the_per_member_cap_holds_under_concurrent_ingest_from_two_stores() {
+    for (db, s, t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        s.insert_org(&a).await.unwrap();
+        let second = open(&t.url).await.unwrap();
+        // 12 batches at once, from two stores (two nodes), each adding one
+        // new category for the same member; the cap is 3 categories (plus the
+        // area, its own dimension).
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..12i64 {
+            let st = if i % 2 == 0 {
+                s.clone()
+            } else {
+                second.clone()
+            };
+            let row = trust_receipt(&rng, a.id, 6, "NL-NH", 100, &[100 + i]);
+            set.spawn(async move { st.insert_trust_receipts(&[row], 3).await });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+        let cats = s
+            .trust_bin_counts(&a.id.to_string(), TrustDim::Category)
+            .await
+            .unwrap();
+        let counted: u64 = cats.iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, 3, "{db:?}: {cats:?}");
+        assert_eq!(s.trust_member_count(&a.id.to_string()).await.unwrap(), 1);
+        second.close().await;
+    }
+}
