@@ -400,8 +400,9 @@ async fn embedded_federation(
     if store.meta(META_TRUST_FEDERATION).await?.is_none() {
         let mut pep = me2b_trust::link::pep_rng(rng.as_ref());
         let (federation, secrets) = me2b_trust::pseudonym::setup(EMBEDDED_TRANSCRYPTORS, &mut pep);
-        let list: Vec<String> = secrets.iter().map(|s| s.to_json().to_string()).collect();
-        let plain = zeroize::Zeroizing::new(serde_json::to_vec(&list).unwrap_or_default());
+        let list: zeroize::Zeroizing<Vec<String>> =
+            zeroize::Zeroizing::new(secrets.iter().map(|s| s.to_json().to_string()).collect());
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(&*list).unwrap_or_default());
         let sealed = keys.seal_node_secret(META_TRUST_SECRETS, &plain, rng.as_ref());
         // Secrets first: a federation without its secrets must never be stored.
         if store
@@ -430,8 +431,9 @@ async fn embedded_federation(
     let plain = keys
         .open_node_secret(META_TRUST_SECRETS, &sealed)
         .map_err(|_| corrupt(META_TRUST_SECRETS))?;
-    let list: Vec<String> =
-        serde_json::from_slice(&plain).map_err(|_| corrupt(META_TRUST_SECRETS))?;
+    let list: zeroize::Zeroizing<Vec<String>> = zeroize::Zeroizing::new(
+        serde_json::from_slice(&plain).map_err(|_| corrupt(META_TRUST_SECRETS))?,
+    );
     let secrets = list
         .iter()
         .map(|s| TranscryptorSecrets::from_json(s))

@@ -24,7 +24,7 @@ use me2b_audit::AuditLog;
 use me2b_crypto::{hash_token, TokenHash};
 use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_domain::{Clock, Random};
-use me2b_trust::link::{audit_event, outcome_of, pep_rng};
+use me2b_trust::link::{LocalLink, TranscryptorLink};
 use me2b_trust::policy::{check_domain, PolicyFile};
 use me2b_trust::pseudonym::{Transcryptor, ORIGIN};
 use me2b_trust::wire::{KeyShareRequest, TranscryptRequest, TranscryptResponse};
@@ -49,11 +49,11 @@ pub struct TranscryptorState {
 
 struct Inner {
     name: String,
-    transcryptor: Arc<Transcryptor>,
+    /// The transcryptor, served the same way as in a node's process: each
+    /// request decided on the blocking pool and audited before it is answered.
+    link: LocalLink,
     token_hash: TokenHash,
     audit: AuditLog,
-    clock: Arc<dyn Clock>,
-    random: Arc<dyn Random>,
 }
 
 /// Holds secrets (the transcryptor's factors, the token's hash): printed with
@@ -77,13 +77,20 @@ impl TranscryptorState {
         random: Arc<dyn Random>,
     ) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                name: name.into(),
-                transcryptor: Arc::new(transcryptor),
-                token_hash: hash_token(token),
-                audit,
-                clock,
-                random,
+            inner: Arc::new({
+                let name = name.into();
+                Inner {
+                    link: LocalLink::new(
+                        name.clone(),
+                        transcryptor,
+                        clock,
+                        random,
+                        Some(audit.clone()),
+                    ),
+                    name,
+                    token_hash: hash_token(token),
+                    audit,
+                }
             }),
         }
     }
@@ -287,30 +294,7 @@ async fn transcrypt(
             .refuse_early(A, Actor::Node, "invalid request", api_error(&e))
             .await;
     }
-    let now = s.inner.clock.now().unix_millis();
-    let mut rng = pep_rng(s.inner.random.as_ref());
-    let t = s.inner.transcryptor.clone();
-    let (req, result) = match tokio::task::spawn_blocking(move || {
-        let r = t.handle(&req, now, &mut rng);
-        (req, r)
-    })
-    .await
-    {
-        Ok(pair) => pair,
-        Err(_) => {
-            return s
-                .refuse_early(A, Actor::Node, "worker failed", ApiError::internal())
-                .await
-        }
-    };
-    let outcome = match &result {
-        Ok(_) => Outcome::Ok,
-        Err(e) => outcome_of(e),
-    };
-    if let Err(e) = s.record(audit_event(&s.inner.name, &req, outcome)).await {
-        return e.into_response();
-    }
-    match result {
+    match s.inner.link.transcrypt(&req).await {
         Ok(items) => Json(TranscryptResponse { items }).into_response(),
         Err(e) => api_error(&e).into_response(),
     }
@@ -337,7 +321,8 @@ async fn key_share(State(s): State<TranscryptorState>, headers: HeaderMap, body:
         ))
     } else {
         s.inner
-            .transcryptor
+            .link
+            .transcryptor()
             .share(&req.domain)
             .map_err(|e| api_error(&e))
     };
@@ -375,7 +360,7 @@ async fn health(
     }
     Ok(Json(Health {
         name: s.inner.name.clone(),
-        policy: s.inner.transcryptor.policy().to_file(),
+        policy: s.inner.link.transcryptor().policy().to_file(),
     }))
 }
 
@@ -423,6 +408,7 @@ mod tests {
     use axum::http::Method;
     use me2b_crypto::{Keyring, MasterKey, SeededRandom};
     use me2b_domain::SystemClock;
+    use me2b_trust::link::pep_rng;
     use me2b_trust::policy::Policy;
     use me2b_trust::pseudonym::{setup, Federation};
     use me2b_trust::wire::Item;

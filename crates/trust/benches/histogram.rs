@@ -56,6 +56,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod common;
+use common::{Cdf, AREAS};
+
 const SEED: u64 = 0x6d65_3262_6869_7374; // "me2bhist"
 const CATEGORIES: usize = 470;
 const RECEIPT_ITEMS: [usize; 3] = [3, 3, 4];
@@ -67,47 +70,6 @@ const WARM_RUNS: usize = 10;
 /// First day of the year of receipts (2025-11-23), days since the epoch.
 const FIRST_DAY: i32 = 20_415;
 const CREATED_AT: Timestamp = Timestamp::from_unix_millis(1_795_000_000_000);
-/// The governance config's default areas, weighted by population (millions).
-const AREAS: [(&str, f64); 12] = [
-    ("NL-ZH", 3.8),
-    ("NL-NH", 2.9),
-    ("NL-NB", 2.6),
-    ("NL-GE", 2.1),
-    ("NL-UT", 1.4),
-    ("NL-OV", 1.2),
-    ("NL-LI", 1.1),
-    ("NL-FR", 0.65),
-    ("NL-GR", 0.59),
-    ("NL-DR", 0.5),
-    ("NL-FL", 0.44),
-    ("NL-ZE", 0.39),
-];
-
-/// A cumulative distribution to draw indices from.
-struct Cdf(Vec<f64>);
-
-impl Cdf {
-    fn new(weights: impl IntoIterator<Item = f64>) -> Self {
-        let mut acc = 0.0;
-        let mut v: Vec<f64> = weights
-            .into_iter()
-            .map(|w| {
-                acc += w;
-                acc
-            })
-            .collect();
-        for x in &mut v {
-            *x /= acc;
-        }
-        Self(v)
-    }
-
-    fn draw(&self, rng: &mut StdRng) -> usize {
-        let u: f64 = rng.random();
-        self.0.partition_point(|c| *c < u).min(self.0.len() - 1)
-    }
-}
-
 /// One receipt, compactly. Items beyond `n` are unused.
 #[derive(Clone, Copy)]
 struct Rec {

@@ -52,27 +52,14 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod common;
+use common::{Cdf, AREAS};
+
 const SEED: u64 = 0x6d65_3262_7472_7374; // "me2btrst"
 const BATCH: usize = 1_000;
 const ITEMS: usize = 3;
 const MEMBERS: usize = 1_000;
 const ROUNDS: usize = 3;
-/// The governance config's default areas, weighted by population (millions).
-const AREAS: [(&str, f64); 12] = [
-    ("NL-ZH", 3.8),
-    ("NL-NH", 2.9),
-    ("NL-NB", 2.6),
-    ("NL-GE", 2.1),
-    ("NL-UT", 1.4),
-    ("NL-OV", 1.2),
-    ("NL-LI", 1.1),
-    ("NL-FR", 0.65),
-    ("NL-GR", 0.59),
-    ("NL-DR", 0.5),
-    ("NL-FL", 0.44),
-    ("NL-ZE", 0.39),
-];
-
 /// Process CPU time (user + system, all threads, dead ones included), seconds.
 fn cpu_seconds() -> f64 {
     let s = std::fs::read_to_string("/proc/self/stat").unwrap();
@@ -80,31 +67,6 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = rest.split(' ').collect();
     // Fields 14 and 15 (utime, stime) in USER_HZ (100 on Linux).
     (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-}
-
-/// A cumulative distribution to draw indices from.
-struct Cdf(Vec<f64>);
-
-impl Cdf {
-    fn new(weights: impl IntoIterator<Item = f64>) -> Self {
-        let mut acc = 0.0;
-        let mut v: Vec<f64> = weights
-            .into_iter()
-            .map(|w| {
-                acc += w;
-                acc
-            })
-            .collect();
-        for x in &mut v {
-            *x /= acc;
-        }
-        Self(v)
-    }
-
-    fn draw(&self, rng: &mut StdRng) -> usize {
-        let u: f64 = rng.random();
-        self.0.partition_point(|c| *c < u).min(self.0.len() - 1)
-    }
 }
 
 /// Categories (slug, taxonomy id) with Zipf-like popularity, and areas.

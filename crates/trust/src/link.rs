@@ -67,6 +67,11 @@ pub struct LocalLink {
 }
 
 impl LocalLink {
+    /// The transcryptor behind this link.
+    pub fn transcryptor(&self) -> &Transcryptor {
+        &self.t
+    }
+
     pub fn new(
         name: impl Into<String>,
         t: Transcryptor,
@@ -95,12 +100,15 @@ impl TranscryptorLink for LocalLink {
         let t = self.t.clone();
         let mut rng = pep_rng(self.random.as_ref());
         let owned = req.clone();
+        // A worker that fails is audited like any other failure.
         let result = tokio::task::spawn_blocking(move || t.handle(&owned, now, &mut rng))
             .await
-            .map_err(|_| TrustError::TranscryptorFailed {
-                name: self.name.clone(),
-                code: "worker_failed".into(),
-            })?;
+            .unwrap_or_else(|_| {
+                Err(TrustError::TranscryptorFailed {
+                    name: self.name.clone(),
+                    code: "worker_failed".into(),
+                })
+            });
         if let Some(audit) = &self.audit {
             let outcome = match &result {
                 Ok(_) => Outcome::Ok,

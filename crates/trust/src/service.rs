@@ -32,9 +32,7 @@ use me2b_audit::AuditLog;
 use me2b_crypto::Keyring;
 use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_domain::{Clock, MemberId, OrgId, Random, SharingId, Timestamp, TrustReceiptId};
-use me2b_storage::{
-    pack_area, unpack_area, BudgetCharge, Store, TrustDim, TrustReceiptRow, TrustSharingRow,
-};
+use me2b_storage::{pack_area, BudgetCharge, Store, TrustDim, TrustReceiptRow, TrustSharingRow};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -159,6 +157,13 @@ pub struct Submitted {
     pub stored: usize,
     /// How attributes were coarsened before storage.
     pub coarsened: &'static str,
+}
+
+/// A loyalty operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Points {
+    Earn,
+    Redeem,
 }
 
 /// What a member's forwarding stored.
@@ -342,6 +347,21 @@ impl std::fmt::Debug for Trust {
     }
 }
 
+const DELIVERY: &str = " under sharing consent ";
+
+/// The audit object of one cross-sell delivery: how many receipts, from
+/// whom, under which sharing consent. [`delivery_of`] reads it back.
+fn delivery_object(receipts: usize, from: OrgId, sharing: SharingId) -> String {
+    format!("{receipts} receipts from {from}{DELIVERY}{sharing}")
+}
+
+/// Reads a cross-sell delivery's audit object: (receipts, sharing consent id).
+pub fn delivery_of(object: &str) -> Option<(usize, &str)> {
+    let (what, sharing) = object.rsplit_once(DELIVERY)?;
+    let receipts = what.split(' ').next()?.parse().ok()?;
+    Some((receipts, sharing))
+}
+
 /// A co-op's pseudonymisation domain.
 pub fn coop_domain(org: OrgId) -> String {
     format!("coop:{org}")
@@ -507,25 +527,69 @@ impl Trust {
         EncryptedPseudonym::from_slice(&stored).ok_or(TrustError::MalformedCiphertext)
     }
 
-    /// The member's pseudonym in one of the trust's or a co-op's domains.
-    async fn pseudonym_in(&self, member: MemberId, domain: &str) -> Result<Pseudonym, TrustError> {
-        let origin = self.enrolment(member).await?;
+    /// The member's enrolment ciphertext moved into `domain` by every
+    /// transcryptor. The transcryptors see the trust as the requester, never
+    /// a member id.
+    async fn moved(
+        &self,
+        member: MemberId,
+        domain: &str,
+    ) -> Result<EncryptedPseudonym, TrustError> {
         let item = Item {
-            ct: origin,
+            ct: self.enrolment(member).await?,
             key: self.inner.federation.origin_key(),
         };
         let cts = self
             .chain("trust", ORIGIN, domain, None, vec![item])
             .await?;
-        let ct = cts.first().ok_or(TrustError::MalformedCiphertext)?;
-        Ok(self.client(domain).await?.decrypt(ct))
+        cts.first().copied().ok_or(TrustError::MalformedCiphertext)
+    }
+
+    /// The member's pseudonym in one of the trust's or a co-op's domains.
+    async fn pseudonym_in(&self, member: MemberId, domain: &str) -> Result<Pseudonym, TrustError> {
+        let ct = self.moved(member, domain).await?;
+        Ok(self.client(domain).await?.decrypt(&ct))
+    }
+
+    /// Refuses an unknown or deleted organisation.
+    async fn require_org(&self, org: OrgId) -> Result<(), TrustError> {
+        match self.inner.store.org(org).await? {
+            Some(row) if row.deleted_at.is_none() => Ok(()),
+            _ => Err(TrustError::NotFound("organisation")),
+        }
     }
 
     /// The member's card for a co-op: that co-op's pseudonym for them (64
     /// hex), which the member hands to the co-op like a loyalty card number.
     #[tracing::instrument(skip_all)]
     pub async fn card(&self, member: MemberId, org: OrgId) -> Result<String, TrustError> {
+        self.require_org(org).await?;
         Ok(self.pseudonym_in(member, &coop_domain(org)).await?.to_hex())
+    }
+
+    /// Stores pseudonymised receipts; one ingest at a time decides the bins'
+    /// cap. `skip_present` first drops receipts already stored (a member's
+    /// forwarded receipts have ids fixed per record). Returns how many were stored.
+    async fn store_rows(
+        &self,
+        rows: Vec<TrustReceiptRow>,
+        skip_present: bool,
+    ) -> Result<usize, TrustError> {
+        let _one_at_a_time = self.inner.ingest.lock().await;
+        let rows = if skip_present {
+            let ids: Vec<TrustReceiptId> = rows.iter().map(|r| r.id).collect();
+            let present = self.inner.store.trust_receipts_present(&ids).await?;
+            rows.into_iter()
+                .filter(|r| !present.contains(&r.id))
+                .collect()
+        } else {
+            rows
+        };
+        self.inner
+            .store
+            .insert_trust_receipts(&rows, self.inner.governance.max_values_per_member)
+            .await?;
+        Ok(rows.len())
     }
 
     fn tag(&self, domain: &str, p: &Pseudonym) -> [u8; 32] {
@@ -644,15 +708,9 @@ impl Trust {
                 items: c.items,
             })
             .collect();
-        {
-            let _one_at_a_time = self.inner.ingest.lock().await;
-            self.inner
-                .store
-                .insert_trust_receipts(&rows, self.inner.governance.max_values_per_member)
-                .await?;
-        }
+        let stored = self.store_rows(rows, false).await?;
         Ok(Submitted {
-            stored: rows.len(),
+            stored,
             coarsened: "time to the day, location to the area; the member's pseudonym stored only encrypted and as a keyed hash",
         })
     }
@@ -671,10 +729,7 @@ impl Trust {
         receipts: &[(me2b_domain::RecordId, &me2b_domain::record::Receipt)],
         topic_of: &(dyn Fn(&str) -> Option<String> + Send + Sync),
     ) -> Result<Forwarded, TrustError> {
-        match self.inner.store.org(org).await? {
-            Some(row) if row.deleted_at.is_none() => {}
-            _ => return Err(TrustError::NotFound("organisation")),
-        }
+        self.require_org(org).await?;
         if !self.inner.governance.areas.iter().any(|a| a == area) {
             return Err(TrustError::UnknownArea);
         }
@@ -729,25 +784,11 @@ impl Trust {
             .await?;
         let already = present.len();
         candidates.retain(|c| !present.contains(&c.0));
-        let forwarded = candidates.len();
-        if forwarded > 0 {
-            let origin = self.enrolment(member).await?;
-            let item = Item {
-                ct: origin,
-                key: self.inner.federation.origin_key(),
-            };
-            let domain = coop_domain(org);
-            let member_s = member.to_string();
-            let source = self
-                .chain(&member_s, ORIGIN, &domain, None, vec![item])
-                .await?;
-            let research = self
-                .chain(&member_s, ORIGIN, RESEARCH, None, vec![item])
-                .await?;
-            let (Some(source), Some(research)) = (source.first(), research.first()) else {
-                return Err(TrustError::MalformedCiphertext);
-            };
-            let tag = self.tag(RESEARCH, &self.client(RESEARCH).await?.decrypt(research));
+        let mut forwarded = 0;
+        if !candidates.is_empty() {
+            let source = self.moved(member, &coop_domain(org)).await?;
+            let research = self.moved(member, RESEARCH).await?;
+            let tag = self.tag(RESEARCH, &self.client(RESEARCH).await?.decrypt(&research));
             let now = self.inner.clock.now();
             let rows: Vec<TrustReceiptRow> = candidates
                 .into_iter()
@@ -764,19 +805,9 @@ impl Trust {
                     items,
                 })
                 .collect();
-            let _one_at_a_time = self.inner.ingest.lock().await;
-            // A concurrent forward of the same receipts may have stored them
-            // meanwhile: check again under the lock.
-            let ids: Vec<TrustReceiptId> = rows.iter().map(|r| r.id).collect();
-            let now_present = self.inner.store.trust_receipts_present(&ids).await?;
-            let rows: Vec<TrustReceiptRow> = rows
-                .into_iter()
-                .filter(|r| !now_present.contains(&r.id))
-                .collect();
-            self.inner
-                .store
-                .insert_trust_receipts(&rows, self.inner.governance.max_values_per_member)
-                .await?;
+            // Checked again under the ingest lock: a concurrent forward of the
+            // same receipts may have stored them meanwhile.
+            forwarded = self.store_rows(rows, true).await?;
         }
         self.inner
             .audit
@@ -1016,13 +1047,7 @@ impl Trust {
                 )?)
             }
         };
-        let budget_state = BudgetState {
-            requester,
-            epsilon_spent_now: eps_charged,
-            spent: spent as f64 / 1e6,
-            budget: budget_m as f64 / 1e6,
-            remaining: (budget_m - spent).max(0) as f64 / 1e6,
-        };
+        let budget_state = Self::budget_state(requester, eps_charged, spent, budget_m);
         if let Figure::Count(Answer { value: None, .. }) = &figure {
             return Err(TrustError::BelowThreshold { min_cohort: min });
         }
@@ -1030,6 +1055,21 @@ impl Trust {
             figure,
             budget: budget_state,
         })
+    }
+
+    fn budget_state(
+        requester: String,
+        now: f64,
+        spent_micros: i64,
+        budget_micros: i64,
+    ) -> BudgetState {
+        BudgetState {
+            requester,
+            epsilon_spent_now: now,
+            spent: spent_micros as f64 / 1e6,
+            budget: budget_micros as f64 / 1e6,
+            remaining: (budget_micros - spent_micros).max(0) as f64 / 1e6,
+        }
     }
 
     /// ε spent and left for an organisation (and its research purposes).
@@ -1043,13 +1083,7 @@ impl Trust {
         for (requester, budget) in entries {
             let spent = self.inner.store.trust_spent(&requester).await?;
             let budget_m = i64::try_from(micros_down(budget)).unwrap_or(i64::MAX);
-            out.push(BudgetState {
-                requester,
-                epsilon_spent_now: 0.0,
-                spent: spent as f64 / 1e6,
-                budget: budget_m as f64 / 1e6,
-                remaining: (budget_m - spent).max(0) as f64 / 1e6,
-            });
+            out.push(Self::budget_state(requester, 0.0, spent, budget_m));
         }
         Ok(out)
     }
@@ -1075,14 +1109,12 @@ impl Trust {
             ));
         }
         if !(1..=self.inner.governance.max_sharing_days).contains(&days) {
-            return Err(TrustError::Invalid("a sharing consent runs 1 to 365 days"));
+            return Err(TrustError::Invalid(
+                "a sharing consent runs from 1 day to the trust's maximum (365 days unless its governance says otherwise)",
+            ));
         }
-        for o in [from, to] {
-            match self.inner.store.org(o).await? {
-                Some(row) if row.deleted_at.is_none() => {}
-                _ => return Err(TrustError::NotFound("organisation")),
-            }
-        }
+        self.require_org(from).await?;
+        self.require_org(to).await?;
         let now = self.inner.clock.now();
         let row = TrustSharingRow {
             id: SharingId::generate(self.inner.random.as_ref()),
@@ -1192,19 +1224,8 @@ impl Trust {
         let partner = self.client(&to_d).await?;
         let mut out = Vec::new();
         let mut delivered = Vec::new();
-        let research = self.client(RESEARCH).await?;
         for g in &grants {
-            let rp = {
-                let origin = self.enrolment(g.member).await?;
-                let item = Item {
-                    ct: origin,
-                    key: self.inner.federation.origin_key(),
-                };
-                let cts = self
-                    .chain("trust", ORIGIN, RESEARCH, None, vec![item])
-                    .await?;
-                research.decrypt(cts.first().ok_or(TrustError::MalformedCiphertext)?)
-            };
+            let rp = self.pseudonym_in(g.member, RESEARCH).await?;
             let receipts = self
                 .inner
                 .store
@@ -1275,9 +1296,7 @@ impl Trust {
             .map(|(member, sharing, n)| {
                 AuditEvent::new(Actor::Organisation(to), Action::TrustCrossSell)
                     .subject(*member)
-                    .object(format!(
-                        "{n} receipts from {from} under sharing consent {sharing}"
-                    ))
+                    .object(delivery_object(*n, from, *sharing))
                     .terms("marketing", "purchases-and-spending-habit", "transfer")
             })
             .collect();
@@ -1309,18 +1328,24 @@ impl Trust {
             .map(|_| ())
     }
 
-    /// Earns (`points` > 0) or redeems (`points` < 0) loyalty points at `org`
-    /// for the member behind the co-op's pseudonym; returns the new balance.
+    /// Earns or redeems `points` (1 to 1,000,000) at `org` for the member
+    /// behind the co-op's pseudonym; returns the new balance. A redemption
+    /// never overdraws.
     #[tracing::instrument(skip_all)]
     pub async fn loyalty(
         &self,
         org: OrgId,
         pseudonym_hex: &str,
+        op: Points,
         points: i64,
     ) -> Result<i64, TrustError> {
-        if points == 0 || points.abs() > MAX_POINTS {
+        if !(1..=MAX_POINTS).contains(&points) {
             return Err(TrustError::Invalid("points are 1 to 1,000,000"));
         }
+        let points = match op {
+            Points::Earn => points,
+            Points::Redeem => -points,
+        };
         let p = Pseudonym::from_hex(pseudonym_hex).ok_or(TrustError::Invalid(
             "`pseudonym` is the member's 64-hex pseudonym for this co-op",
         ))?;
@@ -1388,11 +1413,6 @@ impl Trust {
             .await?;
         Ok(removed)
     }
-
-    /// Area codes as stored in bins, for display.
-    pub fn area_name(v: i64) -> String {
-        unpack_area(v)
-    }
 }
 
 #[cfg(test)]
@@ -1425,6 +1445,15 @@ mod tests {
         assert!(parse_day(&receipt(Some("2026-11-20"), Some("2026-11-20T10:00:00Z"))).is_err());
         assert!(parse_day(&receipt(None, None)).is_err());
         assert!(parse_day(&receipt(Some("20-11-2026"), None)).is_err());
+    }
+
+    #[test]
+    fn delivery_objects_read_back() {
+        let org: OrgId = "6f1c1e2a-0000-4000-8000-000000000001".parse().unwrap();
+        let id: SharingId = "6f1c1e2a-0000-4000-8000-000000000002".parse().unwrap();
+        let o = delivery_object(3, org, id);
+        assert_eq!(delivery_of(&o), Some((3, id.to_string().as_str())));
+        assert_eq!(delivery_of("from x: 3 members"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! pseudonym, never a factor or secret.
 
 use crate::policy::{check_domain, SignedGrant};
-use crate::pseudonym::{context, EncryptedPseudonym, Transcryptor, ORIGIN};
+use crate::pseudonym::{EncryptedPseudonym, Transcryptor, ORIGIN};
 use crate::TrustError;
 use libpep::keys::distribution::SessionKeyShares;
 use libpep::keys::PseudonymSessionPublicKey;
@@ -85,7 +85,6 @@ impl Transcryptor {
                 "no key share is ever given for the origin domain",
             ));
         }
-        let _ = context(domain);
         Ok(self.key_share(domain))
     }
 }

@@ -502,17 +502,15 @@ pub async fn transparency(
         for e in &page {
             let Ok(ev) = e.event() else { continue };
             if ev.action == Action::TrustCrossSell {
-                // "N receipts from ORG under sharing consent ID"
-                if let Some((what, id)) = ev
+                if let Some((n, id)) = ev
                     .object
                     .as_deref()
-                    .and_then(|o| o.rsplit_once(" under sharing consent "))
+                    .and_then(me2b_trust::service::delivery_of)
                 {
-                    let n = what.split(' ').next().unwrap_or("?");
                     deliveries.entry(id.to_owned()).or_default().push(format!(
                         "{}: {n} {}",
                         e.at.to_rfc3339(),
-                        if n == "1" { "receipt" } else { "receipts" }
+                        if n == 1 { "receipt" } else { "receipts" }
                     ));
                 }
                 continue;

@@ -14,8 +14,8 @@ use me2b_domain::org::Role;
 use me2b_domain::record::RecordContent;
 use me2b_domain::{OrgId, SharingId};
 use me2b_trust::service::{
-    Ask, BudgetState, Forwarded, Insight, MemberTrust, ReceiptIn, SharedMember, SharingView,
-    Submitted,
+    Ask, BudgetState, Forwarded, Insight, MemberTrust, Points, ReceiptIn, SharedMember,
+    SharingView, Submitted,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -119,20 +119,7 @@ pub async fn earn(
     o: Org,
     ApiJson(input): ApiJson<PointsIn>,
 ) -> Result<Json<BalanceOut>, ApiError> {
-    need_insights_role(&o)?;
-    if input.points <= 0 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
-            "points are 1 to 1,000,000",
-        ));
-    }
-    let balance = s
-        .node
-        .trust
-        .loyalty(o.0.org.id, &input.pseudonym, input.points)
-        .await?;
-    Ok(Json(BalanceOut { balance }))
+    points(&s, &o, input, Points::Earn).await
 }
 
 /// Redeems loyalty points earned at any co-op.
@@ -144,18 +131,20 @@ pub async fn redeem(
     o: Org,
     ApiJson(input): ApiJson<PointsIn>,
 ) -> Result<Json<BalanceOut>, ApiError> {
-    need_insights_role(&o)?;
-    if input.points <= 0 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
-            "points are 1 to 1,000,000",
-        ));
-    }
+    points(&s, &o, input, Points::Redeem).await
+}
+
+async fn points(
+    s: &AppState,
+    o: &Org,
+    input: PointsIn,
+    op: Points,
+) -> Result<Json<BalanceOut>, ApiError> {
+    need_insights_role(o)?;
     let balance = s
         .node
         .trust
-        .loyalty(o.0.org.id, &input.pseudonym, -input.points)
+        .loyalty(o.0.org.id, &input.pseudonym, op, input.points)
         .await?;
     Ok(Json(BalanceOut { balance }))
 }
@@ -188,16 +177,6 @@ pub async fn card(
     Path(org): Path<String>,
 ) -> Result<Json<CardOut>, ApiError> {
     let org = org_id(&org)?;
-    match s
-        .node
-        .store
-        .org(org)
-        .await
-        .map_err(me2b_trust::TrustError::from)?
-    {
-        Some(row) if row.deleted_at.is_none() => {}
-        _ => return Err(ApiError::not_found()),
-    }
     let pseudonym = s.node.trust.card(m.session.member, org).await?;
     Ok(Json(CardOut { org, pseudonym }))
 }
