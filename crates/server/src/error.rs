@@ -264,6 +264,7 @@ impl From<me2b_trust::TrustError> for ApiError {
             E::BatchTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
             E::NotFound(_) => return Self::not_found(),
             E::InsufficientPoints => S::CONFLICT,
+            E::MemberErased => S::GONE,
             E::TranscryptorDown { .. } => S::SERVICE_UNAVAILABLE,
             E::TranscryptorFailed { .. } => S::BAD_GATEWAY,
             E::Storage(inner) => {

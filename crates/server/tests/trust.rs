@@ -639,16 +639,43 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
             v["loyalty_points"], 10,
             "the other member keeps their points"
         );
-        // The co-op's old card for the erased member now redeems nothing.
+        // The co-op still holds its card for the erased member. It redeems
+        // nothing, earns nothing, and the receipts it brings are dropped
+        // (and named, so the co-op can delete the card) instead of starting
+        // a new profile of the member; the rest of the batch is stored.
+        for op in ["redeem", "earn"] {
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    &format!("/v1/org/trust/loyalty/{op}"),
+                    Some(&ka),
+                    Some(json!({"pseudonym": card, "points": 1})),
+                )
+                .await;
+            assert_eq!((st, err(&v)), (StatusCode::GONE, "member_erased"), "{op}");
+        }
         let (st, v) = s
             .req(
                 Method::POST,
-                "/v1/org/trust/loyalty/redeem",
+                "/v1/org/trust/receipts",
                 Some(&ka),
-                Some(json!({"pseudonym": card, "points": 1})),
+                Some(json!({"receipts": [
+                    receipt(&other_card, "NL-UT", &["organic"]),
+                    receipt(&card, "NL-NH", &["organic"]),
+                    receipt(&card, "NL-UT", &["organic"]),
+                ]})),
             )
             .await;
-        assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "insufficient_points"));
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(
+            (v["stored"].as_u64(), &v["erased"]),
+            (Some(1), &json!([1, 2]))
+        );
+        assert_eq!(
+            s.node.store.trust_member_count(&scope).await.unwrap(),
+            1,
+            "{db:?}: no new profile of the erased member"
+        );
         let entries = s.node.store.audit_entries(0, 100_000).await.unwrap();
         assert!(entries
             .iter()

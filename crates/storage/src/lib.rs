@@ -264,8 +264,16 @@ pub trait TrustStore {
     /// Forgets a member, in one transaction: every receipt, item, bin and
     /// per-member total under `research_tag` (decrementing the bin totals),
     /// and the loyalty balance and ledger under `loyalty_tag`. Returns the
-    /// number of receipts removed.
-    async fn trust_forget(&self, research_tag: &[u8; 32], loyalty_tag: &[u8; 32]) -> Result<u64>;
+    /// number of receipts removed. Both tags join the erased list
+    /// (`trust_erased_among`) in the same transaction.
+    async fn trust_forget(
+        &self,
+        research_tag: &[u8; 32],
+        loyalty_tag: &[u8; 32],
+        at: Timestamp,
+    ) -> Result<u64>;
+    /// Which of `tags` belong to members who erased their data.
+    async fn trust_erased_among(&self, tags: &[[u8; 32]]) -> Result<Vec<[u8; 32]>>;
 }
 
 /// Everything a node stores.

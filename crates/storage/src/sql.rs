@@ -1269,7 +1269,7 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(Some(balance))
             }
-            async fn trust_forget(&self, research_tag: &[u8; 32], loyalty_tag: &[u8; 32]) -> Result<u64> {
+            async fn trust_forget(&self, research_tag: &[u8; 32], loyalty_tag: &[u8; 32], at: Timestamp) -> Result<u64> {
                 let mut tx = $begin(&self.pool).await?;
                 // Scope by scope (every organisation, and `*`), so each lookup
                 // uses the (scope, tag) and (org_id, tag) indexes the ingest
@@ -1329,8 +1329,31 @@ macro_rules! impl_store {
                 ] {
                     sqlx::query(sql).bind(loyalty_tag.to_vec()).execute(&mut *tx).await?;
                 }
+                for t in [research_tag, loyalty_tag] {
+                    sqlx::query("INSERT INTO trust_erased (tag, erased_at) VALUES ($1, $2) ON CONFLICT (tag) DO NOTHING")
+                        .bind(t.to_vec())
+                        .bind(at.unix_millis())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(removed)
+            }
+            async fn trust_erased_among(&self, tags: &[[u8; 32]]) -> Result<Vec<[u8; 32]>> {
+                let mut erased = Vec::new();
+                for chunk in tags.chunks(2_000) {
+                    let mut q = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new("SELECT tag FROM trust_erased WHERE tag IN (");
+                    let mut sep = q.separated(", ");
+                    for t in chunk {
+                        sep.push_bind(t.to_vec());
+                    }
+                    q.push(")");
+                    for row in q.build().fetch_all(&self.pool).await? {
+                        let t: Vec<u8> = row.try_get("tag")?;
+                        erased.push(<[u8; 32]>::try_from(t.as_slice()).map_err(|_| corrupt("trust_erased.tag"))?);
+                    }
+                }
+                Ok(erased)
             }
             async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64> {
                 let row = sqlx::query("SELECT balance FROM trust_loyalty_balances WHERE tag = $1")

@@ -956,11 +956,23 @@ async fn trust_forget_removes_a_member_from_every_aggregate() {
         s.trust_loyalty_apply(&[8; 32], a.id, 10, ts(1))
             .await
             .unwrap();
+        assert!(s
+            .trust_erased_among(&[[1; 32], [7; 32]])
+            .await
+            .unwrap()
+            .is_empty());
         assert_eq!(
-            s.trust_forget(&[1; 32], &[7; 32]).await.unwrap(),
+            s.trust_forget(&[1; 32], &[7; 32], ts(2)).await.unwrap(),
             2,
             "{db:?}"
         );
+        // Both tags are on the erased list, the others are not.
+        let mut erased = s
+            .trust_erased_among(&[[1; 32], [2; 32], [7; 32], [8; 32]])
+            .await
+            .unwrap();
+        erased.sort();
+        assert_eq!(erased, vec![[1; 32], [7; 32]], "{db:?}");
         assert_eq!(s.trust_member_count(&sa).await.unwrap(), 1);
         assert_eq!(s.trust_member_count("*").await.unwrap(), 1);
         assert_eq!(
@@ -977,7 +989,9 @@ async fn trust_forget_removes_a_member_from_every_aggregate() {
         assert_eq!(s.trust_loyalty_balance(&[7; 32]).await.unwrap(), 0);
         assert_eq!(s.trust_loyalty_balance(&[8; 32]).await.unwrap(), 10);
         // Forgetting someone unknown removes nothing.
-        assert_eq!(s.trust_forget(&[9; 32], &[9; 32]).await.unwrap(), 0);
+        assert_eq!(s.trust_forget(&[9; 32], &[9; 32], ts(3)).await.unwrap(), 0);
+        // Forgetting twice (a resumed erasure) is harmless.
+        assert_eq!(s.trust_forget(&[1; 32], &[7; 32], ts(4)).await.unwrap(), 0);
     }
 }
 

@@ -74,6 +74,10 @@ pub enum TrustError {
     NotFound(&'static str),
     #[error("not enough loyalty points")]
     InsufficientPoints,
+    #[error(
+        "the member behind this card has erased their data: delete the card; nothing was recorded"
+    )]
+    MemberErased,
     #[error(transparent)]
     Storage(#[from] me2b_storage::StorageError),
     #[error(transparent)]
@@ -103,6 +107,7 @@ pub fn error_code(e: &TrustError) -> &'static str {
         TrustError::Forbidden(_) => "forbidden",
         TrustError::NotFound(_) => "not_found",
         TrustError::InsufficientPoints => "insufficient_points",
+        TrustError::MemberErased => "member_erased",
         TrustError::Storage(_) => "unavailable",
     }
 }

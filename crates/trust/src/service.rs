@@ -155,8 +155,18 @@ pub struct ItemIn {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Submitted {
     pub stored: usize,
+    /// Positions in the batch (from 0) of receipts whose member has erased
+    /// their data: not stored. Delete those cards; the trust will keep
+    /// dropping what they bring.
+    pub erased: Vec<usize>,
     /// How attributes were coarsened before storage.
     pub coarsened: &'static str,
+}
+
+/// What `store_rows` did.
+struct Stored {
+    stored: usize,
+    erased: Vec<usize>,
 }
 
 /// A loyalty operation.
@@ -568,14 +578,42 @@ impl Trust {
     }
 
     /// Stores pseudonymised receipts; one ingest at a time decides the bins'
-    /// cap. `skip_present` first drops receipts already stored (a member's
-    /// forwarded receipts have ids fixed per record). Returns how many were stored.
+    /// cap. Receipts of members who erased their data are dropped (their
+    /// positions are returned), checked under the same lock `forget` takes.
+    /// `skip_present` also drops receipts already stored (a member's forwarded
+    /// receipts have ids fixed per record).
     async fn store_rows(
         &self,
         rows: Vec<TrustReceiptRow>,
         skip_present: bool,
-    ) -> Result<usize, TrustError> {
+    ) -> Result<Stored, TrustError> {
         let _one_at_a_time = self.inner.ingest.lock().await;
+        let tags: Vec<[u8; 32]> = rows
+            .iter()
+            .map(|r| r.tag)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let gone: std::collections::HashSet<[u8; 32]> = self
+            .inner
+            .store
+            .trust_erased_among(&tags)
+            .await?
+            .into_iter()
+            .collect();
+        let mut erased = Vec::new();
+        let rows: Vec<TrustReceiptRow> = rows
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                if gone.contains(&r.tag) {
+                    erased.push(i);
+                    None
+                } else {
+                    Some(r)
+                }
+            })
+            .collect();
         let rows = if skip_present {
             let ids: Vec<TrustReceiptId> = rows.iter().map(|r| r.id).collect();
             let present = self.inner.store.trust_receipts_present(&ids).await?;
@@ -589,7 +627,10 @@ impl Trust {
             .store
             .insert_trust_receipts(&rows, self.inner.governance.max_values_per_member)
             .await?;
-        Ok(rows.len())
+        Ok(Stored {
+            stored: rows.len(),
+            erased,
+        })
     }
 
     fn tag(&self, domain: &str, p: &Pseudonym) -> [u8; 32] {
@@ -649,15 +690,23 @@ impl Trust {
         receipts: &[ReceiptIn],
     ) -> Result<Submitted, TrustError> {
         let result = self.submit_inner(org, receipts).await;
-        let outcome = match &result {
-            Ok(_) => Outcome::Ok,
-            Err(_) => Outcome::Failed,
+        let (outcome, object) = match &result {
+            Ok(s) if !s.erased.is_empty() => (
+                Outcome::Ok,
+                format!(
+                    "{} receipts, {} of members who erased their data dropped",
+                    receipts.len(),
+                    s.erased.len()
+                ),
+            ),
+            Ok(_) => (Outcome::Ok, format!("{} receipts", receipts.len())),
+            Err(_) => (Outcome::Failed, format!("{} receipts", receipts.len())),
         };
         self.inner
             .audit
             .record(
                 AuditEvent::new(Actor::Organisation(org), Action::TrustReceiptsSubmit)
-                    .object(format!("{} receipts", receipts.len()))
+                    .object(object)
                     .outcome(outcome),
             )
             .await?;
@@ -708,9 +757,10 @@ impl Trust {
                 items: c.items,
             })
             .collect();
-        let stored = self.store_rows(rows, false).await?;
+        let Stored { stored, erased } = self.store_rows(rows, false).await?;
         Ok(Submitted {
             stored,
+            erased,
             coarsened: "time to the day, location to the area; the member's pseudonym stored only encrypted and as a keyed hash",
         })
     }
@@ -807,7 +857,7 @@ impl Trust {
                 .collect();
             // Checked again under the ingest lock: a concurrent forward of the
             // same receipts may have stored them meanwhile.
-            forwarded = self.store_rows(rows, true).await?;
+            forwarded = self.store_rows(rows, true).await?.stored;
         }
         self.inner
             .audit
@@ -1362,17 +1412,29 @@ impl Trust {
             .client(LOYALTY)
             .await?
             .decrypt(cts.first().ok_or(TrustError::MalformedCiphertext)?);
-        let result = self
+        let tag = self.tag(LOYALTY, &lp);
+        // A card of a member who erased their data starts no new ledger.
+        let erased = !self
             .inner
             .store
-            .trust_loyalty_apply(&self.tag(LOYALTY, &lp), org, points, self.inner.clock.now())
-            .await?;
+            .trust_erased_among(&[tag])
+            .await?
+            .is_empty();
+        let result = if erased {
+            None
+        } else {
+            self.inner
+                .store
+                .trust_loyalty_apply(&tag, org, points, self.inner.clock.now())
+                .await?
+        };
         let kind = if points > 0 { "earn" } else { "redeem" };
+        let why = if erased { ": member erased" } else { "" };
         self.inner
             .audit
             .record(
                 AuditEvent::new(Actor::Organisation(org), Action::TrustLoyalty)
-                    .object(format!("{kind} {}", points.abs()))
+                    .object(format!("{kind} {}{why}", points.abs()))
                     .outcome(if result.is_some() {
                         Outcome::Ok
                     } else {
@@ -1380,6 +1442,9 @@ impl Trust {
                     }),
             )
             .await?;
+        if erased {
+            return Err(TrustError::MemberErased);
+        }
         result.ok_or(TrustError::InsufficientPoints)
     }
 
@@ -1398,7 +1463,11 @@ impl Trust {
             let _one_at_a_time = self.inner.ingest.lock().await;
             self.inner
                 .store
-                .trust_forget(&self.tag(RESEARCH, &research), &self.tag(LOYALTY, &loyalty))
+                .trust_forget(
+                    &self.tag(RESEARCH, &research),
+                    &self.tag(LOYALTY, &loyalty),
+                    self.inner.clock.now(),
+                )
                 .await?
         };
         self.inner

@@ -113,7 +113,7 @@ pub struct BalanceOut {
 /// Earns loyalty points at this co-op.
 #[utoipa::path(post, path = "/v1/org/trust/loyalty/earn", tag = "organisation", security(("bearer" = [])),
     request_body = PointsIn,
-    responses((status = 200, body = BalanceOut), (status = 403, body = ErrorBody), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = BalanceOut), (status = 403, body = ErrorBody), (status = 400, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn earn(
     State(s): State<AppState>,
     o: Org,
@@ -125,7 +125,7 @@ pub async fn earn(
 /// Redeems loyalty points earned at any co-op.
 #[utoipa::path(post, path = "/v1/org/trust/loyalty/redeem", tag = "organisation", security(("bearer" = [])),
     request_body = PointsIn,
-    responses((status = 200, body = BalanceOut), (status = 409, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = BalanceOut), (status = 409, body = ErrorBody), (status = 403, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn redeem(
     State(s): State<AppState>,
     o: Org,
