@@ -1998,6 +1998,72 @@ async fn trust_story(
         again["already"]
     );
 
+    // Erasure reaches the trust, and an old card brings nothing back.
+    if let Some(k) = (0..cohort.len())
+        .rev()
+        .find(|k| *k != fk && cards[*k][0].is_some())
+    {
+        let (i, _, token) = &cohort[k];
+        let name = name_of(k);
+        let scope = grocer.id.to_string();
+        let before = node.store.trust_member_count(&scope).await?;
+        let pass = format!("demo passphrase for member {i} – not a real one");
+        let (st, _) = call(
+            app,
+            Method::DELETE,
+            "/v1/me",
+            token,
+            Some(serde_json::json!({"passphrase": pass})),
+        )
+        .await?;
+        ensure(st == StatusCode::NO_CONTENT, "an erasure failed")?;
+        let now = node.store.trust_member_count(&scope).await?;
+        ensure(now + 1 == before, "erasure did not reach the trust")?;
+        out!(
+            "\n10h. {name} erases their account (DELETE /v1/me → {st}). Erasure reaches the trust: their"
+        );
+        out!(
+            "   receipts, their place in every aggregate and their points are gone ({} members in {}'s",
+            before,
+            names[0]
+        );
+        out!("   pool → {now}). The list of erased members keeps only keyed hashes of their pseudonyms.");
+        let old_card = cards[k][0].clone().unwrap_or_default();
+        let again = trust_receipts(0, k, &old_card);
+        let (st, v) = call(
+            app,
+            Method::POST,
+            "/v1/org/trust/receipts",
+            grocer_key,
+            Some(serde_json::json!({"receipts": again})),
+        )
+        .await?;
+        let dropped = v["erased"].as_array().map_or(0, Vec::len);
+        ensure(
+            st == StatusCode::CREATED && v["stored"] == 0 && dropped == again.len(),
+            &format!("an erased member's card brought data back: {st} {v}"),
+        )?;
+        out!(
+            "   {} still holds their card. Resubmitting its {}: {st}, stored 0; `erased` lists them",
+            names[0],
+            verb(again.len(), "receipt", "receipts")
+        );
+        out!("   ({dropped}), so the co-op can delete the card.");
+        let (st, v) = call(
+            app,
+            Method::POST,
+            "/v1/org/trust/loyalty/earn",
+            grocer_key,
+            Some(serde_json::json!({"pseudonym": old_card, "points": 10})),
+        )
+        .await?;
+        ensure(
+            st == StatusCode::GONE && err_code(&v) == "member_erased",
+            &format!("an erased member's card earned points: {st} {v}"),
+        )?;
+        out!("   Earning points on it: {st} member_erased.");
+    }
+
     // The audit log.
     let entries = node.store.audit_entries(0, u64::MAX >> 1).await?;
     let (mut queries, mut transcripts, mut denied) = (0, 0, 0);
@@ -2024,7 +2090,7 @@ async fn trust_story(
         queries == answered + refused_q && denied >= 1,
         "the audit log misses trust requests",
     )?;
-    out!("\n10h. What no co-op learned: another co-op's pseudonyms, an exact count, or a receipt without");
+    out!("\n10i. What no co-op learned: another co-op's pseudonyms, an exact count, or a receipt without");
     out!("   the member's consent. The audit log holds every question with its ε or why it was refused");
     out!(
         "   ({queries} trust.query entries) and every transcryptor request ({transcripts} trust.transcrypt entries,"
@@ -2279,7 +2345,10 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     }
     node.shutdown().await;
     out!("\nReport");
-    out!("  members        {remaining} active, 1 erased");
+    out!(
+        "  members        {remaining} active, {} erased",
+        (made.len() as u64).saturating_sub(remaining)
+    );
     out!("  records        {at_rest} encrypted at rest, 0 readable without the member's key");
     out!("  organisations  4 co-ops, 0 member records reachable without consent");
     out!(

@@ -514,7 +514,11 @@ fn the_demo_runs_end_to_end() {
         "0 found",
         "records left: 0",
         "chain and",
-        "11 active, 1 erased",
+        // One erased in the vault walk-through, one in the trust's.
+        "10 active, 2 erased",
+        "Erasure reaches the trust",
+        "stored 0; `erased` lists them",
+        "410 Gone member_erased",
         // Offers: refusals with their position, a bundle endorsed, reasons,
         // suggestions without sensitive topics, counts withheld, leads.
         "REFUSED, 422 Unprocessable Entity rule_type at 1:8",
