@@ -81,7 +81,9 @@ pub fn record_category(r: &RecordContent) -> Option<&'static str> {
         },
         RecordContent::Interest(_) => Some("interest"),
         RecordContent::Receipt(_) => Some("purchase"),
-        RecordContent::Note(_) | RecordContent::OfferHistory(_) => None,
+        RecordContent::Note(_) | RecordContent::OfferHistory(_) | RecordContent::Credential(_) => {
+            None
+        }
     }
 }
 

@@ -10,6 +10,9 @@
 //! * [`presentation`]: the presentation wire format and its strict parser.
 //! * [`verifier`]: challenges and [`verify_presentation`], pure and offline-capable.
 //! * [`status`]: W3C Bitstring Status Lists.
+//! * [`service`]: the node's promo-code flow over storage, the vault and the
+//!   audit log (codes, issuance into the vault, challenges, presentations,
+//!   verification, revocation, the published keys).
 //!
 //! `LINKABILITY.md` (next to this crate's `Cargo.toml`) explains what each choice
 //! leaves linkable, and the defaults.
@@ -22,6 +25,7 @@ mod error;
 pub mod fuzzing;
 pub mod presentation;
 pub mod schema;
+pub mod service;
 pub mod status;
 pub mod verifier;
 

@@ -124,6 +124,24 @@ pub enum Action {
     /// An erased member's receipts and points were removed from the trust.
     #[serde(rename = "trust.erase")]
     TrustErase,
+    /// An organisation created a one-time credential code (or its issuer key).
+    #[serde(rename = "credential.code")]
+    CredentialCode,
+    /// A member redeemed a code: a credential was issued into their vault.
+    #[serde(rename = "credential.issue")]
+    CredentialIssue,
+    /// An organisation revoked a credential's status index.
+    #[serde(rename = "credential.revoke")]
+    CredentialRevoke,
+    /// A verifier created a challenge.
+    #[serde(rename = "credential.challenge")]
+    CredentialChallenge,
+    /// A member presented a credential to a verifier.
+    #[serde(rename = "credential.present")]
+    CredentialPresent,
+    /// A verifier checked a presentation.
+    #[serde(rename = "credential.verify")]
+    CredentialVerify,
 }
 
 /// How it ended.

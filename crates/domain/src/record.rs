@@ -23,6 +23,7 @@ pub enum RecordKind {
     Receipt,
     Note,
     OfferHistory,
+    Credential,
 }
 
 impl RecordKind {
@@ -33,6 +34,7 @@ impl RecordKind {
             Self::Receipt => "receipt",
             Self::Note => "note",
             Self::OfferHistory => "offer_history",
+            Self::Credential => "credential",
         }
     }
 }
@@ -46,6 +48,7 @@ pub enum RecordContent {
     Receipt(Receipt),
     Note(Note),
     OfferHistory(OfferHistory),
+    Credential(CredentialRecord),
 }
 
 impl RecordContent {
@@ -56,6 +59,7 @@ impl RecordContent {
             Self::Receipt(_) => RecordKind::Receipt,
             Self::Note(_) => RecordKind::Note,
             Self::OfferHistory(_) => RecordKind::OfferHistory,
+            Self::Credential(_) => RecordKind::Credential,
         }
     }
 
@@ -146,6 +150,19 @@ pub struct Receipt {
     pub total: Money,
     /// When the purchase happened (RFC 3339).
     pub purchased_at: When,
+}
+
+/// A credential a co-op issued into the member's vault (`me2b-credentials`
+/// parses and checks `credential`). Its BBS signature never leaves the vault:
+/// presentations carry zero-knowledge proofs instead. Never disclosed through
+/// consent, which has no category for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialRecord {
+    /// The issuing organisation's name, for the member's eyes.
+    pub issuer: Label,
+    /// The credential as `me2b-credentials` serialises it (JSON).
+    pub credential: LongText,
 }
 
 /// A free note.

@@ -124,6 +124,7 @@ pub struct Node {
     pub consents: Consents,
     pub offers: Offers,
     pub trust: Trust,
+    pub credentials: me2b_credentials::service::Credentials,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Random>,
     /// Where the data lives, fit to print (no password).
@@ -257,8 +258,17 @@ impl Node {
                 "the data trust is single-party: every transcryptor runs in this process, so one operator holds every secret; run `me2b transcryptor` processes for a distributed trust"
             );
         }
+        let credentials = me2b_credentials::service::Credentials::new(
+            store.clone(),
+            keys.clone(),
+            audit.clone(),
+            vault.clone(),
+            clock.clone(),
+            rng.clone(),
+        );
         Ok(Self {
             trust,
+            credentials,
             offers,
             consents,
             backend: store.backend(),

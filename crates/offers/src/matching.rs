@@ -246,7 +246,9 @@ impl Profile {
                     _ => {}
                 },
                 RecordContent::OfferHistory(h) => p.history = h.clone(),
-                RecordContent::Receipt(_) | RecordContent::Note(_) => {}
+                RecordContent::Receipt(_)
+                | RecordContent::Note(_)
+                | RecordContent::Credential(_) => {}
             }
         }
         p

@@ -247,6 +247,63 @@ impl From<me2b_offers::OfferError> for ApiError {
     }
 }
 
+impl From<me2b_credentials::service::ServiceError> for ApiError {
+    fn from(e: me2b_credentials::service::ServiceError) -> Self {
+        use me2b_credentials::service::ServiceError as E;
+        use me2b_credentials::CredentialError as C;
+        use StatusCode as S;
+        let code = e.code();
+        let status = match &e {
+            E::Credential(c) => match c {
+                C::Oversized { .. } => S::PAYLOAD_TOO_LARGE,
+                C::InvalidClaim { .. }
+                | C::InvalidIdentifier { .. }
+                | C::InvalidDisclosure(_)
+                | C::UnsupportedSchema => S::BAD_REQUEST,
+                C::KeyMaterialTooShort
+                | C::InvalidSecretKey
+                | C::BbsFailure(_)
+                | C::TooManyMessages
+                | C::InvalidStatusListSize
+                | C::MalformedStatusList(_)
+                | C::StatusIndexOutOfRange => return Self::internal(),
+                // Everything a presentation or a challenge can be wrong about.
+                _ => S::UNPROCESSABLE_ENTITY,
+            },
+            E::UnknownCode | E::UnknownChallenge => S::UNPROCESSABLE_ENTITY,
+            E::NotFound(_) => return Self::not_found(),
+            E::Invalid(_) => S::BAD_REQUEST,
+            E::Corrupt => {
+                tracing::error!(error = %e, "credential issuer key unreadable");
+                return Self::internal();
+            }
+            E::Vault(_) => {
+                let E::Vault(inner) = e else {
+                    return Self::internal();
+                };
+                return inner.into();
+            }
+            E::Storage(inner) => {
+                tracing::error!(error = %inner, "storage failure");
+                return Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage is unavailable; retry later",
+                );
+            }
+            E::Audit(_) => {
+                tracing::error!(error = %e, "audit failure");
+                return Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the audit log is unavailable; nothing was done",
+                );
+            }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
 impl From<me2b_trust::TrustError> for ApiError {
     fn from(e: me2b_trust::TrustError) -> Self {
         use me2b_trust::TrustError as E;

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{consent, members, meta, offers, orgs, trust, vault};
+use crate::routes::{consent, credentials, members, meta, offers, orgs, trust, vault};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -24,6 +24,9 @@ use utoipa::{Modify, OpenApi};
         offers::suggestions, offers::accept_suggestion, offers::reject_suggestion,
         trust::submit, trust::ask, trust::budget, trust::shared, trust::earn, trust::redeem,
         trust::mine, trust::card, trust::share, trust::withdraw, trust::forward,
+        credentials::issuers, credentials::status_list, credentials::create_code,
+        credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,
+        credentials::mine, credentials::present,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&Bearer),

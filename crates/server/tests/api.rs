@@ -498,6 +498,15 @@ fn body_for(m: &Method, path: &str) -> Option<Value> {
     if path.ends_with("/answer") {
         return Some(json!({"answer": "accept", "share_contact": true}));
     }
+    if path.ends_with("/present") {
+        return Some(
+            json!({"challenge": {"nonce": "ab".repeat(32), "verifier_id": "intruder",
+            "accepted_issuers": [], "required_values": {}, "required_claims": [], "status_check": false}}),
+        );
+    }
+    if path == "/v1/me/credentials" && m == Method::POST {
+        return Some(json!({"code": "0000-0000-0000-0000-0000-0000"}));
+    }
     match (m.as_str(), path) {
         ("POST", _) | ("PUT", _) => Some(note("intruder")),
         ("DELETE", "/v1/me") => Some(json!({"passphrase": "correct horse battery"})),

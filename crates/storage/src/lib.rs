@@ -276,6 +276,54 @@ pub trait TrustStore {
     async fn trust_erased_among(&self, tags: &[[u8; 32]]) -> Result<Vec<[u8; 32]>>;
 }
 
+/// Co-op credentials: issuer keys, one-time issuance codes, status
+/// (revocation) and verifier challenges. No member id is stored: the issuer
+/// learns nothing about which vault member redeemed a code.
+#[async_trait]
+pub trait CredentialStore {
+    /// Stores the organisation's issuer key unless it has one; returns the one
+    /// in force (concurrent calls agree). Fails with [`StorageError::Conflict`]
+    /// when another organisation's key has the same key id.
+    async fn ensure_credential_issuer(
+        &self,
+        row: &CredentialIssuerRow,
+    ) -> Result<CredentialIssuerRow>;
+    async fn credential_issuer(&self, org: OrgId) -> Result<Option<CredentialIssuerRow>>;
+    /// The issuer keys of organisations that are not deleted, ordered by key id.
+    async fn credential_issuers(&self) -> Result<Vec<CredentialIssuerRow>>;
+    /// Stores a code and reserves its status index at the organisation, in one
+    /// transaction; returns false (nothing written) when that index is already
+    /// taken there. Fails with [`StorageError::Conflict`] (nothing written)
+    /// when the code hash is taken.
+    async fn insert_credential_code(&self, row: &CredentialCodeRow) -> Result<bool>;
+    /// Marks the code redeemed if it exists, is not yet redeemed, has not
+    /// expired at `now` (`expires_at > now`), and its status index is not
+    /// revoked; exactly one of concurrent callers gets the row (a conditional
+    /// UPDATE), the others `None`.
+    async fn redeem_credential_code(
+        &self,
+        code_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> Result<Option<CredentialCodeRow>>;
+    /// Revokes a status index the organisation reserved; false when it never
+    /// reserved it. Revoking twice is true and keeps the first time.
+    async fn revoke_credential(&self, org: OrgId, index: u32, at: Timestamp) -> Result<bool>;
+    /// The organisation's revoked status indexes, ascending.
+    async fn revoked_credentials(&self, org: OrgId) -> Result<Vec<u32>>;
+    /// Fails with [`StorageError::Conflict`] when the nonce is taken.
+    async fn insert_credential_challenge(&self, row: &CredentialChallengeRow) -> Result<()>;
+    /// Consumes a challenge of this organisation: returns it once if it has
+    /// not expired at `now` (`expires_at > now`), and never again (one DELETE
+    /// … RETURNING); an expired one is deleted and `None` returned. Another
+    /// organisation's challenge is left alone and `None` returned.
+    async fn take_credential_challenge(
+        &self,
+        org: OrgId,
+        nonce: &[u8; 32],
+        now: Timestamp,
+    ) -> Result<Option<CredentialChallengeRow>>;
+}
+
 /// Everything a node stores.
 #[async_trait]
 pub trait Store:
@@ -288,6 +336,7 @@ pub trait Store:
     + ConsentStore
     + OfferStore
     + TrustStore
+    + CredentialStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -108,6 +108,10 @@ fn seq_i64(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| corrupt("audit_log.seq"))
 }
 
+fn status_u32(v: i64, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| corrupt(what))
+}
+
 fn retryable(e: &StorageError) -> bool {
     match e {
         StorageError::Conflict => true,
@@ -241,6 +245,41 @@ macro_rules! impl_store {
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
                     expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
                     withdrawn_at: row.try_get::<Option<i64>, _>("withdrawn_at")?.map(Timestamp::from_unix_millis),
+                })
+            }
+
+            fn issuer_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<CredentialIssuerRow> {
+                Ok(CredentialIssuerRow {
+                    org_id: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
+                        .map_err(|_| corrupt("credential_issuers.org_id"))?,
+                    key_id: row.try_get("key_id")?,
+                    public_key: row.try_get("public_key")?,
+                    sealed_secret: row.try_get("sealed_secret")?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                })
+            }
+
+            fn credential_code_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<CredentialCodeRow> {
+                Ok(CredentialCodeRow {
+                    code_hash: hash32(row.try_get("code_hash")?, "credential_codes.code_hash")?,
+                    org_id: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
+                        .map_err(|_| corrupt("credential_codes.org_id"))?,
+                    claims_json: row.try_get("claims_json")?,
+                    status_index: status_u32(row.try_get("status_index")?, "credential_codes.status_index")?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                    expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
+                    redeemed_at: row.try_get::<Option<i64>, _>("redeemed_at")?.map(Timestamp::from_unix_millis),
+                })
+            }
+
+            fn challenge_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<CredentialChallengeRow> {
+                Ok(CredentialChallengeRow {
+                    nonce: hash32(row.try_get("nonce")?, "credential_challenges.nonce")?,
+                    org_id: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
+                        .map_err(|_| corrupt("credential_challenges.org_id"))?,
+                    challenge_json: row.try_get("challenge_json")?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                    expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
                 })
             }
 
@@ -1364,6 +1403,147 @@ macro_rules! impl_store {
                     Some(r) => r.try_get("balance")?,
                     None => 0,
                 })
+            }
+        }
+
+        #[async_trait]
+        impl CredentialStore for SqlStore<$pool> {
+            async fn ensure_credential_issuer(&self, row: &CredentialIssuerRow) -> Result<CredentialIssuerRow> {
+                sqlx::query(
+                    "INSERT INTO credential_issuers (org_id, key_id, public_key, sealed_secret, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id) DO NOTHING",
+                )
+                .bind(row.org_id.as_bytes().to_vec())
+                .bind(&row.key_id)
+                .bind(&row.public_key)
+                .bind(&row.sealed_secret)
+                .bind(row.created_at.unix_millis())
+                .execute(&self.pool)
+                .await?;
+                self.credential_issuer(row.org_id).await?.ok_or_else(|| corrupt("credential_issuers"))
+            }
+            async fn credential_issuer(&self, org: OrgId) -> Result<Option<CredentialIssuerRow>> {
+                sqlx::query("SELECT * FROM credential_issuers WHERE org_id = $1")
+                    .bind(org.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::issuer_row)
+                    .transpose()
+            }
+            async fn credential_issuers(&self) -> Result<Vec<CredentialIssuerRow>> {
+                sqlx::query(
+                    "SELECT i.* FROM credential_issuers i JOIN organisations g ON g.org_id = i.org_id \
+                     WHERE g.deleted_at IS NULL ORDER BY i.key_id",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Self::issuer_row)
+                .collect()
+            }
+            async fn insert_credential_code(&self, row: &CredentialCodeRow) -> Result<bool> {
+                let mut tx = $begin(&self.pool).await?;
+                let reserved = sqlx::query(
+                    "INSERT INTO credential_status (org_id, status_index, revoked_at) VALUES ($1, $2, NULL) \
+                     ON CONFLICT (org_id, status_index) DO NOTHING",
+                )
+                .bind(row.org_id.as_bytes().to_vec())
+                .bind(i64::from(row.status_index))
+                .execute(&mut *tx)
+                .await?;
+                if reserved.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO credential_codes (code_hash, org_id, claims_json, status_index, created_at, expires_at, redeemed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(row.code_hash.to_vec())
+                .bind(row.org_id.as_bytes().to_vec())
+                .bind(&row.claims_json)
+                .bind(i64::from(row.status_index))
+                .bind(row.created_at.unix_millis())
+                .bind(row.expires_at.unix_millis())
+                .bind(row.redeemed_at.map(Timestamp::unix_millis))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+            async fn redeem_credential_code(&self, code_hash: &[u8; 32], now: Timestamp) -> Result<Option<CredentialCodeRow>> {
+                // One conditional UPDATE: of concurrent redemptions, only the
+                // first to write matches `redeemed_at IS NULL`.
+                sqlx::query(
+                    "UPDATE credential_codes SET redeemed_at = $2 \
+                     WHERE code_hash = $1 AND redeemed_at IS NULL AND expires_at > $2 \
+                     AND NOT EXISTS (SELECT 1 FROM credential_status s WHERE s.org_id = credential_codes.org_id \
+                     AND s.status_index = credential_codes.status_index AND s.revoked_at IS NOT NULL) \
+                     RETURNING *",
+                )
+                .bind(code_hash.to_vec())
+                .bind(now.unix_millis())
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(Self::credential_code_row)
+                .transpose()
+            }
+            async fn revoke_credential(&self, org: OrgId, index: u32, at: Timestamp) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE credential_status SET revoked_at = COALESCE(revoked_at, $3) WHERE org_id = $1 AND status_index = $2",
+                )
+                .bind(org.as_bytes().to_vec())
+                .bind(i64::from(index))
+                .bind(at.unix_millis())
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn revoked_credentials(&self, org: OrgId) -> Result<Vec<u32>> {
+                let indexes: Vec<i64> = sqlx::query_scalar(
+                    "SELECT status_index FROM credential_status WHERE org_id = $1 AND revoked_at IS NOT NULL ORDER BY status_index",
+                )
+                .bind(org.as_bytes().to_vec())
+                .fetch_all(&self.pool)
+                .await?;
+                indexes
+                    .into_iter()
+                    .map(|i| status_u32(i, "credential_status.status_index"))
+                    .collect()
+            }
+            async fn insert_credential_challenge(&self, row: &CredentialChallengeRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO credential_challenges (nonce, org_id, challenge_json, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(row.nonce.to_vec())
+                .bind(row.org_id.as_bytes().to_vec())
+                .bind(&row.challenge_json)
+                .bind(row.created_at.unix_millis())
+                .bind(row.expires_at.unix_millis())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn take_credential_challenge(
+                &self,
+                org: OrgId,
+                nonce: &[u8; 32],
+                now: Timestamp,
+            ) -> Result<Option<CredentialChallengeRow>> {
+                // One DELETE … RETURNING: of concurrent takers, only one gets
+                // the row; an expired challenge goes too, but is not returned.
+                let taken = sqlx::query("DELETE FROM credential_challenges WHERE nonce = $1 AND org_id = $2 RETURNING *")
+                    .bind(nonce.to_vec())
+                    .bind(org.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::challenge_row)
+                    .transpose()?;
+                Ok(taken.filter(|c| c.expires_at > now))
             }
         }
 

@@ -177,6 +177,60 @@ pub enum BudgetCharge {
     Refused { spent: i64 },
 }
 
+/// An organisation's BBS issuer key: the public key, and the secret key sealed
+/// by the node's keyring.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialIssuerRow {
+    pub org_id: OrgId,
+    /// The key's public identifier (unique across organisations).
+    pub key_id: String,
+    pub public_key: Vec<u8>,
+    /// The secret key, sealed by the node's keyring. Never printed.
+    pub sealed_secret: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for CredentialIssuerRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialIssuerRow")
+            .field("org_id", &self.org_id)
+            .field("key_id", &self.key_id)
+            .field("public_key", &self.public_key)
+            .field("sealed_secret", &format_args!("<sealed>"))
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A one-time issuance code an organisation hands to one of its members. Only
+/// the code's hash is stored, and no member id: the issuer does not learn who
+/// redeemed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialCodeRow {
+    pub code_hash: [u8; 32],
+    pub org_id: OrgId,
+    /// The claims the credential will carry, as JSON (opaque to storage).
+    pub claims_json: Vec<u8>,
+    /// The credential's index in the organisation's status (revocation) list.
+    pub status_index: u32,
+    pub created_at: Timestamp,
+    /// The code is valid before this time (exclusive).
+    pub expires_at: Timestamp,
+    pub redeemed_at: Option<Timestamp>,
+}
+
+/// A challenge a verifier created; its nonce is single-use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialChallengeRow {
+    pub nonce: [u8; 32],
+    pub org_id: OrgId,
+    /// The challenge as JSON (opaque to storage).
+    pub challenge_json: Vec<u8>,
+    pub created_at: Timestamp,
+    /// The challenge is valid before this time (exclusive).
+    pub expires_at: Timestamp,
+}
+
 /// Packs an area code (at most 8 ASCII bytes, e.g. `NL-NH`) into an integer
 /// for the bins, big-endian and zero-padded: stable and reversible.
 pub fn pack_area(area: &str) -> i64 {

@@ -1028,3 +1028,357 @@ async fn the_per_member_cap_holds_under_concurrent_ingest_from_two_stores() {
         second.close().await;
     }
 }
+
+fn issuer_row(org: OrgId, key_id: &str, fill: u8) -> CredentialIssuerRow {
+    CredentialIssuerRow {
+        org_id: org,
+        key_id: key_id.into(),
+        public_key: vec![fill; 96],
+        sealed_secret: vec![0xA0 | (fill & 0x0f); 60],
+        created_at: ts(1),
+    }
+}
+
+fn code_row(org: OrgId, hash: u8, index: u32, expires: i64) -> CredentialCodeRow {
+    CredentialCodeRow {
+        code_hash: [hash; 32],
+        org_id: org,
+        claims_json: format!("{{\"tier\":\"gold\",\"n\":{hash}}}").into_bytes(),
+        status_index: index,
+        created_at: ts(10),
+        expires_at: ts(expires),
+        redeemed_at: None,
+    }
+}
+
+fn challenge_row(org: OrgId, nonce: u8, expires: i64) -> CredentialChallengeRow {
+    CredentialChallengeRow {
+        nonce: [nonce; 32],
+        org_id: org,
+        challenge_json: format!("{{\"disclose\":[\"tier\"],\"n\":{nonce}}}").into_bytes(),
+        created_at: ts(10),
+        expires_at: ts(expires),
+    }
+}
+
+#[tokio::test]
+async fn credential_issuers_are_write_once_and_hide_their_secret() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        let b = org_row(&rng, "B");
+        s.insert_org(&a).await.unwrap();
+        s.insert_org(&b).await.unwrap();
+        assert!(s.credential_issuer(a.id).await.unwrap().is_none());
+        let first = issuer_row(a.id, "key-a", 1);
+        assert_eq!(
+            s.ensure_credential_issuer(&first).await.unwrap(),
+            first,
+            "{db:?}"
+        );
+        // A second key for the same organisation: the first stays in force.
+        let second = issuer_row(a.id, "key-a2", 2);
+        assert_eq!(
+            s.ensure_credential_issuer(&second).await.unwrap(),
+            first,
+            "{db:?}"
+        );
+        assert_eq!(
+            s.credential_issuer(a.id).await.unwrap(),
+            Some(first.clone())
+        );
+        // Key ids are unique across organisations.
+        assert!(
+            matches!(
+                s.ensure_credential_issuer(&issuer_row(b.id, "key-a", 3))
+                    .await,
+                Err(StorageError::Conflict)
+            ),
+            "{db:?}"
+        );
+        assert!(s.credential_issuer(b.id).await.unwrap().is_none());
+        // Listed by key id; a deleted organisation's key is not.
+        let b_key = issuer_row(b.id, "key-0", 4);
+        s.ensure_credential_issuer(&b_key).await.unwrap();
+        assert_eq!(
+            s.credential_issuers().await.unwrap(),
+            vec![b_key.clone(), first.clone()],
+            "{db:?}"
+        );
+        assert!(s.delete_org(b.id, ts(5)).await.unwrap());
+        assert_eq!(
+            s.credential_issuers().await.unwrap(),
+            vec![first.clone()],
+            "{db:?}"
+        );
+        assert_eq!(s.credential_issuer(b.id).await.unwrap(), Some(b_key));
+        // The sealed secret never shows in Debug output.
+        let shown = format!("{first:?}");
+        let hex: String = first
+            .sealed_secret
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(shown.contains("<sealed>"), "{shown}");
+        assert!(!shown.contains(&hex), "{shown}");
+        assert!(
+            !shown.contains(&format!("{:?}", first.sealed_secret)),
+            "{shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn credential_codes_redeem_once_and_not_when_expired_or_revoked() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        let b = org_row(&rng, "B");
+        s.insert_org(&a).await.unwrap();
+        s.insert_org(&b).await.unwrap();
+        let code = code_row(a.id, 1, 7, 1_000);
+        assert!(s.insert_credential_code(&code).await.unwrap(), "{db:?}");
+        // The same status index at the same organisation is refused, and
+        // nothing is written; at another organisation it is free.
+        let clash = code_row(a.id, 2, 7, 1_000);
+        assert!(!s.insert_credential_code(&clash).await.unwrap(), "{db:?}");
+        assert!(s
+            .redeem_credential_code(&clash.code_hash, ts(20))
+            .await
+            .unwrap()
+            .is_none());
+        let at_b = code_row(b.id, 2, 7, 1_000);
+        assert!(s.insert_credential_code(&at_b).await.unwrap(), "{db:?}");
+        // The same code hash twice is a conflict, and reserves nothing.
+        let same_hash = code_row(a.id, 1, 8, 1_000);
+        assert!(
+            matches!(
+                s.insert_credential_code(&same_hash).await,
+                Err(StorageError::Conflict)
+            ),
+            "{db:?}"
+        );
+        assert!(
+            !s.revoke_credential(a.id, 8, ts(15)).await.unwrap(),
+            "{db:?}"
+        );
+        // Redeemed once, with the redemption time; never again.
+        let redeemed = s
+            .redeem_credential_code(&code.code_hash, ts(20))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut want = code.clone();
+        want.redeemed_at = Some(ts(20));
+        assert_eq!(redeemed, want, "{db:?}");
+        assert!(s
+            .redeem_credential_code(&code.code_hash, ts(21))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(s
+            .redeem_credential_code(&[9; 32], ts(21))
+            .await
+            .unwrap()
+            .is_none());
+        // Expired: valid before expires_at only.
+        let expiring = code_row(a.id, 3, 9, 100);
+        assert!(s.insert_credential_code(&expiring).await.unwrap());
+        assert!(
+            s.redeem_credential_code(&expiring.code_hash, ts(100))
+                .await
+                .unwrap()
+                .is_none(),
+            "{db:?}: expired"
+        );
+        // Revoked before redemption.
+        let revoked = code_row(a.id, 4, 10, 1_000);
+        assert!(s.insert_credential_code(&revoked).await.unwrap());
+        assert!(s.revoke_credential(a.id, 10, ts(30)).await.unwrap());
+        assert!(
+            s.redeem_credential_code(&revoked.code_hash, ts(31))
+                .await
+                .unwrap()
+                .is_none(),
+            "{db:?}: revoked"
+        );
+        // Revoking index 7 at A leaves B's index 7 redeemable.
+        assert!(s.revoke_credential(a.id, 7, ts(32)).await.unwrap());
+        assert!(s
+            .redeem_credential_code(&at_b.code_hash, ts(33))
+            .await
+            .unwrap()
+            .is_some());
+        // A code for an unknown organisation fails and writes nothing.
+        let ghost = code_row(OrgId::generate(&rng), 5, 1, 1_000);
+        assert!(s.insert_credential_code(&ghost).await.is_err(), "{db:?}");
+        assert!(s
+            .redeem_credential_code(&ghost.code_hash, ts(34))
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_credential_code_is_redeemed_once_under_concurrency_from_two_stores() {
+    for (db, s, t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        s.insert_org(&a).await.unwrap();
+        let code = code_row(a.id, 1, 1, 1_000);
+        assert!(s.insert_credential_code(&code).await.unwrap());
+        let second = open(&t.url).await.unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let st = if i % 2 == 0 {
+                s.clone()
+            } else {
+                second.clone()
+            };
+            let hash = code.code_hash;
+            set.spawn(async move { st.redeem_credential_code(&hash, ts(20 + i)).await });
+        }
+        let mut got = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Some(row) = r.unwrap().unwrap() {
+                got.push(row);
+            }
+        }
+        assert_eq!(got.len(), 1, "{db:?}");
+        assert_eq!(got[0].code_hash, code.code_hash);
+        assert!(got[0].redeemed_at.is_some());
+        second.close().await;
+    }
+}
+
+#[tokio::test]
+async fn credential_revocation_is_per_organisation_and_keeps_the_first_time() {
+    for (db, s, t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        let b = org_row(&rng, "B");
+        s.insert_org(&a).await.unwrap();
+        s.insert_org(&b).await.unwrap();
+        for (i, index) in [5u32, 1, 3, u32::MAX].into_iter().enumerate() {
+            let code = code_row(a.id, i as u8 + 1, index, 1_000);
+            assert!(s.insert_credential_code(&code).await.unwrap());
+        }
+        assert!(s
+            .insert_credential_code(&code_row(b.id, 9, 2, 1_000))
+            .await
+            .unwrap());
+        assert!(s.revoked_credentials(a.id).await.unwrap().is_empty());
+        // Unknown indexes, or another organisation's, are not revoked.
+        assert!(
+            !s.revoke_credential(a.id, 2, ts(1)).await.unwrap(),
+            "{db:?}"
+        );
+        assert!(
+            !s.revoke_credential(b.id, 5, ts(1)).await.unwrap(),
+            "{db:?}"
+        );
+        assert!(s.revoke_credential(a.id, 5, ts(2)).await.unwrap(), "{db:?}");
+        assert!(s.revoke_credential(a.id, u32::MAX, ts(3)).await.unwrap());
+        assert!(s.revoke_credential(a.id, 1, ts(4)).await.unwrap());
+        // Twice is true and keeps the first time.
+        assert!(s.revoke_credential(a.id, 5, ts(9)).await.unwrap(), "{db:?}");
+        assert_eq!(
+            s.revoked_credentials(a.id).await.unwrap(),
+            vec![1, 5, u32::MAX],
+            "{db:?}: ascending"
+        );
+        assert!(s.revoked_credentials(b.id).await.unwrap().is_empty());
+        assert!(s.revoke_credential(b.id, 2, ts(5)).await.unwrap());
+        assert_eq!(s.revoked_credentials(b.id).await.unwrap(), vec![2]);
+        // The first revocation time is kept (read it straight from the table).
+        let revoked_at = match db {
+            Db::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT revoked_at FROM credential_status WHERE org_id = $1 AND status_index = 5",
+                )
+                .bind(a.id.as_bytes().to_vec())
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+            }
+            Db::Postgres => {
+                let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT revoked_at FROM credential_status WHERE org_id = $1 AND status_index = 5",
+                )
+                .bind(a.id.as_bytes().to_vec())
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(revoked_at, 2, "{db:?}");
+    }
+}
+
+#[tokio::test]
+async fn credential_challenges_are_taken_once_by_their_organisation() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        let b = org_row(&rng, "B");
+        s.insert_org(&a).await.unwrap();
+        s.insert_org(&b).await.unwrap();
+        let ch = challenge_row(a.id, 1, 1_000);
+        s.insert_credential_challenge(&ch).await.unwrap();
+        assert!(
+            matches!(
+                s.insert_credential_challenge(&ch).await,
+                Err(StorageError::Conflict)
+            ),
+            "{db:?}: a nonce is single-use"
+        );
+        // Another organisation cannot take it (and does not consume it).
+        assert!(s
+            .take_credential_challenge(b.id, &ch.nonce, ts(20))
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            s.take_credential_challenge(a.id, &ch.nonce, ts(20))
+                .await
+                .unwrap(),
+            Some(ch.clone()),
+            "{db:?}"
+        );
+        assert!(
+            s.take_credential_challenge(a.id, &ch.nonce, ts(21))
+                .await
+                .unwrap()
+                .is_none(),
+            "{db:?}: taken once"
+        );
+        assert!(s
+            .take_credential_challenge(a.id, &[9; 32], ts(21))
+            .await
+            .unwrap()
+            .is_none());
+        // Expired (valid before expires_at only): None, and gone for good.
+        let old = challenge_row(a.id, 2, 100);
+        s.insert_credential_challenge(&old).await.unwrap();
+        assert!(
+            s.take_credential_challenge(a.id, &old.nonce, ts(100))
+                .await
+                .unwrap()
+                .is_none(),
+            "{db:?}: expired"
+        );
+        assert!(s
+            .take_credential_challenge(a.id, &old.nonce, ts(50))
+            .await
+            .unwrap()
+            .is_none());
+        // A challenge for an unknown organisation is refused.
+        assert!(s
+            .insert_credential_challenge(&challenge_row(OrgId::generate(&rng), 3, 1_000))
+            .await
+            .is_err());
+    }
+}

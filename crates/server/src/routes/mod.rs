@@ -3,6 +3,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub mod consent;
+pub mod credentials;
 pub mod members;
 pub mod meta;
 pub mod offers;
@@ -15,6 +16,26 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(meta::healthz))
         .route("/openapi.json", get(meta::openapi))
         .route("/.well-known/me2b/node-keys", get(meta::node_keys))
+        .route("/.well-known/me2b/issuers", get(credentials::issuers))
+        .route(
+            "/.well-known/me2b/status/{key_id}",
+            get(credentials::status_list),
+        )
+        .route("/v1/org/credentials/codes", post(credentials::create_code))
+        .route("/v1/org/credentials/revoke", post(credentials::revoke))
+        .route(
+            "/v1/org/credentials/challenges",
+            post(credentials::challenge),
+        )
+        .route("/v1/org/credentials/verify", post(credentials::verify))
+        .route(
+            "/v1/me/credentials",
+            get(credentials::mine).post(credentials::redeem),
+        )
+        .route(
+            "/v1/me/credentials/{id}/present",
+            post(credentials::present),
+        )
         .route("/v1/members", post(members::sign_up))
         .route("/v1/sessions", post(members::log_in))
         .route(

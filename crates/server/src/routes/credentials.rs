@@ -1,0 +1,208 @@
+//! Credential routes: the promo-code flow. A co-op (role `credentials`) makes a
+//! one-time code for a member, the member redeems it into their vault, a
+//! verifier (role `credentials`) makes a challenge, the member answers it with
+//! an unlinkable presentation, and the verifier checks it here or offline with
+//! the keys at `/.well-known/me2b/issuers`.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, Member, Org};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use me2b_credentials::service::{
+    ChallengeRequest, CodeIssued, CodeRequest, HeldCredential, IssuerDocument, Presented, Verified,
+};
+use me2b_domain::org::Role;
+use me2b_domain::RecordId;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+fn need_credentials_role(o: &Org) -> Result<(), ApiError> {
+    if o.0.roles.contains(Role::Credentials) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "role_required",
+            "this API key lacks the `credentials` role",
+        ))
+    }
+}
+
+// --- public ------------------------------------------------------------------------
+
+/// The issuers' BBS public keys, with key ids: everything a verifier needs to
+/// check presentations offline (`me2b credential verify`).
+#[utoipa::path(get, path = "/.well-known/me2b/issuers", tag = "meta",
+    responses((status = 200, body = IssuerDocument)))]
+pub async fn issuers(State(s): State<AppState>) -> Result<Json<IssuerDocument>, ApiError> {
+    Ok(Json(s.node.credentials.published().await?))
+}
+
+/// An issuer's revocation list (a W3C Bitstring Status List of 131,072 entries).
+#[utoipa::path(get, path = "/.well-known/me2b/status/{key_id}", tag = "meta",
+    params(("key_id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn status_list(
+    State(s): State<AppState>,
+    Path(key_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = s.node.credentials.status_list(&key_id).await?;
+    serde_json::to_value(list)
+        .map(Json)
+        .map_err(|_| ApiError::internal())
+}
+
+// --- issuers and verifiers ----------------------------------------------------------
+
+/// Makes a one-time code for one of the co-op's members, vouching for these
+/// claims. The code is shown once; keep the status index to revoke.
+#[utoipa::path(post, path = "/v1/org/credentials/codes", tag = "organisation", security(("bearer" = [])),
+    request_body = CodeRequest,
+    responses((status = 201, body = CodeIssued), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_code(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<CodeRequest>,
+) -> Result<(StatusCode, Json<CodeIssued>), ApiError> {
+    need_credentials_role(&o)?;
+    let out = s.node.credentials.create_code(o.0.org.id, &input).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// A status index to revoke.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeIn {
+    pub status_index: u32,
+}
+
+/// Revokes a credential (or a code not yet redeemed) by its status index.
+#[utoipa::path(post, path = "/v1/org/credentials/revoke", tag = "organisation", security(("bearer" = [])),
+    request_body = RevokeIn,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<RevokeIn>,
+) -> Result<StatusCode, ApiError> {
+    need_credentials_role(&o)?;
+    s.node
+        .credentials
+        .revoke(o.0.org.id, input.status_index)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Makes a challenge for a member to answer: "a valid co-op membership in
+/// federation F". Its nonce can be used once, within ten minutes.
+#[utoipa::path(post, path = "/v1/org/credentials/challenges", tag = "organisation", security(("bearer" = [])),
+    request_body = ChallengeRequest,
+    responses((status = 201, body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn challenge(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<ChallengeRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    need_credentials_role(&o)?;
+    let c = s.node.credentials.challenge(o.0.org.id, &input).await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// Checks a member's presentation (the body, as the member's wallet gave it)
+/// against this verifier's challenge, which it uses up.
+#[utoipa::path(post, path = "/v1/org/credentials/verify", tag = "organisation", security(("bearer" = [])),
+    request_body = Object,
+    responses((status = 200, body = Verified), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn verify(
+    State(s): State<AppState>,
+    o: Org,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Verified>, ApiError> {
+    need_credentials_role(&o)?;
+    // The presentation's own strict parser reads the exact bytes (duplicate
+    // keys and unknown fields refused, 16 KiB at most).
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    Ok(Json(s.node.credentials.verify(o.0.org.id, &body).await?))
+}
+
+// --- members -----------------------------------------------------------------------
+
+/// A code a co-op gave the member.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemIn {
+    pub code: String,
+}
+
+/// Redeems a co-op's one-time code: its credential goes into the vault. The
+/// co-op is not told which member redeemed it.
+#[utoipa::path(post, path = "/v1/me/credentials", tag = "member", security(("bearer" = [])),
+    request_body = RedeemIn,
+    responses((status = 201, body = HeldCredential), (status = 422, body = ErrorBody)))]
+pub async fn redeem(
+    State(s): State<AppState>,
+    m: Member,
+    ApiJson(input): ApiJson<RedeemIn>,
+) -> Result<(StatusCode, Json<HeldCredential>), ApiError> {
+    let out = s.node.credentials.redeem(&m.session, &input.code).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// The member's credentials, with their claims and status.
+#[utoipa::path(get, path = "/v1/me/credentials", tag = "member", security(("bearer" = [])),
+    responses((status = 200, body = Vec<HeldCredential>), (status = 401, body = ErrorBody)))]
+pub async fn mine(
+    State(s): State<AppState>,
+    m: Member,
+) -> Result<Json<Vec<HeldCredential>>, ApiError> {
+    Ok(Json(s.node.credentials.held_by(&m.session).await?))
+}
+
+/// A verifier's challenge to answer.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresentIn {
+    /// The challenge as the verifier gave it.
+    #[schema(value_type = Object)]
+    pub challenge: serde_json::Value,
+    /// Claims to disclose beyond what the challenge needs (default none).
+    #[serde(default)]
+    pub disclose: Vec<String>,
+}
+
+/// Answers a challenge with the credential in this vault record: an
+/// unlinkable proof that discloses only what the challenge needs.
+#[utoipa::path(post, path = "/v1/me/credentials/{id}/present", tag = "member", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    request_body = PresentIn,
+    responses((status = 200, body = Presented), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn present(
+    State(s): State<AppState>,
+    m: Member,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<PresentIn>,
+) -> Result<Json<Presented>, ApiError> {
+    let id: RecordId = id.parse().map_err(|_| ApiError::not_found())?;
+    let challenge = serde_json::to_vec(&input.challenge).map_err(|_| ApiError::internal())?;
+    Ok(Json(
+        s.node
+            .credentials
+            .present(&m.session, id, &challenge, &input.disclose)
+            .await?,
+    ))
+}
