@@ -17,6 +17,7 @@ macro_rules! out {
 }
 
 mod config;
+mod credential_cmd;
 mod demo;
 mod trust_cmd;
 
@@ -72,6 +73,9 @@ enum Command {
     /// The data trust: set up its transcryptors.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Co-op credentials: verify a member's presentation offline.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
     /// Run one transcryptor of the data trust as its own process. Here
     /// --config is the transcryptor's file from `me2b trust init` (mode 0600)
     /// and --data-dir its own directory (audit log and master key), never a
@@ -101,6 +105,27 @@ enum TrustCommand {
         /// it co-op → co-op sharing stays refused.
         #[arg(long)]
         grant_key: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CredentialCommand {
+    /// Verify a member's presentation offline, with no node: your own
+    /// challenge, the presentation the member gave you, and the issuers' public
+    /// keys (the JSON of GET /.well-known/me2b/issuers). Prints what the member
+    /// disclosed. Exit status 1 if it does not verify. Offline, you keep your
+    /// challenges' nonces yourself and accept each once.
+    Verify {
+        #[arg(long)]
+        challenge: std::path::PathBuf,
+        #[arg(long)]
+        presentation: std::path::PathBuf,
+        #[arg(long)]
+        issuers: std::path::PathBuf,
+        /// The issuer's status list (GET /.well-known/me2b/status/{key_id}),
+        /// for a challenge that checks revocation.
+        #[arg(long)]
+        status: Option<std::path::PathBuf>,
     },
 }
 
@@ -181,6 +206,21 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             trust_cmd::init(*transcryptors, out, grant_key.as_deref())?;
             return Ok(std::process::ExitCode::SUCCESS);
         }
+        Command::Credential(CredentialCommand::Verify {
+            challenge,
+            presentation,
+            issuers,
+            status,
+        }) => {
+            use me2b_domain::Clock as _;
+            return credential_cmd::run(
+                challenge,
+                presentation,
+                issuers,
+                status.as_deref(),
+                SystemClock.now(),
+            );
+        }
         Command::Transcryptor { listen } => {
             init_logging(cli.common.log.as_deref().unwrap_or("info"));
             trust_cmd::run_transcryptor(
@@ -215,7 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Consent(ConsentCommand::VerifyReceipt { file, public_key }) => {
             return verify_receipt(&settings, &file, public_key)
         }
-        Command::Trust(_) | Command::Transcryptor { .. } => {}
+        Command::Trust(_) | Command::Transcryptor { .. } | Command::Credential(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -495,8 +495,11 @@ async fn consent_receipts_verify_offline() {
 
 #[test]
 fn the_demo_runs_end_to_end() {
+    let keep = tempfile::tempdir().unwrap();
+    let kept = keep.path().join("node");
     let out = Command::new(BIN)
-        .args(["demo", "--members", "12"])
+        .args(["demo", "--members", "12", "--keep"])
+        .arg(&kept)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -537,10 +540,62 @@ fn the_demo_runs_end_to_end() {
         "Accepted leads: Green Wheels reads its contact request",
         "The co-ops did NOT learn who matched an offer",
         "3 live, 3 refused at publish",
+        // Credentials: two unlinkable visits, a replay, offline, revoked.
+        "Visit 2: verify → 200 OK, VALID",
+        "cannot tell the two visits apart",
+        "422 Unprocessable Entity unknown_challenge",
+        "presentation → VALID.",
+        "422 Unprocessable Entity revoked",
+        "3 issued; 3 presentations verified",
     ] {
         assert!(
             text.contains(expect),
             "demo output lacks {expect:?}:\n{text}"
         );
+    }
+
+    // The marketplace's files, verified offline by the command, with no node.
+    let dir = kept.join("credential-offline");
+    let verify = |presentation: &Path| {
+        Command::new(BIN)
+            .current_dir(&dir)
+            .args([
+                "credential",
+                "verify",
+                "--challenge",
+                "challenge.json",
+                "--issuers",
+                "issuers.json",
+                "--presentation",
+            ])
+            .arg(presentation)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(Path::new("presentation.json"));
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{said}");
+    assert!(said.contains("VALID presentation"), "{said}");
+    assert!(
+        said.contains("federation       Fair Economy Federation"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("tier"),
+        "undisclosed claims stay hidden: {said}"
+    );
+    // A disclosed claim changed, and a file that is not a presentation.
+    let mut p: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("presentation.json")).unwrap()).unwrap();
+    p["disclosed"]["validity_epoch"] = json!("4000000000");
+    std::fs::write(dir.join("tampered.json"), p.to_string()).unwrap();
+    for (file, code) in [
+        ("tampered.json", "proof_invalid"),
+        ("issuers.json", "malformed_presentation"),
+    ] {
+        let bad = verify(Path::new(file));
+        let said = String::from_utf8_lossy(&bad.stdout);
+        assert_eq!(bad.status.code(), Some(1), "{said}");
+        assert!(said.contains(&format!("INVALID ({code})")), "{said}");
     }
 }
