@@ -271,6 +271,17 @@ fn bbs() -> &'static dyn Bbs {
     default_bbs()
 }
 
+/// Runs BBS work (about 10 ms of CPU per signature or proof) on the blocking
+/// pool, so it never holds up the async workers serving other requests.
+async fn cpu<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CredentialError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| CredentialError::BbsFailure("the operation was interrupted"))?
+        .map_err(Into::into)
+}
+
 fn key_id_of(org: OrgId) -> Result<IssuerKeyId, CredentialError> {
     IssuerKeyId::new(&format!("{org}-bbs-1"))
 }
@@ -537,9 +548,16 @@ impl Credentials {
             status_index: StatusIndex::new(row.status_index),
             interests: c.interests,
         };
-        let credential = issuer.issue(bbs(), claims)?;
-        // The member's side checks the signature before keeping it.
-        credential.verify(bbs(), issuer.public_key())?;
+        let credential = {
+            let issuer = issuer.clone();
+            cpu(move || {
+                let c = issuer.issue(bbs(), claims)?;
+                // The member's side checks the signature before keeping it.
+                c.verify(bbs(), issuer.public_key())?;
+                Ok(c)
+            })
+            .await?
+        };
         let json = serde_json::to_string(&credential).map_err(|_| ServiceError::Corrupt)?;
         let content = RecordContent::Credential(CredentialRecord {
             issuer: name
@@ -703,14 +721,22 @@ impl Credentials {
             disclose
                 .insert(ClaimName::parse(name).ok_or(ServiceError::Invalid("unknown claim name"))?);
         }
-        let p = credential.present(
-            bbs(),
-            &public,
-            challenge.nonce(),
-            challenge.verifier_id(),
-            &disclose,
-            self.inner.random.as_ref(),
-        )?;
+        let (nonce, verifier, random) = (
+            *challenge.nonce(),
+            challenge.verifier_id().clone(),
+            self.inner.random.clone(),
+        );
+        let p = cpu(move || {
+            credential.present(
+                bbs(),
+                &public,
+                &nonce,
+                &verifier,
+                &disclose,
+                random.as_ref(),
+            )
+        })
+        .await?;
         self.record(
             AuditEvent::new(Actor::Member(s.member), Action::CredentialPresent)
                 .subject(s.member)
@@ -770,7 +796,9 @@ impl Credentials {
                 }
             }
         }
-        let v = verify_presentation(bbs(), &challenge, &p, &keys, &lists, Epoch::containing(now))?;
+        let epoch = Epoch::containing(now);
+        let v =
+            cpu(move || verify_presentation(bbs(), &challenge, &p, &keys, &lists, epoch)).await?;
         let (_, issuer) = names
             .remove(v.issuer_key_id())
             .ok_or(CredentialError::UnknownIssuer)?;
