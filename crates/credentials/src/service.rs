@@ -195,6 +195,9 @@ pub struct Presented {
     /// Exactly what the verifier will learn.
     pub discloses: BTreeMap<String, String>,
     pub verifier_id: String,
+    /// The verifier's name when it is an organisation of this node (a
+    /// challenge made elsewhere names only an id).
+    pub verifier: Option<String>,
 }
 
 /// What a verifier learned from a valid presentation: the issuer and the
@@ -751,6 +754,10 @@ impl Credentials {
                 .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
                 .collect(),
             verifier_id: challenge.verifier_id().as_str().to_owned(),
+            verifier: match challenge.verifier_id().as_str().parse::<OrgId>() {
+                Ok(org) => self.live_org(org).await.ok(),
+                Err(_) => None,
+            },
         })
     }
 

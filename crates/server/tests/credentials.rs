@@ -170,6 +170,10 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
         let p1 = present(&s, &member, &id, &c1).await;
         let p2 = present(&s, &member, &id, &c2).await;
         assert!(p1["discloses"].get("tier").is_none(), "{p1}");
+        assert_eq!(
+            p1["verifier"], "Fair Market",
+            "the member sees whom they answer"
+        );
         assert!(p1["discloses"].get("status_index").is_none(), "{p1}");
         let (st, v1) = verify(&s, &shop_key, &p1["presentation"]).await;
         assert_eq!(st, StatusCode::OK, "{db:?}: {v1}");
