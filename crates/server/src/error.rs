@@ -71,6 +71,24 @@ impl ApiError {
             "internal error; the operator's log has the details",
         )
     }
+    /// Storage failed: logged for the operator, a retryable 503 for the client.
+    fn storage_down(e: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "storage failure");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "storage is unavailable; retry later",
+        )
+    }
+    /// The audit log failed: nothing is done that is not logged.
+    fn audit_down(e: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "audit failure");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the audit log is unavailable; nothing was done",
+        )
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -143,14 +161,7 @@ impl From<OrgError> for ApiError {
             OrgError::RevokedKey => Self::new(S::UNAUTHORIZED, "api_key_revoked", e.to_string()),
             OrgError::NotFound => Self::new(S::NOT_FOUND, "not_found", e.to_string()),
             OrgError::NameTaken => Self::new(S::CONFLICT, "name_taken", e.to_string()),
-            OrgError::Storage(ref inner) => {
-                tracing::error!(error = %inner, "storage failure");
-                Self::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "storage is unavailable; retry later",
-                )
-            }
+            OrgError::Storage(ref inner) => Self::storage_down(inner),
             OrgError::Audit(ref inner) => {
                 tracing::error!(error = %inner, "audit failure");
                 Self::new(
@@ -252,6 +263,10 @@ impl From<me2b_credentials::service::ServiceError> for ApiError {
         use me2b_credentials::service::ServiceError as E;
         use me2b_credentials::CredentialError as C;
         use StatusCode as S;
+        let e = match e {
+            E::Vault(inner) => return inner.into(),
+            other => other,
+        };
         let code = e.code();
         let status = match &e {
             E::Credential(c) => match c {
@@ -277,28 +292,9 @@ impl From<me2b_credentials::service::ServiceError> for ApiError {
                 tracing::error!(error = %e, "credential issuer key unreadable");
                 return Self::internal();
             }
-            E::Vault(_) => {
-                let E::Vault(inner) = e else {
-                    return Self::internal();
-                };
-                return inner.into();
-            }
-            E::Storage(inner) => {
-                tracing::error!(error = %inner, "storage failure");
-                return Self::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "storage is unavailable; retry later",
-                );
-            }
-            E::Audit(_) => {
-                tracing::error!(error = %e, "audit failure");
-                return Self::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the audit log is unavailable; nothing was done",
-                );
-            }
+            E::Vault(_) => return Self::internal(),
+            E::Storage(inner) => return Self::storage_down(inner),
+            E::Audit(_) => return Self::audit_down(&e),
         };
         Self::new(status, code, e.to_string())
     }
@@ -324,22 +320,8 @@ impl From<me2b_trust::TrustError> for ApiError {
             E::MemberErased => S::GONE,
             E::TranscryptorDown { .. } => S::SERVICE_UNAVAILABLE,
             E::TranscryptorFailed { .. } => S::BAD_GATEWAY,
-            E::Storage(inner) => {
-                tracing::error!(error = %inner, "storage failure");
-                return Self::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "storage is unavailable; retry later",
-                );
-            }
-            E::Audit(_) | E::AuditFailed => {
-                tracing::error!(error = %e, "audit failure");
-                return Self::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the audit log is unavailable; nothing was done",
-                );
-            }
+            E::Storage(inner) => return Self::storage_down(inner),
+            E::Audit(_) | E::AuditFailed => return Self::audit_down(&e),
             E::Noise => return Self::internal(),
         };
         Self::new(status, code, e.to_string())

@@ -5,11 +5,11 @@
 //! the keys at `/.well-known/me2b/issuers`.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, Member, Org};
+use crate::extract::{require_json, ApiJson, Member, Org};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use me2b_credentials::service::{
     ChallengeRequest, CodeIssued, CodeRequest, HeldCredential, IssuerDocument, Presented, Verified,
@@ -125,18 +125,7 @@ pub async fn verify(
     need_credentials_role(&o)?;
     // The presentation's own strict parser reads the exact bytes (duplicate
     // keys and unknown fields refused, 16 KiB at most).
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as Content-Type: application/json",
-        ));
-    }
+    require_json(&headers)?;
     Ok(Json(s.node.credentials.verify(o.0.org.id, &body).await?))
 }
 
