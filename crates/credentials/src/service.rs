@@ -797,7 +797,14 @@ impl Credentials {
             let id = IssuerKeyId::new(&i.key_id)?;
             keys.insert(id.clone(), BbsPublicKey::from_bytes(&i.public_key)?);
             if &id == p.issuer_key_id() {
-                names.insert(id.clone(), (i.org_id, self.live_org(i.org_id).await?));
+                // An issuer deleted since it published is not accepted.
+                let name = match self.live_org(i.org_id).await {
+                    Err(ServiceError::NotFound(_)) => {
+                        return Err(CredentialError::UnknownIssuer.into())
+                    }
+                    other => other?,
+                };
+                names.insert(id.clone(), (i.org_id, name));
                 if challenge.status_check() {
                     lists.insert(id, self.status_list_of(i.org_id).await?);
                 }
