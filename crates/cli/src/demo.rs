@@ -1733,6 +1733,7 @@ async fn trust_story(
         .take(5)
         .collect();
     let mut grants = Vec::new();
+    let mut receipts = Vec::new();
     for k in &sharers {
         let (st, v) = call(
             app,
@@ -1750,6 +1751,7 @@ async fn trust_story(
             &format!("sharing consent failed: {st} {v}"),
         )?;
         grants.push((*k, v["id"].as_str().unwrap_or("").to_owned()));
+        receipts.push(v["receipt"].as_str().unwrap_or("").to_owned());
     }
     out!(
         "   {} {} customers who do not shop at {} consent (POST /v1/me/trust/sharing",
@@ -1761,6 +1763,19 @@ async fn trust_story(
         "   {{from: {}, to: {}, purpose: cross-sell, days: 30}} → 201 Created).",
         names[0],
         names[1]
+    );
+    let key = node.keys.verifying_key();
+    let checked = receipts
+        .iter()
+        .filter(|r| me2b_consent::receipt::verify(r, &key).is_ok())
+        .count();
+    ensure(
+        checked == receipts.len(),
+        "a sharing receipt does not verify",
+    )?;
+    out!(
+        "   Each gets a signed consent receipt, like every consent: {checked} of {} verify offline with the node's key.",
+        receipts.len()
     );
     let (st, v) = call(app, Method::GET, &shared_path, bikes_key, None).await?;
     ensure(st == StatusCode::OK, "shared failed")?;

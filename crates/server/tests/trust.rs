@@ -320,6 +320,21 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
         let sharing = v["id"].as_str().unwrap().to_owned();
+        // A signed consent receipt, like every other consent's, checked with
+        // the node's public key alone.
+        let node_key = s.node.keys.verifying_key();
+        let given =
+            me2b_consent::receipt::verify(v["receipt"].as_str().unwrap(), &node_key).unwrap();
+        assert_eq!(given.event, me2b_consent::ConsentStatus::Given);
+        assert_eq!(given.consent_id, sharing);
+        assert_eq!(given.controller.id, b.to_string());
+        assert_eq!(given.purposes[0].id, "marketing");
+        assert_eq!(given.processing[0].id, "transfer");
+        assert!(
+            given.purposes[0].iri.starts_with("https://w3id.org/dpv"),
+            "{:?}",
+            given.purposes
+        );
         let (_, v) = s.req(Method::GET, &path, Some(&kb), None).await;
         let shared = v.as_array().unwrap();
         assert_eq!(shared.len(), 1, "{v}");
@@ -347,6 +362,17 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         assert_eq!(st, StatusCode::NO_CONTENT);
         let (_, v) = s.req(Method::GET, &path, Some(&kb), None).await;
         assert_eq!(v.as_array().unwrap().len(), 0, "withdrawn: nothing more");
+        let (_, mine) = s
+            .req(Method::GET, "/v1/me/trust", Some(&members[0]), None)
+            .await;
+        let withdrawn = me2b_consent::receipt::verify(
+            mine["sharing"][0]["receipt"].as_str().unwrap(),
+            &node_key,
+        )
+        .unwrap();
+        assert_eq!(withdrawn.event, me2b_consent::ConsentStatus::Withdrawn);
+        assert_eq!(withdrawn.consent_version, 2);
+        assert!(withdrawn.withdrawn_at.is_some());
         // The member sees the consent and the one delivery in plain language.
         let (_, t) = s
             .req(Method::GET, "/v1/me/transparency", Some(&members[0]), None)

@@ -304,6 +304,13 @@ pub struct SharingView {
     #[schema(value_type = String)]
     pub expires_at: Timestamp,
     pub withdrawn: bool,
+    /// The consent receipt for its latest event (given or withdrawn): a
+    /// compact JWS signed by the node key, in the same format as every other
+    /// consent's (`me2b consent verify-receipt` checks it offline). The
+    /// controller is the co-op that receives the receipts, the subject your
+    /// pseudonym there; the notice's hash covers the plain-language text,
+    /// which names both co-ops.
+    pub receipt: String,
 }
 
 /// One member's receipts as a partner co-op receives them, under its own
@@ -1188,18 +1195,90 @@ impl Trust {
                     .terms("marketing", "purchases-and-spending-habit", "transfer"),
             )
             .await?;
-        Ok(Self::sharing_view(&row))
+        self.sharing_view(&row).await
     }
 
-    fn sharing_view(r: &TrustSharingRow) -> SharingView {
-        SharingView {
+    async fn org_name(&self, org: OrgId) -> Result<String, TrustError> {
+        Ok(self
+            .inner
+            .store
+            .org(org)
+            .await?
+            .map(|o| o.name)
+            .unwrap_or_default())
+    }
+
+    /// The signed receipt of a sharing consent's latest event.
+    async fn sharing_receipt(&self, r: &TrustSharingRow) -> Result<String, TrustError> {
+        use me2b_consent::receipt::{sign, CitedTerm, Controller, Notice, ReceiptClaims};
+        use me2b_consent::vocabulary::{Section, Vocabulary};
+        use me2b_consent::{ConsentStatus, Method};
+        use sha2::Digest as _;
+        static VOCABULARY: std::sync::OnceLock<Option<Vocabulary>> = std::sync::OnceLock::new();
+        let vocab = VOCABULARY
+            .get_or_init(|| Vocabulary::shipped().ok())
+            .as_ref();
+        let cite = |section, id: &str| CitedTerm {
+            id: id.to_owned(),
+            iri: vocab
+                .and_then(|v| v.term(section, id))
+                .map(|t| t.iri.clone())
+                .unwrap_or_default(),
+        };
+        let (from, to) = (
+            self.org_name(r.from_org).await?,
+            self.org_name(r.to_org).await?,
+        );
+        let notice = format!(
+            "{from} may share the receipts it holds about you with {to} through the data trust, under {to}'s own pseudonym for you, for cross-selling, until {}.",
+            r.expires_at.to_rfc3339()
+        );
+        let withdrawn = r.withdrawn_at.is_some();
+        let version = if withdrawn { 2 } else { 1 };
+        let keys = &self.inner.keys;
+        let claims = ReceiptClaims {
+            version: "me2b-consent-receipt/1".into(),
+            receipt_id: format!("{}.{version}", r.id),
+            event: if withdrawn {
+                ConsentStatus::Withdrawn
+            } else {
+                ConsentStatus::Given
+            },
+            consent_id: r.id.to_string(),
+            consent_version: version,
+            controller: Controller {
+                id: r.to_org.to_string(),
+                name: to,
+            },
+            subject: keys.subject_pseudonym(&r.to_org, &r.member),
+            purposes: vec![cite(Section::Purpose, "marketing")],
+            categories: vec![cite(Section::Category, "purchases-and-spending-habit")],
+            processing: vec![cite(Section::Processing, "transfer")],
+            legal_basis: cite(Section::LegalBasis, "consent"),
+            method: Method::Api,
+            notice: Notice {
+                version: "trust-sharing/1".into(),
+                sha256: hex::encode(sha2::Sha256::digest(notice.as_bytes())),
+            },
+            given_at: r.created_at.to_rfc3339(),
+            expires_at: r.expires_at.to_rfc3339(),
+            withdrawn_at: r.withdrawn_at.map(Timestamp::to_rfc3339),
+            issued_at: self.inner.clock.now().to_rfc3339(),
+            issuer: format!("me2b node {}", keys.verifying_key().key_id()),
+        };
+        Ok(sign(keys, &claims))
+    }
+
+    async fn sharing_view(&self, r: &TrustSharingRow) -> Result<SharingView, TrustError> {
+        Ok(SharingView {
             id: r.id,
             from: r.from_org,
             to: r.to_org,
             purpose: r.purpose.clone(),
             expires_at: r.expires_at,
             withdrawn: r.withdrawn_at.is_some(),
-        }
+            receipt: self.sharing_receipt(r).await?,
+        })
     }
 
     /// Withdraws a sharing consent: durable before this returns.
@@ -1228,16 +1307,14 @@ impl Trust {
         Ok(())
     }
 
-    /// The member's sharing consents (no transcryptor needed).
+    /// The member's sharing consents, each with its signed receipt (no
+    /// transcryptor needed).
     pub async fn sharing_of(&self, member: MemberId) -> Result<Vec<SharingView>, TrustError> {
-        Ok(self
-            .inner
-            .store
-            .trust_sharing_of_member(member)
-            .await?
-            .iter()
-            .map(Self::sharing_view)
-            .collect())
+        let mut out = Vec::new();
+        for r in self.inner.store.trust_sharing_of_member(member).await? {
+            out.push(self.sharing_view(&r).await?);
+        }
+        Ok(out)
     }
 
     /// What the member sees of the trust: loyalty points and sharing consents.
