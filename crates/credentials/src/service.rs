@@ -455,6 +455,7 @@ impl Credentials {
         };
         let issuer = self.issuer(org).await?;
         let now = self.inner.clock.now();
+        self.inner.store.purge_expired_credentials(now).await?;
         let claims_json =
             serde_json::to_vec(&claims).map_err(|_| ServiceError::Invalid("claims"))?;
         // A random index, drawn again while it is taken at this co-op.
@@ -669,6 +670,8 @@ impl Credentials {
             c = c.require_status_check();
         }
         let now = self.inner.clock.now();
+        // Unanswered challenges do not pile up.
+        self.inner.store.purge_expired_credentials(now).await?;
         let json = c.to_json();
         self.inner
             .store

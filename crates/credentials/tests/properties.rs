@@ -116,6 +116,41 @@ proptest! {
         }
     }
 
+    /// A challenge is untrusted input on the member's side: any bytes give an
+    /// answer, never a panic.
+    #[test]
+    fn the_challenge_parser_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2_048)) {
+        let _ = Challenge::parse(&bytes);
+    }
+
+    /// A real challenge with one byte changed either fails with a code or
+    /// parses into something that writes and reads back the same.
+    #[test]
+    fn mutated_challenges_fail_cleanly_or_round_trip(pos in any::<prop::sample::Index>(), byte in any::<u8>(), status in any::<bool>()) {
+        let verifier = VerifierId::new("fair-market").unwrap();
+        let mut c = Challenge::coop_membership(
+            &SeededRandom::new(7),
+            verifier,
+            "Fair Economy Federation",
+            [issuer().key_id().clone()],
+        )
+        .unwrap()
+        .require_claim(ClaimName::Tier);
+        if status {
+            c = c.require_status_check();
+        }
+        let mut bytes = c.to_json().into_bytes();
+        let i = pos.index(bytes.len());
+        bytes[i] = byte;
+        match Challenge::parse(&bytes) {
+            Ok(parsed) => {
+                let again = Challenge::parse(parsed.to_json().as_bytes()).unwrap();
+                prop_assert_eq!(again, parsed);
+            }
+            Err(e) => prop_assert!(!e.code().is_empty()),
+        }
+    }
+
     #[test]
     fn status_lists_round_trip(indexes in proptest::collection::btree_set(0u32..131_072, 0..64)) {
         let mut list = StatusList::new();

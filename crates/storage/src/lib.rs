@@ -322,6 +322,9 @@ pub trait CredentialStore {
         nonce: &[u8; 32],
         now: Timestamp,
     ) -> Result<Option<CredentialChallengeRow>>;
+    /// Deletes challenges and codes (redeemed or not) that expired at `now`;
+    /// their status entries stay reserved. Returns how many rows went.
+    async fn purge_expired_credentials(&self, now: Timestamp) -> Result<u64>;
 }
 
 /// Everything a node stores.

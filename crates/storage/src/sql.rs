@@ -1545,6 +1545,16 @@ macro_rules! impl_store {
                     .transpose()?;
                 Ok(taken.filter(|c| c.expires_at > now))
             }
+            async fn purge_expired_credentials(&self, now: Timestamp) -> Result<u64> {
+                let mut n = 0;
+                for sql in [
+                    "DELETE FROM credential_challenges WHERE expires_at <= $1",
+                    "DELETE FROM credential_codes WHERE expires_at <= $1",
+                ] {
+                    n += sqlx::query(sql).bind(now.unix_millis()).execute(&self.pool).await?.rows_affected();
+                }
+                Ok(n)
+            }
         }
 
         #[async_trait]

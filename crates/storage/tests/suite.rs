@@ -1382,3 +1382,48 @@ async fn credential_challenges_are_taken_once_by_their_organisation() {
             .is_err());
     }
 }
+
+#[tokio::test]
+async fn expired_credential_codes_and_challenges_are_purged() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        s.insert_org(&a).await.unwrap();
+        assert!(s
+            .insert_credential_code(&code_row(a.id, 1, 1, 100))
+            .await
+            .unwrap());
+        assert!(s
+            .insert_credential_code(&code_row(a.id, 2, 2, 1_000))
+            .await
+            .unwrap());
+        s.insert_credential_challenge(&challenge_row(a.id, 3, 100))
+            .await
+            .unwrap();
+        s.insert_credential_challenge(&challenge_row(a.id, 4, 1_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.purge_expired_credentials(ts(100)).await.unwrap(),
+            2,
+            "{db:?}"
+        );
+        assert_eq!(s.purge_expired_credentials(ts(100)).await.unwrap(), 0);
+        // What has not expired is untouched, and a purged code's status entry
+        // stays reserved.
+        assert!(s
+            .redeem_credential_code(&[2; 32], ts(50))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(s
+            .take_credential_challenge(a.id, &[4; 32], ts(50))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(!s
+            .insert_credential_code(&code_row(a.id, 5, 1, 9_000))
+            .await
+            .unwrap());
+    }
+}

@@ -44,3 +44,7 @@ CREATE TABLE credential_challenges (
     created_at     INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL
 );
+
+-- Expired codes and challenges are purged (`purge_expired_credentials`).
+CREATE INDEX credential_codes_by_expiry ON credential_codes (expires_at);
+CREATE INDEX credential_challenges_by_expiry ON credential_challenges (expires_at);
