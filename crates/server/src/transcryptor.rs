@@ -8,9 +8,13 @@
 //! * `POST /v1/key-share`: a [`KeyShareRequest`] in, this transcryptor's
 //!   `SessionKeyShares` for the domain out (audited; never for the origin domain).
 //! * `GET /v1/health`: the transcryptor's name and access rule.
+//! * `GET /healthz`: `{"status": "ok"}` for monitoring, with no token.
 //!
-//! Every route needs `Authorization: Bearer <token>`; only the token's SHA-256
-//! is held, compared in constant time. Errors are the API's usual
+//! Every `/v1` route needs `Authorization: Bearer <token>`; only the token's
+//! SHA-256 is held, compared in constant time. Refused unauthenticated
+//! requests are audited at most once a second (each entry counts the ones
+//! refused since the last), so a flood cannot fill the audit log; they carry
+//! no data, as their bodies are never read. Errors are the API's usual
 //! `{"error": {"code", "message"}}`; no message echoes a ciphertext or key.
 
 use crate::error::ApiError;
@@ -54,7 +58,14 @@ struct Inner {
     link: LocalLink,
     token_hash: TokenHash,
     audit: AuditLog,
+    clock: Arc<dyn Clock>,
+    /// When an unauthenticated request was last audited (ms), and how many
+    /// were refused since without an entry.
+    unauthenticated: std::sync::Mutex<(i64, u64)>,
 }
+
+/// At most one audit entry per this many milliseconds for unauthenticated requests.
+const UNAUTHENTICATED_AUDIT_MS: i64 = 1_000;
 
 /// Holds secrets (the transcryptor's factors, the token's hash): printed with
 /// its name only.
@@ -83,13 +94,15 @@ impl TranscryptorState {
                     link: LocalLink::new(
                         name.clone(),
                         transcryptor,
-                        clock,
+                        clock.clone(),
                         random,
                         Some(audit.clone()),
                     ),
                     name,
                     token_hash: hash_token(token),
                     audit,
+                    clock,
+                    unauthenticated: std::sync::Mutex::new((i64::MIN, 0)),
                 }
             }),
         }
@@ -252,13 +265,31 @@ impl TranscryptorState {
         malformed: fn() -> ApiError,
     ) -> Result<T, Response> {
         if !self.authenticated(headers) {
+            let now = self.inner.clock.now().unix_millis();
+            let since = {
+                let mut g = match self.inner.unauthenticated.lock() {
+                    Ok(g) => g,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                if now.saturating_sub(g.0) >= UNAUTHENTICATED_AUDIT_MS {
+                    let since = g.1;
+                    *g = (now, 0);
+                    Some(since)
+                } else {
+                    g.1 = g.1.saturating_add(1);
+                    None
+                }
+            };
+            let Some(since) = since else {
+                return Err(unauthenticated().into_response());
+            };
+            let what = if since == 0 {
+                "unauthenticated request".to_owned()
+            } else {
+                format!("unauthenticated request; {since} more refused since the last entry")
+            };
             return Err(self
-                .refuse_early(
-                    action,
-                    Actor::Anonymous,
-                    "unauthenticated request",
-                    unauthenticated(),
-                )
+                .refuse_early(action, Actor::Anonymous, &what, unauthenticated())
                 .await);
         }
         let bytes = match read_body(body).await {
@@ -364,6 +395,11 @@ async fn health(
     }))
 }
 
+/// `GET /healthz`: up, nothing else (no token).
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found()
 }
@@ -383,6 +419,7 @@ pub fn router(state: TranscryptorState) -> Router {
             .route("/v1/transcrypt", post(transcrypt))
             .route("/v1/key-share", post(key_share))
             .route("/v1/health", get(health))
+            .route("/healthz", get(healthz))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed),
     )
@@ -407,7 +444,6 @@ mod tests {
     use axum::extract::Request;
     use axum::http::Method;
     use me2b_crypto::{Keyring, MasterKey, SeededRandom};
-    use me2b_domain::SystemClock;
     use me2b_trust::link::pep_rng;
     use me2b_trust::policy::Policy;
     use me2b_trust::pseudonym::{setup, Federation};
@@ -421,6 +457,7 @@ mod tests {
         app: Router,
         fed: Federation,
         store: Arc<dyn me2b_storage::Store>,
+        clock: Arc<me2b_domain::FixedClock>,
         _dir: tempfile::TempDir,
     }
 
@@ -433,7 +470,10 @@ mod tests {
         .await
         .unwrap();
         let keys = Arc::new(Keyring::derive(&MasterKey::from_bytes([3; 32])));
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let fixed = Arc::new(me2b_domain::FixedClock::at(
+            me2b_domain::Timestamp::from_unix_millis(1_790_000_000_000),
+        ));
+        let clock: Arc<dyn Clock> = fixed.clone();
         let audit = AuditLog::start(store.clone(), clock.clone(), keys, 1000)
             .await
             .unwrap();
@@ -453,6 +493,7 @@ mod tests {
             app: router(state),
             fed,
             store,
+            clock: fixed,
             _dir: dir,
         }
     }
@@ -552,6 +593,8 @@ mod tests {
         assert_eq!(st, StatusCode::UNAUTHORIZED);
         let (st, _, _) = call(&f.app, Method::GET, "/v1/health", None, String::new()).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED);
+        let (st, _, v) = call(&f.app, Method::GET, "/healthz", None, String::new()).await;
+        assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
 
         // A pair the policy refuses: 403 transcription_refused.
         let refused = request(&f, "coop:a", "coop:b");
@@ -582,9 +625,26 @@ mod tests {
         let log = audited(&f).await;
         let transcrypts: Vec<_> = log.iter().filter(|e| e.0 == "trust.transcrypt").collect();
         let outcomes: Vec<&str> = transcrypts.iter().map(|e| e.1.as_str()).collect();
+        // The two unauthenticated requests came within a second: the first
+        // is audited, the second counted into the next such entry.
+        assert_eq!(outcomes, ["ok", "denied", "denied", "failed", "failed"]);
+        for _ in 0..5 {
+            call(&f.app, Method::POST, "/v1/transcrypt", None, ok.clone()).await;
+        }
+        f.clock.advance_seconds(1);
+        call(&f.app, Method::POST, "/v1/transcrypt", None, ok.clone()).await;
+        let log = audited(&f).await;
+        let unauth: Vec<&str> = log
+            .iter()
+            .filter(|e| e.2.contains("unauthenticated"))
+            .map(|e| e.2.as_str())
+            .collect();
         assert_eq!(
-            outcomes,
-            ["ok", "denied", "denied", "denied", "failed", "failed"]
+            unauth,
+            [
+                "transcryptor-1: unauthenticated request",
+                "transcryptor-1: unauthenticated request; 6 more refused since the last entry"
+            ]
         );
         assert_eq!(
             transcrypts[0].2,
