@@ -537,6 +537,40 @@ impl Credentials {
             .await?;
             return Err(ServiceError::UnknownCode);
         };
+        // Nothing is lost: if the credential cannot be made and stored, the
+        // code works again.
+        let (id, name, credential) = match self.issue_into_vault(s, &row, now).await {
+            Ok(done) => done,
+            Err(e) => {
+                if let Err(undo) = self
+                    .inner
+                    .store
+                    .release_credential_code(&row.code_hash)
+                    .await
+                {
+                    tracing::error!(error = %undo, "a used-up code could not be released");
+                }
+                return Err(e);
+            }
+        };
+        self.record(
+            AuditEvent::new(Actor::Member(s.member), Action::CredentialIssue)
+                .subject(s.member)
+                .object(row.org_id),
+        )
+        .await?;
+        self.held(id, &name, &credential, now).await
+    }
+
+    /// Signs the code's claims with the co-op's key and stores the credential
+    /// in the member's vault; returns the record id, the issuer's name and
+    /// the credential.
+    async fn issue_into_vault(
+        &self,
+        s: &MemberSession,
+        row: &CredentialCodeRow,
+        now: Timestamp,
+    ) -> Result<(RecordId, String, Credential), ServiceError> {
         let c: CodeClaims =
             serde_json::from_slice(&row.claims_json).map_err(|_| ServiceError::Corrupt)?;
         let name = self.live_org(row.org_id).await?;
@@ -573,13 +607,7 @@ impl Credentials {
             credential: json.try_into().map_err(|_| ServiceError::Corrupt)?,
         });
         let view = self.inner.vault.create_record(s, content).await?;
-        self.record(
-            AuditEvent::new(Actor::Member(s.member), Action::CredentialIssue)
-                .subject(s.member)
-                .object(row.org_id),
-        )
-        .await?;
-        self.held(view.id, &name, &credential, now).await
+        Ok((view.id, name, credential))
     }
 
     async fn held(

@@ -305,6 +305,9 @@ pub trait CredentialStore {
         code_hash: &[u8; 32],
         now: Timestamp,
     ) -> Result<Option<CredentialCodeRow>>;
+    /// Undoes a redemption whose credential could not be stored, so the code
+    /// works again: false when the code is unknown or was not redeemed.
+    async fn release_credential_code(&self, code_hash: &[u8; 32]) -> Result<bool>;
     /// Revokes a status index the organisation reserved; false when it never
     /// reserved it. Revoking twice is true and keeps the first time.
     async fn revoke_credential(&self, org: OrgId, index: u32, at: Timestamp) -> Result<bool>;

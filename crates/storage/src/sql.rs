@@ -1490,6 +1490,13 @@ macro_rules! impl_store {
                 .map(Self::credential_code_row)
                 .transpose()
             }
+            async fn release_credential_code(&self, code_hash: &[u8; 32]) -> Result<bool> {
+                let r = sqlx::query("UPDATE credential_codes SET redeemed_at = NULL WHERE code_hash = $1 AND redeemed_at IS NOT NULL")
+                    .bind(code_hash.to_vec())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
             async fn revoke_credential(&self, org: OrgId, index: u32, at: Timestamp) -> Result<bool> {
                 let r = sqlx::query(
                     "UPDATE credential_status SET revoked_at = COALESCE(revoked_at, $3) WHERE org_id = $1 AND status_index = $2",

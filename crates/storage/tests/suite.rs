@@ -1427,3 +1427,40 @@ async fn expired_credential_codes_and_challenges_are_purged() {
             .unwrap());
     }
 }
+
+#[tokio::test]
+async fn a_released_credential_code_can_be_redeemed_again() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = org_row(&rng, "A");
+        s.insert_org(&a).await.unwrap();
+        assert!(s
+            .insert_credential_code(&code_row(a.id, 1, 1, 1_000))
+            .await
+            .unwrap());
+        assert!(
+            !s.release_credential_code(&[1; 32]).await.unwrap(),
+            "{db:?}: not redeemed yet"
+        );
+        assert!(s
+            .redeem_credential_code(&[1; 32], ts(50))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(s
+            .redeem_credential_code(&[1; 32], ts(51))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(s.release_credential_code(&[1; 32]).await.unwrap());
+        assert!(s
+            .redeem_credential_code(&[1; 32], ts(52))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(
+            !s.release_credential_code(&[9; 32]).await.unwrap(),
+            "unknown code"
+        );
+    }
+}
