@@ -2134,6 +2134,42 @@ fn share_8_bytes(a: &str, b: &str) -> bool {
     a.windows(16).any(|w| b.windows(16).any(|x| x == w))
 }
 
+/// The verifier makes a challenge (`ask`) and the member answers it with the
+/// credential in vault record `id`: the challenge and the presentation.
+async fn challenge_and_present(
+    app: &axum::Router,
+    verifier_key: &str,
+    ask: serde_json::Value,
+    member: &str,
+    id: &str,
+) -> anyhow::Result<(serde_json::Value, serde_json::Value)> {
+    let (st, challenge) = call(
+        app,
+        Method::POST,
+        "/v1/org/credentials/challenges",
+        verifier_key,
+        Some(ask),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::CREATED,
+        &format!("a challenge failed: {st} {challenge}"),
+    )?;
+    let (st, p) = call(
+        app,
+        Method::POST,
+        &format!("/v1/me/credentials/{id}/present"),
+        member,
+        Some(serde_json::json!({"challenge": challenge})),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::OK,
+        &format!("presenting failed: {st} {p}"),
+    )?;
+    Ok((challenge, p["presentation"].clone()))
+}
+
 async fn credentials_story(
     node: &Node,
     app: &axum::Router,
@@ -2266,32 +2302,13 @@ async fn credentials_story(
     out!("   (POST /v1/org/credentials/challenges: a fresh nonce, its id, \"a valid co-op membership in the");
     out!("   Fair Economy Federation\"); {name} answers from the vault (POST /v1/me/credentials/{{id}}/present).");
     for visit in 1..=2 {
-        let (_, challenge) = call(
-            app,
-            Method::POST,
-            "/v1/org/credentials/challenges",
-            &market_key,
-            Some(ask.clone()),
-        )
-        .await?;
-        let (st, p) = call(
-            app,
-            Method::POST,
-            &format!("/v1/me/credentials/{}/present", ids[0]),
-            token,
-            Some(serde_json::json!({"challenge": challenge})),
-        )
-        .await?;
-        ensure(
-            st == StatusCode::OK,
-            &format!("presenting failed: {st} {p}"),
-        )?;
+        let (_, p) = challenge_and_present(app, &market_key, ask.clone(), token, &ids[0]).await?;
         let (st, v) = call(
             app,
             Method::POST,
             "/v1/org/credentials/verify",
             &market_key,
-            Some(p["presentation"].clone()),
+            Some(p.clone()),
         )
         .await?;
         ensure(
@@ -2312,18 +2329,15 @@ async fn credentials_story(
             "   Visit {visit}: verify → {st}, VALID, issuer {}: discount granted.",
             v["issuer"].as_str().unwrap_or("")
         );
-        proofs.push(
-            p["presentation"]["proof"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        );
+        proofs.push(p["proof"].as_str().unwrap_or_default().to_owned());
         if visit == 1 {
-            first = p["presentation"].clone();
+            first = p.clone();
         }
     }
     ensure(
-        proofs.len() == 2 && !share_8_bytes(&proofs[0], &proofs[1]),
+        proofs.len() == 2
+            && proofs.iter().all(|p| p.len() > 100)
+            && !share_8_bytes(&proofs[0], &proofs[1]),
         "two presentations are linkable",
     )?;
     out!("   What {} learned, both times: {learned}.", market.name);
@@ -2346,28 +2360,14 @@ async fn credentials_story(
     out!("\n11c. Showing visit 1's presentation again (a replay) → {st} unknown_challenge: each nonce counts once.");
 
     // Offline.
-    let (_, challenge) = call(
-        app,
-        Method::POST,
-        "/v1/org/credentials/challenges",
-        &market_key,
-        Some(ask.clone()),
-    )
-    .await?;
-    let (_, p) = call(
-        app,
-        Method::POST,
-        &format!("/v1/me/credentials/{}/present", ids[1]),
-        &holders[1].1,
-        Some(serde_json::json!({"challenge": challenge})),
-    )
-    .await?;
+    let (challenge, p) =
+        challenge_and_present(app, &market_key, ask.clone(), &holders[1].1, &ids[1]).await?;
     let (_, issuers) = call(app, Method::GET, "/.well-known/me2b/issuers", "", None).await?;
     let off = dir.join("credential-offline");
     std::fs::create_dir_all(&off)?;
     let files = [
         ("challenge.json", &challenge),
-        ("presentation.json", &p["presentation"]),
+        ("presentation.json", &p),
         ("issuers.json", &issuers),
     ];
     for (f, v) in files {
@@ -2375,7 +2375,7 @@ async fn credentials_story(
     }
     let inputs = crate::credential_cmd::Inputs {
         challenge: &serde_json::to_vec(&challenge)?,
-        presentation: &serde_json::to_vec(&p["presentation"])?,
+        presentation: &serde_json::to_vec(&p)?,
         issuers: &serde_json::to_vec(&issuers)?,
         status: None,
     };
@@ -2407,28 +2407,14 @@ async fn credentials_story(
     )
     .await?;
     ensure(st == StatusCode::NO_CONTENT, "revocation failed")?;
-    let (_, challenge) = call(
-        app,
-        Method::POST,
-        "/v1/org/credentials/challenges",
-        &market_key,
-        Some(serde_json::json!({"federation": "Fair Economy Federation", "status_check": true})),
-    )
-    .await?;
-    let (_, p) = call(
-        app,
-        Method::POST,
-        &format!("/v1/me/credentials/{}/present", ids[2]),
-        token3,
-        Some(serde_json::json!({"challenge": challenge})),
-    )
-    .await?;
+    let check = serde_json::json!({"federation": "Fair Economy Federation", "status_check": true});
+    let (_, p) = challenge_and_present(app, &market_key, check, token3, &ids[2]).await?;
     let (st, v) = call(
         app,
         Method::POST,
         "/v1/org/credentials/verify",
         &market_key,
-        Some(p["presentation"].clone()),
+        Some(p),
     )
     .await?;
     ensure(

@@ -9,7 +9,7 @@
 
 use anyhow::{bail, Context};
 use me2b_audit::AuditLog;
-use me2b_crypto::{Keyring, MasterKey, NodeVerifyingKey, OsRandom};
+use me2b_crypto::{NodeVerifyingKey, OsRandom};
 use me2b_domain::audit::{Action, Actor, AuditEvent};
 use me2b_domain::{Clock, Random, SystemClock};
 use me2b_server::transcryptor::TranscryptorState;
@@ -34,9 +34,6 @@ pub const FEDERATION_FILE: &str = "federation.json";
 pub const LINKS_FILE: &str = "links.json";
 /// The store's meta key naming the transcryptor a data directory belongs to.
 const META_TRANSCRYPTOR: &str = "transcryptor";
-/// As the node writes it: the master key's check value.
-const META_KEY_CHECK: &str = "key_check";
-const META_NODE_PUBLIC_KEY: &str = "node_public_key";
 
 /// One transcryptor's file (format version 1): its name, the token it expects,
 /// its secrets and its access rule. Private: mode 0600.
@@ -77,18 +74,6 @@ impl std::fmt::Debug for TranscryptorFile {
 
 fn transcryptor_file_name(i: usize) -> String {
     format!("transcryptor-{i}.json")
-}
-
-fn create_private_dir(path: &Path) -> anyhow::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(path)
-        .with_context(|| format!("cannot create the directory {}", path.display()))
 }
 
 /// Writes a new file (never overwriting one) with `mode` on unix.
@@ -133,7 +118,7 @@ pub fn init(n: usize, out: &Path, grant_key: Option<&str>) -> anyhow::Result<()>
             p.display()
         );
     }
-    create_private_dir(out)?;
+    me2b_node::create_private_dir(out)?;
 
     let random = OsRandom;
     let mut rng = pep_rng(&random);
@@ -272,7 +257,7 @@ pub async fn run_transcryptor(
     };
     let (name, token, transcryptor) = load_file(config)?;
 
-    create_private_dir(data_dir)?;
+    me2b_node::create_private_dir(data_dir)?;
     let url = format!(
         "sqlite://{}",
         data_dir.join(me2b_node::SQLITE_FILE).display()
@@ -287,41 +272,21 @@ pub async fn run_transcryptor(
             String::from_utf8_lossy(&stored)
         ),
         Some(_) => {}
-        None if store.meta(META_KEY_CHECK).await?.is_some() => bail!(
+        None if store.meta(me2b_node::META_KEY_CHECK).await?.is_some() => bail!(
             "{} holds a node's database, not a transcryptor's: give the transcryptor its own --data-dir",
             data_dir.display()
         ),
         None => {}
     }
     let key_path = data_dir.join(me2b_node::MASTER_KEY_FILE);
-    let stored_check = store.meta(META_KEY_CHECK).await?;
-    if stored_check.is_some() && !key_path.exists() {
-        bail!(
-            "the transcryptor's database was initialised with a master key, but {} does not exist",
-            key_path.display()
-        );
-    }
-    let (master, created) = MasterKey::load_or_create(&key_path, &OsRandom)?;
-    let keys = Arc::new(Keyring::derive(&master));
-    drop(master);
-    match stored_check {
-        Some(check) if !keys.matches_key_check(&check) => bail!(
-            "the master key {} does not belong to this transcryptor's database",
-            key_path.display()
-        ),
-        Some(_) => {}
-        None => {
-            store
-                .put_meta_if_absent(META_KEY_CHECK, &keys.key_check())
-                .await?;
-            store
-                .put_meta_if_absent(META_NODE_PUBLIC_KEY, &keys.verifying_key().to_bytes())
-                .await?;
-            store
-                .put_meta_if_absent(META_TRANSCRYPTOR, name.as_bytes())
-                .await?;
-        }
-    }
+    let (keys, created) = me2b_node::open_keyring(store.as_ref(), &key_path, &OsRandom)
+        .await
+        .context("the transcryptor's master key")?;
+    // A database seen for the first time becomes this transcryptor's (checked
+    // above: one with a key check but no name is a node's).
+    store
+        .put_meta_if_absent(META_TRANSCRYPTOR, name.as_bytes())
+        .await?;
     if created {
         tracing::warn!(path = %key_path.display(), "created a new master key for the transcryptor's audit log: back it up");
     }

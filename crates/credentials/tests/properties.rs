@@ -142,12 +142,11 @@ proptest! {
         let mut bytes = c.to_json().into_bytes();
         let i = pos.index(bytes.len());
         bytes[i] = byte;
-        match Challenge::parse(&bytes) {
-            Ok(parsed) => {
-                let again = Challenge::parse(parsed.to_json().as_bytes()).unwrap();
-                prop_assert_eq!(again, parsed);
-            }
-            Err(e) => prop_assert!(!e.code().is_empty()),
+        // A refusal is an answer (with a code by construction); what this
+        // checks is that nothing panics and that what parses is stable.
+        if let Ok(parsed) = Challenge::parse(&bytes) {
+            let again = Challenge::parse(parsed.to_json().as_bytes()).unwrap();
+            prop_assert_eq!(again, parsed);
         }
     }
 

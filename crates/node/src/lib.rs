@@ -26,7 +26,8 @@ pub const SQLITE_FILE: &str = "me2b.sqlite3";
 /// Name of the master key file in the data directory.
 pub const MASTER_KEY_FILE: &str = "master.key";
 
-const META_KEY_CHECK: &str = "key_check";
+/// Meta key under which a database records the check value of its master key.
+pub const META_KEY_CHECK: &str = "key_check";
 const META_NODE_PUBLIC_KEY: &str = "node_public_key";
 const META_TRUST_FEDERATION: &str = "trust_federation";
 const META_TRUST_SECRETS: &str = "trust_transcryptor_secrets";
@@ -107,9 +108,9 @@ pub enum NodeError {
     Trust(#[from] me2b_trust::TrustError),
     #[error("cannot use the trust configuration {path}: {message}")]
     TrustConfig { path: String, message: String },
-    #[error("the master key {path} does not belong to this database (it was initialised with another key); point ME2B_MASTER_KEY_FILE at the right key file")]
+    #[error("the master key {path} does not belong to this database (it was initialised with another key); use the right key file (a node's is named by ME2B_MASTER_KEY_FILE)")]
     WrongMasterKey { path: String },
-    #[error("the database was initialised with a master key, but {path} does not exist; restore the key file or point ME2B_MASTER_KEY_FILE at it")]
+    #[error("the database was initialised with a master key, but {path} does not exist; restore the key file (a node's is named by ME2B_MASTER_KEY_FILE)")]
     MissingMasterKey { path: String },
 }
 
@@ -133,7 +134,8 @@ pub struct Node {
     pub master_key_created: bool,
 }
 
-fn create_private_dir(path: &Path) -> Result<(), NodeError> {
+/// Creates `path` (and its parents) readable by the owner only.
+pub fn create_private_dir(path: &Path) -> Result<(), NodeError> {
     let err = |source| NodeError::DataDir {
         path: path.display().to_string(),
         source,
@@ -148,6 +150,43 @@ fn create_private_dir(path: &Path) -> Result<(), NodeError> {
     b.create(path).map_err(err)
 }
 
+/// Opens the master key at `key_path` for the database in `store`, creating
+/// both on first start: a database that was initialised with a key refuses a
+/// missing or different one. Shared by the node and the transcryptor process.
+/// Returns the keyring and whether the key was created now.
+pub async fn open_keyring(
+    store: &dyn Store,
+    key_path: &Path,
+    rng: &dyn Random,
+) -> Result<(Arc<Keyring>, bool), NodeError> {
+    let stored_check = store.meta(META_KEY_CHECK).await?;
+    if stored_check.is_some() && !key_path.exists() {
+        return Err(NodeError::MissingMasterKey {
+            path: key_path.display().to_string(),
+        });
+    }
+    let (master, created) = MasterKey::load_or_create(key_path, rng)?;
+    let keys = Arc::new(Keyring::derive(&master));
+    drop(master);
+    match stored_check {
+        Some(check) if !keys.matches_key_check(&check) => {
+            return Err(NodeError::WrongMasterKey {
+                path: key_path.display().to_string(),
+            })
+        }
+        Some(_) => {}
+        None => {
+            store
+                .put_meta_if_absent(META_KEY_CHECK, &keys.key_check())
+                .await?;
+            store
+                .put_meta_if_absent(META_NODE_PUBLIC_KEY, &keys.verifying_key().to_bytes())
+                .await?;
+        }
+    }
+    Ok((keys, created))
+}
+
 impl Node {
     /// Opens (initialising on first start) the node described by `cfg`.
     pub async fn open(
@@ -160,31 +199,7 @@ impl Node {
         let store = me2b_storage::open(&url).await?;
 
         let key_path = cfg.master_key_path();
-        let stored_check = store.meta(META_KEY_CHECK).await?;
-        if stored_check.is_some() && !key_path.exists() {
-            return Err(NodeError::MissingMasterKey {
-                path: key_path.display().to_string(),
-            });
-        }
-        let (master, created) = MasterKey::load_or_create(&key_path, rng.as_ref())?;
-        let keys = Arc::new(Keyring::derive(&master));
-        drop(master);
-        match stored_check {
-            Some(check) if !keys.matches_key_check(&check) => {
-                return Err(NodeError::WrongMasterKey {
-                    path: key_path.display().to_string(),
-                })
-            }
-            Some(_) => {}
-            None => {
-                store
-                    .put_meta_if_absent(META_KEY_CHECK, &keys.key_check())
-                    .await?;
-                store
-                    .put_meta_if_absent(META_NODE_PUBLIC_KEY, &keys.verifying_key().to_bytes())
-                    .await?;
-            }
-        }
+        let (keys, created) = open_keyring(store.as_ref(), &key_path, rng.as_ref()).await?;
 
         let audit = AuditLog::start(
             store.clone(),
