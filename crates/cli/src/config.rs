@@ -23,7 +23,7 @@ pub struct FileConfig {
     pub session_ttl_seconds: Option<i64>,
     pub log: Option<String>,
     pub trust_dir: Option<PathBuf>,
-    pub trust_governance: Option<PathBuf>,
+    pub governance: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -60,9 +60,10 @@ pub struct CommonArgs {
     /// process, single-party).
     #[arg(long, env = "ME2B_TRUST_DIR", global = true)]
     pub trust_dir: Option<PathBuf>,
-    /// The trust's governance file (default: trust.toml in the data directory, if present).
-    #[arg(long, env = "ME2B_TRUST_GOVERNANCE", global = true)]
-    pub trust_governance: Option<PathBuf>,
+    /// The governance file: privacy budgets per data pool, the trust, offers
+    /// (default: governance.toml in the data directory, if present).
+    #[arg(long, env = "ME2B_GOVERNANCE", global = true)]
+    pub governance: Option<PathBuf>,
 }
 
 /// The resolved settings.
@@ -75,7 +76,7 @@ pub struct Settings {
     pub session_ttl_seconds: i64,
     pub log: String,
     pub trust_dir: Option<PathBuf>,
-    pub trust_governance: Option<PathBuf>,
+    pub governance: Option<PathBuf>,
 }
 
 impl Settings {
@@ -105,7 +106,7 @@ impl Settings {
                 .or(file.log)
                 .unwrap_or_else(|| "info".to_owned()),
             trust_dir: args.trust_dir.clone().or(file.trust_dir),
-            trust_governance: args.trust_governance.clone().or(file.trust_governance),
+            governance: args.governance.clone().or(file.governance),
         })
     }
 
@@ -115,7 +116,7 @@ impl Settings {
         c.master_key_file = self.master_key_file.clone();
         c.session_ttl_seconds = self.session_ttl_seconds;
         c.trust_dir = self.trust_dir.clone();
-        c.trust_governance = self.trust_governance.clone();
+        c.governance = self.governance.clone();
         c
     }
 }

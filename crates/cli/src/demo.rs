@@ -1416,12 +1416,12 @@ async fn trust_story(
     )?;
     let g = trust.governance();
     out!(
-        "\n10d. Questions (POST /v1/org/trust/insights). Each is charged to the co-op's ε budget ({:.1})",
-        g.default_org_budget
+        "\n10d. Questions (POST /v1/org/trust/insights). Each is charged to the pools it reads ({:.1} per co-op pool)",
+        node.governance.privacy.pools.trust_coop.epsilon_per_period
     );
     out!(
         "   before noise is drawn (discrete Laplace, OpenDP); a noisy figure under {} is withheld.",
-        g.min_cohort
+        node.accountant.min_cohort()
     );
     let (mut answered, mut refused_q) = (0, 0);
     out!(
@@ -1548,7 +1548,7 @@ async fn trust_story(
         ),
         _ => out!(
             "     → withheld: fewer than {} members; {}",
-            g.min_cohort,
+            node.accountant.min_cohort(),
             budget_line(&v)
         ),
     }
@@ -1638,11 +1638,12 @@ async fn trust_story(
         out!("     → {st} below_threshold; the ε is spent all the same:");
         out!("       \"{}\"", err_message(&v));
     }
-    let research = g
-        .research_budgets
-        .get("social-purpose")
-        .copied()
-        .unwrap_or(0.0);
+    let research = node
+        .governance
+        .privacy
+        .pools
+        .trust_research
+        .epsilon_per_period;
     out!(
         "   {}, for the trust's research purpose social-purpose (its own budget, {research:.1}, and it may ask",
         names[2]

@@ -48,6 +48,28 @@ async fn ask(s: &Srv, key: &str, body: Value) -> (StatusCode, Value) {
     .await
 }
 
+fn err_message(v: &Value) -> &str {
+    v["error"]["message"].as_str().unwrap_or("")
+}
+
+/// The test's governance: larger co-op pools than the defaults, and `research`
+/// named as the one research requester.
+fn governance(research: OrgId) -> String {
+    format!(
+        r#"
+[privacy.pools.trust-coop]
+epsilon_per_period = 3.0
+lifetime = 30.0
+allowance = 1.0
+
+[privacy.pools.trust-research]
+epsilon_per_period = 2.0
+lifetime = 20.0
+allowances = {{ "{research}" = 2.0 }}
+"#
+    )
+}
+
 fn count_of(v: &Value) -> i64 {
     v["figure"]["value"].as_i64().unwrap()
 }
@@ -55,12 +77,17 @@ fn count_of(v: &Value) -> i64 {
 #[tokio::test]
 async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
     for db in Db::ALL {
-        let Some(s) = start(db).await else { continue };
+        let Some(mut s) = start(db).await else {
+            continue;
+        };
         let roles = || vec![Role::Insights];
         let (a, ka) = s.org_with("Corner Co-op", roles()).await;
         let (b, kb) = s.org_with("Green Wheels", roles()).await;
         let (c, kc) = s.org_with("Tiny Co-op", roles()).await;
         let (_, no_role) = s.org_with("No Insights", vec![Role::Offers]).await;
+        // Governance names organisations by id: the operator creates them,
+        // then names Green Wheels a research requester and restarts.
+        s.reopen(Some(&governance(b))).await;
 
         // 40 members; 36 also shop at B, 3 at C. Counts sit far from the
         // threshold of 20 compared with the noise (scale 1), so no run is flaky.
@@ -209,8 +236,14 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         assert!((count_of(&v) - 36).abs() <= 15, "{v}");
         assert_eq!(v["figure"]["noise_scale"], 1.0);
         assert_eq!(v["figure"]["min_cohort"], 20);
-        assert_eq!(v["budget"]["spent"], 1.0);
-        assert_eq!(v["budget"]["remaining"], 2.0);
+        // An overlap reads both co-ops' pools and is charged to both.
+        assert_eq!(v["charged"]["epsilon"], 1.0);
+        let pools = v["charged"]["pools"].as_array().unwrap();
+        assert_eq!(pools.len(), 2, "{v}");
+        for p in pools {
+            assert_eq!(p["spent"], 1.0, "{v}");
+            assert_eq!(p["remaining"], 2.0, "{v}");
+        }
 
         // Refusals that cost nothing.
         let refusals = [
@@ -236,8 +269,13 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             ),
             (
                 json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.5, "purpose": "marketing"}),
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+            ),
+            (
+                json!({"question": {"kind": "count", "scope": "all"}, "epsilon": 0.5, "purpose": "social-purpose"}),
                 StatusCode::FORBIDDEN,
-                "no_budget",
+                "forbidden",
             ),
             (
                 json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.0}),
@@ -252,7 +290,13 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         let (_, v) = s
             .req(Method::GET, "/v1/org/trust/budget", Some(&ka), None)
             .await;
-        assert_eq!(v[0]["spent"], 1.0, "refusals spent nothing: {v}");
+        assert_eq!(v["pools"][0]["spent"], 1.0, "refusals spent nothing: {v}");
+        assert_eq!(
+            v["pools"].as_array().unwrap().len(),
+            1,
+            "not a research requester"
+        );
+        assert!(v["guarantee"].as_str().unwrap().contains("ε"), "{v}");
 
         // A bounded sum and mean, and a histogram by category.
         let (st, v) = ask(&s, &ka, json!({"question": {"kind": "sum", "scope": "own", "upper_cents": 5_000}, "epsilon": 1.0})).await;
@@ -271,7 +315,9 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             v["figure"]["noise_scale"], 5.0,
             "sensitivity 5 (the cap) / ε 1"
         );
-        // The budget (3.0) is now spent: the next question is refused.
+        // The pool of A's customers (3.0 this period) is now spent: the next
+        // question is refused, and so is B's overlap with A, although B has
+        // asked nothing: budgets belong to the people, not to the askers.
         let (st, v) = ask(
             &s,
             &ka,
@@ -279,10 +325,70 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         )
         .await;
         assert_eq!((st, err(&v)), (StatusCode::FORBIDDEN, "over_budget"), "{v}");
+        let (st, v) = ask(
+            &s,
+            &kb,
+            json!({"question": {"kind": "overlap", "b": a}, "epsilon": 0.1}),
+        )
+        .await;
+        assert_eq!((st, err(&v)), (StatusCode::FORBIDDEN, "over_budget"), "{v}");
+        assert!(err_message(&v).contains(&format!("trust:coop:{a}")), "{v}");
         // A research purpose has its own budget and may ask about all co-ops.
         let (st, v) = ask(&s, &kb, json!({"question": {"kind": "count", "scope": "all"}, "epsilon": 1.0, "purpose": "social-purpose"})).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert!((count_of(&v) - 40).abs() <= 15);
+        // A member sees the pools they are in, what was spent and by whom.
+        let (st, v) = s
+            .req(Method::GET, "/v1/me/transparency", Some(&members[0]), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let pb = &v["privacy_budget"];
+        let pools: Vec<&str> = pb["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["pool"].as_str().unwrap())
+            .collect();
+        let (pa, pbb) = (format!("trust:coop:{a}"), format!("trust:coop:{b}"));
+        assert!(pools.contains(&"offers:audience"), "{pb}");
+        assert!(
+            pools.contains(&pa.as_str()) && pools.contains(&pbb.as_str()),
+            "{pb}"
+        );
+        assert!(pools.contains(&"trust:research"), "{pb}");
+        assert!(
+            pools.contains(&format!("trust:coop:{c}").as_str()),
+            "member 0 shops at C too: {pb}"
+        );
+        assert_eq!(pools.len(), 5, "{pb}");
+        let of_a = pb["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pool"] == pa.as_str())
+            .unwrap();
+        assert_eq!(of_a["spent"], 3.0, "{of_a}");
+        assert_eq!(
+            of_a["spent_by"][0]["organisation"], "Corner Co-op",
+            "{of_a}"
+        );
+        assert!(
+            of_a["in_words"].as_str().unwrap().contains("Corner Co-op"),
+            "{of_a}"
+        );
+        assert!(
+            pb["guarantee"].as_str().unwrap().contains("e^ε/(1+e^ε)"),
+            "{pb}"
+        );
+        let (_, v) = s
+            .req(Method::GET, "/v1/me/transparency", Some(&members[39]), None)
+            .await;
+        let n = v["privacy_budget"]["pools"].as_array().unwrap().len();
+        assert_eq!(
+            n, 3,
+            "member 39 shops only at A: audience, A, research: {v}"
+        );
+
         // Below the threshold: C has 3 members.
         let (st, v) = ask(
             &s,
@@ -471,8 +577,24 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             .collect();
         assert_eq!(
             queries.len(),
-            12,
+            14,
             "{db:?}: every question, answered or refused"
+        );
+        // Every release is audited with its pools, ε and mechanism.
+        let releases: Vec<&str> = events
+            .iter()
+            .filter(|e| e["action"] == "privacy.release")
+            .map(|e| e["object"].as_str().unwrap())
+            .collect();
+        assert_eq!(releases.len(), 5, "{db:?}: {releases:?}");
+        assert!(
+            releases
+                .iter()
+                .any(|r| r.contains("trust overlap: ε 1 from")
+                    && r.contains(&format!("trust:coop:{a}"))
+                    && r.contains(&format!("trust:coop:{b}"))
+                    && r.contains("discrete Laplace")),
+            "{releases:?}"
         );
         assert!(queries.iter().any(|q| q["object"]
             .as_str()

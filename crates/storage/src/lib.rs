@@ -5,6 +5,7 @@
 //! cannot leak personal data because it is never given any.
 #![forbid(unsafe_code)]
 
+mod privacy;
 mod sql;
 mod types;
 
@@ -188,8 +189,35 @@ pub trait OfferStore {
     /// Atomically adds to the offer's counters (a no-op for an unknown offer).
     async fn count_offer_events(&self, offer: OfferId, reached: u64, accepted: u64) -> Result<()>;
     async fn offer_counters(&self, offer: OfferId) -> Result<Option<OfferCounters>>;
-    /// Stores the offer's released figures (opaque bytes), replacing any before.
-    async fn set_offer_release(&self, offer: OfferId, released: &[u8]) -> Result<()>;
+    /// Replaces the offer's release state (opaque bytes) and when its next
+    /// release is due, if its release sequence is still `expected_seq`
+    /// (then incremented); false when another writer got there first. So a
+    /// scheduled release is drawn once, even by two nodes at the same moment.
+    async fn replace_offer_release(
+        &self,
+        offer: OfferId,
+        expected_seq: i64,
+        released: &[u8],
+        due: Option<Timestamp>,
+    ) -> Result<bool>;
+    /// Offers whose next release is due at `now`.
+    async fn offers_release_due(&self, now: Timestamp) -> Result<Vec<OfferId>>;
+    /// The organisation's offers that are active or waiting for partners and
+    /// still valid at `now`.
+    async fn count_live_offers(&self, org: OrgId, now: Timestamp) -> Result<u64>;
+}
+
+/// The privacy accountant's ledger: ε spent per data pool and period, per
+/// asker, and over each pool's life.
+#[async_trait]
+pub trait PrivacyStore {
+    /// Charges every line (one per pool a release reads) in one transaction:
+    /// each pool's period total, lifetime total and the asker's period
+    /// spend must stay within the line's limits, or nothing is charged.
+    /// Concurrent charges cannot together pass a limit.
+    async fn dp_charge(&self, asker: &str, lines: &[PoolCharge]) -> Result<DpCharge>;
+    /// What a pool spent in a period, by asker, and over its life.
+    async fn dp_pool_spend(&self, pool: &str, period: i64) -> Result<PoolSpend>;
 }
 
 /// The data trust: enrolments, pseudonymised receipts and their aggregates,
@@ -222,17 +250,12 @@ pub trait TrustStore {
     /// Distinct members per value of a dimension in the scope (values with
     /// members only).
     async fn trust_bin_counts(&self, scope: &str, dim: TrustDim) -> Result<Vec<(i64, u64)>>;
+    /// The scopes (organisation ids, and `*`) in which a member tag has
+    /// receipts. Reads the per-member totals whole (no index by tag, which
+    /// would slow every ingest): for a member's own transparency view.
+    async fn trust_member_scopes(&self, tag: &[u8; 32]) -> Result<Vec<String>>;
     /// Members present in both scopes.
     async fn trust_overlap(&self, a: &str, b: &str) -> Result<u64>;
-    /// Charges `micros` to the requester if the total stays within
-    /// `budget_micros`, atomically (concurrent queries cannot both pass).
-    async fn trust_charge(
-        &self,
-        requester: &str,
-        micros: i64,
-        budget_micros: i64,
-    ) -> Result<BudgetCharge>;
-    async fn trust_spent(&self, requester: &str) -> Result<i64>;
     /// An organisation's receipts for one member tag, oldest first.
     async fn trust_receipts_of(&self, org: OrgId, tag: &[u8; 32]) -> Result<Vec<TrustReceiptRow>>;
     async fn insert_trust_sharing(&self, s: &TrustSharingRow) -> Result<()>;
@@ -343,6 +366,7 @@ pub trait Store:
     + OfferStore
     + TrustStore
     + CredentialStore
+    + PrivacyStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -36,6 +36,12 @@ pub struct SqlStore<P> {
     pool: P,
 }
 
+impl<P> SqlStore<P> {
+    pub(crate) fn pool(&self) -> &P {
+        &self.pool
+    }
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -112,7 +118,7 @@ fn status_u32(v: i64, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| corrupt(what))
 }
 
-fn retryable(e: &StorageError) -> bool {
+pub(crate) fn retryable(e: &StorageError) -> bool {
     match e {
         StorageError::Conflict => true,
         StorageError::Database(sqlx::Error::Database(db)) => {
@@ -930,7 +936,7 @@ macro_rules! impl_store {
                 Ok(())
             }
             async fn offer_counters(&self, offer: OfferId) -> Result<Option<OfferCounters>> {
-                let row = sqlx::query("SELECT reached, accepted, released FROM offer_counters WHERE offer_id = $1")
+                let row = sqlx::query("SELECT reached, accepted, released, release_seq, release_due FROM offer_counters WHERE offer_id = $1")
                     .bind(offer.as_bytes().to_vec())
                     .fetch_optional(&self.pool)
                     .await?;
@@ -939,17 +945,56 @@ macro_rules! impl_store {
                         reached: seq_u64(row.try_get("reached")?)?,
                         accepted: seq_u64(row.try_get("accepted")?)?,
                         released: row.try_get("released")?,
+                        release_seq: row.try_get("release_seq")?,
+                        release_due: row
+                            .try_get::<Option<i64>, _>("release_due")?
+                            .map(Timestamp::from_unix_millis),
                     })
                 })
                 .transpose()
             }
-            async fn set_offer_release(&self, offer: OfferId, released: &[u8]) -> Result<()> {
-                sqlx::query("UPDATE offer_counters SET released = $1 WHERE offer_id = $2")
-                    .bind(released)
-                    .bind(offer.as_bytes().to_vec())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+            async fn replace_offer_release(
+                &self,
+                offer: OfferId,
+                expected_seq: i64,
+                released: &[u8],
+                due: Option<Timestamp>,
+            ) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE offer_counters SET released = $1, release_due = $2, release_seq = release_seq + 1 \
+                     WHERE offer_id = $3 AND release_seq = $4",
+                )
+                .bind(released)
+                .bind(due.map(Timestamp::unix_millis))
+                .bind(offer.as_bytes().to_vec())
+                .bind(expected_seq)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn offers_release_due(&self, now: Timestamp) -> Result<Vec<OfferId>> {
+                let rows = sqlx::query(
+                    "SELECT offer_id FROM offer_counters WHERE release_due IS NOT NULL AND release_due <= $1 ORDER BY release_due, offer_id",
+                )
+                .bind(now.unix_millis())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        OfferId::from_slice(&r.try_get::<Vec<u8>, _>("offer_id")?)
+                            .map_err(|_| corrupt("offer_counters.offer_id"))
+                    })
+                    .collect()
+            }
+            async fn count_live_offers(&self, org: OrgId, now: Timestamp) -> Result<u64> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM offers WHERE org_id = $1 AND status IN ('active', 'pending_partners') AND valid_until > $2",
+                )
+                .bind(org.as_bytes().to_vec())
+                .bind(now.unix_millis())
+                .fetch_one(&self.pool)
+                .await?;
+                seq_u64(row.try_get("n")?)
             }
         }
 
@@ -1152,6 +1197,13 @@ macro_rules! impl_store {
                     .map(|r| Ok((r.try_get("value")?, seq_u64(r.try_get("n")?)?)))
                     .collect()
             }
+            async fn trust_member_scopes(&self, tag: &[u8; 32]) -> Result<Vec<String>> {
+                let rows = sqlx::query("SELECT scope FROM trust_members WHERE tag = $1 ORDER BY scope")
+                    .bind(tag.to_vec())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok(r.try_get("scope")?)).collect()
+            }
             async fn trust_overlap(&self, a: &str, b: &str) -> Result<u64> {
                 let row = sqlx::query(
                     "SELECT COUNT(*) AS n FROM trust_members x JOIN trust_members y ON y.tag = x.tag AND y.scope = $2 WHERE x.scope = $1",
@@ -1161,37 +1213,6 @@ macro_rules! impl_store {
                 .fetch_one(&self.pool)
                 .await?;
                 seq_u64(row.try_get("n")?)
-            }
-            async fn trust_charge(&self, requester: &str, micros: i64, budget_micros: i64) -> Result<BudgetCharge> {
-                sqlx::query("INSERT INTO trust_budgets (requester, spent_micro) VALUES ($1, 0) ON CONFLICT (requester) DO NOTHING")
-                    .bind(requester)
-                    .execute(&self.pool)
-                    .await?;
-                // One conditional update: two concurrent queries cannot both pass.
-                let r = sqlx::query(
-                    "UPDATE trust_budgets SET spent_micro = spent_micro + $2 WHERE requester = $1 AND spent_micro + $2 <= $3",
-                )
-                .bind(requester)
-                .bind(micros)
-                .bind(budget_micros)
-                .execute(&self.pool)
-                .await?;
-                let spent = self.trust_spent(requester).await?;
-                Ok(if r.rows_affected() == 1 {
-                    BudgetCharge::Charged { spent }
-                } else {
-                    BudgetCharge::Refused { spent }
-                })
-            }
-            async fn trust_spent(&self, requester: &str) -> Result<i64> {
-                let row = sqlx::query("SELECT spent_micro FROM trust_budgets WHERE requester = $1")
-                    .bind(requester)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(match row {
-                    Some(r) => r.try_get("spent_micro")?,
-                    None => 0,
-                })
             }
             async fn trust_receipts_of(&self, org: OrgId, tag: &[u8; 32]) -> Result<Vec<TrustReceiptRow>> {
                 let rows = sqlx::query(
@@ -1590,13 +1611,17 @@ impl PoolDb for PgPool {
     type Db = sqlx::Postgres;
 }
 
-async fn begin_sqlite(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+pub(crate) async fn begin_sqlite(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
     // IMMEDIATE takes the write lock up front, so the head read and the appends
     // form one serialised step even with another process on the same file.
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
-async fn begin_postgres(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+pub(crate) async fn begin_postgres(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     Ok(pool.begin().await?)
 }
 

@@ -124,6 +124,10 @@ pub struct OfferCounters {
     pub reached: u64,
     pub accepted: u64,
     pub released: Option<Vec<u8>>,
+    /// Bumped by every replacement of `released`.
+    pub release_seq: i64,
+    /// When the next release is due; `None` when no more are.
+    pub release_due: Option<Timestamp>,
 }
 
 /// Which dimension a trust bin counts members by.
@@ -168,13 +172,55 @@ pub struct TrustSharingRow {
     pub withdrawn_at: Option<Timestamp>,
 }
 
-/// The result of charging a privacy budget.
+/// One pool's part of a privacy charge, in micro-ε.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolCharge {
+    pub pool: String,
+    pub period: i64,
+    pub micros: i64,
+    /// Most the pool may spend in the period.
+    pub period_budget: i64,
+    /// Most this asker may spend of the pool in the period.
+    pub allowance: i64,
+    /// Most the pool may spend over its life.
+    pub lifetime_budget: i64,
+}
+
+/// Which limit refused a charge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BudgetCharge {
-    /// Charged; micro-ε spent now in total.
-    Charged { spent: i64 },
-    /// Refused and nothing charged; micro-ε spent before.
-    Refused { spent: i64 },
+pub enum PoolLimit {
+    Period,
+    Allowance,
+    Lifetime,
+}
+
+/// The outcome of a privacy charge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpCharge {
+    Charged,
+    /// Nothing charged: line `line` would pass `limit`, where `spent` micro-ε
+    /// are spent already.
+    Refused {
+        line: usize,
+        limit: PoolLimit,
+        spent: i64,
+    },
+}
+
+/// One asker's spend on a pool in a period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AskerSpend {
+    pub asker: String,
+    pub spent_micro: i64,
+    pub releases: i64,
+}
+
+/// A pool's spend in a period and over its life.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolSpend {
+    pub period_micro: i64,
+    pub lifetime_micro: i64,
+    pub by_asker: Vec<AskerSpend>,
 }
 
 /// An organisation's BBS issuer key: the public key, and the secret key sealed

@@ -430,7 +430,9 @@ async fn offers_insert_read_and_optimistic_update() {
             Some(OfferCounters {
                 reached: 0,
                 accepted: 0,
-                released: None
+                released: None,
+                release_seq: 0,
+                release_due: None,
             }),
             "{db:?}"
         );
@@ -622,7 +624,9 @@ async fn offer_counters_add_up_under_concurrency() {
             Some(OfferCounters {
                 reached,
                 accepted,
-                released: None
+                released: None,
+                release_seq: 0,
+                release_due: None,
             }),
             "{db:?}"
         );
@@ -639,7 +643,7 @@ async fn offer_counters_add_up_under_concurrency() {
 }
 
 #[tokio::test]
-async fn offer_release_round_trips() {
+async fn offer_releases_are_compare_and_swap_and_come_due() {
     for (db, s, _t) in stores().await {
         let rng = Rng::default();
         let org = org_row(&rng, "Corner Co-op");
@@ -647,22 +651,72 @@ async fn offer_release_round_trips() {
         let o = offer_row(&rng, org.id, "active", 1, 1_000);
         s.insert_offer(&o).await.unwrap();
         s.count_offer_events(o.id, 7, 3).await.unwrap();
+        let c = s.offer_counters(o.id).await.unwrap().unwrap();
+        assert_eq!((c.release_seq, c.release_due, c.released), (0, None, None));
 
         let released = vec![0u8, 1, 2, 255, 0, 42];
-        s.set_offer_release(o.id, &released).await.unwrap();
+        assert!(s
+            .replace_offer_release(o.id, 0, &released, Some(ts(500)))
+            .await
+            .unwrap());
         assert_eq!(
             s.offer_counters(o.id).await.unwrap(),
             Some(OfferCounters {
                 reached: 7,
                 accepted: 3,
-                released: Some(released)
+                released: Some(released),
+                release_seq: 1,
+                release_due: Some(ts(500)),
             }),
             "{db:?}"
         );
-        s.set_offer_release(o.id, b"second").await.unwrap();
+        // A writer that read sequence 0 lost the race: nothing written.
+        assert!(!s
+            .replace_offer_release(o.id, 0, b"late", None)
+            .await
+            .unwrap());
+        assert_eq!(
+            s.offers_release_due(ts(499)).await.unwrap(),
+            vec![],
+            "{db:?}"
+        );
+        assert_eq!(
+            s.offers_release_due(ts(500)).await.unwrap(),
+            vec![o.id],
+            "{db:?}"
+        );
+        assert!(s
+            .replace_offer_release(o.id, 1, b"second", None)
+            .await
+            .unwrap());
         let c = s.offer_counters(o.id).await.unwrap().unwrap();
         assert_eq!(c.released.as_deref(), Some(&b"second"[..]), "{db:?}");
-        assert_eq!((c.reached, c.accepted), (7, 3), "{db:?}: counts untouched");
+        assert_eq!((c.reached, c.accepted, c.release_seq), (7, 3, 2), "{db:?}");
+        assert_eq!(
+            s.offers_release_due(ts(10_000)).await.unwrap(),
+            vec![],
+            "{db:?}: none due"
+        );
+        // Live offers: active or pending, still valid.
+        s.insert_offer(&offer_row(&rng, org.id, "pending_partners", 2, 1_000))
+            .await
+            .unwrap();
+        s.insert_offer(&offer_row(&rng, org.id, "withdrawn", 3, 1_000))
+            .await
+            .unwrap();
+        s.insert_offer(&offer_row(&rng, org.id, "active", 4, 100))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.count_live_offers(org.id, ts(50)).await.unwrap(),
+            3,
+            "{db:?}"
+        );
+        assert_eq!(
+            s.count_live_offers(org.id, ts(100)).await.unwrap(),
+            2,
+            "{db:?}"
+        );
     }
 }
 
@@ -778,33 +832,130 @@ async fn trust_receipts_feed_capped_bins_sums_and_overlaps() {
     }
 }
 
+fn charge_line(
+    pool: &str,
+    period: i64,
+    micros: i64,
+    period_budget: i64,
+    allowance: i64,
+    lifetime: i64,
+) -> PoolCharge {
+    PoolCharge {
+        pool: pool.into(),
+        period,
+        micros,
+        period_budget,
+        allowance,
+        lifetime_budget: lifetime,
+    }
+}
+
 #[tokio::test]
-async fn trust_budgets_never_exceed_under_concurrency() {
+async fn privacy_charges_never_exceed_a_pool_under_concurrency() {
     for (db, s, t) in stores().await {
         let second = open(&t.url).await.unwrap();
         let mut set = tokio::task::JoinSet::new();
-        // 30 concurrent charges of 0.1 against a budget of 1.0, from two stores.
-        for i in 0..30 {
+        // 30 concurrent releases of 0.1 against pool budgets of 1.0, from two
+        // stores and three askers; half of them read two pools at once.
+        for i in 0..30i64 {
             let st = if i % 2 == 0 {
                 s.clone()
             } else {
                 second.clone()
             };
-            set.spawn(async move { st.trust_charge("org:x", 100_000, 1_000_000).await });
+            set.spawn(async move {
+                let mut lines = vec![charge_line(
+                    "a", 7, 100_000, 1_000_000, 1_000_000, 5_000_000,
+                )];
+                if i % 2 == 1 {
+                    lines.push(charge_line(
+                        "b", 7, 100_000, 1_000_000, 1_000_000, 5_000_000,
+                    ));
+                }
+                st.dp_charge(&format!("asker-{}", i % 3), &lines).await
+            });
         }
         let mut charged = 0;
         while let Some(r) = set.join_next().await {
-            if matches!(r.unwrap().unwrap(), BudgetCharge::Charged { .. }) {
+            if r.unwrap().unwrap() == DpCharge::Charged {
                 charged += 1;
             }
         }
-        assert_eq!(charged, 10, "{db:?}");
-        assert_eq!(s.trust_spent("org:x").await.unwrap(), 1_000_000);
+        assert_eq!(charged, 10, "{db:?}: pool a holds exactly ten");
+        let a = s.dp_pool_spend("a", 7).await.unwrap();
         assert_eq!(
-            s.trust_charge("org:x", 1, 1_000_000).await.unwrap(),
-            BudgetCharge::Refused { spent: 1_000_000 }
+            (a.period_micro, a.lifetime_micro),
+            (1_000_000, 1_000_000),
+            "{db:?}"
         );
-        assert_eq!(s.trust_spent("nobody").await.unwrap(), 0);
+        let by: i64 = a.by_asker.iter().map(|x| x.spent_micro).sum();
+        assert_eq!(by, 1_000_000, "{db:?}: the askers' shares add up");
+        let b = s.dp_pool_spend("b", 7).await.unwrap();
+        assert!(b.period_micro <= 1_000_000, "{db:?}");
+        // All or nothing: a release over two pools that one refuses charges neither.
+        let before = s.dp_pool_spend("c", 7).await.unwrap();
+        assert_eq!(
+            s.dp_charge(
+                "asker-0",
+                &[
+                    charge_line("c", 7, 1, 1_000_000, 1_000_000, 5_000_000),
+                    charge_line("a", 7, 1, 1_000_000, 1_000_000, 5_000_000),
+                ]
+            )
+            .await
+            .unwrap(),
+            DpCharge::Refused {
+                line: 1,
+                limit: PoolLimit::Period,
+                spent: 1_000_000
+            }
+        );
+        assert_eq!(s.dp_pool_spend("c", 7).await.unwrap(), before, "{db:?}");
+        // The next period has its own budget, the lifetime cap spans both,
+        // and an asker's allowance binds before the pool's budget.
+        assert_eq!(
+            s.dp_charge(
+                "asker-0",
+                &[charge_line("a", 8, 300_000, 1_000_000, 200_000, 5_000_000)]
+            )
+            .await
+            .unwrap(),
+            DpCharge::Refused {
+                line: 0,
+                limit: PoolLimit::Allowance,
+                spent: 0
+            }
+        );
+        assert_eq!(
+            s.dp_charge(
+                "asker-0",
+                &[charge_line(
+                    "a", 8, 300_000, 1_000_000, 1_000_000, 1_200_000
+                )]
+            )
+            .await
+            .unwrap(),
+            DpCharge::Refused {
+                line: 0,
+                limit: PoolLimit::Lifetime,
+                spent: 1_000_000
+            }
+        );
+        assert_eq!(
+            s.dp_charge(
+                "asker-0",
+                &[charge_line(
+                    "a", 8, 200_000, 1_000_000, 1_000_000, 1_200_000
+                )]
+            )
+            .await
+            .unwrap(),
+            DpCharge::Charged
+        );
+        assert_eq!(
+            s.dp_pool_spend("nothing", 7).await.unwrap(),
+            PoolSpend::default()
+        );
         second.close().await;
     }
 }

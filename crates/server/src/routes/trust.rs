@@ -14,8 +14,8 @@ use me2b_domain::org::Role;
 use me2b_domain::record::RecordContent;
 use me2b_domain::{OrgId, SharingId};
 use me2b_trust::service::{
-    Ask, BudgetState, Forwarded, Insight, MemberTrust, Points, ReceiptIn, SharedMember,
-    SharingView, Submitted,
+    Ask, Forwarded, Insight, MemberTrust, Points, ReceiptIn, SharedMember, SharingView, Submitted,
+    TrustBudgets,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -58,8 +58,9 @@ pub async fn submit(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-/// Asks the trust a question. Charged to the co-op's ε budget (or a research
-/// purpose's) before noise is drawn; refused when the budget would be exceeded.
+/// Asks the trust a question. Charged, before noise is drawn, to the budget
+/// of every data pool it reads (shared by everyone who asks about it);
+/// refused when a pool's budget or this co-op's allowance would be exceeded.
 #[utoipa::path(post, path = "/v1/org/trust/insights", tag = "organisation", security(("bearer" = [])),
     request_body = Ask,
     responses((status = 200, body = Insight), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -72,10 +73,12 @@ pub async fn ask(
     Ok(Json(s.node.trust.ask(o.0.org.id, &input).await?))
 }
 
-/// ε spent and left: the co-op's own budget and the research purposes'.
+/// The privacy budgets this co-op asks against this period: its own
+/// customers' pool (shared with every other asker) and the research pool if
+/// governance names it, with what they guarantee a member.
 #[utoipa::path(get, path = "/v1/org/trust/budget", tag = "organisation", security(("bearer" = [])),
-    responses((status = 200, body = Vec<BudgetState>), (status = 403, body = ErrorBody)))]
-pub async fn budget(State(s): State<AppState>, o: Org) -> Result<Json<Vec<BudgetState>>, ApiError> {
+    responses((status = 200, body = TrustBudgets), (status = 403, body = ErrorBody)))]
+pub async fn budget(State(s): State<AppState>, o: Org) -> Result<Json<TrustBudgets>, ApiError> {
     need_insights_role(&o)?;
     Ok(Json(s.node.trust.budgets(o.0.org.id).await?))
 }

@@ -37,21 +37,33 @@ impl Drop for Srv {
 
 /// Starts a node on a fresh database, or None when PostgreSQL is not configured.
 pub async fn start(db: Db) -> Option<Srv> {
-    let t = fresh(db).await.unwrap()?;
+    start_with(db, None).await
+}
+
+/// Seed of the test nodes' release noise (the discrete Laplace distribution
+/// OpenDP draws from, from a seeded generator, so a test's noisy figures
+/// repeat).
+pub const NOISE_SEED: u64 = 7;
+
+fn config(t: &TestDb, governance: Option<&str>) -> NodeConfig {
     let mut cfg = NodeConfig::new(t.data_dir.path());
     cfg.database_url = Some(t.url.clone());
     cfg.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
     cfg.session_ttl_seconds = TTL;
-    let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
-        1_790_000_000_000,
-    )));
-    let node = Node::open(&cfg, clock.clone(), Arc::new(SeededRandom::new(42)))
-        .await
-        .unwrap();
+    cfg.noise = Some(Arc::new(me2b_dp::SeededNoise::new(NOISE_SEED)));
+    if let Some(g) = governance {
+        let path = t.data_dir.path().join("test-governance.toml");
+        std::fs::write(&path, g).unwrap();
+        cfg.governance = Some(path);
+    }
+    cfg
+}
+
+async fn serve(node: Node) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState { node: node.clone() };
+    let state = AppState { node };
     tokio::spawn(me2b_server::serve(
         listener,
         state,
@@ -60,8 +72,23 @@ pub async fn start(db: Db) -> Option<Srv> {
             let _ = stopped.await;
         },
     ));
+    (format!("http://{addr}"), stop)
+}
+
+/// Starts a node on a fresh database with a governance file (TOML text), or
+/// None when PostgreSQL is not configured.
+pub async fn start_with(db: Db, governance: Option<&str>) -> Option<Srv> {
+    let t = fresh(db).await.unwrap()?;
+    let cfg = config(&t, governance);
+    let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
+        1_790_000_000_000,
+    )));
+    let node = Node::open(&cfg, clock.clone(), Arc::new(SeededRandom::new(42)))
+        .await
+        .unwrap();
+    let (base, stop) = serve(node.clone()).await;
     Some(Srv {
-        base: format!("http://{addr}"),
+        base,
         http: Client::new(),
         node,
         clock,
@@ -69,6 +96,25 @@ pub async fn start(db: Db) -> Option<Srv> {
         t,
         stop: Some(stop),
     })
+}
+
+impl Srv {
+    /// Stops the node and opens it again on the same database, with another
+    /// governance file (governance names organisations by id, so a test
+    /// creates them first, as an operator would). Keys and sessions stay.
+    pub async fn reopen(&mut self, governance: Option<&str>) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.node.shutdown().await;
+        let cfg = config(&self.t, governance);
+        self.node = Node::open(&cfg, self.clock.clone(), Arc::new(SeededRandom::new(43)))
+            .await
+            .unwrap();
+        let (base, stop) = serve(self.node.clone()).await;
+        self.base = base;
+        self.stop = Some(stop);
+    }
 }
 
 fn json_or_null(text: &str) -> Value {

@@ -1,0 +1,244 @@
+//! The privacy part of the governance file: the budget period, the minimum
+//! cohort, and a budget per data pool (ε per period, a lifetime cap, and the
+//! allowances that split a pool between askers).
+
+use crate::pool::{PeriodLength, Pool, PoolClass};
+use crate::DpError;
+use me2b_domain::OrgId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Budgets of one class of pools (every co-op's pool has the same rule).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolRule {
+    /// ε the pool may spend per period, whoever asks.
+    pub epsilon_per_period: f64,
+    /// ε the pool may spend over its whole life.
+    pub lifetime: f64,
+    /// What one asker may spend of the pool per period, unless named in
+    /// `allowances` (or the pool's owner).
+    #[serde(default)]
+    pub allowance: f64,
+    /// For a co-op's own pool: what that co-op may spend per period
+    /// (default: the whole period's budget).
+    #[serde(default)]
+    pub owner_allowance: Option<f64>,
+    /// Allowances per asker (organisation id), per period.
+    #[serde(default)]
+    pub allowances: BTreeMap<OrgId, f64>,
+}
+
+impl PoolRule {
+    fn new(epsilon_per_period: f64, lifetime: f64, allowance: f64) -> Self {
+        Self {
+            epsilon_per_period,
+            lifetime,
+            allowance,
+            owner_allowance: None,
+            allowances: BTreeMap::new(),
+        }
+    }
+
+    fn check(&self, what: &'static str) -> Result<(), DpError> {
+        let ok = |v: f64| v.is_finite() && (0.0..=1_000.0).contains(&v);
+        let all = [self.epsilon_per_period, self.lifetime, self.allowance]
+            .into_iter()
+            .chain(self.owner_allowance)
+            .chain(self.allowances.values().copied());
+        if !all.into_iter().all(ok) {
+            return Err(DpError::Config(format!(
+                "{what}: every ε is a number from 0 to 1000"
+            )));
+        }
+        if self.epsilon_per_period > self.lifetime {
+            return Err(DpError::Config(format!(
+                "{what}: epsilon_per_period is more than the lifetime cap"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The pools' rules, one per class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct PoolRules {
+    pub trust_coop: PoolRule,
+    pub trust_research: PoolRule,
+    pub offers_audience: PoolRule,
+}
+
+impl Default for PoolRules {
+    fn default() -> Self {
+        Self {
+            // A co-op spends its own pool; anyone else (an overlap asked by
+            // another co-op, a research requester) at most 0.1 of it.
+            trust_coop: PoolRule::new(0.5, 6.0, 0.1),
+            // Open only to requesters named in `allowances`.
+            trust_research: PoolRule::new(0.5, 6.0, 0.0),
+            // Every offer's statistics; 0.5 per publisher per period.
+            offers_audience: PoolRule::new(1.0, 12.0, 0.5),
+        }
+    }
+}
+
+/// `[privacy]` in the governance file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyGovernance {
+    /// `"month"` (calendar months, UTC) or `"N days"`.
+    pub period: String,
+    /// No figure below this many members is released (on the noisy value).
+    /// A second line of defence: the guarantee is the ε bound.
+    pub min_cohort: u64,
+    pub pools: PoolRules,
+}
+
+impl Default for PrivacyGovernance {
+    fn default() -> Self {
+        Self {
+            period: "month".into(),
+            min_cohort: crate::mechanisms::DEFAULT_MIN_COHORT,
+            pools: PoolRules::default(),
+        }
+    }
+}
+
+impl PrivacyGovernance {
+    /// Checks the values; the period must parse.
+    pub fn check(&self) -> Result<(), DpError> {
+        self.period_length()?;
+        if self.min_cohort == 0 {
+            return Err(DpError::Config("min_cohort is at least 1".into()));
+        }
+        self.pools.trust_coop.check("pools.trust-coop")?;
+        self.pools.trust_research.check("pools.trust-research")?;
+        self.pools.offers_audience.check("pools.offers-audience")
+    }
+
+    pub fn period_length(&self) -> Result<PeriodLength, DpError> {
+        let p = self.period.trim();
+        if p == "month" {
+            return Ok(PeriodLength::Month);
+        }
+        p.strip_suffix("days")
+            .or_else(|| p.strip_suffix("day"))
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .filter(|n| (1..=3_660).contains(n))
+            .map(PeriodLength::Days)
+            .ok_or_else(|| DpError::Config("period is \"month\" or \"N days\"".into()))
+    }
+
+    pub fn rule(&self, class: PoolClass) -> &PoolRule {
+        match class {
+            PoolClass::TrustCoop => &self.pools.trust_coop,
+            PoolClass::TrustResearch => &self.pools.trust_research,
+            PoolClass::OffersAudience => &self.pools.offers_audience,
+        }
+    }
+
+    /// What `asker` may spend of `pool` per period.
+    pub fn allowance(&self, pool: &Pool, asker: OrgId) -> f64 {
+        let rule = self.rule(pool.class());
+        let own = if pool.owner() == Some(asker) {
+            Some(rule.owner_allowance.unwrap_or(rule.epsilon_per_period))
+        } else {
+            None
+        };
+        rule.allowances
+            .get(&asker)
+            .copied()
+            .or(own)
+            .unwrap_or(rule.allowance)
+            .min(rule.epsilon_per_period)
+    }
+
+    /// Whether governance names `asker` for pools of this class.
+    pub fn names(&self, class: PoolClass, asker: OrgId) -> bool {
+        self.rule(class)
+            .allowances
+            .get(&asker)
+            .is_some_and(|a| *a > 0.0)
+    }
+
+    /// The guarantee for one member, in plain words.
+    pub fn guarantee(&self) -> String {
+        let p = &self.pools;
+        let per = if self.period.trim() == "month" {
+            "month".to_owned()
+        } else {
+            format!("period of {}", self.period.trim())
+        };
+        let one = p.offers_audience.epsilon_per_period
+            + p.trust_research.epsilon_per_period
+            + p.trust_coop.epsilon_per_period;
+        format!(
+            "Every figure me2b releases about members (offer statistics, the data trust's answers) is charged to the budget of each pool of people it reads, shared by everyone who asks. In one {per}, everything released to all organisations together is ε-differentially private for you, with ε at most {} for offer statistics, plus {} for the trust's research questions, plus {} for each co-op whose receipts about you the trust holds: {} for a member of one co-op. For any yes-or-no fact about you, someone holding every release of the {per}, who thought it a coin toss before, can be right at most {:.0} % of the time (e^ε/(1+e^ε)). Over a pool's whole life its lifetime cap bounds the same way. No figure is released for fewer than {} people, but that threshold is a second line of defence: the guarantee is the ε bound.",
+            fmt_eps(p.offers_audience.epsilon_per_period),
+            fmt_eps(p.trust_research.epsilon_per_period),
+            fmt_eps(p.trust_coop.epsilon_per_period),
+            fmt_eps(one),
+            100.0 * one.exp() / (1.0 + one.exp()),
+            self.min_cohort,
+        )
+    }
+}
+
+/// ε as people read it: at most 3 decimals, no trailing zeros.
+pub fn fmt_eps(e: f64) -> String {
+    let s = format!("{e:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowances_split_a_pool() {
+        let a: OrgId = "6f1c1e2a-0000-4000-8000-000000000001".parse().unwrap();
+        let b: OrgId = "6f1c1e2a-0000-4000-8000-000000000002".parse().unwrap();
+        let mut g = PrivacyGovernance::default();
+        assert_eq!(g.allowance(&Pool::TrustCoop(a), a), 0.5, "the owner: all");
+        assert_eq!(g.allowance(&Pool::TrustCoop(a), b), 0.1, "another asker");
+        assert_eq!(g.allowance(&Pool::TrustResearch, a), 0.0, "not named");
+        assert!(!g.names(PoolClass::TrustResearch, a));
+        g.pools.trust_research.allowances.insert(a, 9.0);
+        assert!(g.names(PoolClass::TrustResearch, a));
+        assert_eq!(
+            g.allowance(&Pool::TrustResearch, a),
+            0.5,
+            "capped by the period"
+        );
+        assert_eq!(g.allowance(&Pool::OffersAudience, b), 0.5);
+        g.check().unwrap();
+        assert!(
+            g.guarantee().contains("2 for a member of one co-op"),
+            "{}",
+            g.guarantee()
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let mut g = PrivacyGovernance::default();
+        g.period = "fortnight".into();
+        assert!(g.check().is_err());
+        g.period = "14 days".into();
+        assert_eq!(g.period_length().unwrap(), PeriodLength::Days(14));
+        g.check().unwrap();
+        g.pools.trust_coop.epsilon_per_period = 7.0;
+        assert!(g.check().is_err(), "more per period than in a lifetime");
+        g.pools.trust_coop.epsilon_per_period = f64::NAN;
+        assert!(g.check().is_err());
+        let g = PrivacyGovernance {
+            min_cohort: 0,
+            ..Default::default()
+        };
+        assert!(g.check().is_err());
+        assert_eq!(fmt_eps(0.5), "0.5");
+        assert_eq!(fmt_eps(2.0), "2");
+        assert_eq!(fmt_eps(1.0 / 3.0), "0.333");
+    }
+}
