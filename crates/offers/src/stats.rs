@@ -39,7 +39,7 @@ pub struct OfferGovernance {
 impl Default for OfferGovernance {
     fn default() -> Self {
         Self {
-            epsilon_per_offer: 0.5,
+            epsilon_per_offer: 0.25,
             release_every_days: 7,
             max_live_offers: 10,
         }

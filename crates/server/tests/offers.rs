@@ -453,7 +453,10 @@ async fn matching_in_the_vault_explains_itself_and_organisations_learn_only_aggr
         assert_eq!(st, StatusCode::OK, "{stats}");
         assert_eq!(stats["releases"], 1, "{stats}");
         assert_eq!(stats["min_cohort"], 20);
-        assert_eq!(stats["noise_scale"], 4.0, "ε 0.5 per offer, half per count");
+        assert_eq!(
+            stats["noise_scale"], 8.0,
+            "ε 0.25 per offer, half per count"
+        );
         assert_eq!(stats["pool"], "offers:audience");
         let reached = stats["reached"].as_i64().unwrap();
         assert!((reached - 25).abs() <= 30, "{stats}");
