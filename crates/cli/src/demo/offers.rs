@@ -114,7 +114,7 @@ pub(super) async fn offers_story(
         "notice": "Green Wheels would like your e-mail address to book your free check-up and to send you our own offers. Nothing is sold or shared.",
         "notice_version": "2026-11"
     }))?;
-    let contact = node.consents.create_request(&green, contact).await?;
+    let contact = node.consents.create_request(green, contact).await?;
     let until =
         Timestamp::from_unix_millis(node.clock.now().unix_millis() + 30 * DAY_MS).to_rfc3339();
 
@@ -124,7 +124,7 @@ pub(super) async fn offers_story(
         app,
         "Green Wheels",
         "rule `region == 5`",
-        &green_key,
+        green_key,
         serde_json::json!({
             "title": "Free bike check-up", "text": "x", "topics": ["cycling"],
             "rule": "region == 5", "valid_until": until,
@@ -140,7 +140,7 @@ pub(super) async fn offers_story(
         app,
         "Corner Co-op",
         "topic pregnancy-and-maternity",
-        &corner_key,
+        corner_key,
         serde_json::json!({
             "title": "Baby box for expecting parents", "text": "Nappies, wipes and a cuddly toy.",
             "topics": ["pregnancy-and-maternity"], "valid_until": until,
@@ -156,7 +156,7 @@ pub(super) async fn offers_story(
         app,
         "Corner Co-op",
         "topic food, rule `\"diabetes\" in interests`",
-        &corner_key,
+        corner_key,
         serde_json::json!({
             "title": "Sugar-free week", "text": "Sugar-free sweets at half price.",
             "topics": ["food"], "rule": "\"diabetes\" in interests", "valid_until": until,
@@ -171,7 +171,7 @@ pub(super) async fn offers_story(
 
     let cycling_rule =
         "region == \"Amsterdam\" || region == \"Utrecht\" || region == \"Rotterdam\"";
-    let (bike, status) = publish(app, &green_key, serde_json::json!({
+    let (bike, status) = publish(app, green_key, serde_json::json!({
         "title": "Free bike check-up and 20% off the repair",
         "text": "Bring your bike to a Green Wheels workshop in Amsterdam, Utrecht or Rotterdam: a free safety check, and 20% off the repair if it needs one.",
         "topics": ["cycling"],
@@ -184,7 +184,7 @@ pub(super) async fn offers_story(
     out!("   Published:");
     out!("     Green Wheels, topic cycling, rule `{cycling_rule}`, and a contact request");
     out!("       (a consent request: direct marketing, e-mail address) → {status}");
-    let (organic, status) = publish(app, &corner_key, serde_json::json!({
+    let (organic, status) = publish(app, corner_key, serde_json::json!({
         "title": "15% off the organic veg box",
         "text": "Seasonal organic vegetables from farms within 50 km, every Friday at Corner Co-op.",
         "topics": ["organic"],
@@ -192,7 +192,7 @@ pub(super) async fn offers_story(
     }))
     .await?;
     out!("     Corner Co-op, topic organic → {status}");
-    let (bundle, status) = publish(app, &corner_key, serde_json::json!({
+    let (bundle, status) = publish(app, corner_key, serde_json::json!({
         "title": "Zero-waste week",
         "text": "Bring your own jars: fair-trade coffee, tea and grains by weight at Corner Co-op.",
         "topics": ["fair-trade"],
@@ -215,7 +215,7 @@ pub(super) async fn offers_story(
         app,
         Method::POST,
         &format!("/v1/org/offers/{bundle}/endorse"),
-        &threads_key,
+        threads_key,
         None,
     )
     .await?;
@@ -699,7 +699,7 @@ pub(super) async fn offers_story(
     out!("      {copies} copies go live, each without statistics: \"{note}\"");
     out!("      the next → {st} {code}: \"{msg}\"");
     out!("    Every offer's statistics read the same people, so they share one budget: copies add nothing.");
-    let (st, v) = call(app, Method::GET, "/v1/me/offers", &green_key, None).await?;
+    let (st, v) = call(app, Method::GET, "/v1/me/offers", green_key, None).await?;
     ensure(
         st == StatusCode::FORBIDDEN,
         "a co-op reached a member's offers",
