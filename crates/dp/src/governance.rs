@@ -222,8 +222,10 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
-        let mut g = PrivacyGovernance::default();
-        g.period = "fortnight".into();
+        let mut g = PrivacyGovernance {
+            period: "fortnight".into(),
+            ..Default::default()
+        };
         assert!(g.check().is_err());
         g.period = "14 days".into();
         assert_eq!(g.period_length().unwrap(), PeriodLength::Days(14));
