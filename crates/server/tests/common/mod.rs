@@ -24,6 +24,7 @@ pub struct Srv {
     pub clock: Arc<FixedClock>,
     pub db: Db,
     pub t: TestDb,
+    ttl: i64,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -45,12 +46,17 @@ pub async fn start(db: Db) -> Option<Srv> {
 /// repeat).
 pub const NOISE_SEED: u64 = 7;
 
-fn config(t: &TestDb, governance: Option<&str>) -> NodeConfig {
+fn config(t: &TestDb, governance: Option<&str>, ttl: i64) -> NodeConfig {
     let mut cfg = NodeConfig::new(t.data_dir.path());
     cfg.database_url = Some(t.url.clone());
     cfg.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
-    cfg.session_ttl_seconds = TTL;
-    cfg.noise = Some(Arc::new(me2b_dp::SeededNoise::new(NOISE_SEED)));
+    cfg.session_ttl_seconds = ttl;
+    // ME2B_TEST_NOISE_SEED reruns with other draws.
+    let seed = std::env::var("ME2B_TEST_NOISE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(NOISE_SEED);
+    cfg.noise = Some(Arc::new(me2b_dp::SeededNoise::new(seed)));
     if let Some(g) = governance {
         let path = t.data_dir.path().join("test-governance.toml");
         std::fs::write(&path, g).unwrap();
@@ -78,8 +84,14 @@ async fn serve(node: Node) -> (String, tokio::sync::oneshot::Sender<()>) {
 /// Starts a node on a fresh database with a governance file (TOML text), or
 /// None when PostgreSQL is not configured.
 pub async fn start_with(db: Db, governance: Option<&str>) -> Option<Srv> {
+    start_ttl(db, governance, TTL).await
+}
+
+/// Like [`start_with`], with sessions that last `ttl` seconds (tests that
+/// move the clock by days keep their members logged in).
+pub async fn start_ttl(db: Db, governance: Option<&str>, ttl: i64) -> Option<Srv> {
     let t = fresh(db).await.unwrap()?;
-    let cfg = config(&t, governance);
+    let cfg = config(&t, governance, ttl);
     let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
         1_790_000_000_000,
     )));
@@ -94,6 +106,7 @@ pub async fn start_with(db: Db, governance: Option<&str>) -> Option<Srv> {
         clock,
         db,
         t,
+        ttl,
         stop: Some(stop),
     })
 }
@@ -107,7 +120,7 @@ impl Srv {
             let _ = s.send(());
         }
         self.node.shutdown().await;
-        let cfg = config(&self.t, governance);
+        let cfg = config(&self.t, governance, self.ttl);
         self.node = Node::open(&cfg, self.clock.clone(), Arc::new(SeededRandom::new(43)))
             .await
             .unwrap();
