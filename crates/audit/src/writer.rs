@@ -71,7 +71,16 @@ impl AuditLog {
         checkpoint_every: u64,
         head_path: &std::path::Path,
     ) -> Result<Self, AuditError> {
-        crate::head::check(store.as_ref(), &keys.verifying_key(), head_path).await?;
+        let known = crate::head::check(store.as_ref(), &keys.verifying_key(), head_path).await?;
+        if known.is_none() {
+            if let Some((seq, _)) = store.audit_head().await? {
+                tracing::warn!(
+                    entries = seq,
+                    path = %head_path.display(),
+                    "no audit head file for a log that has entries: starting one now; a tail removed before now would not be noticed (a node's first start on this data directory, or the file was deleted)"
+                );
+            }
+        }
         let file = HeadFile::open(head_path)?;
         Self::start_inner(store, clock, keys, checkpoint_every, Some(file)).await
     }
