@@ -220,6 +220,11 @@ async fn damage_a_page(t: &TestDb) {
         .fetch_one(&pool)
         .await
         .unwrap();
+    // Every page in the main file (none left only in the WAL) before it is edited.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
     let path = t.data_dir.path().join("me2b.sqlite3");
     let mut bytes = std::fs::read(&path).unwrap();
