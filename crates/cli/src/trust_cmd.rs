@@ -244,6 +244,7 @@ pub async fn run_transcryptor(
     config: Option<&Path>,
     data_dir: Option<&Path>,
     listen: Option<SocketAddr>,
+    limits: me2b_server::ConnLimits,
 ) -> anyhow::Result<()> {
     let Some(config) = config else {
         bail!("--config FILE is required: the transcryptor file written by `me2b trust init`");
@@ -292,7 +293,14 @@ pub async fn run_transcryptor(
     }
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let audit = AuditLog::start(store.clone(), clock.clone(), keys.clone(), 1000).await?;
+    let audit = AuditLog::start_with_head_file(
+        store.clone(),
+        clock.clone(),
+        keys.clone(),
+        1000,
+        &data_dir.join(me2b_audit::HEAD_FILE),
+    )
+    .await?;
     let mut events = Vec::new();
     if created {
         events.push(
@@ -321,7 +329,9 @@ pub async fn run_transcryptor(
     let _ = std::io::stdout().flush();
     tracing::info!(transcryptor = %name, audit_key = %keys.verifying_key().key_id(), "transcryptor started");
 
-    let served = me2b_server::transcryptor::serve(listener, state, shutdown).await;
+    let integrity = me2b_node::spawn_integrity_check(store.clone());
+    let served = me2b_server::transcryptor::serve(listener, state, limits, shutdown).await;
+    integrity.abort();
     if let Err(e) = audit.checkpoint_now().await {
         tracing::error!(error = %e, "could not sign the audit checkpoint at shutdown");
     }

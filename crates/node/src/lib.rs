@@ -249,11 +249,14 @@ impl Node {
         let key_path = cfg.master_key_path();
         let (keys, created) = open_keyring(store.as_ref(), &key_path, rng.as_ref()).await?;
 
-        let audit = AuditLog::start(
+        // The latest signed head is kept in the data directory too: a log
+        // whose tail was cut since is refused here, before anything is added.
+        let audit = AuditLog::start_with_head_file(
             store.clone(),
             clock.clone(),
             keys.clone(),
             cfg.checkpoint_every,
+            &cfg.data_dir.join(me2b_audit::HEAD_FILE),
         )
         .await?;
         let mut events = Vec::new();
@@ -405,6 +408,30 @@ impl Node {
         }
         self.store.close().await;
     }
+}
+
+/// Checks the database file in the background (SQLite `PRAGMA quick_check`,
+/// on a connection of its own) and logs the outcome: the check reads the whole
+/// file, so it never stands between a start and serving. Abort the handle at
+/// shutdown; the log carries no stored value, only the number of problems.
+pub fn spawn_integrity_check(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        tracing::info!("database integrity check started in the background");
+        match store
+            .check_integrity(me2b_storage::IntegrityLevel::Quick)
+            .await
+        {
+            Ok(()) => tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "database integrity check passed"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "database integrity check FAILED: stop the node, run `me2b check`, and restore the database from a backup"
+            ),
+        }
+    })
 }
 
 /// Erasure reaches the data trust: the member's pooled receipts and points go.

@@ -412,9 +412,14 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The transcryptor's router.
+/// The transcryptor's router (with the default request timeout).
 pub fn router(state: TranscryptorState) -> Router {
-    crate::hardened(
+    router_with(state, crate::ConnLimits::default().request_timeout)
+}
+
+/// The transcryptor's router, handling each request for at most `request_timeout`.
+pub fn router_with(state: TranscryptorState, request_timeout: std::time::Duration) -> Router {
+    crate::hardened(crate::conn::request_timeout_layer(
         Router::new()
             .route("/v1/transcrypt", post(transcrypt))
             .route("/v1/key-share", post(key_share))
@@ -422,7 +427,8 @@ pub fn router(state: TranscryptorState) -> Router {
             .route("/healthz", get(healthz))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed),
-    )
+        request_timeout,
+    ))
     .with_state(state)
 }
 
@@ -431,11 +437,13 @@ pub fn router(state: TranscryptorState) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: TranscryptorState,
+    limits: crate::ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let files = crate::conn::raise_open_file_limit(limits.max_connections);
+    let cap = crate::conn::connection_cap(&limits, files);
+    let app = router_with(state, limits.request_timeout);
+    crate::conn::serve_router(listener, app, limits, cap, shutdown).await
 }
 
 #[cfg(test)]

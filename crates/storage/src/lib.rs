@@ -123,13 +123,28 @@ pub trait OrgStore {
     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRow>>;
 }
 
+/// Signs a batch's head: `(seq, hash, at)` of its last entry → signature.
+pub type HeadSigner<'a> = dyn Fn(u64, &ChainHash, Timestamp) -> Vec<u8> + Send + Sync + 'a;
+
 /// The append-only, hash-chained audit log.
 #[async_trait]
 pub trait AuditStore {
     /// Appends `events` in order, linking each to the current head inside one
     /// transaction, and returns the stored entries. Concurrent appenders (another
-    /// process on the same database) are detected and retried.
+    /// process on the same database) are detected and retried. No signed head:
+    /// the node's writer uses [`AuditStore::append_audit_signed`].
     async fn append_audit(&self, at: Timestamp, events: &[AuditEvent]) -> Result<Vec<AuditEntry>>;
+    /// As [`AuditStore::append_audit`], and the batch's last entry carries
+    /// `sign(seq, hash, at)` (its signed head), in the same transaction.
+    async fn append_audit_signed(
+        &self,
+        at: Timestamp,
+        events: &[AuditEvent],
+        sign: &HeadSigner<'_>,
+    ) -> Result<Vec<AuditEntry>>;
+    /// The signed heads stored on entries with `after < seq <= upto`, in order
+    /// (as checkpoints: seq, hash, the entry's time, the signature).
+    async fn audit_signed_heads(&self, after: u64, upto: u64) -> Result<Vec<Checkpoint>>;
     async fn audit_head(&self) -> Result<Option<(u64, ChainHash)>>;
     /// Entries with `seq > after`, in order.
     async fn audit_entries(&self, after: u64, limit: u64) -> Result<Vec<AuditEntry>>;
@@ -353,6 +368,15 @@ pub trait CredentialStore {
     async fn purge_expired_credentials(&self, now: Timestamp) -> Result<u64>;
 }
 
+/// How thoroughly [`Store::check_integrity`] checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntegrityLevel {
+    /// SQLite `PRAGMA quick_check`: every page and b-tree, O(file size).
+    Quick,
+    /// SQLite `PRAGMA integrity_check`: also that every index matches its table.
+    Full,
+}
+
 /// Everything a node stores.
 #[async_trait]
 pub trait Store:
@@ -372,7 +396,10 @@ pub trait Store:
     + std::fmt::Debug
 {
     fn backend(&self) -> Backend;
-    /// Runs a cheap integrity check (SQLite: `PRAGMA quick_check`).
-    async fn check_integrity(&self) -> Result<()>;
+    /// Checks the database file (SQLite: `PRAGMA quick_check` or
+    /// `integrity_check`, on a connection of its own; PostgreSQL: that the
+    /// server answers). It reads the whole file: minutes on a large one, so
+    /// never on the way to serving (`me2b check`, or a background task).
+    async fn check_integrity(&self, level: IntegrityLevel) -> Result<()>;
     async fn close(&self);
 }

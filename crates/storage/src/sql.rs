@@ -72,10 +72,13 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
+        // No integrity check here: `PRAGMA quick_check` reads the whole file
+        // (about a minute for 3 GB), so it runs as `me2b check` and as a
+        // background task of `me2b serve`, never as a gate on opening. A file
+        // SQLite cannot read at all (a truncated one: its header names more
+        // pages than the file holds) still fails here, in the migrations.
         SQLITE_MIGRATIONS.run(&pool).await?;
-        let store = SqlStore { pool };
-        store.check_integrity().await?;
-        Ok(Arc::new(store))
+        Ok(Arc::new(SqlStore { pool }))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -299,7 +302,12 @@ macro_rules! impl_store {
                 })
             }
 
-            async fn try_append_audit(&self, at: Timestamp, events: &[AuditEvent]) -> Result<Vec<AuditEntry>> {
+            async fn try_append_audit(
+                &self,
+                at: Timestamp,
+                events: &[AuditEvent],
+                sign: Option<&HeadSigner<'_>>,
+            ) -> Result<Vec<AuditEntry>> {
                 let mut tx = $begin(&self.pool).await?;
                 let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                     .fetch_optional(&mut *tx)
@@ -317,10 +325,17 @@ macro_rules! impl_store {
                     prev = Some((entry.seq, entry.hash));
                     out.push((entry, event.subject));
                 }
+                // The batch's signed head rides on its last entry, in this
+                // transaction: no commit is ever left without one.
+                let head_sig = match (sign, out.last()) {
+                    (Some(sign), Some((last, _))) => Some(sign(last.seq, &last.hash, at)),
+                    _ => None,
+                };
+                let last_seq = out.last().map(|(e, _)| e.seq);
                 // Multi-row inserts: one round trip per chunk, not per entry.
                 for chunk in out.chunks(AUDIT_INSERT_CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new(
-                        "INSERT INTO audit_log (seq, at, subject, event, prev_hash, hash) ",
+                        "INSERT INTO audit_log (seq, at, subject, event, prev_hash, hash, head_sig) ",
                     );
                     let mut rows = Vec::with_capacity(chunk.len());
                     for (entry, subject) in chunk {
@@ -330,21 +345,45 @@ macro_rules! impl_store {
                             entry.event_json.clone(),
                             entry.prev_hash.to_vec(),
                             entry.hash.to_vec(),
+                            if Some(entry.seq) == last_seq { head_sig.clone() } else { None },
                         ));
                     }
-                    qb.push_values(rows, |mut b, (seq, subject, event, prev_hash, hash)| {
+                    qb.push_values(rows, |mut b, (seq, subject, event, prev_hash, hash, sig)| {
                         b.push_bind(seq)
                             .push_bind(at.unix_millis())
                             .push_bind(subject)
                             .push_bind(event)
                             .push_bind(prev_hash)
-                            .push_bind(hash);
+                            .push_bind(hash)
+                            .push_bind(sig);
                     });
                     qb.build().execute(&mut *tx).await?;
                 }
                 let out = out.into_iter().map(|(e, _)| e).collect();
                 tx.commit().await?;
                 Ok(out)
+            }
+
+            async fn append_audit_with(
+                &self,
+                at: Timestamp,
+                events: &[AuditEvent],
+                sign: Option<&HeadSigner<'_>>,
+            ) -> Result<Vec<AuditEntry>> {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match self.try_append_audit(at, events, sign).await {
+                        Err(e) if retryable(&e) && attempt < AUDIT_APPEND_ATTEMPTS => {
+                            tracing::debug!(attempt, "audit append raced another writer; retrying");
+                            tokio::time::sleep(Duration::from_millis(u64::from(attempt))).await;
+                        }
+                        Err(e) if retryable(&e) => {
+                            return Err(StorageError::AuditContention { attempts: attempt })
+                        }
+                        other => return other,
+                    }
+                }
             }
         }
 
@@ -649,20 +688,32 @@ macro_rules! impl_store {
         #[async_trait]
         impl AuditStore for SqlStore<$pool> {
             async fn append_audit(&self, at: Timestamp, events: &[AuditEvent]) -> Result<Vec<AuditEntry>> {
-                let mut attempt = 0;
-                loop {
-                    attempt += 1;
-                    match self.try_append_audit(at, events).await {
-                        Err(e) if retryable(&e) && attempt < AUDIT_APPEND_ATTEMPTS => {
-                            tracing::debug!(attempt, "audit append raced another writer; retrying");
-                            tokio::time::sleep(Duration::from_millis(u64::from(attempt))).await;
-                        }
-                        Err(e) if retryable(&e) => {
-                            return Err(StorageError::AuditContention { attempts: attempt })
-                        }
-                        other => return other,
-                    }
-                }
+                self.append_audit_with(at, events, None).await
+            }
+            async fn append_audit_signed(
+                &self,
+                at: Timestamp,
+                events: &[AuditEvent],
+                sign: &HeadSigner<'_>,
+            ) -> Result<Vec<AuditEntry>> {
+                self.append_audit_with(at, events, Some(sign)).await
+            }
+            async fn audit_signed_heads(&self, after: u64, upto: u64) -> Result<Vec<Checkpoint>> {
+                sqlx::query("SELECT seq, hash, at, head_sig FROM audit_log WHERE seq > $1 AND seq <= $2 AND head_sig IS NOT NULL ORDER BY seq")
+                    .bind(seq_i64(after)?)
+                    .bind(i64::try_from(upto).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(Checkpoint {
+                            seq: seq_u64(row.try_get("seq")?)?,
+                            head: hash32(row.try_get("hash")?, "audit_log.hash")?,
+                            at: Timestamp::from_unix_millis(row.try_get("at")?),
+                            signature: row.try_get("head_sig")?,
+                        })
+                    })
+                    .collect()
             }
             async fn audit_head(&self) -> Result<Option<(u64, ChainHash)>> {
                 let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
@@ -1590,8 +1641,8 @@ macro_rules! impl_store {
             fn backend(&self) -> Backend {
                 $backend
             }
-            async fn check_integrity(&self) -> Result<()> {
-                integrity_check(&self.pool).await
+            async fn check_integrity(&self, level: IntegrityLevel) -> Result<()> {
+                integrity_check(&self.pool, level).await
             }
             async fn close(&self) {
                 self.pool.close().await;
@@ -1625,24 +1676,35 @@ pub(crate) async fn begin_postgres(
     Ok(pool.begin().await?)
 }
 
-async fn integrity_check<P: IntegrityCheck>(pool: &P) -> Result<()> {
-    pool.integrity_check().await
+async fn integrity_check<P: IntegrityCheck>(pool: &P, level: IntegrityLevel) -> Result<()> {
+    pool.integrity_check(level).await
 }
 
 trait IntegrityCheck {
-    async fn integrity_check(&self) -> Result<()>;
+    async fn integrity_check(&self, level: IntegrityLevel) -> Result<()>;
 }
 
 impl IntegrityCheck for SqlitePool {
-    async fn integrity_check(&self) -> Result<()> {
-        let rows: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
-            .fetch_all(self)
-            .await?;
+    async fn integrity_check(&self, level: IntegrityLevel) -> Result<()> {
+        use sqlx::{ConnectOptions, Connection};
+        // A connection of its own, not one of the pool's: the check reads the
+        // whole file, and closing the pool (at shutdown) must not wait for it.
+        // In WAL mode it is one long read transaction: writers go on.
+        let mut conn = self.connect_options().connect().await?;
+        let pragma = match level {
+            IntegrityLevel::Quick => "PRAGMA quick_check",
+            IntegrityLevel::Full => "PRAGMA integrity_check",
+        };
+        let rows: Vec<String> = sqlx::query_scalar(pragma).fetch_all(&mut conn).await?;
+        let _ = conn.close().await;
         if rows.len() == 1 && rows[0] == "ok" {
             Ok(())
         } else {
+            // The rows name pages and tables, never stored values; only their
+            // number goes into the message.
             Err(StorageError::Corrupt(format!(
-                "SQLite quick_check found {} problem(s); restore the database from a backup",
+                "SQLite {} found {} problem(s); restore the database from a backup",
+                &pragma[7..],
                 rows.len()
             )))
         }
@@ -1650,7 +1712,9 @@ impl IntegrityCheck for SqlitePool {
 }
 
 impl IntegrityCheck for PgPool {
-    async fn integrity_check(&self) -> Result<()> {
+    async fn integrity_check(&self, _level: IntegrityLevel) -> Result<()> {
+        // PostgreSQL checks its own pages (data checksums; `pg_amcheck` for a
+        // full check): here, only that the server answers.
         sqlx::query("SELECT 1").execute(self).await?;
         Ok(())
     }

@@ -387,6 +387,57 @@ async fn a_truncated_sqlite_file_fails_loudly() {
     );
 }
 
+#[tokio::test]
+async fn a_damaged_page_opens_and_the_integrity_check_names_it() {
+    // Opening does not read the whole file (constant time); the check does.
+    let t = fresh(Db::Sqlite).await.unwrap().unwrap();
+    let s = open(&t.url).await.unwrap();
+    let rng = Rng::default();
+    for i in 0..200u8 {
+        let mut m = new_member(&rng, i);
+        m.email_ct = vec![i; 2000];
+        s.insert_member(&m).await.unwrap();
+    }
+    s.check_integrity(IntegrityLevel::Quick).await.unwrap();
+    s.close().await;
+    let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+    let root: i64 = sqlx::query_scalar("SELECT rootpage FROM sqlite_master WHERE name = 'members'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // Every page in the main file (none left only in the WAL) before it is edited.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    // Garbage over the members table's root page (an interior b-tree page).
+    let path = t.data_dir.path().join("me2b.sqlite3");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = usize::try_from((root - 1) * page_size).unwrap();
+    for (i, b) in bytes[at..at + 64].iter_mut().enumerate() {
+        *b = 0xA5 ^ (i as u8);
+    }
+    std::fs::write(&path, bytes).unwrap();
+
+    let s = open(&t.url)
+        .await
+        .expect("a damaged page does not stop opening");
+    for level in [IntegrityLevel::Quick, IntegrityLevel::Full] {
+        let err = s.check_integrity(level).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StorageError::Corrupt(_)), "{msg}");
+        assert!(
+            msg.contains("problem(s)") && msg.contains("backup"),
+            "{msg}"
+        );
+    }
+}
+
 fn org_row(rng: &Rng, name: &str) -> OrgRow {
     OrgRow {
         id: OrgId::generate(rng),
