@@ -34,11 +34,11 @@ fn org(i: u32) -> OrgId {
 
 fn governance() -> PrivacyGovernance {
     let mut g = PrivacyGovernance::default();
-    for rule in [&mut g.pools.trust_coop] {
-        rule.epsilon_per_period = 1_000.0;
-        rule.lifetime = 1_000.0;
-        rule.allowance = 1_000.0;
-    }
+    let rule = &mut g.pools.trust_coop;
+    rule.epsilon_per_period = 1_000.0;
+    rule.lifetime = 1_000.0;
+    rule.allowance = 1_000.0;
+    rule.others_total = None;
     g
 }
 
@@ -59,13 +59,20 @@ async fn bench(label: &str, store: Arc<dyn Store>, dir: &std::path::Path) {
     let clock = Arc::new(SystemClock);
     let (master, _) =
         MasterKey::load_or_create(&dir.join("master.key"), &SeededRandom::new(1)).unwrap();
-    let audit = AuditLog::start(store.clone(), clock.clone(), Arc::new(Keyring::derive(&master)), 1000)
-        .await
-        .unwrap();
+    let audit = AuditLog::start(
+        store.clone(),
+        clock.clone(),
+        Arc::new(Keyring::derive(&master)),
+        1000,
+    )
+    .await
+    .unwrap();
     let acc = Accountant::new(store.clone(), audit, clock, governance()).unwrap();
     println!("{label}:");
     for pools in [1usize, 2] {
-        let chosen: Vec<Pool> = (0..pools as u32).map(|i| Pool::TrustCoop(org(i + 1))).collect();
+        let chosen: Vec<Pool> = (0..pools as u32)
+            .map(|i| Pool::TrustCoop(org(i + 1)))
+            .collect();
         let lines: Vec<PoolCharge> = chosen
             .iter()
             .map(|p| PoolCharge {
@@ -95,7 +102,10 @@ async fn bench(label: &str, store: Arc<dyn Store>, dir: &std::path::Path) {
             full.push(t.elapsed());
         }
         show(&format!("{pools} pool(s): the ledger's charge alone"), &raw);
-        show(&format!("{pools} pool(s): Accountant::charge (+ audit, budgets)"), &full);
+        show(
+            &format!("{pools} pool(s): Accountant::charge (+ audit, budgets)"),
+            &full,
+        );
     }
     let t = Instant::now();
     let mut set = tokio::task::JoinSet::new();
@@ -130,10 +140,20 @@ fn main() {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("bench.sqlite3").display());
-        bench("SQLite (file, WAL, synchronous=FULL)", me2b_storage::open(&url).await.unwrap(), dir.path()).await;
+        bench(
+            "SQLite (file, WAL, synchronous=FULL)",
+            me2b_storage::open(&url).await.unwrap(),
+            dir.path(),
+        )
+        .await;
         if let Ok(url) = std::env::var("ME2B_BENCH_POSTGRES_URL") {
             let dir = tempfile::tempdir().unwrap();
-            bench("PostgreSQL", me2b_storage::open(&url).await.unwrap(), dir.path()).await;
+            bench(
+                "PostgreSQL",
+                me2b_storage::open(&url).await.unwrap(),
+                dir.path(),
+            )
+            .await;
         }
     });
 }

@@ -202,10 +202,27 @@ impl Accountant {
                 pool: p.to_string(),
             });
         }
-        let lines: Vec<PoolCharge> = pools
+        let mut lines: Vec<PoolCharge> = pools
             .iter()
             .map(|p| self.line(p, r.asker, micros, period))
             .collect();
+        // What all askers but a pool's owner may spend of it together: the
+        // owner's share cannot be spent by others.
+        for p in &pools {
+            let rule = g.rule(p.class());
+            if let (Some(owner), Some(others)) = (p.owner(), rule.others_total) {
+                if owner != r.asker {
+                    lines.push(PoolCharge {
+                        pool: format!("{p}#others"),
+                        period: period.0,
+                        micros,
+                        period_budget: micros_down(others),
+                        allowance: micros_down(others),
+                        lifetime_budget: micros_down(rule.lifetime),
+                    });
+                }
+            }
+        }
         let asker = r.asker.to_string();
         match self.inner.store.dp_charge(&asker, &lines).await? {
             DpCharge::Charged => {}
@@ -213,13 +230,18 @@ impl Accountant {
                 let l = lines
                     .get(line)
                     .ok_or(DpError::Invalid("refused line out of range"))?;
+                let others = l.pool.ends_with("#others");
                 let (what, budget) = match limit {
+                    PoolLimit::Period if others => (
+                        "what organisations other than its co-op may spend of it this period",
+                        l.period_budget,
+                    ),
                     PoolLimit::Period => ("this period's budget", l.period_budget),
                     PoolLimit::Allowance => ("your allowance this period", l.allowance),
                     PoolLimit::Lifetime => ("the lifetime cap", l.lifetime_budget),
                 };
                 return Err(DpError::OverBudget {
-                    pool: l.pool.clone(),
+                    pool: l.pool.trim_end_matches("#others").to_owned(),
                     limit: what,
                     budget: eps(budget),
                     spent: eps(spent),
@@ -255,7 +277,7 @@ impl Accountant {
     }
 
     /// Audits a release that an earlier charge covers (a scheduled release of
-    /// a stream charged when it opened): ε 0 now.
+    /// a stream already charged in this period): ε 0 now.
     pub async fn record_prepaid(
         &self,
         asker: OrgId,
@@ -269,9 +291,9 @@ impl Accountant {
             .record(
                 AuditEvent::new(Actor::Organisation(asker), Action::PrivacyRelease).object(
                     format!(
-                        "{what}: ε 0 now (charged when the stream opened) from {} ({mechanism})",
-                        names.join(" + ")
-                    ),
+                    "{what}: ε 0 now (charged to the stream in this period) from {} ({mechanism})",
+                    names.join(" + ")
+                ),
                 ),
             )
             .await?;

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Budgets of one class of pools (every co-op's pool has the same rule).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PoolRule {
     /// ε the pool may spend per period, whoever asks.
     pub epsilon_per_period: f64,
@@ -18,15 +17,16 @@ pub struct PoolRule {
     pub lifetime: f64,
     /// What one asker may spend of the pool per period, unless named in
     /// `allowances` (or the pool's owner).
-    #[serde(default)]
     pub allowance: f64,
     /// For a co-op's own pool: what that co-op may spend per period
     /// (default: the whole period's budget).
-    #[serde(default)]
     pub owner_allowance: Option<f64>,
     /// Allowances per asker (organisation id), per period.
-    #[serde(default)]
     pub allowances: BTreeMap<OrgId, f64>,
+    /// For a co-op's own pool: what every organisation but the co-op may
+    /// spend of it per period, together, so others cannot spend the co-op's
+    /// share. `None`: no limit beyond each one's allowance.
+    pub others_total: Option<f64>,
 }
 
 impl PoolRule {
@@ -37,6 +37,7 @@ impl PoolRule {
             allowance,
             owner_allowance: None,
             allowances: BTreeMap::new(),
+            others_total: None,
         }
     }
 
@@ -45,6 +46,7 @@ impl PoolRule {
         let all = [self.epsilon_per_period, self.lifetime, self.allowance]
             .into_iter()
             .chain(self.owner_allowance)
+            .chain(self.others_total)
             .chain(self.allowances.values().copied());
         if !all.into_iter().all(ok) {
             return Err(DpError::Config(format!(
@@ -60,9 +62,62 @@ impl PoolRule {
     }
 }
 
+/// One pool class's table as written in the file: every key optional, each
+/// missing one taking that class's default (so writing one key never resets
+/// the others to zero).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolFile {
+    epsilon_per_period: Option<f64>,
+    lifetime: Option<f64>,
+    allowance: Option<f64>,
+    owner_allowance: Option<f64>,
+    others_total: Option<f64>,
+    #[serde(default)]
+    allowances: BTreeMap<OrgId, f64>,
+}
+
+impl PoolFile {
+    fn over(self, d: PoolRule) -> PoolRule {
+        let mut allowances = d.allowances;
+        allowances.extend(self.allowances);
+        PoolRule {
+            epsilon_per_period: self.epsilon_per_period.unwrap_or(d.epsilon_per_period),
+            lifetime: self.lifetime.unwrap_or(d.lifetime),
+            allowance: self.allowance.unwrap_or(d.allowance),
+            owner_allowance: self.owner_allowance.or(d.owner_allowance),
+            others_total: self.others_total.or(d.others_total),
+            allowances,
+        }
+    }
+}
+
+/// `[privacy.pools]` as written in the file.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PoolRulesFile {
+    trust_coop: Option<PoolFile>,
+    trust_research: Option<PoolFile>,
+    offers_audience: Option<PoolFile>,
+}
+
+impl From<PoolRulesFile> for PoolRules {
+    fn from(f: PoolRulesFile) -> Self {
+        let d = PoolRules::default();
+        Self {
+            trust_coop: f.trust_coop.unwrap_or_default().over(d.trust_coop),
+            trust_research: f.trust_research.unwrap_or_default().over(d.trust_research),
+            offers_audience: f
+                .offers_audience
+                .unwrap_or_default()
+                .over(d.offers_audience),
+        }
+    }
+}
+
 /// The pools' rules, one per class.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+#[serde(from = "PoolRulesFile", rename_all = "kebab-case")]
 pub struct PoolRules {
     pub trust_coop: PoolRule,
     pub trust_research: PoolRule,
@@ -74,7 +129,10 @@ impl Default for PoolRules {
         Self {
             // A co-op spends its own pool; anyone else (an overlap asked by
             // another co-op, a research requester) at most 0.1 of it.
-            trust_coop: PoolRule::new(0.5, 6.0, 0.1),
+            trust_coop: PoolRule {
+                others_total: Some(0.2),
+                ..PoolRule::new(0.5, 6.0, 0.1)
+            },
             // Open only to requesters named in `allowances`.
             trust_research: PoolRule::new(0.5, 6.0, 0.0),
             // Every offer's statistics; 0.5 per publisher per period.
@@ -174,14 +232,24 @@ impl PrivacyGovernance {
             + p.trust_research.epsilon_per_period
             + p.trust_coop.epsilon_per_period;
         format!(
-            "Every figure me2b releases about members (offer statistics, the data trust's answers) is charged to the budget of each pool of people it reads, shared by everyone who asks. In one {per}, everything released to all organisations together is ε-differentially private for you, with ε at most {} for offer statistics, plus {} for the trust's research questions, plus {} for each co-op whose receipts about you the trust holds: {} for a member of one co-op. For any yes-or-no fact about you, someone holding every release of the {per}, who thought it a coin toss before, can be right at most {:.0} % of the time (e^ε/(1+e^ε)). Over a pool's whole life its lifetime cap bounds the same way. No figure is released for fewer than {} people, but that threshold is a second line of defence: the guarantee is the ε bound.",
+            "Every figure me2b releases about members (offer statistics, the data trust's answers) is charged to the budget of each pool of people it reads, shared by everyone who asks. In one {per}, everything released to all organisations together is ε-differentially private for you, with ε at most {} for offer statistics, plus {} for the trust's research questions, plus {} for each co-op whose receipts about you the trust holds: {} for a member of one co-op. For any yes-or-no fact about you, someone holding every release of the {per}, who thought it a coin toss before, can be right at most {} of the time (e^ε/(1+e^ε)). Over a pool's whole life its lifetime cap bounds the same way. No figure is released for fewer than {} people, but that threshold is a second line of defence: the guarantee is the ε bound.",
             fmt_eps(p.offers_audience.epsilon_per_period),
             fmt_eps(p.trust_research.epsilon_per_period),
             fmt_eps(p.trust_coop.epsilon_per_period),
             fmt_eps(one),
-            100.0 * one.exp() / (1.0 + one.exp()),
+            percent(one),
             self.min_cohort,
         )
+    }
+}
+
+/// e^ε/(1+e^ε) as a percentage, without overflowing for large ε.
+fn percent(eps: f64) -> String {
+    let p = 100.0 / (1.0 + (-eps).exp());
+    if p > 99.9 {
+        "more than 99.9 %".into()
+    } else {
+        format!("{p:.0} %")
     }
 }
 
@@ -218,6 +286,25 @@ mod tests {
             "{}",
             g.guarantee()
         );
+    }
+
+    #[test]
+    fn a_table_with_one_key_keeps_the_other_defaults() {
+        let g: PrivacyGovernance =
+            toml::from_str("[pools.offers-audience]\nepsilon_per_period = 2.0\nlifetime = 20.0\n")
+                .unwrap();
+        let d = PrivacyGovernance::default();
+        assert_eq!(g.pools.offers_audience.epsilon_per_period, 2.0);
+        assert_eq!(
+            g.pools.offers_audience.allowance,
+            d.pools.offers_audience.allowance
+        );
+        assert_eq!(g.pools.trust_coop, d.pools.trust_coop);
+        let g: PrivacyGovernance = toml::from_str("[pools.trust-coop]\nallowance = 0.2\n").unwrap();
+        assert_eq!(g.pools.trust_coop.others_total, Some(0.2));
+        assert_eq!(g.pools.trust_coop.epsilon_per_period, 0.5);
+        assert!(toml::from_str::<PrivacyGovernance>("[pools.trust-coop]\nbudget = 1.0\n").is_err());
+        assert!(toml::from_str::<PrivacyGovernance>("[pools.everyone]\nlifetime = 1.0\n").is_err());
     }
 
     #[test]

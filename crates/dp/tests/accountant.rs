@@ -30,6 +30,7 @@ fn governance() -> PrivacyGovernance {
     p.trust_coop.epsilon_per_period = 1.0;
     p.trust_coop.lifetime = 2.0;
     p.trust_coop.allowance = 0.4;
+    p.trust_coop.others_total = Some(0.6);
     p.trust_research.epsilon_per_period = 1.0;
     p.trust_research.lifetime = 2.5;
     p.trust_research.allowances.insert(org(1), 0.6);
@@ -148,7 +149,9 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             let g = governance();
             let mut lifetime: BTreeMap<String, i64> = BTreeMap::new();
             for ((pool, period), spent) in &by_pool {
-                let p: Pool = pool.parse().unwrap();
+                let Ok(p) = pool.parse::<Pool>() else {
+                    continue;
+                };
                 let rule = g.rule(p.class());
                 let stored = store.dp_pool_spend(pool, *period).await.unwrap();
                 prop_assert_eq!(stored.period_micro, *spent, "{:?} {} {}", db, pool, period);
@@ -169,6 +172,19 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                             .copied()
                             .unwrap_or(0),
                         a.spent_micro
+                    );
+                }
+                // Everyone but a co-op spends at most `others_total` of its pool.
+                if let (Some(owner), Some(others)) = (p.owner(), rule.others_total) {
+                    let theirs: i64 = stored
+                        .by_asker
+                        .iter()
+                        .filter(|a| a.asker != owner.to_string())
+                        .map(|a| a.spent_micro)
+                        .sum();
+                    prop_assert!(
+                        theirs <= micros_down(others),
+                        "{db:?}: others spent {theirs} of {pool}"
                     );
                 }
                 *lifetime.entry(pool.clone()).or_default() += spent;

@@ -367,20 +367,23 @@ impl Offers {
                     .first()
                     .map(|b| (b.allowance - b.allowance_spent).max(0.0))
                     .unwrap_or(0.0);
-                let stream = Stream::open(
+                let mut stream = Stream::open(
                     c.epsilon,
                     pool.to_string(),
                     self.inner.clock.now(),
                     g.release_every_days,
                     offer.valid_until,
                 )?;
+                stream
+                    .charged_periods
+                    .push(self.inner.accountant.period().0);
                 let plan = StatisticsPlan {
                     released: true,
                     epsilon: c.epsilon,
                     pool: pool.to_string(),
                     release_every_days: g.release_every_days,
                     note: format!(
-                        "statistics released every {} days and when the offer closes; ε {} charged once to the offers' audience pool, {} of your allowance left this period",
+                        "statistics released every {} days and when the offer closes; ε {} charged to the offers' audience pool now, and again in each later period in which they release; {} of your allowance left this period",
                         g.release_every_days,
                         me2b_dp::governance::fmt_eps(c.epsilon),
                         me2b_dp::governance::fmt_eps(left),
@@ -446,14 +449,7 @@ impl Offers {
             if stream.closed || !(due || close) {
                 return Ok(());
             }
-            stream.release(
-                self.inner.noise.as_ref(),
-                counters.reached,
-                counters.accepted,
-                now,
-                close,
-            )?;
-            let org = PublishedOffer::from_bytes(
+            let offer = PublishedOffer::from_bytes(
                 &self
                     .inner
                     .store
@@ -461,8 +457,27 @@ impl Offers {
                     .await?
                     .ok_or(OfferError::NotFound)?
                     .body,
-            )?
-            .org;
+            )?;
+            // The stream's releases in a period are charged once in it.
+            let period = self.inner.accountant.period();
+            let paid = stream.charged_periods.contains(&period.0)
+                || self.charge_period(&offer, &stream, period).await?;
+            let released = paid;
+            if paid {
+                if !stream.charged_periods.contains(&period.0) {
+                    stream.charged_periods.push(period.0);
+                }
+                stream.release(
+                    self.inner.noise.as_ref(),
+                    counters.reached,
+                    counters.accepted,
+                    now,
+                    close,
+                )?;
+            } else {
+                stream.skip(now, close);
+            }
+            let org = offer.org;
             let state = StreamState::Live { v, stream };
             if self
                 .inner
@@ -475,19 +490,50 @@ impl Offers {
                 )
                 .await?
             {
-                self.inner
-                    .accountant
-                    .record_prepaid(
-                        org,
-                        &[Pool::OffersAudience],
-                        STREAM_MECHANISM,
-                        &format!("offer {id} statistics release"),
-                    )
-                    .await?;
+                if released {
+                    self.inner
+                        .accountant
+                        .record_prepaid(
+                            org,
+                            &[Pool::OffersAudience],
+                            STREAM_MECHANISM,
+                            &format!("offer {id} statistics release"),
+                        )
+                        .await?;
+                }
                 return Ok(());
             }
         }
         Err(OfferError::Conflict)
+    }
+
+    /// Charges a stream's ε for a period in which it releases; false when
+    /// the audience pool (or the publisher's allowance) has none left.
+    async fn charge_period(
+        &self,
+        offer: &PublishedOffer,
+        stream: &Stream,
+        period: me2b_dp::Period,
+    ) -> Result<bool, OfferError> {
+        let label = self.inner.accountant.period_label(period);
+        match self
+            .inner
+            .accountant
+            .charge(me2b_dp::Release {
+                asker: offer.org,
+                pools: vec![Pool::OffersAudience],
+                epsilon: stream.epsilon,
+                mechanism: STREAM_MECHANISM.to_owned(),
+                what: format!("offer {} statistics stream, period {label}", offer.id),
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(me2b_dp::DpError::OverBudget { .. } | me2b_dp::DpError::NoAllowance { .. }) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes pending counts and draws every statistics release that is due.

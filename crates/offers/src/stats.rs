@@ -80,6 +80,15 @@ pub struct Stream {
     pub accepted: RunningCount,
     /// When each release was drawn.
     pub released_at: Vec<i64>,
+    /// Scheduled releases skipped because the audience pool had no budget
+    /// for the stream in their period (their window joins the next release).
+    #[serde(default)]
+    pub skipped: u32,
+    /// The budget periods the stream was charged in. A stream's releases in
+    /// one period are ε-DP (each member adds at most one to a counter), so it
+    /// is charged ε once in every period in which it releases.
+    #[serde(default)]
+    pub charged_periods: Vec<i64>,
     /// No release is due any more.
     pub closed: bool,
 }
@@ -142,6 +151,8 @@ impl Stream {
             reached: count(())?,
             accepted: count(())?,
             released_at: Vec::new(),
+            skipped: 0,
+            charged_periods: Vec::new(),
             closed: false,
         })
     }
@@ -152,7 +163,8 @@ impl Stream {
         if self.closed {
             return None;
         }
-        let n = i64::try_from(self.released_at.len() + 1).unwrap_or(i64::MAX);
+        let n =
+            i64::try_from(self.released_at.len() + self.skipped as usize + 1).unwrap_or(i64::MAX);
         let t = self
             .opened_ms
             .saturating_add(n.saturating_mul(self.every_ms))
@@ -180,6 +192,13 @@ impl Stream {
         self.closed = last || now.unix_millis() >= self.until_ms;
         Ok(())
     }
+
+    /// Skips a scheduled release (no budget for it in its period): nothing
+    /// is drawn, and what it would have counted joins the next release.
+    pub fn skip(&mut self, now: Timestamp, last: bool) {
+        self.skipped = self.skipped.saturating_add(1);
+        self.closed = last || now.unix_millis() >= self.until_ms;
+    }
 }
 
 /// What the organisation sees.
@@ -197,12 +216,16 @@ pub struct OfferStats {
     pub stddev: f64,
     /// Releases so far.
     pub releases: usize,
+    /// Scheduled releases skipped because the audience pool had no budget
+    /// left in their period.
+    pub skipped: u32,
     #[schema(value_type = Option<String>)]
     pub released_at: Option<String>,
     /// When the next release is due (none: the stream is closed).
     #[schema(value_type = Option<String>)]
     pub next_release_at: Option<String>,
-    /// ε of the whole stream, charged once to `pool` at publication.
+    /// ε the stream costs `pool` in each period in which it releases
+    /// (charged at publication for the first).
     pub epsilon: f64,
     pub pool: Option<String>,
     pub mechanism: String,
@@ -220,6 +243,7 @@ pub fn publish(state: &StreamState, min_cohort: u64, mechanism: &str) -> OfferSt
             noise_scale: 0.0,
             stddev: 0.0,
             releases: 0,
+            skipped: 0,
             released_at: None,
             next_release_at: None,
             epsilon: 0.0,
@@ -236,6 +260,7 @@ pub fn publish(state: &StreamState, min_cohort: u64, mechanism: &str) -> OfferSt
                 noise_scale: s.reached.scale(),
                 stddev: s.reached.stddev(),
                 releases: s.released_at.len(),
+                skipped: s.skipped,
                 released_at: s
                     .released_at
                     .last()
@@ -245,11 +270,17 @@ pub fn publish(state: &StreamState, min_cohort: u64, mechanism: &str) -> OfferSt
                 pool: Some(s.pool.clone()),
                 mechanism: mechanism.to_owned(),
                 note: format!(
-                    "Members, each counted once, released on a schedule (every {} days and when the offer closes) with noise of scale {} added to each release's increment; reading between releases shows the last one. A total below {} is withheld (null). The stream cost ε {} once, from the offers' audience pool shared by every publisher. No per-member data leaves the vaults.",
+                    "Members, each counted once, released on a schedule (every {} days and when the offer closes) with noise of scale {} added to each release's increment; reading between releases shows the last one. A total below {} is withheld (null). The stream costs ε {} from the offers' audience pool, shared by every publisher, in each period in which it releases ({} so far){}. No per-member data leaves the vaults.",
                     s.every_ms / DAY_MS,
                     fmt_eps(s.reached.scale()),
                     min_cohort,
                     fmt_eps(s.epsilon),
+                    s.charged_periods.len(),
+                    if s.skipped > 0 {
+                        format!("; {} scheduled release(s) skipped for want of budget, their windows joined the next", s.skipped)
+                    } else {
+                        String::new()
+                    },
                 ),
             }
         }

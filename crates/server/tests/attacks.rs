@@ -19,7 +19,12 @@
 //! one member's visit; two co-ops pooling overlap questions; planted-receipt
 //! differencing of a research count; and research-purpose misuse. SQLite
 //! only: the accountant's storage is tested on both databases elsewhere.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod common;
 
@@ -454,8 +459,7 @@ async fn differencing(
     trust_fakes(&s, &a, &b, "differencing").await;
     let mut bits = Bits(seed);
     let mut wins = 0;
-    let mut background = FAKES as i64;
-    for t in 0..trials {
+    for (t, background) in (0..trials).zip(FAKES as i64..) {
         next_period(&s);
         let secret = bits.next();
         let m = s
@@ -475,7 +479,6 @@ async fn differencing(
         // either way, which tells the adversary nothing new.
         submit(&s, &a.1, &at_a, "organic").await;
         wins += usize::from(guess(&before, 1, bits.next()) == secret);
-        background += 1;
     }
     Score { wins, trials }
 }
@@ -597,6 +600,148 @@ async fn research_is_open_only_to_named_requesters_each_within_its_allowance() {
         (st, err(&v)),
         (StatusCode::BAD_REQUEST, "invalid_parameter"),
         "{v}"
+    );
+}
+
+/// Streams published in earlier periods release in later ones: each must be
+/// charged again in the period it releases in, or skip that release, so a
+/// period never releases more than its budget (found by the adversarial
+/// review: 8 streams from two days all released the second day's visits).
+#[tokio::test]
+async fn streams_from_earlier_periods_cannot_release_in_a_spent_period() {
+    let (s, [(_, ka), (_, kb), _]) = world(bounded_governance).await;
+    let fakes = fakes_with_interest(&s, FAKES, "periods").await;
+    let publish = |key: String| {
+        let s = &s;
+        async move {
+            let until = me2b_domain::Clock::now(s.clock.as_ref()).plus_seconds(20 * DAY);
+            let mut o = cycling_offer(s);
+            o["valid_until"] = json!(until.to_rfc3339());
+            let (st, v) = s
+                .req(Method::POST, "/v1/org/offers", Some(&key), Some(o))
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+            (
+                v["offer"]["id"].as_str().unwrap().to_owned(),
+                v["statistics"]["released"] == true,
+            )
+        }
+    };
+    // Day 1: A opens four streams (the audience pool's 1.0 at 0.25 each).
+    let mut day1 = Vec::new();
+    for _ in 0..4 {
+        let (id, open) = publish(ka.clone()).await;
+        assert!(open);
+        day1.push(id);
+    }
+    assert!(!publish(ka.clone()).await.1, "the pool is spent for day 1");
+    // Day 2: B opens four more; every member visits on day 2.
+    next_period(&s);
+    let mut day2 = Vec::new();
+    for _ in 0..4 {
+        let (id, open) = publish(kb.clone()).await;
+        assert!(open, "a new period has a new budget");
+        day2.push(id);
+    }
+    for f in &fakes {
+        open_offers(&s, f).await;
+    }
+    // The day-1 streams come due on day 2 (their first release), and the
+    // day-2 streams on day 3.
+    let mut released_day2 = 0;
+    for id in &day1 {
+        let v = stats(&s, &ka, id).await;
+        released_day2 += v["releases"].as_u64().unwrap();
+        if v["releases"] == 0 {
+            assert_eq!(v["skipped"], 1, "{v}");
+        }
+    }
+    assert_eq!(released_day2, 0, "day 2's budget went to B's four streams");
+    next_period(&s);
+    for id in &day2 {
+        let v = stats(&s, &kb, id).await;
+        assert_eq!(v["releases"], 1, "{v}");
+        assert!(v["reached"].as_u64().is_some(), "{v}");
+    }
+    // Day 3: the pool's budget again covers four streams: A's four day-1
+    // streams come due again on day 3 but B's took it; nothing beyond it.
+    let mut more = 0;
+    for id in &day1 {
+        more += stats(&s, &ka, id).await["releases"].as_u64().unwrap();
+    }
+    assert_eq!(more, 0, "day 3's budget went to B's streams first");
+    let period = s.node.accountant.period().0;
+    for day in [period - 1, period] {
+        let spent = s
+            .node
+            .store
+            .dp_pool_spend("offers:audience", day)
+            .await
+            .unwrap()
+            .period_micro;
+        assert!(spent <= 1_000_000, "day {day}: {spent} micro-ε");
+    }
+}
+
+/// Other co-ops together cannot spend a co-op's own share of its pool
+/// (found by the adversarial review: enough co-ops at 0.1 each locked the
+/// owner out). With the defaults, all others together spend at most 0.2 of
+/// the 0.5.
+#[tokio::test]
+async fn other_co_ops_cannot_lock_a_co_op_out_of_its_own_pool() {
+    let s = start_ttl(Db::Sqlite, None, 10 * 365 * DAY).await.unwrap();
+    let a = s.org_with("Owner Co-op", vec![Role::Insights]).await;
+    let mut others = Vec::new();
+    for i in 0..5 {
+        others.push(
+            s.org_with(&format!("Other {i}"), vec![Role::Insights])
+                .await,
+        );
+    }
+    let ask = |key: String, b: OrgId| {
+        let s = &s;
+        async move {
+            s.req(
+                Method::POST,
+                "/v1/org/trust/insights",
+                Some(&key),
+                Some(json!({"question": {"kind": "overlap", "b": b}, "epsilon": 0.1})),
+            )
+            .await
+        }
+    };
+    let mut answered = 0;
+    for (_, key) in &others {
+        let (st, v) = ask(key.clone(), a.0).await;
+        match (st, err(&v)) {
+            (StatusCode::OK, _) | (StatusCode::UNPROCESSABLE_ENTITY, "below_threshold") => {
+                answered += 1
+            }
+            (StatusCode::FORBIDDEN, "over_budget") => {
+                assert!(
+                    v["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("other than its co-op"),
+                    "{v}"
+                );
+            }
+            _ => panic!("{st} {v}"),
+        }
+    }
+    assert_eq!(answered, 2, "0.2 for all others together, at 0.1 each");
+    // The owner still has its own 0.3.
+    let (st, v) = s
+        .req(
+            Method::POST,
+            "/v1/org/trust/insights",
+            Some(&a.1),
+            Some(json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.3})),
+        )
+        .await;
+    assert!(
+        st == StatusCode::OK || err(&v) == "below_threshold",
+        "{st} {v}"
     );
 }
 
