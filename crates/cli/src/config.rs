@@ -24,6 +24,10 @@ pub struct FileConfig {
     pub log: Option<String>,
     pub trust_dir: Option<PathBuf>,
     pub trust_governance: Option<PathBuf>,
+    /// The federation's name, the `federation` claim of every credential.
+    pub federation: Option<String>,
+    /// The federation's credential validity period, in weeks (1 to 26).
+    pub credential_period_weeks: Option<u32>,
 }
 
 impl FileConfig {
@@ -76,6 +80,8 @@ pub struct Settings {
     pub log: String,
     pub trust_dir: Option<PathBuf>,
     pub trust_governance: Option<PathBuf>,
+    /// Set once for the federation: never per code.
+    pub credentials: me2b_credentials::service::FederationSettings,
 }
 
 impl Settings {
@@ -89,6 +95,18 @@ impl Settings {
             .session_ttl_seconds
             .unwrap_or(DEFAULT_SESSION_TTL_SECONDS);
         anyhow::ensure!(ttl > 0, "session_ttl_seconds must be positive");
+        let mut credentials = me2b_credentials::service::FederationSettings::default();
+        if let Some(name) = &file.federation {
+            credentials.federation = me2b_credentials::ClaimText::new(name).map_err(|_| {
+                anyhow::anyhow!(
+                    "federation is 1 to 64 bytes, without control characters or surrounding spaces"
+                )
+            })?;
+        }
+        if let Some(weeks) = file.credential_period_weeks {
+            credentials.period = me2b_credentials::ValidityPeriod::weeks(weeks)
+                .map_err(|_| anyhow::anyhow!("credential_period_weeks is 1 to 26"))?;
+        }
         Ok(Self {
             listen: listen.or(file.listen).unwrap_or(default_listen),
             data_dir: args
@@ -106,6 +124,7 @@ impl Settings {
                 .unwrap_or_else(|| "info".to_owned()),
             trust_dir: args.trust_dir.clone().or(file.trust_dir),
             trust_governance: args.trust_governance.clone().or(file.trust_governance),
+            credentials,
         })
     }
 
@@ -116,6 +135,7 @@ impl Settings {
         c.session_ttl_seconds = self.session_ttl_seconds;
         c.trust_dir = self.trust_dir.clone();
         c.trust_governance = self.trust_governance.clone();
+        c.credentials = self.credentials.clone();
         c
     }
 }
@@ -158,6 +178,30 @@ mod tests {
         .unwrap();
         assert_eq!(s.listen, "0.0.0.0:1".parse().unwrap());
         assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn the_federation_sets_credential_validity_once() {
+        let s = Settings::resolve(&CommonArgs::default(), None, FileConfig::default()).unwrap();
+        assert_eq!(s.credentials.period.get(), 4);
+        assert_eq!(s.credentials.federation.as_str(), "Fair Economy Federation");
+        let file: FileConfig =
+            toml::from_str("federation = \"Co-ops of Utrecht\"\ncredential_period_weeks = 2\n")
+                .unwrap();
+        let s = Settings::resolve(&CommonArgs::default(), None, file).unwrap();
+        assert_eq!(s.node_config().credentials.period.get(), 2);
+        assert_eq!(s.credentials.federation.as_str(), "Co-ops of Utrecht");
+        for bad in [
+            "credential_period_weeks = 0",
+            "credential_period_weeks = 27",
+            "federation = \" x\"",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(
+                Settings::resolve(&CommonArgs::default(), None, file).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct NodeConfig {
     /// The trust's governance config. Default: `trust.toml` in the data
     /// directory when present, else built-in defaults.
     pub trust_governance: Option<PathBuf>,
+    /// The federation's credential settings (its name and validity period),
+    /// the same for every co-op and every credential.
+    pub credentials: me2b_credentials::service::FederationSettings,
 }
 
 impl NodeConfig {
@@ -68,6 +71,7 @@ impl NodeConfig {
             offers: me2b_offers::service::OfferSettings::default(),
             trust_dir: None,
             trust_governance: None,
+            credentials: me2b_credentials::service::FederationSettings::default(),
         }
     }
 
@@ -280,6 +284,8 @@ impl Node {
             vault.clone(),
             clock.clone(),
             rng.clone(),
+            cfg.credentials.clone(),
+            Arc::new(TaxonomyTopics(taxonomy)),
         );
         Ok(Self {
             trust,
@@ -308,6 +314,21 @@ impl Node {
             tracing::error!(error = %e, "could not sign the audit checkpoint at shutdown");
         }
         self.store.close().await;
+    }
+}
+
+/// The shipped interest taxonomy, as the credential service sees it: a topic
+/// is sensitive when it or an ancestor is a special category (GDPR Art. 9).
+struct TaxonomyTopics(Arc<Taxonomy>);
+
+impl me2b_credentials::service::InterestTaxonomy for TaxonomyTopics {
+    fn kind(&self, slug: &str) -> me2b_credentials::service::TopicKind {
+        use me2b_credentials::service::TopicKind;
+        match self.0.by_slug(slug) {
+            None => TopicKind::Unknown,
+            Some(t) if self.0.is_sensitive(t) => TopicKind::Sensitive,
+            Some(_) => TopicKind::Ordinary,
+        }
     }
 }
 
@@ -543,6 +564,27 @@ mod tests {
         assert_eq!(v.resume_erasures().await.unwrap(), 1);
         assert!(n.store.member(member).await.unwrap().is_none());
         n.shutdown().await;
+    }
+
+    #[test]
+    fn credential_interests_follow_the_taxonomy() {
+        use me2b_credentials::service::{InterestTaxonomy, TopicKind};
+        let topics = TaxonomyTopics(Arc::new(Taxonomy::shipped().unwrap()));
+        for (slug, kind) in [
+            ("cycling", TopicKind::Ordinary),
+            ("organic", TopicKind::Ordinary),
+            ("health", TopicKind::Sensitive),
+            // Under /Health: sensitive by inheritance.
+            ("pregnancy-and-maternity", TopicKind::Sensitive),
+            ("diabetes", TopicKind::Sensitive),
+            ("halal-food", TopicKind::Sensitive),
+            ("babies-and-toddlers", TopicKind::Sensitive),
+            ("not-a-topic", TopicKind::Unknown),
+            ("Cycling", TopicKind::Unknown),
+            ("", TopicKind::Unknown),
+        ] {
+            assert_eq!(topics.kind(slug), kind, "{slug}");
+        }
     }
 
     #[tokio::test]
