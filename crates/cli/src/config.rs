@@ -28,6 +28,10 @@ pub struct FileConfig {
     pub idle_timeout_seconds: Option<u64>,
     pub request_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
+    /// The federation's name, the `federation` claim of every credential.
+    pub federation: Option<String>,
+    /// The federation's credential validity period, in weeks (1 to 26).
+    pub credential_period_weeks: Option<u32>,
 }
 
 impl FileConfig {
@@ -145,6 +149,8 @@ pub struct Settings {
     pub trust_dir: Option<PathBuf>,
     pub governance: Option<PathBuf>,
     pub limits: me2b_server::ConnLimits,
+    /// Set once for the federation: never per code.
+    pub credentials: me2b_credentials::service::FederationSettings,
 }
 
 impl Settings {
@@ -160,6 +166,18 @@ impl Settings {
             .session_ttl_seconds
             .unwrap_or(DEFAULT_SESSION_TTL_SECONDS);
         anyhow::ensure!(ttl > 0, "session_ttl_seconds must be positive");
+        let mut credentials = me2b_credentials::service::FederationSettings::default();
+        if let Some(name) = &file.federation {
+            credentials.federation = me2b_credentials::ClaimText::new(name).map_err(|_| {
+                anyhow::anyhow!(
+                    "federation is 1 to 64 bytes, without control characters or surrounding spaces"
+                )
+            })?;
+        }
+        if let Some(weeks) = file.credential_period_weeks {
+            credentials.period = me2b_credentials::ValidityPeriod::weeks(weeks)
+                .map_err(|_| anyhow::anyhow!("credential_period_weeks is 1 to 26"))?;
+        }
         Ok(Self {
             listen: listen.or(file.listen).unwrap_or(default_listen),
             data_dir: args
@@ -178,6 +196,7 @@ impl Settings {
             trust_dir: args.trust_dir.clone().or(file.trust_dir),
             governance: args.governance.clone().or(file.governance),
             limits,
+            credentials,
         })
     }
 
@@ -188,6 +207,7 @@ impl Settings {
         c.session_ttl_seconds = self.session_ttl_seconds;
         c.trust_dir = self.trust_dir.clone();
         c.governance = self.governance.clone();
+        c.credentials = self.credentials.clone();
         c
     }
 }
@@ -264,6 +284,38 @@ idle_timeout_seconds = 7
             ..Default::default()
         };
         assert!(zero.limits(&FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn the_federation_sets_credential_validity_once() {
+        let s = Settings::resolve(
+            &CommonArgs::default(),
+            None,
+            &ConnArgs::default(),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(s.credentials.period.get(), 4);
+        assert_eq!(s.credentials.federation.as_str(), "Fair Economy Federation");
+        let file: FileConfig =
+            toml::from_str("federation = \"Co-ops of Utrecht\"\ncredential_period_weeks = 2\n")
+                .unwrap();
+        let s =
+            Settings::resolve(&CommonArgs::default(), None, &ConnArgs::default(), file).unwrap();
+        assert_eq!(s.node_config().credentials.period.get(), 2);
+        assert_eq!(s.credentials.federation.as_str(), "Co-ops of Utrecht");
+        for bad in [
+            "credential_period_weeks = 0",
+            "credential_period_weeks = 27",
+            "federation = \" x\"",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(
+                Settings::resolve(&CommonArgs::default(), None, &ConnArgs::default(), file)
+                    .is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

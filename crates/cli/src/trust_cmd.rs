@@ -378,6 +378,32 @@ mod tests {
         assert!(init(1, &dir.path().join("y"), Some("zz")).is_err());
     }
 
+    /// A transcryptor file whose access rule could open a co-op → co-op pair
+    /// without a grant (issue 12) does not load.
+    #[test]
+    fn wildcard_coop_rules_in_a_transcryptor_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        init(1, dir.path(), None).unwrap();
+        let p = dir.path().join("transcryptor-1.json");
+        let original = std::fs::read_to_string(&p).unwrap();
+        assert!(load_file(&p).is_ok());
+        for rule in [
+            ["*", "coop:*"],
+            ["coop:*", "*"],
+            ["*", "*"],
+            ["c*", "coop:b"],
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
+            v["policy"]["allow"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!(rule));
+            std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+            let err = load_file(&p).unwrap_err();
+            assert!(err.to_string().contains("policy"), "{rule:?}: {err}");
+        }
+    }
+
     #[cfg(unix)]
     #[test]
     fn readable_transcryptor_files_are_refused() {

@@ -553,6 +553,7 @@ fn the_demo_runs_end_to_end() {
         "3 live (+8 copies without statistics), 3 refused at publish",
         // Credentials: two unlinkable visits, a replay, offline, revoked.
         "Visit 2: verify → 200 OK, VALID",
+        "the presentation names no co-op",
         "cannot tell the two visits apart",
         "422 Unprocessable Entity unknown_challenge",
         "presentation → VALID.",
@@ -595,6 +596,7 @@ fn the_demo_runs_end_to_end() {
         !said.contains("tier"),
         "undisclosed claims stay hidden: {said}"
     );
+    assert!(said.contains("which one was not disclosed"), "{said}");
     // A disclosed claim changed, and a file that is not a presentation.
     let mut p: Value =
         serde_json::from_slice(&std::fs::read(dir.join("presentation.json")).unwrap()).unwrap();

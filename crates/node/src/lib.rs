@@ -56,6 +56,9 @@ pub struct NodeConfig {
     /// Where release noise comes from. Default: OpenDP. Tests and the attack
     /// harness pass a seeded copy of the same distribution.
     pub noise: Option<Arc<dyn Noise>>,
+    /// The federation's credential settings (its name and validity period),
+    /// the same for every co-op and every credential.
+    pub credentials: me2b_credentials::service::FederationSettings,
 }
 
 /// The governance file: `[privacy]` (the budget period, the minimum cohort,
@@ -109,6 +112,7 @@ impl NodeConfig {
             trust_dir: None,
             governance: None,
             noise: None,
+            credentials: me2b_credentials::service::FederationSettings::default(),
         }
     }
 
@@ -354,6 +358,8 @@ impl Node {
             vault.clone(),
             clock.clone(),
             rng.clone(),
+            cfg.credentials.clone(),
+            Arc::new(TaxonomyTopics(taxonomy)),
         );
         Ok(Self {
             trust,
@@ -432,6 +438,21 @@ pub fn spawn_integrity_check(store: Arc<dyn Store>) -> tokio::task::JoinHandle<(
             ),
         }
     })
+}
+
+/// The shipped interest taxonomy, as the credential service sees it: a topic
+/// is sensitive when it or an ancestor is a special category (GDPR Art. 9).
+struct TaxonomyTopics(Arc<Taxonomy>);
+
+impl me2b_credentials::service::InterestTaxonomy for TaxonomyTopics {
+    fn kind(&self, slug: &str) -> me2b_credentials::service::TopicKind {
+        use me2b_credentials::service::TopicKind;
+        match self.0.by_slug(slug) {
+            None => TopicKind::Unknown,
+            Some(t) if self.0.is_sensitive(t) => TopicKind::Sensitive,
+            Some(_) => TopicKind::Ordinary,
+        }
+    }
 }
 
 /// Erasure reaches the data trust: the member's pooled receipts and points go.
@@ -700,6 +721,27 @@ mod tests {
         assert_eq!(v.resume_erasures().await.unwrap(), 1);
         assert!(n.store.member(member).await.unwrap().is_none());
         n.shutdown().await;
+    }
+
+    #[test]
+    fn credential_interests_follow_the_taxonomy() {
+        use me2b_credentials::service::{InterestTaxonomy, TopicKind};
+        let topics = TaxonomyTopics(Arc::new(Taxonomy::shipped().unwrap()));
+        for (slug, kind) in [
+            ("cycling", TopicKind::Ordinary),
+            ("organic", TopicKind::Ordinary),
+            ("health", TopicKind::Sensitive),
+            // Under /Health: sensitive by inheritance.
+            ("pregnancy-and-maternity", TopicKind::Sensitive),
+            ("diabetes", TopicKind::Sensitive),
+            ("halal-food", TopicKind::Sensitive),
+            ("babies-and-toddlers", TopicKind::Sensitive),
+            ("not-a-topic", TopicKind::Unknown),
+            ("Cycling", TopicKind::Unknown),
+            ("", TopicKind::Unknown),
+        ] {
+            assert_eq!(topics.kind(slug), kind, "{slug}");
+        }
     }
 
     #[tokio::test]

@@ -306,6 +306,7 @@ impl From<me2b_credentials::service::ServiceError> for ApiError {
                 _ => S::UNPROCESSABLE_ENTITY,
             },
             E::UnknownCode | E::UnknownChallenge => S::UNPROCESSABLE_ENTITY,
+            E::UnknownTopic | E::SensitiveTopic => S::UNPROCESSABLE_ENTITY,
             E::NotFound(_) => return Self::not_found(),
             E::Invalid(_) => S::BAD_REQUEST,
             E::Corrupt => {

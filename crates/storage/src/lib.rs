@@ -314,25 +314,22 @@ pub trait TrustStore {
     async fn trust_erased_among(&self, tags: &[[u8; 32]]) -> Result<Vec<[u8; 32]>>;
 }
 
-/// Co-op credentials: issuer keys, one-time issuance codes, status
-/// (revocation) and verifier challenges. No member id is stored: the issuer
-/// learns nothing about which vault member redeemed a code.
+/// Co-op credentials: the federation's issuer key, one-time issuance codes,
+/// status (revocation) and verifier challenges. No member id is stored: the
+/// issuer learns nothing about which vault member redeemed a code.
 #[async_trait]
 pub trait CredentialStore {
-    /// Stores the organisation's issuer key unless it has one; returns the one
-    /// in force (concurrent calls agree). Fails with [`StorageError::Conflict`]
-    /// when another organisation's key has the same key id.
-    async fn ensure_credential_issuer(
+    /// Stores the federation's issuer key unless there is one; returns the one
+    /// in force (concurrent calls agree).
+    async fn ensure_federation_issuer(
         &self,
         row: &CredentialIssuerRow,
     ) -> Result<CredentialIssuerRow>;
-    async fn credential_issuer(&self, org: OrgId) -> Result<Option<CredentialIssuerRow>>;
-    /// The issuer keys of organisations that are not deleted, ordered by key id.
-    async fn credential_issuers(&self) -> Result<Vec<CredentialIssuerRow>>;
-    /// Stores a code and reserves its status index at the organisation, in one
-    /// transaction; returns false (nothing written) when that index is already
-    /// taken there. Fails with [`StorageError::Conflict`] (nothing written)
-    /// when the code hash is taken.
+    async fn federation_issuer(&self) -> Result<Option<CredentialIssuerRow>>;
+    /// Stores a code and reserves its status index in the federation's list
+    /// for the code's organisation, in one transaction; returns false (nothing
+    /// written) when any organisation already reserved that index. Fails with
+    /// [`StorageError::Conflict`] (nothing written) when the code hash is taken.
     async fn insert_credential_code(&self, row: &CredentialCodeRow) -> Result<bool>;
     /// Marks the code redeemed if it exists, is not yet redeemed, has not
     /// expired at `now` (`expires_at > now`), and its status index is not
@@ -346,11 +343,15 @@ pub trait CredentialStore {
     /// Undoes a redemption whose credential could not be stored, so the code
     /// works again: false when the code is unknown or was not redeemed.
     async fn release_credential_code(&self, code_hash: &[u8; 32]) -> Result<bool>;
-    /// Revokes a status index the organisation reserved; false when it never
-    /// reserved it. Revoking twice is true and keeps the first time.
+    /// Revokes a status index this organisation reserved; false when it did
+    /// not (never reserved, or another organisation's). Revoking twice is true
+    /// and keeps the first time.
     async fn revoke_credential(&self, org: OrgId, index: u32, at: Timestamp) -> Result<bool>;
-    /// The organisation's revoked status indexes, ascending.
-    async fn revoked_credentials(&self, org: OrgId) -> Result<Vec<u32>>;
+    /// The federation's revoked status indexes (every organisation's), ascending.
+    async fn revoked_credentials(&self) -> Result<Vec<u32>>;
+    /// The organisations, not deleted, that reserved a status index (the
+    /// co-ops that issue credentials), ascending by id.
+    async fn credential_issuing_orgs(&self) -> Result<Vec<OrgId>>;
     /// Fails with [`StorageError::Conflict`] when the nonce is taken.
     async fn insert_credential_challenge(&self, row: &CredentialChallengeRow) -> Result<()>;
     /// Consumes a challenge of this organisation: returns it once if it has

@@ -259,8 +259,6 @@ macro_rules! impl_store {
 
             fn issuer_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<CredentialIssuerRow> {
                 Ok(CredentialIssuerRow {
-                    org_id: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("credential_issuers.org_id"))?,
                     key_id: row.try_get("key_id")?,
                     public_key: row.try_get("public_key")?,
                     sealed_secret: row.try_get("sealed_secret")?,
@@ -1480,45 +1478,32 @@ macro_rules! impl_store {
 
         #[async_trait]
         impl CredentialStore for SqlStore<$pool> {
-            async fn ensure_credential_issuer(&self, row: &CredentialIssuerRow) -> Result<CredentialIssuerRow> {
+            async fn ensure_federation_issuer(&self, row: &CredentialIssuerRow) -> Result<CredentialIssuerRow> {
                 sqlx::query(
-                    "INSERT INTO credential_issuers (org_id, key_id, public_key, sealed_secret, created_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id) DO NOTHING",
+                    "INSERT INTO credential_federation_issuer (slot, key_id, public_key, sealed_secret, created_at) \
+                     VALUES (1, $1, $2, $3, $4) ON CONFLICT (slot) DO NOTHING",
                 )
-                .bind(row.org_id.as_bytes().to_vec())
                 .bind(&row.key_id)
                 .bind(&row.public_key)
                 .bind(&row.sealed_secret)
                 .bind(row.created_at.unix_millis())
                 .execute(&self.pool)
                 .await?;
-                self.credential_issuer(row.org_id).await?.ok_or_else(|| corrupt("credential_issuers"))
+                self.federation_issuer().await?.ok_or_else(|| corrupt("credential_federation_issuer"))
             }
-            async fn credential_issuer(&self, org: OrgId) -> Result<Option<CredentialIssuerRow>> {
-                sqlx::query("SELECT * FROM credential_issuers WHERE org_id = $1")
-                    .bind(org.as_bytes().to_vec())
+            async fn federation_issuer(&self) -> Result<Option<CredentialIssuerRow>> {
+                sqlx::query("SELECT key_id, public_key, sealed_secret, created_at FROM credential_federation_issuer WHERE slot = 1")
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
                     .map(Self::issuer_row)
                     .transpose()
             }
-            async fn credential_issuers(&self) -> Result<Vec<CredentialIssuerRow>> {
-                sqlx::query(
-                    "SELECT i.* FROM credential_issuers i JOIN organisations g ON g.org_id = i.org_id \
-                     WHERE g.deleted_at IS NULL ORDER BY i.key_id",
-                )
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(Self::issuer_row)
-                .collect()
-            }
             async fn insert_credential_code(&self, row: &CredentialCodeRow) -> Result<bool> {
                 let mut tx = $begin(&self.pool).await?;
                 let reserved = sqlx::query(
                     "INSERT INTO credential_status (org_id, status_index, revoked_at) VALUES ($1, $2, NULL) \
-                     ON CONFLICT (org_id, status_index) DO NOTHING",
+                     ON CONFLICT (status_index) DO NOTHING",
                 )
                 .bind(row.org_id.as_bytes().to_vec())
                 .bind(i64::from(row.status_index))
@@ -1550,8 +1535,8 @@ macro_rules! impl_store {
                 sqlx::query(
                     "UPDATE credential_codes SET redeemed_at = $2 \
                      WHERE code_hash = $1 AND redeemed_at IS NULL AND expires_at > $2 \
-                     AND NOT EXISTS (SELECT 1 FROM credential_status s WHERE s.org_id = credential_codes.org_id \
-                     AND s.status_index = credential_codes.status_index AND s.revoked_at IS NOT NULL) \
+                     AND NOT EXISTS (SELECT 1 FROM credential_status s \
+                     WHERE s.status_index = credential_codes.status_index AND s.revoked_at IS NOT NULL) \
                      RETURNING *",
                 )
                 .bind(code_hash.to_vec())
@@ -1580,16 +1565,26 @@ macro_rules! impl_store {
                 .await?;
                 Ok(r.rows_affected() == 1)
             }
-            async fn revoked_credentials(&self, org: OrgId) -> Result<Vec<u32>> {
+            async fn revoked_credentials(&self) -> Result<Vec<u32>> {
                 let indexes: Vec<i64> = sqlx::query_scalar(
-                    "SELECT status_index FROM credential_status WHERE org_id = $1 AND revoked_at IS NOT NULL ORDER BY status_index",
+                    "SELECT status_index FROM credential_status WHERE revoked_at IS NOT NULL ORDER BY status_index",
                 )
-                .bind(org.as_bytes().to_vec())
                 .fetch_all(&self.pool)
                 .await?;
                 indexes
                     .into_iter()
                     .map(|i| status_u32(i, "credential_status.status_index"))
+                    .collect()
+            }
+            async fn credential_issuing_orgs(&self) -> Result<Vec<OrgId>> {
+                let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT g.org_id FROM organisations g WHERE g.deleted_at IS NULL \
+                     AND EXISTS (SELECT 1 FROM credential_status s WHERE s.org_id = g.org_id) ORDER BY g.org_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                ids.iter()
+                    .map(|b| OrgId::from_slice(b).map_err(|_| corrupt("organisations.org_id")))
                     .collect()
             }
             async fn insert_credential_challenge(&self, row: &CredentialChallengeRow) -> Result<()> {

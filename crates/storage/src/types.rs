@@ -223,12 +223,11 @@ pub struct PoolSpend {
     pub by_asker: Vec<AskerSpend>,
 }
 
-/// An organisation's BBS issuer key: the public key, and the secret key sealed
-/// by the node's keyring.
+/// The federation's BBS issuer key (one for every co-op of the node): the
+/// public key, and the secret key sealed by the node's keyring.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CredentialIssuerRow {
-    pub org_id: OrgId,
-    /// The key's public identifier (unique across organisations).
+    /// The key's public identifier.
     pub key_id: String,
     pub public_key: Vec<u8>,
     /// The secret key, sealed by the node's keyring. Never printed.
@@ -239,7 +238,6 @@ pub struct CredentialIssuerRow {
 impl std::fmt::Debug for CredentialIssuerRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CredentialIssuerRow")
-            .field("org_id", &self.org_id)
             .field("key_id", &self.key_id)
             .field("public_key", &self.public_key)
             .field("sealed_secret", &format_args!("<sealed>"))
@@ -257,7 +255,8 @@ pub struct CredentialCodeRow {
     pub org_id: OrgId,
     /// The claims the credential will carry, as JSON (opaque to storage).
     pub claims_json: Vec<u8>,
-    /// The credential's index in the organisation's status (revocation) list.
+    /// The credential's index in the federation's status (revocation) list,
+    /// reserved by this organisation.
     pub status_index: u32,
     pub created_at: Timestamp,
     /// The code is valid before this time (exclusive).

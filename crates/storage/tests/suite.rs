@@ -1231,9 +1231,8 @@ async fn the_per_member_cap_holds_under_concurrent_ingest_from_two_stores() {
     }
 }
 
-fn issuer_row(org: OrgId, key_id: &str, fill: u8) -> CredentialIssuerRow {
+fn issuer_row(key_id: &str, fill: u8) -> CredentialIssuerRow {
     CredentialIssuerRow {
-        org_id: org,
         key_id: key_id.into(),
         public_key: vec![fill; 96],
         sealed_secret: vec![0xA0 | (fill & 0x0f); 60],
@@ -1264,56 +1263,23 @@ fn challenge_row(org: OrgId, nonce: u8, expires: i64) -> CredentialChallengeRow 
 }
 
 #[tokio::test]
-async fn credential_issuers_are_write_once_and_hide_their_secret() {
+async fn the_federation_issuer_is_write_once_and_hides_its_secret() {
     for (db, s, _t) in stores().await {
-        let rng = Rng::default();
-        let a = org_row(&rng, "A");
-        let b = org_row(&rng, "B");
-        s.insert_org(&a).await.unwrap();
-        s.insert_org(&b).await.unwrap();
-        assert!(s.credential_issuer(a.id).await.unwrap().is_none());
-        let first = issuer_row(a.id, "key-a", 1);
+        assert!(s.federation_issuer().await.unwrap().is_none());
+        let first = issuer_row("federation-a", 1);
         assert_eq!(
-            s.ensure_credential_issuer(&first).await.unwrap(),
+            s.ensure_federation_issuer(&first).await.unwrap(),
             first,
             "{db:?}"
         );
-        // A second key for the same organisation: the first stays in force.
-        let second = issuer_row(a.id, "key-a2", 2);
+        // A second key: the first stays in force.
+        let second = issuer_row("federation-b", 2);
         assert_eq!(
-            s.ensure_credential_issuer(&second).await.unwrap(),
+            s.ensure_federation_issuer(&second).await.unwrap(),
             first,
             "{db:?}"
         );
-        assert_eq!(
-            s.credential_issuer(a.id).await.unwrap(),
-            Some(first.clone())
-        );
-        // Key ids are unique across organisations.
-        assert!(
-            matches!(
-                s.ensure_credential_issuer(&issuer_row(b.id, "key-a", 3))
-                    .await,
-                Err(StorageError::Conflict)
-            ),
-            "{db:?}"
-        );
-        assert!(s.credential_issuer(b.id).await.unwrap().is_none());
-        // Listed by key id; a deleted organisation's key is not.
-        let b_key = issuer_row(b.id, "key-0", 4);
-        s.ensure_credential_issuer(&b_key).await.unwrap();
-        assert_eq!(
-            s.credential_issuers().await.unwrap(),
-            vec![b_key.clone(), first.clone()],
-            "{db:?}"
-        );
-        assert!(s.delete_org(b.id, ts(5)).await.unwrap());
-        assert_eq!(
-            s.credential_issuers().await.unwrap(),
-            vec![first.clone()],
-            "{db:?}"
-        );
-        assert_eq!(s.credential_issuer(b.id).await.unwrap(), Some(b_key));
+        assert_eq!(s.federation_issuer().await.unwrap(), Some(first.clone()));
         // The sealed secret never shows in Debug output.
         let shown = format!("{first:?}");
         let hex: String = first
@@ -1340,16 +1306,17 @@ async fn credential_codes_redeem_once_and_not_when_expired_or_revoked() {
         s.insert_org(&b).await.unwrap();
         let code = code_row(a.id, 1, 7, 1_000);
         assert!(s.insert_credential_code(&code).await.unwrap(), "{db:?}");
-        // The same status index at the same organisation is refused, and
-        // nothing is written; at another organisation it is free.
-        let clash = code_row(a.id, 2, 7, 1_000);
-        assert!(!s.insert_credential_code(&clash).await.unwrap(), "{db:?}");
-        assert!(s
-            .redeem_credential_code(&clash.code_hash, ts(20))
-            .await
-            .unwrap()
-            .is_none());
-        let at_b = code_row(b.id, 2, 7, 1_000);
+        // A status index taken, at this organisation or another (one
+        // federation-wide space), is refused, and nothing is written.
+        for clash in [code_row(a.id, 2, 7, 1_000), code_row(b.id, 2, 7, 1_000)] {
+            assert!(!s.insert_credential_code(&clash).await.unwrap(), "{db:?}");
+            assert!(s
+                .redeem_credential_code(&clash.code_hash, ts(20))
+                .await
+                .unwrap()
+                .is_none());
+        }
+        let at_b = code_row(b.id, 2, 11, 1_000);
         assert!(s.insert_credential_code(&at_b).await.unwrap(), "{db:?}");
         // The same code hash twice is a conflict, and reserves nothing.
         let same_hash = code_row(a.id, 1, 8, 1_000);
@@ -1404,7 +1371,7 @@ async fn credential_codes_redeem_once_and_not_when_expired_or_revoked() {
                 .is_none(),
             "{db:?}: revoked"
         );
-        // Revoking index 7 at A leaves B's index 7 redeemable.
+        // Revoking A's index 7 leaves B's codes redeemable.
         assert!(s.revoke_credential(a.id, 7, ts(32)).await.unwrap());
         assert!(s
             .redeem_credential_code(&at_b.code_hash, ts(33))
@@ -1455,7 +1422,7 @@ async fn a_credential_code_is_redeemed_once_under_concurrency_from_two_stores() 
 }
 
 #[tokio::test]
-async fn credential_revocation_is_per_organisation_and_keeps_the_first_time() {
+async fn credential_revocation_is_by_the_owner_only_and_keeps_the_first_time() {
     for (db, s, t) in stores().await {
         let rng = Rng::default();
         let a = org_row(&rng, "A");
@@ -1470,7 +1437,14 @@ async fn credential_revocation_is_per_organisation_and_keeps_the_first_time() {
             .insert_credential_code(&code_row(b.id, 9, 2, 1_000))
             .await
             .unwrap());
-        assert!(s.revoked_credentials(a.id).await.unwrap().is_empty());
+        assert!(s.revoked_credentials().await.unwrap().is_empty());
+        let mut issuing = vec![a.id, b.id];
+        issuing.sort_by_key(|o| *o.as_bytes());
+        assert_eq!(
+            s.credential_issuing_orgs().await.unwrap(),
+            issuing,
+            "{db:?}"
+        );
         // Unknown indexes, or another organisation's, are not revoked.
         assert!(
             !s.revoke_credential(a.id, 2, ts(1)).await.unwrap(),
@@ -1486,21 +1460,26 @@ async fn credential_revocation_is_per_organisation_and_keeps_the_first_time() {
         // Twice is true and keeps the first time.
         assert!(s.revoke_credential(a.id, 5, ts(9)).await.unwrap(), "{db:?}");
         assert_eq!(
-            s.revoked_credentials(a.id).await.unwrap(),
+            s.revoked_credentials().await.unwrap(),
             vec![1, 5, u32::MAX],
             "{db:?}: ascending"
         );
-        assert!(s.revoked_credentials(b.id).await.unwrap().is_empty());
+        assert!(!s.revoke_credential(a.id, 2, ts(5)).await.unwrap());
         assert!(s.revoke_credential(b.id, 2, ts(5)).await.unwrap());
-        assert_eq!(s.revoked_credentials(b.id).await.unwrap(), vec![2]);
+        assert_eq!(
+            s.revoked_credentials().await.unwrap(),
+            vec![1, 2, 5, u32::MAX]
+        );
+        // A deleted organisation no longer issues.
+        assert!(s.delete_org(b.id, ts(6)).await.unwrap());
+        assert_eq!(s.credential_issuing_orgs().await.unwrap(), vec![a.id]);
         // The first revocation time is kept (read it straight from the table).
         let revoked_at = match db {
             Db::Sqlite => {
                 let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
                 sqlx::query_scalar::<_, i64>(
-                    "SELECT revoked_at FROM credential_status WHERE org_id = $1 AND status_index = 5",
+                    "SELECT revoked_at FROM credential_status WHERE status_index = 5",
                 )
-                .bind(a.id.as_bytes().to_vec())
                 .fetch_one(&pool)
                 .await
                 .unwrap()
@@ -1508,9 +1487,8 @@ async fn credential_revocation_is_per_organisation_and_keeps_the_first_time() {
             Db::Postgres => {
                 let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
                 sqlx::query_scalar::<_, i64>(
-                    "SELECT revoked_at FROM credential_status WHERE org_id = $1 AND status_index = 5",
+                    "SELECT revoked_at FROM credential_status WHERE status_index = 5",
                 )
-                .bind(a.id.as_bytes().to_vec())
                 .fetch_one(&pool)
                 .await
                 .unwrap()

@@ -130,8 +130,8 @@ pub(super) async fn credentials_story(
                 "   /v1/org/credentials/codes → {st}): {}… for {name}. The node keeps only the code's SHA-256,",
                 text.chars().take(9).collect::<String>()
             );
-            out!("   the claims and a random entry in the co-op's status list (of 131,072); it never tells the");
-            out!("   co-op which vault redeemed it.");
+            out!("   the claims and a random entry in the federation's status list (of 1,048,576); it never tells");
+            out!("   the co-op which vault redeemed it.");
         }
         let (st, held) = call(
             app,
@@ -152,7 +152,7 @@ pub(super) async fn credentials_story(
                 c["credential_type"].as_str().unwrap_or("")
             );
             out!(
-                "   {}, tier {}, {} since {}, valid until {}, signed with key {}.",
+                "   {}, tier {}, {} since {}, valid until {}, signed with the federation's key ({}).",
                 c["federation"].as_str().unwrap_or(""),
                 c["tier"].as_str().unwrap_or(""),
                 c["region"].as_str().unwrap_or(""),
@@ -176,6 +176,7 @@ pub(super) async fn credentials_story(
     let mut verified = 0;
     let mut first = serde_json::Value::Null;
     let mut learned = String::new();
+    let mut key = String::new();
     out!(
         "\n11b. {}, a marketplace, gives co-op members 10% off. At each visit it asks for a challenge",
         market.name
@@ -196,6 +197,10 @@ pub(super) async fn credentials_story(
             st == StatusCode::OK && v["valid"] == true,
             &format!("a valid presentation was refused: {st} {v}"),
         )?;
+        ensure(
+            v["issuer"].is_null() && v["disclosed"].get("issuer").is_none(),
+            &format!("a federation presentation named its co-op: {v}"),
+        )?;
         verified += 1;
         learned = v["disclosed"]
             .as_object()
@@ -206,10 +211,8 @@ pub(super) async fn credentials_story(
                     .join(", ")
             })
             .unwrap_or_default();
-        out!(
-            "   Visit {visit}: verify → {st}, VALID, issuer {}: discount granted.",
-            v["issuer"].as_str().unwrap_or("")
-        );
+        out!("   Visit {visit}: verify → {st}, VALID, a member of a co-op of the federation: discount granted.");
+        key = v["issuer_key_id"].as_str().unwrap_or_default().to_owned();
         proofs.push(p["proof"].as_str().unwrap_or_default().to_owned());
         if visit == 1 {
             first = p.clone();
@@ -222,8 +225,13 @@ pub(super) async fn credentials_story(
         "two presentations are linkable",
     )?;
     out!("   What {} learned, both times: {learned}.", market.name);
-    out!("   Not who, not the tier, region, year or interests; the two proofs ({} bytes each) share no", proofs[0].len() / 2);
-    out!("   run of 8 bytes, so it cannot tell the two visits apart.");
+    out!("   The key, {key}, is the federation's: it signs every co-op's credentials, so");
+    out!("   the presentation names no co-op ({g} stays hidden). Not who, not the tier, region, year or");
+    out!(
+        "   interests; the two proofs ({} bytes each) share no run of 8 bytes,",
+        proofs[0].len() / 2
+    );
+    out!("   so it cannot tell the two visits apart.");
 
     // Replay.
     let (st, v) = call(
@@ -265,7 +273,7 @@ pub(super) async fn credentials_story(
         offline.is_ok(),
         &format!("offline verification failed: {offline:?}"),
     )?;
-    out!("\n11d. Offline, with no node: the till keeps GET /.well-known/me2b/issuers (the co-ops' public keys)");
+    out!("\n11d. Offline, with no node: the till keeps GET /.well-known/me2b/issuers (the federation's public key)");
     out!("   and runs `me2b credential verify --challenge challenge.json --presentation presentation.json");
     out!(
         "   --issuers issuers.json` on {}'s presentation → VALID.",
