@@ -12,15 +12,15 @@
 //! own discrete Laplace noise of scale `1/ε`, and the running total shown is
 //! the sum of the noisy increments (post-processing, free).
 //!
-//! **Why the whole stream costs ε once.** Each member adds at most 1 to a
-//! counter over the stream's whole life (the vault counts a member once per
+//! **Why a stream costs ε once per period.** Each member adds at most 1 to
+//! a counter over the stream's whole life (the vault counts a member once per
 //! offer), so adding or removing one member changes exactly one increment by
 //! at most 1. The increments are over disjoint sets of members: by parallel
-//! composition the stream is ε-differentially private however many releases
-//! it has and wherever their boundaries fall. So the stream is charged once,
-//! when it opens, and releases cost nothing more; more releases only widen
-//! the error (its variance grows with the number of releases, which is why
-//! the schedule is weekly, not per request).
+//! composition the stream's releases are ε-differentially private however
+//! many there are and wherever their boundaries fall. Its owner charges it
+//! once in each budget period in which it releases (offers do); more releases
+//! only widen the error (its variance grows with the number of releases,
+//! which is why the schedule is weekly, not per request).
 //!
 //! The binary-tree mechanism has error growing with log³ of the number of
 //! releases instead of linearly in variance, but with its constants it is
@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 /// (versioned by the owner).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunningCount {
-    /// ε of the whole stream.
+    /// ε of the stream (per budget period it releases in).
     pub epsilon: f64,
     /// The true total at the last release (what the next increment starts from).
     pub counted: u64,

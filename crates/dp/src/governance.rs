@@ -42,7 +42,7 @@ impl PoolRule {
     }
 
     fn check(&self, what: &'static str) -> Result<(), DpError> {
-        let ok = |v: f64| v.is_finite() && (0.0..=1_000.0).contains(&v);
+        let ok = |v: f64| v.is_finite() && (0.0..=1_000_000.0).contains(&v);
         let all = [self.epsilon_per_period, self.lifetime, self.allowance]
             .into_iter()
             .chain(self.owner_allowance)
@@ -50,7 +50,7 @@ impl PoolRule {
             .chain(self.allowances.values().copied());
         if !all.into_iter().all(ok) {
             return Err(DpError::Config(format!(
-                "{what}: every ε is a number from 0 to 1000"
+                "{what}: every ε is a number from 0 to 1,000,000"
             )));
         }
         if self.epsilon_per_period > self.lifetime {

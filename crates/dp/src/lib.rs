@@ -6,7 +6,7 @@
 //! * [`mechanisms`]: counts, bounded sums and means, histograms, each with its
 //!   noise scale, ε and a minimum cohort (a second line of defence);
 //! * [`continual`]: running counts released on a schedule (continual
-//!   release), whose whole stream costs ε once;
+//!   release), whose releases cost ε once per budget period;
 //! * [`pool`]: data pools and budget periods;
 //! * [`governance`]: `[privacy]` in the governance file: ε per pool per
 //!   period, lifetime caps, allowances per asker, the guarantee in words;

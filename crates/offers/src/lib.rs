@@ -9,7 +9,7 @@
 //!   receives alike: a topic-bitset prefilter, the rule, ranking, and the reasons.
 //! * [`derive`]: interest suggestions from the member's own receipts.
 //! * [`stats`]: what the organisation learns in aggregate: running counts
-//!   released on a schedule, charged once per offer to the offers' audience
+//!   released on a schedule, charged per period to the offers' audience
 //!   pool of the one privacy accountant (`me2b-dp`), above a minimum cohort.
 //! * [`service`]: the above wired to storage, the vault, consent and the audit log.
 #![forbid(unsafe_code)]

@@ -76,7 +76,8 @@ pub struct OfferView {
 pub struct StatisticsPlan {
     /// True when the offer's statistics stream was opened.
     pub released: bool,
-    /// ε charged once for the whole stream (0 when none).
+    /// ε charged now for this period (0 when none); again in each later
+    /// period the stream releases in.
     pub epsilon: f64,
     pub pool: String,
     pub release_every_days: u32,

@@ -1,16 +1,18 @@
 //! What an organisation learns in aggregate: how many members an offer
 //! reached and how many accepted, as running counts released on a schedule.
 //!
-//! * When an offer is published, its statistics stream is charged once to
-//!   the offers' audience pool (`me2b-dp`), shared by every publisher; if the
+//! * When an offer is published, its statistics stream is charged to the
+//!   offers' audience pool (`me2b-dp`), shared by every publisher; if the
 //!   publisher's allowance or the pool is spent, the offer goes live without
-//!   statistics.
+//!   statistics. It is charged again at its first release in each later
+//!   period; without budget then, that release is skipped.
 //! * Figures are released on a schedule (every `release_every_days` from
 //!   publication, and once more when the offer closes), each release adding
 //!   the noisy increment since the previous one
 //!   ([`me2b_dp::continual::RunningCount`]). Reading between releases returns
-//!   the stored release; a member's visit never causes one. The whole stream
-//!   is ε-DP because each member is counted at most once per counter.
+//!   the stored release; a member's visit never causes one. A stream's
+//!   releases in a period are ε-DP because each member is counted at most
+//!   once per counter.
 //! * A total whose noisy value is below the minimum cohort is withheld.
 
 use crate::OfferError;

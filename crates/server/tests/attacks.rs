@@ -209,6 +209,7 @@ min_cohort = 1
 epsilon_per_period = 0.5
 lifetime = 1000.0
 allowance = 0.5
+others_total = 0.5
 [privacy.pools.trust-research]
 epsilon_per_period = 0.5
 lifetime = 1000.0
@@ -234,6 +235,8 @@ fn unbounded_governance(research: OrgId) -> String {
         .replace("epsilon_per_period = 0.5", "epsilon_per_period = 20.0")
         .replace("epsilon_per_period = 1.0", "epsilon_per_period = 20.0")
         .replace("allowance = 0.5", "allowance = 20.0")
+        .replace("others_total = 0.5", "others_total = 20.0")
+        .replace("lifetime = 1000.0", "lifetime = 100000.0")
         .replace("allowance = 1.0", "allowance = 20.0")
         .replace("= 0.5 }", "= 20.0 }")
 }

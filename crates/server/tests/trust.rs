@@ -61,6 +61,7 @@ fn governance(research: OrgId) -> String {
 epsilon_per_period = 3.0
 lifetime = 30.0
 allowance = 1.0
+others_total = 3.0
 
 [privacy.pools.trust-research]
 epsilon_per_period = 2.0
