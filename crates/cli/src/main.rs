@@ -366,6 +366,7 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
         me2b_server::ServerOptions {
             bench_routes,
             limits: settings.limits,
+            throttle: settings.throttle.clone(),
         },
         shutdown,
     )

@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub master_key_file: Option<PathBuf>,
     pub session_ttl_seconds: i64,
     pub passphrase: PassphraseParams,
+    /// Most Argon2 computations at once (logins, sign-ups, any passphrase
+    /// use): each holds the passphrase memory cost while it runs.
+    pub passphrase_max_concurrent: usize,
     pub checkpoint_every: u64,
     /// A directory with `federation.json` and `links.json` (from `me2b trust
     /// init`): the trust then uses those transcryptor processes. Default: three
@@ -108,6 +111,7 @@ impl NodeConfig {
             master_key_file: None,
             session_ttl_seconds: 12 * 3600,
             passphrase: PassphraseParams::RECOMMENDED,
+            passphrase_max_concurrent: me2b_crypto::default_max_concurrent(),
             checkpoint_every: 1000,
             trust_dir: None,
             governance: None,
@@ -273,7 +277,11 @@ impl Node {
         events.push(AuditEvent::new(Actor::Node, Action::NodeStart));
         audit.record_all(events).await?;
 
-        let hasher = Arc::new(PassphraseHasher::new(cfg.passphrase, rng.as_ref())?);
+        let hasher = Arc::new(PassphraseHasher::with_max_concurrent(
+            cfg.passphrase,
+            cfg.passphrase_max_concurrent,
+            rng.as_ref(),
+        )?);
         let vault = Vault::new(
             store.clone(),
             keys.clone(),
@@ -283,6 +291,7 @@ impl Node {
             rng.clone(),
             cfg.session_ttl_seconds,
         );
+        vault.start_failed_login_flusher();
         let orgs = Orgs::new(store.clone(), audit.clone(), clock.clone(), rng.clone());
         let taxonomy = Arc::new(Taxonomy::shipped()?);
         // Interests in sensitive topics are disclosed only under their special
@@ -406,6 +415,9 @@ impl Node {
 
     /// Signs a final audit checkpoint and closes the database.
     pub async fn shutdown(&self) {
+        if let Err(e) = self.vault.flush_failed_logins(true).await {
+            tracing::error!(error = %e, "could not write the failed-login counts at shutdown");
+        }
         if let Err(e) = self.offers.flush_counts().await {
             tracing::error!(error = %e, "could not write the pending offer counts at shutdown");
         }

@@ -28,29 +28,85 @@ pub fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            crate::error::ErrorCode::UnsupportedMediaType,
             "send the body as Content-Type: application/json",
         ))
     }
 }
 
-/// Rewrites serde's message so that it never echoes a submitted value.
+/// Longest part of serde's own text (what was expected) kept in a message.
+const MAX_EXPECTED_CHARS: usize = 160;
+
+/// Rewrites serde's message so that it never echoes a submitted value: an
+/// unknown field or variant is not named, a wrong value is not quoted, and
+/// any other text that quotes something is replaced.
 fn sanitize(msg: &str) -> String {
     let msg = match msg.find(" at line ") {
         Some(i) => &msg[..i],
         None => msg,
     };
-    if msg.starts_with("invalid type")
-        || msg.starts_with("invalid value")
-        || msg.starts_with("invalid length")
-    {
-        return match msg.rfind(", expected ") {
-            Some(i) => format!("wrong type or value; expected {}", &msg[i + 11..]),
-            None => "wrong type or value".to_owned(),
-        };
+    let expected = |m: &str| -> String {
+        m.rfind(", expected ")
+            .map(|i| {
+                let e: String = m[i + 11..].chars().take(MAX_EXPECTED_CHARS).collect();
+                format!("; expected {e}")
+            })
+            .unwrap_or_default()
+    };
+    for (prefix, what) in [
+        ("invalid type", "wrong type or value"),
+        ("invalid value", "wrong type or value"),
+        ("invalid length", "wrong type or value"),
+        ("unknown field", "unknown field"),
+        ("unknown variant", "unknown variant"),
+    ] {
+        if msg.starts_with(prefix) {
+            return format!("{what}{}", expected(msg));
+        }
     }
-    msg.chars().take(300).collect()
+    // `missing field `x`` and `duplicate field `x`` name the schema's own
+    // fields; anything else that quotes is not trusted.
+    let schema_name = |m: &str, prefix: &str| {
+        m.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('`'))
+            .and_then(|r| r.strip_suffix('`'))
+            .is_some_and(is_schema_word)
+    };
+    if schema_name(msg, "missing field ") || schema_name(msg, "duplicate field ") {
+        return msg.to_owned();
+    }
+    if msg.contains(['`', '"', '\'']) || msg.chars().count() > MAX_EXPECTED_CHARS {
+        return "wrong type or value".to_owned();
+    }
+    msg.to_owned()
+}
+
+/// A name that can be the schema's own (snake_case, short): kept in a path.
+fn is_schema_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Where in the body the problem is, with any key that may not be the
+/// schema's own (a map's key chosen by the client) shown as `*`.
+fn body_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(if is_schema_word(key) { key } else { "*" });
+            }
+            Segment::Unknown => out.push_str(".?"),
+        }
+    }
+    out.chars().take(80).collect()
 }
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -65,8 +121,7 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    crate::error::ErrorCode::PayloadTooLarge,
                     format!(
                         "the body is larger than the limit of {} bytes",
                         crate::MAX_BODY_BYTES
@@ -74,8 +129,7 @@ where
                 )
             } else {
                 ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
+                    crate::error::ErrorCode::MalformedJson,
                     "the body could not be read",
                 )
             }
@@ -84,32 +138,29 @@ where
         let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
         if value.is_ok() && de.end().is_err() {
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
+                crate::error::ErrorCode::MalformedJson,
                 "the body is not valid JSON: trailing characters after the value",
             ));
         }
         match value {
             Ok(v) => Ok(ApiJson(v)),
             Err(e) => {
-                let path = e.path().to_string();
+                let path = body_path(e.path());
                 let inner = e.into_inner();
                 let msg = sanitize(&inner.to_string());
                 if inner.is_data() {
-                    let at = if path == "." {
+                    let at = if path.is_empty() {
                         String::new()
                     } else {
                         format!(" at `{path}`")
                     };
                     Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_body",
+                        crate::error::ErrorCode::InvalidBody,
                         format!("the body does not match the schema{at}: {msg}"),
                     ))
                 } else {
                     Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "malformed_json",
+                        crate::error::ErrorCode::MalformedJson,
                         format!("the body is not valid JSON: {msg}"),
                     ))
                 }
@@ -132,16 +183,14 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
 
 fn invalid_token() -> ApiError {
     ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "invalid_token",
+        crate::error::ErrorCode::InvalidToken,
         "send `Authorization: Bearer <token>`",
     )
 }
 
 fn unauthenticated() -> ApiError {
     ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
+        crate::error::ErrorCode::Unauthenticated,
         "this route needs `Authorization: Bearer <token>`",
     )
 }
@@ -174,8 +223,7 @@ impl FromRequestParts<AppState> for Member {
                 )
                 .await?;
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "organisation_forbidden",
+        crate::error::ErrorCode::OrganisationForbidden,
                 "organisations cannot reach member data on this route; access to member data requires the member's consent",
             ));
         }
@@ -210,8 +258,7 @@ impl FromRequestParts<AppState> for Org {
         let token = bearer(parts)?.ok_or_else(unauthenticated)?;
         if !token.starts_with(API_KEY_PREFIX) {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "organisation_only",
+                crate::error::ErrorCode::OrganisationOnly,
                 "this route is for organisations' API keys",
             ));
         }
@@ -230,7 +277,16 @@ mod tests {
         assert_eq!(m, "wrong type or value; expected u32");
         assert_eq!(
             sanitize("unknown field `x`, expected `a`"),
-            "unknown field `x`, expected `a`"
+            "unknown field; expected `a`"
+        );
+        assert_eq!(
+            sanitize("unknown variant `SECRET`, expected one of `a`, `b`"),
+            "unknown variant; expected one of `a`, `b`"
+        );
+        assert_eq!(sanitize("missing field `email`"), "missing field `email`");
+        assert_eq!(
+            sanitize("invalid character: found `Z` at 3"),
+            "wrong type or value"
         );
     }
 }

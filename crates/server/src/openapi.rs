@@ -28,8 +28,8 @@ use utoipa::{Modify, OpenApi};
         credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,
         credentials::mine, credentials::present,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
-    modifiers(&Bearer),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
+    modifiers(&Bearer, &CommonErrors),
     tags(
         (name = "member", description = "A member's account and vault. Member session tokens only."),
         (name = "organisation", description = "Co-ops, brands and verifiers, by API key."),
@@ -54,6 +54,89 @@ impl Modify for Bearer {
                         .build(),
                 ),
             );
+        }
+    }
+}
+
+/// Adds to every operation the error answers any route of its shape can
+/// give, each with the registry's `ErrorBody`: a server error or a storage
+/// outage (500, 503) anywhere; 401 and 403 where a token is needed; 400,
+/// 413, 415 and 422 where a body is read; 400 and 404 where the path has an
+/// id; 400 where there are query parameters. Answers a route documents
+/// itself are kept.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |what: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(format!("{what}: an `ErrorBody` (see `ErrorCode`)"))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let has_path = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+                let has_query = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let body = op.request_body.is_some();
+                let mut add: Vec<(&str, &str)> = vec![
+                    ("500", "Internal error"),
+                    (
+                        "503",
+                        "Storage or the audit log is unavailable, or the request timed out",
+                    ),
+                ];
+                if secured {
+                    add.push(("401", "No, or an invalid, token"));
+                    add.push(("403", "This token may not use this route"));
+                }
+                if body {
+                    add.push(("400", "The body is not JSON"));
+                    add.push(("413", "The body is too large"));
+                    add.push(("415", "The body is not application/json"));
+                    add.push(("422", "The body does not match the schema"));
+                }
+                if has_path {
+                    add.push(("400", "A path parameter is not valid"));
+                    add.push(("404", "No such resource"));
+                }
+                if has_query {
+                    add.push((
+                        "400",
+                        "A query parameter is unknown, malformed or out of range",
+                    ));
+                }
+                for (status, what) in add {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(what));
+                }
+            }
         }
     }
 }

@@ -148,7 +148,7 @@ impl TranscryptorState {
         what: &str,
         err: ApiError,
     ) -> Response {
-        let outcome = if err.status == StatusCode::UNAUTHORIZED {
+        let outcome = if err.status() == StatusCode::UNAUTHORIZED {
             Outcome::Denied
         } else {
             Outcome::Failed
@@ -165,16 +165,14 @@ impl TranscryptorState {
 
 fn unavailable() -> ApiError {
     ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
+        crate::error::ErrorCode::Unavailable,
         "the audit log is unavailable, so nothing is served; retry later",
     )
 }
 
 fn unauthenticated() -> ApiError {
     ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
+        crate::error::ErrorCode::Unauthenticated,
         "this route needs `Authorization: Bearer <token>` with this transcryptor's token",
     )
 }
@@ -183,27 +181,26 @@ fn unauthenticated() -> ApiError {
 /// [`me2b_trust::error_code`]'s. Messages name domains at most, never a
 /// ciphertext or key.
 pub fn api_error(e: &TrustError) -> ApiError {
-    use StatusCode as S;
-    let status = match e {
-        TrustError::TranscryptionRefused { .. }
-        | TrustError::GrantExpired
-        | TrustError::BadGrant
-        | TrustError::Forbidden(_) => S::FORBIDDEN,
-        TrustError::BatchTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
+    use crate::error::ErrorCode as C;
+    let code = match e {
+        TrustError::TranscryptionRefused { .. } => C::TranscriptionRefused,
+        TrustError::GrantExpired => C::GrantExpired,
+        TrustError::BadGrant => C::BadGrant,
+        TrustError::Forbidden(_) => C::Forbidden,
+        TrustError::BatchTooLarge { .. } => C::BatchTooLarge,
         TrustError::MalformedCiphertext => return malformed(),
-        TrustError::Invalid(_) => S::UNPROCESSABLE_ENTITY,
+        TrustError::Invalid(_) => C::InvalidBody,
         TrustError::AuditFailed | TrustError::Audit(_) | TrustError::Storage(_) => {
             return unavailable()
         }
         _ => return ApiError::internal(),
     };
-    ApiError::new(status, me2b_trust::error_code(e), e.to_string())
+    ApiError::new(code, e.to_string())
 }
 
 fn malformed() -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "malformed_ciphertext",
+        crate::error::ErrorCode::MalformedCiphertext,
         "the body is not a transcription request with well-formed ciphertexts and keys",
     )
 }
@@ -237,8 +234,7 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
         .await
         .map_err(|_| {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+        crate::error::ErrorCode::PayloadTooLarge,
                 format!(
                     "the body could not be read or is larger than the limit of {MAX_TRANSCRYPT_BODY_BYTES} bytes"
                 ),
@@ -248,8 +244,7 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
 
 fn malformed_key_share() -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "malformed_json",
+        crate::error::ErrorCode::MalformedJson,
         "the body is not a key share request: {\"requester\", \"domain\"}",
     )
 }
@@ -346,8 +341,7 @@ async fn key_share(State(s): State<TranscryptorState>, headers: HeaderMap, body:
     let object = format!("{}: {} for {}", s.inner.name, req.domain, req.requester);
     let result = if req.domain == ORIGIN {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "key_share_refused",
+            crate::error::ErrorCode::KeyShareRefused,
             "no key share is ever given for the origin domain",
         ))
     } else {
@@ -359,7 +353,7 @@ async fn key_share(State(s): State<TranscryptorState>, headers: HeaderMap, body:
     };
     let outcome = match &result {
         Ok(_) => Outcome::Ok,
-        Err(e) if e.status == StatusCode::FORBIDDEN => Outcome::Denied,
+        Err(e) if e.status() == StatusCode::FORBIDDEN => Outcome::Denied,
         Err(_) => Outcome::Failed,
     };
     let event = AuditEvent::new(Actor::Node, A)
@@ -406,8 +400,7 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        crate::error::ErrorCode::MethodNotAllowed,
         "this route does not accept that method",
     )
 }

@@ -10,6 +10,8 @@
 //! before any content is returned.
 #![forbid(unsafe_code)]
 
+pub mod failed_logins;
+
 use me2b_audit::{AuditError, AuditLog};
 use me2b_crypto::{Aad, CryptoError, DataKey, Keyring, PassphraseHasher, SecretToken};
 use me2b_domain::audit::{Action, Actor, AuditEntry, AuditEvent, Outcome};
@@ -153,6 +155,9 @@ impl SessionCache {
 #[derive(Clone, Debug)]
 pub struct Vault {
     sessions: Arc<SessionCache>,
+    /// Failed logins not yet written to the audit log (one entry per account
+    /// per minute).
+    failed_logins: Arc<failed_logins::FailedLogins>,
     /// What else holds the member's data and must forget them on erasure
     /// (the data trust); set once, after the capabilities are built.
     erasure_hook: Arc<std::sync::OnceLock<Arc<dyn ErasureHook>>>,
@@ -163,6 +168,32 @@ pub struct Vault {
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Random>,
     session_ttl_seconds: i64,
+}
+
+fn failed_login_event(due: failed_logins::Due) -> AuditEvent {
+    let mut ev = AuditEvent::new(Actor::Anonymous, Action::MemberLoginFailed)
+        .outcome(Outcome::Denied)
+        .count(due.count);
+    if let Some(m) = due.subject {
+        ev = ev.subject(m);
+    }
+    ev
+}
+
+async fn flush_failed(
+    tallies: &failed_logins::FailedLogins,
+    audit: &AuditLog,
+    now_ms: i64,
+    all: bool,
+) -> Result<usize, AuditError> {
+    let due = tallies.due(now_ms, all);
+    let n = due.len();
+    if n > 0 {
+        audit
+            .record_all(due.into_iter().map(failed_login_event).collect())
+            .await?;
+    }
+    Ok(n)
 }
 
 fn member_read_event(m: MemberId) -> AuditEvent {
@@ -181,6 +212,7 @@ impl Vault {
     ) -> Self {
         Self {
             sessions: Arc::default(),
+            failed_logins: Arc::default(),
             erasure_hook: Arc::default(),
             store,
             keys,
@@ -193,11 +225,9 @@ impl Vault {
     }
 
     async fn hash_passphrase(&self, p: Passphrase) -> Result<String, VaultError> {
-        let hasher = self.hasher.clone();
-        let rng = self.rng.clone();
-        tokio::task::spawn_blocking(move || hasher.hash(p.expose(), rng.as_ref()))
+        self.hasher
+            .hash(p, self.rng.clone())
             .await
-            .map_err(|e| VaultError::Internal(e.to_string()))?
             .map_err(|e| VaultError::Internal(e.to_string()))
     }
 
@@ -206,10 +236,16 @@ impl Vault {
         p: Passphrase,
         phc: Option<String>,
     ) -> Result<bool, VaultError> {
-        let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.verify(p.expose(), phc.as_deref()))
+        self.hasher
+            .verify(p, phc)
             .await
             .map_err(|e| VaultError::Internal(e.to_string()))
+    }
+
+    /// The passphrase hasher: its bound on concurrent Argon2 computations and
+    /// their counters.
+    pub fn passphrase_hasher(&self) -> &PassphraseHasher {
+        &self.hasher
     }
 
     /// Creates a member account with a fresh data key, and logs the member in.
@@ -284,13 +320,14 @@ impl Vault {
         let phc = row.as_ref().and_then(|r| r.passphrase_hash.clone());
         let ok = self.verify_passphrase(passphrase, phc).await?;
         let Some(row) = row.as_ref().filter(|_| ok) else {
-            let mut ev = AuditEvent::new(Actor::Anonymous, Action::MemberLoginFailed)
-                .outcome(Outcome::Denied);
-            if let Some(r) = &row {
-                // The account owner will see the failed attempt in their audit log.
-                ev = ev.subject(r.id);
+            // One entry per account per minute, with a count; the account
+            // owner sees it in their audit log. Unknown addresses are tallied
+            // the same way, under no member.
+            let subject = row.as_ref().map(|r| r.id);
+            let now = self.clock.now().unix_millis();
+            if let Some(due) = self.failed_logins.fail(index, subject, now) {
+                self.audit.record(failed_login_event(due)).await?;
             }
-            self.audit.record(ev).await?;
             return Err(VaultError::InvalidCredentials);
         };
         let session = self.open_session(row.id).await?;
@@ -688,6 +725,36 @@ impl Vault {
                 return Ok(out);
             }
         }
+    }
+
+    /// Writes the failed-login counts whose minute is over (with `all`, every
+    /// count: at shutdown). Returns how many entries were written.
+    pub async fn flush_failed_logins(&self, all: bool) -> Result<usize, VaultError> {
+        let now = self.clock.now().unix_millis();
+        Ok(flush_failed(&self.failed_logins, &self.audit, now, all).await?)
+    }
+
+    /// Starts the task that writes held-back failed-login counts every
+    /// [`failed_logins::FLUSH_SECONDS`]; it ends when the vault is dropped.
+    pub fn start_failed_login_flusher(&self) {
+        let tallies = Arc::downgrade(&self.failed_logins);
+        let audit = self.audit.clone();
+        let clock = self.clock.clone();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_secs(failed_logins::FLUSH_SECONDS));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(tallies) = tallies.upgrade() else {
+                    return;
+                };
+                let now = clock.now().unix_millis();
+                if let Err(e) = flush_failed(&tallies, &audit, now, false).await {
+                    tracing::warn!(error = %e, "could not write the failed-login counts");
+                }
+            }
+        });
     }
 
     /// Finishes erasures that a crash interrupted after the key was destroyed.

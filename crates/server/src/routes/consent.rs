@@ -24,8 +24,7 @@ fn need_role(o: &Org, role: Role) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_required",
+            crate::error::ErrorCode::RoleRequired,
             format!("this API key lacks the `{}` role", role.as_str()),
         ))
     }

@@ -26,8 +26,7 @@ fn need_credentials_role(o: &Org) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_required",
+            crate::error::ErrorCode::RoleRequired,
             "this API key lacks the `credentials` role",
         ))
     }

@@ -1,13 +1,15 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Member};
+use crate::throttle::{LoginThrottle, Peer};
 use crate::AppState;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
 use me2b_domain::audit::{Actor, AuditEvent, Outcome};
 use me2b_domain::member::{Email, Passphrase};
 use me2b_domain::MemberId;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 /// Sign-up and log-in credentials.
@@ -72,12 +74,23 @@ impl From<me2b_vault::NewSession> for SessionCreated {
     }
 }
 
+/// Logs in. Throttled per account and per client address (README:
+/// Configuration): past the limit, `429 too_many_requests` with
+/// `Retry-After`, whether the passphrase is right or not.
 #[utoipa::path(post, path = "/v1/sessions", tag = "member", request_body = Credentials,
-    responses((status = 201, body = SessionCreated), (status = 401, body = ErrorBody)))]
+    responses((status = 201, body = SessionCreated), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many attempts on this account or from this address",
+            headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub async fn log_in(
     State(s): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
     ApiJson(c): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
+    // Before any Argon2 work: by the e-mail's keyed index, never the address.
+    let account = s.node.keys.email_index(&c.email);
+    throttle.check(throttle.client(peer, &headers), &account)?;
     let session = s.node.vault.log_in(c.email, c.passphrase).await?;
     Ok((StatusCode::CREATED, Json(session.into())))
 }
@@ -119,6 +132,7 @@ pub async fn erase(
 pub struct AuditQuery {
     /// Only entries after this sequence number.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub after: u64,
     /// At most this many entries (default 100, at most 1000).
     #[serde(default = "default_limit")]
@@ -139,6 +153,10 @@ pub struct AuditView {
     pub action: me2b_domain::audit::Action,
     pub object: Option<String>,
     pub outcome: Outcome,
+    /// How many events the entry stands for (failed logins: one entry per
+    /// account per minute, with their count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
     /// This entry's chain hash (hex).
     pub hash: String,
 }
@@ -159,6 +177,9 @@ pub async fn audit(
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let Query(q) = q.map_err(crate::routes::vault::bad_query)?;
+    // A sequence number is at most i64::MAX: past it is a bad request, not a
+    // storage failure.
+    crate::routes::vault::within_i64("after", q.after)?;
     let limit = q.limit.clamp(1, me2b_vault::MAX_PAGE);
     let entries = s
         .node
@@ -179,6 +200,7 @@ pub async fn audit(
                 action: ev.action,
                 object: ev.object,
                 outcome: ev.outcome,
+                count: ev.count,
                 hash: hex::encode(e.hash),
             })
         })

@@ -25,8 +25,7 @@ fn need_insights_role(o: &Org) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_required",
+            crate::error::ErrorCode::RoleRequired,
             "this API key lacks the `insights` role",
         ))
     }

@@ -66,10 +66,22 @@ pub struct UpdateQuery {
 
 pub(crate) fn bad_query(_: QueryRejection) -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
+        crate::error::ErrorCode::InvalidParameter,
         "a query parameter is unknown or not a valid number",
     )
+}
+
+/// Refuses a number past i64::MAX (what the database stores) as a bad
+/// parameter.
+pub(crate) fn within_i64(name: &str, v: u64) -> Result<(), ApiError> {
+    if i64::try_from(v).is_ok() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            crate::error::ErrorCode::InvalidParameter,
+            format!("`{name}` is at most 9223372036854775807"),
+        ))
+    }
 }
 
 fn record_id(raw: &str) -> Result<RecordId, ApiError> {
@@ -85,6 +97,7 @@ pub async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<RecordPage>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
+    within_i64("offset", q.offset)?;
     let limit = q.limit.clamp(1, me2b_vault::MAX_PAGE);
     let records = s
         .node
