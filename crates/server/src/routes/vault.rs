@@ -44,9 +44,11 @@ pub struct RecordPage {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub offset: u64,
     /// Default 100, at most 1000.
     #[serde(default = "default_limit")]
@@ -58,6 +60,7 @@ fn default_limit() -> u64 {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateQuery {
     /// Refuse the update (409) unless the record is still at this revision.
