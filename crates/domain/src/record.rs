@@ -240,7 +240,7 @@ impl From<Quantity> for u32 {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Money {
-    #[schema(value_type = i64, minimum = 0)]
+    #[schema(value_type = i64, minimum = 0, maximum = 10_000_000_000_i64)]
     pub minor: Amount,
     pub currency: Currency,
 }
@@ -299,7 +299,7 @@ impl From<Currency> for String {
 /// A point in time given as RFC 3339 text, e.g. `2026-11-23T10:00:00Z`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, format = DateTime)]
+#[schema(value_type = String, format = DateTime, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-")]
 pub struct When(Timestamp);
 
 impl When {

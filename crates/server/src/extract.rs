@@ -81,6 +81,29 @@ fn sanitize(msg: &str) -> String {
     msg.to_owned()
 }
 
+/// `1.0` is an integer in JSON Schema (and in the OpenAPI document): a
+/// number with no fraction is read as an integer wherever the schema wants
+/// one. Only within ±2^53, where every integer is exact as a float: past it
+/// the float may be an integer literal out of range that JSON parsing
+/// rounded (`-9223372036854775809`), which must stay refused.
+fn integral_floats_as_integers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && (-EXACT..=EXACT).contains(&f) {
+                    // In range and whole: `as` is exact here.
+                    *v = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(o) => o.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
 /// A name that can be the schema's own (snake_case, short): kept in a path.
 fn is_schema_word(s: &str) -> bool {
     !s.is_empty()
@@ -134,14 +157,15 @@ where
                 )
             }
         })?;
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-        if value.is_ok() && de.end().is_err() {
-            return Err(ApiError::new(
+        // JSON first (a syntax error is `malformed_json`), then the schema.
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
                 crate::error::ErrorCode::MalformedJson,
-                "the body is not valid JSON: trailing characters after the value",
-            ));
-        }
+                format!("the body is not valid JSON: {}", sanitize(&e.to_string())),
+            )
+        })?;
+        integral_floats_as_integers(&mut json);
+        let value: Result<T, _> = serde_path_to_error::deserialize(json);
         match value {
             Ok(v) => Ok(ApiJson(v)),
             Err(e) => {

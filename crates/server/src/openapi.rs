@@ -141,7 +141,118 @@ impl Modify for CommonErrors {
     }
 }
 
-/// The document served at `/openapi.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document served at `/openapi.json`: utoipa's, with what utoipa
+/// cannot say added (JSON Schema keywords its types do not carry).
+pub fn document() -> serde_json::Value {
+    let mut v = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    drop_unique_items(&mut v);
+    bounds_of_newtypes(&mut v);
+    inline_tagged_variants(&mut v);
+    v
+}
+
+/// Sets in the API (a `BTreeSet`) take duplicates and keep one: their schema
+/// says so (utoipa marks them `uniqueItems`, which the server does not refuse).
+fn drop_unique_items(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            o.remove("uniqueItems");
+            o.values_mut().for_each(drop_unique_items);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_unique_items),
+        _ => {}
+    }
+}
+
+/// What the domain's newtypes accept that utoipa cannot say on a newtype:
+/// their lengths, ranges and sizes (each the type's own check).
+fn bounds_of_newtypes(doc: &mut serde_json::Value) {
+    use me2b_domain::text::{Label, LongText};
+    let schemas = &mut doc["components"]["schemas"];
+    let set = |s: &mut serde_json::Value, bounds: serde_json::Value| {
+        if let (Some(o), Some(b)) = (s.as_object_mut(), bounds.as_object()) {
+            for (k, v) in b {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+    };
+    set(
+        &mut schemas["Label"],
+        serde_json::json!({"minLength": 1, "maxLength": Label::MAX_CHARS}),
+    );
+    set(
+        &mut schemas["LongText"],
+        serde_json::json!({"minLength": 1, "maxLength": LongText::MAX_CHARS}),
+    );
+    set(
+        &mut schemas["Quantity"],
+        serde_json::json!({"minimum": 1, "maximum": 100_000}),
+    );
+    // Offer ids are the keys of what was shown, each with its days.
+    set(
+        &mut schemas["OfferHistory"]["properties"]["shown"],
+        serde_json::json!({
+            "propertyNames": {"pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"},
+            "additionalProperties": {"type": "array", "items": {"type": "integer", "format": "int64"}},
+        }),
+    );
+    set(
+        &mut schemas["ReceiptItems"],
+        serde_json::json!({"minItems": 1, "maxItems": me2b_domain::record::MAX_RECEIPT_ITEMS}),
+    );
+}
+
+/// utoipa writes a variant of an internally tagged enum (`#[serde(tag =
+/// "kind")]`) as `allOf: [$ref to the variant's struct, {kind}]`; with the
+/// struct's `additionalProperties: false` (serde's `deny_unknown_fields`)
+/// nothing satisfies that, so no client or fuzzer could build a body for,
+/// say, a vault record. Each such variant becomes the struct's own schema
+/// with the tag added.
+fn inline_tagged_variants(doc: &mut serde_json::Value) {
+    use serde_json::Value;
+    let schemas = doc["components"]["schemas"].clone();
+    fn walk(v: &mut Value, schemas: &Value) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::Array(branches)) = o.get_mut("oneOf") {
+                    for b in branches.iter_mut() {
+                        if let Some(inlined) = inline(b, schemas) {
+                            *b = inlined;
+                        }
+                    }
+                }
+                for child in o.values_mut() {
+                    walk(child, schemas);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|c| walk(c, schemas)),
+            _ => {}
+        }
+    }
+    fn inline(branch: &Value, schemas: &Value) -> Option<Value> {
+        let parts = branch.get("allOf")?.as_array()?;
+        let [first, tag] = parts.as_slice() else {
+            return None;
+        };
+        let name = first.get("$ref")?.as_str()?.rsplit('/').next()?;
+        let mut target = schemas.get(name)?.clone();
+        let tag_props = tag.get("properties")?.as_object()?;
+        let props = target.get_mut("properties")?.as_object_mut()?;
+        for (k, v) in tag_props {
+            props.insert(k.clone(), v.clone());
+        }
+        let required = target
+            .as_object_mut()?
+            .entry("required")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let (Some(req), Some(tag_req)) = (required.as_array_mut(), tag.get("required")) {
+            for r in tag_req.as_array()? {
+                if !req.contains(r) {
+                    req.push(r.clone());
+                }
+            }
+        }
+        Some(target)
+    }
+    walk(doc, &schemas);
 }

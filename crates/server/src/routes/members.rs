@@ -20,7 +20,7 @@ pub struct Credentials {
     #[schema(value_type = String, format = "email")]
     pub email: Email,
     /// 10 to 1,024 characters.
-    #[schema(value_type = String, format = Password, min_length = 10)]
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub passphrase: Passphrase,
 }
 
@@ -48,7 +48,7 @@ pub struct MeView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EraseRequest {
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub passphrase: Passphrase,
 }
 
@@ -135,8 +135,9 @@ pub struct AuditQuery {
     #[serde(default)]
     #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub after: u64,
-    /// At most this many entries (default 100, at most 1000).
+    /// At most this many entries (default 100; more than 1000 is 1000).
     #[serde(default = "default_limit")]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub limit: u64,
 }
 
@@ -181,6 +182,7 @@ pub async fn audit(
     // A sequence number is at most i64::MAX: past it is a bad request, not a
     // storage failure.
     crate::routes::vault::within_i64("after", q.after)?;
+    crate::routes::vault::within_i64("limit", q.limit)?;
     let limit = q.limit.clamp(1, me2b_vault::MAX_PAGE);
     let entries = s
         .node

@@ -39,6 +39,7 @@ fn org_id(raw: &str) -> Result<OrgId, ApiError> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptsIn {
+    #[schema(min_items = 1, max_items = 1000)]
     pub receipts: Vec<ReceiptIn>,
 }
 
@@ -62,7 +63,7 @@ pub async fn submit(
 /// refused when a pool's budget or this co-op's allowance would be exceeded.
 #[utoipa::path(post, path = "/v1/org/trust/insights", tag = "organisation", security(("bearer" = [])),
     request_body = Ask,
-    responses((status = 200, body = Insight), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Insight), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "No such co-op"), (status = 422, body = ErrorBody)))]
 pub async fn ask(
     State(s): State<AppState>,
     o: Org,
@@ -102,8 +103,11 @@ pub async fn shared(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointsIn {
+    /// The co-op's pseudonym for the member (64 hex, from the member's card).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub pseudonym: String,
     /// 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub points: i64,
 }
 
@@ -125,7 +129,7 @@ pub async fn earn(
 }
 
 /// Redeems loyalty points earned at any co-op.
-#[utoipa::path(post, path = "/v1/org/trust/loyalty/redeem", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/org/trust/loyalty/redeem", operation_id = "redeem_points", tag = "organisation", security(("bearer" = [])),
     request_body = PointsIn,
     responses((status = 200, body = BalanceOut), (status = 409, body = ErrorBody), (status = 403, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn redeem(
@@ -154,7 +158,7 @@ async fn points(
 // --- members ---------------------------------------------------------------------
 
 /// The member's loyalty points and sharing consents.
-#[utoipa::path(get, path = "/v1/me/trust", tag = "member", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/trust", operation_id = "my_trust", tag = "member", security(("bearer" = [])),
     responses((status = 200, body = MemberTrust), (status = 401, body = ErrorBody)))]
 pub async fn mine(State(s): State<AppState>, m: Member) -> Result<Json<MemberTrust>, ApiError> {
     Ok(Json(s.node.trust.member_view(m.session.member).await?))
@@ -190,9 +194,11 @@ pub struct SharingIn {
     pub from: OrgId,
     pub to: OrgId,
     /// `cross-sell`.
+    #[schema(pattern = "^cross-sell$")]
     pub purpose: String,
-    /// 1 to 365 (default 90).
+    /// 1 to 365 (default 90; the governance file can lower the maximum).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
     pub days: Option<i64>,
 }
 
@@ -220,7 +226,7 @@ pub async fn share(
 }
 
 /// Withdraws a sharing consent; the partner receives nothing more.
-#[utoipa::path(delete, path = "/v1/me/trust/sharing/{id}", tag = "member", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/me/trust/sharing/{id}", operation_id = "withdraw_sharing", tag = "member", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn withdraw(
@@ -240,6 +246,7 @@ pub struct ForwardIn {
     /// The co-op the receipts are from: they join its pool, under its domain.
     pub org: OrgId,
     /// Where you shop there, as one of the trust's area codes (e.g. `NL-NH`).
+    #[schema(min_length = 1, max_length = 64)]
     pub area: String,
 }
 

@@ -50,8 +50,9 @@ pub struct ListQuery {
     #[serde(default)]
     #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub offset: u64,
-    /// Default 100, at most 1000.
+    /// Default 100; more than 1000 is 1000.
     #[serde(default = "default_limit")]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub limit: u64,
 }
 
@@ -101,6 +102,7 @@ pub async fn list(
 ) -> Result<Json<RecordPage>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
     within_i64("offset", q.offset)?;
+    within_i64("limit", q.limit)?;
     let limit = q.limit.clamp(1, me2b_vault::MAX_PAGE);
     let records = s
         .node

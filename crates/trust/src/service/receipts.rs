@@ -10,18 +10,24 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct ReceiptIn {
     /// The co-op's pseudonym for the member (64 hex, from the member's card).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub pseudonym: String,
     /// The day of purchase, `YYYY-MM-DD`; or give `at`.
     #[serde(default)]
+    #[schema(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub day: Option<String>,
     /// The time of purchase (RFC 3339), coarsened to the day.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub at: Option<String>,
     /// The store's area (one of the governance config's area codes).
+    #[schema(min_length = 1, max_length = 64)]
     pub area: String,
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ItemIn>,
     /// Total in cents; default: the sum of the items.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub amount_cents: Option<i64>,
 }
 
@@ -29,7 +35,9 @@ pub struct ReceiptIn {
 #[serde(deny_unknown_fields)]
 pub struct ItemIn {
     /// A taxonomy topic slug (`GET /v1/taxonomy`).
+    #[schema(pattern = "^[a-z0-9][a-z0-9_.:-]{0,63}$")]
     pub category: String,
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub amount_cents: i64,
 }
 
