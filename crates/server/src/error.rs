@@ -113,7 +113,9 @@ error_codes! {
     TranscriptionRefused = "transcription_refused", FORBIDDEN, "a transcryptor refused the pair of domains";
     GrantExpired = "grant_expired", FORBIDDEN, "the consent grant has expired";
     BadGrant = "bad_grant", FORBIDDEN, "the consent grant is malformed or not signed by the node";
-    KeyShareRefused = "key_share_refused", FORBIDDEN, "a transcryptor gives no key share for the origin domain";
+    KeyShareRefused = "key_share_refused", FORBIDDEN, "a transcryptor gives a domain's key share only to its owner, and none for the origin";
+    NoCardYet = "no_card_yet", CONFLICT, "no card was shown at this co-op yet, so its domain's key is not known here";
+    AskTranscryptors = "ask_transcryptors", CONFLICT, "the trust's transcryptors run as separate processes: fetch key shares from each";
     MalformedCiphertext = "malformed_ciphertext", BAD_REQUEST, "a pseudonym, ciphertext or key is malformed";
     BatchTooLarge = "batch_too_large", PAYLOAD_TOO_LARGE, "a batch holds more items than allowed";
     TranscryptorDown = "transcryptor_down", SERVICE_UNAVAILABLE, "a transcryptor cannot be reached; nothing was stored";
@@ -526,6 +528,9 @@ impl From<me2b_trust::TrustError> for ApiError {
             E::TranscryptionRefused { .. } => C::TranscriptionRefused,
             E::GrantExpired => C::GrantExpired,
             E::BadGrant => C::BadGrant,
+            E::KeyShareRefused { .. } => C::KeyShareRefused,
+            E::UnknownDomainKey => C::NoCardYet,
+            E::AskTranscryptors => C::AskTranscryptors,
             E::BelowThreshold { .. } => C::BelowThreshold,
             // The category is what was sent.
             E::UnknownCategory(_) => {
