@@ -11,6 +11,8 @@ use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_orgs::{OrgPrincipal, API_KEY_PREFIX};
 use me2b_vault::MemberSession;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 /// A JSON body: `Content-Type: application/json`, within the size limit, valid
 /// UTF-8 JSON, matching `T` exactly (unknown fields refused).
@@ -112,19 +114,58 @@ fn is_schema_word(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// Where in the body the problem is, with any key that may not be the
-/// schema's own (a map's key chosen by the client) shown as `*`.
-fn body_path(path: &serde_path_to_error::Path) -> String {
+/// The property names and enum values of the OpenAPI document: the only
+/// keys a message may name. Anything else in a body's path is a key the
+/// client chose (a map's key, an unknown field) and is shown as `*`.
+fn documented_words() -> &'static BTreeSet<String> {
+    fn collect(v: &serde_json::Value, out: &mut BTreeSet<String>) {
+        use serde_json::Value;
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::Object(p)) = o.get("properties") {
+                    out.extend(p.keys().cloned());
+                }
+                if let Some(Value::Array(e)) = o.get("enum") {
+                    out.extend(e.iter().filter_map(Value::as_str).map(str::to_owned));
+                }
+                o.values().for_each(|x| collect(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
+            _ => {}
+        }
+    }
+    static WORDS: OnceLock<BTreeSet<String>> = OnceLock::new();
+    WORDS.get_or_init(|| {
+        let mut words = BTreeSet::new();
+        collect(&crate::openapi::document(), &mut words);
+        words.retain(|w| is_schema_word(w));
+        words
+    })
+}
+
+/// Where in the body the problem is. A key is named only when the document
+/// names it; for an unknown field, the place is the object that holds it,
+/// never the field's own name (which is what was sent).
+fn body_path(path: &serde_path_to_error::Path, unknown_field: bool) -> String {
     use serde_path_to_error::Segment;
+    let mut segments: Vec<&Segment> = path.iter().collect();
+    if unknown_field && matches!(segments.last(), Some(Segment::Map { .. })) {
+        segments.pop();
+    }
+    let words = documented_words();
     let mut out = String::new();
-    for seg in path.iter() {
+    for seg in segments {
         match seg {
             Segment::Seq { index } => out.push_str(&format!("[{index}]")),
             Segment::Map { key } | Segment::Enum { variant: key } => {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(if is_schema_word(key) { key } else { "*" });
+                out.push_str(if words.contains(key.as_str()) {
+                    key
+                } else {
+                    "*"
+                });
             }
             Segment::Unknown => out.push_str(".?"),
         }
@@ -169,9 +210,10 @@ where
         match value {
             Ok(v) => Ok(ApiJson(v)),
             Err(e) => {
-                let path = body_path(e.path());
+                let raw = e.inner().to_string();
+                let path = body_path(e.path(), raw.starts_with("unknown field"));
                 let inner = e.into_inner();
-                let msg = sanitize(&inner.to_string());
+                let msg = sanitize(&raw);
                 if inner.is_data() {
                     let at = if path.is_empty() {
                         String::new()

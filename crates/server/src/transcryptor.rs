@@ -805,7 +805,7 @@ mod tests {
         .await;
         assert_eq!(
             (st, v["error"]["code"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_parameter"))
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body"))
         );
 
         let (st, _, v) = call(

@@ -16,6 +16,9 @@ use std::collections::BTreeSet;
 
 /// What every bad input carries: an answer that contains it echoed input.
 const MARK: &str = "ZqEchoMarkQz";
+/// The same in the form of a schema's own names (snake_case, short), which
+/// a message could mistake for one.
+const LOWER_MARK: &str = "zq_echo_mark";
 
 fn registry() -> BTreeSet<&'static str> {
     ErrorCode::ALL.iter().map(|c| c.as_str()).collect()
@@ -61,7 +64,7 @@ async fn send(
 fn check(what: &str, a: &Answer, codes: &BTreeSet<&str>) {
     if a.status.is_success() {
         assert!(
-            !a.text.contains(MARK),
+            !a.text.contains(MARK) && !a.text.contains(LOWER_MARK),
             "{what}: a success echoes: {}",
             a.text
         );
@@ -98,7 +101,10 @@ fn check(what: &str, a: &Answer, codes: &BTreeSet<&str>) {
         "{what}: an answer of {} bytes",
         a.text.len()
     );
-    assert!(!a.text.contains(MARK), "{what}: echoes the input: {v}");
+    assert!(
+        !a.text.contains(MARK) && !a.text.contains(LOWER_MARK),
+        "{what}: echoes the input: {v}"
+    );
     let status = ErrorCode::ALL
         .iter()
         .find(|c| c.as_str() == code)
@@ -207,6 +213,11 @@ async fn every_route_answers_bad_input_with_a_registered_json_error_that_echoes_
                         serde_json::to_vec(&json!({MARK: 1})).unwrap(),
                     ),
                     (
+                        "unknown field named like a schema's",
+                        Some("application/json"),
+                        serde_json::to_vec(&json!({LOWER_MARK: 1})).unwrap(),
+                    ),
+                    (
                         "huge field name",
                         Some("application/json"),
                         format!("{{\"{huge_name}\": 1}}").into_bytes(),
@@ -254,6 +265,9 @@ async fn every_route_answers_bad_input_with_a_registered_json_error_that_echoes_
                         json!(long_value),
                         json!([long_value]),
                         json!({MARK: long_value}),
+                        // A key named like a schema's: an unknown field in
+                        // an object, a map's key with a value of the wrong type.
+                        json!({LOWER_MARK: [[[]]]}),
                     ] {
                         per_prop.push(serde_json::to_vec(&json!({ name.as_str(): v })).unwrap());
                     }
