@@ -57,14 +57,14 @@ pub trait SignUpStore {
 /// Envelopes: what a consent allows, sealed per category to API keys.
 #[async_trait]
 pub trait EnvelopeStore {
-    /// Replaces the consent's envelopes of `categories` (every key) with
-    /// `rows`, in one transaction, only while the consent is `given` (a
+    /// Replaces the consent's envelopes of `categories` (every key; None:
+    /// every category) with `rows`, in one transaction, only while the consent is `given` (a
     /// withdrawal committed first wins: nothing is written and false is
     /// returned).
     async fn replace_envelopes(
         &self,
         consent: ConsentId,
-        categories: &[String],
+        categories: Option<&[String]>,
         rows: &[EnvelopeRow],
     ) -> Result<bool>;
     /// The consent's envelopes sealed to `key`, not expired at `now`.
@@ -284,7 +284,7 @@ macro_rules! impl_key_stores {
             async fn replace_envelopes(
                 &self,
                 consent: ConsentId,
-                categories: &[String],
+                categories: Option<&[String]>,
                 rows: &[EnvelopeRow],
             ) -> Result<bool> {
                 let mut tx = $begin(self.pool()).await?;
@@ -301,12 +301,22 @@ macro_rules! impl_key_stores {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                for c in categories {
-                    sqlx::query("DELETE FROM consent_envelopes WHERE consent_id = $1 AND category = $2")
-                        .bind(consent.as_bytes().to_vec())
-                        .bind(c.clone())
-                        .execute(&mut *tx)
-                        .await?;
+                match categories {
+                    None => {
+                        sqlx::query("DELETE FROM consent_envelopes WHERE consent_id = $1")
+                            .bind(consent.as_bytes().to_vec())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Some(categories) => {
+                        for c in categories {
+                            sqlx::query("DELETE FROM consent_envelopes WHERE consent_id = $1 AND category = $2")
+                                .bind(consent.as_bytes().to_vec())
+                                .bind(c.clone())
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
                 }
                 for r in rows {
                     sqlx::query(

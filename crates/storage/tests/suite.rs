@@ -1831,7 +1831,7 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
         assert_eq!(keys.len(), 2);
         // Replacing one category leaves the other.
         assert!(s
-            .replace_envelopes(consent.id, &cats[..1], &[env(key, "region", 9)])
+            .replace_envelopes(consent.id, Some(&cats[..1]), &[env(key, "region", 9)])
             .await
             .unwrap());
         let mine = s.envelopes_for(consent.id, key, ts(10)).await.unwrap();
@@ -1855,7 +1855,7 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
         assert!(s.update_consent(&w, 1).await.unwrap());
         assert!(s.envelope_keys(consent.id).await.unwrap().is_empty());
         assert!(!s
-            .replace_envelopes(consent.id, &cats, &[env(key, "region", 1)])
+            .replace_envelopes(consent.id, None, &[env(key, "region", 1)])
             .await
             .unwrap());
         assert!(s.envelope_keys(consent.id).await.unwrap().is_empty());
@@ -1906,7 +1906,7 @@ async fn expired_envelopes_are_purged_and_erasure_takes_the_rest() {
             s.insert_consent(&c).await.unwrap();
             s.replace_envelopes(
                 c.id,
-                &["region".to_owned()],
+                None,
                 &[EnvelopeRow {
                     consent: c.id,
                     key,
