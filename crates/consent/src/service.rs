@@ -394,10 +394,20 @@ impl Consents {
             }
             let member = row.member;
             let sealed = self.store.envelopes_for(row.id, key, now).await?;
-            // The categories sealed for this key that the request covers.
+            // The categories sealed for this key that the request covers;
+            // for an expired consent (its envelopes are never served), the
+            // categories it granted, so that the member sees the refusal.
+            let granted = if row.expires_at <= now {
+                ConsentRecord::from_json(&row.body)?.categories
+            } else {
+                Vec::new()
+            };
             let mut categories: Vec<&str> = Vec::new();
-            for e in &sealed {
-                let c = e.category.as_str();
+            for c in sealed
+                .iter()
+                .map(|e| e.category.as_str())
+                .chain(granted.iter().map(String::as_str))
+            {
                 let asked = req
                     .categories
                     .iter()

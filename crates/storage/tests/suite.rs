@@ -1042,6 +1042,7 @@ async fn trust_enrolment_sharing_and_erasure() {
             created_at: ts(10),
             expires_at: ts(1_000),
             withdrawn_at: None,
+            research_tag: Some([9; 32]),
         };
         s.insert_trust_sharing(&share).await.unwrap();
         assert_eq!(
@@ -1807,7 +1808,7 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
         assert!(s
             .replace_envelopes(
                 consent.id,
-                &cats,
+                Some(&cats),
                 &[
                     env(key, "region", 1),
                     env(key, "interest", 2),

@@ -26,7 +26,7 @@ impl Trust {
     pub async fn loyalty(
         &self,
         org: OrgId,
-        pseudonym_hex: &str,
+        card: &str,
         op: Points,
         points: i64,
     ) -> Result<i64, TrustError> {
@@ -37,23 +37,22 @@ impl Trust {
             Points::Earn => points,
             Points::Redeem => -points,
         };
-        let p = Pseudonym::from_hex(pseudonym_hex).ok_or(TrustError::Invalid(
-            "`pseudonym` is the member's 64-hex pseudonym for this co-op",
-        ))?;
-        let domain = coop_domain(org);
-        let c = self.client(&domain).await?;
         let item = Item {
-            ct: c.encrypt_pseudonym(&p, &mut self.rng()),
-            key: c.key(),
+            ct: parse_card(card)?,
+            key: self.coop_key(org).await?,
         };
-        let cts = self
-            .chain(&org.to_string(), &domain, LOYALTY, None, vec![item])
+        let client = self.client(Domain::Loyalty).await?;
+        let items = self
+            .chain(
+                Requester::Coop(org),
+                Domain::Coop(org),
+                Domain::Loyalty,
+                None,
+                vec![item],
+            )
             .await?;
-        let lp = self
-            .client(LOYALTY)
-            .await?
-            .decrypt(cts.first().ok_or(TrustError::MalformedCiphertext)?);
-        let tag = self.tag(LOYALTY, &lp);
+        let lp = client.decrypt(&items.first().ok_or(TrustError::MalformedCiphertext)?.ct);
+        let tag = self.tag(Domain::Loyalty, &lp);
         // A card of a member who erased their data starts no new ledger.
         let erased = !self
             .inner
@@ -92,11 +91,13 @@ impl Trust {
     /// What the member sees of the trust: loyalty points and sharing consents.
     #[tracing::instrument(skip_all)]
     pub async fn member_view(&self, member: MemberId) -> Result<MemberTrust, TrustError> {
-        let p = self.pseudonym_in(member, LOYALTY).await?;
+        let p = self
+            .pseudonym_in(member, Domain::Loyalty, MemberRequest::View)
+            .await?;
         let loyalty_points = self
             .inner
             .store
-            .trust_loyalty_balance(&self.tag(LOYALTY, &p))
+            .trust_loyalty_balance(&self.tag(Domain::Loyalty, &p))
             .await?;
         let sharing = self.sharing_of(member).await?;
         Ok(MemberTrust {
