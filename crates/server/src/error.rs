@@ -230,8 +230,13 @@ impl From<me2b_offers::OfferError> for ApiError {
                     K::TooCostly => "rule_too_costly",
                     K::NestedMacro => "rule_nested_macro",
                     K::SensitiveTopic => "rule_sensitive_topic",
+                    K::Unavailable => "rule_check_unavailable",
                 };
-                let mut err = Self::new(S::UNPROCESSABLE_ENTITY, code, r.to_string());
+                let status = match r.kind {
+                    K::Unavailable => S::SERVICE_UNAVAILABLE,
+                    _ => S::UNPROCESSABLE_ENTITY,
+                };
+                let mut err = Self::new(status, code, r.to_string());
                 err.position = Some(r.position);
                 err
             }
