@@ -192,6 +192,16 @@ pub(super) fn parse(source: &str, depth: u16) -> Result<(IdedExpr, Offsets), Par
                 })
                 .or_else(|| first.map(|e| line_col_to_byte(source, e.pos)))
                 .unwrap_or(0);
+            // The text ended early: the bracket left open says more than the end.
+            if byte >= source.trim_end().len() {
+                if let Some(b) = unclosed_bracket(source) {
+                    return Err(ParseFailure {
+                        byte: b,
+                        kind: RuleErrorKind::Syntax,
+                        message: "this bracket is never closed".into(),
+                    });
+                }
+            }
             Err(ParseFailure {
                 byte,
                 kind: RuleErrorKind::Syntax,
@@ -271,19 +281,36 @@ fn open_brackets(text: &str) -> usize {
     })
 }
 
+/// The byte offset of the first bracket left open (outside string literals).
+fn unclosed_bracket(source: &str) -> Option<usize> {
+    let mut open = Vec::new();
+    for (i, c) in code_chars(source) {
+        match c {
+            '(' | '[' | '{' => open.push(i),
+            ')' | ']' | '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.first().copied()
+}
+
 fn line_col_to_byte(source: &str, (line, col): (isize, isize)) -> usize {
     let mut byte = 0usize;
     for (i, l) in source.split_inclusive('\n').enumerate() {
         if i as isize + 1 == line {
+            let text = l.strip_suffix('\n').unwrap_or(l);
+            // A column past the line's end (the end of the text) is its end.
             return byte
-                + l.char_indices()
+                + text
+                    .char_indices()
                     .nth((col.max(1) - 1) as usize)
-                    .map(|(b, _)| b)
-                    .unwrap_or(0);
+                    .map_or(text.len(), |(b, _)| b);
         }
         byte += l.len();
     }
-    0
+    source.len()
 }
 
 /// Byte offsets of every expression node, as the parser recorded them.
