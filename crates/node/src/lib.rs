@@ -230,6 +230,8 @@ impl Node {
         );
         let orgs = Orgs::new(store.clone(), audit.clone(), clock.clone(), rng.clone());
         let taxonomy = Arc::new(Taxonomy::shipped()?);
+        // An interest names a topic of this taxonomy (the vault knows none).
+        vault.set_content_check(Arc::new(TaxonomyTopics(taxonomy.clone())));
         // Interests in sensitive topics are disclosed only under their special
         // category, never as ordinary interests.
         let sensitive_topics = taxonomy
@@ -308,6 +310,25 @@ impl Node {
             tracing::error!(error = %e, "could not sign the audit checkpoint at shutdown");
         }
         self.store.close().await;
+    }
+}
+
+/// A vault's interests name topics of the node's taxonomy.
+#[derive(Debug)]
+struct TaxonomyTopics(Arc<Taxonomy>);
+
+impl me2b_vault::ContentCheck for TaxonomyTopics {
+    fn check(&self, content: &me2b_domain::record::RecordContent) -> Result<(), VaultError> {
+        use me2b_domain::record::RecordContent;
+        match content {
+            RecordContent::Interest(i) if self.0.by_slug(i.topic.as_str()).is_none() => {
+                Err(VaultError::InvalidContent {
+                    field: "topic",
+                    reason: "not a topic of the taxonomy (GET /v1/taxonomy)",
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 

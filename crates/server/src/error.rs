@@ -125,6 +125,9 @@ impl From<VaultError> for ApiError {
             VaultError::RevisionConflict { .. } => {
                 Self::new(S::CONFLICT, "revision_conflict", e.to_string())
             }
+            VaultError::InvalidContent { .. } => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string())
+            }
             VaultError::Integrity { .. } => {
                 tracing::error!(error = %e, "integrity failure");
                 Self::new(S::INTERNAL_SERVER_ERROR, "integrity_error", e.to_string())

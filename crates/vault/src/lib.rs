@@ -39,6 +39,13 @@ pub enum VaultError {
     RecordNotFound,
     #[error("the record changed since revision {expected}; read it again")]
     RevisionConflict { expected: i64 },
+    /// Well-formed content the node does not accept, e.g. an interest in a
+    /// topic outside the taxonomy. The message names the field, not the value.
+    #[error("{field}: {reason}")]
+    InvalidContent {
+        field: &'static str,
+        reason: &'static str,
+    },
     #[error(
         "stored data failed authentication ({what}): it is corrupted or the master key is wrong"
     )]
@@ -59,6 +66,14 @@ pub enum VaultError {
 pub trait ErasureHook: Send + Sync + std::fmt::Debug {
     /// Forgets the member. The error is a message fit for the operator's log.
     async fn forget(&self, member: MemberId) -> Result<(), String>;
+}
+
+/// Checks a record's content against what the node knows beyond the record's
+/// own shape, e.g. that an interest's topic is in the taxonomy (which lives
+/// with the offers, not here). Runs before every create and update.
+pub trait ContentCheck: Send + Sync + std::fmt::Debug {
+    /// `Err` is [`VaultError::InvalidContent`], never echoing the value.
+    fn check(&self, content: &RecordContent) -> Result<(), VaultError>;
 }
 
 /// An authenticated member, holding their unwrapped data key for this request.
@@ -156,6 +171,8 @@ pub struct Vault {
     /// What else holds the member's data and must forget them on erasure
     /// (the data trust); set once, after the capabilities are built.
     erasure_hook: Arc<std::sync::OnceLock<Arc<dyn ErasureHook>>>,
+    /// What record content must also satisfy; set once, when the node is wired.
+    content_check: Arc<std::sync::OnceLock<Arc<dyn ContentCheck>>>,
     store: Arc<dyn Store>,
     keys: Arc<Keyring>,
     audit: AuditLog,
@@ -182,6 +199,7 @@ impl Vault {
         Self {
             sessions: Arc::default(),
             erasure_hook: Arc::default(),
+            content_check: Arc::default(),
             store,
             keys,
             audit,
@@ -432,6 +450,7 @@ impl Vault {
         s: &MemberSession,
         content: RecordContent,
     ) -> Result<RecordView, VaultError> {
+        self.check_content(&content)?;
         let id = RecordId::generate(self.rng.as_ref());
         let now = self.clock.now();
         let stored = StoredRecord {
@@ -525,6 +544,7 @@ impl Vault {
         content: RecordContent,
         if_revision: Option<i64>,
     ) -> Result<RecordView, VaultError> {
+        self.check_content(&content)?;
         let current = self
             .store
             .record(s.member, id)
@@ -638,6 +658,18 @@ impl Vault {
     /// Sets what else must forget an erased member (once; later calls are ignored).
     pub fn set_erasure_hook(&self, hook: Arc<dyn ErasureHook>) {
         let _ = self.erasure_hook.set(hook);
+    }
+
+    /// Sets the check every created or updated record's content must pass.
+    pub fn set_content_check(&self, check: Arc<dyn ContentCheck>) {
+        let _ = self.content_check.set(check);
+    }
+
+    fn check_content(&self, content: &RecordContent) -> Result<(), VaultError> {
+        match self.content_check.get() {
+            Some(c) => c.check(content),
+            None => Ok(()),
+        }
     }
 
     /// Runs the erasure hook; false when it failed and the erasure must stay
