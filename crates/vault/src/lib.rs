@@ -7,8 +7,11 @@
 //! destroys the wrapped key first (crypto-shredding), then deletes the rows.
 //!
 //! Every operation writes an audit entry before it answers; reads are logged
-//! before any content is returned.
+//! before any content is returned. Record writes are group-committed by one
+//! writer task (`writer`), each answered once it and its audit entry are durable.
 #![forbid(unsafe_code)]
+
+mod writer;
 
 use me2b_audit::{AuditError, AuditLog};
 use me2b_crypto::{Aad, CryptoError, DataKey, Keyring, PassphraseHasher, SecretToken};
@@ -16,7 +19,7 @@ use me2b_domain::audit::{Action, Actor, AuditEntry, AuditEvent, Outcome};
 use me2b_domain::member::{Email, Passphrase};
 use me2b_domain::record::RecordContent;
 use me2b_domain::{Clock, MemberId, Random, RecordId, Timestamp};
-use me2b_storage::{NewMember, SessionRow, StorageError, Store, StoredRecord};
+use me2b_storage::{NewMember, RecordWrite, SessionRow, StorageError, Store, StoredRecord};
 use std::sync::Arc;
 
 /// Prefix of member session tokens.
@@ -173,6 +176,8 @@ pub struct Vault {
     erasure_hook: Arc<std::sync::OnceLock<Arc<dyn ErasureHook>>>,
     /// What record content must also satisfy; set once, when the node is wired.
     content_check: Arc<std::sync::OnceLock<Arc<dyn ContentCheck>>>,
+    /// The group-commit writer for records, started at the first write.
+    writer: Arc<std::sync::OnceLock<writer::RecordWriter>>,
     store: Arc<dyn Store>,
     keys: Arc<Keyring>,
     audit: AuditLog,
@@ -200,6 +205,7 @@ impl Vault {
             sessions: Arc::default(),
             erasure_hook: Arc::default(),
             content_check: Arc::default(),
+            writer: Arc::default(),
             store,
             keys,
             audit,
@@ -461,9 +467,11 @@ impl Vault {
             updated_at: now,
             ciphertext: self.seal(s, id, &content),
         };
-        self.store.insert_record(&stored).await?;
-        self.audit
-            .record(Self::event(s, Action::RecordCreate, id))
+        self.writer()
+            .write(
+                RecordWrite::Insert(stored),
+                Self::event(s, Action::RecordCreate, id),
+            )
             .await?;
         Ok(RecordView {
             id,
@@ -564,31 +572,42 @@ impl Vault {
             updated_at: now,
             ciphertext: self.seal(s, id, &content),
         };
-        if !self.store.update_record(&next, current.revision).await? {
-            return Err(VaultError::RevisionConflict {
-                expected: current.revision,
-            });
-        }
-        self.audit
-            .record(Self::event(s, Action::RecordUpdate, id))
-            .await?;
-        Ok(RecordView {
+        let view = RecordView {
             id,
             revision: next.revision,
             created_at: next.created_at,
             updated_at: now,
             content,
-        })
+        };
+        let update = RecordWrite::Update {
+            record: next,
+            expected_revision: current.revision,
+        };
+        if !self
+            .writer()
+            .write(update, Self::event(s, Action::RecordUpdate, id))
+            .await?
+        {
+            return Err(VaultError::RevisionConflict {
+                expected: current.revision,
+            });
+        }
+        Ok(view)
     }
 
     #[tracing::instrument(skip_all)]
     pub async fn delete_record(&self, s: &MemberSession, id: RecordId) -> Result<(), VaultError> {
-        if !self.store.delete_record(s.member, id).await? {
+        let delete = RecordWrite::Delete {
+            member: s.member,
+            id,
+        };
+        if !self
+            .writer()
+            .write(delete, Self::event(s, Action::RecordDelete, id))
+            .await?
+        {
             return Err(VaultError::RecordNotFound);
         }
-        self.audit
-            .record(Self::event(s, Action::RecordDelete, id))
-            .await?;
         Ok(())
     }
 
@@ -663,6 +682,11 @@ impl Vault {
     /// Sets the check every created or updated record's content must pass.
     pub fn set_content_check(&self, check: Arc<dyn ContentCheck>) {
         let _ = self.content_check.set(check);
+    }
+
+    fn writer(&self) -> &writer::RecordWriter {
+        self.writer
+            .get_or_init(|| writer::RecordWriter::start(self.store.clone(), self.audit.clone()))
     }
 
     fn check_content(&self, content: &RecordContent) -> Result<(), VaultError> {
