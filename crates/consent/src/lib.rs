@@ -13,6 +13,7 @@
 //!   node, verifiable offline with the node's public key.
 #![forbid(unsafe_code)]
 
+pub mod fuzzing;
 pub mod model;
 pub mod pdp;
 pub mod receipt;

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod budget;
+pub mod fuzzing;
 pub mod insights;
 pub mod link;
 pub mod policy;
