@@ -1,3 +1,4 @@
+use crate::head::HeadFile;
 use crate::AuditError;
 use me2b_crypto::Keyring;
 use me2b_domain::audit::{AuditEvent, Checkpoint};
@@ -42,15 +43,54 @@ struct Writer {
     keys: Arc<Keyring>,
     checkpoint_every: u64,
     last_checkpoint: u64,
+    head_file: Option<HeadFile>,
 }
 
 impl AuditLog {
-    /// Starts the writer task. It stops when every handle is dropped.
+    /// Starts the writer task. It stops when every handle is dropped. Every
+    /// batch gets a signed head in the database; no head file is kept (see
+    /// [`AuditLog::start_with_head_file`], which a node uses).
     pub async fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         keys: Arc<Keyring>,
         checkpoint_every: u64,
+    ) -> Result<Self, AuditError> {
+        Self::start_inner(store, clock, keys, checkpoint_every, None).await
+    }
+
+    /// As [`AuditLog::start`], and keeps the latest signed head in the file
+    /// at `head_path` too (outside the database). First checks that the log
+    /// still holds the entry the file names, unchanged: a log whose tail was
+    /// removed (or rewritten) is refused with [`AuditError::TailRemoved`] or
+    /// [`AuditError::HeadMismatch`] before anything is appended to it.
+    pub async fn start_with_head_file(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        keys: Arc<Keyring>,
+        checkpoint_every: u64,
+        head_path: &std::path::Path,
+    ) -> Result<Self, AuditError> {
+        let known = crate::head::check(store.as_ref(), &keys.verifying_key(), head_path).await?;
+        if known.is_none() {
+            if let Some((seq, _)) = store.audit_head().await? {
+                tracing::warn!(
+                    entries = seq,
+                    path = %head_path.display(),
+                    "no audit head file for a log that has entries: starting one now; a tail removed before now would not be noticed (a node's first start on this data directory, or the file was deleted)"
+                );
+            }
+        }
+        let file = HeadFile::open(head_path)?;
+        Self::start_inner(store, clock, keys, checkpoint_every, Some(file)).await
+    }
+
+    async fn start_inner(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        keys: Arc<Keyring>,
+        checkpoint_every: u64,
+        head_file: Option<HeadFile>,
     ) -> Result<Self, AuditError> {
         let last_checkpoint = store.checkpoints().await?.last().map_or(0, |c| c.seq);
         let (tx, rx) = mpsc::channel(4096);
@@ -60,6 +100,7 @@ impl AuditLog {
             keys,
             checkpoint_every: checkpoint_every.max(1),
             last_checkpoint,
+            head_file,
         };
         tokio::spawn(writer.run(rx));
         Ok(Self { tx })
@@ -130,8 +171,36 @@ impl Writer {
 
     async fn append(&mut self, batch: Vec<(Vec<AuditEvent>, Ack)>) {
         let all: Vec<AuditEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-        match self.store.append_audit(self.clock.now(), &all).await {
+        // One signature per batch, made inside the batch's transaction (the
+        // head is only known there); kept to write the head file after commit.
+        let signed = std::sync::Mutex::new(None::<Vec<u8>>);
+        let keys = self.keys.clone();
+        let sign = |seq: u64, hash: &me2b_domain::audit::ChainHash, at| {
+            let sig = keys.sign(&Checkpoint::signed_message(seq, hash, at));
+            if let Ok(mut s) = signed.lock() {
+                *s = Some(sig.clone());
+            }
+            sig
+        };
+        match self
+            .store
+            .append_audit_signed(self.clock.now(), &all, &sign)
+            .await
+        {
             Ok(entries) => {
+                // The head file first, then the acknowledgements: every entry
+                // a caller was told is durable is covered by it.
+                let sig = signed.lock().ok().and_then(|mut s| s.take());
+                if let (Some(file), Some(last), Some(signature)) =
+                    (self.head_file.as_mut(), entries.last(), sig)
+                {
+                    file.write(&Checkpoint {
+                        seq: last.seq,
+                        head: last.hash,
+                        at: last.at,
+                        signature,
+                    });
+                }
                 let mut i = 0;
                 for (events, done) in batch {
                     i += events.len();

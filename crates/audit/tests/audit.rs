@@ -2,7 +2,7 @@
 //! tampering done directly in the database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use me2b_audit::{verify, AuditLog};
+use me2b_audit::{verify, verify_with, AuditLog, ExpectedHead};
 use me2b_crypto::{Keyring, MasterKey, SeededRandom};
 use me2b_domain::audit::{Action, Actor, AuditEvent};
 use me2b_domain::{FixedClock, MemberId, Timestamp};
@@ -146,8 +146,11 @@ async fn a_consistent_rewrite_is_caught_by_the_signed_checkpoint() {
     let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
         .await
         .unwrap();
+    // Entry 5 was a batch of its own: its signed head no longer verifies (the
+    // checkpoint at 30 would fail too, further on).
     let f = report.first_failure.expect("rewrite must be found");
-    assert!(f.reason.contains("checkpoint"), "{}", f.reason);
+    assert_eq!(f.seq, 5, "{}", f.reason);
+    assert!(f.reason.contains("signed head"), "{}", f.reason);
 
     // And a checkpoint signed by another key is refused outright.
     let other = Keyring::derive(&MasterKey::generate(&SeededRandom::new(99)));
@@ -175,4 +178,158 @@ async fn removing_the_tail_is_caught() {
         .unwrap();
     let f = report.first_failure.expect("truncation must be found");
     assert_eq!(f.seq, 28, "{}", f.reason);
+}
+
+async fn drop_guards(db: Db, url: &str) {
+    match db {
+        Db::Sqlite => {
+            tamper(db, url, "DROP TRIGGER audit_log_no_update").await;
+            tamper(db, url, "DROP TRIGGER audit_log_no_delete").await;
+        }
+        Db::Postgres => {
+            tamper(
+                db,
+                url,
+                "DROP TRIGGER audit_log_no_update_delete ON audit_log",
+            )
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_tail_cut_after_a_crash_is_caught_by_the_head_file() {
+    for db in Db::ALL {
+        let Some(t) = fresh(db).await.unwrap() else {
+            continue;
+        };
+        let store = me2b_storage::open(&t.url).await.unwrap();
+        let keys = Arc::new(Keyring::derive(&MasterKey::generate(&SeededRandom::new(1))));
+        let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
+            1_700_000_000_000,
+        )));
+        let head_path = t.data_dir.path().join(me2b_audit::HEAD_FILE);
+        let log = AuditLog::start_with_head_file(
+            store.clone(),
+            clock.clone(),
+            keys.clone(),
+            1000,
+            &head_path,
+        )
+        .await
+        .unwrap();
+        for _ in 0..30 {
+            log.record(AuditEvent::new(Actor::Operator, Action::OrgCreate))
+                .await
+                .unwrap();
+        }
+        // A crash: no shutdown, so no final checkpoint (and none every 1,000).
+        drop(log);
+        assert!(store.checkpoints().await.unwrap().is_empty());
+        let before = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
+            .await
+            .unwrap();
+        assert!(before.ok(), "{db:?}: {before:?}");
+        assert_eq!(before.signed_heads, 30, "{db:?}: one signed head per batch");
+
+        // Someone with write access to the database removes the last five
+        // entries, and with them the signed heads they carry.
+        drop_guards(db, &t.url).await;
+        tamper(db, &t.url, "DELETE FROM audit_log WHERE seq > 25").await;
+
+        // Inside the database the shorter log is consistent…
+        let inside = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
+            .await
+            .unwrap();
+        assert!(inside.ok(), "{db:?}: {inside:?}");
+        // …but the head file outside it names entry 30.
+        let head = me2b_audit::head::read(&head_path).unwrap().unwrap();
+        assert_eq!(head.seq, 30);
+        let expected = ExpectedHead {
+            head,
+            source: "the head file".into(),
+        };
+        let report = verify_with(
+            store.as_ref(),
+            &keys.verifying_key(),
+            Some(&expected),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        let f = report.first_failure.expect("the cut tail must be found");
+        assert_eq!(f.seq, 26, "{db:?}: {}", f.reason);
+        assert!(
+            f.reason.contains("26..=30 were removed"),
+            "{db:?}: {}",
+            f.reason
+        );
+
+        // And a node refuses to append to it (which would hide the cut).
+        let err = AuditLog::start_with_head_file(store.clone(), clock, keys, 1000, &head_path)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                me2b_audit::AuditError::TailRemoved {
+                    log_end: 25,
+                    head_seq: 30,
+                    ..
+                }
+            ),
+            "{db:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn entries_added_behind_the_writer_and_rewritten_heads_are_caught() {
+    for db in Db::ALL {
+        let Some((store, log, keys, t)) = setup(db).await else {
+            continue;
+        };
+        for _ in 0..10 {
+            log.record(AuditEvent::new(Actor::Operator, Action::OrgCreate))
+                .await
+                .unwrap();
+        }
+        // Appended straight into the database (correctly chained, unsigned).
+        store
+            .append_audit(
+                Timestamp::from_unix_millis(1_700_000_000_001),
+                &[AuditEvent::new(Actor::Operator, Action::OrgDelete)],
+            )
+            .await
+            .unwrap();
+        let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
+            .await
+            .unwrap();
+        let f = report
+            .first_failure
+            .expect("the forged entry must be found");
+        assert_eq!(f.seq, 11, "{db:?}: {}", f.reason);
+        assert!(f.reason.contains("no signed head"), "{db:?}: {}", f.reason);
+
+        // A batch head re-signed by another key does not verify either.
+        drop_guards(db, &t.url).await;
+        tamper(db, &t.url, "DELETE FROM audit_log WHERE seq = 11").await;
+        let other = Keyring::derive(&MasterKey::generate(&SeededRandom::new(99)));
+        let msg = me2b_domain::audit::Checkpoint::signed_message;
+        let e5 = store.audit_entries(4, 1).await.unwrap().remove(0);
+        let forged = hex::encode(other.sign(&msg(5, &e5.hash, e5.at)));
+        let sql = match db {
+            Db::Sqlite => format!("UPDATE audit_log SET head_sig = X'{forged}' WHERE seq = 5"),
+            Db::Postgres => {
+                format!("UPDATE audit_log SET head_sig = decode('{forged}', 'hex') WHERE seq = 5")
+            }
+        };
+        tamper(db, &t.url, &sql).await;
+        let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
+            .await
+            .unwrap();
+        let f = report.first_failure.expect("the forged head must be found");
+        assert_eq!(f.seq, 5, "{db:?}: {}", f.reason);
+        assert!(f.reason.contains("signed head"), "{db:?}: {}", f.reason);
+    }
 }

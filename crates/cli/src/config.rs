@@ -23,7 +23,15 @@ pub struct FileConfig {
     pub session_ttl_seconds: Option<i64>,
     pub log: Option<String>,
     pub trust_dir: Option<PathBuf>,
-    pub trust_governance: Option<PathBuf>,
+    pub governance: Option<PathBuf>,
+    pub header_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub request_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
+    /// The federation's name, the `federation` claim of every credential.
+    pub federation: Option<String>,
+    /// The federation's credential validity period, in weeks (1 to 26).
+    pub credential_period_weeks: Option<u32>,
 }
 
 impl FileConfig {
@@ -60,9 +68,73 @@ pub struct CommonArgs {
     /// process, single-party).
     #[arg(long, env = "ME2B_TRUST_DIR", global = true)]
     pub trust_dir: Option<PathBuf>,
-    /// The trust's governance file (default: trust.toml in the data directory, if present).
-    #[arg(long, env = "ME2B_TRUST_GOVERNANCE", global = true)]
-    pub trust_governance: Option<PathBuf>,
+    /// The governance file: privacy budgets per data pool, the trust, offers
+    /// (default: governance.toml in the data directory, if present).
+    #[arg(long, env = "ME2B_GOVERNANCE", global = true)]
+    pub governance: Option<PathBuf>,
+}
+
+/// Connection limits of a server (`serve`, `transcryptor`): flag or environment.
+#[derive(Debug, Clone, clap::Args, Default)]
+pub struct ConnArgs {
+    /// Seconds a request's line and headers may take to arrive once the
+    /// connection is ready for one (after accept, and after each answer on a
+    /// kept-alive connection) [default: 10].
+    #[arg(long, env = "ME2B_HEADER_TIMEOUT", value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds without a byte either way, while no request is handled, before
+    /// a connection is closed [default: 60].
+    #[arg(long, env = "ME2B_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds to handle one request, body included, before answering 503
+    /// request_timeout [default: 120].
+    #[arg(long, env = "ME2B_REQUEST_TIMEOUT", value_name = "SECONDS")]
+    pub request_timeout: Option<u64>,
+    /// Most connections open at once; lowered to fit the open-file limit
+    /// [default: 4096].
+    #[arg(long, env = "ME2B_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+}
+
+impl ConnArgs {
+    /// Flags and environment over the file's values over the defaults.
+    pub fn limits(&self, file: &FileConfig) -> anyhow::Result<me2b_server::ConnLimits> {
+        let d = me2b_server::ConnLimits::default();
+        let secs =
+            |flag: Option<u64>, file: Option<u64>, default: std::time::Duration, name: &str| {
+                match flag.or(file) {
+                    None => Ok(default),
+                    Some(0) => anyhow::bail!("{name} must be at least 1 second"),
+                    Some(s) => Ok(std::time::Duration::from_secs(s)),
+                }
+            };
+        let max_connections = self
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(d.max_connections);
+        anyhow::ensure!(max_connections > 0, "max_connections must be at least 1");
+        Ok(me2b_server::ConnLimits {
+            header_timeout: secs(
+                self.header_timeout,
+                file.header_timeout_seconds,
+                d.header_timeout,
+                "header_timeout_seconds",
+            )?,
+            idle_timeout: secs(
+                self.idle_timeout,
+                file.idle_timeout_seconds,
+                d.idle_timeout,
+                "idle_timeout_seconds",
+            )?,
+            request_timeout: secs(
+                self.request_timeout,
+                file.request_timeout_seconds,
+                d.request_timeout,
+                "request_timeout_seconds",
+            )?,
+            max_connections,
+        })
+    }
 }
 
 /// The resolved settings.
@@ -75,20 +147,37 @@ pub struct Settings {
     pub session_ttl_seconds: i64,
     pub log: String,
     pub trust_dir: Option<PathBuf>,
-    pub trust_governance: Option<PathBuf>,
+    pub governance: Option<PathBuf>,
+    pub limits: me2b_server::ConnLimits,
+    /// Set once for the federation: never per code.
+    pub credentials: me2b_credentials::service::FederationSettings,
 }
 
 impl Settings {
     pub fn resolve(
         args: &CommonArgs,
         listen: Option<SocketAddr>,
+        conn: &ConnArgs,
         file: FileConfig,
     ) -> anyhow::Result<Self> {
+        let limits = conn.limits(&file)?;
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse()?;
         let ttl = file
             .session_ttl_seconds
             .unwrap_or(DEFAULT_SESSION_TTL_SECONDS);
         anyhow::ensure!(ttl > 0, "session_ttl_seconds must be positive");
+        let mut credentials = me2b_credentials::service::FederationSettings::default();
+        if let Some(name) = &file.federation {
+            credentials.federation = me2b_credentials::ClaimText::new(name).map_err(|_| {
+                anyhow::anyhow!(
+                    "federation is 1 to 64 bytes, without control characters or surrounding spaces"
+                )
+            })?;
+        }
+        if let Some(weeks) = file.credential_period_weeks {
+            credentials.period = me2b_credentials::ValidityPeriod::weeks(weeks)
+                .map_err(|_| anyhow::anyhow!("credential_period_weeks is 1 to 26"))?;
+        }
         Ok(Self {
             listen: listen.or(file.listen).unwrap_or(default_listen),
             data_dir: args
@@ -105,7 +194,9 @@ impl Settings {
                 .or(file.log)
                 .unwrap_or_else(|| "info".to_owned()),
             trust_dir: args.trust_dir.clone().or(file.trust_dir),
-            trust_governance: args.trust_governance.clone().or(file.trust_governance),
+            governance: args.governance.clone().or(file.governance),
+            limits,
+            credentials,
         })
     }
 
@@ -115,7 +206,8 @@ impl Settings {
         c.master_key_file = self.master_key_file.clone();
         c.session_ttl_seconds = self.session_ttl_seconds;
         c.trust_dir = self.trust_dir.clone();
-        c.trust_governance = self.trust_governance.clone();
+        c.governance = self.governance.clone();
+        c.credentials = self.credentials.clone();
         c
     }
 }
@@ -134,7 +226,7 @@ mod tests {
             data_dir: Some("/flag/dir".into()),
             ..Default::default()
         };
-        let s = Settings::resolve(&args, None, file).unwrap();
+        let s = Settings::resolve(&args, None, &ConnArgs::default(), file).unwrap();
         assert_eq!(
             s.listen,
             "127.0.0.1:9000".parse().unwrap(),
@@ -153,11 +245,77 @@ mod tests {
         let s = Settings::resolve(
             &CommonArgs::default(),
             Some("0.0.0.0:1".parse().unwrap()),
+            &ConnArgs::default(),
             FileConfig::default(),
         )
         .unwrap();
         assert_eq!(s.listen, "0.0.0.0:1".parse().unwrap());
         assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(s.limits, me2b_server::ConnLimits::default());
+    }
+
+    #[test]
+    fn connection_limits_come_from_flags_then_the_file() {
+        let file: FileConfig = toml::from_str(
+            "header_timeout_seconds = 5
+max_connections = 100
+idle_timeout_seconds = 7
+",
+        )
+        .unwrap();
+        let conn = ConnArgs {
+            header_timeout: Some(2),
+            ..Default::default()
+        };
+        let l = conn.limits(&file).unwrap();
+        assert_eq!(
+            l.header_timeout,
+            std::time::Duration::from_secs(2),
+            "flag beats file"
+        );
+        assert_eq!(l.idle_timeout, std::time::Duration::from_secs(7));
+        assert_eq!(l.max_connections, 100);
+        assert_eq!(
+            l.request_timeout,
+            me2b_server::ConnLimits::default().request_timeout
+        );
+        let zero = ConnArgs {
+            request_timeout: Some(0),
+            ..Default::default()
+        };
+        assert!(zero.limits(&FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn the_federation_sets_credential_validity_once() {
+        let s = Settings::resolve(
+            &CommonArgs::default(),
+            None,
+            &ConnArgs::default(),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(s.credentials.period.get(), 4);
+        assert_eq!(s.credentials.federation.as_str(), "Fair Economy Federation");
+        let file: FileConfig =
+            toml::from_str("federation = \"Co-ops of Utrecht\"\ncredential_period_weeks = 2\n")
+                .unwrap();
+        let s =
+            Settings::resolve(&CommonArgs::default(), None, &ConnArgs::default(), file).unwrap();
+        assert_eq!(s.node_config().credentials.period.get(), 2);
+        assert_eq!(s.credentials.federation.as_str(), "Co-ops of Utrecht");
+        for bad in [
+            "credential_period_weeks = 0",
+            "credential_period_weeks = 27",
+            "federation = \" x\"",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(
+                Settings::resolve(&CommonArgs::default(), None, &ConnArgs::default(), file)
+                    .is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

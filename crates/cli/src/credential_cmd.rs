@@ -1,5 +1,7 @@
 //! `me2b credential verify`: checks a member's presentation offline, with the
-//! verifier's own challenge and the issuers' published keys; no node needed.
+//! verifier's own challenge and the federation's published key; no node
+//! needed. The issuing co-op is shown only when the member disclosed it (the
+//! challenge named co-ops).
 
 use anyhow::Context;
 use me2b_credentials::service::IssuerDocument;
@@ -88,6 +90,16 @@ pub fn run(
     match verify(&inputs, now)? {
         Ok(v) => {
             out!("VALID presentation, issuer key {}", v.issuer_key_id());
+            match v.issuer() {
+                Some(org) => {
+                    let doc: IssuerDocument = serde_json::from_slice(&i)?;
+                    out!(
+                        "  issued by co-op {}",
+                        doc.coop_name(org).unwrap_or("(not in the issuers file)")
+                    );
+                }
+                None => out!("  issued by a co-op of the federation (which one was not disclosed)"),
+            }
             for (name, value) in v.disclosed() {
                 out!("  {:<16} {}", name.as_str(), value.as_str());
             }

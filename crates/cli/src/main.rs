@@ -16,7 +16,10 @@ macro_rules! out {
     }};
 }
 
+mod audit_cmd;
+mod check_cmd;
 mod config;
+mod coop_cmd;
 mod credential_cmd;
 mod demo;
 mod logging;
@@ -24,7 +27,7 @@ mod trust_cmd;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use config::{CommonArgs, FileConfig, Settings};
+use config::{CommonArgs, ConnArgs, FileConfig, Settings};
 use me2b_crypto::{Keyring, MasterKey, NodeVerifyingKey, OsRandom};
 use me2b_domain::org::{OrgKind, Role, Roles};
 use me2b_domain::text::Label;
@@ -52,6 +55,8 @@ enum Command {
         /// Adds an unauthenticated constant route for HTTP benchmarks.
         #[arg(long, env = "ME2B_BENCH_ROUTES", hide = true)]
         bench_routes: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
     },
     /// Build a throwaway node in a temporary directory and walk it end to end.
     Demo {
@@ -68,6 +73,14 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check the database file (SQLite: PRAGMA quick_check over the whole file).
+    /// Exit status 1 if it finds damage. `serve` runs the same check in the
+    /// background at every start and logs the outcome.
+    Check {
+        /// PRAGMA integrity_check: also that every index matches its table (slower).
+        #[arg(long)]
+        full: bool,
+    },
     /// Consent receipts.
     #[command(subcommand)]
     Consent(ConsentCommand),
@@ -77,15 +90,22 @@ enum Command {
     /// Co-op credentials: verify a member's presentation offline.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// A co-op's side of the data trust: its own keys, opening cards, sealing them.
+    #[command(subcommand)]
+    Coop(CoopCommand),
     /// Run one transcryptor of the data trust as its own process. Here
     /// --config is the transcryptor's file from `me2b trust init` (mode 0600)
     /// and --data-dir its own directory (audit log and master key), never a
     /// node's. Prints `listening on http://ADDR` once it accepts requests.
     Transcryptor {
-        /// Address to listen on (default 127.0.0.1:7100). Plain HTTP: put TLS
-        /// in front of it for anything but the same host.
+        /// Address to listen on (default 127.0.0.1:7100). TLS when its file
+        /// holds a certificate (an https:// url at `trust init`).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        action: Option<TranscryptorCommand>,
     },
 }
 
@@ -102,10 +122,80 @@ enum TrustCommand {
         /// The directory to write to.
         #[arg(long)]
         out: std::path::PathBuf,
-        /// The node's Ed25519 public key (hex) that signs consent grants; without
-        /// it co-op → co-op sharing stays refused.
+        /// The node's public key, as GET /.well-known/me2b/node-keys serves it
+        /// (that JSON, the key's JWK or its `x`), or hex: it signs the grants
+        /// that open co-op → co-op pairs (a member's consent) and moves out of
+        /// the origin (a member's own request).
         #[arg(long)]
-        grant_key: Option<String>,
+        grant_key: String,
+        /// Where each transcryptor will listen, in chain order, once per
+        /// transcryptor: https://host:port (a self-signed certificate is made
+        /// and pinned), or http:// on loopback only. Default:
+        /// http://127.0.0.1:7101 onwards.
+        #[arg(long = "url")]
+        urls: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TranscryptorCommand {
+    /// Register a co-op with this transcryptor: writes the co-op's link to it
+    /// (its url, pinned certificate and the co-op's token here, shown
+    /// nowhere else) to a new private file to give the co-op. Only the
+    /// token's SHA-256 stays in the transcryptor's file; restart the
+    /// transcryptor to take it in.
+    AddCoop {
+        /// The co-op's organisation id (`me2b org list` on the node).
+        #[arg(long)]
+        org: String,
+        /// Where the co-op reaches this transcryptor (as in links.json).
+        #[arg(long)]
+        url: String,
+        /// The file to write (mode 0600; never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CoopCommand {
+    /// Fetch the co-op's own key material and write it to a new private file:
+    /// from the node (embedded trust: --node and --api-key) or from every
+    /// transcryptor of a distributed trust (--federation and one --link per
+    /// transcryptor, the files `me2b transcryptor add-coop` wrote).
+    Keys {
+        /// The co-op's organisation id.
+        #[arg(long)]
+        org: String,
+        /// The file to write (mode 0600; never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The node's url (embedded trust).
+        #[arg(long)]
+        node: Option<String>,
+        /// The co-op's API key on the node (embedded trust).
+        #[arg(long, env = "ME2B_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// The federation's public file (federation.json), distributed trust.
+        #[arg(long)]
+        federation: Option<std::path::PathBuf>,
+        /// The co-op's link to one transcryptor (from `me2b transcryptor
+        /// add-coop`), once per transcryptor.
+        #[arg(long = "link")]
+        links: Vec<std::path::PathBuf>,
+    },
+    /// Open a member's card: prints the co-op's pseudonym for them.
+    OpenCard {
+        #[arg(long)]
+        keys: std::path::PathBuf,
+        card: String,
+    },
+    /// Seal one of the co-op's pseudonyms afresh for a submission (receipts,
+    /// loyalty): prints the card to send.
+    Seal {
+        #[arg(long)]
+        keys: std::path::PathBuf,
+        pseudonym: String,
     },
 }
 
@@ -163,12 +253,21 @@ enum OrgCommand {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
-    /// Recompute the hash chain and check every signed checkpoint; names the
-    /// first entry that does not verify. Exit status 1 if any does not.
+    /// Recompute the hash chain and check every signed head and checkpoint,
+    /// and that the log still holds the entry named by the signed head file
+    /// (DATA_DIR/audit-head), so a removed tail is caught; names the first
+    /// entry that does not verify. Exit status 1 if any does not.
     Verify {
         /// The node's public key (hex), for verifying without the master key.
         #[arg(long)]
         public_key: Option<String>,
+        /// A copy of the head file kept elsewhere, instead of DATA_DIR/audit-head.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_head_file")]
+        head: Option<std::path::PathBuf>,
+        /// Check without a head file (e.g. a database copy on its own): a
+        /// removed tail is then NOT noticed, and the output says so.
+        #[arg(long)]
+        no_head_file: bool,
     },
 }
 
@@ -196,11 +295,23 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             transcryptors,
             out,
             grant_key,
+            urls,
         }) => {
             init_logging(cli.common.log.as_deref().unwrap_or("info"));
-            trust_cmd::init(*transcryptors, out, grant_key.as_deref())?;
+            trust_cmd::init(*transcryptors, out, grant_key, urls)?;
             return Ok(std::process::ExitCode::SUCCESS);
         }
+        Command::Transcryptor {
+            action: Some(TranscryptorCommand::AddCoop { org, url, out }),
+            ..
+        } => {
+            let Some(config) = cli.common.config.as_deref() else {
+                bail!("--config FILE is required: the transcryptor's file");
+            };
+            trust_cmd::add_coop(config, org, url, out)?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Command::Coop(cmd) => return coop_cmd::run(cmd).await,
         Command::Credential(CredentialCommand::Verify {
             challenge,
             presentation,
@@ -216,12 +327,13 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 SystemClock.now(),
             );
         }
-        Command::Transcryptor { listen } => {
+        Command::Transcryptor { listen, conn, .. } => {
             init_logging(cli.common.log.as_deref().unwrap_or("info"));
             trust_cmd::run_transcryptor(
                 cli.common.config.as_deref(),
                 cli.common.data_dir.as_deref(),
                 *listen,
+                conn.limits(&FileConfig::default())?,
             )
             .await?;
             return Ok(std::process::ExitCode::SUCCESS);
@@ -229,11 +341,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         _ => {}
     }
     let file = FileConfig::load(cli.common.config.as_deref())?;
-    let listen = match &cli.command {
-        Command::Serve { listen, .. } => *listen,
-        _ => None,
+    let no_conn = ConnArgs::default();
+    let (listen, conn) = match &cli.command {
+        Command::Serve { listen, conn, .. } => (*listen, conn),
+        _ => (None, &no_conn),
     };
-    let settings = Settings::resolve(&cli.common, listen, file)?;
+    let settings = Settings::resolve(&cli.common, listen, conn, file)?;
     let quiet = matches!(cli.command, Command::Demo { .. });
     init_logging(if quiet && cli.common.log.is_none() {
         logging::DEMO_FILTER
@@ -244,13 +357,19 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve { bench_routes, .. } => serve(&settings, bench_routes).await?,
         Command::Demo { members, keep } => demo::run(members, keep).await?,
         Command::Org(cmd) => org(&settings, cmd).await?,
-        Command::Audit(AuditCommand::Verify { public_key }) => {
-            return audit_verify(&settings, public_key).await
-        }
+        Command::Audit(AuditCommand::Verify {
+            public_key,
+            head,
+            no_head_file,
+        }) => return audit_cmd::verify(&settings, public_key, head, no_head_file).await,
         Command::Consent(ConsentCommand::VerifyReceipt { file, public_key }) => {
             return verify_receipt(&settings, &file, public_key)
         }
-        Command::Trust(_) | Command::Transcryptor { .. } | Command::Credential(_) => {}
+        Command::Check { full } => return check_cmd::run(&settings, full).await,
+        Command::Trust(_)
+        | Command::Transcryptor { .. }
+        | Command::Credential(_)
+        | Command::Coop(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -323,14 +442,22 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
             node.trust.transcryptors()
         );
     }
+    // The integrity check reads the whole file: in the background, reported
+    // in the log, never a gate on serving (`me2b check` runs it on demand).
+    let integrity = me2b_node::spawn_integrity_check(node.store.clone());
     let state = me2b_server::AppState { node };
-    me2b_server::serve(
+    let served = me2b_server::serve(
         listener,
         state,
-        me2b_server::ServerOptions { bench_routes },
+        me2b_server::ServerOptions {
+            bench_routes,
+            limits: settings.limits,
+        },
         shutdown,
     )
-    .await?;
+    .await;
+    integrity.abort();
+    served?;
     out!("me2b stopped cleanly");
     Ok(())
 }
@@ -384,7 +511,10 @@ async fn org(settings: &Settings, cmd: OrgCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn node_key(settings: &Settings, public_key: Option<String>) -> anyhow::Result<NodeVerifyingKey> {
+pub(crate) fn node_key(
+    settings: &Settings,
+    public_key: Option<String>,
+) -> anyhow::Result<NodeVerifyingKey> {
     match public_key {
         Some(hex_key) => {
             let bytes = hex::decode(hex_key.trim()).context("--public-key must be hex")?;
@@ -450,57 +580,6 @@ fn verify_receipt(
             out!("INVALID: {e}");
             Ok(std::process::ExitCode::from(1))
         }
-    }
-}
-
-async fn audit_verify(
-    settings: &Settings,
-    public_key: Option<String>,
-) -> anyhow::Result<std::process::ExitCode> {
-    let cfg = settings.node_config();
-    // Verification reads only: it opens the database, not a node (which would log
-    // its own start).
-    let store = me2b_storage::open(&cfg.database_url())
-        .await
-        .context("cannot open the database")?;
-    let key = match public_key {
-        Some(hex_key) => {
-            let bytes = hex::decode(hex_key.trim()).context("--public-key must be hex")?;
-            NodeVerifyingKey::from_bytes(&bytes)
-                .context("--public-key is not an Ed25519 public key")?
-        }
-        None => {
-            let master = MasterKey::load(&cfg.master_key_path())
-                .context("cannot read the master key (or pass --public-key)")?;
-            Keyring::derive(&master).verifying_key()
-        }
-    };
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_message("verifying the audit log");
-    let report = me2b_audit::verify(store.as_ref(), &key, &|n| {
-        bar.set_message(format!("verified {n} entries"))
-    })
-    .await?;
-    bar.finish_and_clear();
-    store.close().await;
-    print_verify_report(&report, &key);
-    Ok(if report.ok() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::from(1)
-    })
-}
-
-pub(crate) fn print_verify_report(report: &me2b_audit::VerifyReport, key: &NodeVerifyingKey) {
-    out!("node key      {} (Ed25519)", key.key_id());
-    out!("entries       {}", report.entries);
-    out!("checkpoints   {} signed", report.checkpoints);
-    if let Some((seq, hash)) = &report.head {
-        out!("head          #{seq} {hash}");
-    }
-    match &report.first_failure {
-        None => out!("result        OK: every entry links to the previous one and matches every signed checkpoint"),
-        Some(f) => out!("result        FAILED at entry #{}: {}", f.seq, f.reason),
     }
 }
 

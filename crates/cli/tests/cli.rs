@@ -535,13 +535,25 @@ fn the_demo_runs_end_to_end() {
         "suggested from your receipts",
         "A bundle with Fair Threads.",
         "marks it not relevant",
-        "withheld: fewer than 20",
+        // Offers' statistics: released on a schedule, unchanged by a visit,
+        // copies without statistics.
+        "withheld (< 20)",
+        "no release yet",
+        "a visit never causes a release",
+        "copies go live, each without statistics",
+        "409 Conflict too_many_live_offers",
+        // The trust: one accountant, budgets per pool shared by every asker.
+        "403 Forbidden over_budget",
+        "is spent for everyone this month",
+        "open only to requesters the governance file names",
+        "GET /v1/me/transparency, pool by pool",
         "GET /v1/me/offers → 403 Forbidden",
         "Accepted leads: Green Wheels reads its contact request",
         "The co-ops did NOT learn who matched an offer",
-        "3 live, 3 refused at publish",
+        "3 live (+8 copies without statistics), 3 refused at publish",
         // Credentials: two unlinkable visits, a replay, offline, revoked.
         "Visit 2: verify → 200 OK, VALID",
+        "the presentation names no co-op",
         "cannot tell the two visits apart",
         "422 Unprocessable Entity unknown_challenge",
         "presentation → VALID.",
@@ -584,6 +596,7 @@ fn the_demo_runs_end_to_end() {
         !said.contains("tier"),
         "undisclosed claims stay hidden: {said}"
     );
+    assert!(said.contains("which one was not disclosed"), "{said}");
     // A disclosed claim changed, and a file that is not a presentation.
     let mut p: Value =
         serde_json::from_slice(&std::fs::read(dir.join("presentation.json")).unwrap()).unwrap();

@@ -1,8 +1,8 @@
 //! BBS with 10 messages, 2 disclosed: the project's layer (the `Bbs` trait over
 //! zkryptium, with its input validation and conversions) and raw zkryptium calls,
 //! side by side in one group; throughput is in operations per second ("elem/s").
-//! Both recompute the generators on every call: zkryptium 0.8 offers no way to
-//! pass cached ones (see the issue notes).
+//! Both recompute the generators on every call (zkryptium 0.8, used without a
+//! generator cache).
 //! A second group measures the credential layer end to end (12 claims).
 //!
 //! `cargo bench -p me2b-credentials -- --warm-up-time 1 --measurement-time 3`

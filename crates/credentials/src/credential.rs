@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// The id under which an issuer publishes a public key, e.g. `coop-a-2025-1`:
+/// The id under which an issuer publishes a public key, e.g. `federation-bbs-20f4cea4a6106a58`:
 /// 1–64 ASCII letters, digits, `.`, `_`, `:` or `-`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -106,6 +106,11 @@ pub enum CredentialError {
     /// The encoded status list does not decode (multibase, base64url, gzip).
     #[error("malformed status list: {0}")]
     MalformedStatusList(&'static str),
+
+    // --- the federation's settings ---
+    /// A validity period outside 1 to 26 weeks.
+    #[error("the validity period is 1 to 26 weeks")]
+    InvalidPeriod,
 }
 
 impl CredentialError {
@@ -138,6 +143,7 @@ impl CredentialError {
             Self::StatusIndexOutOfRange => "status_index_out_of_range",
             Self::InvalidStatusListSize => "invalid_status_list_size",
             Self::MalformedStatusList(_) => "malformed_status_list",
+            Self::InvalidPeriod => "invalid_period",
         }
     }
 }
@@ -182,6 +188,7 @@ mod tests {
             CredentialError::StatusIndexOutOfRange,
             CredentialError::InvalidStatusListSize,
             CredentialError::MalformedStatusList("x"),
+            CredentialError::InvalidPeriod,
         ];
         let codes: BTreeSet<_> = all.iter().map(CredentialError::code).collect();
         assert_eq!(codes.len(), all.len());

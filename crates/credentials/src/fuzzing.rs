@@ -41,7 +41,7 @@ fn build() -> Result<Fixture, CredentialError> {
         Nonce::from_bytes([0x42; 32]),
         VerifierId::new("fuzz.verifier")?,
     )
-    .accept_issuer(key_id.clone())
+    .accept_key(key_id.clone())
     .require_value(ClaimName::CredentialType, crate::schema::COOP_MEMBERSHIP)?
     .require_value(ClaimName::Federation, "F")?
     .require_status_check();

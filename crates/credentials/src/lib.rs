@@ -11,8 +11,9 @@
 //! * [`verifier`]: challenges and [`verify_presentation`], pure and offline-capable.
 //! * [`status`]: W3C Bitstring Status Lists.
 //! * [`service`]: the node's promo-code flow over storage, the vault and the
-//!   audit log (codes, issuance into the vault, challenges, presentations,
-//!   verification, revocation, the published keys).
+//!   audit log (codes, issuance into the vault under the federation's one
+//!   issuer key, challenges, presentations, verification, revocation, the
+//!   published key).
 //!
 //! `LINKABILITY.md` (next to this crate's `Cargo.toml`) explains what each choice
 //! leaves linkable, and the defaults.
@@ -37,7 +38,7 @@ pub use error::CredentialError;
 pub use presentation::{presentation_header, Nonce, Presentation, VerifierId};
 pub use schema::{
     ClaimName, ClaimText, ClaimValue, Claims, CredentialSchema, Epoch, Interests, MemberSince,
-    SchemaVersion, StatusIndex,
+    SchemaVersion, StatusIndex, ValidityPeriod,
 };
 pub use status::StatusList;
 pub use verifier::{verify_presentation, Challenge, IssuerKeys, StatusLists, VerifiedClaims};

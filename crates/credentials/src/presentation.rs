@@ -4,7 +4,7 @@
 //! ```json
 //! {
 //!   "schema_version": 1,
-//!   "issuer_key_id": "coop-a-2025-1",
+//!   "issuer_key_id": "federation-bbs-20f4cea4a6106a58",
 //!   "nonce": "<64 lowercase hex digits: the verifier's nonce>",
 //!   "verifier_id": "market.example",
 //!   "disclosed": { "credential_type": "coop-membership", "federation": "F", "validity_epoch": "2900" },

@@ -5,15 +5,15 @@
 //!
 //! | index | claim | value |
 //! | --- | --- | --- |
-//! | 0 | `issuer` | the issuing organisation's id (lowercase hyphenated UUID) |
+//! | 0 | `issuer` | the issuing co-op's organisation id (lowercase hyphenated UUID); an ordinary, hideable claim: the federation's key signs every co-op's credentials |
 //! | 1 | `credential_type` | e.g. `coop-membership` |
-//! | 2 | `federation` | the federation of co-ops the issuer belongs to |
+//! | 2 | `federation` | the federation of co-ops, the same for every credential of its key |
 //! | 3 | `member_since` | year, four digits |
 //! | 4 | `tier` | membership tier, e.g. `standard` |
 //! | 5 | `region` | e.g. an ISO 3166-2 code such as `NL-NH` |
-//! | 6 | `validity_epoch` | last epoch (week, see [`Epoch`]) in which the credential is valid, decimal |
-//! | 7 | `status_index` | the credential's entry in the issuer's status list, decimal |
-//! | 8–11 | `interest_1` … `interest_4` | declared interests; the empty string for an empty slot |
+//! | 6 | `validity_epoch` | last epoch (week, see [`Epoch`]) in which the credential is valid, decimal; fixed by the federation's [`ValidityPeriod`], never per credential |
+//! | 7 | `status_index` | the credential's entry in the federation's status list, decimal |
+//! | 8–11 | `interest_1` … `interest_4` | declared interests (topics of the interest taxonomy); the empty string for an empty slot |
 //!
 //! Every credential has all twelve messages (empty interest slots included), so the
 //! message count, and therefore the proof size, says nothing about the member.
@@ -410,7 +410,61 @@ impl Epoch {
     }
 }
 
-/// An entry of the issuer's status list.
+/// The federation's validity period: how long credentials last, set once for
+/// the whole federation and never chosen per credential (an issuer that could
+/// choose an expiry per member could tag that member with it).
+///
+/// Periods are `weeks` weeks long and aligned to epoch 0 (period *k* is the
+/// epochs `k·weeks … (k+1)·weeks − 1`). A credential issued during period *k*
+/// is valid through the last epoch of period *k + 1*: between one and two
+/// periods. So every credential issued in one period carries the same
+/// `validity_epoch`, and at any moment the valid credentials carry one of two
+/// values (issued this period, or the one before). Renewal is due once a
+/// period and never makes every credential expire at the same instant.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ValidityPeriod {
+    weeks: u32,
+}
+
+impl ValidityPeriod {
+    /// The default: periods of four weeks (credentials last four to eight).
+    pub const DEFAULT_WEEKS: u32 = 4;
+    /// The longest period: short validity with renewal is how credentials
+    /// expire (see `LINKABILITY.md`).
+    pub const MAX_WEEKS: u32 = 26;
+
+    /// A period of `weeks` weeks, 1 to [`Self::MAX_WEEKS`].
+    pub fn weeks(weeks: u32) -> Result<Self, CredentialError> {
+        if (1..=Self::MAX_WEEKS).contains(&weeks) {
+            Ok(Self { weeks })
+        } else {
+            Err(CredentialError::InvalidPeriod)
+        }
+    }
+
+    /// The period's length in weeks.
+    pub fn get(self) -> u32 {
+        self.weeks
+    }
+
+    /// The validity epoch of every credential issued at `issued`: the last
+    /// epoch of the period after the one containing `issued`.
+    pub fn validity_epoch(self, issued: Timestamp) -> Epoch {
+        let weeks = u64::from(self.weeks);
+        let period = u64::from(Epoch::containing(issued).get()) / weeks;
+        Epoch(u32::try_from((period + 2) * weeks - 1).unwrap_or(u32::MAX))
+    }
+}
+
+impl Default for ValidityPeriod {
+    fn default() -> Self {
+        Self {
+            weeks: Self::DEFAULT_WEEKS,
+        }
+    }
+}
+
+/// An entry of the federation's status list.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct StatusIndex(u32);
@@ -485,6 +539,16 @@ impl From<Interests> for Vec<ClaimText> {
 
 /// The credential type of a co-op membership.
 pub const COOP_MEMBERSHIP: &str = "coop-membership";
+
+/// The federation's name unless the node is configured with another.
+pub const DEFAULT_FEDERATION: &str = "Fair Economy Federation";
+
+impl ClaimText {
+    /// [`DEFAULT_FEDERATION`] (a valid claim text; a unit test checks it).
+    pub fn default_federation() -> Self {
+        Self(DEFAULT_FEDERATION.to_owned())
+    }
+}
 
 /// The claims of one credential (schema version 1). Every field is a checked type.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -595,6 +659,58 @@ mod tests {
             1
         );
         assert_eq!(Epoch::containing(Timestamp::from_unix_millis(-5)).get(), 0);
+    }
+
+    #[test]
+    fn one_validity_epoch_per_period() {
+        let week_ms = EPOCH_LENGTH_SECONDS * 1000;
+        let p = ValidityPeriod::default();
+        assert_eq!(p.get(), 4);
+        // Period 739 is weeks 2956..=2959; its credentials last through 2963.
+        let start = 2956 * week_ms;
+        let epochs: std::collections::BTreeSet<u32> =
+            [0, 1, week_ms, 3 * week_ms + 5, 4 * week_ms - 1]
+                .iter()
+                .map(|d| {
+                    p.validity_epoch(Timestamp::from_unix_millis(start + d))
+                        .get()
+                })
+                .collect();
+        assert_eq!(epochs.into_iter().collect::<Vec<_>>(), vec![2963]);
+        assert_eq!(
+            p.validity_epoch(Timestamp::from_unix_millis(start + 4 * week_ms))
+                .get(),
+            2967
+        );
+        assert_eq!(p.validity_epoch(Timestamp::from_unix_millis(-1)).get(), 7);
+        let one = ValidityPeriod::weeks(1).unwrap();
+        assert_eq!(
+            one.validity_epoch(Timestamp::from_unix_millis(start)).get(),
+            2957
+        );
+        for bad in [0, 27, u32::MAX] {
+            assert_eq!(
+                ValidityPeriod::weeks(bad),
+                Err(CredentialError::InvalidPeriod)
+            );
+        }
+        assert!(ValidityPeriod::weeks(26).is_ok());
+        // Never before the issue, whatever the time.
+        for t in [0i64, 1, 1_790_000_000_000, i64::MAX / 2] {
+            for w in [1, 4, 26] {
+                let p = ValidityPeriod::weeks(w).unwrap();
+                let issued = Timestamp::from_unix_millis(t);
+                assert!(p.validity_epoch(issued) >= Epoch::containing(issued));
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_federation_is_a_valid_claim() {
+        assert_eq!(
+            ClaimText::new(DEFAULT_FEDERATION).unwrap(),
+            ClaimText::default_federation()
+        );
     }
 
     #[derive(Debug)]

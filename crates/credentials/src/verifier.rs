@@ -11,22 +11,32 @@ use crate::presentation::{
 use crate::schema::{ClaimName, ClaimValue, CredentialSchema, Epoch, StatusIndex, COOP_MEMBERSHIP};
 use crate::status::StatusList;
 use crate::CredentialError;
-use me2b_domain::Random;
+use me2b_domain::{OrgId, Random};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
 
 /// What a verifier asks for: a fresh nonce, its own id, the issuer keys it
-/// accepts, the claims it needs (some with a required value), and whether it
-/// checks revocation.
+/// accepts, the co-ops it accepts (or any co-op of the federation), the claims
+/// it needs (some with a required value), and whether it checks revocation.
 ///
-/// The validity epoch is always required (the verifier checks expiry). The status
-/// index is required only when `status_check` is on: it is a correlation handle
-/// (see `LINKABILITY.md`).
+/// The validity epoch is always required (the verifier checks expiry). The
+/// `issuer` claim is required only when the challenge names co-ops
+/// ([`Challenge::require_issuer_in`]): the federation's key signs every
+/// co-op's credentials, so a verifier that asks for "a member of a co-op of the
+/// federation" never learns which co-op. The status index is required only
+/// when `status_check` is on: it is a correlation handle (see `LINKABILITY.md`).
+///
+/// Wire form ([`Challenge::to_json`], [`Challenge::parse`]):
+/// `{"nonce", "verifier_id", "accepted_keys": [key ids], "issuers": [co-op
+/// ids; empty for any co-op], "required_values": {claim: value},
+/// "required_claims": [claims], "status_check": bool}`.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Challenge {
     nonce: Nonce,
     verifier_id: VerifierId,
-    accepted_issuers: BTreeSet<IssuerKeyId>,
+    accepted_keys: BTreeSet<IssuerKeyId>,
+    issuers: BTreeSet<OrgId>,
     required_values: BTreeMap<ClaimName, ClaimValue>,
     required_claims: BTreeSet<ClaimName>,
     status_check: bool,
@@ -43,30 +53,40 @@ impl Challenge {
         Self {
             nonce,
             verifier_id,
-            accepted_issuers: BTreeSet::new(),
+            accepted_keys: BTreeSet::new(),
+            issuers: BTreeSet::new(),
             required_values: BTreeMap::new(),
             required_claims: BTreeSet::new(),
             status_check: false,
         }
     }
 
-    /// "A valid co-op membership in federation `federation`" from one of `issuers`.
+    /// "A valid co-op membership in federation `federation`", signed with one
+    /// of `keys`; any co-op of the federation (the issuer stays hidden).
     pub fn coop_membership(
         rng: &dyn Random,
         verifier_id: VerifierId,
         federation: &str,
-        issuers: impl IntoIterator<Item = IssuerKeyId>,
+        keys: impl IntoIterator<Item = IssuerKeyId>,
     ) -> Result<Self, CredentialError> {
         let mut c = Self::new(rng, verifier_id)
             .require_value(ClaimName::CredentialType, COOP_MEMBERSHIP)?
             .require_value(ClaimName::Federation, federation)?;
-        c.accepted_issuers.extend(issuers);
+        c.accepted_keys.extend(keys);
         Ok(c)
     }
 
     /// Accepts credentials signed with this issuer key.
-    pub fn accept_issuer(mut self, key_id: IssuerKeyId) -> Self {
-        self.accepted_issuers.insert(key_id);
+    pub fn accept_key(mut self, key_id: IssuerKeyId) -> Self {
+        self.accepted_keys.insert(key_id);
+        self
+    }
+
+    /// Accepts only credentials issued by one of these co-ops: the member
+    /// then discloses the `issuer` claim. Without it any co-op is accepted and
+    /// the issuer stays hidden.
+    pub fn require_issuer_in(mut self, coops: impl IntoIterator<Item = OrgId>) -> Self {
+        self.issuers.extend(coops);
         self
     }
 
@@ -97,8 +117,13 @@ impl Challenge {
         &self.verifier_id
     }
 
-    pub fn accepted_issuers(&self) -> &BTreeSet<IssuerKeyId> {
-        &self.accepted_issuers
+    pub fn accepted_keys(&self) -> &BTreeSet<IssuerKeyId> {
+        &self.accepted_keys
+    }
+
+    /// The co-ops accepted; empty: any co-op of the federation.
+    pub fn issuers(&self) -> &BTreeSet<OrgId> {
+        &self.issuers
     }
 
     pub fn required_values(&self) -> &BTreeMap<ClaimName, ClaimValue> {
@@ -110,12 +135,16 @@ impl Challenge {
     }
 
     /// The smallest set of claims a presentation must disclose to answer this
-    /// challenge: the required ones, the validity epoch, and the status index only
-    /// if a status check is required. A wallet discloses exactly this by default.
+    /// challenge: the required ones, the validity epoch, the issuer only if the
+    /// challenge names co-ops, and the status index only if a status check is
+    /// required. A wallet discloses exactly this by default.
     pub fn claims_to_disclose(&self) -> BTreeSet<ClaimName> {
         let mut out: BTreeSet<ClaimName> = self.required_values.keys().copied().collect();
         out.extend(self.required_claims.iter().copied());
         out.insert(ClaimName::ValidityEpoch);
+        if !self.issuers.is_empty() {
+            out.insert(ClaimName::Issuer);
+        }
         if self.status_check {
             out.insert(ClaimName::StatusIndex);
         }
@@ -127,7 +156,8 @@ impl Challenge {
         let wire = ChallengeOut {
             nonce: self.nonce,
             verifier_id: &self.verifier_id,
-            accepted_issuers: &self.accepted_issuers,
+            accepted_keys: &self.accepted_keys,
+            issuers: self.issuers.iter().map(OrgId::to_string).collect(),
             required_values: crate::presentation::OrderedClaims(&self.required_values),
             required_claims: &self.required_claims,
             status_check: self.status_check,
@@ -149,8 +179,16 @@ impl Challenge {
             Nonce::from_hex(&wire.nonce)?,
             VerifierId::new(&wire.verifier_id)?,
         );
-        for id in wire.accepted_issuers {
-            c.accepted_issuers.insert(IssuerKeyId::new(&id)?);
+        for id in wire.accepted_keys {
+            c.accepted_keys.insert(IssuerKeyId::new(&id)?);
+        }
+        for id in wire.issuers {
+            // One spelling per co-op: the canonical form of the `issuer` claim.
+            let value = ClaimValue::parse(ClaimName::Issuer, &id)?;
+            let org = OrgId::from_str(value.as_str()).map_err(|_| {
+                CredentialError::MalformedPresentation("an issuer is not an organisation id")
+            })?;
+            c.issuers.insert(org);
         }
         for (name, value) in wire.required_values.0 {
             let name = ClaimName::parse(&name)
@@ -171,7 +209,8 @@ impl Challenge {
 struct ChallengeOut<'a> {
     nonce: Nonce,
     verifier_id: &'a VerifierId,
-    accepted_issuers: &'a BTreeSet<IssuerKeyId>,
+    accepted_keys: &'a BTreeSet<IssuerKeyId>,
+    issuers: Vec<String>,
     required_values: crate::presentation::OrderedClaims<'a>,
     required_claims: &'a BTreeSet<ClaimName>,
     status_check: bool,
@@ -182,7 +221,8 @@ struct ChallengeOut<'a> {
 struct ChallengeIn {
     nonce: String,
     verifier_id: String,
-    accepted_issuers: Vec<String>,
+    accepted_keys: Vec<String>,
+    issuers: Vec<String>,
     required_values: StrictMap,
     required_claims: Vec<String>,
     status_check: bool,
@@ -226,8 +266,8 @@ impl StatusLists {
     }
 }
 
-/// What the verifier learned: the issuer key and the disclosed claims, nothing
-/// else.
+/// What the verifier learned: the issuer key (the federation's, the same for
+/// every co-op) and the disclosed claims, nothing else.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct VerifiedClaims {
     issuer_key_id: IssuerKeyId,
@@ -246,6 +286,13 @@ impl VerifiedClaims {
     pub fn get(&self, name: ClaimName) -> Option<&str> {
         self.disclosed.get(&name).map(ClaimValue::as_str)
     }
+
+    /// The issuing co-op, when the member disclosed it (a challenge that names
+    /// co-ops asks for it); `None` for a federation-wide presentation.
+    pub fn issuer(&self) -> Option<OrgId> {
+        self.get(ClaimName::Issuer)
+            .and_then(|v| OrgId::from_str(v).ok())
+    }
 }
 
 /// Checks a presentation against the verifier's challenge. Cheap checks come
@@ -256,7 +303,7 @@ impl VerifiedClaims {
 /// | made for another nonce or verifier id (a replay) | `wrong_challenge` |
 /// | issuer key not accepted by the challenge or not known | `unknown_issuer` |
 /// | a needed claim not disclosed | `missing_claim` |
-/// | a required value differs | `claim_mismatch` |
+/// | a required value differs, or the issuer is not a co-op the challenge names | `claim_mismatch` |
 /// | proof shorter than the undisclosed claims need | `truncated_proof` |
 /// | proof fails (a disclosed value, the binding or the proof was altered) | `proof_invalid` |
 /// | validity epoch before `current_epoch` | `expired` |
@@ -276,7 +323,7 @@ pub fn verify_presentation(
         return Err(CredentialError::WrongChallenge);
     }
     let key_id = presentation.issuer_key_id();
-    if !challenge.accepted_issuers.contains(key_id) {
+    if !challenge.accepted_keys.contains(key_id) {
         return Err(CredentialError::UnknownIssuer);
     }
     let issuer_key = issuer_keys
@@ -291,6 +338,14 @@ pub fn verify_presentation(
     for (name, value) in &challenge.required_values {
         if disclosed.get(name) != Some(value) {
             return Err(CredentialError::ClaimMismatch(*name));
+        }
+    }
+    if !challenge.issuers.is_empty() {
+        let issuer = disclosed
+            .get(&ClaimName::Issuer)
+            .and_then(|v| OrgId::from_str(v.as_str()).ok());
+        if !issuer.is_some_and(|org| challenge.issuers.contains(&org)) {
+            return Err(CredentialError::ClaimMismatch(ClaimName::Issuer));
         }
     }
     check_proof_size(

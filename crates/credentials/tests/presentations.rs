@@ -109,7 +109,7 @@ fn a_presentation_for_another_verifier_is_a_replay() {
         *challenge.nonce(),
         VerifierId::new("other.example").unwrap(),
     )
-    .accept_issuer(w.issuer.key_id().clone())
+    .accept_key(w.issuer.key_id().clone())
     .require_value(ClaimName::Federation, FEDERATION)
     .unwrap();
     assert_eq!(code(w.verify(&other, &p)), "wrong_challenge");
@@ -130,7 +130,7 @@ fn rewriting_the_echoed_challenge_does_not_help_a_replay() {
     assert_eq!(code(w.verify(&new, &forged)), "proof_invalid");
     let other_verifier =
         Challenge::with_nonce(*old.nonce(), VerifierId::new("other.example").unwrap())
-            .accept_issuer(w.issuer.key_id().clone());
+            .accept_key(w.issuer.key_id().clone());
     let forged = w
         .edit(&p, |v| {
             v["verifier_id"] = "other.example".into();
@@ -189,7 +189,7 @@ fn issuers_must_be_accepted_and_known() {
         .unwrap();
     let p = w.present(&credential, &challenge);
     assert_eq!(code(w.verify(&challenge, &p)), "unknown_issuer");
-    let challenge = challenge.accept_issuer(w.issuer.key_id().clone());
+    let challenge = challenge.accept_key(w.issuer.key_id().clone());
     let p = w.present(&credential, &challenge);
     let empty = IssuerKeys::new();
     let r = verify_presentation(default_bbs(), &challenge, &p, &empty, &w.status, NOW);
@@ -523,4 +523,52 @@ fn two_presentations_of_one_credential_are_unlinkable() {
     // Even for the same nonce, two proofs differ everywhere.
     let p3 = w.present(&credential, &c1);
     assert!(windows(a, 8).is_disjoint(&windows(p3.proof().as_bytes(), 8)));
+}
+
+/// Issue 12: one key, the federation's, signs two co-ops' credentials. A
+/// challenge that names no co-op gets presentations that differ only in
+/// their proofs; one that names co-op A makes the member disclose the issuer,
+/// and refuses co-op B's member and a presentation that hides the issuer.
+#[test]
+fn the_issuing_coop_stays_hidden_unless_the_challenge_names_it() {
+    let w = world(21);
+    let (a, b) = (
+        me2b_domain::OrgId::generate(&w.rng),
+        me2b_domain::OrgId::generate(&w.rng),
+    );
+    let mut claims_a = claims(&w.rng, 5);
+    claims_a.issuer = a;
+    let mut claims_b = claims_a.clone();
+    claims_b.issuer = b;
+    let cred_a = w.issuer.issue(default_bbs(), claims_a).unwrap();
+    let cred_b = w.issuer.issue(default_bbs(), claims_b).unwrap();
+
+    let any = w.challenge();
+    assert!(!any.claims_to_disclose().contains(&ClaimName::Issuer));
+    let (pa, pb) = (w.present(&cred_a, &any), w.present(&cred_b, &any));
+    let without_proof = |p: &Presentation| {
+        let mut v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+        v.as_object_mut().unwrap().remove("proof");
+        v
+    };
+    assert_eq!(without_proof(&pa), without_proof(&pb));
+    assert_eq!(pa.proof().as_bytes().len(), pb.proof().as_bytes().len());
+    let (va, vb) = (w.verify(&any, &pa).unwrap(), w.verify(&any, &pb).unwrap());
+    assert_eq!(va, vb);
+    assert_eq!(va.issuer(), None);
+
+    let named = w.challenge().require_issuer_in([a]);
+    assert_eq!(Challenge::parse(named.to_json().as_bytes()).unwrap(), named);
+    assert!(named.claims_to_disclose().contains(&ClaimName::Issuer));
+    let pa = w.present(&cred_a, &named);
+    assert_eq!(w.verify(&named, &pa).unwrap().issuer(), Some(a));
+    let pb = w.present(&cred_b, &named);
+    assert_eq!(code(w.verify(&named, &pb)), "claim_mismatch");
+    let hidden = w.present_with(&cred_a, &named, &any.claims_to_disclose());
+    assert_eq!(code(w.verify(&named, &hidden)), "missing_claim");
+    // A named co-op in another spelling is not the claim's one spelling.
+    let upper = named
+        .to_json()
+        .replace(&a.to_string(), &a.to_string().to_uppercase());
+    assert_eq!(code(Challenge::parse(upper.as_bytes())), "invalid_claim");
 }

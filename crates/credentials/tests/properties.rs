@@ -77,7 +77,7 @@ proptest! {
             .map(|(_, c)| c)
             .collect();
         let mut challenge = Challenge::new(&rng, VerifierId::new(&verifier).unwrap())
-            .accept_issuer(issuer.key_id().clone());
+            .accept_key(issuer.key_id().clone());
         // Require, with their values, the claims the member discloses anyway.
         for name in &disclose {
             challenge = challenge.require_value(*name, claims.value(*name).as_str()).unwrap();
@@ -103,7 +103,7 @@ proptest! {
         // A fresh nonce is a replay; the same presentation under the same
         // challenge but a later epoch is expired when the epoch has passed.
         let other = Challenge::new(&rng, VerifierId::new(&verifier).unwrap())
-            .accept_issuer(issuer.key_id().clone());
+            .accept_key(issuer.key_id().clone());
         prop_assert_eq!(
             verify_presentation(bbs, &other, &parsed, &keys, &StatusLists::new(), Epoch::new(0)).unwrap_err(),
             CredentialError::WrongChallenge

@@ -142,6 +142,10 @@ pub enum Action {
     /// A verifier checked a presentation.
     #[serde(rename = "credential.verify")]
     CredentialVerify,
+    /// A differentially private figure was released: its pools, ε and
+    /// mechanism (ε 0 when a stream charged at its start covers it).
+    #[serde(rename = "privacy.release")]
+    PrivacyRelease,
 }
 
 /// How it ended.

@@ -8,15 +8,15 @@ use me2b_consent::{Consents, Vocabulary};
 use me2b_crypto::{CryptoError, Keyring, MasterKey, PassphraseHasher, PassphraseParams};
 use me2b_domain::audit::{Action, Actor, AuditEvent};
 use me2b_domain::{Clock, Random};
-use me2b_offers::service::Offers;
-use me2b_offers::stats::OpenDpNoise;
-use me2b_offers::Taxonomy;
+use me2b_dp::{Accountant, Noise, OpenDpNoise, PrivacyGovernance};
+use me2b_offers::service::{Offers, OffersDeps};
+use me2b_offers::{OfferGovernance, Taxonomy};
 use me2b_orgs::Orgs;
 use me2b_storage::{Backend, StorageError, Store};
 use me2b_trust::link::{LocalLink, TranscryptorLink};
 use me2b_trust::policy::Policy;
 use me2b_trust::pseudonym::{Federation, Transcryptor, TranscryptorSecrets};
-use me2b_trust::service::{Category, Governance, Trust};
+use me2b_trust::service::{Category, Trust, TrustDeps};
 use me2b_vault::{Vault, VaultError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,15 +45,59 @@ pub struct NodeConfig {
     pub session_ttl_seconds: i64,
     pub passphrase: PassphraseParams,
     pub checkpoint_every: u64,
-    /// Minimum cohort and noise scale of offer counts.
-    pub offers: me2b_offers::service::OfferSettings,
     /// A directory with `federation.json` and `links.json` (from `me2b trust
     /// init`): the trust then uses those transcryptor processes. Default: three
     /// transcryptors in this process (single-party).
     pub trust_dir: Option<PathBuf>,
-    /// The trust's governance config. Default: `trust.toml` in the data
-    /// directory when present, else built-in defaults.
-    pub trust_governance: Option<PathBuf>,
+    /// The governance file (privacy budgets, the trust, offers). Default:
+    /// `governance.toml` in the data directory when present, else built-in
+    /// defaults.
+    pub governance: Option<PathBuf>,
+    /// Where release noise comes from. Default: OpenDP. Tests and the attack
+    /// harness pass a seeded copy of the same distribution.
+    pub noise: Option<Arc<dyn Noise>>,
+    /// The federation's credential settings (its name and validity period),
+    /// the same for every co-op and every credential.
+    pub credentials: me2b_credentials::service::FederationSettings,
+}
+
+/// The governance file: `[privacy]` (the budget period, the minimum cohort,
+/// the pools' budgets and allowances), `[trust]` and `[offers]`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Governance {
+    pub privacy: PrivacyGovernance,
+    pub trust: me2b_trust::service::Governance,
+    pub offers: OfferGovernance,
+}
+
+/// Keys of the old `trust.toml`, which budgeted per asker.
+const OLD_TRUST_KEYS: [&str; 4] = [
+    "default_org_budget",
+    "org_budgets",
+    "research_budgets",
+    "min_cohort",
+];
+
+impl Governance {
+    /// Parses and checks a governance file's text.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let g: Self = toml::from_str(text).map_err(|e| {
+            let line = text.lines().find(|l| {
+                OLD_TRUST_KEYS
+                    .iter()
+                    .any(|k| l.trim_start().starts_with(k))
+            });
+            match line {
+                Some(_) => "this is a trust.toml of an earlier version: budgets now belong to data pools, not to askers. Move `min_cohort` under [privacy], set budgets under [privacy.pools.*], put the other keys under [trust] (README: Governance)".to_owned(),
+                None => format!("not a valid governance file: {}", e.message()),
+            }
+        })?;
+        g.privacy.check().map_err(|e| e.to_string())?;
+        g.trust.check().map_err(|e| e.to_string())?;
+        g.offers.check().map_err(|e| e.to_string())?;
+        Ok(g)
+    }
 }
 
 impl NodeConfig {
@@ -65,9 +109,10 @@ impl NodeConfig {
             session_ttl_seconds: 12 * 3600,
             passphrase: PassphraseParams::RECOMMENDED,
             checkpoint_every: 1000,
-            offers: me2b_offers::service::OfferSettings::default(),
             trust_dir: None,
-            trust_governance: None,
+            governance: None,
+            noise: None,
+            credentials: me2b_credentials::service::FederationSettings::default(),
         }
     }
 
@@ -106,8 +151,12 @@ pub enum NodeError {
     Offers(#[from] me2b_offers::OfferError),
     #[error(transparent)]
     Trust(#[from] me2b_trust::TrustError),
+    #[error(transparent)]
+    Privacy(#[from] me2b_dp::DpError),
     #[error("cannot use the trust configuration {path}: {message}")]
     TrustConfig { path: String, message: String },
+    #[error("cannot use the governance file {path}: {message}")]
+    Governance { path: String, message: String },
     #[error("the master key {path} does not belong to this database (it was initialised with another key); use the right key file (a node's is named by ME2B_MASTER_KEY_FILE)")]
     WrongMasterKey { path: String },
     #[error("the database was initialised with a master key, but {path} does not exist; restore the key file (a node's is named by ME2B_MASTER_KEY_FILE)")]
@@ -125,6 +174,9 @@ pub struct Node {
     pub consents: Consents,
     pub offers: Offers,
     pub trust: Trust,
+    /// The one privacy accountant (offers and the trust release through it).
+    pub accountant: Accountant,
+    pub governance: Arc<Governance>,
     pub credentials: me2b_credentials::service::Credentials,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Random>,
@@ -201,11 +253,14 @@ impl Node {
         let key_path = cfg.master_key_path();
         let (keys, created) = open_keyring(store.as_ref(), &key_path, rng.as_ref()).await?;
 
-        let audit = AuditLog::start(
+        // The latest signed head is kept in the data directory too: a log
+        // whose tail was cut since is refused here, before anything is added.
+        let audit = AuditLog::start_with_head_file(
             store.clone(),
             clock.clone(),
             keys.clone(),
             cfg.checkpoint_every,
+            &cfg.data_dir.join(me2b_audit::HEAD_FILE),
         )
         .await?;
         let mut events = Vec::new();
@@ -249,19 +304,42 @@ impl Node {
             rng.clone(),
         )
         .with_sensitive_topics(sensitive_topics);
-        let offers = Offers::new(
+        let governance = Arc::new(load_governance(cfg)?);
+        let accountant = Accountant::new(
             store.clone(),
-            vault.clone(),
-            consents.clone(),
             audit.clone(),
-            taxonomy.clone(),
             clock.clone(),
-            rng.clone(),
-            Arc::new(OpenDpNoise),
-            cfg.offers,
-        );
+            governance.privacy.clone(),
+        )?;
+        let noise: Arc<dyn Noise> = cfg.noise.clone().unwrap_or_else(|| Arc::new(OpenDpNoise));
+        let offers = Offers::new(OffersDeps {
+            store: store.clone(),
+            vault: vault.clone(),
+            consents: consents.clone(),
+            audit: audit.clone(),
+            taxonomy: taxonomy.clone(),
+            clock: clock.clone(),
+            rng: rng.clone(),
+            noise: noise.clone(),
+            governance: governance.offers.clone(),
+            accountant: accountant.clone(),
+        });
         offers.start_count_flusher();
-        let trust = open_trust(cfg, &store, &keys, &audit, &clock, &rng, &taxonomy).await?;
+        let trust = open_trust(
+            cfg,
+            TrustParts {
+                store: &store,
+                keys: &keys,
+                audit: &audit,
+                clock: &clock,
+                rng: &rng,
+                taxonomy: &taxonomy,
+                governance: &governance,
+                accountant: &accountant,
+                noise: &noise,
+            },
+        )
+        .await?;
         // An erased member is forgotten by the trust too; erasures a crash (or
         // an unreachable transcryptor) interrupted are finished now.
         vault.set_erasure_hook(Arc::new(TrustErasure(trust.clone())));
@@ -282,9 +360,13 @@ impl Node {
             vault.clone(),
             clock.clone(),
             rng.clone(),
+            cfg.credentials.clone(),
+            Arc::new(TaxonomyTopics(taxonomy)),
         );
         Ok(Self {
             trust,
+            accountant,
+            governance,
             credentials,
             offers,
             consents,
@@ -301,6 +383,29 @@ impl Node {
         })
     }
 
+    /// The privacy budgets of the pools a member is in, for their
+    /// transparency view: the offers' audience (everyone who opens offers),
+    /// and the trust's pools that hold their receipts. When the trust cannot
+    /// be asked now (a transcryptor is down), its pools are left out and the
+    /// view says so.
+    pub async fn privacy_budget_view(
+        &self,
+        member: me2b_domain::MemberId,
+    ) -> Result<me2b_dp::transparency::BudgetView, me2b_dp::DpError> {
+        let mut pools = vec![me2b_dp::Pool::OffersAudience];
+        let note = match self.trust.member_pools(member).await {
+            Ok(p) => {
+                pools.extend(p);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the trust's pools of a member could not be listed");
+                Some("the data trust could not be asked just now, so its pools are not listed; try again later".to_owned())
+            }
+        };
+        self.accountant.budget_view(&pools, note).await
+    }
+
     /// Signs a final audit checkpoint and closes the database.
     pub async fn shutdown(&self) {
         if let Err(e) = self.offers.flush_counts().await {
@@ -313,9 +418,46 @@ impl Node {
     }
 }
 
-/// A vault's interests name topics of the node's taxonomy.
+/// Checks the database file in the background (SQLite `PRAGMA quick_check`,
+/// on a connection of its own) and logs the outcome: the check reads the whole
+/// file, so it never stands between a start and serving. Abort the handle at
+/// shutdown; the log carries no stored value, only the number of problems.
+pub fn spawn_integrity_check(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        tracing::info!("database integrity check started in the background");
+        match store
+            .check_integrity(me2b_storage::IntegrityLevel::Quick)
+            .await
+        {
+            Ok(()) => tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "database integrity check passed"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "database integrity check FAILED: stop the node, run `me2b check`, and restore the database from a backup"
+            ),
+        }
+    })
+}
+
+/// The shipped interest taxonomy: a vault's interests name its topics, and the
+/// credential service sees a topic as sensitive when it or an ancestor is a
+/// special category (GDPR Art. 9).
 #[derive(Debug)]
 struct TaxonomyTopics(Arc<Taxonomy>);
+
+impl me2b_credentials::service::InterestTaxonomy for TaxonomyTopics {
+    fn kind(&self, slug: &str) -> me2b_credentials::service::TopicKind {
+        use me2b_credentials::service::TopicKind;
+        match self.0.by_slug(slug) {
+            None => TopicKind::Unknown,
+            Some(t) if self.0.is_sensitive(t) => TopicKind::Sensitive,
+            Some(_) => TopicKind::Ordinary,
+        }
+    }
+}
 
 impl me2b_vault::ContentCheck for TaxonomyTopics {
     fn check(&self, content: &me2b_domain::record::RecordContent) -> Result<(), VaultError> {
@@ -354,28 +496,61 @@ fn config_err(path: &Path, message: impl ToString) -> NodeError {
     }
 }
 
+/// Reads the governance file: `--governance`, else `governance.toml` in the
+/// data directory when present, else the defaults. An old `trust.toml` in the
+/// data directory is refused with what to change, rather than ignored.
+fn load_governance(cfg: &NodeConfig) -> Result<Governance, NodeError> {
+    let err = |path: &Path, message: String| NodeError::Governance {
+        path: path.display().to_string(),
+        message,
+    };
+    let path = cfg
+        .governance
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("governance.toml"));
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Governance::from_toml(&s).map_err(|m| err(&path, m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cfg.governance.is_none() => {
+            let old = cfg.data_dir.join("trust.toml");
+            if old.exists() {
+                return Err(err(
+                    &old,
+                    "trust.toml was replaced by governance.toml: budgets now belong to data pools, not to askers. Move `min_cohort` under [privacy], set budgets under [privacy.pools.*], put the other keys under [trust], and save it as governance.toml (README: Governance)".into(),
+                ));
+            }
+            Ok(Governance::default())
+        }
+        Err(e) => Err(err(&path, e.to_string())),
+    }
+}
+
+/// What the trust is opened with.
+struct TrustParts<'a> {
+    store: &'a Arc<dyn Store>,
+    keys: &'a Arc<Keyring>,
+    audit: &'a AuditLog,
+    clock: &'a Arc<dyn Clock>,
+    rng: &'a Arc<dyn Random>,
+    taxonomy: &'a Taxonomy,
+    governance: &'a Governance,
+    accountant: &'a Accountant,
+    noise: &'a Arc<dyn Noise>,
+}
+
 /// The trust: its federation, its transcryptors (in this process, or the
 /// processes named in `trust_dir`) and its governance.
-async fn open_trust(
-    cfg: &NodeConfig,
-    store: &Arc<dyn Store>,
-    keys: &Arc<Keyring>,
-    audit: &AuditLog,
-    clock: &Arc<dyn Clock>,
-    rng: &Arc<dyn Random>,
-    taxonomy: &Taxonomy,
-) -> Result<Trust, NodeError> {
-    let governance_path = cfg
-        .trust_governance
-        .clone()
-        .unwrap_or_else(|| cfg.data_dir.join("trust.toml"));
-    let governance = match std::fs::read_to_string(&governance_path) {
-        Ok(s) => Governance::from_toml(&s).map_err(|e| config_err(&governance_path, e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cfg.trust_governance.is_none() => {
-            Governance::default()
-        }
-        Err(e) => return Err(config_err(&governance_path, e)),
-    };
+async fn open_trust(cfg: &NodeConfig, p: TrustParts<'_>) -> Result<Trust, NodeError> {
+    let TrustParts {
+        store,
+        keys,
+        audit,
+        clock,
+        rng,
+        taxonomy,
+        governance,
+        accountant,
+        noise,
+    } = p;
     let categories = taxonomy
         .topics()
         .iter()
@@ -420,19 +595,20 @@ async fn open_trust(
                 (federation, links, true)
             }
         };
-    Ok(Trust::new(
-        store.clone(),
-        audit.clone(),
-        keys.clone(),
-        clock.clone(),
-        rng.clone(),
+    Ok(Trust::new(TrustDeps {
+        store: store.clone(),
+        audit: audit.clone(),
+        keys: keys.clone(),
+        clock: clock.clone(),
+        random: rng.clone(),
         federation,
         links,
         single_party,
-        governance,
-        Arc::new(me2b_trust::insights::OpenDpNoise),
+        governance: governance.trust.clone(),
+        accountant: accountant.clone(),
+        noise: noise.clone(),
         categories,
-    ))
+    }))
 }
 
 /// The embedded trust's federation and its transcryptors' secrets, created at
@@ -564,6 +740,27 @@ mod tests {
         assert_eq!(v.resume_erasures().await.unwrap(), 1);
         assert!(n.store.member(member).await.unwrap().is_none());
         n.shutdown().await;
+    }
+
+    #[test]
+    fn credential_interests_follow_the_taxonomy() {
+        use me2b_credentials::service::{InterestTaxonomy, TopicKind};
+        let topics = TaxonomyTopics(Arc::new(Taxonomy::shipped().unwrap()));
+        for (slug, kind) in [
+            ("cycling", TopicKind::Ordinary),
+            ("organic", TopicKind::Ordinary),
+            ("health", TopicKind::Sensitive),
+            // Under /Health: sensitive by inheritance.
+            ("pregnancy-and-maternity", TopicKind::Sensitive),
+            ("diabetes", TopicKind::Sensitive),
+            ("halal-food", TopicKind::Sensitive),
+            ("babies-and-toddlers", TopicKind::Sensitive),
+            ("not-a-topic", TopicKind::Unknown),
+            ("Cycling", TopicKind::Unknown),
+            ("", TopicKind::Unknown),
+        ] {
+            assert_eq!(topics.kind(slug), kind, "{slug}");
+        }
     }
 
     #[tokio::test]

@@ -8,8 +8,9 @@
 //! * [`matching`]: runs inside the member's vault over the catalogue every vault
 //!   receives alike: a topic-bitset prefilter, the rule, ranking, and the reasons.
 //! * [`derive`]: interest suggestions from the member's own receipts.
-//! * [`stats`]: what the organisation learns in aggregate: counts released only
-//!   above a minimum cohort and with noise (OpenDP).
+//! * [`stats`]: what the organisation learns in aggregate: running counts
+//!   released on a schedule, charged per period to the offers' audience
+//!   pool of the one privacy accountant (`me2b-dp`), above a minimum cohort.
 //! * [`service`]: the above wired to storage, the vault, consent and the audit log.
 #![forbid(unsafe_code)]
 
@@ -23,7 +24,8 @@ pub mod taxonomy;
 
 pub use offer::{OfferInput, PublishedOffer};
 pub use rule::{Position, RuleError, RuleErrorKind};
-pub use service::Offers;
+pub use service::{Offers, OffersDeps};
+pub use stats::OfferGovernance;
 pub use taxonomy::Taxonomy;
 
 /// Offer errors. None carries a member's personal data.
@@ -65,6 +67,10 @@ pub enum OfferError {
     Corrupt(&'static str),
     #[error("the noise mechanism failed")]
     Noise,
+    #[error("this organisation already has {max} live offers, the most governance allows: withdraw one first")]
+    TooManyLiveOffers { max: u64 },
+    #[error(transparent)]
+    Dp(#[from] me2b_dp::DpError),
 }
 
 impl OfferError {

@@ -12,7 +12,7 @@
 use crate::derive::{self, Suggestion};
 use crate::matching::{self, Catalogue, Match, Mode, Profile};
 use crate::offer::{self, OfferInput, PublishedOffer};
-use crate::stats::{self, Noise, OfferStats, StoredRelease};
+use crate::stats::{self, OfferGovernance, OfferStats, Stream, StreamState, STREAM_VERSION};
 use crate::taxonomy::Taxonomy;
 use crate::OfferError;
 use me2b_audit::AuditLog;
@@ -21,6 +21,7 @@ use me2b_domain::audit::{Action, Actor, AuditEvent};
 use me2b_domain::record::{Interest, InterestSource, OfferHistory, RecordContent};
 use me2b_domain::text::Slug;
 use me2b_domain::{Clock, OfferId, OrgId, Random, RecordId, Timestamp};
+use me2b_dp::{Accountant, Noise, Pool};
 use me2b_storage::{OfferRow, Store};
 use me2b_vault::{MemberSession, Vault, VaultError};
 use serde::Serialize;
@@ -65,6 +66,24 @@ impl OfferStatus {
 pub struct OfferView {
     pub status: OfferStatus,
     pub offer: PublishedOffer,
+    /// At publication: whether the offer has statistics, and what they cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<StatisticsPlan>,
+}
+
+/// What publishing did about an offer's statistics.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct StatisticsPlan {
+    /// True when the offer's statistics stream was opened.
+    pub released: bool,
+    /// ε charged now for this period (0 when none); again in each later
+    /// period the stream releases in.
+    pub epsilon: f64,
+    pub pool: String,
+    pub release_every_days: u32,
+    /// The audience pool's budget for this publisher after the charge, or
+    /// why there are no statistics.
+    pub note: String,
 }
 
 /// How a member answers an offer.
@@ -89,36 +108,51 @@ pub struct Accepted {
     pub disclosed: String,
 }
 
-/// Tunables.
-#[derive(Clone, Copy, Debug)]
-pub struct OfferSettings {
-    pub min_cohort: u64,
-    pub noise_scale: f64,
-}
-
-impl Default for OfferSettings {
-    fn default() -> Self {
-        Self {
-            min_cohort: stats::DEFAULT_MIN_COHORT,
-            noise_scale: stats::DEFAULT_NOISE_SCALE,
-        }
-    }
-}
-
 type Cached = Option<((u64, Timestamp), Arc<Catalogue>)>;
 
 /// Counter increments not yet written, summed across members: members reached
 /// and members who accepted, per offer.
 type PendingCounts = HashMap<OfferId, (u64, u64)>;
 
+/// How offer statistics are released (the noise is OpenDP's).
+pub const STREAM_MECHANISM: &str =
+    "running count: noisy increments on a schedule (simple counting mechanism), discrete Laplace (OpenDP)";
+
 /// How often pending counts are written. Writing them in batches, not at the
 /// moment a member's vault matched, keeps the database's write pattern from
 /// linking a member's request to the offers they were first shown.
 pub const COUNT_FLUSH_SECONDS: u64 = 60;
 
+/// What the offers service is built from.
+pub struct OffersDeps {
+    pub store: Arc<dyn Store>,
+    pub vault: Vault,
+    pub consents: Consents,
+    pub audit: AuditLog,
+    pub taxonomy: Arc<Taxonomy>,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Random>,
+    pub noise: Arc<dyn Noise>,
+    pub governance: OfferGovernance,
+    /// The one privacy accountant (shared with the trust).
+    pub accountant: Accountant,
+}
+
+impl std::fmt::Debug for OffersDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OffersDeps")
+            .field("governance", &self.governance)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The offers service. Cheap to clone.
 #[derive(Clone)]
 pub struct Offers {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: Arc<dyn Store>,
     vault: Vault,
     consents: Consents,
@@ -127,66 +161,59 @@ pub struct Offers {
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Random>,
     noise: Arc<dyn Noise>,
-    settings: OfferSettings,
-    catalogue: Arc<RwLock<Cached>>,
-    pending: Arc<Mutex<PendingCounts>>,
+    governance: OfferGovernance,
+    accountant: Accountant,
+    catalogue: RwLock<Cached>,
+    pending: Mutex<PendingCounts>,
 }
 
 impl std::fmt::Debug for Offers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Offers")
-            .field("topics", &self.taxonomy.len())
-            .field("settings", &self.settings)
+            .field("topics", &self.inner.taxonomy.len())
+            .field("governance", &self.inner.governance)
             .finish_non_exhaustive()
     }
 }
 
 impl Offers {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        store: Arc<dyn Store>,
-        vault: Vault,
-        consents: Consents,
-        audit: AuditLog,
-        taxonomy: Arc<Taxonomy>,
-        clock: Arc<dyn Clock>,
-        rng: Arc<dyn Random>,
-        noise: Arc<dyn Noise>,
-        settings: OfferSettings,
-    ) -> Self {
+    pub fn new(d: OffersDeps) -> Self {
+        let inner = Inner {
+            store: d.store,
+            vault: d.vault,
+            consents: d.consents,
+            audit: d.audit,
+            taxonomy: d.taxonomy,
+            clock: d.clock,
+            rng: d.rng,
+            noise: d.noise,
+            governance: d.governance,
+            accountant: d.accountant,
+            catalogue: RwLock::new(None),
+            pending: Mutex::new(HashMap::new()),
+        };
         Self {
-            store,
-            vault,
-            consents,
-            audit,
-            taxonomy,
-            clock,
-            rng,
-            noise,
-            settings,
-            catalogue: Arc::new(RwLock::new(None)),
-            pending: Arc::new(Mutex::new(HashMap::new())),
+            inner: Arc::new(inner),
         }
     }
 
-    /// Starts the background task that writes pending counts every
-    /// [`COUNT_FLUSH_SECONDS`]; it ends when the service is dropped. Counts
-    /// still pending at a crash are lost (at most one interval's worth of
-    /// noisy aggregates); `Node::shutdown` writes them.
+    /// Starts the background task that, every [`COUNT_FLUSH_SECONDS`],
+    /// writes pending counts and draws the statistics releases that are due;
+    /// it ends when the service is dropped. Counts still pending at a crash
+    /// are lost (at most one interval's worth of aggregates);
+    /// `Node::shutdown` writes them.
     pub fn start_count_flusher(&self) {
-        let pending = Arc::downgrade(&self.pending);
-        let store = Arc::downgrade(&self.store);
+        let me = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(std::time::Duration::from_secs(COUNT_FLUSH_SECONDS));
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let (Some(pending), Some(store)) = (pending.upgrade(), store.upgrade()) else {
-                    return;
-                };
-                if let Err(e) = flush(&pending, store.as_ref()).await {
-                    tracing::warn!(error = %e, "could not write pending offer counts; will retry");
+                let Some(inner) = me.upgrade() else { return };
+                let service = Offers { inner };
+                if let Err(e) = service.release_due().await {
+                    tracing::warn!(error = %e, "could not write offer counts or releases; will retry");
                 }
             }
         });
@@ -194,7 +221,7 @@ impl Offers {
 
     /// Adds to the pending counts.
     fn count(&self, id: OfferId, reached: u64, accepted: u64) {
-        if let Ok(mut p) = self.pending.lock() {
+        if let Ok(mut p) = self.inner.pending.lock() {
             let e = p.entry(id).or_insert((0, 0));
             e.0 += reached;
             e.1 += accepted;
@@ -203,11 +230,11 @@ impl Offers {
 
     /// Writes the pending counts now.
     pub async fn flush_counts(&self) -> Result<(), OfferError> {
-        flush(&self.pending, self.store.as_ref()).await
+        flush(&self.inner.pending, self.inner.store.as_ref()).await
     }
 
     pub fn taxonomy(&self) -> &Taxonomy {
-        &self.taxonomy
+        &self.inner.taxonomy
     }
 
     fn row(
@@ -223,7 +250,7 @@ impl Offers {
             status: status.as_str().to_owned(),
             version,
             created_at,
-            updated_at: self.clock.now(),
+            updated_at: self.inner.clock.now(),
             valid_until: o.valid_until,
             body: o.to_bytes(),
         }
@@ -233,7 +260,12 @@ impl Offers {
         &self,
         id: OfferId,
     ) -> Result<(OfferRow, PublishedOffer, OfferStatus), OfferError> {
-        let row = self.store.offer(id).await?.ok_or(OfferError::NotFound)?;
+        let row = self
+            .inner
+            .store
+            .offer(id)
+            .await?
+            .ok_or(OfferError::NotFound)?;
         let offer = PublishedOffer::from_bytes(&row.body)?;
         let status = OfferStatus::parse(&row.status)?;
         Ok((row, offer, status))
@@ -245,14 +277,22 @@ impl Offers {
 
     // ---- organisations ------------------------------------------------------
 
-    /// Publishes an offer after checking it (topics, sensitive policy, rule).
-    /// A bundle waits for its partners' endorsements before reaching vaults.
+    /// Publishes an offer after checking it (topics, sensitive policy, rule)
+    /// and the organisation's number of live offers, and opens its
+    /// statistics stream if the offers' audience pool allows. A bundle waits
+    /// for its partners' endorsements before reaching vaults.
     #[tracing::instrument(skip_all)]
     pub async fn publish(&self, org: OrgId, input: OfferInput) -> Result<OfferView, OfferError> {
-        let me = self.store.org(org).await?.ok_or(OfferError::NotParty)?;
+        let me = self
+            .inner
+            .store
+            .org(org)
+            .await?
+            .ok_or(OfferError::NotParty)?;
         let mut names = Vec::new();
         for p in &input.coalition {
             if let Some(o) = self
+                .inner
                 .store
                 .org(p.org)
                 .await?
@@ -263,6 +303,7 @@ impl Offers {
         }
         if let Some(req) = input.contact_request {
             let owned = self
+                .inner
                 .store
                 .consent_request(req)
                 .await?
@@ -274,22 +315,240 @@ impl Offers {
                 ));
             }
         }
-        let id = OfferId::generate(self.rng.as_ref());
-        let now = self.clock.now();
+        let id = OfferId::generate(self.inner.rng.as_ref());
+        let now = self.inner.clock.now();
         let lookup = |o: OrgId| names.iter().find(|(i, _)| *i == o).map(|(_, n)| n.clone());
-        let offer = offer::validate(input, id, org, &me.name, &lookup, &self.taxonomy, now)?;
+        let offer = offer::validate(input, id, org, &me.name, &lookup, &self.inner.taxonomy, now)?;
+        let max = self.inner.governance.max_live_offers;
+        if self.inner.store.count_live_offers(org, now).await? >= max {
+            return Err(OfferError::TooManyLiveOffers { max });
+        }
         let status = if offer.coalition.is_empty() {
             OfferStatus::Active
         } else {
             OfferStatus::PendingPartners
         };
-        self.store
+        self.inner
+            .store
             .insert_offer(&self.row(&offer, status, 1, now))
             .await?;
-        self.audit
+        let statistics = self.open_stream(&offer).await?;
+        self.inner
+            .audit
             .record(AuditEvent::new(Actor::Organisation(org), Action::OfferPublish).object(id))
             .await?;
-        Ok(OfferView { status, offer })
+        Ok(OfferView {
+            status,
+            offer,
+            statistics: Some(statistics),
+        })
+    }
+
+    /// Charges the offer's statistics stream to the audience pool (once, for
+    /// every release it will have) and stores it; without budget, the offer
+    /// has no statistics.
+    async fn open_stream(&self, offer: &PublishedOffer) -> Result<StatisticsPlan, OfferError> {
+        let g = &self.inner.governance;
+        let pool = Pool::OffersAudience;
+        let charge = self
+            .inner
+            .accountant
+            .charge(me2b_dp::Release {
+                asker: offer.org,
+                pools: vec![pool],
+                epsilon: g.epsilon_per_offer,
+                mechanism: STREAM_MECHANISM.to_owned(),
+                what: format!("offer {} statistics stream", offer.id),
+            })
+            .await;
+        let (state, plan) = match charge {
+            Ok(c) => {
+                let left = c
+                    .pools
+                    .first()
+                    .map(|b| (b.allowance - b.allowance_spent).max(0.0))
+                    .unwrap_or(0.0);
+                let mut stream = Stream::open(
+                    c.epsilon,
+                    pool.to_string(),
+                    self.inner.clock.now(),
+                    g.release_every_days,
+                    offer.valid_until,
+                )?;
+                stream
+                    .charged_periods
+                    .push(self.inner.accountant.period().0);
+                let plan = StatisticsPlan {
+                    released: true,
+                    epsilon: c.epsilon,
+                    pool: pool.to_string(),
+                    release_every_days: g.release_every_days,
+                    note: format!(
+                        "statistics released every {} days and when the offer closes; ε {} charged to the offers' audience pool now, and again in each later period in which they release; {} of your allowance left this period",
+                        g.release_every_days,
+                        me2b_dp::governance::fmt_eps(c.epsilon),
+                        me2b_dp::governance::fmt_eps(left),
+                    ),
+                };
+                (
+                    StreamState::Live {
+                        v: STREAM_VERSION,
+                        stream,
+                    },
+                    plan,
+                )
+            }
+            Err(
+                e @ (me2b_dp::DpError::OverBudget { .. } | me2b_dp::DpError::NoAllowance { .. }),
+            ) => {
+                let why =
+                    format!("the offers' audience pool has no budget left for this offer ({e})");
+                let plan = StatisticsPlan {
+                    released: false,
+                    epsilon: 0.0,
+                    pool: pool.to_string(),
+                    release_every_days: g.release_every_days,
+                    note: format!("no statistics: {why}; the offer is live all the same"),
+                };
+                (
+                    StreamState::None {
+                        v: STREAM_VERSION,
+                        why,
+                    },
+                    plan,
+                )
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.inner
+            .store
+            .replace_offer_release(offer.id, 0, &state.to_bytes(), state.next_due())
+            .await?;
+        Ok(plan)
+    }
+
+    /// Draws the offer's next release if it is due at `now` (or, with
+    /// `close`, its last one now), once: two nodes racing for it draw it
+    /// once (compare-and-swap on the release sequence). Counts pending in
+    /// memory are written first.
+    async fn release_if_due(&self, id: OfferId, close: bool) -> Result<(), OfferError> {
+        self.flush_counts().await?;
+        for _ in 0..5 {
+            let now = self.inner.clock.now();
+            let counters = self
+                .inner
+                .store
+                .offer_counters(id)
+                .await?
+                .ok_or(OfferError::Corrupt("offer counters"))?;
+            let StreamState::Live { v, mut stream } =
+                StreamState::from_stored(counters.released.as_deref())
+            else {
+                return Ok(());
+            };
+            let due = stream.next_due().is_some_and(|t| t <= now);
+            if stream.closed || !(due || close) {
+                return Ok(());
+            }
+            let offer = PublishedOffer::from_bytes(
+                &self
+                    .inner
+                    .store
+                    .offer(id)
+                    .await?
+                    .ok_or(OfferError::NotFound)?
+                    .body,
+            )?;
+            // The stream's releases in a period are charged once in it.
+            let period = self.inner.accountant.period();
+            let paid = stream.charged_periods.contains(&period.0)
+                || self.charge_period(&offer, &stream, period).await?;
+            let released = paid;
+            if paid {
+                if !stream.charged_periods.contains(&period.0) {
+                    stream.charged_periods.push(period.0);
+                }
+                stream.release(
+                    self.inner.noise.as_ref(),
+                    counters.reached,
+                    counters.accepted,
+                    now,
+                    close,
+                )?;
+            } else {
+                stream.skip(now, close);
+            }
+            let org = offer.org;
+            let state = StreamState::Live { v, stream };
+            if self
+                .inner
+                .store
+                .replace_offer_release(
+                    id,
+                    counters.release_seq,
+                    &state.to_bytes(),
+                    state.next_due(),
+                )
+                .await?
+            {
+                if released {
+                    self.inner
+                        .accountant
+                        .record_prepaid(
+                            org,
+                            &[Pool::OffersAudience],
+                            STREAM_MECHANISM,
+                            &format!("offer {id} statistics release"),
+                        )
+                        .await?;
+                }
+                return Ok(());
+            }
+        }
+        Err(OfferError::Conflict)
+    }
+
+    /// Charges a stream's ε for a period in which it releases; false when
+    /// the audience pool (or the publisher's allowance) has none left.
+    async fn charge_period(
+        &self,
+        offer: &PublishedOffer,
+        stream: &Stream,
+        period: me2b_dp::Period,
+    ) -> Result<bool, OfferError> {
+        let label = self.inner.accountant.period_label(period);
+        match self
+            .inner
+            .accountant
+            .charge(me2b_dp::Release {
+                asker: offer.org,
+                pools: vec![Pool::OffersAudience],
+                epsilon: stream.epsilon,
+                mechanism: STREAM_MECHANISM.to_owned(),
+                what: format!("offer {} statistics stream, period {label}", offer.id),
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(me2b_dp::DpError::OverBudget { .. } | me2b_dp::DpError::NoAllowance { .. }) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes pending counts and draws every statistics release that is due.
+    pub async fn release_due(&self) -> Result<usize, OfferError> {
+        self.flush_counts().await?;
+        let due = self
+            .inner
+            .store
+            .offers_release_due(self.inner.clock.now())
+            .await?;
+        for id in &due {
+            self.release_if_due(*id, false).await?;
+        }
+        Ok(due.len())
     }
 
     /// A coalition partner endorses its part of a bundle.
@@ -303,7 +562,7 @@ impl Offers {
             return Err(OfferError::NotActive("withdrawn"));
         }
         if part.endorsed_at.is_none() {
-            part.endorsed_at = Some(self.clock.now());
+            part.endorsed_at = Some(self.inner.clock.now());
         }
         let status = if offer.fully_endorsed() {
             OfferStatus::Active
@@ -311,13 +570,18 @@ impl Offers {
             OfferStatus::PendingPartners
         };
         let next = self.row(&offer, status, row.version + 1, row.created_at);
-        if !self.store.update_offer(&next, row.version).await? {
+        if !self.inner.store.update_offer(&next, row.version).await? {
             return Err(OfferError::Conflict);
         }
-        self.audit
+        self.inner
+            .audit
             .record(AuditEvent::new(Actor::Organisation(org), Action::OfferEndorse).object(id))
             .await?;
-        Ok(OfferView { status, offer })
+        Ok(OfferView {
+            status,
+            offer,
+            statistics: None,
+        })
     }
 
     /// The publisher withdraws an offer; vaults drop it at their next refresh.
@@ -333,30 +597,36 @@ impl Offers {
             row.version + 1,
             row.created_at,
         );
-        if !self.store.update_offer(&next, row.version).await? {
+        if !self.inner.store.update_offer(&next, row.version).await? {
             return Err(OfferError::Conflict);
         }
-        self.audit
+        self.inner
+            .audit
             .record(AuditEvent::new(Actor::Organisation(org), Action::OfferWithdraw).object(id))
             .await?;
+        // The offer closes: its statistics get their last release now.
+        self.release_if_due(id, true).await?;
         Ok(OfferView {
             status: OfferStatus::Withdrawn,
             offer,
+            statistics: None,
         })
     }
 
     /// Offers this organisation published, and bundles it is a partner in.
     pub async fn list_for_org(&self, org: OrgId) -> Result<Vec<OfferView>, OfferError> {
         let mut out = Vec::new();
-        for row in self.store.offers_by_org(org).await? {
+        for row in self.inner.store.offers_by_org(org).await? {
             out.push(OfferView {
                 status: OfferStatus::parse(&row.status)?,
                 offer: PublishedOffer::from_bytes(&row.body)?,
+                statistics: None,
             });
         }
         // Bundles where this organisation is a partner (pending ones included,
         // so it can endorse them).
         for row in self
+            .inner
             .store
             .active_offers(Timestamp::from_unix_millis(0))
             .await?
@@ -368,6 +638,7 @@ impl Offers {
                 out.push(OfferView {
                     status: OfferStatus::parse(&row.status)?,
                     offer,
+                    statistics: None,
                 });
             }
         }
@@ -376,8 +647,8 @@ impl Offers {
 
     async fn pending_rows(&self) -> Result<Vec<OfferRow>, OfferError> {
         let mut rows = Vec::new();
-        for o in self.store.list_orgs().await? {
-            for r in self.store.offers_by_org(o.id).await? {
+        for o in self.inner.store.list_orgs().await? {
+            for r in self.inner.store.offers_by_org(o.id).await? {
                 if r.status == OfferStatus::PendingPartners.as_str() {
                     rows.push(r);
                 }
@@ -386,43 +657,39 @@ impl Offers {
         Ok(rows)
     }
 
-    /// Aggregate counts for a party of the offer: noisy, above a minimum cohort.
+    /// Aggregate counts for a party of the offer, as of its latest scheduled
+    /// release (drawn now if one is due): noisy, above a minimum cohort.
+    /// Reading never draws anything that is not due.
     #[tracing::instrument(skip_all)]
     pub async fn stats(&self, org: OrgId, id: OfferId) -> Result<OfferStats, OfferError> {
         let (_, offer, _) = self.load(id).await?;
         if !Self::is_party(&offer, org) {
             return Err(OfferError::NotFound);
         }
-        // Pending counts are summed across members: writing them now reveals no
-        // single member's request.
-        self.flush_counts().await?;
+        let now = self.inner.clock.now();
         let counters = self
+            .inner
             .store
             .offer_counters(id)
             .await?
             .ok_or(OfferError::Corrupt("offer counters"))?;
-        let previous = counters
-            .released
-            .as_deref()
-            .and_then(|b| serde_json::from_slice::<StoredRelease>(b).ok());
-        let (release, fresh) = stats::release(
-            self.noise.as_ref(),
-            counters.reached,
-            counters.accepted,
-            previous,
-            self.settings.noise_scale,
-        )?;
-        if fresh {
-            let bytes = serde_json::to_vec(&release).map_err(|_| OfferError::Noise)?;
-            self.store.set_offer_release(id, &bytes).await?;
+        if counters.release_due.is_some_and(|t| t <= now) {
+            self.release_if_due(id, false).await?;
         }
-        self.audit
+        let counters = self
+            .inner
+            .store
+            .offer_counters(id)
+            .await?
+            .ok_or(OfferError::Corrupt("offer counters"))?;
+        self.inner
+            .audit
             .record(AuditEvent::new(Actor::Organisation(org), Action::OfferStatsRead).object(id))
             .await?;
         Ok(stats::publish(
-            &release,
-            self.settings.min_cohort,
-            self.noise.mechanism(),
+            &StreamState::from_stored(counters.released.as_deref()),
+            self.inner.accountant.min_cohort(),
+            STREAM_MECHANISM,
         ))
     }
 
@@ -430,15 +697,19 @@ impl Offers {
 
     /// The published catalogue: the same for everyone.
     pub async fn catalogue(&self) -> Result<Arc<Catalogue>, OfferError> {
-        let stamp = self.store.offers_stamp().await?;
-        if let Ok(guard) = self.catalogue.read() {
+        let stamp = self.inner.store.offers_stamp().await?;
+        if let Ok(guard) = self.inner.catalogue.read() {
             if let Some((s, c)) = guard.as_ref() {
                 if *s == stamp {
                     return Ok(c.clone());
                 }
             }
         }
-        let rows = self.store.active_offers(self.clock.now()).await?;
+        let rows = self
+            .inner
+            .store
+            .active_offers(self.inner.clock.now())
+            .await?;
         let mut offers = Vec::with_capacity(rows.len());
         for r in rows {
             match PublishedOffer::from_bytes(&r.body) {
@@ -448,7 +719,7 @@ impl Offers {
             }
         }
         // Compiling rules is CPU work: keep it off the async workers.
-        let taxonomy = self.taxonomy.clone();
+        let taxonomy = self.inner.taxonomy.clone();
         let (catalogue, rejected) =
             tokio::task::spawn_blocking(move || Catalogue::ingest(offers, &taxonomy))
                 .await
@@ -465,7 +736,7 @@ impl Offers {
         }
         let catalogue = Arc::new(catalogue);
         if keep {
-            if let Ok(mut guard) = self.catalogue.write() {
+            if let Ok(mut guard) = self.inner.catalogue.write() {
                 *guard = Some((stamp, catalogue.clone()));
             }
         }
@@ -498,10 +769,13 @@ impl Offers {
         let content = RecordContent::OfferHistory(h);
         match at {
             Some((id, rev)) => {
-                self.vault.update_record(s, id, content, Some(rev)).await?;
+                self.inner
+                    .vault
+                    .update_record(s, id, content, Some(rev))
+                    .await?;
             }
             None => {
-                self.vault.create_record(s, content).await?;
+                self.inner.vault.create_record(s, content).await?;
             }
         }
         Ok(())
@@ -514,12 +788,17 @@ impl Offers {
         let catalogue = self.catalogue().await?;
         // Two tries: a concurrent answer may have changed the history record.
         for attempt in 0..2 {
-            let records = self.vault.all_records(s).await?;
+            let records = self.inner.vault.all_records(s).await?;
             let contents: Vec<&RecordContent> = records.iter().map(|r| &r.content).collect();
-            let profile = Profile::from_records(contents.iter().copied(), &self.taxonomy);
-            let now = self.clock.now();
-            let outcome =
-                matching::match_member(&catalogue, &profile, &self.taxonomy, now, Mode::Prefilter);
+            let profile = Profile::from_records(contents.iter().copied(), &self.inner.taxonomy);
+            let now = self.inner.clock.now();
+            let outcome = matching::match_member(
+                &catalogue,
+                &profile,
+                &self.inner.taxonomy,
+                now,
+                Mode::Prefilter,
+            );
             let (at, mut history) = Self::history(&records);
             // Offers gone from the catalogue (expired, withdrawn) need no more
             // frequency-cap or dismissal bookkeeping; what was accepted stays.
@@ -551,7 +830,8 @@ impl Offers {
             for id in first_shown {
                 self.count(id, 1, 0);
             }
-            self.audit
+            self.inner
+                .audit
                 .record(
                     AuditEvent::new(Actor::Member(s.member), Action::OfferMatch).subject(s.member),
                 )
@@ -579,7 +859,7 @@ impl Offers {
         if share_contact && (answer != Answer::Accept || offer.contact_request.is_none()) {
             return Err(OfferError::NoContactRequest);
         }
-        let records = self.vault.all_records(s).await?;
+        let records = self.inner.vault.all_records(s).await?;
         let (at, mut history) = Self::history(&records);
         let mut newly_accepted = false;
         match answer {
@@ -602,6 +882,7 @@ impl Offers {
         if share_contact {
             if let Some(req) = offer.contact_request {
                 let record = self
+                    .inner
                     .consents
                     .grant(
                         s.member,
@@ -620,7 +901,8 @@ impl Offers {
         if newly_accepted {
             self.count(id, 0, 1);
         }
-        self.audit
+        self.inner
+            .audit
             .record(AuditEvent::new(Actor::Member(s.member), Action::OfferAnswer).subject(s.member))
             .await?;
         let disclosed = match (answer, consent_id) {
@@ -630,7 +912,7 @@ impl Offers {
             ),
             _ => format!(
                 "nothing: {} only sees how many members accepted, as a noisy count above {}",
-                offer.org_name, self.settings.min_cohort
+                offer.org_name, self.inner.accountant.min_cohort()
             ),
         };
         Ok(Accepted {
@@ -642,10 +924,10 @@ impl Offers {
 
     /// Interest suggestions from the member's own receipts.
     pub async fn suggestions(&self, s: &MemberSession) -> Result<Vec<Suggestion>, OfferError> {
-        let records = self.vault.all_records(s).await?;
+        let records = self.inner.vault.all_records(s).await?;
         Ok(derive::suggest(
             records.iter().map(|r| &r.content),
-            &self.taxonomy,
+            &self.inner.taxonomy,
         ))
     }
 
@@ -659,8 +941,8 @@ impl Offers {
         topic: &str,
         accept: bool,
     ) -> Result<(), OfferError> {
-        let records = self.vault.all_records(s).await?;
-        let current = derive::suggest(records.iter().map(|r| &r.content), &self.taxonomy);
+        let records = self.inner.vault.all_records(s).await?;
+        let current = derive::suggest(records.iter().map(|r| &r.content), &self.inner.taxonomy);
         if !current.iter().any(|c| c.topic == topic) {
             return Err(OfferError::invalid(
                 "topic",
@@ -670,7 +952,8 @@ impl Offers {
         let slug =
             Slug::try_from(topic).map_err(|_| OfferError::invalid("topic", "not a topic"))?;
         if accept {
-            self.vault
+            self.inner
+                .vault
                 .create_record(
                     s,
                     RecordContent::Interest(Interest {
@@ -686,7 +969,8 @@ impl Offers {
             history.rejected_suggestions.insert(slug);
             self.save_history(s, at, history).await?;
         }
-        self.audit
+        self.inner
+            .audit
             .record(
                 AuditEvent::new(Actor::Member(s.member), Action::InterestSuggestionAnswer)
                     .subject(s.member),

@@ -98,12 +98,11 @@ async fn main() {
         .create_code(
             coop.id,
             &CodeRequest {
-                federation: "Fair Economy Federation".into(),
+                federation: None,
                 tier: "member".into(),
                 region: "Noord-Holland".into(),
                 member_since: 2019,
                 interests: vec!["cycling".into()],
-                valid_weeks: None,
             },
         )
         .await

@@ -261,8 +261,28 @@ impl From<me2b_offers::OfferError> for ApiError {
             E::Vault(inner) => inner.into(),
             E::Audit(inner) => inner.into(),
             E::Consent(inner) => inner.into(),
+            E::Dp(inner) => inner.into(),
+            E::TooManyLiveOffers { .. } => {
+                Self::new(S::CONFLICT, "too_many_live_offers", e.to_string())
+            }
             E::Taxonomy(_) | E::Corrupt(_) | E::Noise => Self::internal(),
         }
+    }
+}
+
+impl From<me2b_dp::DpError> for ApiError {
+    fn from(e: me2b_dp::DpError) -> Self {
+        use me2b_dp::DpError as E;
+        use StatusCode as S;
+        let status = match &e {
+            E::OverBudget { .. } | E::NoAllowance { .. } => S::FORBIDDEN,
+            E::Invalid(_) => S::BAD_REQUEST,
+            E::UnknownCategory(_) | E::UnboundedSum => S::UNPROCESSABLE_ENTITY,
+            E::Storage(inner) => return Self::storage_down(inner),
+            E::Audit(_) => return Self::audit_down(&e),
+            E::Noise | E::Config(_) => return Self::internal(),
+        };
+        Self::new(status, e.code(), e.to_string())
     }
 }
 
@@ -294,6 +314,7 @@ impl From<me2b_credentials::service::ServiceError> for ApiError {
                 _ => S::UNPROCESSABLE_ENTITY,
             },
             E::UnknownCode | E::UnknownChallenge => S::UNPROCESSABLE_ENTITY,
+            E::UnknownTopic | E::SensitiveTopic => S::UNPROCESSABLE_ENTITY,
             E::NotFound(_) => return Self::not_found(),
             E::Invalid(_) => S::BAD_REQUEST,
             E::Corrupt => {
@@ -314,8 +335,18 @@ impl From<me2b_trust::TrustError> for ApiError {
         use StatusCode as S;
         let code = me2b_trust::error_code(&e);
         let status = match &e {
-            E::OverBudget { .. } | E::NoBudget(_) | E::Forbidden(_) => S::FORBIDDEN,
-            E::TranscryptionRefused { .. } | E::GrantExpired | E::BadGrant => S::FORBIDDEN,
+            E::Dp(_) => {
+                if let E::Dp(inner) = e {
+                    return inner.into();
+                }
+                return Self::internal();
+            }
+            E::Forbidden(_) => S::FORBIDDEN,
+            E::TranscryptionRefused { .. }
+            | E::GrantExpired
+            | E::BadGrant
+            | E::KeyShareRefused { .. } => S::FORBIDDEN,
+            E::UnknownDomainKey | E::AskTranscryptors => S::CONFLICT,
             E::BelowThreshold { .. }
             | E::UnknownCategory(_)
             | E::UnknownArea
@@ -330,7 +361,6 @@ impl From<me2b_trust::TrustError> for ApiError {
             E::TranscryptorFailed { .. } => S::BAD_GATEWAY,
             E::Storage(inner) => return Self::storage_down(inner),
             E::Audit(_) | E::AuditFailed => return Self::audit_down(&e),
-            E::Noise => return Self::internal(),
         };
         Self::new(status, code, e.to_string())
     }

@@ -7,6 +7,7 @@
 //! an [`ApiError`] through the one error mapping in [`error`].
 #![forbid(unsafe_code)]
 
+pub mod conn;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -18,11 +19,11 @@ use axum::http::{header, HeaderValue};
 use axum::Router;
 use me2b_node::Node;
 use std::future::Future;
-use std::net::SocketAddr;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+pub use conn::ConnLimits;
 pub use error::ApiError;
 
 /// Largest accepted request body.
@@ -40,6 +41,8 @@ pub struct ServerOptions {
     /// Adds `GET /bench/constant` (no auth, no storage, no crypto), the ceiling
     /// of the HTTP stack for benchmarks. Off by default; never documented.
     pub bench_routes: bool,
+    /// Timeouts and the connection cap (see [`conn`]).
+    pub limits: ConnLimits,
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
@@ -53,11 +56,12 @@ pub fn router(state: AppState, opts: ServerOptions) -> Router {
     if opts.bench_routes {
         app = app.merge(routes::meta::bench_router());
     }
-    hardened(
+    hardened(conn::request_timeout_layer(
         app.fallback(routes::meta::not_found)
             .method_not_allowed_fallback(routes::meta::method_not_allowed)
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)),
-    )
+        opts.limits.request_timeout,
+    ))
     .with_state(state)
 }
 
@@ -85,6 +89,8 @@ pub(crate) fn hardened<S: Clone + Send + Sync + 'static>(r: Router<S>) -> Router
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains.
+/// Raises the open-file limit first and caps connections below it
+/// ([`conn::serve_router`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -92,12 +98,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone(), opts);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let files = conn::raise_open_file_limit(opts.limits.max_connections);
+    let cap = conn::connection_cap(&opts.limits, files);
+    tracing::info!(
+        max_connections = cap,
+        header_timeout_s = opts.limits.header_timeout.as_secs_f64(),
+        idle_timeout_s = opts.limits.idle_timeout.as_secs_f64(),
+        request_timeout_s = opts.limits.request_timeout.as_secs_f64(),
+        "connection limits"
+    );
+    let served = conn::serve_router(listener, app, opts.limits, cap, shutdown).await;
     state.node.shutdown().await;
-    Ok(())
+    served
 }

@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
         offers::taxonomy, offers::rule_context, offers::catalogue, offers::publish, offers::list,
         offers::endorse, offers::withdraw, offers::stats, offers::my_offers, offers::answer,
         offers::suggestions, offers::accept_suggestion, offers::reject_suggestion,
-        trust::submit, trust::ask, trust::budget, trust::shared, trust::earn, trust::redeem,
+        trust::submit, trust::ask, trust::budget, trust::keys, trust::shared, trust::earn, trust::redeem,
         trust::mine, trust::card, trust::share, trust::withdraw, trust::forward,
         credentials::issuers, credentials::status_list, credentials::create_code,
         credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,

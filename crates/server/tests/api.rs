@@ -538,7 +538,7 @@ fn body_for(m: &Method, path: &str) -> Option<Value> {
     if path.ends_with("/present") {
         return Some(
             json!({"challenge": {"nonce": "ab".repeat(32), "verifier_id": "intruder",
-            "accepted_issuers": [], "required_values": {}, "required_claims": [], "status_check": false}}),
+            "accepted_keys": [], "issuers": [], "required_values": {}, "required_claims": [], "status_check": false}}),
         );
     }
     if path == "/v1/me/credentials" && m == Method::POST {

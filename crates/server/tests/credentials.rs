@@ -86,12 +86,29 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
                 Method::POST,
                 "/v1/org/credentials/codes",
                 Some(&coop_key),
-                Some(json!({"federation": "F", "tier": " padded", "region": "R", "member_since": 2019})),
+                Some(json!({"tier": " padded", "region": "R", "member_since": 2019})),
             )
             .await;
         assert_eq!(
             (st, err(&v)),
             (StatusCode::BAD_REQUEST, "invalid_claim"),
+            "{v}"
+        );
+        // The federation is the node's: a code cannot name another.
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/org/credentials/codes",
+                Some(&coop_key),
+                Some(
+                    json!({"federation": "Fair Economy Federation 2", "tier": "member",
+                    "region": "R", "member_since": 2019}),
+                ),
+            )
+            .await;
+        assert_eq!(
+            (st, err(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_parameter"),
             "{v}"
         );
         let (st, issued) = s
@@ -144,14 +161,17 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
             .await;
         assert_eq!(none, json!([]));
 
-        // The issuer's key and status list are public.
+        // The federation's key and status list are public, with the co-ops
+        // that issue under it.
         let (st, doc) = s
             .req(Method::GET, "/.well-known/me2b/issuers", None, None)
             .await;
         assert_eq!(st, StatusCode::OK);
         let key_id = issued["issuer_key_id"].as_str().unwrap();
         assert_eq!(doc["issuers"][0]["key_id"], key_id);
-        assert_eq!(doc["issuers"][0]["name"], "Corner Co-op");
+        assert_eq!(doc["issuers"][0]["federation"], "Fair Economy Federation");
+        assert_eq!(doc["coops"][0]["name"], "Corner Co-op");
+        assert_eq!(doc["coops"][0]["organisation"], coop.to_string());
         let (st, list) = s
             .req(
                 Method::GET,
@@ -179,7 +199,7 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
         assert_eq!(st, StatusCode::OK, "{db:?}: {v1}");
         let (st, v2) = verify(&s, &shop_key, &p2["presentation"]).await;
         assert_eq!(st, StatusCode::OK, "{v2}");
-        assert_eq!(v1["issuer"], "Corner Co-op");
+        assert_eq!(v1["issuer"], Value::Null, "the co-op stays hidden");
         assert_eq!(v1["disclosed"]["credential_type"], "coop-membership");
         assert_eq!(v1["disclosed"]["federation"], "Fair Economy Federation");
         assert!(v1["disclosed"].get("region").is_none());
@@ -304,7 +324,8 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
             .await;
         assert_eq!(list[0]["status"], "revoked");
 
-        // Expiry: a fresh credential (four weeks) fails five weeks later.
+        // Expiry: a fresh credential (valid to the end of the next four-week
+        // period) fails nine weeks later.
         let (_, issued2) = s
             .req(
                 Method::POST,
@@ -323,7 +344,7 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
             .await;
         assert_eq!(st, StatusCode::CREATED, "{held2}");
         let id2 = held2["id"].as_str().unwrap().to_owned();
-        s.clock.advance_seconds(5 * 7 * 24 * 3600);
+        s.clock.advance_seconds(9 * 7 * 24 * 3600);
         // Sessions expired meanwhile: Bo logs in again.
         let c6 = challenge(&s, &shop_key, ask.clone()).await;
         let (st, v) = s
@@ -365,5 +386,345 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
         ] {
             assert!(!log.contains(secret), "the audit log holds {secret:?}");
         }
+    }
+}
+
+// --- issue 12: nothing links a member across co-ops --------------------------------
+
+const WEEK: i64 = 7 * 24 * 3600;
+/// The federation's validity period (the node's default): four weeks,
+/// aligned to week 0 of the Unix epoch.
+const PERIOD_WEEKS: i64 = 4;
+const FED: &str = "Fair Economy Federation";
+
+async fn login(s: &Srv, email: &str) -> String {
+    let (st, v) = s
+        .req(
+            Method::POST,
+            "/v1/sessions",
+            None,
+            Some(json!({"email": email, "passphrase": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// Moves the test clock to the first second of the next validity period.
+fn to_next_period(s: &Srv) {
+    let now = s.node.clock.now().unix_millis() / 1000;
+    let period = PERIOD_WEEKS * WEEK;
+    let next = (now / period + 1) * period;
+    s.clock.advance_seconds(next - now);
+}
+
+async fn make_code(s: &Srv, key: &str, body: &Value) -> (StatusCode, Value) {
+    s.req(
+        Method::POST,
+        "/v1/org/credentials/codes",
+        Some(key),
+        Some(body.clone()),
+    )
+    .await
+}
+
+async fn redeem(s: &Srv, token: &str, code: &Value) -> Value {
+    let (st, held) = s
+        .req(
+            Method::POST,
+            "/v1/me/credentials",
+            Some(token),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{held}");
+    held
+}
+
+/// (a) An issuer tries to tag one member by the validity epoch: it makes codes
+/// at different times of one period, with every knob the code API offers,
+/// and its members redeem them at different times of that period. Every
+/// presentation must disclose the same epoch.
+#[tokio::test]
+async fn an_issuer_cannot_tag_a_member_by_the_validity_epoch() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (_, coop_key) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
+        let (_, shop_key) = s.org_with("Fair Market", vec![Role::Credentials]).await;
+        to_next_period(&s);
+        let base = json!({"federation": FED, "tier": "member", "region": "Noord-Holland",
+            "member_since": 2019, "interests": ["cycling"]});
+        let mut knobs = vec![base.clone()];
+        for (field, value) in [
+            ("valid_weeks", json!(1)),
+            ("valid_weeks", json!(2)),
+            ("valid_weeks", json!(26)),
+            ("valid_weeks", json!(0)),
+            ("valid_weeks", json!(4_000_000_000u32)),
+            ("valid_weeks", json!(null)),
+            ("tier", json!("founding")),
+            ("region", json!("Utrecht")),
+            ("member_since", json!(1999)),
+            ("interests", json!([])),
+            ("interests", json!(["cycling", "organic"])),
+            ("validity_epoch", json!(1)),
+            ("expires", json!("2030-01-01")),
+        ] {
+            let mut b = base.clone();
+            b[field] = value;
+            knobs.push(b);
+        }
+        // Codes made on different days of the period.
+        let mut codes = Vec::new();
+        for (i, body) in knobs.iter().enumerate() {
+            let (st, v) = make_code(&s, &coop_key, body).await;
+            if st == StatusCode::CREATED {
+                codes.push(v["code"].clone());
+            } else {
+                assert!(st.is_client_error(), "{st} {v}");
+            }
+            if i % 3 == 2 {
+                s.clock.advance_seconds(2 * 24 * 3600 + 3600);
+            }
+        }
+        assert!(
+            codes.len() >= 6,
+            "too few codes to compare: {}",
+            codes.len()
+        );
+        // The per-code validity is gone, with a clear refusal.
+        let mut b = base.clone();
+        b["valid_weeks"] = json!(4);
+        let (st, v) = make_code(&s, &coop_key, &b).await;
+        assert_eq!(
+            (st, err(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+        );
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `valid_weeks`"));
+        // Redeemed on other days, still within the period.
+        let mut held = Vec::new();
+        for (i, code) in codes.iter().enumerate() {
+            let email = format!("m{i}@example.org");
+            let token = s.member(&email).await;
+            held.push((email, redeem(&s, &token, code).await["id"].clone()));
+            if i % 2 == 1 {
+                s.clock.advance_seconds(24 * 3600 + 77);
+            }
+        }
+        let elapsed = s.node.clock.now().unix_millis() / 1000 % (PERIOD_WEEKS * WEEK);
+        assert!(
+            elapsed < PERIOD_WEEKS * WEEK - 3600,
+            "the test left the period"
+        );
+        let mut epochs = std::collections::BTreeSet::new();
+        let mut learned = std::collections::BTreeSet::new();
+        for (email, id) in &held {
+            let token = login(&s, email).await;
+            let c = challenge(&s, &shop_key, json!({"federation": FED})).await;
+            let p = present(&s, &token, id.as_str().unwrap(), &c).await;
+            epochs.insert(p["discloses"]["validity_epoch"].to_string());
+            let (st, v) = verify(&s, &shop_key, &p["presentation"]).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            learned.insert(v.to_string());
+        }
+        assert_eq!(
+            epochs.len(),
+            1,
+            "{db:?}: members issued in one period disclosed different epochs: {epochs:?}"
+        );
+        assert_eq!(
+            learned.len(),
+            1,
+            "the verifier told members apart: {learned:?}"
+        );
+    }
+}
+
+/// Everything of a presentation's JSON but its random parts (the proof and
+/// the verifier's nonce), and the proof's length.
+fn shape(p: &Value) -> (Value, usize) {
+    let mut v = p.clone();
+    let proof = v["proof"].as_str().unwrap().len();
+    let o = v.as_object_mut().unwrap();
+    o.remove("proof");
+    o.remove("nonce");
+    (v, proof)
+}
+
+/// (b) A verifier that asks only for federation membership tries to learn
+/// the issuing co-op from a presentation of co-op A's member and one of co-op
+/// B's; a verifier that names co-ops learns it, and only when named; each
+/// co-op revokes only what it issued.
+#[tokio::test]
+async fn a_federation_verifier_cannot_tell_which_coop_issued() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (coop_a, key_a) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
+        let (_, key_b) = s.org_with("Bike Co-op", vec![Role::Credentials]).await;
+        let (_, shop_key) = s.org_with("Fair Market", vec![Role::Credentials]).await;
+        let claims = json!({"federation": FED, "tier": "member", "region": "Noord-Holland",
+            "member_since": 2019, "interests": ["cycling"]});
+        let (st, code_a) = make_code(&s, &key_a, &claims).await;
+        assert_eq!(st, StatusCode::CREATED, "{code_a}");
+        let (st, code_b) = make_code(&s, &key_b, &claims).await;
+        assert_eq!(st, StatusCode::CREATED, "{code_b}");
+        assert_eq!(
+            code_a["issuer_key_id"], code_b["issuer_key_id"],
+            "the key id names the co-op"
+        );
+        let a = s.member("a@example.org").await;
+        let b = s.member("b@example.org").await;
+        let id_a = redeem(&s, &a, &code_a["code"]).await["id"].clone();
+        let id_b = redeem(&s, &b, &code_b["code"]).await["id"].clone();
+        let (id_a, id_b) = (id_a.as_str().unwrap(), id_b.as_str().unwrap());
+
+        // Federation only: nothing tells the two apart.
+        for extra in [
+            json!({}),
+            json!({"claims": ["tier"]}),
+            json!({"status_check": true}),
+        ] {
+            let mut ask = json!({"federation": FED});
+            for (k, v) in extra.as_object().unwrap() {
+                ask[k] = v.clone();
+            }
+            let c1 = challenge(&s, &shop_key, ask.clone()).await;
+            let c2 = challenge(&s, &shop_key, ask.clone()).await;
+            let pa = present(&s, &a, id_a, &c1).await;
+            let pb = present(&s, &b, id_b, &c2).await;
+            assert!(pa["discloses"].get("issuer").is_none(), "{pa}");
+            let (shape_a, len_a) = shape(&pa["presentation"]);
+            let (shape_b, len_b) = shape(&pb["presentation"]);
+            if extra.get("status_check").is_some() {
+                // The status entry is the credential's own (a handle, see
+                // LINKABILITY.md), drawn from one federation-wide list.
+                let (mut sa, mut sb) = (shape_a.clone(), shape_b.clone());
+                sa["disclosed"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("status_index");
+                sb["disclosed"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("status_index");
+                assert_eq!(sa, sb, "{db:?}");
+            } else {
+                assert_eq!(shape_a, shape_b, "{db:?}: the presentations differ");
+            }
+            assert_eq!(len_a, len_b, "the proofs differ in length");
+            let (st, va) = verify(&s, &shop_key, &pa["presentation"]).await;
+            assert_eq!(st, StatusCode::OK, "{va}");
+            let (st, vb) = verify(&s, &shop_key, &pb["presentation"]).await;
+            assert_eq!(st, StatusCode::OK, "{vb}");
+            let text = va.to_string();
+            assert!(
+                !text.contains("Corner") && !text.contains(&coop_a.to_string()),
+                "{va}"
+            );
+            if extra.get("status_check").is_none() {
+                assert_eq!(va, vb, "the verifier's answers differ");
+            }
+        }
+        // The published keys do not map a key to a co-op either.
+        let (_, doc) = s
+            .req(Method::GET, "/.well-known/me2b/issuers", None, None)
+            .await;
+        let keys: Vec<&Value> = doc["issuers"].as_array().unwrap().iter().collect();
+        assert_eq!(keys.len(), 1, "{doc}");
+
+        // A verifier that names co-op A: the member discloses the issuer.
+        let named = json!({"federation": FED, "issuers": [coop_a.to_string()]});
+        let c = challenge(&s, &shop_key, named.clone()).await;
+        let pa = present(&s, &a, id_a, &c).await;
+        assert_eq!(pa["discloses"]["issuer"], coop_a.to_string());
+        let (st, va) = verify(&s, &shop_key, &pa["presentation"]).await;
+        assert_eq!(st, StatusCode::OK, "{va}");
+        assert_eq!(va["issuer"], "Corner Co-op");
+        let c = challenge(&s, &shop_key, named.clone()).await;
+        let (st, v) = s
+            .req(
+                Method::POST,
+                &format!("/v1/me/credentials/{id_b}/present"),
+                Some(&b),
+                Some(json!({"challenge": c})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
+        // Revocation: B cannot revoke A's entry; A can; only A's member is refused.
+        let index_a = code_a["status_index"].as_u64().unwrap();
+        let index_b = code_b["status_index"].as_u64().unwrap();
+        assert_ne!(index_a, index_b);
+        let (st, _) = s
+            .req(
+                Method::POST,
+                "/v1/org/credentials/revoke",
+                Some(&key_b),
+                Some(json!({"status_index": index_a})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "B revoked A's credential");
+        let (st, _) = s
+            .req(
+                Method::POST,
+                "/v1/org/credentials/revoke",
+                Some(&key_a),
+                Some(json!({"status_index": index_a})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let check = json!({"federation": FED, "status_check": true});
+        let c = challenge(&s, &shop_key, check.clone()).await;
+        let p = present(&s, &a, id_a, &c).await;
+        let (st, v) = verify(&s, &shop_key, &p["presentation"]).await;
+        assert_eq!((st, err(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "revoked"));
+        let c = challenge(&s, &shop_key, check.clone()).await;
+        let p = present(&s, &b, id_b, &c).await;
+        let (st, v) = verify(&s, &shop_key, &p["presentation"]).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+}
+
+/// (c) Special-category interests (GDPR Art. 9) and topics outside the
+/// taxonomy are never credential claims; the refusal does not echo them.
+#[tokio::test]
+async fn special_category_and_unknown_interests_are_refused() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (_, key) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
+        for (interest, code) in [
+            ("pregnancy-and-maternity", "sensitive_topic"),
+            ("diabetes", "sensitive_topic"),
+            ("health", "sensitive_topic"),
+            ("mental-health", "sensitive_topic"),
+            ("halal-food", "sensitive_topic"),
+            ("babies-and-toddlers", "sensitive_topic"),
+            ("trade-unions", "sensitive_topic"),
+            ("not-a-topic-xyz", "unknown_topic"),
+            ("Pregnancy & Maternity", "unknown_topic"),
+            ("Cycling", "unknown_topic"),
+        ] {
+            let body = json!({"federation": FED, "tier": "member", "region": "Noord-Holland",
+                "member_since": 2019, "interests": ["cycling", interest]});
+            let (st, v) = make_code(&s, &key, &body).await;
+            assert_eq!(
+                (st, err(&v)),
+                (StatusCode::UNPROCESSABLE_ENTITY, code),
+                "{db:?}: {interest}: {v}"
+            );
+            let text = v.to_string().to_lowercase();
+            assert!(!text.contains(&interest.to_lowercase()), "echoed: {v}");
+        }
+        let (st, v) = make_code(
+            &s,
+            &key,
+            &json!({"federation": FED, "tier": "member", "region": "Noord-Holland",
+                "member_since": 2019, "interests": ["cycling", "organic"]}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
     }
 }

@@ -17,17 +17,9 @@ fn err(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
 
+/// The member's card at `org`, opened by the co-op: its pseudonym for them.
 async fn card(s: &Srv, member: &str, org: OrgId) -> String {
-    let (st, v) = s
-        .req(
-            Method::GET,
-            &format!("/v1/me/trust/cards/{org}"),
-            Some(member),
-            None,
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    v["pseudonym"].as_str().unwrap().to_owned()
+    s.pseudonym_at(member, org).await
 }
 
 fn receipt(pseudonym: &str, area: &str, categories: &[&str]) -> Value {
@@ -35,7 +27,7 @@ fn receipt(pseudonym: &str, area: &str, categories: &[&str]) -> Value {
         .iter()
         .map(|c| json!({"category": c, "amount_cents": 1_250}))
         .collect();
-    json!({"pseudonym": pseudonym, "at": "2026-11-20T17:42:13+01:00", "area": area, "items": items})
+    json!({"card": pseudonym, "at": "2026-11-20T17:42:13+01:00", "area": area, "items": items})
 }
 
 async fn ask(s: &Srv, key: &str, body: Value) -> (StatusCode, Value) {
@@ -48,6 +40,29 @@ async fn ask(s: &Srv, key: &str, body: Value) -> (StatusCode, Value) {
     .await
 }
 
+fn err_message(v: &Value) -> &str {
+    v["error"]["message"].as_str().unwrap_or("")
+}
+
+/// The test's governance: larger co-op pools than the defaults, and `research`
+/// named as the one research requester.
+fn governance(research: OrgId) -> String {
+    format!(
+        r#"
+[privacy.pools.trust-coop]
+epsilon_per_period = 3.0
+lifetime = 30.0
+allowance = 1.0
+others_total = 3.0
+
+[privacy.pools.trust-research]
+epsilon_per_period = 2.0
+lifetime = 20.0
+allowances = {{ "{research}" = 2.0 }}
+"#
+    )
+}
+
 fn count_of(v: &Value) -> i64 {
     v["figure"]["value"].as_i64().unwrap()
 }
@@ -55,12 +70,17 @@ fn count_of(v: &Value) -> i64 {
 #[tokio::test]
 async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
     for db in Db::ALL {
-        let Some(s) = start(db).await else { continue };
+        let Some(mut s) = start(db).await else {
+            continue;
+        };
         let roles = || vec![Role::Insights];
         let (a, ka) = s.org_with("Corner Co-op", roles()).await;
         let (b, kb) = s.org_with("Green Wheels", roles()).await;
         let (c, kc) = s.org_with("Tiny Co-op", roles()).await;
         let (_, no_role) = s.org_with("No Insights", vec![Role::Offers]).await;
+        // Governance names organisations by id: the operator creates them,
+        // then names Green Wheels a research requester and restarts.
+        s.reopen(Some(&governance(b))).await;
 
         // 40 members; 36 also shop at B, 3 at C. Counts sit far from the
         // threshold of 20 compared with the noise (scale 1), so no run is flaky.
@@ -116,7 +136,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                     Method::POST,
                     "/v1/org/trust/receipts",
                     Some(&ka),
-                    Some(body),
+                    Some(s.sealed(a, body).await),
                 )
                 .await;
             assert_eq!((st, err(&v)), (status, code), "{db:?} {v}");
@@ -135,7 +155,13 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&no_role),
-                Some(json!({"receipts": [receipt(&at_a[0], "NL-NH", &["organic"])]})),
+                Some(
+                    s.sealed(
+                        a,
+                        json!({"receipts": [receipt(&at_a[0], "NL-NH", &["organic"])]}),
+                    )
+                    .await,
+                ),
             )
             .await;
         assert_eq!(st, StatusCode::FORBIDDEN);
@@ -149,7 +175,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&ka),
-                Some(json!({"receipts": ra})),
+                Some(s.sealed(a, json!({"receipts": ra})).await),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
@@ -163,7 +189,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&kb),
-                Some(json!({"receipts": rb})),
+                Some(s.sealed(b, json!({"receipts": rb})).await),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED);
@@ -176,7 +202,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&kc),
-                Some(json!({"receipts": rc})),
+                Some(s.sealed(c, json!({"receipts": rc})).await),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED);
@@ -209,8 +235,14 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         assert!((count_of(&v) - 36).abs() <= 15, "{v}");
         assert_eq!(v["figure"]["noise_scale"], 1.0);
         assert_eq!(v["figure"]["min_cohort"], 20);
-        assert_eq!(v["budget"]["spent"], 1.0);
-        assert_eq!(v["budget"]["remaining"], 2.0);
+        // An overlap reads both co-ops' pools and is charged to both.
+        assert_eq!(v["charged"]["epsilon"], 1.0);
+        let pools = v["charged"]["pools"].as_array().unwrap();
+        assert_eq!(pools.len(), 2, "{v}");
+        for p in pools {
+            assert_eq!(p["spent"], 1.0, "{v}");
+            assert_eq!(p["remaining"], 2.0, "{v}");
+        }
 
         // Refusals that cost nothing.
         let refusals = [
@@ -236,8 +268,13 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             ),
             (
                 json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.5, "purpose": "marketing"}),
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+            ),
+            (
+                json!({"question": {"kind": "count", "scope": "all"}, "epsilon": 0.5, "purpose": "social-purpose"}),
                 StatusCode::FORBIDDEN,
-                "no_budget",
+                "forbidden",
             ),
             (
                 json!({"question": {"kind": "count", "scope": "own"}, "epsilon": 0.0}),
@@ -252,7 +289,13 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         let (_, v) = s
             .req(Method::GET, "/v1/org/trust/budget", Some(&ka), None)
             .await;
-        assert_eq!(v[0]["spent"], 1.0, "refusals spent nothing: {v}");
+        assert_eq!(v["pools"][0]["spent"], 1.0, "refusals spent nothing: {v}");
+        assert_eq!(
+            v["pools"].as_array().unwrap().len(),
+            1,
+            "not a research requester"
+        );
+        assert!(v["guarantee"].as_str().unwrap().contains("ε"), "{v}");
 
         // A bounded sum and mean, and a histogram by category.
         let (st, v) = ask(&s, &ka, json!({"question": {"kind": "sum", "scope": "own", "upper_cents": 5_000}, "epsilon": 1.0})).await;
@@ -271,7 +314,9 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             v["figure"]["noise_scale"], 5.0,
             "sensitivity 5 (the cap) / ε 1"
         );
-        // The budget (3.0) is now spent: the next question is refused.
+        // The pool of A's customers (3.0 this period) is now spent: the next
+        // question is refused, and so is B's overlap with A, although B has
+        // asked nothing: budgets belong to the people, not to the askers.
         let (st, v) = ask(
             &s,
             &ka,
@@ -279,10 +324,70 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         )
         .await;
         assert_eq!((st, err(&v)), (StatusCode::FORBIDDEN, "over_budget"), "{v}");
+        let (st, v) = ask(
+            &s,
+            &kb,
+            json!({"question": {"kind": "overlap", "b": a}, "epsilon": 0.1}),
+        )
+        .await;
+        assert_eq!((st, err(&v)), (StatusCode::FORBIDDEN, "over_budget"), "{v}");
+        assert!(err_message(&v).contains(&format!("trust:coop:{a}")), "{v}");
         // A research purpose has its own budget and may ask about all co-ops.
         let (st, v) = ask(&s, &kb, json!({"question": {"kind": "count", "scope": "all"}, "epsilon": 1.0, "purpose": "social-purpose"})).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert!((count_of(&v) - 40).abs() <= 15);
+        // A member sees the pools they are in, what was spent and by whom.
+        let (st, v) = s
+            .req(Method::GET, "/v1/me/transparency", Some(&members[0]), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let pb = &v["privacy_budget"];
+        let pools: Vec<&str> = pb["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["pool"].as_str().unwrap())
+            .collect();
+        let (pa, pbb) = (format!("trust:coop:{a}"), format!("trust:coop:{b}"));
+        assert!(pools.contains(&"offers:audience"), "{pb}");
+        assert!(
+            pools.contains(&pa.as_str()) && pools.contains(&pbb.as_str()),
+            "{pb}"
+        );
+        assert!(pools.contains(&"trust:research"), "{pb}");
+        assert!(
+            pools.contains(&format!("trust:coop:{c}").as_str()),
+            "member 0 shops at C too: {pb}"
+        );
+        assert_eq!(pools.len(), 5, "{pb}");
+        let of_a = pb["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pool"] == pa.as_str())
+            .unwrap();
+        assert_eq!(of_a["spent"], 3.0, "{of_a}");
+        assert_eq!(
+            of_a["spent_by"][0]["organisation"], "Corner Co-op",
+            "{of_a}"
+        );
+        assert!(
+            of_a["in_words"].as_str().unwrap().contains("Corner Co-op"),
+            "{of_a}"
+        );
+        assert!(
+            pb["guarantee"].as_str().unwrap().contains("e^ε/(1+e^ε)"),
+            "{pb}"
+        );
+        let (_, v) = s
+            .req(Method::GET, "/v1/me/transparency", Some(&members[39]), None)
+            .await;
+        let n = v["privacy_budget"]["pools"].as_array().unwrap().len();
+        assert_eq!(
+            n, 3,
+            "member 39 shops only at A: audience, A, research: {v}"
+        );
+
         // Below the threshold: C has 3 members.
         let (st, v) = ask(
             &s,
@@ -338,10 +443,21 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         let (_, v) = s.req(Method::GET, &path, Some(&kb), None).await;
         let shared = v.as_array().unwrap();
         assert_eq!(shared.len(), 1, "{v}");
+        let kb_keys = s.coop_keys(b).await;
         assert_eq!(
-            shared[0]["pseudonym"],
-            at_b[0].as_str(),
-            "B sees its own pseudonym for the member"
+            kb_keys
+                .open_card(shared[0]["card"].as_str().unwrap())
+                .unwrap(),
+            at_b[0],
+            "B opens the member's card to its own pseudonym for them"
+        );
+        assert!(
+            s.coop_keys(a)
+                .await
+                .open_card(shared[0]["card"].as_str().unwrap())
+                .unwrap()
+                != at_a[0],
+            "and only B: A's keys do not open it to A's pseudonym"
         );
         assert_eq!(
             shared[0]["receipts"][0]["day"], "2026-11-20",
@@ -415,7 +531,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/loyalty/earn",
                 Some(&ka),
-                Some(json!({"pseudonym": at_a[0], "points": 100})),
+                Some(s.sealed(a, json!({"card": at_a[0], "points": 100})).await),
             )
             .await;
         assert_eq!(
@@ -436,7 +552,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/loyalty/redeem",
                 Some(&kb),
-                Some(json!({"pseudonym": at_b[0], "points": 30})),
+                Some(s.sealed(b, json!({"card": at_b[0], "points": 30})).await),
             )
             .await;
         assert_eq!(
@@ -449,7 +565,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/loyalty/redeem",
                 Some(&kb),
-                Some(json!({"pseudonym": at_b[0], "points": 71})),
+                Some(s.sealed(b, json!({"card": at_b[0], "points": 71})).await),
             )
             .await;
         assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "insufficient_points"));
@@ -471,8 +587,24 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             .collect();
         assert_eq!(
             queries.len(),
-            12,
+            14,
             "{db:?}: every question, answered or refused"
+        );
+        // Every release is audited with its pools, ε and mechanism.
+        let releases: Vec<&str> = events
+            .iter()
+            .filter(|e| e["action"] == "privacy.release")
+            .map(|e| e["object"].as_str().unwrap())
+            .collect();
+        assert_eq!(releases.len(), 5, "{db:?}: {releases:?}");
+        assert!(
+            releases
+                .iter()
+                .any(|r| r.contains("trust overlap: ε 1 from")
+                    && r.contains(&format!("trust:coop:{a}"))
+                    && r.contains(&format!("trust:coop:{b}"))
+                    && r.contains("discrete Laplace")),
+            "{releases:?}"
         );
         assert!(queries.iter().any(|q| q["object"]
             .as_str()
@@ -571,7 +703,13 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&ka),
-                Some(json!({"receipts": [receipt(&card, "NL-NH", &["organic"])]})),
+                Some(
+                    s.sealed(
+                        a,
+                        json!({"receipts": [receipt(&card, "NL-NH", &["organic"])]}),
+                    )
+                    .await,
+                ),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED);
@@ -618,7 +756,13 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&ka),
-                Some(json!({"receipts": [receipt(&other_card, "NL-NH", &["organic"])]})),
+                Some(
+                    s.sealed(
+                        a,
+                        json!({"receipts": [receipt(&other_card, "NL-NH", &["organic"])]}),
+                    )
+                    .await,
+                ),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED);
@@ -628,7 +772,7 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                     Method::POST,
                     "/v1/org/trust/loyalty/earn",
                     Some(&ka),
-                    Some(json!({"pseudonym": p, "points": 10})),
+                    Some(s.sealed(a, json!({"card": p, "points": 10})).await),
                 )
                 .await;
             assert_eq!(st, StatusCode::OK);
@@ -675,7 +819,7 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                     Method::POST,
                     &format!("/v1/org/trust/loyalty/{op}"),
                     Some(&ka),
-                    Some(json!({"pseudonym": card, "points": 1})),
+                    Some(s.sealed(a, json!({"card": card, "points": 1})).await),
                 )
                 .await;
             assert_eq!((st, err(&v)), (StatusCode::GONE, "member_erased"), "{op}");
@@ -685,11 +829,17 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&ka),
-                Some(json!({"receipts": [
-                    receipt(&other_card, "NL-UT", &["organic"]),
-                    receipt(&card, "NL-NH", &["organic"]),
-                    receipt(&card, "NL-UT", &["organic"]),
-                ]})),
+                Some(
+                    s.sealed(
+                        a,
+                        json!({"receipts": [
+                            receipt(&other_card, "NL-UT", &["organic"]),
+                            receipt(&card, "NL-NH", &["organic"]),
+                            receipt(&card, "NL-UT", &["organic"]),
+                        ]}),
+                    )
+                    .await,
+                ),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");

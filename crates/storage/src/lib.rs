@@ -5,6 +5,7 @@
 //! cannot leak personal data because it is never given any.
 #![forbid(unsafe_code)]
 
+mod privacy;
 mod sql;
 mod types;
 
@@ -126,13 +127,28 @@ pub trait OrgStore {
     async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRow>>;
 }
 
+/// Signs a batch's head: `(seq, hash, at)` of its last entry → signature.
+pub type HeadSigner<'a> = dyn Fn(u64, &ChainHash, Timestamp) -> Vec<u8> + Send + Sync + 'a;
+
 /// The append-only, hash-chained audit log.
 #[async_trait]
 pub trait AuditStore {
     /// Appends `events` in order, linking each to the current head inside one
     /// transaction, and returns the stored entries. Concurrent appenders (another
-    /// process on the same database) are detected and retried.
+    /// process on the same database) are detected and retried. No signed head:
+    /// the node's writer uses [`AuditStore::append_audit_signed`].
     async fn append_audit(&self, at: Timestamp, events: &[AuditEvent]) -> Result<Vec<AuditEntry>>;
+    /// As [`AuditStore::append_audit`], and the batch's last entry carries
+    /// `sign(seq, hash, at)` (its signed head), in the same transaction.
+    async fn append_audit_signed(
+        &self,
+        at: Timestamp,
+        events: &[AuditEvent],
+        sign: &HeadSigner<'_>,
+    ) -> Result<Vec<AuditEntry>>;
+    /// The signed heads stored on entries with `after < seq <= upto`, in order
+    /// (as checkpoints: seq, hash, the entry's time, the signature).
+    async fn audit_signed_heads(&self, after: u64, upto: u64) -> Result<Vec<Checkpoint>>;
     async fn audit_head(&self) -> Result<Option<(u64, ChainHash)>>;
     /// Entries with `seq > after`, in order.
     async fn audit_entries(&self, after: u64, limit: u64) -> Result<Vec<AuditEntry>>;
@@ -192,8 +208,35 @@ pub trait OfferStore {
     /// Atomically adds to the offer's counters (a no-op for an unknown offer).
     async fn count_offer_events(&self, offer: OfferId, reached: u64, accepted: u64) -> Result<()>;
     async fn offer_counters(&self, offer: OfferId) -> Result<Option<OfferCounters>>;
-    /// Stores the offer's released figures (opaque bytes), replacing any before.
-    async fn set_offer_release(&self, offer: OfferId, released: &[u8]) -> Result<()>;
+    /// Replaces the offer's release state (opaque bytes) and when its next
+    /// release is due, if its release sequence is still `expected_seq`
+    /// (then incremented); false when another writer got there first. So a
+    /// scheduled release is drawn once, even by two nodes at the same moment.
+    async fn replace_offer_release(
+        &self,
+        offer: OfferId,
+        expected_seq: i64,
+        released: &[u8],
+        due: Option<Timestamp>,
+    ) -> Result<bool>;
+    /// Offers whose next release is due at `now`.
+    async fn offers_release_due(&self, now: Timestamp) -> Result<Vec<OfferId>>;
+    /// The organisation's offers that are active or waiting for partners and
+    /// still valid at `now`.
+    async fn count_live_offers(&self, org: OrgId, now: Timestamp) -> Result<u64>;
+}
+
+/// The privacy accountant's ledger: ε spent per data pool and period, per
+/// asker, and over each pool's life.
+#[async_trait]
+pub trait PrivacyStore {
+    /// Charges every line (one per pool a release reads) in one transaction:
+    /// each pool's period total, lifetime total and the asker's period
+    /// spend must stay within the line's limits, or nothing is charged.
+    /// Concurrent charges cannot together pass a limit.
+    async fn dp_charge(&self, asker: &str, lines: &[PoolCharge]) -> Result<DpCharge>;
+    /// What a pool spent in a period, by asker, and over its life.
+    async fn dp_pool_spend(&self, pool: &str, period: i64) -> Result<PoolSpend>;
 }
 
 /// The data trust: enrolments, pseudonymised receipts and their aggregates,
@@ -226,17 +269,12 @@ pub trait TrustStore {
     /// Distinct members per value of a dimension in the scope (values with
     /// members only).
     async fn trust_bin_counts(&self, scope: &str, dim: TrustDim) -> Result<Vec<(i64, u64)>>;
+    /// The scopes (organisation ids, and `*`) in which a member tag has
+    /// receipts. Reads the per-member totals whole (no index by tag, which
+    /// would slow every ingest): for a member's own transparency view.
+    async fn trust_member_scopes(&self, tag: &[u8; 32]) -> Result<Vec<String>>;
     /// Members present in both scopes.
     async fn trust_overlap(&self, a: &str, b: &str) -> Result<u64>;
-    /// Charges `micros` to the requester if the total stays within
-    /// `budget_micros`, atomically (concurrent queries cannot both pass).
-    async fn trust_charge(
-        &self,
-        requester: &str,
-        micros: i64,
-        budget_micros: i64,
-    ) -> Result<BudgetCharge>;
-    async fn trust_spent(&self, requester: &str) -> Result<i64>;
     /// An organisation's receipts for one member tag, oldest first.
     async fn trust_receipts_of(&self, org: OrgId, tag: &[u8; 32]) -> Result<Vec<TrustReceiptRow>>;
     async fn insert_trust_sharing(&self, s: &TrustSharingRow) -> Result<()>;
@@ -280,25 +318,22 @@ pub trait TrustStore {
     async fn trust_erased_among(&self, tags: &[[u8; 32]]) -> Result<Vec<[u8; 32]>>;
 }
 
-/// Co-op credentials: issuer keys, one-time issuance codes, status
-/// (revocation) and verifier challenges. No member id is stored: the issuer
-/// learns nothing about which vault member redeemed a code.
+/// Co-op credentials: the federation's issuer key, one-time issuance codes,
+/// status (revocation) and verifier challenges. No member id is stored: the
+/// issuer learns nothing about which vault member redeemed a code.
 #[async_trait]
 pub trait CredentialStore {
-    /// Stores the organisation's issuer key unless it has one; returns the one
-    /// in force (concurrent calls agree). Fails with [`StorageError::Conflict`]
-    /// when another organisation's key has the same key id.
-    async fn ensure_credential_issuer(
+    /// Stores the federation's issuer key unless there is one; returns the one
+    /// in force (concurrent calls agree).
+    async fn ensure_federation_issuer(
         &self,
         row: &CredentialIssuerRow,
     ) -> Result<CredentialIssuerRow>;
-    async fn credential_issuer(&self, org: OrgId) -> Result<Option<CredentialIssuerRow>>;
-    /// The issuer keys of organisations that are not deleted, ordered by key id.
-    async fn credential_issuers(&self) -> Result<Vec<CredentialIssuerRow>>;
-    /// Stores a code and reserves its status index at the organisation, in one
-    /// transaction; returns false (nothing written) when that index is already
-    /// taken there. Fails with [`StorageError::Conflict`] (nothing written)
-    /// when the code hash is taken.
+    async fn federation_issuer(&self) -> Result<Option<CredentialIssuerRow>>;
+    /// Stores a code and reserves its status index in the federation's list
+    /// for the code's organisation, in one transaction; returns false (nothing
+    /// written) when any organisation already reserved that index. Fails with
+    /// [`StorageError::Conflict`] (nothing written) when the code hash is taken.
     async fn insert_credential_code(&self, row: &CredentialCodeRow) -> Result<bool>;
     /// Marks the code redeemed if it exists, is not yet redeemed, has not
     /// expired at `now` (`expires_at > now`), and its status index is not
@@ -312,11 +347,15 @@ pub trait CredentialStore {
     /// Undoes a redemption whose credential could not be stored, so the code
     /// works again: false when the code is unknown or was not redeemed.
     async fn release_credential_code(&self, code_hash: &[u8; 32]) -> Result<bool>;
-    /// Revokes a status index the organisation reserved; false when it never
-    /// reserved it. Revoking twice is true and keeps the first time.
+    /// Revokes a status index this organisation reserved; false when it did
+    /// not (never reserved, or another organisation's). Revoking twice is true
+    /// and keeps the first time.
     async fn revoke_credential(&self, org: OrgId, index: u32, at: Timestamp) -> Result<bool>;
-    /// The organisation's revoked status indexes, ascending.
-    async fn revoked_credentials(&self, org: OrgId) -> Result<Vec<u32>>;
+    /// The federation's revoked status indexes (every organisation's), ascending.
+    async fn revoked_credentials(&self) -> Result<Vec<u32>>;
+    /// The organisations, not deleted, that reserved a status index (the
+    /// co-ops that issue credentials), ascending by id.
+    async fn credential_issuing_orgs(&self) -> Result<Vec<OrgId>>;
     /// Fails with [`StorageError::Conflict`] when the nonce is taken.
     async fn insert_credential_challenge(&self, row: &CredentialChallengeRow) -> Result<()>;
     /// Consumes a challenge of this organisation: returns it once if it has
@@ -334,6 +373,15 @@ pub trait CredentialStore {
     async fn purge_expired_credentials(&self, now: Timestamp) -> Result<u64>;
 }
 
+/// How thoroughly [`Store::check_integrity`] checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntegrityLevel {
+    /// SQLite `PRAGMA quick_check`: every page and b-tree, O(file size).
+    Quick,
+    /// SQLite `PRAGMA integrity_check`: also that every index matches its table.
+    Full,
+}
+
 /// Everything a node stores.
 #[async_trait]
 pub trait Store:
@@ -347,12 +395,16 @@ pub trait Store:
     + OfferStore
     + TrustStore
     + CredentialStore
+    + PrivacyStore
     + Send
     + Sync
     + std::fmt::Debug
 {
     fn backend(&self) -> Backend;
-    /// Runs a cheap integrity check (SQLite: `PRAGMA quick_check`).
-    async fn check_integrity(&self) -> Result<()>;
+    /// Checks the database file (SQLite: `PRAGMA quick_check` or
+    /// `integrity_check`, on a connection of its own; PostgreSQL: that the
+    /// server answers). It reads the whole file: minutes on a large one, so
+    /// never on the way to serving (`me2b check`, or a background task).
+    async fn check_integrity(&self, level: IntegrityLevel) -> Result<()>;
     async fn close(&self);
 }

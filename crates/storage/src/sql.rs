@@ -36,6 +36,12 @@ pub struct SqlStore<P> {
     pool: P,
 }
 
+impl<P> SqlStore<P> {
+    pub(crate) fn pool(&self) -> &P {
+        &self.pool
+    }
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -66,10 +72,13 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
+        // No integrity check here: `PRAGMA quick_check` reads the whole file
+        // (about a minute for 3 GB), so it runs as `me2b check` and as a
+        // background task of `me2b serve`, never as a gate on opening. A file
+        // SQLite cannot read at all (a truncated one: its header names more
+        // pages than the file holds) still fails here, in the migrations.
         SQLITE_MIGRATIONS.run(&pool).await?;
-        let store = SqlStore { pool };
-        store.check_integrity().await?;
-        Ok(Arc::new(store))
+        Ok(Arc::new(SqlStore { pool }))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -112,7 +121,7 @@ fn status_u32(v: i64, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| corrupt(what))
 }
 
-fn retryable(e: &StorageError) -> bool {
+pub(crate) fn retryable(e: &StorageError) -> bool {
     match e {
         StorageError::Conflict => true,
         StorageError::Database(sqlx::Error::Database(db)) => {
@@ -247,13 +256,15 @@ macro_rules! impl_store {
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
                     expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
                     withdrawn_at: row.try_get::<Option<i64>, _>("withdrawn_at")?.map(Timestamp::from_unix_millis),
+                    research_tag: row
+                        .try_get::<Option<Vec<u8>>, _>("research_tag")?
+                        .map(|t| hash32(t, "trust_sharing.research_tag"))
+                        .transpose()?,
                 })
             }
 
             fn issuer_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<CredentialIssuerRow> {
                 Ok(CredentialIssuerRow {
-                    org_id: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("credential_issuers.org_id"))?,
                     key_id: row.try_get("key_id")?,
                     public_key: row.try_get("public_key")?,
                     sealed_secret: row.try_get("sealed_secret")?,
@@ -295,7 +306,12 @@ macro_rules! impl_store {
                 })
             }
 
-            async fn try_append_audit(&self, at: Timestamp, events: &[AuditEvent]) -> Result<Vec<AuditEntry>> {
+            async fn try_append_audit(
+                &self,
+                at: Timestamp,
+                events: &[AuditEvent],
+                sign: Option<&HeadSigner<'_>>,
+            ) -> Result<Vec<AuditEntry>> {
                 let mut tx = $begin(&self.pool).await?;
                 let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                     .fetch_optional(&mut *tx)
@@ -313,10 +329,17 @@ macro_rules! impl_store {
                     prev = Some((entry.seq, entry.hash));
                     out.push((entry, event.subject));
                 }
+                // The batch's signed head rides on its last entry, in this
+                // transaction: no commit is ever left without one.
+                let head_sig = match (sign, out.last()) {
+                    (Some(sign), Some((last, _))) => Some(sign(last.seq, &last.hash, at)),
+                    _ => None,
+                };
+                let last_seq = out.last().map(|(e, _)| e.seq);
                 // Multi-row inserts: one round trip per chunk, not per entry.
                 for chunk in out.chunks(AUDIT_INSERT_CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new(
-                        "INSERT INTO audit_log (seq, at, subject, event, prev_hash, hash) ",
+                        "INSERT INTO audit_log (seq, at, subject, event, prev_hash, hash, head_sig) ",
                     );
                     let mut rows = Vec::with_capacity(chunk.len());
                     for (entry, subject) in chunk {
@@ -326,21 +349,45 @@ macro_rules! impl_store {
                             entry.event_json.clone(),
                             entry.prev_hash.to_vec(),
                             entry.hash.to_vec(),
+                            if Some(entry.seq) == last_seq { head_sig.clone() } else { None },
                         ));
                     }
-                    qb.push_values(rows, |mut b, (seq, subject, event, prev_hash, hash)| {
+                    qb.push_values(rows, |mut b, (seq, subject, event, prev_hash, hash, sig)| {
                         b.push_bind(seq)
                             .push_bind(at.unix_millis())
                             .push_bind(subject)
                             .push_bind(event)
                             .push_bind(prev_hash)
-                            .push_bind(hash);
+                            .push_bind(hash)
+                            .push_bind(sig);
                     });
                     qb.build().execute(&mut *tx).await?;
                 }
                 let out = out.into_iter().map(|(e, _)| e).collect();
                 tx.commit().await?;
                 Ok(out)
+            }
+
+            async fn append_audit_with(
+                &self,
+                at: Timestamp,
+                events: &[AuditEvent],
+                sign: Option<&HeadSigner<'_>>,
+            ) -> Result<Vec<AuditEntry>> {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match self.try_append_audit(at, events, sign).await {
+                        Err(e) if retryable(&e) && attempt < AUDIT_APPEND_ATTEMPTS => {
+                            tracing::debug!(attempt, "audit append raced another writer; retrying");
+                            tokio::time::sleep(Duration::from_millis(u64::from(attempt))).await;
+                        }
+                        Err(e) if retryable(&e) => {
+                            return Err(StorageError::AuditContention { attempts: attempt })
+                        }
+                        other => return other,
+                    }
+                }
             }
         }
 
@@ -708,20 +755,32 @@ macro_rules! impl_store {
         #[async_trait]
         impl AuditStore for SqlStore<$pool> {
             async fn append_audit(&self, at: Timestamp, events: &[AuditEvent]) -> Result<Vec<AuditEntry>> {
-                let mut attempt = 0;
-                loop {
-                    attempt += 1;
-                    match self.try_append_audit(at, events).await {
-                        Err(e) if retryable(&e) && attempt < AUDIT_APPEND_ATTEMPTS => {
-                            tracing::debug!(attempt, "audit append raced another writer; retrying");
-                            tokio::time::sleep(Duration::from_millis(u64::from(attempt))).await;
-                        }
-                        Err(e) if retryable(&e) => {
-                            return Err(StorageError::AuditContention { attempts: attempt })
-                        }
-                        other => return other,
-                    }
-                }
+                self.append_audit_with(at, events, None).await
+            }
+            async fn append_audit_signed(
+                &self,
+                at: Timestamp,
+                events: &[AuditEvent],
+                sign: &HeadSigner<'_>,
+            ) -> Result<Vec<AuditEntry>> {
+                self.append_audit_with(at, events, Some(sign)).await
+            }
+            async fn audit_signed_heads(&self, after: u64, upto: u64) -> Result<Vec<Checkpoint>> {
+                sqlx::query("SELECT seq, hash, at, head_sig FROM audit_log WHERE seq > $1 AND seq <= $2 AND head_sig IS NOT NULL ORDER BY seq")
+                    .bind(seq_i64(after)?)
+                    .bind(i64::try_from(upto).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(Checkpoint {
+                            seq: seq_u64(row.try_get("seq")?)?,
+                            head: hash32(row.try_get("hash")?, "audit_log.hash")?,
+                            at: Timestamp::from_unix_millis(row.try_get("at")?),
+                            signature: row.try_get("head_sig")?,
+                        })
+                    })
+                    .collect()
             }
             async fn audit_head(&self) -> Result<Option<(u64, ChainHash)>> {
                 let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
@@ -995,7 +1054,7 @@ macro_rules! impl_store {
                 Ok(())
             }
             async fn offer_counters(&self, offer: OfferId) -> Result<Option<OfferCounters>> {
-                let row = sqlx::query("SELECT reached, accepted, released FROM offer_counters WHERE offer_id = $1")
+                let row = sqlx::query("SELECT reached, accepted, released, release_seq, release_due FROM offer_counters WHERE offer_id = $1")
                     .bind(offer.as_bytes().to_vec())
                     .fetch_optional(&self.pool)
                     .await?;
@@ -1004,17 +1063,56 @@ macro_rules! impl_store {
                         reached: seq_u64(row.try_get("reached")?)?,
                         accepted: seq_u64(row.try_get("accepted")?)?,
                         released: row.try_get("released")?,
+                        release_seq: row.try_get("release_seq")?,
+                        release_due: row
+                            .try_get::<Option<i64>, _>("release_due")?
+                            .map(Timestamp::from_unix_millis),
                     })
                 })
                 .transpose()
             }
-            async fn set_offer_release(&self, offer: OfferId, released: &[u8]) -> Result<()> {
-                sqlx::query("UPDATE offer_counters SET released = $1 WHERE offer_id = $2")
-                    .bind(released)
-                    .bind(offer.as_bytes().to_vec())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+            async fn replace_offer_release(
+                &self,
+                offer: OfferId,
+                expected_seq: i64,
+                released: &[u8],
+                due: Option<Timestamp>,
+            ) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE offer_counters SET released = $1, release_due = $2, release_seq = release_seq + 1 \
+                     WHERE offer_id = $3 AND release_seq = $4",
+                )
+                .bind(released)
+                .bind(due.map(Timestamp::unix_millis))
+                .bind(offer.as_bytes().to_vec())
+                .bind(expected_seq)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn offers_release_due(&self, now: Timestamp) -> Result<Vec<OfferId>> {
+                let rows = sqlx::query(
+                    "SELECT offer_id FROM offer_counters WHERE release_due IS NOT NULL AND release_due <= $1 ORDER BY release_due, offer_id",
+                )
+                .bind(now.unix_millis())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        OfferId::from_slice(&r.try_get::<Vec<u8>, _>("offer_id")?)
+                            .map_err(|_| corrupt("offer_counters.offer_id"))
+                    })
+                    .collect()
+            }
+            async fn count_live_offers(&self, org: OrgId, now: Timestamp) -> Result<u64> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM offers WHERE org_id = $1 AND status IN ('active', 'pending_partners') AND valid_until > $2",
+                )
+                .bind(org.as_bytes().to_vec())
+                .bind(now.unix_millis())
+                .fetch_one(&self.pool)
+                .await?;
+                seq_u64(row.try_get("n")?)
             }
         }
 
@@ -1217,6 +1315,13 @@ macro_rules! impl_store {
                     .map(|r| Ok((r.try_get("value")?, seq_u64(r.try_get("n")?)?)))
                     .collect()
             }
+            async fn trust_member_scopes(&self, tag: &[u8; 32]) -> Result<Vec<String>> {
+                let rows = sqlx::query("SELECT scope FROM trust_members WHERE tag = $1 ORDER BY scope")
+                    .bind(tag.to_vec())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok(r.try_get("scope")?)).collect()
+            }
             async fn trust_overlap(&self, a: &str, b: &str) -> Result<u64> {
                 let row = sqlx::query(
                     "SELECT COUNT(*) AS n FROM trust_members x JOIN trust_members y ON y.tag = x.tag AND y.scope = $2 WHERE x.scope = $1",
@@ -1226,37 +1331,6 @@ macro_rules! impl_store {
                 .fetch_one(&self.pool)
                 .await?;
                 seq_u64(row.try_get("n")?)
-            }
-            async fn trust_charge(&self, requester: &str, micros: i64, budget_micros: i64) -> Result<BudgetCharge> {
-                sqlx::query("INSERT INTO trust_budgets (requester, spent_micro) VALUES ($1, 0) ON CONFLICT (requester) DO NOTHING")
-                    .bind(requester)
-                    .execute(&self.pool)
-                    .await?;
-                // One conditional update: two concurrent queries cannot both pass.
-                let r = sqlx::query(
-                    "UPDATE trust_budgets SET spent_micro = spent_micro + $2 WHERE requester = $1 AND spent_micro + $2 <= $3",
-                )
-                .bind(requester)
-                .bind(micros)
-                .bind(budget_micros)
-                .execute(&self.pool)
-                .await?;
-                let spent = self.trust_spent(requester).await?;
-                Ok(if r.rows_affected() == 1 {
-                    BudgetCharge::Charged { spent }
-                } else {
-                    BudgetCharge::Refused { spent }
-                })
-            }
-            async fn trust_spent(&self, requester: &str) -> Result<i64> {
-                let row = sqlx::query("SELECT spent_micro FROM trust_budgets WHERE requester = $1")
-                    .bind(requester)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(match row {
-                    Some(r) => r.try_get("spent_micro")?,
-                    None => 0,
-                })
             }
             async fn trust_receipts_of(&self, org: OrgId, tag: &[u8; 32]) -> Result<Vec<TrustReceiptRow>> {
                 let rows = sqlx::query(
@@ -1294,8 +1368,8 @@ macro_rules! impl_store {
             }
             async fn insert_trust_sharing(&self, s: &TrustSharingRow) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO trust_sharing (sharing_id, member_id, from_org, to_org, purpose, created_at, expires_at, withdrawn_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO trust_sharing (sharing_id, member_id, from_org, to_org, purpose, created_at, expires_at, withdrawn_at, research_tag) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(s.id.as_bytes().to_vec())
                 .bind(s.member.as_bytes().to_vec())
@@ -1305,6 +1379,7 @@ macro_rules! impl_store {
                 .bind(s.created_at.unix_millis())
                 .bind(s.expires_at.unix_millis())
                 .bind(s.withdrawn_at.map(|t| t.unix_millis()))
+                .bind(s.research_tag.map(|t| t.to_vec()))
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -1473,45 +1548,32 @@ macro_rules! impl_store {
 
         #[async_trait]
         impl CredentialStore for SqlStore<$pool> {
-            async fn ensure_credential_issuer(&self, row: &CredentialIssuerRow) -> Result<CredentialIssuerRow> {
+            async fn ensure_federation_issuer(&self, row: &CredentialIssuerRow) -> Result<CredentialIssuerRow> {
                 sqlx::query(
-                    "INSERT INTO credential_issuers (org_id, key_id, public_key, sealed_secret, created_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id) DO NOTHING",
+                    "INSERT INTO credential_federation_issuer (slot, key_id, public_key, sealed_secret, created_at) \
+                     VALUES (1, $1, $2, $3, $4) ON CONFLICT (slot) DO NOTHING",
                 )
-                .bind(row.org_id.as_bytes().to_vec())
                 .bind(&row.key_id)
                 .bind(&row.public_key)
                 .bind(&row.sealed_secret)
                 .bind(row.created_at.unix_millis())
                 .execute(&self.pool)
                 .await?;
-                self.credential_issuer(row.org_id).await?.ok_or_else(|| corrupt("credential_issuers"))
+                self.federation_issuer().await?.ok_or_else(|| corrupt("credential_federation_issuer"))
             }
-            async fn credential_issuer(&self, org: OrgId) -> Result<Option<CredentialIssuerRow>> {
-                sqlx::query("SELECT * FROM credential_issuers WHERE org_id = $1")
-                    .bind(org.as_bytes().to_vec())
+            async fn federation_issuer(&self) -> Result<Option<CredentialIssuerRow>> {
+                sqlx::query("SELECT key_id, public_key, sealed_secret, created_at FROM credential_federation_issuer WHERE slot = 1")
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
                     .map(Self::issuer_row)
                     .transpose()
             }
-            async fn credential_issuers(&self) -> Result<Vec<CredentialIssuerRow>> {
-                sqlx::query(
-                    "SELECT i.* FROM credential_issuers i JOIN organisations g ON g.org_id = i.org_id \
-                     WHERE g.deleted_at IS NULL ORDER BY i.key_id",
-                )
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(Self::issuer_row)
-                .collect()
-            }
             async fn insert_credential_code(&self, row: &CredentialCodeRow) -> Result<bool> {
                 let mut tx = $begin(&self.pool).await?;
                 let reserved = sqlx::query(
                     "INSERT INTO credential_status (org_id, status_index, revoked_at) VALUES ($1, $2, NULL) \
-                     ON CONFLICT (org_id, status_index) DO NOTHING",
+                     ON CONFLICT (status_index) DO NOTHING",
                 )
                 .bind(row.org_id.as_bytes().to_vec())
                 .bind(i64::from(row.status_index))
@@ -1543,8 +1605,8 @@ macro_rules! impl_store {
                 sqlx::query(
                     "UPDATE credential_codes SET redeemed_at = $2 \
                      WHERE code_hash = $1 AND redeemed_at IS NULL AND expires_at > $2 \
-                     AND NOT EXISTS (SELECT 1 FROM credential_status s WHERE s.org_id = credential_codes.org_id \
-                     AND s.status_index = credential_codes.status_index AND s.revoked_at IS NOT NULL) \
+                     AND NOT EXISTS (SELECT 1 FROM credential_status s \
+                     WHERE s.status_index = credential_codes.status_index AND s.revoked_at IS NOT NULL) \
                      RETURNING *",
                 )
                 .bind(code_hash.to_vec())
@@ -1573,16 +1635,26 @@ macro_rules! impl_store {
                 .await?;
                 Ok(r.rows_affected() == 1)
             }
-            async fn revoked_credentials(&self, org: OrgId) -> Result<Vec<u32>> {
+            async fn revoked_credentials(&self) -> Result<Vec<u32>> {
                 let indexes: Vec<i64> = sqlx::query_scalar(
-                    "SELECT status_index FROM credential_status WHERE org_id = $1 AND revoked_at IS NOT NULL ORDER BY status_index",
+                    "SELECT status_index FROM credential_status WHERE revoked_at IS NOT NULL ORDER BY status_index",
                 )
-                .bind(org.as_bytes().to_vec())
                 .fetch_all(&self.pool)
                 .await?;
                 indexes
                     .into_iter()
                     .map(|i| status_u32(i, "credential_status.status_index"))
+                    .collect()
+            }
+            async fn credential_issuing_orgs(&self) -> Result<Vec<OrgId>> {
+                let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT g.org_id FROM organisations g WHERE g.deleted_at IS NULL \
+                     AND EXISTS (SELECT 1 FROM credential_status s WHERE s.org_id = g.org_id) ORDER BY g.org_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                ids.iter()
+                    .map(|b| OrgId::from_slice(b).map_err(|_| corrupt("organisations.org_id")))
                     .collect()
             }
             async fn insert_credential_challenge(&self, row: &CredentialChallengeRow) -> Result<()> {
@@ -1634,8 +1706,8 @@ macro_rules! impl_store {
             fn backend(&self) -> Backend {
                 $backend
             }
-            async fn check_integrity(&self) -> Result<()> {
-                integrity_check(&self.pool).await
+            async fn check_integrity(&self, level: IntegrityLevel) -> Result<()> {
+                integrity_check(&self.pool, level).await
             }
             async fn close(&self) {
                 self.pool.close().await;
@@ -1655,34 +1727,49 @@ impl PoolDb for PgPool {
     type Db = sqlx::Postgres;
 }
 
-async fn begin_sqlite(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+pub(crate) async fn begin_sqlite(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
     // IMMEDIATE takes the write lock up front, so the head read and the appends
     // form one serialised step even with another process on the same file.
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
-async fn begin_postgres(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+pub(crate) async fn begin_postgres(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     Ok(pool.begin().await?)
 }
 
-async fn integrity_check<P: IntegrityCheck>(pool: &P) -> Result<()> {
-    pool.integrity_check().await
+async fn integrity_check<P: IntegrityCheck>(pool: &P, level: IntegrityLevel) -> Result<()> {
+    pool.integrity_check(level).await
 }
 
 trait IntegrityCheck {
-    async fn integrity_check(&self) -> Result<()>;
+    async fn integrity_check(&self, level: IntegrityLevel) -> Result<()>;
 }
 
 impl IntegrityCheck for SqlitePool {
-    async fn integrity_check(&self) -> Result<()> {
-        let rows: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
-            .fetch_all(self)
-            .await?;
+    async fn integrity_check(&self, level: IntegrityLevel) -> Result<()> {
+        use sqlx::{ConnectOptions, Connection};
+        // A connection of its own, not one of the pool's: the check reads the
+        // whole file, and closing the pool (at shutdown) must not wait for it.
+        // In WAL mode it is one long read transaction: writers go on.
+        let mut conn = self.connect_options().connect().await?;
+        let pragma = match level {
+            IntegrityLevel::Quick => "PRAGMA quick_check",
+            IntegrityLevel::Full => "PRAGMA integrity_check",
+        };
+        let rows: Vec<String> = sqlx::query_scalar(pragma).fetch_all(&mut conn).await?;
+        let _ = conn.close().await;
         if rows.len() == 1 && rows[0] == "ok" {
             Ok(())
         } else {
+            // The rows name pages and tables, never stored values; only their
+            // number goes into the message.
             Err(StorageError::Corrupt(format!(
-                "SQLite quick_check found {} problem(s); restore the database from a backup",
+                "SQLite {} found {} problem(s); restore the database from a backup",
+                &pragma[7..],
                 rows.len()
             )))
         }
@@ -1690,7 +1777,9 @@ impl IntegrityCheck for SqlitePool {
 }
 
 impl IntegrityCheck for PgPool {
-    async fn integrity_check(&self) -> Result<()> {
+    async fn integrity_check(&self, _level: IntegrityLevel) -> Result<()> {
+        // PostgreSQL checks its own pages (data checksums; `pg_amcheck` for a
+        // full check): here, only that the server answers.
         sqlx::query("SELECT 1").execute(self).await?;
         Ok(())
     }

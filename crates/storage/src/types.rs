@@ -140,6 +140,10 @@ pub struct OfferCounters {
     pub reached: u64,
     pub accepted: u64,
     pub released: Option<Vec<u8>>,
+    /// Bumped by every replacement of `released`.
+    pub release_seq: i64,
+    /// When the next release is due; `None` when no more are.
+    pub release_due: Option<Timestamp>,
 }
 
 /// Which dimension a trust bin counts members by.
@@ -182,23 +186,68 @@ pub struct TrustSharingRow {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub withdrawn_at: Option<Timestamp>,
+    /// The keyed hash of the member's research pseudonym, computed when they
+    /// consented (in their session): deliveries find their receipts by it
+    /// without moving their pseudonym out of the origin domain again.
+    pub research_tag: Option<[u8; 32]>,
 }
 
-/// The result of charging a privacy budget.
+/// One pool's part of a privacy charge, in micro-ε.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolCharge {
+    pub pool: String,
+    pub period: i64,
+    pub micros: i64,
+    /// Most the pool may spend in the period.
+    pub period_budget: i64,
+    /// Most this asker may spend of the pool in the period.
+    pub allowance: i64,
+    /// Most the pool may spend over its life.
+    pub lifetime_budget: i64,
+}
+
+/// Which limit refused a charge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BudgetCharge {
-    /// Charged; micro-ε spent now in total.
-    Charged { spent: i64 },
-    /// Refused and nothing charged; micro-ε spent before.
-    Refused { spent: i64 },
+pub enum PoolLimit {
+    Period,
+    Allowance,
+    Lifetime,
 }
 
-/// An organisation's BBS issuer key: the public key, and the secret key sealed
-/// by the node's keyring.
+/// The outcome of a privacy charge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpCharge {
+    Charged,
+    /// Nothing charged: line `line` would pass `limit`, where `spent` micro-ε
+    /// are spent already.
+    Refused {
+        line: usize,
+        limit: PoolLimit,
+        spent: i64,
+    },
+}
+
+/// One asker's spend on a pool in a period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AskerSpend {
+    pub asker: String,
+    pub spent_micro: i64,
+    pub releases: i64,
+}
+
+/// A pool's spend in a period and over its life.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolSpend {
+    pub period_micro: i64,
+    pub lifetime_micro: i64,
+    pub by_asker: Vec<AskerSpend>,
+}
+
+/// The federation's BBS issuer key (one for every co-op of the node): the
+/// public key, and the secret key sealed by the node's keyring.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CredentialIssuerRow {
-    pub org_id: OrgId,
-    /// The key's public identifier (unique across organisations).
+    /// The key's public identifier.
     pub key_id: String,
     pub public_key: Vec<u8>,
     /// The secret key, sealed by the node's keyring. Never printed.
@@ -209,7 +258,6 @@ pub struct CredentialIssuerRow {
 impl std::fmt::Debug for CredentialIssuerRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CredentialIssuerRow")
-            .field("org_id", &self.org_id)
             .field("key_id", &self.key_id)
             .field("public_key", &self.public_key)
             .field("sealed_secret", &format_args!("<sealed>"))
@@ -227,7 +275,8 @@ pub struct CredentialCodeRow {
     pub org_id: OrgId,
     /// The claims the credential will carry, as JSON (opaque to storage).
     pub claims_json: Vec<u8>,
-    /// The credential's index in the organisation's status (revocation) list.
+    /// The credential's index in the federation's status (revocation) list,
+    /// reserved by this organisation.
     pub status_index: u32,
     pub created_at: Timestamp,
     /// The code is valid before this time (exclusive).

@@ -473,6 +473,57 @@ async fn a_truncated_sqlite_file_fails_loudly() {
     );
 }
 
+#[tokio::test]
+async fn a_damaged_page_opens_and_the_integrity_check_names_it() {
+    // Opening does not read the whole file (constant time); the check does.
+    let t = fresh(Db::Sqlite).await.unwrap().unwrap();
+    let s = open(&t.url).await.unwrap();
+    let rng = Rng::default();
+    for i in 0..200u8 {
+        let mut m = new_member(&rng, i);
+        m.email_ct = vec![i; 2000];
+        s.insert_member(&m).await.unwrap();
+    }
+    s.check_integrity(IntegrityLevel::Quick).await.unwrap();
+    s.close().await;
+    let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+    let root: i64 = sqlx::query_scalar("SELECT rootpage FROM sqlite_master WHERE name = 'members'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // Every page in the main file (none left only in the WAL) before it is edited.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    // Garbage over the members table's root page (an interior b-tree page).
+    let path = t.data_dir.path().join("me2b.sqlite3");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = usize::try_from((root - 1) * page_size).unwrap();
+    for (i, b) in bytes[at..at + 64].iter_mut().enumerate() {
+        *b = 0xA5 ^ (i as u8);
+    }
+    std::fs::write(&path, bytes).unwrap();
+
+    let s = open(&t.url)
+        .await
+        .expect("a damaged page does not stop opening");
+    for level in [IntegrityLevel::Quick, IntegrityLevel::Full] {
+        let err = s.check_integrity(level).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StorageError::Corrupt(_)), "{msg}");
+        assert!(
+            msg.contains("problem(s)") && msg.contains("backup"),
+            "{msg}"
+        );
+    }
+}
+
 fn org_row(rng: &Rng, name: &str) -> OrgRow {
     OrgRow {
         id: OrgId::generate(rng),
@@ -516,7 +567,9 @@ async fn offers_insert_read_and_optimistic_update() {
             Some(OfferCounters {
                 reached: 0,
                 accepted: 0,
-                released: None
+                released: None,
+                release_seq: 0,
+                release_due: None,
             }),
             "{db:?}"
         );
@@ -708,7 +761,9 @@ async fn offer_counters_add_up_under_concurrency() {
             Some(OfferCounters {
                 reached,
                 accepted,
-                released: None
+                released: None,
+                release_seq: 0,
+                release_due: None,
             }),
             "{db:?}"
         );
@@ -725,7 +780,7 @@ async fn offer_counters_add_up_under_concurrency() {
 }
 
 #[tokio::test]
-async fn offer_release_round_trips() {
+async fn offer_releases_are_compare_and_swap_and_come_due() {
     for (db, s, _t) in stores().await {
         let rng = Rng::default();
         let org = org_row(&rng, "Corner Co-op");
@@ -733,22 +788,72 @@ async fn offer_release_round_trips() {
         let o = offer_row(&rng, org.id, "active", 1, 1_000);
         s.insert_offer(&o).await.unwrap();
         s.count_offer_events(o.id, 7, 3).await.unwrap();
+        let c = s.offer_counters(o.id).await.unwrap().unwrap();
+        assert_eq!((c.release_seq, c.release_due, c.released), (0, None, None));
 
         let released = vec![0u8, 1, 2, 255, 0, 42];
-        s.set_offer_release(o.id, &released).await.unwrap();
+        assert!(s
+            .replace_offer_release(o.id, 0, &released, Some(ts(500)))
+            .await
+            .unwrap());
         assert_eq!(
             s.offer_counters(o.id).await.unwrap(),
             Some(OfferCounters {
                 reached: 7,
                 accepted: 3,
-                released: Some(released)
+                released: Some(released),
+                release_seq: 1,
+                release_due: Some(ts(500)),
             }),
             "{db:?}"
         );
-        s.set_offer_release(o.id, b"second").await.unwrap();
+        // A writer that read sequence 0 lost the race: nothing written.
+        assert!(!s
+            .replace_offer_release(o.id, 0, b"late", None)
+            .await
+            .unwrap());
+        assert_eq!(
+            s.offers_release_due(ts(499)).await.unwrap(),
+            vec![],
+            "{db:?}"
+        );
+        assert_eq!(
+            s.offers_release_due(ts(500)).await.unwrap(),
+            vec![o.id],
+            "{db:?}"
+        );
+        assert!(s
+            .replace_offer_release(o.id, 1, b"second", None)
+            .await
+            .unwrap());
         let c = s.offer_counters(o.id).await.unwrap().unwrap();
         assert_eq!(c.released.as_deref(), Some(&b"second"[..]), "{db:?}");
-        assert_eq!((c.reached, c.accepted), (7, 3), "{db:?}: counts untouched");
+        assert_eq!((c.reached, c.accepted, c.release_seq), (7, 3, 2), "{db:?}");
+        assert_eq!(
+            s.offers_release_due(ts(10_000)).await.unwrap(),
+            vec![],
+            "{db:?}: none due"
+        );
+        // Live offers: active or pending, still valid.
+        s.insert_offer(&offer_row(&rng, org.id, "pending_partners", 2, 1_000))
+            .await
+            .unwrap();
+        s.insert_offer(&offer_row(&rng, org.id, "withdrawn", 3, 1_000))
+            .await
+            .unwrap();
+        s.insert_offer(&offer_row(&rng, org.id, "active", 4, 100))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.count_live_offers(org.id, ts(50)).await.unwrap(),
+            3,
+            "{db:?}"
+        );
+        assert_eq!(
+            s.count_live_offers(org.id, ts(100)).await.unwrap(),
+            2,
+            "{db:?}"
+        );
     }
 }
 
@@ -864,33 +969,130 @@ async fn trust_receipts_feed_capped_bins_sums_and_overlaps() {
     }
 }
 
+fn charge_line(
+    pool: &str,
+    period: i64,
+    micros: i64,
+    period_budget: i64,
+    allowance: i64,
+    lifetime: i64,
+) -> PoolCharge {
+    PoolCharge {
+        pool: pool.into(),
+        period,
+        micros,
+        period_budget,
+        allowance,
+        lifetime_budget: lifetime,
+    }
+}
+
 #[tokio::test]
-async fn trust_budgets_never_exceed_under_concurrency() {
+async fn privacy_charges_never_exceed_a_pool_under_concurrency() {
     for (db, s, t) in stores().await {
         let second = open(&t.url).await.unwrap();
         let mut set = tokio::task::JoinSet::new();
-        // 30 concurrent charges of 0.1 against a budget of 1.0, from two stores.
-        for i in 0..30 {
+        // 30 concurrent releases of 0.1 against pool budgets of 1.0, from two
+        // stores and three askers; half of them read two pools at once.
+        for i in 0..30i64 {
             let st = if i % 2 == 0 {
                 s.clone()
             } else {
                 second.clone()
             };
-            set.spawn(async move { st.trust_charge("org:x", 100_000, 1_000_000).await });
+            set.spawn(async move {
+                let mut lines = vec![charge_line(
+                    "a", 7, 100_000, 1_000_000, 1_000_000, 5_000_000,
+                )];
+                if i % 2 == 1 {
+                    lines.push(charge_line(
+                        "b", 7, 100_000, 1_000_000, 1_000_000, 5_000_000,
+                    ));
+                }
+                st.dp_charge(&format!("asker-{}", i % 3), &lines).await
+            });
         }
         let mut charged = 0;
         while let Some(r) = set.join_next().await {
-            if matches!(r.unwrap().unwrap(), BudgetCharge::Charged { .. }) {
+            if r.unwrap().unwrap() == DpCharge::Charged {
                 charged += 1;
             }
         }
-        assert_eq!(charged, 10, "{db:?}");
-        assert_eq!(s.trust_spent("org:x").await.unwrap(), 1_000_000);
+        assert_eq!(charged, 10, "{db:?}: pool a holds exactly ten");
+        let a = s.dp_pool_spend("a", 7).await.unwrap();
         assert_eq!(
-            s.trust_charge("org:x", 1, 1_000_000).await.unwrap(),
-            BudgetCharge::Refused { spent: 1_000_000 }
+            (a.period_micro, a.lifetime_micro),
+            (1_000_000, 1_000_000),
+            "{db:?}"
         );
-        assert_eq!(s.trust_spent("nobody").await.unwrap(), 0);
+        let by: i64 = a.by_asker.iter().map(|x| x.spent_micro).sum();
+        assert_eq!(by, 1_000_000, "{db:?}: the askers' shares add up");
+        let b = s.dp_pool_spend("b", 7).await.unwrap();
+        assert!(b.period_micro <= 1_000_000, "{db:?}");
+        // All or nothing: a release over two pools that one refuses charges neither.
+        let before = s.dp_pool_spend("c", 7).await.unwrap();
+        assert_eq!(
+            s.dp_charge(
+                "asker-0",
+                &[
+                    charge_line("c", 7, 1, 1_000_000, 1_000_000, 5_000_000),
+                    charge_line("a", 7, 1, 1_000_000, 1_000_000, 5_000_000),
+                ]
+            )
+            .await
+            .unwrap(),
+            DpCharge::Refused {
+                line: 1,
+                limit: PoolLimit::Period,
+                spent: 1_000_000
+            }
+        );
+        assert_eq!(s.dp_pool_spend("c", 7).await.unwrap(), before, "{db:?}");
+        // The next period has its own budget, the lifetime cap spans both,
+        // and an asker's allowance binds before the pool's budget.
+        assert_eq!(
+            s.dp_charge(
+                "asker-0",
+                &[charge_line("a", 8, 300_000, 1_000_000, 200_000, 5_000_000)]
+            )
+            .await
+            .unwrap(),
+            DpCharge::Refused {
+                line: 0,
+                limit: PoolLimit::Allowance,
+                spent: 0
+            }
+        );
+        assert_eq!(
+            s.dp_charge(
+                "asker-0",
+                &[charge_line(
+                    "a", 8, 300_000, 1_000_000, 1_000_000, 1_200_000
+                )]
+            )
+            .await
+            .unwrap(),
+            DpCharge::Refused {
+                line: 0,
+                limit: PoolLimit::Lifetime,
+                spent: 1_000_000
+            }
+        );
+        assert_eq!(
+            s.dp_charge(
+                "asker-0",
+                &[charge_line(
+                    "a", 8, 200_000, 1_000_000, 1_000_000, 1_200_000
+                )]
+            )
+            .await
+            .unwrap(),
+            DpCharge::Charged
+        );
+        assert_eq!(
+            s.dp_pool_spend("nothing", 7).await.unwrap(),
+            PoolSpend::default()
+        );
         second.close().await;
     }
 }
@@ -918,6 +1120,7 @@ async fn trust_enrolment_sharing_and_erasure() {
             created_at: ts(10),
             expires_at: ts(1_000),
             withdrawn_at: None,
+            research_tag: Some([9; 32]),
         };
         s.insert_trust_sharing(&share).await.unwrap();
         assert_eq!(
@@ -1115,9 +1318,8 @@ async fn the_per_member_cap_holds_under_concurrent_ingest_from_two_stores() {
     }
 }
 
-fn issuer_row(org: OrgId, key_id: &str, fill: u8) -> CredentialIssuerRow {
+fn issuer_row(key_id: &str, fill: u8) -> CredentialIssuerRow {
     CredentialIssuerRow {
-        org_id: org,
         key_id: key_id.into(),
         public_key: vec![fill; 96],
         sealed_secret: vec![0xA0 | (fill & 0x0f); 60],
@@ -1148,56 +1350,23 @@ fn challenge_row(org: OrgId, nonce: u8, expires: i64) -> CredentialChallengeRow 
 }
 
 #[tokio::test]
-async fn credential_issuers_are_write_once_and_hide_their_secret() {
+async fn the_federation_issuer_is_write_once_and_hides_its_secret() {
     for (db, s, _t) in stores().await {
-        let rng = Rng::default();
-        let a = org_row(&rng, "A");
-        let b = org_row(&rng, "B");
-        s.insert_org(&a).await.unwrap();
-        s.insert_org(&b).await.unwrap();
-        assert!(s.credential_issuer(a.id).await.unwrap().is_none());
-        let first = issuer_row(a.id, "key-a", 1);
+        assert!(s.federation_issuer().await.unwrap().is_none());
+        let first = issuer_row("federation-a", 1);
         assert_eq!(
-            s.ensure_credential_issuer(&first).await.unwrap(),
+            s.ensure_federation_issuer(&first).await.unwrap(),
             first,
             "{db:?}"
         );
-        // A second key for the same organisation: the first stays in force.
-        let second = issuer_row(a.id, "key-a2", 2);
+        // A second key: the first stays in force.
+        let second = issuer_row("federation-b", 2);
         assert_eq!(
-            s.ensure_credential_issuer(&second).await.unwrap(),
+            s.ensure_federation_issuer(&second).await.unwrap(),
             first,
             "{db:?}"
         );
-        assert_eq!(
-            s.credential_issuer(a.id).await.unwrap(),
-            Some(first.clone())
-        );
-        // Key ids are unique across organisations.
-        assert!(
-            matches!(
-                s.ensure_credential_issuer(&issuer_row(b.id, "key-a", 3))
-                    .await,
-                Err(StorageError::Conflict)
-            ),
-            "{db:?}"
-        );
-        assert!(s.credential_issuer(b.id).await.unwrap().is_none());
-        // Listed by key id; a deleted organisation's key is not.
-        let b_key = issuer_row(b.id, "key-0", 4);
-        s.ensure_credential_issuer(&b_key).await.unwrap();
-        assert_eq!(
-            s.credential_issuers().await.unwrap(),
-            vec![b_key.clone(), first.clone()],
-            "{db:?}"
-        );
-        assert!(s.delete_org(b.id, ts(5)).await.unwrap());
-        assert_eq!(
-            s.credential_issuers().await.unwrap(),
-            vec![first.clone()],
-            "{db:?}"
-        );
-        assert_eq!(s.credential_issuer(b.id).await.unwrap(), Some(b_key));
+        assert_eq!(s.federation_issuer().await.unwrap(), Some(first.clone()));
         // The sealed secret never shows in Debug output.
         let shown = format!("{first:?}");
         let hex: String = first
@@ -1224,16 +1393,17 @@ async fn credential_codes_redeem_once_and_not_when_expired_or_revoked() {
         s.insert_org(&b).await.unwrap();
         let code = code_row(a.id, 1, 7, 1_000);
         assert!(s.insert_credential_code(&code).await.unwrap(), "{db:?}");
-        // The same status index at the same organisation is refused, and
-        // nothing is written; at another organisation it is free.
-        let clash = code_row(a.id, 2, 7, 1_000);
-        assert!(!s.insert_credential_code(&clash).await.unwrap(), "{db:?}");
-        assert!(s
-            .redeem_credential_code(&clash.code_hash, ts(20))
-            .await
-            .unwrap()
-            .is_none());
-        let at_b = code_row(b.id, 2, 7, 1_000);
+        // A status index taken, at this organisation or another (one
+        // federation-wide space), is refused, and nothing is written.
+        for clash in [code_row(a.id, 2, 7, 1_000), code_row(b.id, 2, 7, 1_000)] {
+            assert!(!s.insert_credential_code(&clash).await.unwrap(), "{db:?}");
+            assert!(s
+                .redeem_credential_code(&clash.code_hash, ts(20))
+                .await
+                .unwrap()
+                .is_none());
+        }
+        let at_b = code_row(b.id, 2, 11, 1_000);
         assert!(s.insert_credential_code(&at_b).await.unwrap(), "{db:?}");
         // The same code hash twice is a conflict, and reserves nothing.
         let same_hash = code_row(a.id, 1, 8, 1_000);
@@ -1288,7 +1458,7 @@ async fn credential_codes_redeem_once_and_not_when_expired_or_revoked() {
                 .is_none(),
             "{db:?}: revoked"
         );
-        // Revoking index 7 at A leaves B's index 7 redeemable.
+        // Revoking A's index 7 leaves B's codes redeemable.
         assert!(s.revoke_credential(a.id, 7, ts(32)).await.unwrap());
         assert!(s
             .redeem_credential_code(&at_b.code_hash, ts(33))
@@ -1339,7 +1509,7 @@ async fn a_credential_code_is_redeemed_once_under_concurrency_from_two_stores() 
 }
 
 #[tokio::test]
-async fn credential_revocation_is_per_organisation_and_keeps_the_first_time() {
+async fn credential_revocation_is_by_the_owner_only_and_keeps_the_first_time() {
     for (db, s, t) in stores().await {
         let rng = Rng::default();
         let a = org_row(&rng, "A");
@@ -1354,7 +1524,14 @@ async fn credential_revocation_is_per_organisation_and_keeps_the_first_time() {
             .insert_credential_code(&code_row(b.id, 9, 2, 1_000))
             .await
             .unwrap());
-        assert!(s.revoked_credentials(a.id).await.unwrap().is_empty());
+        assert!(s.revoked_credentials().await.unwrap().is_empty());
+        let mut issuing = vec![a.id, b.id];
+        issuing.sort_by_key(|o| *o.as_bytes());
+        assert_eq!(
+            s.credential_issuing_orgs().await.unwrap(),
+            issuing,
+            "{db:?}"
+        );
         // Unknown indexes, or another organisation's, are not revoked.
         assert!(
             !s.revoke_credential(a.id, 2, ts(1)).await.unwrap(),
@@ -1370,21 +1547,26 @@ async fn credential_revocation_is_per_organisation_and_keeps_the_first_time() {
         // Twice is true and keeps the first time.
         assert!(s.revoke_credential(a.id, 5, ts(9)).await.unwrap(), "{db:?}");
         assert_eq!(
-            s.revoked_credentials(a.id).await.unwrap(),
+            s.revoked_credentials().await.unwrap(),
             vec![1, 5, u32::MAX],
             "{db:?}: ascending"
         );
-        assert!(s.revoked_credentials(b.id).await.unwrap().is_empty());
+        assert!(!s.revoke_credential(a.id, 2, ts(5)).await.unwrap());
         assert!(s.revoke_credential(b.id, 2, ts(5)).await.unwrap());
-        assert_eq!(s.revoked_credentials(b.id).await.unwrap(), vec![2]);
+        assert_eq!(
+            s.revoked_credentials().await.unwrap(),
+            vec![1, 2, 5, u32::MAX]
+        );
+        // A deleted organisation no longer issues.
+        assert!(s.delete_org(b.id, ts(6)).await.unwrap());
+        assert_eq!(s.credential_issuing_orgs().await.unwrap(), vec![a.id]);
         // The first revocation time is kept (read it straight from the table).
         let revoked_at = match db {
             Db::Sqlite => {
                 let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
                 sqlx::query_scalar::<_, i64>(
-                    "SELECT revoked_at FROM credential_status WHERE org_id = $1 AND status_index = 5",
+                    "SELECT revoked_at FROM credential_status WHERE status_index = 5",
                 )
-                .bind(a.id.as_bytes().to_vec())
                 .fetch_one(&pool)
                 .await
                 .unwrap()
@@ -1392,9 +1574,8 @@ async fn credential_revocation_is_per_organisation_and_keeps_the_first_time() {
             Db::Postgres => {
                 let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
                 sqlx::query_scalar::<_, i64>(
-                    "SELECT revoked_at FROM credential_status WHERE org_id = $1 AND status_index = 5",
+                    "SELECT revoked_at FROM credential_status WHERE status_index = 5",
                 )
-                .bind(a.id.as_bytes().to_vec())
                 .fetch_one(&pool)
                 .await
                 .unwrap()

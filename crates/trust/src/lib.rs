@@ -1,11 +1,5 @@
-//! The data trust (DESIGN.md, capability *Trust*). This first part holds the
-//! privacy accounting and the differentially private answers:
-//!
-//! * [`budget`]: a per-requester ε accountant that refuses the query that would
-//!   exceed the budget, before any noise is drawn;
-//! * [`insights`]: counts, bounded sums and means, and histograms over a fixed
-//!   category set, each with OpenDP noise, a minimum cohort, and its noise scale
-//!   in the answer.
+//! The data trust (DESIGN.md, capability *Trust*). Its noise, privacy
+//! accounting and release rules are `me2b-dp`'s, shared with offers.
 //!
 //! * [`pseudonym`]: libpep polymorphic pseudonyms per domain and the
 //!   transcryptor's cryptography;
@@ -17,9 +11,8 @@
 //!   insights with budgets, cross-selling with consent, the loyalty ledger.
 #![forbid(unsafe_code)]
 
-pub mod budget;
+pub mod domain;
 pub mod fuzzing;
-pub mod insights;
 pub mod link;
 pub mod policy;
 pub mod pseudonym;
@@ -30,25 +23,20 @@ pub mod wire;
 /// Trust errors. None carries personal data.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    #[error("the privacy budget of `{requester}` would be exceeded: {spent} of {budget} spent, this query needs {needed}")]
-    OverBudget {
-        requester: String,
-        budget: f64,
-        spent: f64,
-        needed: f64,
-    },
-    #[error("no privacy budget is configured for `{0}`")]
-    NoBudget(String),
     #[error("the cohort is below the minimum of {min_cohort}: nothing is released")]
     BelowThreshold { min_cohort: u64 },
     #[error("{0}")]
     Invalid(&'static str),
     #[error("unknown category `{0}`")]
     UnknownCategory(String),
-    #[error("the noise mechanism failed")]
-    Noise,
     #[error("transcription from `{from}` to `{to}` is not allowed")]
     TranscryptionRefused { from: String, to: String },
+    #[error("no key share for `{domain}` is given to this requester: the trust holds its own domains' keys only, and each co-op only its own")]
+    KeyShareRefused { domain: String },
+    #[error("no card was shown at this co-op yet, so its domain's key is not known here")]
+    UnknownDomainKey,
+    #[error("this trust runs its transcryptors as separate processes: fetch your key shares from each of them")]
+    AskTranscryptors,
     #[error("the consent grant has expired")]
     GrantExpired,
     #[error("the consent grant is malformed or not signed by the node")]
@@ -80,6 +68,8 @@ pub enum TrustError {
     )]
     MemberErased,
     #[error(transparent)]
+    Dp(#[from] me2b_dp::DpError),
+    #[error(transparent)]
     Storage(#[from] me2b_storage::StorageError),
     #[error(transparent)]
     Audit(#[from] me2b_audit::AuditError),
@@ -88,13 +78,13 @@ pub enum TrustError {
 /// The stable code of an error, for the API and the audit log.
 pub fn error_code(e: &TrustError) -> &'static str {
     match e {
-        TrustError::OverBudget { .. } => "over_budget",
-        TrustError::NoBudget(_) => "no_budget",
         TrustError::BelowThreshold { .. } => "below_threshold",
         TrustError::Invalid(_) => "invalid_parameter",
         TrustError::UnknownCategory(_) => "unknown_category",
-        TrustError::Noise => "noise_failed",
         TrustError::TranscryptionRefused { .. } => "transcription_refused",
+        TrustError::KeyShareRefused { .. } => "key_share_refused",
+        TrustError::UnknownDomainKey => "no_card_yet",
+        TrustError::AskTranscryptors => "ask_transcryptors",
         TrustError::GrantExpired => "grant_expired",
         TrustError::BadGrant => "bad_grant",
         TrustError::BatchTooLarge { .. } => "batch_too_large",
@@ -109,6 +99,7 @@ pub fn error_code(e: &TrustError) -> &'static str {
         TrustError::NotFound(_) => "not_found",
         TrustError::InsufficientPoints => "insufficient_points",
         TrustError::MemberErased => "member_erased",
+        TrustError::Dp(e) => e.code(),
         TrustError::Storage(_) => "unavailable",
     }
 }

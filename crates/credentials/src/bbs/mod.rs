@@ -8,11 +8,9 @@
 //! `sign`/`verify`/`proof_gen`/`proof_verify` and nothing else: the scheme's steps
 //! are zkryptium's, never ours ("never a cryptographic primitive by hand").
 //!
-//! Known limits of zkryptium 0.8.0 (the latest), recorded in the issue notes:
-//! it recomputes the generators inside every call and exposes no variant that
-//! accepts precomputed ones (its core functions are private), so the generator
-//! cache the issue asks for cannot be built without re-implementing the scheme's
-//! core operations here, which the project does not do; and its `proof_gen` draws
+//! Known limits of zkryptium 0.8.0 (the latest): it recomputes the generators
+//! inside every call (the project stays on it without a generator cache, which
+//! would mean writing the scheme's core steps here); and its `proof_gen` draws
 //! its blinding scalars from its own `thread_rng` (an OS-seeded CSPRNG), so the
 //! `rng` argument of [`Bbs::proof_gen`] is not used by it.
 //!

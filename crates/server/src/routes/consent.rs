@@ -444,6 +444,9 @@ pub struct Transparency {
     /// Your consents to one co-op sharing its receipts about you with another
     /// through the data trust, and every time a partner received them.
     pub receipt_sharing: Vec<SharingTransparency>,
+    /// The privacy budgets of the pools of people you are in: how much of
+    /// each was spent this period, and by whom.
+    pub privacy_budget: me2b_dp::transparency::BudgetView,
 }
 
 async fn org_name(s: &AppState, id: me2b_domain::OrgId) -> String {
@@ -595,9 +598,11 @@ pub async fn transparency(
             deliveries: deliveries.remove(&sh.id.to_string()).unwrap_or_default(),
         });
     }
+    let privacy_budget = s.node.privacy_budget_view(member).await?;
     Ok(Json(Transparency {
         gpc_opt_out_since: gpc.map(|t| t.to_rfc3339()),
         organisations: by_org.into_values().collect(),
         receipt_sharing,
+        privacy_budget,
     }))
 }

@@ -2,7 +2,9 @@
 //! one-time code for a member, the member redeems it into their vault, a
 //! verifier (role `credentials`) makes a challenge, the member answers it with
 //! an unlinkable presentation, and the verifier checks it here or offline with
-//! the keys at `/.well-known/me2b/issuers`.
+//! the federation's key at `/.well-known/me2b/issuers`. One key, the
+//! federation's, signs every co-op's credentials: a verifier that does not name
+//! co-ops never learns which one issued.
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{require_json, ApiJson, Member, Org};
@@ -33,15 +35,17 @@ fn need_credentials_role(o: &Org) -> Result<(), ApiError> {
 
 // --- public ------------------------------------------------------------------------
 
-/// The issuers' BBS public keys, with key ids: everything a verifier needs to
-/// check presentations offline (`me2b credential verify`).
+/// The federation's BBS public key and the co-ops that issue under it:
+/// everything a verifier needs to check presentations offline (`me2b
+/// credential verify`).
 #[utoipa::path(get, path = "/.well-known/me2b/issuers", tag = "meta",
     responses((status = 200, body = IssuerDocument)))]
 pub async fn issuers(State(s): State<AppState>) -> Result<Json<IssuerDocument>, ApiError> {
     Ok(Json(s.node.credentials.published().await?))
 }
 
-/// An issuer's revocation list (a W3C Bitstring Status List of 131,072 entries).
+/// The federation's revocation list, every co-op's entries in one W3C
+/// Bitstring Status List of 1,048,576 entries.
 #[utoipa::path(get, path = "/.well-known/me2b/status/{key_id}", tag = "meta",
     params(("key_id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
@@ -58,10 +62,13 @@ pub async fn status_list(
 // --- issuers and verifiers ----------------------------------------------------------
 
 /// Makes a one-time code for one of the co-op's members, vouching for these
-/// claims. The code is shown once; keep the status index to revoke.
+/// claims. The code is shown once; keep the status index to revoke. Interests
+/// are ordinary topics of the interest taxonomy (`unknown_topic`,
+/// `sensitive_topic` otherwise); the validity is the federation's period, the
+/// same for everyone issued in it (a code cannot choose it).
 #[utoipa::path(post, path = "/v1/org/credentials/codes", tag = "organisation", security(("bearer" = [])),
     request_body = CodeRequest,
-    responses((status = 201, body = CodeIssued), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 201, body = CodeIssued), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_code(
     State(s): State<AppState>,
     o: Org,
@@ -79,7 +86,8 @@ pub struct RevokeIn {
     pub status_index: u32,
 }
 
-/// Revokes a credential (or a code not yet redeemed) by its status index.
+/// Revokes a credential (or a code not yet redeemed) by its status index;
+/// only the co-op that made the code can.
 #[utoipa::path(post, path = "/v1/org/credentials/revoke", tag = "organisation", security(("bearer" = [])),
     request_body = RevokeIn,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -97,7 +105,9 @@ pub async fn revoke(
 }
 
 /// Makes a challenge for a member to answer: "a valid co-op membership in
-/// federation F". Its nonce can be used once, within ten minutes.
+/// federation F" (from any co-op, which stays hidden, or from one of the
+/// co-ops in `issuers`, which the member then discloses). Its nonce can be
+/// used once, within ten minutes.
 #[utoipa::path(post, path = "/v1/org/credentials/challenges", tag = "organisation", security(("bearer" = [])),
     request_body = ChallengeRequest,
     responses((status = 201, body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]

@@ -14,8 +14,8 @@ use me2b_domain::org::Role;
 use me2b_domain::record::RecordContent;
 use me2b_domain::{OrgId, SharingId};
 use me2b_trust::service::{
-    Ask, BudgetState, Forwarded, Insight, MemberTrust, Points, ReceiptIn, SharedMember,
-    SharingView, Submitted,
+    Ask, CoopKeyMaterial, Forwarded, Insight, MemberTrust, Points, ReceiptIn, SharedMember,
+    SharingView, Submitted, TrustBudgets,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -58,8 +58,9 @@ pub async fn submit(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-/// Asks the trust a question. Charged to the co-op's ε budget (or a research
-/// purpose's) before noise is drawn; refused when the budget would be exceeded.
+/// Asks the trust a question. Charged, before noise is drawn, to the budget
+/// of every data pool it reads (shared by everyone who asks about it);
+/// refused when a pool's budget or this co-op's allowance would be exceeded.
 #[utoipa::path(post, path = "/v1/org/trust/insights", tag = "organisation", security(("bearer" = [])),
     request_body = Ask,
     responses((status = 200, body = Insight), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -72,10 +73,12 @@ pub async fn ask(
     Ok(Json(s.node.trust.ask(o.0.org.id, &input).await?))
 }
 
-/// ε spent and left: the co-op's own budget and the research purposes'.
+/// The privacy budgets this co-op asks against this period: its own
+/// customers' pool (shared with every other asker) and the research pool if
+/// governance names it, with what they guarantee a member.
 #[utoipa::path(get, path = "/v1/org/trust/budget", tag = "organisation", security(("bearer" = [])),
-    responses((status = 200, body = Vec<BudgetState>), (status = 403, body = ErrorBody)))]
-pub async fn budget(State(s): State<AppState>, o: Org) -> Result<Json<Vec<BudgetState>>, ApiError> {
+    responses((status = 200, body = TrustBudgets), (status = 403, body = ErrorBody)))]
+pub async fn budget(State(s): State<AppState>, o: Org) -> Result<Json<TrustBudgets>, ApiError> {
     need_insights_role(&o)?;
     Ok(Json(s.node.trust.budgets(o.0.org.id).await?))
 }
@@ -96,11 +99,25 @@ pub async fn shared(
     ))
 }
 
-/// Points for the member behind the co-op's pseudonym.
+/// In the embedded (single-party) trust, the co-op's key material for its
+/// own domain: with it the co-op opens its members' cards and seals them for
+/// submissions (the me2b-coop library, `me2b coop keys`). A distributed trust
+/// answers `409 ask_transcryptors`: each transcryptor gives a co-op its share
+/// itself, with the co-op's own token there.
+#[utoipa::path(post, path = "/v1/org/trust/keys", tag = "organisation", security(("bearer" = [])),
+    responses((status = 200, body = CoopKeyMaterial), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn keys(State(s): State<AppState>, o: Org) -> Result<Json<CoopKeyMaterial>, ApiError> {
+    need_insights_role(&o)?;
+    Ok(Json(s.node.trust.coop_key_material(o.0.org.id).await?))
+}
+
+/// Points for the member behind one of the co-op's cards.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointsIn {
-    pub pseudonym: String,
+    /// The member's card, sealed afresh by the co-op from its pseudonym for
+    /// them (`me2b coop seal`).
+    pub card: String,
     /// 1 to 1,000,000.
     pub points: i64,
 }
@@ -144,7 +161,7 @@ async fn points(
     let balance = s
         .node
         .trust
-        .loyalty(o.0.org.id, &input.pseudonym, op, input.points)
+        .loyalty(o.0.org.id, &input.card, op, input.points)
         .await?;
     Ok(Json(BalanceOut { balance }))
 }
@@ -162,12 +179,15 @@ pub async fn mine(State(s): State<AppState>, m: Member) -> Result<Json<MemberTru
 #[derive(Serialize, ToSchema)]
 pub struct CardOut {
     pub org: OrgId,
-    /// This co-op's pseudonym for you: give it to the co-op (like a loyalty
-    /// card number). Other co-ops see different, unlinkable ones.
-    pub pseudonym: String,
+    /// Your card for this co-op: give it to the co-op (like a loyalty card
+    /// number). Only that co-op can open it, to its own pseudonym for you,
+    /// the same every time; the card itself looks different every time, and
+    /// other co-ops' pseudonyms for you are unlinkable to it. Not even this
+    /// node can open it.
+    pub card: String,
 }
 
-/// The member's pseudonym at one co-op.
+/// The member's card at one co-op.
 #[utoipa::path(get, path = "/v1/me/trust/cards/{org}", tag = "member", security(("bearer" = [])),
     params(("org" = String, Path)),
     responses((status = 200, body = CardOut), (status = 404, body = ErrorBody)))]
@@ -177,8 +197,8 @@ pub async fn card(
     Path(org): Path<String>,
 ) -> Result<Json<CardOut>, ApiError> {
     let org = org_id(&org)?;
-    let pseudonym = s.node.trust.card(m.session.member, org).await?;
-    Ok(Json(CardOut { org, pseudonym }))
+    let card = s.node.trust.card(m.session.member, org).await?;
+    Ok(Json(CardOut { org, card }))
 }
 
 /// Consent to share one co-op's receipts about you with another, for cross-selling.

@@ -24,6 +24,7 @@ pub struct Srv {
     pub clock: Arc<FixedClock>,
     pub db: Db,
     pub t: TestDb,
+    ttl: i64,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -37,21 +38,38 @@ impl Drop for Srv {
 
 /// Starts a node on a fresh database, or None when PostgreSQL is not configured.
 pub async fn start(db: Db) -> Option<Srv> {
-    let t = fresh(db).await.unwrap()?;
+    start_with(db, None).await
+}
+
+/// Seed of the test nodes' release noise (the discrete Laplace distribution
+/// OpenDP draws from, from a seeded generator, so a test's noisy figures
+/// repeat).
+pub const NOISE_SEED: u64 = 7;
+
+fn config(t: &TestDb, governance: Option<&str>, ttl: i64) -> NodeConfig {
     let mut cfg = NodeConfig::new(t.data_dir.path());
     cfg.database_url = Some(t.url.clone());
     cfg.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
-    cfg.session_ttl_seconds = TTL;
-    let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
-        1_790_000_000_000,
-    )));
-    let node = Node::open(&cfg, clock.clone(), Arc::new(SeededRandom::new(42)))
-        .await
-        .unwrap();
+    cfg.session_ttl_seconds = ttl;
+    // ME2B_TEST_NOISE_SEED reruns with other draws.
+    let seed = std::env::var("ME2B_TEST_NOISE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(NOISE_SEED);
+    cfg.noise = Some(Arc::new(me2b_dp::SeededNoise::new(seed)));
+    if let Some(g) = governance {
+        let path = t.data_dir.path().join("test-governance.toml");
+        std::fs::write(&path, g).unwrap();
+        cfg.governance = Some(path);
+    }
+    cfg
+}
+
+async fn serve(node: Node) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState { node: node.clone() };
+    let state = AppState { node };
     tokio::spawn(me2b_server::serve(
         listener,
         state,
@@ -60,15 +78,99 @@ pub async fn start(db: Db) -> Option<Srv> {
             let _ = stopped.await;
         },
     ));
+    (format!("http://{addr}"), stop)
+}
+
+/// Starts a node on a fresh database with a governance file (TOML text), or
+/// None when PostgreSQL is not configured.
+pub async fn start_with(db: Db, governance: Option<&str>) -> Option<Srv> {
+    start_ttl(db, governance, TTL).await
+}
+
+/// Like [`start_with`], with sessions that last `ttl` seconds (tests that
+/// move the clock by days keep their members logged in).
+pub async fn start_ttl(db: Db, governance: Option<&str>, ttl: i64) -> Option<Srv> {
+    let t = fresh(db).await.unwrap()?;
+    let cfg = config(&t, governance, ttl);
+    let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
+        1_790_000_000_000,
+    )));
+    let node = Node::open(&cfg, clock.clone(), Arc::new(SeededRandom::new(42)))
+        .await
+        .unwrap();
+    let (base, stop) = serve(node.clone()).await;
     Some(Srv {
-        base: format!("http://{addr}"),
+        base,
         http: Client::new(),
         node,
         clock,
         db,
         t,
+        ttl,
         stop: Some(stop),
     })
+}
+
+impl Srv {
+    /// A co-op's keys for its own domain, as the embedded trust gives them
+    /// (`POST /v1/org/trust/keys`, here through the service).
+    pub async fn coop_keys(&self, org: OrgId) -> me2b_coop::CoopKeys {
+        let m = self.node.trust.coop_key_material(org).await.unwrap();
+        me2b_coop::CoopKeys::from_material(org, &m).unwrap()
+    }
+
+    /// A member's card at `org`, opened by the co-op: its pseudonym for them.
+    pub async fn pseudonym_at(&self, member: &str, org: OrgId) -> String {
+        let (st, v) = self
+            .req(
+                Method::GET,
+                &format!("/v1/me/trust/cards/{org}"),
+                Some(member),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        self.coop_keys(org)
+            .await
+            .open_card(v["card"].as_str().unwrap())
+            .unwrap()
+    }
+
+    /// The body as the co-op sends it: every `card` holding one of its
+    /// pseudonyms (64 hex), in `receipts` or at the top, sealed afresh.
+    pub async fn sealed(&self, org: OrgId, mut body: Value) -> Value {
+        let keys = self.coop_keys(org).await;
+        let rng = SeededRandom::new(99);
+        let seal = |v: &mut Value| {
+            if let Some(p) = v["card"].as_str() {
+                if p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    v["card"] = json!(keys.seal(p, &rng).unwrap());
+                }
+            }
+        };
+        seal(&mut body);
+        if let Some(rs) = body.get_mut("receipts").and_then(Value::as_array_mut) {
+            rs.iter_mut().for_each(seal);
+        }
+        body
+    }
+
+    /// Stops the node and opens it again on the same database, with another
+    /// governance file (governance names organisations by id, so a test
+    /// creates them first, as an operator would). Keys and sessions stay.
+    pub async fn reopen(&mut self, governance: Option<&str>) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.node.shutdown().await;
+        let cfg = config(&self.t, governance, self.ttl);
+        self.node = Node::open(&cfg, self.clock.clone(), Arc::new(SeededRandom::new(43)))
+            .await
+            .unwrap();
+        let (base, stop) = serve(self.node.clone()).await;
+        self.base = base;
+        self.stop = Some(stop);
+    }
 }
 
 fn json_or_null(text: &str) -> Value {

@@ -1,0 +1,284 @@
+//! `me2b demo`: a throwaway node, a co-op, members with vaults, and what each
+//! party sees. Every step goes through the same services and HTTP router the
+//! server runs. One module per story: the vault, consent, offers, the data
+//! trust, credentials.
+
+use crate::ensure;
+use anyhow::Context;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use me2b_crypto::{OsRandom, PassphraseParams};
+use me2b_domain::member::{Email, Passphrase};
+use me2b_domain::org::{OrgKind, Role, Roles};
+use me2b_domain::record::RecordContent;
+use me2b_domain::text::Label;
+use me2b_domain::{MemberId, RecordId, SystemClock, Timestamp};
+use me2b_node::{Node, NodeConfig};
+use me2b_server::{AppState, ServerOptions};
+use setup::Coops;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tower::ServiceExt;
+
+mod consent;
+mod credentials;
+mod offers;
+mod setup;
+mod trust;
+mod vault;
+
+const MERCHANTS: [&str; 4] = [
+    "Zuiderzee Food Co-op Amsterdam-Oost",
+    "Fietsherstel Coöperatie De Spaak",
+    "Kringloop Weggeefwinkel Utrecht",
+    "Boerderijwinkel Het Groene Erf",
+];
+/// Where every third member also shops: its receipts feed interest suggestions.
+const GROCER: &str = "Corner Co-op Haarlem-Noord";
+const REGIONS: [&str; 4] = ["Amsterdam", "Utrecht", "Rotterdam", "Groningen"];
+/// Declared interests: slugs of the shipped taxonomy (`GET /v1/taxonomy`).
+const TOPICS: [&str; 5] = ["cycling", "organic", "fair-trade", "second-hand", "repair"];
+const NAMES: [&str; 6] = ["Amara", "Bram", "Chiara", "Dewi", "Emre", "Femke"];
+
+fn email(i: usize) -> String {
+    format!("demo-member-{i:04}@members.example.org")
+}
+
+fn records_for(i: usize) -> anyhow::Result<Vec<RecordContent>> {
+    let m = MERCHANTS[i % MERCHANTS.len()];
+    let day = 1 + i % 28;
+    let mut json = vec![
+        serde_json::json!({"kind": "profile_attribute", "name": "given_name", "value": NAMES[i % NAMES.len()]}),
+        serde_json::json!({"kind": "profile_attribute", "name": "region", "value": REGIONS[i % REGIONS.len()]}),
+        serde_json::json!({"kind": "interest", "topic": TOPICS[i % TOPICS.len()]}),
+        serde_json::json!({
+            "kind": "receipt",
+            "merchant": m,
+            "items": [
+                {"name": "Havermelk 1L", "category": "food.dairy-alternatives", "quantity": 2,
+                 "unit_price": {"minor": 189, "currency": "EUR"}},
+                {"name": "Volkorenbrood", "category": "food.bakery", "quantity": 1,
+                 "unit_price": {"minor": 345 + (i % 50) as i64, "currency": "EUR"}}
+            ],
+            "total": {"minor": 378 + 345 + (i % 50) as i64, "currency": "EUR"},
+            "purchased_at": format!("2026-11-{day:02}T17:{:02}:00Z", i % 60)
+        }),
+        serde_json::json!({"kind": "note", "text": format!("Private note of demo member {i:04}: bike lock code is not here.")}),
+        serde_json::json!({"kind": "profile_attribute", "name": "email", "value": email(i)}),
+    ];
+    if i.is_multiple_of(3) {
+        // Organic groceries, and nappies: a sensitive category that must never
+        // become an interest suggestion.
+        json.push(serde_json::json!({
+            "kind": "receipt",
+            "merchant": GROCER,
+            "items": [
+                {"name": "Biologische Elstar appels 1 kg", "category": "food.organic.apples", "quantity": 1,
+                 "unit_price": {"minor": 349, "currency": "EUR"}},
+                {"name": "Biologische wortelen 500 g", "category": "food.organic.vegetables", "quantity": 2,
+                 "unit_price": {"minor": 129, "currency": "EUR"}},
+                {"name": "Luiers maat 3 (44 st.)", "category": "baby.nappies", "quantity": 1,
+                 "unit_price": {"minor": 1199, "currency": "EUR"}}
+            ],
+            "total": {"minor": 349 + 2 * 129 + 1199, "currency": "EUR"},
+            "purchased_at": format!("2026-11-{day:02}T10:{:02}:00Z", i % 60)
+        }));
+    }
+    json.iter()
+        .map(|j| RecordContent::from_json(j.to_string().as_bytes()).context("demo record"))
+        .collect()
+}
+
+async fn call(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"));
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Body::from(b.to_string())
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body)?).await?;
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await?;
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)?
+    };
+    Ok((status, json))
+}
+
+fn files_containing(dir: &Path, needles: &[&[u8]]) -> anyhow::Result<(usize, u64, Vec<String>)> {
+    let mut files = 0;
+    let mut bytes = 0;
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let p = entry?.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let data = std::fs::read(&p)?;
+            files += 1;
+            bytes += data.len() as u64;
+            for n in needles {
+                if data.windows(n.len()).any(|w| w == *n) {
+                    hits.push(format!(
+                        "{} contains {:?}",
+                        p.display(),
+                        String::from_utf8_lossy(n)
+                    ));
+                }
+            }
+        }
+    }
+    Ok((files, bytes, hits))
+}
+
+type Made = Vec<(usize, MemberId, me2b_crypto::SecretToken, Vec<RecordId>)>;
+
+fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "   {{bar:40}} {{pos}}/{{len}} {what}  {{elapsed}} (eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Runs `f` over `items`, eight at a time, with a progress bar; results in
+/// the order of `items`.
+async fn in_parallel<T, R, F, Fut>(items: Vec<T>, what: &str, f: F) -> anyhow::Result<Vec<R>>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<R>> + Send + 'static,
+    R: Send + 'static,
+{
+    let bar = progress(items.len(), what);
+    let sem = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, item) in items.into_iter().enumerate() {
+        let fut = f(item);
+        let sem = sem.clone();
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await?;
+            anyhow::Ok((n, fut.await?))
+        });
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    while let Some(r) = tasks.join_next().await {
+        out.push(r??);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    out.sort_by_key(|r| r.0);
+    Ok(out.into_iter().map(|r| r.1).collect())
+}
+
+/// "1 accepts", "2 accept".
+fn verb(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn err_code(v: &serde_json::Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+fn err_message(v: &serde_json::Value) -> &str {
+    v["error"]["message"].as_str().unwrap_or("")
+}
+
+/// A pseudonym as the demo prints it: the first 16 hex digits.
+fn short(p: &str) -> String {
+    format!("{}…", p.chars().take(16).collect::<String>())
+}
+
+fn hex_preview(b: &[u8]) -> String {
+    let shown: Vec<String> = b.iter().take(40).map(|x| format!("{x:02x}")).collect();
+    format!("{}… ({} bytes)", shown.join(""), b.len())
+}
+
+pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
+    ensure(members >= 3, "--members must be at least 3")?;
+    let started = Instant::now();
+    let tmp = tempfile::tempdir()?;
+    let dir = keep.unwrap_or_else(|| tmp.path().join("node"));
+    out!("me2b demo: a throwaway node in {}\n", dir.display());
+
+    let clock = Arc::new(setup::DemoClock::default());
+    let (node, _cfg, coops) = setup::start(&dir, clock.clone()).await?;
+    let app = me2b_server::router(AppState { node: node.clone() }, ServerOptions::default());
+    let (made, erased) = vault::story(&node, &app, &coops, &dir, members).await?;
+
+    let offers = offers::offers_story(&node, &app, &made, erased, &coops, &clock).await?;
+    let trust = trust::trust_story(&node, &app, &made, erased, &coops).await?;
+    let creds = credentials::credentials_story(&node, &app, &dir, &made, &coops.corner.0).await?;
+    // Verify again, so the report counts the offer and trust events too.
+    node.audit.checkpoint_now().await?;
+    let report =
+        me2b_audit::verify(node.store.as_ref(), &node.keys.verifying_key(), &|_| {}).await?;
+    ensure(
+        report.ok(),
+        "audit log did not verify after the offers and the trust",
+    )?;
+
+    let remaining = node.store.count_members().await?;
+    let mut at_rest = 0;
+    for m in made.iter().filter(|m| m.1 != erased) {
+        at_rest += node.store.count_records(m.1).await?;
+    }
+    node.shutdown().await;
+    out!("\nReport");
+    out!(
+        "  members        {remaining} active, {} erased",
+        (made.len() as u64).saturating_sub(remaining)
+    );
+    out!("  records        {at_rest} encrypted at rest, 0 readable without the member's key");
+    out!("  organisations  4 co-ops, 0 member records reachable without consent");
+    out!(
+        "  offers         {} live (+{} copies without statistics), {} refused at publish; co-ops got noisy counts and {}",
+        offers.live,
+        offers.copies,
+        offers.refused,
+        verb(offers.leads, "consented lead", "consented leads")
+    );
+    out!(
+        "  data trust     {} receipts under per-co-op pseudonyms ({} batches refused); {} DP answers, {} refused",
+        trust.receipts,
+        trust.batches_refused,
+        trust.answered,
+        trust.refused
+    );
+    out!(
+        "                 {} members' receipts shared by consent; {} transcryptor requests audited",
+        trust.shared,
+        trust.transcryptions
+    );
+    out!(
+        "  credentials    {} issued; {} presentations verified, unlinkable; a replay and a revoked one refused",
+        creds.issued,
+        creds.verified
+    );
+    out!(
+        "  audit log      {} entries, chain and {} checkpoints OK",
+        report.entries,
+        report.checkpoints
+    );
+    out!("  took           {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Sections 10f to 10h: loyalty points across co-ops, a member forwarding
+//! their own receipts, and erasure reaching the trust.
+
+use super::*;
+
+/// 10f to 10h: loyalty across co-ops, a member forwarding their receipts,
+/// and erasure reaching the trust.
+pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()> {
+    let node = c.node;
+    let app = c.app;
+    let names: Vec<&str> = c.names.iter().map(String::as_str).collect();
+    let grocer = &c.coops[0];
+    let grocer_key = &c.keys[0];
+    let threads_key = &c.keys[2];
+    let cohort = &c.cohort;
+    let cards = &c.cards;
+    let fk = c.fk;
+    let ftoken = &c.cohort[c.fk].2;
+    let fname = c.name_of(c.fk);
+    let fcards = &c.fcards;
+    let name_of = |k: usize| c.name_of(k);
+    // Loyalty.
+    out!("\n10f. Loyalty across co-ops, under a third pseudonym that no co-op sees. For {fname}:");
+    let (st, v) = call(
+        app,
+        Method::POST,
+        "/v1/org/trust/loyalty/earn",
+        grocer_key,
+        Some(c.sealed(0, serde_json::json!({"card": fcards[0], "points": 120}))?),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::OK && v["balance"] == 120,
+        &format!("earning failed: {st} {v}"),
+    )?;
+    out!(
+        "   {} adds 120 points on its card (POST /v1/org/trust/loyalty/earn → balance {}).",
+        names[0],
+        v["balance"]
+    );
+    let (st, v) = call(app, Method::GET, "/v1/me/trust", ftoken, None).await?;
+    ensure(
+        st == StatusCode::OK && v["loyalty_points"] == 120,
+        "the vault shows another balance",
+    )?;
+    out!(
+        "   {} vault (GET /v1/me/trust): {} points, {} sharing consents.",
+        poss(fname),
+        v["loyalty_points"],
+        v["sharing"].as_array().map_or(0, Vec::len)
+    );
+    let (st, v) = call(
+        app,
+        Method::POST,
+        "/v1/org/trust/loyalty/redeem",
+        threads_key,
+        Some(c.sealed(2, serde_json::json!({"card": fcards[2], "points": 100}))?),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::OK && v["balance"] == 20,
+        &format!("redeeming failed: {st} {v}"),
+    )?;
+    out!(
+        "   {} takes 100 of them in payment, on its own card (POST …/loyalty/redeem → balance {});",
+        names[2],
+        v["balance"]
+    );
+    let (st, v) = call(
+        app,
+        Method::POST,
+        "/v1/org/trust/loyalty/redeem",
+        threads_key,
+        Some(c.sealed(2, serde_json::json!({"card": fcards[2], "points": 50}))?),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::CONFLICT && err_code(&v) == "insufficient_points",
+        &format!("an overdraft was allowed: {st} {v}"),
+    )?;
+    out!(
+        "   50 more → {st} insufficient_points: \"{}\".",
+        err_message(&v)
+    );
+
+    // A member forwards their own receipts.
+    out!("\n10g. {fname} forwards their own vault receipts to the trust, as {}'s (POST /v1/me/trust/forward", names[0]);
+    out!("   {{org, area: \"NL-NH\"}}): their consent is the request itself.");
+    let body = serde_json::json!({"org": grocer.id, "area": "NL-NH"});
+    let (st, v) = call(
+        app,
+        Method::POST,
+        "/v1/me/trust/forward",
+        ftoken,
+        Some(body.clone()),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::OK,
+        &format!("forwarding failed: {st} {v}"),
+    )?;
+    out!(
+        "   → {} forwarded; {} in the vault (special categories, such as nappies,",
+        verb(
+            v["forwarded"].as_u64().unwrap_or(0) as usize,
+            "receipt",
+            "receipts"
+        ),
+        verb(
+            v["items_left_out"].as_u64().unwrap_or(0) as usize,
+            "item stayed",
+            "items stayed"
+        )
+    );
+    out!("     and categories outside the taxonomy never leave it).");
+    let (st, again) = call(
+        app,
+        Method::POST,
+        "/v1/me/trust/forward",
+        ftoken,
+        Some(body),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::OK && again["forwarded"] == 0 && again["already"] == v["forwarded"],
+        &format!("a receipt was stored twice: {again}"),
+    )?;
+    out!(
+        "   Forwarding again stores nothing: {} already there.",
+        again["already"]
+    );
+
+    // Erasure reaches the trust, and an old card brings nothing back.
+    if let Some(k) = (0..cohort.len())
+        .rev()
+        .find(|k| *k != fk && cards[*k][0].is_some())
+    {
+        let (i, _, token) = &cohort[k];
+        let name = name_of(k);
+        let scope = grocer.id.to_string();
+        let before = node.store.trust_member_count(&scope).await?;
+        let pass = format!("demo passphrase for member {i} – not a real one");
+        let (st, _) = call(
+            app,
+            Method::DELETE,
+            "/v1/me",
+            token,
+            Some(serde_json::json!({"passphrase": pass})),
+        )
+        .await?;
+        ensure(st == StatusCode::NO_CONTENT, "an erasure failed")?;
+        let now = node.store.trust_member_count(&scope).await?;
+        ensure(now + 1 == before, "erasure did not reach the trust")?;
+        out!(
+            "\n10h. {name} erases their account (DELETE /v1/me → {st}). Erasure reaches the trust: their"
+        );
+        out!(
+            "   receipts, their place in every aggregate and their points are gone ({} members in {}'s",
+            before,
+            names[0]
+        );
+        out!("   pool → {now}). The list of erased members keeps only keyed hashes of their pseudonyms.");
+        let old_card = cards[k][0].clone().unwrap_or_default();
+        let again = trust_receipts(0, k, &old_card);
+        let (st, v) = call(
+            app,
+            Method::POST,
+            "/v1/org/trust/receipts",
+            grocer_key,
+            Some(c.sealed(0, serde_json::json!({"receipts": again}))?),
+        )
+        .await?;
+        let dropped = v["erased"].as_array().map_or(0, Vec::len);
+        ensure(
+            st == StatusCode::CREATED && v["stored"] == 0 && dropped == again.len(),
+            &format!("an erased member's card brought data back: {st} {v}"),
+        )?;
+        out!(
+            "   {} still holds their card. Resubmitting its {}: {st}, stored 0; `erased` lists them",
+            names[0],
+            verb(again.len(), "receipt", "receipts")
+        );
+        out!("   ({dropped}), so the co-op can delete the card.");
+        let (st, v) = call(
+            app,
+            Method::POST,
+            "/v1/org/trust/loyalty/earn",
+            grocer_key,
+            Some(c.sealed(0, serde_json::json!({"card": old_card, "points": 10}))?),
+        )
+        .await?;
+        ensure(
+            st == StatusCode::GONE && err_code(&v) == "member_erased",
+            &format!("an erased member's card earned points: {st} {v}"),
+        )?;
+        out!("   Earning points on it: {st} member_erased.");
+    }
+
+    Ok(())
+}

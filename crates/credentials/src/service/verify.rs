@@ -1,0 +1,293 @@
+//! Verifying: challenges, the member's presentations, their verification
+//! through the node, and what the node publishes for offline verifiers.
+
+use super::{
+    bbs, cpu, ChallengeRequest, Credentials, IssuerDocument, Presented, PublishedCoop,
+    PublishedIssuer, ServiceError, Verified, CHALLENGE_TTL_SECONDS, MAX_CHALLENGE_ISSUERS,
+    STATUS_LIST_ENTRIES,
+};
+use crate::bbs::BbsPublicKey;
+use crate::credential::{Credential, IssuerKeyId};
+use crate::presentation::{Presentation, VerifierId};
+use crate::schema::{ClaimName, Epoch, StatusIndex};
+use crate::status::{BitstringStatusList, StatusList};
+use crate::verifier::{verify_presentation, Challenge, IssuerKeys, StatusLists};
+use crate::CredentialError;
+use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
+use me2b_domain::record::RecordContent;
+use me2b_domain::{OrgId, RecordId};
+use me2b_storage::CredentialChallengeRow;
+use me2b_vault::MemberSession;
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+fn status_list_path(key_id: &str) -> String {
+    format!("/.well-known/me2b/status/{key_id}")
+}
+
+impl Credentials {
+    /// The co-ops a challenge names: live organisations of this node.
+    async fn named_coops(&self, ids: &[String]) -> Result<BTreeSet<OrgId>, ServiceError> {
+        if ids.is_empty() {
+            return Err(ServiceError::Invalid(
+                "`issuers` names at least one co-op; leave it out to accept any co-op of the federation",
+            ));
+        }
+        if ids.len() > MAX_CHALLENGE_ISSUERS {
+            return Err(ServiceError::Invalid("`issuers` names at most 64 co-ops"));
+        }
+        let mut out = BTreeSet::new();
+        for id in ids {
+            let org = OrgId::from_str(id)
+                .map_err(|_| ServiceError::Invalid("an issuer is not an organisation id"))?;
+            match self.live_org(org).await {
+                Err(ServiceError::NotFound(_)) => {
+                    return Err(ServiceError::Invalid(
+                        "an issuer is not an organisation of this node",
+                    ))
+                }
+                other => other?,
+            };
+            out.insert(org);
+        }
+        Ok(out)
+    }
+
+    /// A verifier's challenge, stored so its nonce is used once.
+    #[tracing::instrument(skip_all)]
+    pub async fn challenge(
+        &self,
+        org: OrgId,
+        req: &ChallengeRequest,
+    ) -> Result<serde_json::Value, ServiceError> {
+        self.live_org(org).await?;
+        let key = self.federation_key().await?;
+        let mut c = Challenge::coop_membership(
+            self.inner.random.as_ref(),
+            VerifierId::new(&org.to_string())?,
+            &req.federation,
+            [key.key_id().clone()],
+        )?;
+        if let Some(ids) = &req.issuers {
+            c = c.require_issuer_in(self.named_coops(ids).await?);
+        }
+        for name in &req.claims {
+            let n = ClaimName::parse(name).ok_or(ServiceError::Invalid("unknown claim name"))?;
+            c = c.require_claim(n);
+        }
+        if req.status_check {
+            c = c.require_status_check();
+        }
+        let now = self.inner.clock.now();
+        // Unanswered challenges do not pile up.
+        self.inner.store.purge_expired_credentials(now).await?;
+        let json = c.to_json();
+        self.inner
+            .store
+            .insert_credential_challenge(&CredentialChallengeRow {
+                nonce: *c.nonce().as_bytes(),
+                org_id: org,
+                challenge_json: json.clone().into_bytes(),
+                created_at: now,
+                expires_at: now.plus_seconds(CHALLENGE_TTL_SECONDS),
+            })
+            .await?;
+        self.record(AuditEvent::new(
+            Actor::Organisation(org),
+            Action::CredentialChallenge,
+        ))
+        .await?;
+        serde_json::from_str(&json).map_err(|_| ServiceError::Corrupt)
+    }
+
+    /// The member answers a challenge with the credential in record `id`,
+    /// disclosing what the challenge needs plus `extra`.
+    #[tracing::instrument(skip_all)]
+    pub async fn present(
+        &self,
+        s: &MemberSession,
+        id: RecordId,
+        challenge: &[u8],
+        extra: &[String],
+    ) -> Result<Presented, ServiceError> {
+        let challenge = Challenge::parse(challenge)?;
+        let record = self.inner.vault.read_record(s, id).await?;
+        let RecordContent::Credential(held) = &record.content else {
+            return Err(ServiceError::NotFound("credential"));
+        };
+        let credential: Credential = serde_json::from_str(held.credential.as_str())
+            .map_err(|_| ServiceError::Invalid("the record does not hold a credential"))?;
+        if !challenge
+            .accepted_keys()
+            .contains(&credential.issuer_key_id)
+        {
+            return Err(CredentialError::UnknownIssuer.into());
+        }
+        if !challenge.issuers().is_empty()
+            && !challenge.issuers().contains(&credential.claims.issuer)
+        {
+            return Err(CredentialError::ClaimMismatch(ClaimName::Issuer).into());
+        }
+        let issuer = self
+            .inner
+            .store
+            .federation_issuer()
+            .await?
+            .filter(|r| r.key_id == credential.issuer_key_id.as_str())
+            .ok_or(CredentialError::UnknownIssuer)?;
+        let public = BbsPublicKey::from_bytes(&issuer.public_key)?;
+        let mut disclose = challenge.claims_to_disclose();
+        for name in extra {
+            disclose
+                .insert(ClaimName::parse(name).ok_or(ServiceError::Invalid("unknown claim name"))?);
+        }
+        let (nonce, verifier, random) = (
+            *challenge.nonce(),
+            challenge.verifier_id().clone(),
+            self.inner.random.clone(),
+        );
+        let p = cpu(move || {
+            credential.present(
+                bbs(),
+                &public,
+                &nonce,
+                &verifier,
+                &disclose,
+                random.as_ref(),
+            )
+        })
+        .await?;
+        self.record(
+            AuditEvent::new(Actor::Member(s.member), Action::CredentialPresent)
+                .subject(s.member)
+                .object(format!("to {}", challenge.verifier_id().as_str())),
+        )
+        .await?;
+        Ok(Presented {
+            presentation: serde_json::from_str(&p.to_json()).map_err(|_| ServiceError::Corrupt)?,
+            discloses: p
+                .disclosed()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
+                .collect(),
+            verifier_id: challenge.verifier_id().as_str().to_owned(),
+            verifier: match challenge.verifier_id().as_str().parse::<OrgId>() {
+                Ok(org) => self.live_org(org).await.ok(),
+                Err(_) => None,
+            },
+        })
+    }
+
+    /// Checks a presentation against the verifier's own challenge, which it
+    /// consumes: a second presentation with the same nonce is refused.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify(&self, org: OrgId, presentation: &[u8]) -> Result<Verified, ServiceError> {
+        let result = self.verify_inner(org, presentation).await;
+        let event = AuditEvent::new(Actor::Organisation(org), Action::CredentialVerify);
+        let event = match &result {
+            Ok(v) => event.object(&v.issuer_key_id),
+            Err(e) => event.object(e.code()).outcome(Outcome::Denied),
+        };
+        self.record(event).await?;
+        result
+    }
+
+    async fn verify_inner(
+        &self,
+        org: OrgId,
+        presentation: &[u8],
+    ) -> Result<Verified, ServiceError> {
+        let p = Presentation::parse(presentation)?;
+        let now = self.inner.clock.now();
+        let row = self
+            .inner
+            .store
+            .take_credential_challenge(org, p.nonce().as_bytes(), now)
+            .await?
+            .ok_or(ServiceError::UnknownChallenge)?;
+        let challenge = Challenge::parse(&row.challenge_json)?;
+        let mut keys = IssuerKeys::new();
+        let mut lists = StatusLists::new();
+        if let Some(fed) = self.inner.store.federation_issuer().await? {
+            let id = IssuerKeyId::new(&fed.key_id)?;
+            keys.insert(id.clone(), BbsPublicKey::from_bytes(&fed.public_key)?);
+            if challenge.status_check() && &id == p.issuer_key_id() {
+                lists.insert(id, self.status_list_of().await?);
+            }
+        }
+        let epoch = Epoch::containing(now);
+        let v =
+            cpu(move || verify_presentation(bbs(), &challenge, &p, &keys, &lists, epoch)).await?;
+        // The co-op is named only when the member disclosed it; a co-op
+        // deleted since is not accepted.
+        let issuer = match v.issuer() {
+            Some(coop) => match self.live_org(coop).await {
+                Ok(name) => Some(name),
+                Err(ServiceError::NotFound(_)) => return Err(CredentialError::UnknownIssuer.into()),
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        Ok(Verified {
+            valid: true,
+            issuer_key_id: v.issuer_key_id().as_str().to_owned(),
+            issuer,
+            disclosed: v
+                .disclosed()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
+                .collect(),
+        })
+    }
+
+    /// The federation's status list: every co-op's revocations in one list.
+    async fn status_list_of(&self) -> Result<StatusList, ServiceError> {
+        let mut list = StatusList::with_entries(STATUS_LIST_ENTRIES)?;
+        for i in self.inner.store.revoked_credentials().await? {
+            list.revoke(StatusIndex::new(i))?;
+        }
+        Ok(list)
+    }
+
+    /// The federation's public key and the co-ops that issue under it, for
+    /// `/.well-known/me2b/issuers`.
+    pub async fn published(&self) -> Result<IssuerDocument, ServiceError> {
+        let issuers = self
+            .inner
+            .store
+            .federation_issuer()
+            .await?
+            .into_iter()
+            .map(|i| PublishedIssuer {
+                status_list: status_list_path(&i.key_id),
+                federation: self.inner.settings.federation.as_str().to_owned(),
+                ciphersuite: bbs().ciphersuite_id().to_owned(),
+                public_key: hex::encode(&i.public_key),
+                key_id: i.key_id,
+            })
+            .collect();
+        let mut coops = Vec::new();
+        for org in self.inner.store.credential_issuing_orgs().await? {
+            if let Ok(name) = self.live_org(org).await {
+                coops.push(PublishedCoop {
+                    organisation: org.to_string(),
+                    name,
+                });
+            }
+        }
+        Ok(IssuerDocument { issuers, coops })
+    }
+
+    /// The federation's status list, as a W3C `BitstringStatusList` subject.
+    pub async fn status_list(&self, key_id: &str) -> Result<BitstringStatusList, ServiceError> {
+        let issuer = self
+            .inner
+            .store
+            .federation_issuer()
+            .await?
+            .filter(|i| i.key_id == key_id)
+            .ok_or(ServiceError::NotFound("issuer key"))?;
+        let list = self.status_list_of().await?;
+        Ok(list.to_subject(&status_list_path(&issuer.key_id)))
+    }
+}
