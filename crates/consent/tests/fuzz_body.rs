@@ -1,5 +1,5 @@
 //! The `consent_receipt` fuzz target's body (`me2b_consent::fuzzing`) over a
-//! few thousand generated inputs, so CI exercises it on stable Rust: arbitrary
+//! few hundred generated inputs, so CI exercises it on stable Rust: arbitrary
 //! text, claims the node's key really signs, and edits of a valid receipt (each
 //! must be refused). Any panic or broken invariant fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -54,33 +54,62 @@ fn the_fixture_receipt_verifies_and_edits_are_refused() {
     ));
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+fn arbitrary() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..600)
+}
 
-    #[test]
-    fn arbitrary_inputs_keep_the_invariants(data in proptest::collection::vec(any::<u8>(), 0..600)) {
-        check(&data)?;
-    }
+fn jws_shaped() -> impl Strategy<Value = Vec<u8>> {
+    "[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,200}\\.[A-Za-z0-9_-]{0,90}"
+        .prop_map(|text| with(0, text.as_bytes()))
+}
 
-    #[test]
-    fn jws_shaped_text_keeps_the_invariants(text in "[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,200}\\.[A-Za-z0-9_-]{0,90}") {
-        check(&with(0, text.as_bytes()))?;
-    }
-
-    #[test]
-    fn edited_receipts_are_refused(edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..6)) {
+fn edits() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec((any::<u16>(), any::<u8>()), 1..6).prop_map(|edits| {
         let mut rest = Vec::new();
         for (at, v) in edits {
             rest.extend(at.to_be_bytes());
             rest.push(v);
         }
-        check(&with(2, &rest))?;
+        with(2, &rest)
+    })
+}
+
+fn signed_json() -> impl Strategy<Value = Vec<u8>> {
+    "\\{(\"[a-z_]{1,12}\":(\"[ -~]{0,12}\"|[0-9]{1,3}|\\[\\]|null),?){0,8}\\}"
+        .prop_map(|json| with(1, json.as_bytes()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: me2b_testkit::fuzz::CASES, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_inputs_keep_the_invariants(data in arbitrary()) {
+        check(&data)?;
     }
 
     #[test]
-    fn signed_claims_shaped_like_json_keep_the_invariants(json in "\\{(\"[a-z_]{1,12}\":(\"[ -~]{0,12}\"|[0-9]{1,3}|\\[\\]|null),?){0,8}\\}") {
-        check(&with(1, json.as_bytes()))?;
+    fn jws_shaped_text_keeps_the_invariants(data in jws_shaped()) {
+        check(&data)?;
     }
+
+    #[test]
+    fn edited_receipts_are_refused(data in edits()) {
+        check(&data)?;
+    }
+
+    #[test]
+    fn signed_claims_shaped_like_json_keep_the_invariants(data in signed_json()) {
+        check(&data)?;
+    }
+}
+
+/// The body over all four kinds of input until `ME2B_FUZZ_SECONDS` are up
+/// (CI's stand-in for the fuzz target where cargo-fuzz cannot build).
+#[test]
+#[ignore]
+fn fuzz_for_a_while() {
+    let inputs = prop_oneof![arbitrary(), jws_shaped(), edits(), signed_json()];
+    me2b_testkit::fuzz::for_a_while("consent_receipt", inputs, |data| check(&data));
 }
 
 /// Writes the fuzzer's seeds (valid inputs of each mode):

@@ -1,5 +1,5 @@
 //! The `status_list` fuzz target's body (tests/fuzz_bodies/status_list.rs, the
-//! same file the target includes) over a few thousand generated inputs, so CI
+//! same file the target includes) over a few hundred generated inputs, so CI
 //! exercises it on stable Rust: arbitrary text, gzip streams (valid, truncated,
 //! bombs), and lists built from revoked indices. Any panic fails the test, and
 //! so does a broken invariant.
@@ -59,39 +59,69 @@ fn valid_lists_bombs_and_truncations() {
     ));
 }
 
+fn arbitrary() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..512)
+}
+
+/// A valid list's text, then a few bytes changed.
+fn edited_list() -> impl Strategy<Value = Vec<u8>> {
+    (
+        proptest::collection::vec(any::<u8>(), 0..64),
+        proptest::collection::vec((any::<u16>(), any::<u8>()), 0..4),
+    )
+        .prop_map(|(bits, edits)| {
+            let mut list = me2b_credentials::StatusList::new();
+            for b in &bits {
+                list.revoke(me2b_credentials::StatusIndex::new(u32::from(*b) * 97))
+                    .unwrap();
+            }
+            let mut text = list.encode().into_bytes();
+            for (at, v) in edits {
+                let n = text.len();
+                text[usize::from(at) % n] = v;
+            }
+            [&[0u8][..], &text].concat()
+        })
+}
+
+/// A gzip stream of any bytes, sized around the minimum: below, at and above it.
+fn gzip_around_the_minimum() -> impl Strategy<Value = Vec<u8>> {
+    (proptest::collection::vec(any::<u8>(), 0..256), 0usize..3).prop_map(|(bytes, pad)| {
+        let mut body = bytes;
+        body.resize(
+            me2b_credentials::status::MIN_STATUS_LIST_BITS / 8 - 1 + pad,
+            0x3c,
+        );
+        [&[1u8][..], &gzip(&body)].concat()
+    })
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: me2b_testkit::fuzz::CASES, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn arbitrary_inputs_keep_the_invariants(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+    fn arbitrary_inputs_keep_the_invariants(data in arbitrary()) {
         check(&data)?;
     }
 
     #[test]
-    fn encoded_lists_with_edits_keep_the_invariants(
-        bits in proptest::collection::vec(any::<u8>(), 0..64),
-        edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..4),
-    ) {
-        // A valid list's text, then a few bytes changed.
-        let mut list = me2b_credentials::StatusList::new();
-        for b in &bits {
-            list.revoke(me2b_credentials::StatusIndex::new(u32::from(*b) * 97)).unwrap();
-        }
-        let mut text = list.encode().into_bytes();
-        for (at, v) in edits {
-            let n = text.len();
-            text[usize::from(at) % n] = v;
-        }
-        check(&[&[0u8][..], &text].concat())?;
+    fn encoded_lists_with_edits_keep_the_invariants(data in edited_list()) {
+        check(&data)?;
     }
 
     #[test]
-    fn gzip_of_any_bytes_keeps_the_invariants(bytes in proptest::collection::vec(any::<u8>(), 0..256), pad in 0usize..3) {
-        // Sizes around the minimum: below, at and above it.
-        let mut body = bytes;
-        body.resize(me2b_credentials::status::MIN_STATUS_LIST_BITS / 8 - 1 + pad, 0x3c);
-        check(&[&[1u8][..], &gzip(&body)].concat())?;
+    fn gzip_of_any_bytes_keeps_the_invariants(data in gzip_around_the_minimum()) {
+        check(&data)?;
     }
+}
+
+/// The body over all three kinds of input until `ME2B_FUZZ_SECONDS` are up
+/// (CI's stand-in for the fuzz target where cargo-fuzz cannot build).
+#[test]
+#[ignore]
+fn fuzz_for_a_while() {
+    let inputs = prop_oneof![arbitrary(), edited_list(), gzip_around_the_minimum()];
+    me2b_testkit::fuzz::for_a_while("status_list", inputs, |data| check(&data));
 }
 
 /// Writes the fuzzer's seeds (valid inputs of each mode):

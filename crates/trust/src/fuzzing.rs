@@ -10,7 +10,7 @@
 //!   (JSON, the hex signature, the node's key, [`Policy::check`]).
 
 use crate::link::pep_rng;
-use crate::policy::{check_domain, Grant, Policy, SignedGrant, COOP_PREFIX};
+use crate::policy::{check_domain, Grant, Policy, SignedGrant, COOP_PREFIX, MEMBER_REQUEST};
 use crate::pseudonym::{setup, Federation, Transcryptor, ORIGIN};
 use crate::wire::{Item, TranscryptRequest};
 use crate::TrustError;
@@ -34,7 +34,8 @@ impl Random for FixedBytes {
 }
 
 /// The fixed world: a one-transcryptor federation under the standard policy,
-/// with grants signed by the node's key.
+/// with grants signed by the node's key: a member's sharing consent between
+/// two co-ops, and a member's own request to move out of the origin.
 #[derive(Debug)]
 pub struct Fixture {
     pub federation: Federation,
@@ -44,6 +45,8 @@ pub struct Fixture {
     pub keys: Keyring,
     /// A valid grant from `coop:a` to `coop:b`, signed.
     pub grant: SignedGrant,
+    /// A valid member-request grant from the origin to `coop:a`, signed.
+    pub member_grant: SignedGrant,
 }
 
 /// The shared fixture (built once).
@@ -65,19 +68,30 @@ pub fn fixture() -> &'static Fixture {
             expires_at_ms: NOW_MS + 86_400_000,
         }
         .sign(&keys);
+        let member_grant = Grant {
+            v: 1,
+            consent: MEMBER_REQUEST.into(),
+            purpose: "card".into(),
+            from: ORIGIN.into(),
+            to: "coop:a".into(),
+            expires_at_ms: NOW_MS + 60_000,
+        }
+        .sign(&keys);
         Fixture {
             federation,
             transcryptor,
             policy,
             keys,
             grant,
+            member_grant,
         }
     })
 }
 
-/// A valid request for the fixture: `n` enrolment pseudonyms from the origin
-/// to `coop:a` (a seed for the fuzzer).
-pub fn sample_request(n: usize, with_grant: bool) -> Vec<u8> {
+/// A valid request for the fixture (a seed for the fuzzer): `n` enrolment
+/// pseudonyms from the origin to `coop:a` with the member's request, or
+/// (`cross_coop`) from `coop:a` to `coop:b` with the member's sharing grant.
+pub fn sample_request(n: usize, cross_coop: bool) -> Vec<u8> {
     let f = fixture();
     let mut rng = pep_rng(&FixedBytes(9));
     let items = (0..n)
@@ -86,16 +100,16 @@ pub fn sample_request(n: usize, with_grant: bool) -> Vec<u8> {
             key: f.federation.origin_key(),
         })
         .collect();
-    let (from, to, grant) = if with_grant {
-        ("coop:a", "coop:b", Some(f.grant.clone()))
+    let (from, to, grant) = if cross_coop {
+        ("coop:a", "coop:b", f.grant.clone())
     } else {
-        (ORIGIN, "coop:a", None)
+        (ORIGIN, "coop:a", f.member_grant.clone())
     };
     serde_json::to_vec(&TranscryptRequest {
         requester: "trust".into(),
         from: from.into(),
         to: to.into(),
-        grant,
+        grant: Some(grant),
         items,
     })
     .unwrap_or_default()
@@ -135,10 +149,13 @@ pub fn transcription_request(data: &[u8]) -> Outcome {
     let f = fixture();
     let mut rng = pep_rng(&FixedBytes(11));
     match f.transcryptor.handle(&req, NOW_MS, &mut rng) {
-        Ok(items) if items.len() == req.items.len() => Outcome::Accepted,
-        Ok(_) => {
+        Ok(items) if items.len() != req.items.len() => {
             Outcome::InvariantBroken("a request was answered with a different number of items")
         }
+        Ok(_) => match may_pass(f, &req.from, &req.to, req.grant.as_ref()) {
+            Ok(()) => Outcome::Accepted,
+            Err(what) => Outcome::InvariantBroken(what),
+        },
         Err(e) => Outcome::Refused(e),
     }
 }
@@ -213,21 +230,53 @@ pub fn signed_grant(data: &[u8]) -> Outcome {
     }
 }
 
-/// The transcryptor's decision on the grant's own pair: a verified grant
-/// between two co-ops, in force, is honoured; nothing else is.
+/// The transcryptor's decision on the grant's own pair.
 fn decide(f: &Fixture, g: &SignedGrant) -> Outcome {
     let (from, to) = (g.grant.from.as_str(), g.grant.to.as_str());
-    let verified = g.verify(&f.keys.verifying_key()).is_ok();
     match f.policy.check(from, to, Some(g), NOW_MS) {
-        Ok(()) => {
-            let coops = from.starts_with(COOP_PREFIX) && to.starts_with(COOP_PREFIX);
-            let standing = f.policy.check(from, to, None, NOW_MS).is_ok();
-            if standing || (verified && coops && from != to && g.grant.expires_at_ms > NOW_MS) {
-                Outcome::Accepted
-            } else {
-                Outcome::InvariantBroken("a grant opened a pair it should not")
-            }
-        }
+        Ok(()) => match may_pass(f, from, to, Some(g)) {
+            Ok(()) => Outcome::Accepted,
+            Err(what) => Outcome::InvariantBroken(what),
+        },
         Err(e) => Outcome::Refused(e),
+    }
+}
+
+/// What must hold when the policy let `from` → `to` through with `grant`:
+/// nothing goes into the origin or stays in its domain; out of the origin only
+/// with the member's own request, and co-op → co-op only with a member's
+/// sharing consent (a member request never opens a co-op pair), each signed by
+/// the node's key for exactly this pair and in force; anything else only by a
+/// standing rule, which needs no grant.
+fn may_pass(
+    f: &Fixture,
+    from: &str,
+    to: &str,
+    grant: Option<&SignedGrant>,
+) -> Result<(), &'static str> {
+    if to == ORIGIN || from == to {
+        return Err("a request into the origin, or within one domain, was served");
+    }
+    let granted = |member_request: bool| {
+        grant.is_some_and(|g| {
+            g.verify(&f.keys.verifying_key()).is_ok()
+                && g.grant.from == from
+                && g.grant.to == to
+                && g.grant.expires_at_ms > NOW_MS
+                && (g.grant.consent == MEMBER_REQUEST) == member_request
+        })
+    };
+    let coops = from.starts_with(COOP_PREFIX) && to.starts_with(COOP_PREFIX);
+    let fine = if from == ORIGIN {
+        granted(true)
+    } else if coops {
+        granted(false)
+    } else {
+        f.policy.check(from, to, None, NOW_MS).is_ok()
+    };
+    if fine {
+        Ok(())
+    } else {
+        Err("a pair was opened that the grant and the rules do not allow")
     }
 }

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use me2b_trust::fuzzing::{fixture, sample_request, signed_grant, transcription_request, Outcome};
+use me2b_trust::policy::{SignedGrant, MEMBER_REQUEST};
+use me2b_trust::pseudonym::ORIGIN;
 use proptest::prelude::*;
 
 fn check(out: Outcome) -> Result<(), TestCaseError> {
@@ -57,6 +59,40 @@ fn valid_requests_are_served_and_grants_honoured() {
         )),
         Outcome::Accepted
     ));
+    // The member's own request opens the origin pair it names, and no other.
+    let member = fixture().member_grant.clone();
+    let json_member = serde_json::to_vec(&member).unwrap();
+    assert!(matches!(
+        signed_grant(&with(0, &json_member)),
+        Outcome::Accepted
+    ));
+    let request = |from: &str, to: &str, grant: Option<&SignedGrant>| {
+        let mut r: serde_json::Value = serde_json::from_slice(&sample_request(1, false)).unwrap();
+        r["from"] = from.into();
+        r["to"] = to.into();
+        r["grant"] = serde_json::to_value(grant).unwrap();
+        transcription_request(&serde_json::to_vec(&r).unwrap())
+    };
+    for (from, to, grant) in [
+        (ORIGIN, "coop:a", None),
+        (ORIGIN, "coop:b", Some(&member)),
+        ("coop:a", "coop:b", Some(&member)),
+        (ORIGIN, "coop:a", Some(&fixture().grant)),
+        ("coop:a", "coop:b", None),
+        ("coop:b", "coop:a", Some(&fixture().grant)),
+        ("coop:a", ORIGIN, Some(&fixture().grant)),
+    ] {
+        let out = request(from, to, grant);
+        assert!(
+            matches!(out, Outcome::Refused(_)),
+            "{from} -> {to}: {out:?}"
+        );
+    }
+    // A member request signed for a co-op pair opens nothing.
+    let mut g = member.grant.clone();
+    (g.from, g.to) = ("coop:a".into(), "coop:b".into());
+    let out = signed_grant(&with(1, &serde_json::to_vec(&g).unwrap()));
+    assert!(matches!(out, Outcome::Refused(_)), "{out:?}");
     // Every single-byte change to the grant is refused or no longer parses.
     for at in 0..json.len() {
         let [hi, lo] = (at as u16).to_be_bytes();
@@ -67,42 +103,90 @@ fn valid_requests_are_served_and_grants_honoured() {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+fn arbitrary_request() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..400)
+}
 
-    #[test]
-    fn arbitrary_requests_keep_the_invariants(data in proptest::collection::vec(any::<u8>(), 0..400)) {
-        check(transcription_request(&data))?;
-    }
+fn edited_request() -> impl Strategy<Value = Vec<u8>> {
+    (
+        any::<bool>(),
+        proptest::collection::vec((any::<u16>(), any::<u8>()), 1..5),
+    )
+        .prop_map(|(cross_coop, edits)| edit(&sample_request(2, cross_coop), &edits))
+}
 
-    #[test]
-    fn edited_requests_keep_the_invariants(grant in any::<bool>(), edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..5)) {
-        check(transcription_request(&edit(&sample_request(2, grant), &edits)))?;
-    }
+fn arbitrary_grant() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..300)
+}
 
-    #[test]
-    fn arbitrary_grants_keep_the_invariants(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-        check(signed_grant(&data))?;
-    }
-
-    #[test]
-    fn edited_grants_keep_the_invariants(edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..6)) {
+fn edited_grant() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec((any::<u16>(), any::<u8>()), 1..6).prop_map(|edits| {
         let mut rest = Vec::new();
         for (at, v) in edits {
             rest.extend(at.to_be_bytes());
             rest.push(v);
         }
-        check(signed_grant(&with(2, &rest)))?;
+        with(2, &rest)
+    })
+}
+
+/// Grants the node's key signs, for any pair (the origin included), either
+/// kind of consent, any version and expiry.
+fn grant_to_sign() -> impl Strategy<Value = Vec<u8>> {
+    let domain = || prop_oneof![Just(ORIGIN.to_owned()), "(coop:|trust:)[a-z]{0,3}"];
+    (
+        0u8..3,
+        prop_oneof![Just("c".to_owned()), Just(MEMBER_REQUEST.to_owned())],
+        domain(),
+        domain(),
+        prop_oneof![Just(0i64), Just(i64::MAX), any::<i64>()],
+    )
+        .prop_map(|(v, consent, from, to, expires)| {
+            let g = serde_json::json!({"v": v, "consent": consent, "purpose": "p", "from": from, "to": to, "expires_at_ms": expires});
+            with(1, &serde_json::to_vec(&g).unwrap())
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: me2b_testkit::fuzz::CASES, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_requests_keep_the_invariants(data in arbitrary_request()) {
+        check(transcription_request(&data))?;
     }
 
     #[test]
-    fn grants_the_node_signs_keep_the_invariants(
-        v in 0u8..3, from in "(coop:|trust:)[a-z]{0,3}", to in "(coop:|trust:)[a-z]{0,3}",
-        expires in prop_oneof![Just(0i64), Just(i64::MAX), any::<i64>()],
-    ) {
-        let g = serde_json::json!({"v": v, "consent": "c", "purpose": "p", "from": from, "to": to, "expires_at_ms": expires});
-        check(signed_grant(&with(1, &serde_json::to_vec(&g).unwrap())))?;
+    fn edited_requests_keep_the_invariants(data in edited_request()) {
+        check(transcription_request(&data))?;
     }
+
+    #[test]
+    fn arbitrary_grants_keep_the_invariants(data in arbitrary_grant()) {
+        check(signed_grant(&data))?;
+    }
+
+    #[test]
+    fn edited_grants_keep_the_invariants(data in edited_grant()) {
+        check(signed_grant(&data))?;
+    }
+
+    #[test]
+    fn grants_the_node_signs_keep_the_invariants(data in grant_to_sign()) {
+        check(signed_grant(&data))?;
+    }
+}
+
+/// Each body until `ME2B_FUZZ_SECONDS` are up (CI's stand-in for the fuzz
+/// targets where cargo-fuzz cannot build).
+#[test]
+#[ignore]
+fn fuzz_for_a_while() {
+    let requests = prop_oneof![arbitrary_request(), edited_request()];
+    me2b_testkit::fuzz::for_a_while("transcription_request", requests, |data| {
+        check(transcription_request(&data))
+    });
+    let grants = prop_oneof![arbitrary_grant(), edited_grant(), grant_to_sign()];
+    me2b_testkit::fuzz::for_a_while("signed_grant", grants, |data| check(signed_grant(&data)));
 }
 
 /// Writes the fuzzers' seeds (valid inputs):
@@ -136,4 +220,9 @@ fn write_fuzz_seeds() {
     )
     .unwrap();
     std::fs::write(grants.join("edit"), with(2, &[0, 30, b'1'])).unwrap();
+    std::fs::write(
+        grants.join("member-request"),
+        with(0, &serde_json::to_vec(&fixture().member_grant).unwrap()),
+    )
+    .unwrap();
 }
