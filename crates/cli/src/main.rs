@@ -22,6 +22,7 @@ mod config;
 mod coop_cmd;
 mod credential_cmd;
 mod demo;
+mod logging;
 mod trust_cmd;
 
 use anyhow::{bail, Context};
@@ -271,13 +272,7 @@ enum AuditCommand {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    logging::init(filter);
 }
 
 #[tokio::main]
@@ -354,7 +349,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let settings = Settings::resolve(&cli.common, listen, conn, file)?;
     let quiet = matches!(cli.command, Command::Demo { .. });
     init_logging(if quiet && cli.common.log.is_none() {
-        "warn"
+        logging::DEMO_FILTER
     } else {
         &settings.log
     });

@@ -317,6 +317,8 @@ impl Node {
         });
         let orgs = Orgs::new(store.clone(), audit.clone(), clock.clone(), rng.clone());
         let taxonomy = Arc::new(Taxonomy::shipped()?);
+        // An interest names a topic of this taxonomy (the vault knows none).
+        vault.set_content_check(Arc::new(TaxonomyTopics(taxonomy.clone())));
         // Interests in sensitive topics are disclosed only under their special
         // category, never as ordinary interests.
         let sensitive_topics = taxonomy
@@ -510,8 +512,10 @@ pub fn spawn_integrity_check(store: Arc<dyn Store>) -> tokio::task::JoinHandle<(
     })
 }
 
-/// The shipped interest taxonomy, as the credential service sees it: a topic
-/// is sensitive when it or an ancestor is a special category (GDPR Art. 9).
+/// The shipped interest taxonomy: a vault's interests name its topics, and the
+/// credential service sees a topic as sensitive when it or an ancestor is a
+/// special category (GDPR Art. 9).
+#[derive(Debug)]
 struct TaxonomyTopics(Arc<Taxonomy>);
 
 impl me2b_credentials::service::InterestTaxonomy for TaxonomyTopics {
@@ -521,6 +525,21 @@ impl me2b_credentials::service::InterestTaxonomy for TaxonomyTopics {
             None => TopicKind::Unknown,
             Some(t) if self.0.is_sensitive(t) => TopicKind::Sensitive,
             Some(_) => TopicKind::Ordinary,
+        }
+    }
+}
+
+impl me2b_vault::ContentCheck for TaxonomyTopics {
+    fn check(&self, content: &me2b_domain::record::RecordContent) -> Result<(), VaultError> {
+        use me2b_domain::record::RecordContent;
+        match content {
+            RecordContent::Interest(i) if self.0.by_slug(i.topic.as_str()).is_none() => {
+                Err(VaultError::InvalidContent {
+                    field: "topic",
+                    reason: "not a topic of the taxonomy (GET /v1/taxonomy)",
+                })
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -134,6 +134,9 @@ impl From<VaultError> for ApiError {
             VaultError::RevisionConflict { .. } => {
                 Self::new(S::CONFLICT, "revision_conflict", e.to_string())
             }
+            VaultError::InvalidContent { .. } => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string())
+            }
             VaultError::Integrity { .. } => {
                 tracing::error!(error = %e, "integrity failure");
                 Self::new(S::INTERNAL_SERVER_ERROR, "integrity_error", e.to_string())
@@ -239,8 +242,13 @@ impl From<me2b_offers::OfferError> for ApiError {
                     K::TooCostly => "rule_too_costly",
                     K::NestedMacro => "rule_nested_macro",
                     K::SensitiveTopic => "rule_sensitive_topic",
+                    K::Unavailable => "rule_check_unavailable",
                 };
-                let mut err = Self::new(S::UNPROCESSABLE_ENTITY, code, r.to_string());
+                let status = match r.kind {
+                    K::Unavailable => S::SERVICE_UNAVAILABLE,
+                    _ => S::UNPROCESSABLE_ENTITY,
+                };
+                let mut err = Self::new(status, code, r.to_string());
                 err.position = Some(r.position);
                 err
             }

@@ -230,6 +230,43 @@ async fn member_flow_crud_and_audit() {
 }
 
 #[tokio::test]
+async fn an_interest_names_a_topic_of_the_taxonomy() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let token = s.member("dana@example.org").await;
+        let t = Some(token.as_str());
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/vault/records",
+                t,
+                Some(json!({"kind": "interest", "topic": "cycling"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        let unknown = json!({"kind": "interest", "topic": "no-such-topic-xyz"});
+        let (st, v) = s
+            .req(Method::POST, "/v1/vault/records", t, Some(unknown.clone()))
+            .await;
+        assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        assert!(!v.to_string().contains("no-such-topic-xyz"), "{v}");
+        let (st, v) = s
+            .req(
+                Method::PUT,
+                &format!("/v1/vault/records/{id}"),
+                t,
+                Some(unknown),
+            )
+            .await;
+        assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        let (st, v) = s.req(Method::GET, "/v1/vault/records", t, None).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v.to_string().matches("\"interest\"").count(), 1, "{v}");
+    }
+}
+
+#[tokio::test]
 async fn sessions_expire() {
     let Some(s) = start(Db::Sqlite).await else {
         return;

@@ -110,6 +110,10 @@ pub trait VaultStore {
     async fn update_record(&self, r: &StoredRecord, expected_revision: i64) -> Result<bool>;
     async fn delete_record(&self, member: MemberId, id: RecordId) -> Result<bool>;
     async fn count_records(&self, member: MemberId) -> Result<u64>;
+    /// Applies `writes` in order in one transaction: all or none, durable when
+    /// this returns. Per write, whether it changed a row (an update whose
+    /// revision moved on, or a delete of a missing record, did not).
+    async fn apply_record_writes(&self, writes: &[RecordWrite]) -> Result<Vec<bool>>;
 }
 
 /// Organisations and their API keys.

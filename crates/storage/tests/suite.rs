@@ -172,6 +172,92 @@ async fn records_are_scoped_to_their_member() {
 }
 
 #[tokio::test]
+async fn record_write_batches_apply_in_order_all_or_none() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = new_member(&rng, 1);
+        let b = new_member(&rng, 2);
+        s.insert_member(&a).await.unwrap();
+        s.insert_member(&b).await.unwrap();
+        let rec = |member: MemberId, i: u8| StoredRecord {
+            id: RecordId::generate(&rng),
+            member,
+            revision: 1,
+            created_at: ts(10 + i64::from(i)),
+            updated_at: ts(10 + i64::from(i)),
+            ciphertext: vec![i; 20],
+        };
+        let (r1, r2, r3) = (rec(a.id, 1), rec(a.id, 2), rec(b.id, 3));
+        let mut r1_v2 = r1.clone();
+        r1_v2.revision = 2;
+        r1_v2.ciphertext = vec![7; 21];
+        let mut stolen = r3.clone();
+        stolen.member = a.id;
+        stolen.revision = 2;
+        let batch = vec![
+            RecordWrite::Insert(r1.clone()),
+            RecordWrite::Insert(r2.clone()),
+            RecordWrite::Update {
+                record: r1_v2.clone(),
+                expected_revision: 1,
+            },
+            // Stale now: r1 is at revision 2.
+            RecordWrite::Update {
+                record: r1_v2.clone(),
+                expected_revision: 1,
+            },
+            RecordWrite::Insert(r3.clone()),
+            // Not a's record: changes nothing.
+            RecordWrite::Update {
+                record: stolen,
+                expected_revision: 1,
+            },
+            RecordWrite::Delete {
+                member: a.id,
+                id: r2.id,
+            },
+            RecordWrite::Delete {
+                member: a.id,
+                id: r2.id,
+            },
+        ];
+        let changed = s.apply_record_writes(&batch).await.unwrap();
+        assert_eq!(
+            changed,
+            vec![true, true, true, false, true, false, true, false],
+            "{db:?}"
+        );
+        assert_eq!(
+            s.list_records(a.id, 0, 10).await.unwrap(),
+            vec![r1_v2.clone()],
+            "{db:?}"
+        );
+        assert_eq!(s.list_records(b.id, 0, 10).await.unwrap(), vec![r3.clone()]);
+
+        // A batch with one bad write (an id taken) applies nothing.
+        let r4 = rec(a.id, 4);
+        let bad = vec![
+            RecordWrite::Insert(r4.clone()),
+            RecordWrite::Delete {
+                member: a.id,
+                id: r1_v2.id,
+            },
+            RecordWrite::Insert(r3.clone()),
+        ];
+        assert!(s.apply_record_writes(&bad).await.is_err(), "{db:?}");
+        assert!(s.record(a.id, r4.id).await.unwrap().is_none(), "{db:?}");
+        assert!(s.record(a.id, r1_v2.id).await.unwrap().is_some(), "{db:?}");
+        // Many inserts in one batch (more than one multi-row INSERT).
+        let many: Vec<_> = (0..600)
+            .map(|i| RecordWrite::Insert(rec(b.id, (i % 200) as u8)))
+            .collect();
+        let changed = s.apply_record_writes(&many).await.unwrap();
+        assert!(changed.len() == 600 && changed.iter().all(|c| *c), "{db:?}");
+        assert_eq!(s.count_records(b.id).await.unwrap(), 601, "{db:?}");
+    }
+}
+
+#[tokio::test]
 async fn sessions_expire_and_delete() {
     for (_db, s, _t) in stores().await {
         let rng = Rng::default();

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod fuzzing;
 pub mod link;
 pub mod policy;
 pub mod pseudonym;

@@ -9,12 +9,14 @@
 //! wrap first (crypto-shredding), then deletes the rows.
 //!
 //! Every operation writes an audit entry before it answers; reads are logged
-//! before any content is returned.
+//! before any content is returned. Record writes are group-committed by one
+//! writer task (`writer`), each answered once it and its audit entry are durable.
 #![forbid(unsafe_code)]
 
 pub mod keys;
 pub mod mail;
 mod memory_outbox;
+mod writer;
 
 pub use keys::{LegacyReport, LoggedIn, SignedUp, CONFIRM_PREFIX, RECOVERY_NOTICE};
 pub use mail::{Mail, Outbox};
@@ -26,7 +28,7 @@ use me2b_domain::audit::{Action, Actor, AuditEntry, AuditEvent, Outcome};
 use me2b_domain::member::{Email, Passphrase};
 use me2b_domain::record::RecordContent;
 use me2b_domain::{Clock, MemberId, Random, RecordId, Timestamp};
-use me2b_storage::{StorageError, Store, StoredRecord};
+use me2b_storage::{RecordWrite, StorageError, Store, StoredRecord};
 use std::sync::Arc;
 
 /// Prefix of member session tokens.
@@ -53,6 +55,13 @@ pub enum VaultError {
     RecordNotFound,
     #[error("the record changed since revision {expected}; read it again")]
     RevisionConflict { expected: i64 },
+    /// Well-formed content the node does not accept, e.g. an interest in a
+    /// topic outside the taxonomy. The message names the field, not the value.
+    #[error("{field}: {reason}")]
+    InvalidContent {
+        field: &'static str,
+        reason: &'static str,
+    },
     #[error(
         "stored data failed authentication ({what}): it is corrupted or the master key is wrong"
     )]
@@ -90,6 +99,14 @@ pub trait SessionHook: Send + Sync + std::fmt::Debug {
     ) -> Result<(), String>;
     /// The member logged in (or recovered): their key is at hand.
     async fn logged_in(&self, s: &MemberSession) -> Result<(), String>;
+}
+
+/// Checks a record's content against what the node knows beyond the record's
+/// own shape, e.g. that an interest's topic is in the taxonomy (which lives
+/// with the offers, not here). Runs before every create and update.
+pub trait ContentCheck: Send + Sync + std::fmt::Debug {
+    /// `Err` is [`VaultError::InvalidContent`], never echoing the value.
+    fn check(&self, content: &RecordContent) -> Result<(), VaultError>;
 }
 
 /// An authenticated member, holding their unwrapped data key for this request.
@@ -192,6 +209,10 @@ pub struct Vault {
     outbox: Arc<std::sync::OnceLock<Arc<dyn Outbox>>>,
     /// What runs in members' sessions (the consent service's envelopes).
     session_hook: Arc<std::sync::OnceLock<Arc<dyn SessionHook>>>,
+    /// What record content must also satisfy; set once, when the node is wired.
+    content_check: Arc<std::sync::OnceLock<Arc<dyn ContentCheck>>>,
+    /// The group-commit writer for records, started at the first write.
+    writer: Arc<std::sync::OnceLock<writer::RecordWriter>>,
     store: Arc<dyn Store>,
     keys: Arc<Keyring>,
     audit: AuditLog,
@@ -220,6 +241,8 @@ impl Vault {
             erasure_hook: Arc::default(),
             outbox: Arc::default(),
             session_hook: Arc::default(),
+            content_check: Arc::default(),
+            writer: Arc::default(),
             store,
             keys,
             audit,
@@ -371,6 +394,7 @@ impl Vault {
         s: &MemberSession,
         content: RecordContent,
     ) -> Result<RecordView, VaultError> {
+        self.check_content(&content)?;
         let id = RecordId::generate(self.rng.as_ref());
         let now = self.clock.now();
         let stored = StoredRecord {
@@ -381,9 +405,11 @@ impl Vault {
             updated_at: now,
             ciphertext: self.seal(s, id, &content),
         };
-        self.store.insert_record(&stored).await?;
-        self.audit
-            .record(Self::event(s, Action::RecordCreate, id))
+        self.writer()
+            .write(
+                RecordWrite::Insert(stored),
+                Self::event(s, Action::RecordCreate, id),
+            )
             .await?;
         self.changed(s, None, Some(&content)).await;
         Ok(RecordView {
@@ -465,6 +491,7 @@ impl Vault {
         content: RecordContent,
         if_revision: Option<i64>,
     ) -> Result<RecordView, VaultError> {
+        self.check_content(&content)?;
         let current = self
             .store
             .record(s.member, id)
@@ -484,25 +511,34 @@ impl Vault {
             updated_at: now,
             ciphertext: self.seal(s, id, &content),
         };
-        if !self.store.update_record(&next, current.revision).await? {
-            return Err(VaultError::RevisionConflict {
-                expected: current.revision,
-            });
-        }
-        self.audit
-            .record(Self::event(s, Action::RecordUpdate, id))
-            .await?;
-        if self.session_hook.get().is_some() {
-            let old = self.open_record(s.member, &s.key, current)?.content;
-            self.changed(s, Some(&old), Some(&content)).await;
-        }
-        Ok(RecordView {
+        let old = match self.session_hook.get() {
+            Some(_) => Some(self.open_record(s.member, &s.key, current.clone())?.content),
+            None => None,
+        };
+        let view = RecordView {
             id,
             revision: next.revision,
             created_at: next.created_at,
             updated_at: now,
             content,
-        })
+        };
+        let update = RecordWrite::Update {
+            record: next,
+            expected_revision: current.revision,
+        };
+        if !self
+            .writer()
+            .write(update, Self::event(s, Action::RecordUpdate, id))
+            .await?
+        {
+            return Err(VaultError::RevisionConflict {
+                expected: current.revision,
+            });
+        }
+        if old.is_some() {
+            self.changed(s, old.as_ref(), Some(&view.content)).await;
+        }
+        Ok(view)
     }
 
     #[tracing::instrument(skip_all)]
@@ -515,12 +551,17 @@ impl Vault {
             },
             None => None,
         };
-        if !self.store.delete_record(s.member, id).await? {
+        let delete = RecordWrite::Delete {
+            member: s.member,
+            id,
+        };
+        if !self
+            .writer()
+            .write(delete, Self::event(s, Action::RecordDelete, id))
+            .await?
+        {
             return Err(VaultError::RecordNotFound);
         }
-        self.audit
-            .record(Self::event(s, Action::RecordDelete, id))
-            .await?;
         if old.is_some() {
             self.changed(s, old.as_ref(), None).await;
         }
@@ -605,6 +646,23 @@ impl Vault {
     /// Sets what else must forget an erased member (once; later calls are ignored).
     pub fn set_erasure_hook(&self, hook: Arc<dyn ErasureHook>) {
         let _ = self.erasure_hook.set(hook);
+    }
+
+    /// Sets the check every created or updated record's content must pass.
+    pub fn set_content_check(&self, check: Arc<dyn ContentCheck>) {
+        let _ = self.content_check.set(check);
+    }
+
+    fn writer(&self) -> &writer::RecordWriter {
+        self.writer
+            .get_or_init(|| writer::RecordWriter::start(self.store.clone(), self.audit.clone()))
+    }
+
+    fn check_content(&self, content: &RecordContent) -> Result<(), VaultError> {
+        match self.content_check.get() {
+            Some(c) => c.check(content),
+            None => Ok(()),
+        }
     }
 
     /// Runs the erasure hook; false when it failed and the erasure must stay
