@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         offers::endorse, offers::withdraw, offers::stats, offers::my_offers, offers::answer,
         offers::suggestions, offers::accept_suggestion, offers::reject_suggestion,
         trust::submit, trust::ask, trust::budget, trust::shared, trust::earn, trust::redeem,
-        trust::mine, trust::card, trust::share, trust::withdraw, trust::forward,
+        trust::mine, trust::card, trust::token, trust::share, trust::withdraw, trust::forward,
         credentials::issuers, credentials::status_list, credentials::create_code,
         credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,
         credentials::mine, credentials::present,

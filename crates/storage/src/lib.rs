@@ -5,10 +5,14 @@
 //! cannot leak personal data because it is never given any.
 #![forbid(unsafe_code)]
 
+mod loyalty;
 mod privacy;
 mod sql;
 mod types;
 
+pub use loyalty::{
+    LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken,
+};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
@@ -289,19 +293,10 @@ pub trait TrustStore {
         to: OrgId,
         now: Timestamp,
     ) -> Result<Vec<TrustSharingRow>>;
-    /// Adds `delta` points to the tag's balance, unless that would make it
-    /// negative; returns the new balance, or `None` (nothing written).
-    async fn trust_loyalty_apply(
-        &self,
-        tag: &[u8; 32],
-        org: OrgId,
-        delta: i64,
-        at: Timestamp,
-    ) -> Result<Option<i64>>;
-    async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64>;
     /// Forgets a member, in one transaction: every receipt, item, bin and
     /// per-member total under `research_tag` (decrementing the bin totals),
-    /// and the loyalty balance and ledger under `loyalty_tag`. Returns the
+    /// and the loyalty balance, history, tokens and enrolled tag under
+    /// `loyalty_tag`. Returns the
     /// number of receipts removed. Both tags join the erased list
     /// (`trust_erased_among`) in the same transaction.
     async fn trust_forget(
@@ -392,6 +387,8 @@ pub trait Store:
     + TrustStore
     + CredentialStore
     + PrivacyStore
+    + LoyaltyStore
+    + MemberAuditStore
     + Send
     + Sync
     + std::fmt::Debug

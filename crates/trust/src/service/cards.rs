@@ -60,6 +60,7 @@ impl Trust {
     #[tracing::instrument(skip_all)]
     pub async fn card(&self, member: MemberId, org: OrgId) -> Result<String, TrustError> {
         self.require_org(org).await?;
+        self.register_loyalty(member).await?;
         Ok(self.pseudonym_in(member, &coop_domain(org)).await?.to_hex())
     }
 
