@@ -265,7 +265,10 @@ mod tests {
             to_minute(Timestamp::from_unix_millis(119_999)).unix_millis(),
             60_000
         );
-        assert_eq!(to_minute(Timestamp::from_unix_millis(-1)).unix_millis(), -60_000);
+        assert_eq!(
+            to_minute(Timestamp::from_unix_millis(-1)).unix_millis(),
+            -60_000
+        );
         let h = [7u8; 32];
         assert_ne!(leaf(&h), h);
         assert_ne!(leaf(&h), anchor(&h), "a leaf is never an anchor");

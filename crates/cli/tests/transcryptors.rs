@@ -655,15 +655,29 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
         Some(json!({"pseudonym": card_a, "points": 50})),
     )
     .await;
-    assert_eq!((st, v["balance"].as_i64()), (200, Some(50)), "{v}");
+    assert_eq!((st, &v), (202, &json!({"status": "accepted"})), "{v}");
+    let (st, t) = call(
+        reqwest::Method::POST,
+        "/v1/me/trust/loyalty/tokens",
+        &member,
+        Some(json!({"org": b, "points": 20})),
+    )
+    .await;
+    assert_eq!(st, 201, "{t}");
     let (st, v) = call(
         reqwest::Method::POST,
         "/v1/org/trust/loyalty/redeem",
         &kb,
-        Some(json!({"pseudonym": card_b, "points": 20})),
+        Some(json!({"token": t["token"], "points": 20})),
     )
     .await;
-    assert_eq!((st, v["balance"].as_i64()), (200, Some(30)), "{v}");
+    assert_eq!(
+        (st, &v),
+        (200, &json!({"status": "redeemed", "points": 20})),
+        "{v}"
+    );
+    let (st, v) = call(reqwest::Method::GET, "/v1/me/trust", &member, None).await;
+    assert_eq!((st, v["loyalty_points"].as_i64()), (200, Some(30)), "{v}");
 
     // Transcryptor 2 goes down: the submission fails clearly, nothing is stored.
     drop(procs.remove(1));

@@ -96,7 +96,12 @@ async fn a_coop_member_account_cannot_tell_a_refusal_from_silence() {
 
 async fn page(s: &Srv, token: &str, query: &str) -> Value {
     let (st, v) = s
-        .req(Method::GET, &format!("/v1/me/audit{query}"), Some(token), None)
+        .req(
+            Method::GET,
+            &format!("/v1/me/audit{query}"),
+            Some(token),
+            None,
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     v

@@ -55,8 +55,13 @@ async fn token(s: &Srv, member: &str, org: OrgId, points: i64) -> (StatusCode, V
 }
 
 async fn redeem(s: &Srv, key: &str, body: Value) -> (StatusCode, Value) {
-    s.req(Method::POST, "/v1/org/trust/loyalty/redeem", Some(key), Some(body))
-        .await
+    s.req(
+        Method::POST,
+        "/v1/org/trust/loyalty/redeem",
+        Some(key),
+        Some(body),
+    )
+    .await
 }
 
 async fn points(s: &Srv, member: &str) -> i64 {
@@ -188,15 +193,26 @@ async fn a_coop_cannot_probe_a_balance() {
         let tok = t["token"].as_str().unwrap().to_owned();
         for k in [1, 19, 21, 30, 31, 51, 1_000_000] {
             let (st, v) = redeem(&s, &kb, json!({"token": tok, "points": k})).await;
-            let (st2, v2) =
-                redeem(&s, &kb, json!({"token": "0000-0000-0000-0000-0000", "points": k})).await;
+            let (st2, v2) = redeem(
+                &s,
+                &kb,
+                json!({"token": "0000-0000-0000-0000-0000", "points": k}),
+            )
+            .await;
             assert_eq!((st, &v), (st2, &v2), "{db:?}: {k}");
             assert_eq!(err(&v), "redemption_refused");
         }
         // The token still works for what the member made it for.
         let (st, v) = redeem(&s, &kb, json!({"token": tok, "points": 20})).await;
-        assert_eq!((st, &v), (StatusCode::OK, &json!({"status": "redeemed", "points": 20})));
-        assert_eq!(points(&s, &rich).await, 31, "{db:?}: 50 + 1 earned, less 20");
+        assert_eq!(
+            (st, &v),
+            (StatusCode::OK, &json!({"status": "redeemed", "points": 20}))
+        );
+        assert_eq!(
+            points(&s, &rich).await,
+            31,
+            "{db:?}: 50 + 1 earned, less 20"
+        );
     }
 }
 
@@ -242,7 +258,10 @@ async fn a_card_of_no_member_is_refused_and_the_refusal_tells_nothing_else() {
         // for everyone.
         for c in ["not a card".to_owned(), "ab".repeat(32)] {
             let (st, v) = earn(&s, &kb, &c, 7).await;
-            assert_eq!((st, err(&v)), (StatusCode::BAD_REQUEST, "invalid_parameter"));
+            assert_eq!(
+                (st, err(&v)),
+                (StatusCode::BAD_REQUEST, "invalid_parameter")
+            );
         }
     }
 }
@@ -260,7 +279,10 @@ async fn a_token_works_once_at_its_coop_for_its_amount_before_it_expires() {
         assert!(st.is_success());
         let (st, t) = token(&s, &m, b, 40).await;
         assert_eq!(st, StatusCode::CREATED, "{t}");
-        assert_eq!((t["points"].as_i64(), t["org"].as_str()), (Some(40), Some(b.to_string().as_str())));
+        assert_eq!(
+            (t["points"].as_i64(), t["org"].as_str()),
+            (Some(40), Some(b.to_string().as_str()))
+        );
         assert_eq!(points(&s, &m).await, 60, "set aside when made");
         let tok = t["token"].as_str().unwrap();
         let mut refusals = BTreeSet::new();
@@ -268,15 +290,31 @@ async fn a_token_works_once_at_its_coop_for_its_amount_before_it_expires() {
             (&ka, json!({"token": tok, "points": 40})),
             (&kb, json!({"token": tok, "points": 41})),
             (&kb, json!({"token": tok, "points": 39})),
-            (&kb, json!({"token": "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "points": 40})),
+            (
+                &kb,
+                json!({"token": "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "points": 40}),
+            ),
             (&kb, json!({"token": "", "points": 40})),
         ] {
             let (st, v) = redeem(&s, key, body).await;
-            assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "redemption_refused"), "{db:?}");
+            assert_eq!(
+                (st, err(&v)),
+                (StatusCode::CONFLICT, "redemption_refused"),
+                "{db:?}"
+            );
             refusals.insert(v.to_string());
         }
-        let (st, v) = redeem(&s, &kb, json!({"token": tok.to_lowercase().replace('-', " "), "points": 40})).await;
-        assert_eq!((st, &v), (StatusCode::OK, &json!({"status": "redeemed", "points": 40})), "{db:?}");
+        let (st, v) = redeem(
+            &s,
+            &kb,
+            json!({"token": tok.to_lowercase().replace('-', " "), "points": 40}),
+        )
+        .await;
+        assert_eq!(
+            (st, &v),
+            (StatusCode::OK, &json!({"status": "redeemed", "points": 40})),
+            "{db:?}"
+        );
         // Replayed: refused, with the same answer as every other refusal.
         let (st, v) = redeem(&s, &kb, json!({"token": tok, "points": 40})).await;
         assert_eq!(st, StatusCode::CONFLICT);
@@ -328,7 +366,13 @@ async fn one_token_submitted_at_once_many_times_redeems_once() {
 fn decode_qr(svg: &str) -> String {
     let view = svg.split("viewBox=\"0 0 ").nth(1).unwrap();
     let size: usize = view.split(' ').next().unwrap().parse().unwrap();
-    let d = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+    let d = svg
+        .split(" d=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     let mut dark = vec![false; size * size];
     for sq in d.split('M').filter(|x| !x.is_empty()) {
         let xy = sq.strip_suffix("h1v1h-1z").unwrap();
@@ -336,13 +380,14 @@ fn decode_qr(svg: &str) -> String {
         dark[y.parse::<usize>().unwrap() * size + x.parse::<usize>().unwrap()] = true;
     }
     let scale = 4;
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(size * scale, size * scale, |x, y| {
-        if dark[(y / scale) * size + x / scale] {
-            0
-        } else {
-            255
-        }
-    });
+    let mut img =
+        rqrr::PreparedImage::prepare_from_greyscale(size * scale, size * scale, |x, y| {
+            if dark[(y / scale) * size + x / scale] {
+                0
+            } else {
+                255
+            }
+        });
     let grids = img.detect_grids();
     assert_eq!(grids.len(), 1);
     grids[0].decode().unwrap().1
@@ -376,14 +421,26 @@ async fn the_member_sees_balance_history_audit_and_a_token_as_text_and_qr() {
         let (st, _) = redeem(&s, &kb, json!({"token": text, "points": 100})).await;
         assert_eq!(st, StatusCode::OK);
         let (_, v) = s.req(Method::GET, "/v1/me/trust", Some(&m), None).await;
-        assert_eq!((v["loyalty_points"].as_i64(), v["loyalty_reserved"].as_i64()), (Some(20), Some(0)));
+        assert_eq!(
+            (v["loyalty_points"].as_i64(), v["loyalty_reserved"].as_i64()),
+            (Some(20), Some(0))
+        );
         let h = v["loyalty_history"].as_array().unwrap();
         assert_eq!(h.len(), 2, "{v}");
-        assert!(h.iter().any(|d| d["org"] == json!(a) && d["earned"] == 120 && d["redeemed"] == 0));
-        assert!(h.iter().any(|d| d["org"] == json!(b) && d["earned"] == 0 && d["redeemed"] == 100));
-        assert!(h.iter().all(|d| d["day"].as_str().unwrap().len() == 10), "days, no finer");
+        assert!(h
+            .iter()
+            .any(|d| d["org"] == json!(a) && d["earned"] == 120 && d["redeemed"] == 0));
+        assert!(h
+            .iter()
+            .any(|d| d["org"] == json!(b) && d["earned"] == 0 && d["redeemed"] == 100));
+        assert!(
+            h.iter().all(|d| d["day"].as_str().unwrap().len() == 10),
+            "days, no finer"
+        );
         // The audit trail.
-        let (_, v) = s.req(Method::GET, "/v1/me/audit?limit=1000", Some(&m), None).await;
+        let (_, v) = s
+            .req(Method::GET, "/v1/me/audit?limit=1000", Some(&m), None)
+            .await;
         let objects: Vec<String> = v["entries"]
             .as_array()
             .unwrap()
@@ -393,11 +450,17 @@ async fn the_member_sees_balance_history_audit_and_a_token_as_text_and_qr() {
             .collect();
         assert_eq!(
             objects,
-            vec!["earn 120".to_owned(), format!("redemption token: 100 at {b}"), "redeem 100".to_owned()],
+            vec![
+                "earn 120".to_owned(),
+                format!("redemption token: 100 at {b}"),
+                "redeem 100".to_owned()
+            ],
             "{db:?}"
         );
         // The transparency view.
-        let (_, v) = s.req(Method::GET, "/v1/me/transparency", Some(&m), None).await;
+        let (_, v) = s
+            .req(Method::GET, "/v1/me/transparency", Some(&m), None)
+            .await;
         let lines = v["loyalty"].to_string();
         assert!(lines.contains("Co-op A added 120 points"), "{lines}");
         assert!(lines.contains("Co-op B took 100 points"), "{lines}");

@@ -526,7 +526,10 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Some(json!({"pseudonym": at_a[0], "points": 100})),
             )
             .await;
-        assert_eq!((st, &v), (StatusCode::ACCEPTED, &json!({"status": "accepted"})));
+        assert_eq!(
+            (st, &v),
+            (StatusCode::ACCEPTED, &json!({"status": "accepted"}))
+        );
         let (_, v) = s
             .req(Method::GET, "/v1/me/trust", Some(&members[0]), None)
             .await;

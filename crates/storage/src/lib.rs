@@ -10,9 +10,7 @@ mod privacy;
 mod sql;
 mod types;
 
-pub use loyalty::{
-    LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken,
-};
+pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 

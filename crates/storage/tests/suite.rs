@@ -1139,8 +1139,18 @@ async fn loyalty_earns_only_for_enrolled_tags_and_keeps_days() {
         assert_eq!(
             days,
             vec![
-                LoyaltyDay { org: a.id, day: 1, earned: 15, redeemed: 0 },
-                LoyaltyDay { org: b.id, day: 2, earned: 7, redeemed: 0 },
+                LoyaltyDay {
+                    org: a.id,
+                    day: 1,
+                    earned: 15,
+                    redeemed: 0
+                },
+                LoyaltyDay {
+                    org: b.id,
+                    day: 2,
+                    earned: 7,
+                    redeemed: 0
+                },
             ],
             "{db:?}: one row per co-op and day"
         );
@@ -1169,30 +1179,73 @@ async fn redemption_tokens_reserve_redeem_once_and_refund_when_expired() {
         let acc = s.loyalty_account(&tag, ts(10)).await.unwrap();
         assert_eq!((acc.balance, acc.reserved), (40, 60), "{db:?}");
         // Another co-op, another amount, an unknown token, or after expiry: nothing.
-        assert_eq!(s.loyalty_redeem(&[1; 32], a.id, 60, ts(10), 1).await.unwrap(), None);
-        assert_eq!(s.loyalty_redeem(&[1; 32], b.id, 59, ts(10), 1).await.unwrap(), None);
-        assert_eq!(s.loyalty_redeem(&[2; 32], b.id, 60, ts(10), 1).await.unwrap(), None);
-        assert_eq!(s.loyalty_redeem(&[1; 32], b.id, 60, ts(1_000), 1).await.unwrap(), None);
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], a.id, 60, ts(10), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], b.id, 59, ts(10), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.loyalty_redeem(&[2; 32], b.id, 60, ts(10), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], b.id, 60, ts(1_000), 1)
+                .await
+                .unwrap(),
+            None
+        );
         // The right one, once.
         assert_eq!(
-            s.loyalty_redeem(&[1; 32], b.id, 60, ts(999), 1).await.unwrap(),
+            s.loyalty_redeem(&[1; 32], b.id, 60, ts(999), 1)
+                .await
+                .unwrap(),
             Some(tag),
             "{db:?}"
         );
-        assert_eq!(s.loyalty_redeem(&[1; 32], b.id, 60, ts(999), 1).await.unwrap(), None);
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], b.id, 60, ts(999), 1)
+                .await
+                .unwrap(),
+            None
+        );
         let acc = s.loyalty_account(&tag, ts(2_000)).await.unwrap();
         assert_eq!((acc.balance, acc.reserved), (40, 0));
-        assert!(acc.days.contains(&LoyaltyDay { org: b.id, day: 1, earned: 0, redeemed: 60 }));
+        assert!(acc.days.contains(&LoyaltyDay {
+            org: b.id,
+            day: 1,
+            earned: 0,
+            redeemed: 60
+        }));
         // An expired token's points come back, and it no longer redeems.
         assert!(s
             .loyalty_reserve(&token(3, tag, a.id, 30, 3_000), ts(2_000))
             .await
             .unwrap());
-        assert_eq!(s.loyalty_account(&tag, ts(2_999)).await.unwrap().balance, 10);
+        assert_eq!(
+            s.loyalty_account(&tag, ts(2_999)).await.unwrap().balance,
+            10
+        );
         let acc = s.loyalty_account(&tag, ts(3_000)).await.unwrap();
         assert_eq!((acc.balance, acc.reserved), (40, 0), "{db:?}: refunded");
-        assert_eq!(s.loyalty_redeem(&[3; 32], a.id, 30, ts(2_500), 1).await.unwrap(), None);
-        assert_eq!(s.loyalty_account(&tag, ts(3_000)).await.unwrap().balance, 40);
+        assert_eq!(
+            s.loyalty_redeem(&[3; 32], a.id, 30, ts(2_500), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.loyalty_account(&tag, ts(3_000)).await.unwrap().balance,
+            40
+        );
     }
 }
 
@@ -1209,9 +1262,18 @@ async fn reservations_never_overdraw_and_a_token_redeems_once_from_two_stores() 
         // 20 reservations of 10 from two stores: exactly 10 pass.
         let mut set = tokio::task::JoinSet::new();
         for i in 0..20u8 {
-            let st = if i % 2 == 0 { s.clone() } else { second.clone() };
+            let st = if i % 2 == 0 {
+                s.clone()
+            } else {
+                second.clone()
+            };
             let tk = token(100 + i, tag, a.id, 10, 10_000);
-            set.spawn(async move { (tk.token_hash, retrying(|| st.loyalty_reserve(&tk, ts(0))).await) });
+            set.spawn(async move {
+                (
+                    tk.token_hash,
+                    retrying(|| st.loyalty_reserve(&tk, ts(0))).await,
+                )
+            });
         }
         let mut stored = Vec::new();
         while let Some(r) = set.join_next().await {
@@ -1226,7 +1288,11 @@ async fn reservations_never_overdraw_and_a_token_redeems_once_from_two_stores() 
         let h = stored[0];
         let mut set = tokio::task::JoinSet::new();
         for i in 0..10 {
-            let st = if i % 2 == 0 { s.clone() } else { second.clone() };
+            let st = if i % 2 == 0 {
+                s.clone()
+            } else {
+                second.clone()
+            };
             let org = a.id;
             set.spawn(async move { retrying(|| st.loyalty_redeem(&h, org, 10, ts(5), 1)).await });
         }
@@ -1251,7 +1317,9 @@ async fn a_member_audit_view_reads_several_subjects_by_offset_and_finds_heads() 
             MemberId::generate(&rng),
         );
         let ev = |subject| AuditEvent::new(Actor::Node, Action::RecordRead).subject(subject);
-        s.append_audit(ts(1), &[ev(m), ev(other), ev(alias)]).await.unwrap();
+        s.append_audit(ts(1), &[ev(m), ev(other), ev(alias)])
+            .await
+            .unwrap();
         let sign = |_seq: u64, _h: &[u8; 32], _at: Timestamp| vec![7u8; 64];
         s.append_audit_signed(ts(2), &[ev(other), ev(m), ev(other)], &sign)
             .await
@@ -1332,8 +1400,16 @@ async fn trust_forget_removes_a_member_from_every_aggregate() {
             LoyaltyAccount::default(),
             "{db:?}: balance, history and tokens gone"
         );
-        assert_eq!(s.loyalty_account(&[8; 32], ts(3)).await.unwrap().balance, 10);
-        assert_eq!(s.loyalty_redeem(&[1; 32], a.id, 15, ts(3), 1).await.unwrap(), None);
+        assert_eq!(
+            s.loyalty_account(&[8; 32], ts(3)).await.unwrap().balance,
+            10
+        );
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], a.id, 15, ts(3), 1)
+                .await
+                .unwrap(),
+            None
+        );
         assert!(
             !s.loyalty_earn(&[7; 32], a.id, 1, 1).await.unwrap(),
             "{db:?}: an erased member's card is no longer an enrolled member's"

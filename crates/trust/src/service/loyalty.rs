@@ -88,7 +88,13 @@ impl Trust {
     pub(super) async fn register_loyalty(&self, member: MemberId) -> Result<[u8; 32], TrustError> {
         let p = self.pseudonym_in(member, LOYALTY).await?;
         let tag = self.tag(LOYALTY, &p);
-        if self.inner.store.trust_erased_among(&[tag]).await?.is_empty() {
+        if self
+            .inner
+            .store
+            .trust_erased_among(&[tag])
+            .await?
+            .is_empty()
+        {
             self.inner.store.loyalty_register(&tag).await?;
         }
         Ok(tag)
@@ -121,7 +127,12 @@ impl Trust {
     /// is no enrolled member's (`UnknownCard`) or an erased member's
     /// (`MemberErased`).
     #[tracing::instrument(skip_all)]
-    pub async fn earn(&self, org: OrgId, pseudonym_hex: &str, points: i64) -> Result<(), TrustError> {
+    pub async fn earn(
+        &self,
+        org: OrgId,
+        pseudonym_hex: &str,
+        points: i64,
+    ) -> Result<(), TrustError> {
         if !(1..=MAX_POINTS).contains(&points) {
             return Err(TrustError::Invalid("points are 1 to 1,000,000"));
         }
@@ -180,7 +191,8 @@ impl Trust {
         let tag = self.register_loyalty(member).await?;
         let now = self.inner.clock.now();
         let token = TokenText::generate(self.inner.random.as_ref());
-        let expires_at = Timestamp::from_unix_millis(now.unix_millis().saturating_add(TOKEN_TTL_MS));
+        let expires_at =
+            Timestamp::from_unix_millis(now.unix_millis().saturating_add(TOKEN_TTL_MS));
         let reserved = self
             .inner
             .store
