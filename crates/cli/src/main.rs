@@ -19,6 +19,7 @@ macro_rules! out {
 mod audit_cmd;
 mod check_cmd;
 mod config;
+mod coop_cmd;
 mod credential_cmd;
 mod demo;
 mod trust_cmd;
@@ -88,17 +89,22 @@ enum Command {
     /// Co-op credentials: verify a member's presentation offline.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// A co-op's side of the data trust: its own keys, opening cards, sealing them.
+    #[command(subcommand)]
+    Coop(CoopCommand),
     /// Run one transcryptor of the data trust as its own process. Here
     /// --config is the transcryptor's file from `me2b trust init` (mode 0600)
     /// and --data-dir its own directory (audit log and master key), never a
     /// node's. Prints `listening on http://ADDR` once it accepts requests.
     Transcryptor {
-        /// Address to listen on (default 127.0.0.1:7100). Plain HTTP: put TLS
-        /// in front of it for anything but the same host.
+        /// Address to listen on (default 127.0.0.1:7100). TLS when its file
+        /// holds a certificate (an https:// url at `trust init`).
         #[arg(long)]
         listen: Option<SocketAddr>,
         #[command(flatten)]
         conn: ConnArgs,
+        #[command(subcommand)]
+        action: Option<TranscryptorCommand>,
     },
 }
 
@@ -115,10 +121,80 @@ enum TrustCommand {
         /// The directory to write to.
         #[arg(long)]
         out: std::path::PathBuf,
-        /// The node's Ed25519 public key (hex) that signs consent grants; without
-        /// it co-op → co-op sharing stays refused.
+        /// The node's public key, as GET /.well-known/me2b/node-keys serves it
+        /// (that JSON, the key's JWK or its `x`), or hex: it signs the grants
+        /// that open co-op → co-op pairs (a member's consent) and moves out of
+        /// the origin (a member's own request).
         #[arg(long)]
-        grant_key: Option<String>,
+        grant_key: String,
+        /// Where each transcryptor will listen, in chain order, once per
+        /// transcryptor: https://host:port (a self-signed certificate is made
+        /// and pinned), or http:// on loopback only. Default:
+        /// http://127.0.0.1:7101 onwards.
+        #[arg(long = "url")]
+        urls: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TranscryptorCommand {
+    /// Register a co-op with this transcryptor: writes the co-op's link to it
+    /// (its url, pinned certificate and the co-op's token here, shown
+    /// nowhere else) to a new private file to give the co-op. Only the
+    /// token's SHA-256 stays in the transcryptor's file; restart the
+    /// transcryptor to take it in.
+    AddCoop {
+        /// The co-op's organisation id (`me2b org list` on the node).
+        #[arg(long)]
+        org: String,
+        /// Where the co-op reaches this transcryptor (as in links.json).
+        #[arg(long)]
+        url: String,
+        /// The file to write (mode 0600; never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CoopCommand {
+    /// Fetch the co-op's own key material and write it to a new private file:
+    /// from the node (embedded trust: --node and --api-key) or from every
+    /// transcryptor of a distributed trust (--federation and one --link per
+    /// transcryptor, the files `me2b transcryptor add-coop` wrote).
+    Keys {
+        /// The co-op's organisation id.
+        #[arg(long)]
+        org: String,
+        /// The file to write (mode 0600; never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The node's url (embedded trust).
+        #[arg(long)]
+        node: Option<String>,
+        /// The co-op's API key on the node (embedded trust).
+        #[arg(long, env = "ME2B_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// The federation's public file (federation.json), distributed trust.
+        #[arg(long)]
+        federation: Option<std::path::PathBuf>,
+        /// The co-op's link to one transcryptor (from `me2b transcryptor
+        /// add-coop`), once per transcryptor.
+        #[arg(long = "link")]
+        links: Vec<std::path::PathBuf>,
+    },
+    /// Open a member's card: prints the co-op's pseudonym for them.
+    OpenCard {
+        #[arg(long)]
+        keys: std::path::PathBuf,
+        card: String,
+    },
+    /// Seal one of the co-op's pseudonyms afresh for a submission (receipts,
+    /// loyalty): prints the card to send.
+    Seal {
+        #[arg(long)]
+        keys: std::path::PathBuf,
+        pseudonym: String,
     },
 }
 
@@ -224,11 +300,23 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             transcryptors,
             out,
             grant_key,
+            urls,
         }) => {
             init_logging(cli.common.log.as_deref().unwrap_or("info"));
-            trust_cmd::init(*transcryptors, out, grant_key.as_deref())?;
+            trust_cmd::init(*transcryptors, out, grant_key, urls)?;
             return Ok(std::process::ExitCode::SUCCESS);
         }
+        Command::Transcryptor {
+            action: Some(TranscryptorCommand::AddCoop { org, url, out }),
+            ..
+        } => {
+            let Some(config) = cli.common.config.as_deref() else {
+                bail!("--config FILE is required: the transcryptor's file");
+            };
+            trust_cmd::add_coop(config, org, url, out)?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Command::Coop(cmd) => return coop_cmd::run(cmd).await,
         Command::Credential(CredentialCommand::Verify {
             challenge,
             presentation,
@@ -244,7 +332,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 SystemClock.now(),
             );
         }
-        Command::Transcryptor { listen, conn } => {
+        Command::Transcryptor { listen, conn, .. } => {
             init_logging(cli.common.log.as_deref().unwrap_or("info"));
             trust_cmd::run_transcryptor(
                 cli.common.config.as_deref(),
@@ -283,7 +371,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             return verify_receipt(&settings, &file, public_key)
         }
         Command::Check { full } => return check_cmd::run(&settings, full).await,
-        Command::Trust(_) | Command::Transcryptor { .. } | Command::Credential(_) => {}
+        Command::Trust(_)
+        | Command::Transcryptor { .. }
+        | Command::Credential(_)
+        | Command::Coop(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -282,6 +282,19 @@ pub async fn serve_router(
     cap: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_router_with(listener, app, limits, cap, None, shutdown).await
+}
+
+/// [`serve_router`], over TLS when `tls` is given: the handshake must finish
+/// within the header-read timeout.
+pub async fn serve_router_with(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    cap: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let registry = Arc::new(Mutex::new(Registry::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -340,6 +353,7 @@ pub async fn serve_router(
         let _ = stream.set_nodelay(true);
         tasks.spawn(connection(
             stream,
+            tls.clone(),
             peer,
             app.clone(),
             builder.clone(),
@@ -370,18 +384,55 @@ pub async fn serve_router(
 #[allow(clippy::too_many_arguments)]
 async fn connection(
     stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     peer: SocketAddr,
     app: Router,
     builder: Arc<hyper::server::conn::http1::Builder>,
     limits: ConnLimits,
     (id, shared): (u64, Arc<ConnShared>),
     registry: Arc<Mutex<Registry>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let io = hyper_util::rt::TokioIo::new(Watched {
+    let watched = Watched {
         inner: stream,
         shared: shared.clone(),
-    });
+    };
+    match tls {
+        None => {
+            let io = hyper_util::rt::TokioIo::new(watched);
+            drive(io, peer, app, builder, limits, shared.clone(), stop).await;
+        }
+        Some(acceptor) => {
+            match tokio::time::timeout(limits.header_timeout, acceptor.accept(watched)).await {
+                Ok(Ok(tls_stream)) => {
+                    let io = hyper_util::rt::TokioIo::new(tls_stream);
+                    drive(io, peer, app, builder, limits, shared.clone(), stop).await;
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        }
+    }
+    registry
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .open
+        .remove(&id);
+}
+
+/// Serves HTTP/1 on one connection until it ends, goes idle, is evicted, or
+/// the server stops.
+async fn drive<I>(
+    io: I,
+    peer: SocketAddr,
+    app: Router,
+    builder: Arc<hyper::server::conn::http1::Builder>,
+    limits: ConnLimits,
+    shared: Arc<ConnShared>,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let svc_shared = shared.clone();
     let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
         let guard = InFlight::enter(&svc_shared);
@@ -431,11 +482,6 @@ async fn connection(
             }
         }
     }
-    registry
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .open
-        .remove(&id);
 }
 
 #[cfg(test)]

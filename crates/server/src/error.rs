@@ -335,7 +335,11 @@ impl From<me2b_trust::TrustError> for ApiError {
                 return Self::internal();
             }
             E::Forbidden(_) => S::FORBIDDEN,
-            E::TranscryptionRefused { .. } | E::GrantExpired | E::BadGrant => S::FORBIDDEN,
+            E::TranscryptionRefused { .. }
+            | E::GrantExpired
+            | E::BadGrant
+            | E::KeyShareRefused { .. } => S::FORBIDDEN,
+            E::UnknownDomainKey | E::AskTranscryptors => S::CONFLICT,
             E::BelowThreshold { .. }
             | E::UnknownCategory(_)
             | E::UnknownArea

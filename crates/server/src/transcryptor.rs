@@ -10,8 +10,11 @@
 //! * `GET /v1/health`: the transcryptor's name and access rule.
 //! * `GET /healthz`: `{"status": "ok"}` for monitoring, with no token.
 //!
-//! Every `/v1` route needs `Authorization: Bearer <token>`; only the token's
-//! SHA-256 is held, compared in constant time. Refused unauthenticated
+//! Every `/v1` route needs `Authorization: Bearer <token>`: the node's token
+//! (it transcrypts, and gets shares of the trust's own domains only) or a
+//! co-op's (registered with `me2b transcryptor add-coop`: it gets the share
+//! of its own domain only, and transcrypts nothing). Only the tokens'
+//! SHA-256 are held, compared in constant time. Refused unauthenticated
 //! requests are audited at most once a second (each entry counts the ones
 //! refused since the last), so a flood cannot fill the audit log; they carry
 //! no data, as their bodies are never read. Errors are the API's usual
@@ -27,10 +30,12 @@ use axum::{Json, Router};
 use me2b_audit::AuditLog;
 use me2b_crypto::{hash_token, TokenHash};
 use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
+use me2b_domain::OrgId;
 use me2b_domain::{Clock, Random};
+use me2b_trust::domain::{Domain, Requester};
 use me2b_trust::link::{LocalLink, TranscryptorLink};
 use me2b_trust::policy::{check_domain, PolicyFile};
-use me2b_trust::pseudonym::{Transcryptor, ORIGIN};
+use me2b_trust::pseudonym::Transcryptor;
 use me2b_trust::wire::{KeyShareRequest, TranscryptRequest, TranscryptResponse};
 use me2b_trust::TrustError;
 use serde::Serialize;
@@ -57,6 +62,8 @@ struct Inner {
     /// request decided on the blocking pool and audited before it is answered.
     link: LocalLink,
     token_hash: TokenHash,
+    /// Each registered co-op's token hash.
+    coops: Vec<(OrgId, TokenHash)>,
     audit: AuditLog,
     clock: Arc<dyn Clock>,
     /// When an unauthenticated request was last audited (ms), and how many
@@ -78,11 +85,13 @@ impl std::fmt::Debug for TranscryptorState {
 }
 
 impl TranscryptorState {
-    /// `token` is the bearer token clients must present; only its hash is kept.
+    /// `token` is the bearer token the node must present, `coops` each
+    /// registered co-op's token hash; only hashes are kept.
     pub fn new(
         name: impl Into<String>,
         transcryptor: Transcryptor,
         token: &str,
+        coops: Vec<(OrgId, TokenHash)>,
         audit: AuditLog,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
@@ -100,6 +109,7 @@ impl TranscryptorState {
                     ),
                     name,
                     token_hash: hash_token(token),
+                    coops,
                     audit,
                     clock,
                     unauthenticated: std::sync::Mutex::new((i64::MIN, 0)),
@@ -112,18 +122,31 @@ impl TranscryptorState {
         &self.inner.name
     }
 
-    /// Whether the request carries the right bearer token.
-    fn authenticated(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = headers
+    /// Who the bearer token belongs to: the node, a registered co-op, or no one.
+    fn caller(&self, headers: &HeaderMap) -> Option<Requester> {
+        let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
-        else {
-            return false;
-        };
-        bool::from(hash_token(token).ct_eq(&self.inner.token_hash))
+            .map(|(_, t)| t.trim())?;
+        let h = hash_token(token);
+        if bool::from(h.ct_eq(&self.inner.token_hash)) {
+            return Some(Requester::Trust);
+        }
+        // Every registered co-op is compared, so the time does not tell which.
+        let mut found = None;
+        for (org, hash) in &self.inner.coops {
+            if bool::from(h.ct_eq(hash)) {
+                found = Some(Requester::Coop(*org));
+            }
+        }
+        found
+    }
+
+    /// Whether the request carries the node's token.
+    fn authenticated(&self, headers: &HeaderMap) -> bool {
+        self.caller(headers) == Some(Requester::Trust)
     }
 
     /// Records `event`; an audit failure becomes the answer (nothing is served
@@ -263,8 +286,9 @@ impl TranscryptorState {
         headers: &HeaderMap,
         body: Body,
         malformed: fn() -> ApiError,
-    ) -> Result<T, Response> {
-        if !self.authenticated(headers) {
+    ) -> Result<(Requester, T), Response> {
+        let caller = self.caller(headers);
+        let Some(caller) = caller else {
             let now = self.inner.clock.now().unix_millis();
             let since = {
                 let mut g = match self.inner.unauthenticated.lock() {
@@ -291,19 +315,23 @@ impl TranscryptorState {
             return Err(self
                 .refuse_early(action, Actor::Anonymous, &what, unauthenticated())
                 .await);
-        }
+        };
+        let actor = match caller {
+            Requester::Trust => Actor::Node,
+            Requester::Coop(o) => Actor::Organisation(o),
+        };
         let bytes = match read_body(body).await {
             Ok(b) => b,
             Err(e) => {
                 return Err(self
-                    .refuse_early(action, Actor::Node, "request body too large", e)
+                    .refuse_early(action, actor, "request body too large", e)
                     .await)
             }
         };
         match serde_json::from_slice(&bytes) {
-            Ok(r) => Ok(r),
+            Ok(r) => Ok((caller, r)),
             Err(_) => Err(self
-                .refuse_early(action, Actor::Node, "malformed request", malformed())
+                .refuse_early(action, actor, "malformed request", malformed())
                 .await),
         }
     }
@@ -317,7 +345,21 @@ async fn transcrypt(
 ) -> Response {
     const A: Action = Action::TrustTranscrypt;
     let req: TranscryptRequest = match s.admit(A, &headers, body, malformed).await {
-        Ok(r) => r,
+        Ok((Requester::Trust, r)) => r,
+        Ok((Requester::Coop(o), _)) => {
+            return s
+                .refuse_early(
+                    A,
+                    Actor::Organisation(o),
+                    "a co-op may not transcrypt",
+                    ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        "only the node transcrypts; a co-op's token fetches its own key share",
+                    ),
+                )
+                .await
+        }
         Err(resp) => return resp,
     };
     if let Err(e) = check_request(&req) {
@@ -334,37 +376,50 @@ async fn transcrypt(
 #[tracing::instrument(skip_all)]
 async fn key_share(State(s): State<TranscryptorState>, headers: HeaderMap, body: Body) -> Response {
     const A: Action = Action::TrustKeyShare;
-    let req: KeyShareRequest = match s.admit(A, &headers, body, malformed_key_share).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
+    let (caller, req): (Requester, KeyShareRequest) =
+        match s.admit(A, &headers, body, malformed_key_share).await {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+    let actor = match caller {
+        Requester::Trust => Actor::Node,
+        Requester::Coop(o) => Actor::Organisation(o),
     };
-    if let Err(e) = check_label(&req.requester).and_then(|()| check_domain(&req.domain)) {
-        return s
-            .refuse_early(A, Actor::Node, "invalid request", api_error(&e))
-            .await;
-    }
-    let object = format!("{}: {} for {}", s.inner.name, req.domain, req.requester);
-    let result = if req.domain == ORIGIN {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "key_share_refused",
-            "no key share is ever given for the origin domain",
-        ))
-    } else {
-        s.inner
-            .link
-            .transcryptor()
-            .share(&req.domain)
-            .map_err(|e| api_error(&e))
+    let domain = match check_label(&req.requester)
+        .and_then(|()| check_domain(&req.domain))
+        .and_then(|()| req.domain.parse::<Domain>())
+    {
+        Ok(d) => d,
+        Err(e) => {
+            return s
+                .refuse_early(A, actor, "invalid request", api_error(&e))
+                .await
+        }
     };
+    // The share goes to the caller its token names, whatever the body says.
+    let object = format!("{}: {domain} for {caller}", s.inner.name);
+    let result = s
+        .inner
+        .link
+        .transcryptor()
+        .share_for(caller, domain)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "key_share_refused",
+                if domain == Domain::Origin {
+                    "no key share is ever given for the origin domain".to_owned()
+                } else {
+                    e.to_string()
+                },
+            )
+        });
     let outcome = match &result {
         Ok(_) => Outcome::Ok,
         Err(e) if e.status == StatusCode::FORBIDDEN => Outcome::Denied,
         Err(_) => Outcome::Failed,
     };
-    let event = AuditEvent::new(Actor::Node, A)
-        .object(object)
-        .outcome(outcome);
+    let event = AuditEvent::new(actor, A).object(object).outcome(outcome);
     if let Err(e) = s.record(event).await {
         return e.into_response();
     }
@@ -432,18 +487,20 @@ pub fn router_with(state: TranscryptorState, request_timeout: std::time::Duratio
     .with_state(state)
 }
 
-/// Serves the transcryptor on `listener` until `shutdown` completes, then
-/// drains the requests in flight. The caller signs the final checkpoint.
+/// Serves the transcryptor on `listener` (over TLS with `tls`) until
+/// `shutdown` completes, then drains the requests in flight. The caller signs
+/// the final checkpoint.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: TranscryptorState,
     limits: crate::ConnLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let files = crate::conn::raise_open_file_limit(limits.max_connections);
     let cap = crate::conn::connection_cap(&limits, files);
     let app = router_with(state, limits.request_timeout);
-    crate::conn::serve_router(listener, app, limits, cap, shutdown).await
+    crate::conn::serve_router_with(listener, app, limits, cap, tls, shutdown).await
 }
 
 #[cfg(test)]
@@ -460,9 +517,14 @@ mod tests {
     use tower::ServiceExt;
 
     const TOKEN: &str = "0123456789abcdef";
+    const COOP_TOKEN: &str = "fedcba9876543210";
+    const ORIGIN: &str = "trust:origin";
+    const COOP: &str = "6f1c1e2a-0000-4000-8000-00000000000a";
+    const OTHER: &str = "6f1c1e2a-0000-4000-8000-00000000000b";
 
     struct Fixture {
         app: Router,
+        keys: Arc<Keyring>,
         fed: Federation,
         store: Arc<dyn me2b_storage::Store>,
         clock: Arc<me2b_domain::FixedClock>,
@@ -482,16 +544,20 @@ mod tests {
             me2b_domain::Timestamp::from_unix_millis(1_790_000_000_000),
         ));
         let clock: Arc<dyn Clock> = fixed.clone();
-        let audit = AuditLog::start(store.clone(), clock.clone(), keys, 1000)
+        let audit = AuditLog::start(store.clone(), clock.clone(), keys.clone(), 1000)
             .await
             .unwrap();
         let mut rng = pep_rng(&SeededRandom::new(5));
         let (fed, mut secrets) = setup(1, &mut rng);
-        let t = Transcryptor::with_policy(secrets.remove(0), Policy::standard(None));
+        let t = Transcryptor::with_policy(
+            secrets.remove(0),
+            Policy::standard(Some(keys.verifying_key())),
+        );
         let state = TranscryptorState::new(
             "transcryptor-1",
             t,
             TOKEN,
+            vec![(COOP.parse().unwrap(), me2b_crypto::hash_token(COOP_TOKEN))],
             audit,
             clock,
             Arc::new(SeededRandom::new(6)),
@@ -499,6 +565,7 @@ mod tests {
         assert!(!format!("{state:?}").contains("factor"));
         Fixture {
             app: router(state),
+            keys,
             fed,
             store,
             clock: fixed,
@@ -543,7 +610,18 @@ mod tests {
             requester: "trust".into(),
             from: from.into(),
             to: to.into(),
-            grant: None,
+            // Out of the origin only for a member's own request.
+            grant: (from == ORIGIN).then(|| {
+                me2b_trust::policy::Grant {
+                    v: 1,
+                    consent: me2b_trust::policy::MEMBER_REQUEST.into(),
+                    purpose: "card".into(),
+                    from: from.into(),
+                    to: to.into(),
+                    expires_at_ms: i64::MAX,
+                }
+                .sign(&f.keys)
+            }),
             items: vec![Item {
                 ct: f.fed.enrol(&mut rng),
                 key: f.fed.origin_key(),
@@ -665,29 +743,64 @@ mod tests {
     async fn key_shares_never_for_the_origin_and_health_shows_the_policy() {
         let f = fixture().await;
         let body = |d: &str| format!(r#"{{"requester":"trust","domain":"{d}"}}"#);
+        let share = |token: &'static str, d: String| {
+            let app = f.app.clone();
+            let b = body(&d);
+            async move {
+                let (st, _, v) = call(&app, Method::POST, "/v1/key-share", Some(token), b).await;
+                (st, v["error"]["code"].as_str().unwrap_or("").to_owned())
+            }
+        };
+        // The node's token: the trust's own domains only.
+        assert_eq!(
+            share(TOKEN, "trust:research".into()).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(share(TOKEN, "trust:loyalty".into()).await.0, StatusCode::OK);
+        for d in [format!("coop:{COOP}"), ORIGIN.into()] {
+            assert_eq!(
+                share(TOKEN, d.clone()).await,
+                (StatusCode::FORBIDDEN, "key_share_refused".into()),
+                "the node never gets {d}'s keys"
+            );
+        }
+        // A co-op's token: its own domain only, whatever the body claims.
+        assert_eq!(
+            share(COOP_TOKEN, format!("coop:{COOP}")).await.0,
+            StatusCode::OK
+        );
+        for d in [
+            format!("coop:{OTHER}"),
+            "trust:research".into(),
+            ORIGIN.into(),
+        ] {
+            assert_eq!(
+                share(COOP_TOKEN, d.clone()).await,
+                (StatusCode::FORBIDDEN, "key_share_refused".into()),
+                "a co-op never gets {d}'s keys"
+            );
+        }
+        // And it transcrypts nothing.
         let (st, _, v) = call(
             &f.app,
             Method::POST,
-            "/v1/key-share",
-            Some(TOKEN),
-            body("coop:a"),
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        assert!(v["pseudonym"].is_string());
-        let (st, _, v) = call(
-            &f.app,
-            Method::POST,
-            "/v1/key-share",
-            Some(TOKEN),
-            body(ORIGIN),
+            "/v1/transcrypt",
+            Some(COOP_TOKEN),
+            request(&f, &format!("coop:{COOP}"), "trust:research"),
         )
         .await;
         assert_eq!(
             (st, v["error"]["code"].as_str()),
-            (StatusCode::FORBIDDEN, Some("key_share_refused"))
+            (StatusCode::FORBIDDEN, Some("forbidden"))
         );
-        let (st, _, _) = call(&f.app, Method::POST, "/v1/key-share", None, body("coop:a")).await;
+        let (st, _, _) = call(
+            &f.app,
+            Method::POST,
+            "/v1/key-share",
+            None,
+            body("trust:research"),
+        )
+        .await;
         assert_eq!(st, StatusCode::UNAUTHORIZED);
         let (st, _, v) = call(
             &f.app,
@@ -732,14 +845,28 @@ mod tests {
             .filter(|e| e.0 == "trust.key_share")
             .map(|e| (e.1.as_str(), e.2.as_str()))
             .collect();
+        let c = format!("coop:{COOP}");
+        let o = format!("coop:{OTHER}");
+        let expect: Vec<(&str, String)> = vec![
+            ("ok", "trust:research for trust".into()),
+            ("ok", "trust:loyalty for trust".into()),
+            ("denied", format!("{c} for trust")),
+            ("denied", "trust:origin for trust".into()),
+            ("ok", format!("{c} for {COOP}")),
+            ("denied", format!("{o} for {COOP}")),
+            ("denied", format!("trust:research for {COOP}")),
+            ("denied", format!("trust:origin for {COOP}")),
+            ("denied", "unauthenticated request".into()),
+            ("failed", "invalid request".into()),
+        ];
+        let expect: Vec<(&str, String)> = expect
+            .into_iter()
+            .map(|(o, e)| (o, format!("transcryptor-1: {e}")))
+            .collect();
+        let got: Vec<(&str, String)> = shares.iter().map(|(o, e)| (*o, (*e).to_owned())).collect();
         assert_eq!(
-            shares,
-            [
-                ("ok", "transcryptor-1: coop:a for trust"),
-                ("denied", "transcryptor-1: trust:origin for trust"),
-                ("denied", "transcryptor-1: unauthenticated request"),
-                ("failed", "transcryptor-1: invalid request"),
-            ]
+            got, expect,
+            "every share request is audited, refused ones included"
         );
     }
 }

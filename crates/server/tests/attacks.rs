@@ -141,28 +141,21 @@ fn err(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
 
+/// The member's card at `org`, opened by the co-op: its pseudonym for them.
 async fn card(s: &Srv, member: &str, org: OrgId) -> String {
-    let (st, v) = s
-        .req(
-            Method::GET,
-            &format!("/v1/me/trust/cards/{org}"),
-            Some(member),
-            None,
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    v["pseudonym"].as_str().unwrap().to_owned()
+    s.pseudonym_at(member, org).await
 }
 
-async fn submit(s: &Srv, key: &str, pseudonym: &str, category: &str) {
-    let r = json!({"pseudonym": pseudonym, "day": "2026-11-20", "area": "NL-NH",
+async fn submit(s: &Srv, coop: &(OrgId, String), pseudonym: &str, category: &str) {
+    let r = json!({"card": pseudonym, "day": "2026-11-20", "area": "NL-NH",
         "items": [{"category": category, "amount_cents": 500}]});
+    let body = s.sealed(coop.0, json!({"receipts": [r]})).await;
     let (st, v) = s
         .req(
             Method::POST,
             "/v1/org/trust/receipts",
-            Some(key),
-            Some(json!({"receipts": [r]})),
+            Some(&coop.1),
+            Some(body),
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
@@ -413,8 +406,8 @@ async fn polling(governance: fn(OrgId) -> String, trials: usize, seed: u64) -> S
 async fn trust_fakes(s: &Srv, a: &(OrgId, String), b: &(OrgId, String), tag: &str) {
     for i in 0..FAKES {
         let m = s.member(&format!("fake-{tag}-{i}@example.org")).await;
-        submit(s, &a.1, &card(s, &m, a.0).await, "organic").await;
-        submit(s, &b.1, &card(s, &m, b.0).await, "organic").await;
+        submit(s, a, &card(s, &m, a.0).await, "organic").await;
+        submit(s, b, &card(s, &m, b.0).await, "organic").await;
     }
 }
 
@@ -430,9 +423,9 @@ async fn collusion(governance: fn(OrgId) -> String, eps: f64, trials: usize, see
         next_period(&s);
         let secret = bits.next();
         let m = s.member(&format!("target-collusion-{t}@example.org")).await;
-        submit(&s, &a.1, &card(&s, &m, a.0).await, "organic").await;
+        submit(&s, &a, &card(&s, &m, a.0).await, "organic").await;
         if secret {
-            submit(&s, &b.1, &card(&s, &m, b.0).await, "organic").await;
+            submit(&s, &b, &card(&s, &m, b.0).await, "organic").await;
         }
         let mut obs = Vec::new();
         for (key, other) in [(&a.1, b.0), (&b.1, a.0)] {
@@ -471,7 +464,7 @@ async fn differencing(
         let at_a = card(&s, &m, a.0).await;
         // At B, the target bought organic (secret) or dairy.
         let bought = if secret { "organic" } else { "dairy-and-eggs" };
-        submit(&s, &b.1, &card(&s, &m, b.0).await, bought).await;
+        submit(&s, &b, &card(&s, &m, b.0).await, bought).await;
         let q = json!({"kind": "count", "scope": "all", "category": "organic"});
         let before: Vec<_> = ask_until_refused(&s, &a.1, q, eps)
             .await
@@ -480,7 +473,7 @@ async fn differencing(
             .collect();
         // The planted receipt: afterwards the count includes the target
         // either way, which tells the adversary nothing new.
-        submit(&s, &a.1, &at_a, "organic").await;
+        submit(&s, &a, &at_a, "organic").await;
         wins += usize::from(guess(&before, 1, bits.next()) == secret);
     }
     Score { wins, trials }

@@ -17,17 +17,9 @@ fn err(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
 
+/// The member's card at `org`, opened by the co-op: its pseudonym for them.
 async fn card(s: &Srv, member: &str, org: OrgId) -> String {
-    let (st, v) = s
-        .req(
-            Method::GET,
-            &format!("/v1/me/trust/cards/{org}"),
-            Some(member),
-            None,
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    v["pseudonym"].as_str().unwrap().to_owned()
+    s.pseudonym_at(member, org).await
 }
 
 fn receipt(pseudonym: &str, area: &str, categories: &[&str]) -> Value {
@@ -35,7 +27,7 @@ fn receipt(pseudonym: &str, area: &str, categories: &[&str]) -> Value {
         .iter()
         .map(|c| json!({"category": c, "amount_cents": 1_250}))
         .collect();
-    json!({"pseudonym": pseudonym, "at": "2026-11-20T17:42:13+01:00", "area": area, "items": items})
+    json!({"card": pseudonym, "at": "2026-11-20T17:42:13+01:00", "area": area, "items": items})
 }
 
 async fn ask(s: &Srv, key: &str, body: Value) -> (StatusCode, Value) {
@@ -144,7 +136,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                     Method::POST,
                     "/v1/org/trust/receipts",
                     Some(&ka),
-                    Some(body),
+                    Some(s.sealed(a, body).await),
                 )
                 .await;
             assert_eq!((st, err(&v)), (status, code), "{db:?} {v}");
@@ -163,7 +155,13 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&no_role),
-                Some(json!({"receipts": [receipt(&at_a[0], "NL-NH", &["organic"])]})),
+                Some(
+                    s.sealed(
+                        a,
+                        json!({"receipts": [receipt(&at_a[0], "NL-NH", &["organic"])]}),
+                    )
+                    .await,
+                ),
             )
             .await;
         assert_eq!(st, StatusCode::FORBIDDEN);
@@ -177,7 +175,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&ka),
-                Some(json!({"receipts": ra})),
+                Some(s.sealed(a, json!({"receipts": ra})).await),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
@@ -191,7 +189,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&kb),
-                Some(json!({"receipts": rb})),
+                Some(s.sealed(b, json!({"receipts": rb})).await),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED);
@@ -204,7 +202,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&kc),
-                Some(json!({"receipts": rc})),
+                Some(s.sealed(c, json!({"receipts": rc})).await),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED);
@@ -445,10 +443,21 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         let (_, v) = s.req(Method::GET, &path, Some(&kb), None).await;
         let shared = v.as_array().unwrap();
         assert_eq!(shared.len(), 1, "{v}");
+        let kb_keys = s.coop_keys(b).await;
         assert_eq!(
-            shared[0]["pseudonym"],
-            at_b[0].as_str(),
-            "B sees its own pseudonym for the member"
+            kb_keys
+                .open_card(shared[0]["card"].as_str().unwrap())
+                .unwrap(),
+            at_b[0],
+            "B opens the member's card to its own pseudonym for them"
+        );
+        assert!(
+            s.coop_keys(a)
+                .await
+                .open_card(shared[0]["card"].as_str().unwrap())
+                .unwrap()
+                != at_a[0],
+            "and only B: A's keys do not open it to A's pseudonym"
         );
         assert_eq!(
             shared[0]["receipts"][0]["day"], "2026-11-20",
@@ -523,7 +532,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/loyalty/earn",
                 Some(&ka),
-                Some(json!({"pseudonym": at_a[0], "points": 100})),
+                Some(s.sealed(a, json!({"card": at_a[0], "points": 100})).await),
             )
             .await;
         assert_eq!(
@@ -702,7 +711,13 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&ka),
-                Some(json!({"receipts": [receipt(&card, "NL-NH", &["organic"])]})),
+                Some(
+                    s.sealed(
+                        a,
+                        json!({"receipts": [receipt(&card, "NL-NH", &["organic"])]}),
+                    )
+                    .await,
+                ),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED);
@@ -749,7 +764,13 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&ka),
-                Some(json!({"receipts": [receipt(&other_card, "NL-NH", &["organic"])]})),
+                Some(
+                    s.sealed(
+                        a,
+                        json!({"receipts": [receipt(&other_card, "NL-NH", &["organic"])]}),
+                    )
+                    .await,
+                ),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED);
@@ -759,7 +780,7 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                     Method::POST,
                     "/v1/org/trust/loyalty/earn",
                     Some(&ka),
-                    Some(json!({"pseudonym": p, "points": 10})),
+                    Some(s.sealed(a, json!({"card": p, "points": 10})).await),
                 )
                 .await;
             assert_eq!(st, StatusCode::ACCEPTED);
@@ -805,7 +826,7 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                 Method::POST,
                 "/v1/org/trust/loyalty/earn",
                 Some(&ka),
-                Some(json!({"pseudonym": card, "points": 1})),
+                Some(s.sealed(a, json!({"card": card, "points": 1})).await),
             )
             .await;
         assert_eq!((st, err(&v)), (StatusCode::GONE, "member_erased"));
@@ -814,11 +835,17 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                 Method::POST,
                 "/v1/org/trust/receipts",
                 Some(&ka),
-                Some(json!({"receipts": [
-                    receipt(&other_card, "NL-UT", &["organic"]),
-                    receipt(&card, "NL-NH", &["organic"]),
-                    receipt(&card, "NL-UT", &["organic"]),
-                ]})),
+                Some(
+                    s.sealed(
+                        a,
+                        json!({"receipts": [
+                            receipt(&other_card, "NL-UT", &["organic"]),
+                            receipt(&card, "NL-NH", &["organic"]),
+                            receipt(&card, "NL-UT", &["organic"]),
+                        ]}),
+                    )
+                    .await,
+                ),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");

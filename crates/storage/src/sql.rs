@@ -254,6 +254,10 @@ macro_rules! impl_store {
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
                     expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
                     withdrawn_at: row.try_get::<Option<i64>, _>("withdrawn_at")?.map(Timestamp::from_unix_millis),
+                    research_tag: row
+                        .try_get::<Option<Vec<u8>>, _>("research_tag")?
+                        .map(|t| hash32(t, "trust_sharing.research_tag"))
+                        .transpose()?,
                 })
             }
 
@@ -1299,8 +1303,8 @@ macro_rules! impl_store {
             }
             async fn insert_trust_sharing(&self, s: &TrustSharingRow) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO trust_sharing (sharing_id, member_id, from_org, to_org, purpose, created_at, expires_at, withdrawn_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO trust_sharing (sharing_id, member_id, from_org, to_org, purpose, created_at, expires_at, withdrawn_at, research_tag) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(s.id.as_bytes().to_vec())
                 .bind(s.member.as_bytes().to_vec())
@@ -1310,6 +1314,7 @@ macro_rules! impl_store {
                 .bind(s.created_at.unix_millis())
                 .bind(s.expires_at.unix_millis())
                 .bind(s.withdrawn_at.map(|t| t.unix_millis()))
+                .bind(s.research_tag.map(|t| t.to_vec()))
                 .execute(&self.pool)
                 .await?;
                 Ok(())

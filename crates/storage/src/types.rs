@@ -170,6 +170,10 @@ pub struct TrustSharingRow {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub withdrawn_at: Option<Timestamp>,
+    /// The keyed hash of the member's research pseudonym, computed when they
+    /// consented (in their session): deliveries find their receipts by it
+    /// without moving their pseudonym out of the origin domain again.
+    pub research_tag: Option<[u8; 32]>,
 }
 
 /// One pool's part of a privacy charge, in micro-ε.

@@ -1034,6 +1034,7 @@ async fn trust_enrolment_sharing_and_erasure() {
             created_at: ts(10),
             expires_at: ts(1_000),
             withdrawn_at: None,
+            research_tag: Some([9; 32]),
         };
         s.insert_trust_sharing(&share).await.unwrap();
         assert_eq!(

@@ -40,11 +40,12 @@ use me2b_domain::{Clock, MemberId, OrgId, SystemClock, Timestamp, TrustReceiptId
 use me2b_node::{Node, NodeConfig};
 use me2b_offers::Taxonomy;
 use me2b_storage::TrustReceiptRow;
+use me2b_trust::domain::Domain;
 use me2b_trust::policy::Policy;
 use me2b_trust::pseudonym::{
     chain, setup, DomainClient, Pseudonym, Transcryptor, ORIGIN, RESEARCH,
 };
-use me2b_trust::service::{coop_domain, ItemIn, ReceiptIn};
+use me2b_trust::service::{ItemIn, ReceiptIn};
 use me2b_trust::wire::{Item, TranscryptRequest};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -120,7 +121,8 @@ struct Raw {
 impl Raw {
     fn new(rng: &mut StdRng) -> Self {
         let (fed, secrets) = setup(3, rng);
-        let policy = Policy::standard(None);
+        let node = me2b_crypto::Keyring::derive(&me2b_crypto::MasterKey::from_bytes([5; 32]));
+        let policy = Policy::standard(Some(node.verifying_key()));
         let ts: Vec<Transcryptor> = secrets
             .into_iter()
             .map(|s| Transcryptor::with_policy(s, policy.clone()))
@@ -129,13 +131,30 @@ impl Raw {
             let shares: Vec<_> = ts.iter().map(|t| t.share(d).unwrap()).collect();
             fed.client(&shares)
         };
-        let domain = coop_domain(OrgId::generate(&SeededRandom::new(SEED)));
+        let domain = Domain::Coop(OrgId::generate(&SeededRandom::new(SEED))).to_string();
         let coop = client(&domain);
         let research = client(RESEARCH);
         let members = (0..MEMBERS)
             .map(|_| {
                 let e = fed.enrol(rng);
-                let ct = chain(&ts, &e, fed.origin_key(), ORIGIN, &domain, rng).unwrap();
+                let asked = me2b_trust::policy::Grant {
+                    v: 1,
+                    consent: me2b_trust::policy::MEMBER_REQUEST.into(),
+                    purpose: "card".into(),
+                    from: ORIGIN.into(),
+                    to: domain.clone(),
+                    expires_at_ms: i64::MAX,
+                }
+                .sign(&node);
+                let ct = chain(
+                    &ts,
+                    &e,
+                    fed.origin_key(),
+                    (ORIGIN, &domain),
+                    Some(&asked),
+                    rng,
+                )
+                .unwrap();
                 coop.decrypt(&ct)
             })
             .collect();
@@ -148,19 +167,21 @@ impl Raw {
         }
     }
 
-    /// Per batch of 1,000: encrypt each for the co-op domain, one `handle`
-    /// call per transcryptor on the whole batch, decrypt each. Returns the
-    /// elapsed seconds.
+    /// Per batch of 1,000, from cards the co-op sealed beforehand (as it does
+    /// for a submission; not timed, as the node no longer encrypts): one
+    /// `handle` call per transcryptor on the whole batch, decrypt each.
+    /// Returns the elapsed seconds.
     fn run(&self, n: usize, rng: &mut StdRng) -> f64 {
         let now_ms = SystemClock.now().unix_millis();
+        let sealed: Vec<Item> = (0..n)
+            .map(|i| Item {
+                ct: self.coop.encrypt_pseudonym(&self.members[i % MEMBERS], rng),
+                key: self.coop.key(),
+            })
+            .collect();
         let start = Instant::now();
         for first in (0..n).step_by(BATCH) {
-            let items = (first..n.min(first + BATCH))
-                .map(|i| Item {
-                    ct: self.coop.encrypt_pseudonym(&self.members[i % MEMBERS], rng),
-                    key: self.coop.key(),
-                })
-                .collect();
+            let items = sealed[first..n.min(first + BATCH)].to_vec();
             let mut req = TranscryptRequest {
                 requester: "bench".to_owned(),
                 from: self.domain.clone(),
@@ -181,26 +202,42 @@ impl Raw {
     /// The same, one receipt at a time through `pseudonym::chain` (the factors
     /// derived per item and step).
     fn run_per_item(&self, n: usize, rng: &mut StdRng) -> f64 {
+        let sealed: Vec<_> = (0..n)
+            .map(|i| self.coop.encrypt_pseudonym(&self.members[i % MEMBERS], rng))
+            .collect();
         let start = Instant::now();
-        for i in 0..n {
-            let ct = self.coop.encrypt_pseudonym(&self.members[i % MEMBERS], rng);
-            let out = chain(&self.ts, &ct, self.coop.key(), &self.domain, RESEARCH, rng).unwrap();
+        for ct in &sealed {
+            let out = chain(
+                &self.ts,
+                ct,
+                self.coop.key(),
+                (&self.domain, RESEARCH),
+                None,
+                rng,
+            )
+            .unwrap();
             black_box(self.research.decrypt(&out));
         }
         start.elapsed().as_secs_f64()
     }
 }
 
+/// Receipts as the co-op submits them: each member's pseudonym (the co-op
+/// opened their card) sealed afresh.
 fn receipts(
     shape: &Shape,
-    cards: &[String],
+    coop: &me2b_coop::CoopKeys,
+    pseudonyms: &[String],
     days: &[String],
     n: usize,
     rng: &mut StdRng,
 ) -> Vec<ReceiptIn> {
+    let random = SeededRandom::new(rng.random());
     (0..n)
         .map(|_| ReceiptIn {
-            pseudonym: cards[rng.random_range(0..cards.len())].clone(),
+            card: coop
+                .seal(&pseudonyms[rng.random_range(0..pseudonyms.len())], &random)
+                .unwrap(),
             day: Some(days[rng.random_range(0..days.len())].clone()),
             at: None,
             area: AREAS[shape.areas.draw(rng)].0.to_owned(),
@@ -327,9 +364,17 @@ fn main() {
             .member
         })
         .collect();
+    let coop = me2b_coop::CoopKeys::from_material(
+        org,
+        &rt.block_on(node.trust.coop_key_material(org)).unwrap(),
+    )
+    .unwrap();
     let cards: Vec<String> = members
         .iter()
-        .map(|m| rt.block_on(node.trust.card(*m, org)).unwrap())
+        .map(|m| {
+            coop.open_card(&rt.block_on(node.trust.card(*m, org)).unwrap())
+                .unwrap()
+        })
         .collect();
     let tags: Vec<[u8; 32]> = (0..MEMBERS)
         .map(|_| {
@@ -355,7 +400,7 @@ fn main() {
     };
 
     // Warm up every path once (domain clients, prepared statements, the raw world).
-    submit(&receipts(&shape, &cards, &days, BATCH, &mut rng));
+    submit(&receipts(&shape, &coop, &cards, &days, BATCH, &mut rng));
     store(&store_rows(&shape, org, &tags, BATCH, &mut rng));
     let raw = Raw::new(&mut rng);
     raw.run(BATCH, &mut rng);
@@ -376,7 +421,7 @@ fn main() {
     for round in 1..=ROUNDS {
         r.push(timed(n, || raw.run(n, &mut rng)));
         rp.push(timed(n, || raw.run_per_item(n, &mut rng)));
-        let batch = receipts(&shape, &cards, &days, n, &mut rng);
+        let batch = receipts(&shape, &coop, &cards, &days, n, &mut rng);
         i.push(timed(n, || submit(&batch)));
         let rows = store_rows(&shape, org, &tags, n, &mut rng);
         s.push(timed(n, || store(&rows)));

@@ -11,6 +11,7 @@
 //!   insights with budgets, cross-selling with consent, the loyalty ledger.
 #![forbid(unsafe_code)]
 
+pub mod domain;
 pub mod link;
 pub mod policy;
 pub mod pseudonym;
@@ -30,6 +31,12 @@ pub enum TrustError {
     UnknownCategory(String),
     #[error("transcription from `{from}` to `{to}` is not allowed")]
     TranscryptionRefused { from: String, to: String },
+    #[error("no key share for `{domain}` is given to this requester: the trust holds its own domains' keys only, and each co-op only its own")]
+    KeyShareRefused { domain: String },
+    #[error("no card was shown at this co-op yet, so its domain's key is not known here")]
+    UnknownDomainKey,
+    #[error("this trust runs its transcryptors as separate processes: fetch your key shares from each of them")]
+    AskTranscryptors,
     #[error("the consent grant has expired")]
     GrantExpired,
     #[error("the consent grant is malformed or not signed by the node")]
@@ -79,6 +86,9 @@ pub fn error_code(e: &TrustError) -> &'static str {
         TrustError::Invalid(_) => "invalid_parameter",
         TrustError::UnknownCategory(_) => "unknown_category",
         TrustError::TranscryptionRefused { .. } => "transcription_refused",
+        TrustError::KeyShareRefused { .. } => "key_share_refused",
+        TrustError::UnknownDomainKey => "no_card_yet",
+        TrustError::AskTranscryptors => "ask_transcryptors",
         TrustError::GrantExpired => "grant_expired",
         TrustError::BadGrant => "bad_grant",
         TrustError::BatchTooLarge { .. } => "batch_too_large",

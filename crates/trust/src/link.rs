@@ -3,6 +3,7 @@
 //! chain runs every transcryptor in turn; all of them must answer, and nothing
 //! is stored until the last one has.
 
+use crate::domain::{Domain, Requester};
 use crate::pseudonym::Transcryptor;
 use crate::wire::{Item, TranscryptRequest};
 use crate::TrustError;
@@ -19,10 +20,12 @@ pub trait TranscryptorLink: Send + Sync + std::fmt::Debug {
     /// A name for messages and the audit log, e.g. `transcryptor-2`.
     fn name(&self) -> &str;
     async fn transcrypt(&self, req: &TranscryptRequest) -> Result<Vec<Item>, TrustError>;
+    /// This transcryptor's share of `domain`'s keys, for `requester`: the
+    /// trust only for its own domains, a co-op only for its own domain.
     async fn key_share(
         &self,
-        requester: &str,
-        domain: &str,
+        requester: Requester,
+        domain: Domain,
     ) -> Result<SessionKeyShares, TrustError>;
 }
 
@@ -124,10 +127,25 @@ impl TranscryptorLink for LocalLink {
 
     async fn key_share(
         &self,
-        _requester: &str,
-        domain: &str,
+        requester: Requester,
+        domain: Domain,
     ) -> Result<SessionKeyShares, TrustError> {
-        self.t.share(domain)
+        let result = self.t.share_for(requester, domain);
+        if let Some(audit) = &self.audit {
+            let outcome = match &result {
+                Ok(_) => Outcome::Ok,
+                Err(_) => Outcome::Denied,
+            };
+            audit
+                .record(
+                    AuditEvent::new(Actor::Node, Action::TrustKeyShare)
+                        .object(format!("{}: {domain} for {requester}", self.name))
+                        .outcome(outcome),
+                )
+                .await
+                .map_err(|_| TrustError::AuditFailed)?;
+        }
+        result
     }
 }
 

@@ -25,6 +25,10 @@ pub const COOP_PREFIX: &str = "coop:";
 const TRUST_PREFIX: &str = "trust:";
 /// The trust's loyalty domain: the ledger is keyed by pseudonyms in it.
 pub const LOYALTY: &str = "trust:loyalty";
+/// A grant's `consent` when it attests a member's own request, made in their
+/// session, for their pseudonym to leave the origin domain (a card, a
+/// forward, their own view of the trust, an erasure).
+pub const MEMBER_REQUEST: &str = "member-request";
 
 /// Longest domain name accepted.
 const MAX_DOMAIN: usize = 80;
@@ -215,6 +219,20 @@ impl Policy {
         if to == ORIGIN || from == to {
             return Err(refused());
         }
+        // Out of the origin: only for a member's own request, attested by a
+        // grant for exactly this pair (and then a standing rule as well).
+        if from == ORIGIN {
+            let (Some(g), Some(key)) = (grant, self.grant_key.as_ref()) else {
+                return Err(refused());
+            };
+            if g.grant.consent != MEMBER_REQUEST || g.grant.from != from || g.grant.to != to {
+                return Err(refused());
+            }
+            if g.grant.expires_at_ms <= now_ms {
+                return Err(TrustError::GrantExpired);
+            }
+            g.verify(key)?;
+        }
         let cross_coop = from.starts_with(COOP_PREFIX) && to.starts_with(COOP_PREFIX);
         if !cross_coop {
             return if self
@@ -230,7 +248,7 @@ impl Policy {
         let (Some(g), Some(key)) = (grant, self.grant_key.as_ref()) else {
             return Err(refused());
         };
-        if g.grant.from != from || g.grant.to != to {
+        if g.grant.consent == MEMBER_REQUEST || g.grant.from != from || g.grant.to != to {
             return Err(refused());
         }
         if g.grant.expires_at_ms <= now_ms {
@@ -312,10 +330,76 @@ mod tests {
         }
     }
 
+    fn member_request(to: &str, exp: i64, by: &Keyring) -> SignedGrant {
+        Grant {
+            v: 1,
+            consent: MEMBER_REQUEST.into(),
+            purpose: "card".into(),
+            from: ORIGIN.into(),
+            to: to.into(),
+            expires_at_ms: exp,
+        }
+        .sign(by)
+    }
+
+    /// Out of the origin only for a member's own request, attested by the
+    /// node for exactly that pair, unexpired; a sharing consent's grant does
+    /// not count, and a member's request never opens co-op to co-op.
+    #[test]
+    fn out_of_the_origin_only_for_a_members_request() {
+        let node = keys(1);
+        let p = Policy::standard(Some(node.verifying_key()));
+        assert!(p.check(ORIGIN, "coop:a1", None, 0).is_err(), "no grant");
+        let asked = member_request("coop:a1", 1000, &node);
+        assert!(p.check(ORIGIN, "coop:a1", Some(&asked), 999).is_ok());
+        assert_eq!(
+            p.check(ORIGIN, "coop:a1", Some(&asked), 1000),
+            Err(TrustError::GrantExpired)
+        );
+        assert!(
+            p.check(ORIGIN, "coop:b2", Some(&asked), 0).is_err(),
+            "another pair"
+        );
+        assert!(p
+            .check(ORIGIN, crate::pseudonym::RESEARCH, Some(&asked), 0)
+            .is_err());
+        let forged = member_request("coop:a1", 1000, &keys(2));
+        assert_eq!(
+            p.check(ORIGIN, "coop:a1", Some(&forged), 0),
+            Err(TrustError::BadGrant)
+        );
+        let sharing = grant(ORIGIN, "coop:a1", 1000).sign(&node);
+        assert!(
+            p.check(ORIGIN, "coop:a1", Some(&sharing), 0).is_err(),
+            "a consent grant is not a member's request"
+        );
+        let mut as_sharing = member_request("coop:b", 1000, &node);
+        as_sharing.grant.from = "coop:a".into();
+        assert!(p.check("coop:a", "coop:b", Some(&as_sharing), 0).is_err());
+        let asked_ab = Grant {
+            v: 1,
+            consent: MEMBER_REQUEST.into(),
+            purpose: "card".into(),
+            from: "coop:a".into(),
+            to: "coop:b".into(),
+            expires_at_ms: 1000,
+        }
+        .sign(&node);
+        assert!(
+            p.check("coop:a", "coop:b", Some(&asked_ab), 0).is_err(),
+            "a member's request never stands in for a sharing consent"
+        );
+        assert!(Policy::standard(None)
+            .check(ORIGIN, "coop:a1", Some(&asked), 0)
+            .is_err());
+    }
+
     #[test]
     fn standing_pairs_and_never_into_origin() {
-        let p = Policy::standard(None);
-        assert!(p.check(ORIGIN, "coop:a1", None, 0).is_ok());
+        let node = keys(1);
+        let p = Policy::standard(Some(node.verifying_key()));
+        let asked = member_request("coop:a1", i64::MAX, &node);
+        assert!(p.check(ORIGIN, "coop:a1", Some(&asked), 0).is_ok());
         assert!(p
             .check("coop:a1", crate::pseudonym::RESEARCH, None, 0)
             .is_ok());
@@ -332,6 +416,14 @@ mod tests {
         assert!(q.allow("coop:*", "trust:*").is_err());
         assert!(q.allow("coop:a", "coop:*").is_err());
         assert!(q.check(ORIGIN, "coop:a", None, 0).is_err());
+        assert!(q
+            .check(
+                ORIGIN,
+                "coop:a",
+                Some(&member_request("coop:a", i64::MAX, &node)),
+                0
+            )
+            .is_err());
     }
 
     #[test]

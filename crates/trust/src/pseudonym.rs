@@ -214,6 +214,15 @@ impl DomainClient {
     }
 }
 
+/// Encrypts a pseudonym to a domain's public key (no secret needed).
+pub fn encrypt_to<R: rand::Rng + rand::CryptoRng>(
+    p: &Pseudonym,
+    key: &PseudonymSessionPublicKey,
+    rng: &mut R,
+) -> EncryptedPseudonym {
+    libpep::client::encrypt(p, key, rng)
+}
+
 pub(crate) fn context(domain: &str) -> EncryptionContext {
     if domain == ORIGIN {
         EncryptionContext::Global
@@ -273,18 +282,20 @@ impl Transcryptor {
         self.inner.session_key_shares(&context(domain))
     }
 
-    /// Applies this transcryptor's part, if the pair is allowed without a
-    /// grant. Returns the ciphertext and the key it is now under (for the next
-    /// transcryptor).
+    /// Applies this transcryptor's part, if the policy allows the pair (with
+    /// `grant` where it needs one, checked at `now_ms`). Returns the
+    /// ciphertext and the key it is now under (for the next transcryptor).
     pub fn step<R: rand::Rng + rand::CryptoRng>(
         &self,
         ct: &EncryptedPseudonym,
         key: &PseudonymSessionPublicKey,
-        from: &str,
-        to: &str,
+        pair: (&str, &str),
+        grant: Option<&crate::policy::SignedGrant>,
+        now_ms: i64,
         rng: &mut R,
     ) -> Result<(EncryptedPseudonym, PseudonymSessionPublicKey), TrustError> {
-        self.policy.check(from, to, None, 0)?;
+        let (from, to) = pair;
+        self.policy.check(from, to, grant, now_ms)?;
         Ok(self.apply(ct, key, from, to, rng))
     }
 
@@ -336,18 +347,19 @@ impl Transcryptor {
     }
 }
 
-/// Runs a ciphertext through every transcryptor in turn (in-process).
+/// Runs a ciphertext through every transcryptor in turn (in-process), with
+/// `grant` for a pair that needs one (out of the origin, co-op to co-op).
 pub fn chain<R: rand::Rng + rand::CryptoRng>(
     transcryptors: &[Transcryptor],
     ct: &EncryptedPseudonym,
     key: PseudonymSessionPublicKey,
-    from: &str,
-    to: &str,
+    pair: (&str, &str),
+    grant: Option<&crate::policy::SignedGrant>,
     rng: &mut R,
 ) -> Result<EncryptedPseudonym, TrustError> {
     let (mut ct, mut key) = (*ct, key);
     for t in transcryptors {
-        (ct, key) = t.step(&ct, &key, from, to, rng)?;
+        (ct, key) = t.step(&ct, &key, pair, grant, 0, rng)?;
     }
     Ok(ct)
 }
@@ -363,10 +375,31 @@ mod tests {
         rng: rand::rngs::StdRng,
     }
 
+    fn node() -> me2b_crypto::Keyring {
+        me2b_crypto::Keyring::derive(&me2b_crypto::MasterKey::from_bytes([7; 32]))
+    }
+
+    /// The node's attestation that a member asked for this move.
+    fn member_request(to: &str) -> crate::policy::SignedGrant {
+        crate::policy::Grant {
+            v: 1,
+            consent: crate::policy::MEMBER_REQUEST.into(),
+            purpose: "card".into(),
+            from: ORIGIN.into(),
+            to: to.into(),
+            expires_at_ms: i64::MAX,
+        }
+        .sign(&node())
+    }
+
     fn world(n: usize) -> World {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let (fed, secrets) = setup(n, &mut rng);
-        let mut ts: Vec<Transcryptor> = secrets.into_iter().map(Transcryptor::new).collect();
+        let grants = crate::policy::Policy::standard(Some(node().verifying_key()));
+        let mut ts: Vec<Transcryptor> = secrets
+            .into_iter()
+            .map(|s| Transcryptor::with_policy(s, grants.clone()))
+            .collect();
         for t in &mut ts {
             for to in ["coop:a", "coop:b", RESEARCH] {
                 t.allow(ORIGIN, to).unwrap();
@@ -382,7 +415,8 @@ mod tests {
 
     fn pseudonym_in(w: &mut World, member: &EncryptedPseudonym, domain: &str) -> String {
         let key = w.fed.origin_key();
-        let ct = chain(&w.ts, member, key, ORIGIN, domain, &mut w.rng).unwrap();
+        let g = member_request(domain);
+        let ct = chain(&w.ts, member, key, (ORIGIN, domain), Some(&g), &mut w.rng).unwrap();
         client(w, domain).pseudonym(&ct)
     }
 
@@ -426,7 +460,14 @@ mod tests {
         let ct_a = ca.encrypt(&in_a, &mut w.rng).unwrap();
         // A -> B is refused without a grant (the consent flow), and a standing
         // rule for it cannot even be configured.
-        let refused = chain(&w.ts, &ct_a, ca.key(), "coop:a", "coop:b", &mut w.rng);
+        let refused = chain(
+            &w.ts,
+            &ct_a,
+            ca.key(),
+            ("coop:a", "coop:b"),
+            None,
+            &mut w.rng,
+        );
         assert!(matches!(
             refused,
             Err(TrustError::TranscryptionRefused { .. })
@@ -474,7 +515,24 @@ mod tests {
         assert!(w.ts[0].allow("coop:a", ORIGIN).is_err());
         // Two of three transcryptors are not enough.
         let key = w.fed.origin_key();
-        let partial = chain(&w.ts[..2], &ana, key, ORIGIN, "coop:a", &mut w.rng).unwrap();
+        let asked = crate::policy::Grant {
+            v: 1,
+            consent: crate::policy::MEMBER_REQUEST.into(),
+            purpose: "card".into(),
+            from: ORIGIN.into(),
+            to: "coop:a".into(),
+            expires_at_ms: 10,
+        }
+        .sign(&node);
+        let partial = chain(
+            &w.ts[..2],
+            &ana,
+            key,
+            (ORIGIN, "coop:a"),
+            Some(&asked),
+            &mut w.rng,
+        )
+        .unwrap();
         assert_ne!(client(&w, "coop:a").pseudonym(&partial), in_a);
     }
 }

@@ -13,17 +13,18 @@
 //! `grant_expired`, `bad_grant`) is the matching refusal; anything else is
 //! [`TrustError::TranscryptorFailed`] with the server's code.
 //!
-//! **Transport security.** This crate builds reqwest without a TLS backend:
-//! plain HTTP, which is only fit for a transcryptor on the same host
-//! (`127.0.0.1`). Over any network a production deployment needs TLS (a TLS
-//! feature of reqwest, or a TLS-terminating proxy on both ends): the bearer
-//! token and the request metadata cross the wire. Ciphertexts are
-//! rerandomised by every hop, but the token is not protected by anything else.
+//! **Transport security.** A link to another host is `https://` with the
+//! transcryptor's certificate pinned (rustls; `me2b trust init` makes each
+//! transcryptor a self-signed certificate and writes it into the links, so no
+//! certificate authority is trusted at all). Plain `http://` is refused
+//! except on loopback (a transcryptor on the same host).
 
+use crate::domain::{Domain, Requester};
 use crate::link::TranscryptorLink;
 use crate::wire::{Item, KeyShareRequest, TranscryptRequest, TranscryptResponse};
 use crate::TrustError;
 use async_trait::async_trait;
+use base64::Engine as _;
 use libpep::keys::distribution::SessionKeyShares;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -66,20 +67,51 @@ struct ErrorDetail {
     code: String,
 }
 
+/// Whether `base_url` (`http://host:port`) names a loopback host.
+fn is_loopback(base_url: &str) -> bool {
+    let rest = base_url.trim_start_matches("http://");
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => rest.split([':', '/']).next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl RemoteLink {
-    /// A link to the transcryptor `name` at `base_url` (`http://host:port`,
-    /// without a path), authenticating with `token`.
+    /// A link to the transcryptor `name` at `base_url` (`https://host:port`,
+    /// or `http://` on loopback only; without a path), authenticating with
+    /// `token`. An `https` link trusts only `cert_der`, the transcryptor's
+    /// own certificate.
     pub fn new(
         name: impl Into<String>,
         base_url: &str,
         token: impl Into<String>,
+    ) -> Result<Self, TrustError> {
+        Self::pinned(name, base_url, token, None)
+    }
+
+    /// [`RemoteLink::new`] with the transcryptor's certificate (DER) pinned.
+    pub fn pinned(
+        name: impl Into<String>,
+        base_url: &str,
+        token: impl Into<String>,
+        cert_der: Option<&[u8]>,
     ) -> Result<Self, TrustError> {
         let base_url = base_url.trim_end_matches('/').to_owned();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://"))
             || base_url.len() <= "https://".len()
         {
             return Err(TrustError::Invalid(
-                "a transcryptor url is http://host:port or https://host:port",
+                "a transcryptor url is https://host:port, or http://host:port on loopback",
+            ));
+        }
+        let https = base_url.starts_with("https://");
+        if !https && !is_loopback(&base_url) {
+            return Err(TrustError::Invalid(
+                "plain http:// is refused except on loopback: give the transcryptor an https:// url and its certificate",
             ));
         }
         let token = Zeroizing::new(token.into());
@@ -88,9 +120,21 @@ impl RemoteLink {
                 "a transcryptor token is non-empty and has no spaces",
             ));
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .https_only(https);
+        if https {
+            let der = cert_der.ok_or(TrustError::Invalid(
+                "an https:// transcryptor needs its certificate (links.json `cert`) to pin",
+            ))?;
+            let cert = reqwest::Certificate::from_der(der)
+                .map_err(|_| TrustError::Invalid("the transcryptor's certificate is not DER"))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder
             .build()
             .map_err(|_| TrustError::Invalid("cannot build the HTTP client"))?;
         Ok(Self {
@@ -192,14 +236,23 @@ impl TranscryptorLink for RemoteLink {
 
     async fn key_share(
         &self,
-        requester: &str,
-        domain: &str,
+        requester: Requester,
+        domain: Domain,
     ) -> Result<SessionKeyShares, TrustError> {
         let req = KeyShareRequest {
-            requester: requester.to_owned(),
-            domain: domain.to_owned(),
+            requester: requester.to_string(),
+            domain: domain.to_string(),
         };
-        self.post("/v1/key-share", &req, None).await
+        self.post("/v1/key-share", &req, None)
+            .await
+            .map_err(|e| match e {
+                TrustError::TranscryptorFailed { code, .. } if code == "key_share_refused" => {
+                    TrustError::KeyShareRefused {
+                        domain: domain.to_string(),
+                    }
+                }
+                other => other,
+            })
     }
 }
 
@@ -210,6 +263,31 @@ pub struct LinkEntry {
     pub name: String,
     pub url: String,
     pub token: String,
+    /// The transcryptor's TLS certificate (DER, base64), pinned: needed for
+    /// an `https://` url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+}
+
+impl LinkEntry {
+    /// The link this entry names.
+    pub fn link(&self) -> Result<RemoteLink, TrustError> {
+        let der = self
+            .cert
+            .as_deref()
+            .map(|c| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(c.trim())
+                    .map_err(|_| TrustError::Invalid("a links.json cert is base64 DER"))
+            })
+            .transpose()?;
+        RemoteLink::pinned(
+            self.name.clone(),
+            &self.url,
+            self.token.clone(),
+            der.as_deref(),
+        )
+    }
 }
 
 impl std::fmt::Debug for LinkEntry {
@@ -259,10 +337,7 @@ impl LinksFile {
 
     /// One link per transcryptor, in the file's order (the chain's order).
     pub fn links(&self) -> Result<Vec<RemoteLink>, TrustError> {
-        self.transcryptors
-            .iter()
-            .map(|t| RemoteLink::new(t.name.clone(), &t.url, t.token.clone()))
-            .collect()
+        self.transcryptors.iter().map(LinkEntry::link).collect()
     }
 }
 
@@ -283,6 +358,7 @@ mod tests {
                 name: "transcryptor-1".into(),
                 url: "http://127.0.0.1:7100".into(),
                 token: "s3cret-token".into(),
+                cert: None,
             }],
         };
         assert!(!format!("{f:?}").contains("s3cret"));
@@ -296,6 +372,30 @@ mod tests {
         assert!(RemoteLink::new("t", "http://", "tok").is_err());
         assert!(RemoteLink::new("t", "http://127.0.0.1:1", "").is_err());
         assert!(RemoteLink::new("t", "http://127.0.0.1:1", "a b").is_err());
+        // Plain http only on loopback; https only with a pinned certificate.
+        for ok in [
+            "http://127.0.0.1:1",
+            "http://127.9.9.9:1",
+            "http://localhost:1",
+            "http://[::1]:1",
+        ] {
+            assert!(RemoteLink::new("t", ok, "tok").is_ok(), "{ok}");
+        }
+        for plain in [
+            "http://10.0.0.2:7100",
+            "http://transcryptor.example:7100",
+            "http://[2001:db8::1]:1",
+            "http://127.0.0.1.evil.example:1",
+        ] {
+            assert!(RemoteLink::new("t", plain, "tok").is_err(), "{plain}");
+        }
+        assert!(
+            RemoteLink::new("t", "https://transcryptor.example:7100", "tok").is_err(),
+            "no cert to pin"
+        );
+        assert!(
+            RemoteLink::pinned("t", "https://t.example:7100", "tok", Some(b"not der")).is_err()
+        );
         assert!(LinksFile::from_json(r#"{"v":2,"transcryptors":[]}"#).is_err());
         assert!(LinksFile::from_json(r#"{"v":1,"transcryptors":[]}"#).is_err());
     }
@@ -445,7 +545,10 @@ mod tests {
             .port();
         let l =
             RemoteLink::new("transcryptor-9", &format!("http://127.0.0.1:{port}"), "tok").unwrap();
-        let err = l.key_share("trust", "coop:a").await.unwrap_err();
+        let err = l
+            .key_share(Requester::Trust, Domain::Research)
+            .await
+            .unwrap_err();
         assert_eq!(
             err,
             TrustError::TranscryptorDown {

@@ -3,6 +3,7 @@
 //! co-op → co-op pair, the member's consent grant. Never a plaintext
 //! pseudonym, never a factor or secret.
 
+use crate::domain::{Domain, Requester};
 use crate::policy::{check_domain, SignedGrant};
 use crate::pseudonym::{EncryptedPseudonym, Transcryptor, ORIGIN};
 use crate::TrustError;
@@ -86,5 +87,21 @@ impl Transcryptor {
             ));
         }
         Ok(self.key_share(domain))
+    }
+
+    /// This transcryptor's share of `domain`'s keys for `requester`: the
+    /// trust's own domains for the trust, a co-op's domain for that co-op
+    /// only, the origin for no one.
+    pub fn share_for(
+        &self,
+        requester: Requester,
+        domain: Domain,
+    ) -> Result<SessionKeyShares, TrustError> {
+        if !requester.may_hold_keys_of(domain) {
+            return Err(TrustError::KeyShareRefused {
+                domain: domain.to_string(),
+            });
+        }
+        self.share(&domain.to_string())
     }
 }

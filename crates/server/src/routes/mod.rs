@@ -88,6 +88,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/org/trust/receipts", post(trust::submit))
         .route("/v1/org/trust/insights", post(trust::ask))
         .route("/v1/org/trust/budget", get(trust::budget))
+        .route("/v1/org/trust/keys", post(trust::keys))
         .route("/v1/org/trust/shared/{from}", get(trust::shared))
         .route("/v1/org/trust/loyalty/earn", post(trust::earn))
         .route("/v1/org/trust/loyalty/redeem", post(trust::redeem))

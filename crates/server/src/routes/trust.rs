@@ -2,8 +2,8 @@
 //! answered with differential privacy against their ε budget, read receipts
 //! members chose to share with them, earn loyalty points (answered only
 //! "accepted") and redeem members' one-time tokens; all under the `insights`
-//! role. Members see their card per co-op (that co-op's pseudonym for them),
-//! their points and history, make redemption tokens, and manage their
+//! role. Members see their card per co-op (only that co-op can open it, to its
+//! pseudonym for them), their points and history, make redemption tokens, and manage their
 //! sharing consents.
 
 use crate::error::{ApiError, ErrorBody};
@@ -16,8 +16,8 @@ use me2b_domain::org::Role;
 use me2b_domain::record::RecordContent;
 use me2b_domain::{OrgId, SharingId};
 use me2b_trust::service::{
-    Ask, Forwarded, Insight, MemberTrust, ReceiptIn, SharedMember, SharingView, Submitted,
-    TrustBudgets,
+    Ask, CoopKeyMaterial, Forwarded, Insight, MemberTrust, ReceiptIn, SharedMember, SharingView,
+    Submitted, TrustBudgets,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -101,11 +101,25 @@ pub async fn shared(
     ))
 }
 
-/// Points for the member behind the co-op's pseudonym.
+/// In the embedded (single-party) trust, the co-op's key material for its
+/// own domain: with it the co-op opens its members' cards and seals them for
+/// submissions (the me2b-coop library, `me2b coop keys`). A distributed trust
+/// answers `409 ask_transcryptors`: each transcryptor gives a co-op its share
+/// itself, with the co-op's own token there.
+#[utoipa::path(post, path = "/v1/org/trust/keys", tag = "organisation", security(("bearer" = [])),
+    responses((status = 200, body = CoopKeyMaterial), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn keys(State(s): State<AppState>, o: Org) -> Result<Json<CoopKeyMaterial>, ApiError> {
+    need_insights_role(&o)?;
+    Ok(Json(s.node.trust.coop_key_material(o.0.org.id).await?))
+}
+
+/// Points for the member behind one of the co-op's cards.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointsIn {
-    pub pseudonym: String,
+    /// The member's card, sealed afresh by the co-op from its pseudonym for
+    /// them (`me2b coop seal`).
+    pub card: String,
     /// 1 to 1,000,000.
     pub points: i64,
 }
@@ -134,7 +148,7 @@ pub async fn earn(
     need_insights_role(&o)?;
     s.node
         .trust
-        .earn(o.0.org.id, &input.pseudonym, input.points)
+        .earn(o.0.org.id, &input.card, input.points)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { status: "accepted" })))
 }
@@ -274,12 +288,15 @@ pub fn qr_svg(text: &str) -> Option<String> {
 #[derive(Serialize, ToSchema)]
 pub struct CardOut {
     pub org: OrgId,
-    /// This co-op's pseudonym for you: give it to the co-op (like a loyalty
-    /// card number). Other co-ops see different, unlinkable ones.
-    pub pseudonym: String,
+    /// Your card for this co-op: give it to the co-op (like a loyalty card
+    /// number). Only that co-op can open it, to its own pseudonym for you,
+    /// the same every time; the card itself looks different every time, and
+    /// other co-ops' pseudonyms for you are unlinkable to it. Not even this
+    /// node can open it.
+    pub card: String,
 }
 
-/// The member's pseudonym at one co-op.
+/// The member's card at one co-op.
 #[utoipa::path(get, path = "/v1/me/trust/cards/{org}", tag = "member", security(("bearer" = [])),
     params(("org" = String, Path)),
     responses((status = 200, body = CardOut), (status = 404, body = ErrorBody)))]
@@ -289,8 +306,8 @@ pub async fn card(
     Path(org): Path<String>,
 ) -> Result<Json<CardOut>, ApiError> {
     let org = org_id(&org)?;
-    let pseudonym = s.node.trust.card(m.session.member, org).await?;
-    Ok(Json(CardOut { org, pseudonym }))
+    let card = s.node.trust.card(m.session.member, org).await?;
+    Ok(Json(CardOut { org, card }))
 }
 
 /// Consent to share one co-op's receipts about you with another, for cross-selling.

@@ -112,6 +112,49 @@ pub async fn start_ttl(db: Db, governance: Option<&str>, ttl: i64) -> Option<Srv
 }
 
 impl Srv {
+    /// A co-op's keys for its own domain, as the embedded trust gives them
+    /// (`POST /v1/org/trust/keys`, here through the service).
+    pub async fn coop_keys(&self, org: OrgId) -> me2b_coop::CoopKeys {
+        let m = self.node.trust.coop_key_material(org).await.unwrap();
+        me2b_coop::CoopKeys::from_material(org, &m).unwrap()
+    }
+
+    /// A member's card at `org`, opened by the co-op: its pseudonym for them.
+    pub async fn pseudonym_at(&self, member: &str, org: OrgId) -> String {
+        let (st, v) = self
+            .req(
+                Method::GET,
+                &format!("/v1/me/trust/cards/{org}"),
+                Some(member),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        self.coop_keys(org)
+            .await
+            .open_card(v["card"].as_str().unwrap())
+            .unwrap()
+    }
+
+    /// The body as the co-op sends it: every `card` holding one of its
+    /// pseudonyms (64 hex), in `receipts` or at the top, sealed afresh.
+    pub async fn sealed(&self, org: OrgId, mut body: Value) -> Value {
+        let keys = self.coop_keys(org).await;
+        let rng = SeededRandom::new(99);
+        let seal = |v: &mut Value| {
+            if let Some(p) = v["card"].as_str() {
+                if p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    v["card"] = json!(keys.seal(p, &rng).unwrap());
+                }
+            }
+        };
+        seal(&mut body);
+        if let Some(rs) = body.get_mut("receipts").and_then(Value::as_array_mut) {
+            rs.iter_mut().for_each(seal);
+        }
+        body
+    }
+
     /// Stops the node and opens it again on the same database, with another
     /// governance file (governance names organisations by id, so a test
     /// creates them first, as an operator would). Keys and sessions stay.

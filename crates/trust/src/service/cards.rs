@@ -28,40 +28,60 @@ impl Trust {
     }
 
     /// The member's enrolment ciphertext moved into `domain` by every
-    /// transcryptor. The transcryptors see the trust as the requester, never
-    /// a member id.
+    /// transcryptor, for a request the member made (each transcryptor logs
+    /// the node's attestation of it). The transcryptors see the trust as the
+    /// requester, never a member id.
     pub(super) async fn moved(
         &self,
         member: MemberId,
-        domain: &str,
-    ) -> Result<EncryptedPseudonym, TrustError> {
+        domain: Domain,
+        why: MemberRequest,
+    ) -> Result<Item, TrustError> {
         let item = Item {
             ct: self.enrolment(member).await?,
             key: self.inner.federation.origin_key(),
         };
-        let cts = self
-            .chain("trust", ORIGIN, domain, None, vec![item])
+        let grant = self.member_request(domain, why);
+        let items = self
+            .chain(
+                Requester::Trust,
+                Domain::Origin,
+                domain,
+                Some(grant),
+                vec![item],
+            )
             .await?;
-        cts.first().copied().ok_or(TrustError::MalformedCiphertext)
+        items
+            .first()
+            .copied()
+            .ok_or(TrustError::MalformedCiphertext)
     }
 
-    /// The member's pseudonym in one of the trust's or a co-op's domains.
+    /// The member's pseudonym in one of the trust's own domains.
     pub(super) async fn pseudonym_in(
         &self,
         member: MemberId,
-        domain: &str,
+        domain: Domain,
+        why: MemberRequest,
     ) -> Result<Pseudonym, TrustError> {
-        let ct = self.moved(member, domain).await?;
-        Ok(self.client(domain).await?.decrypt(&ct))
+        let client = self.client(domain).await?;
+        let item = self.moved(member, domain, why).await?;
+        Ok(client.decrypt(&item.ct))
     }
 
-    /// The member's card for a co-op: that co-op's pseudonym for them (64
-    /// hex), which the member hands to the co-op like a loyalty card number.
+    /// The member's card for a co-op: their pseudonym in the co-op's domain,
+    /// encrypted so that only the co-op can open it (the node holds no co-op
+    /// key). The member hands it to the co-op like a loyalty card number; it
+    /// looks different every time and opens to the same pseudonym.
     #[tracing::instrument(skip_all)]
     pub async fn card(&self, member: MemberId, org: OrgId) -> Result<String, TrustError> {
         self.require_org(org).await?;
-        self.register_loyalty(member).await?;
-        Ok(self.pseudonym_in(member, &coop_domain(org)).await?.to_hex())
+        self.register_loyalty(member, MemberRequest::Card).await?;
+        let item = self
+            .moved(member, Domain::Coop(org), MemberRequest::Card)
+            .await?;
+        self.remember_coop_key(org, item.key).await?;
+        Ok(card_text(&item.ct))
     }
 
     /// Forgets an erased member: their pooled receipts (and what they added
@@ -73,15 +93,19 @@ impl Trust {
         if self.inner.store.trust_enrolment(member).await?.is_none() {
             return Ok(0);
         }
-        let research = self.pseudonym_in(member, RESEARCH).await?;
-        let loyalty = self.pseudonym_in(member, LOYALTY).await?;
+        let research = self
+            .pseudonym_in(member, Domain::Research, MemberRequest::Erase)
+            .await?;
+        let loyalty = self
+            .pseudonym_in(member, Domain::Loyalty, MemberRequest::Erase)
+            .await?;
         let removed = {
             let _one_at_a_time = self.inner.ingest.lock().await;
             self.inner
                 .store
                 .trust_forget(
-                    &self.tag(RESEARCH, &research),
-                    &self.tag(LOYALTY, &loyalty),
+                    &self.tag(Domain::Research, &research),
+                    &self.tag(Domain::Loyalty, &loyalty),
                     self.inner.clock.now(),
                 )
                 .await?

@@ -383,11 +383,13 @@ impl Trust {
         if self.inner.store.trust_enrolment(member).await?.is_none() {
             return Ok(Vec::new());
         }
-        let research = self.pseudonym_in(member, RESEARCH).await?;
+        let research = self
+            .pseudonym_in(member, Domain::Research, MemberRequest::View)
+            .await?;
         let scopes = self
             .inner
             .store
-            .trust_member_scopes(&self.tag(RESEARCH, &research))
+            .trust_member_scopes(&self.tag(Domain::Research, &research))
             .await?;
         let mut pools: Vec<Pool> = scopes
             .iter()

@@ -61,33 +61,39 @@ fn day_of(t: Timestamp) -> i64 {
 }
 
 impl Trust {
-    /// The loyalty tag of a co-op's card: its pseudonym moved by every
-    /// transcryptor from the co-op's domain into the loyalty domain.
-    async fn card_tag(&self, org: OrgId, pseudonym_hex: &str) -> Result<[u8; 32], TrustError> {
-        let p = Pseudonym::from_hex(pseudonym_hex).ok_or(TrustError::Invalid(
-            "`pseudonym` is the member's 64-hex pseudonym for this co-op",
-        ))?;
-        let domain = coop_domain(org);
-        let c = self.client(&domain).await?;
+    /// The loyalty tag of a co-op's card (sealed by the co-op for its own
+    /// domain): moved by every transcryptor from the co-op's domain into the
+    /// loyalty domain. A ciphertext sealed for another domain, or random,
+    /// moves to a pseudonym no member has.
+    async fn card_tag(&self, org: OrgId, card: &str) -> Result<[u8; 32], TrustError> {
         let item = Item {
-            ct: c.encrypt_pseudonym(&p, &mut self.rng()),
-            key: c.key(),
+            ct: parse_card(card)?,
+            key: self.coop_key(org).await?,
         };
-        let cts = self
-            .chain(&org.to_string(), &domain, LOYALTY, None, vec![item])
+        let client = self.client(Domain::Loyalty).await?;
+        let items = self
+            .chain(
+                Requester::Coop(org),
+                Domain::Coop(org),
+                Domain::Loyalty,
+                None,
+                vec![item],
+            )
             .await?;
-        let lp = self
-            .client(LOYALTY)
-            .await?
-            .decrypt(cts.first().ok_or(TrustError::MalformedCiphertext)?);
-        Ok(self.tag(LOYALTY, &lp))
+        let lp = client.decrypt(&items.first().ok_or(TrustError::MalformedCiphertext)?.ct);
+        Ok(self.tag(Domain::Loyalty, &lp))
     }
 
     /// The member's loyalty tag, from their enrolment (creating it on first
-    /// use), and it joins the enrolled members' tags.
-    pub(super) async fn register_loyalty(&self, member: MemberId) -> Result<[u8; 32], TrustError> {
-        let p = self.pseudonym_in(member, LOYALTY).await?;
-        let tag = self.tag(LOYALTY, &p);
+    /// use), and it joins the enrolled members' tags. `why` is the member's
+    /// request the transcryptors are shown.
+    pub(super) async fn register_loyalty(
+        &self,
+        member: MemberId,
+        why: MemberRequest,
+    ) -> Result<[u8; 32], TrustError> {
+        let p = self.pseudonym_in(member, Domain::Loyalty, why).await?;
+        let tag = self.tag(Domain::Loyalty, &p);
         if self
             .inner
             .store
@@ -115,9 +121,11 @@ impl Trust {
         if self.inner.store.trust_enrolment(member).await?.is_none() {
             return Ok(Vec::new());
         }
-        let p = self.pseudonym_in(member, LOYALTY).await?;
+        let p = self
+            .pseudonym_in(member, Domain::Loyalty, MemberRequest::Audit)
+            .await?;
         Ok(self
-            .loyalty_subject(&self.tag(LOYALTY, &p))
+            .loyalty_subject(&self.tag(Domain::Loyalty, &p))
             .into_iter()
             .collect())
     }
@@ -127,16 +135,11 @@ impl Trust {
     /// is no enrolled member's (`UnknownCard`) or an erased member's
     /// (`MemberErased`).
     #[tracing::instrument(skip_all)]
-    pub async fn earn(
-        &self,
-        org: OrgId,
-        pseudonym_hex: &str,
-        points: i64,
-    ) -> Result<(), TrustError> {
+    pub async fn earn(&self, org: OrgId, card: &str, points: i64) -> Result<(), TrustError> {
         if !(1..=MAX_POINTS).contains(&points) {
             return Err(TrustError::Invalid("points are 1 to 1,000,000"));
         }
-        let tag = self.card_tag(org, pseudonym_hex).await?;
+        let tag = self.card_tag(org, card).await?;
         let now = self.inner.clock.now();
         // A card of a member who erased their data starts no new ledger.
         let erased = !self
@@ -188,7 +191,7 @@ impl Trust {
             return Err(TrustError::Invalid("points are 1 to 1,000,000"));
         }
         self.require_org(org).await?;
-        let tag = self.register_loyalty(member).await?;
+        let tag = self.register_loyalty(member, MemberRequest::Redeem).await?;
         let now = self.inner.clock.now();
         let token = TokenText::generate(self.inner.random.as_ref());
         let expires_at =
@@ -259,7 +262,7 @@ impl Trust {
     /// reserved), their history per co-op and day, and sharing consents.
     #[tracing::instrument(skip_all)]
     pub async fn member_view(&self, member: MemberId) -> Result<MemberTrust, TrustError> {
-        let tag = self.register_loyalty(member).await?;
+        let tag = self.register_loyalty(member, MemberRequest::View).await?;
         let account = self
             .inner
             .store

@@ -30,13 +30,15 @@ mod sharing;
 pub use insights::{Ask, By, Figure, Insight, Question, Scope, TrustBudgets};
 pub use loyalty::{LoyaltyDayView, MemberTrust, RedemptionToken, TOKEN_TTL_MS};
 pub use receipts::{Forwarded, ItemIn, ReceiptIn, Submitted};
+// CoopKeyMaterial, card_text, parse_card and MemberRequest are defined in this module.
 pub use sharing::{delivery_of, SharedMember, SharedReceipt, SharingView};
 
+use crate::domain::{Domain, Requester};
 use crate::link::{pep_rng, run_chain, TranscryptorLink};
-use crate::policy::{Grant, SignedGrant, LOYALTY};
+use crate::policy::{Grant, SignedGrant};
 use crate::pseudonym::{
     DomainClient, ElGamalEncryptable, ElGamalEncrypted, EncryptedPseudonym, Federation, Pseudonym,
-    ORIGIN, RESEARCH,
+    PseudonymSessionPublicKey,
 };
 use crate::wire::{Item, TranscryptRequest, MAX_BATCH};
 use crate::TrustError;
@@ -161,7 +163,9 @@ struct Inner {
     federation: Federation,
     links: Vec<Arc<dyn TranscryptorLink>>,
     single_party: bool,
-    clients: tokio::sync::Mutex<HashMap<String, Arc<DomainClient>>>,
+    clients: tokio::sync::Mutex<HashMap<Domain, Arc<DomainClient>>>,
+    /// Co-ops' domain public keys (public: they only encrypt).
+    coop_keys: tokio::sync::Mutex<HashMap<OrgId, PseudonymSessionPublicKey>>,
     /// One ingest at a time stores: the per-member cap on bins is decided
     /// from what is stored, so two batches must not decide it concurrently.
     ingest: tokio::sync::Mutex<()>,
@@ -210,9 +214,79 @@ impl std::fmt::Debug for TrustDeps {
     }
 }
 
-/// A co-op's pseudonymisation domain.
-pub fn coop_domain(org: OrgId) -> String {
-    format!("coop:{org}")
+/// The meta key under which a co-op's domain public key is kept.
+const META_COOP_KEY: &str = "trust_coop_key:";
+/// How long a member request's grant is valid: the request's own duration.
+const MEMBER_REQUEST_MS: i64 = 5 * 60 * 1000;
+
+/// Why a member's pseudonym leaves the origin domain: always for a request
+/// the member made in their session (or their erasure, finished later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberRequest {
+    Card,
+    Forward,
+    View,
+    Share,
+    Erase,
+    /// A redemption token the member makes.
+    Redeem,
+    /// The member's own audit view (their loyalty entries).
+    Audit,
+}
+
+impl MemberRequest {
+    fn as_str(self) -> &'static str {
+        match self {
+            MemberRequest::Card => "card",
+            MemberRequest::Forward => "forward",
+            MemberRequest::View => "view",
+            MemberRequest::Share => "share",
+            MemberRequest::Erase => "erase",
+            MemberRequest::Redeem => "redeem",
+            MemberRequest::Audit => "audit",
+        }
+    }
+}
+
+/// A card as text: a ciphertext of the member's pseudonym in the co-op's
+/// domain (URL-safe base64), rerandomised every time; only the co-op can
+/// open it to its pseudonym for the member.
+pub fn card_text(ct: &EncryptedPseudonym) -> String {
+    ct.to_base64()
+}
+
+/// Parses a card (untrusted).
+pub fn parse_card(s: &str) -> Result<EncryptedPseudonym, TrustError> {
+    if s.len() > 200 {
+        return Err(TrustError::Invalid("a card is at most 200 characters"));
+    }
+    EncryptedPseudonym::from_base64(s.trim()).ok_or(TrustError::Invalid(
+        "`card` is a card as the member's vault shows it (base64)",
+    ))
+}
+
+/// What a co-op needs to open its cards in the embedded trust.
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CoopKeyMaterial {
+    pub v: u8,
+    /// `coop:<organisation id>`.
+    pub domain: String,
+    /// The federation's public key material (`federation.json`).
+    #[schema(value_type = Object)]
+    pub federation: serde_json::Value,
+    /// Each transcryptor's share of the co-op's domain keys: secret.
+    #[schema(value_type = Vec<Object>)]
+    pub shares: Vec<serde_json::Value>,
+}
+
+/// Key shares are secrets: printed without them.
+impl std::fmt::Debug for CoopKeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoopKeyMaterial")
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Trust {
@@ -240,6 +314,7 @@ impl Trust {
                 links: d.links,
                 single_party: d.single_party,
                 clients: tokio::sync::Mutex::new(HashMap::new()),
+                coop_keys: tokio::sync::Mutex::new(HashMap::new()),
                 ingest: tokio::sync::Mutex::new(()),
                 governance: d.governance,
                 accountant: d.accountant,
@@ -269,46 +344,133 @@ impl Trust {
         pep_rng(self.inner.random.as_ref())
     }
 
-    /// A domain's decryption keys, from one share of every transcryptor.
-    async fn client(&self, domain: &str) -> Result<Arc<DomainClient>, TrustError> {
+    /// One of the trust's own domains' decryption keys (research, loyalty),
+    /// from one share of every transcryptor. Never a co-op's: the node holds
+    /// no co-op domain secret (each co-op fetches its own shares).
+    async fn client(&self, domain: Domain) -> Result<Arc<DomainClient>, TrustError> {
+        if !Requester::Trust.may_hold_keys_of(domain) {
+            return Err(TrustError::KeyShareRefused {
+                domain: domain.to_string(),
+            });
+        }
         let mut clients = self.inner.clients.lock().await;
-        if let Some(c) = clients.get(domain) {
+        if let Some(c) = clients.get(&domain) {
             return Ok(c.clone());
         }
         let mut shares = Vec::with_capacity(self.inner.links.len());
         for l in &self.inner.links {
-            shares.push(l.key_share("trust", domain).await?);
+            shares.push(l.key_share(Requester::Trust, domain).await?);
         }
         let c = Arc::new(self.inner.federation.client(&shares));
-        clients.insert(domain.to_owned(), c.clone());
+        clients.insert(domain, c.clone());
         Ok(c)
+    }
+
+    /// The public key of a co-op's domain, learned from the first card moved
+    /// into it (public: it only encrypts).
+    async fn coop_key(&self, org: OrgId) -> Result<PseudonymSessionPublicKey, TrustError> {
+        if let Some(k) = self.inner.coop_keys.lock().await.get(&org) {
+            return Ok(*k);
+        }
+        let stored = self
+            .inner
+            .store
+            .meta(&format!("{META_COOP_KEY}{org}"))
+            .await?
+            .ok_or(TrustError::UnknownDomainKey)?;
+        let key: PseudonymSessionPublicKey =
+            serde_json::from_slice(&stored).map_err(|_| TrustError::MalformedCiphertext)?;
+        self.inner.coop_keys.lock().await.insert(org, key);
+        Ok(key)
+    }
+
+    async fn remember_coop_key(
+        &self,
+        org: OrgId,
+        key: PseudonymSessionPublicKey,
+    ) -> Result<(), TrustError> {
+        if self.inner.coop_keys.lock().await.contains_key(&org) {
+            return Ok(());
+        }
+        self.inner
+            .store
+            .put_meta_if_absent(
+                &format!("{META_COOP_KEY}{org}"),
+                &serde_json::to_vec(&key).map_err(|_| TrustError::MalformedCiphertext)?,
+            )
+            .await?;
+        self.inner.coop_keys.lock().await.insert(org, key);
+        Ok(())
+    }
+
+    /// A co-op's key material in the embedded (single-party) trust: the
+    /// federation's public part and every in-process transcryptor's share of
+    /// the co-op's own domain, with which the co-op opens its cards. A
+    /// distributed trust answers `ask_transcryptors`: each transcryptor gives
+    /// a co-op its share itself.
+    #[tracing::instrument(skip_all)]
+    pub async fn coop_key_material(&self, org: OrgId) -> Result<CoopKeyMaterial, TrustError> {
+        self.require_org(org).await?;
+        if !self.inner.single_party {
+            return Err(TrustError::AskTranscryptors);
+        }
+        let mut shares = Vec::with_capacity(self.inner.links.len());
+        for l in &self.inner.links {
+            shares.push(l.key_share(Requester::Coop(org), Domain::Coop(org)).await?);
+        }
+        Ok(CoopKeyMaterial {
+            v: 1,
+            domain: Domain::Coop(org).to_string(),
+            federation: serde_json::from_str(&self.inner.federation.to_json())
+                .map_err(|_| TrustError::MalformedCiphertext)?,
+            shares: shares
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()
+                .map_err(|_| TrustError::MalformedCiphertext)?,
+        })
     }
 
     async fn chain(
         &self,
-        requester: &str,
-        from: &str,
-        to: &str,
+        requester: Requester,
+        from: Domain,
+        to: Domain,
         grant: Option<SignedGrant>,
         items: Vec<Item>,
-    ) -> Result<Vec<EncryptedPseudonym>, TrustError> {
+    ) -> Result<Vec<Item>, TrustError> {
         let mut out = Vec::with_capacity(items.len());
         for batch in items.chunks(MAX_BATCH) {
             let req = TranscryptRequest {
-                requester: requester.to_owned(),
-                from: from.to_owned(),
-                to: to.to_owned(),
+                requester: requester.to_string(),
+                from: from.to_string(),
+                to: to.to_string(),
                 grant: grant.clone(),
                 items: batch.to_vec(),
             };
-            out.extend(
-                run_chain(&self.inner.links, req)
-                    .await?
-                    .into_iter()
-                    .map(|i| i.ct),
-            );
+            out.extend(run_chain(&self.inner.links, req).await?);
         }
         Ok(out)
+    }
+
+    /// The node's attestation, to every transcryptor, that a member asked in
+    /// their session for their pseudonym to leave the origin domain (a card,
+    /// a forward, their own view, an erasure). Each transcryptor logs it.
+    fn member_request(&self, to: Domain, why: MemberRequest) -> SignedGrant {
+        Grant {
+            v: 1,
+            consent: crate::policy::MEMBER_REQUEST.to_owned(),
+            purpose: why.as_str().to_owned(),
+            from: Domain::Origin.to_string(),
+            to: to.to_string(),
+            expires_at_ms: self
+                .inner
+                .clock
+                .now()
+                .unix_millis()
+                .saturating_add(MEMBER_REQUEST_MS),
+        }
+        .sign(&self.inner.keys)
     }
 
     /// Refuses an unknown or deleted organisation.
@@ -319,8 +481,10 @@ impl Trust {
         }
     }
 
-    fn tag(&self, domain: &str, p: &Pseudonym) -> [u8; 32] {
-        self.inner.keys.trust_tag(domain, &p.to_bytes())
+    fn tag(&self, domain: Domain, p: &Pseudonym) -> [u8; 32] {
+        self.inner
+            .keys
+            .trust_tag(&domain.to_string(), &p.to_bytes())
     }
 
     async fn org_name(&self, org: OrgId) -> Result<String, TrustError> {

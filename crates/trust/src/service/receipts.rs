@@ -9,8 +9,10 @@ use super::*;
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptIn {
-    /// The co-op's pseudonym for the member (64 hex, from the member's card).
-    pub pseudonym: String,
+    /// The member's card, sealed afresh by the co-op (`me2b coop seal`, or
+    /// `Coop::seal` of the me2b-coop library) from its pseudonym for them:
+    /// never the very ciphertext the member showed.
+    pub card: String,
     /// The day of purchase, `YYYY-MM-DD`; or give `at`.
     #[serde(default)]
     pub day: Option<String>,
@@ -66,7 +68,7 @@ pub struct Forwarded {
 
 /// A receipt checked and coarsened, before pseudonymisation.
 struct Checked {
-    pseudonym: Pseudonym,
+    card: EncryptedPseudonym,
     day: i32,
     area: String,
     amount: i64,
@@ -154,9 +156,7 @@ impl Trust {
     }
 
     fn check_receipt(&self, r: &ReceiptIn) -> Result<Checked, TrustError> {
-        let pseudonym = Pseudonym::from_hex(&r.pseudonym).ok_or(TrustError::Invalid(
-            "`pseudonym` is the member's 64-hex pseudonym for this co-op",
-        ))?;
+        let card = parse_card(&r.card)?;
         let day = parse_day(r)?;
         if !self.inner.governance.areas.iter().any(|a| a == &r.area) {
             return Err(TrustError::UnknownArea);
@@ -190,7 +190,7 @@ impl Trust {
             return Err(TrustError::Invalid("an amount is 0 to 100,000,000 cents"));
         }
         Ok(Checked {
-            pseudonym,
+            card,
             day,
             area: r.area.clone(),
             amount,
@@ -241,20 +241,18 @@ impl Trust {
             .iter()
             .map(|r| self.check_receipt(r))
             .collect::<Result<Vec<_>, _>>()?;
-        let domain = coop_domain(org);
-        let coop = self.client(&domain).await?;
-        let mut rng = self.rng();
-        let items: Vec<Item> = checked
-            .iter()
-            .map(|c| Item {
-                ct: coop.encrypt_pseudonym(&c.pseudonym, &mut rng),
-                key: coop.key(),
-            })
-            .collect();
+        let key = self.coop_key(org).await?;
+        let items: Vec<Item> = checked.iter().map(|c| Item { ct: c.card, key }).collect();
         let research_cts = self
-            .chain(&org.to_string(), &domain, RESEARCH, None, items.clone())
+            .chain(
+                Requester::Coop(org),
+                Domain::Coop(org),
+                Domain::Research,
+                None,
+                items.clone(),
+            )
             .await?;
-        let research = self.client(RESEARCH).await?;
+        let research = self.client(Domain::Research).await?;
         let now = self.inner.clock.now();
         let rows: Vec<TrustReceiptRow> = checked
             .into_iter()
@@ -263,9 +261,9 @@ impl Trust {
             .map(|((c, source), rct)| TrustReceiptRow {
                 id: TrustReceiptId::generate(self.inner.random.as_ref()),
                 org,
-                tag: self.tag(RESEARCH, &research.decrypt(&rct)),
+                tag: self.tag(Domain::Research, &research.decrypt(&rct.ct)),
                 source_ct: source.ct.to_bytes().to_vec(),
-                research_ct: rct.to_bytes().to_vec(),
+                research_ct: rct.ct.to_bytes().to_vec(),
                 day: c.day,
                 area: c.area,
                 amount_cents: c.amount,
@@ -352,9 +350,16 @@ impl Trust {
         candidates.retain(|c| !present.contains(&c.0));
         let mut forwarded = 0;
         if !candidates.is_empty() {
-            let source = self.moved(member, &coop_domain(org)).await?;
-            let research = self.moved(member, RESEARCH).await?;
-            let tag = self.tag(RESEARCH, &self.client(RESEARCH).await?.decrypt(&research));
+            let source = self
+                .moved(member, Domain::Coop(org), MemberRequest::Forward)
+                .await?
+                .ct;
+            let client = self.client(Domain::Research).await?;
+            let research = self
+                .moved(member, Domain::Research, MemberRequest::Forward)
+                .await?
+                .ct;
+            let tag = self.tag(Domain::Research, &client.decrypt(&research));
             let now = self.inner.clock.now();
             let rows: Vec<TrustReceiptRow> = candidates
                 .into_iter()
@@ -404,7 +409,7 @@ mod tests {
 
     fn receipt(day: Option<&str>, at: Option<&str>) -> ReceiptIn {
         ReceiptIn {
-            pseudonym: String::new(),
+            card: String::new(),
             day: day.map(str::to_owned),
             at: at.map(str::to_owned),
             area: "NL-NH".into(),

@@ -27,11 +27,12 @@ pub struct SharingView {
     pub receipt: String,
 }
 
-/// One member's receipts as a partner co-op receives them, under its own
-/// pseudonym for the member.
+/// One member's receipts as a partner co-op receives them, with the member's
+/// card for the partner (which only the partner can open, to its own
+/// pseudonym for them).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct SharedMember {
-    pub pseudonym: String,
+    pub card: String,
     pub receipts: Vec<SharedReceipt>,
 }
 
@@ -87,7 +88,13 @@ impl Trust {
         self.require_org(from).await?;
         self.require_org(to).await?;
         let now = self.inner.clock.now();
+        // The member's research tag, found now, in their session: deliveries
+        // use it without moving their pseudonym out of the origin again.
+        let research = self
+            .pseudonym_in(member, Domain::Research, MemberRequest::Share)
+            .await?;
         let row = TrustSharingRow {
+            research_tag: Some(self.tag(Domain::Research, &research)),
             id: SharingId::generate(self.inner.random.as_ref()),
             member,
             from_org: from,
@@ -238,51 +245,43 @@ impl Trust {
             .store
             .trust_sharing_between(from, to, now)
             .await?;
-        let (from_d, to_d) = (coop_domain(from), coop_domain(to));
-        let partner = self.client(&to_d).await?;
+        let (from_d, to_d) = (Domain::Coop(from), Domain::Coop(to));
         let mut out = Vec::new();
         let mut delivered = Vec::new();
         for g in &grants {
-            let rp = self.pseudonym_in(g.member, RESEARCH).await?;
-            let receipts = self
-                .inner
-                .store
-                .trust_receipts_of(from, &self.tag(RESEARCH, &rp))
-                .await?;
-            if receipts.is_empty() {
+            // Consents given before research tags were kept deliver nothing
+            // until the member gives them again.
+            let Some(tag) = g.research_tag else { continue };
+            let receipts = self.inner.store.trust_receipts_of(from, &tag).await?;
+            let Some(first) = receipts.first() else {
                 continue;
-            }
-            let source_key = self.client(&from_d).await?.key();
-            let items = receipts
-                .iter()
-                .map(|r| {
-                    EncryptedPseudonym::from_slice(&r.source_ct)
-                        .map(|ct| Item {
-                            ct,
-                            key: source_key,
-                        })
-                        .ok_or(TrustError::MalformedCiphertext)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            };
+            // One of the member's receipts at `from` moved into `to`'s domain
+            // is their card there, which only `to` can open.
+            let item = Item {
+                ct: EncryptedPseudonym::from_slice(&first.source_ct)
+                    .ok_or(TrustError::MalformedCiphertext)?,
+                key: self.coop_key(from).await?,
+            };
             let grant = Grant {
                 v: 1,
                 consent: g.id.to_string(),
                 purpose: g.purpose.clone(),
-                from: from_d.clone(),
-                to: to_d.clone(),
+                from: from_d.to_string(),
+                to: to_d.to_string(),
                 expires_at_ms: g.expires_at.unix_millis(),
             }
             .sign(&self.inner.keys);
-            let cts = self
-                .chain(&to.to_string(), &from_d, &to_d, Some(grant), items)
+            let moved = self
+                .chain(Requester::Coop(to), from_d, to_d, Some(grant), vec![item])
                 .await?;
-            let pseudonym = cts
+            let card = moved
                 .first()
-                .map(|ct| partner.decrypt(ct).to_hex())
+                .map(|i| card_text(&i.ct))
                 .ok_or(TrustError::MalformedCiphertext)?;
             delivered.push((g.member, g.id, receipts.len()));
             out.push(SharedMember {
-                pseudonym,
+                card,
                 receipts: receipts
                     .iter()
                     .map(|r| SharedReceipt {
@@ -334,16 +333,21 @@ impl Trust {
         from: OrgId,
         to: OrgId,
     ) -> Result<(), TrustError> {
-        let (from_d, to_d) = (coop_domain(from), coop_domain(to));
-        let c = self.client(&from_d).await?;
+        let key = self.coop_key(from).await?;
         let mut rng = self.rng();
         let item = Item {
-            ct: c.encrypt_pseudonym(&Pseudonym::random(&mut rng), &mut rng),
-            key: c.key(),
+            ct: crate::pseudonym::encrypt_to(&Pseudonym::random(&mut rng), &key, &mut rng),
+            key,
         };
-        self.chain(&to.to_string(), &from_d, &to_d, None, vec![item])
-            .await
-            .map(|_| ())
+        self.chain(
+            Requester::Coop(to),
+            Domain::Coop(from),
+            Domain::Coop(to),
+            None,
+            vec![item],
+        )
+        .await
+        .map(|_| ())
     }
 }
 

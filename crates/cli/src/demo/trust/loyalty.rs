@@ -27,7 +27,7 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
         Method::POST,
         "/v1/org/trust/loyalty/earn",
         grocer_key,
-        Some(serde_json::json!({"pseudonym": fcards[0], "points": 120})),
+        Some(c.sealed(0, serde_json::json!({"card": fcards[0], "points": 120}))?),
     )
     .await?;
     ensure(
@@ -246,7 +246,7 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
             Method::POST,
             "/v1/org/trust/receipts",
             grocer_key,
-            Some(serde_json::json!({"receipts": again})),
+            Some(c.sealed(0, serde_json::json!({"receipts": again}))?),
         )
         .await?;
         let dropped = v["erased"].as_array().map_or(0, Vec::len);
@@ -265,7 +265,7 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
             Method::POST,
             "/v1/org/trust/loyalty/earn",
             grocer_key,
-            Some(serde_json::json!({"pseudonym": old_card, "points": 10})),
+            Some(c.sealed(0, serde_json::json!({"card": old_card, "points": 10}))?),
         )
         .await?;
         ensure(

@@ -16,8 +16,9 @@ fn shops_at(k: usize) -> [bool; 3] {
     [d < 6, (3..=6).contains(&d), matches!(d, 5 | 7 | 8)]
 }
 
-/// The receipts co-op `shop` holds about the `k`th member, under its card:
-/// 1 to 3, timed to the second, in a province.
+/// The receipts co-op `shop` holds about the `k`th member, under its
+/// pseudonym for them (the co-op seals it afresh as a card to send, see
+/// [`Ctx::sealed`]): 1 to 3, timed to the second, in a province.
 fn trust_receipts(shop: usize, k: usize, pseudonym: &str) -> Vec<serde_json::Value> {
     (0..1 + k % 3)
         .map(|r| {
@@ -83,7 +84,7 @@ fn trust_receipts(shop: usize, k: usize, pseudonym: &str) -> Vec<serde_json::Val
                 .into_iter()
                 .map(|(c, a)| serde_json::json!({"category": c, "amount_cents": a}))
                 .collect();
-            serde_json::json!({"pseudonym": pseudonym, "at": at, "area": area, "items": items})
+            serde_json::json!({"card": pseudonym, "at": at, "area": area, "items": items})
         })
         .collect()
 }
@@ -127,7 +128,8 @@ async fn insight(
     call(app, Method::POST, "/v1/org/trust/insights", key, Some(body)).await
 }
 
-/// `GET /v1/me/trust/cards/{org}` as the member: that co-op's pseudonym.
+/// `GET /v1/me/trust/cards/{org}` as the member: the card, a ciphertext
+/// only that co-op opens.
 async fn card_of(
     app: &axum::Router,
     token: &str,
@@ -142,7 +144,32 @@ async fn card_of(
     )
     .await?;
     ensure(st == StatusCode::OK, &format!("card failed: {st} {v}"))?;
-    Ok(v["pseudonym"].as_str().unwrap_or("").to_owned())
+    Ok(v["card"].as_str().unwrap_or("").to_owned())
+}
+
+/// A member shows their card at the co-op, which opens it with its own keys:
+/// the co-op's pseudonym for them.
+async fn shown_to(
+    app: &axum::Router,
+    token: &str,
+    keys: &me2b_coop::CoopKeys,
+) -> anyhow::Result<String> {
+    let card = card_of(app, token, keys.org()).await?;
+    Ok(keys.open_card(&card)?)
+}
+
+/// `POST /v1/org/trust/keys` with the co-op's API key: its own domain's keys
+/// (the embedded trust's transcryptors give them; a distributed trust's
+/// transcryptors each give their share directly).
+async fn coop_keys(
+    app: &axum::Router,
+    key: &str,
+    org: me2b_domain::OrgId,
+) -> anyhow::Result<me2b_coop::CoopKeys> {
+    let (st, v) = call(app, Method::POST, "/v1/org/trust/keys", key, None).await?;
+    ensure(st == StatusCode::OK, &format!("the co-op's keys: {st} {v}"))?;
+    let material = serde_json::from_value(v).context("the co-op's key material")?;
+    Ok(me2b_coop::CoopKeys::from_material(org, &material)?)
 }
 
 mod loyalty;
@@ -158,9 +185,12 @@ pub(super) struct Ctx<'a> {
     pub(super) names: Vec<String>,
     /// Each co-op's API key with the `insights` role.
     pub(super) keys: Vec<String>,
+    /// Each co-op's own domain keys (the node holds none).
+    pub(super) coop_keys: std::sync::Arc<Vec<me2b_coop::CoopKeys>>,
     /// (member index, member id, session token) of the members in the walk-through.
     pub(super) cohort: Vec<(usize, MemberId, String)>,
-    /// Each cohort member's card at each co-op they shop at.
+    /// Each cohort member's pseudonym at each co-op they shop at, as the
+    /// co-op opened their card.
     pub(super) cards: Vec<[Option<String>; 3]>,
     /// The cohort member whose cards are shown (shops at all three).
     pub(super) fk: usize,
@@ -169,7 +199,37 @@ pub(super) struct Ctx<'a> {
     pub(super) dir: &'a std::path::Path,
 }
 
+/// `body` as co-op `c` sends it: each `card` (its pseudonym for a member)
+/// sealed afresh with its keys, at the top or in `receipts`.
+fn sealed(
+    keys: &me2b_coop::CoopKeys,
+    mut body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let seal = |v: &mut serde_json::Value| -> anyhow::Result<()> {
+        if let Some(p) = v["card"].as_str() {
+            v["card"] = keys.seal(p, &OsRandom)?.into();
+        }
+        Ok(())
+    };
+    seal(&mut body)?;
+    if let Some(rs) = body.get_mut("receipts").and_then(|r| r.as_array_mut()) {
+        for r in rs {
+            seal(r)?;
+        }
+    }
+    Ok(body)
+}
+
 impl Ctx<'_> {
+    /// `body` as co-op `c` sends it, its pseudonyms sealed afresh as cards.
+    pub(super) fn sealed(
+        &self,
+        c: usize,
+        body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        sealed(&self.coop_keys[c], body)
+    }
+
     pub(super) fn name_of(&self, k: usize) -> &'static str {
         NAMES[self.cohort[k].0 % NAMES.len()]
     }
@@ -252,6 +312,11 @@ pub(super) async fn trust_story(
             .await?;
         keys.push(k.secret.expose().to_owned());
     }
+    let mut ck = Vec::new();
+    for (c, key) in coops.iter().zip(&keys) {
+        ck.push(coop_keys(app, key, c.id).await?);
+    }
+    let coop_keys = std::sync::Arc::new(ck);
     let names: Vec<&str> = coops.iter().map(|c| c.name.as_str()).collect();
     let grocer = &coops[0];
     let (grocer_key, bikes_key, threads_key) = (&keys[0], &keys[1], &keys[2]);
@@ -280,7 +345,13 @@ pub(super) async fn trust_story(
         names[2],
         TRUST_SHOPS[2]
     );
-    out!("   each an API key with the `insights` role.");
+    out!("   each an API key with the `insights` role. Each co-op fetches its own domain's keys");
+    out!(
+        "   (POST /v1/org/trust/keys; distributed, from every transcryptor with `me2b coop keys`):"
+    );
+    out!(
+        "   the node holds no co-op's keys, so it cannot tell which co-op card is which member's."
+    );
     let cohort: Vec<(usize, MemberId, String)> = made
         .iter()
         .filter(|m| m.1 != erased)
@@ -305,11 +376,11 @@ pub(super) async fn trust_story(
         .collect();
     let cards: Vec<[Option<String>; 3]> = in_parallel(wanted, "cards shown", |(token, at)| {
         let app = app.clone();
-        let org_ids = org_ids.clone();
+        let keys = coop_keys.clone();
         async move {
             let mut out: [Option<String>; 3] = Default::default();
             for c in at {
-                out[c] = Some(card_of(&app, &token, org_ids[c]).await?);
+                out[c] = Some(shown_to(&app, &token, &keys[c]).await?);
             }
             anyhow::Ok(out)
         }
@@ -331,22 +402,31 @@ pub(super) async fn trust_story(
         at[2],
         names[2]
     );
-    out!("   pseudonym for the member: the member's encrypted pseudonym, moved into the co-op's domain by");
-    out!("   every transcryptor in turn.");
+    out!("   pseudonym for the member, encrypted to the co-op: the member's encrypted pseudonym, moved");
+    out!("   into the co-op's domain by every transcryptor in turn at the member's request. The co-op");
+    out!("   opens it with its own keys (`me2b coop open-card`); the node cannot.");
     // A member who shops at all three (k % 10 == 5), when there is one.
     let fk = if cohort.len() > 5 { 5 } else { 0 };
     let (_, fid, ftoken) = &cohort[fk];
     let fname = name_of(fk);
     let mut fcards = Vec::new();
-    for id in &org_ids {
-        fcards.push(card_of(app, ftoken, *id).await?);
+    out!("   The cards of {fname} (member {fid}), as shown and as each co-op opens them:");
+    for (n, (id, keys)) in names.iter().zip(org_ids.iter().zip(coop_keys.iter())) {
+        let card = card_of(app, ftoken, *id).await?;
+        let p = keys.open_card(&card)?;
+        out!("     {n:<14} {}  →  {}", short(&card), short(&p));
+        fcards.push(p);
     }
-    out!("   The cards of {fname} (member {fid}):");
-    for (n, c) in names.iter().zip(&fcards) {
-        out!("     {n:<14} {}", short(c));
-    }
-    let again = card_of(app, ftoken, grocer.id).await?;
-    ensure(again == fcards[0], "the same co-op got a different card")?;
+    let shown = card_of(app, ftoken, grocer.id).await?;
+    let again = coop_keys[0].open_card(&shown)?;
+    ensure(
+        again == fcards[0],
+        "the same co-op got a different pseudonym",
+    )?;
+    ensure(
+        coop_keys[1].open_card(&shown)? != fcards[0],
+        "another co-op opened the grocer's card",
+    )?;
     ensure(
         fcards[0] != fcards[1] && fcards[1] != fcards[2] && fcards[0] != fcards[2],
         "two co-ops got the same pseudonym",
@@ -357,12 +437,16 @@ pub(super) async fn trust_story(
         "two cards in the cohort are equal",
     )?;
     out!(
-        "   Asked again, {} gets {} again. All {} cards differ: no two co-ops",
+        "   Shown again, the card is a new ciphertext ({}), which {} opens to {} again;",
+        short(&shown),
         names[0],
-        short(&again),
+        short(&again)
+    );
+    out!(
+        "   {} opening it gets noise. All {} pseudonyms differ: no two co-ops can match their customers.",
+        names[1],
         all.len()
     );
-    out!("   can match their customers by pseudonym.");
 
     // Receipts.
     out!("\n10c. Receipts. Each co-op submits its receipts under its cards (POST /v1/org/trust/receipts).");
@@ -371,7 +455,7 @@ pub(super) async fn trust_story(
         .iter()
         .find_map(|c| c[0].clone())
         .context("a grocer card")?;
-    let ok_receipt = trust_receipts(0, 0, &first_grocer).remove(0);
+    let ok_receipt = sealed(&coop_keys[0], trust_receipts(0, 0, &first_grocer).remove(0))?;
     let mut postcode = ok_receipt.clone();
     postcode["area"] = "2011 AB".into();
     let mut pharmacy = ok_receipt.clone();
@@ -432,20 +516,15 @@ pub(super) async fn trust_story(
                 }
             }
         }
-        if sample.is_none() {
-            sample = receipts.first().cloned();
-        }
         let mut stored = 0;
         let mut status = StatusCode::CREATED;
         for chunk in receipts.chunks(me2b_trust::service::MAX_RECEIPTS) {
-            let (st, v) = call(
-                app,
-                Method::POST,
-                "/v1/org/trust/receipts",
-                key,
-                Some(serde_json::json!({"receipts": chunk})),
-            )
-            .await?;
+            let body = sealed(&coop_keys[c], serde_json::json!({"receipts": chunk}))?;
+            if sample.is_none() {
+                sample = body["receipts"].get(0).cloned();
+            }
+            let (st, v) =
+                call(app, Method::POST, "/v1/org/trust/receipts", key, Some(body)).await?;
             ensure(
                 st == StatusCode::CREATED,
                 &format!("receipts refused: {st} {v}"),
@@ -466,9 +545,9 @@ pub(super) async fn trust_story(
     }
     if let Some(s) = sample {
         out!(
-            "   One receipt as {} sends it: pseudonym {},",
+            "   One receipt as {} sends it: card {} (its pseudonym for the member, sealed afresh),",
             names[0],
-            short(s["pseudonym"].as_str().unwrap_or(""))
+            short(s["card"].as_str().unwrap_or(""))
         );
         out!(
             "     at {}, area {},",
@@ -490,6 +569,7 @@ pub(super) async fn trust_story(
         coops: &coops,
         names: names.iter().map(|n| (*n).to_owned()).collect(),
         keys: keys.clone(),
+        coop_keys: coop_keys.clone(),
         cohort: cohort.clone(),
         cards: cards.clone(),
         fk,

@@ -106,11 +106,17 @@ pub(super) async fn cross_selling(c: &Ctx<'_>) -> anyhow::Result<(usize, Vec<Str
         got.len() == sharers.len(),
         "not every consenting member was shared",
     )?;
+    // The partner opens each delivered card with its own keys.
+    let bikes_keys = &c.coop_keys[1];
+    let opened: Vec<String> = got
+        .iter()
+        .map(|m| bikes_keys.open_card(m["card"].as_str().unwrap_or("")))
+        .collect::<Result<_, _>>()?;
     let mut partner_cards = Vec::new();
     for k in &sharers {
-        let pc = card_of(app, &cohort[*k].2, bikes.id).await?;
+        let pc = shown_to(app, &cohort[*k].2, bikes_keys).await?;
         ensure(
-            got.iter().any(|m| m["pseudonym"] == pc.as_str()),
+            opened.contains(&pc),
             "a shared member is not under the partner's pseudonym",
         )?;
         ensure(
@@ -126,7 +132,7 @@ pub(super) async fn cross_selling(c: &Ctx<'_>) -> anyhow::Result<(usize, Vec<Str
         poss(names[1])
     );
     out!(
-        "   {} card), never {}: the transcryptors moved each with a grant the node signed",
+        "   {} card, sealed to it), never {}: the transcryptors moved each with a grant the node signed",
         names[1],
         poss(names[0])
     );
@@ -135,10 +141,11 @@ pub(super) async fn cross_selling(c: &Ctx<'_>) -> anyhow::Result<(usize, Vec<Str
         .find(|x| name_of(sharers[*x]) != fname)
         .unwrap_or(0);
     if let (Some(k), Some(pc)) = (sharers.get(ex), partner_cards.get(ex)) {
-        let m = got
+        let at = opened
             .iter()
-            .find(|m| m["pseudonym"] == pc.as_str())
+            .position(|p| p == pc)
             .context("shared member")?;
+        let m = &got[at];
         let rs = m["receipts"].as_array().cloned().unwrap_or_default();
         out!(
             "   for that consent. E.g. {}: {} knows them as {}, {}",
@@ -148,9 +155,8 @@ pub(super) async fn cross_selling(c: &Ctx<'_>) -> anyhow::Result<(usize, Vec<Str
             names[1]
         );
         out!(
-            "   receives {} = their {} card, with {} receipt{}:",
+            "   opens what it receives to {} = its pseudonym for them, with {} receipt{}:",
             short(pc),
-            names[1],
             rs.len(),
             if rs.len() == 1 { "" } else { "s" }
         );
@@ -170,7 +176,7 @@ pub(super) async fn cross_selling(c: &Ctx<'_>) -> anyhow::Result<(usize, Vec<Str
             Method::POST,
             "/v1/org/trust/loyalty/earn",
             bikes_key,
-            Some(serde_json::json!({"pseudonym": pc, "points": 50})),
+            Some(c.sealed(1, serde_json::json!({"card": pc, "points": 50}))?),
         )
         .await?;
         ensure(
