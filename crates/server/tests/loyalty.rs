@@ -2,14 +2,21 @@
 //! SQLite and PostgreSQL. Each test plays a co-op trying to win with what it
 //! can observe (status codes, error codes and messages, answer bodies):
 //! linking its cards to another co-op's by their balances, probing a
-//! member's balance, using a card that is no member's, replaying a token at
-//! another co-op or for another amount, racing one token. And the member
-//! sees their balance, history, audit trail and transparency view.
+//! member's balance through earnings and failed redemptions, using a card
+//! that is no member's (sealed for another co-op's domain, made up, or
+//! replayed from another co-op), replaying, altering or borrowing a token,
+//! racing one token. Cards are as main makes them: the member shows a
+//! ciphertext only the co-op opens, and the co-op seals its pseudonym afresh
+//! for every submission. And the member sees their balance, history, audit
+//! trail and transparency view.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use base64::Engine as _;
 use common::Srv;
+use me2b_coop::CoopKeys;
+use me2b_crypto::SeededRandom;
 use me2b_domain::org::Role;
 use me2b_domain::OrgId;
 use me2b_testkit::Db;
@@ -21,7 +28,44 @@ fn err(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
 
-async fn card(s: &Srv, member: &str, org: OrgId) -> String {
+/// A co-op as an attacker holds it: its id, API key, and its own domain keys
+/// (which open its cards and seal its pseudonyms, nothing else).
+struct Coop {
+    id: OrgId,
+    key: String,
+    keys: CoopKeys,
+    random: SeededRandom,
+}
+
+impl Coop {
+    /// Its pseudonym sealed afresh: a new ciphertext every time.
+    fn seal(&self, pseudonym: &str) -> String {
+        self.keys.seal(pseudonym, &self.random).unwrap()
+    }
+}
+
+/// Creates the co-op; its keys are fetched once a member has a card there.
+async fn coop(s: &Srv, name: &str, seed: u64) -> (OrgId, String, u64) {
+    let (id, key) = s.org_with(name, vec![Role::Insights]).await;
+    (id, key, seed)
+}
+
+/// A co-op that only redeems (it never needs its keys): its id and API key.
+fn coop_without_cards((id, key, _): (OrgId, String, u64)) -> (OrgId, String) {
+    (id, key)
+}
+
+async fn keyed(s: &Srv, (id, key, seed): (OrgId, String, u64)) -> Coop {
+    Coop {
+        id,
+        key,
+        keys: s.coop_keys(id).await,
+        random: SeededRandom::new(seed),
+    }
+}
+
+/// The card the member shows at `org`: a ciphertext, new each time.
+async fn shown(s: &Srv, member: &str, org: OrgId) -> String {
     let (st, v) = s
         .req(
             Method::GET,
@@ -31,15 +75,21 @@ async fn card(s: &Srv, member: &str, org: OrgId) -> String {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    v["pseudonym"].as_str().unwrap().to_owned()
+    v["card"].as_str().unwrap().to_owned()
 }
 
-async fn earn(s: &Srv, key: &str, card: &str, points: i64) -> (StatusCode, Value) {
+/// Earning as the co-op does it: its pseudonym, sealed afresh.
+async fn earn(s: &Srv, c: &Coop, pseudonym: &str, points: i64) -> (StatusCode, Value) {
+    earn_card(s, c, &c.seal(pseudonym), points).await
+}
+
+/// Earning with whatever ciphertext the co-op chooses to send.
+async fn earn_card(s: &Srv, c: &Coop, card: &str, points: i64) -> (StatusCode, Value) {
     s.req(
         Method::POST,
         "/v1/org/trust/loyalty/earn",
-        Some(key),
-        Some(json!({"pseudonym": card, "points": points})),
+        Some(&c.key),
+        Some(json!({"card": card, "points": points})),
     )
     .await
 }
@@ -84,19 +134,21 @@ fn numbers(v: &Value, out: &mut Vec<i64>) {
     }
 }
 
-/// Everything a co-op can try on one of its cards without the member: earn,
-/// and every shape of redemption it can form, with amounts around `around`.
-async fn probe(s: &Srv, key: &str, card: &str, around: i64) -> Vec<(u16, Value)> {
+/// Everything a co-op can try on one of its members without them: earn,
+/// and every shape of redemption it can form from its card (sealed, as a
+/// token, cut to a token's length), with amounts around `around`.
+async fn probe(s: &Srv, c: &Coop, pseudonym: &str, around: i64) -> Vec<(u16, Value)> {
     let mut seen = Vec::new();
-    let (st, v) = earn(s, key, card, 1).await;
+    let (st, v) = earn(s, c, pseudonym, 1).await;
     seen.push((st.as_u16(), v));
     for k in [1, around - 1, around, around + 1, 1_000_000] {
         for body in [
-            json!({"pseudonym": card, "points": k}),
-            json!({"token": card, "points": k}),
-            json!({"token": &card[..24], "points": k}),
+            json!({"card": c.seal(pseudonym), "points": k}),
+            json!({"token": c.seal(pseudonym), "points": k}),
+            json!({"token": pseudonym, "points": k}),
+            json!({"token": &pseudonym[..20], "points": k}),
         ] {
-            let (st, v) = redeem(s, key, body).await;
+            let (st, v) = redeem(s, &c.key, body).await;
             seen.push((st.as_u16(), v));
         }
     }
@@ -109,30 +161,33 @@ async fn the_linking_attack_links_no_card() {
         let Some(s) = common::start(db).await else {
             continue;
         };
-        let (a, ka) = s.org_with("Co-op A", vec![Role::Insights]).await;
-        let (b, kb) = s.org_with("Co-op B", vec![Role::Insights]).await;
-        let mut cards = Vec::new();
+        let (a, b) = (coop(&s, "Co-op A", 1).await, coop(&s, "Co-op B", 2).await);
+        let mut members = Vec::new();
         for i in 0..6 {
-            let m = s.member(&format!("m{i}@example.org")).await;
-            cards.push((card(&s, &m, a).await, card(&s, &m, b).await));
+            members.push(s.member(&format!("m{i}@example.org")).await);
         }
+        let mut cards = Vec::new();
+        for m in &members {
+            cards.push((s.pseudonym_at(m, a.0).await, s.pseudonym_at(m, b.0).await));
+        }
+        let (a, b) = (keyed(&s, a).await, keyed(&s, b).await);
         // B looks at its cards before A does anything.
         let mut before = Vec::new();
-        for (_, cb) in &cards {
-            before.push(probe(&s, &kb, cb, 50).await);
+        for (_, pb) in &cards {
+            before.push(probe(&s, &b, pb, 50).await);
         }
         // A credits distinct amounts to its cards.
         let credits: Vec<i64> = (0..6).map(|i| 100 + 37 * i).collect();
-        for ((ca, _), c) in cards.iter().zip(&credits) {
-            let (st, v) = earn(&s, &ka, ca, *c).await;
+        for ((pa, _), c) in cards.iter().zip(&credits) {
+            let (st, v) = earn(&s, &a, pa, *c).await;
             assert!(st.is_success(), "{st} {v}");
         }
         // B looks again, and matches any number it sees (less what it added
         // itself) against A's credits.
         let mut links = 0;
         let mut after = Vec::new();
-        for (i, (_, cb)) in cards.iter().enumerate() {
-            let seen = probe(&s, &kb, cb, 50).await;
+        for (i, (_, pb)) in cards.iter().enumerate() {
+            let seen = probe(&s, &b, pb, 50).await;
             let mut found = Vec::new();
             for (_, v) in &seen {
                 numbers(v, &mut found);
@@ -167,18 +222,22 @@ async fn a_coop_cannot_probe_a_balance() {
         let Some(s) = common::start(db).await else {
             continue;
         };
-        let (a, ka) = s.org_with("Co-op A", vec![Role::Insights]).await;
-        let (b, kb) = s.org_with("Co-op B", vec![Role::Insights]).await;
+        let (a, b) = (coop(&s, "Co-op A", 1).await, coop(&s, "Co-op B", 2).await);
         let rich = s.member("rich@example.org").await;
         let poor = s.member("poor@example.org").await;
-        let (rich_b, poor_b) = (card(&s, &rich, b).await, card(&s, &poor, b).await);
-        let (st, _) = earn(&s, &ka, &card(&s, &rich, a).await, 50).await;
+        let rich_a = s.pseudonym_at(&rich, a.0).await;
+        let (rich_b, poor_b) = (
+            s.pseudonym_at(&rich, b.0).await,
+            s.pseudonym_at(&poor, b.0).await,
+        );
+        let (a, b) = (keyed(&s, a).await, keyed(&s, b).await);
+        let (st, _) = earn(&s, &a, &rich_a, 50).await;
         assert!(st.is_success());
         // Every try on the rich member's card (balance 50) looks exactly like
         // every try on the poor one's (balance 0), and the answer to an
         // amount below the balance is the answer to one above it.
-        let rich_seen = probe(&s, &kb, &rich_b, 50).await;
-        let poor_seen = probe(&s, &kb, &poor_b, 50).await;
+        let rich_seen = probe(&s, &b, &rich_b, 50).await;
+        let poor_seen = probe(&s, &b, &poor_b, 50).await;
         assert_eq!(rich_seen, poor_seen, "{db:?}");
         let refusals: BTreeSet<String> = rich_seen
             .iter()
@@ -188,14 +247,14 @@ async fn a_coop_cannot_probe_a_balance() {
         assert!(refusals.len() <= 2, "{db:?}: {refusals:?}");
         // With a token of the rich member's out for B, B's tries around the
         // balance look like tries with a token that does not exist.
-        let (st, t) = token(&s, &rich, b, 20).await;
+        let (st, t) = token(&s, &rich, b.id, 20).await;
         assert_eq!(st, StatusCode::CREATED, "{t}");
         let tok = t["token"].as_str().unwrap().to_owned();
         for k in [1, 19, 21, 30, 31, 51, 1_000_000] {
-            let (st, v) = redeem(&s, &kb, json!({"token": tok, "points": k})).await;
+            let (st, v) = redeem(&s, &b.key, json!({"token": tok, "points": k})).await;
             let (st2, v2) = redeem(
                 &s,
-                &kb,
+                &b.key,
                 json!({"token": "0000-0000-0000-0000-0000", "points": k}),
             )
             .await;
@@ -203,7 +262,7 @@ async fn a_coop_cannot_probe_a_balance() {
             assert_eq!(err(&v), "redemption_refused");
         }
         // The token still works for what the member made it for.
-        let (st, v) = redeem(&s, &kb, json!({"token": tok, "points": 20})).await;
+        let (st, v) = redeem(&s, &b.key, json!({"token": tok, "points": 20})).await;
         assert_eq!(
             (st, &v),
             (StatusCode::OK, &json!({"status": "redeemed", "points": 20}))
@@ -216,54 +275,116 @@ async fn a_coop_cannot_probe_a_balance() {
     }
 }
 
+/// A well-formed ciphertext nobody made: each component a valid group
+/// element (multiples of the Ristretto base point, RFC 9496's vectors),
+/// shaped like `like`.
+fn made_up(like: &str, shift: usize) -> String {
+    const POINTS: [&str; 4] = [
+        "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76",
+        "6a493210f7499cd17fecb510ae0cea23a110e8d5b901f8acadd3095c73a3b919",
+        "94741f5d5d52755ece4f23f044ee27d5d1ea1e2bd196b462166b16152a9d0259",
+        "da80862773358b466ffadfe0b3293ab3d9fd53c5ea6c955358f568322daf6a57",
+    ];
+    let b64 = base64::engine::general_purpose::URL_SAFE;
+    let n = b64.decode(like).unwrap().len() / 32;
+    let bytes: Vec<u8> = (0..n)
+        .flat_map(|i| hex::decode(POINTS[(i + shift) % POINTS.len()]).unwrap())
+        .collect();
+    b64.encode(bytes)
+}
+
 #[tokio::test]
 async fn a_card_of_no_member_is_refused_and_the_refusal_tells_nothing_else() {
     for db in Db::ALL {
         let Some(s) = common::start(db).await else {
             continue;
         };
-        let (a, ka) = s.org_with("Co-op A", vec![Role::Insights]).await;
-        let (_, kb) = s.org_with("Co-op B", vec![Role::Insights]).await;
+        let (a, b) = (coop(&s, "Co-op A", 1).await, coop(&s, "Co-op B", 2).await);
         let m = s.member("m@example.org").await;
-        let at_a = card(&s, &m, a).await;
-        let (st, _) = earn(&s, &ka, &at_a, 500).await;
+        let shown_at_a = shown(&s, &m, a.0).await;
+        let shown_at_b = shown(&s, &m, b.0).await;
+        let (a, b) = (keyed(&s, a).await, keyed(&s, b).await);
+        let pa = a.keys.open_card(&shown_at_a).unwrap();
+        let sealed_by_a = a.seal(&pa);
+        let (st, _) = earn_card(&s, &a, &sealed_by_a, 500).await;
         assert!(st.is_success());
-        // B tries values of its choosing (valid group elements: multiples of
-        // the Ristretto base point, RFC 9496's test vectors), and one of A's
-        // cards (to open a ledger that would follow A's member).
+        // B sends what it can get hold of that is not its own card, hoping
+        // to open a ledger that follows A's member, or to learn anything:
         let mut answers = BTreeSet::new();
-        for c in [
-            "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76".to_owned(),
-            "6a493210f7499cd17fecb510ae0cea23a110e8d5b901f8acadd3095c73a3b919".to_owned(),
-            "94741f5d5d52755ece4f23f044ee27d5d1ea1e2bd196b462166b16152a9d0259".to_owned(),
-            at_a.clone(),
+        for (what, card) in [
+            // the card the member showed at A, replayed at B;
+            ("shown at A", shown_at_a.clone()),
+            // A's sealed submission, replayed at B;
+            ("sealed by A", sealed_by_a.clone()),
+            // A's pseudonym (A colluding), sealed with B's keys;
+            ("A's pseudonym, sealed by B", b.seal(&pa)),
+            // B's own pseudonym for a member, made up: a valid group element;
+            ("made-up pseudonym", b.seal(&made_up_point())),
+            // ciphertexts nobody made.
+            ("made-up ciphertext", made_up(&shown_at_b, 0)),
+            ("another made-up ciphertext", made_up(&shown_at_b, 1)),
         ] {
-            let (st, v) = earn(&s, &kb, &c, 7).await;
+            let (st, v) = earn_card(&s, &b, &card, 7).await;
             assert_eq!(
                 (st, err(&v)),
                 (StatusCode::NOT_FOUND, "unknown_card"),
-                "{db:?}: {v}"
+                "{db:?}: {what}: {v}"
             );
             answers.insert(v.to_string());
         }
         assert_eq!(answers.len(), 1, "{db:?}: the refusals differ: {answers:?}");
         let msg = answers.into_iter().next().unwrap();
         assert!(!msg.contains("500") && !msg.contains("507"), "{msg}");
-        // Nothing was recorded: A's member has what A gave, and B's refusals
-        // did not start a ledger A's card now moves.
-        assert_eq!(points(&s, &m).await, 500);
-        let (st, _) = earn(&s, &kb, &at_a, 7).await;
-        assert_eq!(st, StatusCode::NOT_FOUND);
-        // A value that is no pseudonym at all is a format error, the same
-        // for everyone.
-        for c in ["not a card".to_owned(), "ab".repeat(32)] {
-            let (st, v) = earn(&s, &kb, &c, 7).await;
+        // Nothing was recorded: the member has what A gave, and B's refusals
+        // did not start a ledger that A's card now moves to.
+        assert_eq!(points(&s, &m).await, 500, "{db:?}");
+        let (st, _) = earn_card(&s, &b, &a.seal(&pa), 7).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{db:?}");
+        // B's own card is accepted however it arrives: sealed afresh, the
+        // ciphertext the member showed, or one of B's earlier ones again
+        // (all open to B's pseudonym for this member, which B has anyway).
+        let pb = b.keys.open_card(&shown_at_b).unwrap();
+        let once = b.seal(&pb);
+        for card in [b.seal(&pb), shown_at_b.clone(), once.clone(), once] {
+            let (st, v) = earn_card(&s, &b, &card, 1).await;
+            assert_eq!(
+                (st, &v),
+                (StatusCode::ACCEPTED, &json!({"status": "accepted"})),
+                "{db:?}"
+            );
+        }
+        assert_eq!(points(&s, &m).await, 504, "{db:?}");
+        // What is no ciphertext at all is a format error, the same for
+        // everyone.
+        for c in ["not a card".to_owned(), pb.clone(), "QUFB".repeat(40)] {
+            let (st, v) = earn_card(&s, &b, &c, 7).await;
             assert_eq!(
                 (st, err(&v)),
-                (StatusCode::BAD_REQUEST, "invalid_parameter")
+                (StatusCode::BAD_REQUEST, "invalid_parameter"),
+                "{db:?}"
             );
         }
     }
+}
+
+/// A valid Ristretto encoding that is no member's pseudonym (5 × the base
+/// point, RFC 9496).
+fn made_up_point() -> String {
+    "e882b131016b52c1d3337080187cf768423efccbb517bb495ab812c4160ff44e".to_owned()
+}
+
+/// The token with its `i`-th character (not a dash) changed to another
+/// symbol of the alphabet.
+fn altered(token: &str, i: usize) -> String {
+    token
+        .chars()
+        .enumerate()
+        .map(|(j, c)| match (j == i, c) {
+            (true, '0') => '1',
+            (true, _) => '0',
+            (false, c) => c,
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -272,10 +393,13 @@ async fn a_token_works_once_at_its_coop_for_its_amount_before_it_expires() {
         let Some(s) = common::start(db).await else {
             continue;
         };
-        let (a, ka) = s.org_with("Co-op A", vec![Role::Insights]).await;
-        let (b, kb) = s.org_with("Co-op B", vec![Role::Insights]).await;
+        let (a, b) = (coop(&s, "Co-op A", 1).await, coop(&s, "Co-op B", 2).await);
         let m = s.member("m@example.org").await;
-        let (st, _) = earn(&s, &ka, &card(&s, &m, a).await, 100).await;
+        let pa = s.pseudonym_at(&m, a.0).await;
+        let (a, b) = (keyed(&s, a).await, coop_without_cards(b));
+        let (ka, kb) = (a.key.clone(), b.1.clone());
+        let b = b.0;
+        let (st, _) = earn(&s, &a, &pa, 100).await;
         assert!(st.is_success());
         let (st, t) = token(&s, &m, b, 40).await;
         assert_eq!(st, StatusCode::CREATED, "{t}");
@@ -286,16 +410,24 @@ async fn a_token_works_once_at_its_coop_for_its_amount_before_it_expires() {
         assert_eq!(points(&s, &m).await, 60, "set aside when made");
         let tok = t["token"].as_str().unwrap();
         let mut refusals = BTreeSet::new();
-        for (key, body) in [
+        let mut tries = vec![
+            // another co-op (A saw the member's screen at B);
             (&ka, json!({"token": tok, "points": 40})),
+            // another amount;
             (&kb, json!({"token": tok, "points": 41})),
             (&kb, json!({"token": tok, "points": 39})),
+            // made up, or empty;
             (
                 &kb,
                 json!({"token": "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "points": 40}),
             ),
             (&kb, json!({"token": "", "points": 40})),
-        ] {
+        ];
+        // altered: one symbol changed, anywhere;
+        for i in [0, 7, 23] {
+            tries.push((&kb, json!({"token": altered(tok, i), "points": 40})));
+        }
+        for (key, body) in tries {
             let (st, v) = redeem(&s, key, body).await;
             assert_eq!(
                 (st, err(&v)),
@@ -340,11 +472,14 @@ async fn one_token_submitted_at_once_many_times_redeems_once() {
         let Some(s) = common::start(db).await else {
             continue;
         };
-        let (a, ka) = s.org_with("Co-op A", vec![Role::Insights]).await;
+        let a = coop(&s, "Co-op A", 1).await;
         let m = s.member("m@example.org").await;
-        let (st, _) = earn(&s, &ka, &card(&s, &m, a).await, 10).await;
+        let pa = s.pseudonym_at(&m, a.0).await;
+        let a = keyed(&s, a).await;
+        let ka = a.key.clone();
+        let (st, _) = earn(&s, &a, &pa, 10).await;
         assert!(st.is_success());
-        let (_, t) = token(&s, &m, a, 10).await;
+        let (_, t) = token(&s, &m, a.id, 10).await;
         let tok = t["token"].as_str().unwrap().to_owned();
         let s = std::sync::Arc::new(s);
         let mut set = tokio::task::JoinSet::new();
@@ -399,8 +534,7 @@ async fn the_member_sees_balance_history_audit_and_a_token_as_text_and_qr() {
         let Some(s) = common::start(db).await else {
             continue;
         };
-        let (a, ka) = s.org_with("Co-op A", vec![Role::Insights]).await;
-        let (b, kb) = s.org_with("Co-op B", vec![Role::Insights]).await;
+        let (a, b) = (coop(&s, "Co-op A", 1).await, coop(&s, "Co-op B", 2).await);
         let (st, v) = s
             .req(
                 Method::POST,
@@ -412,8 +546,12 @@ async fn the_member_sees_balance_history_audit_and_a_token_as_text_and_qr() {
         assert_eq!(st, StatusCode::CREATED);
         let m = v["token"].as_str().unwrap().to_owned();
         let member_id = v["member_id"].as_str().unwrap().to_owned();
-        let (st, _) = earn(&s, &ka, &card(&s, &m, a).await, 120).await;
+        let pa = s.pseudonym_at(&m, a.0).await;
+        let a = keyed(&s, a).await;
+        let (b, kb) = (b.0, b.1);
+        let (st, _) = earn(&s, &a, &pa, 120).await;
         assert!(st.is_success());
+        let a = a.id;
         let (st, t) = token(&s, &m, b, 100).await;
         assert_eq!(st, StatusCode::CREATED);
         let text = t["token"].as_str().unwrap();
