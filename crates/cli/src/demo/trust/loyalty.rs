@@ -65,8 +65,9 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
         &format!("no redemption token: {st} {t}"),
     )?;
     let token = t["token"].as_str().unwrap_or("").to_owned();
+    let svg = t["qr_svg"].as_str().unwrap_or("");
     let qr = c.dir.join("loyalty-token.svg");
-    std::fs::write(&qr, t["qr_svg"].as_str().unwrap_or(""))?;
+    std::fs::write(&qr, svg)?;
     out!(
         "   At {}'s till, {fname} approves 100 points in their vault (POST /v1/me/trust/loyalty/tokens):",
         names[2]
@@ -75,7 +76,26 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
         "   a one-time token for 100 points at {} only, valid 5 minutes: {token}",
         names[2]
     );
-    out!("   (and as a QR code: {}).", qr.display());
+    let grid = super::till::modules(svg)
+        .ok_or_else(|| anyhow::anyhow!("the token's QR code is not drawn as expected"))?;
+    out!(
+        "   {} screen shows it as text and as a QR code (also in {}):",
+        poss(fname),
+        qr.display()
+    );
+    for line in super::till::draw(&grid) {
+        out!("      {line}");
+    }
+    let scanned = super::till::scan(&grid).unwrap_or_default();
+    ensure(
+        scanned == token,
+        &format!("the till read another token: {scanned:?}"),
+    )?;
+    out!(
+        "   {}'s till scans the code: {scanned} (a till without a scanner types the text),",
+        names[2]
+    );
+    let token = scanned;
     let (st, v) = call(
         app,
         Method::POST,
@@ -89,10 +109,10 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
         &format!("redeeming failed: {st} {v}"),
     )?;
     out!(
-        "   {} scans it (POST …/loyalty/redeem {{token, points}} → {} {}): all it learns.",
-        names[2],
+        "   and sends it (POST …/loyalty/redeem {{token, points}} → {} {}): all {} learns.",
         v["status"].as_str().unwrap_or(""),
-        v["points"]
+        v["points"],
+        names[2]
     );
     let (st, v) = call(
         app,

@@ -175,6 +175,7 @@ async fn coop_keys(
 mod loyalty;
 mod questions;
 mod sharing;
+mod till;
 
 /// What every part of the trust walk-through shares.
 pub(super) struct Ctx<'a> {
