@@ -526,6 +526,7 @@ fn the_demo_runs_end_to_end() {
         "(POST /v1/org/trust/loyalty/earn → 202 {\"status\":\"accepted\"}): nothing more.",
         "(POST /v1/org/trust/loyalty/earn → accepted: the co-op never sees a balance)",
         "a one-time token for 100 points at Fair Threads only",
+        "→ 404 Not Found unknown_card, nothing recorded",
         "screen shows it as text and as a QR code",
         "till scans the code: ",
         "→ redeemed 100): all Fair Threads learns.",

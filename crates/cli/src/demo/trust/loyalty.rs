@@ -39,6 +39,27 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
         names[0],
         st.as_u16()
     );
+    // Another co-op replays the grocer's card, hoping for a ledger that
+    // follows the member.
+    let replay = c.sealed(0, serde_json::json!({"card": fcards[0], "points": 1}))?;
+    let (st, v) = call(
+        app,
+        Method::POST,
+        "/v1/org/trust/loyalty/earn",
+        threads_key,
+        Some(replay),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::NOT_FOUND && err_code(&v) == "unknown_card",
+        &format!("another co-op's card earned points: {st} {v}"),
+    )?;
+    out!(
+        "   {} replays {}'s card for {fname} → {st} unknown_card, nothing recorded: the same answer as",
+        names[2],
+        names[0]
+    );
+    out!("   for a made-up card, so it learns neither a balance nor that the card is a member's.");
     let (st, v) = call(app, Method::GET, "/v1/me/trust", ftoken, None).await?;
     ensure(
         st == StatusCode::OK && v["loyalty_points"] == 120,
