@@ -43,7 +43,8 @@ pub struct ErrorBody {
 /// `unknown_category`, `unknown_area`, `sensitive_category`, `unbounded_sum`,
 /// `transcription_refused`, `grant_expired`, `bad_grant`, `batch_too_large`,
 /// `malformed_ciphertext`, `transcryptor_down`, `transcryptor_failed`,
-/// `forbidden`, `insufficient_points`.
+/// `forbidden`, `insufficient_points` (a member's own token), `unknown_card`,
+/// `member_erased`, `redemption_refused`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
@@ -364,7 +365,8 @@ impl From<me2b_trust::TrustError> for ApiError {
             E::Invalid(_) | E::MalformedCiphertext => S::BAD_REQUEST,
             E::BatchTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
             E::NotFound(_) => return Self::not_found(),
-            E::InsufficientPoints => S::CONFLICT,
+            E::InsufficientPoints | E::RedemptionRefused => S::CONFLICT,
+            E::UnknownCard => S::NOT_FOUND,
             E::MemberErased => S::GONE,
             E::TranscryptorDown { .. } => S::SERVICE_UNAVAILABLE,
             E::TranscryptorFailed { .. } => S::BAD_GATEWAY,

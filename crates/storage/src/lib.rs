@@ -6,11 +6,13 @@
 #![forbid(unsafe_code)]
 
 mod keys;
+mod loyalty;
 mod privacy;
 mod sql;
 mod types;
 
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
+pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
@@ -296,19 +298,10 @@ pub trait TrustStore {
         to: OrgId,
         now: Timestamp,
     ) -> Result<Vec<TrustSharingRow>>;
-    /// Adds `delta` points to the tag's balance, unless that would make it
-    /// negative; returns the new balance, or `None` (nothing written).
-    async fn trust_loyalty_apply(
-        &self,
-        tag: &[u8; 32],
-        org: OrgId,
-        delta: i64,
-        at: Timestamp,
-    ) -> Result<Option<i64>>;
-    async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64>;
     /// Forgets a member, in one transaction: every receipt, item, bin and
     /// per-member total under `research_tag` (decrementing the bin totals),
-    /// and the loyalty balance and ledger under `loyalty_tag`. Returns the
+    /// and the loyalty balance, history, tokens and enrolled tag under
+    /// `loyalty_tag`. Returns the
     /// number of receipts removed. Both tags join the erased list
     /// (`trust_erased_among`) in the same transaction.
     async fn trust_forget(
@@ -402,6 +395,8 @@ pub trait Store:
     + MemberKeyStore
     + SignUpStore
     + EnvelopeStore
+    + LoyaltyStore
+    + MemberAuditStore
     + Send
     + Sync
     + std::fmt::Debug

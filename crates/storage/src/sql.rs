@@ -1455,36 +1455,6 @@ macro_rules! impl_store {
                 .map(Self::sharing_row)
                 .collect()
             }
-            async fn trust_loyalty_apply(&self, tag: &[u8; 32], org: OrgId, delta: i64, at: Timestamp) -> Result<Option<i64>> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("INSERT INTO trust_loyalty_balances (tag, balance) VALUES ($1, 0) ON CONFLICT (tag) DO NOTHING")
-                    .bind(tag.to_vec())
-                    .execute(&mut *tx)
-                    .await?;
-                let r = sqlx::query("UPDATE trust_loyalty_balances SET balance = balance + $2 WHERE tag = $1 AND balance + $2 >= 0")
-                    .bind(tag.to_vec())
-                    .bind(delta)
-                    .execute(&mut *tx)
-                    .await?;
-                if r.rows_affected() != 1 {
-                    tx.rollback().await?;
-                    return Ok(None);
-                }
-                sqlx::query("INSERT INTO trust_loyalty (tag, org_id, delta, at) VALUES ($1, $2, $3, $4)")
-                    .bind(tag.to_vec())
-                    .bind(org.as_bytes().to_vec())
-                    .bind(delta)
-                    .bind(at.unix_millis())
-                    .execute(&mut *tx)
-                    .await?;
-                let row = sqlx::query("SELECT balance FROM trust_loyalty_balances WHERE tag = $1")
-                    .bind(tag.to_vec())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let balance: i64 = row.try_get("balance")?;
-                tx.commit().await?;
-                Ok(Some(balance))
-            }
             async fn trust_forget(&self, research_tag: &[u8; 32], loyalty_tag: &[u8; 32], at: Timestamp) -> Result<u64> {
                 let mut tx = $begin(&self.pool).await?;
                 // Scope by scope (every organisation, and `*`), so each lookup
@@ -1540,8 +1510,10 @@ macro_rules! impl_store {
                         .rows_affected();
                 }
                 for sql in [
-                    "DELETE FROM trust_loyalty WHERE tag = $1",
+                    "DELETE FROM trust_loyalty_days WHERE tag = $1",
                     "DELETE FROM trust_loyalty_balances WHERE tag = $1",
+                    "DELETE FROM trust_loyalty_tokens WHERE tag = $1",
+                    "DELETE FROM trust_loyalty_members WHERE tag = $1",
                 ] {
                     sqlx::query(sql).bind(loyalty_tag.to_vec()).execute(&mut *tx).await?;
                 }
@@ -1570,16 +1542,6 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(erased)
-            }
-            async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64> {
-                let row = sqlx::query("SELECT balance FROM trust_loyalty_balances WHERE tag = $1")
-                    .bind(tag.to_vec())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(match row {
-                    Some(r) => r.try_get("balance")?,
-                    None => 0,
-                })
             }
         }
 

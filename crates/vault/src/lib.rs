@@ -24,7 +24,7 @@ pub use memory_outbox::{find_token, MemoryOutbox};
 
 use me2b_audit::{AuditError, AuditLog};
 use me2b_crypto::{Aad, CryptoError, DataKey, Keyring, PassphraseHasher, SecretToken};
-use me2b_domain::audit::{Action, Actor, AuditEntry, AuditEvent, Outcome};
+use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_domain::member::{Email, Passphrase};
 use me2b_domain::record::RecordContent;
 use me2b_domain::{Clock, MemberId, Random, RecordId, Timestamp};
@@ -583,21 +583,34 @@ impl Vault {
         }
     }
 
-    /// The audit entries about this member, oldest first.
-    pub async fn audit_entries(
+    /// A page of the member's own audit view, oldest first: their entries
+    /// (under their member id and the `also` subjects, their trust
+    /// pseudonyms) numbered per member from `skip + 1`, to the minute, with
+    /// a statement signed by the node (`me2b_audit::member`). Nothing in it
+    /// moves when another member acts.
+    pub async fn audit_view(
         &self,
         s: &MemberSession,
-        after: u64,
+        also: &[MemberId],
+        skip: u64,
         limit: u64,
-    ) -> Result<Vec<AuditEntry>, VaultError> {
-        let entries = self
-            .store
-            .audit_entries_for(s.member, after, limit.min(MAX_PAGE))
-            .await?;
+    ) -> Result<me2b_audit::member::MemberView, VaultError> {
+        let mut subjects = vec![s.member];
+        subjects.extend_from_slice(also);
+        let keys = self.keys.clone();
+        let view = me2b_audit::member::member_view(
+            self.store.as_ref(),
+            &move |m: &[u8]| keys.sign(m),
+            s.member,
+            &subjects,
+            skip,
+            limit.min(MAX_PAGE),
+        )
+        .await?;
         self.audit
             .record(AuditEvent::new(Actor::Member(s.member), Action::AuditRead).subject(s.member))
             .await?;
-        Ok(entries)
+        Ok(view)
     }
 
     /// Erases the member: re-checks the passphrase, destroys the wrapped data key

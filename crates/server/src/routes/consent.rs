@@ -450,6 +450,9 @@ pub struct Transparency {
     /// The privacy budgets of the pools of people you are in: how much of
     /// each was spent this period, and by whom.
     pub privacy_budget: me2b_dp::transparency::BudgetView,
+    /// Your loyalty points, per co-op and day: who added or took how many.
+    /// Co-ops never see your balance.
+    pub loyalty: Vec<String>,
 }
 
 async fn org_name(s: &AppState, id: me2b_domain::OrgId) -> String {
@@ -602,10 +605,36 @@ pub async fn transparency(
         });
     }
     let privacy_budget = s.node.privacy_budget_view(member).await?;
+    let mut loyalty = Vec::new();
+    let enrolled = s
+        .node
+        .store
+        .trust_enrolment(member)
+        .await
+        .map_err(me2b_vault::VaultError::from)?
+        .is_some();
+    let history = if enrolled {
+        s.node.trust.member_view(member).await?.loyalty_history
+    } else {
+        Vec::new()
+    };
+    for d in history {
+        let org = org_name(&s, d.org).await;
+        if d.earned > 0 {
+            loyalty.push(format!("{}: {org} added {} points.", d.day, d.earned));
+        }
+        if d.redeemed > 0 {
+            loyalty.push(format!(
+                "{}: {org} took {} points, with a redemption token you made.",
+                d.day, d.redeemed
+            ));
+        }
+    }
     Ok(Json(Transparency {
         gpc_opt_out_since: gpc.map(|t| t.to_rfc3339()),
         organisations: by_org.into_values().collect(),
         receipt_sharing,
         privacy_budget,
+        loyalty,
     }))
 }

@@ -237,7 +237,7 @@ pub async fn erase(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    /// Only entries after this sequence number.
+    /// Only your entries after this one (your own numbering: `number`).
     #[serde(default)]
     pub after: u64,
     /// At most this many entries (default 100, at most 1000).
@@ -249,18 +249,37 @@ fn default_limit() -> u64 {
     100
 }
 
-/// One audit entry about the member: ids and categories, never values.
+/// One audit entry about the member: ids and categories, never values. No
+/// node-wide counter: entries are numbered per member and timed to the minute.
 #[derive(Serialize, ToSchema)]
 pub struct AuditView {
-    pub seq: u64,
+    /// 1 for your first entry, 2 for the next, and so on.
+    pub number: u64,
+    /// When, to the minute.
     #[schema(format = DateTime)]
     pub at: String,
     pub actor: Actor,
     pub action: me2b_domain::audit::Action,
     pub object: Option<String>,
     pub outcome: Outcome,
-    /// This entry's chain hash (hex).
-    pub hash: String,
+    /// SHA-256 of a domain tag and the entry's chain hash (hex): lets an
+    /// auditor with the log find the entry, reveals nothing of the log.
+    pub leaf: String,
+}
+
+/// The node's signature over this page: your member id, each entry's number,
+/// minute and leaf, and the anchor of the signed head that covers the last.
+#[derive(Serialize, ToSchema)]
+pub struct AuditCoverage {
+    /// `me2b/audit/member-view/v1`: how the signed message is laid out
+    /// (ARCHITECTURE.md, "A member's audit view").
+    pub format: &'static str,
+    /// SHA-256 of a domain tag and the hash of the signed head written with
+    /// the last entry (hex); absent on an empty page.
+    pub anchor: Option<String>,
+    /// Ed25519 (hex), by the node key at `/.well-known/me2b/node-keys`.
+    pub signature: String,
+    pub key_id: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -268,9 +287,11 @@ pub struct AuditPage {
     pub entries: Vec<AuditView>,
     /// Pass as `after` to get the next page; absent at the end.
     pub next_after: Option<u64>,
+    pub coverage: AuditCoverage,
 }
 
-/// The audit entries about the member: every access to their account and data.
+/// The audit entries about the member: every access to their account and
+/// data, and their loyalty points' earning and redeeming.
 #[utoipa::path(get, path = "/v1/me/audit", tag = "member", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn audit(
@@ -280,31 +301,39 @@ pub async fn audit(
 ) -> Result<Json<AuditPage>, ApiError> {
     let Query(q) = q.map_err(crate::routes::vault::bad_query)?;
     let limit = q.limit.clamp(1, me2b_vault::MAX_PAGE);
-    let entries = s
+    let also = s.node.trust.audit_subjects(m.session.member).await?;
+    let view = s
         .node
         .vault
-        .audit_entries(&m.session, q.after, limit)
+        .audit_view(&m.session, &also, q.after, limit)
         .await?;
-    let next_after = (entries.len() as u64 == limit)
-        .then(|| entries.last().map(|e| e.seq))
+    let next_after = (view.entries.len() as u64 == limit)
+        .then(|| view.entries.last().map(|e| e.number))
         .flatten();
-    let entries = entries
+    let entries = view
+        .entries
         .into_iter()
         .filter_map(|e| {
-            let ev: AuditEvent = e.event().ok()?;
+            let ev: AuditEvent = e.entry.event().ok()?;
             Some(AuditView {
-                seq: e.seq,
-                at: e.at.to_rfc3339(),
+                number: e.number,
+                at: e.minute.to_rfc3339(),
                 actor: ev.actor,
                 action: ev.action,
                 object: ev.object,
                 outcome: ev.outcome,
-                hash: hex::encode(e.hash),
+                leaf: hex::encode(e.leaf),
             })
         })
         .collect();
     Ok(Json(AuditPage {
         entries,
         next_after,
+        coverage: AuditCoverage {
+            format: me2b_audit::member::STATEMENT_FORMAT,
+            anchor: view.statement.anchor.map(hex::encode),
+            signature: hex::encode(&view.statement.signature),
+            key_id: s.node.keys.verifying_key().key_id(),
+        },
     }))
 }

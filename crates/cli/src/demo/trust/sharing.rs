@@ -179,8 +179,11 @@ pub(super) async fn cross_selling(c: &Ctx<'_>) -> anyhow::Result<(usize, Vec<Str
             Some(c.sealed(1, serde_json::json!({"card": pc, "points": 50}))?),
         )
         .await?;
-        ensure(st == StatusCode::OK, &format!("earning failed: {st} {v}"))?;
-        bonus.push(v["balance"].to_string());
+        ensure(
+            st == StatusCode::ACCEPTED,
+            &format!("earning failed: {st} {v}"),
+        )?;
+        bonus.push(v["status"].as_str().unwrap_or("").to_owned());
     }
     bonus.dedup();
     out!(
@@ -188,7 +191,7 @@ pub(super) async fn cross_selling(c: &Ctx<'_>) -> anyhow::Result<(usize, Vec<Str
         names[1]
     );
     out!(
-        "   (POST /v1/org/trust/loyalty/earn → balance {}).",
+        "   (POST /v1/org/trust/loyalty/earn → {}: the co-op never sees a balance).",
         bonus.join(", ")
     );
     // Someone else again withdraws.
