@@ -68,6 +68,9 @@ pub enum TrustError {
     MemberErased,
     #[error(transparent)]
     Dp(#[from] me2b_dp::DpError),
+    /// From the consent records (cross-selling consents are consent records).
+    #[error(transparent)]
+    Consent(#[from] me2b_consent::ServiceError),
     #[error(transparent)]
     Storage(#[from] me2b_storage::StorageError),
     #[error(transparent)]
@@ -99,6 +102,7 @@ pub fn error_code(e: &TrustError) -> &'static str {
         TrustError::InsufficientPoints => "insufficient_points",
         TrustError::MemberErased => "member_erased",
         TrustError::Dp(e) => e.code(),
+        TrustError::Consent(_) => "consent",
         TrustError::Storage(_) => "unavailable",
     }
 }

@@ -172,6 +172,7 @@ struct Inner {
     categories: Vec<Category>,
     by_slug: HashMap<String, usize>,
     by_id: HashMap<i64, usize>,
+    consents: me2b_consent::Consents,
 }
 
 impl std::fmt::Debug for Trust {
@@ -200,6 +201,8 @@ pub struct TrustDeps {
     pub accountant: Accountant,
     pub noise: Arc<dyn Noise>,
     pub categories: Vec<Category>,
+    /// The consent records: cross-selling consents are kept and decided there.
+    pub consents: me2b_consent::Consents,
 }
 
 impl std::fmt::Debug for TrustDeps {
@@ -311,6 +314,7 @@ impl Trust {
                 accountant: d.accountant,
                 noise: d.noise,
                 categories: d.categories,
+                consents: d.consents,
                 by_slug,
                 by_id,
             }),
@@ -476,16 +480,6 @@ impl Trust {
         self.inner
             .keys
             .trust_tag(&domain.to_string(), &p.to_bytes())
-    }
-
-    async fn org_name(&self, org: OrgId) -> Result<String, TrustError> {
-        Ok(self
-            .inner
-            .store
-            .org(org)
-            .await?
-            .map(|o| o.name)
-            .unwrap_or_default())
     }
 }
 
