@@ -27,6 +27,9 @@ use me2b_vault::{MemberSession, Vault, VaultError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+mod cross_sell;
+pub use cross_sell::CrossSell;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error(transparent)]
@@ -271,13 +274,16 @@ impl Consents {
         Ok(req)
     }
 
+    /// The organisation's own requests (never the node's cross-selling ones).
     pub async fn requests_of(&self, org: OrgId) -> Result<Vec<ConsentRequest>, ServiceError> {
-        self.store
-            .consent_requests(Some(org))
-            .await?
-            .iter()
-            .map(Self::request_from_row)
-            .collect()
+        let mut out = Vec::new();
+        for row in self.store.consent_requests(Some(org)).await? {
+            let r = Self::request_from_row(&row)?;
+            if r.cross_sell_from.is_none() {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// Consents given (or later withdrawn) in answer to the organisation's request.
@@ -288,7 +294,7 @@ impl Consents {
         request: ConsentRequestId,
     ) -> Result<Vec<OrgConsentView>, ServiceError> {
         let req = self.request(request).await?;
-        if req.org != org {
+        if req.org != org || req.cross_sell_from.is_some() {
             return Err(ServiceError::RequestNotFound);
         }
         let rows = self.store.consents_for_request(request).await?;
@@ -342,6 +348,7 @@ impl Consents {
                     category,
                     processing,
                     at,
+                    cross_sell_from: None,
                 };
                 decide(&self.vocab, &records, gpc, &q)
             })
@@ -380,7 +387,7 @@ impl Consents {
         processing: &str,
     ) -> Result<Vec<Disclosure>, ServiceError> {
         let req = self.request(request).await?;
-        if req.org != org {
+        if req.org != org || req.cross_sell_from.is_some() {
             return Err(ServiceError::RequestNotFound);
         }
         self.vocab.require(Section::Purpose, purpose)?;
@@ -683,7 +690,8 @@ impl Consents {
             .await?
             .ok_or(ServiceError::ConsentNotFound)?;
         let r = ConsentRecord::from_json(&row.body)?;
-        if r.controller != org || r.status == ConsentStatus::Refused {
+        if r.controller != org || r.status == ConsentStatus::Refused || r.cross_sell_from.is_some()
+        {
             return Err(ServiceError::ConsentNotFound);
         }
         Ok(r.receipts)
@@ -710,10 +718,15 @@ impl Consents {
             if answered.contains(&row.id) {
                 continue;
             }
+            let req = Self::request_from_row(&row)?;
+            // Cross-selling consents start from the member (the trust's sharing).
+            if req.cross_sell_from.is_some() {
+                continue;
+            }
             let Some(org) = orgs.get(&row.org).filter(|o| o.deleted_at.is_none()) else {
                 continue;
             };
-            out.push((Self::request_from_row(&row)?, org.clone()));
+            out.push((req, org.clone()));
         }
         Ok(out)
     }
@@ -726,6 +739,10 @@ impl Consents {
         method: Method,
     ) -> Result<ConsentRecord, ServiceError> {
         let req = self.request(request).await?;
+        if req.cross_sell_from.is_some() {
+            // Given only through the trust's sharing, which chooses the period.
+            return Err(ServiceError::RequestNotFound);
+        }
         let open = self
             .store
             .consents_of_member(member)
@@ -735,18 +752,34 @@ impl Consents {
         if open {
             return Err(ServiceError::AlreadyAnswered);
         }
+        self.answer_request(member, &req, grant, method, None).await
+    }
+
+    /// Records the member's answer to `req`; a grant may end before the
+    /// request's longest period (`expires_at`).
+    async fn answer_request(
+        &self,
+        member: MemberId,
+        req: &ConsentRequest,
+        grant: Option<GrantInput>,
+        method: Method,
+        expires_at: Option<Timestamp>,
+    ) -> Result<ConsentRecord, ServiceError> {
         let id = ConsentId::generate(self.rng.as_ref());
         let now = self.clock.now();
         let (mut r, action) = match grant {
             Some(g) => (
-                ConsentRecord::grant(id, &req, member, g, method, now)?,
+                ConsentRecord::grant(id, req, member, g, method, now)?,
                 Action::ConsentGrant,
             ),
             None => (
-                ConsentRecord::refusal(id, &req, member, method, now),
+                ConsentRecord::refusal(id, req, member, method, now),
                 Action::ConsentRefuse,
             ),
         };
+        if let Some(e) = expires_at.filter(|e| *e < r.expires_at) {
+            r.expires_at = e;
+        }
         if action == Action::ConsentGrant {
             self.add_receipt(&mut r).await?;
         }

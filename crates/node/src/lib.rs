@@ -371,6 +371,7 @@ impl Node {
                 governance: &governance,
                 accountant: &accountant,
                 noise: &noise,
+                consents: &consents,
             },
         )
         .await?;
@@ -605,6 +606,7 @@ struct TrustParts<'a> {
     governance: &'a Governance,
     accountant: &'a Accountant,
     noise: &'a Arc<dyn Noise>,
+    consents: &'a Consents,
 }
 
 /// The trust: its federation, its transcryptors (in this process, or the
@@ -620,6 +622,7 @@ async fn open_trust(cfg: &NodeConfig, p: TrustParts<'_>) -> Result<Trust, NodeEr
         governance,
         accountant,
         noise,
+        consents,
     } = p;
     let categories = taxonomy
         .topics()
@@ -678,6 +681,7 @@ async fn open_trust(cfg: &NodeConfig, p: TrustParts<'_>) -> Result<Trust, NodeEr
         accountant: accountant.clone(),
         noise: noise.clone(),
         categories,
+        consents: consents.clone(),
     }))
 }
 

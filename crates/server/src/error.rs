@@ -351,6 +351,12 @@ impl From<me2b_trust::TrustError> for ApiError {
                 }
                 return Self::internal();
             }
+            E::Consent(_) => {
+                if let E::Consent(inner) = e {
+                    return inner.into();
+                }
+                return Self::internal();
+            }
             E::Forbidden(_) => S::FORBIDDEN,
             E::TranscryptionRefused { .. }
             | E::GrantExpired

@@ -434,7 +434,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         assert_eq!(given.consent_id, sharing);
         assert_eq!(given.controller.id, b.to_string());
         assert_eq!(given.purposes[0].id, "marketing");
-        assert_eq!(given.processing[0].id, "transfer");
+        assert_eq!(given.processing[0].id, "share");
         assert!(
             given.purposes[0].iri.starts_with("https://w3id.org/dpv"),
             "{:?}",

@@ -74,6 +74,9 @@ pub enum TrustError {
     MemberErased,
     #[error(transparent)]
     Dp(#[from] me2b_dp::DpError),
+    /// From the consent records (cross-selling consents are consent records).
+    #[error(transparent)]
+    Consent(#[from] me2b_consent::ServiceError),
     #[error(transparent)]
     Storage(#[from] me2b_storage::StorageError),
     #[error(transparent)]
@@ -107,6 +110,7 @@ pub fn error_code(e: &TrustError) -> &'static str {
         TrustError::RedemptionRefused => "redemption_refused",
         TrustError::MemberErased => "member_erased",
         TrustError::Dp(e) => e.code(),
+        TrustError::Consent(_) => "consent",
         TrustError::Storage(_) => "unavailable",
     }
 }

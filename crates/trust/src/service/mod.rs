@@ -175,6 +175,7 @@ struct Inner {
     categories: Vec<Category>,
     by_slug: HashMap<String, usize>,
     by_id: HashMap<i64, usize>,
+    consents: me2b_consent::Consents,
 }
 
 impl std::fmt::Debug for Trust {
@@ -203,6 +204,8 @@ pub struct TrustDeps {
     pub accountant: Accountant,
     pub noise: Arc<dyn Noise>,
     pub categories: Vec<Category>,
+    /// The consent records: cross-selling consents are kept and decided there.
+    pub consents: me2b_consent::Consents,
 }
 
 impl std::fmt::Debug for TrustDeps {
@@ -320,6 +323,7 @@ impl Trust {
                 accountant: d.accountant,
                 noise: d.noise,
                 categories: d.categories,
+                consents: d.consents,
                 by_slug,
                 by_id,
             }),
@@ -485,16 +489,6 @@ impl Trust {
         self.inner
             .keys
             .trust_tag(&domain.to_string(), &p.to_bytes())
-    }
-
-    async fn org_name(&self, org: OrgId) -> Result<String, TrustError> {
-        Ok(self
-            .inner
-            .store
-            .org(org)
-            .await?
-            .map(|o| o.name)
-            .unwrap_or_default())
     }
 }
 
