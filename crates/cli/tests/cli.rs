@@ -323,6 +323,17 @@ async fn operator_commands_and_tamper_detection() {
         text.contains("api key       me2b_k_") && text.contains("shown once"),
         "{text}"
     );
+    // Finishing the move off the master key: nobody is on it here.
+    let out = me2b(&t, db)
+        .args(["members", "retire-legacy", "--inactive-days", "90"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("0 members on the master-key wrap: 0 warned now, 0 erased"),
+        "{said}"
+    );
     let out = me2b(&t, db)
         .args(["org", "create", "--name", "Corner Co-op"])
         .output()
