@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use zeroize::Zeroizing;
 
 /// Argon2id cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -320,6 +321,43 @@ impl PassphraseHasher {
             hash: Some(Output::new(&out).map_err(err)?),
         };
         Ok(phc.to_string())
+    }
+
+    /// The parameters new hashes and keys are made with.
+    pub fn params(&self) -> PassphraseParams {
+        self.params
+    }
+
+    /// Argon2id over `secret` with `salt` and `params`: 32 bytes of key
+    /// material, from which member-held keys are derived (never stored).
+    /// `params` are those recorded with a stored wrap, so parameters can
+    /// change later without making older wraps unreadable; a memory cost past
+    /// [`MAX_VERIFY_MEMORY_KIB`] is refused rather than allocated. It needs an
+    /// [`ArgonSlot`], so it runs only inside [`PassphraseHasher::run`], within
+    /// the bound, on the slot's memory.
+    pub fn derive_key(
+        &self,
+        slot: &ArgonSlot,
+        secret: &[u8],
+        salt: &[u8; 16],
+        params: PassphraseParams,
+    ) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        if params.memory_kib > MAX_VERIFY_MEMORY_KIB {
+            return Err(CryptoError::PassphraseHash(
+                "memory cost past the bound".into(),
+            ));
+        }
+        let p = Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            Some(32),
+        )
+        .map_err(|e| CryptoError::PassphraseHash(e.to_string()))?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p.clone());
+        let mut out = Zeroizing::new([0u8; 32]);
+        Self::compute(slot, &argon, &p, secret, salt, out.as_mut())?;
+        Ok(out)
     }
 
     fn verify_in(&self, slot: &ArgonSlot, passphrase: &str, phc: Option<&str>) -> bool {

@@ -77,7 +77,9 @@ error_codes! {
     RoleRequired = "role_required", FORBIDDEN, "the API key lacks the role the route needs";
     Forbidden = "forbidden", FORBIDDEN, "the organisation may not ask this (scope, purpose or party)";
     // --- accounts and records ---
-    EmailTaken = "email_taken", CONFLICT, "an account with this e-mail address exists";
+    EmailTaken = "email_taken", CONFLICT, "an account with this e-mail address exists (confirming an address that got an account meanwhile)";
+    UnknownConfirmation = "unknown_confirmation", NOT_FOUND, "the sign-up confirmation token is unknown, used or expired: sign up again";
+    RecoveryCodeMistyped = "recovery_code_mistyped", UNPROCESSABLE_ENTITY, "the recovery code is not written as it was shown (length, groups or characters)";
     NameTaken = "name_taken", CONFLICT, "an organisation with this name exists";
     RevisionConflict = "revision_conflict", CONFLICT, "it changed meanwhile: read it again and retry";
     MemberErased = "member_erased", GONE, "the member behind this card erased their data: delete the card";
@@ -95,6 +97,7 @@ error_codes! {
     RuleTooCostly = "rule_too_costly", UNPROCESSABLE_ENTITY, "the rule's static cost is over the limit (with position)";
     RuleNestedMacro = "rule_nested_macro", UNPROCESSABLE_ENTITY, "the rule nests a macro in a macro (with position)";
     RuleSensitiveTopic = "rule_sensitive_topic", UNPROCESSABLE_ENTITY, "the rule names a special-category topic (with position)";
+    RuleCheckUnavailable = "rule_check_unavailable", SERVICE_UNAVAILABLE, "the node could not check the rule now (not the rule's fault): retry later";
     SensitiveTopic = "sensitive_topic", UNPROCESSABLE_ENTITY, "a topic or interest touches a special category (GDPR Art. 9)";
     UnknownTopic = "unknown_topic", UNPROCESSABLE_ENTITY, "a topic or interest is not in GET /v1/taxonomy";
     NotAParty = "not_a_party", FORBIDDEN, "the organisation is not a party to the offer";
@@ -121,6 +124,8 @@ error_codes! {
     TranscryptorDown = "transcryptor_down", SERVICE_UNAVAILABLE, "a transcryptor cannot be reached; nothing was stored";
     TranscryptorFailed = "transcryptor_failed", BAD_GATEWAY, "a transcryptor failed; nothing was stored";
     InsufficientPoints = "insufficient_points", CONFLICT, "not enough loyalty points";
+    UnknownCard = "unknown_card", NOT_FOUND, "no enrolled member holds this card (or it was sealed for another co-op); nothing was recorded";
+    RedemptionRefused = "redemption_refused", CONFLICT, "the redemption token is unknown, used, expired, for another co-op or another amount; nothing was redeemed";
     // --- credentials ---
     UnknownCode = "unknown_code", UNPROCESSABLE_ENTITY, "the one-time code is unknown, used, expired or revoked";
     UnknownChallenge = "unknown_challenge", UNPROCESSABLE_ENTITY, "no such challenge: never made, expired or already used (a replay)";
@@ -298,11 +303,15 @@ impl From<VaultError> for ApiError {
         use ErrorCode as C;
         match e {
             VaultError::EmailTaken => Self::new(C::EmailTaken, e.to_string()),
+            VaultError::UnknownConfirmation => Self::new(C::UnknownConfirmation, e.to_string()),
+            VaultError::RecoveryCode(_) => Self::new(C::RecoveryCodeMistyped, e.to_string()),
             VaultError::InvalidCredentials => Self::new(C::InvalidCredentials, e.to_string()),
             VaultError::InvalidSession => Self::new(C::InvalidToken, e.to_string()),
             VaultError::SessionExpired => Self::new(C::SessionExpired, e.to_string()),
             VaultError::RecordNotFound => Self::new(C::NotFound, e.to_string()),
             VaultError::RevisionConflict { .. } => Self::new(C::RevisionConflict, e.to_string()),
+            // Names the field and why, never the value.
+            VaultError::InvalidContent { .. } => Self::new(C::InvalidBody, e.to_string()),
             VaultError::Integrity { .. } => {
                 tracing::error!(error = %e, "integrity failure");
                 Self::new(C::IntegrityError, e.to_string())
@@ -385,6 +394,7 @@ impl From<me2b_offers::OfferError> for ApiError {
                     K::TooCostly => C::RuleTooCostly,
                     K::NestedMacro => C::RuleNestedMacro,
                     K::SensitiveTopic => C::RuleSensitiveTopic,
+                    K::Unavailable => C::RuleCheckUnavailable,
                 };
                 // Names the field, function or topic of the organisation's own
                 // rule (at most 40 characters of it): documented.
@@ -524,6 +534,12 @@ impl From<me2b_trust::TrustError> for ApiError {
                 }
                 return Self::internal();
             }
+            E::Consent(_) => {
+                if let E::Consent(inner) = e {
+                    return inner.into();
+                }
+                return Self::internal();
+            }
             E::Forbidden(_) => C::Forbidden,
             E::TranscryptionRefused { .. } => C::TranscriptionRefused,
             E::GrantExpired => C::GrantExpired,
@@ -548,6 +564,8 @@ impl From<me2b_trust::TrustError> for ApiError {
             E::BatchTooLarge { .. } => C::BatchTooLarge,
             E::NotFound(_) => return Self::not_found(),
             E::InsufficientPoints => C::InsufficientPoints,
+            E::RedemptionRefused => C::RedemptionRefused,
+            E::UnknownCard => C::UnknownCard,
             E::MemberErased => C::MemberErased,
             E::TranscryptorDown { .. } => C::TranscryptorDown,
             E::TranscryptorFailed { .. } => C::TranscryptorFailed,

@@ -27,6 +27,8 @@ use tower_http::trace::TraceLayer;
 
 pub use conn::ConnLimits;
 pub use error::{ApiError, ErrorCode};
+/// A redemption token's QR code as the API draws it (SVG).
+pub use routes::trust::qr_svg;
 pub use throttle::ThrottleSettings;
 
 /// Largest accepted request body.

@@ -127,6 +127,19 @@ async fn publishing_refuses_bad_rules_with_positions_and_sensitive_targeting() {
                 );
             }
         }
+        // A bad date is reported against its own field, never another one's.
+        let mut bad_until = offer(&["cycling"], None);
+        bad_until["valid_until"] = json!("next tuesday");
+        let (st, v) = s
+            .req(Method::POST, "/v1/org/offers", Some(&key), Some(bad_until))
+            .await;
+        assert_eq!(
+            (st, err(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+        );
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains("`valid_until`"), "{message}");
+        assert!(!message.contains("purchased_at"), "{message}");
         // A coalition partner's sensitive part is refused too.
         let (partner, _) = s.org_with("Fair Threads", vec![Role::Offers]).await;
         let mut bundle = offer(&["cycling"], None);
