@@ -61,14 +61,39 @@ log "me2b serve on $BASE (data in $WORK/data)"
 ORG_KEY=$("$BIN" --data-dir "$WORK/data" org create --name "Fuzz Co-op" --kind coop \
   --roles admin,consent,offers,credentials,insights | awk '$1 == "api" && $2 == "key" && $3 ~ /^me2b_k_/ {print $3}')
 [ -n "$ORG_KEY" ] || { log "could not create the organisation"; exit 1; }
-MEMBER_TOKEN=$(python3 - "$BASE" <<'PY'
-import json, sys, urllib.request
-req = urllib.request.Request(sys.argv[1] + "/v1/members", method="POST",
-    data=json.dumps({"email": "fuzz@example.org", "passphrase": "correct horse battery"}).encode(),
-    headers={"content-type": "application/json"})
-print(json.load(urllib.request.urlopen(req))["token"])
+# A member signs up as members do: the request (202), the confirmation token
+# from the message in the node's outbox (DATA_DIR/outbox/*.eml), the
+# confirmation, whose answer carries the session (crates/cli/tests/signup).
+MEMBER_TOKEN=$(python3 - "$BASE" "$WORK/data/outbox" <<'PY'
+import glob, json, os, re, sys, time, urllib.request
+base, outbox = sys.argv[1], sys.argv[2]
+email = "fuzz@example.org"
+def post(path, body):
+    req = urllib.request.Request(base + path, method="POST", data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return r.status, json.load(r)
+status, _ = post("/v1/members", {"email": email, "passphrase": "correct horse battery"})
+assert status == 202, f"sign-up answered {status}"
+token = None
+for _ in range(100):
+    for path in sorted(glob.glob(os.path.join(outbox, "*.eml")), reverse=True):
+        text = open(path, encoding="utf-8", errors="replace").read()
+        if any(l.strip() == "To: " + email for l in text.splitlines()):
+            m = re.search(r"me2b_c_[A-Za-z0-9_-]+", text)
+            if m:
+                token = m.group(0)
+                break
+    if token:
+        break
+    time.sleep(0.1)
+assert token, "no confirmation in the outbox"
+status, body = post("/v1/members/confirm", {"token": token})
+assert status == 201, f"confirmation answered {status}"
+print(body["token"])
 PY
 )
+[ -n "$MEMBER_TOKEN" ] || { log "could not sign a member up"; exit 1; }
 
 run() {
   local who=$1 token=$2
