@@ -154,15 +154,7 @@ fn statement_of(member: MemberId, v: &Value) -> Statement {
 async fn entries_are_numbered_per_member_to_the_minute_and_signed() {
     for db in Db::ALL {
         let Some(s) = start(db).await else { continue };
-        let (st, v) = s
-            .req(
-                Method::POST,
-                "/v1/members",
-                None,
-                Some(json!({"email": "ana@example.org", "passphrase": "correct horse battery"})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
+        let v = s.sign_up("ana@example.org", "correct horse battery").await;
         let ana = v["token"].as_str().unwrap().to_owned();
         let ana_id: MemberId = v["member_id"].as_str().unwrap().parse().unwrap();
         let _bo = s.member("bo@example.org").await;

@@ -534,15 +534,7 @@ async fn the_member_sees_balance_history_audit_and_a_token_as_text_and_qr() {
             continue;
         };
         let (a, b) = (coop(&s, "Co-op A", 1).await, coop(&s, "Co-op B", 2).await);
-        let (st, v) = s
-            .req(
-                Method::POST,
-                "/v1/members",
-                None,
-                Some(json!({"email": "m@example.org", "passphrase": "correct horse battery"})),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
+        let v = s.sign_up("m@example.org", "correct horse battery").await;
         let m = v["token"].as_str().unwrap().to_owned();
         let member_id = v["member_id"].as_str().unwrap().to_owned();
         let pa = s.pseudonym_at(&m, a.0).await;
