@@ -84,6 +84,9 @@ enum Command {
     /// Consent receipts.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Members' keys.
+    #[command(subcommand)]
+    Members(MembersCommand),
     /// The data trust: set up its transcryptors.
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -252,6 +255,23 @@ enum OrgCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum MembersCommand {
+    /// Finishes the move off the master key for members who stay away.
+    /// Members whose data key an older node wrapped under the master key
+    /// get it re-wrapped for their passphrase at their next login. One who
+    /// has not logged in for --inactive-days is sent a warning (once); one
+    /// warned at least --grace-days ago who still has not logged in loses
+    /// the master-key wrap, and with it the vault: they are erased as
+    /// `DELETE /v1/me` would. Run it from cron; it prints what it did.
+    RetireLegacy {
+        #[arg(long, default_value_t = 180)]
+        inactive_days: u32,
+        #[arg(long, default_value_t = 30)]
+        grace_days: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum AuditCommand {
     /// Recompute the hash chain and check every signed head and checkpoint,
     /// and that the log still holds the entry named by the signed head file
@@ -366,6 +386,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             return verify_receipt(&settings, &file, public_key)
         }
         Command::Check { full } => return check_cmd::run(&settings, full).await,
+        Command::Members(MembersCommand::RetireLegacy {
+            inactive_days,
+            grace_days,
+        }) => retire_legacy(&settings, inactive_days, grace_days).await?,
         Command::Trust(_)
         | Command::Transcryptor { .. }
         | Command::Credential(_)
@@ -442,6 +466,12 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
             node.trust.transcryptors()
         );
     }
+    if node.legacy_members > 0 {
+        out!(
+            "{} members still have their data key wrapped under the master key (an older node's): each is moved to member-held keys at their next login; `me2b members retire-legacy` warns, then erases, those who stay away",
+            node.legacy_members
+        );
+    }
     // The integrity check reads the whole file: in the background, reported
     // in the log, never a gate on serving (`me2b check` runs it on demand).
     let integrity = me2b_node::spawn_integrity_check(node.store.clone());
@@ -459,6 +489,28 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
     integrity.abort();
     served?;
     out!("me2b stopped cleanly");
+    Ok(())
+}
+
+async fn retire_legacy(
+    settings: &Settings,
+    inactive_days: u32,
+    grace_days: u32,
+) -> anyhow::Result<()> {
+    let node = open_node(settings).await?;
+    let day = 86_400_i64;
+    let r = node
+        .vault
+        .retire_legacy_wraps(i64::from(inactive_days) * day, i64::from(grace_days) * day)
+        .await?;
+    out!(
+        "{} members on the master-key wrap: {} warned now, {} erased (warned {grace_days}+ days ago, still away), {} within the grace period, {} could not be warned",
+        r.legacy,
+        r.warned,
+        r.erased,
+        r.waiting,
+        r.unreachable
+    );
     Ok(())
 }
 

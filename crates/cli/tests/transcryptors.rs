@@ -8,6 +8,8 @@
 //! node's operator with one transcryptor's secrets trying to link cards.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod signup;
+
 use me2b_crypto::{Keyring, MasterKey, OsRandom};
 use me2b_domain::{Clock, OrgId, SystemClock};
 use me2b_trust::domain::{Domain, Requester};
@@ -953,15 +955,7 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
 
     let mut members = Vec::new();
     for email in ["ana@example.org", "bo@example.org"] {
-        let v = http
-            .post(format!("{base}/v1/members"))
-            .json(&json!({"email": email, "passphrase": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
+        let v = signup::sign_up(&http, &base, &data, email, "correct horse battery").await;
         members.push(v["token"].as_str().unwrap().to_owned());
     }
     // Each member's card at each co-op: a ciphertext only that co-op opens.
@@ -1051,7 +1045,29 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
         Some(json!({"card": keys_a.seal(&truth[&(0, a)], &OsRandom).unwrap(), "points": 50})),
     )
     .await;
-    assert_eq!(st, 200, "{v}");
+    assert_eq!((st, &v), (202, &json!({"status": "accepted"})), "{v}");
+    let (st, t) = call(
+        reqwest::Method::POST,
+        "/v1/me/trust/loyalty/tokens",
+        &members[0],
+        Some(json!({"org": b, "points": 20})),
+    )
+    .await;
+    assert_eq!(st, 201, "{t}");
+    let (st, v) = call(
+        reqwest::Method::POST,
+        "/v1/org/trust/loyalty/redeem",
+        &kb,
+        Some(json!({"token": t["token"], "points": 20})),
+    )
+    .await;
+    assert_eq!(
+        (st, &v),
+        (200, &json!({"status": "redeemed", "points": 20})),
+        "{v}"
+    );
+    let (st, v) = call(reqwest::Method::GET, "/v1/me/trust", &members[0], None).await;
+    assert_eq!((st, v["loyalty_points"].as_i64()), (200, Some(30)), "{v}");
 
     // Transcryptor 2 goes down: the submission fails clearly, nothing is stored.
     let t2 = procs.remove(1);

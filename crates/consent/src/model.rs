@@ -60,6 +60,12 @@ pub struct ConsentRequest {
     pub notice_sha256: String,
     #[schema(value_type = i64)]
     pub created_at: Timestamp,
+    /// Set only on the requests the node makes for cross-selling: the co-op
+    /// whose receipts go to `org`. Such a request is never listed to
+    /// organisations; members answer it through the trust's sharing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub cross_sell_from: Option<OrgId>,
 }
 
 fn dedup(v: &[String]) -> Vec<String> {
@@ -150,6 +156,7 @@ impl ConsentRequestInput {
             notice: self.notice,
             notice_version: self.notice_version,
             created_at: now,
+            cross_sell_from: None,
         })
     }
 }
@@ -200,6 +207,12 @@ pub struct ConsentRecord {
     /// The signed receipt of each event, in order (compact JWS).
     #[serde(default)]
     pub receipts: Vec<String>,
+    /// A cross-selling consent: the co-op whose receipts about the member go
+    /// to the controller. It permits only that delivery (the decision point
+    /// matches it exactly), never an ordinary access by the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub cross_sell_from: Option<OrgId>,
 }
 
 /// What a member grants: all of a request, or part (per purpose and category).
@@ -316,6 +329,7 @@ impl ConsentRecord {
                 at: now,
             }],
             receipts: Vec::new(),
+            cross_sell_from: req.cross_sell_from,
         }
     }
 

@@ -33,7 +33,8 @@ pub struct ErrorBody {
 /// `payload_too_large`, `invalid_parameter`, `unauthenticated`, `invalid_token`,
 /// `session_expired`, `invalid_credentials`, `organisation_forbidden`,
 /// `member_only`, `api_key_revoked`, `not_found`, `method_not_allowed`,
-/// `email_taken`, `revision_conflict`, `integrity_error`, `unavailable`,
+/// `email_taken` (confirming an address that got an account meanwhile),
+/// `unknown_confirmation`, `recovery_code_mistyped`, `revision_conflict`, `integrity_error`, `unavailable`,
 /// `internal`; offers: `rule_syntax`, `rule_unknown_field`,
 /// `rule_function_not_allowed`, `rule_type`, `rule_too_large`, `rule_too_costly`,
 /// `rule_nested_macro`, `rule_sensitive_topic` (each with `position`),
@@ -42,7 +43,8 @@ pub struct ErrorBody {
 /// `unknown_category`, `unknown_area`, `sensitive_category`, `unbounded_sum`,
 /// `transcription_refused`, `grant_expired`, `bad_grant`, `batch_too_large`,
 /// `malformed_ciphertext`, `transcryptor_down`, `transcryptor_failed`,
-/// `forbidden`, `insufficient_points`.
+/// `forbidden`, `insufficient_points` (a member's own token), `unknown_card`,
+/// `member_erased`, `redemption_refused`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
@@ -112,6 +114,14 @@ impl From<VaultError> for ApiError {
         use StatusCode as S;
         match e {
             VaultError::EmailTaken => Self::new(S::CONFLICT, "email_taken", e.to_string()),
+            VaultError::UnknownConfirmation => {
+                Self::new(S::NOT_FOUND, "unknown_confirmation", e.to_string())
+            }
+            VaultError::RecoveryCode(_) => Self::new(
+                S::UNPROCESSABLE_ENTITY,
+                "recovery_code_mistyped",
+                e.to_string(),
+            ),
             VaultError::InvalidCredentials => {
                 Self::new(S::UNAUTHORIZED, "invalid_credentials", e.to_string())
             }
@@ -341,6 +351,12 @@ impl From<me2b_trust::TrustError> for ApiError {
                 }
                 return Self::internal();
             }
+            E::Consent(_) => {
+                if let E::Consent(inner) = e {
+                    return inner.into();
+                }
+                return Self::internal();
+            }
             E::Forbidden(_) => S::FORBIDDEN,
             E::TranscryptionRefused { .. }
             | E::GrantExpired
@@ -355,7 +371,8 @@ impl From<me2b_trust::TrustError> for ApiError {
             E::Invalid(_) | E::MalformedCiphertext => S::BAD_REQUEST,
             E::BatchTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
             E::NotFound(_) => return Self::not_found(),
-            E::InsufficientPoints => S::CONFLICT,
+            E::InsufficientPoints | E::RedemptionRefused => S::CONFLICT,
+            E::UnknownCard => S::NOT_FOUND,
             E::MemberErased => S::GONE,
             E::TranscryptorDown { .. } => S::SERVICE_UNAVAILABLE,
             E::TranscryptorFailed { .. } => S::BAD_GATEWAY,

@@ -25,6 +25,8 @@ use tower_http::trace::TraceLayer;
 
 pub use conn::ConnLimits;
 pub use error::ApiError;
+/// A redemption token's QR code as the API draws it (SVG).
+pub use routes::trust::qr_svg;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;

@@ -5,10 +5,14 @@
 //! cannot leak personal data because it is never given any.
 #![forbid(unsafe_code)]
 
+mod keys;
+mod loyalty;
 mod privacy;
 mod sql;
 mod types;
 
+pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
+pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
@@ -85,7 +89,8 @@ pub trait MemberStore {
 #[async_trait]
 pub trait SessionStore {
     async fn insert_session(&self, s: &SessionRow) -> Result<()>;
-    /// The session and its member's wrapped data key, in one read.
+    /// The session and the member's data key wrapped for it, in one read
+    /// (none for a member being erased).
     async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionWithKey>>;
     async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<bool>;
     async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64>;
@@ -293,19 +298,10 @@ pub trait TrustStore {
         to: OrgId,
         now: Timestamp,
     ) -> Result<Vec<TrustSharingRow>>;
-    /// Adds `delta` points to the tag's balance, unless that would make it
-    /// negative; returns the new balance, or `None` (nothing written).
-    async fn trust_loyalty_apply(
-        &self,
-        tag: &[u8; 32],
-        org: OrgId,
-        delta: i64,
-        at: Timestamp,
-    ) -> Result<Option<i64>>;
-    async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64>;
     /// Forgets a member, in one transaction: every receipt, item, bin and
     /// per-member total under `research_tag` (decrementing the bin totals),
-    /// and the loyalty balance and ledger under `loyalty_tag`. Returns the
+    /// and the loyalty balance, history, tokens and enrolled tag under
+    /// `loyalty_tag`. Returns the
     /// number of receipts removed. Both tags join the erased list
     /// (`trust_erased_among`) in the same transaction.
     async fn trust_forget(
@@ -396,6 +392,11 @@ pub trait Store:
     + TrustStore
     + CredentialStore
     + PrivacyStore
+    + MemberKeyStore
+    + SignUpStore
+    + EnvelopeStore
+    + LoyaltyStore
+    + MemberAuditStore
     + Send
     + Sync
     + std::fmt::Debug

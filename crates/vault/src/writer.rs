@@ -178,8 +178,8 @@ mod tests {
                     id: member,
                     email_index: [1; 32],
                     email_ct: vec![1],
-                    passphrase_hash: "x".into(),
-                    wrapped_dek: vec![2; 40],
+                    passphrase_wrap: vec![2; 40],
+                    recovery_wrap: vec![3; 40],
                     created_at: Timestamp::from_unix_millis(1),
                 })
                 .await

@@ -15,7 +15,7 @@ use me2b_consent::vocabulary::{Section, Vocabulary};
 use me2b_consent::Term;
 use me2b_domain::audit::{Action, Actor};
 use me2b_domain::org::Role;
-use me2b_domain::{ConsentId, ConsentRequestId};
+use me2b_domain::{ConsentId, ConsentRequestId, OrgId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -99,7 +99,9 @@ pub struct AccessOutput {
     pub disclosures: Vec<Disclosure>,
 }
 
-/// The data-access API: exactly the consented categories of members who consented.
+/// The data-access API: for members who consented, exactly the permitted
+/// categories, each as an envelope that only this API key opens (sealed in
+/// the member's session; `me2b_consent::envelope::open`).
 #[utoipa::path(post, path = "/v1/org/data-access", tag = "organisation", security(("bearer" = [])),
     request_body = AccessInput,
     responses((status = 200, body = AccessOutput), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -114,6 +116,7 @@ pub async fn data_access(
         .consents
         .access(
             o.0.org.id,
+            o.0.key,
             input.request_id,
             &input.purpose,
             &input.processing,
@@ -273,12 +276,21 @@ pub struct MyConsent {
     pub expires_at: String,
     pub withdrawn_at: Option<String>,
     pub receipts: Vec<String>,
+    /// A cross-selling consent (given with `POST /v1/me/trust/sharing`): the
+    /// co-op whose receipts about you go to `organisation`.
+    #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_sell_from: Option<OrgId>,
 }
 
-fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
+async fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
     let v = s.node.consents.vocabulary();
     let now = s.node.clock.now();
     let in_force = r.in_force(now);
+    let from = match r.cross_sell_from {
+        Some(f) => Some(org_name(s, f).await),
+        None => None,
+    };
     let state = match r.status {
         ConsentStatus::Given if in_force => format!("You allow {org} to"),
         ConsentStatus::Given => format!("Expired: {org} may no longer"),
@@ -286,10 +298,11 @@ fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
         ConsentStatus::Refused => format!("You refused: {org} may not"),
     };
     let labels = |sec, ids: &[String]| labels(v, sec, ids);
-    MyConsent {
-        consent_id: r.id,
-        request_id: r.request,
-        summary: format!(
+    let summary = match &from {
+        Some(from) => {
+            format!("{state} receive the receipts {from} holds about you, for cross-selling.")
+        }
+        None => format!(
             "{state} use your {} for {}.",
             if r.categories.is_empty() {
                 "data".into()
@@ -302,6 +315,12 @@ fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
                 labels(Section::Purpose, &r.purposes)
             }
         ),
+    };
+    MyConsent {
+        consent_id: r.id,
+        request_id: r.request,
+        summary,
+        cross_sell_from: r.cross_sell_from,
         organisation: org,
         status: r.status,
         in_force,
@@ -326,7 +345,7 @@ async fn answer(
         Some(g) => {
             s.node
                 .consents
-                .grant(m.session.member, rid, g, Method::Api)
+                .grant(&m.session, rid, g, Method::Api)
                 .await?
         }
         None => {
@@ -336,16 +355,8 @@ async fn answer(
                 .await?
         }
     };
-    let org = s
-        .node
-        .store
-        .org(r.controller)
-        .await
-        .ok()
-        .flatten()
-        .map(|o| o.name)
-        .unwrap_or_default();
-    Ok(my_consent(s, r, org))
+    let org = org_name(s, r.controller).await;
+    Ok(my_consent(s, r, org).await)
 }
 
 /// Grants all of a request (`{}`), or part of it (a subset of purposes and categories).
@@ -382,11 +393,11 @@ pub async fn my_consents(
     m: Member,
 ) -> Result<Json<Vec<MyConsent>>, ApiError> {
     let list = s.node.consents.consents_of(m.session.member).await?;
-    Ok(Json(
-        list.into_iter()
-            .map(|(r, org)| my_consent(&s, r, org))
-            .collect(),
-    ))
+    let mut out = Vec::with_capacity(list.len());
+    for (r, org) in list {
+        out.push(my_consent(&s, r, org).await);
+    }
+    Ok(Json(out))
 }
 
 /// Withdraws a consent: effective immediately, durable before this answers.
@@ -403,16 +414,8 @@ pub async fn withdraw(
         .consents
         .withdraw(m.session.member, id(&cid)?, Method::Api)
         .await?;
-    let org = s
-        .node
-        .store
-        .org(r.controller)
-        .await
-        .ok()
-        .flatten()
-        .map(|o| o.name)
-        .unwrap_or_default();
-    Ok(Json(my_consent(&s, r, org)))
+    let org = org_name(&s, r.controller).await;
+    Ok(Json(my_consent(&s, r, org).await))
 }
 
 /// One access decision about the member, from the audit log.
@@ -447,6 +450,9 @@ pub struct Transparency {
     /// The privacy budgets of the pools of people you are in: how much of
     /// each was spent this period, and by whom.
     pub privacy_budget: me2b_dp::transparency::BudgetView,
+    /// Your loyalty points, per co-op and day: who added or took how many.
+    /// Co-ops never see your balance.
+    pub loyalty: Vec<String>,
 }
 
 async fn org_name(s: &AppState, id: me2b_domain::OrgId) -> String {
@@ -487,7 +493,7 @@ pub async fn transparency(
             consents: vec![],
             accesses: vec![],
         });
-        entry.consents.push(my_consent(&s, r, org));
+        entry.consents.push(my_consent(&s, r, org).await);
     }
     let v = s.node.consents.vocabulary();
     let mut deliveries: std::collections::BTreeMap<String, Vec<String>> =
@@ -599,10 +605,36 @@ pub async fn transparency(
         });
     }
     let privacy_budget = s.node.privacy_budget_view(member).await?;
+    let mut loyalty = Vec::new();
+    let enrolled = s
+        .node
+        .store
+        .trust_enrolment(member)
+        .await
+        .map_err(me2b_vault::VaultError::from)?
+        .is_some();
+    let history = if enrolled {
+        s.node.trust.member_view(member).await?.loyalty_history
+    } else {
+        Vec::new()
+    };
+    for d in history {
+        let org = org_name(&s, d.org).await;
+        if d.earned > 0 {
+            loyalty.push(format!("{}: {org} added {} points.", d.day, d.earned));
+        }
+        if d.redeemed > 0 {
+            loyalty.push(format!(
+                "{}: {org} took {} points, with a redemption token you made.",
+                d.day, d.redeemed
+            ));
+        }
+    }
     Ok(Json(Transparency {
         gpc_opt_out_since: gpc.map(|t| t.to_rfc3339()),
         organisations: by_org.into_values().collect(),
         receipt_sharing,
         privacy_budget,
+        loyalty,
     }))
 }

@@ -37,7 +37,10 @@ pub fn router() -> Router<AppState> {
             post(credentials::present),
         )
         .route("/v1/members", post(members::sign_up))
+        .route("/v1/members/confirm", post(members::confirm))
         .route("/v1/sessions", post(members::log_in))
+        .route("/v1/sessions/recovery", post(members::recover))
+        .route("/v1/me/passphrase", post(members::change_passphrase))
         .route(
             "/v1/sessions/current",
             axum::routing::delete(members::log_out),
@@ -94,6 +97,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/org/trust/loyalty/redeem", post(trust::redeem))
         .route("/v1/me/trust", get(trust::mine))
         .route("/v1/me/trust/cards/{org}", get(trust::card))
+        .route("/v1/me/trust/loyalty/tokens", post(trust::token))
         .route("/v1/me/trust/sharing", post(trust::share))
         .route("/v1/me/trust/forward", post(trust::forward))
         .route(
