@@ -80,9 +80,11 @@ pub struct EraseRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PassphraseChange {
-    #[schema(value_type = String, format = Password)]
+    /// 10 to 1,024 characters.
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub current: Passphrase,
-    #[schema(value_type = String, format = Password, min_length = 10)]
+    /// 10 to 1,024 characters.
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub new: Passphrase,
 }
 
@@ -95,7 +97,8 @@ pub struct Recovery {
     /// As printed: 28 characters in groups of four; case, spaces and dashes do not matter.
     #[schema(value_type = String)]
     pub recovery_code: String,
-    #[schema(value_type = String, format = Password, min_length = 10)]
+    /// 10 to 1,024 characters.
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub new_passphrase: Passphrase,
 }
 

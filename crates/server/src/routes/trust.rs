@@ -216,6 +216,7 @@ pub async fn mine(State(s): State<AppState>, m: Member) -> Result<Json<MemberTru
 pub struct TokenIn {
     pub org: OrgId,
     /// 1 to 1,000,000, at most your balance.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub points: i64,
 }
 
