@@ -191,6 +191,8 @@ enum CoopCommand {
     OpenCard {
         #[arg(long)]
         keys: std::path::PathBuf,
+        /// A card is base64url: about one in 64 starts with `-`.
+        #[arg(allow_hyphen_values = true)]
         card: String,
     },
     /// Seal one of the co-op's pseudonyms afresh for a submission (receipts,
@@ -642,4 +644,19 @@ pub(crate) fn ensure(cond: bool, msg: &str) -> anyhow::Result<()> {
         bail!("{msg}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_card_that_starts_with_a_hyphen_is_a_card() {
+        let cli = Cli::try_parse_from(["me2b", "coop", "open-card", "--keys", "k.json", "-xY_z"])
+            .unwrap();
+        match cli.command {
+            Command::Coop(CoopCommand::OpenCard { card, .. }) => assert_eq!(card, "-xY_z"),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 }
