@@ -331,11 +331,7 @@ impl Consents {
         processing: &str,
         categories: &[&str],
     ) -> Result<Vec<Decision>, ServiceError> {
-        let rows = self.store.consents_between(org, member).await?;
-        let records: Vec<ConsentRecord> = rows
-            .iter()
-            .map(|r| ConsentRecord::from_json(&r.body))
-            .collect::<Result<_, _>>()?;
+        let records = self.records_between(org, member).await?;
         let gpc = self.store.gpc_since(member).await?;
         let at = self.clock.now();
         Ok(categories
@@ -353,6 +349,20 @@ impl Consents {
                 decide(&self.vocab, &records, gpc, &q)
             })
             .collect())
+    }
+
+    /// The member's consent records with the organisation (as controller).
+    async fn records_between(
+        &self,
+        org: OrgId,
+        member: MemberId,
+    ) -> Result<Vec<ConsentRecord>, ServiceError> {
+        self.store
+            .consents_between(org, member)
+            .await?
+            .iter()
+            .map(|r| ConsentRecord::from_json(&r.body).map_err(Into::into))
+            .collect()
     }
 
     /// The decision point's answer for one access.

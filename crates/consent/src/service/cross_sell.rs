@@ -117,13 +117,7 @@ impl Consents {
         from: OrgId,
         to: OrgId,
     ) -> Result<Decision, ServiceError> {
-        let records: Vec<ConsentRecord> = self
-            .store
-            .consents_between(to, member)
-            .await?
-            .iter()
-            .map(|r| ConsentRecord::from_json(&r.body))
-            .collect::<Result<_, _>>()?;
+        let records = self.records_between(to, member).await?;
         let gpc = self.store.gpc_since(member).await?;
         let q = AccessQuery {
             org: to,
