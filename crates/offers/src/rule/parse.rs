@@ -18,7 +18,8 @@
 //! `panic = "abort"`), so a panic cannot abort the process. No known input
 //! makes `cel` 0.15 panic (the fuzz target stops on any panic).
 
-use super::{walk, RuleErrorKind, MAX_NESTING, MAX_OPERATORS};
+use super::check::walk;
+use super::{RuleErrorKind, MAX_NESTING, MAX_OPERATORS};
 use cel::common::ast::{IdedExpr, SourceInfo};
 
 /// Stack of the thread a rule is parsed and checked on. With the parser's depth
