@@ -328,6 +328,9 @@ impl Trust {
                 .terms("marketing", "purchases-and-spending-habit", "share"),
         );
         self.inner.audit.record_all(events).await?;
+        // Cards are fresh ciphertexts: in their order, the list says nothing
+        // about when each member consented.
+        out.sort_by(|a, b| a.card.cmp(&b.card));
         Ok(out)
     }
 
