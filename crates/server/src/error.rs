@@ -128,6 +128,8 @@ error_codes! {
     RedemptionRefused = "redemption_refused", CONFLICT, "the redemption token is unknown, used, expired, for another co-op or another amount; nothing was redeemed";
     // --- credentials ---
     UnknownCode = "unknown_code", UNPROCESSABLE_ENTITY, "the one-time code is unknown, used, expired or revoked";
+    UnknownTier = "unknown_tier", UNPROCESSABLE_ENTITY, "the tier is not one of the federation's (listed at /.well-known/me2b/issuers)";
+    UnknownRegion = "unknown_region", UNPROCESSABLE_ENTITY, "the region is not one of the trust's area codes (listed at /.well-known/me2b/issuers)";
     UnknownChallenge = "unknown_challenge", UNPROCESSABLE_ENTITY, "no such challenge: never made, expired or already used (a replay)";
     WrongChallenge = "wrong_challenge", UNPROCESSABLE_ENTITY, "the presentation answers another challenge";
     UnknownIssuer = "unknown_issuer", UNPROCESSABLE_ENTITY, "the issuer key is unknown or not accepted";
@@ -504,6 +506,8 @@ impl From<me2b_credentials::service::ServiceError> for ApiError {
             E::UnknownChallenge => C::UnknownChallenge,
             E::UnknownTopic => C::UnknownTopic,
             E::SensitiveTopic => C::SensitiveTopic,
+            E::UnknownTier => C::UnknownTier,
+            E::UnknownRegion => C::UnknownRegion,
             E::NotFound(_) => return Self::not_found(),
             E::Invalid(_) => C::InvalidParameter,
             E::Corrupt => {

@@ -262,3 +262,72 @@ async fn consent_times_and_order_do_not_link_members_across_co_ops() {
         }
     }
 }
+
+/// An issuer tries to tag one member through `tier` or `region`: a tag in
+/// the text, a value of its own, homoglyphs, zero-width characters. Only
+/// the federation's tiers and the trust's areas are issued; every refusal
+/// has a clear code and echoes nothing.
+#[tokio::test]
+async fn an_issuer_cannot_tag_a_member_through_tier_or_region() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (_, key) = s
+            .org_with("Corner Co-op", vec![me2b_domain::org::Role::Credentials])
+            .await;
+        let code = |tier: &str, region: &str| json!({"tier": tier, "region": region, "member_since": 2020});
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/org/credentials/codes",
+                Some(&key),
+                Some(code("member", "NL-NH")),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let tags = [
+            ("gold-TAG-0001", "NL-NH", "invalid_claim"),
+            ("gold", "NL-NH", "unknown_tier"),
+            ("tag0001", "NL-NH", "unknown_tier"),
+            ("memb\u{043e}r", "NL-NH", "invalid_claim"),
+            ("member\u{200b}", "NL-NH", "invalid_claim"),
+            ("member", "TAG-0002", "unknown_region"),
+            ("member", "NL-NH\u{200d}", "invalid_claim"),
+            ("member", "NL-N\u{041d}", "invalid_claim"),
+            ("member", "Noord-Holland", "invalid_claim"),
+            ("member", "nl-nh", "unknown_region"),
+            ("member", &"X".repeat(64), "invalid_claim"),
+        ];
+        for (tier, region, want) in tags {
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/credentials/codes",
+                    Some(&key),
+                    Some(code(tier, region)),
+                )
+                .await;
+            assert!(st.is_client_error(), "{db:?} {tier:?} {region:?}: {st} {v}");
+            assert_eq!(err(&v), want, "{db:?} {tier:?} {region:?}: {v}");
+            let text = v.to_string();
+            for marker in ["TAG", "gold", "tag0001", "Noord", "XXXX"] {
+                assert!(
+                    !text.contains(marker),
+                    "{db:?}: the refusal echoes {marker}: {v}"
+                );
+            }
+        }
+        // The lists are public, so a verifier knows every value there is.
+        let (_, doc) = s
+            .req(Method::GET, "/.well-known/me2b/issuers", None, None)
+            .await;
+        assert_eq!(
+            doc["tiers"],
+            json!(["founding", "member", "supporting"]),
+            "{doc}"
+        );
+        assert!(
+            doc["regions"].as_array().unwrap().contains(&json!("NL-NH")),
+            "{doc}"
+        );
+    }
+}
