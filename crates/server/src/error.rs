@@ -124,6 +124,7 @@ error_codes! {
     TranscryptorDown = "transcryptor_down", SERVICE_UNAVAILABLE, "a transcryptor cannot be reached; nothing was stored";
     TranscryptorFailed = "transcryptor_failed", BAD_GATEWAY, "a transcryptor failed; nothing was stored";
     InsufficientPoints = "insufficient_points", CONFLICT, "not enough loyalty points";
+    RedemptionStep = "redemption_step", UNPROCESSABLE_ENTITY, "a redemption token is for a multiple of the federation's step (GET /v1/me/trust: redemption_step)";
     UnknownCard = "unknown_card", NOT_FOUND, "no enrolled member holds this card (or it was sealed for another co-op); nothing was recorded";
     RedemptionRefused = "redemption_refused", CONFLICT, "the redemption token is unknown, used, expired, for another co-op or another amount; nothing was redeemed";
     // --- credentials ---
@@ -568,6 +569,7 @@ impl From<me2b_trust::TrustError> for ApiError {
             E::BatchTooLarge { .. } => C::BatchTooLarge,
             E::NotFound(_) => return Self::not_found(),
             E::InsufficientPoints => C::InsufficientPoints,
+            E::RedemptionStep => C::RedemptionStep,
             E::RedemptionRefused => C::RedemptionRefused,
             E::UnknownCard => C::UnknownCard,
             E::MemberErased => C::MemberErased,

@@ -331,3 +331,131 @@ async fn an_issuer_cannot_tag_a_member_through_tier_or_region() {
         );
     }
 }
+
+/// Co-op A credits each of its cards a distinct amount; each member then
+/// redeems everything they can at co-op B (first trying the whole balance,
+/// the natural "use all my points"), showing B's card at its till. A and B
+/// match B's redeemed amounts against A's credits (attack1c: 8 of 8 before).
+/// Tokens are for multiples of the federation's step, so amounts within one
+/// step redeem alike and nothing but chance pairs the cards.
+#[tokio::test]
+async fn whole_balance_redemption_does_not_link_cards() {
+    use me2b_domain::org::Role;
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (a, ka) = s.org_with("Co-op A", vec![Role::Insights]).await;
+        let (b, kb) = s.org_with("Co-op B", vec![Role::Insights]).await;
+        let mut dice = Dice(0x2545_f491_4f6c_dd1d);
+        let mut credited: BTreeMap<String, i64> = BTreeMap::new();
+        let mut members = Vec::new();
+        let mut used = BTreeSet::new();
+        for i in 0..MEMBERS {
+            let m = s.member(&format!("r{i}@example.org")).await;
+            let pa = s.pseudonym_at(&m, a).await;
+            // Distinct amounts between one step (100) and two.
+            let pts = loop {
+                let p = 101 + dice.next(99) as i64;
+                if used.insert(p) {
+                    break p;
+                }
+            };
+            let body = s.sealed(a, json!({"card": pa, "points": pts})).await;
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/trust/loyalty/earn",
+                    Some(&ka),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+            credited.insert(pa.clone(), pts);
+            members.push((m, pa));
+        }
+        let mut seen_at_b: BTreeMap<String, i64> = BTreeMap::new();
+        for (m, _) in &members {
+            let pb = s.pseudonym_at(m, b).await;
+            let (_, mine) = s.req(Method::GET, "/v1/me/trust", Some(m), None).await;
+            let balance = mine["loyalty_points"].as_i64().unwrap();
+            let mut tried = vec![balance];
+            tried.extend(mine["redeemable_points"].as_i64());
+            let mut redeemed = None;
+            for points in tried {
+                let (st, t) = s
+                    .req(
+                        Method::POST,
+                        "/v1/me/trust/loyalty/tokens",
+                        Some(m),
+                        Some(json!({"org": b, "points": points})),
+                    )
+                    .await;
+                if st != StatusCode::CREATED {
+                    assert_eq!(err(&t), "redemption_step", "{t}");
+                    assert!(!t.to_string().contains(&balance.to_string()), "{t}");
+                    continue;
+                }
+                let (st, v) = s
+                    .req(
+                        Method::POST,
+                        "/v1/org/trust/loyalty/redeem",
+                        Some(&kb),
+                        Some(json!({"token": t["token"], "points": points})),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::OK, "{v}");
+                redeemed = v["points"].as_i64();
+                break;
+            }
+            seen_at_b.insert(pb, redeemed.unwrap());
+        }
+        // Scoring: the co-ops know the rule, so a B card's candidates are
+        // A's cards whose credit redeems as what B saw (all of it, or its
+        // largest multiple of the step); linked when the one candidate is
+        // right.
+        let mut linked = 0;
+        for (m, pa) in &members {
+            let pb = s.pseudonym_at(m, b).await;
+            let amount = seen_at_b[&pb];
+            let cands: Vec<&String> = credited
+                .iter()
+                .filter(|(_, c)| **c == amount || **c / 100 * 100 == amount)
+                .map(|(p, _)| p)
+                .collect();
+            if cands == vec![pa] {
+                linked += 1;
+            }
+        }
+        eprintln!("{db:?}: {linked} of {MEMBERS} B cards linked by amount");
+        let distinct: BTreeSet<i64> = seen_at_b.values().copied().collect();
+        assert_eq!(linked, 0, "{db:?}: {linked} of {MEMBERS} linked");
+        assert_eq!(distinct.len(), 1, "{db:?}: B saw {distinct:?}");
+
+        // A token that takes the whole balance warns the member.
+        let m = s.member("whole@example.org").await;
+        let pa = s.pseudonym_at(&m, a).await;
+        let body = s.sealed(a, json!({"card": pa, "points": 200})).await;
+        let (st, _) = s
+            .req(
+                Method::POST,
+                "/v1/org/trust/loyalty/earn",
+                Some(&ka),
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+        let mut warned = Vec::new();
+        for _ in 0..2 {
+            let (st, t) = s
+                .req(
+                    Method::POST,
+                    "/v1/me/trust/loyalty/tokens",
+                    Some(&m),
+                    Some(json!({"org": b, "points": 100})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{t}");
+            warned.push(t.get("warning").is_some());
+        }
+        assert_eq!(warned, [false, true], "{db:?}");
+    }
+}
