@@ -459,3 +459,161 @@ async fn whole_balance_redemption_does_not_link_cards() {
         assert_eq!(warned, [false, true], "{db:?}");
     }
 }
+
+/// attack5d: error answers carry no submitted value (a marker with a name
+/// in it) and no route answers 500 to bad input; an address mail cannot go
+/// to is a 4xx at sign-up, the same whether it is registered or not.
+#[tokio::test]
+async fn error_answers_echo_nothing_and_bad_addresses_are_refused() {
+    use me2b_domain::org::Role;
+    const MK: &str = "ECHOMARKER.jan.jansen@evil.example";
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (_, ka) = s
+            .org_with(
+                "Co-op A",
+                vec![
+                    Role::Admin,
+                    Role::Consent,
+                    Role::Insights,
+                    Role::Credentials,
+                ],
+            )
+            .await;
+        let t = s.member("ana@example.org").await;
+        let long = MK.repeat(3000);
+        let routes: Vec<(Method, String, Option<Value>, Option<&str>)> = vec![
+            (
+                Method::POST,
+                "/v1/members".into(),
+                Some(json!({"email": MK, "passphrase": "x"})),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/members".into(),
+                Some(json!({"email": format!("{MK}!!"), "passphrase": MK})),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/members".into(),
+                Some(json!({"email": "ana@example.org!!", "passphrase": MK})),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/sessions".into(),
+                Some(json!({"email": MK, "passphrase": MK})),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/members/confirm".into(),
+                Some(json!({"token": MK})),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/vault/records".into(),
+                Some(json!({"kind": MK, "text": MK})),
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/vault/records".into(),
+                Some(json!({"kind": "note", "text": long})),
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/vault/records".into(),
+                Some(json!({"kind": "interest", "topic": MK})),
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/me/trust/loyalty/tokens".into(),
+                Some(json!({"org": MK, "points": 100})),
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/me/trust/sharing".into(),
+                Some(json!({"from": MK, "to": MK, "purpose": MK})),
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/me/credentials".into(),
+                Some(json!({"code": MK})),
+                Some(&t),
+            ),
+            (
+                Method::GET,
+                format!("/v1/me/trust/cards/{MK}"),
+                None,
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/org/trust/loyalty/earn".into(),
+                Some(json!({"card": MK, "points": 1})),
+                Some(&ka),
+            ),
+            (
+                Method::POST,
+                "/v1/org/trust/loyalty/redeem".into(),
+                Some(json!({"token": MK, "points": 1})),
+                Some(&ka),
+            ),
+            (
+                Method::POST,
+                "/v1/org/credentials/codes".into(),
+                Some(json!({"tier": MK, "region": MK, "member_since": 2000, "interests": [MK]})),
+                Some(&ka),
+            ),
+            (
+                Method::POST,
+                "/v1/org/consent-requests".into(),
+                Some(
+                    json!({"purposes": [MK], "categories": ["interest"], "processing": ["use"], "legal_basis": "consent", "retention_days": 1, "notice": "n", "notice_version": "1", "recipients": []}),
+                ),
+                Some(&ka),
+            ),
+            (
+                Method::POST,
+                "/v1/org/consent-requests".into(),
+                Some(
+                    json!({"purposes": ["direct-marketing"], "categories": [MK], "processing": [MK], "legal_basis": MK, "retention_days": 1, "notice": "n", "notice_version": "1", "recipients": [MK]}),
+                ),
+                Some(&ka),
+            ),
+            (Method::GET, "/v1/me".into(), None, Some(MK)),
+        ];
+        let mut answers = Vec::new();
+        for (m, path, body, tok) in routes {
+            let (st, v) = s.req(m.clone(), &path, tok, body).await;
+            let text = v.to_string();
+            assert!(
+                st.is_client_error(),
+                "{db:?} {m} {path}: {st} {}",
+                text.chars().take(300).collect::<String>()
+            );
+            assert!(
+                !text.contains("ECHOMARKER") && !text.contains("jansen"),
+                "{db:?} {m} {path}: echoes: {}",
+                text.chars().take(300).collect::<String>()
+            );
+            answers.push((path, st, err(&v).to_owned()));
+        }
+        // An unusable address answers alike whether or not an account has
+        // the address it resembles.
+        let signups: Vec<_> = answers.iter().filter(|a| a.0 == "/v1/members").collect();
+        assert_eq!(
+            (signups[1].1, &signups[1].2),
+            (signups[2].1, &signups[2].2),
+            "{db:?}"
+        );
+    }
+}
