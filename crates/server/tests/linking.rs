@@ -617,3 +617,65 @@ async fn error_answers_echo_nothing_and_bad_addresses_are_refused() {
         );
     }
 }
+
+/// After a GPC signal, the member's own views of a sharing (cross-selling)
+/// consent say that it no longer shares: their consents, their trust view
+/// and their transparency view (attack3b: all three still said it did).
+#[tokio::test]
+async fn gpc_shows_on_the_members_view_of_a_sharing_consent() {
+    use me2b_domain::org::Role;
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (a, _) = s.org_with("Corner Co-op", vec![Role::Insights]).await;
+        let (b, _) = s.org_with("Green Wheels", vec![Role::Insights]).await;
+        let m = s.member("g@example.org").await;
+        s.pseudonym_at(&m, a).await;
+        s.pseudonym_at(&m, b).await;
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/me/trust/sharing",
+                Some(&m),
+                Some(json!({"from": a, "to": b, "purpose": "cross-sell", "days": 30})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        let mine = |v: &Value| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["consent_id"] == id.as_str())
+                .cloned()
+                .unwrap()
+        };
+        let (_, v) = s.req(Method::GET, "/v1/me/consents", Some(&m), None).await;
+        assert_eq!(mine(&v)["in_force"], true, "{v}");
+        s.clock.advance_seconds(60);
+        let (st, _) = s
+            .req_h(Method::GET, "/v1/me", Some(&m), None, &[("Sec-GPC", "1")])
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let (_, v) = s.req(Method::GET, "/v1/me/consents", Some(&m), None).await;
+        let c = mine(&v);
+        assert_eq!(
+            (&c["in_force"], &c["gpc_opt_out"]),
+            (&json!(false), &json!(true)),
+            "{db:?} {c}"
+        );
+        assert!(
+            c["summary"]
+                .as_str()
+                .unwrap()
+                .contains("Global Privacy Control"),
+            "{c}"
+        );
+        let (_, v) = s.req(Method::GET, "/v1/me/trust", Some(&m), None).await;
+        assert_eq!(v["sharing"][0]["gpc_opt_out"], true, "{db:?} {v}");
+        let (_, v) = s
+            .req(Method::GET, "/v1/me/transparency", Some(&m), None)
+            .await;
+        let e = v["receipt_sharing"][0]["explanation"].as_str().unwrap();
+        assert!(e.contains("Global Privacy Control"), "{db:?} {e}");
+    }
+}
