@@ -363,6 +363,25 @@ impl ConsentRecord {
             && self.withdrawn_at.is_none_or(|w| at < w)
     }
 
+    /// Whether a Global Privacy Control opt-out (since `gpc_since`) stops
+    /// some of what this consent allows: it was given before the signal
+    /// and names a sale, sharing or third-party advertising purpose, or
+    /// sharing as processing (a cross-selling consent always does). The
+    /// decision point denies those; the member's views say so.
+    pub fn stopped_by_gpc(&self, gpc_since: Option<Timestamp>) -> bool {
+        use crate::pdp::{GPC_PROCESSING, GPC_PURPOSES};
+        self.status == ConsentStatus::Given
+            && gpc_since.is_some_and(|g| self.given_at <= g)
+            && (self
+                .purposes
+                .iter()
+                .any(|p| GPC_PURPOSES.contains(&p.as_str()))
+                || self
+                    .processing
+                    .iter()
+                    .any(|p| GPC_PROCESSING.contains(&p.as_str())))
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }

@@ -1,6 +1,9 @@
 //! Signed consent receipts: compact JWS (RFC 7515) with `alg: EdDSA` (RFC 8037),
 //! signed by the node's Ed25519 key. Both parties get the same receipt; it names
-//! the member only by the pseudonym the controller knows them by.
+//! the member only by the pseudonym the controller knows them by, and its
+//! times only to the hour (UTC): the controller sees it, and colluding
+//! controllers must not pair their pseudonyms for one member by the moments
+//! the member answered them.
 
 use crate::model::{ConsentRecord, ConsentStatus, Method};
 use crate::vocabulary::{Section, Vocabulary};
@@ -116,10 +119,12 @@ impl ReceiptClaims {
                 version: r.notice_version.clone(),
                 sha256: r.notice_sha256.clone(),
             },
-            given_at: r.given_at.to_rfc3339(),
-            expires_at: r.expires_at.to_rfc3339(),
-            withdrawn_at: r.withdrawn_at.map(Timestamp::to_rfc3339),
-            issued_at: now.to_rfc3339(),
+            // To the hour: the organisation gets this receipt, and a member
+            // answering two co-ops in one sitting must not be paired by it.
+            given_at: r.given_at.hour().to_rfc3339(),
+            expires_at: r.expires_at.hour().to_rfc3339(),
+            withdrawn_at: r.withdrawn_at.map(|t| t.hour().to_rfc3339()),
+            issued_at: now.hour().to_rfc3339(),
             issuer: issuer.to_owned(),
         }
     }

@@ -52,7 +52,8 @@ pub enum ServiceError {
     Vault(#[from] VaultError),
 }
 
-/// A consent as its controller sees it: the member only by pseudonym.
+/// A consent as its controller sees it: the member only by pseudonym, its
+/// times only to the hour (UTC; the member's own view has them exactly).
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct OrgConsentView {
     pub consent_id: ConsentId,
@@ -308,12 +309,14 @@ impl Consents {
                 purposes: r.purposes,
                 categories: r.categories,
                 processing: r.processing,
-                given_at: r.given_at.to_rfc3339(),
-                expires_at: r.expires_at.to_rfc3339(),
-                withdrawn_at: r.withdrawn_at.map(Timestamp::to_rfc3339),
+                given_at: r.given_at.hour().to_rfc3339(),
+                expires_at: r.expires_at.hour().to_rfc3339(),
+                withdrawn_at: r.withdrawn_at.map(|t| t.hour().to_rfc3339()),
                 receipts: r.receipts,
             });
         }
+        // In pseudonym order, not in the order the members answered.
+        out.sort_by(|a, b| a.subject.cmp(&b.subject));
         self.audit
             .record(AuditEvent::new(Actor::Organisation(org), Action::ConsentRead).object(request))
             .await?;
@@ -474,6 +477,8 @@ impl Consents {
         }
         // Every decision is durable in the audit log before any data leaves.
         self.record_decisions(events).await?;
+        // In pseudonym order, not in the order the members answered.
+        out.sort_by(|a, b| a.subject.cmp(&b.subject));
         Ok(out)
     }
 
@@ -539,7 +544,8 @@ impl Consents {
                     subject: subject.clone(),
                     category: category.clone(),
                     values: vals.clone(),
-                    sealed_at: now.to_rfc3339(),
+                    // To the hour: the organisation opens it.
+                    sealed_at: now.hour().to_rfc3339(),
                 };
                 rows.push(EnvelopeRow {
                     consent: consent.id,
@@ -790,6 +796,10 @@ impl Consents {
         if let Some(e) = expires_at.filter(|e| *e < r.expires_at) {
             r.expires_at = e;
         }
+        // A consent ends on the hour (never later than asked): the moment
+        // the organisation stops being served then says nothing finer about
+        // when the member answered than its view of the consent does.
+        r.expires_at = r.expires_at.hour();
         if action == Action::ConsentGrant {
             self.add_receipt(&mut r).await?;
         }

@@ -28,6 +28,7 @@ pub mod presentation;
 pub mod schema;
 pub mod service;
 pub mod status;
+pub mod tags;
 pub mod verifier;
 
 pub use bbs::{

@@ -27,7 +27,39 @@ impl Email {
         {
             return Err(err());
         }
+        // An address mail can be sent to (so that a sign-up never fails
+        // later, at sending): a dot-atom local part and a host name, ASCII.
+        if !Self::dot_atom(local) || !Self::host_name(domain) {
+            return Err(err());
+        }
         Ok(Self(s))
+    }
+
+    /// RFC 5322 `dot-atom-text`, ASCII: atoms of letters, digits and
+    /// ``!#$%&'*+/=?^_`{|}~-``, joined by single dots.
+    fn dot_atom(local: &str) -> bool {
+        local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&b))
+        })
+    }
+
+    /// A DNS host name, ASCII (IDNs in their `xn--` form): labels of 1 to
+    /// 63 letters, digits and hyphens, not starting or ending with a hyphen,
+    /// 253 characters at most.
+    fn host_name(domain: &str) -> bool {
+        domain.len() <= 253
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
     }
 
     pub fn as_str(&self) -> &str {
@@ -109,10 +141,28 @@ mod tests {
             "a b@c.d",
             "a@@b.c",
             "a@b.c.",
+            "x@evil.example!!",
+            "a..b@example.org",
+            ".a@example.org",
+            "a.@example.org",
+            "a\"b@example.org",
+            "a(b)@example.org",
+            "a@-example.org",
+            "a@exa_mple.org",
+            "a@example..org",
+            "ana@exämple.org",
+            "änä@example.org",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
         assert!(!format!("{e:?}").contains("alice"));
+        for good in [
+            "a.b+tag@sub.example.org",
+            "o'neil@xn--exmple-cua.org",
+            "x_y@a-b.c0",
+        ] {
+            assert!(Email::parse(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicI64, Ordering};
 
+/// Milliseconds in an hour.
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -17,6 +20,18 @@ impl Timestamp {
     }
     pub fn plus_seconds(self, seconds: i64) -> Self {
         Self(self.0.saturating_add(seconds.saturating_mul(1000)))
+    }
+    /// The start of the `bucket_ms`-long bucket this time falls in (UTC,
+    /// counted from the epoch); `self` if `bucket_ms` is not positive.
+    pub fn floor_to(self, bucket_ms: i64) -> Self {
+        if bucket_ms <= 0 {
+            return self;
+        }
+        Self(self.0.div_euclid(bucket_ms).saturating_mul(bucket_ms))
+    }
+    /// The start of the hour (UTC): how organisations see a member's times.
+    pub fn hour(self) -> Self {
+        self.floor_to(HOUR_MS)
     }
     /// RFC 3339 text, as the API shows it.
     pub fn to_rfc3339(self) -> String {
@@ -102,6 +117,18 @@ pub(crate) mod tests {
         assert_eq!(text, "2023-11-14T22:13:20.123Z");
         assert_eq!(Timestamp::parse_rfc3339(&text), Some(ts));
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn hours_floor() {
+        let t = Timestamp::from_unix_millis(1_790_000_000_000);
+        assert_eq!(t.hour().unix_millis(), 1_789_999_200_000);
+        assert_eq!(t.hour().hour(), t.hour());
+        assert_eq!(
+            Timestamp::from_unix_millis(-1).hour().unix_millis(),
+            -HOUR_MS
+        );
+        assert_eq!(t.floor_to(0), t);
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub struct Governance {
     pub privacy: PrivacyGovernance,
     pub trust: me2b_trust::service::Governance,
     pub offers: OfferGovernance,
+    pub credentials: me2b_credentials::service::CredentialGovernance,
 }
 
 /// Keys of the old `trust.toml`, which budgeted per asker.
@@ -109,7 +110,17 @@ impl Governance {
         g.privacy.check().map_err(|e| e.to_string())?;
         g.trust.check().map_err(|e| e.to_string())?;
         g.offers.check().map_err(|e| e.to_string())?;
+        g.credential_tags()?;
         Ok(g)
+    }
+
+    /// The tiers and regions a credential may carry: `[credentials] tiers`
+    /// and the trust's `[trust] areas`.
+    pub fn credential_tags(&self) -> Result<me2b_credentials::tags::FederationTags, String> {
+        me2b_credentials::tags::FederationTags::new(&self.credentials.tiers, &self.trust.areas)
+            .map_err(|_| {
+                "[credentials] tiers must be 1 to 32 lowercase ASCII letters, digits and hyphens, and [trust] areas 1 to 8 ASCII letters, digits and hyphens (credentials carry them)".to_owned()
+            })
     }
 }
 
@@ -397,6 +408,14 @@ impl Node {
                 "the data trust is single-party: every transcryptor runs in this process, so one operator holds every secret; run `me2b transcryptor` processes for a distributed trust"
             );
         }
+        let mut federation = cfg.credentials.clone();
+        federation.tags =
+            governance
+                .credential_tags()
+                .map_err(|message| NodeError::Governance {
+                    path: "the governance".into(),
+                    message,
+                })?;
         let credentials = me2b_credentials::service::Credentials::new(
             store.clone(),
             keys.clone(),
@@ -404,7 +423,7 @@ impl Node {
             vault.clone(),
             clock.clone(),
             rng.clone(),
-            cfg.credentials.clone(),
+            federation,
             Arc::new(TaxonomyTopics(taxonomy)),
         );
         let legacy_members = vault.legacy_member_count().await?;

@@ -178,6 +178,36 @@ mod tests {
         assert!(SmtpOutbox::new("smtp://127.0.0.1:25", "me2b@localhost".into()).is_ok());
     }
 
+    /// Every address sign-up accepts can be written to (a sign-up never
+    /// fails at sending, which answered 500): each character a local part or
+    /// a domain may hold, at each place, and the longest parts.
+    #[test]
+    fn every_address_sign_up_accepts_is_one_mail_can_go_to() {
+        let mut tried = 0;
+        let atext = "abcz09!#$%&'*+/=?^_`{|}~-";
+        let mut cands = Vec::new();
+        for c in atext.chars() {
+            cands.push(format!("{c}@example.org"));
+            cands.push(format!("a{c}.{c}b@example.org"));
+        }
+        for d in ["a-b.example.org", "xn--exmple-cua.org", "0.0", "b.co"] {
+            cands.push(format!("ana@{d}"));
+        }
+        cands.push(format!("{}@{}.org", "a".repeat(64), "b".repeat(63)));
+        cands.push(format!("a@{}.org", vec!["c".repeat(63); 3].join(".")));
+        for raw in cands {
+            let Ok(to) = Email::parse(&raw) else { continue };
+            let mail = Mail::confirm_sign_up(
+                to,
+                "me2b_c_abc",
+                me2b_domain::Timestamp::from_unix_millis(0),
+            );
+            assert!(message("me2b@localhost", &mail).is_ok(), "{raw}");
+            tried += 1;
+        }
+        assert!(tried > 50, "{tried}");
+    }
+
     #[tokio::test]
     async fn the_file_outbox_writes_private_eml_files() {
         let dir = tempfile::tempdir().unwrap();

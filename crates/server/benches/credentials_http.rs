@@ -103,7 +103,7 @@ async fn main() {
             &CodeRequest {
                 federation: None,
                 tier: "member".into(),
-                region: "Noord-Holland".into(),
+                region: "NL-NH".into(),
                 member_since: 2019,
                 interests: vec!["cycling".into()],
             },

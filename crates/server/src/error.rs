@@ -124,10 +124,13 @@ error_codes! {
     TranscryptorDown = "transcryptor_down", SERVICE_UNAVAILABLE, "a transcryptor cannot be reached; nothing was stored";
     TranscryptorFailed = "transcryptor_failed", BAD_GATEWAY, "a transcryptor failed; nothing was stored";
     InsufficientPoints = "insufficient_points", CONFLICT, "not enough loyalty points";
+    RedemptionStep = "redemption_step", UNPROCESSABLE_ENTITY, "a redemption token is for a multiple of the federation's step (GET /v1/me/trust: redemption_step)";
     UnknownCard = "unknown_card", NOT_FOUND, "no enrolled member holds this card (or it was sealed for another co-op); nothing was recorded";
     RedemptionRefused = "redemption_refused", CONFLICT, "the redemption token is unknown, used, expired, for another co-op or another amount; nothing was redeemed";
     // --- credentials ---
     UnknownCode = "unknown_code", UNPROCESSABLE_ENTITY, "the one-time code is unknown, used, expired or revoked";
+    UnknownTier = "unknown_tier", UNPROCESSABLE_ENTITY, "the tier is not one of the federation's (listed at /.well-known/me2b/issuers)";
+    UnknownRegion = "unknown_region", UNPROCESSABLE_ENTITY, "the region is not one of the trust's area codes (listed at /.well-known/me2b/issuers)";
     UnknownChallenge = "unknown_challenge", UNPROCESSABLE_ENTITY, "no such challenge: never made, expired or already used (a replay)";
     WrongChallenge = "wrong_challenge", UNPROCESSABLE_ENTITY, "the presentation answers another challenge";
     UnknownIssuer = "unknown_issuer", UNPROCESSABLE_ENTITY, "the issuer key is unknown or not accepted";
@@ -504,6 +507,8 @@ impl From<me2b_credentials::service::ServiceError> for ApiError {
             E::UnknownChallenge => C::UnknownChallenge,
             E::UnknownTopic => C::UnknownTopic,
             E::SensitiveTopic => C::SensitiveTopic,
+            E::UnknownTier => C::UnknownTier,
+            E::UnknownRegion => C::UnknownRegion,
             E::NotFound(_) => return Self::not_found(),
             E::Invalid(_) => C::InvalidParameter,
             E::Corrupt => {
@@ -564,6 +569,7 @@ impl From<me2b_trust::TrustError> for ApiError {
             E::BatchTooLarge { .. } => C::BatchTooLarge,
             E::NotFound(_) => return Self::not_found(),
             E::InsufficientPoints => C::InsufficientPoints,
+            E::RedemptionStep => C::RedemptionStep,
             E::RedemptionRefused => C::RedemptionRefused,
             E::UnknownCard => C::UnknownCard,
             E::MemberErased => C::MemberErased,

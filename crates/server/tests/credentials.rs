@@ -71,7 +71,7 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
 
         // A code needs the role, and valid claims.
         let code_req = json!({"federation": "Fair Economy Federation", "tier": "founding",
-            "region": "Noord-Holland", "member_since": 2019, "interests": ["cycling"]});
+            "region": "NL-NH", "member_since": 2019, "interests": ["cycling"]});
         let (st, v) = s
             .req(
                 Method::POST,
@@ -381,7 +381,7 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
             code.as_str(),
             &code.replace('-', ""),
             "founding",
-            "Noord-Holland",
+            "NL-NH",
             "cycling",
         ] {
             assert!(!log.contains(secret), "the audit log holds {secret:?}");
@@ -452,7 +452,7 @@ async fn an_issuer_cannot_tag_a_member_by_the_validity_epoch() {
         let (_, coop_key) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
         let (_, shop_key) = s.org_with("Fair Market", vec![Role::Credentials]).await;
         to_next_period(&s);
-        let base = json!({"federation": FED, "tier": "member", "region": "Noord-Holland",
+        let base = json!({"federation": FED, "tier": "member", "region": "NL-NH",
             "member_since": 2019, "interests": ["cycling"]});
         let mut knobs = vec![base.clone()];
         for (field, value) in [
@@ -463,7 +463,7 @@ async fn an_issuer_cannot_tag_a_member_by_the_validity_epoch() {
             ("valid_weeks", json!(4_000_000_000u32)),
             ("valid_weeks", json!(null)),
             ("tier", json!("founding")),
-            ("region", json!("Utrecht")),
+            ("region", json!("NL-UT")),
             ("member_since", json!(1999)),
             ("interests", json!([])),
             ("interests", json!(["cycling", "organic"])),
@@ -565,7 +565,7 @@ async fn a_federation_verifier_cannot_tell_which_coop_issued() {
         let (coop_a, key_a) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
         let (_, key_b) = s.org_with("Bike Co-op", vec![Role::Credentials]).await;
         let (_, shop_key) = s.org_with("Fair Market", vec![Role::Credentials]).await;
-        let claims = json!({"federation": FED, "tier": "member", "region": "Noord-Holland",
+        let claims = json!({"federation": FED, "tier": "member", "region": "NL-NH",
             "member_since": 2019, "interests": ["cycling"]});
         let (st, code_a) = make_code(&s, &key_a, &claims).await;
         assert_eq!(st, StatusCode::CREATED, "{code_a}");
@@ -707,7 +707,7 @@ async fn special_category_and_unknown_interests_are_refused() {
             ("Pregnancy & Maternity", "unknown_topic"),
             ("Cycling", "unknown_topic"),
         ] {
-            let body = json!({"federation": FED, "tier": "member", "region": "Noord-Holland",
+            let body = json!({"federation": FED, "tier": "member", "region": "NL-NH",
                 "member_since": 2019, "interests": ["cycling", interest]});
             let (st, v) = make_code(&s, &key, &body).await;
             assert_eq!(
@@ -721,7 +721,7 @@ async fn special_category_and_unknown_interests_are_refused() {
         let (st, v) = make_code(
             &s,
             &key,
-            &json!({"federation": FED, "tier": "member", "region": "Noord-Holland",
+            &json!({"federation": FED, "tier": "member", "region": "NL-NH",
                 "member_since": 2019, "interests": ["cycling", "organic"]}),
         )
         .await;

@@ -230,9 +230,9 @@ async fn a_coop_cannot_probe_a_balance() {
             s.pseudonym_at(&poor, b.0).await,
         );
         let (a, b) = (keyed(&s, a).await, keyed(&s, b).await);
-        let (st, _) = earn(&s, &a, &rich_a, 50).await;
+        let (st, _) = earn(&s, &a, &rich_a, 150).await;
         assert!(st.is_success());
-        // Every try on the rich member's card (balance 50) looks exactly like
+        // Every try on the rich member's card (balance 150) looks exactly like
         // every try on the poor one's (balance 0), and the answer to an
         // amount below the balance is the answer to one above it.
         let rich_seen = probe(&s, &b, &rich_b, 50).await;
@@ -246,10 +246,10 @@ async fn a_coop_cannot_probe_a_balance() {
         assert!(refusals.len() <= 2, "{db:?}: {refusals:?}");
         // With a token of the rich member's out for B, B's tries around the
         // balance look like tries with a token that does not exist.
-        let (st, t) = token(&s, &rich, b.id, 20).await;
+        let (st, t) = token(&s, &rich, b.id, 100).await;
         assert_eq!(st, StatusCode::CREATED, "{t}");
         let tok = t["token"].as_str().unwrap().to_owned();
-        for k in [1, 19, 21, 30, 31, 51, 1_000_000] {
+        for k in [1, 99, 101, 130, 151, 200, 1_000_000] {
             let (st, v) = redeem(&s, &b.key, json!({"token": tok, "points": k})).await;
             let (st2, v2) = redeem(
                 &s,
@@ -261,15 +261,18 @@ async fn a_coop_cannot_probe_a_balance() {
             assert_eq!(err(&v), "redemption_refused");
         }
         // The token still works for what the member made it for.
-        let (st, v) = redeem(&s, &b.key, json!({"token": tok, "points": 20})).await;
+        let (st, v) = redeem(&s, &b.key, json!({"token": tok, "points": 100})).await;
         assert_eq!(
             (st, &v),
-            (StatusCode::OK, &json!({"status": "redeemed", "points": 20}))
+            (
+                StatusCode::OK,
+                &json!({"status": "redeemed", "points": 100})
+            )
         );
         assert_eq!(
             points(&s, &rich).await,
-            31,
-            "{db:?}: 50 + 1 earned, less 20"
+            51,
+            "{db:?}: 150 + 1 earned, less 100"
         );
     }
 }
@@ -398,33 +401,33 @@ async fn a_token_works_once_at_its_coop_for_its_amount_before_it_expires() {
         let (a, b) = (keyed(&s, a).await, coop_without_cards(b));
         let (ka, kb) = (a.key.clone(), b.1.clone());
         let b = b.0;
-        let (st, _) = earn(&s, &a, &pa, 100).await;
+        let (st, _) = earn(&s, &a, &pa, 1000).await;
         assert!(st.is_success());
-        let (st, t) = token(&s, &m, b, 40).await;
+        let (st, t) = token(&s, &m, b, 400).await;
         assert_eq!(st, StatusCode::CREATED, "{t}");
         assert_eq!(
             (t["points"].as_i64(), t["org"].as_str()),
-            (Some(40), Some(b.to_string().as_str()))
+            (Some(400), Some(b.to_string().as_str()))
         );
-        assert_eq!(points(&s, &m).await, 60, "set aside when made");
+        assert_eq!(points(&s, &m).await, 600, "set aside when made");
         let tok = t["token"].as_str().unwrap();
         let mut refusals = BTreeSet::new();
         let mut tries = vec![
             // another co-op (A saw the member's screen at B);
-            (&ka, json!({"token": tok, "points": 40})),
+            (&ka, json!({"token": tok, "points": 400})),
             // another amount;
-            (&kb, json!({"token": tok, "points": 41})),
-            (&kb, json!({"token": tok, "points": 39})),
+            (&kb, json!({"token": tok, "points": 401})),
+            (&kb, json!({"token": tok, "points": 300})),
             // made up, or empty;
             (
                 &kb,
-                json!({"token": "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "points": 40}),
+                json!({"token": "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "points": 400}),
             ),
-            (&kb, json!({"token": "", "points": 40})),
+            (&kb, json!({"token": "", "points": 400})),
         ];
         // altered: one symbol changed, anywhere;
         for i in [0, 7, 23] {
-            tries.push((&kb, json!({"token": altered(tok, i), "points": 40})));
+            tries.push((&kb, json!({"token": altered(tok, i), "points": 400})));
         }
         for (key, body) in tries {
             let (st, v) = redeem(&s, key, body).await;
@@ -438,29 +441,32 @@ async fn a_token_works_once_at_its_coop_for_its_amount_before_it_expires() {
         let (st, v) = redeem(
             &s,
             &kb,
-            json!({"token": tok.to_lowercase().replace('-', " "), "points": 40}),
+            json!({"token": tok.to_lowercase().replace('-', " "), "points": 400}),
         )
         .await;
         assert_eq!(
             (st, &v),
-            (StatusCode::OK, &json!({"status": "redeemed", "points": 40})),
+            (
+                StatusCode::OK,
+                &json!({"status": "redeemed", "points": 400})
+            ),
             "{db:?}"
         );
         // Replayed: refused, with the same answer as every other refusal.
-        let (st, v) = redeem(&s, &kb, json!({"token": tok, "points": 40})).await;
+        let (st, v) = redeem(&s, &kb, json!({"token": tok, "points": 400})).await;
         assert_eq!(st, StatusCode::CONFLICT);
         refusals.insert(v.to_string());
         assert_eq!(refusals.len(), 1, "{db:?}: {refusals:?}");
-        assert_eq!(points(&s, &m).await, 60);
+        assert_eq!(points(&s, &m).await, 600);
         // Expired: refused, and its points come back to the member.
-        let (_, t) = token(&s, &m, b, 25).await;
-        assert_eq!(points(&s, &m).await, 35);
+        let (_, t) = token(&s, &m, b, 200).await;
+        assert_eq!(points(&s, &m).await, 400);
         s.clock.advance_seconds(5 * 60);
-        let (st, v) = redeem(&s, &kb, json!({"token": t["token"], "points": 25})).await;
+        let (st, v) = redeem(&s, &kb, json!({"token": t["token"], "points": 200})).await;
         assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "redemption_refused"));
-        assert_eq!(points(&s, &m).await, 60, "{db:?}");
+        assert_eq!(points(&s, &m).await, 600, "{db:?}");
         // More than the balance: the member is told, no co-op is.
-        let (st, v) = token(&s, &m, b, 61).await;
+        let (st, v) = token(&s, &m, b, 700).await;
         assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "insufficient_points"));
     }
 }
@@ -476,15 +482,19 @@ async fn one_token_submitted_at_once_many_times_redeems_once() {
         let pa = s.pseudonym_at(&m, a.0).await;
         let a = keyed(&s, a).await;
         let ka = a.key.clone();
-        let (st, _) = earn(&s, &a, &pa, 10).await;
+        let (st, _) = earn(&s, &a, &pa, 100).await;
         assert!(st.is_success());
-        let (_, t) = token(&s, &m, a.id, 10).await;
+        let (_, t) = token(&s, &m, a.id, 100).await;
         let tok = t["token"].as_str().unwrap().to_owned();
         let s = std::sync::Arc::new(s);
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..16 {
             let (s, ka, tok) = (s.clone(), ka.clone(), tok.clone());
-            set.spawn(async move { redeem(&s, &ka, json!({"token": tok, "points": 10})).await.0 });
+            set.spawn(async move {
+                redeem(&s, &ka, json!({"token": tok, "points": 100}))
+                    .await
+                    .0
+            });
         }
         let mut ok = 0;
         while let Some(st) = set.join_next().await {

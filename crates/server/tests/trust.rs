@@ -552,7 +552,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/me/trust/loyalty/tokens",
                 Some(&members[0]),
-                Some(json!({"org": b, "points": 30})),
+                Some(json!({"org": b, "points": 100})),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{t}");
@@ -561,26 +561,29 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
                 Method::POST,
                 "/v1/org/trust/loyalty/redeem",
                 Some(&kb),
-                Some(json!({"token": t["token"], "points": 30})),
+                Some(json!({"token": t["token"], "points": 100})),
             )
             .await;
         assert_eq!(
             (st, &v),
-            (StatusCode::OK, &json!({"status": "redeemed", "points": 30}))
+            (
+                StatusCode::OK,
+                &json!({"status": "redeemed", "points": 100})
+            )
         );
         let (st, v) = s
             .req(
                 Method::POST,
                 "/v1/me/trust/loyalty/tokens",
                 Some(&members[0]),
-                Some(json!({"org": b, "points": 71})),
+                Some(json!({"org": b, "points": 100})),
             )
             .await;
         assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "insufficient_points"));
         let (_, v) = s
             .req(Method::GET, "/v1/me/trust", Some(&members[0]), None)
             .await;
-        assert_eq!(v["loyalty_points"], 70);
+        assert_eq!(v["loyalty_points"], 0);
 
         // The audit log has every query with its ε, the refusals, and every
         // transcryptor's requests, including the refused one.

@@ -64,6 +64,8 @@ pub enum TrustError {
     NotFound(&'static str),
     #[error("not enough loyalty points")]
     InsufficientPoints,
+    #[error("a redemption token is for a multiple of the federation's redemption step (GET /v1/me/trust: `redemption_step`); the rest stays in your balance")]
+    RedemptionStep,
     #[error("no enrolled member holds this card; nothing was recorded")]
     UnknownCard,
     #[error("this redemption token is not valid here: unknown, used, expired, for another co-op or another amount; nothing was redeemed")]
@@ -106,6 +108,7 @@ pub fn error_code(e: &TrustError) -> &'static str {
         TrustError::Forbidden(_) => "forbidden",
         TrustError::NotFound(_) => "not_found",
         TrustError::InsufficientPoints => "insufficient_points",
+        TrustError::RedemptionStep => "redemption_step",
         TrustError::UnknownCard => "unknown_card",
         TrustError::RedemptionRefused => "redemption_refused",
         TrustError::MemberErased => "member_erased",

@@ -122,8 +122,8 @@ impl Credentials {
             .collect::<Result<_, _>>()?;
         let claims = CodeClaims {
             v: CODE_CLAIMS_VERSION,
-            tier: ClaimText::new(&req.tier)?,
-            region: ClaimText::new(&req.region)?,
+            tier: self.tier(&req.tier)?,
+            region: self.region(&req.region)?,
             member_since: MemberSince::new(req.member_since)?,
             interests: self.checked_interests(&interests)?,
         };
@@ -163,6 +163,28 @@ impl Credentials {
             }
         }
         Err(ServiceError::Invalid("the status list is full"))
+    }
+
+    /// One of the federation's tiers, as a claim.
+    fn tier(&self, raw: &str) -> Result<ClaimText, ServiceError> {
+        let t = self
+            .inner
+            .settings
+            .tags
+            .tier(raw)
+            .map_err(ServiceError::from)?;
+        Ok(ClaimText::new(t.as_str())?)
+    }
+
+    /// One of the trust's areas, as a claim.
+    fn region(&self, raw: &str) -> Result<ClaimText, ServiceError> {
+        let r = self
+            .inner
+            .settings
+            .tags
+            .region(raw)
+            .map_err(ServiceError::from)?;
+        Ok(ClaimText::new(r.as_str())?)
     }
 
     /// Revokes the credential (or unredeemed code) at `index`, if this co-op

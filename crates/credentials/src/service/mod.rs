@@ -37,6 +37,7 @@ use crate::bbs::{default_bbs, Bbs, BbsPublicKey, BbsSecretKey};
 use crate::credential::{IssuerKeyId, IssuerKeyPair};
 use crate::schema::{ClaimText, Interests, ValidityPeriod};
 use crate::status::MIN_STATUS_LIST_BITS;
+use crate::tags::FederationTags;
 use crate::verifier::IssuerKeys;
 use crate::CredentialError;
 use me2b_audit::{AuditError, AuditLog};
@@ -69,6 +70,9 @@ pub struct FederationSettings {
     pub federation: ClaimText,
     /// How long credentials last (see [`ValidityPeriod`]).
     pub period: ValidityPeriod,
+    /// The tiers and regions a code may carry (see [`FederationTags`]): the
+    /// node sets them from its governance file.
+    pub tags: FederationTags,
 }
 
 impl Default for FederationSettings {
@@ -76,6 +80,26 @@ impl Default for FederationSettings {
         Self {
             federation: ClaimText::default_federation(),
             period: ValidityPeriod::default(),
+            tags: FederationTags::default(),
+        }
+    }
+}
+
+/// `[credentials]` in the governance file: the tiers the federation's co-ops
+/// may vouch for (regions are the trust's `[trust] areas`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CredentialGovernance {
+    pub tiers: Vec<String>,
+}
+
+impl Default for CredentialGovernance {
+    fn default() -> Self {
+        Self {
+            tiers: crate::tags::DEFAULT_TIERS
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
         }
     }
 }
@@ -134,6 +158,12 @@ pub enum ServiceError {
         "an interest is a special-category topic (GDPR Art. 9): a credential never carries one"
     )]
     SensitiveTopic,
+    /// The tier is not one of the federation's (`[credentials] tiers`).
+    #[error("the tier is not one of the federation's tiers (see /.well-known/me2b/issuers)")]
+    UnknownTier,
+    /// The region is not one of the trust's area codes (`[trust] areas`).
+    #[error("the region is not one of the trust's area codes (see /.well-known/me2b/issuers)")]
+    UnknownRegion,
     #[error("the stored issuer key cannot be opened")]
     Corrupt,
     #[error(transparent)]
@@ -155,10 +185,23 @@ impl ServiceError {
             Self::Invalid(_) => "invalid_parameter",
             Self::UnknownTopic => "unknown_topic",
             Self::SensitiveTopic => "sensitive_topic",
+            Self::UnknownTier => "unknown_tier",
+            Self::UnknownRegion => "unknown_region",
             Self::Corrupt => "corrupt",
             Self::Storage(_) => "unavailable",
             Self::Vault(_) => "vault",
             Self::Audit(_) => "unavailable",
+        }
+    }
+}
+
+impl From<crate::tags::TagRefusal> for ServiceError {
+    fn from(r: crate::tags::TagRefusal) -> Self {
+        use crate::tags::TagRefusal as R;
+        match r {
+            R::Form(e) => Self::Credential(e),
+            R::UnknownTier => Self::UnknownTier,
+            R::UnknownRegion => Self::UnknownRegion,
         }
     }
 }
@@ -173,9 +216,11 @@ pub struct CodeRequest {
     /// `/.well-known/me2b/issuers`).
     #[serde(default)]
     pub federation: Option<String>,
-    /// e.g. `member`, `supporting`, `founding`.
+    /// One of the federation's tiers (default `member`, `supporting`,
+    /// `founding`; listed at `/.well-known/me2b/issuers`).
     pub tier: String,
-    /// A coarse region, e.g. `Noord-Holland`.
+    /// One of the data trust's area codes, e.g. `NL-NH` (listed at
+    /// `/.well-known/me2b/issuers`).
     pub region: String,
     /// The year the membership began.
     pub member_since: u16,
@@ -296,6 +341,12 @@ pub struct IssuerDocument {
     pub issuers: Vec<PublishedIssuer>,
     /// The co-ops that issue, for challenges that name some.
     pub coops: Vec<PublishedCoop>,
+    /// The tiers a credential may carry (the federation's list).
+    #[serde(default)]
+    pub tiers: Vec<String>,
+    /// The regions a credential may carry (the trust's area codes).
+    #[serde(default)]
+    pub regions: Vec<String>,
 }
 
 impl IssuerDocument {

@@ -275,7 +275,13 @@ impl Credentials {
                 });
             }
         }
-        Ok(IssuerDocument { issuers, coops })
+        let tags = &self.inner.settings.tags;
+        Ok(IssuerDocument {
+            issuers,
+            coops,
+            tiers: tags.tiers().map(|t| t.as_str().to_owned()).collect(),
+            regions: tags.regions().map(|r| r.as_str().to_owned()).collect(),
+        })
     }
 
     /// The federation's status list, as a W3C `BitstringStatusList` subject.

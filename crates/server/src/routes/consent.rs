@@ -280,24 +280,40 @@ pub struct MyConsent {
     #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cross_sell_from: Option<OrgId>,
+    /// Your Global Privacy Control signal (see `gpc_opt_out_since` in
+    /// `GET /v1/me/transparency`) came after this consent and stops the
+    /// sale or sharing it allowed: a cross-selling consent shares nothing
+    /// more (give it again to share again).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gpc_opt_out: bool,
 }
 
-async fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
+async fn my_consent(
+    s: &AppState,
+    r: ConsentRecord,
+    org: String,
+    gpc: Option<me2b_domain::Timestamp>,
+) -> MyConsent {
     let v = s.node.consents.vocabulary();
     let now = s.node.clock.now();
-    let in_force = r.in_force(now);
+    let gpc_opt_out = r.stopped_by_gpc(gpc);
+    // A cross-selling consent is all sharing: the signal stops all of it.
+    let in_force = r.in_force(now) && !(gpc_opt_out && r.cross_sell_from.is_some());
     let from = match r.cross_sell_from {
         Some(f) => Some(org_name(s, f).await),
         None => None,
     };
     let state = match r.status {
         ConsentStatus::Given if in_force => format!("You allow {org} to"),
+        ConsentStatus::Given if gpc_opt_out => {
+            format!("Stopped by your Global Privacy Control signal: {org} may no longer")
+        }
         ConsentStatus::Given => format!("Expired: {org} may no longer"),
         ConsentStatus::Withdrawn => format!("Withdrawn: {org} may no longer"),
         ConsentStatus::Refused => format!("You refused: {org} may not"),
     };
     let labels = |sec, ids: &[String]| labels(v, sec, ids);
-    let summary = match &from {
+    let mut summary = match &from {
         Some(from) => {
             format!("{state} receive the receipts {from} holds about you, for cross-selling.")
         }
@@ -315,7 +331,13 @@ async fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
             }
         ),
     };
+    if gpc_opt_out && from.is_none() {
+        summary.push_str(
+            " Your Global Privacy Control signal stops any sale or sharing of your data under it.",
+        );
+    }
     MyConsent {
+        gpc_opt_out,
         consent_id: r.id,
         request_id: r.request,
         summary,
@@ -355,7 +377,8 @@ async fn answer(
         }
     };
     let org = org_name(s, r.controller).await;
-    Ok(my_consent(s, r, org).await)
+    let gpc = s.node.consents.gpc_since(m.session.member).await?;
+    Ok(my_consent(s, r, org, gpc).await)
 }
 
 /// Grants all of a request (`{}`), or part of it (a subset of purposes and categories).
@@ -392,9 +415,10 @@ pub async fn my_consents(
     m: Member,
 ) -> Result<Json<Vec<MyConsent>>, ApiError> {
     let list = s.node.consents.consents_of(m.session.member).await?;
+    let gpc = s.node.consents.gpc_since(m.session.member).await?;
     let mut out = Vec::with_capacity(list.len());
     for (r, org) in list {
-        out.push(my_consent(&s, r, org).await);
+        out.push(my_consent(&s, r, org, gpc).await);
     }
     Ok(Json(out))
 }
@@ -414,7 +438,8 @@ pub async fn withdraw(
         .withdraw(m.session.member, id(&cid)?, Method::Api)
         .await?;
     let org = org_name(&s, r.controller).await;
-    Ok(Json(my_consent(&s, r, org).await))
+    let gpc = s.node.consents.gpc_since(m.session.member).await?;
+    Ok(Json(my_consent(&s, r, org, gpc).await))
 }
 
 /// One access decision about the member, from the audit log.
@@ -483,6 +508,7 @@ pub async fn transparency(
     m: Member,
 ) -> Result<Json<Transparency>, ApiError> {
     let member = m.session.member;
+    let gpc = s.node.consents.gpc_since(member).await?;
     let mut by_org: std::collections::BTreeMap<String, OrgTransparency> =
         std::collections::BTreeMap::new();
     for (r, org) in s.node.consents.consents_of(member).await? {
@@ -492,7 +518,7 @@ pub async fn transparency(
             consents: vec![],
             accesses: vec![],
         });
-        entry.consents.push(my_consent(&s, r, org).await);
+        entry.consents.push(my_consent(&s, r, org, gpc).await);
     }
     let v = s.node.consents.vocabulary();
     let mut deliveries: std::collections::BTreeMap<String, Vec<String>> =
@@ -582,13 +608,16 @@ pub async fn transparency(
             break;
         }
     }
-    let gpc = s.node.consents.gpc_since(member).await?;
     let mut receipt_sharing = Vec::new();
     for sh in s.node.trust.sharing_of(member).await? {
         let (from, to) = (org_name(&s, sh.from).await, org_name(&s, sh.to).await);
         let explanation = if sh.withdrawn {
             format!(
                 "You withdrew your consent for {from} to share its receipts about you with {to}."
+            )
+        } else if sh.gpc_opt_out {
+            format!(
+                "Your Global Privacy Control signal stopped {from} sharing its receipts about you with {to}. Give this consent again to share again."
             )
         } else {
             format!(

@@ -215,7 +215,8 @@ pub async fn mine(State(s): State<AppState>, m: Member) -> Result<Json<MemberTru
 #[serde(deny_unknown_fields)]
 pub struct TokenIn {
     pub org: OrgId,
-    /// 1 to 1,000,000, at most your balance.
+    /// 1 to 1,000,000, at most your balance, a multiple of the federation's
+    /// `redemption_step` (GET /v1/me/trust).
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub points: i64,
 }
@@ -231,7 +232,14 @@ pub struct TokenOut {
     pub expires_at: String,
     /// The token as a QR code (SVG): it reads back as `token`.
     pub qr_svg: String,
+    /// Set when the token takes all your available points: read it before
+    /// showing the token (unused, its points come back in five minutes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
+
+/// The warning on a token that takes the whole balance.
+pub const WHOLE_BALANCE_WARNING: &str = "This token uses all your points. A co-op that gave you an unusual number of points could recognise you when all of them are redeemed at another co-op. To stay unrecognisable, redeem less, or wait until you have earned elsewhere too.";
 
 /// Makes a one-time token for redeeming `points` at one co-op: the points
 /// are set aside now and come back if the token is not used within five
@@ -259,6 +267,7 @@ pub async fn token(
             points: t.points,
             expires_at: t.expires_at.to_rfc3339(),
             qr_svg,
+            warning: t.whole_balance.then(|| WHOLE_BALANCE_WARNING.to_owned()),
         }),
     ))
 }

@@ -11,6 +11,12 @@
 //!   tells the co-op only that its own card is not a member's.
 //! * Tokens reserve their points when made, so using one can never fail for
 //!   want of points; an expired one gives them back.
+//! * Tokens are for multiples of the federation's step (`[trust]
+//!   redemption_step`), the rest staying: a co-op that credits its cards
+//!   distinct amounts within a step sees them all redeem alike at another
+//!   co-op. A token that takes the whole balance carries a warning for the
+//!   member (a co-op crediting distinct multiples of the step would still
+//!   see them; README, "Loyalty").
 //! * The member's audit trail: each earn, token and redemption is audited
 //!   under the member's *loyalty subject*, a keyed hash of their tag shaped
 //!   like a member id, never under their member id; their audit view reads
@@ -30,6 +36,9 @@ pub struct RedemptionToken {
     pub org: OrgId,
     pub points: i64,
     pub expires_at: Timestamp,
+    /// The token takes every point the member had available: worth a
+    /// warning (a co-op that credited an unusual amount could recognise it).
+    pub whole_balance: bool,
 }
 
 /// Points earned and redeemed at one co-op on one day.
@@ -48,6 +57,13 @@ pub struct LoyaltyDayView {
 pub struct MemberTrust {
     /// Your loyalty points, across co-ops, that a new redemption token can use.
     pub loyalty_points: i64,
+    /// Tokens are for multiples of this (the federation's step): points
+    /// that differ by less than a step redeem alike, so a co-op that gave
+    /// you an unusual number of points cannot recognise you by it at another.
+    pub redemption_step: i64,
+    /// The most one token can be for now: `loyalty_points` rounded down to
+    /// the step; the rest stays in your balance.
+    pub redeemable_points: i64,
     /// Points held by your redemption tokens that are neither used nor
     /// expired (an expired token's points come back).
     pub loyalty_reserved: i64,
@@ -190,9 +206,13 @@ impl Trust {
         if !(1..=MAX_POINTS).contains(&points) {
             return Err(TrustError::Invalid("points are 1 to 1,000,000"));
         }
+        if points % self.inner.governance.redemption_step.max(1) != 0 {
+            return Err(TrustError::RedemptionStep);
+        }
         self.require_org(org).await?;
         let tag = self.register_loyalty(member, MemberRequest::Redeem).await?;
         let now = self.inner.clock.now();
+        let available = self.inner.store.loyalty_account(&tag, now).await?.balance;
         let token = TokenText::generate(self.inner.random.as_ref());
         let expires_at =
             Timestamp::from_unix_millis(now.unix_millis().saturating_add(TOKEN_TTL_MS));
@@ -226,6 +246,7 @@ impl Trust {
             org,
             points,
             expires_at,
+            whole_balance: points == available,
         })
     }
 
@@ -269,8 +290,11 @@ impl Trust {
             .loyalty_account(&tag, self.inner.clock.now())
             .await?;
         let sharing = self.sharing_of(member).await?;
+        let step = self.inner.governance.redemption_step.max(1);
         Ok(MemberTrust {
             loyalty_points: account.balance,
+            redemption_step: step,
+            redeemable_points: account.balance.max(0) / step * step,
             loyalty_reserved: account.reserved,
             loyalty_history: account
                 .days

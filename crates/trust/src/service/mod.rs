@@ -67,6 +67,9 @@ pub const MAX_AMOUNT_CENTS: i64 = 100_000_000;
 /// Largest number of points in one loyalty operation.
 pub const MAX_POINTS: i64 = 1_000_000;
 
+/// The federation's redemption step unless governance sets another.
+pub const DEFAULT_REDEMPTION_STEP: i64 = 100;
+
 /// The only purpose a sharing consent can name.
 pub const CROSS_SELL: &str = "cross-sell";
 
@@ -89,6 +92,11 @@ pub struct Governance {
     /// The research purposes questions about all co-ops may name. Who may ask
     /// them, and how much, is `[privacy.pools.trust-research.allowances]`.
     pub research_purposes: Vec<String>,
+    /// Loyalty points are redeemed in multiples of this, the rest staying
+    /// in the balance: credits that differ by less than a step redeem
+    /// alike, so a co-op cannot give each member a distinct amount and
+    /// recognise them when they redeem it all at another co-op.
+    pub redemption_step: i64,
 }
 
 impl Default for Governance {
@@ -104,6 +112,7 @@ impl Default for Governance {
             .collect(),
             max_sharing_days: 365,
             research_purposes: vec!["social-purpose".to_owned()],
+            redemption_step: DEFAULT_REDEMPTION_STEP,
         }
     }
 }
@@ -122,6 +131,11 @@ impl Governance {
         {
             return Err(TrustError::Invalid(
                 "an area code is 1 to 8 ASCII characters",
+            ));
+        }
+        if !(1..=MAX_POINTS).contains(&self.redemption_step) {
+            return Err(TrustError::Invalid(
+                "redemption_step is 1 to 1,000,000 points",
             ));
         }
         if self.research_purposes.iter().any(|p| {
@@ -507,6 +521,8 @@ mod tests {
             "areas = [\"a-very-long-area\"]",
             "max_values_per_member = 0",
             "research_purposes = [\"Food Poverty\"]",
+            "redemption_step = 0",
+            "redemption_step = 1000001",
         ] {
             let g: Governance = toml::from_str(bad).unwrap();
             assert!(g.check().is_err(), "{bad}");

@@ -24,6 +24,10 @@ pub struct SharingView {
     #[schema(value_type = String)]
     pub expires_at: Timestamp,
     pub withdrawn: bool,
+    /// Your Global Privacy Control signal came after this consent: it
+    /// shares nothing more (give it again to share again).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gpc_opt_out: bool,
     /// The consent receipt for its latest event (given or withdrawn): it is a
     /// consent record like every other (listed among your consents, with the
     /// same id), and this is its receipt, a compact JWS signed by the node
@@ -140,14 +144,19 @@ impl Trust {
                     .terms("marketing", "purchases-and-spending-habit", "share"),
             )
             .await?;
-        Ok(Self::sharing_view(&row, Some(&record)))
+        Ok(Self::sharing_view(&row, Some(&record), None))
     }
 
     /// A sharing consent as the member sees it, from its consent record
     /// (None: given before sharing consents were consent records; it
     /// delivers nothing and shows as withdrawn).
-    fn sharing_view(r: &TrustSharingRow, record: Option<&ConsentRecord>) -> SharingView {
+    fn sharing_view(
+        r: &TrustSharingRow,
+        record: Option<&ConsentRecord>,
+        gpc_since: Option<Timestamp>,
+    ) -> SharingView {
         SharingView {
+            gpc_opt_out: record.is_some_and(|c| c.stopped_by_gpc(gpc_since)),
             id: r.id,
             from: r.from_org,
             to: r.to_org,
@@ -214,9 +223,10 @@ impl Trust {
     /// transcryptor needed).
     pub async fn sharing_of(&self, member: MemberId) -> Result<Vec<SharingView>, TrustError> {
         let mut out = Vec::new();
+        let gpc = self.inner.consents.gpc_since(member).await?;
         for r in self.inner.store.trust_sharing_of_member(member).await? {
             let record = self.sharing_record(&r).await?;
-            out.push(Self::sharing_view(&r, record.as_ref()));
+            out.push(Self::sharing_view(&r, record.as_ref(), gpc));
         }
         Ok(out)
     }
@@ -328,6 +338,9 @@ impl Trust {
                 .terms("marketing", "purchases-and-spending-habit", "share"),
         );
         self.inner.audit.record_all(events).await?;
+        // Cards are fresh ciphertexts: in their order, the list says nothing
+        // about when each member consented.
+        out.sort_by(|a, b| a.card.cmp(&b.card));
         Ok(out)
     }
 

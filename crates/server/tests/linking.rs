@@ -1,0 +1,681 @@
+//! Issue 12's remaining links, as two colluding co-ops would try them (the
+//! adversarial review's scripts in test form), on SQLite and PostgreSQL:
+//!
+//! * consent times: members grant at co-op A and co-op B seconds apart; the
+//!   co-ops pair their pseudonyms by every time they can see (consent
+//!   lists, receipts, data-access answers and the envelopes in them) and by
+//!   the order of the lists;
+//! * whole-balance redemption: A credits distinct amounts, the members
+//!   redeem all they can at B, and B matches the amount;
+//! * credential tags: an issuer writes a tag into `tier` or `region`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::{opened, start, Srv};
+use me2b_domain::{OrgId, Timestamp};
+use me2b_testkit::Db;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn err(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// A small deterministic generator for the members' timings (xorshift).
+struct Dice(u64);
+impl Dice {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Every time an organisation can read in `v`, by where it is: RFC 3339
+/// strings anywhere, also inside a compact JWS's payload (a receipt).
+fn times(v: &Value, path: &str, out: &mut Vec<(String, i64)>) {
+    match v {
+        Value::String(s) => {
+            if let Some(t) = Timestamp::parse_rfc3339(s) {
+                out.push((path.to_owned(), t.unix_millis()));
+            } else if let Some(payload) = jws_payload(s) {
+                times(&payload, &format!("{path}.jws"), out);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                times(x, &format!("{path}[]"), out);
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                times(x, &format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn jws_payload(s: &str) -> Option<Value> {
+    let mut parts = s.split('.');
+    let (_, p, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
+        return None;
+    };
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()
+}
+
+/// What one co-op sees of its members: per pseudonym, every time it can
+/// read (by path), and the pseudonyms in the order its lists give them.
+struct OrgView {
+    times: BTreeMap<String, Vec<(String, i64)>>,
+    orders: Vec<Vec<String>>,
+}
+
+async fn org_view(s: &Srv, key: &str, request: &str) -> OrgView {
+    let mut view = OrgView {
+        times: BTreeMap::new(),
+        orders: Vec::new(),
+    };
+    let (st, list) = s
+        .req(
+            Method::GET,
+            &format!("/v1/org/consent-requests/{request}/consents"),
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    let mut order = Vec::new();
+    for c in list.as_array().unwrap() {
+        let sub = c["subject"].as_str().unwrap().to_owned();
+        order.push(sub.clone());
+        let mut t = Vec::new();
+        times(c, "consent", &mut t);
+        let (st, r) = s
+            .req(
+                Method::GET,
+                &format!(
+                    "/v1/org/consents/{}/receipts",
+                    c["consent_id"].as_str().unwrap()
+                ),
+                Some(key),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{r}");
+        times(&r, "receipts", &mut t);
+        view.times.entry(sub).or_default().extend(t);
+    }
+    view.orders.push(order);
+    let (st, access) = s
+        .req(
+            Method::POST,
+            "/v1/org/data-access",
+            Some(key),
+            Some(
+                json!({"request_id": request, "purpose": "direct-marketing", "processing": "use"}),
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{access}");
+    let access = opened(key, &access);
+    let mut order = Vec::new();
+    for d in access["disclosures"].as_array().unwrap() {
+        let sub = d["subject"].as_str().unwrap().to_owned();
+        order.push(sub.clone());
+        let mut t = Vec::new();
+        times(d, "disclosure", &mut t);
+        view.times.entry(sub).or_default().extend(t);
+    }
+    view.orders.push(order);
+    view
+}
+
+/// The colluding co-ops' best pairing of A's pseudonyms with B's: greedy
+/// on the summed time differences of the fields both see, ties broken by
+/// the lists' order (position in A's list against position in B's).
+fn best_pairing(a: &OrgView, b: &OrgView) -> Vec<(String, String)> {
+    let pos = |v: &OrgView, s: &str| v.orders[0].iter().position(|x| x == s).unwrap_or(0);
+    let mut cands = Vec::new();
+    for (sa, ta) in &a.times {
+        for (sb, tb) in &b.times {
+            let d: i64 = ta
+                .iter()
+                .filter_map(|(p, x)| tb.iter().find(|(q, _)| q == p).map(|(_, y)| (x - y).abs()))
+                .sum();
+            let order = (pos(a, sa) as i64 - pos(b, sb) as i64).abs();
+            cands.push((d, order, sa.clone(), sb.clone()));
+        }
+    }
+    cands.sort();
+    let (mut used_a, mut used_b, mut out) = (BTreeSet::new(), BTreeSet::new(), Vec::new());
+    for (_, _, sa, sb) in cands {
+        if used_a.contains(&sa) || used_b.contains(&sb) {
+            continue;
+        }
+        used_a.insert(sa.clone());
+        used_b.insert(sb.clone());
+        out.push((sa, sb));
+    }
+    out
+}
+
+const MEMBERS: usize = 8;
+
+#[tokio::test]
+async fn consent_times_and_order_do_not_link_members_across_co_ops() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        // The node's clock starts 800 s into an hour: every grant below
+        // falls within that hour.
+        let (a, ka) = s.org("Co-op A").await;
+        let (b, kb) = s.org("Co-op B").await;
+        let ask = json!({"purposes": ["direct-marketing"], "categories": ["interest"],
+            "processing": ["use"], "legal_basis": "consent", "retention_days": 30,
+            "recipients": [], "notice": "Offers that fit you.", "notice_version": "1"});
+        let mut rid = BTreeMap::new();
+        for (org, key) in [(a, &ka), (b, &kb)] {
+            let (st, r) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/consent-requests",
+                    Some(key),
+                    Some(ask.clone()),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{r}");
+            rid.insert(org, r["id"].as_str().unwrap().to_owned());
+        }
+        let mut members = Vec::new();
+        for i in 0..MEMBERS {
+            members.push(
+                s.member_with(
+                    &format!("m{i}@example.org"),
+                    &[json!({"kind": "interest", "topic": "cycling"})],
+                )
+                .await,
+            );
+        }
+        // Members arrive one after another, a few seconds apart, and answer
+        // both requests within seconds, in either order.
+        let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+        let mut arrival: Vec<usize> = (0..MEMBERS).collect();
+        for i in (1..MEMBERS).rev() {
+            arrival.swap(i, dice.next(i as u64 + 1) as usize);
+        }
+        for &i in &arrival {
+            s.clock.advance_seconds(2 + dice.next(5) as i64);
+            let order: [OrgId; 2] = if dice.next(2) == 0 { [a, b] } else { [b, a] };
+            for org in order {
+                let (st, v) = s
+                    .req(
+                        Method::POST,
+                        &format!("/v1/me/consent-requests/{}/grant", rid[&org]),
+                        Some(&members[i]),
+                        Some(json!({})),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::CREATED, "{v}");
+                s.clock.advance_seconds(1 + dice.next(3) as i64);
+            }
+        }
+        // Scoring only: each member's pseudonym at each co-op, from their
+        // own view of their consents' receipts.
+        let mut truth: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, m) in members.iter().enumerate() {
+            let (_, mine) = s.req(Method::GET, "/v1/me/consents", Some(m), None).await;
+            for c in mine.as_array().unwrap() {
+                let r = c["receipts"][0].as_str().unwrap();
+                let claims = jws_payload(r).unwrap();
+                truth.insert(claims["subject"].as_str().unwrap().to_owned(), i);
+            }
+        }
+        let va = org_view(&s, &ka, &rid[&a]).await;
+        let vb = org_view(&s, &kb, &rid[&b]).await;
+        assert_eq!(va.times.len(), MEMBERS);
+        assert_eq!(vb.times.len(), MEMBERS);
+        let pairs = best_pairing(&va, &vb);
+        let right = pairs.iter().filter(|(x, y)| truth[x] == truth[y]).count();
+        eprintln!("{db:?}: paired {right} of {MEMBERS} correctly");
+        assert!(
+            right <= 3,
+            "{db:?}: the co-ops paired {right} of {MEMBERS} members by time or order"
+        );
+        // Every time a co-op sees is the same for all members who answered
+        // within one hour, and every list is in pseudonym order: nothing
+        // but chance (one in eight expected) pairs them.
+        for view in [&va, &vb] {
+            let first = view.times.values().next().unwrap();
+            for t in view.times.values() {
+                assert_eq!(t, first, "{db:?}: times differ between members");
+            }
+            for order in &view.orders {
+                let mut sorted = order.clone();
+                sorted.sort();
+                assert_eq!(order, &sorted, "{db:?}: a list is not in pseudonym order");
+            }
+        }
+    }
+}
+
+/// An issuer tries to tag one member through `tier` or `region`: a tag in
+/// the text, a value of its own, homoglyphs, zero-width characters. Only
+/// the federation's tiers and the trust's areas are issued; every refusal
+/// has a clear code and echoes nothing.
+#[tokio::test]
+async fn an_issuer_cannot_tag_a_member_through_tier_or_region() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (_, key) = s
+            .org_with("Corner Co-op", vec![me2b_domain::org::Role::Credentials])
+            .await;
+        let code = |tier: &str, region: &str| json!({"tier": tier, "region": region, "member_since": 2020});
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/org/credentials/codes",
+                Some(&key),
+                Some(code("member", "NL-NH")),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let tags = [
+            ("gold-TAG-0001", "NL-NH", "invalid_claim"),
+            ("gold", "NL-NH", "unknown_tier"),
+            ("tag0001", "NL-NH", "unknown_tier"),
+            ("memb\u{043e}r", "NL-NH", "invalid_claim"),
+            ("member\u{200b}", "NL-NH", "invalid_claim"),
+            ("member", "TAG-0002", "unknown_region"),
+            ("member", "NL-NH\u{200d}", "invalid_claim"),
+            ("member", "NL-N\u{041d}", "invalid_claim"),
+            ("member", "Noord-Holland", "invalid_claim"),
+            ("member", "nl-nh", "unknown_region"),
+            ("member", &"X".repeat(64), "invalid_claim"),
+        ];
+        for (tier, region, want) in tags {
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/credentials/codes",
+                    Some(&key),
+                    Some(code(tier, region)),
+                )
+                .await;
+            assert!(st.is_client_error(), "{db:?} {tier:?} {region:?}: {st} {v}");
+            assert_eq!(err(&v), want, "{db:?} {tier:?} {region:?}: {v}");
+            let text = v.to_string();
+            for marker in ["TAG", "gold", "tag0001", "Noord", "XXXX"] {
+                assert!(
+                    !text.contains(marker),
+                    "{db:?}: the refusal echoes {marker}: {v}"
+                );
+            }
+        }
+        // The lists are public, so a verifier knows every value there is.
+        let (_, doc) = s
+            .req(Method::GET, "/.well-known/me2b/issuers", None, None)
+            .await;
+        assert_eq!(
+            doc["tiers"],
+            json!(["founding", "member", "supporting"]),
+            "{doc}"
+        );
+        assert!(
+            doc["regions"].as_array().unwrap().contains(&json!("NL-NH")),
+            "{doc}"
+        );
+    }
+}
+
+/// Co-op A credits each of its cards a distinct amount; each member then
+/// redeems everything they can at co-op B (first trying the whole balance,
+/// the natural "use all my points"), showing B's card at its till. A and B
+/// match B's redeemed amounts against A's credits (attack1c: 8 of 8 before).
+/// Tokens are for multiples of the federation's step, so amounts within one
+/// step redeem alike and nothing but chance pairs the cards.
+#[tokio::test]
+async fn whole_balance_redemption_does_not_link_cards() {
+    use me2b_domain::org::Role;
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (a, ka) = s.org_with("Co-op A", vec![Role::Insights]).await;
+        let (b, kb) = s.org_with("Co-op B", vec![Role::Insights]).await;
+        let mut dice = Dice(0x2545_f491_4f6c_dd1d);
+        let mut credited: BTreeMap<String, i64> = BTreeMap::new();
+        let mut members = Vec::new();
+        let mut used = BTreeSet::new();
+        for i in 0..MEMBERS {
+            let m = s.member(&format!("r{i}@example.org")).await;
+            let pa = s.pseudonym_at(&m, a).await;
+            // Distinct amounts between one step (100) and two.
+            let pts = loop {
+                let p = 101 + dice.next(99) as i64;
+                if used.insert(p) {
+                    break p;
+                }
+            };
+            let body = s.sealed(a, json!({"card": pa, "points": pts})).await;
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/trust/loyalty/earn",
+                    Some(&ka),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+            credited.insert(pa.clone(), pts);
+            members.push((m, pa));
+        }
+        let mut seen_at_b: BTreeMap<String, i64> = BTreeMap::new();
+        for (m, _) in &members {
+            let pb = s.pseudonym_at(m, b).await;
+            let (_, mine) = s.req(Method::GET, "/v1/me/trust", Some(m), None).await;
+            let balance = mine["loyalty_points"].as_i64().unwrap();
+            let mut tried = vec![balance];
+            tried.extend(mine["redeemable_points"].as_i64());
+            let mut redeemed = None;
+            for points in tried {
+                let (st, t) = s
+                    .req(
+                        Method::POST,
+                        "/v1/me/trust/loyalty/tokens",
+                        Some(m),
+                        Some(json!({"org": b, "points": points})),
+                    )
+                    .await;
+                if st != StatusCode::CREATED {
+                    assert_eq!(err(&t), "redemption_step", "{t}");
+                    assert!(!t.to_string().contains(&balance.to_string()), "{t}");
+                    continue;
+                }
+                let (st, v) = s
+                    .req(
+                        Method::POST,
+                        "/v1/org/trust/loyalty/redeem",
+                        Some(&kb),
+                        Some(json!({"token": t["token"], "points": points})),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::OK, "{v}");
+                redeemed = v["points"].as_i64();
+                break;
+            }
+            seen_at_b.insert(pb, redeemed.unwrap());
+        }
+        // Scoring: the co-ops know the rule, so a B card's candidates are
+        // A's cards whose credit redeems as what B saw (all of it, or its
+        // largest multiple of the step); linked when the one candidate is
+        // right.
+        let mut linked = 0;
+        for (m, pa) in &members {
+            let pb = s.pseudonym_at(m, b).await;
+            let amount = seen_at_b[&pb];
+            let cands: Vec<&String> = credited
+                .iter()
+                .filter(|(_, c)| **c == amount || **c / 100 * 100 == amount)
+                .map(|(p, _)| p)
+                .collect();
+            if cands == vec![pa] {
+                linked += 1;
+            }
+        }
+        eprintln!("{db:?}: {linked} of {MEMBERS} B cards linked by amount");
+        let distinct: BTreeSet<i64> = seen_at_b.values().copied().collect();
+        assert_eq!(linked, 0, "{db:?}: {linked} of {MEMBERS} linked");
+        assert_eq!(distinct.len(), 1, "{db:?}: B saw {distinct:?}");
+
+        // A token that takes the whole balance warns the member.
+        let m = s.member("whole@example.org").await;
+        let pa = s.pseudonym_at(&m, a).await;
+        let body = s.sealed(a, json!({"card": pa, "points": 200})).await;
+        let (st, _) = s
+            .req(
+                Method::POST,
+                "/v1/org/trust/loyalty/earn",
+                Some(&ka),
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+        let mut warned = Vec::new();
+        for _ in 0..2 {
+            let (st, t) = s
+                .req(
+                    Method::POST,
+                    "/v1/me/trust/loyalty/tokens",
+                    Some(&m),
+                    Some(json!({"org": b, "points": 100})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{t}");
+            warned.push(t.get("warning").is_some());
+        }
+        assert_eq!(warned, [false, true], "{db:?}");
+    }
+}
+
+/// attack5d: error answers carry no submitted value (a marker with a name
+/// in it) and no route answers 500 to bad input; an address mail cannot go
+/// to is a 4xx at sign-up, the same whether it is registered or not.
+#[tokio::test]
+async fn error_answers_echo_nothing_and_bad_addresses_are_refused() {
+    use me2b_domain::org::Role;
+    const MK: &str = "ECHOMARKER.jan.jansen@evil.example";
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (_, ka) = s
+            .org_with(
+                "Co-op A",
+                vec![
+                    Role::Admin,
+                    Role::Consent,
+                    Role::Insights,
+                    Role::Credentials,
+                ],
+            )
+            .await;
+        let t = s.member("ana@example.org").await;
+        let long = MK.repeat(3000);
+        let routes: Vec<(Method, String, Option<Value>, Option<&str>)> = vec![
+            (
+                Method::POST,
+                "/v1/members".into(),
+                Some(json!({"email": MK, "passphrase": "x"})),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/members".into(),
+                Some(json!({"email": format!("{MK}!!"), "passphrase": MK})),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/members".into(),
+                Some(json!({"email": "ana@example.org!!", "passphrase": MK})),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/sessions".into(),
+                Some(json!({"email": MK, "passphrase": MK})),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/members/confirm".into(),
+                Some(json!({"token": MK})),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/vault/records".into(),
+                Some(json!({"kind": MK, "text": MK})),
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/vault/records".into(),
+                Some(json!({"kind": "note", "text": long})),
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/vault/records".into(),
+                Some(json!({"kind": "interest", "topic": MK})),
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/me/trust/loyalty/tokens".into(),
+                Some(json!({"org": MK, "points": 100})),
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/me/trust/sharing".into(),
+                Some(json!({"from": MK, "to": MK, "purpose": MK})),
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/me/credentials".into(),
+                Some(json!({"code": MK})),
+                Some(&t),
+            ),
+            (
+                Method::GET,
+                format!("/v1/me/trust/cards/{MK}"),
+                None,
+                Some(&t),
+            ),
+            (
+                Method::POST,
+                "/v1/org/trust/loyalty/earn".into(),
+                Some(json!({"card": MK, "points": 1})),
+                Some(&ka),
+            ),
+            (
+                Method::POST,
+                "/v1/org/trust/loyalty/redeem".into(),
+                Some(json!({"token": MK, "points": 1})),
+                Some(&ka),
+            ),
+            (
+                Method::POST,
+                "/v1/org/credentials/codes".into(),
+                Some(json!({"tier": MK, "region": MK, "member_since": 2000, "interests": [MK]})),
+                Some(&ka),
+            ),
+            (
+                Method::POST,
+                "/v1/org/consent-requests".into(),
+                Some(
+                    json!({"purposes": [MK], "categories": ["interest"], "processing": ["use"], "legal_basis": "consent", "retention_days": 1, "notice": "n", "notice_version": "1", "recipients": []}),
+                ),
+                Some(&ka),
+            ),
+            (
+                Method::POST,
+                "/v1/org/consent-requests".into(),
+                Some(
+                    json!({"purposes": ["direct-marketing"], "categories": [MK], "processing": [MK], "legal_basis": MK, "retention_days": 1, "notice": "n", "notice_version": "1", "recipients": [MK]}),
+                ),
+                Some(&ka),
+            ),
+            (Method::GET, "/v1/me".into(), None, Some(MK)),
+        ];
+        let mut answers = Vec::new();
+        for (m, path, body, tok) in routes {
+            let (st, v) = s.req(m.clone(), &path, tok, body).await;
+            let text = v.to_string();
+            assert!(
+                st.is_client_error(),
+                "{db:?} {m} {path}: {st} {}",
+                text.chars().take(300).collect::<String>()
+            );
+            assert!(
+                !text.contains("ECHOMARKER") && !text.contains("jansen"),
+                "{db:?} {m} {path}: echoes: {}",
+                text.chars().take(300).collect::<String>()
+            );
+            answers.push((path, st, err(&v).to_owned()));
+        }
+        // An unusable address answers alike whether or not an account has
+        // the address it resembles.
+        let signups: Vec<_> = answers.iter().filter(|a| a.0 == "/v1/members").collect();
+        assert_eq!(
+            (signups[1].1, &signups[1].2),
+            (signups[2].1, &signups[2].2),
+            "{db:?}"
+        );
+    }
+}
+
+/// After a GPC signal, the member's own views of a sharing (cross-selling)
+/// consent say that it no longer shares: their consents, their trust view
+/// and their transparency view (attack3b: all three still said it did).
+#[tokio::test]
+async fn gpc_shows_on_the_members_view_of_a_sharing_consent() {
+    use me2b_domain::org::Role;
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (a, _) = s.org_with("Corner Co-op", vec![Role::Insights]).await;
+        let (b, _) = s.org_with("Green Wheels", vec![Role::Insights]).await;
+        let m = s.member("g@example.org").await;
+        s.pseudonym_at(&m, a).await;
+        s.pseudonym_at(&m, b).await;
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/me/trust/sharing",
+                Some(&m),
+                Some(json!({"from": a, "to": b, "purpose": "cross-sell", "days": 30})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        let mine = |v: &Value| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["consent_id"] == id.as_str())
+                .cloned()
+                .unwrap()
+        };
+        let (_, v) = s.req(Method::GET, "/v1/me/consents", Some(&m), None).await;
+        assert_eq!(mine(&v)["in_force"], true, "{v}");
+        s.clock.advance_seconds(60);
+        let (st, _) = s
+            .req_h(Method::GET, "/v1/me", Some(&m), None, &[("Sec-GPC", "1")])
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let (_, v) = s.req(Method::GET, "/v1/me/consents", Some(&m), None).await;
+        let c = mine(&v);
+        assert_eq!(
+            (&c["in_force"], &c["gpc_opt_out"]),
+            (&json!(false), &json!(true)),
+            "{db:?} {c}"
+        );
+        assert!(
+            c["summary"]
+                .as_str()
+                .unwrap()
+                .contains("Global Privacy Control"),
+            "{c}"
+        );
+        let (_, v) = s.req(Method::GET, "/v1/me/trust", Some(&m), None).await;
+        assert_eq!(v["sharing"][0]["gpc_opt_out"], true, "{db:?} {v}");
+        let (_, v) = s
+            .req(Method::GET, "/v1/me/transparency", Some(&m), None)
+            .await;
+        let e = v["receipt_sharing"][0]["explanation"].as_str().unwrap();
+        assert!(e.contains("Global Privacy Control"), "{db:?} {e}");
+    }
+}
