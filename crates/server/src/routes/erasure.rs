@@ -33,7 +33,7 @@ pub struct ErasureRequests {
 /// organisation's own pseudonym (`subject`, as in its consent lists), is
 /// signed by the node, and stays listed until confirmed (overdue after the
 /// deadline). Requests are sent in batches at period boundaries.
-#[utoipa::path(get, path = "/v1/org/erasure-requests", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/org/erasure-requests", operation_id = "list_erasure_requests", tag = "organisation", security(("bearer" = [])),
     responses((status = 200, body = ErasureRequests), (status = 403, body = ErrorBody)))]
 pub async fn list(State(s): State<AppState>, o: Org) -> Result<Json<ErasureRequests>, ApiError> {
     need_consent_role(&o)?;
@@ -51,7 +51,7 @@ pub struct ErasureConfirmed {
 /// Confirms that the organisation erased what the request names. A request
 /// confirmed before is `409 erasure_already_confirmed`; an id that is not
 /// one of this organisation's sent requests is `404 erasure_request_not_found`.
-#[utoipa::path(post, path = "/v1/org/erasure-requests/{id}/confirm", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/org/erasure-requests/{id}/confirm", operation_id = "confirm_erasure_request", tag = "organisation", security(("bearer" = [])),
     params(("id" = String, Path, description = "32 hex digits")),
     responses((status = 200, body = ErasureConfirmed), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn confirm(
@@ -83,7 +83,7 @@ pub struct ErasureProgress {
 
 /// Where each recipient's erasure stands, for the holder of an erasure
 /// receipt: no account or session needed (the account is gone).
-#[utoipa::path(post, path = "/v1/erasure-receipts/status", tag = "member",
+#[utoipa::path(post, path = "/v1/erasure-receipts/status", operation_id = "erasure_receipt_status", tag = "member",
     request_body = ReceiptInput,
     responses((status = 200, body = ErasureProgress), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn status(
