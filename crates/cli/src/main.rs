@@ -22,6 +22,7 @@ mod config;
 mod coop_cmd;
 mod credential_cmd;
 mod demo;
+mod erasure_cmd;
 mod logging;
 mod trust_cmd;
 
@@ -87,6 +88,9 @@ enum Command {
     /// Members' keys.
     #[command(subcommand)]
     Members(MembersCommand),
+    /// Erasure requests to the organisations that received members' data:
+    /// waiting for their batch, pending, overdue or confirmed, one per line.
+    Erasures,
     /// The data trust: set up its transcryptors.
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -392,6 +396,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             inactive_days,
             grace_days,
         }) => retire_legacy(&settings, inactive_days, grace_days).await?,
+        Command::Erasures => erasure_cmd::list(&settings).await?,
         Command::Trust(_)
         | Command::Transcryptor { .. }
         | Command::Credential(_)

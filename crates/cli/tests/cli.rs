@@ -538,8 +538,8 @@ fn the_demo_runs_end_to_end() {
         // One erased in the vault walk-through, one in the trust's.
         "10 active, 2 erased",
         "Erasure reaches the trust",
-        "stored 0; `erased` lists them",
-        "410 Gone member_erased",
+        "answered as before, but nothing",
+        "Co-ops learn of erasures in batches",
         // Loyalty with the member present: co-ops see no balance.
         "(POST /v1/org/trust/loyalty/earn → 202 {\"status\":\"accepted\"}): nothing more.",
         "(POST /v1/org/trust/loyalty/earn → accepted: the co-op never sees a balance)",

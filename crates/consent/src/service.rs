@@ -28,7 +28,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 mod cross_sell;
+mod erasure;
 pub use cross_sell::CrossSell;
+pub use erasure::{
+    ErasureRequestClaims, ErasureStatus, OperatorErasureRequest, OrgErasureRequest, RecipientList,
+    RecipientStatus, ERASURE_REQUEST_TYP,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -44,6 +49,12 @@ pub enum ServiceError {
     NotInForce,
     #[error("the record changed concurrently; retry")]
     Conflict,
+    #[error("no such erasure request of this organisation")]
+    ErasureRequestNotFound,
+    #[error("this erasure request was confirmed before")]
+    ErasureAlreadyConfirmed,
+    #[error("no erasure receipt matches")]
+    ErasureReceiptNotFound,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -334,7 +345,14 @@ impl Consents {
         processing: &str,
         categories: &[&str],
     ) -> Result<Vec<Decision>, ServiceError> {
-        let records = self.records_between(org, member).await?;
+        // An erased member's records stay until the erasure is released;
+        // nothing is permitted under them meanwhile.
+        let active = self.store.member(member).await?.is_some_and(|m| !m.erasing);
+        let records = if active {
+            self.records_between(org, member).await?
+        } else {
+            Vec::new()
+        };
         let gpc = self.store.gpc_since(member).await?;
         let at = self.clock.now();
         Ok(categories
@@ -413,6 +431,12 @@ impl Consents {
                 continue;
             }
             let member = row.member;
+            // An erased member's consent stays listed until the erasure is
+            // released (erasure.rs in me2b-vault), but nothing is decided
+            // or served for them: their envelopes are gone with their keys.
+            if self.store.member(member).await?.is_none_or(|m| m.erasing) {
+                continue;
+            }
             let sealed = self.store.envelopes_for(row.id, key, now).await?;
             // The categories sealed for this key that the request covers;
             // for an expired consent (its envelopes are never served), the

@@ -36,7 +36,7 @@ pub use passphrase::{
 };
 pub use random::{OsRandom, SeededRandom};
 pub use recovery::RecoveryCode;
-pub use token::{hash_token, SecretToken, TokenHash};
+pub use token::{hash_token, receipt_tag, SecretToken, TokenHash};
 
 /// Errors of key handling and encryption. None carries key material or plaintext.
 #[derive(Debug, thiserror::Error)]

@@ -40,6 +40,23 @@ pub fn hash_token(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The tag of a member's `index`-th erasure request under their erasure
+/// receipt (a token of this module): HMAC-SHA256 keyed with the receipt.
+/// Without the receipt two requests' tags cannot be told to belong together.
+pub fn receipt_tag(receipt: &str, index: u32) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    const LABEL: &[u8] = b"me2b/erasure-receipt/v1";
+    match <Hmac<Sha256> as Mac>::new_from_slice(receipt.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(LABEL);
+            mac.update(&index.to_be_bytes());
+            mac.finalize().into_bytes().into()
+        }
+        // HMAC takes a key of any length: never reached.
+        Err(_) => Sha256::digest([LABEL, receipt.as_bytes(), &index.to_be_bytes()].concat()).into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +72,17 @@ mod tests {
         assert_ne!(a.expose(), b.expose());
         assert_eq!(a.hash(), hash_token(a.expose()));
         assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn receipt_tags_differ_per_index_and_receipt() {
+        let rng = SeededRandom::new(7);
+        let (a, b) = (
+            SecretToken::generate("me2b_e_", &rng),
+            SecretToken::generate("me2b_e_", &rng),
+        );
+        assert_eq!(receipt_tag(a.expose(), 0), receipt_tag(a.expose(), 0));
+        assert_ne!(receipt_tag(a.expose(), 0), receipt_tag(a.expose(), 1));
+        assert_ne!(receipt_tag(a.expose(), 0), receipt_tag(b.expose(), 0));
     }
 }

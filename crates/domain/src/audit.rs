@@ -64,6 +64,13 @@ pub enum Action {
     MemberRead,
     #[serde(rename = "member.erase")]
     MemberErase,
+    /// Erasures of one period were released to organisations together
+    /// (object: how many members).
+    #[serde(rename = "member.erase.release")]
+    ErasureRelease,
+    /// An organisation confirmed an erasure request (object: its id).
+    #[serde(rename = "member.erase.confirm")]
+    ErasureConfirm,
     #[serde(rename = "vault.record.create")]
     RecordCreate,
     #[serde(rename = "vault.record.read")]

@@ -3,6 +3,7 @@
 //! server and the CLI both start from [`Node::open`].
 #![forbid(unsafe_code)]
 
+pub mod erasure;
 pub mod outbox;
 
 use me2b_audit::{AuditError, AuditLog};
@@ -75,7 +76,7 @@ pub struct NodeConfig {
 }
 
 /// The governance file: `[privacy]` (the budget period, the minimum cohort,
-/// the pools' budgets and allowances), `[trust]` and `[offers]`.
+/// the pools' budgets and allowances), `[trust]`, `[offers]` and `[erasure]`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Governance {
@@ -83,6 +84,7 @@ pub struct Governance {
     pub trust: me2b_trust::service::Governance,
     pub offers: OfferGovernance,
     pub credentials: me2b_credentials::service::CredentialGovernance,
+    pub erasure: erasure::ErasureGovernance,
 }
 
 /// Keys of the old `trust.toml`, which budgeted per asker.
@@ -111,6 +113,7 @@ impl Governance {
         g.trust.check().map_err(|e| e.to_string())?;
         g.offers.check().map_err(|e| e.to_string())?;
         g.credential_tags()?;
+        g.erasure.check()?;
         Ok(g)
     }
 
@@ -358,7 +361,10 @@ impl Node {
         .with_sensitive_topics(sensitive_topics);
         // What runs in a member's session: the envelopes of their consents.
         vault.set_session_hook(Arc::new(consents.session_hook()));
+        // Who is told to erase a member's data when they leave.
+        vault.set_recipient_register(Arc::new(consents.recipient_register()));
         let governance = Arc::new(load_governance(cfg)?);
+        vault.set_erasure_schedule(governance.erasure.schedule());
         let accountant = Accountant::new(
             store.clone(),
             audit.clone(),
@@ -473,14 +479,19 @@ impl Node {
 
     /// Every minute: destroys the envelopes of consents that expired (data
     /// access never serves them), sign-ups never confirmed, and expired
-    /// sessions (with their wraps of members' keys). Abort at shutdown.
+    /// sessions (with their wraps of members' keys); releases erasures at a
+    /// period boundary if no request did. Abort at shutdown.
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let clock = self.clock.clone();
+        let vault = self.vault.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 tick.tick().await;
+                if let Err(e) = vault.release_erasures_due().await {
+                    tracing::warn!(error = %e, "erasures due could not be released");
+                }
                 let now = clock.now();
                 let r = async {
                     let e = store.purge_expired_envelopes(now).await?;
@@ -846,6 +857,11 @@ mod tests {
         assert_eq!(v.resume_erasures().await.unwrap(), 0, "still unreachable");
         down.0.store(false, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(v.resume_erasures().await.unwrap(), 1);
+        // Finished: what organisations observe waits for the next release.
+        assert!(n.store.members_pending_erasure().await.unwrap().is_empty());
+        let far = me2b_domain::Timestamp::from_unix_millis(i64::MAX);
+        assert_eq!(n.store.erasure_pending_before(far).await.unwrap().0, 1);
+        assert_eq!(n.store.erasure_release(far, far).await.unwrap(), 1);
         assert!(n.store.member(member).await.unwrap().is_none());
         n.shutdown().await;
     }

@@ -88,6 +88,10 @@ error_codes! {
     SpecialCategoryRequiresExplicitConsent = "special_category_requires_explicit_consent", UNPROCESSABLE_ENTITY, "a special category (GDPR Art. 9) needs the legal basis explicitly-expressed-consent";
     AlreadyAnswered = "already_answered", CONFLICT, "the consent request was already answered";
     NotInForce = "not_in_force", CONFLICT, "the consent is withdrawn or was a refusal";
+    // --- erasure ---
+    ErasureRequestNotFound = "erasure_request_not_found", NOT_FOUND, "no erasure request of this organisation has this id (or it is not sent yet)";
+    ErasureAlreadyConfirmed = "erasure_already_confirmed", CONFLICT, "this erasure request was confirmed before: nothing changed";
+    ErasureReceiptNotFound = "erasure_receipt_not_found", NOT_FOUND, "no erasure receipt matches";
     // --- offers ---
     RuleSyntax = "rule_syntax", UNPROCESSABLE_ENTITY, "the rule is not valid CEL (with position)";
     RuleUnknownField = "rule_unknown_field", UNPROCESSABLE_ENTITY, "the rule reads a field that does not exist (with position)";
@@ -375,6 +379,9 @@ impl From<me2b_consent::ServiceError> for ApiError {
             E::AlreadyAnswered => Self::new(C::AlreadyAnswered, e.to_string()),
             E::NotInForce => Self::new(C::NotInForce, e.to_string()),
             E::Conflict => Self::new(C::RevisionConflict, e.to_string()),
+            E::ErasureRequestNotFound => Self::new(C::ErasureRequestNotFound, e.to_string()),
+            E::ErasureAlreadyConfirmed => Self::new(C::ErasureAlreadyConfirmed, e.to_string()),
+            E::ErasureReceiptNotFound => Self::new(C::ErasureReceiptNotFound, e.to_string()),
             E::Storage(inner) => Self::storage_down(&inner),
             E::Audit(inner) => inner.into(),
             E::Vault(inner) => inner.into(),

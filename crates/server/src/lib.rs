@@ -93,13 +93,33 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
     ApiError::internal().into_response()
 }
 
+/// Releases the erasures due before any route answers (one atomic read
+/// unless a period boundary passed): no organisation is answered from before
+/// a release once its boundary has passed (me2b-vault's erasure.rs).
+async fn release_erasures(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match s.node.vault.release_erasures_due().await {
+        Ok(_) => next.run(req).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
 /// The full router.
 pub fn router(state: AppState, opts: ServerOptions) -> Router {
     let throttle = Arc::new(throttle::LoginThrottle::new(
         &opts.throttle,
         state.node.clock.clone(),
     ));
-    let mut app = routes::router().layer(axum::Extension(throttle));
+    let mut app = routes::router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            release_erasures,
+        ))
+        .layer(axum::Extension(throttle));
     if opts.bench_routes {
         app = app.merge(routes::meta::bench_router());
     }

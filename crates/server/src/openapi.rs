@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{consent, credentials, members, meta, offers, orgs, trust, vault};
+use crate::routes::{consent, credentials, erasure, members, meta, offers, orgs, trust, vault};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         credentials::issuers, credentials::status_list, credentials::create_code,
         credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,
         credentials::mine, credentials::present,
+        erasure::list, erasure::confirm, erasure::status,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&Bearer, &CommonErrors),

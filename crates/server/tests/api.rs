@@ -667,7 +667,7 @@ async fn members_cannot_reach_each_others_records_on_any_route() {
                 Some(json!({"passphrase": "correct horse battery"})),
             )
             .await;
-        assert_eq!(st, StatusCode::NO_CONTENT);
+        assert_eq!(st, StatusCode::OK);
         let (st, read) = s
             .req(
                 Method::GET,
@@ -716,12 +716,11 @@ async fn erasure_shreds_then_deletes() {
                 Some(json!({"passphrase": "correct horse battery"})),
             )
             .await;
-        assert_eq!(st, StatusCode::NO_CONTENT);
-        assert!(
-            s.node.store.member(member).await.unwrap().is_none(),
-            "{:?}",
-            s.db
-        );
+        assert_eq!(st, StatusCode::OK);
+        // Every secret is gone at once; the account row (and any consent)
+        // stays, empty, until the erasure is released with its batch.
+        let row = s.node.store.member(member).await.unwrap().unwrap();
+        assert!(row.erasing && row.passphrase_wrap.is_none() && row.recovery_wrap.is_none());
         assert!(s.node.store.record(member, id).await.unwrap().is_none());
         let (st, v) = s.req(Method::GET, "/v1/me", Some(&token), None).await;
         assert_error(st, &v, StatusCode::UNAUTHORIZED, "invalid_token");
@@ -740,6 +739,15 @@ async fn erasure_shreds_then_deletes() {
             .req(Method::GET, "/v1/vault/records", Some(&t2), None)
             .await;
         assert_eq!(list["records"], json!([]));
+        s.clock
+            .advance_seconds(s.node.vault.erasure_schedule().latest_release_seconds());
+        let (st, _) = s.req(Method::GET, "/healthz", None, None).await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(
+            s.node.store.member(member).await.unwrap().is_none(),
+            "{:?}: released",
+            s.db
+        );
     }
 }
 

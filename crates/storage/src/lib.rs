@@ -5,12 +5,14 @@
 //! cannot leak personal data because it is never given any.
 #![forbid(unsafe_code)]
 
+mod erasure;
 mod keys;
 mod loyalty;
 mod privacy;
 mod sql;
 mod types;
 
+pub use erasure::{Confirmed, ErasedTag, ErasureRequestRow, ErasureStore};
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
 pub use sql::{open, redact_url, Backend, SqlStore};
@@ -300,8 +302,8 @@ pub trait TrustStore {
     ) -> Result<Vec<TrustSharingRow>>;
     /// Forgets a member, in one transaction: every receipt, item, bin and
     /// per-member total under `research_tag` (decrementing the bin totals),
-    /// and the loyalty balance, history, tokens and enrolled tag under
-    /// `loyalty_tag`. Returns the
+    /// and the loyalty balance, history and tokens under `loyalty_tag` (its
+    /// enrolment stays until the erasure is released). Returns the
     /// number of receipts removed. Both tags join the erased list
     /// (`trust_erased_among`) in the same transaction.
     async fn trust_forget(
@@ -397,6 +399,7 @@ pub trait Store:
     + EnvelopeStore
     + LoyaltyStore
     + MemberAuditStore
+    + ErasureStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -492,7 +492,9 @@ macro_rules! impl_store {
             }
             async fn members_pending_erasure(&self) -> Result<Vec<MemberId>> {
                 let ids: Vec<Vec<u8>> =
-                    sqlx::query_scalar("SELECT member_id FROM members WHERE state = 'erasing'")
+                    sqlx::query_scalar(
+                        "SELECT member_id FROM members WHERE state = 'erasing' AND erased_at IS NULL",
+                    )
                         .fetch_all(&self.pool)
                         .await?;
                 ids.iter()
@@ -1513,7 +1515,6 @@ macro_rules! impl_store {
                     "DELETE FROM trust_loyalty_days WHERE tag = $1",
                     "DELETE FROM trust_loyalty_balances WHERE tag = $1",
                     "DELETE FROM trust_loyalty_tokens WHERE tag = $1",
-                    "DELETE FROM trust_loyalty_members WHERE tag = $1",
                 ] {
                     sqlx::query(sql).bind(loyalty_tag.to_vec()).execute(&mut *tx).await?;
                 }

@@ -1505,14 +1505,134 @@ async fn trust_forget_removes_a_member_from_every_aggregate() {
                 .unwrap(),
             None
         );
-        assert!(
-            !s.loyalty_earn(&[7; 32], a.id, 1, 1).await.unwrap(),
-            "{db:?}: an erased member's card is no longer an enrolled member's"
+        // The tag stays enrolled (a card answers as before) until the
+        // erasure is released with its batch; the trust checks the erased
+        // list before earning.
+        assert!(s.loyalty_enrolled(&[7; 32]).await.unwrap(), "{db:?}");
+        assert_eq!(
+            s.trust_erased_states(&[[7; 32], [8; 32]]).await.unwrap(),
+            vec![ErasedTag {
+                tag: [7; 32],
+                released: false
+            }]
         );
         // Forgetting someone unknown removes nothing.
         assert_eq!(s.trust_forget(&[9; 32], &[9; 32], ts(3)).await.unwrap(), 0);
         // Forgetting twice (a resumed erasure) is harmless.
         assert_eq!(s.trust_forget(&[1; 32], &[7; 32], ts(4)).await.unwrap(), 0);
+    }
+}
+
+#[tokio::test]
+async fn erasures_are_held_then_released_together() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let (m1, m2) = (new_member(&rng, 1), new_member(&rng, 2));
+        for m in [&m1, &m2] {
+            s.insert_member(m).await.unwrap();
+        }
+        let rec = StoredRecord {
+            id: RecordId::generate(&rng),
+            member: m1.id,
+            revision: 1,
+            created_at: ts(5),
+            updated_at: ts(5),
+            ciphertext: vec![7; 40],
+        };
+        s.insert_record(&rec).await.unwrap();
+        let a = org_row(&rng, "A");
+        s.insert_org(&a).await.unwrap();
+        s.loyalty_register(&[7; 32]).await.unwrap();
+        assert!(s.loyalty_earn(&[7; 32], a.id, 5, 1).await.unwrap());
+        let request = ErasureRequestRow {
+            id: [4; 16],
+            org: a.id,
+            subject: "sub_a".into(),
+            receipt_tag: [5; 32],
+            released_at: None,
+            confirmed_at: None,
+        };
+        for (m, at, requests, receipt) in [
+            (&m1, 10, vec![request.clone()], [6; 32]),
+            (&m2, 20, vec![], [7; 32]),
+        ] {
+            assert!(s.shred_member(m.id).await.unwrap());
+            assert!(s
+                .erasure_hold(m.id, ts(at), &requests, &receipt)
+                .await
+                .unwrap());
+            // Once (a resumed erasure stores nothing twice).
+            assert!(!s
+                .erasure_hold(m.id, ts(at + 1), &requests, &receipt)
+                .await
+                .unwrap());
+        }
+        assert_eq!(s.erasure_receipt(&[6; 32]).await.unwrap(), Some(1));
+        assert_eq!(s.erasure_receipt(&[8; 32]).await.unwrap(), None);
+        // Not sent before the release.
+        assert!(s.erasure_requests_pending(a.id).await.unwrap().is_empty());
+        assert_eq!(
+            s.erasure_confirm(a.id, &[4; 16], ts(12)).await.unwrap(),
+            Confirmed::NotFound
+        );
+        s.trust_forget(&[1; 32], &[7; 32], ts(20)).await.unwrap();
+        // Held: the data is gone, the account row waits, and neither is
+        // pending a resume.
+        assert!(s.record(m1.id, rec.id).await.unwrap().is_none(), "{db:?}");
+        assert!(s.member(m1.id).await.unwrap().is_some());
+        assert!(s.members_pending_erasure().await.unwrap().is_empty());
+        assert_eq!(
+            s.erasure_pending_before(ts(15)).await.unwrap(),
+            (1, Some(ts(10)))
+        );
+        assert_eq!(
+            s.erasure_pending_before(ts(100)).await.unwrap(),
+            (2, Some(ts(10)))
+        );
+        assert_eq!(s.erasure_release(ts(15), ts(15)).await.unwrap(), 1);
+        assert!(s.member(m1.id).await.unwrap().is_none(), "{db:?}");
+        assert!(s.member(m2.id).await.unwrap().is_some());
+        let states = s.trust_erased_states(&[[1; 32], [7; 32]]).await.unwrap();
+        assert!(states.iter().all(|e| e.released), "{db:?}: {states:?}");
+        assert!(!s.loyalty_enrolled(&[7; 32]).await.unwrap());
+        let sent = s.erasure_requests_pending(a.id).await.unwrap();
+        assert_eq!(
+            sent,
+            vec![ErasureRequestRow {
+                released_at: Some(ts(15)),
+                ..request.clone()
+            }],
+            "{db:?}"
+        );
+        let other = org_row(&rng, "B");
+        s.insert_org(&other).await.unwrap();
+        assert_eq!(
+            s.erasure_confirm(other.id, &[4; 16], ts(16)).await.unwrap(),
+            Confirmed::NotFound
+        );
+        assert_eq!(
+            s.erasure_confirm(a.id, &[4; 16], ts(16)).await.unwrap(),
+            Confirmed::Now
+        );
+        assert_eq!(
+            s.erasure_confirm(a.id, &[4; 16], ts(17)).await.unwrap(),
+            Confirmed::Already
+        );
+        assert!(s.erasure_requests_pending(a.id).await.unwrap().is_empty());
+        let tagged = s
+            .erasure_requests_tagged(&[[5; 32], [9; 32]])
+            .await
+            .unwrap();
+        assert_eq!(tagged.len(), 1);
+        assert_eq!(tagged[0].confirmed_at, Some(ts(16)));
+        assert_eq!(s.erasure_requests_all().await.unwrap(), tagged);
+        assert_eq!(s.erasure_release(ts(15), ts(15)).await.unwrap(), 0);
+        assert_eq!(s.erasure_release(ts(100), ts(100)).await.unwrap(), 1);
+        assert!(s.member(m2.id).await.unwrap().is_none());
+        assert_eq!(
+            s.erasure_pending_before(ts(i64::MAX)).await.unwrap(),
+            (0, None)
+        );
     }
 }
 

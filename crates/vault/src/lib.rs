@@ -13,12 +13,14 @@
 //! writer task (`writer`), each answered once it and its audit entry are durable.
 #![forbid(unsafe_code)]
 
+mod erasure;
 pub mod failed_logins;
 pub mod keys;
 pub mod mail;
 mod memory_outbox;
 mod writer;
 
+pub use erasure::{ErasureSchedule, ERASURE_RECEIPT_PREFIX};
 pub use keys::{LegacyReport, LoggedIn, SignedUp, CONFIRM_PREFIX, RECOVERY_NOTICE};
 pub use mail::{Mail, Outbox};
 pub use memory_outbox::{find_token, MemoryOutbox};
@@ -28,7 +30,7 @@ use me2b_crypto::{Aad, CryptoError, DataKey, Keyring, PassphraseHasher, SecretTo
 use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_domain::member::{Email, Passphrase};
 use me2b_domain::record::RecordContent;
-use me2b_domain::{Clock, MemberId, Random, RecordId, Timestamp};
+use me2b_domain::{Clock, MemberId, OrgId, Random, RecordId, Timestamp};
 use me2b_storage::{RecordWrite, StorageError, Store, StoredRecord};
 use std::sync::Arc;
 
@@ -83,6 +85,17 @@ pub enum VaultError {
 pub trait ErasureHook: Send + Sync + std::fmt::Debug {
     /// Forgets the member. The error is a message fit for the operator's log.
     async fn forget(&self, member: MemberId) -> Result<(), String>;
+}
+
+/// The organisations that received a member's data (GDPR Art. 19), asked
+/// when the member is erased, after their key is destroyed and before their
+/// consent records go: each with its own pseudonym for the member, never an
+/// identifier another organisation knows. If it fails the erasure stays
+/// pending, like a failed [`ErasureHook`].
+#[async_trait::async_trait]
+pub trait RecipientRegister: Send + Sync + std::fmt::Debug {
+    /// (organisation, its pseudonym for the member), one per organisation.
+    async fn recipients(&self, member: MemberId) -> Result<Vec<(OrgId, String)>, String>;
 }
 
 /// Work that runs for a member in their session (the consent service keeps
@@ -209,6 +222,11 @@ pub struct Vault {
     /// What else holds the member's data and must forget them on erasure
     /// (the data trust); set once, after the capabilities are built.
     erasure_hook: Arc<std::sync::OnceLock<Arc<dyn ErasureHook>>>,
+    /// Who received the member's data: told to erase it (set once).
+    recipients: Arc<std::sync::OnceLock<Arc<dyn RecipientRegister>>>,
+    /// When erasures are released to organisations, and the lock every
+    /// erasure and release takes (erasure.rs).
+    releases: Arc<erasure::Releases>,
     /// Where sign-up confirmations and warnings go (set once by the node).
     outbox: Arc<std::sync::OnceLock<Arc<dyn Outbox>>>,
     /// What runs in members' sessions (the consent service's envelopes).
@@ -270,6 +288,8 @@ impl Vault {
             sessions: Arc::default(),
             failed_logins: Arc::default(),
             erasure_hook: Arc::default(),
+            recipients: Arc::default(),
+            releases: Arc::default(),
             outbox: Arc::default(),
             session_hook: Arc::default(),
             content_check: Arc::default(),
@@ -654,7 +674,11 @@ impl Vault {
     /// (after which nothing of theirs can be decrypted, from this database or any
     /// backup of it), then deletes the rows.
     #[tracing::instrument(skip_all)]
-    pub async fn erase(&self, s: &MemberSession, passphrase: Passphrase) -> Result<(), VaultError> {
+    pub async fn erase(
+        &self,
+        s: &MemberSession,
+        passphrase: Passphrase,
+    ) -> Result<Option<SecretToken>, VaultError> {
         let row = self
             .store
             .member(s.member)
@@ -675,7 +699,21 @@ impl Vault {
 
     /// Erasure without a passphrase check: for the operator and for resuming an
     /// erasure interrupted by a crash.
-    pub async fn erase_member(&self, actor: Actor, member: MemberId) -> Result<(), VaultError> {
+    ///
+    /// In steps, under the release lock (erasure.rs): the batch of the
+    /// period before is settled first; then (1) every wrap of the member's
+    /// data key, their address and their consent envelopes are destroyed in
+    /// one write, after which nothing of theirs can be read or served; (2)
+    /// the erasure hook runs (the trust forgets them); (3) their remaining
+    /// rows go, except what organisations observe, which waits for the next
+    /// release. A crash after (1) is finished by `resume_erasures`.
+    pub async fn erase_member(
+        &self,
+        actor: Actor,
+        member: MemberId,
+    ) -> Result<Option<SecretToken>, VaultError> {
+        let _one = self.releases.lock.lock().await;
+        self.release_locked().await?;
         self.audit
             .record_all(vec![
                 AuditEvent::new(actor, Action::MemberErase).subject(member),
@@ -686,11 +724,56 @@ impl Vault {
             .await?;
         self.sessions.remove_member(member);
         self.store.shred_member(member).await?;
-        if self.forget_elsewhere(member).await {
-            self.store.delete_member_rows(member).await?;
-        }
+        let receipt = self.finish_erasure(member).await?;
         self.sessions.remove_member(member);
-        Ok(())
+        Ok(receipt)
+    }
+
+    /// Steps (2) and (3) of an erasure, under the release lock: the other
+    /// capabilities forget the member, the recipients' erasure requests are
+    /// made, and the rows go but those organisations observe. The erasure
+    /// receipt (None when a step failed: the erasure stays pending).
+    async fn finish_erasure(&self, member: MemberId) -> Result<Option<SecretToken>, VaultError> {
+        if !self.forget_elsewhere(member).await {
+            return Ok(None);
+        }
+        let recipients = match self.recipients.get() {
+            None => Vec::new(),
+            Some(r) => match r.recipients(member).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "an erasure's recipients could not be listed; it stays pending and is retried at the next start");
+                    return Ok(None);
+                }
+            },
+        };
+        let receipt = SecretToken::generate(ERASURE_RECEIPT_PREFIX, self.rng.as_ref());
+        let mut requests = Vec::with_capacity(recipients.len());
+        for (i, (org, subject)) in recipients.into_iter().enumerate() {
+            let mut id = [0u8; 16];
+            self.rng.fill(&mut id);
+            requests.push(me2b_storage::ErasureRequestRow {
+                id,
+                org,
+                subject,
+                receipt_tag: me2b_crypto::receipt_tag(
+                    receipt.expose(),
+                    u32::try_from(i).unwrap_or(u32::MAX),
+                ),
+                released_at: None,
+                confirmed_at: None,
+            });
+        }
+        let held = self
+            .store
+            .erasure_hold(member, self.clock.now(), &requests, &receipt.hash())
+            .await?;
+        Ok(held.then_some(receipt))
+    }
+
+    /// Sets who is told to erase an erased member's data (once).
+    pub fn set_recipient_register(&self, r: Arc<dyn RecipientRegister>) {
+        let _ = self.recipients.set(r);
     }
 
     /// Sets what else must forget an erased member (once; later calls are ignored).
@@ -765,8 +848,10 @@ impl Vault {
         let pending = self.store.members_pending_erasure().await?;
         let mut done = 0;
         for m in &pending {
-            if self.forget_elsewhere(*m).await {
-                self.store.delete_member_rows(*m).await?;
+            let _one = self.releases.lock.lock().await;
+            // The member never saw this receipt (their erasure was cut
+            // short); their recipients are told all the same.
+            if self.finish_erasure(*m).await?.is_some() {
                 done += 1;
             }
         }

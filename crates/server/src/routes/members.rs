@@ -246,17 +246,39 @@ pub async fn me(State(s): State<AppState>, m: Member) -> Result<Json<MeView>, Ap
     }))
 }
 
+/// What an erasure gives the member.
+#[derive(Serialize, ToSchema)]
+pub struct Erased {
+    /// Keep it: with it (`POST /v1/erasure-receipts/status`) you see each
+    /// organisation that received your data confirm its erasure, after your
+    /// account is gone. None if the erasure is still finishing (the data
+    /// trust could not be reached): it finishes at the node's next start.
+    pub erasure_receipt: Option<String>,
+    /// Organisations see the erasure (and get their requests) at the latest
+    /// by then: erasures are released in batches.
+    pub organisations_told_by: String,
+}
+
 /// Erases the account: the data key is destroyed first (nothing can be decrypted
 /// afterwards, from the database or any backup), then every record is deleted.
+/// Organisations that received data are asked to erase it, in the next batch.
 #[utoipa::path(delete, path = "/v1/me", tag = "member", security(("bearer" = [])), request_body = EraseRequest,
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Erased), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn erase(
     State(s): State<AppState>,
     m: Member,
     ApiJson(req): ApiJson<EraseRequest>,
-) -> Result<StatusCode, ApiError> {
-    s.node.vault.erase(&m.session, req.passphrase).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Json<Erased>, ApiError> {
+    let receipt = s.node.vault.erase(&m.session, req.passphrase).await?;
+    let by = s
+        .node
+        .clock
+        .now()
+        .plus_seconds(s.node.vault.erasure_schedule().latest_release_seconds());
+    Ok(Json(Erased {
+        erasure_receipt: receipt.map(|r| r.expose().to_owned()),
+        organisations_told_by: by.to_rfc3339(),
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]

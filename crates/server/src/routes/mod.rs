@@ -4,6 +4,7 @@ use axum::Router;
 
 pub mod consent;
 pub mod credentials;
+pub mod erasure;
 pub mod members;
 pub mod meta;
 pub mod offers;
@@ -47,6 +48,12 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/me", get(members::me).delete(members::erase))
         .route("/v1/me/audit", get(members::audit))
+        .route("/v1/erasure-receipts/status", post(erasure::status))
+        .route("/v1/org/erasure-requests", get(erasure::list))
+        .route(
+            "/v1/org/erasure-requests/{id}/confirm",
+            post(erasure::confirm),
+        )
         .route("/v1/vault/records", get(vault::list).post(vault::create))
         .route(
             "/v1/vault/records/{id}",

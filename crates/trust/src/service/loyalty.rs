@@ -157,21 +157,27 @@ impl Trust {
         }
         let tag = self.card_tag(org, card).await?;
         let now = self.inner.clock.now();
-        // A card of a member who erased their data starts no new ledger.
-        let erased = !self
-            .inner
-            .store
-            .trust_erased_among(&[tag])
-            .await?
-            .is_empty();
-        let known = !erased
-            && self
-                .inner
-                .store
-                .loyalty_earn(&tag, org, points, day_of(now))
-                .await?;
+        // A card of a member who erased their data starts no new ledger. An
+        // erasure not yet released (erasure.rs in me2b-vault) answers as the
+        // card did before it (accepted if it was enrolled), writing nothing.
+        let state = self.inner.store.trust_erased_states(&[tag]).await?;
+        let erased = state.first().is_some_and(|e| e.released);
+        let known = match state.first() {
+            Some(e) if !e.released => self.inner.store.loyalty_enrolled(&tag).await?,
+            Some(_) => false,
+            None => {
+                self.inner
+                    .store
+                    .loyalty_earn(&tag, org, points, day_of(now))
+                    .await?
+            }
+        };
+        let held = state.first().is_some_and(|e| !e.released);
         let event = AuditEvent::new(Actor::Organisation(org), Action::TrustLoyalty);
         let event = match (known, erased) {
+            (true, _) if held => event
+                .object("earn dropped: member erased")
+                .outcome(Outcome::Denied),
             (true, _) => match self.loyalty_subject(&tag) {
                 Some(s) => event.subject(s),
                 None => event,

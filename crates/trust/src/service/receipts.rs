@@ -124,24 +124,33 @@ impl Trust {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let gone: std::collections::HashSet<[u8; 32]> = self
+        // A released erasure's receipts are dropped and named; one not yet
+        // released (erasure.rs in me2b-vault) is dropped silently and
+        // answered as before the erasure, so that no co-op sees it sooner
+        // than the others.
+        let gone: std::collections::HashMap<[u8; 32], bool> = self
             .inner
             .store
-            .trust_erased_among(&tags)
+            .trust_erased_states(&tags)
             .await?
             .into_iter()
+            .map(|e| (e.tag, e.released))
             .collect();
         let mut erased = Vec::new();
+        let mut unreleased = 0;
         let rows: Vec<TrustReceiptRow> = rows
             .into_iter()
             .enumerate()
-            .filter_map(|(i, r)| {
-                if gone.contains(&r.tag) {
+            .filter_map(|(i, r)| match gone.get(&r.tag) {
+                Some(true) => {
                     erased.push(i);
                     None
-                } else {
-                    Some(r)
                 }
+                Some(false) => {
+                    unreleased += 1;
+                    None
+                }
+                None => Some(r),
             })
             .collect();
         let rows = if skip_present {
@@ -158,7 +167,7 @@ impl Trust {
             .insert_trust_receipts(&rows, self.inner.governance.max_values_per_member)
             .await?;
         Ok(Stored {
-            stored: rows.len(),
+            stored: rows.len() + unreleased,
             erased,
         })
     }

@@ -1,0 +1,317 @@
+//! Erasures released in batches (issue 12, finding A), on both databases.
+//!
+//! An erasure destroys the member's keys and data at once; what organisations
+//! can observe of it waits on a pending list until the node releases every
+//! pending erasure together at a period boundary: then the member's consent
+//! records and account row go, and their trust tags are named to co-ops as
+//! erased.
+
+use crate::sql::{begin_postgres, begin_sqlite, SqlStore};
+use crate::*;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::Row;
+
+/// A trust tag on the erased list, and whether co-ops are told so yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErasedTag {
+    pub tag: [u8; 32],
+    /// Released: co-ops are told the card is an erased member's.
+    pub released: bool,
+}
+
+/// An erasure request to one recipient, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasureRequestRow {
+    pub id: [u8; 16],
+    pub org: OrgId,
+    /// The recipient's own pseudonym for the member.
+    pub subject: String,
+    /// A keyed hash under the member's erasure receipt.
+    pub receipt_tag: [u8; 32],
+    /// The batch boundary it was released at (None: not yet).
+    pub released_at: Option<Timestamp>,
+    pub confirmed_at: Option<Timestamp>,
+}
+
+/// What confirming an erasure request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Confirmed {
+    Now,
+    /// It was confirmed before: nothing changed.
+    Already,
+    /// No released request of this organisation has this id.
+    NotFound,
+}
+
+/// Pending erasures.
+#[async_trait]
+pub trait ErasureStore {
+    /// Deletes what is left of an erased member except what organisations
+    /// observe until the release (their consent records, their account row
+    /// with every secret already cleared), puts them on the pending list and
+    /// stores their recipients' erasure requests and the receipt covering
+    /// them (`receipt_hash`, how many), in one transaction. Done once: a
+    /// member already held is left as is (false).
+    async fn erasure_hold(
+        &self,
+        member: MemberId,
+        erased_at: Timestamp,
+        requests: &[ErasureRequestRow],
+        receipt_hash: &[u8; 32],
+    ) -> Result<bool>;
+    /// Released requests of `org` it has not confirmed, oldest first.
+    async fn erasure_requests_pending(&self, org: OrgId) -> Result<Vec<ErasureRequestRow>>;
+    /// `org` confirms its released request `id` at `at`.
+    async fn erasure_confirm(&self, org: OrgId, id: &[u8; 16], at: Timestamp) -> Result<Confirmed>;
+    /// How many requests the receipt with this hash covers.
+    async fn erasure_receipt(&self, receipt_hash: &[u8; 32]) -> Result<Option<u32>>;
+    /// The requests with these receipt tags.
+    async fn erasure_requests_tagged(&self, tags: &[[u8; 32]]) -> Result<Vec<ErasureRequestRow>>;
+    /// Every request (the operator's view): no two are linked.
+    async fn erasure_requests_all(&self) -> Result<Vec<ErasureRequestRow>>;
+    /// How many pending erasures began before `before`, and the earliest.
+    async fn erasure_pending_before(&self, before: Timestamp) -> Result<(u64, Option<Timestamp>)>;
+    /// Releases the pending erasures that began before `before`, in one
+    /// transaction: their consent records and account rows are deleted, and
+    /// every tag on the trust's erased list not yet released is released at
+    /// `at` (the loyalty rows under it deleted). Returns how many members.
+    async fn erasure_release(&self, before: Timestamp, at: Timestamp) -> Result<u64>;
+    /// Which of `tags` are on the erased list, and whether released.
+    async fn trust_erased_states(&self, tags: &[[u8; 32]]) -> Result<Vec<ErasedTag>>;
+    /// Whether `tag` is on the list of enrolled loyalty members.
+    async fn loyalty_enrolled(&self, tag: &[u8; 32]) -> Result<bool>;
+}
+
+fn bad(what: &str) -> StorageError {
+    StorageError::Corrupt(format!("{what} is malformed"))
+}
+
+/// What an erasure deletes at once: every row that holds or points to the
+/// member's data, but not what organisations observe.
+const HOLD_DELETES: [&str; 7] = [
+    "DELETE FROM sessions WHERE member_id = $1",
+    "DELETE FROM consent_envelopes WHERE member_id = $1",
+    "DELETE FROM sign_ups WHERE member_id = $1",
+    "DELETE FROM member_gpc WHERE member_id = $1",
+    "DELETE FROM vault_records WHERE member_id = $1",
+    "DELETE FROM trust_enrolments WHERE member_id = $1",
+    "DELETE FROM trust_sharing WHERE member_id = $1",
+];
+
+macro_rules! impl_erasure_store {
+    ($pool:ty, $begin:ident) => {
+        impl SqlStore<$pool> {
+            fn erasure_row(
+                row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row,
+            ) -> Result<ErasureRequestRow> {
+            let id: Vec<u8> = row.try_get("request_id")?;
+            let org: Vec<u8> = row.try_get("org_id")?;
+            let tag: Vec<u8> = row.try_get("receipt_tag")?;
+            let released: Option<i64> = row.try_get("released_at")?;
+            let confirmed: Option<i64> = row.try_get("confirmed_at")?;
+            Ok(ErasureRequestRow {
+                id: <[u8; 16]>::try_from(id.as_slice()).map_err(|_| bad("erasure_requests.request_id"))?,
+                org: OrgId::from_slice(&org).map_err(|_| bad("erasure_requests.org_id"))?,
+                subject: row.try_get("subject")?,
+                receipt_tag: <[u8; 32]>::try_from(tag.as_slice())
+                    .map_err(|_| bad("erasure_requests.receipt_tag"))?,
+                released_at: released.map(Timestamp::from_unix_millis),
+                confirmed_at: confirmed.map(Timestamp::from_unix_millis),
+            })
+            }
+        }
+
+        #[async_trait]
+        impl ErasureStore for SqlStore<$pool> {
+            async fn erasure_hold(
+                &self,
+                member: MemberId,
+                erased_at: Timestamp,
+                requests: &[ErasureRequestRow],
+                receipt_hash: &[u8; 32],
+            ) -> Result<bool> {
+                let mut tx = $begin(self.pool()).await?;
+                for sql in HOLD_DELETES {
+                    sqlx::query(sql).bind(member.as_bytes().to_vec()).execute(&mut *tx).await?;
+                }
+                let held = sqlx::query("UPDATE members SET erased_at = $2 WHERE member_id = $1 AND state = 'erasing' AND erased_at IS NULL")
+                    .bind(member.as_bytes().to_vec())
+                    .bind(erased_at.unix_millis())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !held {
+                    tx.commit().await?;
+                    return Ok(false);
+                }
+                for r in requests {
+                    sqlx::query("INSERT INTO erasure_requests (request_id, org_id, subject, receipt_tag) VALUES ($1, $2, $3, $4)")
+                        .bind(r.id.to_vec())
+                        .bind(r.org.as_bytes().to_vec())
+                        .bind(&r.subject)
+                        .bind(r.receipt_tag.to_vec())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("INSERT INTO erasure_receipts (receipt_hash, recipients) VALUES ($1, $2)")
+                    .bind(receipt_hash.to_vec())
+                    .bind(i64::try_from(requests.len()).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn erasure_requests_pending(&self, org: OrgId) -> Result<Vec<ErasureRequestRow>> {
+                sqlx::query("SELECT * FROM erasure_requests WHERE org_id = $1 AND released_at IS NOT NULL AND confirmed_at IS NULL ORDER BY released_at, request_id")
+                    .bind(org.as_bytes().to_vec())
+                    .fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(Self::erasure_row)
+                    .collect()
+            }
+
+            async fn erasure_confirm(&self, org: OrgId, id: &[u8; 16], at: Timestamp) -> Result<Confirmed> {
+                let n = sqlx::query("UPDATE erasure_requests SET confirmed_at = $3 WHERE request_id = $1 AND org_id = $2 AND released_at IS NOT NULL AND confirmed_at IS NULL")
+                    .bind(id.to_vec())
+                    .bind(org.as_bytes().to_vec())
+                    .bind(at.unix_millis())
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    return Ok(Confirmed::Now);
+                }
+                let before: Option<i64> = sqlx::query_scalar("SELECT COUNT(*) FROM erasure_requests WHERE request_id = $1 AND org_id = $2 AND released_at IS NOT NULL")
+                    .bind(id.to_vec())
+                    .bind(org.as_bytes().to_vec())
+                    .fetch_optional(self.pool())
+                    .await?;
+                Ok(if before.unwrap_or(0) > 0 { Confirmed::Already } else { Confirmed::NotFound })
+            }
+
+            async fn erasure_receipt(&self, receipt_hash: &[u8; 32]) -> Result<Option<u32>> {
+                let n: Option<i64> = sqlx::query_scalar("SELECT recipients FROM erasure_receipts WHERE receipt_hash = $1")
+                    .bind(receipt_hash.to_vec())
+                    .fetch_optional(self.pool())
+                    .await?;
+                Ok(n.map(|n| u32::try_from(n).unwrap_or(0)))
+            }
+
+            async fn erasure_requests_tagged(&self, tags: &[[u8; 32]]) -> Result<Vec<ErasureRequestRow>> {
+                let mut out = Vec::new();
+                for chunk in tags.chunks(1_000) {
+                    let mut q = sqlx::QueryBuilder::<<$pool as crate::sql::PoolDb>::Db>::new(
+                        "SELECT * FROM erasure_requests WHERE receipt_tag IN (",
+                    );
+                    let mut sep = q.separated(", ");
+                    for t in chunk {
+                        sep.push_bind(t.to_vec());
+                    }
+                    q.push(")");
+                    for row in q.build().fetch_all(self.pool()).await? {
+                        out.push(Self::erasure_row(&row)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn erasure_requests_all(&self) -> Result<Vec<ErasureRequestRow>> {
+                sqlx::query("SELECT * FROM erasure_requests ORDER BY org_id, released_at, request_id")
+                    .fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(Self::erasure_row)
+                    .collect()
+            }
+
+            async fn erasure_pending_before(&self, before: Timestamp) -> Result<(u64, Option<Timestamp>)> {
+                let row = sqlx::query("SELECT COUNT(*) AS n, MIN(erased_at) AS first FROM members WHERE erased_at < $1")
+                    .bind(before.unix_millis())
+                    .fetch_one(self.pool())
+                    .await?;
+                let n: i64 = row.try_get("n")?;
+                let first: Option<i64> = row.try_get("first")?;
+                Ok((u64::try_from(n).unwrap_or(0), first.map(Timestamp::from_unix_millis)))
+            }
+
+            async fn erasure_release(&self, before: Timestamp, at: Timestamp) -> Result<u64> {
+                let mut tx = $begin(self.pool()).await?;
+                let ids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT member_id FROM members WHERE erased_at < $1")
+                    .bind(before.unix_millis())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for id in &ids {
+                    MemberId::from_slice(id).map_err(|_| bad("members.member_id"))?;
+                    for sql in HOLD_DELETES.iter().copied().chain([
+                        "DELETE FROM consents WHERE member_id = $1",
+                        "DELETE FROM members WHERE member_id = $1",
+                    ]) {
+                        sqlx::query(sql).bind(id.clone()).execute(&mut *tx).await?;
+                    }
+                }
+                if !ids.is_empty() {
+                    sqlx::query("UPDATE erasure_requests SET released_at = $1 WHERE released_at IS NULL")
+                        .bind(at.unix_millis())
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("UPDATE trust_erased SET released_at = $1 WHERE released_at IS NULL")
+                        .bind(at.unix_millis())
+                        .execute(&mut *tx)
+                        .await?;
+                    for table in [
+                        "trust_loyalty_members",
+                        "trust_loyalty_balances",
+                        "trust_loyalty_days",
+                        "trust_loyalty_tokens",
+                    ] {
+                        sqlx::query(&format!(
+                            "DELETE FROM {table} WHERE tag IN (SELECT tag FROM trust_erased WHERE released_at IS NOT NULL)"
+                        ))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
+            }
+
+            async fn trust_erased_states(&self, tags: &[[u8; 32]]) -> Result<Vec<ErasedTag>> {
+                let mut out = Vec::new();
+                for chunk in tags.chunks(2_000) {
+                    let mut q = sqlx::QueryBuilder::<<$pool as crate::sql::PoolDb>::Db>::new(
+                        "SELECT tag, released_at FROM trust_erased WHERE tag IN (",
+                    );
+                    let mut sep = q.separated(", ");
+                    for t in chunk {
+                        sep.push_bind(t.to_vec());
+                    }
+                    q.push(")");
+                    for row in q.build().fetch_all(self.pool()).await? {
+                        let t: Vec<u8> = row.try_get("tag")?;
+                        let released: Option<i64> = row.try_get("released_at")?;
+                        out.push(ErasedTag {
+                            tag: <[u8; 32]>::try_from(t.as_slice()).map_err(|_| bad("trust_erased.tag"))?,
+                            released: released.is_some(),
+                        });
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn loyalty_enrolled(&self, tag: &[u8; 32]) -> Result<bool> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trust_loyalty_members WHERE tag = $1")
+                    .bind(tag.to_vec())
+                    .fetch_one(self.pool())
+                    .await?;
+                Ok(n > 0)
+            }
+        }
+    };
+}
+
+impl_erasure_store!(SqlitePool, begin_sqlite);
+impl_erasure_store!(PgPool, begin_postgres);
