@@ -23,6 +23,7 @@ mod envelope;
 mod keys;
 pub mod member_key;
 pub mod org_envelope;
+mod optout;
 mod passphrase;
 mod random;
 mod recovery;
@@ -35,6 +36,7 @@ pub use passphrase::{
     default_max_concurrent, ArgonSlot, ArgonStats, PassphraseHasher, PassphraseParams,
 };
 pub use random::{OsRandom, SeededRandom};
+pub use optout::OptOutCode;
 pub use recovery::RecoveryCode;
 pub use token::{hash_token, SecretToken, TokenHash};
 
@@ -63,4 +65,6 @@ pub enum CryptoError {
     Malformed(&'static str),
     #[error("this is not a recovery code: check it for a mistyped character (it has 28 characters, in groups of four)")]
     RecoveryCodeMistyped,
+    #[error("this is not an opt-out code: check it for a mistyped character (it has 20 characters, in groups of four)")]
+    OptOutCodeMistyped,
 }
