@@ -36,7 +36,7 @@ pub use passphrase::{
     default_max_concurrent, ArgonSlot, ArgonStats, PassphraseHasher, PassphraseParams,
 };
 pub use random::{OsRandom, SeededRandom};
-pub use optout::OptOutCode;
+pub use optout::{OptOutCode, OPTOUT_CODE_BITS};
 pub use recovery::RecoveryCode;
 pub use token::{hash_token, SecretToken, TokenHash};
 

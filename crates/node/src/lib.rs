@@ -82,6 +82,8 @@ pub struct Governance {
     pub privacy: PrivacyGovernance,
     pub trust: me2b_trust::service::Governance,
     pub offers: OfferGovernance,
+    /// The charter: what no organisation may ask members for (issue 15).
+    pub charter: me2b_consent::Charter,
 }
 
 /// Keys of the old `trust.toml`, which budgeted per asker.
@@ -335,6 +337,7 @@ impl Node {
             .iter()
             .filter_map(|t| t.sensitive.clone().map(|c| (t.slug.clone(), c)))
             .collect();
+        let governance = Arc::new(load_governance(cfg)?);
         let consents = Consents::new(
             store.clone(),
             keys.clone(),
@@ -344,10 +347,10 @@ impl Node {
             clock.clone(),
             rng.clone(),
         )
-        .with_sensitive_topics(sensitive_topics);
+        .with_sensitive_topics(sensitive_topics)
+        .with_charter(governance.charter.clone());
         // What runs in a member's session: the envelopes of their consents.
         vault.set_session_hook(Arc::new(consents.session_hook()));
-        let governance = Arc::new(load_governance(cfg)?);
         let accountant = Accountant::new(
             store.clone(),
             audit.clone(),

@@ -148,6 +148,10 @@ error_codes! {
     InvalidDisclosure = "invalid_disclosure", BAD_REQUEST, "the disclosed claims or indexes are not valid";
     UnsupportedSchema = "unsupported_schema", BAD_REQUEST, "the credential schema version is not supported";
     OversizedInput = "oversized_input", PAYLOAD_TOO_LARGE, "the input is larger than the parser accepts";
+    // --- member rights ---
+    OptOutCodeMistyped = "optout_code_mistyped", UNPROCESSABLE_ENTITY, "the opt-out code is not written as it was printed (length, groups, characters or its check character)";
+    UnknownOptOutCode = "unknown_optout_code", NOT_FOUND, "no member holds this opt-out code (it may have been replaced)";
+    CharterForbids = "charter_forbids", FORBIDDEN, "the node's charter forbids this (selling data or insights, or inferring a special category)";
     // --- the node ---
     IntegrityError = "integrity_error", INTERNAL_SERVER_ERROR, "stored data failed authentication";
     Unavailable = "unavailable", SERVICE_UNAVAILABLE, "storage or the audit log is unavailable: nothing was done; retry later";
@@ -375,6 +379,9 @@ impl From<me2b_consent::ServiceError> for ApiError {
             E::Storage(inner) => Self::storage_down(&inner),
             E::Audit(inner) => inner.into(),
             E::Vault(inner) => inner.into(),
+            E::OptOutCodeMistyped => Self::new(C::OptOutCodeMistyped, e.to_string()),
+            E::UnknownOptOutCode => Self::new(C::UnknownOptOutCode, e.to_string()),
+            E::CharterForbids(_) => Self::new(C::CharterForbids, e.to_string()),
         }
     }
 }

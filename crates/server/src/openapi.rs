@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{consent, credentials, members, meta, offers, orgs, trust, vault};
+use crate::routes::{
+    consent, credentials, members, meta, offers, optout, orgs, trust, vault,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -28,6 +30,8 @@ use utoipa::{Modify, OpenApi};
         credentials::issuers, credentials::status_list, credentials::create_code,
         credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,
         credentials::mine, credentials::present,
+        optout::opt_out, optout::status, optout::opt_in, optout::new_code,
+        optout::public_optout, optout::desk_optout,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&Bearer, &CommonErrors),

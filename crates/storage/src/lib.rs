@@ -8,11 +8,13 @@
 mod keys;
 mod loyalty;
 mod privacy;
+mod rights;
 mod sql;
 mod types;
 
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
+pub use rights::{ImportedHistoryRow, RightsStore};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
@@ -397,6 +399,7 @@ pub trait Store:
     + EnvelopeStore
     + LoyaltyStore
     + MemberAuditStore
+    + RightsStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod members;
 pub mod meta;
 pub mod offers;
+pub mod optout;
 pub mod orgs;
 pub mod trust;
 pub mod vault;
@@ -104,4 +105,5 @@ pub fn router() -> Router<AppState> {
             "/v1/me/trust/sharing/{id}",
             axum::routing::delete(trust::withdraw),
         )
+        .merge(optout::router())
 }
