@@ -22,8 +22,8 @@
 mod envelope;
 mod keys;
 pub mod member_key;
-pub mod org_envelope;
 mod optout;
+pub mod org_envelope;
 mod passphrase;
 mod random;
 mod recovery;
@@ -32,11 +32,11 @@ mod token;
 
 pub use envelope::{Aad, DataKey, ENVELOPE_VERSION};
 pub use keys::{Keyring, MasterKey, NodeVerifyingKey};
+pub use optout::{OptOutCode, OPTOUT_CODE_BITS};
 pub use passphrase::{
     default_max_concurrent, ArgonSlot, ArgonStats, PassphraseHasher, PassphraseParams,
 };
 pub use random::{OsRandom, SeededRandom};
-pub use optout::{OptOutCode, OPTOUT_CODE_BITS};
 pub use recovery::RecoveryCode;
 pub use token::{hash_token, SecretToken, TokenHash};
 

@@ -79,11 +79,21 @@ pub fn svg(input: &CardInput<'_>) -> Option<String> {
     let qr_size = (w + 2 * QUIET) * m;
     let width = 440usize;
     let front = qr_size.max(170) + 20;
-    let height = front + if input.recovery_code.is_some() { 110 } else { 0 };
+    let height = front
+        + if input.recovery_code.is_some() {
+            110
+        } else {
+            0
+        };
     let mut d = String::new();
     for (i, dark) in modules.iter().enumerate() {
         if *dark {
-            let _ = write!(d, "M{} {}h{m}v{m}h-{m}z", (i % w + QUIET) * m, (i / w + QUIET) * m);
+            let _ = write!(
+                d,
+                "M{} {}h{m}v{m}h-{m}z",
+                (i % w + QUIET) * m,
+                (i / w + QUIET) * m
+            );
         }
     }
     let mut out = format!(
@@ -149,7 +159,11 @@ fn pdf_text(s: &str) -> String {
 }
 
 fn text_op(out: &mut String, font: &str, size: f32, x: usize, y: usize, s: &str) {
-    let _ = writeln!(out, "BT /{font} {size} Tf {x} {y} Td ({}) Tj ET", pdf_text(s));
+    let _ = writeln!(
+        out,
+        "BT /{font} {size} Tf {x} {y} Td ({}) Tj ET",
+        pdf_text(s)
+    );
 }
 
 /// The card as a PDF: the front on page one, the recovery code (if any) on

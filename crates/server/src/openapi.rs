@@ -1,8 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{
-    consent, credentials, members, meta, offers, optout, orgs, trust, vault,
-};
+use crate::routes::{consent, credentials, members, meta, offers, optout, orgs, trust, vault};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 

@@ -208,7 +208,11 @@ impl std::fmt::Debug for OptOutThrottle {
 }
 
 impl OptOutThrottle {
-    pub fn new(settings: &ThrottleSettings, clock: Arc<dyn Clock>, login: Arc<LoginThrottle>) -> Self {
+    pub fn new(
+        settings: &ThrottleSettings,
+        clock: Arc<dyn Clock>,
+        login: Arc<LoginThrottle>,
+    ) -> Self {
         let clock = NodeClock(clock);
         let q = quota(settings.optout_burst, settings.optout_interval);
         Self {
@@ -225,7 +229,10 @@ impl OptOutThrottle {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         ApiError::too_many_requests(
             secs,
-            format!("too many opt-out codes typed; retry after {} s", secs.max(1)),
+            format!(
+                "too many opt-out codes typed; retry after {} s",
+                secs.max(1)
+            ),
         )
     }
 

@@ -32,8 +32,12 @@ pub trait RightsStore {
     async fn marketing_opt_in(&self, member: MemberId) -> Result<bool>;
     async fn marketing_opted_out_since(&self, member: MemberId) -> Result<Option<Timestamp>>;
     /// Stores the member's opt-out code's keyed hash, replacing any earlier one.
-    async fn set_optout_code(&self, member: MemberId, index: &[u8; 32], at: Timestamp)
-        -> Result<()>;
+    async fn set_optout_code(
+        &self,
+        member: MemberId,
+        index: &[u8; 32],
+        at: Timestamp,
+    ) -> Result<()>;
     /// The active member (not being erased) whose code has this keyed hash.
     async fn member_by_optout_code(&self, index: &[u8; 32]) -> Result<Option<MemberId>>;
     /// When the member's code was made, if they have one.

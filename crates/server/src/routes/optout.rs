@@ -152,22 +152,16 @@ pub async fn new_code(
     State(s): State<AppState>,
     m: Member,
 ) -> Result<(StatusCode, Json<NewOptOutCode>), ApiError> {
-    let code = s
-        .node
-        .consents
-        .issue_optout_code(m.session.member)
-        .await?;
+    let code = s.node.consents.issue_optout_code(m.session.member).await?;
     let shown = code.display();
     let input = CardInput {
         optout_code: &shown,
         recovery_code: None,
         optout_url: None,
     };
-    let (Some(qr_svg), Some(card_svg), Some(pdf)) = (
-        crate::qr_svg(&shown),
-        card::svg(&input),
-        card::pdf(&input),
-    ) else {
+    let (Some(qr_svg), Some(card_svg), Some(pdf)) =
+        (crate::qr_svg(&shown), card::svg(&input), card::pdf(&input))
+    else {
         return Err(ApiError::internal());
     };
     Ok((
