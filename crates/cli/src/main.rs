@@ -23,6 +23,7 @@ mod coop_cmd;
 mod credential_cmd;
 mod demo;
 mod logging;
+mod optout_cmd;
 mod trust_cmd;
 
 use anyhow::{bail, Context};
@@ -90,6 +91,10 @@ enum Command {
     /// The data trust: set up its transcryptors.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// A member's opt-out from all direct marketing: one click, a paper
+    /// code, the printable card.
+    #[command(subcommand)]
+    Optout(optout_cmd::OptoutCommand),
     /// Co-op credentials: verify a member's presentation offline.
     #[command(subcommand)]
     Credential(CredentialCommand),
@@ -246,7 +251,7 @@ enum OrgCommand {
         /// coop, brand or verifier.
         #[arg(long, default_value = "coop")]
         kind: String,
-        /// Comma-separated roles: admin, consent, offers, credentials, insights.
+        /// Comma-separated roles: admin, consent, offers, credentials, insights, optout-desk.
         #[arg(long, default_value = "admin")]
         roles: String,
     },
@@ -334,6 +339,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             return Ok(std::process::ExitCode::SUCCESS);
         }
         Command::Coop(cmd) => return coop_cmd::run(cmd).await,
+        Command::Optout(cmd) => return optout_cmd::run(cmd.clone()).await,
         Command::Credential(CredentialCommand::Verify {
             challenge,
             presentation,
@@ -395,7 +401,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Trust(_)
         | Command::Transcryptor { .. }
         | Command::Credential(_)
-        | Command::Coop(_) => {}
+        | Command::Coop(_)
+        | Command::Optout(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
