@@ -69,7 +69,10 @@ async fn call(
     if let Some(b) = body {
         r = r.json(&b);
     }
-    let resp = r.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let resp = r
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let v: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
     if !status.is_success() {

@@ -28,7 +28,11 @@ fn optout_card_writes_a_pdf_and_an_svg_whose_qr_code_reads_back() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let pdf = std::fs::read(dir.path().join("card.pdf")).unwrap();
     let svg = std::fs::read_to_string(dir.path().join("card.svg")).unwrap();
     assert_eq!(scan_pdf(&pdf), code);
@@ -50,7 +54,13 @@ fn optout_card_writes_a_pdf_and_an_svg_whose_qr_code_reads_back() {
     assert!(!again.status.success());
     let typo = Command::new(BIN)
         .env_clear()
-        .args(["optout", "card", "--code", &code.replace('-', "").chars().rev().collect::<String>(), "--out"])
+        .args([
+            "optout",
+            "card",
+            "--code",
+            &code.replace('-', "").chars().rev().collect::<String>(),
+            "--out",
+        ])
         .arg(dir.path().join("other"))
         .output()
         .unwrap();

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod outbox;
+pub mod portability;
 
 use me2b_audit::{AuditError, AuditLog};
 use me2b_consent::{Consents, Vocabulary};
@@ -84,6 +85,8 @@ pub struct Governance {
     pub offers: OfferGovernance,
     /// The charter: what no organisation may ask members for (issue 15).
     pub charter: me2b_consent::Charter,
+    /// Whose exports this node imports (issue 15).
+    pub portability: portability::Portability,
 }
 
 /// Keys of the old `trust.toml`, which budgeted per asker.

@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{consent, credentials, members, meta, offers, optout, orgs, trust, vault};
+use crate::routes::{
+    consent, credentials, members, meta, offers, optout, orgs, portability, trust, vault,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -30,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         credentials::mine, credentials::present,
         optout::opt_out, optout::status, optout::opt_in, optout::new_code,
         optout::public_optout, optout::desk_optout,
+        portability::export, portability::import,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&Bearer, &CommonErrors),

@@ -521,3 +521,265 @@ async fn the_charter_refuses_selling_and_special_category_inference() {
         .await;
     assert!(t["charter"][0].as_str().unwrap().contains("allows"), "{t}");
 }
+
+async fn record_count(s: &common::Srv, member: &str) -> usize {
+    let (st, v) = s
+        .req(
+            Method::GET,
+            "/v1/vault/records?limit=1000",
+            Some(member),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["records"].as_array().unwrap().len()
+}
+
+async fn import(s: &common::Srv, member: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    s.raw(
+        Method::POST,
+        "/v1/me/import",
+        Some(member),
+        Some("application/json"),
+        body,
+    )
+    .await
+}
+
+/// Signs a document as node `s` does its exports (to build validly signed bad ones).
+fn resign(s: &common::Srv, mut doc: Value) -> Vec<u8> {
+    doc.as_object_mut().unwrap().remove("signature");
+    let mut msg = b"me2b/export/v1\0".to_vec();
+    msg.extend_from_slice(&me2b_node::portability::canonical(&doc));
+    let sig = s.node.keys.sign(&msg);
+    doc["signature"] = json!({"alg": "EdDSA",
+        "public_key": hex::encode(s.node.keys.verifying_key().to_bytes()),
+        "value": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)});
+    serde_json::to_vec(&doc).unwrap()
+}
+
+/// A node with a master key of its own (test nodes share one otherwise).
+async fn other_node(db: Db, seed: u64, governance: Option<String>) -> Option<common::Srv> {
+    common::start_custom(db, me2b_server::ServerOptions::default(), move |cfg| {
+        let key = cfg.data_dir.join("other-master.key");
+        me2b_crypto::MasterKey::load_or_create(&key, &me2b_crypto::SeededRandom::new(seed))
+            .unwrap();
+        cfg.master_key_file = Some(key);
+        if let Some(g) = governance {
+            let path = cfg.data_dir.join("other-governance.toml");
+            std::fs::write(&path, g).unwrap();
+            cfg.governance = Some(path);
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn export_then_import_into_another_node_and_every_bad_import_is_refused_whole() {
+    for db in Db::ALL {
+        let Some(a) = start(db).await else { continue };
+        let (_, key) = a
+            .org_with(
+                "Corner Co-op",
+                vec![Role::Consent, Role::Offers, Role::Credentials],
+            )
+            .await;
+        let mut records = vault();
+        records.push(json!({"kind": "receipt", "merchant": "Corner Co-op", "items": [{"name": "Bread", "category": "food.bakery", "quantity": 1,
+            "unit_price": {"minor": 300, "currency": "EUR"}}], "total": {"minor": 300, "currency": "EUR"}, "purchased_at": "2026-11-01T10:00:00Z"}));
+        records.push(json!({"kind": "note", "text": "a private note"}));
+        let ana = a.member_with("ana@example.org", &records).await;
+        granted(&a, &key, &ana, &["direct-marketing"]).await;
+        let (st, issued) = a
+            .req(
+                Method::POST,
+                "/v1/org/credentials/codes",
+                Some(&key),
+                Some(json!({"tier": "founding", "region": "Noord-Holland", "member_since": 2019})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{issued}");
+        let (st, v) = a
+            .req(
+                Method::POST,
+                "/v1/me/credentials",
+                Some(&ana),
+                Some(json!({"code": issued["code"]})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let offer = json!({"title": "Bike check", "text": "For cyclists.", "topics": ["cycling"],
+            "rule": "\"cycling\" in interests", "valid_until": until()});
+        a.req(Method::POST, "/v1/org/offers", Some(&key), Some(offer))
+            .await;
+        assert_eq!(offers(&a, &ana).await, 1);
+
+        // The export holds every kind of record, the consents with their
+        // receipts and the member's audit entries, signed by the node.
+        let (st, export) = a.req(Method::GET, "/v1/me/export", Some(&ana), None).await;
+        assert_eq!(st, StatusCode::OK, "{export}");
+        assert_eq!(
+            (export["format"].as_str(), export["version"].as_u64()),
+            (Some("me2b-export"), Some(1))
+        );
+        for sec in [
+            "profile_attributes",
+            "interests",
+            "receipts",
+            "notes",
+            "credentials",
+            "offer_history",
+        ] {
+            assert!(
+                !export["vault"][sec].as_array().unwrap().is_empty(),
+                "no {sec}: {export}"
+            );
+        }
+        assert_eq!(export["member"]["email"], "ana@example.org");
+        assert!(!export["consents"][0]["receipts"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        assert!(export["audit"].as_array().unwrap().len() > 3);
+        a.node
+            .check_export(&serde_json::to_vec(&export).unwrap())
+            .unwrap();
+        let (st, ld) = a
+            .req(Method::GET, "/v1/me/export?format=jsonld", Some(&ana), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{ld}");
+        assert_eq!(ld["@context"]["dpv"], "https://w3id.org/dpv#");
+        assert_eq!(
+            ld["me2b:consents"][0]["dpv:hasPurpose"][0]["@id"],
+            "https://w3id.org/dpv#DirectMarketing"
+        );
+        assert!(ld["signature"]["value"].is_string());
+        let (st, _) = a
+            .req(Method::GET, "/v1/me/export?format=xml", Some(&ana), None)
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+
+        // Node B trusts node A's key; node C trusts no one.
+        let a_key = hex::encode(a.node.keys.verifying_key().to_bytes());
+        let gov = format!("[portability]\ntrusted_nodes = [\"{a_key}\"]\n");
+        let Some(b) = other_node(db, 2, Some(gov)).await else {
+            continue;
+        };
+        assert_ne!(hex::encode(b.node.keys.verifying_key().to_bytes()), a_key);
+        let bo = b.member("bo@example.org").await;
+        let bytes = serde_json::to_vec(&export).unwrap();
+
+        // Every bad import is refused with a clear code, and nothing is applied.
+        let mut newer = export.clone();
+        newer["version"] = json!(2);
+        let mut tampered = export.clone();
+        tampered["vault"]["notes"][0]["content"]["text"] = json!("changed");
+        let mut unknown = export.clone();
+        unknown["signature"]["public_key"] = json!(hex::encode([7u8; 32]));
+        let mut bad_record = export.clone();
+        bad_record["vault"]["interests"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": "x", "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z",
+                "revision": 1, "content": {"kind": "interest", "topic": "no-such-topic"}}));
+        let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
+            (
+                b"{not json".to_vec(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "import_malformed",
+            ),
+            (
+                b"{\"format\": \"other\"}".to_vec(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "import_malformed",
+            ),
+            (
+                serde_json::to_vec(&newer).unwrap(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "import_newer_format",
+            ),
+            (
+                serde_json::to_vec(&tampered).unwrap(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "import_signature_invalid",
+            ),
+            (
+                serde_json::to_vec(&unknown).unwrap(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "import_unknown_signer",
+            ),
+            (
+                resign(&a, bad_record),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+            ),
+            (
+                vec![b' '; 33 * 1024 * 1024],
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+            ),
+        ];
+        for (body, status, code) in cases {
+            let (st, v) = import(&b, &bo, body).await;
+            assert_eq!((st, err(&v)), (status, code), "{v}");
+            assert_eq!(record_count(&b, &bo).await, 0, "{code}: nothing applied");
+        }
+        // Node C does not trust A.
+        let Some(c) = other_node(db, 3, None).await else {
+            continue;
+        };
+        let cy = c.member("cy@example.org").await;
+        let (st, v) = import(&c, &cy, bytes.clone()).await;
+        assert_eq!(
+            (st, err(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "import_unknown_signer")
+        );
+
+        // The round trip: the vault comes back (credentials only as history),
+        // consents as history, never as live grants.
+        let (st, v) = import(&b, &bo, bytes.clone()).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let want = [
+            "profile_attributes",
+            "interests",
+            "receipts",
+            "notes",
+            "offer_history",
+        ]
+        .iter()
+        .map(|s| export["vault"][s].as_array().unwrap().len())
+        .sum::<usize>();
+        assert_eq!(v["records"], want);
+        assert_eq!(record_count(&b, &bo).await, want);
+        let (_, list) = b
+            .req(Method::GET, "/v1/vault/records?limit=1000", Some(&bo), None)
+            .await;
+        let texts: Vec<&Value> = list["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["content"])
+            .collect();
+        assert!(texts.iter().any(|c| c["text"] == "a private note"));
+        assert!(texts.iter().all(|c| c["kind"] != "credential"));
+        let (_, consents) = b.req(Method::GET, "/v1/me/consents", Some(&bo), None).await;
+        assert_eq!(consents, json!([]), "no live grant");
+        let (_, creds) = b
+            .req(Method::GET, "/v1/me/credentials", Some(&bo), None)
+            .await;
+        assert!(creds.as_array().is_none_or(|a| a.is_empty()), "{creds}");
+        // Twice: refused.
+        let (st, v) = import(&b, &bo, bytes).await;
+        assert_eq!(
+            (st, err(&v)),
+            (StatusCode::CONFLICT, "import_already_applied")
+        );
+        // B's own export carries A's consents and credentials as history.
+        let (_, again) = b.req(Method::GET, "/v1/me/export", Some(&bo), None).await;
+        let h = &again["imported_history"][0];
+        assert_eq!(h["origin_node"], a_key);
+        assert_eq!(h["consents"], export["consents"]);
+        assert_eq!(h["credentials"], export["vault"]["credentials"]);
+        assert_eq!(h["audit"], export["audit"]);
+    }
+}

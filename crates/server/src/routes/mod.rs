@@ -9,6 +9,7 @@ pub mod meta;
 pub mod offers;
 pub mod optout;
 pub mod orgs;
+pub mod portability;
 pub mod trust;
 pub mod vault;
 
@@ -106,4 +107,5 @@ pub fn router() -> Router<AppState> {
             axum::routing::delete(trust::withdraw),
         )
         .merge(optout::router())
+        .merge(portability::router())
 }
