@@ -17,6 +17,7 @@ macro_rules! out {
 }
 
 mod audit_cmd;
+mod breach_cmd;
 mod check_cmd;
 mod config;
 mod coop_cmd;
@@ -91,6 +92,9 @@ enum Command {
     /// The data trust: set up its transcryptors.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// The 72-hour breach report, from the audit log.
+    #[command(subcommand)]
+    Breach(BreachCommand),
     /// A member's opt-out from all direct marketing: one click, a paper
     /// code, the printable card.
     #[command(subcommand)]
@@ -227,6 +231,32 @@ enum CredentialCommand {
         /// for a challenge that checks revocation.
         #[arg(long)]
         status: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BreachCommand {
+    /// Who and what an incident touched, from the audit log entries between
+    /// --from and --to: members affected (pseudonymous ids and a count), the
+    /// data exposed, the 72-hour deadline from --detected, and draft notices
+    /// to the members and to the supervisory authority.
+    Report {
+        /// Start of the incident's window (RFC 3339).
+        #[arg(long)]
+        from: String,
+        /// End of the window (RFC 3339).
+        #[arg(long)]
+        to: String,
+        /// Only this part of the node: vault, accounts, consent, offers,
+        /// trust, credentials, rights.
+        #[arg(long)]
+        component: Option<String>,
+        /// When the breach was detected (RFC 3339; default now).
+        #[arg(long)]
+        detected: Option<String>,
+        /// The report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -394,6 +424,23 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             return verify_receipt(&settings, &file, public_key)
         }
         Command::Check { full } => return check_cmd::run(&settings, full).await,
+        Command::Breach(BreachCommand::Report {
+            from,
+            to,
+            component,
+            detected,
+            json,
+        }) => {
+            return breach_cmd::report(
+                &settings,
+                &from,
+                &to,
+                component.as_deref(),
+                detected.as_deref(),
+                json,
+            )
+            .await
+        }
         Command::Members(MembersCommand::RetireLegacy {
             inactive_days,
             grace_days,

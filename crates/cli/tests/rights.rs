@@ -66,3 +66,115 @@ fn optout_card_writes_a_pdf_and_an_svg_whose_qr_code_reads_back() {
         .unwrap();
     assert!(!typo.status.success());
 }
+
+/// A seeded incident: audit entries about four members, three of them
+/// inside the window, one organisation reading e-mail addresses under consent.
+#[tokio::test]
+async fn breach_report_on_a_seeded_incident() {
+    use me2b_domain::audit::{Action, Actor, AuditEvent};
+    use me2b_domain::{FixedClock, MemberId, OrgId, Timestamp};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = me2b_node::NodeConfig::new(dir.path());
+    cfg.passphrase = me2b_crypto::PassphraseParams::INSECURE_FAST_FOR_TESTS;
+    let t0 = Timestamp::parse_rfc3339("2026-11-30T00:00:00Z").unwrap();
+    let clock = Arc::new(FixedClock::at(t0));
+    let rng = Arc::new(me2b_crypto::SeededRandom::new(9));
+    let node = me2b_node::Node::open(&cfg, clock.clone(), rng.clone())
+        .await
+        .unwrap();
+    let m: Vec<MemberId> = (0..4).map(|_| MemberId::generate(rng.as_ref())).collect();
+    let org = OrgId::generate(rng.as_ref());
+    clock.advance_seconds(3600);
+    for who in &m[..2] {
+        node.audit
+            .record(
+                AuditEvent::new(Actor::Member(*who), Action::RecordRead)
+                    .subject(*who)
+                    .object("r"),
+            )
+            .await
+            .unwrap();
+    }
+    node.audit
+        .record(
+            AuditEvent::new(Actor::Organisation(org), Action::ConsentDecision)
+                .subject(m[2])
+                .terms("direct-marketing", "email-address", "use"),
+        )
+        .await
+        .unwrap();
+    clock.advance_seconds(5 * 3600);
+    node.audit
+        .record(AuditEvent::new(Actor::Member(m[3]), Action::RecordRead).subject(m[3]))
+        .await
+        .unwrap();
+    let keys = node.keys.clone();
+    node.shutdown().await;
+    drop(node);
+
+    let run = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .env_clear()
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "breach",
+                "report",
+                "--from",
+                "2026-11-30T00:30:00Z",
+                "--to",
+                "2026-11-30T03:00:00Z",
+                "--detected",
+                "2026-11-30T06:00:00Z",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let r: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
+    assert_eq!(r["members_affected"], 3, "{r}");
+    assert_eq!(r["notify_authority_by"], "2026-12-03T06:00:00Z");
+    let affected: Vec<&str> = r["affected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for who in &m[..3] {
+        assert!(affected.contains(&me2b_audit::breach::member_pseudonym(&keys, who).as_str()));
+    }
+    assert!(!affected.contains(&me2b_audit::breach::member_pseudonym(&keys, &m[3]).as_str()));
+    let text = r.to_string();
+    for who in &m {
+        assert!(
+            !text.contains(&who.to_string()),
+            "a member id in the report"
+        );
+    }
+    assert_eq!(r["categories_read"], serde_json::json!(["email-address"]));
+    assert!(r["authority_notice"]
+        .as_str()
+        .unwrap()
+        .contains("approximately 3 member(s)"));
+    assert!(r["member_notice"]
+        .as_str()
+        .unwrap()
+        .contains("change your passphrase"));
+    // One component only.
+    let v: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "--component", "vault"])).unwrap();
+    assert_eq!(v["members_affected"], 2);
+    // As text, with both drafts.
+    let md = run(&[]);
+    assert!(
+        md.contains("Draft notice to members")
+            && md.contains("Draft notice to the supervisory authority")
+    );
+}
