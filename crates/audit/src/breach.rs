@@ -209,7 +209,9 @@ Measures taken or proposed: the incident was contained; members are being notifi
 advice to change their passphrase; the audit log was verified for tampering (me2b audit verify).\n\
 Contact: the node's operator (data protection contact).\n\
 This notification is due by {} (72 hours after detection).\n",
-        r.component.as_deref().unwrap_or("the node"),
+        r.component
+            .as_deref()
+            .map_or("the node".to_owned(), |c| format!("the node's {c} component")),
         r.from,
         r.to,
         r.detected_at,
