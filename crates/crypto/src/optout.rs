@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_carry_enough_bits() {
-        assert!(OPTOUT_CODE_BITS >= 80);
+        const { assert!(OPTOUT_CODE_BITS >= 80) };
         let rng = SeededRandom::new(7);
         let c = OptOutCode::generate(&rng);
         let shown = c.display();

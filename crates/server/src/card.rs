@@ -263,7 +263,7 @@ fn write_pdf(pages: &[String], w: usize, h: usize) -> Vec<u8> {
     let xref = out.len();
     let mut tail = format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1);
     for off in offsets {
-        let _ = write!(tail, "{off:010} 00000 n \n");
+        let _ = writeln!(tail, "{off:010} 00000 n ");
     }
     let _ = write!(
         tail,
