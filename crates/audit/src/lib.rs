@@ -22,6 +22,7 @@
 //!   does not verify.
 #![forbid(unsafe_code)]
 
+pub mod breach;
 pub mod head;
 pub mod member;
 mod verify;

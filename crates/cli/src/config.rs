@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub login_ip_burst: Option<u32>,
     pub login_ip_interval_seconds: Option<u64>,
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    pub optout_burst: Option<u32>,
+    pub optout_interval_seconds: Option<u64>,
     pub argon2_max_concurrent: Option<usize>,
 }
 
@@ -73,6 +75,12 @@ impl FileConfig {
                 "login_ip_interval_seconds",
             )?,
             trusted_proxies: self.trusted_proxies.clone().unwrap_or_default(),
+            optout_burst: burst(self.optout_burst, d.optout_burst, "optout_burst")?,
+            optout_interval: positive(
+                self.optout_interval_seconds,
+                d.optout_interval,
+                "optout_interval_seconds",
+            )?,
         })
     }
 }

@@ -17,6 +17,7 @@ macro_rules! out {
 }
 
 mod audit_cmd;
+mod breach_cmd;
 mod check_cmd;
 mod config;
 mod coop_cmd;
@@ -24,6 +25,7 @@ mod credential_cmd;
 mod demo;
 mod erasure_cmd;
 mod logging;
+mod optout_cmd;
 mod trust_cmd;
 
 use anyhow::{bail, Context};
@@ -94,6 +96,13 @@ enum Command {
     /// The data trust: set up its transcryptors.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// The 72-hour breach report, from the audit log.
+    #[command(subcommand)]
+    Breach(BreachCommand),
+    /// A member's opt-out from all direct marketing: one click, a paper
+    /// code, the printable card.
+    #[command(subcommand)]
+    Optout(optout_cmd::OptoutCommand),
     /// Co-op credentials: verify a member's presentation offline.
     #[command(subcommand)]
     Credential(CredentialCommand),
@@ -230,6 +239,32 @@ enum CredentialCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum BreachCommand {
+    /// Who and what an incident touched, from the audit log entries between
+    /// --from and --to: members affected (pseudonymous ids and a count), the
+    /// data exposed, the 72-hour deadline from --detected, and draft notices
+    /// to the members and to the supervisory authority.
+    Report {
+        /// Start of the incident's window (RFC 3339).
+        #[arg(long)]
+        from: String,
+        /// End of the window (RFC 3339).
+        #[arg(long)]
+        to: String,
+        /// Only this part of the node: vault, accounts, consent, offers,
+        /// trust, credentials, rights.
+        #[arg(long)]
+        component: Option<String>,
+        /// When the breach was detected (RFC 3339; default now).
+        #[arg(long)]
+        detected: Option<String>,
+        /// The report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum ConsentCommand {
     /// Verify a signed consent receipt offline (a file holding the compact JWS).
     /// Exit status 1 if it does not verify.
@@ -250,7 +285,7 @@ enum OrgCommand {
         /// coop, brand or verifier.
         #[arg(long, default_value = "coop")]
         kind: String,
-        /// Comma-separated roles: admin, consent, offers, credentials, insights.
+        /// Comma-separated roles: admin, consent, offers, credentials, insights, optout-desk.
         #[arg(long, default_value = "admin")]
         roles: String,
     },
@@ -338,6 +373,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             return Ok(std::process::ExitCode::SUCCESS);
         }
         Command::Coop(cmd) => return coop_cmd::run(cmd).await,
+        Command::Optout(cmd) => return optout_cmd::run(cmd.clone()).await,
         Command::Credential(CredentialCommand::Verify {
             challenge,
             presentation,
@@ -392,6 +428,23 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             return verify_receipt(&settings, &file, public_key)
         }
         Command::Check { full } => return check_cmd::run(&settings, full).await,
+        Command::Breach(BreachCommand::Report {
+            from,
+            to,
+            component,
+            detected,
+            json,
+        }) => {
+            return breach_cmd::report(
+                &settings,
+                &from,
+                &to,
+                component.as_deref(),
+                detected.as_deref(),
+                json,
+            )
+            .await
+        }
         Command::Members(MembersCommand::RetireLegacy {
             inactive_days,
             grace_days,
@@ -400,7 +453,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Trust(_)
         | Command::Transcryptor { .. }
         | Command::Credential(_)
-        | Command::Coop(_) => {}
+        | Command::Coop(_)
+        | Command::Optout(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

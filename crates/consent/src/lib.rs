@@ -15,6 +15,7 @@
 //!   node, verifiable offline with the node's public key.
 #![forbid(unsafe_code)]
 
+pub mod charter;
 pub mod envelope;
 pub mod fuzzing;
 pub mod model;
@@ -23,6 +24,7 @@ pub mod receipt;
 pub mod service;
 pub mod vocabulary;
 
+pub use charter::Charter;
 pub use model::*;
 pub use pdp::{decide, AccessQuery, Decision, DenyReason};
 pub use service::{Consents, ServiceError};

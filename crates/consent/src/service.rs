@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 mod cross_sell;
 mod erasure;
+pub mod optout;
 pub use cross_sell::CrossSell;
 pub use erasure::{
     ErasureRequestClaims, ErasureStatus, OperatorErasureRequest, OrgErasureRequest, RecipientList,
@@ -61,6 +62,12 @@ pub enum ServiceError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    #[error("this is not an opt-out code: check it for a mistyped character (20 characters, in groups of four)")]
+    OptOutCodeMistyped,
+    #[error("no member holds this opt-out code (it may have been replaced)")]
+    UnknownOptOutCode,
+    #[error("the node's charter refuses this: {0}")]
+    CharterForbids(&'static str),
 }
 
 /// A consent as its controller sees it: the member only by pseudonym, its
@@ -127,6 +134,7 @@ pub struct Consents {
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Random>,
     sensitive_topics: Arc<BTreeMap<String, String>>,
+    charter: Arc<crate::charter::Charter>,
     /// Benchmarks only: every decision permits, without lookup or audit, to
     /// measure what the decision adds to a request. Not compiled into the product.
     #[cfg(feature = "bench")]
@@ -172,6 +180,7 @@ impl Consents {
             clock,
             rng,
             sensitive_topics: Arc::new(BTreeMap::new()),
+            charter: Arc::new(crate::charter::Charter::default()),
             #[cfg(feature = "bench")]
             stub_decisions: false,
         }
@@ -184,6 +193,17 @@ impl Consents {
     pub fn with_sensitive_topics(mut self, topics: BTreeMap<String, String>) -> Self {
         self.sensitive_topics = Arc::new(topics);
         self
+    }
+
+    /// The charter the node runs (the governance file's `[charter]`; by
+    /// default, no selling and no inference of special categories).
+    pub fn with_charter(mut self, charter: crate::charter::Charter) -> Self {
+        self.charter = Arc::new(charter);
+        self
+    }
+
+    pub fn charter(&self) -> &crate::charter::Charter {
+        &self.charter
     }
 
     /// The DPV category a record is disclosed under, if any.
@@ -269,6 +289,9 @@ impl Consents {
     ) -> Result<ConsentRequest, ServiceError> {
         let id = ConsentRequestId::generate(self.rng.as_ref());
         let req = input.validate(&self.vocab, id, org.id, self.clock.now())?;
+        if let Some(why) = self.charter.refusal(&self.vocab, &req) {
+            return Err(ServiceError::CharterForbids(why));
+        }
         self.store
             .insert_consent_request(&ConsentRequestRow {
                 id,

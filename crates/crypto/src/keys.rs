@@ -132,6 +132,7 @@ pub struct Keyring {
     email_index: Zeroizing<[u8; 32]>,
     pseudonym: Zeroizing<[u8; 32]>,
     trust_tag: Zeroizing<[u8; 32]>,
+    optout_index: Zeroizing<[u8; 32]>,
     key_check: [u8; 32],
     signing: SigningKey,
 }
@@ -160,6 +161,7 @@ impl Keyring {
         let email_index = derive(&hk, b"me2b/email-index/v1");
         let pseudonym = derive(&hk, b"me2b/subject-pseudonym/v1");
         let trust_tag = derive(&hk, b"me2b/trust-tag/v1");
+        let optout_index = derive(&hk, b"me2b/optout-code-index/v1");
         let key_check = *derive(&hk, b"me2b/key-check/v1");
         let signing_seed = derive(&hk, b"me2b/node-signing/v1");
         let signing = SigningKey::from_bytes(&signing_seed);
@@ -168,6 +170,7 @@ impl Keyring {
             email_index,
             pseudonym,
             trust_tag,
+            optout_index,
             key_check,
             signing,
         }
@@ -206,6 +209,17 @@ impl Keyring {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.email_index.as_ref())
             .unwrap_or_else(|_| unreachable_hmac());
         mac.update(email.as_str().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Keyed hash of a paper opt-out code (normalised), the only form in which
+    /// it is stored: without the master key a stolen database gives nothing
+    /// to test guesses against, and with it the code's 95 bits remain.
+    pub fn optout_index(&self, code: &crate::OptOutCode) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.optout_index.as_ref())
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(b"me2b/optout-code/v1\0");
+        mac.update(code.expose().as_bytes());
         mac.finalize().into_bytes().into()
     }
 

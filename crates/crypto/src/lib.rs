@@ -22,6 +22,7 @@
 mod envelope;
 mod keys;
 pub mod member_key;
+mod optout;
 pub mod org_envelope;
 mod passphrase;
 mod random;
@@ -31,6 +32,7 @@ mod token;
 
 pub use envelope::{Aad, DataKey, ENVELOPE_VERSION};
 pub use keys::{Keyring, MasterKey, NodeVerifyingKey};
+pub use optout::{OptOutCode, OPTOUT_CODE_BITS};
 pub use passphrase::{
     default_max_concurrent, ArgonSlot, ArgonStats, PassphraseHasher, PassphraseParams,
 };
@@ -63,4 +65,6 @@ pub enum CryptoError {
     Malformed(&'static str),
     #[error("this is not a recovery code: check it for a mistyped character (it has 28 characters, in groups of four)")]
     RecoveryCodeMistyped,
+    #[error("this is not an opt-out code: check it for a mistyped character (it has 20 characters, in groups of four)")]
+    OptOutCodeMistyped,
 }

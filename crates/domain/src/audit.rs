@@ -172,6 +172,25 @@ pub enum Action {
     /// mechanism (ε 0 when a stream charged at its start covers it).
     #[serde(rename = "privacy.release")]
     PrivacyRelease,
+    /// A member opted out of all direct marketing (object: how: `web`,
+    /// `api`, `paper`), or back in (`rights.marketing.opt_in`).
+    #[serde(rename = "rights.marketing.opt_out")]
+    MarketingOptOut,
+    #[serde(rename = "rights.marketing.opt_in")]
+    MarketingOptIn,
+    /// A member's paper opt-out code was made (replacing any earlier one).
+    #[serde(rename = "rights.optout_code.issue")]
+    OptOutCodeIssue,
+    /// A paper opt-out code was typed (at the public page or a shop's desk);
+    /// denied when it named no member.
+    #[serde(rename = "rights.optout_code.use")]
+    OptOutCodeUse,
+    /// Everything the node holds about a member was exported, or imported
+    /// from another node's signed export.
+    #[serde(rename = "rights.export")]
+    MemberExport,
+    #[serde(rename = "rights.import")]
+    MemberImport,
 }
 
 /// How it ended.

@@ -65,15 +65,20 @@ pub enum Role {
     Credentials,
     /// Ask the data trust aggregate questions.
     Insights,
+    /// A shop's desk: types a member's paper opt-out code, which withdraws
+    /// their marketing consents. Reads nothing.
+    #[serde(rename = "optout-desk")]
+    OptoutDesk,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Admin,
         Role::Consent,
         Role::Offers,
         Role::Credentials,
         Role::Insights,
+        Role::OptoutDesk,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -82,6 +87,7 @@ impl Role {
             Self::Offers => "offers",
             Self::Credentials => "credentials",
             Self::Insights => "insights",
+            Self::OptoutDesk => "optout-desk",
         }
     }
 }
@@ -94,7 +100,7 @@ impl FromStr for Role {
             .find(|r| r.as_str() == s)
             .ok_or(DomainError::invalid(
                 "role",
-                "must be one of admin, consent, offers, credentials, insights",
+                "must be one of admin, consent, offers, credentials, insights, optout-desk",
             ))
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod erasure;
 pub mod outbox;
+pub mod portability;
 
 use me2b_audit::{AuditError, AuditLog};
 use me2b_consent::{Consents, Vocabulary};
@@ -85,6 +86,10 @@ pub struct Governance {
     pub offers: OfferGovernance,
     pub credentials: me2b_credentials::service::CredentialGovernance,
     pub erasure: erasure::ErasureGovernance,
+    /// The charter: what no organisation may ask members for (issue 15).
+    pub charter: me2b_consent::Charter,
+    /// Whose exports this node imports (issue 15).
+    pub portability: portability::Portability,
 }
 
 /// Keys of the old `trust.toml`, which budgeted per asker.
@@ -349,6 +354,7 @@ impl Node {
             .iter()
             .filter_map(|t| t.sensitive.clone().map(|c| (t.slug.clone(), c)))
             .collect();
+        let governance = Arc::new(load_governance(cfg)?);
         let consents = Consents::new(
             store.clone(),
             keys.clone(),
@@ -358,7 +364,8 @@ impl Node {
             clock.clone(),
             rng.clone(),
         )
-        .with_sensitive_topics(sensitive_topics);
+        .with_sensitive_topics(sensitive_topics)
+        .with_charter(governance.charter.clone());
         // What runs in a member's session: the envelopes of their consents.
         vault.set_session_hook(Arc::new(consents.session_hook()));
         // Who is told to erase a member's data when they leave.

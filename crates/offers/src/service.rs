@@ -785,6 +785,17 @@ impl Offers {
     /// showings in their history, and counts first showings in aggregate.
     #[tracing::instrument(skip_all)]
     pub async fn feed(&self, s: &MemberSession) -> Result<Vec<Match>, OfferError> {
+        // A member opted out of direct marketing is matched against nothing
+        // (and nothing is counted) until they opt back in.
+        if self
+            .inner
+            .store
+            .marketing_opted_out_since(s.member)
+            .await?
+            .is_some()
+        {
+            return Ok(Vec::new());
+        }
         let catalogue = self.catalogue().await?;
         // Two tries: a concurrent answer may have changed the history record.
         for attempt in 0..2 {

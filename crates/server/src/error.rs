@@ -155,6 +155,15 @@ error_codes! {
     InvalidDisclosure = "invalid_disclosure", BAD_REQUEST, "the disclosed claims or indexes are not valid";
     UnsupportedSchema = "unsupported_schema", BAD_REQUEST, "the credential schema version is not supported";
     OversizedInput = "oversized_input", PAYLOAD_TOO_LARGE, "the input is larger than the parser accepts";
+    // --- member rights ---
+    OptOutCodeMistyped = "optout_code_mistyped", UNPROCESSABLE_ENTITY, "the opt-out code is not written as it was printed (length, groups, characters or its check character)";
+    UnknownOptOutCode = "unknown_optout_code", NOT_FOUND, "no member holds this opt-out code (it may have been replaced)";
+    CharterForbids = "charter_forbids", FORBIDDEN, "the node's charter forbids this (selling data or insights, or inferring a special category)";
+    ImportMalformed = "import_malformed", UNPROCESSABLE_ENTITY, "the import is not a well-formed me2b export (or one of its records is not valid); nothing was imported";
+    ImportNewerFormat = "import_newer_format", UNPROCESSABLE_ENTITY, "the export is of a newer format version than this node reads; nothing was imported";
+    ImportUnknownSigner = "import_unknown_signer", UNPROCESSABLE_ENTITY, "the export is signed by a node this node does not trust; nothing was imported";
+    ImportSignatureInvalid = "import_signature_invalid", UNPROCESSABLE_ENTITY, "the export was changed after it was signed; nothing was imported";
+    ImportAlreadyApplied = "import_already_applied", CONFLICT, "this export was imported already";
     // --- the node ---
     IntegrityError = "integrity_error", INTERNAL_SERVER_ERROR, "stored data failed authentication";
     Unavailable = "unavailable", SERVICE_UNAVAILABLE, "storage or the audit log is unavailable: nothing was done; retry later";
@@ -385,6 +394,29 @@ impl From<me2b_consent::ServiceError> for ApiError {
             E::Storage(inner) => Self::storage_down(&inner),
             E::Audit(inner) => inner.into(),
             E::Vault(inner) => inner.into(),
+            E::OptOutCodeMistyped => Self::new(C::OptOutCodeMistyped, e.to_string()),
+            E::UnknownOptOutCode => Self::new(C::UnknownOptOutCode, e.to_string()),
+            E::CharterForbids(_) => Self::new(C::CharterForbids, e.to_string()),
+        }
+    }
+}
+
+impl From<me2b_node::portability::PortabilityError> for ApiError {
+    fn from(e: me2b_node::portability::PortabilityError) -> Self {
+        use me2b_node::portability::PortabilityError as E;
+        use ErrorCode as C;
+        match e {
+            E::Malformed(_) => Self::new(C::ImportMalformed, e.to_string()),
+            E::TooLarge => Self::new(C::PayloadTooLarge, e.to_string()),
+            E::NewerFormat => Self::new(C::ImportNewerFormat, e.to_string()),
+            E::UnknownSigner => Self::new(C::ImportUnknownSigner, e.to_string()),
+            E::BadSignature => Self::new(C::ImportSignatureInvalid, e.to_string()),
+            E::AlreadyImported => Self::new(C::ImportAlreadyApplied, e.to_string()),
+            E::Vault(inner) => inner.into(),
+            E::Consent(inner) => inner.into(),
+            E::Trust(inner) => inner.into(),
+            E::Storage(inner) => Self::storage_down(&inner),
+            E::Audit(inner) => inner.into(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! an [`ApiError`] through the one error mapping in [`error`].
 #![forbid(unsafe_code)]
 
+pub mod card;
 pub mod conn;
 pub mod error;
 pub mod extract;
@@ -114,12 +115,18 @@ pub fn router(state: AppState, opts: ServerOptions) -> Router {
         &opts.throttle,
         state.node.clock.clone(),
     ));
+    let optout = Arc::new(throttle::OptOutThrottle::new(
+        &opts.throttle,
+        state.node.clock.clone(),
+        throttle.clone(),
+    ));
     let mut app = routes::router()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             release_erasures,
         ))
-        .layer(axum::Extension(throttle));
+        .layer(axum::Extension(throttle))
+        .layer(axum::Extension(optout));
     if opts.bench_routes {
         app = app.merge(routes::meta::bench_router());
     }

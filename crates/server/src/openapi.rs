@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{consent, credentials, erasure, members, meta, offers, orgs, trust, vault};
+use crate::routes::{
+    consent, credentials, erasure, members, meta, offers, optout, orgs, portability, trust, vault,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -29,6 +31,9 @@ use utoipa::{Modify, OpenApi};
         credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,
         credentials::mine, credentials::present,
         erasure::list, erasure::confirm, erasure::status,
+        optout::opt_out, optout::status, optout::opt_in, optout::new_code,
+        optout::public_optout, optout::desk_optout,
+        portability::export, portability::import,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&Bearer, &CommonErrors),

@@ -48,6 +48,11 @@ pub struct ThrottleSettings {
     pub ip_interval: Duration,
     /// Reverse proxies whose `X-Forwarded-For` is believed. Empty by default.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Paper opt-out codes typed from one client address (the public page)
+    /// or with one API key (a shop's desk) at once.
+    pub optout_burst: u32,
+    /// Then one per this.
+    pub optout_interval: Duration,
 }
 
 impl Default for ThrottleSettings {
@@ -58,6 +63,8 @@ impl Default for ThrottleSettings {
             ip_burst: 30,
             ip_interval: Duration::from_secs(2),
             trusted_proxies: Vec::new(),
+            optout_burst: 10,
+            optout_interval: Duration::from_secs(6),
         }
     }
 }
@@ -180,6 +187,69 @@ impl LoginThrottle {
             }
         }
         peer
+    }
+}
+
+/// The throttle of paper opt-out codes (issue 15): per client address at
+/// the public page, per API key at a shop's desk. Codes carry 95 bits, so
+/// guessing is hopeless anyway; the limit keeps a guesser from flooding the
+/// node and the audit log (every use is audited).
+pub struct OptOutThrottle {
+    clock: NodeClock,
+    ip: Keyed<IpAddr>,
+    desk: Keyed<[u8; 16]>,
+    pub(crate) login: Arc<LoginThrottle>,
+}
+
+impl std::fmt::Debug for OptOutThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OptOutThrottle").finish_non_exhaustive()
+    }
+}
+
+impl OptOutThrottle {
+    pub fn new(
+        settings: &ThrottleSettings,
+        clock: Arc<dyn Clock>,
+        login: Arc<LoginThrottle>,
+    ) -> Self {
+        let clock = NodeClock(clock);
+        let q = quota(settings.optout_burst, settings.optout_interval);
+        Self {
+            ip: RateLimiter::hashmap_with_clock(q, clock.clone()),
+            desk: RateLimiter::hashmap_with_clock(q, clock.clone()),
+            clock,
+            login,
+        }
+    }
+
+    fn refused(&self, earliest: Duration) -> ApiError {
+        use governor::clock::Clock as _;
+        let wait: Duration = earliest.duration_since(self.clock.now()).into();
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError::too_many_requests(
+            secs,
+            format!(
+                "too many opt-out codes typed; retry after {} s",
+                secs.max(1)
+            ),
+        )
+    }
+
+    /// One code typed at the public page from `client`.
+    pub fn check_client(&self, client: IpAddr) -> Result<(), ApiError> {
+        prune(&self.ip);
+        self.ip
+            .check_key(&client_key(client))
+            .map_err(|n| self.refused(n.earliest_possible()))
+    }
+
+    /// One code typed at a desk with the API key `key`.
+    pub fn check_desk(&self, key: &[u8; 16]) -> Result<(), ApiError> {
+        prune(&self.desk);
+        self.desk
+            .check_key(key)
+            .map_err(|n| self.refused(n.earliest_possible()))
     }
 }
 

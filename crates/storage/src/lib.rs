@@ -9,12 +9,14 @@ mod erasure;
 mod keys;
 mod loyalty;
 mod privacy;
+mod rights;
 mod sql;
 mod types;
 
 pub use erasure::{Confirmed, ErasedTag, ErasureRequestRow, ErasureStore};
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
+pub use rights::{ImportedHistoryRow, RightsStore};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
@@ -400,6 +402,7 @@ pub trait Store:
     + LoyaltyStore
     + MemberAuditStore
     + ErasureStore
+    + RightsStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -445,6 +445,51 @@ impl Vault {
             .object(id)
     }
 
+    /// Import (issue 15): checks each record as a write would and seals it
+    /// for the member under a fresh id, keeping its times; nothing is
+    /// written (the caller stores them all in one transaction).
+    pub fn seal_for_import(
+        &self,
+        s: &MemberSession,
+        records: &[(RecordContent, Timestamp, Timestamp)],
+    ) -> Result<Vec<StoredRecord>, VaultError> {
+        records
+            .iter()
+            .map(|(content, created_at, updated_at)| {
+                self.check_content(content)?;
+                let id = RecordId::generate(self.rng.as_ref());
+                Ok(StoredRecord {
+                    id,
+                    member: s.member,
+                    revision: 1,
+                    created_at: *created_at,
+                    updated_at: *updated_at,
+                    ciphertext: self.seal_bytes(s, id, &content.to_json()),
+                })
+            })
+            .collect()
+    }
+
+    /// Seals bytes for the member under object id `id` (imported history).
+    pub fn seal_bytes(&self, s: &MemberSession, id: RecordId, plain: &[u8]) -> Vec<u8> {
+        s.key
+            .seal(self.rng.as_ref(), &Aad::record(s.member, id), plain)
+    }
+
+    /// Opens what [`Vault::seal_bytes`] sealed.
+    pub fn open_bytes(
+        &self,
+        s: &MemberSession,
+        id: RecordId,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        s.key
+            .open(&Aad::record(s.member, id), sealed)
+            .map_err(|_| VaultError::Integrity {
+                what: "imported history",
+            })
+    }
+
     #[tracing::instrument(skip_all)]
     pub async fn create_record(
         &self,

@@ -1,7 +1,7 @@
 //! `me2b demo`: a throwaway node, a co-op, members with vaults, and what each
 //! party sees. Every step goes through the same services and HTTP router the
 //! server runs. One module per story: the vault, consent, offers, the data
-//! trust, credentials.
+//! trust, credentials, members' rights.
 
 use crate::ensure;
 use anyhow::Context;
@@ -24,6 +24,7 @@ use tower::ServiceExt;
 mod consent;
 mod credentials;
 mod offers;
+mod rights;
 mod setup;
 mod trust;
 mod vault;
@@ -229,6 +230,7 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     let offers = offers::offers_story(&node, &app, &made, erased, &coops, &clock).await?;
     let trust = trust::trust_story(&node, &app, &made, erased, &coops, &dir).await?;
     let creds = credentials::credentials_story(&node, &app, &dir, &made, &coops.corner.0).await?;
+    let rights = rights::rights_story(&node, &app, &made, erased, &coops, &dir).await?;
     // Verify again, so the report counts the offer and trust events too.
     node.audit.checkpoint_now().await?;
     let report =
@@ -274,6 +276,12 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
         "  credentials    {} issued; {} presentations verified, unlinkable; a replay and a revoked one refused",
         creds.issued,
         creds.verified
+    );
+    out!(
+        "  rights         {} withdrawn on paper at a till; a {} byte signed export; a breach report naming {}",
+        verb(rights.withdrawn_on_paper, "marketing consent", "marketing consents"),
+        rights.export_bytes,
+        verb(rights.breach_members, "member", "members")
     );
     out!(
         "  audit log      {} entries, chain and {} checkpoints OK",

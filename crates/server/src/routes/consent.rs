@@ -467,6 +467,10 @@ pub struct OrgTransparency {
 pub struct Transparency {
     /// Since when a Global Privacy Control signal opts you out of sale, sharing and third-party advertising.
     pub gpc_opt_out_since: Option<String>,
+    /// Since when you are opted out of all direct marketing, if you are.
+    pub marketing_opt_out_since: Option<String>,
+    /// The charter this node runs: what no organisation may ask you for.
+    pub charter: Vec<String>,
     pub organisations: Vec<OrgTransparency>,
     /// Your consents to one co-op sharing its receipts about you with another
     /// through the data trust, and every time a partner received them.
@@ -660,6 +664,13 @@ pub async fn transparency(
     }
     Ok(Json(Transparency {
         gpc_opt_out_since: gpc.map(|t| t.to_rfc3339()),
+        marketing_opt_out_since: s
+            .node
+            .consents
+            .marketing_opted_out_since(member)
+            .await?
+            .map(|t| t.to_rfc3339()),
+        charter: s.node.consents.charter().explain(),
         organisations: by_org.into_values().collect(),
         receipt_sharing,
         privacy_budget,

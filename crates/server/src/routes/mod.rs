@@ -8,7 +8,9 @@ pub mod erasure;
 pub mod members;
 pub mod meta;
 pub mod offers;
+pub mod optout;
 pub mod orgs;
+pub mod portability;
 pub mod trust;
 pub mod vault;
 
@@ -111,4 +113,6 @@ pub fn router() -> Router<AppState> {
             "/v1/me/trust/sharing/{id}",
             axum::routing::delete(trust::withdraw),
         )
+        .merge(optout::router())
+        .merge(portability::router())
 }

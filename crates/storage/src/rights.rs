@@ -1,0 +1,172 @@
+//! Member rights (issue 15), on both databases: the one-click marketing
+//! opt-out, paper opt-out codes (keyed hashes only) and what an import from
+//! another node restored, in one transaction with the records it brought.
+
+use crate::sql::{begin_postgres, begin_sqlite, SqlStore};
+use crate::*;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::Row;
+
+/// What an import brought back as history, sealed under the member's data key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportedHistoryRow {
+    pub import_id: [u8; 16],
+    pub member: MemberId,
+    pub imported_at: Timestamp,
+    pub sealed: Vec<u8>,
+}
+
+/// Opt-outs, opt-out codes and imports.
+#[async_trait]
+pub trait RightsStore {
+    /// Records the member's opt-out of all direct marketing unless one is in
+    /// force; returns the time of the one in force.
+    async fn marketing_opt_out(
+        &self,
+        member: MemberId,
+        at: Timestamp,
+        method: &str,
+    ) -> Result<Timestamp>;
+    /// Ends the opt-out; false when there was none.
+    async fn marketing_opt_in(&self, member: MemberId) -> Result<bool>;
+    async fn marketing_opted_out_since(&self, member: MemberId) -> Result<Option<Timestamp>>;
+    /// Stores the member's opt-out code's keyed hash, replacing any earlier one.
+    async fn set_optout_code(
+        &self,
+        member: MemberId,
+        index: &[u8; 32],
+        at: Timestamp,
+    ) -> Result<()>;
+    /// The active member (not being erased) whose code has this keyed hash.
+    async fn member_by_optout_code(&self, index: &[u8; 32]) -> Result<Option<MemberId>>;
+    /// When the member's code was made, if they have one.
+    async fn optout_code_since(&self, member: MemberId) -> Result<Option<Timestamp>>;
+    /// Inserts the records and the history in one transaction: all or none.
+    async fn import_member_data(
+        &self,
+        records: &[StoredRecord],
+        history: &ImportedHistoryRow,
+    ) -> Result<()>;
+    async fn imported_history(&self, member: MemberId) -> Result<Vec<ImportedHistoryRow>>;
+}
+
+fn member_of(v: Vec<u8>, what: &str) -> Result<MemberId> {
+    MemberId::from_slice(&v).map_err(|_| StorageError::Corrupt(what.to_owned()))
+}
+
+macro_rules! impl_rights_store {
+    ($pool:ty, $begin:ident) => {
+        #[async_trait]
+        impl RightsStore for SqlStore<$pool> {
+            async fn marketing_opt_out(&self, member: MemberId, at: Timestamp, method: &str) -> Result<Timestamp> {
+                sqlx::query("INSERT INTO marketing_optouts (member_id, since, method) VALUES ($1, $2, $3) ON CONFLICT (member_id) DO NOTHING")
+                    .bind(member.as_bytes().to_vec())
+                    .bind(at.unix_millis())
+                    .bind(method)
+                    .execute(self.pool())
+                    .await?;
+                Ok(self.marketing_opted_out_since(member).await?.unwrap_or(at))
+            }
+
+            async fn marketing_opt_in(&self, member: MemberId) -> Result<bool> {
+                Ok(sqlx::query("DELETE FROM marketing_optouts WHERE member_id = $1")
+                    .bind(member.as_bytes().to_vec())
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected()
+                    > 0)
+            }
+
+            async fn marketing_opted_out_since(&self, member: MemberId) -> Result<Option<Timestamp>> {
+                let v: Option<i64> = sqlx::query_scalar("SELECT since FROM marketing_optouts WHERE member_id = $1")
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_optional(self.pool())
+                    .await?;
+                Ok(v.map(Timestamp::from_unix_millis))
+            }
+
+            async fn set_optout_code(&self, member: MemberId, index: &[u8; 32], at: Timestamp) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO optout_codes (member_id, code_index, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (member_id) DO UPDATE SET code_index = excluded.code_index, created_at = excluded.created_at",
+                )
+                .bind(member.as_bytes().to_vec())
+                .bind(index.to_vec())
+                .bind(at.unix_millis())
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn member_by_optout_code(&self, index: &[u8; 32]) -> Result<Option<MemberId>> {
+                let v: Option<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT c.member_id FROM optout_codes c JOIN members m ON m.member_id = c.member_id \
+                     WHERE c.code_index = $1 AND m.state = 'active'",
+                )
+                .bind(index.to_vec())
+                .fetch_optional(self.pool())
+                .await?;
+                v.map(|b| member_of(b, "optout_codes.member_id")).transpose()
+            }
+
+            async fn optout_code_since(&self, member: MemberId) -> Result<Option<Timestamp>> {
+                let v: Option<i64> = sqlx::query_scalar("SELECT created_at FROM optout_codes WHERE member_id = $1")
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_optional(self.pool())
+                    .await?;
+                Ok(v.map(Timestamp::from_unix_millis))
+            }
+
+            async fn import_member_data(&self, records: &[StoredRecord], history: &ImportedHistoryRow) -> Result<()> {
+                let mut tx = $begin(self.pool()).await?;
+                for r in records {
+                    sqlx::query(
+                        "INSERT INTO vault_records (record_id, member_id, revision, created_at, updated_at, ciphertext) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(r.id.as_bytes().to_vec())
+                    .bind(r.member.as_bytes().to_vec())
+                    .bind(r.revision)
+                    .bind(r.created_at.unix_millis())
+                    .bind(r.updated_at.unix_millis())
+                    .bind(r.ciphertext.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("INSERT INTO imported_history (import_id, member_id, imported_at, sealed) VALUES ($1, $2, $3, $4)")
+                    .bind(history.import_id.to_vec())
+                    .bind(history.member.as_bytes().to_vec())
+                    .bind(history.imported_at.unix_millis())
+                    .bind(history.sealed.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn imported_history(&self, member: MemberId) -> Result<Vec<ImportedHistoryRow>> {
+                sqlx::query("SELECT import_id, member_id, imported_at, sealed FROM imported_history WHERE member_id = $1 ORDER BY imported_at")
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok(ImportedHistoryRow {
+                            import_id: r
+                                .try_get::<Vec<u8>, _>("import_id")?
+                                .try_into()
+                                .map_err(|_| StorageError::Corrupt("imported_history.import_id".into()))?,
+                            member: member_of(r.try_get("member_id")?, "imported_history.member_id")?,
+                            imported_at: Timestamp::from_unix_millis(r.try_get("imported_at")?),
+                            sealed: r.try_get("sealed")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+impl_rights_store!(SqlitePool, begin_sqlite);
+impl_rights_store!(PgPool, begin_postgres);
