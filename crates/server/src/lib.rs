@@ -99,6 +99,12 @@ pub fn router(state: AppState, opts: ServerOptions) -> Router {
         &opts.throttle,
         state.node.clock.clone(),
     ));
+    // The web pages (me2b-web): the same services, their own HTML errors and
+    // security headers, so they are merged outside the API's JSON layers.
+    let web = me2b_web::router(me2b_web::WebState {
+        node: state.node.clone(),
+        gate: throttle.clone(),
+    });
     let mut app = routes::router().layer(axum::Extension(throttle));
     if opts.bench_routes {
         app = app.merge(routes::meta::bench_router());
@@ -110,6 +116,10 @@ pub fn router(state: AppState, opts: ServerOptions) -> Router {
         opts.limits.request_timeout,
     ))
     .with_state(state)
+    .merge(conn::request_timeout_layer(
+        web,
+        opts.limits.request_timeout,
+    ))
 }
 
 /// The layers every router of this crate gets: member data never lingers in
