@@ -55,7 +55,7 @@ export async function startNode() {
     async api(method, path, key, body) {
       const r = await fetch(base + path, {
         method,
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await r.text();
@@ -72,6 +72,15 @@ export async function startNode() {
         if (m) return m[0];
       }
       return null;
+    },
+    /** A member signed up through the API, as the e-mail confirmation does. */
+    async signUp(email, passphrase) {
+      const asked = await this.api('POST', '/v1/members', '', { email, passphrase });
+      assert.equal(asked.status, 202);
+      const token = this.confirmationCode(email);
+      const done = await this.api('POST', '/v1/members/confirm', '', { token });
+      assert.equal(done.status, 201);
+      return done.body.token;
     },
     async stop() {
       child.kill('SIGTERM');
@@ -129,6 +138,15 @@ export async function check(page, name) {
     `axe-core on ${name} (${page.url()})`);
   assert.deepEqual(page.problems, [], `CSP violations or script errors on ${name}`);
   return file;
+}
+
+/** Logs in through the login page. */
+export async function logIn(page, base, email, passphrase) {
+  await page.goto(base + '/login');
+  await page.getByLabel('E-mail address').fill(email);
+  await page.getByLabel('Passphrase').fill(passphrase);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await heading(page, 'Your vault');
 }
 
 /** Waits for the page whose main heading is `title` (after a click that navigates, with or without htmx). */
