@@ -184,6 +184,38 @@ describe('a member', () => {
     await check(page, 'consent-withdrawn');
   });
 
+  it('sees offers matched in the vault with why, accepts one and dismisses another', async () => {
+    const key = node.org('Bike Co-op', 'offers');
+    const until = new Date(Date.now() + 30 * 86400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    const published = await node.api('POST', '/v1/org/offers', key, {
+      title: 'Spring bike service, 20% off', text: 'For members who ride.', topics: ['cycling'],
+      rule: 'region == "Amersfoort"', valid_until: until,
+    });
+    assert.equal(published.status, 201, JSON.stringify(published.body));
+    const other = await node.api('POST', '/v1/org/offers', key, {
+      title: 'Cycling holiday', text: 'A week in the hills.', topics: ['cycling'], rule: null, valid_until: until,
+    });
+    assert.equal(other.status, 201, JSON.stringify(other.body));
+
+    await page.getByRole('link', { name: 'Offers' }).click();
+    await heading(page, 'Your offers');
+    const card = page.locator('.card', { hasText: 'Spring bike service' });
+    await card.getByText('Why this offer?').click();
+    const why = await card.locator('details').innerText();
+    assert.match(why, /Cycling/);
+    assert.match(why, /region == "Amersfoort"/);
+    assert.match(why, /Amersfoort/);
+    await check(page, 'offers-why');
+
+    await card.getByRole('button', { name: /^Accept/ }).click();
+    await page.getByRole('status').filter({ hasText: 'You accepted the offer' }).waitFor();
+    assert.match(await page.locator('.card', { hasText: 'Spring bike service' }).innerText(), /You accepted this offer/);
+    await page.locator('.card', { hasText: 'Cycling holiday' }).getByRole('button', { name: /^Dismiss/ }).click();
+    await page.getByRole('status').filter({ hasText: 'The offer is hidden' }).waitFor();
+    assert.equal(await page.locator('.card', { hasText: 'Cycling holiday' }).count(), 0);
+    await check(page, 'offers-answered');
+  });
+
   it('after the session ends, returns to login and then back to the page it was on', async () => {
     const context = page.context();
     const url = new URL(node.base);

@@ -100,3 +100,18 @@ impl From<me2b_consent::service::ServiceError> for WebError {
         }
     }
 }
+
+impl From<me2b_offers::OfferError> for WebError {
+    fn from(e: me2b_offers::OfferError) -> Self {
+        use me2b_offers::OfferError as O;
+        match e {
+            O::NotFound => Self::NotFound,
+            O::Conflict | O::NoContactRequest => Self::Conflict,
+            O::Vault(v) => v.into(),
+            other => {
+                tracing::error!(error = %other, "offers error");
+                Self::Internal
+            }
+        }
+    }
+}

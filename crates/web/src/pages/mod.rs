@@ -3,6 +3,7 @@
 mod auth;
 mod consent;
 mod info;
+mod offers;
 mod vault;
 
 use crate::error::WebError;
@@ -17,6 +18,7 @@ pub fn router() -> Router<WebState> {
         .merge(info::router())
         .merge(vault::router())
         .merge(consent::router())
+        .merge(offers::router())
 }
 
 /// What every page's frame needs.
@@ -75,6 +77,11 @@ fn notice(done: &str) -> Option<&'static str> {
         "refused" => "You said no. The organisation is not told who refused.",
         "withdrawn" => "Your consent was withdrawn. It no longer allows anything, from now on.",
         "logged_out" => "You are logged out.",
+        "accepted" => {
+            "You accepted the offer. The organisation learns only what you chose to share."
+        }
+        "dismissed" => "The offer is hidden.",
+        "not_relevant" => "The offer is hidden, and offers on its topics will not be shown again.",
         _ => return None,
     })
 }
