@@ -216,6 +216,60 @@ describe('a member', () => {
     await check(page, 'offers-answered');
   });
 
+  it('sees loyalty points earned at one co-op and approves a redemption at another with a QR code', async () => {
+    const grocer = node.org('Grocer Co-op', 'insights');
+    const shop = node.org('Second-hand Co-op', 'insights');
+    const shopId = (await node.api('GET', '/v1/org', shop)).body.org_id;
+    const grocerId = (await node.api('GET', '/v1/org', grocer)).body.org_id;
+    // The member shows their card at the grocer's till; the grocer adds points to it.
+    const session = await node.api('POST', '/v1/sessions', '', { email: EMAIL, passphrase: PASS });
+    assert.equal(session.status, 201);
+    const card = await node.api('GET', `/v1/me/trust/cards/${grocerId}`, session.body.token);
+    assert.equal(card.status, 200, JSON.stringify(card.body));
+    const earned = await node.api('POST', '/v1/org/trust/loyalty/earn', grocer, { card: card.body.card, points: 150 });
+    assert.equal(earned.status, 202, JSON.stringify(earned.body));
+
+    await page.getByRole('link', { name: 'Loyalty' }).click();
+    await heading(page, 'Your loyalty points');
+    assert.equal((await page.locator('#balance').innerText()).trim(), '150');
+    assert.match(await page.locator('table.records').innerText(), /Grocer Co-op\s+150\s+0/);
+    await check(page, 'loyalty');
+
+    // More than the balance: an error at the field, the input kept.
+    await page.getByLabel('Co-op').selectOption({ label: 'Second-hand Co-op' });
+    await page.getByLabel('Points', { exact: true }).fill('500');
+    await page.getByRole('button', { name: 'Make a token' }).click();
+    await page.locator('#points-error').waitFor();
+    assert.equal(await page.getByLabel('Points', { exact: true }).inputValue(), '500');
+    await check(page, 'loyalty-too-many');
+
+    await page.getByLabel('Points', { exact: true }).fill('100');
+    await page.getByRole('button', { name: 'Make a token' }).click();
+    await heading(page, 'Redeem at the till');
+    assert.equal(await page.locator('.qr svg path').count(), 1);
+    const token = (await page.locator('#token').innerText()).trim();
+    await check(page, 'loyalty-token-qr');
+    // The till reads the token and redeems it: the co-op hears only the amount.
+    const redeemed = await node.api('POST', '/v1/org/trust/loyalty/redeem', shop, { token, points: 100 });
+    assert.equal(redeemed.status, 200, JSON.stringify(redeemed.body));
+    assert.ok(!JSON.stringify(redeemed.body).includes('150'), 'no balance told to the co-op');
+    assert.ok(shopId);
+
+    await page.getByRole('link', { name: 'Back to your points' }).click();
+    await heading(page, 'Your loyalty points');
+    assert.equal((await page.locator('#balance').innerText()).trim(), '50');
+  });
+
+  it('reads who used their data, in plain language', async () => {
+    await page.getByRole('link', { name: 'Who used my data' }).click();
+    await heading(page, 'Who used my data');
+    const text = await page.locator('table.activity').innerText();
+    assert.match(text, /You gave consent/);
+    assert.match(text, /You withdrew a consent/);
+    assert.match(text, /Loyalty points moved/);
+    await check(page, 'who-used-my-data');
+  });
+
   it('after the session ends, returns to login and then back to the page it was on', async () => {
     const context = page.context();
     const url = new URL(node.base);

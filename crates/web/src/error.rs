@@ -115,3 +115,23 @@ impl From<me2b_offers::OfferError> for WebError {
         }
     }
 }
+
+impl From<me2b_trust::TrustError> for WebError {
+    fn from(e: me2b_trust::TrustError) -> Self {
+        use me2b_trust::TrustError as T;
+        match e {
+            T::NotFound(_) => Self::NotFound,
+            other => {
+                tracing::error!(error = %other, "trust error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<me2b_orgs::OrgError> for WebError {
+    fn from(e: me2b_orgs::OrgError) -> Self {
+        tracing::error!(error = %e, "organisations error");
+        Self::Internal
+    }
+}

@@ -13,6 +13,7 @@ mod assets;
 mod error;
 mod form;
 mod pages;
+mod qr;
 mod session;
 
 use axum::http::{header, HeaderValue};
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::WebError;
+pub use qr::qr_svg;
 
 /// What the web layer needs from the server it is mounted in: the login
 /// throttle (the API's, so a page and the API share the same limits) and

@@ -1,8 +1,10 @@
 //! The pages, one module per journey.
 
+mod activity;
 mod auth;
 mod consent;
 mod info;
+mod loyalty;
 mod offers;
 mod vault;
 
@@ -19,6 +21,8 @@ pub fn router() -> Router<WebState> {
         .merge(vault::router())
         .merge(consent::router())
         .merge(offers::router())
+        .merge(loyalty::router())
+        .merge(activity::router())
 }
 
 /// What every page's frame needs.
