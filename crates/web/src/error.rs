@@ -19,6 +19,8 @@ pub enum WebError {
     Conflict,
     #[error("something went wrong on the node; try again later")]
     Internal,
+    #[error("this API key lacks the role this view needs; ask your organisation's administrator for a key with it")]
+    RoleMissing,
 }
 
 impl WebError {
@@ -30,6 +32,7 @@ impl WebError {
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict => StatusCode::CONFLICT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::RoleMissing => StatusCode::FORBIDDEN,
         }
     }
 
@@ -41,6 +44,7 @@ impl WebError {
             Self::TooManyRequests => "Please wait",
             Self::Conflict => "Changed meanwhile",
             Self::Internal => "Something went wrong",
+            Self::RoleMissing => "Role needed",
         }
     }
 }

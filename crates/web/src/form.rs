@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 
 /// Errors of one form, by field name ("" for the form as a whole).
 #[derive(Debug, Default)]
-pub struct FieldErrors(BTreeMap<&'static str, &'static str>);
+pub struct FieldErrors(BTreeMap<&'static str, String>);
 
 impl FieldErrors {
-    pub fn add(&mut self, field: &'static str, message: &'static str) {
-        self.0.entry(field).or_insert(message);
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.entry(field).or_insert_with(|| message.into());
     }
 
-    pub fn get(&self, field: &str) -> Option<&&'static str> {
+    pub fn get(&self, field: &str) -> Option<&String> {
         self.0.get(field)
     }
 
@@ -24,8 +24,8 @@ impl FieldErrors {
     }
 
     /// Each error with its field, for the summary at the top of a form.
-    pub fn all(&self) -> Vec<(&'static str, &'static str)> {
-        self.0.iter().map(|(k, v)| (*k, *v)).collect()
+    pub fn all(&self) -> Vec<(&'static str, String)> {
+        self.0.iter().map(|(k, v)| (*k, v.clone())).collect()
     }
 }
 

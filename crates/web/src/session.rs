@@ -28,6 +28,8 @@ use subtle::ConstantTimeEq;
 
 pub const SESSION_COOKIE: &str = "me2b_session";
 pub const PRE_COOKIE: &str = "me2b_pre";
+/// A co-op's console: its API key, for the browser session only.
+pub const COOP_COOKIE: &str = "me2b_coop";
 /// Largest form body the guard reads (the API's body limit).
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
@@ -46,7 +48,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The secret the request's CSRF token is bound to.
 fn secret(headers: &HeaderMap) -> Option<&str> {
-    cookie(headers, SESSION_COOKIE).or_else(|| cookie(headers, PRE_COOKIE))
+    cookie(headers, SESSION_COOKIE)
+        .or_else(|| cookie(headers, COOP_COOKIE))
+        .or_else(|| cookie(headers, PRE_COOKIE))
 }
 
 /// The CSRF token for `secret`.
@@ -137,6 +141,16 @@ pub fn safe_next(raw: &str) -> Option<String> {
 }
 
 fn login_redirect(parts: &Parts, tls: bool) -> Response {
+    redirect_to_login(parts, tls, "/login", SESSION_COOKIE, "/vault")
+}
+
+fn redirect_to_login(
+    parts: &Parts,
+    tls: bool,
+    login: &str,
+    cookie_name: &str,
+    home: &str,
+) -> Response {
     // A GET returns to itself; a POST to the page its form was on.
     let here = if parts.method == Method::GET {
         parts.uri.path_and_query().map(|p| p.as_str().to_owned())
@@ -151,14 +165,45 @@ fn login_redirect(parts: &Parts, tls: bool) -> Response {
     let next = here
         .as_deref()
         .and_then(safe_next)
-        .unwrap_or_else(|| "/vault".into());
-    let target = format!("/login?next={}", urlencode(&next));
+        .unwrap_or_else(|| home.into());
+    let target = format!("{login}?next={}", urlencode(&next));
     let mut resp = Redirect::to(&target).into_response();
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, "", tls, true),
-    );
+    resp.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(cookie_name, "", tls, true));
     resp
+}
+
+/// A co-op's console user, by its API key. Without a valid key, the
+/// request is sent to the console's login page, and back afterwards.
+#[derive(Debug)]
+pub struct WebCoop {
+    pub principal: me2b_orgs::OrgPrincipal,
+    pub csrf: String,
+}
+
+impl FromRequestParts<WebState> for WebCoop {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Response> {
+        let tls = state.gate.over_tls(peer(&parts.extensions), &parts.headers);
+        let back =
+            |parts: &Parts| redirect_to_login(parts, tls, "/coop/login", COOP_COOKIE, "/coop");
+        let Some(key) = cookie(&parts.headers, COOP_COOKIE) else {
+            return Err(back(parts));
+        };
+        match state.node.orgs.authenticate(key).await {
+            Ok(principal) => Ok(WebCoop {
+                principal,
+                csrf: csrf_for(secret(&parts.headers).unwrap_or(key)),
+            }),
+            Err(
+                me2b_orgs::OrgError::InvalidKey
+                | me2b_orgs::OrgError::RevokedKey
+                | me2b_orgs::OrgError::NotFound,
+            ) => Err(back(parts)),
+            Err(e) => Err(WebError::from(e).into_response()),
+        }
+    }
 }
 
 /// Percent-encodes everything but unreserved characters.

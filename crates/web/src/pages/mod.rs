@@ -3,6 +3,8 @@
 mod activity;
 mod auth;
 mod consent;
+mod coop;
+mod coop_offers;
 mod info;
 mod loyalty;
 mod offers;
@@ -23,6 +25,7 @@ pub fn router() -> Router<WebState> {
         .merge(offers::router())
         .merge(loyalty::router())
         .merge(activity::router())
+        .merge(coop::router())
 }
 
 /// What every page's frame needs.
@@ -37,6 +40,8 @@ pub struct Layout {
     pub section: &'static str,
     /// A fixed message after a completed action (`?done=`).
     pub notice: Option<&'static str>,
+    /// In the co-op console: the organisation's name.
+    pub coop: Option<String>,
 }
 
 impl Layout {
@@ -47,6 +52,7 @@ impl Layout {
             member: false,
             section: "",
             notice: None,
+            coop: None,
         }
     }
 
@@ -81,6 +87,7 @@ fn notice(done: &str) -> Option<&'static str> {
         "refused" => "You said no. The organisation is not told who refused.",
         "withdrawn" => "Your consent was withdrawn. It no longer allows anything, from now on.",
         "logged_out" => "You are logged out.",
+        "published" => "The offer is published. Members' vaults match it from now on; you will see only noisy counts.",
         "accepted" => {
             "You accepted the offer. The organisation learns only what you chose to share."
         }
