@@ -69,6 +69,13 @@ enum Command {
         /// Keep the demo's data directory here instead of a temporary one.
         #[arg(long)]
         keep: Option<std::path::PathBuf>,
+        /// Afterwards, keep the demo's node running and serve it (the API and
+        /// the web pages) until Ctrl-C, printing a member's and a co-op's login.
+        #[arg(long)]
+        serve: bool,
+        /// Where `--serve` listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        serve_on: std::net::SocketAddr,
     },
     /// Organisations (co-ops, brands, verifiers).
     #[command(subcommand)]
@@ -417,7 +424,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     });
     match cli.command {
         Command::Serve { bench_routes, .. } => serve(&settings, bench_routes).await?,
-        Command::Demo { members, keep } => demo::run(members, keep).await?,
+        Command::Demo {
+            members,
+            keep,
+            serve,
+            serve_on,
+        } => demo::run(members, keep, serve.then_some(serve_on)).await?,
         Command::Org(cmd) => org(&settings, cmd).await?,
         Command::Audit(AuditCommand::Verify {
             public_key,

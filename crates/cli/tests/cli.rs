@@ -645,3 +645,72 @@ fn the_demo_runs_end_to_end() {
         assert!(said.contains(&format!("INVALID ({code})")), "{said}");
     }
 }
+
+/// `me2b demo --serve` keeps the demo's node running: the printed member
+/// logs in with the printed passphrase, the printed co-op key works, and the
+/// web pages answer.
+#[tokio::test]
+async fn the_demo_serves_its_node_with_a_members_and_a_coops_login() {
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--members",
+            "3",
+            "--serve",
+            "--serve-on",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut url, mut email, mut pass, mut key) = (None, None, None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let word_after = |w: &str| {
+            line.split_whitespace()
+                .skip_while(|x| *x != w)
+                .nth(1)
+                .map(str::to_owned)
+        };
+        if line.contains("is running at") {
+            url = word_after("at").map(|u| u.trim_end_matches('/').to_owned());
+        } else if line.contains("a member") {
+            email = word_after("e-mail");
+        } else if let Some(p) = line.trim().strip_prefix("passphrase: ") {
+            pass = Some(p.to_owned());
+        } else if line.contains("a co-op") {
+            key = word_after("key");
+        }
+        if line.contains("new members") {
+            break;
+        }
+    }
+    let (url, email, pass, key) = (url.unwrap(), email.unwrap(), pass.unwrap(), key.unwrap());
+    let http = reqwest::Client::new();
+    let login = http.get(format!("{url}/login")).send().await.unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    assert!(login.text().await.unwrap().contains("Log in"));
+    let session = http
+        .post(format!("{url}/v1/sessions"))
+        .json(&json!({"email": email, "passphrase": pass}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.status(), StatusCode::CREATED);
+    let org = http
+        .get(format!("{url}/v1/org"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(org.status(), StatusCode::OK);
+    // Ctrl-C stops it cleanly.
+    let int = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(int.success());
+    assert!(child.wait().unwrap().success());
+}

@@ -120,6 +120,12 @@ pub fn router(state: AppState, opts: ServerOptions) -> Router {
         state.node.clock.clone(),
         throttle.clone(),
     ));
+    // The web pages (me2b-web): the same services, their own HTML errors and
+    // security headers, so they are merged outside the API's JSON layers.
+    let web = me2b_web::router(me2b_web::WebState {
+        node: state.node.clone(),
+        gate: throttle.clone(),
+    });
     let mut app = routes::router()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -137,6 +143,10 @@ pub fn router(state: AppState, opts: ServerOptions) -> Router {
         opts.limits.request_timeout,
     ))
     .with_state(state)
+    .merge(conn::request_timeout_layer(
+        web,
+        opts.limits.request_timeout,
+    ))
 }
 
 /// The layers every router of this crate gets: member data never lingers in

@@ -253,6 +253,27 @@ impl OptOutThrottle {
     }
 }
 
+/// The web pages share the API's login limits, and learn from the same
+/// trusted proxies whether a request came over TLS.
+impl me2b_web::LoginGate for LoginThrottle {
+    fn allow(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &axum::http::HeaderMap,
+        account: &[u8; 32],
+    ) -> bool {
+        LoginThrottle::check(self, self.client(peer, headers), account).is_ok()
+    }
+
+    fn over_tls(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> bool {
+        peer.is_some_and(|p| self.trusted_proxies.contains(&p))
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+    }
+}
+
 /// One client: an IPv4 address, or an IPv6 address's /64 (what one
 /// subscriber usually holds).
 fn client_key(ip: IpAddr) -> IpAddr {

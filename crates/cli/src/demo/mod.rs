@@ -214,7 +214,11 @@ fn hex_preview(b: &[u8]) -> String {
     format!("{}… ({} bytes)", shown.join(""), b.len())
 }
 
-pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    members: usize,
+    keep: Option<PathBuf>,
+    serve_on: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     ensure(members >= 3, "--members must be at least 3")?;
     let started = Instant::now();
     let tmp = tempfile::tempdir()?;
@@ -245,7 +249,6 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     for m in made.iter().filter(|m| m.1 != erased) {
         at_rest += node.store.count_records(m.1).await?;
     }
-    node.shutdown().await;
     out!("\nReport");
     out!(
         "  members        {remaining} active, {} erased",
@@ -289,5 +292,55 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
         report.checkpoints
     );
     out!("  took           {:.1} s", started.elapsed().as_secs_f64());
+    match serve_on {
+        Some(addr) => {
+            let member = made
+                .iter()
+                .find(|m| m.1 != erased)
+                .map(|m| m.0)
+                .unwrap_or(2);
+            serve(node, &dir, addr, member, &coops.food.1).await
+        }
+        None => {
+            node.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+/// `--serve`: the demo's node, its data and its clock, served until Ctrl-C.
+async fn serve(
+    node: me2b_node::Node,
+    dir: &std::path::Path,
+    addr: std::net::SocketAddr,
+    member: usize,
+    coop_key: &str,
+) -> anyhow::Result<()> {
+    // New sign-ups' confirmations go to files now (the demo's members had
+    // theirs in memory), as on any node.
+    let outbox = me2b_node::outbox::FileOutbox::new(
+        dir.join(me2b_node::outbox::OUTBOX_DIR),
+        "me2b@localhost".into(),
+        node.rng.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    node.vault.set_outbox(Arc::new(outbox));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    out!("\nThe demo's node is running at {url}/ (Ctrl-C stops it):");
+    out!("  a member      {url}/login  e-mail {}", email(member));
+    out!("                passphrase: demo passphrase for member {member} – not a real one");
+    out!(
+        "  a co-op       {url}/coop   API key {coop_key}  (Zuiderzee Food Co-op: consent, offers)"
+    );
+    out!(
+        "  new members   sign up at {url}/signup; the confirmation is a file in {}",
+        dir.join("outbox").display()
+    );
+    let state = me2b_server::AppState { node };
+    me2b_server::serve(listener, state, ServerOptions::default(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }
