@@ -22,6 +22,7 @@
 mod envelope;
 mod keys;
 pub mod member_key;
+pub mod meta;
 pub mod org_envelope;
 mod passphrase;
 mod random;

@@ -7,12 +7,14 @@
 
 mod keys;
 mod loyalty;
+mod meta;
 mod privacy;
 mod sql;
 mod types;
 
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
+pub use meta::MetadataStore;
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
@@ -44,6 +46,8 @@ pub enum StorageError {
     AuditContention { attempts: u32 },
     #[error("unsupported database URL (use sqlite://… or postgres://…)")]
     UnsupportedUrl,
+    #[error("the store has no metadata keys (set them before member data is touched)")]
+    NoMetadataKeys,
 }
 
 impl From<sqlx::Error> for StorageError {
@@ -343,6 +347,11 @@ pub trait CredentialStore {
     /// Undoes a redemption whose credential could not be stored, so the code
     /// works again: false when the code is unknown or was not redeemed.
     async fn release_credential_code(&self, code_hash: &[u8; 32]) -> Result<bool>;
+    /// Clears a redeemed code's claims once its credential is in the
+    /// member's vault (issue 13: the node keeps no copy of what it issued,
+    /// and nothing of it is left after the member's erasure); false when
+    /// the code is unknown or not redeemed.
+    async fn forget_credential_claims(&self, code_hash: &[u8; 32]) -> Result<bool>;
     /// Revokes a status index this organisation reserved; false when it did
     /// not (never reserved, or another organisation's). Revoking twice is true
     /// and keeps the first time.
@@ -397,6 +406,7 @@ pub trait Store:
     + EnvelopeStore
     + LoyaltyStore
     + MemberAuditStore
+    + MetadataStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -29,6 +29,7 @@ async fn stores() -> Vec<(Db, Arc<dyn Store>, TestDb)> {
     for db in Db::ALL {
         if let Some(t) = fresh(db).await.unwrap() {
             let s = open(&t.url).await.unwrap();
+            s.set_metadata_keys(me2b_testkit::metadata_keys());
             out.push((db, s, t));
         }
     }
@@ -67,7 +68,8 @@ async fn members_insert_lookup_conflict_and_shred() {
         assert_eq!(row.passphrase_wrap.as_deref(), Some(&[9u8; 73][..]));
         assert_eq!(row.recovery_wrap.as_deref(), Some(&[8u8; 73][..]));
         assert!(row.wrapped_dek.is_none() && row.passphrase_hash.is_none());
-        assert_eq!(row.last_login_at, Some(ts(1000)));
+        // Floored to the day (issue 13).
+        assert_eq!(row.last_login_at, Some(ts(0)));
         assert!(!row.erasing);
         assert_eq!(s.count_members().await.unwrap(), 1);
 
@@ -331,7 +333,9 @@ async fn organisations_and_keys() {
 async fn audit_log_chains_filters_and_refuses_edits() {
     for (db, s, t) in stores().await {
         let rng = Rng::default();
-        let m = MemberId::generate(&rng);
+        let nm = new_member(&rng, 31);
+        s.insert_member(&nm).await.unwrap();
+        let m = nm.id;
         let events: Vec<AuditEvent> = (0..10)
             .map(|i| {
                 let e = AuditEvent::new(Actor::Member(m), Action::RecordRead);
@@ -359,6 +363,38 @@ async fn audit_log_chains_filters_and_refuses_edits() {
             mine.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![1, 3, 5, 7, 9]
         );
+        // Issue 13: the log names the member by an audit subject, never by
+        // id, as subject or as actor.
+        for e in &all {
+            assert!(!e.event_json.windows(16).any(|w| w == m.as_bytes()));
+            assert!(!String::from_utf8_lossy(&e.event_json).contains(&m.to_string()));
+            assert_ne!(e.event().unwrap().subject, Some(m));
+        }
+        // A store opened afresh (no cache) finds them under the same name.
+        let fresh_store = open(&t.url).await.unwrap();
+        fresh_store.set_metadata_keys(me2b_testkit::metadata_keys());
+        assert_eq!(
+            fresh_store
+                .audit_entries_for(m, 0, 100)
+                .await
+                .unwrap()
+                .len(),
+            5
+        );
+        // Erasure deletes the salt with the row: nothing names them any more,
+        // even with the node's keys.
+        s.delete_member_rows(m).await.unwrap();
+        assert!(
+            s.audit_entries_for(m, 0, 100).await.unwrap().is_empty(),
+            "{db:?}"
+        );
+        assert!(fresh_store
+            .audit_entries_for(m, 0, 100)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(fresh_store.audit_subjects(&[m]).await.unwrap(), vec![m]);
+        fresh_store.close().await;
 
         s.insert_checkpoint(&Checkpoint {
             seq: 10,
@@ -398,6 +434,7 @@ async fn concurrent_audit_appends_from_two_stores_keep_one_chain() {
         // A second store on the same database plays another process (e.g. the CLI
         // next to a running server).
         let other = open(&t.url).await.unwrap();
+        other.set_metadata_keys(me2b_testkit::metadata_keys());
         let ev = AuditEvent::new(Actor::Operator, Action::OrgCreate);
         let mut tasks = Vec::new();
         for i in 0..40 {
@@ -441,6 +478,7 @@ async fn reopening_keeps_data_and_bad_urls_fail_clearly() {
         s.insert_member(&m).await.unwrap();
         s.close().await;
         let again = open(&t.url).await.unwrap();
+        again.set_metadata_keys(me2b_testkit::metadata_keys());
         assert!(again.member(m.id).await.unwrap().is_some());
     }
     assert!(matches!(
@@ -1407,10 +1445,14 @@ async fn a_member_audit_view_reads_several_subjects_by_offset_and_finds_heads() 
     for (db, s, _t) in stores().await {
         let rng = Rng::default();
         let (m, other, alias) = (
-            MemberId::generate(&rng),
-            MemberId::generate(&rng),
+            new_member(&rng, 41),
+            new_member(&rng, 42),
+            // A trust pseudonym shaped like a member id: no account.
             MemberId::generate(&rng),
         );
+        s.insert_member(&m).await.unwrap();
+        s.insert_member(&other).await.unwrap();
+        let (m, other) = (m.id, other.id);
         let ev = |subject| AuditEvent::new(Actor::Node, Action::RecordRead).subject(subject);
         s.append_audit(ts(1), &[ev(m), ev(other), ev(alias)])
             .await
