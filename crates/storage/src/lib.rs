@@ -48,6 +48,10 @@ pub enum StorageError {
     UnsupportedUrl,
     #[error("the store has no metadata keys (set them before member data is touched)")]
     NoMetadataKeys,
+    /// A row for a member with no active account (what a foreign key on
+    /// the member id refused before issue 13 took the id out of the row).
+    #[error("no active member for this row")]
+    NoSuchMember,
 }
 
 impl From<sqlx::Error> for StorageError {

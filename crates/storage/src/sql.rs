@@ -192,6 +192,28 @@ macro_rules! impl_store {
                 })
             }
 
+            /// Refuses rows for members with no active account, as the
+            /// foreign keys on the member id did before issue 13 (the id is
+            /// a parameter here, never stored beside the row).
+            async fn require_members(
+                conn: &mut <<$pool as PoolDb>::Db as sqlx::Database>::Connection,
+                members: &[MemberId],
+            ) -> Result<()> {
+                let mut seen = std::collections::HashSet::new();
+                for m in members.iter().filter(|m| seen.insert(**m)) {
+                    let found: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM members WHERE member_id = $1 AND state = 'active'",
+                    )
+                    .bind(m.as_bytes().to_vec())
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if found == 0 {
+                        return Err(StorageError::NoSuchMember);
+                    }
+                }
+                Ok(())
+            }
+
             fn org_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<OrgRow> {
                 Ok(OrgRow {
                     id: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
@@ -619,6 +641,8 @@ macro_rules! impl_store {
         #[async_trait]
         impl VaultStore for SqlStore<$pool> {
             async fn insert_record(&self, r: &StoredRecord) -> Result<()> {
+                let mut tx = $begin(&self.pool).await?;
+                Self::require_members(&mut *tx, &[r.member]).await?;
                 sqlx::query(
                     "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -629,8 +653,9 @@ macro_rules! impl_store {
                 .bind(r.created_at.unix_millis())
                 .bind(r.updated_at.unix_millis())
                 .bind(&r.ciphertext)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(())
             }
             async fn record(&self, member: MemberId, id: RecordId) -> Result<Option<StoredRecord>> {
@@ -704,6 +729,8 @@ macro_rules! impl_store {
                                     _ => None,
                                 })
                                 .collect();
+                            let owners: Vec<MemberId> = run.iter().map(|r| r.member).collect();
+                            Self::require_members(&mut *tx, &owners).await?;
                             let locs = run
                                 .iter()
                                 .map(|r| self.loc(MetaTable::VaultRecords, r.member))
