@@ -24,7 +24,7 @@ use me2b_domain::member::{Email, Passphrase};
 use me2b_domain::org::OrgKind;
 use me2b_domain::record::RecordContent;
 use me2b_domain::{ConsentId, MemberId, OrgId, Random, SystemClock, Timestamp};
-use me2b_storage::{MetadataStore, OrgRow, Store};
+use me2b_storage::{OrgRow, Store};
 use me2b_vault::Vault;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
