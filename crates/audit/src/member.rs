@@ -192,6 +192,8 @@ pub async fn check_statement(
     if !verify_statement(vk, s) {
         return Ok(Err(StatementProblem::BadSignature));
     }
+    // The log names a member by their audit subject (issue 13).
+    let subjects = &store.audit_subjects(subjects).await?;
     let mut wanted: std::collections::HashMap<[u8; 32], usize> = s
         .entries
         .iter()

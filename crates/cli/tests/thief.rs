@@ -11,15 +11,19 @@
 //! - with `master.key` too, trying every value as a data key wrapped under
 //!   it for every member, and every record with every key that opens.
 //!
-//! Personal data in clear and a vault that opens fail the test outright.
-//! Join keys are compared with [`STILL_JOINABLE`]: the columns issue 13's
-//! "metadata at rest" has not yet replaced with keyed hashes or encrypted
-//! columns. A new join key fails the test; so does one of the list that is
-//! gone (shorten the list as the work lands).
+//! Personal data in clear, a member id anywhere outside `members` (issue 13,
+//! "metadata at rest": locators and sealed ids instead) and a vault that
+//! opens fail the test outright.
+//!
+//! Then the member the demo erased, with the master key too (issue 13, "an
+//! audit log that forgets"): every value is searched for their id (raw and
+//! as text), their locator in every table and their pseudonym for every
+//! organisation; none may be left.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use me2b_crypto::{Keyring, MasterKey, OsRandom};
-use me2b_domain::MemberId;
+use me2b_domain::meta::{MetaTable, MetadataKeys};
+use me2b_domain::{MemberId, OrgId};
 use sqlx::{Column, Row, TypeInfo};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -27,23 +31,25 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_me2b");
 
-/// Columns that still hold a member id in clear (issue 13, "metadata at
-/// rest" and "an audit log that forgets": not done yet).
+/// Columns that still hold a member id in clear: none (issue 13, "metadata
+/// at rest" and "an audit log that forgets"). Every column that held one
+/// before is named in ARCHITECTURE.md's "Metadata at rest".
 const STILL_JOINABLE: &[&str] = &[
-    "audit_log.event",
-    "audit_log.subject",
-    "consent_envelopes.member_id",
-    "consents.body",
-    "consents.member_id",
     // Issue 15: the marketing opt-out and the paper opt-out code's keyed
-    // hash are kept by member id, as `member_gpc` is (the code itself is
-    // never stored); to move to keyed tags with the rest of this list.
+    // hash are still kept by member id (the code itself is never stored);
+    // to move to locators as `member_gpc` did.
     "marketing_optouts.member_id",
     "optout_codes.member_id",
-    "sessions.member_id",
-    "trust_enrolments.member_id",
-    "trust_sharing.member_id",
-    "vault_records.member_id",
+];
+
+/// The tables whose rows a member's locator finds.
+const LOCATED: [MetaTable; 6] = [
+    MetaTable::Sessions,
+    MetaTable::VaultRecords,
+    MetaTable::Consents,
+    MetaTable::MemberGpc,
+    MetaTable::TrustEnrolments,
+    MetaTable::TrustSharing,
 ];
 
 /// What the demo puts in members' vaults, sign-ups and logins: none of it
@@ -97,6 +103,37 @@ async fn every_value(file: &Path) -> Vec<(String, String, Vec<u8>)> {
     out
 }
 
+/// The times `members` keeps, and the sizes of the vault's ciphertexts.
+async fn times_and_sizes(file: &Path) -> (Vec<i64>, Vec<usize>) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", file.display()))
+        .await
+        .unwrap();
+    let mut times = Vec::new();
+    for row in sqlx::query("SELECT created_at, last_login_at, legacy_warned_at FROM members")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    {
+        for i in 0..3 {
+            if let Some(t) = row.try_get::<Option<i64>, _>(i).unwrap() {
+                times.push(t);
+            }
+        }
+    }
+    let sizes: Vec<i64> = sqlx::query_scalar("SELECT length(ciphertext) FROM vault_records")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    (
+        times,
+        sizes
+            .into_iter()
+            .map(|n| usize::try_from(n).unwrap())
+            .collect(),
+    )
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -147,7 +184,7 @@ fn the_thief_and_the_operator_with_the_database() {
             joinable.insert(format!("{t}.{c}"));
         }
     }
-    let known: BTreeSet<String> = STILL_JOINABLE.iter().map(|s| (*s).to_owned()).collect();
+    let known: BTreeSet<String> = STILL_JOINABLE.iter().map(|s| (*s).to_string()).collect();
     let new: Vec<_> = joinable.difference(&known).collect();
     let gone: Vec<_> = known.difference(&joinable).collect();
     assert!(new.is_empty(), "new columns join to a member id: {new:?}");
@@ -155,6 +192,25 @@ fn the_thief_and_the_operator_with_the_database() {
         gone.is_empty(),
         "no longer joinable, take them off STILL_JOINABLE: {gone:?}"
     );
+
+    // The file alone: the account's times are days (an exact one matches
+    // the audit entry of the sign-up or login and names its subject), and
+    // a record's ciphertext tells its size bucket only.
+    let rt2 = tokio::runtime::Runtime::new().unwrap();
+    let (times, sizes) = rt2.block_on(times_and_sizes(&dir.join(me2b_node::SQLITE_FILE)));
+    assert!(times.len() >= 20, "{} member times", times.len());
+    for t in &times {
+        assert_eq!(t % 86_400_000, 0, "members keeps an exact time: {t}");
+    }
+    assert!(sizes.len() > 50, "{} records", sizes.len());
+    for n in &sizes {
+        // version, nonce, tag; then 256 bytes or a power of two.
+        let plain = n - 1 - 24 - 16;
+        assert!(
+            plain >= 256 && plain.is_power_of_two(),
+            "a record ciphertext of {n} bytes shows its length"
+        );
+    }
 
     // With the master key: every value as a data key wrapped under it, for
     // every member; nothing may open.
@@ -174,4 +230,78 @@ fn the_thief_and_the_operator_with_the_database() {
         "the master key opened {opened} data keys of {} members",
         members.len()
     );
+
+    // The erased member, with the master key: nothing keyed to or derived
+    // from them is left (their rows, their locators, their pseudonym for
+    // any organisation; their audit entries are under a name whose salt
+    // went with their account).
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let erased: MemberId = stdout
+        .split("Member ")
+        .filter_map(|rest| rest.get(..36))
+        .find_map(|id| id.parse().ok())
+        .expect("the demo names the member it erased");
+    assert!(
+        !members.contains(&erased),
+        "the erased member's row is gone"
+    );
+    let meta = keys.metadata_keys(std::sync::Arc::new(OsRandom));
+    let orgs: Vec<OrgId> = values
+        .iter()
+        .filter(|(t, c, _)| t == "organisations" && c == "org_id")
+        .map(|(_, _, v)| OrgId::from_slice(v).unwrap())
+        .collect();
+    assert!(orgs.len() >= 3, "{} organisations", orgs.len());
+    let mut needles: Vec<(String, Vec<u8>)> = vec![
+        ("id".into(), erased.as_bytes().to_vec()),
+        ("id as text".into(), erased.to_string().into_bytes()),
+    ];
+    for t in LOCATED {
+        needles.push((
+            format!("{} locator", t.label()),
+            meta.locator(t, erased).to_vec(),
+        ));
+    }
+    for o in &orgs {
+        needles.push((
+            format!("pseudonym for {o}"),
+            keys.subject_pseudonym(o, &erased).into_bytes(),
+        ));
+    }
+    let mut left = BTreeSet::new();
+    for (t, c, v) in &values {
+        for (what, n) in &needles {
+            if contains(v, n) {
+                left.insert(format!("{t}.{c}: {what}"));
+            }
+        }
+    }
+    assert!(
+        left.is_empty(),
+        "the erased member is still there: {left:?}"
+    );
+    // Every value that opens under the node's metadata key, for every row
+    // (sealed member ids are bound to their row): none is the erased id.
+    let mut sealed_ids = 0;
+    for (t, c, v) in values.iter().filter(|(_, c, _)| c == "member_ct") {
+        let table = LOCATED.into_iter().find(|m| m.label() == t).unwrap();
+        let row_col = match t.as_str() {
+            "sessions" => "token_hash",
+            "consents" => "consent_id",
+            _ => "sharing_id",
+        };
+        for (_, _, row) in values.iter().filter(|(t2, c2, _)| t2 == t && c2 == row_col) {
+            let mut bound = b"member\0".to_vec();
+            bound.extend_from_slice(row);
+            if let Some(id) = meta.open(table, &bound, v) {
+                sealed_ids += 1;
+                assert_ne!(
+                    id,
+                    erased.as_bytes(),
+                    "{t}.{c} seals the erased member's id"
+                );
+            }
+        }
+    }
+    assert!(sealed_ids > 10, "{sealed_ids} sealed member ids opened");
 }

@@ -57,6 +57,7 @@ async fn main() {
     let rng: Arc<dyn Random> = Arc::new(OsRandom);
     let clock = Arc::new(SystemClock);
     let keys = Arc::new(Keyring::derive(&MasterKey::generate(rng.as_ref())));
+    store.set_metadata_keys(Arc::new(keys.metadata_keys(rng.clone())));
     let audit = AuditLog::start(store.clone(), clock.clone(), keys.clone(), 1000)
         .await
         .unwrap();
@@ -137,12 +138,15 @@ async fn main() {
         }
         for rs in rows.chunks(1000) {
             let mut qb = sqlx::QueryBuilder::new(
-                "INSERT INTO consents (consent_id, request_id, org_id, member_id, status, version, given_at, expires_at, withdrawn_at, body) ",
+                // As an older node wrote them (by member id, body in clear): the
+                // node's re-keying below moves them (issue 13).
+                "INSERT INTO consents (consent_id, request_id, org_id, member_loc, legacy_member_id, status, version, given_at, expires_at, withdrawn_at, body) ",
             );
             qb.push_values(rs, |mut b, (id, rq, o, m, exp, body)| {
                 b.push_bind(id.as_bytes().to_vec())
                     .push_bind(rq.as_bytes().to_vec())
                     .push_bind(o.as_bytes().to_vec())
+                    .push_bind(m.as_bytes().to_vec())
                     .push_bind(m.as_bytes().to_vec())
                     .push_bind("given")
                     .push_bind(1i64)
@@ -159,6 +163,7 @@ async fn main() {
         .fetch_one(&pool)
         .await
         .unwrap();
+    store.rekey_member_metadata().await.unwrap();
     eprintln!("loaded {n} consents in {:.1} s", t0.elapsed().as_secs_f64());
     assert_eq!(n as usize, MEMBERS * ORGS);
 

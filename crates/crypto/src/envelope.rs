@@ -47,6 +47,16 @@ impl Aad {
     pub fn sign_up(member: MemberId) -> Self {
         Self::new(b"sign-up", member, &[])
     }
+    /// Member metadata sealed for one table's row (issue 13): a member id,
+    /// or a consent's body, bound to the table and the row's own id.
+    pub fn metadata(table: &str, row: &[u8]) -> Self {
+        let mut v = b"me2b/metadata\0".to_vec();
+        v.push(ENVELOPE_VERSION);
+        v.extend_from_slice(&(table.len() as u64).to_be_bytes());
+        v.extend_from_slice(table.as_bytes());
+        v.extend_from_slice(row);
+        Self(v)
+    }
     /// A secret of the node itself (not a member's), named by `label`.
     pub fn node_secret(label: &str) -> Self {
         let mut v = b"me2b/node-secret\0".to_vec();

@@ -133,6 +133,7 @@ pub struct Keyring {
     pseudonym: Zeroizing<[u8; 32]>,
     trust_tag: Zeroizing<[u8; 32]>,
     optout_index: Zeroizing<[u8; 32]>,
+    metadata: Zeroizing<[u8; 32]>,
     key_check: [u8; 32],
     signing: SigningKey,
 }
@@ -162,6 +163,7 @@ impl Keyring {
         let pseudonym = derive(&hk, b"me2b/subject-pseudonym/v1");
         let trust_tag = derive(&hk, b"me2b/trust-tag/v1");
         let optout_index = derive(&hk, b"me2b/optout-code-index/v1");
+        let metadata = derive(&hk, b"me2b/metadata/v1");
         let key_check = *derive(&hk, b"me2b/key-check/v1");
         let signing_seed = derive(&hk, b"me2b/node-signing/v1");
         let signing = SigningKey::from_bytes(&signing_seed);
@@ -171,6 +173,7 @@ impl Keyring {
             pseudonym,
             trust_tag,
             optout_index,
+            metadata,
             key_check,
             signing,
         }
@@ -202,6 +205,12 @@ impl Keyring {
             "sub_{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&out[..16])
         )
+    }
+
+    /// The keys for member metadata at rest (locators, sealed member ids,
+    /// audit subjects: [`crate::meta::NodeMetadataKeys`]).
+    pub fn metadata_keys(&self, rng: std::sync::Arc<dyn Random>) -> crate::meta::NodeMetadataKeys {
+        crate::meta::NodeMetadataKeys::derive(&self.metadata, rng)
     }
 
     /// Keyed hash of a normalised e-mail address, for lookup without storing it.

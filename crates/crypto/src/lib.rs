@@ -23,6 +23,7 @@ mod envelope;
 mod keys;
 pub mod member_key;
 mod optout;
+pub mod meta;
 pub mod org_envelope;
 mod passphrase;
 mod random;

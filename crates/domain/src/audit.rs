@@ -267,6 +267,25 @@ impl AuditEvent {
         self.outcome = o;
         self
     }
+    /// The event with every member it names (its subject, a member actor)
+    /// renamed by `name`: how the log stores it (issue 13: an audit
+    /// subject, never a member id).
+    pub fn renamed(&self, name: impl Fn(MemberId) -> MemberId) -> Self {
+        let mut e = self.clone();
+        e.subject = e.subject.map(&name);
+        if let Actor::Member(m) = e.actor {
+            e.actor = Actor::Member(name(m));
+        }
+        e
+    }
+    /// The members the event names (subject, member actor).
+    pub fn members(&self) -> impl Iterator<Item = MemberId> {
+        let actor = match self.actor {
+            Actor::Member(m) => Some(m),
+            _ => None,
+        };
+        self.subject.into_iter().chain(actor)
+    }
     /// The canonical bytes that are hashed and stored.
     pub fn canonical_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod ids;
 pub mod member;
+pub mod meta;
 pub mod org;
 pub mod record;
 pub mod text;

@@ -293,6 +293,14 @@ impl Node {
 
         let key_path = cfg.master_key_path();
         let (keys, created) = open_keyring(store.as_ref(), &key_path, rng.as_ref()).await?;
+        // Member metadata at rest (issue 13): locators, sealed member ids and
+        // audit subjects under the node's keys; an older node's rows move
+        // to them before anything is served.
+        store.set_metadata_keys(Arc::new(keys.metadata_keys(rng.clone())));
+        let rekeyed = store.rekey_member_metadata().await?;
+        if rekeyed > 0 {
+            tracing::info!(rows = rekeyed, "member metadata re-keyed (issue 13)");
+        }
 
         // The latest signed head is kept in the data directory too: a log
         // whose tail was cut since is refused here, before anything is added.

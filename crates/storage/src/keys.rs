@@ -4,6 +4,7 @@
 
 use crate::sql::{begin_postgres, begin_sqlite, SqlStore};
 use crate::*;
+use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
@@ -109,15 +110,22 @@ macro_rules! impl_key_stores {
                 })
             }
 
-            fn envelope_row(row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row) -> Result<EnvelopeRow> {
+            /// An envelope row joined to its consent (whose sealed member id
+            /// it reads: the envelope table holds no member reference).
+            fn envelope_row(&self, row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row) -> Result<EnvelopeRow> {
+                let cid: Vec<u8> = row.try_get("consent_id")?;
                 Ok(EnvelopeRow {
-                    consent: ConsentId::from_slice(&row.try_get::<Vec<u8>, _>("consent_id")?)
+                    consent: ConsentId::from_slice(&cid)
                         .map_err(|_| corrupt("consent_envelopes.consent_id"))?,
                     key: ApiKeyId::from_slice(&row.try_get::<Vec<u8>, _>("key_id")?)
                         .map_err(|_| corrupt("consent_envelopes.key_id"))?,
                     category: row.try_get("category")?,
-                    member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
-                        .map_err(|_| corrupt("consent_envelopes.member_id"))?,
+                    member: self.open_member(
+                        MetaTable::Consents,
+                        &cid,
+                        row.try_get("member_ct")?,
+                        row.try_get("legacy_member_id")?,
+                    )?,
                     expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
                     updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
                     sealed: row.try_get("sealed")?,
@@ -143,7 +151,7 @@ macro_rules! impl_key_stores {
             }
             async fn touch_member_login(&self, id: MemberId, at: Timestamp) -> Result<()> {
                 sqlx::query("UPDATE members SET last_login_at = $1 WHERE member_id = $2")
-                    .bind(at.unix_millis())
+                    .bind(crate::sql::member_day(at))
                     .bind(id.as_bytes().to_vec())
                     .execute(self.pool())
                     .await?;
@@ -154,8 +162,8 @@ macro_rules! impl_key_stores {
                 id: MemberId,
                 keep: Option<&[u8; 32]>,
             ) -> Result<u64> {
-                let r = sqlx::query("DELETE FROM sessions WHERE member_id = $1 AND token_hash <> $2")
-                    .bind(id.as_bytes().to_vec())
+                let r = sqlx::query("DELETE FROM sessions WHERE member_loc = $1 AND token_hash <> $2")
+                    .bind(self.loc(MetaTable::Sessions, id)?)
                     .bind(keep.map(|k| k.to_vec()).unwrap_or_default())
                     .execute(self.pool())
                     .await?;
@@ -196,7 +204,7 @@ macro_rules! impl_key_stores {
             }
             async fn mark_legacy_warned(&self, id: MemberId, at: Timestamp) -> Result<()> {
                 sqlx::query("UPDATE members SET legacy_warned_at = $1 WHERE member_id = $2")
-                    .bind(at.unix_millis())
+                    .bind(crate::sql::member_day(at))
                     .bind(id.as_bytes().to_vec())
                     .execute(self.pool())
                     .await?;
@@ -256,12 +264,13 @@ macro_rules! impl_key_stores {
                 .bind(&m.email_ct)
                 .bind(&m.passphrase_wrap)
                 .bind(&m.recovery_wrap)
-                .bind(m.created_at.unix_millis())
+                .bind(crate::sql::member_day(m.created_at))
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("INSERT INTO sessions (token_hash, member_id, created_at, expires_at, wrapped_dek) VALUES ($1, $2, $3, $4, $5)")
+                sqlx::query("INSERT INTO sessions (token_hash, member_loc, member_ct, created_at, expires_at, wrapped_dek) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(s.token_hash.to_vec())
-                    .bind(s.member.as_bytes().to_vec())
+                    .bind(self.loc(MetaTable::Sessions, s.member)?)
+                    .bind(self.seal_member(MetaTable::Sessions, &s.token_hash, s.member)?)
                     .bind(s.created_at.unix_millis())
                     .bind(s.expires_at.unix_millis())
                     .bind(&s.wrapped_dek)
@@ -320,13 +329,12 @@ macro_rules! impl_key_stores {
                 }
                 for r in rows {
                     sqlx::query(
-                        "INSERT INTO consent_envelopes (consent_id, key_id, category, member_id, expires_at, updated_at, sealed) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(r.consent.as_bytes().to_vec())
                     .bind(r.key.as_bytes().to_vec())
                     .bind(r.category.clone())
-                    .bind(r.member.as_bytes().to_vec())
                     .bind(r.expires_at.unix_millis())
                     .bind(r.updated_at.unix_millis())
                     .bind(&r.sealed)
@@ -343,8 +351,10 @@ macro_rules! impl_key_stores {
                 now: Timestamp,
             ) -> Result<Vec<EnvelopeRow>> {
                 sqlx::query(
-                    "SELECT * FROM consent_envelopes WHERE consent_id = $1 AND key_id = $2 \
-                     AND expires_at > $3 ORDER BY category",
+                    "SELECT e.consent_id, e.key_id, e.category, e.expires_at, e.updated_at, e.sealed, \
+                     c.member_ct, c.legacy_member_id \
+                     FROM consent_envelopes e JOIN consents c ON c.consent_id = e.consent_id \
+                     WHERE e.consent_id = $1 AND e.key_id = $2 AND e.expires_at > $3 ORDER BY e.category",
                 )
                 .bind(consent.as_bytes().to_vec())
                 .bind(key.as_bytes().to_vec())
@@ -352,7 +362,7 @@ macro_rules! impl_key_stores {
                 .fetch_all(self.pool())
                 .await?
                 .iter()
-                .map(Self::envelope_row)
+                .map(|r| self.envelope_row(r))
                 .collect()
             }
             async fn envelope_keys(&self, consent: ConsentId) -> Result<Vec<ApiKeyId>> {

@@ -8,6 +8,7 @@
 mod erasure;
 mod keys;
 mod loyalty;
+mod meta;
 mod privacy;
 mod rights;
 mod sql;
@@ -17,6 +18,7 @@ pub use erasure::{Confirmed, ErasedTag, ErasureRequestRow, ErasureStore};
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
 pub use rights::{ImportedHistoryRow, RightsStore};
+pub use meta::MetadataStore;
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
@@ -48,6 +50,12 @@ pub enum StorageError {
     AuditContention { attempts: u32 },
     #[error("unsupported database URL (use sqlite://… or postgres://…)")]
     UnsupportedUrl,
+    #[error("the store has no metadata keys (set them before member data is touched)")]
+    NoMetadataKeys,
+    /// A row for a member with no active account (what a foreign key on
+    /// the member id refused before issue 13 took the id out of the row).
+    #[error("no active member for this row")]
+    NoSuchMember,
 }
 
 impl From<sqlx::Error> for StorageError {
@@ -347,6 +355,11 @@ pub trait CredentialStore {
     /// Undoes a redemption whose credential could not be stored, so the code
     /// works again: false when the code is unknown or was not redeemed.
     async fn release_credential_code(&self, code_hash: &[u8; 32]) -> Result<bool>;
+    /// Clears a redeemed code's claims once its credential is in the
+    /// member's vault (issue 13: the node keeps no copy of what it issued,
+    /// and nothing of it is left after the member's erasure); false when
+    /// the code is unknown or not redeemed.
+    async fn forget_credential_claims(&self, code_hash: &[u8; 32]) -> Result<bool>;
     /// Revokes a status index this organisation reserved; false when it did
     /// not (never reserved, or another organisation's). Revoking twice is true
     /// and keeps the first time.
@@ -403,6 +416,7 @@ pub trait Store:
     + MemberAuditStore
     + ErasureStore
     + RightsStore
+    + MetadataStore
     + Send
     + Sync
     + std::fmt::Debug

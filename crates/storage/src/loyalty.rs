@@ -291,6 +291,9 @@ macro_rules! impl_loyalty_store {
         #[async_trait]
         impl MemberAuditStore for SqlStore<$pool> {
             async fn audit_entries_of(&self, subjects: &[MemberId], skip: u64, limit: u64) -> Result<Vec<AuditEntry>> {
+                // A member's entries are under their audit subject (issue 13)
+                // and, those an older node wrote, their id.
+                let subjects = &crate::MetadataStore::audit_subjects(self, subjects).await?;
                 if subjects.is_empty() {
                     return Ok(Vec::new());
                 }

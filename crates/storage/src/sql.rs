@@ -3,7 +3,9 @@
 //! macro writes both implementations; only connection set-up, the transaction that
 //! appends to the audit log, and the migrations differ.
 
+use crate::meta::MetadataStore;
 use crate::*;
+use me2b_domain::meta::MetaTable;
 use me2b_domain::org::{OrgKind, Roles};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -34,11 +36,19 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct SqlStore<P> {
     pool: P,
+    /// The node's keys for member metadata (issue 13; `crate::meta`).
+    pub(crate) meta: Arc<crate::meta::MetaState>,
 }
 
 impl<P> SqlStore<P> {
     pub(crate) fn pool(&self) -> &P {
         &self.pool
+    }
+    fn new(pool: P) -> Self {
+        Self {
+            pool,
+            meta: Arc::default(),
+        }
     }
 }
 
@@ -78,7 +88,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         // SQLite cannot read at all (a truncated one: its header names more
         // pages than the file holds) still fails here, in the migrations.
         SQLITE_MIGRATIONS.run(&pool).await?;
-        Ok(Arc::new(SqlStore { pool }))
+        Ok(Arc::new(SqlStore::new(pool)))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -87,7 +97,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
             .await
             .map_err(open_err)?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        Ok(Arc::new(SqlStore { pool }))
+        Ok(Arc::new(SqlStore::new(pool)))
     } else {
         Err(StorageError::UnsupportedUrl)
     }
@@ -99,6 +109,16 @@ pub fn redact_url(url: &str) -> String {
         (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
         _ => url.to_owned(),
     }
+}
+
+/// Milliseconds in a day.
+const DAY_MS: i64 = 86_400_000;
+
+/// A time the `members` row keeps, floored to the day (issue 13): an exact
+/// sign-up or login time would match the audit entry written at that
+/// moment and tie the entry's subject to the member id.
+pub(crate) fn member_day(t: Timestamp) -> i64 {
+    t.unix_millis().div_euclid(DAY_MS) * DAY_MS
 }
 
 fn corrupt(what: &str) -> StorageError {
@@ -158,17 +178,40 @@ macro_rules! impl_store {
                 })
             }
 
-            fn record_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<StoredRecord> {
+            /// A record row: its member is the one the query was scoped by
+            /// (the table holds only the member's locator).
+            fn record_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row, member: MemberId) -> Result<StoredRecord> {
                 Ok(StoredRecord {
                     id: RecordId::from_slice(&row.try_get::<Vec<u8>, _>("record_id")?)
                         .map_err(|_| corrupt("vault_records.record_id"))?,
-                    member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
-                        .map_err(|_| corrupt("vault_records.member_id"))?,
+                    member,
                     revision: row.try_get("revision")?,
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
                     updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
                     ciphertext: row.try_get("ciphertext")?,
                 })
+            }
+
+            /// Refuses rows for members with no active account, as the
+            /// foreign keys on the member id did before issue 13 (the id is
+            /// a parameter here, never stored beside the row).
+            async fn require_members(
+                conn: &mut <<$pool as PoolDb>::Db as sqlx::Database>::Connection,
+                members: &[MemberId],
+            ) -> Result<()> {
+                let mut seen = std::collections::HashSet::new();
+                for m in members.iter().filter(|m| seen.insert(**m)) {
+                    let found: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM members WHERE member_id = $1 AND state = 'active'",
+                    )
+                    .bind(m.as_bytes().to_vec())
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if found == 0 {
+                        return Err(StorageError::NoSuchMember);
+                    }
+                }
+                Ok(())
             }
 
             fn org_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<OrgRow> {
@@ -213,22 +256,24 @@ macro_rules! impl_store {
                 })
             }
 
-            fn consent_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<ConsentRow> {
+            fn consent_row(&self, row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<ConsentRow> {
+                let cid: Vec<u8> = row.try_get("consent_id")?;
+                let legacy: Option<Vec<u8>> = row.try_get("legacy_member_id")?;
+                let legacy_body = legacy.is_some();
                 Ok(ConsentRow {
-                    id: ConsentId::from_slice(&row.try_get::<Vec<u8>, _>("consent_id")?)
+                    id: ConsentId::from_slice(&cid)
                         .map_err(|_| corrupt("consents.consent_id"))?,
                     request: ConsentRequestId::from_slice(&row.try_get::<Vec<u8>, _>("request_id")?)
                         .map_err(|_| corrupt("consents.request_id"))?,
                     org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
                         .map_err(|_| corrupt("consents.org_id"))?,
-                    member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
-                        .map_err(|_| corrupt("consents.member_id"))?,
+                    member: self.open_member(MetaTable::Consents, &cid, row.try_get("member_ct")?, legacy)?,
                     status: row.try_get("status")?,
                     version: row.try_get("version")?,
                     given_at: Timestamp::from_unix_millis(row.try_get("given_at")?),
                     expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
                     withdrawn_at: row.try_get::<Option<i64>, _>("withdrawn_at")?.map(Timestamp::from_unix_millis),
-                    body: row.try_get("body")?,
+                    body: self.open_body(MetaTable::Consents, &cid, row.try_get("body")?, legacy_body)?,
                 })
             }
 
@@ -247,12 +292,17 @@ macro_rules! impl_store {
                 })
             }
 
-            fn sharing_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<TrustSharingRow> {
+            fn sharing_row(&self, row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<TrustSharingRow> {
+                let sid: Vec<u8> = row.try_get("sharing_id")?;
                 Ok(TrustSharingRow {
-                    id: SharingId::from_slice(&row.try_get::<Vec<u8>, _>("sharing_id")?)
+                    id: SharingId::from_slice(&sid)
                         .map_err(|_| corrupt("trust_sharing.sharing_id"))?,
-                    member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
-                        .map_err(|_| corrupt("trust_sharing.member_id"))?,
+                    member: self.open_member(
+                        MetaTable::TrustSharing,
+                        &sid,
+                        row.try_get("member_ct")?,
+                        row.try_get("legacy_member_id")?,
+                    )?,
                     from_org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("from_org")?)
                         .map_err(|_| corrupt("trust_sharing.from_org"))?,
                     to_org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("to_org")?)
@@ -328,11 +378,24 @@ macro_rules! impl_store {
                     )),
                     None => None,
                 };
+                // Issue 13: the log names a member with an account by their
+                // audit subject, never by id. A value with no account stays
+                // as it is: a trust pseudonym shaped like a member id (the
+                // loyalty view's subject).
+                let mut names = std::collections::HashMap::new();
+                for m in events.iter().flat_map(AuditEvent::members) {
+                    if let std::collections::hash_map::Entry::Vacant(v) = names.entry(m) {
+                        if let Some(name) = self.audit_subject_in(&mut *tx, m, true).await? {
+                            v.insert(name);
+                        }
+                    }
+                }
                 let mut out = Vec::with_capacity(events.len());
                 for event in events {
-                    let entry = AuditEntry::link(prev, at, event);
+                    let stored = event.renamed(|m| names.get(&m).copied().unwrap_or(m));
+                    let entry = AuditEntry::link(prev, at, &stored);
                     prev = Some((entry.seq, entry.hash));
-                    out.push((entry, event.subject));
+                    out.push((entry, stored.subject));
                 }
                 // The batch's signed head rides on its last entry, in this
                 // transaction: no commit is ever left without one.
@@ -426,7 +489,7 @@ macro_rules! impl_store {
                 .bind(&m.email_ct)
                 .bind(&m.passphrase_wrap)
                 .bind(&m.recovery_wrap)
-                .bind(m.created_at.unix_millis())
+                .bind(member_day(m.created_at))
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -463,31 +526,51 @@ macro_rules! impl_store {
                 .bind(id.as_bytes().to_vec())
                 .execute(&mut *tx)
                 .await?;
-                for sql in [
-                    "DELETE FROM sessions WHERE member_id = $1",
-                    "DELETE FROM consent_envelopes WHERE member_id = $1",
-                ] {
-                    sqlx::query(sql).bind(id.as_bytes().to_vec()).execute(&mut *tx).await?;
-                }
+                sqlx::query("DELETE FROM sessions WHERE member_loc = $1")
+                    .bind(self.loc(MetaTable::Sessions, id)?)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "DELETE FROM consent_envelopes WHERE consent_id IN \
+                     (SELECT consent_id FROM consents WHERE member_loc = $1)",
+                )
+                .bind(self.loc(MetaTable::Consents, id)?)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 Ok(r.rows_affected() == 1)
             }
             async fn delete_member_rows(&self, id: MemberId) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
+                // By locator, and by id for rows an older node wrote and no
+                // start has re-keyed yet.
+                for (sql, table) in [
+                    ("DELETE FROM sessions WHERE member_loc = $1", MetaTable::Sessions),
+                    (
+                        "DELETE FROM consent_envelopes WHERE consent_id IN \
+                         (SELECT consent_id FROM consents WHERE member_loc = $1 OR legacy_member_id = $2)",
+                        MetaTable::Consents,
+                    ),
+                    ("DELETE FROM consents WHERE member_loc = $1 OR legacy_member_id = $2", MetaTable::Consents),
+                    ("DELETE FROM member_gpc WHERE member_loc = $1 OR legacy_member_id = $2", MetaTable::MemberGpc),
+                    ("DELETE FROM vault_records WHERE member_loc = $1 OR legacy_member_id = $2", MetaTable::VaultRecords),
+                    ("DELETE FROM trust_enrolments WHERE member_loc = $1 OR legacy_member_id = $2", MetaTable::TrustEnrolments),
+                    ("DELETE FROM trust_sharing WHERE member_loc = $1 OR legacy_member_id = $2", MetaTable::TrustSharing),
+                ] {
+                    let q = sqlx::query(sql).bind(self.loc(table, id)?);
+                    let q = if sql.contains("$2") { q.bind(id.as_bytes().to_vec()) } else { q };
+                    q.execute(&mut *tx).await?;
+                }
                 for sql in [
-                    "DELETE FROM sessions WHERE member_id = $1",
-                    "DELETE FROM consent_envelopes WHERE member_id = $1",
                     "DELETE FROM sign_ups WHERE member_id = $1",
-                    "DELETE FROM consents WHERE member_id = $1",
-                    "DELETE FROM member_gpc WHERE member_id = $1",
-                    "DELETE FROM vault_records WHERE member_id = $1",
-                    "DELETE FROM trust_enrolments WHERE member_id = $1",
-                    "DELETE FROM trust_sharing WHERE member_id = $1",
+                    // The audit salt goes with the row: no key names the
+                    // member's audit entries any more.
                     "DELETE FROM members WHERE member_id = $1",
                 ] {
                     sqlx::query(sql).bind(id.as_bytes().to_vec()).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                self.forget_subject(id);
                 Ok(())
             }
             async fn members_pending_erasure(&self) -> Result<Vec<MemberId>> {
@@ -512,9 +595,10 @@ macro_rules! impl_store {
         #[async_trait]
         impl SessionStore for SqlStore<$pool> {
             async fn insert_session(&self, s: &SessionRow) -> Result<()> {
-                sqlx::query("INSERT INTO sessions (token_hash, member_id, created_at, expires_at, wrapped_dek) VALUES ($1, $2, $3, $4, $5)")
+                sqlx::query("INSERT INTO sessions (token_hash, member_loc, member_ct, created_at, expires_at, wrapped_dek) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(s.token_hash.to_vec())
-                    .bind(s.member.as_bytes().to_vec())
+                    .bind(self.loc(MetaTable::Sessions, s.member)?)
+                    .bind(self.seal_member(MetaTable::Sessions, &s.token_hash, s.member)?)
                     .bind(s.created_at.unix_millis())
                     .bind(s.expires_at.unix_millis())
                     .bind(&s.wrapped_dek)
@@ -523,18 +607,17 @@ macro_rules! impl_store {
                 Ok(())
             }
             async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionWithKey>> {
+                // Erasure deletes a member's sessions in the write that
+                // marks them erasing: a session row is an active member's.
                 let row = sqlx::query(
-                    "SELECT s.member_id, s.expires_at, s.wrapped_dek FROM sessions s \
-                     JOIN members m ON m.member_id = s.member_id \
-                     WHERE s.token_hash = $1 AND m.state = 'active'",
+                    "SELECT member_ct, expires_at, wrapped_dek FROM sessions WHERE token_hash = $1",
                 )
                 .bind(token_hash.to_vec())
                 .fetch_optional(&self.pool)
                 .await?;
                 row.map(|row| {
                     Ok(SessionWithKey {
-                        member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
-                            .map_err(|_| corrupt("sessions.member_id"))?,
+                        member: self.open_member(MetaTable::Sessions, token_hash, row.try_get("member_ct")?, None)?,
                         expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
                         wrapped_dek: row.try_get("wrapped_dek")?,
                     })
@@ -560,70 +643,73 @@ macro_rules! impl_store {
         #[async_trait]
         impl VaultStore for SqlStore<$pool> {
             async fn insert_record(&self, r: &StoredRecord) -> Result<()> {
+                let mut tx = $begin(&self.pool).await?;
+                Self::require_members(&mut *tx, &[r.member]).await?;
                 sqlx::query(
-                    "INSERT INTO vault_records (record_id, member_id, revision, created_at, updated_at, ciphertext) \
+                    "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(r.id.as_bytes().to_vec())
-                .bind(r.member.as_bytes().to_vec())
+                .bind(self.loc(MetaTable::VaultRecords, r.member)?)
                 .bind(r.revision)
                 .bind(r.created_at.unix_millis())
                 .bind(r.updated_at.unix_millis())
                 .bind(&r.ciphertext)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(())
             }
             async fn record(&self, member: MemberId, id: RecordId) -> Result<Option<StoredRecord>> {
-                sqlx::query("SELECT * FROM vault_records WHERE member_id = $1 AND record_id = $2")
-                    .bind(member.as_bytes().to_vec())
+                sqlx::query("SELECT * FROM vault_records WHERE member_loc = $1 AND record_id = $2")
+                    .bind(self.loc(MetaTable::VaultRecords, member)?)
                     .bind(id.as_bytes().to_vec())
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
-                    .map(Self::record_row)
+                    .map(|r| Self::record_row(r, member))
                     .transpose()
             }
             async fn list_records(&self, member: MemberId, offset: u64, limit: u64) -> Result<Vec<StoredRecord>> {
                 sqlx::query(
-                    "SELECT * FROM vault_records WHERE member_id = $1 \
+                    "SELECT * FROM vault_records WHERE member_loc = $1 \
                      ORDER BY created_at, record_id LIMIT $2 OFFSET $3",
                 )
-                .bind(member.as_bytes().to_vec())
+                .bind(self.loc(MetaTable::VaultRecords, member)?)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .bind(i64::try_from(offset).unwrap_or(i64::MAX))
                 .fetch_all(&self.pool)
                 .await?
                 .iter()
-                .map(Self::record_row)
+                .map(|r| Self::record_row(r, member))
                 .collect()
             }
             async fn update_record(&self, r: &StoredRecord, expected_revision: i64) -> Result<bool> {
                 let res = sqlx::query(
                     "UPDATE vault_records SET revision = $1, updated_at = $2, ciphertext = $3 \
-                     WHERE record_id = $4 AND member_id = $5 AND revision = $6",
+                     WHERE record_id = $4 AND member_loc = $5 AND revision = $6",
                 )
                 .bind(r.revision)
                 .bind(r.updated_at.unix_millis())
                 .bind(&r.ciphertext)
                 .bind(r.id.as_bytes().to_vec())
-                .bind(r.member.as_bytes().to_vec())
+                .bind(self.loc(MetaTable::VaultRecords, r.member)?)
                 .bind(expected_revision)
                 .execute(&self.pool)
                 .await?;
                 Ok(res.rows_affected() == 1)
             }
             async fn delete_record(&self, member: MemberId, id: RecordId) -> Result<bool> {
-                let r = sqlx::query("DELETE FROM vault_records WHERE member_id = $1 AND record_id = $2")
-                    .bind(member.as_bytes().to_vec())
+                let r = sqlx::query("DELETE FROM vault_records WHERE member_loc = $1 AND record_id = $2")
+                    .bind(self.loc(MetaTable::VaultRecords, member)?)
                     .bind(id.as_bytes().to_vec())
                     .execute(&self.pool)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
             async fn count_records(&self, member: MemberId) -> Result<u64> {
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vault_records WHERE member_id = $1")
-                    .bind(member.as_bytes().to_vec())
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vault_records WHERE member_loc = $1")
+                    .bind(self.loc(MetaTable::VaultRecords, member)?)
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(u64::try_from(n).unwrap_or(0))
@@ -645,12 +731,18 @@ macro_rules! impl_store {
                                     _ => None,
                                 })
                                 .collect();
+                            let owners: Vec<MemberId> = run.iter().map(|r| r.member).collect();
+                            Self::require_members(&mut *tx, &owners).await?;
+                            let locs = run
+                                .iter()
+                                .map(|r| self.loc(MetaTable::VaultRecords, r.member))
+                                .collect::<Result<Vec<_>>>()?;
                             let mut qb = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new(
-                                "INSERT INTO vault_records (record_id, member_id, revision, created_at, updated_at, ciphertext) ",
+                                "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext) ",
                             );
-                            qb.push_values(&run, |mut b, r| {
+                            qb.push_values(run.iter().zip(locs), |mut b, (r, loc)| {
                                 b.push_bind(r.id.as_bytes().to_vec())
-                                    .push_bind(r.member.as_bytes().to_vec())
+                                    .push_bind(loc)
                                     .push_bind(r.revision)
                                     .push_bind(r.created_at.unix_millis())
                                     .push_bind(r.updated_at.unix_millis())
@@ -663,13 +755,13 @@ macro_rules! impl_store {
                         RecordWrite::Update { record: r, expected_revision } => {
                             let res = sqlx::query(
                                 "UPDATE vault_records SET revision = $1, updated_at = $2, ciphertext = $3 \
-                                 WHERE record_id = $4 AND member_id = $5 AND revision = $6",
+                                 WHERE record_id = $4 AND member_loc = $5 AND revision = $6",
                             )
                             .bind(r.revision)
                             .bind(r.updated_at.unix_millis())
                             .bind(&r.ciphertext)
                             .bind(r.id.as_bytes().to_vec())
-                            .bind(r.member.as_bytes().to_vec())
+                            .bind(self.loc(MetaTable::VaultRecords, r.member)?)
                             .bind(*expected_revision)
                             .execute(&mut *tx)
                             .await?;
@@ -677,8 +769,8 @@ macro_rules! impl_store {
                             1
                         }
                         RecordWrite::Delete { member, id } => {
-                            let res = sqlx::query("DELETE FROM vault_records WHERE member_id = $1 AND record_id = $2")
-                                .bind(member.as_bytes().to_vec())
+                            let res = sqlx::query("DELETE FROM vault_records WHERE member_loc = $1 AND record_id = $2")
+                                .bind(self.loc(MetaTable::VaultRecords, *member)?)
                                 .bind(id.as_bytes().to_vec())
                                 .execute(&mut *tx)
                                 .await?;
@@ -830,10 +922,15 @@ macro_rules! impl_store {
                     .collect()
             }
             async fn audit_entries_for(&self, member: MemberId, after: u64, limit: u64) -> Result<Vec<AuditEntry>> {
-                sqlx::query("SELECT * FROM audit_log WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-                    .bind(member.as_bytes().to_vec())
+                // Under the member's audit subject, or their id (entries an
+                // older node wrote).
+                let names = self.audit_subjects(&[member]).await?;
+                let first = names.first().copied().unwrap_or(member);
+                sqlx::query("SELECT * FROM audit_log WHERE (subject = $1 OR subject = $4) AND seq > $2 ORDER BY seq LIMIT $3")
+                    .bind(first.as_bytes().to_vec())
                     .bind(seq_i64(after)?)
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .bind(member.as_bytes().to_vec())
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
@@ -902,19 +999,20 @@ macro_rules! impl_store {
             }
             async fn insert_consent(&self, c: &ConsentRow) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO consents (consent_id, request_id, org_id, member_id, status, version, given_at, expires_at, withdrawn_at, body) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO consents (consent_id, request_id, org_id, member_loc, member_ct, status, version, given_at, expires_at, withdrawn_at, body) \
+                     VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(c.id.as_bytes().to_vec())
                 .bind(c.request.as_bytes().to_vec())
                 .bind(c.org.as_bytes().to_vec())
-                .bind(c.member.as_bytes().to_vec())
+                .bind(self.loc(MetaTable::Consents, c.member)?)
                 .bind(&c.status)
                 .bind(c.version)
                 .bind(c.given_at.unix_millis())
                 .bind(c.expires_at.unix_millis())
                 .bind(c.withdrawn_at.map(Timestamp::unix_millis))
-                .bind(&c.body)
+                .bind(self.seal_body(MetaTable::Consents, c.id.as_bytes(), &c.body)?)
+                .bind(self.seal_member(MetaTable::Consents, c.id.as_bytes(), c.member)?)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -924,15 +1022,18 @@ macro_rules! impl_store {
                 // durable write.
                 let mut tx = self.pool.begin().await?;
                 let r = sqlx::query(
-                    "UPDATE consents SET status = $1, version = $2, withdrawn_at = $3, body = $4 \
+                    "UPDATE consents SET status = $1, version = $2, withdrawn_at = $3, body = $4, \
+                     member_loc = $7, member_ct = $8, legacy_member_id = NULL \
                      WHERE consent_id = $5 AND version = $6",
                 )
                 .bind(&c.status)
                 .bind(c.version)
                 .bind(c.withdrawn_at.map(Timestamp::unix_millis))
-                .bind(&c.body)
+                .bind(self.seal_body(MetaTable::Consents, c.id.as_bytes(), &c.body)?)
                 .bind(c.id.as_bytes().to_vec())
                 .bind(expected_version)
+                .bind(self.loc(MetaTable::Consents, c.member)?)
+                .bind(self.seal_member(MetaTable::Consents, c.id.as_bytes(), c.member)?)
                 .execute(&mut *tx)
                 .await?;
                 if r.rows_affected() != 1 {
@@ -954,26 +1055,26 @@ macro_rules! impl_store {
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
-                    .map(Self::consent_row)
+                    .map(|r| self.consent_row(r))
                     .transpose()
             }
             async fn consents_between(&self, org: OrgId, member: MemberId) -> Result<Vec<ConsentRow>> {
-                sqlx::query("SELECT * FROM consents WHERE org_id = $1 AND member_id = $2")
+                sqlx::query("SELECT * FROM consents WHERE org_id = $1 AND member_loc = $2")
                     .bind(org.as_bytes().to_vec())
-                    .bind(member.as_bytes().to_vec())
+                    .bind(self.loc(MetaTable::Consents, member)?)
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
-                    .map(Self::consent_row)
+                    .map(|r| self.consent_row(r))
                     .collect()
             }
             async fn consents_of_member(&self, member: MemberId) -> Result<Vec<ConsentRow>> {
-                sqlx::query("SELECT * FROM consents WHERE member_id = $1 ORDER BY given_at, consent_id")
-                    .bind(member.as_bytes().to_vec())
+                sqlx::query("SELECT * FROM consents WHERE member_loc = $1 ORDER BY given_at, consent_id")
+                    .bind(self.loc(MetaTable::Consents, member)?)
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
-                    .map(Self::consent_row)
+                    .map(|r| self.consent_row(r))
                     .collect()
             }
             async fn consents_for_request(&self, request: ConsentRequestId) -> Result<Vec<ConsentRow>> {
@@ -982,20 +1083,20 @@ macro_rules! impl_store {
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
-                    .map(Self::consent_row)
+                    .map(|r| self.consent_row(r))
                     .collect()
             }
             async fn record_gpc(&self, member: MemberId, at: Timestamp) -> Result<Timestamp> {
-                sqlx::query("INSERT INTO member_gpc (member_id, since) VALUES ($1, $2) ON CONFLICT (member_id) DO NOTHING")
-                    .bind(member.as_bytes().to_vec())
+                sqlx::query("INSERT INTO member_gpc (member_loc, since) VALUES ($1, $2) ON CONFLICT (member_loc) DO NOTHING")
+                    .bind(self.loc(MetaTable::MemberGpc, member)?)
                     .bind(at.unix_millis())
                     .execute(&self.pool)
                     .await?;
                 Ok(self.gpc_since(member).await?.unwrap_or(at))
             }
             async fn gpc_since(&self, member: MemberId) -> Result<Option<Timestamp>> {
-                let v: Option<i64> = sqlx::query_scalar("SELECT since FROM member_gpc WHERE member_id = $1")
-                    .bind(member.as_bytes().to_vec())
+                let v: Option<i64> = sqlx::query_scalar("SELECT since FROM member_gpc WHERE member_loc = $1")
+                    .bind(self.loc(MetaTable::MemberGpc, member)?)
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(v.map(Timestamp::from_unix_millis))
@@ -1158,8 +1259,8 @@ macro_rules! impl_store {
         #[async_trait]
         impl TrustStore for SqlStore<$pool> {
             async fn enrol_trust_member(&self, member: MemberId, origin_ct: &[u8], at: Timestamp) -> Result<Vec<u8>> {
-                sqlx::query("INSERT INTO trust_enrolments (member_id, origin_ct, created_at) VALUES ($1, $2, $3) ON CONFLICT (member_id) DO NOTHING")
-                    .bind(member.as_bytes().to_vec())
+                sqlx::query("INSERT INTO trust_enrolments (member_loc, origin_ct, created_at) VALUES ($1, $2, $3) ON CONFLICT (member_loc) DO NOTHING")
+                    .bind(self.loc(MetaTable::TrustEnrolments, member)?)
                     .bind(origin_ct)
                     .bind(at.unix_millis())
                     .execute(&self.pool)
@@ -1167,8 +1268,8 @@ macro_rules! impl_store {
                 self.trust_enrolment(member).await?.ok_or_else(|| corrupt("trust_enrolments"))
             }
             async fn trust_enrolment(&self, member: MemberId) -> Result<Option<Vec<u8>>> {
-                let row = sqlx::query("SELECT origin_ct FROM trust_enrolments WHERE member_id = $1")
-                    .bind(member.as_bytes().to_vec())
+                let row = sqlx::query("SELECT origin_ct FROM trust_enrolments WHERE member_loc = $1")
+                    .bind(self.loc(MetaTable::TrustEnrolments, member)?)
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(|r| r.try_get::<Vec<u8>, _>("origin_ct").map_err(StorageError::from)).transpose()
@@ -1407,11 +1508,11 @@ macro_rules! impl_store {
             }
             async fn insert_trust_sharing(&self, s: &TrustSharingRow) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO trust_sharing (sharing_id, member_id, from_org, to_org, purpose, created_at, expires_at, withdrawn_at, research_tag) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO trust_sharing (sharing_id, member_loc, member_ct, from_org, to_org, purpose, created_at, expires_at, withdrawn_at, research_tag) \
+                     VALUES ($1, $2, $10, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(s.id.as_bytes().to_vec())
-                .bind(s.member.as_bytes().to_vec())
+                .bind(self.loc(MetaTable::TrustSharing, s.member)?)
                 .bind(s.from_org.as_bytes().to_vec())
                 .bind(s.to_org.as_bytes().to_vec())
                 .bind(&s.purpose)
@@ -1419,28 +1520,29 @@ macro_rules! impl_store {
                 .bind(s.expires_at.unix_millis())
                 .bind(s.withdrawn_at.map(|t| t.unix_millis()))
                 .bind(s.research_tag.map(|t| t.to_vec()))
+                .bind(self.seal_member(MetaTable::TrustSharing, s.id.as_bytes(), s.member)?)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
             }
             async fn withdraw_trust_sharing(&self, id: SharingId, member: MemberId, at: Timestamp) -> Result<bool> {
                 let r = sqlx::query(
-                    "UPDATE trust_sharing SET withdrawn_at = $3 WHERE sharing_id = $1 AND member_id = $2 AND withdrawn_at IS NULL",
+                    "UPDATE trust_sharing SET withdrawn_at = $3 WHERE sharing_id = $1 AND member_loc = $2 AND withdrawn_at IS NULL",
                 )
                 .bind(id.as_bytes().to_vec())
-                .bind(member.as_bytes().to_vec())
+                .bind(self.loc(MetaTable::TrustSharing, member)?)
                 .bind(at.unix_millis())
                 .execute(&self.pool)
                 .await?;
                 Ok(r.rows_affected() == 1)
             }
             async fn trust_sharing_of_member(&self, member: MemberId) -> Result<Vec<TrustSharingRow>> {
-                sqlx::query("SELECT * FROM trust_sharing WHERE member_id = $1 ORDER BY created_at, sharing_id")
-                    .bind(member.as_bytes().to_vec())
+                sqlx::query("SELECT * FROM trust_sharing WHERE member_loc = $1 ORDER BY created_at, sharing_id")
+                    .bind(self.loc(MetaTable::TrustSharing, member)?)
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
-                    .map(Self::sharing_row)
+                    .map(|r| self.sharing_row(r))
                     .collect()
             }
             async fn trust_sharing_between(&self, from: OrgId, to: OrgId, now: Timestamp) -> Result<Vec<TrustSharingRow>> {
@@ -1454,7 +1556,7 @@ macro_rules! impl_store {
                 .fetch_all(&self.pool)
                 .await?
                 .iter()
-                .map(Self::sharing_row)
+                .map(|r| self.sharing_row(r))
                 .collect()
             }
             async fn trust_forget(&self, research_tag: &[u8; 32], loyalty_tag: &[u8; 32], at: Timestamp) -> Result<u64> {
@@ -1622,6 +1724,16 @@ macro_rules! impl_store {
                     .bind(code_hash.to_vec())
                     .execute(&self.pool)
                     .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn forget_credential_claims(&self, code_hash: &[u8; 32]) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE credential_codes SET claims_json = $2 WHERE code_hash = $1 AND redeemed_at IS NOT NULL",
+                )
+                .bind(code_hash.to_vec())
+                .bind(Vec::<u8>::new())
+                .execute(&self.pool)
+                .await?;
                 Ok(r.rows_affected() == 1)
             }
             async fn revoke_credential(&self, org: OrgId, index: u32, at: Timestamp) -> Result<bool> {

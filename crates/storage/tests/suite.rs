@@ -29,6 +29,7 @@ async fn stores() -> Vec<(Db, Arc<dyn Store>, TestDb)> {
     for db in Db::ALL {
         if let Some(t) = fresh(db).await.unwrap() {
             let s = open(&t.url).await.unwrap();
+            s.set_metadata_keys(me2b_testkit::metadata_keys());
             out.push((db, s, t));
         }
     }
@@ -67,7 +68,8 @@ async fn members_insert_lookup_conflict_and_shred() {
         assert_eq!(row.passphrase_wrap.as_deref(), Some(&[9u8; 73][..]));
         assert_eq!(row.recovery_wrap.as_deref(), Some(&[8u8; 73][..]));
         assert!(row.wrapped_dek.is_none() && row.passphrase_hash.is_none());
-        assert_eq!(row.last_login_at, Some(ts(1000)));
+        // Floored to the day (issue 13).
+        assert_eq!(row.last_login_at, Some(ts(0)));
         assert!(!row.erasing);
         assert_eq!(s.count_members().await.unwrap(), 1);
 
@@ -331,7 +333,9 @@ async fn organisations_and_keys() {
 async fn audit_log_chains_filters_and_refuses_edits() {
     for (db, s, t) in stores().await {
         let rng = Rng::default();
-        let m = MemberId::generate(&rng);
+        let nm = new_member(&rng, 31);
+        s.insert_member(&nm).await.unwrap();
+        let m = nm.id;
         let events: Vec<AuditEvent> = (0..10)
             .map(|i| {
                 let e = AuditEvent::new(Actor::Member(m), Action::RecordRead);
@@ -359,6 +363,38 @@ async fn audit_log_chains_filters_and_refuses_edits() {
             mine.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![1, 3, 5, 7, 9]
         );
+        // Issue 13: the log names the member by an audit subject, never by
+        // id, as subject or as actor.
+        for e in &all {
+            assert!(!e.event_json.windows(16).any(|w| w == m.as_bytes()));
+            assert!(!String::from_utf8_lossy(&e.event_json).contains(&m.to_string()));
+            assert_ne!(e.event().unwrap().subject, Some(m));
+        }
+        // A store opened afresh (no cache) finds them under the same name.
+        let fresh_store = open(&t.url).await.unwrap();
+        fresh_store.set_metadata_keys(me2b_testkit::metadata_keys());
+        assert_eq!(
+            fresh_store
+                .audit_entries_for(m, 0, 100)
+                .await
+                .unwrap()
+                .len(),
+            5
+        );
+        // Erasure deletes the salt with the row: nothing names them any more,
+        // even with the node's keys.
+        s.delete_member_rows(m).await.unwrap();
+        assert!(
+            s.audit_entries_for(m, 0, 100).await.unwrap().is_empty(),
+            "{db:?}"
+        );
+        assert!(fresh_store
+            .audit_entries_for(m, 0, 100)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(fresh_store.audit_subjects(&[m]).await.unwrap(), vec![m]);
+        fresh_store.close().await;
 
         s.insert_checkpoint(&Checkpoint {
             seq: 10,
@@ -398,6 +434,7 @@ async fn concurrent_audit_appends_from_two_stores_keep_one_chain() {
         // A second store on the same database plays another process (e.g. the CLI
         // next to a running server).
         let other = open(&t.url).await.unwrap();
+        other.set_metadata_keys(me2b_testkit::metadata_keys());
         let ev = AuditEvent::new(Actor::Operator, Action::OrgCreate);
         let mut tasks = Vec::new();
         for i in 0..40 {
@@ -441,6 +478,7 @@ async fn reopening_keeps_data_and_bad_urls_fail_clearly() {
         s.insert_member(&m).await.unwrap();
         s.close().await;
         let again = open(&t.url).await.unwrap();
+        again.set_metadata_keys(me2b_testkit::metadata_keys());
         assert!(again.member(m.id).await.unwrap().is_some());
     }
     assert!(matches!(
@@ -1407,10 +1445,14 @@ async fn a_member_audit_view_reads_several_subjects_by_offset_and_finds_heads() 
     for (db, s, _t) in stores().await {
         let rng = Rng::default();
         let (m, other, alias) = (
-            MemberId::generate(&rng),
-            MemberId::generate(&rng),
+            new_member(&rng, 41),
+            new_member(&rng, 42),
+            // A trust pseudonym shaped like a member id: no account.
             MemberId::generate(&rng),
         );
+        s.insert_member(&m).await.unwrap();
+        s.insert_member(&other).await.unwrap();
+        let (m, other) = (m.id, other.id);
         let ev = |subject| AuditEvent::new(Actor::Node, Action::RecordRead).subject(subject);
         s.append_audit(ts(1), &[ev(m), ev(other), ev(alias)])
             .await
@@ -2184,12 +2226,14 @@ async fn sign_ups_confirm_once_and_keys_move_off_the_master_key() {
         let row = s.member(m.id).await.unwrap().unwrap();
         assert_eq!(row.passphrase_wrap, Some(vec![11; 73]));
         assert_eq!(row.recovery_wrap, Some(vec![8; 73]), "kept");
-        s.touch_member_login(m.id, ts(77)).await.unwrap();
-        s.mark_legacy_warned(m.id, ts(78)).await.unwrap();
+        let day = 86_400_000;
+        s.touch_member_login(m.id, ts(3 * day + 77)).await.unwrap();
+        s.mark_legacy_warned(m.id, ts(4 * day + 78)).await.unwrap();
         let row = s.member(m.id).await.unwrap().unwrap();
+        // Floored to the day (issue 13).
         assert_eq!(
             (row.last_login_at, row.legacy_warned_at),
-            (Some(ts(77)), Some(ts(78)))
+            (Some(ts(3 * day)), Some(ts(4 * day)))
         );
         assert!(s.legacy_members().await.unwrap().is_empty());
     }
@@ -2360,5 +2404,198 @@ async fn expired_envelopes_are_purged_and_erasure_takes_the_rest() {
             s.envelope_keys(ids[1]).await.unwrap().is_empty(),
             "gone with the key"
         );
+    }
+}
+
+/// The migrations an older node (before issue 13's metadata at rest) ran.
+async fn older_migrator(db: Db) -> (sqlx::migrate::Migrator, tempfile::TempDir) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(match db {
+            Db::Sqlite => "sqlite",
+            Db::Postgres => "postgres",
+        });
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.as_str() < "0018" {
+            std::fs::copy(&p, dir.path().join(&name)).unwrap();
+        }
+    }
+    (sqlx::migrate::Migrator::new(dir.path()).await.unwrap(), dir)
+}
+
+/// Rows an older node wrote, by member id, in its schema.
+macro_rules! older_rows {
+    ($pool:expr, $m:expr, $org:expr, $cid:expr, $rid:expr, $sid:expr, $body:expr) => {{
+        let m = $m.as_bytes().to_vec();
+        let org = $org.as_bytes().to_vec();
+        let req = vec![0x51u8; 16];
+        let cid = $cid.as_bytes().to_vec();
+        let stmts: Vec<(&str, Vec<Vec<u8>>)> = vec![
+            (
+                "INSERT INTO members (member_id, email_index, email_ct, passphrase_wrap, recovery_wrap, state, created_at, last_login_at) \
+                 VALUES ($1, $2, $3, $4, $4, 'active', 1234567, 7654321)",
+                vec![m.clone(), vec![7; 32], vec![1, 2], vec![9; 73]],
+            ),
+            (
+                "INSERT INTO organisations (org_id, name, kind, created_at) VALUES ($1, 'Older Co-op', 'coop', 1)",
+                vec![org.clone()],
+            ),
+            (
+                "INSERT INTO consent_requests (request_id, org_id, created_at, body) VALUES ($1, $2, 1, $3)",
+                vec![req.clone(), org.clone(), b"{}".to_vec()],
+            ),
+            (
+                "INSERT INTO consents (consent_id, request_id, org_id, member_id, status, version, given_at, expires_at, body) \
+                 VALUES ($1, $2, $3, $4, 'given', 1, 5, 9999999999999, $5)",
+                vec![cid.clone(), req.clone(), org.clone(), m.clone(), $body.to_vec()],
+            ),
+            (
+                "INSERT INTO consent_envelopes (consent_id, key_id, category, member_id, expires_at, updated_at, sealed) \
+                 VALUES ($1, $2, 'dpv:Age', $3, 9999999999999, 5, $4)",
+                vec![cid.clone(), vec![0x61; 16], m.clone(), vec![3; 40]],
+            ),
+            (
+                "INSERT INTO vault_records (record_id, member_id, revision, created_at, updated_at, ciphertext) \
+                 VALUES ($1, $2, 1, 5, 5, $3)",
+                vec![$rid.as_bytes().to_vec(), m.clone(), vec![4; 60]],
+            ),
+            ("INSERT INTO member_gpc (member_id, since) VALUES ($1, 77)", vec![m.clone()]),
+            (
+                "INSERT INTO trust_enrolments (member_id, origin_ct, created_at) VALUES ($1, $2, 5)",
+                vec![m.clone(), vec![5; 64]],
+            ),
+            (
+                "INSERT INTO trust_sharing (sharing_id, member_id, from_org, to_org, purpose, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $3, 'marketing', 5, 9999999999999)",
+                vec![$sid.as_bytes().to_vec(), m.clone(), org.clone()],
+            ),
+            (
+                "INSERT INTO sessions (token_hash, member_id, created_at, expires_at, wrapped_dek) VALUES ($1, $2, 5, 9999999999999, $3)",
+                vec![vec![0x71; 32], m.clone(), vec![6; 80]],
+            ),
+        ];
+        for (sql, binds) in stmts {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(b);
+            }
+            q.execute($pool).await.unwrap();
+        }
+    }};
+}
+
+/// Issue 13's upgrade: a database an older node wrote (member ids beside
+/// every row) is migrated in place; the node's first start re-keys the rows,
+/// which its queries then find by locator; no member id is left outside
+/// `members`; sessions are gone (members log in again).
+#[tokio::test]
+async fn an_older_nodes_rows_are_rekeyed_in_place() {
+    for db in Db::ALL {
+        let Some(t) = fresh(db).await.unwrap() else {
+            continue;
+        };
+        let rng = Rng::default();
+        let (m, org) = (MemberId::generate(&rng), OrgId::generate(&rng));
+        let (cid, rid, sid) = (
+            me2b_domain::ConsentId::generate(&rng),
+            RecordId::generate(&rng),
+            SharingId::generate(&rng),
+        );
+        let body = br#"{"older":"consent body"}"#;
+        let (older, _dir) = older_migrator(db).await;
+        match db {
+            Db::Sqlite => {
+                let opts =
+                    <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&t.url)
+                        .unwrap()
+                        .create_if_missing(true);
+                let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+                older.run(&pool).await.unwrap();
+                older_rows!(&pool, m, org, cid, rid, sid, body);
+                pool.close().await;
+            }
+            Db::Postgres => {
+                let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
+                older.run(&pool).await.unwrap();
+                older_rows!(&pool, m, org, cid, rid, sid, body);
+                pool.close().await;
+            }
+        }
+
+        let s = open(&t.url).await.unwrap();
+        s.set_metadata_keys(me2b_testkit::metadata_keys());
+        let moved = s.rekey_member_metadata().await.unwrap();
+        // A salt, a record, the GPC signal, an enrolment, a consent, a sharing.
+        assert_eq!(moved, 6, "{db:?}");
+        assert_eq!(s.rekey_member_metadata().await.unwrap(), 0, "{db:?}: once");
+
+        assert!(s.record(m, rid).await.unwrap().is_some(), "{db:?}");
+        assert_eq!(s.count_records(m).await.unwrap(), 1);
+        let c = s.consents_between(org, m).await.unwrap();
+        assert_eq!(c.len(), 1, "{db:?}");
+        assert_eq!((c[0].member, c[0].body.as_slice()), (m, &body[..]));
+        assert_eq!(s.consents_of_member(m).await.unwrap().len(), 1);
+        assert_eq!(s.gpc_since(m).await.unwrap(), Some(ts(77)));
+        assert_eq!(s.trust_enrolment(m).await.unwrap(), Some(vec![5; 64]));
+        let sh = s.trust_sharing_of_member(m).await.unwrap();
+        assert_eq!((sh.len(), sh[0].member), (1, m), "{db:?}");
+        let env = s
+            .envelopes_for(cid, ApiKeyId::from_slice(&[0x61; 16]).unwrap(), ts(10))
+            .await
+            .unwrap();
+        assert_eq!((env.len(), env[0].member), (1, m), "{db:?}");
+        assert!(s.session(&[0x71; 32]).await.unwrap().is_none());
+        let row = s.member(m).await.unwrap().unwrap();
+        assert_eq!(row.created_at, ts(0), "{db:?}: floored to the day");
+
+        // Nothing by member id outside `members`; the consent body sealed.
+        let checks = [
+            "SELECT COUNT(*) FROM vault_records WHERE legacy_member_id IS NOT NULL OR member_loc = $1",
+            "SELECT COUNT(*) FROM consents WHERE legacy_member_id IS NOT NULL OR member_loc = $1 OR body = $2",
+            "SELECT COUNT(*) FROM member_gpc WHERE legacy_member_id IS NOT NULL OR member_loc = $1",
+            "SELECT COUNT(*) FROM trust_enrolments WHERE legacy_member_id IS NOT NULL OR member_loc = $1",
+            "SELECT COUNT(*) FROM trust_sharing WHERE legacy_member_id IS NOT NULL OR member_loc = $1",
+            "SELECT COUNT(*) FROM sessions WHERE member_loc = $1",
+        ];
+        for sql in checks {
+            let sql = if sql.contains("$2") {
+                sql.to_owned()
+            } else {
+                format!("{sql} AND $2 = $2")
+            };
+            let n: i64 = match db {
+                Db::Sqlite => {
+                    let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+                    let n = sqlx::query_scalar(&sql)
+                        .bind(m.as_bytes().to_vec())
+                        .bind(body.to_vec())
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                    pool.close().await;
+                    n
+                }
+                Db::Postgres => {
+                    let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
+                    let n = sqlx::query_scalar(&sql)
+                        .bind(m.as_bytes().to_vec())
+                        .bind(body.to_vec())
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                    pool.close().await;
+                    n
+                }
+            };
+            assert_eq!(n, 0, "{db:?}: {sql}");
+        }
+        // Erasure finds the re-keyed rows.
+        s.delete_member_rows(m).await.unwrap();
+        assert!(s.record(m, rid).await.unwrap().is_none());
+        assert!(s.consents_between(org, m).await.unwrap().is_empty());
+        s.close().await;
     }
 }

@@ -90,3 +90,10 @@ pub async fn fresh(db: Db) -> Result<Option<TestDb>, TestDbError> {
         }
     }
 }
+
+/// The metadata keys a test gives a store it opens itself (a node sets its
+/// own, from its master key): derived from a fixed test master key.
+pub fn metadata_keys() -> std::sync::Arc<dyn me2b_domain::meta::MetadataKeys> {
+    let keys = me2b_crypto::Keyring::derive(&me2b_crypto::MasterKey::from_bytes([42; 32]));
+    std::sync::Arc::new(keys.metadata_keys(std::sync::Arc::new(me2b_crypto::OsRandom)))
+}

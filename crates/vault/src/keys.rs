@@ -189,9 +189,9 @@ impl Vault {
         self.audit
             .record_all(vec![
                 AuditEvent::new(Actor::Member(member), Action::MemberSignup).subject(member),
-                AuditEvent::new(Actor::Node, Action::DataKeyCreate)
-                    .subject(member)
-                    .object(member),
+                // The subject names whose key it is (issue 13: never the
+                // member id as the object, which the log keeps in clear).
+                AuditEvent::new(Actor::Node, Action::DataKeyCreate).subject(member),
             ])
             .await?;
         Ok(SignedUp {

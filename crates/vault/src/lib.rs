@@ -435,7 +435,7 @@ impl Vault {
         s.key.seal(
             self.rng.as_ref(),
             &Aad::record(s.member, id),
-            &content.to_json(),
+            &padded(content.to_json()),
         )
     }
 
@@ -762,9 +762,7 @@ impl Vault {
         self.audit
             .record_all(vec![
                 AuditEvent::new(actor, Action::MemberErase).subject(member),
-                AuditEvent::new(Actor::Node, Action::DataKeyDestroy)
-                    .subject(member)
-                    .object(member),
+                AuditEvent::new(Actor::Node, Action::DataKeyDestroy).subject(member),
             ])
             .await?;
         self.sessions.remove_member(member);
@@ -901,5 +899,47 @@ impl Vault {
             }
         }
         Ok(done)
+    }
+}
+
+/// Smallest size bucket of a record's plaintext, in bytes.
+const PAD_MIN: usize = 256;
+/// Past this, buckets are multiples of it rather than powers of two.
+const PAD_STEP: usize = 64 * 1024;
+
+/// A record's JSON padded with spaces (which JSON ignores after a value) to
+/// its size bucket: 256 bytes, then powers of two up to 64 KiB, then
+/// multiples of 64 KiB. The stored ciphertext tells a thief the bucket, not
+/// the length (issue 13).
+fn padded(mut json: Vec<u8>) -> Vec<u8> {
+    let n = json.len();
+    let bucket = if n <= PAD_MIN {
+        PAD_MIN
+    } else if n <= PAD_STEP {
+        n.next_power_of_two()
+    } else {
+        n.div_ceil(PAD_STEP).saturating_mul(PAD_STEP)
+    };
+    json.resize(bucket.max(n), b' ');
+    json
+}
+
+#[cfg(test)]
+mod padding_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn records_are_padded_to_buckets_and_read_back() {
+        let short = RecordContent::from_json(br#"{"kind":"note","text":"a"}"#).unwrap();
+        let longer = RecordContent::from_json(
+            format!(r#"{{"kind":"note","text":"{}"}}"#, "b".repeat(200)).as_bytes(),
+        )
+        .unwrap();
+        let (p1, p2) = (padded(short.to_json()), padded(longer.to_json()));
+        assert_eq!((p1.len(), p2.len()), (256, 256));
+        assert_eq!(RecordContent::from_json(&p1).unwrap(), short);
+        assert_eq!(padded(vec![b'x'; 257]).len(), 512);
+        assert_eq!(padded(vec![b'x'; 70_000]).len(), 2 * PAD_STEP);
     }
 }

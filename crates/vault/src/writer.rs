@@ -165,6 +165,7 @@ mod tests {
                 continue;
             };
             let store = me2b_storage::open(&t.url).await.unwrap();
+            store.set_metadata_keys(me2b_testkit::metadata_keys());
             let clock: Arc<dyn Clock> =
                 Arc::new(FixedClock::at(Timestamp::from_unix_millis(1_000)));
             let keys = Arc::new(Keyring::derive(&MasterKey::from_bytes([4; 32])));

@@ -252,6 +252,16 @@ impl Credentials {
                 return Err(e);
             }
         };
+        // The credential is in the member's vault: the node keeps no copy of
+        // its claims (issue 13). A failure here leaves them, and is logged.
+        if let Err(e) = self
+            .inner
+            .store
+            .forget_credential_claims(&row.code_hash)
+            .await
+        {
+            tracing::error!(error = %e, "a redeemed code's claims could not be cleared");
+        }
         self.record(
             AuditEvent::new(Actor::Member(s.member), Action::CredentialIssue)
                 .subject(s.member)

@@ -1,0 +1,60 @@
+//! Keys for the metadata the database keeps about members (issue 13,
+//! "metadata at rest").
+//!
+//! Storage never writes a member id beside a member's rows. Where it must find
+//! a member's rows it writes a *locator* (a keyed hash of the member id, one
+//! per table, so two tables' rows of one member do not join); where it must
+//! read a member id back it writes it *sealed* (AEAD, fresh nonce, so equal
+//! ids do not look equal). Audit entries name a member by an *audit subject*:
+//! a keyed hash of the member id and a random salt kept only in the member's
+//! row, so erasure (which deletes the row) leaves entries no key ties to them.
+//!
+//! The keys are the node's (derived from the master key, outside the
+//! database): a thief with the database file alone can compute none of these.
+//! The implementation lives in `me2b-crypto`; storage only calls it.
+
+use crate::MemberId;
+
+/// Tables whose rows are found by a member's locator. Each has its own
+/// locator, so the tables' rows of one member do not join on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaTable {
+    Sessions,
+    VaultRecords,
+    Consents,
+    MemberGpc,
+    TrustEnrolments,
+    TrustSharing,
+}
+
+impl MetaTable {
+    /// The label bound into the locator and into sealed values.
+    pub fn label(self) -> &'static str {
+        match self {
+            MetaTable::Sessions => "sessions",
+            MetaTable::VaultRecords => "vault_records",
+            MetaTable::Consents => "consents",
+            MetaTable::MemberGpc => "member_gpc",
+            MetaTable::TrustEnrolments => "trust_enrolments",
+            MetaTable::TrustSharing => "trust_sharing",
+        }
+    }
+}
+
+/// The node's keys for member metadata (see the module documentation).
+pub trait MetadataKeys: Send + Sync + std::fmt::Debug {
+    /// The member's locator in `table`: a keyed hash, stable, one-way.
+    fn locator(&self, table: MetaTable, member: MemberId) -> [u8; 32];
+    /// `plain` sealed for `table`, bound to `row` (the row's own id): a
+    /// format version byte, a fresh nonce, the ciphertext and tag.
+    fn seal(&self, table: MetaTable, row: &[u8], plain: &[u8]) -> Vec<u8>;
+    /// Opens what [`MetadataKeys::seal`] sealed for the same table and row;
+    /// `None` if it was altered, moved or sealed under another key.
+    fn open(&self, table: MetaTable, row: &[u8], sealed: &[u8]) -> Option<Vec<u8>>;
+    /// The name under which audit entries about `member` are written: a keyed
+    /// hash of the member id and the member's `salt`, shaped like a member id
+    /// (16 bytes) so the log's format does not change.
+    fn audit_subject(&self, member: MemberId, salt: &[u8]) -> MemberId;
+    /// A fresh random salt for a member's audit subject.
+    fn fresh_salt(&self) -> [u8; 16];
+}

@@ -1,0 +1,304 @@
+//! Member metadata at rest (issue 13): the node's keys as storage uses them.
+//!
+//! No table but `members` holds a member id. A member's rows are found by a
+//! locator (a keyed hash of the id, one per table), and where the id must be
+//! read back it is sealed, bound to the row; consent bodies are sealed too.
+//! Audit entries name a member by an audit subject: a keyed hash of the id
+//! and `members.audit_salt`, which erasure deletes with the row. The keys
+//! are the node's ([`MetadataKeys`], derived from the master key, outside the
+//! database), set once on a store with [`MetadataStore::set_metadata_keys`];
+//! a store without them refuses every query that needs them.
+//!
+//! Rows written by an older node keep their member id in
+//! `legacy_member_id` until [`MetadataStore::rekey_member_metadata`] (run by
+//! the node at start) moves them.
+
+use crate::sql::SqlStore;
+use crate::*;
+use me2b_domain::meta::{MetaTable, MetadataKeys};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Audit subjects kept in memory, at most this many (then the cache starts over).
+const SUBJECT_CACHE: usize = 100_000;
+
+/// The keys, once set, and the audit subjects already looked up.
+#[derive(Default)]
+pub struct MetaState {
+    keys: OnceLock<Arc<dyn MetadataKeys>>,
+    subjects: Mutex<HashMap<MemberId, MemberId>>,
+}
+
+impl std::fmt::Debug for MetaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaState")
+            .field("keys", &self.keys.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sealed values of one row: the member id and a consent's body are told
+/// apart by a prefix of the bound row id.
+fn bound(kind: &[u8], row: &[u8]) -> Vec<u8> {
+    let mut v = kind.to_vec();
+    v.extend_from_slice(row);
+    v
+}
+
+impl<P> SqlStore<P> {
+    pub(crate) fn keys(&self) -> Result<&dyn MetadataKeys> {
+        self.meta
+            .keys
+            .get()
+            .map(|k| k.as_ref())
+            .ok_or(StorageError::NoMetadataKeys)
+    }
+    /// The member's locator in `table`, as bound into queries.
+    pub(crate) fn loc(&self, table: MetaTable, member: MemberId) -> Result<Vec<u8>> {
+        Ok(self.keys()?.locator(table, member).to_vec())
+    }
+    pub(crate) fn seal_member(
+        &self,
+        table: MetaTable,
+        row: &[u8],
+        member: MemberId,
+    ) -> Result<Vec<u8>> {
+        Ok(self
+            .keys()?
+            .seal(table, &bound(b"member\0", row), member.as_bytes()))
+    }
+    /// The member id of a row: sealed, or (a row of an older node not yet
+    /// re-keyed) in clear.
+    pub(crate) fn open_member(
+        &self,
+        table: MetaTable,
+        row: &[u8],
+        sealed: Option<Vec<u8>>,
+        legacy: Option<Vec<u8>>,
+    ) -> Result<MemberId> {
+        let what = || StorageError::Corrupt(format!("{}.member_ct", table.label()));
+        let bytes = match (sealed, legacy) {
+            (_, Some(legacy)) => legacy,
+            (Some(ct), None) => self
+                .keys()?
+                .open(table, &bound(b"member\0", row), &ct)
+                .ok_or_else(what)?,
+            (None, None) => return Err(what()),
+        };
+        MemberId::from_slice(&bytes).map_err(|_| what())
+    }
+    pub(crate) fn seal_body(&self, table: MetaTable, row: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.keys()?.seal(table, &bound(b"body\0", row), body))
+    }
+    /// A sealed body, or (an older node's row) the body in clear.
+    pub(crate) fn open_body(
+        &self,
+        table: MetaTable,
+        row: &[u8],
+        body: Vec<u8>,
+        legacy: bool,
+    ) -> Result<Vec<u8>> {
+        if legacy {
+            return Ok(body);
+        }
+        self.keys()?
+            .open(table, &bound(b"body\0", row), &body)
+            .ok_or_else(|| StorageError::Corrupt(format!("{}.body", table.label())))
+    }
+    pub(crate) fn cached_subject(&self, member: MemberId) -> Option<MemberId> {
+        self.meta
+            .subjects
+            .lock()
+            .map_or(None, |c| c.get(&member).copied())
+    }
+    pub(crate) fn remember_subject(&self, member: MemberId, subject: MemberId) {
+        if let Ok(mut c) = self.meta.subjects.lock() {
+            if c.len() >= SUBJECT_CACHE {
+                c.clear();
+            }
+            c.insert(member, subject);
+        }
+    }
+    pub(crate) fn forget_subject(&self, member: MemberId) {
+        if let Ok(mut c) = self.meta.subjects.lock() {
+            c.remove(&member);
+        }
+    }
+}
+
+/// Setting the keys, re-keying an older node's rows, audit subjects.
+#[async_trait]
+pub trait MetadataStore {
+    /// Sets the node's metadata keys; false if they were set already (the
+    /// first keys stay).
+    fn set_metadata_keys(&self, keys: Arc<dyn MetadataKeys>) -> bool;
+    /// Moves rows an older node wrote by member id to locators and sealed
+    /// ids, and gives every member an audit salt; returns how many rows
+    /// changed.
+    async fn rekey_member_metadata(&self) -> Result<u64>;
+    /// The names audit entries about `members` are under: for each member
+    /// with an account, their audit subject and (entries an older node
+    /// wrote) their id; any other value as it is (a trust pseudonym).
+    async fn audit_subjects(&self, members: &[MemberId]) -> Result<Vec<MemberId>>;
+}
+
+/// Tables with only a locator (no member id read back).
+const LOCATED: [(&str, MetaTable); 3] = [
+    ("vault_records", MetaTable::VaultRecords),
+    ("member_gpc", MetaTable::MemberGpc),
+    ("trust_enrolments", MetaTable::TrustEnrolments),
+];
+
+macro_rules! impl_meta_store {
+    ($pool:ty) => {
+        impl SqlStore<$pool> {
+            /// The member's audit subject, giving them a salt if they have
+            /// none; None if there is no such member (erased). `cached`: an
+            /// earlier answer may do (appending; another node's erasure is
+            /// seen at the next miss), else the members row is read (what
+            /// finds a member's entries never outlives their erasure).
+            pub(crate) async fn audit_subject_in(
+                &self,
+                conn: &mut <<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Connection,
+                member: MemberId,
+                cached: bool,
+            ) -> Result<Option<MemberId>> {
+                if let Some(s) = self.cached_subject(member).filter(|_| cached) {
+                    return Ok(Some(s));
+                }
+                let row = sqlx::query("SELECT audit_salt FROM members WHERE member_id = $1")
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let keys = self.keys()?;
+                let salt = match row.try_get::<Option<Vec<u8>>, _>("audit_salt")? {
+                    Some(salt) => salt,
+                    None => {
+                        let salt = keys.fresh_salt().to_vec();
+                        sqlx::query("UPDATE members SET audit_salt = $1 WHERE member_id = $2 AND audit_salt IS NULL")
+                            .bind(salt.clone())
+                            .bind(member.as_bytes().to_vec())
+                            .execute(&mut *conn)
+                            .await?;
+                        let again: Option<Vec<u8>> =
+                            sqlx::query_scalar("SELECT audit_salt FROM members WHERE member_id = $1")
+                                .bind(member.as_bytes().to_vec())
+                                .fetch_optional(&mut *conn)
+                                .await?
+                                .flatten();
+                        again.unwrap_or(salt)
+                    }
+                };
+                let subject = keys.audit_subject(member, &salt);
+                self.remember_subject(member, subject);
+                Ok(Some(subject))
+            }
+        }
+
+        #[async_trait]
+        impl MetadataStore for SqlStore<$pool> {
+            fn set_metadata_keys(&self, keys: Arc<dyn MetadataKeys>) -> bool {
+                self.meta.keys.set(keys).is_ok()
+            }
+
+            async fn rekey_member_metadata(&self) -> Result<u64> {
+                let keys = self.keys()?;
+                let mut changed = 0u64;
+                let unsalted: Vec<Vec<u8>> =
+                    sqlx::query_scalar("SELECT member_id FROM members WHERE audit_salt IS NULL")
+                        .fetch_all(self.pool())
+                        .await?;
+                for id in unsalted {
+                    let r = sqlx::query("UPDATE members SET audit_salt = $1 WHERE member_id = $2 AND audit_salt IS NULL")
+                        .bind(keys.fresh_salt().to_vec())
+                        .bind(id)
+                        .execute(self.pool())
+                        .await?;
+                    changed += r.rows_affected();
+                }
+                let legacy_id = |b: &[u8], t: &str| {
+                    MemberId::from_slice(b)
+                        .map_err(|_| StorageError::Corrupt(format!("{t}.legacy_member_id")))
+                };
+                for (table, mt) in LOCATED {
+                    let ids: Vec<Vec<u8>> = sqlx::query_scalar(&format!(
+                        "SELECT DISTINCT legacy_member_id FROM {table} WHERE legacy_member_id IS NOT NULL"
+                    ))
+                    .fetch_all(self.pool())
+                    .await?;
+                    for id in ids {
+                        let m = legacy_id(&id, table)?;
+                        let r = sqlx::query(&format!(
+                            "UPDATE {table} SET member_loc = $1, legacy_member_id = NULL WHERE legacy_member_id = $2"
+                        ))
+                        .bind(keys.locator(mt, m).to_vec())
+                        .bind(id)
+                        .execute(self.pool())
+                        .await?;
+                        changed += r.rows_affected();
+                    }
+                }
+                let rows = sqlx::query(
+                    "SELECT consent_id, legacy_member_id, body FROM consents WHERE legacy_member_id IS NOT NULL",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                for row in rows {
+                    let cid: Vec<u8> = row.try_get("consent_id")?;
+                    let m = legacy_id(&row.try_get::<Vec<u8>, _>("legacy_member_id")?, "consents")?;
+                    let body: Vec<u8> = row.try_get("body")?;
+                    let r = sqlx::query(
+                        "UPDATE consents SET member_loc = $1, member_ct = $2, body = $3, legacy_member_id = NULL \
+                         WHERE consent_id = $4 AND legacy_member_id IS NOT NULL",
+                    )
+                    .bind(keys.locator(MetaTable::Consents, m).to_vec())
+                    .bind(self.seal_member(MetaTable::Consents, &cid, m)?)
+                    .bind(self.seal_body(MetaTable::Consents, &cid, &body)?)
+                    .bind(cid.clone())
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                let rows = sqlx::query(
+                    "SELECT sharing_id, legacy_member_id FROM trust_sharing WHERE legacy_member_id IS NOT NULL",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                for row in rows {
+                    let sid: Vec<u8> = row.try_get("sharing_id")?;
+                    let m = legacy_id(&row.try_get::<Vec<u8>, _>("legacy_member_id")?, "trust_sharing")?;
+                    let r = sqlx::query(
+                        "UPDATE trust_sharing SET member_loc = $1, member_ct = $2, legacy_member_id = NULL \
+                         WHERE sharing_id = $3",
+                    )
+                    .bind(keys.locator(MetaTable::TrustSharing, m).to_vec())
+                    .bind(self.seal_member(MetaTable::TrustSharing, &sid, m)?)
+                    .bind(sid.clone())
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                Ok(changed)
+            }
+
+            async fn audit_subjects(&self, members: &[MemberId]) -> Result<Vec<MemberId>> {
+                let mut conn = self.pool().acquire().await?;
+                let mut out = Vec::with_capacity(members.len() * 2);
+                for m in members {
+                    if let Some(s) = self.audit_subject_in(&mut conn, *m, false).await? {
+                        out.push(s);
+                    }
+                    out.push(*m);
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+impl_meta_store!(SqlitePool);
+impl_meta_store!(PgPool);
