@@ -81,9 +81,10 @@ pub fn record_category(r: &RecordContent) -> Option<&'static str> {
         },
         RecordContent::Interest(_) => Some("interest"),
         RecordContent::Receipt(_) => Some("purchase"),
-        RecordContent::Note(_) | RecordContent::OfferHistory(_) | RecordContent::Credential(_) => {
-            None
-        }
+        RecordContent::Note(_)
+        | RecordContent::OfferHistory(_)
+        | RecordContent::Credential(_)
+        | RecordContent::Intent(_) => None,
     }
 }
 
@@ -217,7 +218,7 @@ impl Consents {
     /// Signs a receipt for the record's latest event and appends it.
     async fn add_receipt(&self, r: &mut ConsentRecord) -> Result<(), ServiceError> {
         let name = self.org_name(r.controller).await?;
-        let pseudonym = self.keys.subject_pseudonym(&r.controller, &r.subject);
+        let pseudonym = self.pseudonym_of(r);
         let claims = ReceiptClaims::for_record(
             &self.vocab,
             r,
@@ -228,6 +229,14 @@ impl Consents {
         );
         r.receipts.push(receipt::sign(&self.keys, &claims));
         Ok(())
+    }
+
+    /// The pseudonym the record's controller knows its member by: the
+    /// record's own (an intent's contact), or the one per organisation.
+    fn pseudonym_of(&self, r: &ConsentRecord) -> String {
+        r.subject_pseudonym
+            .clone()
+            .unwrap_or_else(|| self.keys.subject_pseudonym(&r.controller, &r.subject))
     }
 
     // --- organisation side -------------------------------------------------------
@@ -283,7 +292,7 @@ impl Consents {
             let r = ConsentRecord::from_json(&row.body)?;
             out.push(OrgConsentView {
                 consent_id: r.id,
-                subject: self.keys.subject_pseudonym(&org, &r.subject),
+                subject: self.pseudonym_of(&r),
                 status: r.status,
                 purposes: r.purposes,
                 categories: r.categories,
@@ -312,10 +321,26 @@ impl Consents {
         categories: &[&str],
     ) -> Result<Vec<Decision>, ServiceError> {
         let rows = self.store.consents_between(org, member).await?;
-        let records: Vec<ConsentRecord> = rows
+        let mut records: Vec<ConsentRecord> = rows
             .iter()
             .map(|r| ConsentRecord::from_json(&r.body))
             .collect::<Result<_, _>>()?;
+        // A private record (an intent's contact) permits only through its own
+        // request, never another one (it would tie the two together).
+        records.retain(|r| r.subject_pseudonym.is_none());
+        self.decide_among(&records, org, member, purpose, processing, categories)
+            .await
+    }
+
+    async fn decide_among(
+        &self,
+        records: &[ConsentRecord],
+        org: OrgId,
+        member: MemberId,
+        purpose: &str,
+        processing: &str,
+        categories: &[&str],
+    ) -> Result<Vec<Decision>, ServiceError> {
         let gpc = self.store.gpc_since(member).await?;
         let at = self.clock.now();
         Ok(categories
@@ -329,7 +354,7 @@ impl Consents {
                     processing,
                     at,
                 };
-                decide(&self.vocab, &records, gpc, &q)
+                decide(&self.vocab, records, gpc, &q)
             })
             .collect())
     }
@@ -375,6 +400,11 @@ impl Consents {
                 continue;
             }
             let member = row.member;
+            let record = ConsentRecord::from_json(&row.body)?;
+            let subject = match &record.subject_pseudonym {
+                Some(p) => p.clone(),
+                None => self.keys.subject_pseudonym(&org, &member),
+            };
             let records = self.vault.records_for_disclosure(member).await?;
             // The categories this member's vault holds that the request covers.
             let mut categories: Vec<&str> = Vec::new();
@@ -392,9 +422,21 @@ impl Consents {
             if categories.is_empty() {
                 continue;
             }
-            let decisions = self
-                .decide_for_disclosure(org, member, purpose, processing, &categories, row.id)
-                .await?;
+            let decisions = if req.private {
+                // Only its own record decides a private request.
+                self.decide_among(
+                    std::slice::from_ref(&record),
+                    org,
+                    member,
+                    purpose,
+                    processing,
+                    &categories,
+                )
+                .await?
+            } else {
+                self.decide_for_disclosure(org, member, purpose, processing, &categories, row.id)
+                    .await?
+            };
             let mut consent_id = row.id;
             let mut permitted: Vec<&str> = Vec::new();
             for (category, d) in categories.iter().zip(&decisions) {
@@ -423,7 +465,7 @@ impl Consents {
             }
             if !data.is_empty() {
                 out.push(Disclosure {
-                    subject: self.keys.subject_pseudonym(&org, &member),
+                    subject,
                     consent_id,
                     data,
                 });
@@ -503,7 +545,11 @@ impl Consents {
             let Some(org) = orgs.get(&row.org).filter(|o| o.deleted_at.is_none()) else {
                 continue;
             };
-            out.push((Self::request_from_row(&row)?, org.clone()));
+            let req = Self::request_from_row(&row)?;
+            if req.private {
+                continue;
+            }
+            out.push((req, org.clone()));
         }
         Ok(out)
     }
@@ -516,6 +562,9 @@ impl Consents {
         method: Method,
     ) -> Result<ConsentRecord, ServiceError> {
         let req = self.request(request).await?;
+        if req.private {
+            return Err(ServiceError::RequestNotFound);
+        }
         let open = self
             .store
             .consents_of_member(member)
@@ -570,6 +619,50 @@ impl Consents {
         method: Method,
     ) -> Result<ConsentRecord, ServiceError> {
         self.answer(member, request, None, method).await
+    }
+
+    /// A consent made for one member's answer to one organisation (an
+    /// accepted intent's contact): a request in the organisation's name that
+    /// no other member is offered, granted at once, whose record and receipts
+    /// name the member by `pseudonym` (fresh for this contact) instead of the
+    /// pseudonym the organisation knows them by elsewhere, so it cannot link
+    /// this contact to the member's other consents.
+    #[tracing::instrument(skip_all)]
+    pub async fn grant_private(
+        &self,
+        org: &OrgRow,
+        member: MemberId,
+        input: ConsentRequestInput,
+        pseudonym: String,
+        method: Method,
+    ) -> Result<(ConsentRequest, ConsentRecord), ServiceError> {
+        let id = ConsentRequestId::generate(self.rng.as_ref());
+        let now = self.clock.now();
+        let mut req = input.validate(&self.vocab, id, org.id, now)?;
+        req.private = true;
+        self.store
+            .insert_consent_request(&ConsentRequestRow {
+                id,
+                org: org.id,
+                created_at: now,
+                body: serde_json::to_vec(&req).unwrap_or_default(),
+            })
+            .await?;
+        let consent = ConsentId::generate(self.rng.as_ref());
+        let mut r = ConsentRecord::grant(consent, &req, member, GrantInput::default(), method, now)?;
+        r.subject_pseudonym = Some(pseudonym);
+        self.add_receipt(&mut r).await?;
+        self.store.insert_consent(&to_row(&r)).await?;
+        self.audit
+            .record_all(vec![
+                AuditEvent::new(Actor::Organisation(org.id), Action::ConsentRequestCreate)
+                    .object(id),
+                AuditEvent::new(Actor::Member(member), Action::ConsentGrant)
+                    .subject(member)
+                    .object(consent),
+            ])
+            .await?;
+        Ok((req, r))
     }
 
     /// Withdraws a consent. Durable (committed) before this returns; effective for
