@@ -17,6 +17,8 @@ use me2b_trust::link::pep_rng;
 use me2b_trust::policy::{Policy, PolicyFile};
 use me2b_trust::pseudonym::{setup, Transcryptor, TranscryptorSecrets};
 use me2b_trust::remote::{LinkEntry, LinksFile};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -333,7 +335,7 @@ pub fn add_coop(config: &Path, org: &str, url: &str, out: &Path) -> anyhow::Resu
         .tls
         .as_ref()
         .map(|t| {
-            rustls_pemfile::certs(&mut t.cert_pem.as_bytes())
+            CertificateDer::pem_slice_iter(t.cert_pem.as_bytes())
                 .next()
                 .and_then(Result::ok)
                 .map(|der| {
@@ -464,12 +466,11 @@ fn load_file(path: &Path) -> anyhow::Result<Loaded> {
 
 /// The TLS acceptor of a transcryptor's certificate and key.
 fn tls_acceptor(tls: &TlsFile) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    let certs = rustls_pemfile::certs(&mut tls.cert_pem.as_bytes())
+    let certs = CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .context("the transcryptor's certificate is not PEM")?;
-    let key = rustls_pemfile::private_key(&mut tls.key_pem.as_bytes())
-        .context("the transcryptor's key is not PEM")?
-        .context("the transcryptor file holds no TLS key")?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+        .context("the transcryptor file holds no TLS key in PEM")?;
     // The one crypto provider built in (ring: the workspace enables no other).
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()

@@ -39,7 +39,8 @@ fn main() {
         for _ in 0..5 {
             let start = Instant::now();
             for _ in 0..iters {
-                let ct = chain(&ts, &member, key, (ORIGIN, domain), Some(&grant), &mut rng).unwrap();
+                let ct =
+                    chain(&ts, &member, key, (ORIGIN, domain), Some(&grant), &mut rng).unwrap();
                 std::hint::black_box(ct);
             }
             runs.push(start.elapsed().as_secs_f64() / iters as f64);
