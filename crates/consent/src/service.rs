@@ -649,7 +649,8 @@ impl Consents {
             })
             .await?;
         let consent = ConsentId::generate(self.rng.as_ref());
-        let mut r = ConsentRecord::grant(consent, &req, member, GrantInput::default(), method, now)?;
+        let mut r =
+            ConsentRecord::grant(consent, &req, member, GrantInput::default(), method, now)?;
         r.subject_pseudonym = Some(pseudonym);
         self.add_receipt(&mut r).await?;
         self.store.insert_consent(&to_row(&r)).await?;

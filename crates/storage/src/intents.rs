@@ -172,16 +172,39 @@ macro_rules! impl_intent_store {
                 rows.iter().map(Self::intent_row).collect()
             }
 
-            async fn open_intent_counts(&self, now: Timestamp) -> Result<Vec<(String, u64)>> {
-                let rows = sqlx::query(&format!(
-                    "SELECT topic, COUNT(*) AS n FROM intents WHERE {VISIBLY_OPEN} GROUP BY topic ORDER BY topic"
-                ))
-                .bind(now.unix_millis())
+            async fn intent_counts_published(
+                &self,
+                from: Timestamp,
+                to: Timestamp,
+            ) -> Result<Vec<(String, u64)>> {
+                let rows = sqlx::query(
+                    "SELECT topic, COUNT(*) AS n FROM intents WHERE published_hour >= $1 AND published_hour < $2 GROUP BY topic ORDER BY topic",
+                )
+                .bind(from.unix_millis())
+                .bind(to.unix_millis())
                 .fetch_all(self.pool())
                 .await?;
                 rows.iter()
                     .map(|r| Ok((r.try_get("topic")?, count_u64(r.try_get("n")?)?)))
                     .collect()
+            }
+
+            async fn bump_intent_quota(&self, tag: &[u8; 32], week: i64, max: u64) -> Result<bool> {
+                let max = i64::try_from(max).unwrap_or(i64::MAX);
+                if max < 1 {
+                    return Ok(false);
+                }
+                let n: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO intent_quota (tag, week, n) VALUES ($1, $2, 1) \
+                     ON CONFLICT (tag) DO UPDATE SET n = intent_quota.n + 1 WHERE intent_quota.n < $3 \
+                     RETURNING n",
+                )
+                .bind(tag.to_vec())
+                .bind(week)
+                .bind(max)
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(n.is_some())
             }
 
             async fn close_intent(
@@ -393,10 +416,15 @@ macro_rules! impl_intent_store {
                         .await?
                         .rows_affected();
                 }
-                sqlx::query("DELETE FROM intent_releases WHERE release_window < $1")
-                    .bind(releases_before)
-                    .execute(self.pool())
-                    .await?;
+                for sql in [
+                    "DELETE FROM intent_releases WHERE release_window < $1",
+                    "DELETE FROM intent_quota WHERE week < $1",
+                ] {
+                    sqlx::query(sql)
+                        .bind(releases_before)
+                        .execute(self.pool())
+                        .await?;
+                }
                 sqlx::query("DELETE FROM intent_reports WHERE at_hour < $1")
                     .bind(reports_before.unix_millis())
                     .execute(self.pool())

@@ -389,8 +389,16 @@ pub trait IntentStore {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<IntentRow>>;
-    /// How many intents organisations see as open at `now`, per topic.
-    async fn open_intent_counts(&self, now: Timestamp) -> Result<Vec<(String, u64)>>;
+    /// How many stored intents were published in hours from `from` to
+    /// before `to`, per topic (closed ones count; deleted ones do not).
+    async fn intent_counts_published(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, u64)>>;
+    /// Adds one to the quota row `tag` (of `week`) unless it reached `max`;
+    /// false (nothing written) when it had.
+    async fn bump_intent_quota(&self, tag: &[u8; 32], week: i64, max: u64) -> Result<bool>;
     /// Closes an open intent, shown closed from `visible_at`; false (nothing
     /// written) when it is not open. With `accept` (answer, sealed delivery,
     /// keep until): that answer of the intent is marked accepted in the same
@@ -408,11 +416,17 @@ pub trait IntentStore {
     async fn intent_answer(&self, id: &[u8; 16], now: Timestamp)
         -> Result<Option<IntentAnswerRow>>;
     /// The intent's answers at `now`, oldest hour first, then by id.
-    async fn intent_answers(&self, intent: &[u8; 16], now: Timestamp)
-        -> Result<Vec<IntentAnswerRow>>;
+    async fn intent_answers(
+        &self,
+        intent: &[u8; 16],
+        now: Timestamp,
+    ) -> Result<Vec<IntentAnswerRow>>;
     /// The organisation's answers at `now`, latest hour first, then by id.
-    async fn intent_answers_of_org(&self, org: OrgId, now: Timestamp)
-        -> Result<Vec<IntentAnswerRow>>;
+    async fn intent_answers_of_org(
+        &self,
+        org: OrgId,
+        now: Timestamp,
+    ) -> Result<Vec<IntentAnswerRow>>;
     /// Answers the organisation made in hours from `since` on (deleted ones
     /// no longer count).
     async fn count_intent_answers_since(&self, org: OrgId, since: Timestamp) -> Result<u64>;
@@ -439,8 +453,9 @@ pub trait IntentStore {
     async fn put_intent_release(&self, window: i64, body: &[u8]) -> Result<Vec<u8>>;
     async fn intent_release(&self, window: i64) -> Result<Option<Vec<u8>>>;
     /// Deletes intents past their deadline, answers past `keep_until`,
-    /// releases of windows before `releases_before` and reports from hours
-    /// before `reports_before`; returns how many intents and answers went.
+    /// releases of windows (and quota rows of weeks) before
+    /// `releases_before` and reports from hours before `reports_before`;
+    /// returns how many intents and answers went.
     async fn purge_intents(
         &self,
         now: Timestamp,

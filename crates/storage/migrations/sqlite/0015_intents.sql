@@ -63,3 +63,13 @@ CREATE TABLE intent_releases (
     release_window INTEGER PRIMARY KEY NOT NULL,
     body           BLOB NOT NULL
 );
+
+-- Per-member publishing quota: one row per member and week, keyed by a tag
+-- the node derives from the member and the week under its master key (a
+-- thief cannot tell whose it is; tags of two weeks do not match). Only a
+-- count: nothing in it points at an intent.
+CREATE TABLE intent_quota (
+    tag         BLOB PRIMARY KEY NOT NULL,
+    week        INTEGER NOT NULL,
+    n           INTEGER NOT NULL
+) WITHOUT ROWID;
