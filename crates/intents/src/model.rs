@@ -505,7 +505,8 @@ pub struct CountBin {
     pub count: i64,
 }
 
-/// The noisy counts of intents published in the last full week, per topic:
+/// The noisy counts of intents published in the last full week, per
+/// top-level topic (an intent counts in its topic's):
 /// one release per week, charged to the intents' pool once (by the first
 /// organisation that asks in the week) and shown to every organisation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -515,12 +516,69 @@ pub struct IntentCounts {
     pub published_from: i64,
     /// … to before this one.
     pub published_to: i64,
-    /// Topics whose noisy count reached the minimum cohort; others are
+    /// Top-level topics whose noisy count reached `min_cohort`; others are
     /// withheld.
     pub bins: Vec<CountBin>,
     pub epsilon: f64,
     pub noise_scale: f64,
+    /// The node's minimum cohort plus a margin, so that noise alone rarely
+    /// shows a topic nobody asked about.
     pub min_cohort: u64,
     pub mechanism: String,
     pub pool: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn hours_round_down_and_up() {
+        let t = Timestamp::from_unix_millis(5 * HOUR_MS + 1);
+        assert_eq!(floor_hour(t).unix_millis(), 5 * HOUR_MS);
+        assert_eq!(next_hour(t).unix_millis(), 6 * HOUR_MS);
+        let on = Timestamp::from_unix_millis(5 * HOUR_MS);
+        assert_eq!(floor_hour(on), on);
+        assert_eq!(next_hour(on).unix_millis(), 6 * HOUR_MS);
+    }
+
+    #[test]
+    fn audiences() {
+        let offers = me2b_domain::org::Roles::try_from(vec![Role::Offers]).unwrap();
+        assert!(Audience::Any.allows(OrgKind::Brand, &offers));
+        assert!(Audience::Coops.allows(OrgKind::Coop, &offers));
+        assert!(!Audience::Coops.allows(OrgKind::Brand, &offers));
+        let issuers = Audience::Role {
+            role: Role::Credentials,
+        };
+        assert!(!issuers.allows(OrgKind::Coop, &offers));
+    }
+
+    #[test]
+    fn texts_are_trimmed_bounded_and_never_echoed() {
+        assert_eq!(
+            check_text("text", "  a bike ", 10, IntentError::Empty).unwrap(),
+            "a bike"
+        );
+        assert!(matches!(
+            check_text("text", " \n ", 10, IntentError::Empty),
+            Err(IntentError::Empty)
+        ));
+        let e = check_text("text", "secret words here", 5, IntentError::Empty).unwrap_err();
+        assert!(!e.to_string().contains("secret"));
+        assert!(check_text("text", "bell\u{7}", 10, IntentError::Empty).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn ids_parse_only_32_hex_digits_and_round_trip(s in "\\PC{0,40}", b in any::<[u8; 16]>()) {
+            let ok = s.len() == 32 && s.bytes().all(|c| c.is_ascii_hexdigit());
+            prop_assert_eq!(s.parse::<IntentId>().is_ok(), ok);
+            let id = IntentId(b);
+            prop_assert_eq!(id.to_string().parse::<IntentId>().unwrap(), id);
+            prop_assert_eq!(s.parse::<AnswerId>().is_ok(), ok);
+        }
+    }
 }

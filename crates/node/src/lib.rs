@@ -178,6 +178,8 @@ pub struct Node {
     pub accountant: Accountant,
     pub governance: Arc<Governance>,
     pub credentials: me2b_credentials::service::Credentials,
+    /// Members' anonymous requests for proposal.
+    pub intents: me2b_intents::Intents,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Random>,
     /// Where the data lives, fit to print (no password).
@@ -351,6 +353,21 @@ impl Node {
                 "the data trust is single-party: every transcryptor runs in this process, so one operator holds every secret; run `me2b transcryptor` processes for a distributed trust"
             );
         }
+        let intents = me2b_intents::Intents::new(me2b_intents::IntentsDeps {
+            store: store.clone(),
+            keys: keys.clone(),
+            vault: vault.clone(),
+            consents: consents.clone(),
+            audit: audit.clone(),
+            taxonomy: taxonomy.clone(),
+            areas: governance.trust.areas.clone(),
+            clock: clock.clone(),
+            rng: rng.clone(),
+            noise: noise.clone(),
+            accountant: accountant.clone(),
+            limits: me2b_intents::Limits::default(),
+        });
+        intents.start_purger();
         let credentials = me2b_credentials::service::Credentials::new(
             store.clone(),
             keys.clone(),
@@ -363,6 +380,7 @@ impl Node {
         );
         Ok(Self {
             trust,
+            intents,
             accountant,
             governance,
             credentials,

@@ -42,7 +42,11 @@ pub struct ErrorBody {
 /// `unknown_category`, `unknown_area`, `sensitive_category`, `unbounded_sum`,
 /// `transcription_refused`, `grant_expired`, `bad_grant`, `batch_too_large`,
 /// `malformed_ciphertext`, `transcryptor_down`, `transcryptor_failed`,
-/// `forbidden`, `insufficient_points`.
+/// `forbidden`, `insufficient_points`; intents: `invalid_intent`, `empty_intent`,
+/// `too_long`, `unknown_area`, `free_text_warning`, `intent_rate_limited`,
+/// `answer_rate_limited`, `intent_not_found`, `intent_closed`,
+/// `not_allowed_to_answer`, `already_answered`, `answer_not_found`,
+/// `answer_expired`, `not_asked`, `already_reported`, `conflict`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: String,

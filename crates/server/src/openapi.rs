@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{consent, credentials, members, meta, offers, orgs, trust, vault};
+use crate::routes::{consent, credentials, intents, members, meta, offers, orgs, trust, vault};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -27,6 +27,9 @@ use utoipa::{Modify, OpenApi};
         credentials::issuers, credentials::status_list, credentials::create_code,
         credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,
         credentials::mine, credentials::present,
+        intents::notice, intents::publish, intents::mine, intents::withdraw, intents::accept,
+        intents::report, intents::subscribe, intents::subscription, intents::feed, intents::one,
+        intents::answer, intents::answers, intents::counts,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&Bearer),

@@ -35,13 +35,15 @@ impl Intents {
     async fn mine(&self, s: &MemberSession) -> Result<Vec<Mine>, IntentError> {
         let mut out = Vec::new();
         for r in self.inner.vault.all_records(s).await? {
+            // A record the member wrote by hand that is no intent of ours is
+            // left alone (and proves nothing: the secret decides).
             if let RecordContent::Intent(i) = r.content {
-                let intent: MemberIntent = serde_json::from_str(i.intent.as_str())
-                    .map_err(|_| IntentError::Corrupt("vault intent"))?;
-                out.push(Mine {
-                    record: r.id,
-                    intent,
-                });
+                if let Ok(intent) = serde_json::from_str::<MemberIntent>(i.intent.as_str()) {
+                    out.push(Mine {
+                        record: r.id,
+                        intent,
+                    });
+                }
             }
         }
         Ok(out)

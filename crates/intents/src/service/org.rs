@@ -356,32 +356,48 @@ impl Intents {
                 what: format!("intents published per topic, week {}", week - 1),
             })
             .await?;
+        // Bins: the top-level topics (an intent counts in its topic's); few
+        // bins, so that noise alone rarely crosses the threshold.
         let t = &self.inner.taxonomy;
-        let categories: Vec<String> = t
+        let top = |slug: &str| {
+            let idx = t.by_slug(slug)?;
+            t.lineage(idx)
+                .iter()
+                .find(|a| t.lineage(*a).iter().count() == 1)
+                .map(|a| t.slug(a).to_owned())
+        };
+        let mut categories: Vec<String> = t
             .topics()
             .iter()
-            .filter(|topic| t.by_slug(&topic.slug).is_some_and(|i| !t.is_sensitive(i)))
-            .map(|topic| topic.slug.clone())
+            .filter_map(|topic| t.by_slug(&topic.slug))
+            .filter(|i| !t.is_sensitive(*i) && t.lineage(*i).iter().count() == 1)
+            .map(|i| t.slug(i).to_owned())
             .collect();
-        let counted: std::collections::HashMap<String, u64> = self
-            .inner
-            .store
-            .intent_counts_published(from, to)
-            .await?
-            .into_iter()
-            .collect();
+        categories.sort();
+        let mut counted: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for (topic, n) in self.inner.store.intent_counts_published(from, to).await? {
+            if let Some(root) = top(&topic) {
+                *counted.entry(root).or_default() += n;
+            }
+        }
         let counts: Vec<u64> = categories
             .iter()
             .map(|c| counted.get(c).copied().unwrap_or(0))
             .collect();
         let sensitivity = u32::try_from(l.intents_per_week).unwrap_or(u32::MAX).max(1);
+        // The minimum cohort plus a margin: noise of this scale crosses it in
+        // a bin with no intent at all with probability at most 5% / bins.
+        let scale = f64::from(sensitivity) / l.counts_epsilon;
+        let bins = categories.len().max(1) as f64;
+        let margin = (scale * (bins / 0.05).ln()).ceil().max(0.0) as u64;
+        let threshold = self.inner.accountant.min_cohort().saturating_add(margin);
         let h = me2b_dp::mechanisms::histogram(
             self.inner.noise.as_ref(),
             &categories,
             &counts,
             sensitivity,
             l.counts_epsilon,
-            self.inner.accountant.min_cohort(),
+            threshold,
         )?;
         let release = IntentCounts {
             v: 1,
