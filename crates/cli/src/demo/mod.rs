@@ -23,6 +23,7 @@ use tower::ServiceExt;
 
 mod consent;
 mod credentials;
+mod intents;
 mod offers;
 mod setup;
 mod trust;
@@ -228,6 +229,7 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     let offers = offers::offers_story(&node, &app, &made, erased, &coops, &clock).await?;
     let trust = trust::trust_story(&node, &app, &made, erased, &coops).await?;
     let creds = credentials::credentials_story(&node, &app, &dir, &made, &coops.corner.0).await?;
+    let intents = intents::intents_story(&node, &app, &made, &clock).await?;
     // Verify again, so the report counts the offer and trust events too.
     node.audit.checkpoint_now().await?;
     let report =
@@ -273,6 +275,12 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
         "  credentials    {} issued; {} presentations verified, unlinkable; a replay and a revoked one refused",
         creds.issued,
         creds.verified
+    );
+    out!(
+        "  intents        1 published under a one-time pseudonym; {} answers; {} category disclosed on accept; {} organisations saw only \"closed\"",
+        intents.answers,
+        intents.disclosed,
+        intents.closed_for_others
     );
     out!(
         "  audit log      {} entries, chain and {} checkpoints OK",
