@@ -4,6 +4,8 @@
 //! keep the node from answering.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod signup;
+
 use me2b_testkit::{fresh, Db, TestDb};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -133,15 +135,14 @@ async fn an_audit_tail_cut_after_kill_9_is_caught() {
         let log = t.data_dir.path().join("server.log");
         let srv = serve(&t, db, &log, &[]);
         let http = reqwest::Client::new();
-        let v: serde_json::Value = http
-            .post(format!("{}/v1/members", srv.base))
-            .json(&json!({"email": "tail@example.org", "passphrase": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = signup::sign_up(
+            &http,
+            &srv.base,
+            t.data_dir.path(),
+            "tail@example.org",
+            "correct horse battery",
+        )
+        .await;
         let token = v["token"].as_str().unwrap().to_owned();
         for i in 0..5 {
             let r = http

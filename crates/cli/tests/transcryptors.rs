@@ -8,6 +8,8 @@
 //! node's operator with one transcryptor's secrets trying to link cards.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod signup;
+
 use me2b_crypto::{Keyring, MasterKey, OsRandom};
 use me2b_domain::{Clock, OrgId, SystemClock};
 use me2b_trust::domain::{Domain, Requester};
@@ -953,15 +955,7 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
 
     let mut members = Vec::new();
     for email in ["ana@example.org", "bo@example.org"] {
-        let v = http
-            .post(format!("{base}/v1/members"))
-            .json(&json!({"email": email, "passphrase": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
+        let v = signup::sign_up(&http, &base, &data, email, "correct horse battery").await;
         members.push(v["token"].as_str().unwrap().to_owned());
     }
     // Each member's card at each co-op: a ciphertext only that co-op opens.

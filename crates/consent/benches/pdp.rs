@@ -243,14 +243,42 @@ async fn main() {
         .create_request(&org, request_input())
         .await
         .unwrap();
+    // Its API key: envelopes are sealed to it in each member's session.
+    let api_key = me2b_crypto::SecretToken::generate("me2b_k_", rng.as_ref());
+    let key_id = me2b_domain::ApiKeyId::generate(rng.as_ref());
+    me2b_storage::OrgStore::insert_api_key(
+        store.as_ref(),
+        &me2b_storage::ApiKeyRow {
+            id: key_id,
+            org: org.id,
+            key_hash: api_key.hash(),
+            roles: me2b_domain::org::Roles::try_from(vec![me2b_domain::org::Role::Consent])
+                .unwrap(),
+            created_at: now,
+            revoked_at: None,
+            envelope_pk: Some(
+                me2b_crypto::org_envelope::OrgEnvelopeKey::from_api_key(api_key.expose())
+                    .public_key()
+                    .to_bytes()
+                    .to_vec(),
+            ),
+        },
+    )
+    .await
+    .unwrap();
+    let outbox = Arc::new(me2b_vault::MemoryOutbox::default());
+    vault.set_outbox(outbox.clone());
+    vault.set_session_hook(Arc::new(consents.session_hook()));
     for i in 0..50 {
-        let s = vault
+        let s = outbox
             .sign_up(
+                &vault,
                 Email::parse(&format!("bench-{i}@example.org")).unwrap(),
                 Passphrase::parse("bench passphrase".into()).unwrap(),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .session;
         let session = vault.authenticate(s.token.expose()).await.unwrap();
         for j in [
             serde_json::json!({"kind": "profile_attribute", "name": "region", "value": "Utrecht"}),
@@ -266,7 +294,7 @@ async fn main() {
                 .unwrap();
         }
         consents
-            .grant(s.member, req.id, GrantInput::default(), Method::Api)
+            .grant(&session, req.id, GrantInput::default(), Method::Api)
             .await
             .unwrap();
     }
@@ -275,14 +303,14 @@ async fn main() {
     for round in 0..60 {
         let t = Instant::now();
         let d = consents
-            .access(org.id, req.id, "direct-marketing", "use")
+            .access(org.id, key_id, req.id, "direct-marketing", "use")
             .await
             .unwrap();
         let e = t.elapsed();
         assert_eq!(d.len(), 50);
         let t = Instant::now();
         let s = stubbed
-            .access(org.id, req.id, "direct-marketing", "use")
+            .access(org.id, key_id, req.id, "direct-marketing", "use")
             .await
             .unwrap();
         let e2 = t.elapsed();

@@ -9,10 +9,13 @@
 //! * [`pdp`]: the policy decision point, a pure function deciding
 //!   (organisation, member, purpose, category, processing, time) → permit or deny,
 //!   deny by default.
+//! * [`envelope`]: what a consent allows, sealed in the member's session to
+//!   the organisation's API keys; how an organisation opens it.
 //! * [`receipt`]: consent receipts as compact JWS (EdDSA / Ed25519) signed by the
 //!   node, verifiable offline with the node's public key.
 #![forbid(unsafe_code)]
 
+pub mod envelope;
 pub mod model;
 pub mod pdp;
 pub mod receipt;
@@ -42,4 +45,6 @@ pub enum ConsentError {
     BadReceiptSignature,
     #[error("the vocabulary file is invalid: {0}")]
     Vocabulary(String),
+    #[error("the envelope cannot be opened: {0}")]
+    Envelope(&'static str),
 }

@@ -1,19 +1,30 @@
 //! The consent service: requests, answers, withdrawals, GPC, disclosure to
 //! organisations under a permit, and transparency for members.
+//!
+//! Disclosure never reads a vault outside its member's session: when a
+//! member grants, writes under a grant, or logs in, what each consent in
+//! force allows is sealed into envelopes only the organisation's API keys
+//! open ([`crate::envelope`]). Data access serves those envelopes, per
+//! category, after the policy decision point permits.
 
+use crate::envelope::{self, EnvelopeContent, CONTENT_VERSION};
 use crate::model::*;
 use crate::pdp::{decide, AccessQuery, Decision, DenyReason};
 use crate::receipt::{self, ReceiptClaims};
 use crate::vocabulary::{Section, Vocabulary};
 use crate::ConsentError;
 use me2b_audit::{AuditError, AuditLog};
+use me2b_crypto::org_envelope::OrgEnvelopePublicKey;
 use me2b_crypto::Keyring;
 use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
+use me2b_domain::org::Role;
 use me2b_domain::record::RecordContent;
-use me2b_domain::{Clock, ConsentId, ConsentRequestId, MemberId, OrgId, Random, Timestamp};
-use me2b_storage::{ConsentRequestRow, ConsentRow, OrgRow, StorageError, Store};
-use me2b_vault::{Vault, VaultError};
-use std::collections::BTreeMap;
+use me2b_domain::{
+    ApiKeyId, Clock, ConsentId, ConsentRequestId, MemberId, OrgId, Random, Timestamp,
+};
+use me2b_storage::{ConsentRequestRow, ConsentRow, EnvelopeRow, OrgRow, StorageError, Store};
+use me2b_vault::{MemberSession, Vault, VaultError};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,14 +64,17 @@ pub struct OrgConsentView {
     pub receipts: Vec<String>,
 }
 
-/// What one member disclosed to an organisation under a permit.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+/// What one member disclosed to an organisation under a permit: per
+/// permitted category, an envelope only the API key that asked can open
+/// (`me2b_consent::envelope::open`; format in README, "Data access").
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Disclosure {
     pub subject: String,
     pub consent_id: ConsentId,
-    /// Category id → the member's values in that category.
+    /// Category id → envelope (base64url): the member's values in that
+    /// category, sealed to this API key in the member's session.
     #[schema(value_type = Object)]
-    pub data: BTreeMap<String, Vec<serde_json::Value>>,
+    pub envelopes: BTreeMap<String, String>,
 }
 
 /// The DPV category of a vault record, if it can ever be disclosed. Notes never are.
@@ -376,13 +390,16 @@ impl Consents {
         }))
     }
 
-    /// The data-access API: for each member who consented to `request`, the values
-    /// of exactly the categories the decision point permits for `purpose` and
-    /// `processing`. Members without a permit do not appear at all.
+    /// The data-access API: for each member who consented to `request`, the
+    /// envelopes (sealed to API key `key` in the member's session) of exactly
+    /// the categories the decision point permits for `purpose` and
+    /// `processing` now. Members without a permit do not appear at all. No
+    /// vault is read here: the node could not.
     #[tracing::instrument(skip_all)]
     pub async fn access(
         &self,
         org: OrgId,
+        key: ApiKeyId,
         request: ConsentRequestId,
         purpose: &str,
         processing: &str,
@@ -393,6 +410,7 @@ impl Consents {
         }
         self.vocab.require(Section::Purpose, purpose)?;
         self.vocab.require(Section::Processing, processing)?;
+        let now = self.clock.now();
         let mut out = Vec::new();
         let mut events = Vec::new();
         for row in self.store.consents_for_request(request).await? {
@@ -405,18 +423,27 @@ impl Consents {
                 Some(p) => p.clone(),
                 None => self.keys.subject_pseudonym(&org, &member),
             };
-            let records = self.vault.records_for_disclosure(member).await?;
-            // The categories this member's vault holds that the request covers.
+            let sealed = self.store.envelopes_for(row.id, key, now).await?;
+            // The categories sealed for this key that the request covers;
+            // for an expired consent (its envelopes are never served), the
+            // categories it granted, so that the member sees the refusal.
+            let granted = if row.expires_at <= now {
+                record.categories.clone()
+            } else {
+                Vec::new()
+            };
             let mut categories: Vec<&str> = Vec::new();
-            for rec in &records {
-                if let Some(c) = self.category_of(rec) {
-                    let asked = req
-                        .categories
-                        .iter()
-                        .any(|r| self.vocab.category_within(c, r));
-                    if asked && !categories.contains(&c) {
-                        categories.push(c);
-                    }
+            for c in sealed
+                .iter()
+                .map(|e| e.category.as_str())
+                .chain(granted.iter().map(String::as_str))
+            {
+                let asked = req
+                    .categories
+                    .iter()
+                    .any(|r| self.vocab.category_within(c, r));
+                if asked && !categories.contains(&c) {
+                    categories.push(c);
                 }
             }
             if categories.is_empty() {
@@ -437,7 +464,6 @@ impl Consents {
                 self.decide_for_disclosure(org, member, purpose, processing, &categories, row.id)
                     .await?
             };
-            let mut consent_id = row.id;
             let mut permitted: Vec<&str> = Vec::new();
             for (category, d) in categories.iter().zip(&decisions) {
                 let mut ev = AuditEvent::new(Actor::Organisation(org), Action::ConsentDecision)
@@ -445,7 +471,6 @@ impl Consents {
                     .terms(purpose, category, processing);
                 ev = match d {
                     Decision::Permit { consent } => {
-                        consent_id = *consent;
                         permitted.push(category);
                         ev.object(consent)
                     }
@@ -455,25 +480,210 @@ impl Consents {
                 };
                 events.push(ev);
             }
-            let mut data: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
-            for rec in &records {
-                if let Some(c) = self.category_of(rec).filter(|c| permitted.contains(c)) {
-                    data.entry(c.to_owned())
-                        .or_default()
-                        .push(disclosed_value(rec));
-                }
-            }
-            if !data.is_empty() {
+            // The decision point permitted these categories to this
+            // organisation for this purpose now (possibly under another of
+            // the member's records with it); the envelopes are this
+            // consent's, and name it.
+            let envelopes: BTreeMap<String, String> = sealed
+                .iter()
+                .filter(|e| permitted.contains(&e.category.as_str()))
+                .map(|e| (e.category.clone(), envelope::encode(&e.sealed)))
+                .collect();
+            if !envelopes.is_empty() {
                 out.push(Disclosure {
                     subject,
-                    consent_id,
-                    data,
+                    consent_id: row.id,
+                    envelopes,
                 });
             }
         }
         // Every decision is durable in the audit log before any data leaves.
         self.record_decisions(events).await?;
         Ok(out)
+    }
+
+    // --- envelopes: sealed in the member's session -------------------------------
+
+    /// The API keys of `org` envelopes are sealed to: not revoked, with the
+    /// `consent` role, and a public key (older keys get one at their next use).
+    async fn envelope_keys(
+        &self,
+        org: OrgId,
+    ) -> Result<Vec<(ApiKeyId, OrgEnvelopePublicKey)>, ServiceError> {
+        Ok(self
+            .store
+            .live_api_keys(org)
+            .await?
+            .into_iter()
+            .filter(|k| k.roles.contains(Role::Consent))
+            .filter_map(|k| {
+                let pk = OrgEnvelopePublicKey::from_bytes(k.envelope_pk.as_deref()?).ok()?;
+                Some((k.id, pk))
+            })
+            .collect())
+    }
+
+    /// Seals what `consent` allows from the member's `records` into
+    /// envelopes for each of the organisation's keys, replacing those of
+    /// `only` (the categories a change touched; None: all of them). Runs in
+    /// the member's session: `records` were decrypted with their key.
+    async fn seal_envelopes(
+        &self,
+        s: &MemberSession,
+        consent: &ConsentRecord,
+        records: &[RecordContent],
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        if consent.subject != s.member || !consent.in_force(now) {
+            return Ok(());
+        }
+        let mut values: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+        for rec in records {
+            let Some(c) = self.category_of(rec) else {
+                continue;
+            };
+            let granted = consent
+                .categories
+                .iter()
+                .any(|g| self.vocab.category_within(c, g));
+            if granted && only.is_none_or(|o| o.contains(c)) {
+                values
+                    .entry(c.to_owned())
+                    .or_default()
+                    .push(disclosed_value(rec));
+            }
+        }
+        let subject = self.pseudonym_of(consent);
+        let mut rows = Vec::new();
+        for (key, pk) in self.envelope_keys(consent.controller).await? {
+            for (category, vals) in &values {
+                let content = EnvelopeContent {
+                    v: CONTENT_VERSION,
+                    consent_id: consent.id,
+                    subject: subject.clone(),
+                    category: category.clone(),
+                    values: vals.clone(),
+                    sealed_at: now.to_rfc3339(),
+                };
+                rows.push(EnvelopeRow {
+                    consent: consent.id,
+                    key,
+                    category: category.clone(),
+                    member: s.member,
+                    expires_at: consent.expires_at,
+                    updated_at: now,
+                    sealed: envelope::seal(&pk, &content, self.rng.as_ref()),
+                });
+            }
+        }
+        let only: Option<Vec<String>> = only.map(|o| o.iter().cloned().collect());
+        if self
+            .store
+            .replace_envelopes(consent.id, only.as_deref(), &rows)
+            .await?
+        {
+            self.audit
+                .record(
+                    AuditEvent::new(Actor::Member(s.member), Action::ConsentEnvelopeSeal)
+                        .subject(s.member)
+                        .object(consent.id),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The member's consents in force now.
+    async fn in_force_of(&self, member: MemberId) -> Result<Vec<ConsentRecord>, ServiceError> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for row in self.store.consents_of_member(member).await? {
+            if row.status != "given" {
+                continue;
+            }
+            let r = ConsentRecord::from_json(&row.body)?;
+            if r.in_force(now) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Brings every envelope of the member's consents in force up to date
+    /// (at login: consents given before member-held keys, keys the
+    /// organisation made since, a write whose update failed).
+    pub async fn refresh_envelopes(&self, s: &MemberSession) -> Result<(), ServiceError> {
+        let consents = self.in_force_of(s.member).await?;
+        if consents.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<RecordContent> = self
+            .vault
+            .all_records(s)
+            .await?
+            .into_iter()
+            .map(|r| r.content)
+            .collect();
+        for c in &consents {
+            self.seal_envelopes(s, c, &records, None).await?;
+        }
+        Ok(())
+    }
+
+    /// After a write: re-seals the envelopes of the categories `old` and
+    /// `new` fall in, for each consent in force that covers them.
+    pub async fn record_changed(
+        &self,
+        s: &MemberSession,
+        old: Option<&RecordContent>,
+        new: Option<&RecordContent>,
+    ) -> Result<(), ServiceError> {
+        let touched: BTreeSet<String> = [old, new]
+            .into_iter()
+            .flatten()
+            .filter_map(|r| self.category_of(r).map(str::to_owned))
+            .collect();
+        if touched.is_empty() {
+            return Ok(());
+        }
+        let consents: Vec<(ConsentRecord, BTreeSet<String>)> = self
+            .in_force_of(s.member)
+            .await?
+            .into_iter()
+            .filter_map(|c| {
+                let covered: BTreeSet<String> = touched
+                    .iter()
+                    .filter(|t| {
+                        c.categories
+                            .iter()
+                            .any(|g| self.vocab.category_within(t, g))
+                    })
+                    .cloned()
+                    .collect();
+                (!covered.is_empty()).then_some((c, covered))
+            })
+            .collect();
+        if consents.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<RecordContent> = self
+            .vault
+            .all_records(s)
+            .await?
+            .into_iter()
+            .map(|r| r.content)
+            .collect();
+        for (c, covered) in &consents {
+            self.seal_envelopes(s, c, &records, Some(covered)).await?;
+        }
+        Ok(())
+    }
+
+    /// What the vault calls in members' sessions (install with
+    /// `Vault::set_session_hook`).
+    pub fn session_hook(&self) -> EnvelopeHook {
+        EnvelopeHook(self.clone())
     }
 
     async fn decide_for_disclosure(
@@ -600,15 +810,26 @@ impl Consents {
         Ok(r)
     }
 
+    /// Grants (all or part of) a request, in the member's session: what
+    /// the grant allows is sealed for the organisation now.
     #[tracing::instrument(skip_all)]
     pub async fn grant(
         &self,
-        member: MemberId,
+        s: &MemberSession,
         request: ConsentRequestId,
         scope: GrantInput,
         method: Method,
     ) -> Result<ConsentRecord, ServiceError> {
-        self.answer(member, request, Some(scope), method).await
+        let r = self.answer(s.member, request, Some(scope), method).await?;
+        let records: Vec<RecordContent> = self
+            .vault
+            .all_records(s)
+            .await?
+            .into_iter()
+            .map(|r| r.content)
+            .collect();
+        self.seal_envelopes(s, &r, &records, None).await?;
+        Ok(r)
     }
 
     #[tracing::instrument(skip_all)]
@@ -630,8 +851,8 @@ impl Consents {
     #[tracing::instrument(skip_all)]
     pub async fn grant_private(
         &self,
+        s: &MemberSession,
         org: &OrgRow,
-        member: MemberId,
         input: ConsentRequestInput,
         pseudonym: String,
         method: Method,
@@ -648,6 +869,7 @@ impl Consents {
                 body: serde_json::to_vec(&req).unwrap_or_default(),
             })
             .await?;
+        let member = s.member;
         let consent = ConsentId::generate(self.rng.as_ref());
         let mut r =
             ConsentRecord::grant(consent, &req, member, GrantInput::default(), method, now)?;
@@ -663,6 +885,16 @@ impl Consents {
                     .object(consent),
             ])
             .await?;
+        // What it allows is sealed for the organisation now, in the
+        // member's session, under the contact's own pseudonym.
+        let records: Vec<RecordContent> = self
+            .vault
+            .all_records(s)
+            .await?
+            .into_iter()
+            .map(|r| r.content)
+            .collect();
+        self.seal_envelopes(s, &r, &records, None).await?;
         Ok((req, r))
     }
 
@@ -763,5 +995,28 @@ fn disclosed_value(r: &RecordContent) -> serde_json::Value {
     match r {
         RecordContent::ProfileAttribute(a) => serde_json::json!({"name": a.name, "value": a.value}),
         other => serde_json::to_value(other).unwrap_or_default(),
+    }
+}
+
+/// The vault's session hook: keeps envelopes up to date as the member writes
+/// and logs in.
+#[derive(Debug)]
+pub struct EnvelopeHook(Consents);
+
+#[async_trait::async_trait]
+impl me2b_vault::SessionHook for EnvelopeHook {
+    async fn record_changed(
+        &self,
+        s: &MemberSession,
+        old: Option<&RecordContent>,
+        new: Option<&RecordContent>,
+    ) -> Result<(), String> {
+        self.0
+            .record_changed(s, old, new)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    async fn logged_in(&self, s: &MemberSession) -> Result<(), String> {
+        self.0.refresh_envelopes(s).await.map_err(|e| e.to_string())
     }
 }

@@ -1,9 +1,10 @@
 //! Hot paths of the vault's cryptography: sealing and opening a record, and
-//! unwrapping a member's data key (done on every vault request).
+//! unwrapping a member's data key from a session (done on every vault
+//! request), next to the master-key unwrap it replaced.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use me2b_crypto::{Aad, DataKey, Keyring, MasterKey, OsRandom};
+use me2b_crypto::{member_key, Aad, DataKey, Keyring, MasterKey, OsRandom, SecretToken};
 use me2b_domain::{MemberId, RecordId};
 
 fn bench(c: &mut Criterion) {
@@ -12,7 +13,9 @@ fn bench(c: &mut Criterion) {
     let member = MemberId::generate(&rng);
     let record = RecordId::generate(&rng);
     let dek = DataKey::generate(&rng);
-    let wrapped = ring.wrap(member, &dek, &rng);
+    let wrapped = ring.legacy_wrap(member, &dek, &rng);
+    let token = SecretToken::generate("me2b_s_", &rng);
+    let session_wrap = member_key::wrap_for_session(token.expose(), member, &dek, &rng);
     let plaintext = vec![b'x'; 512];
     let aad = Aad::record(member, record);
     let sealed = dek.seal(&rng, &aad, &plaintext);
@@ -25,8 +28,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("open_512B_record", |b| {
         b.iter(|| dek.open(black_box(&aad), black_box(&sealed)).unwrap())
     });
-    g.bench_function("unwrap_data_key", |b| {
-        b.iter(|| ring.unwrap(member, black_box(&wrapped)).unwrap())
+    g.bench_function("unwrap_data_key_master_key_legacy", |b| {
+        b.iter(|| ring.legacy_unwrap(member, black_box(&wrapped)).unwrap())
+    });
+    g.bench_function("unwrap_data_key_session_token", |b| {
+        b.iter(|| {
+            member_key::unwrap_for_session(token.expose(), member, black_box(&session_wrap))
+                .unwrap()
+        })
     });
     g.finish();
 }

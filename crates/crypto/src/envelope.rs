@@ -38,6 +38,15 @@ impl Aad {
     pub fn wrapped_key(member: MemberId) -> Self {
         Self::new(b"data-key", member, &[])
     }
+    /// `member`'s data key wrapped for a session token.
+    pub fn session_key(member: MemberId) -> Self {
+        Self::new(b"session-key", member, &[])
+    }
+    /// The e-mail address of a sign-up waiting for confirmation (by the
+    /// member id it will have).
+    pub fn sign_up(member: MemberId) -> Self {
+        Self::new(b"sign-up", member, &[])
+    }
     /// A secret of the node itself (not a member's), named by `label`.
     pub fn node_secret(label: &str) -> Self {
         let mut v = b"me2b/node-secret\0".to_vec();

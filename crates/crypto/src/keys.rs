@@ -238,14 +238,17 @@ impl Keyring {
         Ok(Zeroizing::new(kek.open(&Aad::node_secret(label), sealed)?))
     }
 
-    /// Wraps a member's data key for storage.
-    pub fn wrap(&self, member: MemberId, dek: &DataKey, rng: &dyn Random) -> Vec<u8> {
+    /// Wraps a member's data key under the master key, as nodes did before
+    /// member-held keys. Only tests of the upgrade make such wraps now.
+    pub fn legacy_wrap(&self, member: MemberId, dek: &DataKey, rng: &dyn Random) -> Vec<u8> {
         let kek = DataKey::from_bytes(*self.kek);
         kek.seal(rng, &Aad::wrapped_key(member), dek.expose())
     }
 
-    /// Unwraps a member's data key read from storage.
-    pub fn unwrap(&self, member: MemberId, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+    /// Unwraps a data key wrapped under the master key by an older node: only
+    /// at the member's next login (to re-wrap it under keys they hold), and
+    /// to warn them before the wrap is retired.
+    pub fn legacy_unwrap(&self, member: MemberId, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
         let kek = DataKey::from_bytes(*self.kek);
         let bytes = Zeroizing::new(kek.open(&Aad::wrapped_key(member), wrapped)?);
         let arr: [u8; 32] = bytes
@@ -331,10 +334,13 @@ mod tests {
         let m1 = MemberId::generate(&rng);
         let m2 = MemberId::generate(&rng);
         let dek = DataKey::generate(&rng);
-        let wrapped = ring.wrap(m1, &dek, &rng);
-        assert_eq!(ring.unwrap(m1, &wrapped).unwrap().expose(), dek.expose());
-        assert!(ring.unwrap(m2, &wrapped).is_err());
-        assert!(other.unwrap(m1, &wrapped).is_err());
+        let wrapped = ring.legacy_wrap(m1, &dek, &rng);
+        assert_eq!(
+            ring.legacy_unwrap(m1, &wrapped).unwrap().expose(),
+            dek.expose()
+        );
+        assert!(ring.legacy_unwrap(m2, &wrapped).is_err());
+        assert!(other.legacy_unwrap(m1, &wrapped).is_err());
     }
 
     #[test]

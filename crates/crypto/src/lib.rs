@@ -4,9 +4,15 @@
 //!   encrypted with it directly: HKDF-SHA256 derives purpose-bound keys from it
 //!   ([`Keyring`]): the key-encryption key, the e-mail index key, the node's Ed25519
 //!   signing key and a key check value that detects a wrong master key at start.
-//! * Each member has a random **data key** ([`DataKey`]); it is stored only wrapped
-//!   by the key-encryption key (XChaCha20-Poly1305, associated data = member id).
-//!   Destroying the wrapped key makes every record of that member unreadable.
+//! * Each member has a random **data key** ([`DataKey`]), held by the member
+//!   ([`member_key`]): it is stored only wrapped under keys derived from their
+//!   passphrase and their recovery code (Argon2id), and, while they are logged
+//!   in, from each session token (HKDF). Nodes before member-held keys wrapped
+//!   it under the key-encryption key; that wrap is kept only until the
+//!   member's next login ([`Keyring::legacy_unwrap`]). Destroying the wraps
+//!   makes every record of that member unreadable.
+//! * What a member's consent allows an organisation to read is sealed to that
+//!   organisation's API key ([`org_envelope`]).
 //! * Every ciphertext carries a format version byte, and its associated data binds
 //!   the member id, the object id and that version ([`Aad`]).
 //!
@@ -15,14 +21,19 @@
 
 mod envelope;
 mod keys;
+pub mod member_key;
+pub mod org_envelope;
 mod passphrase;
 mod random;
+mod recovery;
+mod rng;
 mod token;
 
 pub use envelope::{Aad, DataKey, ENVELOPE_VERSION};
 pub use keys::{Keyring, MasterKey, NodeVerifyingKey};
 pub use passphrase::{PassphraseHasher, PassphraseParams};
 pub use random::{OsRandom, SeededRandom};
+pub use recovery::RecoveryCode;
 pub use token::{hash_token, SecretToken, TokenHash};
 
 /// Errors of key handling and encryption. None carries key material or plaintext.
@@ -46,4 +57,8 @@ pub enum CryptoError {
     PassphraseHash(String),
     #[error("signature is not valid")]
     BadSignature,
+    #[error("stored {0} is malformed")]
+    Malformed(&'static str),
+    #[error("this is not a recovery code: check it for a mistyped character (it has 28 characters, in groups of four)")]
+    RecoveryCodeMistyped,
 }

@@ -2,6 +2,7 @@ use crate::CryptoError;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use me2b_domain::Random;
+use zeroize::Zeroizing;
 
 /// Argon2id cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +70,35 @@ impl PassphraseHasher {
             .hash_password(passphrase.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| CryptoError::PassphraseHash(e.to_string()))
+    }
+
+    /// The parameters new hashes and keys are made with.
+    pub fn params(&self) -> PassphraseParams {
+        self.params
+    }
+
+    /// Argon2id over `secret` with `salt` and `params`: 32 bytes of key
+    /// material, from which member-held keys are derived (never stored).
+    /// `params` are those recorded with a stored wrap, so parameters can
+    /// change later without making older wraps unreadable.
+    pub fn derive_key(
+        &self,
+        secret: &[u8],
+        salt: &[u8; 16],
+        params: PassphraseParams,
+    ) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        let p = Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            Some(32),
+        )
+        .map_err(|e| CryptoError::PassphraseHash(e.to_string()))?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, p)
+            .hash_password_into(secret, salt, out.as_mut())
+            .map_err(|e| CryptoError::PassphraseHash(e.to_string()))?;
+        Ok(out)
     }
 
     /// True when `passphrase` matches `phc`. With `phc` = None, verifies against a

@@ -35,6 +35,25 @@ pub enum Action {
     DataKeyDestroy,
     #[serde(rename = "member.signup")]
     MemberSignup,
+    /// A sign-up was asked for: a message went to the address (whether or
+    /// not it has an account; the account owner sees it in their log).
+    #[serde(rename = "member.signup.request")]
+    MemberSignupRequest,
+    /// The member's data key was wrapped anew under keys they hold: moved
+    /// off an older node's master key, a new passphrase, or a recovery.
+    #[serde(rename = "key.data.rewrap")]
+    DataKeyRewrap,
+    /// The member logged in with their recovery code and set a new passphrase.
+    #[serde(rename = "member.recover")]
+    MemberRecover,
+    /// The member was warned that the master-key wrap of their data key
+    /// will be retired (they had not logged in since member-held keys).
+    #[serde(rename = "key.data.legacy_warning")]
+    DataKeyLegacyWarning,
+    /// What a consent allows was sealed for the organisation, in the
+    /// member's session (object: the consent).
+    #[serde(rename = "consent.envelope.seal")]
+    ConsentEnvelopeSeal,
     #[serde(rename = "member.login")]
     MemberLogin,
     #[serde(rename = "member.login.failed")]

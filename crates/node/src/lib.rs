@@ -3,6 +3,8 @@
 //! server and the CLI both start from [`Node::open`].
 #![forbid(unsafe_code)]
 
+pub mod outbox;
+
 use me2b_audit::{AuditError, AuditLog};
 use me2b_consent::{Consents, Vocabulary};
 use me2b_crypto::{CryptoError, Keyring, MasterKey, PassphraseHasher, PassphraseParams};
@@ -17,7 +19,7 @@ use me2b_trust::link::{LocalLink, TranscryptorLink};
 use me2b_trust::policy::Policy;
 use me2b_trust::pseudonym::{Federation, Transcryptor, TranscryptorSecrets};
 use me2b_trust::service::{Category, Trust, TrustDeps};
-use me2b_vault::{Vault, VaultError};
+use me2b_vault::{Outbox, Vault, VaultError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,6 +61,14 @@ pub struct NodeConfig {
     /// The federation's credential settings (its name and validity period),
     /// the same for every co-op and every credential.
     pub credentials: me2b_credentials::service::FederationSettings,
+    /// Where messages to members go (sign-up confirmations, warnings).
+    /// Default: `smtp_url` if set, else `.eml` files in `DATA_DIR/outbox`.
+    pub outbox: Option<Arc<dyn Outbox>>,
+    /// An SMTP relay (lettre): `smtps://host:port`, `smtp://host:port?tls=required`,
+    /// or `smtp://127.0.0.1:25` on this machine.
+    pub smtp_url: Option<String>,
+    /// The sender of messages to members.
+    pub mail_from: String,
 }
 
 /// The governance file: `[privacy]` (the budget period, the minimum cohort,
@@ -113,6 +123,9 @@ impl NodeConfig {
             governance: None,
             noise: None,
             credentials: me2b_credentials::service::FederationSettings::default(),
+            outbox: None,
+            smtp_url: None,
+            mail_from: "me2b@localhost".into(),
         }
     }
 
@@ -161,6 +174,8 @@ pub enum NodeError {
     WrongMasterKey { path: String },
     #[error("the database was initialised with a master key, but {path} does not exist; restore the key file (a node's is named by ME2B_MASTER_KEY_FILE)")]
     MissingMasterKey { path: String },
+    #[error("cannot set up the outbox: {0}")]
+    Outbox(String),
 }
 
 /// An open node.
@@ -186,6 +201,9 @@ pub struct Node {
     pub database: String,
     pub backend: Backend,
     pub master_key_created: bool,
+    /// Members whose data key is still wrapped under the master key (they
+    /// have not logged in since the node moved to member-held keys).
+    pub legacy_members: u64,
 }
 
 /// Creates `path` (and its parents) readable by the owner only.
@@ -285,6 +303,20 @@ impl Node {
             rng.clone(),
             cfg.session_ttl_seconds,
         );
+        vault.set_outbox(match (&cfg.outbox, &cfg.smtp_url) {
+            (Some(o), _) => o.clone(),
+            (None, Some(url)) => Arc::new(
+                outbox::SmtpOutbox::new(url, cfg.mail_from.clone()).map_err(NodeError::Outbox)?,
+            ),
+            (None, None) => Arc::new(
+                outbox::FileOutbox::new(
+                    cfg.data_dir.join(outbox::OUTBOX_DIR),
+                    cfg.mail_from.clone(),
+                    rng.clone(),
+                )
+                .map_err(NodeError::Outbox)?,
+            ),
+        });
         let orgs = Orgs::new(store.clone(), audit.clone(), clock.clone(), rng.clone());
         let taxonomy = Arc::new(Taxonomy::shipped()?);
         // Interests in sensitive topics are disclosed only under their special
@@ -304,6 +336,8 @@ impl Node {
             rng.clone(),
         )
         .with_sensitive_topics(sensitive_topics);
+        // What runs in a member's session: the envelopes of their consents.
+        vault.set_session_hook(Arc::new(consents.session_hook()));
         let governance = Arc::new(load_governance(cfg)?);
         let accountant = Accountant::new(
             store.clone(),
@@ -378,7 +412,9 @@ impl Node {
             cfg.credentials.clone(),
             Arc::new(TaxonomyTopics(taxonomy)),
         );
+        let legacy_members = vault.legacy_member_count().await?;
         Ok(Self {
+            legacy_members,
             trust,
             intents,
             accountant,
@@ -420,6 +456,40 @@ impl Node {
             }
         };
         self.accountant.budget_view(&pools, note).await
+    }
+
+    /// Every minute: destroys the envelopes of consents that expired (data
+    /// access never serves them), sign-ups never confirmed, and expired
+    /// sessions (with their wraps of members' keys). Abort at shutdown.
+    pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let clock = self.clock.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let now = clock.now();
+                let r = async {
+                    let e = store.purge_expired_envelopes(now).await?;
+                    let u = store.purge_sign_ups(now).await?;
+                    let s = store.delete_expired_sessions(now).await?;
+                    Ok::<_, StorageError>((e, u, s))
+                }
+                .await;
+                match r {
+                    Ok((e, u, s)) if e + u + s > 0 => tracing::debug!(
+                        envelopes = e,
+                        sign_ups = u,
+                        sessions = s,
+                        "expired keys destroyed"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "expired envelopes and sessions could not be swept")
+                    }
+                }
+            }
+        })
     }
 
     /// Signs a final audit checkpoint and closes the database.
@@ -718,18 +788,21 @@ mod tests {
         );
         let down = Arc::new(Hook(std::sync::atomic::AtomicBool::new(true)));
         v.set_erasure_hook(down.clone());
-        let new = v
+        let outbox = Arc::new(me2b_vault::MemoryOutbox::default());
+        v.set_outbox(outbox.clone());
+        let new = outbox
             .sign_up(
+                &v,
                 Email::parse("ana@example.org").unwrap(),
                 Passphrase::parse("correct horse battery".into()).unwrap(),
             )
             .await
             .unwrap();
-        let member = new.member;
+        let member = new.session.member;
         v.erase_member(Actor::Operator, member).await.unwrap();
         // The key is destroyed at once; the rows wait for the trust.
         let row = n.store.member(member).await.unwrap().unwrap();
-        assert!(row.erasing && row.wrapped_dek.is_none());
+        assert!(row.erasing && row.passphrase_wrap.is_none() && row.recovery_wrap.is_none());
         assert_eq!(
             n.store.members_pending_erasure().await.unwrap(),
             vec![member]

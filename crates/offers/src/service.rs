@@ -876,7 +876,7 @@ impl Offers {
                     .inner
                     .consents
                     .grant(
-                        s.member,
+                        s,
                         req,
                         GrantInput {
                             purposes: None,

@@ -118,6 +118,7 @@ impl Orgs {
             roles: roles.clone(),
             created_at: self.clock.now(),
             revoked_at: None,
+            envelope_pk: Some(envelope_public_key(secret.expose())),
         };
         self.store.insert_api_key(&row).await?;
         self.audit
@@ -165,10 +166,26 @@ impl Orgs {
                 .await?;
             return Err(OrgError::RevokedKey);
         }
+        if k.envelope_pk.is_none() {
+            // A key an older node made: its envelope public key can only be
+            // derived from the key itself, which is here now.
+            self.store
+                .set_api_key_envelope(k.id, &envelope_public_key(key))
+                .await?;
+        }
         Ok(OrgPrincipal {
             org,
             key: k.id,
             roles: k.roles,
         })
     }
+}
+
+/// The public key envelopes for this API key are sealed to (the secret half
+/// is derived from the key, which the node does not keep).
+fn envelope_public_key(api_key: &str) -> Vec<u8> {
+    me2b_crypto::org_envelope::OrgEnvelopeKey::from_api_key(api_key)
+        .public_key()
+        .to_bytes()
+        .to_vec()
 }

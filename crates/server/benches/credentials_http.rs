@@ -45,6 +45,8 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = NodeConfig::new(dir.path().join("node"));
     cfg.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
+    let outbox = Arc::new(me2b_vault::MemoryOutbox::default());
+    cfg.outbox = Some(outbox.clone());
     let node = Node::open(&cfg, Arc::new(SystemClock), Arc::new(OsRandom))
         .await
         .unwrap();
@@ -80,14 +82,15 @@ async fn main() {
         .await
         .unwrap();
     let shop_key = shop_key.secret.expose().to_owned();
-    let session = node
-        .vault
+    let session = outbox
         .sign_up(
+            &node.vault,
             Email::parse("bench@example.org").unwrap(),
             Passphrase::parse("a bench passphrase, not a real one".to_owned()).unwrap(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .session;
     let s = node
         .vault
         .authenticate(session.token.expose())

@@ -33,7 +33,8 @@ pub struct ErrorBody {
 /// `payload_too_large`, `invalid_parameter`, `unauthenticated`, `invalid_token`,
 /// `session_expired`, `invalid_credentials`, `organisation_forbidden`,
 /// `member_only`, `api_key_revoked`, `not_found`, `method_not_allowed`,
-/// `email_taken`, `revision_conflict`, `integrity_error`, `unavailable`,
+/// `email_taken` (confirming an address that got an account meanwhile),
+/// `unknown_confirmation`, `recovery_code_mistyped`, `revision_conflict`, `integrity_error`, `unavailable`,
 /// `internal`; offers: `rule_syntax`, `rule_unknown_field`,
 /// `rule_function_not_allowed`, `rule_type`, `rule_too_large`, `rule_too_costly`,
 /// `rule_nested_macro`, `rule_sensitive_topic` (each with `position`),
@@ -116,6 +117,14 @@ impl From<VaultError> for ApiError {
         use StatusCode as S;
         match e {
             VaultError::EmailTaken => Self::new(S::CONFLICT, "email_taken", e.to_string()),
+            VaultError::UnknownConfirmation => {
+                Self::new(S::NOT_FOUND, "unknown_confirmation", e.to_string())
+            }
+            VaultError::RecoveryCode(_) => Self::new(
+                S::UNPROCESSABLE_ENTITY,
+                "recovery_code_mistyped",
+                e.to_string(),
+            ),
             VaultError::InvalidCredentials => {
                 Self::new(S::UNAUTHORIZED, "invalid_credentials", e.to_string())
             }

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
     ),
     paths(
         meta::healthz, meta::openapi, meta::node_keys,
-        members::sign_up, members::log_in, members::log_out, members::me, members::erase, members::audit,
+        members::sign_up, members::confirm, members::log_in, members::recover, members::change_passphrase, members::log_out, members::me, members::erase, members::audit,
         vault::list, vault::create, vault::read, vault::update, vault::delete,
         orgs::whoami,
         consent::vocabulary, consent::create_request, consent::list_requests, consent::request_consents,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::start;
+use common::{opened, start};
 use me2b_domain::org::Role;
 use me2b_testkit::Db;
 use reqwest::{Method, StatusCode};
@@ -161,6 +161,7 @@ async fn the_consent_story() {
                 Some(access("service-personalisation")),
             )
             .await;
+        let got = opened(&key, &got);
         assert_eq!(st, StatusCode::OK, "{got}");
         let ds = got["disclosures"].as_array().unwrap();
         assert_eq!(ds.len(), 2, "{got}");
@@ -189,6 +190,7 @@ async fn the_consent_story() {
                 Some(access("direct-marketing")),
             )
             .await;
+        let got = opened(&key, &got);
         let text = got.to_string();
         assert!(
             !text.contains("Utrecht") && text.contains("Amsterdam"),
@@ -237,6 +239,7 @@ async fn the_consent_story() {
                 Some(access("service-personalisation")),
             )
             .await;
+        let got = opened(&key, &got);
         assert!(!got.to_string().contains("Amsterdam"), "withdrawn: {got}");
         let (_, rs) = s
             .req(
@@ -292,6 +295,7 @@ async fn the_consent_story() {
                 Some(access("service-personalisation")),
             )
             .await;
+        let got = opened(&key, &got);
         assert_eq!(got["disclosures"], json!([]), "expired: {got}");
 
         // Transparency: Ana sees what the co-op read, when, why and under which consent.
@@ -365,6 +369,7 @@ async fn gpc_end_to_end() {
             Some(body("targeted-advertising")),
         )
         .await;
+    let got = opened(&key, &got);
     assert!(got.to_string().contains("Utrecht"));
     // Any member request with Sec-GPC: 1 records the opt-out.
     s.clock.advance_seconds(1);
@@ -380,6 +385,7 @@ async fn gpc_end_to_end() {
             Some(body("targeted-advertising")),
         )
         .await;
+    let got = opened(&key, &got);
     assert_eq!(
         got["disclosures"],
         json!([]),
@@ -393,6 +399,7 @@ async fn gpc_end_to_end() {
             Some(body("direct-marketing")),
         )
         .await;
+    let got = opened(&key, &got);
     assert!(
         got.to_string().contains("Utrecht"),
         "first-party marketing consent stands: {got}"

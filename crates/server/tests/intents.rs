@@ -650,13 +650,25 @@ async fn accepting_discloses_exactly_what_the_member_chose_and_the_deadline_dele
         let ds = got["disclosures"].as_array().unwrap();
         assert_eq!(ds.len(), 1, "{got}");
         assert_eq!(ds[0]["subject"], subject);
-        let data = ds[0]["data"].as_object().unwrap();
+        // The envelope the member sealed names the contact's pseudonym too.
+        let parsed: me2b_consent::service::Disclosure =
+            serde_json::from_value(ds[0].clone()).unwrap();
+        let env = me2b_consent::envelope::open(
+            &key,
+            parsed.consent_id,
+            "email-address",
+            &parsed.envelopes["email-address"],
+        )
+        .unwrap();
+        assert_eq!(env.subject, subject);
+        let opened = common::opened(&key, &got);
+        let data = opened["disclosures"][0]["envelopes"].as_object().unwrap();
         assert_eq!(
             data.keys().collect::<Vec<_>>(),
             vec!["email-address"],
-            "{got}"
+            "{opened}"
         );
-        let t = got.to_string();
+        let t = opened.to_string();
         assert!(
             t.contains("ana@example.org") && !t.contains("Jansen") && !t.contains("1234"),
             "{t}"

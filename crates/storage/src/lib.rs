@@ -6,10 +6,12 @@
 #![forbid(unsafe_code)]
 
 mod intents;
+mod keys;
 mod privacy;
 mod sql;
 mod types;
 
+pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
@@ -86,7 +88,8 @@ pub trait MemberStore {
 #[async_trait]
 pub trait SessionStore {
     async fn insert_session(&self, s: &SessionRow) -> Result<()>;
-    /// The session and its member's wrapped data key, in one read.
+    /// The session and the member's data key wrapped for it, in one read
+    /// (none for a member being erased).
     async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionWithKey>>;
     async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<bool>;
     async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64>;
@@ -488,6 +491,9 @@ pub trait Store:
     + CredentialStore
     + PrivacyStore
     + IntentStore
+    + MemberKeyStore
+    + SignUpStore
+    + EnvelopeStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -147,6 +147,10 @@ macro_rules! impl_store {
                     email_ct: row.try_get("email_ct")?,
                     passphrase_hash: row.try_get("passphrase_hash")?,
                     wrapped_dek: row.try_get("wrapped_dek")?,
+                    passphrase_wrap: row.try_get("passphrase_wrap")?,
+                    recovery_wrap: row.try_get("recovery_wrap")?,
+                    last_login_at: row.try_get::<Option<i64>, _>("last_login_at")?.map(Timestamp::from_unix_millis),
+                    legacy_warned_at: row.try_get::<Option<i64>, _>("legacy_warned_at")?.map(Timestamp::from_unix_millis),
                     erasing: row.try_get::<String, _>("state")? == "erasing",
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
                 })
@@ -192,6 +196,7 @@ macro_rules! impl_store {
                     revoked_at: row
                         .try_get::<Option<i64>, _>("revoked_at")?
                         .map(Timestamp::from_unix_millis),
+                    envelope_pk: row.try_get("envelope_pk")?,
                 })
             }
 
@@ -411,14 +416,14 @@ macro_rules! impl_store {
         impl MemberStore for SqlStore<$pool> {
             async fn insert_member(&self, m: &NewMember) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO members (member_id, email_index, email_ct, passphrase_hash, wrapped_dek, state, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'active', $6)",
+                    "INSERT INTO members (member_id, email_index, email_ct, passphrase_wrap, recovery_wrap, state, created_at, last_login_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'active', $6, $6)",
                 )
                 .bind(m.id.as_bytes().to_vec())
                 .bind(m.email_index.to_vec())
                 .bind(&m.email_ct)
-                .bind(&m.passphrase_hash)
-                .bind(&m.wrapped_dek)
+                .bind(&m.passphrase_wrap)
+                .bind(&m.recovery_wrap)
                 .bind(m.created_at.unix_millis())
                 .execute(&self.pool)
                 .await?;
@@ -443,19 +448,34 @@ macro_rules! impl_store {
                     .transpose()
             }
             async fn shred_member(&self, id: MemberId) -> Result<bool> {
+                // Every wrap of the data key goes in one transaction: the
+                // member's own (passphrase, recovery code), an older node's
+                // (master key), each session's, and the envelopes sealed for
+                // organisations.
+                let mut tx = self.pool.begin().await?;
                 let r = sqlx::query(
                     "UPDATE members SET wrapped_dek = NULL, email_index = NULL, email_ct = NULL, \
-                     passphrase_hash = NULL, state = 'erasing' WHERE member_id = $1",
+                     passphrase_hash = NULL, passphrase_wrap = NULL, recovery_wrap = NULL, \
+                     state = 'erasing' WHERE member_id = $1",
                 )
                 .bind(id.as_bytes().to_vec())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                for sql in [
+                    "DELETE FROM sessions WHERE member_id = $1",
+                    "DELETE FROM consent_envelopes WHERE member_id = $1",
+                ] {
+                    sqlx::query(sql).bind(id.as_bytes().to_vec()).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
                 Ok(r.rows_affected() == 1)
             }
             async fn delete_member_rows(&self, id: MemberId) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 for sql in [
                     "DELETE FROM sessions WHERE member_id = $1",
+                    "DELETE FROM consent_envelopes WHERE member_id = $1",
+                    "DELETE FROM sign_ups WHERE member_id = $1",
                     "DELETE FROM consents WHERE member_id = $1",
                     "DELETE FROM member_gpc WHERE member_id = $1",
                     "DELETE FROM vault_records WHERE member_id = $1",
@@ -488,19 +508,21 @@ macro_rules! impl_store {
         #[async_trait]
         impl SessionStore for SqlStore<$pool> {
             async fn insert_session(&self, s: &SessionRow) -> Result<()> {
-                sqlx::query("INSERT INTO sessions (token_hash, member_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                sqlx::query("INSERT INTO sessions (token_hash, member_id, created_at, expires_at, wrapped_dek) VALUES ($1, $2, $3, $4, $5)")
                     .bind(s.token_hash.to_vec())
                     .bind(s.member.as_bytes().to_vec())
                     .bind(s.created_at.unix_millis())
                     .bind(s.expires_at.unix_millis())
+                    .bind(&s.wrapped_dek)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
             }
             async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionWithKey>> {
                 let row = sqlx::query(
-                    "SELECT s.member_id, s.expires_at, m.wrapped_dek FROM sessions s \
-                     JOIN members m ON m.member_id = s.member_id WHERE s.token_hash = $1",
+                    "SELECT s.member_id, s.expires_at, s.wrapped_dek FROM sessions s \
+                     JOIN members m ON m.member_id = s.member_id \
+                     WHERE s.token_hash = $1 AND m.state = 'active'",
                 )
                 .bind(token_hash.to_vec())
                 .fetch_optional(&self.pool)
@@ -651,8 +673,8 @@ macro_rules! impl_store {
             }
             async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO org_api_keys (key_id, org_id, key_hash, roles, created_at, revoked_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO org_api_keys (key_id, org_id, key_hash, roles, created_at, revoked_at, envelope_pk) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(key.id.as_bytes().to_vec())
                 .bind(key.org.as_bytes().to_vec())
@@ -660,6 +682,7 @@ macro_rules! impl_store {
                 .bind(key.roles.to_stored())
                 .bind(key.created_at.unix_millis())
                 .bind(key.revoked_at.map(Timestamp::unix_millis))
+                .bind(key.envelope_pk.clone())
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -830,6 +853,9 @@ macro_rules! impl_store {
                 Ok(())
             }
             async fn update_consent(&self, c: &ConsentRow, expected_version: i64) -> Result<bool> {
+                // A consent no longer given loses its envelopes in the same
+                // durable write.
+                let mut tx = self.pool.begin().await?;
                 let r = sqlx::query(
                     "UPDATE consents SET status = $1, version = $2, withdrawn_at = $3, body = $4 \
                      WHERE consent_id = $5 AND version = $6",
@@ -840,9 +866,20 @@ macro_rules! impl_store {
                 .bind(&c.body)
                 .bind(c.id.as_bytes().to_vec())
                 .bind(expected_version)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(r.rows_affected() == 1)
+                if r.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                if c.status != "given" {
+                    sqlx::query("DELETE FROM consent_envelopes WHERE consent_id = $1")
+                        .bind(c.id.as_bytes().to_vec())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             }
             async fn consent(&self, id: ConsentId) -> Result<Option<ConsentRow>> {
                 sqlx::query("SELECT * FROM consents WHERE consent_id = $1")

@@ -12,10 +12,11 @@ pub struct NewMember {
     pub email_index: [u8; 32],
     /// The e-mail, encrypted under the member's data key.
     pub email_ct: Vec<u8>,
-    /// Argon2id PHC string.
-    pub passphrase_hash: String,
-    /// The member's data key, wrapped by the node's key-encryption key.
-    pub wrapped_dek: Vec<u8>,
+    /// The member's data key wrapped under their passphrase (me2b-crypto's
+    /// `member_key`).
+    pub passphrase_wrap: Vec<u8>,
+    /// The member's data key wrapped under their recovery code.
+    pub recovery_wrap: Vec<u8>,
     pub created_at: Timestamp,
 }
 
@@ -25,10 +26,54 @@ pub struct NewMember {
 pub struct MemberRow {
     pub id: MemberId,
     pub email_ct: Option<Vec<u8>>,
+    /// An older node's Argon2id PHC string; cleared when the key moves.
     pub passphrase_hash: Option<String>,
+    /// An older node's wrap under the master key; cleared at the member's
+    /// next login (the key then moves to `passphrase_wrap`).
     pub wrapped_dek: Option<Vec<u8>>,
+    pub passphrase_wrap: Option<Vec<u8>>,
+    pub recovery_wrap: Option<Vec<u8>>,
+    pub last_login_at: Option<Timestamp>,
+    pub legacy_warned_at: Option<Timestamp>,
     pub erasing: bool,
     pub created_at: Timestamp,
+}
+
+/// New wraps of a member's data key: after a login that moved it from the
+/// master key, a passphrase change or a recovery.
+#[derive(Clone, Debug)]
+pub struct MemberWraps {
+    pub passphrase_wrap: Vec<u8>,
+    /// None keeps the current recovery wrap.
+    pub recovery_wrap: Option<Vec<u8>>,
+}
+
+/// A sign-up waiting for its address to be confirmed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignUpRow {
+    /// SHA-256 of the confirmation token.
+    pub token_hash: [u8; 32],
+    /// The id the account will have.
+    pub member: MemberId,
+    pub email_index: [u8; 32],
+    /// The e-mail, sealed under a key derived from the confirmation token.
+    pub email_ct: Vec<u8>,
+    /// The public half of the passphrase wrap (me2b-crypto's `WrapLock`).
+    pub passphrase_lock: Vec<u8>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// One category of what a consent allows, sealed to one API key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeRow {
+    pub consent: ConsentId,
+    pub key: ApiKeyId,
+    pub category: String,
+    pub member: MemberId,
+    pub expires_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub sealed: Vec<u8>,
 }
 
 #[derive(Clone, Debug)]
@@ -37,13 +82,15 @@ pub struct SessionRow {
     pub member: MemberId,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The member's data key wrapped under a key derived from the token.
+    pub wrapped_dek: Vec<u8>,
 }
 
 #[derive(Clone, Debug)]
 pub struct SessionWithKey {
     pub member: MemberId,
     pub expires_at: Timestamp,
-    /// None once the member has been crypto-shredded.
+    /// None for a session an older node opened (it carries no key).
     pub wrapped_dek: Option<Vec<u8>>,
 }
 
@@ -75,6 +122,8 @@ pub struct ApiKeyRow {
     pub roles: Roles,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// The X25519 public key envelopes are sealed to (derived from the key).
+    pub envelope_pk: Option<Vec<u8>>,
 }
 
 /// A consent request: its organisation and its JSON body.

@@ -44,8 +44,8 @@ fn new_member(rng: &Rng, idx: u8) -> NewMember {
         id: MemberId::generate(rng),
         email_index: [idx; 32],
         email_ct: vec![1, 2, 3, idx],
-        passphrase_hash: "$argon2id$fake".into(),
-        wrapped_dek: vec![9; 73],
+        passphrase_wrap: vec![9; 73],
+        recovery_wrap: vec![8; 73],
         created_at: ts(1000),
     }
 }
@@ -64,7 +64,10 @@ async fn members_insert_lookup_conflict_and_shred() {
         );
         let row = s.member_by_email_index(&[1; 32]).await.unwrap().unwrap();
         assert_eq!(row.id, m.id);
-        assert_eq!(row.wrapped_dek.as_deref(), Some(&[9u8; 73][..]));
+        assert_eq!(row.passphrase_wrap.as_deref(), Some(&[9u8; 73][..]));
+        assert_eq!(row.recovery_wrap.as_deref(), Some(&[8u8; 73][..]));
+        assert!(row.wrapped_dek.is_none() && row.passphrase_hash.is_none());
+        assert_eq!(row.last_login_at, Some(ts(1000)));
         assert!(!row.erasing);
         assert_eq!(s.count_members().await.unwrap(), 1);
 
@@ -82,6 +85,7 @@ async fn members_insert_lookup_conflict_and_shred() {
             member: m.id,
             created_at: ts(1),
             expires_at: ts(99),
+            wrapped_dek: vec![4; 57],
         })
         .await
         .unwrap();
@@ -93,13 +97,14 @@ async fn members_insert_lookup_conflict_and_shred() {
                 && row.wrapped_dek.is_none()
                 && row.email_ct.is_none()
                 && row.passphrase_hash.is_none()
+                && row.passphrase_wrap.is_none()
+                && row.recovery_wrap.is_none()
         );
         assert!(s.member_by_email_index(&[1; 32]).await.unwrap().is_none());
         assert_eq!(s.members_pending_erasure().await.unwrap(), vec![m.id]);
-        let sess = s.session(&[3; 32]).await.unwrap().unwrap();
         assert!(
-            sess.wrapped_dek.is_none(),
-            "a session cannot reach a shredded key"
+            s.session(&[3; 32]).await.unwrap().is_none(),
+            "a session and its wrap of the key go with the key"
         );
 
         s.delete_member_rows(m.id).await.unwrap();
@@ -178,6 +183,7 @@ async fn sessions_expire_and_delete() {
                 member: m.id,
                 created_at: ts(0),
                 expires_at: ts(exp),
+                wrapped_dek: vec![exp as u8; 57],
             })
             .await
             .unwrap();
@@ -185,6 +191,7 @@ async fn sessions_expire_and_delete() {
         let got = s.session(&[1; 32]).await.unwrap().unwrap();
         assert_eq!(got.member, m.id);
         assert_eq!(got.expires_at, ts(100));
+        assert_eq!(got.wrapped_dek, Some(vec![100u8; 57]));
         assert_eq!(s.delete_expired_sessions(ts(150)).await.unwrap(), 1);
         assert!(s.session(&[1; 32]).await.unwrap().is_none());
         assert!(s.delete_session(&[2; 32]).await.unwrap());
@@ -218,6 +225,7 @@ async fn organisations_and_keys() {
             roles: Roles::try_from(vec![Role::Admin, Role::Offers]).unwrap(),
             created_at: ts(2),
             revoked_at: None,
+            envelope_pk: None,
         };
         s.insert_api_key(&key).await.unwrap();
         let (k, o) = s.api_key_by_hash(&[5; 32]).await.unwrap().unwrap();
@@ -1642,6 +1650,285 @@ async fn a_released_credential_code_can_be_redeemed_again() {
         assert!(
             !s.release_credential_code(&[9; 32]).await.unwrap(),
             "unknown code"
+        );
+    }
+}
+
+async fn org_with_key(s: &Arc<dyn Store>, rng: &Rng, name: &str) -> (OrgId, ApiKeyId) {
+    let org = OrgRow {
+        id: OrgId::generate(rng),
+        name: name.into(),
+        kind: OrgKind::Coop,
+        created_at: ts(1),
+        deleted_at: None,
+    };
+    s.insert_org(&org).await.unwrap();
+    let key = ApiKeyRow {
+        id: ApiKeyId::generate(rng),
+        org: org.id,
+        key_hash: [name.len() as u8; 32],
+        roles: Roles::try_from(vec![Role::Consent]).unwrap(),
+        created_at: ts(2),
+        revoked_at: None,
+        envelope_pk: None,
+    };
+    s.insert_api_key(&key).await.unwrap();
+    (org.id, key.id)
+}
+
+#[tokio::test]
+async fn sign_ups_confirm_once_and_keys_move_off_the_master_key() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let m = new_member(&rng, 7);
+        let up = SignUpRow {
+            token_hash: [1; 32],
+            member: m.id,
+            email_index: m.email_index,
+            email_ct: vec![5; 40],
+            passphrase_lock: vec![6; 62],
+            created_at: ts(10),
+            expires_at: ts(100),
+        };
+        s.insert_sign_up(&up).await.unwrap();
+        assert_eq!(s.sign_up(&[1; 32], ts(50)).await.unwrap(), Some(up.clone()));
+        assert!(
+            s.sign_up(&[1; 32], ts(100)).await.unwrap().is_none(),
+            "{db:?}: expired"
+        );
+        let session = SessionRow {
+            token_hash: [2; 32],
+            member: m.id,
+            created_at: ts(50),
+            expires_at: ts(500),
+            wrapped_dek: vec![3; 57],
+        };
+        assert!(s.confirm_sign_up(&[1; 32], &m, &session).await.unwrap());
+        assert!(
+            !s.confirm_sign_up(&[1; 32], &m, &session).await.unwrap(),
+            "once"
+        );
+        assert!(s.session(&[2; 32]).await.unwrap().is_some());
+        // Another sign-up of the same address, confirmed later: the address is taken.
+        let mut again = up.clone();
+        again.token_hash = [4; 32];
+        s.insert_sign_up(&again).await.unwrap();
+        let mut m2 = new_member(&rng, 7);
+        m2.email_index = m.email_index;
+        let mut s2 = session.clone();
+        s2.token_hash = [5; 32];
+        s2.member = m2.id;
+        assert!(matches!(
+            s.confirm_sign_up(&[4; 32], &m2, &s2).await,
+            Err(StorageError::Conflict)
+        ));
+        assert!(
+            s.sign_up(&[4; 32], ts(50)).await.unwrap().is_some(),
+            "rolled back"
+        );
+        assert_eq!(s.purge_sign_ups(ts(100)).await.unwrap(), 1);
+
+        // Sessions: all but one end; the wraps move.
+        let mut s3 = session.clone();
+        s3.token_hash = [6; 32];
+        s.insert_session(&s3).await.unwrap();
+        assert_eq!(
+            s.delete_member_sessions(m.id, Some(&[6; 32]))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(s.session(&[6; 32]).await.unwrap().is_some());
+        assert!(s.session(&[2; 32]).await.unwrap().is_none());
+        assert_eq!(s.count_legacy_members().await.unwrap(), 0);
+        assert!(s
+            .replace_member_wraps(
+                m.id,
+                &MemberWraps {
+                    passphrase_wrap: vec![11; 73],
+                    recovery_wrap: None
+                }
+            )
+            .await
+            .unwrap());
+        let row = s.member(m.id).await.unwrap().unwrap();
+        assert_eq!(row.passphrase_wrap, Some(vec![11; 73]));
+        assert_eq!(row.recovery_wrap, Some(vec![8; 73]), "kept");
+        s.touch_member_login(m.id, ts(77)).await.unwrap();
+        s.mark_legacy_warned(m.id, ts(78)).await.unwrap();
+        let row = s.member(m.id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.last_login_at, row.legacy_warned_at),
+            (Some(ts(77)), Some(ts(78)))
+        );
+        assert!(s.legacy_members().await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let m = new_member(&rng, 1);
+        s.insert_member(&m).await.unwrap();
+        let (org, key) = org_with_key(&s, &rng, "Corner Co-op").await;
+        let (_, other_key) = org_with_key(&s, &rng, "Other").await;
+        let request = me2b_domain::ConsentRequestId::generate(&rng);
+        s.insert_consent_request(&ConsentRequestRow {
+            id: request,
+            org,
+            created_at: ts(1),
+            body: b"{}".to_vec(),
+        })
+        .await
+        .unwrap();
+        let consent = ConsentRow {
+            id: me2b_domain::ConsentId::generate(&rng),
+            request,
+            org,
+            member: m.id,
+            status: "given".into(),
+            version: 1,
+            given_at: ts(1),
+            expires_at: ts(1000),
+            withdrawn_at: None,
+            body: b"{}".to_vec(),
+        };
+        s.insert_consent(&consent).await.unwrap();
+        let env = |k: ApiKeyId, c: &str, b: u8| EnvelopeRow {
+            consent: consent.id,
+            key: k,
+            category: c.into(),
+            member: m.id,
+            expires_at: ts(1000),
+            updated_at: ts(5),
+            sealed: vec![b; 90],
+        };
+        let cats = vec!["region".to_owned(), "interest".to_owned()];
+        assert!(s
+            .replace_envelopes(
+                consent.id,
+                Some(&cats),
+                &[
+                    env(key, "region", 1),
+                    env(key, "interest", 2),
+                    env(other_key, "region", 3)
+                ]
+            )
+            .await
+            .unwrap());
+        let mine = s.envelopes_for(consent.id, key, ts(10)).await.unwrap();
+        assert_eq!(mine.len(), 2, "{db:?}");
+        assert_eq!(mine[0].category, "interest");
+        assert!(
+            s.envelopes_for(consent.id, key, ts(1000))
+                .await
+                .unwrap()
+                .is_empty(),
+            "expired: never served"
+        );
+        let mut keys = s.envelope_keys(consent.id).await.unwrap();
+        keys.sort_by_key(|k| k.as_bytes().to_vec());
+        assert_eq!(keys.len(), 2);
+        // Replacing one category leaves the other.
+        assert!(s
+            .replace_envelopes(consent.id, Some(&cats[..1]), &[env(key, "region", 9)])
+            .await
+            .unwrap());
+        let mine = s.envelopes_for(consent.id, key, ts(10)).await.unwrap();
+        assert_eq!(
+            mine.iter().map(|e| e.sealed[0]).collect::<Vec<_>>(),
+            vec![2, 9]
+        );
+        assert_eq!(
+            s.envelopes_for(consent.id, other_key, ts(10))
+                .await
+                .unwrap()
+                .len(),
+            0
+        );
+
+        // The withdrawal destroys them in the same write, and none come back.
+        let mut w = consent.clone();
+        w.status = "withdrawn".into();
+        w.version = 2;
+        w.withdrawn_at = Some(ts(20));
+        assert!(s.update_consent(&w, 1).await.unwrap());
+        assert!(s.envelope_keys(consent.id).await.unwrap().is_empty());
+        assert!(!s
+            .replace_envelopes(consent.id, None, &[env(key, "region", 1)])
+            .await
+            .unwrap());
+        assert!(s.envelope_keys(consent.id).await.unwrap().is_empty());
+
+        // Keys: the live ones, and an older key's public key filled in once.
+        let live = s.live_api_keys(org).await.unwrap();
+        assert_eq!(live.len(), 1);
+        assert!(live[0].envelope_pk.is_none());
+        s.set_api_key_envelope(key, &[7; 32]).await.unwrap();
+        s.set_api_key_envelope(key, &[8; 32]).await.unwrap();
+        assert_eq!(
+            s.api_key(key).await.unwrap().unwrap().envelope_pk,
+            Some(vec![7; 32])
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_envelopes_are_purged_and_erasure_takes_the_rest() {
+    for (_db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let m = new_member(&rng, 1);
+        s.insert_member(&m).await.unwrap();
+        let (org, key) = org_with_key(&s, &rng, "Corner Co-op").await;
+        let request = me2b_domain::ConsentRequestId::generate(&rng);
+        s.insert_consent_request(&ConsentRequestRow {
+            id: request,
+            org,
+            created_at: ts(1),
+            body: b"{}".to_vec(),
+        })
+        .await
+        .unwrap();
+        let mut ids = Vec::new();
+        for exp in [50, 1000] {
+            let c = ConsentRow {
+                id: me2b_domain::ConsentId::generate(&rng),
+                request,
+                org,
+                member: m.id,
+                status: "given".into(),
+                version: 1,
+                given_at: ts(1),
+                expires_at: ts(exp),
+                withdrawn_at: None,
+                body: b"{}".to_vec(),
+            };
+            s.insert_consent(&c).await.unwrap();
+            s.replace_envelopes(
+                c.id,
+                None,
+                &[EnvelopeRow {
+                    consent: c.id,
+                    key,
+                    category: "region".into(),
+                    member: m.id,
+                    expires_at: ts(exp),
+                    updated_at: ts(1),
+                    sealed: vec![1; 90],
+                }],
+            )
+            .await
+            .unwrap();
+            ids.push(c.id);
+        }
+        assert_eq!(s.purge_expired_envelopes(ts(60)).await.unwrap(), 1);
+        assert!(s.envelope_keys(ids[0]).await.unwrap().is_empty());
+        assert_eq!(s.envelope_keys(ids[1]).await.unwrap().len(), 1);
+        assert!(s.shred_member(m.id).await.unwrap());
+        assert!(
+            s.envelope_keys(ids[1]).await.unwrap().is_empty(),
+            "gone with the key"
         );
     }
 }

@@ -337,6 +337,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = NodeConfig::new(dir.path().join("data"));
     cfg.passphrase = PassphraseParams::INSECURE_FAST_FOR_TESTS;
+    let outbox = Arc::new(me2b_vault::MemoryOutbox::default());
+    cfg.outbox = Some(outbox.clone());
     let setup_start = Instant::now();
     let node = rt
         .block_on(Node::open(
@@ -356,11 +358,13 @@ fn main() {
         .id;
     let members: Vec<MemberId> = (0..MEMBERS)
         .map(|i| {
-            rt.block_on(node.vault.sign_up(
+            rt.block_on(outbox.sign_up(
+                &node.vault,
                 Email::parse(&format!("bench-{i}@example.org")).unwrap(),
                 Passphrase::parse("bench passphrase".into()).unwrap(),
             ))
             .unwrap()
+            .session
             .member
         })
         .collect();

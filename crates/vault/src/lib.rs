@@ -1,14 +1,24 @@
 //! The vault: each member's personal data store.
 //!
-//! Members sign up and log in with a passphrase (Argon2id, on the blocking pool).
-//! Each member has a random data key, stored only wrapped by the node's
-//! key-encryption key; every record and the login e-mail are sealed under it with
-//! associated data binding member id, object id and format version. Erasure
-//! destroys the wrapped key first (crypto-shredding), then deletes the rows.
+//! Members sign up (confirming their address), log in with a passphrase
+//! (Argon2id, on the blocking pool) and hold their own keys ([`keys`]): each
+//! member has a random data key, stored only wrapped under their passphrase,
+//! their recovery code and, while they are logged in, each session token;
+//! every record and the login e-mail are sealed under it with associated data
+//! binding member id, object id and format version. Erasure destroys every
+//! wrap first (crypto-shredding), then deletes the rows.
 //!
 //! Every operation writes an audit entry before it answers; reads are logged
 //! before any content is returned.
 #![forbid(unsafe_code)]
+
+pub mod keys;
+pub mod mail;
+mod memory_outbox;
+
+pub use keys::{LegacyReport, LoggedIn, SignedUp, CONFIRM_PREFIX, RECOVERY_NOTICE};
+pub use mail::{Mail, Outbox};
+pub use memory_outbox::{find_token, MemoryOutbox};
 
 use me2b_audit::{AuditError, AuditLog};
 use me2b_crypto::{Aad, CryptoError, DataKey, Keyring, PassphraseHasher, SecretToken};
@@ -16,7 +26,7 @@ use me2b_domain::audit::{Action, Actor, AuditEntry, AuditEvent, Outcome};
 use me2b_domain::member::{Email, Passphrase};
 use me2b_domain::record::RecordContent;
 use me2b_domain::{Clock, MemberId, Random, RecordId, Timestamp};
-use me2b_storage::{NewMember, SessionRow, StorageError, Store, StoredRecord};
+use me2b_storage::{StorageError, Store, StoredRecord};
 use std::sync::Arc;
 
 /// Prefix of member session tokens.
@@ -29,6 +39,10 @@ pub const MAX_PAGE: u64 = 1000;
 pub enum VaultError {
     #[error("an account with this e-mail address already exists")]
     EmailTaken,
+    #[error("this confirmation token is unknown, was used already or has expired; sign up again")]
+    UnknownConfirmation,
+    #[error(transparent)]
+    RecoveryCode(CryptoError),
     #[error("e-mail address or passphrase is wrong")]
     InvalidCredentials,
     #[error("the session token is not valid")]
@@ -59,6 +73,23 @@ pub enum VaultError {
 pub trait ErasureHook: Send + Sync + std::fmt::Debug {
     /// Forgets the member. The error is a message fit for the operator's log.
     async fn forget(&self, member: MemberId) -> Result<(), String>;
+}
+
+/// Work that runs for a member in their session (the consent service keeps
+/// the envelopes of their consents up to date): told when a record changes
+/// and when the member logs in. Errors are messages for the operator's log;
+/// they never undo the member's write.
+#[async_trait::async_trait]
+pub trait SessionHook: Send + Sync + std::fmt::Debug {
+    /// A record was created (`old` None), updated, or deleted (`new` None).
+    async fn record_changed(
+        &self,
+        s: &MemberSession,
+        old: Option<&RecordContent>,
+        new: Option<&RecordContent>,
+    ) -> Result<(), String>;
+    /// The member logged in (or recovered): their key is at hand.
+    async fn logged_in(&self, s: &MemberSession) -> Result<(), String>;
 }
 
 /// An authenticated member, holding their unwrapped data key for this request.
@@ -111,7 +142,8 @@ struct CachedSession {
 }
 
 /// Recently authenticated sessions, by token hash, so that a request does not
-/// need a database round trip to authenticate. Holds wrapped keys only.
+/// need a database round trip to authenticate. Holds keys wrapped for their
+/// session tokens only (the token unwraps on each request).
 #[derive(Default)]
 struct SessionCache(std::sync::Mutex<std::collections::HashMap<[u8; 32], CachedSession>>);
 
@@ -156,6 +188,10 @@ pub struct Vault {
     /// What else holds the member's data and must forget them on erasure
     /// (the data trust); set once, after the capabilities are built.
     erasure_hook: Arc<std::sync::OnceLock<Arc<dyn ErasureHook>>>,
+    /// Where sign-up confirmations and warnings go (set once by the node).
+    outbox: Arc<std::sync::OnceLock<Arc<dyn Outbox>>>,
+    /// What runs in members' sessions (the consent service's envelopes).
+    session_hook: Arc<std::sync::OnceLock<Arc<dyn SessionHook>>>,
     store: Arc<dyn Store>,
     keys: Arc<Keyring>,
     audit: AuditLog,
@@ -182,6 +218,8 @@ impl Vault {
         Self {
             sessions: Arc::default(),
             erasure_hook: Arc::default(),
+            outbox: Arc::default(),
+            session_hook: Arc::default(),
             store,
             keys,
             audit,
@@ -192,112 +230,14 @@ impl Vault {
         }
     }
 
-    async fn hash_passphrase(&self, p: Passphrase) -> Result<String, VaultError> {
-        let hasher = self.hasher.clone();
-        let rng = self.rng.clone();
-        tokio::task::spawn_blocking(move || hasher.hash(p.expose(), rng.as_ref()))
-            .await
-            .map_err(|e| VaultError::Internal(e.to_string()))?
-            .map_err(|e| VaultError::Internal(e.to_string()))
+    /// Sets where messages to members go (once; later calls are ignored).
+    pub fn set_outbox(&self, outbox: Arc<dyn Outbox>) {
+        let _ = self.outbox.set(outbox);
     }
 
-    async fn verify_passphrase(
-        &self,
-        p: Passphrase,
-        phc: Option<String>,
-    ) -> Result<bool, VaultError> {
-        let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.verify(p.expose(), phc.as_deref()))
-            .await
-            .map_err(|e| VaultError::Internal(e.to_string()))
-    }
-
-    /// Creates a member account with a fresh data key, and logs the member in.
-    #[tracing::instrument(skip_all)]
-    pub async fn sign_up(
-        &self,
-        email: Email,
-        passphrase: Passphrase,
-    ) -> Result<NewSession, VaultError> {
-        let index = self.keys.email_index(&email);
-        if self.store.member_by_email_index(&index).await?.is_some() {
-            return Err(VaultError::EmailTaken);
-        }
-        let id = MemberId::generate(self.rng.as_ref());
-        let dek = DataKey::generate(self.rng.as_ref());
-        let new = NewMember {
-            id,
-            email_index: index,
-            email_ct: dek.seal(
-                self.rng.as_ref(),
-                &Aad::email(id),
-                email.as_str().as_bytes(),
-            ),
-            passphrase_hash: self.hash_passphrase(passphrase).await?,
-            wrapped_dek: self.keys.wrap(id, &dek, self.rng.as_ref()),
-            created_at: self.clock.now(),
-        };
-        match self.store.insert_member(&new).await {
-            Err(StorageError::Conflict) => return Err(VaultError::EmailTaken),
-            other => other?,
-        }
-        self.audit
-            .record_all(vec![
-                AuditEvent::new(Actor::Member(id), Action::MemberSignup).subject(id),
-                AuditEvent::new(Actor::Node, Action::DataKeyCreate)
-                    .subject(id)
-                    .object(id),
-            ])
-            .await?;
-        self.open_session(id).await
-    }
-
-    async fn open_session(&self, member: MemberId) -> Result<NewSession, VaultError> {
-        let token = SecretToken::generate(SESSION_PREFIX, self.rng.as_ref());
-        let now = self.clock.now();
-        let expires_at = now.plus_seconds(self.session_ttl_seconds);
-        self.store
-            .insert_session(&SessionRow {
-                token_hash: token.hash(),
-                member,
-                created_at: now,
-                expires_at,
-            })
-            .await?;
-        Ok(NewSession {
-            member,
-            token,
-            expires_at,
-        })
-    }
-
-    /// Checks the passphrase and opens a session. Unknown addresses cost the same
-    /// Argon2id work as known ones.
-    #[tracing::instrument(skip_all)]
-    pub async fn log_in(
-        &self,
-        email: Email,
-        passphrase: Passphrase,
-    ) -> Result<NewSession, VaultError> {
-        let index = self.keys.email_index(&email);
-        let row = self.store.member_by_email_index(&index).await?;
-        let phc = row.as_ref().and_then(|r| r.passphrase_hash.clone());
-        let ok = self.verify_passphrase(passphrase, phc).await?;
-        let Some(row) = row.as_ref().filter(|_| ok) else {
-            let mut ev = AuditEvent::new(Actor::Anonymous, Action::MemberLoginFailed)
-                .outcome(Outcome::Denied);
-            if let Some(r) = &row {
-                // The account owner will see the failed attempt in their audit log.
-                ev = ev.subject(r.id);
-            }
-            self.audit.record(ev).await?;
-            return Err(VaultError::InvalidCredentials);
-        };
-        let session = self.open_session(row.id).await?;
-        self.audit
-            .record(AuditEvent::new(Actor::Member(row.id), Action::MemberLogin).subject(row.id))
-            .await?;
-        Ok(session)
+    /// Sets what runs in members' sessions (once; later calls are ignored).
+    pub fn set_session_hook(&self, hook: Arc<dyn SessionHook>) {
+        let _ = self.session_hook.set(hook);
     }
 
     /// Resolves a presented session token.
@@ -315,6 +255,7 @@ impl Vault {
                     .session(&hash)
                     .await?
                     .ok_or(VaultError::InvalidSession)?;
+                // A session an older node opened carries no key: log in again.
                 let c = CachedSession {
                     member: s.member,
                     expires_at: s.expires_at,
@@ -330,9 +271,7 @@ impl Vault {
             self.store.delete_session(&hash).await?;
             return Err(VaultError::SessionExpired);
         }
-        let key = self
-            .keys
-            .unwrap(s.member, &s.wrapped_dek)
+        let key = me2b_crypto::member_key::unwrap_for_session(token, s.member, &s.wrapped_dek)
             .map_err(|_| VaultError::Integrity { what: "data key" })?;
         Ok(MemberSession {
             member: s.member,
@@ -446,6 +385,7 @@ impl Vault {
         self.audit
             .record(Self::event(s, Action::RecordCreate, id))
             .await?;
+        self.changed(s, None, Some(&content)).await;
         Ok(RecordView {
             id,
             revision: 1,
@@ -552,6 +492,10 @@ impl Vault {
         self.audit
             .record(Self::event(s, Action::RecordUpdate, id))
             .await?;
+        if self.session_hook.get().is_some() {
+            let old = self.open_record(s.member, &s.key, current)?.content;
+            self.changed(s, Some(&old), Some(&content)).await;
+        }
         Ok(RecordView {
             id,
             revision: next.revision,
@@ -563,13 +507,39 @@ impl Vault {
 
     #[tracing::instrument(skip_all)]
     pub async fn delete_record(&self, s: &MemberSession, id: RecordId) -> Result<(), VaultError> {
+        // What the record was, for the session hook (its category's envelopes).
+        let old = match self.session_hook.get() {
+            Some(_) => match self.store.record(s.member, id).await? {
+                Some(r) => Some(self.open_record(s.member, &s.key, r)?.content),
+                None => return Err(VaultError::RecordNotFound),
+            },
+            None => None,
+        };
         if !self.store.delete_record(s.member, id).await? {
             return Err(VaultError::RecordNotFound);
         }
         self.audit
             .record(Self::event(s, Action::RecordDelete, id))
             .await?;
+        if old.is_some() {
+            self.changed(s, old.as_ref(), None).await;
+        }
         Ok(())
+    }
+
+    /// Tells the session hook that a record changed. Its failure is logged:
+    /// the write stands, and the member's next login brings it up to date.
+    async fn changed(
+        &self,
+        s: &MemberSession,
+        old: Option<&RecordContent>,
+        new: Option<&RecordContent>,
+    ) {
+        if let Some(hook) = self.session_hook.get() {
+            if let Err(e) = hook.record_changed(s, old, new).await {
+                tracing::warn!(error = %e, "what runs in a member's session could not follow a record change");
+            }
+        }
     }
 
     /// The audit entries about this member, oldest first.
@@ -599,10 +569,7 @@ impl Vault {
             .member(s.member)
             .await?
             .ok_or(VaultError::InvalidSession)?;
-        if !self
-            .verify_passphrase(passphrase, row.passphrase_hash)
-            .await?
-        {
+        if !self.passphrase_matches(&row, passphrase).await? {
             self.audit
                 .record(
                     AuditEvent::new(Actor::Member(s.member), Action::MemberErase)
@@ -651,41 +618,6 @@ impl Vault {
             Err(e) => {
                 tracing::error!(error = %e, "an erasure could not reach the data trust; it stays pending and is retried at the next start");
                 false
-            }
-        }
-    }
-
-    /// Decrypts a member's records for a disclosure to an organisation. Only the
-    /// consent service calls this, and only after the policy decision point
-    /// permitted the access; it writes no audit entry itself because the caller
-    /// audits each decision with its purpose and category.
-    pub async fn records_for_disclosure(
-        &self,
-        member: MemberId,
-    ) -> Result<Vec<RecordContent>, VaultError> {
-        let Some(row) = self.store.member(member).await? else {
-            return Ok(Vec::new());
-        };
-        let Some(wrapped) = row.wrapped_dek else {
-            return Ok(Vec::new());
-        };
-        let key = self
-            .keys
-            .unwrap(member, &wrapped)
-            .map_err(|_| VaultError::Integrity { what: "data key" })?;
-        // Every record, page by page: a disclosure must not silently stop at a cap.
-        let mut out = Vec::new();
-        loop {
-            let page = self
-                .store
-                .list_records(member, out.len() as u64, MAX_PAGE)
-                .await?;
-            let last = (page.len() as u64) < MAX_PAGE;
-            for r in page {
-                out.push(self.open_record(member, &key, r)?.content);
-            }
-            if last {
-                return Ok(out);
             }
         }
     }

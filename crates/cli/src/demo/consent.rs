@@ -1,10 +1,12 @@
 //! Section 5b: a co-op asks for consent; members grant, refuse, withdraw.
 
 use super::*;
+use std::collections::BTreeMap;
 
 pub(super) async fn consent_story(
     node: &Node,
     coop: &me2b_storage::OrgRow,
+    coop_key: &str,
     made: &Made,
 ) -> anyhow::Result<()> {
     use me2b_consent::model::{ConsentRequestInput, GrantInput, Method};
@@ -23,12 +25,15 @@ pub(super) async fn consent_story(
     let (mut all, mut part, mut refused, mut silent) = (0, 0, 0, 0);
     let mut withdrawn_member = None;
     let mut receipt = None;
-    for (i, member, _, _) in made.iter().skip(2) {
+    for (i, member, token, _) in made.iter().skip(2) {
+        // Each answer is given in the member's session: what a grant allows
+        // is sealed for the co-op there and then.
+        let session = node.vault.authenticate(token.expose()).await?;
         match i % 4 {
             0 => {
                 let r = node
                     .consents
-                    .grant(*member, req.id, GrantInput::default(), Method::Web)
+                    .grant(&session, req.id, GrantInput::default(), Method::Web)
                     .await?;
                 receipt.get_or_insert_with(|| r.receipts[0].clone());
                 if withdrawn_member.is_none() {
@@ -43,7 +48,9 @@ pub(super) async fn consent_story(
                     purposes: Some(vec!["service-personalisation".into()]),
                     categories: Some(vec!["region".into(), "interest".into()]),
                 };
-                node.consents.grant(*member, req.id, g, Method::Web).await?;
+                node.consents
+                    .grant(&session, req.id, g, Method::Web)
+                    .await?;
                 part += 1;
             }
             2 => {
@@ -55,46 +62,63 @@ pub(super) async fn consent_story(
     }
     out!("   {all} grant everything, {part} grant only region + interest for personalisation,");
     out!("   {refused} refuse, {silent} do not answer, and 1 grants and then withdraws at once.");
+    let key = node.orgs.authenticate(coop_key).await?.key;
     let pers = node
         .consents
-        .access(coop.id, req.id, "service-personalisation", "use")
+        .access(coop.id, key, req.id, "service-personalisation", "use")
         .await?;
     let mkt = node
         .consents
-        .access(coop.id, req.id, "direct-marketing", "use")
+        .access(coop.id, key, req.id, "direct-marketing", "use")
         .await?;
-    let with_purchases = |ds: &[me2b_consent::service::Disclosure]| {
+    // The co-op opens the envelopes with its own API key; the node cannot.
+    let open = |ds: &[me2b_consent::service::Disclosure]| {
         ds.iter()
-            .filter(|d| d.data.contains_key("purchase"))
-            .count()
+            .map(|d| me2b_consent::envelope::open_disclosure(coop_key, d))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (pers_data, mkt_data) = (open(&pers)?, open(&mkt)?);
+    let with_purchases = |ds: &[BTreeMap<String, Vec<serde_json::Value>>]| {
+        ds.iter().filter(|d| d.contains_key("purchase")).count()
     };
     out!("   The co-op's data-access API (POST /v1/org/data-access) returns, per purpose:");
     out!(
         "     service personalisation: {} members ({} with purchases)",
         pers.len(),
-        with_purchases(&pers)
+        with_purchases(&pers_data)
     );
     out!(
         "     direct marketing:        {} members ({} with purchases)",
         mkt.len(),
-        with_purchases(&mkt)
+        with_purchases(&mkt_data)
     );
     out!("   Members who refused, did not answer or withdrew are absent: the co-op cannot even count them.");
-    if let Some(d) = mkt.first() {
-        let cats: Vec<&str> = d.data.keys().map(String::as_str).collect();
+    if let (Some(d), Some(data)) = (mkt.first(), mkt_data.first()) {
+        let cats: Vec<&str> = data.keys().map(String::as_str).collect();
+        let sealed = d.envelopes.values().next().map_or(0, String::len);
         out!(
             "   One disclosure: member {} (a pseudonym only this co-op sees) → {}",
             d.subject,
             cats.join(", ")
         );
+        out!("   Each category comes as an envelope ({sealed} base64 characters) sealed in the member's session");
+        out!("   to the co-op's API key: the co-op opens it with its key; the node, holding only the key's");
+        out!("   SHA-256, cannot. The decision point still decides at every read, and audits it first.");
     }
     ensure(
         pers.len() == all + part && mkt.len() == all,
         "disclosures do not match the decisions",
     )?;
     ensure(
-        with_purchases(&pers) == all,
+        with_purchases(&pers_data) == all,
         "a partial grant disclosed purchases",
+    )?;
+    ensure(
+        pers_data.iter().chain(&mkt_data).all(|d| {
+            d.keys()
+                .all(|c| ["region", "interest", "purchase"].contains(&c.as_str()))
+        }),
+        "an envelope held a category the co-op did not ask for",
     )?;
     if let Some(jws) = receipt {
         let claims = me2b_consent::receipt::verify(&jws, &node.keys.verifying_key())?;

@@ -229,10 +229,12 @@ pub(super) async fn intents_story(
     )
     .await?;
     expect(st, StatusCode::OK, &got, "the contact")?;
-    let data = &got["disclosures"][0]["data"];
-    let disclosed = data.as_object().map_or(0, |o| o.len());
+    let d: me2b_consent::service::Disclosure =
+        serde_json::from_value(got["disclosures"][0].clone()).context("the disclosure")?;
+    let data = me2b_consent::envelope::open_disclosure(&answerers[1].1, &d)?;
+    let disclosed = data.len();
     ensure(
-        disclosed == 1 && data.get("email-address").is_some(),
+        disclosed == 1 && data.contains_key("email-address"),
         "the winner received more or less than the e-mail address",
     )?;
     out!(

@@ -222,9 +222,10 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     out!("me2b demo: a throwaway node in {}\n", dir.display());
 
     let clock = Arc::new(setup::DemoClock::default());
-    let (node, _cfg, coops) = setup::start(&dir, clock.clone()).await?;
+    let mailboxes = Arc::new(me2b_vault::MemoryOutbox::default());
+    let (node, _cfg, coops) = setup::start(&dir, clock.clone(), mailboxes.clone()).await?;
     let app = me2b_server::router(AppState { node: node.clone() }, ServerOptions::default());
-    let (made, erased) = vault::story(&node, &app, &coops, &dir, members).await?;
+    let (made, erased) = vault::story(&node, &app, &coops, &dir, members, &mailboxes).await?;
 
     let offers = offers::offers_story(&node, &app, &made, erased, &coops, &clock).await?;
     let trust = trust::trust_story(&node, &app, &made, erased, &coops).await?;

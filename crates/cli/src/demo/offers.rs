@@ -709,18 +709,29 @@ pub(super) async fn offers_story(
         v["error"]["code"].as_str().unwrap_or("")
     );
 
+    let green_key_id = node.orgs.authenticate(green_key).await?.key;
     let leads = node
         .consents
-        .access(green.id, contact.id, "direct-marketing", "use")
+        .access(
+            green.id,
+            green_key_id,
+            contact.id,
+            "direct-marketing",
+            "use",
+        )
         .await?;
+    let lead_data = leads
+        .iter()
+        .map(|d| me2b_consent::envelope::open_disclosure(green_key, d))
+        .collect::<Result<Vec<_>, _>>()?;
     ensure(
         leads.len() == tallies[0].shared,
         "leads do not match the members who shared",
     )?;
     ensure(
-        leads
+        lead_data
             .iter()
-            .all(|d| d.data.keys().all(|k| k == "email-address")),
+            .all(|d| d.keys().all(|k| k == "email-address")),
         "a lead disclosed more than the e-mail address",
     )?;
     out!("    Accepted leads: Green Wheels reads its contact request through consent data access");

@@ -75,9 +75,14 @@ fn governance(research: me2b_domain::OrgId) -> String {
 pub(super) async fn start(
     dir: &Path,
     clock: Arc<DemoClock>,
+    mailboxes: Arc<me2b_vault::MemoryOutbox>,
 ) -> anyhow::Result<(Node, NodeConfig, Coops)> {
     let mut cfg = NodeConfig::new(dir);
     cfg.passphrase = PassphraseParams::RECOMMENDED;
+    // The demo plays the members' mail clients: messages to them (sign-up
+    // confirmations) go to their mailboxes here, not to files in the data
+    // directory for a relay.
+    cfg.outbox = Some(mailboxes);
     // The demo moves its clock a week ahead; its sessions outlast that.
     cfg.session_ttl_seconds = 30 * 86_400;
     let node = Node::open(&cfg, clock.clone(), Arc::new(OsRandom)).await?;

@@ -335,8 +335,8 @@ impl Intents {
                 .inner
                 .consents
                 .grant_private(
+                    s,
                     &org,
-                    s.member,
                     ConsentRequestInput {
                         purposes: vec!["service-provision".to_owned()],
                         categories: disclose.clone(),

@@ -99,7 +99,9 @@ pub struct AccessOutput {
     pub disclosures: Vec<Disclosure>,
 }
 
-/// The data-access API: exactly the consented categories of members who consented.
+/// The data-access API: for members who consented, exactly the permitted
+/// categories, each as an envelope that only this API key opens (sealed in
+/// the member's session; `me2b_consent::envelope::open`).
 #[utoipa::path(post, path = "/v1/org/data-access", tag = "organisation", security(("bearer" = [])),
     request_body = AccessInput,
     responses((status = 200, body = AccessOutput), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -114,6 +116,7 @@ pub async fn data_access(
         .consents
         .access(
             o.0.org.id,
+            o.0.key,
             input.request_id,
             &input.purpose,
             &input.processing,
@@ -326,7 +329,7 @@ async fn answer(
         Some(g) => {
             s.node
                 .consents
-                .grant(m.session.member, rid, g, Method::Api)
+                .grant(&m.session, rid, g, Method::Api)
                 .await?
         }
         None => {

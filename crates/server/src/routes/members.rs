@@ -22,6 +22,22 @@ pub struct Credentials {
     pub passphrase: Passphrase,
 }
 
+/// The same answer for every sign-up, whether or not the address has an account.
+#[derive(Serialize, ToSchema)]
+pub struct SignUpRequested {
+    /// Always `confirmation_sent`.
+    pub status: &'static str,
+    pub message: &'static str,
+}
+
+/// The confirmation token from the message sent to the address.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    #[schema(value_type = String)]
+    pub token: String,
+}
+
 /// A session token, shown once. Send it as `Authorization: Bearer <token>`.
 #[derive(Serialize, ToSchema)]
 pub struct SessionCreated {
@@ -30,6 +46,14 @@ pub struct SessionCreated {
     pub token_type: &'static str,
     #[schema(format = DateTime)]
     pub expires_at: String,
+    /// Shown once, at sign-up (and when a login moved the vault to keys
+    /// the member holds, or after a recovery): print it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
+    /// With a recovery code: what it is for, and that losing both it and
+    /// the passphrase loses the vault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_notice: Option<&'static str>,
 }
 
 /// The member's own account.
@@ -50,24 +74,80 @@ pub struct EraseRequest {
     pub passphrase: Passphrase,
 }
 
+/// A new passphrase; the current one opens the vault's key.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PassphraseChange {
+    #[schema(value_type = String, format = Password)]
+    pub current: Passphrase,
+    #[schema(value_type = String, format = Password, min_length = 10)]
+    pub new: Passphrase,
+}
+
+/// Recovery: the e-mail address, the recovery code, and a new passphrase.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    #[schema(value_type = String, format = "email")]
+    pub email: Email,
+    /// As printed: 28 characters in groups of four; case, spaces and dashes do not matter.
+    #[schema(value_type = String)]
+    pub recovery_code: String,
+    #[schema(value_type = String, format = Password, min_length = 10)]
+    pub new_passphrase: Passphrase,
+}
+
+const SIGN_UP_MESSAGE: &str = "If this address can be used, a message is on its way to it: confirm with the token it carries (POST /v1/members/confirm). If the address already has an account, the message says so instead.";
+
+/// Asks to open an account. The answer (and the work behind it) is the same
+/// whether or not the address already has an account: a message goes to
+/// the address, with a confirmation token if it is new.
 #[utoipa::path(post, path = "/v1/members", tag = "member", request_body = Credentials,
-    responses((status = 201, body = SessionCreated, description = "Account created; the member is logged in"),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = SignUpRequested, description = "A message went to the address"),
+        (status = 422, body = ErrorBody)))]
 pub async fn sign_up(
     State(s): State<AppState>,
     ApiJson(c): ApiJson<Credentials>,
-) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
-    let session = s.node.vault.sign_up(c.email, c.passphrase).await?;
-    Ok((StatusCode::CREATED, Json(session.into())))
+) -> Result<(StatusCode, Json<SignUpRequested>), ApiError> {
+    s.node.vault.request_sign_up(c.email, c.passphrase).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SignUpRequested {
+            status: "confirmation_sent",
+            message: SIGN_UP_MESSAGE,
+        }),
+    ))
 }
 
-impl From<me2b_vault::NewSession> for SessionCreated {
-    fn from(s: me2b_vault::NewSession) -> Self {
+/// Confirms a sign-up with the token from the message: the account is made,
+/// the member is logged in, and their recovery code is shown, once.
+#[utoipa::path(post, path = "/v1/members/confirm", tag = "member", request_body = Confirmation,
+    responses((status = 201, body = SessionCreated, description = "Account created; the member is logged in; the recovery code is shown once"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn confirm(
+    State(s): State<AppState>,
+    ApiJson(c): ApiJson<Confirmation>,
+) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
+    let done = s.node.vault.confirm_sign_up(&c.token).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionCreated::with_code(
+            done.session,
+            Some(done.recovery_code),
+        )),
+    ))
+}
+
+impl SessionCreated {
+    fn with_code(s: me2b_vault::NewSession, code: Option<me2b_crypto::RecoveryCode>) -> Self {
+        let shown = code.map(|c| c.display());
         Self {
             member_id: s.member,
             token: s.token.expose().to_owned(),
             token_type: "Bearer",
             expires_at: s.expires_at.to_rfc3339(),
+            recovery_notice: shown.as_ref().map(|_| me2b_vault::RECOVERY_NOTICE),
+            recovery_code: shown,
         }
     }
 }
@@ -78,8 +158,48 @@ pub async fn log_in(
     State(s): State<AppState>,
     ApiJson(c): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
-    let session = s.node.vault.log_in(c.email, c.passphrase).await?;
-    Ok((StatusCode::CREATED, Json(session.into())))
+    let l = s.node.vault.log_in(c.email, c.passphrase).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionCreated::with_code(l.session, l.recovery_code)),
+    ))
+}
+
+/// Logs in with the recovery code and sets a new passphrase. The code is
+/// replaced by a new one (shown once); every other session ends.
+#[utoipa::path(post, path = "/v1/sessions/recovery", tag = "member", request_body = Recovery,
+    responses((status = 201, body = SessionCreated), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn recover(
+    State(s): State<AppState>,
+    ApiJson(r): ApiJson<Recovery>,
+) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
+    let code = me2b_crypto::RecoveryCode::parse(&r.recovery_code)
+        .map_err(me2b_vault::VaultError::RecoveryCode)?;
+    let l = s
+        .node
+        .vault
+        .recover(r.email, code, r.new_passphrase)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionCreated::with_code(l.session, l.recovery_code)),
+    ))
+}
+
+/// Changes the passphrase (the vault's key is wrapped anew); every other
+/// session of the member ends.
+#[utoipa::path(post, path = "/v1/me/passphrase", tag = "member", security(("bearer" = [])), request_body = PassphraseChange,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn change_passphrase(
+    State(s): State<AppState>,
+    m: Member,
+    ApiJson(c): ApiJson<PassphraseChange>,
+) -> Result<StatusCode, ApiError> {
+    s.node
+        .vault
+        .change_passphrase(&m.session, &m.token, c.current, c.new)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(delete, path = "/v1/sessions/current", tag = "member", security(("bearer" = [])),

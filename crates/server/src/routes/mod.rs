@@ -38,7 +38,10 @@ pub fn router() -> Router<AppState> {
             post(credentials::present),
         )
         .route("/v1/members", post(members::sign_up))
+        .route("/v1/members/confirm", post(members::confirm))
         .route("/v1/sessions", post(members::log_in))
+        .route("/v1/sessions/recovery", post(members::recover))
+        .route("/v1/me/passphrase", post(members::change_passphrase))
         .route(
             "/v1/sessions/current",
             axum::routing::delete(members::log_out),

@@ -173,6 +173,25 @@ impl Srv {
     }
 }
 
+/// The `.eml` files in an outbox directory addressed to `email`, oldest
+/// first (their names start with the time).
+pub fn outbox_to(dir: &std::path::Path, email: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    files.sort();
+    let to = format!("To: {}", email.trim().to_lowercase());
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter(|text| text.lines().any(|l| l.trim() == to))
+        .collect()
+}
+
 fn json_or_null(text: &str) -> Value {
     if text.is_empty() {
         Value::Null
@@ -250,17 +269,51 @@ impl Srv {
         self.member_with(email, &[]).await
     }
 
-    /// Signs up a member and writes `records` to their vault.
-    pub async fn member_with(&self, email: &str, records: &[Value]) -> String {
+    /// The messages in the node's outbox (`DATA_DIR/outbox/*.eml`) to
+    /// `email`, oldest first: what the member's mail client would show.
+    pub fn outbox_to(&self, email: &str) -> Vec<String> {
+        outbox_to(&self.t.data_dir.path().join("outbox"), email)
+    }
+
+    /// The confirmation token of the latest message to `email` that has one.
+    pub fn confirmation_token(&self, email: &str) -> Option<String> {
+        self.outbox_to(email)
+            .iter()
+            .rev()
+            .find_map(|m| me2b_vault::find_token(m))
+    }
+
+    /// Signs up through the API as a member would: the 202, the token from
+    /// the message, the confirmation. Returns the confirmation's answer
+    /// (session token, recovery code).
+    pub async fn sign_up(&self, email: &str, passphrase: &str) -> Value {
         let (s, v) = self
             .req(
                 Method::POST,
                 "/v1/members",
                 None,
-                Some(json!({"email": email, "passphrase": "correct horse battery"})),
+                Some(json!({"email": email, "passphrase": passphrase})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let token = self
+            .confirmation_token(email)
+            .expect("a confirmation message in the outbox");
+        let (s, v) = self
+            .req(
+                Method::POST,
+                "/v1/members/confirm",
+                None,
+                Some(json!({ "token": token })),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    /// Signs up a member and writes `records` to their vault.
+    pub async fn member_with(&self, email: &str, records: &[Value]) -> String {
+        let v = self.sign_up(email, "correct horse battery").await;
         let t = v["token"].as_str().unwrap().to_owned();
         for r in records {
             let (s, v) = self
@@ -290,4 +343,20 @@ impl Srv {
             .unwrap();
         (org.id, key.secret.expose().to_owned())
     }
+}
+
+/// A data-access answer as the organisation reads it: each disclosure's
+/// envelopes opened with `api_key` (category → the member's values). Panics
+/// if an envelope does not open with that key.
+pub fn opened(api_key: &str, answer: &Value) -> Value {
+    let mut out = answer.clone();
+    if let Some(ds) = out["disclosures"].as_array_mut() {
+        for d in ds {
+            let parsed: me2b_consent::service::Disclosure =
+                serde_json::from_value(d.clone()).unwrap();
+            let values = me2b_consent::envelope::open_disclosure(api_key, &parsed).unwrap();
+            d["envelopes"] = serde_json::to_value(values).unwrap();
+        }
+    }
+    out
 }

@@ -1,0 +1,406 @@
+//! Member-held keys on both databases: the wraps of members' data keys,
+//! sign-ups waiting for confirmation, the move away from the master-key wrap,
+//! and the envelopes sealed for organisations under a consent.
+
+use crate::sql::{begin_postgres, begin_sqlite, SqlStore};
+use crate::*;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::Row;
+
+/// A member still on an older node's master-key wrap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegacyMember {
+    pub id: MemberId,
+    pub last_login_at: Timestamp,
+    pub warned_at: Option<Timestamp>,
+    /// Their e-mail, sealed under their data key (to warn them).
+    pub email_ct: Option<Vec<u8>>,
+    pub wrapped_dek: Vec<u8>,
+}
+
+/// The wraps of members' data keys and their sessions.
+#[async_trait]
+pub trait MemberKeyStore {
+    /// Replaces the member's wraps, clearing an older node's master-key wrap
+    /// and passphrase hash, in one write; false if no such active member.
+    async fn replace_member_wraps(&self, id: MemberId, wraps: &MemberWraps) -> Result<bool>;
+    async fn touch_member_login(&self, id: MemberId, at: Timestamp) -> Result<()>;
+    /// Ends the member's sessions but `keep` (e.g. the one changing the
+    /// passphrase); returns how many ended.
+    async fn delete_member_sessions(&self, id: MemberId, keep: Option<&[u8; 32]>) -> Result<u64>;
+    /// Active members whose key is still wrapped under the master key.
+    async fn legacy_members(&self) -> Result<Vec<LegacyMember>>;
+    async fn count_legacy_members(&self) -> Result<u64>;
+    async fn mark_legacy_warned(&self, id: MemberId, at: Timestamp) -> Result<()>;
+}
+
+/// Sign-ups waiting for their address to be confirmed.
+#[async_trait]
+pub trait SignUpStore {
+    async fn insert_sign_up(&self, row: &SignUpRow) -> Result<()>;
+    /// The sign-up of a confirmation token, if it has not expired at `now`.
+    async fn sign_up(&self, token_hash: &[u8; 32], now: Timestamp) -> Result<Option<SignUpRow>>;
+    /// Confirms: deletes the sign-up and inserts the member and their first
+    /// session, in one transaction. `Ok(false)` (nothing written) when the
+    /// sign-up is gone (confirmed concurrently); [`StorageError::Conflict`]
+    /// when the address has an account by now.
+    async fn confirm_sign_up(
+        &self,
+        token_hash: &[u8; 32],
+        member: &NewMember,
+        session: &SessionRow,
+    ) -> Result<bool>;
+    async fn purge_sign_ups(&self, now: Timestamp) -> Result<u64>;
+}
+
+/// Envelopes: what a consent allows, sealed per category to API keys.
+#[async_trait]
+pub trait EnvelopeStore {
+    /// Replaces the consent's envelopes of `categories` (every key; None:
+    /// every category) with `rows`, in one transaction, only while the consent is `given` (a
+    /// withdrawal committed first wins: nothing is written and false is
+    /// returned).
+    async fn replace_envelopes(
+        &self,
+        consent: ConsentId,
+        categories: Option<&[String]>,
+        rows: &[EnvelopeRow],
+    ) -> Result<bool>;
+    /// The consent's envelopes sealed to `key`, not expired at `now`.
+    async fn envelopes_for(
+        &self,
+        consent: ConsentId,
+        key: ApiKeyId,
+        now: Timestamp,
+    ) -> Result<Vec<EnvelopeRow>>;
+    /// The API keys that hold envelopes of the consent.
+    async fn envelope_keys(&self, consent: ConsentId) -> Result<Vec<ApiKeyId>>;
+    /// Destroys envelopes whose consent expired at `now`.
+    async fn purge_expired_envelopes(&self, now: Timestamp) -> Result<u64>;
+    /// The organisation's keys that are not revoked (envelopes are sealed
+    /// to those with the `consent` role and a public key).
+    async fn live_api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyRow>>;
+    /// Stores the envelope public key of a key made by an older node.
+    async fn set_api_key_envelope(&self, key: ApiKeyId, public_key: &[u8]) -> Result<()>;
+}
+
+fn corrupt(what: &str) -> StorageError {
+    StorageError::Corrupt(what.to_owned())
+}
+
+fn hash32(v: Vec<u8>, what: &str) -> Result<[u8; 32]> {
+    v.try_into().map_err(|_| corrupt(what))
+}
+
+macro_rules! impl_key_stores {
+    ($pool:ty, $begin:ident) => {
+        impl SqlStore<$pool> {
+            fn sign_up_row(row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row) -> Result<SignUpRow> {
+                Ok(SignUpRow {
+                    token_hash: hash32(row.try_get("token_hash")?, "sign_ups.token_hash")?,
+                    member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
+                        .map_err(|_| corrupt("sign_ups.member_id"))?,
+                    email_index: hash32(row.try_get("email_index")?, "sign_ups.email_index")?,
+                    email_ct: row.try_get("email_ct")?,
+                    passphrase_lock: row.try_get("passphrase_lock")?,
+                    created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+                    expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
+                })
+            }
+
+            fn envelope_row(row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row) -> Result<EnvelopeRow> {
+                Ok(EnvelopeRow {
+                    consent: ConsentId::from_slice(&row.try_get::<Vec<u8>, _>("consent_id")?)
+                        .map_err(|_| corrupt("consent_envelopes.consent_id"))?,
+                    key: ApiKeyId::from_slice(&row.try_get::<Vec<u8>, _>("key_id")?)
+                        .map_err(|_| corrupt("consent_envelopes.key_id"))?,
+                    category: row.try_get("category")?,
+                    member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
+                        .map_err(|_| corrupt("consent_envelopes.member_id"))?,
+                    expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
+                    updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
+                    sealed: row.try_get("sealed")?,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl MemberKeyStore for SqlStore<$pool> {
+            async fn replace_member_wraps(&self, id: MemberId, w: &MemberWraps) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE members SET passphrase_wrap = $1, \
+                     recovery_wrap = COALESCE($2, recovery_wrap), \
+                     wrapped_dek = NULL, passphrase_hash = NULL, legacy_warned_at = NULL \
+                     WHERE member_id = $3 AND state = 'active'",
+                )
+                .bind(&w.passphrase_wrap)
+                .bind(w.recovery_wrap.clone())
+                .bind(id.as_bytes().to_vec())
+                .execute(self.pool())
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+            async fn touch_member_login(&self, id: MemberId, at: Timestamp) -> Result<()> {
+                sqlx::query("UPDATE members SET last_login_at = $1 WHERE member_id = $2")
+                    .bind(at.unix_millis())
+                    .bind(id.as_bytes().to_vec())
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+            async fn delete_member_sessions(
+                &self,
+                id: MemberId,
+                keep: Option<&[u8; 32]>,
+            ) -> Result<u64> {
+                let r = sqlx::query("DELETE FROM sessions WHERE member_id = $1 AND token_hash <> $2")
+                    .bind(id.as_bytes().to_vec())
+                    .bind(keep.map(|k| k.to_vec()).unwrap_or_default())
+                    .execute(self.pool())
+                    .await?;
+                Ok(r.rows_affected())
+            }
+            async fn legacy_members(&self) -> Result<Vec<LegacyMember>> {
+                let rows = sqlx::query(
+                    "SELECT member_id, created_at, last_login_at, legacy_warned_at, email_ct, wrapped_dek \
+                     FROM members WHERE state = 'active' AND wrapped_dek IS NOT NULL ORDER BY member_id",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let created: i64 = row.try_get("created_at")?;
+                        Ok(LegacyMember {
+                            id: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
+                                .map_err(|_| corrupt("members.member_id"))?,
+                            last_login_at: Timestamp::from_unix_millis(
+                                row.try_get::<Option<i64>, _>("last_login_at")?.unwrap_or(created),
+                            ),
+                            warned_at: row
+                                .try_get::<Option<i64>, _>("legacy_warned_at")?
+                                .map(Timestamp::from_unix_millis),
+                            email_ct: row.try_get("email_ct")?,
+                            wrapped_dek: row.try_get("wrapped_dek")?,
+                        })
+                    })
+                    .collect()
+            }
+            async fn count_legacy_members(&self) -> Result<u64> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM members WHERE state = 'active' AND wrapped_dek IS NOT NULL",
+                )
+                .fetch_one(self.pool())
+                .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+            async fn mark_legacy_warned(&self, id: MemberId, at: Timestamp) -> Result<()> {
+                sqlx::query("UPDATE members SET legacy_warned_at = $1 WHERE member_id = $2")
+                    .bind(at.unix_millis())
+                    .bind(id.as_bytes().to_vec())
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl SignUpStore for SqlStore<$pool> {
+            async fn insert_sign_up(&self, r: &SignUpRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO sign_ups (token_hash, member_id, email_index, email_ct, passphrase_lock, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(r.token_hash.to_vec())
+                .bind(r.member.as_bytes().to_vec())
+                .bind(r.email_index.to_vec())
+                .bind(&r.email_ct)
+                .bind(&r.passphrase_lock)
+                .bind(r.created_at.unix_millis())
+                .bind(r.expires_at.unix_millis())
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+            async fn sign_up(&self, token_hash: &[u8; 32], now: Timestamp) -> Result<Option<SignUpRow>> {
+                sqlx::query("SELECT * FROM sign_ups WHERE token_hash = $1 AND expires_at > $2")
+                    .bind(token_hash.to_vec())
+                    .bind(now.unix_millis())
+                    .fetch_optional(self.pool())
+                    .await?
+                    .as_ref()
+                    .map(Self::sign_up_row)
+                    .transpose()
+            }
+            async fn confirm_sign_up(
+                &self,
+                token_hash: &[u8; 32],
+                m: &NewMember,
+                s: &SessionRow,
+            ) -> Result<bool> {
+                let mut tx = $begin(self.pool()).await?;
+                let gone = sqlx::query("DELETE FROM sign_ups WHERE token_hash = $1")
+                    .bind(token_hash.to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+                if gone.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO members (member_id, email_index, email_ct, passphrase_wrap, recovery_wrap, state, created_at, last_login_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'active', $6, $6)",
+                )
+                .bind(m.id.as_bytes().to_vec())
+                .bind(m.email_index.to_vec())
+                .bind(&m.email_ct)
+                .bind(&m.passphrase_wrap)
+                .bind(&m.recovery_wrap)
+                .bind(m.created_at.unix_millis())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO sessions (token_hash, member_id, created_at, expires_at, wrapped_dek) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(s.token_hash.to_vec())
+                    .bind(s.member.as_bytes().to_vec())
+                    .bind(s.created_at.unix_millis())
+                    .bind(s.expires_at.unix_millis())
+                    .bind(&s.wrapped_dek)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+            async fn purge_sign_ups(&self, now: Timestamp) -> Result<u64> {
+                let r = sqlx::query("DELETE FROM sign_ups WHERE expires_at <= $1")
+                    .bind(now.unix_millis())
+                    .execute(self.pool())
+                    .await?;
+                Ok(r.rows_affected())
+            }
+        }
+
+        #[async_trait]
+        impl EnvelopeStore for SqlStore<$pool> {
+            async fn replace_envelopes(
+                &self,
+                consent: ConsentId,
+                categories: Option<&[String]>,
+                rows: &[EnvelopeRow],
+            ) -> Result<bool> {
+                let mut tx = $begin(self.pool()).await?;
+                // A no-op write on the consent: it waits for (PostgreSQL: the
+                // row lock) or sees (SQLite: one writer) a withdrawal, so
+                // envelopes never outlive one.
+                let live = sqlx::query(
+                    "UPDATE consents SET version = version WHERE consent_id = $1 AND status = 'given'",
+                )
+                .bind(consent.as_bytes().to_vec())
+                .execute(&mut *tx)
+                .await?;
+                if live.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                match categories {
+                    None => {
+                        sqlx::query("DELETE FROM consent_envelopes WHERE consent_id = $1")
+                            .bind(consent.as_bytes().to_vec())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Some(categories) => {
+                        for c in categories {
+                            sqlx::query("DELETE FROM consent_envelopes WHERE consent_id = $1 AND category = $2")
+                                .bind(consent.as_bytes().to_vec())
+                                .bind(c.clone())
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                }
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO consent_envelopes (consent_id, key_id, category, member_id, expires_at, updated_at, sealed) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(r.consent.as_bytes().to_vec())
+                    .bind(r.key.as_bytes().to_vec())
+                    .bind(r.category.clone())
+                    .bind(r.member.as_bytes().to_vec())
+                    .bind(r.expires_at.unix_millis())
+                    .bind(r.updated_at.unix_millis())
+                    .bind(&r.sealed)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+            async fn envelopes_for(
+                &self,
+                consent: ConsentId,
+                key: ApiKeyId,
+                now: Timestamp,
+            ) -> Result<Vec<EnvelopeRow>> {
+                sqlx::query(
+                    "SELECT * FROM consent_envelopes WHERE consent_id = $1 AND key_id = $2 \
+                     AND expires_at > $3 ORDER BY category",
+                )
+                .bind(consent.as_bytes().to_vec())
+                .bind(key.as_bytes().to_vec())
+                .bind(now.unix_millis())
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(Self::envelope_row)
+                .collect()
+            }
+            async fn envelope_keys(&self, consent: ConsentId) -> Result<Vec<ApiKeyId>> {
+                let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT DISTINCT key_id FROM consent_envelopes WHERE consent_id = $1",
+                )
+                .bind(consent.as_bytes().to_vec())
+                .fetch_all(self.pool())
+                .await?;
+                ids.iter()
+                    .map(|b| ApiKeyId::from_slice(b).map_err(|_| corrupt("consent_envelopes.key_id")))
+                    .collect()
+            }
+            async fn purge_expired_envelopes(&self, now: Timestamp) -> Result<u64> {
+                let r = sqlx::query("DELETE FROM consent_envelopes WHERE expires_at <= $1")
+                    .bind(now.unix_millis())
+                    .execute(self.pool())
+                    .await?;
+                Ok(r.rows_affected())
+            }
+            async fn live_api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyRow>> {
+                let rows = sqlx::query(
+                    "SELECT key_id FROM org_api_keys WHERE org_id = $1 AND revoked_at IS NULL ORDER BY key_id",
+                )
+                .bind(org.as_bytes().to_vec())
+                .fetch_all(self.pool())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let id = ApiKeyId::from_slice(&row.try_get::<Vec<u8>, _>("key_id")?)
+                        .map_err(|_| corrupt("org_api_keys.key_id"))?;
+                    if let Some(k) = self.api_key(id).await? {
+                        out.push(k);
+                    }
+                }
+                Ok(out)
+            }
+            async fn set_api_key_envelope(&self, key: ApiKeyId, public_key: &[u8]) -> Result<()> {
+                sqlx::query("UPDATE org_api_keys SET envelope_pk = $1 WHERE key_id = $2 AND envelope_pk IS NULL")
+                    .bind(public_key.to_vec())
+                    .bind(key.as_bytes().to_vec())
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_key_stores!(SqlitePool, begin_sqlite);
+impl_key_stores!(PgPool, begin_postgres);
