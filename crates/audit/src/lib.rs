@@ -15,11 +15,15 @@
 //!   removed tail (entries and their heads deleted together) no longer matches
 //!   it. Checkpoints (every `checkpoint_every` entries and at shutdown, in
 //!   their own table) are signed heads too.
+//! * **A member's view** ([`member`]): their own entries numbered per member,
+//!   to the minute, with one-way leaves and a signed statement, and nothing
+//!   that moves when someone else acts.
 //! * **Verify** ([`verify`]) recomputes everything and names the first entry that
 //!   does not verify.
 #![forbid(unsafe_code)]
 
 pub mod head;
+pub mod member;
 mod verify;
 mod writer;
 

@@ -32,6 +32,49 @@ pub struct FileConfig {
     pub federation: Option<String>,
     /// The federation's credential validity period, in weeks (1 to 26).
     pub credential_period_weeks: Option<u32>,
+    /// Login throttling and the bound on concurrent Argon2 computations
+    /// (README: Configuration).
+    pub login_account_burst: Option<u32>,
+    pub login_account_interval_seconds: Option<u64>,
+    pub login_ip_burst: Option<u32>,
+    pub login_ip_interval_seconds: Option<u64>,
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    pub argon2_max_concurrent: Option<usize>,
+}
+
+impl FileConfig {
+    fn throttle(&self) -> anyhow::Result<me2b_server::ThrottleSettings> {
+        let d = me2b_server::ThrottleSettings::default();
+        let positive = |v: Option<u64>, d: std::time::Duration, name: &str| match v {
+            None => Ok(d),
+            Some(0) => anyhow::bail!("{name} must be at least 1"),
+            Some(s) => Ok(std::time::Duration::from_secs(s)),
+        };
+        let burst = |v: Option<u32>, d: u32, name: &str| match v {
+            None => Ok(d),
+            Some(0) => anyhow::bail!("{name} must be at least 1"),
+            Some(n) => Ok(n),
+        };
+        Ok(me2b_server::ThrottleSettings {
+            account_burst: burst(
+                self.login_account_burst,
+                d.account_burst,
+                "login_account_burst",
+            )?,
+            account_interval: positive(
+                self.login_account_interval_seconds,
+                d.account_interval,
+                "login_account_interval_seconds",
+            )?,
+            ip_burst: burst(self.login_ip_burst, d.ip_burst, "login_ip_burst")?,
+            ip_interval: positive(
+                self.login_ip_interval_seconds,
+                d.ip_interval,
+                "login_ip_interval_seconds",
+            )?,
+            trusted_proxies: self.trusted_proxies.clone().unwrap_or_default(),
+        })
+    }
 }
 
 impl FileConfig {
@@ -151,6 +194,8 @@ pub struct Settings {
     pub limits: me2b_server::ConnLimits,
     /// Set once for the federation: never per code.
     pub credentials: me2b_credentials::service::FederationSettings,
+    pub throttle: me2b_server::ThrottleSettings,
+    pub argon2_max_concurrent: usize,
 }
 
 impl Settings {
@@ -161,6 +206,12 @@ impl Settings {
         file: FileConfig,
     ) -> anyhow::Result<Self> {
         let limits = conn.limits(&file)?;
+        let throttle = file.throttle()?;
+        let argon2_max_concurrent = match file.argon2_max_concurrent {
+            None => me2b_crypto::default_max_concurrent(),
+            Some(0) => anyhow::bail!("argon2_max_concurrent must be at least 1"),
+            Some(n) => n,
+        };
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse()?;
         let ttl = file
             .session_ttl_seconds
@@ -197,6 +248,8 @@ impl Settings {
             governance: args.governance.clone().or(file.governance),
             limits,
             credentials,
+            throttle,
+            argon2_max_concurrent,
         })
     }
 
@@ -208,6 +261,7 @@ impl Settings {
         c.trust_dir = self.trust_dir.clone();
         c.governance = self.governance.clone();
         c.credentials = self.credentials.clone();
+        c.passphrase_max_concurrent = self.argon2_max_concurrent;
         c
     }
 }
@@ -309,6 +363,29 @@ idle_timeout_seconds = 7
             "credential_period_weeks = 27",
             "federation = \" x\"",
         ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(
+                Settings::resolve(&CommonArgs::default(), None, &ConnArgs::default(), file)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn login_throttling_comes_from_the_file() {
+        let file: FileConfig = toml::from_str(
+            "login_account_burst = 3\nlogin_ip_interval_seconds = 9\ntrusted_proxies = [\"127.0.0.1\"]\nargon2_max_concurrent = 4\n",
+        )
+        .unwrap();
+        let s =
+            Settings::resolve(&CommonArgs::default(), None, &ConnArgs::default(), file).unwrap();
+        assert_eq!(s.throttle.account_burst, 3);
+        assert_eq!(s.throttle.ip_interval, std::time::Duration::from_secs(9));
+        assert_eq!(s.throttle.ip_burst, 30);
+        assert_eq!(s.throttle.trusted_proxies.len(), 1);
+        assert_eq!(s.node_config().passphrase_max_concurrent, 4);
+        for bad in ["login_account_burst = 0", "argon2_max_concurrent = 0"] {
             let file: FileConfig = toml::from_str(bad).unwrap();
             assert!(
                 Settings::resolve(&CommonArgs::default(), None, &ConnArgs::default(), file)

@@ -22,6 +22,7 @@ mod config;
 mod coop_cmd;
 mod credential_cmd;
 mod demo;
+mod logging;
 mod trust_cmd;
 
 use anyhow::{bail, Context};
@@ -90,6 +91,9 @@ enum Command {
     /// Consent receipts.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Members' keys.
+    #[command(subcommand)]
+    Members(MembersCommand),
     /// The data trust: set up its transcryptors.
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -197,6 +201,8 @@ enum CoopCommand {
     OpenCard {
         #[arg(long)]
         keys: std::path::PathBuf,
+        /// A card is base64url: about one in 64 starts with `-`.
+        #[arg(allow_hyphen_values = true)]
         card: String,
     },
     /// Seal one of the co-op's pseudonyms afresh for a submission (receipts,
@@ -261,6 +267,23 @@ enum OrgCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum MembersCommand {
+    /// Finishes the move off the master key for members who stay away.
+    /// Members whose data key an older node wrapped under the master key
+    /// get it re-wrapped for their passphrase at their next login. One who
+    /// has not logged in for --inactive-days is sent a warning (once); one
+    /// warned at least --grace-days ago who still has not logged in loses
+    /// the master-key wrap, and with it the vault: they are erased as
+    /// `DELETE /v1/me` would. Run it from cron; it prints what it did.
+    RetireLegacy {
+        #[arg(long, default_value_t = 180)]
+        inactive_days: u32,
+        #[arg(long, default_value_t = 30)]
+        grace_days: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum AuditCommand {
     /// Recompute the hash chain and check every signed head and checkpoint,
     /// and that the log still holds the entry named by the signed head file
@@ -281,13 +304,7 @@ enum AuditCommand {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    logging::init(filter);
 }
 
 #[tokio::main]
@@ -364,7 +381,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let settings = Settings::resolve(&cli.common, listen, conn, file)?;
     let quiet = matches!(cli.command, Command::Demo { .. });
     init_logging(if quiet && cli.common.log.is_none() {
-        "warn"
+        logging::DEMO_FILTER
     } else {
         &settings.log
     });
@@ -387,6 +404,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             node.shutdown().await;
             out!("{}", serde_json::to_string_pretty(&reports?)?);
         }
+        Command::Members(MembersCommand::RetireLegacy {
+            inactive_days,
+            grace_days,
+        }) => retire_legacy(&settings, inactive_days, grace_days).await?,
         Command::Trust(_)
         | Command::Transcryptor { .. }
         | Command::Credential(_)
@@ -463,6 +484,12 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
             node.trust.transcryptors()
         );
     }
+    if node.legacy_members > 0 {
+        out!(
+            "{} members still have their data key wrapped under the master key (an older node's): each is moved to member-held keys at their next login; `me2b members retire-legacy` warns, then erases, those who stay away",
+            node.legacy_members
+        );
+    }
     // The integrity check reads the whole file: in the background, reported
     // in the log, never a gate on serving (`me2b check` runs it on demand).
     let integrity = me2b_node::spawn_integrity_check(node.store.clone());
@@ -473,6 +500,7 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
         me2b_server::ServerOptions {
             bench_routes,
             limits: settings.limits,
+            throttle: settings.throttle.clone(),
         },
         shutdown,
     )
@@ -480,6 +508,28 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
     integrity.abort();
     served?;
     out!("me2b stopped cleanly");
+    Ok(())
+}
+
+async fn retire_legacy(
+    settings: &Settings,
+    inactive_days: u32,
+    grace_days: u32,
+) -> anyhow::Result<()> {
+    let node = open_node(settings).await?;
+    let day = 86_400_i64;
+    let r = node
+        .vault
+        .retire_legacy_wraps(i64::from(inactive_days) * day, i64::from(grace_days) * day)
+        .await?;
+    out!(
+        "{} members on the master-key wrap: {} warned now, {} erased (warned {grace_days}+ days ago, still away), {} within the grace period, {} could not be warned",
+        r.legacy,
+        r.warned,
+        r.erased,
+        r.waiting,
+        r.unreachable
+    );
     Ok(())
 }
 
@@ -610,4 +660,19 @@ pub(crate) fn ensure(cond: bool, msg: &str) -> anyhow::Result<()> {
         bail!("{msg}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_card_that_starts_with_a_hyphen_is_a_card() {
+        let cli = Cli::try_parse_from(["me2b", "coop", "open-card", "--keys", "k.json", "-xY_z"])
+            .unwrap();
+        match cli.command {
+            Command::Coop(CoopCommand::OpenCard { card, .. }) => assert_eq!(card, "-xY_z"),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 }

@@ -323,6 +323,17 @@ async fn operator_commands_and_tamper_detection() {
         text.contains("api key       me2b_k_") && text.contains("shown once"),
         "{text}"
     );
+    // Finishing the move off the master key: nobody is on it here.
+    let out = me2b(&t, db)
+        .args(["members", "retire-legacy", "--inactive-days", "90"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("0 members on the master-key wrap: 0 warned now, 0 erased"),
+        "{said}"
+    );
     let out = me2b(&t, db)
         .args(["org", "create", "--name", "Corner Co-op"])
         .output()
@@ -529,6 +540,17 @@ fn the_demo_runs_end_to_end() {
         "Erasure reaches the trust",
         "stored 0; `erased` lists them",
         "410 Gone member_erased",
+        // Loyalty with the member present: co-ops see no balance.
+        "(POST /v1/org/trust/loyalty/earn → 202 {\"status\":\"accepted\"}): nothing more.",
+        "(POST /v1/org/trust/loyalty/earn → accepted: the co-op never sees a balance)",
+        "a one-time token for 100 points at Fair Threads only",
+        "→ 404 Not Found unknown_card, nothing recorded",
+        "screen shows it as text and as a QR code",
+        "till scans the code: ",
+        "→ redeemed 100): all Fair Threads learns.",
+        "409 Conflict redemption_refused, the one answer",
+        "→ 409 redemption_refused both times, word for word",
+        "20 points left; history per co-op and day",
         // Offers: refusals with their position, a bundle endorsed, reasons,
         // suggestions without sensitive topics, counts withheld, leads.
         "REFUSED, 422 Unprocessable Entity rule_type at 1:8",
@@ -572,6 +594,10 @@ fn the_demo_runs_end_to_end() {
             "demo output lacks {expect:?}:\n{text}"
         );
     }
+
+    // The redemption token's QR code, as the demo wrote it.
+    let qr = std::fs::read_to_string(kept.join("loyalty-token.svg")).unwrap();
+    assert!(qr.starts_with("<svg") && qr.contains("h1v1h-1z"), "{qr}");
 
     // The marketplace's files, verified offline by the command, with no node.
     let dir = kept.join("credential-offline");

@@ -1045,7 +1045,29 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
         Some(json!({"card": keys_a.seal(&truth[&(0, a)], &OsRandom).unwrap(), "points": 50})),
     )
     .await;
-    assert_eq!(st, 200, "{v}");
+    assert_eq!((st, &v), (202, &json!({"status": "accepted"})), "{v}");
+    let (st, t) = call(
+        reqwest::Method::POST,
+        "/v1/me/trust/loyalty/tokens",
+        &members[0],
+        Some(json!({"org": b, "points": 20})),
+    )
+    .await;
+    assert_eq!(st, 201, "{t}");
+    let (st, v) = call(
+        reqwest::Method::POST,
+        "/v1/org/trust/loyalty/redeem",
+        &kb,
+        Some(json!({"token": t["token"], "points": 20})),
+    )
+    .await;
+    assert_eq!(
+        (st, &v),
+        (200, &json!({"status": "redeemed", "points": 20})),
+        "{v}"
+    );
+    let (st, v) = call(reqwest::Method::GET, "/v1/me/trust", &members[0], None).await;
+    assert_eq!((st, v["loyalty_points"].as_i64()), (200, Some(30)), "{v}");
 
     // Transcryptor 2 goes down: the submission fails clearly, nothing is stored.
     let t2 = procs.remove(1);

@@ -214,6 +214,7 @@ async fn main() {
             category: "interest",
             processing: "use",
             at: Timestamp::from_unix_millis(now.unix_millis() + 1),
+            cross_sell_from: None,
         };
         let t = Instant::now();
         let d = decide(&vocab, &recs, None, &q);

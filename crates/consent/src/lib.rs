@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod envelope;
+pub mod fuzzing;
 pub mod model;
 pub mod pdp;
 pub mod receipt;

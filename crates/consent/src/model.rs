@@ -65,6 +65,12 @@ pub struct ConsentRequest {
     /// [`crate::Consents::grant_private`].
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
+    /// Set only on the requests the node makes for cross-selling: the co-op
+    /// whose receipts go to `org`. Such a request is never listed to
+    /// organisations; members answer it through the trust's sharing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub cross_sell_from: Option<OrgId>,
 }
 
 fn dedup(v: &[String]) -> Vec<String> {
@@ -156,6 +162,7 @@ impl ConsentRequestInput {
             notice_version: self.notice_version,
             created_at: now,
             private: false,
+            cross_sell_from: None,
         })
     }
 }
@@ -211,6 +218,12 @@ pub struct ConsentRecord {
     /// of the one it knows them by under every other consent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_pseudonym: Option<String>,
+    /// A cross-selling consent: the co-op whose receipts about the member go
+    /// to the controller. It permits only that delivery (the decision point
+    /// matches it exactly), never an ordinary access by the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub cross_sell_from: Option<OrgId>,
 }
 
 /// What a member grants: all of a request, or part (per purpose and category).
@@ -245,10 +258,10 @@ impl ConsentRecord {
                             "grant at least one of the requested {what}, or refuse"
                         )));
                     }
-                    if let Some(x) = c.iter().find(|x| !asked.contains(x)) {
+                    if c.iter().any(|x| !asked.contains(x)) {
+                        // Not named: errors never echo what was sent.
                         return Err(ConsentError::Invalid(format!(
-                            "`{}` is not among the requested {what}",
-                            x.chars().take(80).collect::<String>()
+                            "a granted term is not among the requested {what}"
                         )));
                     }
                     Ok(dedup(&c))
@@ -328,6 +341,7 @@ impl ConsentRecord {
                 at: now,
             }],
             receipts: Vec::new(),
+            cross_sell_from: req.cross_sell_from,
         }
     }
 

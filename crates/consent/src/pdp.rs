@@ -15,6 +15,11 @@ pub const GPC_PURPOSES: &[&str] = &[
     "targeted-advertising",
 ];
 
+/// Processing covered by a Global Privacy Control opt-out whatever the
+/// purpose: giving the member's data to others ("do not sell or share"),
+/// cross-selling between co-ops included.
+pub const GPC_PROCESSING: &[&str] = &["share"];
+
 /// One access question.
 #[derive(Clone, Copy, Debug)]
 pub struct AccessQuery<'a> {
@@ -24,6 +29,10 @@ pub struct AccessQuery<'a> {
     pub category: &'a str,
     pub processing: &'a str,
     pub at: Timestamp,
+    /// For a cross-sell delivery, the co-op whose receipts go to `org`; None
+    /// for every other access. Only a record made for exactly that pair
+    /// permits it, and such a record permits nothing else.
+    pub cross_sell_from: Option<OrgId>,
 }
 
 /// Why access was denied, most specific first.
@@ -63,7 +72,7 @@ fn check(
     gpc_since: Option<Timestamp>,
 ) -> Option<DenyReason> {
     use crate::model::ConsentStatus::*;
-    if r.controller != q.org || r.subject != q.member {
+    if r.controller != q.org || r.subject != q.member || r.cross_sell_from != q.cross_sell_from {
         return Some(DenyReason::NoConsent);
     }
     match r.status {
@@ -97,7 +106,8 @@ fn check(
     }
     // A GPC signal opts out of sale/sharing and third-party marketing for every
     // consent given before it; a consent given after it is the member's later word.
-    if GPC_PURPOSES.contains(&q.purpose) && gpc_since.is_some_and(|g| r.given_at <= g) {
+    let gpc_covers = GPC_PURPOSES.contains(&q.purpose) || GPC_PROCESSING.contains(&q.processing);
+    if gpc_covers && gpc_since.is_some_and(|g| r.given_at <= g) {
         return Some(DenyReason::GpcOptOut);
     }
     None

@@ -27,6 +27,9 @@ use me2b_vault::{MemberSession, Vault, VaultError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+mod cross_sell;
+pub use cross_sell::CrossSell;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error(transparent)]
@@ -280,13 +283,16 @@ impl Consents {
         Ok(req)
     }
 
+    /// The organisation's own requests (never the node's cross-selling ones).
     pub async fn requests_of(&self, org: OrgId) -> Result<Vec<ConsentRequest>, ServiceError> {
-        self.store
-            .consent_requests(Some(org))
-            .await?
-            .iter()
-            .map(Self::request_from_row)
-            .collect()
+        let mut out = Vec::new();
+        for row in self.store.consent_requests(Some(org)).await? {
+            let r = Self::request_from_row(&row)?;
+            if r.cross_sell_from.is_none() {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// Consents given (or later withdrawn) in answer to the organisation's request.
@@ -297,7 +303,7 @@ impl Consents {
         request: ConsentRequestId,
     ) -> Result<Vec<OrgConsentView>, ServiceError> {
         let req = self.request(request).await?;
-        if req.org != org {
+        if req.org != org || req.cross_sell_from.is_some() {
             return Err(ServiceError::RequestNotFound);
         }
         let rows = self.store.consents_for_request(request).await?;
@@ -334,11 +340,7 @@ impl Consents {
         processing: &str,
         categories: &[&str],
     ) -> Result<Vec<Decision>, ServiceError> {
-        let rows = self.store.consents_between(org, member).await?;
-        let mut records: Vec<ConsentRecord> = rows
-            .iter()
-            .map(|r| ConsentRecord::from_json(&r.body))
-            .collect::<Result<_, _>>()?;
+        let mut records = self.records_between(org, member).await?;
         // A private record (an intent's contact) permits only through its own
         // request, never another one (it would tie the two together).
         records.retain(|r| r.subject_pseudonym.is_none());
@@ -367,10 +369,25 @@ impl Consents {
                     category,
                     processing,
                     at,
+                    cross_sell_from: None,
                 };
                 decide(&self.vocab, records, gpc, &q)
             })
             .collect())
+    }
+
+    /// The member's consent records with the organisation (as controller).
+    async fn records_between(
+        &self,
+        org: OrgId,
+        member: MemberId,
+    ) -> Result<Vec<ConsentRecord>, ServiceError> {
+        self.store
+            .consents_between(org, member)
+            .await?
+            .iter()
+            .map(|r| ConsentRecord::from_json(&r.body).map_err(Into::into))
+            .collect()
     }
 
     /// The decision point's answer for one access.
@@ -405,7 +422,7 @@ impl Consents {
         processing: &str,
     ) -> Result<Vec<Disclosure>, ServiceError> {
         let req = self.request(request).await?;
-        if req.org != org {
+        if req.org != org || req.cross_sell_from.is_some() {
             return Err(ServiceError::RequestNotFound);
         }
         self.vocab.require(Section::Purpose, purpose)?;
@@ -725,7 +742,8 @@ impl Consents {
             .await?
             .ok_or(ServiceError::ConsentNotFound)?;
         let r = ConsentRecord::from_json(&row.body)?;
-        if r.controller != org || r.status == ConsentStatus::Refused {
+        if r.controller != org || r.status == ConsentStatus::Refused || r.cross_sell_from.is_some()
+        {
             return Err(ServiceError::ConsentNotFound);
         }
         Ok(r.receipts)
@@ -752,13 +770,15 @@ impl Consents {
             if answered.contains(&row.id) {
                 continue;
             }
+            let req = Self::request_from_row(&row)?;
+            // Cross-selling consents start from the member (the trust's
+            // sharing); private ones are made for one member's answer.
+            if req.cross_sell_from.is_some() || req.private {
+                continue;
+            }
             let Some(org) = orgs.get(&row.org).filter(|o| o.deleted_at.is_none()) else {
                 continue;
             };
-            let req = Self::request_from_row(&row)?;
-            if req.private {
-                continue;
-            }
             out.push((req, org.clone()));
         }
         Ok(out)
@@ -772,7 +792,9 @@ impl Consents {
         method: Method,
     ) -> Result<ConsentRecord, ServiceError> {
         let req = self.request(request).await?;
-        if req.private {
+        if req.private || req.cross_sell_from.is_some() {
+            // Private requests are granted only by grant_private; cross-selling
+            // ones only through the trust's sharing, which chooses the period.
             return Err(ServiceError::RequestNotFound);
         }
         let open = self
@@ -784,18 +806,34 @@ impl Consents {
         if open {
             return Err(ServiceError::AlreadyAnswered);
         }
+        self.answer_request(member, &req, grant, method, None).await
+    }
+
+    /// Records the member's answer to `req`; a grant may end before the
+    /// request's longest period (`expires_at`).
+    async fn answer_request(
+        &self,
+        member: MemberId,
+        req: &ConsentRequest,
+        grant: Option<GrantInput>,
+        method: Method,
+        expires_at: Option<Timestamp>,
+    ) -> Result<ConsentRecord, ServiceError> {
         let id = ConsentId::generate(self.rng.as_ref());
         let now = self.clock.now();
         let (mut r, action) = match grant {
             Some(g) => (
-                ConsentRecord::grant(id, &req, member, g, method, now)?,
+                ConsentRecord::grant(id, req, member, g, method, now)?,
                 Action::ConsentGrant,
             ),
             None => (
-                ConsentRecord::refusal(id, &req, member, method, now),
+                ConsentRecord::refusal(id, req, member, method, now),
                 Action::ConsentRefuse,
             ),
         };
+        if let Some(e) = expires_at.filter(|e| *e < r.expires_at) {
+            r.expires_at = e;
+        }
         if action == Action::ConsentGrant {
             self.add_receipt(&mut r).await?;
         }

@@ -66,6 +66,7 @@ fn q<'a>(
         category,
         processing: "use",
         at: Timestamp::from_unix_millis(at),
+        cross_sell_from: None,
     }
 }
 
@@ -273,6 +274,96 @@ fn gpc_opts_out_of_advertising_given_before_it() {
         )
         .is_permit(),
         "a later consent is the member's later word"
+    );
+}
+
+/// A cross-selling consent (receipts from `from` to `org`) as a record: the
+/// terms a broad ordinary consent would also carry.
+fn cross_sell_record(
+    v: &Vocabulary,
+    org: OrgId,
+    from: Option<OrgId>,
+    m: MemberId,
+    at: i64,
+) -> ConsentRecord {
+    let mut req = ConsentRequestInput {
+        purposes: vec!["marketing".into()],
+        categories: vec!["purchases-and-spending-habit".into()],
+        processing: vec!["share".into()],
+        legal_basis: "consent".into(),
+        retention_days: 30,
+        recipients: vec![],
+        notice: "A may share your receipts with B.".into(),
+        notice_version: "cross-sell/1".into(),
+    }
+    .validate(
+        v,
+        ConsentRequestId::generate(&SeededRandom::new(at as u64)),
+        org,
+        Timestamp::from_unix_millis(0),
+    )
+    .unwrap();
+    req.cross_sell_from = from;
+    ConsentRecord::grant(
+        ConsentId::generate(&SeededRandom::new(at as u64 + 1)),
+        &req,
+        m,
+        GrantInput::default(),
+        Method::Api,
+        Timestamp::from_unix_millis(at),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_cross_selling_consent_permits_its_own_delivery_and_nothing_else() {
+    let v = vocab();
+    let (b, m) = ids();
+    let r = SeededRandom::new(41);
+    let (a, c) = (OrgId::generate(&r), OrgId::generate(&r));
+    let delivery = |from: OrgId, at: i64| AccessQuery {
+        processing: "share",
+        cross_sell_from: Some(from),
+        ..q(b, m, "marketing", "purchases-and-spending-habit", at)
+    };
+    let ordinary = AccessQuery {
+        processing: "share",
+        ..q(b, m, "marketing", "purchases-and-spending-habit", 20)
+    };
+    let xsell = cross_sell_record(&v, b, Some(a), m, 10);
+    assert!(decide(&v, &[xsell.clone()], None, &delivery(a, 20)).is_permit());
+    // B cannot use it as an ordinary consent to the same terms...
+    assert_eq!(
+        decide(&v, &[xsell.clone()], None, &ordinary),
+        Decision::Deny {
+            reason: DenyReason::NoConsent
+        }
+    );
+    // ...nor to receive another co-op's receipts.
+    assert!(!decide(&v, &[xsell.clone()], None, &delivery(c, 20)).is_permit());
+    // And an ordinary consent to the same terms delivers nothing across co-ops.
+    let broad = cross_sell_record(&v, b, None, m, 10);
+    assert!(decide(&v, &[broad.clone()], None, &ordinary).is_permit());
+    assert!(!decide(&v, &[broad], None, &delivery(a, 20)).is_permit());
+    // GPC covers sharing: a delivery under a consent given before the signal
+    // is refused; one given after it is the member's later word.
+    let gpc = Some(Timestamp::from_unix_millis(15));
+    assert_eq!(
+        decide(&v, &[xsell.clone()], gpc, &delivery(a, 20)),
+        Decision::Deny {
+            reason: DenyReason::GpcOptOut
+        }
+    );
+    let later = cross_sell_record(&v, b, Some(a), m, 16);
+    assert!(decide(&v, &[xsell.clone(), later], gpc, &delivery(a, 20)).is_permit());
+    // Withdrawn: nothing from then on.
+    let mut w = xsell;
+    assert!(w.withdraw(Method::Api, Timestamp::from_unix_millis(18)));
+    assert_eq!(
+        decide(&v, &[w], None, &delivery(a, 20)),
+        Decision::Deny {
+            reason: DenyReason::Withdrawn
+        }
     );
 }
 

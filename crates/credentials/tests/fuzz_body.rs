@@ -255,6 +255,20 @@ proptest! {
     }
 }
 
+/// The body over every kind of input above until `ME2B_FUZZ_SECONDS` are up
+/// (CI's stand-in for the fuzz target where cargo-fuzz cannot build).
+#[test]
+#[ignore]
+fn fuzz_for_a_while() {
+    let inputs = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..2048),
+        json_like(),
+        proptest::collection::vec(mutation(), 1..4).prop_map(|m| apply(sample(), &m)),
+        proptest::collection::vec(edit(), 1..3).prop_map(|e| apply_edits(sample(), &e)),
+    ];
+    me2b_testkit::fuzz::for_a_while("presentation_parser", inputs, |data| check(&data));
+}
+
 #[test]
 fn edits_reach_verification() {
     // The edit strategy is only useful if many edits get past the parser: count

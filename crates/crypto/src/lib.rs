@@ -31,7 +31,9 @@ mod token;
 
 pub use envelope::{Aad, DataKey, ENVELOPE_VERSION};
 pub use keys::{Keyring, MasterKey, NodeVerifyingKey};
-pub use passphrase::{PassphraseHasher, PassphraseParams};
+pub use passphrase::{
+    default_max_concurrent, ArgonSlot, ArgonStats, PassphraseHasher, PassphraseParams,
+};
 pub use random::{OsRandom, SeededRandom};
 pub use recovery::RecoveryCode;
 pub use token::{hash_token, SecretToken, TokenHash};

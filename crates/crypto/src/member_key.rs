@@ -19,7 +19,7 @@
 
 use crate::envelope::{Aad, DataKey};
 use crate::rng::RngAdapter;
-use crate::{CryptoError, PassphraseHasher, PassphraseParams};
+use crate::{ArgonSlot, CryptoError, PassphraseHasher, PassphraseParams};
 use hkdf::Hkdf;
 use me2b_domain::{MemberId, Random};
 use sha2::Sha256;
@@ -65,12 +65,13 @@ pub struct WrapLock {
 
 fn secret_key(
     hasher: &PassphraseHasher,
+    slot: &ArgonSlot,
     kind: WrapKind,
     secret: &str,
     salt: &[u8; 16],
     params: PassphraseParams,
 ) -> Result<crypto_box::SecretKey, CryptoError> {
-    let stretched = hasher.derive_key(secret.as_bytes(), salt, params)?;
+    let stretched = hasher.derive_key(slot, secret.as_bytes(), salt, params)?;
     let hk = Hkdf::<Sha256>::new(Some(b"me2b/member-wrap"), stretched.as_ref());
     let mut sk = Zeroizing::new([0u8; 32]);
     hk.expand(kind.info(), sk.as_mut())
@@ -80,9 +81,11 @@ fn secret_key(
 
 impl WrapLock {
     /// Runs Argon2id over `secret` with a fresh salt and the hasher's current
-    /// parameters (tens of milliseconds: call it off the async executor).
+    /// parameters (tens of milliseconds: it needs a slot, so it runs inside
+    /// [`PassphraseHasher::run`], within the bound).
     pub fn derive(
         hasher: &PassphraseHasher,
+        slot: &ArgonSlot,
         kind: WrapKind,
         secret: &str,
         rng: &dyn Random,
@@ -90,7 +93,7 @@ impl WrapLock {
         let mut salt = [0u8; 16];
         rng.fill(&mut salt);
         let params = hasher.params();
-        let sk = secret_key(hasher, kind, secret, &salt, params)?;
+        let sk = secret_key(hasher, slot, kind, secret, &salt, params)?;
         Ok(Self {
             kind,
             params,
@@ -170,13 +173,14 @@ impl WrapLock {
 /// a damaged one all fail as [`CryptoError::Decrypt`].
 pub fn unwrap_with_secret(
     hasher: &PassphraseHasher,
+    slot: &ArgonSlot,
     kind: WrapKind,
     member: MemberId,
     secret: &str,
     wrapped: &[u8],
 ) -> Result<DataKey, CryptoError> {
     let lock = WrapLock::parse(wrapped, kind)?;
-    let sk = secret_key(hasher, kind, secret, &lock.salt, lock.params)?;
+    let sk = secret_key(hasher, slot, kind, secret, &lock.salt, lock.params)?;
     let plain = Zeroizing::new(
         sk.unseal(&wrapped[HEADER_LEN..])
             .map_err(|_| CryptoError::Decrypt)?,
@@ -193,8 +197,8 @@ pub fn unwrap_with_secret(
 /// The same Argon2id work as [`unwrap_with_secret`] with the hasher's current
 /// parameters, for an account that does not exist: a failed attempt takes as
 /// long either way.
-pub fn burn_secret(hasher: &PassphraseHasher, secret: &str) {
-    let _ = hasher.derive_key(secret.as_bytes(), &[0u8; 16], hasher.params());
+pub fn burn_secret(hasher: &PassphraseHasher, slot: &ArgonSlot, secret: &str) {
+    let _ = hasher.derive_key(slot, secret.as_bytes(), &[0u8; 16], hasher.params());
 }
 
 /// What a bearer token wraps.
@@ -282,28 +286,54 @@ mod tests {
         PassphraseHasher::new(PassphraseParams::INSECURE_FAST_FOR_TESTS, rng).unwrap()
     }
 
-    #[test]
-    fn secret_wraps_open_with_the_secret_only() {
+    #[tokio::test]
+    async fn secret_wraps_open_with_the_secret_only() {
+        let h = hasher(&SeededRandom::new(10));
+        h.run(secret_wraps_in).await.unwrap();
+    }
+
+    fn secret_wraps_in(h: &PassphraseHasher, slot: &ArgonSlot) {
         let rng = SeededRandom::new(11);
-        let h = hasher(&rng);
         let m = MemberId::generate(&rng);
         let other = MemberId::generate(&rng);
         let dek = DataKey::generate(&rng);
         let lock =
-            WrapLock::derive(&h, WrapKind::Passphrase, "correct horse battery", &rng).unwrap();
+            WrapLock::derive(h, slot, WrapKind::Passphrase, "correct horse battery", &rng).unwrap();
         let parsed = WrapLock::parse(&lock.to_bytes(), WrapKind::Passphrase).unwrap();
         assert_eq!(parsed, lock);
         let w = parsed.wrap(m, &dek, &rng);
         assert_eq!(w[0], WRAP_VERSION);
-        let k =
-            unwrap_with_secret(&h, WrapKind::Passphrase, m, "correct horse battery", &w).unwrap();
+        let k = unwrap_with_secret(
+            h,
+            slot,
+            WrapKind::Passphrase,
+            m,
+            "correct horse battery",
+            &w,
+        )
+        .unwrap();
         assert_eq!(k.expose(), dek.expose());
         for bad in [
-            unwrap_with_secret(&h, WrapKind::Passphrase, m, "wrong horse battery", &w),
-            unwrap_with_secret(&h, WrapKind::Passphrase, other, "correct horse battery", &w),
-            unwrap_with_secret(&h, WrapKind::RecoveryCode, m, "correct horse battery", &w),
+            unwrap_with_secret(h, slot, WrapKind::Passphrase, m, "wrong horse battery", &w),
             unwrap_with_secret(
-                &h,
+                h,
+                slot,
+                WrapKind::Passphrase,
+                other,
+                "correct horse battery",
+                &w,
+            ),
+            unwrap_with_secret(
+                h,
+                slot,
+                WrapKind::RecoveryCode,
+                m,
+                "correct horse battery",
+                &w,
+            ),
+            unwrap_with_secret(
+                h,
+                slot,
                 WrapKind::Passphrase,
                 m,
                 "correct horse battery",
@@ -316,7 +346,8 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
         assert!(unwrap_with_secret(
-            &h,
+            h,
+            slot,
             WrapKind::Passphrase,
             m,
             "correct horse battery",
@@ -326,7 +357,14 @@ mod tests {
         let mut v0 = w.clone();
         v0[0] = 0;
         assert!(matches!(
-            unwrap_with_secret(&h, WrapKind::Passphrase, m, "correct horse battery", &v0),
+            unwrap_with_secret(
+                h,
+                slot,
+                WrapKind::Passphrase,
+                m,
+                "correct horse battery",
+                &v0
+            ),
             Err(CryptoError::UnsupportedVersion(0))
         ));
     }

@@ -216,6 +216,10 @@ pub struct AuditEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processing: Option<String>,
     pub outcome: Outcome,
+    /// How many events of this kind the entry stands for, when it stands for
+    /// more than one moment (failed logins: per account per minute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl AuditEvent {
@@ -229,6 +233,7 @@ impl AuditEvent {
             category: None,
             processing: None,
             outcome: Outcome::Ok,
+            count: None,
         }
     }
     /// The DPV terms a decision was about.
@@ -244,6 +249,11 @@ impl AuditEvent {
     }
     pub fn object(mut self, o: impl ToString) -> Self {
         self.object = Some(o.to_string());
+        self
+    }
+    /// How many events the entry stands for.
+    pub fn count(mut self, n: u64) -> Self {
+        self.count = Some(n);
         self
     }
     pub fn outcome(mut self, o: Outcome) -> Self {

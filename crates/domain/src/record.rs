@@ -257,7 +257,7 @@ impl From<Quantity> for u32 {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Money {
-    #[schema(value_type = i64, minimum = 0)]
+    #[schema(value_type = i64, minimum = 0, maximum = 10_000_000_000_i64)]
     pub minor: Amount,
     pub currency: Currency,
 }
@@ -316,7 +316,7 @@ impl From<Currency> for String {
 /// A point in time given as RFC 3339 text, e.g. `2026-11-23T10:00:00Z`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, format = DateTime)]
+#[schema(value_type = String, format = DateTime, pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-")]
 pub struct When(Timestamp);
 
 impl When {
@@ -337,9 +337,11 @@ impl TryFrom<String> for When {
         Timestamp::parse_rfc3339(&s)
             .filter(|t| (0..=253_402_300_799_000).contains(&t.unix_millis()))
             .map(Self)
+            // Any field may hold a `When` (a receipt's `purchased_at`, an offer's
+            // `valid_until` …): the field's name comes from where it is parsed.
             .ok_or(DomainError::invalid(
-                "purchased_at",
-                "must be an RFC 3339 date-time",
+                "time",
+                "must be an RFC 3339 date-time between 1970 and 9999, e.g. 2026-11-23T10:00:00Z",
             ))
     }
 }
@@ -404,6 +406,14 @@ mod tests {
             let bytes = serde_json::to_vec(&case).unwrap();
             assert!(RecordContent::from_json(&bytes).is_err(), "{case}");
         }
+    }
+
+    #[test]
+    fn a_bad_time_does_not_name_a_field_it_may_not_be() {
+        // `When` is also an offer's `valid_from` and `valid_until`.
+        let e = When::try_from("next tuesday".to_owned()).unwrap_err();
+        assert!(!e.to_string().contains("purchased_at"), "{e}");
+        assert!(e.to_string().contains("RFC 3339"), "{e}");
     }
 
     #[test]

@@ -25,11 +25,11 @@ fn check_text(
 }
 
 macro_rules! text_type {
-    ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr, $newlines:expr) => {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr, $newlines:expr, $pattern:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(try_from = "String", into = "String")]
-        #[schema(value_type = String)]
+        #[schema(value_type = String, pattern = $pattern)]
         pub struct $name(String);
 
         impl $name {
@@ -74,14 +74,18 @@ text_type!(
     Label,
     "label",
     200,
-    false
+    false,
+    // No control character (Unicode Cc), and one that is not white space.
+    "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
 );
 text_type!(
     /// A free text of up to 20,000 characters, newlines allowed.
     LongText,
     "text",
     20_000,
-    true
+    true,
+    // No control character but tab and line breaks, and one that is not white space.
+    "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
 );
 
 /// A machine name: 1 to 64 characters of `a-z 0-9 _ - . :`, starting with a letter

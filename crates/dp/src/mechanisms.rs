@@ -20,6 +20,7 @@ pub const DEFAULT_MIN_COHORT: u64 = 20;
 
 /// A released number, or nothing when the cohort is too small.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Released)]
 pub struct Answer {
     /// `None` (null) below the minimum cohort.
     pub value: Option<i64>,

@@ -39,7 +39,8 @@ pub enum IntentError {
     SensitiveTopic,
     #[error("the region is not one of the trust's area codes (finer locations are refused)")]
     UnknownRegion,
-    #[error("free text can identify you: read the warning and publish again with `acknowledge_free_text_warning: true`. {0}")]
+    // The warning itself, then what to do: within the API's 300 characters.
+    #[error("{0} Then set acknowledge_free_text_warning.")]
     WarningNotAcknowledged(&'static str),
     #[error("you published the most intents allowed this week ({max}); try again next week")]
     IntentRateLimited { max: u64 },
@@ -85,31 +86,15 @@ impl From<StorageError> for IntentError {
     }
 }
 
-impl IntentError {
-    /// The stable error code of the API.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Invalid(_) => "invalid_intent",
-            Self::Empty => "empty_intent",
-            Self::TooLong { .. } => "too_long",
-            Self::UnknownTopic => "unknown_topic",
-            Self::SensitiveTopic => "sensitive_topic",
-            Self::UnknownRegion => "unknown_area",
-            Self::WarningNotAcknowledged(_) => "free_text_warning",
-            Self::IntentRateLimited { .. } => "intent_rate_limited",
-            Self::AnswerRateLimited { .. } => "answer_rate_limited",
-            Self::IntentNotFound => "intent_not_found",
-            Self::IntentClosed => "intent_closed",
-            Self::NotAllowed => "not_allowed_to_answer",
-            Self::AlreadyAnswered => "already_answered",
-            Self::AnswerNotFound => "answer_not_found",
-            Self::AnswerExpired => "answer_expired",
-            Self::NotAsked => "not_asked",
-            Self::AlreadyReported => "already_reported",
-            Self::Conflict => "conflict",
-            Self::Corrupt(_) => "internal",
-            Self::Storage(_) => "unavailable",
-            Self::Vault(_) | Self::Audit(_) | Self::Consent(_) | Self::Dp(_) => "delegated",
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_free_text_warning_fits_in_an_error_message_whole() {
+        // The API cuts messages at 300 characters; the warning must survive.
+        let m = IntentError::WarningNotAcknowledged(FREE_TEXT_WARNING).to_string();
+        assert!(m.chars().count() <= 300, "{} characters", m.chars().count());
+        assert!(m.starts_with(FREE_TEXT_WARNING));
     }
 }

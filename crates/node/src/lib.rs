@@ -46,6 +46,9 @@ pub struct NodeConfig {
     pub master_key_file: Option<PathBuf>,
     pub session_ttl_seconds: i64,
     pub passphrase: PassphraseParams,
+    /// Most Argon2 computations at once (logins, sign-ups, any passphrase
+    /// use): each holds the passphrase memory cost while it runs.
+    pub passphrase_max_concurrent: usize,
     pub checkpoint_every: u64,
     /// A directory with `federation.json` and `links.json` (from `me2b trust
     /// init`): the trust then uses those transcryptor processes. Default: three
@@ -118,6 +121,7 @@ impl NodeConfig {
             master_key_file: None,
             session_ttl_seconds: 12 * 3600,
             passphrase: PassphraseParams::RECOMMENDED,
+            passphrase_max_concurrent: me2b_crypto::default_max_concurrent(),
             checkpoint_every: 1000,
             trust_dir: None,
             governance: None,
@@ -293,7 +297,11 @@ impl Node {
         events.push(AuditEvent::new(Actor::Node, Action::NodeStart));
         audit.record_all(events).await?;
 
-        let hasher = Arc::new(PassphraseHasher::new(cfg.passphrase, rng.as_ref())?);
+        let hasher = Arc::new(PassphraseHasher::with_max_concurrent(
+            cfg.passphrase,
+            cfg.passphrase_max_concurrent,
+            rng.as_ref(),
+        )?);
         let vault = Vault::new(
             store.clone(),
             keys.clone(),
@@ -303,6 +311,7 @@ impl Node {
             rng.clone(),
             cfg.session_ttl_seconds,
         );
+        vault.start_failed_login_flusher();
         vault.set_outbox(match (&cfg.outbox, &cfg.smtp_url) {
             (Some(o), _) => o.clone(),
             (None, Some(url)) => Arc::new(
@@ -319,6 +328,8 @@ impl Node {
         });
         let orgs = Orgs::new(store.clone(), audit.clone(), clock.clone(), rng.clone());
         let taxonomy = Arc::new(Taxonomy::shipped()?);
+        // An interest names a topic of this taxonomy (the vault knows none).
+        vault.set_content_check(Arc::new(TaxonomyTopics(taxonomy.clone())));
         // Interests in sensitive topics are disclosed only under their special
         // category, never as ordinary interests.
         let sensitive_topics = taxonomy
@@ -371,6 +382,7 @@ impl Node {
                 governance: &governance,
                 accountant: &accountant,
                 noise: &noise,
+                consents: &consents,
             },
         )
         .await?;
@@ -494,6 +506,9 @@ impl Node {
 
     /// Signs a final audit checkpoint and closes the database.
     pub async fn shutdown(&self) {
+        if let Err(e) = self.vault.flush_failed_logins(true).await {
+            tracing::error!(error = %e, "could not write the failed-login counts at shutdown");
+        }
         if let Err(e) = self.offers.flush_counts().await {
             tracing::error!(error = %e, "could not write the pending offer counts at shutdown");
         }
@@ -528,8 +543,10 @@ pub fn spawn_integrity_check(store: Arc<dyn Store>) -> tokio::task::JoinHandle<(
     })
 }
 
-/// The shipped interest taxonomy, as the credential service sees it: a topic
-/// is sensitive when it or an ancestor is a special category (GDPR Art. 9).
+/// The shipped interest taxonomy: a vault's interests name its topics, and the
+/// credential service sees a topic as sensitive when it or an ancestor is a
+/// special category (GDPR Art. 9).
+#[derive(Debug)]
 struct TaxonomyTopics(Arc<Taxonomy>);
 
 impl me2b_credentials::service::InterestTaxonomy for TaxonomyTopics {
@@ -539,6 +556,21 @@ impl me2b_credentials::service::InterestTaxonomy for TaxonomyTopics {
             None => TopicKind::Unknown,
             Some(t) if self.0.is_sensitive(t) => TopicKind::Sensitive,
             Some(_) => TopicKind::Ordinary,
+        }
+    }
+}
+
+impl me2b_vault::ContentCheck for TaxonomyTopics {
+    fn check(&self, content: &me2b_domain::record::RecordContent) -> Result<(), VaultError> {
+        use me2b_domain::record::RecordContent;
+        match content {
+            RecordContent::Interest(i) if self.0.by_slug(i.topic.as_str()).is_none() => {
+                Err(VaultError::InvalidContent {
+                    field: "topic",
+                    reason: "not a topic of the taxonomy (GET /v1/taxonomy)",
+                })
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -604,6 +636,7 @@ struct TrustParts<'a> {
     governance: &'a Governance,
     accountant: &'a Accountant,
     noise: &'a Arc<dyn Noise>,
+    consents: &'a Consents,
 }
 
 /// The trust: its federation, its transcryptors (in this process, or the
@@ -619,6 +652,7 @@ async fn open_trust(cfg: &NodeConfig, p: TrustParts<'_>) -> Result<Trust, NodeEr
         governance,
         accountant,
         noise,
+        consents,
     } = p;
     let categories = taxonomy
         .topics()
@@ -677,6 +711,7 @@ async fn open_trust(cfg: &NodeConfig, p: TrustParts<'_>) -> Result<Trust, NodeEr
         accountant: accountant.clone(),
         noise: noise.clone(),
         categories,
+        consents: consents.clone(),
     }))
 }
 

@@ -16,7 +16,7 @@
 //! topic.
 
 use crate::offer::PublishedOffer;
-use crate::rule::{self, CompiledRule, ContextValues, RuleError, SensitivePolicy};
+use crate::rule::{self, CompiledRule, ContextValues, RuleError, RuleErrorKind, SensitivePolicy};
 use crate::taxonomy::{Taxonomy, TopicIdx, TopicSet};
 use me2b_domain::record::{InterestSource, OfferHistory, RecordContent};
 use me2b_domain::{OfferId, Timestamp};
@@ -69,6 +69,9 @@ pub struct Catalogue {
 pub struct Rejected {
     pub offer: OfferId,
     pub reason: String,
+    /// The node could not check the rule this time (no thread for it): not
+    /// the offer's fault, so a catalogue with such a rejection is not kept.
+    pub transient: bool,
 }
 
 impl Catalogue {
@@ -80,7 +83,7 @@ impl Catalogue {
     ) -> (Self, Vec<Rejected>) {
         let mut cat = Self::default();
         let mut rejected = Vec::new();
-        let mut compiled: HashMap<String, Result<Arc<CompiledRule>, String>> = HashMap::new();
+        let mut compiled: HashMap<String, Result<Arc<CompiledRule>, RuleError>> = HashMap::new();
         for o in offers {
             match Self::entry(o, taxonomy, &mut compiled) {
                 Ok(e) => {
@@ -88,7 +91,11 @@ impl Catalogue {
                     cat.scan.push(scan_row(&e));
                     cat.entries.push(e);
                 }
-                Err((offer, reason)) => rejected.push(Rejected { offer, reason }),
+                Err((offer, reason, transient)) => rejected.push(Rejected {
+                    offer,
+                    reason,
+                    transient,
+                }),
             }
         }
         (cat, rejected)
@@ -97,18 +104,23 @@ impl Catalogue {
     fn entry(
         o: PublishedOffer,
         taxonomy: &Taxonomy,
-        compiled: &mut HashMap<String, Result<Arc<CompiledRule>, String>>,
-    ) -> Result<Entry, (OfferId, String)> {
+        compiled: &mut HashMap<String, Result<Arc<CompiledRule>, RuleError>>,
+    ) -> Result<Entry, (OfferId, String, bool)> {
+        let refused = |id, e: &RuleError| (id, e.to_string(), e.kind == RuleErrorKind::Unavailable);
         let mut topics = TopicSet::default();
         let mut topic_list = Vec::new();
         let mut sensitive = TopicSet::default();
         for slug in o.all_topics() {
             let idx = taxonomy
                 .by_slug(slug)
-                .ok_or_else(|| (o.id, format!("unknown topic {slug}")))?;
+                .ok_or_else(|| (o.id, format!("unknown topic {slug}"), false))?;
             if taxonomy.is_sensitive(idx) {
                 if !o.explicit_consent {
-                    return Err((o.id, "sensitive topic without explicit consent".into()));
+                    return Err((
+                        o.id,
+                        "sensitive topic without explicit consent".into(),
+                        false,
+                    ));
                 }
                 sensitive.insert(idx);
             }
@@ -129,7 +141,7 @@ impl Catalogue {
                         offer_topics: &topics,
                     },
                 )
-                .map_err(|e: RuleError| (o.id, e.to_string()))?,
+                .map_err(|e| refused(o.id, &e))?,
             )),
             // Otherwise only on the text.
             Some(src) => {
@@ -144,9 +156,8 @@ impl Catalogue {
                         },
                     )
                     .map(Arc::new)
-                    .map_err(|e| e.to_string())
                 });
-                Some(result.clone().map_err(|e| (o.id, e))?)
+                Some(result.clone().map_err(|e| refused(o.id, &e))?)
             }
         };
         Ok(Entry {
@@ -566,7 +577,7 @@ fn prefilter(e: &Entry, view: &MemberView, p: &Profile, now: Timestamp, today: i
 /// Evaluates an offer's rule. Err means the rule failed for this member.
 fn eval(
     e: &Entry,
-    ctx: &cel_interpreter::Context<'static>,
+    ctx: &rule::Context,
     view: &MemberView,
     taxonomy: &Taxonomy,
 ) -> Result<bool, ()> {
@@ -582,11 +593,7 @@ fn eval(
 
 /// For an explicit-consent offer: the plain context plus the offer's sensitive
 /// topics the member consented to, nothing else.
-fn sensitive_context(
-    e: &Entry,
-    view: &MemberView,
-    taxonomy: &Taxonomy,
-) -> cel_interpreter::Context<'static> {
+fn sensitive_context(e: &Entry, view: &MemberView, taxonomy: &Taxonomy) -> rule::Context {
     let mut values = view.values.clone();
     for t in e.sensitive.iter() {
         if view.consented_sensitive.contains(t) {
@@ -600,7 +607,7 @@ fn explain(
     e: &Entry,
     p: &Profile,
     view: &MemberView,
-    ctx: &cel_interpreter::Context<'static>,
+    ctx: &rule::Context,
     taxonomy: &Taxonomy,
 ) -> Why {
     let mut topics = Vec::new();

@@ -13,12 +13,16 @@
 //! The same source is compiled again inside each vault; evaluation errors there
 //! only drop that offer for that member.
 //!
-//! `cel-interpreter` evaluates; `cel-parser` (its parser) gives the tree we check.
+//! `cel` parses (on a thread of its own, see [`parse`]) and evaluates; the
+//! tree it parses is the tree we check and evaluate.
+
+mod parse;
 
 use crate::taxonomy::{Taxonomy, TopicIdx, TopicSet};
-use cel_parser::ast::{Expr, IdedExpr};
-use cel_parser::reference::Val;
+use cel::common::ast::{CallExpr, ComprehensionExpr, EntryExpr, Expr, IdedExpr, LiteralValue};
+use parse::{Guards, Offsets, StackError};
 use serde::Serialize;
+use std::sync::{Arc, OnceLock};
 
 /// Largest rule source, in bytes.
 pub const MAX_RULE_BYTES: usize = 2048;
@@ -192,6 +196,9 @@ pub enum RuleErrorKind {
     TooCostly,
     NestedMacro,
     SensitiveTopic,
+    /// The node could not start the thread a rule is checked on; not the
+    /// rule's fault, try again.
+    Unavailable,
 }
 
 /// A rule refused at publish.
@@ -239,12 +246,12 @@ pub struct CompiledRule {
 
 impl CompiledRule {
     /// Evaluates the rule. `Ok(false)` and errors both mean "no match".
-    pub fn eval(&self, ctx: &cel_interpreter::Context) -> Result<bool, EvalError> {
+    pub fn eval(&self, ctx: &Context) -> Result<bool, EvalError> {
         eval_expr(&self.expr, ctx)
     }
 
     /// The clauses that hold for this context (for "why this offer").
-    pub fn holding_clauses<'a>(&'a self, ctx: &cel_interpreter::Context) -> Vec<&'a Clause> {
+    pub fn holding_clauses<'a>(&'a self, ctx: &Context) -> Vec<&'a Clause> {
         self.clauses
             .iter()
             .filter(|c| eval_expr(&c.expr, ctx).unwrap_or(false))
@@ -261,16 +268,16 @@ pub enum EvalError {
     NotBool,
 }
 
-fn eval_expr(e: &IdedExpr, ctx: &cel_interpreter::Context) -> Result<bool, EvalError> {
-    match cel_interpreter::Value::resolve(e, ctx) {
-        Ok(cel_interpreter::Value::Bool(b)) => Ok(b),
+fn eval_expr(e: &IdedExpr, ctx: &Context) -> Result<bool, EvalError> {
+    match cel::Value::resolve(e, ctx) {
+        Ok(cel::Value::Bool(b)) => Ok(b),
         Ok(_) => Err(EvalError::NotBool),
         Err(e) => Err(EvalError::Failed(kind_of(&e).to_owned())),
     }
 }
 
-fn kind_of(e: &cel_interpreter::ExecutionError) -> &'static str {
-    use cel_interpreter::ExecutionError as E;
+fn kind_of(e: &cel::ExecutionError) -> &'static str {
+    use cel::ExecutionError as E;
     match e {
         E::NoSuchKey(_) => "no such key",
         E::UndeclaredReference(_) => "undeclared reference",
@@ -282,10 +289,22 @@ fn kind_of(e: &cel_interpreter::ExecutionError) -> &'static str {
 
 /// Checks and compiles a rule: at publish, and again inside each vault when the
 /// catalogue arrives (nothing the check refuses is ever evaluated).
+///
+/// The parse and the check run on a thread of their own with a known stack
+/// ([`parse::on_rule_stack`]); this waits for it.
 pub fn check(
     source: &str,
     taxonomy: &Taxonomy,
     policy: SensitivePolicy<'_>,
+) -> Result<CompiledRule, RuleError> {
+    check_with(source, taxonomy, policy, Guards::ALL)
+}
+
+fn check_with(
+    source: &str,
+    taxonomy: &Taxonomy,
+    policy: SensitivePolicy<'_>,
+    guards: Guards,
 ) -> Result<CompiledRule, RuleError> {
     let err = |kind, byte: usize, message: String| RuleError {
         kind,
@@ -302,9 +321,39 @@ pub fn check(
     if source.trim().is_empty() {
         return Err(err(RuleErrorKind::Syntax, 0, "the rule is empty".into()));
     }
-    prescan(source).map_err(|(kind, byte, message)| err(kind, byte, message))?;
-    let expr =
-        parse(source).map_err(|(byte, message)| err(RuleErrorKind::Syntax, byte, message))?;
+    match parse::on_rule_stack(|| check_here(source, taxonomy, policy, guards)) {
+        Ok(result) => result,
+        // The parser ended its thread: refuse the rule, the node goes on.
+        Err(StackError::Died) => Err(err(
+            RuleErrorKind::Syntax,
+            0,
+            "the rule could not be parsed".into(),
+        )),
+        Err(StackError::Spawn) => Err(err(
+            RuleErrorKind::Unavailable,
+            0,
+            "the node could not check the rule right now; try again".into(),
+        )),
+    }
+}
+
+/// The check itself, on the thread [`check_with`] started.
+fn check_here(
+    source: &str,
+    taxonomy: &Taxonomy,
+    policy: SensitivePolicy<'_>,
+    guards: Guards,
+) -> Result<CompiledRule, RuleError> {
+    let err = |kind, byte: usize, message: String| RuleError {
+        kind,
+        position: Position::at(source, byte),
+        message,
+    };
+    if guards.prescan {
+        parse::prescan(source).map_err(|(kind, byte, message)| err(kind, byte, message))?;
+    }
+    let (expr, offsets) =
+        parse::parse(source, guards.parser_depth).map_err(|f| err(f.kind, f.byte, f.message))?;
     if too_deep(&expr, 0).is_some() {
         return Err(RuleError {
             kind: RuleErrorKind::TooLarge,
@@ -312,7 +361,6 @@ pub fn check(
             message: format!("the rule nests deeper than {MAX_DEPTH} levels; split long chains"),
         });
     }
-    let offsets = Offsets::of(source);
     let mut checker = Checker {
         source,
         offsets: &offsets,
@@ -372,289 +420,6 @@ pub fn check(
         clauses,
         expr,
     })
-}
-
-/// Brackets deeper than [`MAX_NESTING`] and long runs of prefix operators are
-/// refused before the (recursive) parser sees them.
-fn prescan(source: &str) -> Result<(), (RuleErrorKind, usize, String)> {
-    let mut depth = 0usize;
-    let mut prefix_run = 0usize;
-    let mut operators = 0usize;
-    let mut prev_op = false;
-    for (i, c) in code_chars(source) {
-        match c {
-            '(' | '[' | '{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Err((
-                        RuleErrorKind::TooLarge,
-                        i,
-                        format!("brackets nest deeper than {MAX_NESTING}"),
-                    ));
-                }
-            }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        // Outside string literals CEL uses ASCII only; anything else would
-        // reach the parser's tokenizer, which panics on it.
-        let known = c.is_ascii_alphanumeric()
-            || c.is_ascii_whitespace()
-            || "()[]{}.,:?!<>=+-*/%&|_\"'".contains(c);
-        if !known {
-            return Err((
-                RuleErrorKind::Syntax,
-                i,
-                "unexpected character: outside quotes a rule uses letters, digits, spaces and ( ) [ ] { } . , : ? ! < > = + - * / % & | _".into(),
-            ));
-        }
-        // Count runs of operator characters (`&&`, `==`, `<`, `[`, `.` …).
-        let op = matches!(
-            c,
-            '<' | '>'
-                | '='
-                | '!'
-                | '+'
-                | '-'
-                | '*'
-                | '/'
-                | '%'
-                | '&'
-                | '|'
-                | '['
-                | '.'
-                | '?'
-                | ':'
-                | ','
-        );
-        if op && !prev_op {
-            operators += 1;
-            if operators > MAX_OPERATORS {
-                return Err((
-                    RuleErrorKind::TooLarge,
-                    i,
-                    format!("more than {MAX_OPERATORS} operators"),
-                ));
-            }
-        }
-        if !c.is_whitespace() {
-            prev_op = op;
-        }
-        if matches!(c, '!' | '-') {
-            prefix_run += 1;
-            if prefix_run > MAX_NESTING {
-                return Err((
-                    RuleErrorKind::TooLarge,
-                    i,
-                    format!("more than {MAX_NESTING} prefix operators in a row"),
-                ));
-            }
-        } else if !c.is_whitespace() {
-            prefix_run = 0;
-        }
-    }
-    Ok(())
-}
-
-fn first_parse_message(e: &cel_parser::ParseErrors) -> String {
-    e.errors
-        .first()
-        .map(|e| e.msg.clone())
-        .unwrap_or_else(|| "the rule does not parse".into())
-}
-
-/// Parses, turning a parser panic (a bug in the parser) into a refusal.
-fn parse(source: &str) -> Result<IdedExpr, (usize, String)> {
-    let src = source.to_owned();
-    let result = std::panic::catch_unwind(move || cel_parser::Parser::new().parse(&src));
-    match result {
-        Ok(Ok(expr)) => Ok(expr),
-        Ok(Err(errors)) => {
-            let first = errors.errors.first();
-            let byte = first
-                .and_then(|e| {
-                    let info = e.source_info.as_ref()?;
-                    info.offset_for(e.expr_id).map(|(s, _)| s as usize)
-                })
-                .or_else(|| first.map(|e| line_col_to_byte(source, e.pos)))
-                .unwrap_or(0);
-            Err((byte, first_parse_message(&errors)))
-        }
-        // cel-parser's visitor panics on some trees its error recovery builds
-        // (e.g. `region == (`): point at an unclosed bracket, or at the end.
-        Err(_) => Err(match unclosed_bracket(source) {
-            Some(b) => (b, "this bracket is never closed".into()),
-            None => (
-                source.trim_end().len(),
-                "the rule is incomplete or malformed here".into(),
-            ),
-        }),
-    }
-}
-
-/// The characters of `text` outside string literals, with their byte offsets.
-/// An opening quote is yielded; the literal's content and closing quote are not.
-fn code_chars(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
-    let mut in_string: Option<char> = None;
-    let mut escaped = false;
-    text.char_indices().filter(move |&(_, c)| {
-        if let Some(q) = in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                in_string = None;
-            }
-            return false;
-        }
-        if c == '"' || c == '\'' {
-            in_string = Some(c);
-        }
-        true
-    })
-}
-
-/// Brackets closed in `text` that it never opened (outside string literals).
-fn unopened_brackets(text: &str) -> usize {
-    let mut depth = 0usize;
-    let mut unopened = 0usize;
-    for (_, c) in code_chars(text) {
-        match c {
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' if depth == 0 => unopened += 1,
-            ')' | ']' | '}' => depth -= 1,
-            _ => {}
-        }
-    }
-    unopened
-}
-
-/// Brackets opened and not closed in `text` (outside string literals).
-fn open_brackets(text: &str) -> usize {
-    code_chars(text).fold(0usize, |open, (_, c)| match c {
-        '(' | '[' | '{' => open + 1,
-        ')' | ']' | '}' => open.saturating_sub(1),
-        _ => open,
-    })
-}
-
-/// The byte offset of the first bracket left open (outside string literals).
-fn unclosed_bracket(source: &str) -> Option<usize> {
-    let mut open = Vec::new();
-    for (i, c) in code_chars(source) {
-        match c {
-            '(' | '[' | '{' => open.push(i),
-            ')' | ']' | '}' => {
-                open.pop();
-            }
-            _ => {}
-        }
-    }
-    open.first().copied()
-}
-
-fn line_col_to_byte(source: &str, (line, col): (isize, isize)) -> usize {
-    let mut byte = 0usize;
-    for (i, l) in source.split_inclusive('\n').enumerate() {
-        if i as isize + 1 == line {
-            return byte
-                + l.char_indices()
-                    .nth((col.max(1) - 1) as usize)
-                    .map(|(b, _)| b)
-                    .unwrap_or(0);
-        }
-        byte += l.len();
-    }
-    0
-}
-
-/// Byte offsets of every expression node.
-///
-/// `cel-parser` records them but only hands them out with a parse error, so we
-/// parse the source once more with a stray `)` on a new line after it: the
-/// parser reports the extraneous token, skips it, and builds the identical tree
-/// (same node ids) with its offsets attached to the error. A test pins this.
-struct Offsets(Option<std::rc::Rc<cel_parser::ast::SourceInfo>>, String);
-
-impl Offsets {
-    fn of(source: &str) -> Self {
-        let probe = format!("{source}\n)");
-        let info = std::panic::catch_unwind(move || cel_parser::Parser::new().parse(&probe))
-            .ok()
-            .and_then(|r| r.err())
-            .and_then(|e| e.errors.into_iter().find_map(|e| e.source_info));
-        Self(info, source.to_owned())
-    }
-
-    fn start(&self, e: &IdedExpr) -> usize {
-        self.0
-            .as_ref()
-            .and_then(|i| i.offset_for(e.id))
-            .map(|(s, _)| s as usize)
-            .unwrap_or(0)
-    }
-
-    /// The source span of a whole subtree.
-    fn span(&self, e: &IdedExpr) -> (usize, usize) {
-        let mut lo = usize::MAX;
-        let mut hi = 0usize;
-        walk(e, &mut |n| {
-            if let Some((s, t)) = self.0.as_ref().and_then(|i| i.offset_for(n.id)) {
-                lo = lo.min(s as usize);
-                hi = hi.max(t as usize + 1);
-            }
-        });
-        if lo == usize::MAX {
-            return (0, 0);
-        }
-        // Opening brackets have no node either (`(region) != "x"`): take as many
-        // as the span closes without opening.
-        let mut unopened = unopened_brackets(self.1.get(lo..hi).unwrap_or(""));
-        while unopened > 0 && lo > 0 {
-            lo -= 1;
-            match self.1.as_bytes().get(lo) {
-                Some(b'(' | b'[' | b'{') => unopened -= 1,
-                Some(b')' | b']' | b'}') => unopened += 1,
-                _ => {}
-            }
-        }
-        // A negative number literal's node sits on its digits.
-        if lo > 0 && self.1.as_bytes().get(lo - 1) == Some(&b'-') {
-            let before = self.1.get(..lo - 1).unwrap_or("").trim_end();
-            let unary =
-                before.is_empty() || before.ends_with(|c: char| "([{,<>=!&|?:+*/%".contains(c));
-            if unary && self.1.as_bytes().get(lo).is_some_and(u8::is_ascii_digit) {
-                lo -= 1;
-            }
-        }
-        // A global call's node sits on its `(`: take the function name too.
-        if self.1.as_bytes().get(lo) == Some(&b'(') {
-            while lo > 0
-                && self
-                    .1
-                    .as_bytes()
-                    .get(lo - 1)
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-            {
-                lo -= 1;
-            }
-        }
-        // Closing brackets have no node of their own (`[...]`, `f(...)`): take
-        // as many as the span leaves open.
-        let mut open = open_brackets(self.1.get(lo..hi).unwrap_or(""));
-        let bytes = self.1.as_bytes();
-        let mut end = hi;
-        while open > 0 && end < bytes.len() {
-            match bytes.get(end) {
-                Some(b')' | b']' | b'}') => open -= 1,
-                Some(b'(' | b'[' | b'{') => open += 1,
-                _ => {}
-            }
-            end += 1;
-        }
-        (lo, if open == 0 { end } else { hi })
-    }
 }
 
 /// Whether the tree is deeper than [`MAX_DEPTH`] (a small frame per level, so it
@@ -717,7 +482,7 @@ fn walk(e: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
         }
         Expr::Map(m) => {
             for entry in &m.entries {
-                if let cel_parser::ast::EntryExpr::MapEntry(me) = &entry.expr {
+                if let EntryExpr::MapEntry(me) = &entry.expr {
                     walk(&me.key, f);
                     walk(&me.value, f);
                 }
@@ -725,7 +490,7 @@ fn walk(e: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
         }
         Expr::Struct(s) => {
             for entry in &s.entries {
-                if let cel_parser::ast::EntryExpr::StructField(sf) = &entry.expr {
+                if let EntryExpr::StructField(sf) = &entry.expr {
                     walk(&sf.value, f);
                 }
             }
@@ -858,20 +623,20 @@ impl Checker<'_> {
         }
     }
 
-    fn literal(&mut self, e: &IdedExpr, v: &Val) -> Result<Type, RuleError> {
+    fn literal(&mut self, e: &IdedExpr, v: &LiteralValue) -> Result<Type, RuleError> {
         Ok(match v {
-            Val::Boolean(_) => Type::Bool,
-            Val::Int(_) => Type::Int,
-            Val::UInt(_) => Type::Uint,
-            Val::Double(_) => Type::Double,
-            Val::String(s) => {
-                self.topic_literal(e, s)?;
+            LiteralValue::Boolean(_) => Type::Bool,
+            LiteralValue::Int(_) => Type::Int,
+            LiteralValue::UInt(_) => Type::Uint,
+            LiteralValue::Double(_) => Type::Double,
+            LiteralValue::String(s) => {
+                self.topic_literal(e, s.inner())?;
                 Type::String
             }
-            Val::Bytes(_) => {
+            LiteralValue::Bytes(_) => {
                 return Err(self.type_error(e, "bytes are not a value of any field".into()))
             }
-            Val::Null => {
+            LiteralValue::Null => {
                 return Err(self.type_error(
                     e,
                     "null is not a value of any field: unset strings are \"\"".into(),
@@ -912,7 +677,7 @@ impl Checker<'_> {
     fn comprehension(
         &mut self,
         e: &IdedExpr,
-        c: &cel_parser::ast::ComprehensionExpr,
+        c: &ComprehensionExpr,
     ) -> Result<(Type, u64), RuleError> {
         if self.in_loop {
             return Err(RuleError {
@@ -981,11 +746,7 @@ impl Checker<'_> {
         }
     }
 
-    fn call(
-        &mut self,
-        e: &IdedExpr,
-        c: &cel_parser::ast::CallExpr,
-    ) -> Result<(Type, u64), RuleError> {
+    fn call(&mut self, e: &IdedExpr, c: &CallExpr) -> Result<(Type, u64), RuleError> {
         let name = c.func_name.as_str();
         if !FUNCTIONS.contains(&name) {
             return Err(self.error(
@@ -1156,10 +917,18 @@ fn clip(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
+/// The evaluation context of a rule: a member's values of [`FIELDS`].
+pub type Context = cel::Context<'static, 'static>;
+
+/// The standard library, built once for every context.
+fn environment() -> Arc<cel::Env> {
+    static ENV: OnceLock<Arc<cel::Env>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(cel::Env::stdlib())).clone()
+}
+
 /// The context for one member, built once per member and reused for every offer.
-pub fn context(values: &ContextValues) -> cel_interpreter::Context<'static> {
-    use cel_interpreter::Value;
-    use std::sync::Arc;
+pub fn context(values: &ContextValues) -> Context {
+    use cel::Value;
     let list = |v: &[String]| {
         Value::List(Arc::new(
             v.iter()
@@ -1167,7 +936,7 @@ pub fn context(values: &ContextValues) -> cel_interpreter::Context<'static> {
                 .collect(),
         ))
     };
-    let mut ctx = cel_interpreter::Context::default();
+    let mut ctx = Context::with_env(environment());
     ctx.add_variable_from_value("interests", list(&values.interests));
     ctx.add_variable_from_value("credentials", list(&values.credentials));
     ctx.add_variable_from_value("region", Value::String(Arc::new(values.region.clone())));
@@ -1402,14 +1171,110 @@ mod tests {
     }
 
     #[test]
-    fn offsets_come_from_the_probe_parse() {
-        // Pins the trick in `Offsets::of`: if cel-parser changes how it recovers
-        // from a trailing token, positions would silently become 1:1.
+    fn offsets_cover_the_whole_rule() {
         let src = "region == \"x\"";
-        let o = Offsets::of(src);
-        assert!(o.0.is_some());
-        let e = parse(src).unwrap();
+        let (e, o) = parse::parse(src, parse::PARSER_MAX_DEPTH).ok().unwrap();
         assert_eq!(o.span(&e), (0, src.len()));
+    }
+
+    /// Rules of at most `MAX_RULE_BYTES` in every nesting shape the parser, its
+    /// visitor or the checker recurses on.
+    fn bombs() -> Vec<(&'static str, String)> {
+        let n = MAX_RULE_BYTES;
+        let fit = |s: String| s.get(..n).unwrap_or(&s).to_owned();
+        vec![
+            ("open brackets", fit("(".repeat(n))),
+            (
+                "parentheses",
+                format!("{}true{}", "(".repeat(n / 2 - 2), ")".repeat(n / 2 - 2)),
+            ),
+            (
+                "lists",
+                format!("{}1{}", "[".repeat(n / 2 - 1), "]".repeat(n / 2 - 1)),
+            ),
+            ("maps", fit(format!("{}1", "{1:".repeat(n)))),
+            ("calls", fit(format!("{}1", "size(".repeat(n)))),
+            ("indexes", fit(format!("{}0", "interests[".repeat(n)))),
+            (
+                "macros",
+                fit(format!("{}true", "interests.exists(i, ".repeat(n))),
+            ),
+            ("negations", format!("{}true", "!".repeat(n - 4))),
+            (
+                "negations in brackets",
+                fit(format!("{}true", "!(".repeat(n))),
+            ),
+            ("minus signs", format!("{}1 > 0", "-".repeat(n - 5))),
+            (
+                "alternating prefixes",
+                fit(format!("{}1 > 0", "!-".repeat(n))),
+            ),
+            ("or chain", fit(format!("true{}", " || true".repeat(n)))),
+            ("plus chain", fit(format!("region{}", "+region".repeat(n)))),
+            (
+                "comparisons",
+                fit(format!("region{}", "==region".repeat(n))),
+            ),
+            ("member chain", fit(format!("region{}", ".a".repeat(n)))),
+            (
+                "method chain",
+                fit(format!("region{}", ".size()".repeat(n))),
+            ),
+            (
+                "conditionals",
+                fit(format!("{}true", "true ? true : ".repeat(n))),
+            ),
+            (
+                "in chain",
+                fit(format!("region{}", " in interests".repeat(n))),
+            ),
+        ]
+    }
+
+    /// Each guard alone keeps the node alive: with the prescan off (the only
+    /// guard before), the parser's depth limit and the rule's own stack still
+    /// hold; with the parser's limit off too, the stack alone holds. Before,
+    /// with `cel-parser` 0.10 on the caller's thread, the first bomb aborted the
+    /// test process (a stack overflow cannot be caught).
+    #[test]
+    fn bombs_the_prescan_would_stop_are_refused_without_it() {
+        let t = tax();
+        let topics = TopicSet::default();
+        let policy = SensitivePolicy {
+            explicit_consent: false,
+            offer_topics: &topics,
+        };
+        for parser_depth in [parse::PARSER_MAX_DEPTH, u16::MAX] {
+            let guards = Guards {
+                prescan: false,
+                parser_depth,
+            };
+            for (shape, src) in bombs() {
+                assert!(src.len() <= MAX_RULE_BYTES, "{shape}: {} bytes", src.len());
+                // With the prescan on, each is refused before the parser.
+                let e = refused(&src);
+                assert!(
+                    matches!(e.kind, RuleErrorKind::TooLarge | RuleErrorKind::Syntax),
+                    "{shape}: {e}"
+                );
+                // Without it, refused or (`!!…true` cancels out) accepted; the
+                // parser's thread never dies, and the process goes on.
+                if let Err(e) = check_with(&src, &t, policy, guards) {
+                    assert!(
+                        e.kind != RuleErrorKind::Unavailable
+                            && !e.message.contains("could not be parsed"),
+                        "{shape} (parser depth {parser_depth}): {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_thread_that_panics_is_an_error_for_its_caller() {
+        assert_eq!(parse::on_rule_stack(|| 7), Ok(7));
+        let died = parse::on_rule_stack(|| -> u8 { panic!("as the parser might") });
+        assert_eq!(died, Err(StackError::Died));
     }
 
     #[test]

@@ -724,12 +724,21 @@ impl Offers {
             tokio::task::spawn_blocking(move || Catalogue::ingest(offers, &taxonomy))
                 .await
                 .map_err(|_| OfferError::Corrupt("catalogue ingest"))?;
+        let mut keep = true;
         for r in rejected {
-            tracing::warn!(offer = %r.offer, "offer left out of the catalogue: it no longer checks");
+            if r.transient {
+                // Built again on the next request rather than kept without it.
+                keep = false;
+                tracing::warn!(offer = %r.offer, "offer left out of this catalogue: its rule could not be checked now");
+            } else {
+                tracing::warn!(offer = %r.offer, "offer left out of the catalogue: it no longer checks");
+            }
         }
         let catalogue = Arc::new(catalogue);
-        if let Ok(mut guard) = self.inner.catalogue.write() {
-            *guard = Some((stamp, catalogue.clone()));
+        if keep {
+            if let Ok(mut guard) = self.inner.catalogue.write() {
+                *guard = Some((stamp, catalogue.clone()));
+            }
         }
         Ok(catalogue)
     }

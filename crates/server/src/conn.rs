@@ -21,7 +21,6 @@
 //!   the server out. Only when every connection is busy is the new one closed.
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::Router;
@@ -138,8 +137,7 @@ pub fn request_timeout_layer<S: Clone + Send + Sync + 'static>(
                 Err(_) => {
                     tracing::warn!(seconds = limit.as_secs_f64(), "request timed out");
                     crate::ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "request_timeout",
+        crate::error::ErrorCode::RequestTimeout,
                         "the request took longer than the server allows; it may or may not have taken effect",
                     )
                     .into_response()

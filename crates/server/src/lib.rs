@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 mod routes;
+pub mod throttle;
 pub mod transcryptor;
 
 use axum::extract::{MatchedPath, Request};
@@ -19,12 +20,16 @@ use axum::http::{header, HeaderValue};
 use axum::Router;
 use me2b_node::Node;
 use std::future::Future;
+use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use conn::ConnLimits;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
+/// A redemption token's QR code as the API draws it (SVG).
+pub use routes::trust::qr_svg;
+pub use throttle::ThrottleSettings;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -36,13 +41,51 @@ pub struct AppState {
 }
 
 /// Options of the HTTP layer.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ServerOptions {
     /// Adds `GET /bench/constant` (no auth, no storage, no crypto), the ceiling
     /// of the HTTP stack for benchmarks. Off by default; never documented.
     pub bench_routes: bool,
     /// Timeouts and the connection cap (see [`conn`]).
     pub limits: ConnLimits,
+    /// Login throttling (see [`throttle`]).
+    pub throttle: ThrottleSettings,
+}
+
+/// Every error answer is JSON from the registry: one that an extractor or a
+/// layer made by itself (a path id that is not UTF-8, a body over the limit
+/// read as raw bytes) is replaced here by the code its status stands for,
+/// with a fixed message that echoes nothing.
+async fn json_errors(resp: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use error::ErrorCode as C;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let err = match status.as_u16() {
+        400 => ApiError::new(
+            C::InvalidParameter,
+            "a path or query parameter is not valid",
+        ),
+        404 => ApiError::not_found(),
+        405 => ApiError::of(C::MethodNotAllowed),
+        413 => ApiError::new(
+            C::PayloadTooLarge,
+            format!("the body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+        ),
+        415 => ApiError::of(C::UnsupportedMediaType),
+        422 => ApiError::new(C::InvalidBody, "the request does not match the schema"),
+        503 => ApiError::of(C::Unavailable),
+        s if s < 500 => ApiError::new(C::InvalidParameter, "the request is not valid"),
+        _ => ApiError::internal(),
+    };
+    err.into_response()
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
@@ -52,7 +95,11 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
 
 /// The full router.
 pub fn router(state: AppState, opts: ServerOptions) -> Router {
-    let mut app = routes::router();
+    let throttle = Arc::new(throttle::LoginThrottle::new(
+        &opts.throttle,
+        state.node.clock.clone(),
+    ));
+    let mut app = routes::router().layer(axum::Extension(throttle));
     if opts.bench_routes {
         app = app.merge(routes::meta::bench_router());
     }
@@ -78,6 +125,7 @@ pub(crate) fn hardened<S: Clone + Send + Sync + 'static>(r: Router<S>) -> Router
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     ))
+    .layer(axum::middleware::map_response(json_errors))
     .layer(CatchPanicLayer::custom(panic_response))
     .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let route = req
@@ -97,7 +145,7 @@ pub async fn serve(
     opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state.clone(), opts);
+    let app = router(state.clone(), opts.clone());
     let files = conn::raise_open_file_limit(opts.limits.max_connections);
     let cap = conn::connection_cap(&opts.limits, files);
     tracing::info!(

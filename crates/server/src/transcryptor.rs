@@ -171,7 +171,7 @@ impl TranscryptorState {
         what: &str,
         err: ApiError,
     ) -> Response {
-        let outcome = if err.status == StatusCode::UNAUTHORIZED {
+        let outcome = if err.status() == StatusCode::UNAUTHORIZED {
             Outcome::Denied
         } else {
             Outcome::Failed
@@ -188,16 +188,14 @@ impl TranscryptorState {
 
 fn unavailable() -> ApiError {
     ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
+        crate::error::ErrorCode::Unavailable,
         "the audit log is unavailable, so nothing is served; retry later",
     )
 }
 
 fn unauthenticated() -> ApiError {
     ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
+        crate::error::ErrorCode::Unauthenticated,
         "this route needs `Authorization: Bearer <token>` with this transcryptor's token",
     )
 }
@@ -206,27 +204,27 @@ fn unauthenticated() -> ApiError {
 /// [`me2b_trust::error_code`]'s. Messages name domains at most, never a
 /// ciphertext or key.
 pub fn api_error(e: &TrustError) -> ApiError {
-    use StatusCode as S;
-    let status = match e {
-        TrustError::TranscryptionRefused { .. }
-        | TrustError::GrantExpired
-        | TrustError::BadGrant
-        | TrustError::Forbidden(_) => S::FORBIDDEN,
-        TrustError::BatchTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
+    use crate::error::ErrorCode as C;
+    let code = match e {
+        TrustError::TranscryptionRefused { .. } => C::TranscriptionRefused,
+        TrustError::GrantExpired => C::GrantExpired,
+        TrustError::BadGrant => C::BadGrant,
+        TrustError::KeyShareRefused { .. } => C::KeyShareRefused,
+        TrustError::Forbidden(_) => C::Forbidden,
+        TrustError::BatchTooLarge { .. } => C::BatchTooLarge,
         TrustError::MalformedCiphertext => return malformed(),
-        TrustError::Invalid(_) => S::UNPROCESSABLE_ENTITY,
+        TrustError::Invalid(_) => C::InvalidBody,
         TrustError::AuditFailed | TrustError::Audit(_) | TrustError::Storage(_) => {
             return unavailable()
         }
         _ => return ApiError::internal(),
     };
-    ApiError::new(status, me2b_trust::error_code(e), e.to_string())
+    ApiError::new(code, e.to_string())
 }
 
 fn malformed() -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "malformed_ciphertext",
+        crate::error::ErrorCode::MalformedCiphertext,
         "the body is not a transcription request with well-formed ciphertexts and keys",
     )
 }
@@ -260,8 +258,7 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
         .await
         .map_err(|_| {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+        crate::error::ErrorCode::PayloadTooLarge,
                 format!(
                     "the body could not be read or is larger than the limit of {MAX_TRANSCRYPT_BODY_BYTES} bytes"
                 ),
@@ -271,8 +268,7 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
 
 fn malformed_key_share() -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "malformed_json",
+        crate::error::ErrorCode::MalformedJson,
         "the body is not a key share request: {\"requester\", \"domain\"}",
     )
 }
@@ -353,8 +349,7 @@ async fn transcrypt(
                     Actor::Organisation(o),
                     "a co-op may not transcrypt",
                     ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "forbidden",
+                        crate::error::ErrorCode::Forbidden,
                         "only the node transcrypts; a co-op's token fetches its own key share",
                     ),
                 )
@@ -405,8 +400,7 @@ async fn key_share(State(s): State<TranscryptorState>, headers: HeaderMap, body:
         .share_for(caller, domain)
         .map_err(|e| {
             ApiError::new(
-                StatusCode::FORBIDDEN,
-                "key_share_refused",
+                crate::error::ErrorCode::KeyShareRefused,
                 if domain == Domain::Origin {
                     "no key share is ever given for the origin domain".to_owned()
                 } else {
@@ -416,7 +410,7 @@ async fn key_share(State(s): State<TranscryptorState>, headers: HeaderMap, body:
         });
     let outcome = match &result {
         Ok(_) => Outcome::Ok,
-        Err(e) if e.status == StatusCode::FORBIDDEN => Outcome::Denied,
+        Err(e) if e.status() == StatusCode::FORBIDDEN => Outcome::Denied,
         Err(_) => Outcome::Failed,
     };
     let event = AuditEvent::new(actor, A).object(object).outcome(outcome);
@@ -461,8 +455,7 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        crate::error::ErrorCode::MethodNotAllowed,
         "this route does not accept that method",
     )
 }
@@ -812,7 +805,7 @@ mod tests {
         .await;
         assert_eq!(
             (st, v["error"]["code"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_parameter"))
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body"))
         );
 
         let (st, _, v) = call(

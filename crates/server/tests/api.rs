@@ -230,6 +230,43 @@ async fn member_flow_crud_and_audit() {
 }
 
 #[tokio::test]
+async fn an_interest_names_a_topic_of_the_taxonomy() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let token = s.member("dana@example.org").await;
+        let t = Some(token.as_str());
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/vault/records",
+                t,
+                Some(json!({"kind": "interest", "topic": "cycling"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        let unknown = json!({"kind": "interest", "topic": "no-such-topic-xyz"});
+        let (st, v) = s
+            .req(Method::POST, "/v1/vault/records", t, Some(unknown.clone()))
+            .await;
+        assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        assert!(!v.to_string().contains("no-such-topic-xyz"), "{v}");
+        let (st, v) = s
+            .req(
+                Method::PUT,
+                &format!("/v1/vault/records/{id}"),
+                t,
+                Some(unknown),
+            )
+            .await;
+        assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        let (st, v) = s.req(Method::GET, "/v1/vault/records", t, None).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v.to_string().matches("\"interest\"").count(), 1, "{v}");
+    }
+}
+
+#[tokio::test]
 async fn sessions_expire() {
     let Some(s) = start(Db::Sqlite).await else {
         return;
@@ -824,5 +861,135 @@ mod fuzzish {
                 }
             });
         }
+    }
+}
+
+/// Inserts a member as an older node made them: the data key wrapped under
+/// the master key, the passphrase as an Argon2id PHC string.
+async fn legacy_member(s: &Srv, db: Db, email: &str, passphrase: &str) -> me2b_domain::MemberId {
+    use me2b_crypto::{Aad, DataKey, PassphraseHasher, PassphraseParams, SeededRandom};
+    let rng = SeededRandom::new(email.len() as u64);
+    let id = me2b_domain::MemberId::generate(&rng);
+    let dek = DataKey::generate(&rng);
+    let addr = me2b_domain::member::Email::parse(email).unwrap();
+    let hasher = PassphraseHasher::new(PassphraseParams::INSECURE_FAST_FOR_TESTS, &rng).unwrap();
+    let sql = "INSERT INTO members (member_id, email_index, email_ct, passphrase_hash, wrapped_dek, state, created_at) \
+               VALUES ($1, $2, $3, $4, $5, 'active', $6)";
+    let phc = hasher
+        .hash(
+            me2b_domain::member::Passphrase::parse(passphrase.to_owned()).unwrap(),
+            std::sync::Arc::new(SeededRandom::new(7)),
+        )
+        .await
+        .unwrap();
+    let (index, ct, phc, wrap, at) = (
+        s.node.keys.email_index(&addr).to_vec(),
+        dek.seal(&rng, &Aad::email(id), email.as_bytes()),
+        phc,
+        s.node.keys.legacy_wrap(id, &dek, &rng),
+        me2b_domain::Clock::now(s.clock.as_ref()).unix_millis(),
+    );
+    macro_rules! insert {
+        ($pool:expr) => {{
+            let pool = $pool;
+            sqlx::query(sql)
+                .bind(id.as_bytes().to_vec())
+                .bind(index)
+                .bind(ct)
+                .bind(phc)
+                .bind(wrap)
+                .bind(at)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }};
+    }
+    match db {
+        Db::Sqlite => insert!(sqlx::SqlitePool::connect(&s.t.url).await.unwrap()),
+        Db::Postgres => insert!(sqlx::PgPool::connect(&s.t.url).await.unwrap()),
+    }
+    id
+}
+
+#[tokio::test]
+async fn members_on_the_master_key_move_at_login_and_those_who_stay_away_are_warned_then_erased() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let stays = "stays@example.org";
+        legacy_member(&s, db, "returns@example.org", "old node passphrase").await;
+        let away = legacy_member(&s, db, stays, "never used again").await;
+        assert_eq!(s.node.vault.legacy_member_count().await.unwrap(), 2);
+
+        // The one who comes back: the login moves the key and shows a new
+        // recovery code once; the address (encrypted under the key) reads.
+        let login = json!({"email": "returns@example.org", "passphrase": "old node passphrase"});
+        let (st, v) = s
+            .req(Method::POST, "/v1/sessions", None, Some(login.clone()))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert!(v["recovery_code"].is_string(), "{v}");
+        let token = v["token"].as_str().unwrap().to_owned();
+        let (st, me) = s.req(Method::GET, "/v1/me", Some(&token), None).await;
+        assert_eq!(
+            (st, me["email"].as_str()),
+            (StatusCode::OK, Some("returns@example.org")),
+            "{me}"
+        );
+        assert_eq!(s.node.vault.legacy_member_count().await.unwrap(), 1);
+        let (st, v) = s.req(Method::POST, "/v1/sessions", None, Some(login)).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert!(v["recovery_code"].is_null(), "shown once: {v}");
+
+        // The one who stays away: warned after the inactivity limit, erased
+        // after the grace period, with the master-key wrap.
+        let day = 86_400;
+        let r = s
+            .node
+            .vault
+            .retire_legacy_wraps(30 * day, 7 * day)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.legacy, r.warned, r.erased),
+            (1, 0, 0),
+            "{r:?}: still active"
+        );
+        s.clock.advance_seconds(31 * day);
+        let r = s
+            .node
+            .vault
+            .retire_legacy_wraps(30 * day, 7 * day)
+            .await
+            .unwrap();
+        assert_eq!((r.warned, r.erased), (1, 0), "{r:?}");
+        assert!(
+            s.outbox_to(stays)
+                .last()
+                .is_some_and(|m| m.contains("log in")),
+            "{:?}",
+            s.outbox_to(stays)
+        );
+        let r = s
+            .node
+            .vault
+            .retire_legacy_wraps(30 * day, 7 * day)
+            .await
+            .unwrap();
+        assert_eq!((r.warned, r.erased, r.waiting), (0, 0, 1), "{r:?}: once");
+        s.clock.advance_seconds(7 * day);
+        let r = s
+            .node
+            .vault
+            .retire_legacy_wraps(30 * day, 7 * day)
+            .await
+            .unwrap();
+        assert_eq!(r.erased, 1, "{r:?}");
+        assert_eq!(s.node.vault.legacy_member_count().await.unwrap(), 0);
+        let row = s.node.store.member(away).await.unwrap();
+        assert!(
+            row.is_none_or(|m| m.wrapped_dek.is_none()),
+            "{db:?}: the wrap is gone"
+        );
     }
 }

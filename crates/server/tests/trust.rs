@@ -434,7 +434,7 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
         assert_eq!(given.consent_id, sharing);
         assert_eq!(given.controller.id, b.to_string());
         assert_eq!(given.purposes[0].id, "marketing");
-        assert_eq!(given.processing[0].id, "transfer");
+        assert_eq!(given.processing[0].id, "share");
         assert!(
             given.purposes[0].iri.starts_with("https://w3id.org/dpv"),
             "{:?}",
@@ -525,7 +525,8 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             (StatusCode::BAD_REQUEST, "invalid_parameter")
         );
 
-        // Loyalty: earn at A, see it in the vault, redeem at B.
+        // Loyalty: earn at A (the answer is only "accepted"), see it in the
+        // vault, redeem at B with a token the member made for B.
         let (st, v) = s
             .req(
                 Method::POST,
@@ -535,9 +536,8 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             )
             .await;
         assert_eq!(
-            (st, v["balance"].as_i64()),
-            (StatusCode::OK, Some(100)),
-            "{v}"
+            (st, &v),
+            (StatusCode::ACCEPTED, &json!({"status": "accepted"}))
         );
         let (_, v) = s
             .req(Method::GET, "/v1/me/trust", Some(&members[0]), None)
@@ -547,25 +547,33 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
             .req(Method::GET, "/v1/me/trust", Some(&members[1]), None)
             .await;
         assert_eq!(v["loyalty_points"], 0);
+        let (st, t) = s
+            .req(
+                Method::POST,
+                "/v1/me/trust/loyalty/tokens",
+                Some(&members[0]),
+                Some(json!({"org": b, "points": 30})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{t}");
         let (st, v) = s
             .req(
                 Method::POST,
                 "/v1/org/trust/loyalty/redeem",
                 Some(&kb),
-                Some(s.sealed(b, json!({"card": at_b[0], "points": 30})).await),
+                Some(json!({"token": t["token"], "points": 30})),
             )
             .await;
         assert_eq!(
-            (st, v["balance"].as_i64()),
-            (StatusCode::OK, Some(70)),
-            "{v}"
+            (st, &v),
+            (StatusCode::OK, &json!({"status": "redeemed", "points": 30}))
         );
         let (st, v) = s
             .req(
                 Method::POST,
-                "/v1/org/trust/loyalty/redeem",
-                Some(&kb),
-                Some(s.sealed(b, json!({"card": at_b[0], "points": 71})).await),
+                "/v1/me/trust/loyalty/tokens",
+                Some(&members[0]),
+                Some(json!({"org": b, "points": 71})),
             )
             .await;
         assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "insufficient_points"));
@@ -775,7 +783,7 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
                     Some(s.sealed(a, json!({"card": p, "points": 10})).await),
                 )
                 .await;
-            assert_eq!(st, StatusCode::OK);
+            assert_eq!(st, StatusCode::ACCEPTED);
         }
         assert_eq!(s.node.store.trust_member_count(&scope).await.unwrap(), 2);
         let (st, _) = s
@@ -809,21 +817,19 @@ async fn members_forward_their_own_receipts_once_and_never_special_categories() 
             v["loyalty_points"], 10,
             "the other member keeps their points"
         );
-        // The co-op still holds its card for the erased member. It redeems
-        // nothing, earns nothing, and the receipts it brings are dropped
-        // (and named, so the co-op can delete the card) instead of starting
-        // a new profile of the member; the rest of the batch is stored.
-        for op in ["redeem", "earn"] {
-            let (st, v) = s
-                .req(
-                    Method::POST,
-                    &format!("/v1/org/trust/loyalty/{op}"),
-                    Some(&ka),
-                    Some(s.sealed(a, json!({"card": card, "points": 1})).await),
-                )
-                .await;
-            assert_eq!((st, err(&v)), (StatusCode::GONE, "member_erased"), "{op}");
-        }
+        // The co-op still holds its card for the erased member. It earns
+        // nothing, and the receipts it brings are dropped (and named, so the
+        // co-op can delete the card) instead of starting a new profile of
+        // the member; the rest of the batch is stored.
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/org/trust/loyalty/earn",
+                Some(&ka),
+                Some(s.sealed(a, json!({"card": card, "points": 1})).await),
+            )
+            .await;
+        assert_eq!((st, err(&v)), (StatusCode::GONE, "member_erased"));
         let (st, v) = s
             .req(
                 Method::POST,

@@ -7,11 +7,13 @@
 
 mod intents;
 mod keys;
+mod loyalty;
 mod privacy;
 mod sql;
 mod types;
 
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
+pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
@@ -111,6 +113,10 @@ pub trait VaultStore {
     async fn update_record(&self, r: &StoredRecord, expected_revision: i64) -> Result<bool>;
     async fn delete_record(&self, member: MemberId, id: RecordId) -> Result<bool>;
     async fn count_records(&self, member: MemberId) -> Result<u64>;
+    /// Applies `writes` in order in one transaction: all or none, durable when
+    /// this returns. Per write, whether it changed a row (an update whose
+    /// revision moved on, or a delete of a missing record, did not).
+    async fn apply_record_writes(&self, writes: &[RecordWrite]) -> Result<Vec<bool>>;
 }
 
 /// Organisations and their API keys.
@@ -293,19 +299,10 @@ pub trait TrustStore {
         to: OrgId,
         now: Timestamp,
     ) -> Result<Vec<TrustSharingRow>>;
-    /// Adds `delta` points to the tag's balance, unless that would make it
-    /// negative; returns the new balance, or `None` (nothing written).
-    async fn trust_loyalty_apply(
-        &self,
-        tag: &[u8; 32],
-        org: OrgId,
-        delta: i64,
-        at: Timestamp,
-    ) -> Result<Option<i64>>;
-    async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64>;
     /// Forgets a member, in one transaction: every receipt, item, bin and
     /// per-member total under `research_tag` (decrementing the bin totals),
-    /// and the loyalty balance and ledger under `loyalty_tag`. Returns the
+    /// and the loyalty balance, history, tokens and enrolled tag under
+    /// `loyalty_tag`. Returns the
     /// number of receipts removed. Both tags join the erased list
     /// (`trust_erased_among`) in the same transaction.
     async fn trust_forget(
@@ -494,6 +491,8 @@ pub trait Store:
     + MemberKeyStore
     + SignUpStore
     + EnvelopeStore
+    + LoyaltyStore
+    + MemberAuditStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -136,6 +136,8 @@ pub(crate) fn retryable(e: &StorageError) -> bool {
 const AUDIT_APPEND_ATTEMPTS: u32 = 50;
 /// Rows per multi-row INSERT (6 parameters each; SQLite allows 32,766).
 const AUDIT_INSERT_CHUNK: usize = 256;
+/// Vault records per multi-row INSERT (6 parameters each).
+const RECORD_INSERT_CHUNK: usize = 256;
 
 macro_rules! impl_store {
     ($pool:ty, $backend:expr, $begin:ident) => {
@@ -623,6 +625,69 @@ macro_rules! impl_store {
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(u64::try_from(n).unwrap_or(0))
+            }
+            async fn apply_record_writes(&self, writes: &[RecordWrite]) -> Result<Vec<bool>> {
+                // One transaction (one fsync on SQLite, one commit on PostgreSQL)
+                // for the whole batch; a run of inserts is one multi-row INSERT.
+                let mut tx = $begin(&self.pool).await?;
+                let mut changed = Vec::with_capacity(writes.len());
+                let mut rest = writes;
+                while let Some(w) = rest.first() {
+                    let done = match w {
+                        RecordWrite::Insert(_) => {
+                            let run: Vec<&StoredRecord> = rest
+                                .iter()
+                                .take(RECORD_INSERT_CHUNK)
+                                .map_while(|w| match w {
+                                    RecordWrite::Insert(r) => Some(r),
+                                    _ => None,
+                                })
+                                .collect();
+                            let mut qb = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new(
+                                "INSERT INTO vault_records (record_id, member_id, revision, created_at, updated_at, ciphertext) ",
+                            );
+                            qb.push_values(&run, |mut b, r| {
+                                b.push_bind(r.id.as_bytes().to_vec())
+                                    .push_bind(r.member.as_bytes().to_vec())
+                                    .push_bind(r.revision)
+                                    .push_bind(r.created_at.unix_millis())
+                                    .push_bind(r.updated_at.unix_millis())
+                                    .push_bind(r.ciphertext.clone());
+                            });
+                            qb.build().execute(&mut *tx).await?;
+                            changed.extend(run.iter().map(|_| true));
+                            run.len()
+                        }
+                        RecordWrite::Update { record: r, expected_revision } => {
+                            let res = sqlx::query(
+                                "UPDATE vault_records SET revision = $1, updated_at = $2, ciphertext = $3 \
+                                 WHERE record_id = $4 AND member_id = $5 AND revision = $6",
+                            )
+                            .bind(r.revision)
+                            .bind(r.updated_at.unix_millis())
+                            .bind(&r.ciphertext)
+                            .bind(r.id.as_bytes().to_vec())
+                            .bind(r.member.as_bytes().to_vec())
+                            .bind(*expected_revision)
+                            .execute(&mut *tx)
+                            .await?;
+                            changed.push(res.rows_affected() == 1);
+                            1
+                        }
+                        RecordWrite::Delete { member, id } => {
+                            let res = sqlx::query("DELETE FROM vault_records WHERE member_id = $1 AND record_id = $2")
+                                .bind(member.as_bytes().to_vec())
+                                .bind(id.as_bytes().to_vec())
+                                .execute(&mut *tx)
+                                .await?;
+                            changed.push(res.rows_affected() == 1);
+                            1
+                        }
+                    };
+                    rest = rest.get(done..).unwrap_or_default();
+                }
+                tx.commit().await?;
+                Ok(changed)
             }
         }
 
@@ -1390,36 +1455,6 @@ macro_rules! impl_store {
                 .map(Self::sharing_row)
                 .collect()
             }
-            async fn trust_loyalty_apply(&self, tag: &[u8; 32], org: OrgId, delta: i64, at: Timestamp) -> Result<Option<i64>> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("INSERT INTO trust_loyalty_balances (tag, balance) VALUES ($1, 0) ON CONFLICT (tag) DO NOTHING")
-                    .bind(tag.to_vec())
-                    .execute(&mut *tx)
-                    .await?;
-                let r = sqlx::query("UPDATE trust_loyalty_balances SET balance = balance + $2 WHERE tag = $1 AND balance + $2 >= 0")
-                    .bind(tag.to_vec())
-                    .bind(delta)
-                    .execute(&mut *tx)
-                    .await?;
-                if r.rows_affected() != 1 {
-                    tx.rollback().await?;
-                    return Ok(None);
-                }
-                sqlx::query("INSERT INTO trust_loyalty (tag, org_id, delta, at) VALUES ($1, $2, $3, $4)")
-                    .bind(tag.to_vec())
-                    .bind(org.as_bytes().to_vec())
-                    .bind(delta)
-                    .bind(at.unix_millis())
-                    .execute(&mut *tx)
-                    .await?;
-                let row = sqlx::query("SELECT balance FROM trust_loyalty_balances WHERE tag = $1")
-                    .bind(tag.to_vec())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let balance: i64 = row.try_get("balance")?;
-                tx.commit().await?;
-                Ok(Some(balance))
-            }
             async fn trust_forget(&self, research_tag: &[u8; 32], loyalty_tag: &[u8; 32], at: Timestamp) -> Result<u64> {
                 let mut tx = $begin(&self.pool).await?;
                 // Scope by scope (every organisation, and `*`), so each lookup
@@ -1475,8 +1510,10 @@ macro_rules! impl_store {
                         .rows_affected();
                 }
                 for sql in [
-                    "DELETE FROM trust_loyalty WHERE tag = $1",
+                    "DELETE FROM trust_loyalty_days WHERE tag = $1",
                     "DELETE FROM trust_loyalty_balances WHERE tag = $1",
+                    "DELETE FROM trust_loyalty_tokens WHERE tag = $1",
+                    "DELETE FROM trust_loyalty_members WHERE tag = $1",
                 ] {
                     sqlx::query(sql).bind(loyalty_tag.to_vec()).execute(&mut *tx).await?;
                 }
@@ -1505,16 +1542,6 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(erased)
-            }
-            async fn trust_loyalty_balance(&self, tag: &[u8; 32]) -> Result<i64> {
-                let row = sqlx::query("SELECT balance FROM trust_loyalty_balances WHERE tag = $1")
-                    .bind(tag.to_vec())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(match row {
-                    Some(r) => r.try_get("balance")?,
-                    None => 0,
-                })
             }
         }
 

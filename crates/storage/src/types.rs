@@ -105,6 +105,22 @@ pub struct StoredRecord {
     pub ciphertext: Vec<u8>,
 }
 
+/// One vault write, as the vault's writer batches them
+/// ([`VaultStore::apply_record_writes`](crate::VaultStore::apply_record_writes)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordWrite {
+    Insert(StoredRecord),
+    /// Replaces the record if its revision is still `expected_revision`.
+    Update {
+        record: StoredRecord,
+        expected_revision: i64,
+    },
+    Delete {
+        member: MemberId,
+        id: RecordId,
+    },
+}
+
 #[derive(Clone, Debug)]
 pub struct OrgRow {
     pub id: OrgId,

@@ -172,6 +172,92 @@ async fn records_are_scoped_to_their_member() {
 }
 
 #[tokio::test]
+async fn record_write_batches_apply_in_order_all_or_none() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = new_member(&rng, 1);
+        let b = new_member(&rng, 2);
+        s.insert_member(&a).await.unwrap();
+        s.insert_member(&b).await.unwrap();
+        let rec = |member: MemberId, i: u8| StoredRecord {
+            id: RecordId::generate(&rng),
+            member,
+            revision: 1,
+            created_at: ts(10 + i64::from(i)),
+            updated_at: ts(10 + i64::from(i)),
+            ciphertext: vec![i; 20],
+        };
+        let (r1, r2, r3) = (rec(a.id, 1), rec(a.id, 2), rec(b.id, 3));
+        let mut r1_v2 = r1.clone();
+        r1_v2.revision = 2;
+        r1_v2.ciphertext = vec![7; 21];
+        let mut stolen = r3.clone();
+        stolen.member = a.id;
+        stolen.revision = 2;
+        let batch = vec![
+            RecordWrite::Insert(r1.clone()),
+            RecordWrite::Insert(r2.clone()),
+            RecordWrite::Update {
+                record: r1_v2.clone(),
+                expected_revision: 1,
+            },
+            // Stale now: r1 is at revision 2.
+            RecordWrite::Update {
+                record: r1_v2.clone(),
+                expected_revision: 1,
+            },
+            RecordWrite::Insert(r3.clone()),
+            // Not a's record: changes nothing.
+            RecordWrite::Update {
+                record: stolen,
+                expected_revision: 1,
+            },
+            RecordWrite::Delete {
+                member: a.id,
+                id: r2.id,
+            },
+            RecordWrite::Delete {
+                member: a.id,
+                id: r2.id,
+            },
+        ];
+        let changed = s.apply_record_writes(&batch).await.unwrap();
+        assert_eq!(
+            changed,
+            vec![true, true, true, false, true, false, true, false],
+            "{db:?}"
+        );
+        assert_eq!(
+            s.list_records(a.id, 0, 10).await.unwrap(),
+            vec![r1_v2.clone()],
+            "{db:?}"
+        );
+        assert_eq!(s.list_records(b.id, 0, 10).await.unwrap(), vec![r3.clone()]);
+
+        // A batch with one bad write (an id taken) applies nothing.
+        let r4 = rec(a.id, 4);
+        let bad = vec![
+            RecordWrite::Insert(r4.clone()),
+            RecordWrite::Delete {
+                member: a.id,
+                id: r1_v2.id,
+            },
+            RecordWrite::Insert(r3.clone()),
+        ];
+        assert!(s.apply_record_writes(&bad).await.is_err(), "{db:?}");
+        assert!(s.record(a.id, r4.id).await.unwrap().is_none(), "{db:?}");
+        assert!(s.record(a.id, r1_v2.id).await.unwrap().is_some(), "{db:?}");
+        // Many inserts in one batch (more than one multi-row INSERT).
+        let many: Vec<_> = (0..600)
+            .map(|i| RecordWrite::Insert(rec(b.id, (i % 200) as u8)))
+            .collect();
+        let changed = s.apply_record_writes(&many).await.unwrap();
+        assert!(changed.len() == 600 && changed.iter().all(|c| *c), "{db:?}");
+        assert_eq!(s.count_records(b.id).await.unwrap(), 601, "{db:?}");
+    }
+}
+
+#[tokio::test]
 async fn sessions_expire_and_delete() {
     for (_db, s, _t) in stores().await {
         let rng = Rng::default();
@@ -1093,58 +1179,262 @@ async fn trust_enrolment_sharing_and_erasure() {
     }
 }
 
+/// Retries a storage call that met a busy database or a deadlock (two
+/// stores on one database).
+async fn retrying<T, F, Fut>(f: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Err(_) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
+fn token(hash: u8, tag: [u8; 32], org: OrgId, points: i64, expires: i64) -> NewRedemptionToken {
+    NewRedemptionToken {
+        token_hash: [hash; 32],
+        tag,
+        org,
+        points,
+        expires_at: ts(expires),
+    }
+}
+
 #[tokio::test]
-async fn loyalty_balances_never_go_negative() {
+async fn loyalty_earns_only_for_enrolled_tags_and_keeps_days() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let (a, b) = (org_row(&rng, "A"), org_row(&rng, "B"));
+        s.insert_org(&a).await.unwrap();
+        s.insert_org(&b).await.unwrap();
+        let tag = [4u8; 32];
+        assert!(!s.loyalty_earn(&tag, a.id, 10, 1).await.unwrap(), "{db:?}");
+        assert_eq!(
+            s.loyalty_account(&tag, ts(0)).await.unwrap(),
+            LoyaltyAccount::default(),
+            "a refused card wrote nothing"
+        );
+        s.loyalty_register(&tag).await.unwrap();
+        s.loyalty_register(&tag).await.unwrap();
+        assert!(s.loyalty_earn(&tag, a.id, 10, 1).await.unwrap());
+        assert!(s.loyalty_earn(&tag, a.id, 5, 1).await.unwrap());
+        assert!(s.loyalty_earn(&tag, b.id, 7, 2).await.unwrap());
+        let acc = s.loyalty_account(&tag, ts(0)).await.unwrap();
+        assert_eq!((acc.balance, acc.reserved), (22, 0), "{db:?}");
+        let mut days = acc.days.clone();
+        days.sort_by_key(|d| (d.day, d.org));
+        assert_eq!(
+            days,
+            vec![
+                LoyaltyDay {
+                    org: a.id,
+                    day: 1,
+                    earned: 15,
+                    redeemed: 0
+                },
+                LoyaltyDay {
+                    org: b.id,
+                    day: 2,
+                    earned: 7,
+                    redeemed: 0
+                },
+            ],
+            "{db:?}: one row per co-op and day"
+        );
+    }
+}
+
+#[tokio::test]
+async fn redemption_tokens_reserve_redeem_once_and_refund_when_expired() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let (a, b) = (org_row(&rng, "A"), org_row(&rng, "B"));
+        s.insert_org(&a).await.unwrap();
+        s.insert_org(&b).await.unwrap();
+        let tag = [5u8; 32];
+        s.loyalty_register(&tag).await.unwrap();
+        assert!(s.loyalty_earn(&tag, a.id, 100, 1).await.unwrap());
+        // More than the balance is refused and reserves nothing.
+        assert!(!s
+            .loyalty_reserve(&token(1, tag, b.id, 101, 1_000), ts(0))
+            .await
+            .unwrap());
+        assert!(s
+            .loyalty_reserve(&token(1, tag, b.id, 60, 1_000), ts(0))
+            .await
+            .unwrap());
+        let acc = s.loyalty_account(&tag, ts(10)).await.unwrap();
+        assert_eq!((acc.balance, acc.reserved), (40, 60), "{db:?}");
+        // Another co-op, another amount, an unknown token, or after expiry: nothing.
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], a.id, 60, ts(10), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], b.id, 59, ts(10), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.loyalty_redeem(&[2; 32], b.id, 60, ts(10), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], b.id, 60, ts(1_000), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        // The right one, once.
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], b.id, 60, ts(999), 1)
+                .await
+                .unwrap(),
+            Some(tag),
+            "{db:?}"
+        );
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], b.id, 60, ts(999), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        let acc = s.loyalty_account(&tag, ts(2_000)).await.unwrap();
+        assert_eq!((acc.balance, acc.reserved), (40, 0));
+        assert!(acc.days.contains(&LoyaltyDay {
+            org: b.id,
+            day: 1,
+            earned: 0,
+            redeemed: 60
+        }));
+        // An expired token's points come back, and it no longer redeems.
+        assert!(s
+            .loyalty_reserve(&token(3, tag, a.id, 30, 3_000), ts(2_000))
+            .await
+            .unwrap());
+        assert_eq!(
+            s.loyalty_account(&tag, ts(2_999)).await.unwrap().balance,
+            10
+        );
+        let acc = s.loyalty_account(&tag, ts(3_000)).await.unwrap();
+        assert_eq!((acc.balance, acc.reserved), (40, 0), "{db:?}: refunded");
+        assert_eq!(
+            s.loyalty_redeem(&[3; 32], a.id, 30, ts(2_500), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.loyalty_account(&tag, ts(3_000)).await.unwrap().balance,
+            40
+        );
+    }
+}
+
+#[tokio::test]
+async fn reservations_never_overdraw_and_a_token_redeems_once_from_two_stores() {
     for (db, s, t) in stores().await {
         let rng = Rng::default();
         let a = org_row(&rng, "A");
         s.insert_org(&a).await.unwrap();
-        let tag = [4u8; 32];
-        assert_eq!(s.trust_loyalty_balance(&tag).await.unwrap(), 0);
-        assert_eq!(
-            s.trust_loyalty_apply(&tag, a.id, 100, ts(1)).await.unwrap(),
-            Some(100)
-        );
-        assert_eq!(
-            s.trust_loyalty_apply(&tag, a.id, -101, ts(2))
-                .await
-                .unwrap(),
-            None,
-            "{db:?}"
-        );
-        // 20 concurrent redemptions of 10 from two stores: exactly 10 pass.
+        let tag = [6u8; 32];
+        s.loyalty_register(&tag).await.unwrap();
+        assert!(s.loyalty_earn(&tag, a.id, 100, 1).await.unwrap());
         let second = open(&t.url).await.unwrap();
+        // 20 reservations of 10 from two stores: exactly 10 pass.
         let mut set = tokio::task::JoinSet::new();
-        for i in 0..20 {
+        for i in 0..20u8 {
+            let st = if i % 2 == 0 {
+                s.clone()
+            } else {
+                second.clone()
+            };
+            let tk = token(100 + i, tag, a.id, 10, 10_000);
+            set.spawn(async move {
+                (
+                    tk.token_hash,
+                    retrying(|| st.loyalty_reserve(&tk, ts(0))).await,
+                )
+            });
+        }
+        let mut stored = Vec::new();
+        while let Some(r) = set.join_next().await {
+            let (h, ok) = r.unwrap();
+            if ok {
+                stored.push(h);
+            }
+        }
+        assert_eq!(stored.len(), 10, "{db:?}");
+        assert_eq!(s.loyalty_account(&tag, ts(1)).await.unwrap().balance, 0);
+        // One token submitted 10 times at once from two stores: one redemption.
+        let h = stored[0];
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..10 {
             let st = if i % 2 == 0 {
                 s.clone()
             } else {
                 second.clone()
             };
             let org = a.id;
-            set.spawn(async move {
-                let mut tries = 0;
-                loop {
-                    match st.trust_loyalty_apply(&tag, org, -10, ts(3)).await {
-                        Err(e) if tries < 20 => {
-                            tries += 1;
-                            let _ = e;
-                            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                        }
-                        other => return other,
-                    }
-                }
-            });
+            set.spawn(async move { retrying(|| st.loyalty_redeem(&h, org, 10, ts(5), 1)).await });
         }
-        let mut passed = 0;
+        let mut got = 0;
         while let Some(r) = set.join_next().await {
-            if r.unwrap().unwrap().is_some() {
-                passed += 1;
-            }
+            got += usize::from(r.unwrap().is_some());
         }
-        assert_eq!(passed, 10, "{db:?}");
-        assert_eq!(s.trust_loyalty_balance(&tag).await.unwrap(), 0);
+        assert_eq!(got, 1, "{db:?}: a token redeemed {got} times");
+        let acc = s.loyalty_account(&tag, ts(6)).await.unwrap();
+        assert_eq!((acc.balance, acc.reserved), (0, 90), "{db:?}");
         second.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_member_audit_view_reads_several_subjects_by_offset_and_finds_heads() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let (m, other, alias) = (
+            MemberId::generate(&rng),
+            MemberId::generate(&rng),
+            MemberId::generate(&rng),
+        );
+        let ev = |subject| AuditEvent::new(Actor::Node, Action::RecordRead).subject(subject);
+        s.append_audit(ts(1), &[ev(m), ev(other), ev(alias)])
+            .await
+            .unwrap();
+        let sign = |_seq: u64, _h: &[u8; 32], _at: Timestamp| vec![7u8; 64];
+        s.append_audit_signed(ts(2), &[ev(other), ev(m), ev(other)], &sign)
+            .await
+            .unwrap();
+        let all = s.audit_entries_of(&[m, alias], 0, 100).await.unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 3, 5],
+            "{db:?}"
+        );
+        let page = s.audit_entries_of(&[m, alias], 1, 1).await.unwrap();
+        assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3]);
+        assert!(s.audit_entries_of(&[], 0, 10).await.unwrap().is_empty());
+        // Entries 1..3 have no head of their own: the first later one covers them.
+        for seq in [1, 3, 5, 6] {
+            let h = s.audit_covering_head(seq).await.unwrap().unwrap();
+            assert_eq!(h.seq, 6, "{db:?}");
+            assert_eq!(h.signature, vec![7u8; 64]);
+        }
+        assert!(s.audit_covering_head(7).await.unwrap().is_none());
     }
 }
 
@@ -1161,12 +1451,15 @@ async fn trust_forget_removes_a_member_from_every_aggregate() {
             trust_receipt(&rng, a.id, 2, "NL-NH", 2_000, &[1]),
         ];
         s.insert_trust_receipts(&rows, 5).await.unwrap();
-        s.trust_loyalty_apply(&[7; 32], a.id, 40, ts(1))
+        for t in [[7; 32], [8; 32]] {
+            s.loyalty_register(&t).await.unwrap();
+        }
+        assert!(s.loyalty_earn(&[7; 32], a.id, 40, 1).await.unwrap());
+        assert!(s.loyalty_earn(&[8; 32], a.id, 10, 1).await.unwrap());
+        assert!(s
+            .loyalty_reserve(&token(1, [7; 32], a.id, 15, 1_000), ts(0))
             .await
-            .unwrap();
-        s.trust_loyalty_apply(&[8; 32], a.id, 10, ts(1))
-            .await
-            .unwrap();
+            .unwrap());
         assert!(s
             .trust_erased_among(&[[1; 32], [7; 32]])
             .await
@@ -1197,8 +1490,25 @@ async fn trust_forget_removes_a_member_from_every_aggregate() {
             .unwrap()
             .is_empty());
         assert_eq!(s.trust_receipts_of(a.id, &[2; 32]).await.unwrap().len(), 1);
-        assert_eq!(s.trust_loyalty_balance(&[7; 32]).await.unwrap(), 0);
-        assert_eq!(s.trust_loyalty_balance(&[8; 32]).await.unwrap(), 10);
+        assert_eq!(
+            s.loyalty_account(&[7; 32], ts(3)).await.unwrap(),
+            LoyaltyAccount::default(),
+            "{db:?}: balance, history and tokens gone"
+        );
+        assert_eq!(
+            s.loyalty_account(&[8; 32], ts(3)).await.unwrap().balance,
+            10
+        );
+        assert_eq!(
+            s.loyalty_redeem(&[1; 32], a.id, 15, ts(3), 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(
+            !s.loyalty_earn(&[7; 32], a.id, 1, 1).await.unwrap(),
+            "{db:?}: an erased member's card is no longer an enrolled member's"
+        );
         // Forgetting someone unknown removes nothing.
         assert_eq!(s.trust_forget(&[9; 32], &[9; 32], ts(3)).await.unwrap(), 0);
         // Forgetting twice (a resumed erasure) is harmless.

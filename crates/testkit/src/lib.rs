@@ -1,4 +1,4 @@
-//! Fresh databases for tests.
+//! Fresh databases for tests, and fuzz bodies as property tests ([`fuzz`]).
 //!
 //! SQLite databases live in a temporary directory. PostgreSQL databases are
 //! created in the server named by `ME2B_TEST_POSTGRES_URL` (an administrative URL;
@@ -8,6 +8,8 @@
 //! README's test command and CI set it).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
+
+pub mod fuzz;
 
 use sqlx::Connection;
 

@@ -12,11 +12,13 @@
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod fuzzing;
 pub mod link;
 pub mod policy;
 pub mod pseudonym;
 pub mod remote;
 pub mod service;
+pub mod token;
 pub mod wire;
 
 /// Trust errors. None carries personal data.
@@ -62,12 +64,19 @@ pub enum TrustError {
     NotFound(&'static str),
     #[error("not enough loyalty points")]
     InsufficientPoints,
+    #[error("no enrolled member holds this card; nothing was recorded")]
+    UnknownCard,
+    #[error("this redemption token is not valid here: unknown, used, expired, for another co-op or another amount; nothing was redeemed")]
+    RedemptionRefused,
     #[error(
         "the member behind this card has erased their data: delete the card; nothing was recorded"
     )]
     MemberErased,
     #[error(transparent)]
     Dp(#[from] me2b_dp::DpError),
+    /// From the consent records (cross-selling consents are consent records).
+    #[error(transparent)]
+    Consent(#[from] me2b_consent::ServiceError),
     #[error(transparent)]
     Storage(#[from] me2b_storage::StorageError),
     #[error(transparent)]
@@ -97,8 +106,11 @@ pub fn error_code(e: &TrustError) -> &'static str {
         TrustError::Forbidden(_) => "forbidden",
         TrustError::NotFound(_) => "not_found",
         TrustError::InsufficientPoints => "insufficient_points",
+        TrustError::UnknownCard => "unknown_card",
+        TrustError::RedemptionRefused => "redemption_refused",
         TrustError::MemberErased => "member_erased",
         TrustError::Dp(e) => e.code(),
+        TrustError::Consent(_) => "consent",
         TrustError::Storage(_) => "unavailable",
     }
 }

@@ -10,6 +10,7 @@
 use crate::mail::Mail;
 use crate::{MemberSession, NewSession, Vault, VaultError, SESSION_PREFIX};
 use me2b_crypto::member_key::{self, TokenPurpose, WrapKind, WrapLock};
+use me2b_crypto::ArgonSlot;
 use me2b_crypto::{Aad, DataKey, RecoveryCode, SecretToken};
 use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_domain::member::{Email, Passphrase};
@@ -61,14 +62,20 @@ fn internal(e: impl std::fmt::Display) -> VaultError {
 }
 
 impl Vault {
-    /// Runs `f` with the passphrase hasher on the blocking pool.
+    /// Runs `f`, an Argon2 computation, through the passphrase hasher's
+    /// bound ([`me2b_crypto::PassphraseHasher::run`]): it waits for an
+    /// [`ArgonSlot`] and runs on one of the hasher's threads, on the slot's
+    /// memory, so a flood of sign-ups or logins cannot hold more than the
+    /// bound's memory at once.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&me2b_crypto::PassphraseHasher, &dyn me2b_domain::Random) -> T + Send + 'static,
+        f: impl FnOnce(&me2b_crypto::PassphraseHasher, &ArgonSlot, &dyn me2b_domain::Random) -> T
+            + Send
+            + 'static,
     ) -> Result<T, VaultError> {
-        let hasher = self.hasher.clone();
         let rng = self.rng.clone();
-        tokio::task::spawn_blocking(move || f(&hasher, rng.as_ref()))
+        self.hasher
+            .run(move |h, slot| f(h, slot, rng.as_ref()))
             .await
             .map_err(internal)
     }
@@ -92,8 +99,8 @@ impl Vault {
         let member = MemberId::generate(self.rng.as_ref());
         let token = SecretToken::generate(CONFIRM_PREFIX, self.rng.as_ref());
         let lock = self
-            .blocking(move |h, rng| {
-                WrapLock::derive(h, WrapKind::Passphrase, passphrase.expose(), rng)
+            .blocking(move |h, slot, rng| {
+                WrapLock::derive(h, slot, WrapKind::Passphrase, passphrase.expose(), rng)
             })
             .await?
             .map_err(internal)?;
@@ -193,7 +200,7 @@ impl Vault {
         })
     }
 
-    /// The recovery wrap of `dek` for `code` (Argon2id on the blocking pool).
+    /// The recovery wrap of `dek` for `code` (Argon2id within the hasher's bound).
     async fn recovery_wrap(
         &self,
         member: MemberId,
@@ -202,13 +209,15 @@ impl Vault {
     ) -> Result<Vec<u8>, VaultError> {
         let secret = zeroize::Zeroizing::new(code.expose().to_owned());
         let lock = self
-            .blocking(move |h, rng| WrapLock::derive(h, WrapKind::RecoveryCode, &secret, rng))
+            .blocking(move |h, slot, rng| {
+                WrapLock::derive(h, slot, WrapKind::RecoveryCode, &secret, rng)
+            })
             .await?
             .map_err(internal)?;
         Ok(lock.wrap(member, dek, self.rng.as_ref()))
     }
 
-    /// The passphrase wrap of `dek` (Argon2id on the blocking pool).
+    /// The passphrase wrap of `dek` (Argon2id within the hasher's bound).
     async fn passphrase_wrap(
         &self,
         member: MemberId,
@@ -216,8 +225,8 @@ impl Vault {
         passphrase: Passphrase,
     ) -> Result<Vec<u8>, VaultError> {
         let lock = self
-            .blocking(move |h, rng| {
-                WrapLock::derive(h, WrapKind::Passphrase, passphrase.expose(), rng)
+            .blocking(move |h, slot, rng| {
+                WrapLock::derive(h, slot, WrapKind::Passphrase, passphrase.expose(), rng)
             })
             .await?
             .map_err(internal)?;
@@ -272,10 +281,12 @@ impl Vault {
         wrap: Option<Vec<u8>>,
         secret: zeroize::Zeroizing<String>,
     ) -> Result<Option<DataKey>, VaultError> {
-        self.blocking(move |h, _| match (member, wrap) {
-            (Some(m), Some(w)) => member_key::unwrap_with_secret(h, kind, m, &secret, &w).ok(),
+        self.blocking(move |h, slot, _| match (member, wrap) {
+            (Some(m), Some(w)) => {
+                member_key::unwrap_with_secret(h, slot, kind, m, &secret, &w).ok()
+            }
             _ => {
-                member_key::burn_secret(h, &secret);
+                member_key::burn_secret(h, slot, &secret);
                 None
             }
         })
@@ -293,9 +304,9 @@ impl Vault {
         else {
             return Ok(None);
         };
-        let p = passphrase.clone();
-        let hasher = self.hasher.clone();
-        let ok = tokio::task::spawn_blocking(move || hasher.verify(p.expose(), Some(&phc)))
+        let ok = self
+            .hasher
+            .verify(passphrase.clone(), Some(phc))
             .await
             .map_err(internal)?;
         if !ok {
@@ -307,14 +318,20 @@ impl Vault {
             .map_err(|_| VaultError::Integrity { what: "data key" })
     }
 
-    async fn login_failed(&self, row: Option<&MemberRow>) -> Result<VaultError, VaultError> {
-        let mut ev =
-            AuditEvent::new(Actor::Anonymous, Action::MemberLoginFailed).outcome(Outcome::Denied);
-        if let Some(r) = row {
-            // The account owner sees the failed attempt in their audit log.
-            ev = ev.subject(r.id);
+    /// A failed login (or recovery) for the address with keyed index
+    /// `index`: one audit entry per account per minute, with a count; the
+    /// account owner sees it in their audit log. Unknown addresses are
+    /// tallied the same way, under no member.
+    async fn login_failed(
+        &self,
+        index: [u8; 32],
+        row: Option<&MemberRow>,
+    ) -> Result<VaultError, VaultError> {
+        let subject = row.map(|r| r.id);
+        let now = self.clock.now().unix_millis();
+        if let Some(due) = self.failed_logins.fail(index, subject, now) {
+            self.audit.record(crate::failed_login_event(due)).await?;
         }
-        self.audit.record(ev).await?;
         Ok(VaultError::InvalidCredentials)
     }
 
@@ -347,7 +364,7 @@ impl Vault {
             )
         };
         let (Some(row), Some(dek)) = (row.as_ref(), dek) else {
-            return Err(self.login_failed(row.as_ref()).await?);
+            return Err(self.login_failed(index, row.as_ref()).await?);
         };
         let member = row.id;
         let recovery_code = if moved {
@@ -481,7 +498,7 @@ impl Vault {
             )
             .await?;
         let (Some(row), Some(dek)) = (row.as_ref(), dek) else {
-            return Err(self.login_failed(row.as_ref()).await?);
+            return Err(self.login_failed(index, row.as_ref()).await?);
         };
         let member = row.id;
         let next = RecoveryCode::generate(self.rng.as_ref());

@@ -1,7 +1,7 @@
 //! The vault: each member's personal data store.
 //!
 //! Members sign up (confirming their address), log in with a passphrase
-//! (Argon2id, on the blocking pool) and hold their own keys ([`keys`]): each
+//! (Argon2id, within the passphrase hasher's bound) and hold their own keys ([`keys`]): each
 //! member has a random data key, stored only wrapped under their passphrase,
 //! their recovery code and, while they are logged in, each session token;
 //! every record and the login e-mail are sealed under it with associated data
@@ -9,12 +9,15 @@
 //! wrap first (crypto-shredding), then deletes the rows.
 //!
 //! Every operation writes an audit entry before it answers; reads are logged
-//! before any content is returned.
+//! before any content is returned. Record writes are group-committed by one
+//! writer task (`writer`), each answered once it and its audit entry are durable.
 #![forbid(unsafe_code)]
 
+pub mod failed_logins;
 pub mod keys;
 pub mod mail;
 mod memory_outbox;
+mod writer;
 
 pub use keys::{LegacyReport, LoggedIn, SignedUp, CONFIRM_PREFIX, RECOVERY_NOTICE};
 pub use mail::{Mail, Outbox};
@@ -22,11 +25,11 @@ pub use memory_outbox::{find_token, MemoryOutbox};
 
 use me2b_audit::{AuditError, AuditLog};
 use me2b_crypto::{Aad, CryptoError, DataKey, Keyring, PassphraseHasher, SecretToken};
-use me2b_domain::audit::{Action, Actor, AuditEntry, AuditEvent, Outcome};
+use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_domain::member::{Email, Passphrase};
 use me2b_domain::record::RecordContent;
 use me2b_domain::{Clock, MemberId, Random, RecordId, Timestamp};
-use me2b_storage::{StorageError, Store, StoredRecord};
+use me2b_storage::{RecordWrite, StorageError, Store, StoredRecord};
 use std::sync::Arc;
 
 /// Prefix of member session tokens.
@@ -53,6 +56,13 @@ pub enum VaultError {
     RecordNotFound,
     #[error("the record changed since revision {expected}; read it again")]
     RevisionConflict { expected: i64 },
+    /// Well-formed content the node does not accept, e.g. an interest in a
+    /// topic outside the taxonomy. The message names the field, not the value.
+    #[error("{field}: {reason}")]
+    InvalidContent {
+        field: &'static str,
+        reason: &'static str,
+    },
     #[error(
         "stored data failed authentication ({what}): it is corrupted or the master key is wrong"
     )]
@@ -90,6 +100,14 @@ pub trait SessionHook: Send + Sync + std::fmt::Debug {
     ) -> Result<(), String>;
     /// The member logged in (or recovered): their key is at hand.
     async fn logged_in(&self, s: &MemberSession) -> Result<(), String>;
+}
+
+/// Checks a record's content against what the node knows beyond the record's
+/// own shape, e.g. that an interest's topic is in the taxonomy (which lives
+/// with the offers, not here). Runs before every create and update.
+pub trait ContentCheck: Send + Sync + std::fmt::Debug {
+    /// `Err` is [`VaultError::InvalidContent`], never echoing the value.
+    fn check(&self, content: &RecordContent) -> Result<(), VaultError>;
 }
 
 /// An authenticated member, holding their unwrapped data key for this request.
@@ -185,6 +203,9 @@ impl SessionCache {
 #[derive(Clone, Debug)]
 pub struct Vault {
     sessions: Arc<SessionCache>,
+    /// Failed logins not yet written to the audit log (one entry per account
+    /// per minute).
+    failed_logins: Arc<failed_logins::FailedLogins>,
     /// What else holds the member's data and must forget them on erasure
     /// (the data trust); set once, after the capabilities are built.
     erasure_hook: Arc<std::sync::OnceLock<Arc<dyn ErasureHook>>>,
@@ -192,6 +213,10 @@ pub struct Vault {
     outbox: Arc<std::sync::OnceLock<Arc<dyn Outbox>>>,
     /// What runs in members' sessions (the consent service's envelopes).
     session_hook: Arc<std::sync::OnceLock<Arc<dyn SessionHook>>>,
+    /// What record content must also satisfy; set once, when the node is wired.
+    content_check: Arc<std::sync::OnceLock<Arc<dyn ContentCheck>>>,
+    /// The group-commit writer for records, started at the first write.
+    writer: Arc<std::sync::OnceLock<writer::RecordWriter>>,
     store: Arc<dyn Store>,
     keys: Arc<Keyring>,
     audit: AuditLog,
@@ -199,6 +224,32 @@ pub struct Vault {
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Random>,
     session_ttl_seconds: i64,
+}
+
+fn failed_login_event(due: failed_logins::Due) -> AuditEvent {
+    let mut ev = AuditEvent::new(Actor::Anonymous, Action::MemberLoginFailed)
+        .outcome(Outcome::Denied)
+        .count(due.count);
+    if let Some(m) = due.subject {
+        ev = ev.subject(m);
+    }
+    ev
+}
+
+async fn flush_failed(
+    tallies: &failed_logins::FailedLogins,
+    audit: &AuditLog,
+    now_ms: i64,
+    all: bool,
+) -> Result<usize, AuditError> {
+    let due = tallies.due(now_ms, all);
+    let n = due.len();
+    if n > 0 {
+        audit
+            .record_all(due.into_iter().map(failed_login_event).collect())
+            .await?;
+    }
+    Ok(n)
 }
 
 fn member_read_event(m: MemberId) -> AuditEvent {
@@ -217,9 +268,12 @@ impl Vault {
     ) -> Self {
         Self {
             sessions: Arc::default(),
+            failed_logins: Arc::default(),
             erasure_hook: Arc::default(),
             outbox: Arc::default(),
             session_hook: Arc::default(),
+            content_check: Arc::default(),
+            writer: Arc::default(),
             store,
             keys,
             audit,
@@ -228,6 +282,12 @@ impl Vault {
             rng,
             session_ttl_seconds,
         }
+    }
+
+    /// The passphrase hasher: its bound on concurrent Argon2 computations and
+    /// their counters.
+    pub fn passphrase_hasher(&self) -> &PassphraseHasher {
+        &self.hasher
     }
 
     /// Sets where messages to members go (once; later calls are ignored).
@@ -371,6 +431,7 @@ impl Vault {
         s: &MemberSession,
         content: RecordContent,
     ) -> Result<RecordView, VaultError> {
+        self.check_content(&content)?;
         let id = RecordId::generate(self.rng.as_ref());
         let now = self.clock.now();
         let stored = StoredRecord {
@@ -381,9 +442,11 @@ impl Vault {
             updated_at: now,
             ciphertext: self.seal(s, id, &content),
         };
-        self.store.insert_record(&stored).await?;
-        self.audit
-            .record(Self::event(s, Action::RecordCreate, id))
+        self.writer()
+            .write(
+                RecordWrite::Insert(stored),
+                Self::event(s, Action::RecordCreate, id),
+            )
             .await?;
         self.changed(s, None, Some(&content)).await;
         Ok(RecordView {
@@ -465,6 +528,7 @@ impl Vault {
         content: RecordContent,
         if_revision: Option<i64>,
     ) -> Result<RecordView, VaultError> {
+        self.check_content(&content)?;
         let current = self
             .store
             .record(s.member, id)
@@ -484,25 +548,34 @@ impl Vault {
             updated_at: now,
             ciphertext: self.seal(s, id, &content),
         };
-        if !self.store.update_record(&next, current.revision).await? {
-            return Err(VaultError::RevisionConflict {
-                expected: current.revision,
-            });
-        }
-        self.audit
-            .record(Self::event(s, Action::RecordUpdate, id))
-            .await?;
-        if self.session_hook.get().is_some() {
-            let old = self.open_record(s.member, &s.key, current)?.content;
-            self.changed(s, Some(&old), Some(&content)).await;
-        }
-        Ok(RecordView {
+        let old = match self.session_hook.get() {
+            Some(_) => Some(self.open_record(s.member, &s.key, current.clone())?.content),
+            None => None,
+        };
+        let view = RecordView {
             id,
             revision: next.revision,
             created_at: next.created_at,
             updated_at: now,
             content,
-        })
+        };
+        let update = RecordWrite::Update {
+            record: next,
+            expected_revision: current.revision,
+        };
+        if !self
+            .writer()
+            .write(update, Self::event(s, Action::RecordUpdate, id))
+            .await?
+        {
+            return Err(VaultError::RevisionConflict {
+                expected: current.revision,
+            });
+        }
+        if old.is_some() {
+            self.changed(s, old.as_ref(), Some(&view.content)).await;
+        }
+        Ok(view)
     }
 
     #[tracing::instrument(skip_all)]
@@ -515,12 +588,17 @@ impl Vault {
             },
             None => None,
         };
-        if !self.store.delete_record(s.member, id).await? {
+        let delete = RecordWrite::Delete {
+            member: s.member,
+            id,
+        };
+        if !self
+            .writer()
+            .write(delete, Self::event(s, Action::RecordDelete, id))
+            .await?
+        {
             return Err(VaultError::RecordNotFound);
         }
-        self.audit
-            .record(Self::event(s, Action::RecordDelete, id))
-            .await?;
         if old.is_some() {
             self.changed(s, old.as_ref(), None).await;
         }
@@ -542,21 +620,34 @@ impl Vault {
         }
     }
 
-    /// The audit entries about this member, oldest first.
-    pub async fn audit_entries(
+    /// A page of the member's own audit view, oldest first: their entries
+    /// (under their member id and the `also` subjects, their trust
+    /// pseudonyms) numbered per member from `skip + 1`, to the minute, with
+    /// a statement signed by the node (`me2b_audit::member`). Nothing in it
+    /// moves when another member acts.
+    pub async fn audit_view(
         &self,
         s: &MemberSession,
-        after: u64,
+        also: &[MemberId],
+        skip: u64,
         limit: u64,
-    ) -> Result<Vec<AuditEntry>, VaultError> {
-        let entries = self
-            .store
-            .audit_entries_for(s.member, after, limit.min(MAX_PAGE))
-            .await?;
+    ) -> Result<me2b_audit::member::MemberView, VaultError> {
+        let mut subjects = vec![s.member];
+        subjects.extend_from_slice(also);
+        let keys = self.keys.clone();
+        let view = me2b_audit::member::member_view(
+            self.store.as_ref(),
+            &move |m: &[u8]| keys.sign(m),
+            s.member,
+            &subjects,
+            skip,
+            limit.min(MAX_PAGE),
+        )
+        .await?;
         self.audit
             .record(AuditEvent::new(Actor::Member(s.member), Action::AuditRead).subject(s.member))
             .await?;
-        Ok(entries)
+        Ok(view)
     }
 
     /// Erases the member: re-checks the passphrase, destroys the wrapped data key
@@ -607,6 +698,23 @@ impl Vault {
         let _ = self.erasure_hook.set(hook);
     }
 
+    /// Sets the check every created or updated record's content must pass.
+    pub fn set_content_check(&self, check: Arc<dyn ContentCheck>) {
+        let _ = self.content_check.set(check);
+    }
+
+    fn writer(&self) -> &writer::RecordWriter {
+        self.writer
+            .get_or_init(|| writer::RecordWriter::start(self.store.clone(), self.audit.clone()))
+    }
+
+    fn check_content(&self, content: &RecordContent) -> Result<(), VaultError> {
+        match self.content_check.get() {
+            Some(c) => c.check(content),
+            None => Ok(()),
+        }
+    }
+
     /// Runs the erasure hook; false when it failed and the erasure must stay
     /// pending (the member can no longer log in or be read either way).
     async fn forget_elsewhere(&self, member: MemberId) -> bool {
@@ -620,6 +728,36 @@ impl Vault {
                 false
             }
         }
+    }
+
+    /// Writes the failed-login counts whose minute is over (with `all`, every
+    /// count: at shutdown). Returns how many entries were written.
+    pub async fn flush_failed_logins(&self, all: bool) -> Result<usize, VaultError> {
+        let now = self.clock.now().unix_millis();
+        Ok(flush_failed(&self.failed_logins, &self.audit, now, all).await?)
+    }
+
+    /// Starts the task that writes held-back failed-login counts every
+    /// [`failed_logins::FLUSH_SECONDS`]; it ends when the vault is dropped.
+    pub fn start_failed_login_flusher(&self) {
+        let tallies = Arc::downgrade(&self.failed_logins);
+        let audit = self.audit.clone();
+        let clock = self.clock.clone();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_secs(failed_logins::FLUSH_SECONDS));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(tallies) = tallies.upgrade() else {
+                    return;
+                };
+                let now = clock.now().unix_millis();
+                if let Err(e) = flush_failed(&tallies, &audit, now, false).await {
+                    tracing::warn!(error = %e, "could not write the failed-login counts");
+                }
+            }
+        });
     }
 
     /// Finishes erasures that a crash interrupted after the key was destroyed.

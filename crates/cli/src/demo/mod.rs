@@ -228,7 +228,7 @@ pub async fn run(members: usize, keep: Option<PathBuf>) -> anyhow::Result<()> {
     let (made, erased) = vault::story(&node, &app, &coops, &dir, members, &mailboxes).await?;
 
     let offers = offers::offers_story(&node, &app, &made, erased, &coops, &clock).await?;
-    let trust = trust::trust_story(&node, &app, &made, erased, &coops).await?;
+    let trust = trust::trust_story(&node, &app, &made, erased, &coops, &dir).await?;
     let creds = credentials::credentials_story(&node, &app, &dir, &made, &coops.corner.0).await?;
     let intents = intents::intents_story(&node, &app, &made, &clock).await?;
     // Verify again, so the report counts the offer and trust events too.

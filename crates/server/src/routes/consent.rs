@@ -15,7 +15,7 @@ use me2b_consent::vocabulary::{Section, Vocabulary};
 use me2b_consent::Term;
 use me2b_domain::audit::{Action, Actor};
 use me2b_domain::org::Role;
-use me2b_domain::{ConsentId, ConsentRequestId};
+use me2b_domain::{ConsentId, ConsentRequestId, OrgId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -24,8 +24,7 @@ fn need_role(o: &Org, role: Role) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_required",
+            crate::error::ErrorCode::RoleRequired,
             format!("this API key lacks the `{}` role", role.as_str()),
         ))
     }
@@ -276,12 +275,21 @@ pub struct MyConsent {
     pub expires_at: String,
     pub withdrawn_at: Option<String>,
     pub receipts: Vec<String>,
+    /// A cross-selling consent (given with `POST /v1/me/trust/sharing`): the
+    /// co-op whose receipts about you go to `organisation`.
+    #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_sell_from: Option<OrgId>,
 }
 
-fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
+async fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
     let v = s.node.consents.vocabulary();
     let now = s.node.clock.now();
     let in_force = r.in_force(now);
+    let from = match r.cross_sell_from {
+        Some(f) => Some(org_name(s, f).await),
+        None => None,
+    };
     let state = match r.status {
         ConsentStatus::Given if in_force => format!("You allow {org} to"),
         ConsentStatus::Given => format!("Expired: {org} may no longer"),
@@ -289,10 +297,11 @@ fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
         ConsentStatus::Refused => format!("You refused: {org} may not"),
     };
     let labels = |sec, ids: &[String]| labels(v, sec, ids);
-    MyConsent {
-        consent_id: r.id,
-        request_id: r.request,
-        summary: format!(
+    let summary = match &from {
+        Some(from) => {
+            format!("{state} receive the receipts {from} holds about you, for cross-selling.")
+        }
+        None => format!(
             "{state} use your {} for {}.",
             if r.categories.is_empty() {
                 "data".into()
@@ -305,6 +314,12 @@ fn my_consent(s: &AppState, r: ConsentRecord, org: String) -> MyConsent {
                 labels(Section::Purpose, &r.purposes)
             }
         ),
+    };
+    MyConsent {
+        consent_id: r.id,
+        request_id: r.request,
+        summary,
+        cross_sell_from: r.cross_sell_from,
         organisation: org,
         status: r.status,
         in_force,
@@ -339,16 +354,8 @@ async fn answer(
                 .await?
         }
     };
-    let org = s
-        .node
-        .store
-        .org(r.controller)
-        .await
-        .ok()
-        .flatten()
-        .map(|o| o.name)
-        .unwrap_or_default();
-    Ok(my_consent(s, r, org))
+    let org = org_name(s, r.controller).await;
+    Ok(my_consent(s, r, org).await)
 }
 
 /// Grants all of a request (`{}`), or part of it (a subset of purposes and categories).
@@ -385,11 +392,11 @@ pub async fn my_consents(
     m: Member,
 ) -> Result<Json<Vec<MyConsent>>, ApiError> {
     let list = s.node.consents.consents_of(m.session.member).await?;
-    Ok(Json(
-        list.into_iter()
-            .map(|(r, org)| my_consent(&s, r, org))
-            .collect(),
-    ))
+    let mut out = Vec::with_capacity(list.len());
+    for (r, org) in list {
+        out.push(my_consent(&s, r, org).await);
+    }
+    Ok(Json(out))
 }
 
 /// Withdraws a consent: effective immediately, durable before this answers.
@@ -406,16 +413,8 @@ pub async fn withdraw(
         .consents
         .withdraw(m.session.member, id(&cid)?, Method::Api)
         .await?;
-    let org = s
-        .node
-        .store
-        .org(r.controller)
-        .await
-        .ok()
-        .flatten()
-        .map(|o| o.name)
-        .unwrap_or_default();
-    Ok(Json(my_consent(&s, r, org)))
+    let org = org_name(&s, r.controller).await;
+    Ok(Json(my_consent(&s, r, org).await))
 }
 
 /// One access decision about the member, from the audit log.
@@ -450,6 +449,9 @@ pub struct Transparency {
     /// The privacy budgets of the pools of people you are in: how much of
     /// each was spent this period, and by whom.
     pub privacy_budget: me2b_dp::transparency::BudgetView,
+    /// Your loyalty points, per co-op and day: who added or took how many.
+    /// Co-ops never see your balance.
+    pub loyalty: Vec<String>,
 }
 
 async fn org_name(s: &AppState, id: me2b_domain::OrgId) -> String {
@@ -490,7 +492,7 @@ pub async fn transparency(
             consents: vec![],
             accesses: vec![],
         });
-        entry.consents.push(my_consent(&s, r, org));
+        entry.consents.push(my_consent(&s, r, org).await);
     }
     let v = s.node.consents.vocabulary();
     let mut deliveries: std::collections::BTreeMap<String, Vec<String>> =
@@ -602,10 +604,36 @@ pub async fn transparency(
         });
     }
     let privacy_budget = s.node.privacy_budget_view(member).await?;
+    let mut loyalty = Vec::new();
+    let enrolled = s
+        .node
+        .store
+        .trust_enrolment(member)
+        .await
+        .map_err(me2b_vault::VaultError::from)?
+        .is_some();
+    let history = if enrolled {
+        s.node.trust.member_view(member).await?.loyalty_history
+    } else {
+        Vec::new()
+    };
+    for d in history {
+        let org = org_name(&s, d.org).await;
+        if d.earned > 0 {
+            loyalty.push(format!("{}: {org} added {} points.", d.day, d.earned));
+        }
+        if d.redeemed > 0 {
+            loyalty.push(format!(
+                "{}: {org} took {} points, with a redemption token you made.",
+                d.day, d.redeemed
+            ));
+        }
+    }
     Ok(Json(Transparency {
         gpc_opt_out_since: gpc.map(|t| t.to_rfc3339()),
         organisations: by_org.into_values().collect(),
         receipt_sharing,
         privacy_budget,
+        loyalty,
     }))
 }

@@ -26,8 +26,7 @@ fn need_credentials_role(o: &Org) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_required",
+            crate::error::ErrorCode::RoleRequired,
             "this API key lacks the `credentials` role",
         ))
     }
@@ -83,6 +82,8 @@ pub async fn create_code(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeIn {
+    /// An index of the federation's status list (0 to 1,048,575).
+    #[schema(maximum = 1_048_575)]
     pub status_index: u32,
 }
 
@@ -163,7 +164,7 @@ pub async fn redeem(
 }
 
 /// The member's credentials, with their claims and status.
-#[utoipa::path(get, path = "/v1/me/credentials", tag = "member", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/credentials", operation_id = "my_credentials", tag = "member", security(("bearer" = [])),
     responses((status = 200, body = Vec<HeldCredential>), (status = 401, body = ErrorBody)))]
 pub async fn mine(
     State(s): State<AppState>,

@@ -4,7 +4,7 @@
 //! counts the privacy accountant charged. Errors name no member and echo no
 //! value.
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, Member, Org};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
@@ -18,27 +18,30 @@ use me2b_intents::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+/// Every intent error reaches a client through this mapping to the registry.
 impl From<IntentError> for ApiError {
     fn from(e: IntentError) -> Self {
+        use ErrorCode as C;
         use IntentError as E;
-        use StatusCode as S;
-        let status = match e {
-            E::Invalid(_)
-            | E::Empty
-            | E::TooLong { .. }
-            | E::UnknownTopic
-            | E::SensitiveTopic
-            | E::UnknownRegion
-            | E::WarningNotAcknowledged(_)
-            | E::NotAsked => S::UNPROCESSABLE_ENTITY,
-            E::IntentRateLimited { .. } | E::AnswerRateLimited { .. } => S::TOO_MANY_REQUESTS,
-            E::IntentNotFound | E::AnswerNotFound => S::NOT_FOUND,
-            E::IntentClosed
-            | E::AlreadyAnswered
-            | E::AlreadyReported
-            | E::Conflict
-            | E::AnswerExpired => S::CONFLICT,
-            E::NotAllowed => S::FORBIDDEN,
+        let code = match e {
+            E::Invalid(_) => C::InvalidIntent,
+            E::Empty => C::EmptyIntent,
+            E::TooLong { .. } => C::TooLong,
+            E::UnknownTopic => C::UnknownTopic,
+            E::SensitiveTopic => C::SensitiveTopic,
+            E::UnknownRegion => C::UnknownArea,
+            E::WarningNotAcknowledged(_) => C::FreeTextWarning,
+            E::NotAsked => C::NotAsked,
+            E::IntentRateLimited { .. } => C::IntentRateLimited,
+            E::AnswerRateLimited { .. } => C::AnswerRateLimited,
+            E::IntentNotFound => C::IntentNotFound,
+            E::AnswerNotFound => C::AnswerNotFound,
+            E::IntentClosed => C::IntentClosed,
+            E::AlreadyAnswered => C::AlreadyAnswered,
+            E::AlreadyReported => C::AlreadyReported,
+            E::Conflict => C::RevisionConflict,
+            E::AnswerExpired => C::AnswerExpired,
+            E::NotAllowed => C::NotAllowedToAnswer,
             E::Corrupt(_) => {
                 tracing::error!(error = %e, "corrupt intent data");
                 return Self::internal();
@@ -49,7 +52,9 @@ impl From<IntentError> for ApiError {
             E::Consent(inner) => return inner.into(),
             E::Dp(inner) => return inner.into(),
         };
-        Self::new(status, e.code(), e.to_string())
+        // Every message is fixed text of the crate (limits and field names
+        // only): nothing sent is echoed, nothing about a member is told.
+        Self::new(code, e.to_string())
     }
 }
 
@@ -58,8 +63,7 @@ fn need_offers_role(o: &Org) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_required",
+            ErrorCode::RoleRequired,
             "this API key lacks the `offers` role",
         ))
     }
@@ -89,7 +93,7 @@ pub struct NoticeOut {
 }
 
 /// The warning shown before publishing an intent, and the limits.
-#[utoipa::path(get, path = "/v1/intents/notice", tag = "meta", responses((status = 200, body = NoticeOut)))]
+#[utoipa::path(get, path = "/v1/intents/notice", operation_id = "intent_notice", tag = "meta", responses((status = 200, body = NoticeOut)))]
 pub async fn notice(State(s): State<AppState>) -> Json<NoticeOut> {
     Json(NoticeOut {
         warning: me2b_intents::FREE_TEXT_WARNING,
@@ -103,7 +107,7 @@ pub async fn notice(State(s): State<AppState>) -> Json<NoticeOut> {
 /// Publishes an intent under a fresh one-time pseudonym. Refused until
 /// `acknowledge_free_text_warning` is true (code `free_text_warning`, with the
 /// warning); sensitive topics are refused.
-#[utoipa::path(post, path = "/v1/me/intents", tag = "member", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/me/intents", operation_id = "publish_intent", tag = "member", security(("bearer" = [])),
     request_body = IntentInput,
     responses((status = 201, body = MemberIntentView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn publish(
@@ -116,7 +120,7 @@ pub async fn publish(
 }
 
 /// Your intents with their answers, newest first.
-#[utoipa::path(get, path = "/v1/me/intents", tag = "member", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/intents", operation_id = "my_intents", tag = "member", security(("bearer" = [])),
     responses((status = 200, body = Vec<MemberIntentView>), (status = 401, body = ErrorBody)))]
 pub async fn mine(
     State(s): State<AppState>,
@@ -126,7 +130,7 @@ pub async fn mine(
 }
 
 /// Closes an open intent without accepting (organisations see "closed").
-#[utoipa::path(post, path = "/v1/me/intents/{id}/withdraw", tag = "member", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/me/intents/{id}/withdraw", operation_id = "withdraw_intent", tag = "member", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn withdraw(
@@ -141,7 +145,7 @@ pub async fn withdraw(
 /// Accepts one answer: that organisation alone receives what you choose to
 /// disclose (a consent made for this contact, under a pseudonym of its own)
 /// and, if given, a credential presentation. The others see only "closed".
-#[utoipa::path(post, path = "/v1/me/intents/{id}/accept", tag = "member", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/me/intents/{id}/accept", operation_id = "accept_intent_answer", tag = "member", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = AcceptInput,
     responses((status = 200, body = AcceptedAnswer), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn accept(
@@ -160,7 +164,7 @@ pub async fn accept(
 
 /// Reports an answer to the operator (the organisation and its answer; not
 /// you, not your intent).
-#[utoipa::path(post, path = "/v1/me/intents/{id}/answers/{answer}/report", tag = "member", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/me/intents/{id}/answers/{answer}/report", operation_id = "report_intent_answer", tag = "member", security(("bearer" = [])),
     params(("id" = String, Path), ("answer" = String, Path)), request_body = ReportInput,
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn report(
@@ -177,7 +181,7 @@ pub async fn report(
 }
 
 /// Replaces the topics and areas your organisation follows.
-#[utoipa::path(put, path = "/v1/org/intents/subscription", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/org/intents/subscription", operation_id = "subscribe_to_intents", tag = "organisation", security(("bearer" = [])),
     request_body = Subscription,
     responses((status = 200, body = Subscription), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn subscribe(
@@ -190,7 +194,7 @@ pub async fn subscribe(
 }
 
 /// The topics and areas your organisation follows.
-#[utoipa::path(get, path = "/v1/org/intents/subscription", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/org/intents/subscription", operation_id = "intent_subscription", tag = "organisation", security(("bearer" = [])),
     responses((status = 200, body = Subscription), (status = 404, body = ErrorBody)))]
 pub async fn subscription(
     State(s): State<AppState>,
@@ -221,7 +225,7 @@ fn default_limit() -> u64 {
 
 /// Open intents on the topics and areas you follow: no member, times to the
 /// hour, the latest hour first.
-#[utoipa::path(get, path = "/v1/org/intents", tag = "organisation", security(("bearer" = [])), params(FeedQuery),
+#[utoipa::path(get, path = "/v1/org/intents", operation_id = "intent_feed", tag = "organisation", security(("bearer" = [])), params(FeedQuery),
     responses((status = 200, body = Vec<OrgIntentView>), (status = 403, body = ErrorBody)))]
 pub async fn feed(
     State(s): State<AppState>,
@@ -239,7 +243,7 @@ pub async fn feed(
 }
 
 /// One intent (open or closed) until its deadline.
-#[utoipa::path(get, path = "/v1/org/intents/{id}", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/org/intents/{id}", operation_id = "org_intent", tag = "organisation", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = OrgIntentView), (status = 404, body = ErrorBody)))]
 pub async fn one(
@@ -257,7 +261,7 @@ pub async fn one(
 }
 
 /// Answers an open intent with a proposal, once per organisation.
-#[utoipa::path(post, path = "/v1/org/intents/{id}/answers", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/org/intents/{id}/answers", operation_id = "answer_intent", tag = "organisation", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = AnswerInput,
     responses((status = 201, body = OrgAnswerView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn answer(
@@ -277,7 +281,7 @@ pub async fn answer(
 
 /// Your organisation's answers: open, closed, or accepted with the contact
 /// the member chose.
-#[utoipa::path(get, path = "/v1/org/intent-answers", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/org/intent-answers", operation_id = "my_intent_answers", tag = "organisation", security(("bearer" = [])),
     responses((status = 200, body = Vec<OrgAnswerView>), (status = 403, body = ErrorBody)))]
 pub async fn answers(
     State(s): State<AppState>,
@@ -289,7 +293,7 @@ pub async fn answers(
 
 /// Noisy counts of intents published last week per topic, released through
 /// the privacy accountant (the first asker of a week is charged).
-#[utoipa::path(get, path = "/v1/org/intents/counts", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/org/intents/counts", operation_id = "intent_counts", tag = "organisation", security(("bearer" = [])),
     responses((status = 200, body = IntentCounts), (status = 403, body = ErrorBody)))]
 pub async fn counts(State(s): State<AppState>, o: Org) -> Result<Json<IntentCounts>, ApiError> {
     need_offers_role(&o)?;

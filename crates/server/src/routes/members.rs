@@ -1,13 +1,15 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Member};
+use crate::throttle::{LoginThrottle, Peer};
 use crate::AppState;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
 use me2b_domain::audit::{Actor, AuditEvent, Outcome};
 use me2b_domain::member::{Email, Passphrase};
 use me2b_domain::MemberId;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 /// Sign-up and log-in credentials.
@@ -18,7 +20,7 @@ pub struct Credentials {
     #[schema(value_type = String, format = "email")]
     pub email: Email,
     /// 10 to 1,024 characters.
-    #[schema(value_type = String, format = Password, min_length = 10)]
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub passphrase: Passphrase,
 }
 
@@ -70,7 +72,7 @@ pub struct MeView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EraseRequest {
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub passphrase: Passphrase,
 }
 
@@ -78,9 +80,11 @@ pub struct EraseRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PassphraseChange {
-    #[schema(value_type = String, format = Password)]
+    /// 10 to 1,024 characters.
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub current: Passphrase,
-    #[schema(value_type = String, format = Password, min_length = 10)]
+    /// 10 to 1,024 characters.
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub new: Passphrase,
 }
 
@@ -93,7 +97,8 @@ pub struct Recovery {
     /// As printed: 28 characters in groups of four; case, spaces and dashes do not matter.
     #[schema(value_type = String)]
     pub recovery_code: String,
-    #[schema(value_type = String, format = Password, min_length = 10)]
+    /// 10 to 1,024 characters.
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub new_passphrase: Passphrase,
 }
 
@@ -152,12 +157,23 @@ impl SessionCreated {
     }
 }
 
+/// Logs in. Throttled per account and per client address (README:
+/// Configuration): past the limit, `429 too_many_requests` with
+/// `Retry-After`, whether the passphrase is right or not.
 #[utoipa::path(post, path = "/v1/sessions", tag = "member", request_body = Credentials,
-    responses((status = 201, body = SessionCreated), (status = 401, body = ErrorBody)))]
+    responses((status = 201, body = SessionCreated), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many attempts on this account or from this address",
+            headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub async fn log_in(
     State(s): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
     ApiJson(c): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
+    // Before any Argon2 work: by the e-mail's keyed index, never the address.
+    let account = s.node.keys.email_index(&c.email);
+    throttle.check(throttle.client(peer, &headers), &account)?;
     let l = s.node.vault.log_in(c.email, c.passphrase).await?;
     Ok((
         StatusCode::CREATED,
@@ -166,13 +182,22 @@ pub async fn log_in(
 }
 
 /// Logs in with the recovery code and sets a new passphrase. The code is
-/// replaced by a new one (shown once); every other session ends.
+/// replaced by a new one (shown once); every other session ends. Throttled
+/// as logins are (the same limits, per account and per client address).
 #[utoipa::path(post, path = "/v1/sessions/recovery", tag = "member", request_body = Recovery,
-    responses((status = 201, body = SessionCreated), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SessionCreated), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many attempts on this account or from this address",
+            headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub async fn recover(
     State(s): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
     ApiJson(r): ApiJson<Recovery>,
 ) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
+    // Before any Argon2 work: by the e-mail's keyed index, never the address.
+    let account = s.node.keys.email_index(&r.email);
+    throttle.check(throttle.client(peer, &headers), &account)?;
     let code = me2b_crypto::RecoveryCode::parse(&r.recovery_code)
         .map_err(me2b_vault::VaultError::RecoveryCode)?;
     let l = s
@@ -235,13 +260,16 @@ pub async fn erase(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    /// Only entries after this sequence number.
+    /// Only your entries after this one (your own numbering: `number`).
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub after: u64,
-    /// At most this many entries (default 100, at most 1000).
+    /// At most this many entries (default 100; more than 1000 is 1000).
     #[serde(default = "default_limit")]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub limit: u64,
 }
 
@@ -249,18 +277,41 @@ fn default_limit() -> u64 {
     100
 }
 
-/// One audit entry about the member: ids and categories, never values.
+/// One audit entry about the member: ids and categories, never values. No
+/// node-wide counter: entries are numbered per member and timed to the minute.
 #[derive(Serialize, ToSchema)]
 pub struct AuditView {
-    pub seq: u64,
+    /// 1 for your first entry, 2 for the next, and so on.
+    pub number: u64,
+    /// When, to the minute.
     #[schema(format = DateTime)]
     pub at: String,
     pub actor: Actor,
     pub action: me2b_domain::audit::Action,
     pub object: Option<String>,
     pub outcome: Outcome,
-    /// This entry's chain hash (hex).
-    pub hash: String,
+    /// How many events the entry stands for (failed logins: one entry per
+    /// account per minute, with their count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// SHA-256 of a domain tag and the entry's chain hash (hex): lets an
+    /// auditor with the log find the entry, reveals nothing of the log.
+    pub leaf: String,
+}
+
+/// The node's signature over this page: your member id, each entry's number,
+/// minute and leaf, and the anchor of the signed head that covers the last.
+#[derive(Serialize, ToSchema)]
+pub struct AuditCoverage {
+    /// `me2b/audit/member-view/v1`: how the signed message is laid out
+    /// (ARCHITECTURE.md, "A member's audit view").
+    pub format: &'static str,
+    /// SHA-256 of a domain tag and the hash of the signed head written with
+    /// the last entry (hex); absent on an empty page.
+    pub anchor: Option<String>,
+    /// Ed25519 (hex), by the node key at `/.well-known/me2b/node-keys`.
+    pub signature: String,
+    pub key_id: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -268,9 +319,11 @@ pub struct AuditPage {
     pub entries: Vec<AuditView>,
     /// Pass as `after` to get the next page; absent at the end.
     pub next_after: Option<u64>,
+    pub coverage: AuditCoverage,
 }
 
-/// The audit entries about the member: every access to their account and data.
+/// The audit entries about the member: every access to their account and
+/// data, and their loyalty points' earning and redeeming.
 #[utoipa::path(get, path = "/v1/me/audit", tag = "member", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn audit(
@@ -279,32 +332,45 @@ pub async fn audit(
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let Query(q) = q.map_err(crate::routes::vault::bad_query)?;
+    // A sequence number is at most i64::MAX: past it is a bad request, not a
+    // storage failure.
+    crate::routes::vault::within_i64("after", q.after)?;
+    crate::routes::vault::within_i64("limit", q.limit)?;
     let limit = q.limit.clamp(1, me2b_vault::MAX_PAGE);
-    let entries = s
+    let also = s.node.trust.audit_subjects(m.session.member).await?;
+    let view = s
         .node
         .vault
-        .audit_entries(&m.session, q.after, limit)
+        .audit_view(&m.session, &also, q.after, limit)
         .await?;
-    let next_after = (entries.len() as u64 == limit)
-        .then(|| entries.last().map(|e| e.seq))
+    let next_after = (view.entries.len() as u64 == limit)
+        .then(|| view.entries.last().map(|e| e.number))
         .flatten();
-    let entries = entries
+    let entries = view
+        .entries
         .into_iter()
         .filter_map(|e| {
-            let ev: AuditEvent = e.event().ok()?;
+            let ev: AuditEvent = e.entry.event().ok()?;
             Some(AuditView {
-                seq: e.seq,
-                at: e.at.to_rfc3339(),
+                number: e.number,
+                at: e.minute.to_rfc3339(),
                 actor: ev.actor,
                 action: ev.action,
                 object: ev.object,
                 outcome: ev.outcome,
-                hash: hex::encode(e.hash),
+                count: ev.count,
+                leaf: hex::encode(e.leaf),
             })
         })
         .collect();
     Ok(Json(AuditPage {
         entries,
         next_after,
+        coverage: AuditCoverage {
+            format: me2b_audit::member::STATEMENT_FORMAT,
+            anchor: view.statement.anchor.map(hex::encode),
+            signature: hex::encode(&view.statement.signature),
+            key_id: s.node.keys.verifying_key().key_id(),
+        },
     }))
 }

@@ -115,6 +115,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/org/trust/loyalty/redeem", post(trust::redeem))
         .route("/v1/me/trust", get(trust::mine))
         .route("/v1/me/trust/cards/{org}", get(trust::card))
+        .route("/v1/me/trust/loyalty/tokens", post(trust::token))
         .route("/v1/me/trust/sharing", post(trust::share))
         .route("/v1/me/trust/forward", post(trust::forward))
         .route(

@@ -26,10 +26,20 @@ fn need_offers_role(o: &Org) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_required",
+            crate::error::ErrorCode::RoleRequired,
             "this API key lacks the `offers` role",
         ))
+    }
+}
+
+/// A topic that is not among the member's suggestions is not found.
+fn not_a_suggestion(e: me2b_offers::OfferError) -> ApiError {
+    match e {
+        me2b_offers::OfferError::Invalid { field: "topic", .. } => ApiError::new(
+            crate::error::ErrorCode::NotFound,
+            "not one of your current suggestions",
+        ),
+        e => e.into(),
     }
 }
 
@@ -112,7 +122,7 @@ pub async fn publish(
 }
 
 /// Offers this organisation published and bundles it is a partner in.
-#[utoipa::path(get, path = "/v1/org/offers", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/org/offers", operation_id = "list_offers", tag = "organisation", security(("bearer" = [])),
     responses((status = 200, body = Vec<OfferView>), (status = 403, body = ErrorBody)))]
 pub async fn list(State(s): State<AppState>, o: Org) -> Result<Json<Vec<OfferView>>, ApiError> {
     need_offers_role(&o)?;
@@ -135,7 +145,7 @@ pub async fn endorse(
 }
 
 /// The publisher withdraws an offer.
-#[utoipa::path(post, path = "/v1/org/offers/{id}/withdraw", tag = "organisation", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/org/offers/{id}/withdraw", operation_id = "withdraw_offer", tag = "organisation", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = OfferView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn withdraw(
@@ -276,7 +286,8 @@ pub async fn accept_suggestion(
     s.node
         .offers
         .answer_suggestion(&m.session, &topic, true)
-        .await?;
+        .await
+        .map_err(not_a_suggestion)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -292,6 +303,7 @@ pub async fn reject_suggestion(
     s.node
         .offers
         .answer_suggestion(&m.session, &topic, false)
-        .await?;
+        .await
+        .map_err(not_a_suggestion)?;
     Ok(StatusCode::NO_CONTENT)
 }

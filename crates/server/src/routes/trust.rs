@@ -1,8 +1,10 @@
 //! Data trust routes. Co-ops submit pseudonymised receipts, ask questions
 //! answered with differential privacy against their ε budget, read receipts
-//! members chose to share with them, and earn and redeem loyalty points; all
-//! under the `insights` role. Members see their card per co-op (that co-op's
-//! pseudonym for them), their points and their sharing consents.
+//! members chose to share with them, earn loyalty points (answered only
+//! "accepted") and redeem members' one-time tokens; all under the `insights`
+//! role. Members see their card per co-op (only that co-op can open it, to its
+//! pseudonym for them), their points and history, make redemption tokens, and manage their
+//! sharing consents.
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Member, Org};
@@ -14,8 +16,8 @@ use me2b_domain::org::Role;
 use me2b_domain::record::RecordContent;
 use me2b_domain::{OrgId, SharingId};
 use me2b_trust::service::{
-    Ask, CoopKeyMaterial, Forwarded, Insight, MemberTrust, Points, ReceiptIn, SharedMember,
-    SharingView, Submitted, TrustBudgets,
+    Ask, CoopKeyMaterial, Forwarded, Insight, MemberTrust, ReceiptIn, SharedMember, SharingView,
+    Submitted, TrustBudgets,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,8 +27,7 @@ fn need_insights_role(o: &Org) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_required",
+            crate::error::ErrorCode::RoleRequired,
             "this API key lacks the `insights` role",
         ))
     }
@@ -40,6 +41,7 @@ fn org_id(raw: &str) -> Result<OrgId, ApiError> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptsIn {
+    #[schema(min_items = 1, max_items = 1000)]
     pub receipts: Vec<ReceiptIn>,
 }
 
@@ -63,7 +65,7 @@ pub async fn submit(
 /// refused when a pool's budget or this co-op's allowance would be exceeded.
 #[utoipa::path(post, path = "/v1/org/trust/insights", tag = "organisation", security(("bearer" = [])),
     request_body = Ask,
-    responses((status = 200, body = Insight), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Insight), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "No such co-op"), (status = 422, body = ErrorBody)))]
 pub async fn ask(
     State(s): State<AppState>,
     o: Org,
@@ -117,62 +119,172 @@ pub async fn keys(State(s): State<AppState>, o: Org) -> Result<Json<CoopKeyMater
 pub struct PointsIn {
     /// The member's card, sealed afresh by the co-op from its pseudonym for
     /// them (`me2b coop seal`).
+    #[schema(min_length = 1, max_length = 200)]
     pub card: String,
     /// 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub points: i64,
 }
 
+/// The only answer to earning: nothing about the balance.
 #[derive(Serialize, ToSchema)]
-pub struct BalanceOut {
-    pub balance: i64,
+pub struct Accepted {
+    /// `accepted`.
+    pub status: &'static str,
 }
 
-/// Earns loyalty points at this co-op.
+/// Earns loyalty points at this co-op on its card for a member. The answer
+/// is `accepted`, whatever the member's balance; a card that belongs to no
+/// enrolled member is refused (`404 unknown_card`), an erased member's with
+/// `410 member_erased`: both say only that this co-op's card is not (or no
+/// longer) a member's.
 #[utoipa::path(post, path = "/v1/org/trust/loyalty/earn", tag = "organisation", security(("bearer" = [])),
     request_body = PointsIn,
-    responses((status = 200, body = BalanceOut), (status = 403, body = ErrorBody), (status = 400, body = ErrorBody), (status = 410, body = ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`unknown_card`"), (status = 410, body = ErrorBody)))]
 pub async fn earn(
     State(s): State<AppState>,
     o: Org,
     ApiJson(input): ApiJson<PointsIn>,
-) -> Result<Json<BalanceOut>, ApiError> {
-    points(&s, &o, input, Points::Earn).await
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    need_insights_role(&o)?;
+    s.node
+        .trust
+        .earn(o.0.org.id, &input.card, input.points)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { status: "accepted" })))
 }
 
-/// Redeems loyalty points earned at any co-op.
-#[utoipa::path(post, path = "/v1/org/trust/loyalty/redeem", tag = "organisation", security(("bearer" = [])),
-    request_body = PointsIn,
-    responses((status = 200, body = BalanceOut), (status = 409, body = ErrorBody), (status = 403, body = ErrorBody), (status = 410, body = ErrorBody)))]
+/// A redemption at the till: the token the member made for this co-op and
+/// this amount (read from their screen as text or QR code).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemIn {
+    /// The member's one-time token, e.g. `7KQ2-M9XH-C3DF-0RTV-A8BE` (case,
+    /// spaces and dashes do not matter).
+    pub token: String,
+    /// The amount the token was made for.
+    pub points: i64,
+}
+
+/// The only answer to a redemption: what was redeemed.
+#[derive(Serialize, ToSchema)]
+pub struct Redeemed {
+    /// `redeemed`.
+    pub status: &'static str,
+    pub points: i64,
+}
+
+/// Redeems a member's one-time token at this co-op. A token works once, for
+/// the co-op and the amount the member chose, for five minutes; anything
+/// else is `409 redemption_refused`, one answer that says nothing about the
+/// member's balance.
+#[utoipa::path(post, path = "/v1/org/trust/loyalty/redeem", operation_id = "redeem_points", tag = "organisation", security(("bearer" = [])),
+    request_body = RedeemIn,
+    responses((status = 200, body = Redeemed), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`redemption_refused`")))]
 pub async fn redeem(
     State(s): State<AppState>,
     o: Org,
-    ApiJson(input): ApiJson<PointsIn>,
-) -> Result<Json<BalanceOut>, ApiError> {
-    points(&s, &o, input, Points::Redeem).await
-}
-
-async fn points(
-    s: &AppState,
-    o: &Org,
-    input: PointsIn,
-    op: Points,
-) -> Result<Json<BalanceOut>, ApiError> {
-    need_insights_role(o)?;
-    let balance = s
+    ApiJson(input): ApiJson<RedeemIn>,
+) -> Result<Json<Redeemed>, ApiError> {
+    need_insights_role(&o)?;
+    let points = s
         .node
         .trust
-        .loyalty(o.0.org.id, &input.card, op, input.points)
+        .redeem(o.0.org.id, &input.token, input.points)
         .await?;
-    Ok(Json(BalanceOut { balance }))
+    Ok(Json(Redeemed {
+        status: "redeemed",
+        points,
+    }))
 }
 
 // --- members ---------------------------------------------------------------------
 
-/// The member's loyalty points and sharing consents.
-#[utoipa::path(get, path = "/v1/me/trust", tag = "member", security(("bearer" = [])),
+/// The member's loyalty points (available and set aside for tokens), their
+/// history per co-op and day, and their sharing consents.
+#[utoipa::path(get, path = "/v1/me/trust", operation_id = "my_trust", tag = "member", security(("bearer" = [])),
     responses((status = 200, body = MemberTrust), (status = 401, body = ErrorBody)))]
 pub async fn mine(State(s): State<AppState>, m: Member) -> Result<Json<MemberTrust>, ApiError> {
     Ok(Json(s.node.trust.member_view(m.session.member).await?))
+}
+
+/// A redemption token to make: points at one co-op.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenIn {
+    pub org: OrgId,
+    /// 1 to 1,000,000, at most your balance.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub points: i64,
+}
+
+/// A one-time redemption token, to show at the co-op's till.
+#[derive(Serialize, ToSchema)]
+pub struct TokenOut {
+    /// Show it as text, or as the QR code below; it is shown once.
+    pub token: String,
+    pub org: OrgId,
+    pub points: i64,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// The token as a QR code (SVG): it reads back as `token`.
+    pub qr_svg: String,
+}
+
+/// Makes a one-time token for redeeming `points` at one co-op: the points
+/// are set aside now and come back if the token is not used within five
+/// minutes. Only you see your balance; the co-op learns only "redeemed N".
+#[utoipa::path(post, path = "/v1/me/trust/loyalty/tokens", tag = "member", security(("bearer" = [])),
+    request_body = TokenIn,
+    responses((status = 201, body = TokenOut), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`insufficient_points`")))]
+pub async fn token(
+    State(s): State<AppState>,
+    m: Member,
+    ApiJson(input): ApiJson<TokenIn>,
+) -> Result<(StatusCode, Json<TokenOut>), ApiError> {
+    let t = s
+        .node
+        .trust
+        .redemption_token(m.session.member, input.org, input.points)
+        .await?;
+    let qr_svg = qr_svg(t.token.expose()).ok_or_else(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenOut {
+            token: t.token.expose().to_owned(),
+            org: t.org,
+            points: t.points,
+            expires_at: t.expires_at.to_rfc3339(),
+            qr_svg,
+        }),
+    ))
+}
+
+/// Pixels per QR module in the SVG's default size.
+const QR_SCALE: usize = 8;
+/// The quiet zone around a QR code, in modules.
+const QR_QUIET: usize = 4;
+
+/// `text` as a QR code (error correction M), as SVG: one square path per
+/// dark module, `M{x} {y}h1v1h-1z`, in module units with a quiet zone.
+pub fn qr_svg(text: &str) -> Option<String> {
+    use std::fmt::Write as _;
+    let code = qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M).ok()?;
+    let w = code.width();
+    let size = w + 2 * QR_QUIET;
+    let mut d = String::new();
+    for (i, c) in code.to_colors().iter().enumerate() {
+        if *c == qrcode::Color::Dark {
+            let _ = write!(d, "M{} {}h1v1h-1z", i % w + QR_QUIET, i / w + QR_QUIET);
+        }
+    }
+    Some(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{px}\" height=\"{px}\" viewBox=\"0 0 {size} {size}\" shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/><path fill=\"#000\" d=\"{d}\"/></svg>",
+        px = size * QR_SCALE
+    ))
 }
 
 /// A member's card at one co-op.
@@ -208,9 +320,11 @@ pub struct SharingIn {
     pub from: OrgId,
     pub to: OrgId,
     /// `cross-sell`.
+    #[schema(pattern = "^cross-sell$")]
     pub purpose: String,
-    /// 1 to 365 (default 90).
+    /// 1 to 365 (default 90; the governance file can lower the maximum).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
     pub days: Option<i64>,
 }
 
@@ -238,7 +352,7 @@ pub async fn share(
 }
 
 /// Withdraws a sharing consent; the partner receives nothing more.
-#[utoipa::path(delete, path = "/v1/me/trust/sharing/{id}", tag = "member", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/me/trust/sharing/{id}", operation_id = "withdraw_sharing", tag = "member", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn withdraw(
@@ -258,6 +372,7 @@ pub struct ForwardIn {
     /// The co-op the receipts are from: they join its pool, under its domain.
     pub org: OrgId,
     /// Where you shop there, as one of the trust's area codes (e.g. `NL-NH`).
+    #[schema(min_length = 1, max_length = 64)]
     pub area: String,
 }
 

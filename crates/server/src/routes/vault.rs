@@ -44,12 +44,15 @@ pub struct RecordPage {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub offset: u64,
-    /// Default 100, at most 1000.
+    /// Default 100; more than 1000 is 1000.
     #[serde(default = "default_limit")]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub limit: u64,
 }
 
@@ -58,6 +61,7 @@ fn default_limit() -> u64 {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateQuery {
     /// Refuse the update (409) unless the record is still at this revision.
@@ -66,10 +70,22 @@ pub struct UpdateQuery {
 
 pub(crate) fn bad_query(_: QueryRejection) -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
+        crate::error::ErrorCode::InvalidParameter,
         "a query parameter is unknown or not a valid number",
     )
+}
+
+/// Refuses a number past i64::MAX (what the database stores) as a bad
+/// parameter.
+pub(crate) fn within_i64(name: &str, v: u64) -> Result<(), ApiError> {
+    if i64::try_from(v).is_ok() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            crate::error::ErrorCode::InvalidParameter,
+            format!("`{name}` is at most 9223372036854775807"),
+        ))
+    }
 }
 
 fn record_id(raw: &str) -> Result<RecordId, ApiError> {
@@ -85,6 +101,8 @@ pub async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<RecordPage>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
+    within_i64("offset", q.offset)?;
+    within_i64("limit", q.limit)?;
     let limit = q.limit.clamp(1, me2b_vault::MAX_PAGE);
     let records = s
         .node

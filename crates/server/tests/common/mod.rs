@@ -66,18 +66,17 @@ fn config(t: &TestDb, governance: Option<&str>, ttl: i64) -> NodeConfig {
 }
 
 async fn serve(node: Node) -> (String, tokio::sync::oneshot::Sender<()>) {
+    serve_opts(node, ServerOptions::default()).await
+}
+
+async fn serve_opts(node: Node, opts: ServerOptions) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = AppState { node };
-    tokio::spawn(me2b_server::serve(
-        listener,
-        state,
-        ServerOptions::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    tokio::spawn(me2b_server::serve(listener, state, opts, async {
+        let _ = stopped.await;
+    }));
     (format!("http://{addr}"), stop)
 }
 
@@ -85,6 +84,35 @@ async fn serve(node: Node) -> (String, tokio::sync::oneshot::Sender<()>) {
 /// None when PostgreSQL is not configured.
 pub async fn start_with(db: Db, governance: Option<&str>) -> Option<Srv> {
     start_ttl(db, governance, TTL).await
+}
+
+/// Starts a node with server options and a change to its configuration
+/// (login throttling, the Argon2 bound and parameters).
+pub async fn start_custom(
+    db: Db,
+    opts: ServerOptions,
+    tweak: impl FnOnce(&mut NodeConfig),
+) -> Option<Srv> {
+    let t = fresh(db).await.unwrap()?;
+    let mut cfg = config(&t, None, TTL);
+    tweak(&mut cfg);
+    let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
+        1_790_000_000_000,
+    )));
+    let node = Node::open(&cfg, clock.clone(), Arc::new(SeededRandom::new(42)))
+        .await
+        .unwrap();
+    let (base, stop) = serve_opts(node.clone(), opts).await;
+    Some(Srv {
+        base,
+        http: Client::new(),
+        node,
+        clock,
+        db,
+        t,
+        ttl: TTL,
+        stop: Some(stop),
+    })
 }
 
 /// Like [`start_with`], with sessions that last `ttl` seconds (tests that

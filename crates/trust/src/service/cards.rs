@@ -76,6 +76,7 @@ impl Trust {
     #[tracing::instrument(skip_all)]
     pub async fn card(&self, member: MemberId, org: OrgId) -> Result<String, TrustError> {
         self.require_org(org).await?;
+        self.register_loyalty(member, MemberRequest::Card).await?;
         let item = self
             .moved(member, Domain::Coop(org), MemberRequest::Card)
             .await?;

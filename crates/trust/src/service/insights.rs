@@ -22,14 +22,17 @@ pub enum Question {
     Count {
         scope: Scope,
         #[serde(default)]
+        #[schema(pattern = "^[a-z0-9][a-z0-9_.:-]{0,63}$")]
         category: Option<String>,
         #[serde(default)]
+        #[schema(min_length = 1, max_length = 64)]
         area: Option<String>,
     },
     /// Sum and mean of members' total spend, each clamped to `upper_cents`.
     Sum {
         scope: Scope,
         #[serde(default)]
+        #[schema(minimum = 1)]
         upper_cents: Option<i64>,
     },
     /// Distinct members per category (every taxonomy topic) or per area.
@@ -37,9 +40,9 @@ pub enum Question {
     /// Members who shop at both the asking co-op (or `a`, research only) and `b`.
     Overlap {
         #[serde(default)]
-        #[schema(value_type = Option<String>)]
+        #[schema(value_type = Option<String>, format = Uuid)]
         a: Option<OrgId>,
-        #[schema(value_type = String)]
+        #[schema(value_type = String, format = Uuid)]
         b: OrgId,
     },
 }
@@ -67,6 +70,8 @@ impl Question {
 #[serde(deny_unknown_fields)]
 pub struct Ask {
     pub question: Question,
+    /// In (0, 10].
+    #[schema(exclusive_minimum = 0, maximum = 10)]
     pub epsilon: f64,
     /// A research purpose from the governance file's `research_purposes`.
     /// Open only to requesters named there (with an allowance in the trust's

@@ -1,42 +1,71 @@
-//! The loyalty ledger, keyed by a keyed hash of the member's loyalty-domain
-//! pseudonym, and the member's own view of the trust.
+//! Loyalty with the member present (issue 12). Points are kept under a keyed
+//! hash (tag) of the member's loyalty-domain pseudonym. A co-op earns on its
+//! own card and hears only "accepted"; it redeems only a one-time token the
+//! member made in their session for one amount at that co-op, and hears only
+//! "redeemed N". No answer to a co-op depends on the balance.
+//!
+//! * Enrolled tags: when a member gets a card (or opens their trust view, or
+//!   makes a token), their loyalty tag joins the list of enrolled members'
+//!   tags (no member id, no time). A card whose loyalty tag is not on it
+//!   belongs to no enrolled member and is refused (`unknown_card`): that
+//!   tells the co-op only that its own card is not a member's.
+//! * Tokens reserve their points when made, so using one can never fail for
+//!   want of points; an expired one gives them back.
+//! * The member's audit trail: each earn, token and redemption is audited
+//!   under the member's *loyalty subject*, a keyed hash of their tag shaped
+//!   like a member id, never under their member id; their audit view reads
+//!   both. No audit entry names both.
 
 use super::*;
+use crate::token::{hash_submitted, TokenText};
 
-/// A loyalty operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Points {
-    Earn,
-    Redeem,
+/// How long a redemption token is valid.
+pub const TOKEN_TTL_MS: i64 = 5 * 60 * 1000;
+
+/// A redemption token the member just made, to show at the till.
+#[derive(Debug)]
+pub struct RedemptionToken {
+    /// The token's text (shown once; only its hash is stored).
+    pub token: TokenText,
+    pub org: OrgId,
+    pub points: i64,
+    pub expires_at: Timestamp,
+}
+
+/// Points earned and redeemed at one co-op on one day.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct LoyaltyDayView {
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub earned: i64,
+    pub redeemed: i64,
 }
 
 /// A member's view of the trust.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberTrust {
-    /// The member's loyalty points, across co-ops.
+    /// Your loyalty points, across co-ops, that a new redemption token can use.
     pub loyalty_points: i64,
+    /// Points held by your redemption tokens that are neither used nor
+    /// expired (an expired token's points come back).
+    pub loyalty_reserved: i64,
+    /// Points earned and redeemed per co-op and day, oldest first.
+    pub loyalty_history: Vec<LoyaltyDayView>,
     pub sharing: Vec<SharingView>,
 }
 
+fn day_of(t: Timestamp) -> i64 {
+    t.unix_millis().div_euclid(MS_PER_DAY)
+}
+
 impl Trust {
-    /// Earns or redeems `points` (1 to 1,000,000) at `org` for the member
-    /// behind the co-op's pseudonym; returns the new balance. A redemption
-    /// never overdraws.
-    #[tracing::instrument(skip_all)]
-    pub async fn loyalty(
-        &self,
-        org: OrgId,
-        card: &str,
-        op: Points,
-        points: i64,
-    ) -> Result<i64, TrustError> {
-        if !(1..=MAX_POINTS).contains(&points) {
-            return Err(TrustError::Invalid("points are 1 to 1,000,000"));
-        }
-        let points = match op {
-            Points::Earn => points,
-            Points::Redeem => -points,
-        };
+    /// The loyalty tag of a co-op's card (sealed by the co-op for its own
+    /// domain): moved by every transcryptor from the co-op's domain into the
+    /// loyalty domain. A ciphertext sealed for another domain, or random,
+    /// moves to a pseudonym no member has.
+    async fn card_tag(&self, org: OrgId, card: &str) -> Result<[u8; 32], TrustError> {
         let item = Item {
             ct: parse_card(card)?,
             key: self.coop_key(org).await?,
@@ -52,7 +81,66 @@ impl Trust {
             )
             .await?;
         let lp = client.decrypt(&items.first().ok_or(TrustError::MalformedCiphertext)?.ct);
-        let tag = self.tag(Domain::Loyalty, &lp);
+        Ok(self.tag(Domain::Loyalty, &lp))
+    }
+
+    /// The member's loyalty tag, from their enrolment (creating it on first
+    /// use), and it joins the enrolled members' tags. `why` is the member's
+    /// request the transcryptors are shown.
+    pub(super) async fn register_loyalty(
+        &self,
+        member: MemberId,
+        why: MemberRequest,
+    ) -> Result<[u8; 32], TrustError> {
+        let p = self.pseudonym_in(member, Domain::Loyalty, why).await?;
+        let tag = self.tag(Domain::Loyalty, &p);
+        if self
+            .inner
+            .store
+            .trust_erased_among(&[tag])
+            .await?
+            .is_empty()
+        {
+            self.inner.store.loyalty_register(&tag).await?;
+        }
+        Ok(tag)
+    }
+
+    /// The subject loyalty entries are audited under: a keyed hash of the
+    /// tag, shaped like a member id, never the member's id.
+    fn loyalty_subject(&self, tag: &[u8; 32]) -> Option<MemberId> {
+        let h = self.inner.keys.trust_tag("me2b/loyalty-audit-subject", tag);
+        MemberId::from_slice(&h[..16]).ok()
+    }
+
+    /// The audit subjects a member's own audit view reads besides their
+    /// member id: their loyalty subject, if they are enrolled in the trust
+    /// (asks the transcryptors; enrols no one).
+    #[tracing::instrument(skip_all)]
+    pub async fn audit_subjects(&self, member: MemberId) -> Result<Vec<MemberId>, TrustError> {
+        if self.inner.store.trust_enrolment(member).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let p = self
+            .pseudonym_in(member, Domain::Loyalty, MemberRequest::Audit)
+            .await?;
+        Ok(self
+            .loyalty_subject(&self.tag(Domain::Loyalty, &p))
+            .into_iter()
+            .collect())
+    }
+
+    /// A co-op adds `points` (1 to 1,000,000) on its card for a member. The
+    /// answer says nothing about the balance: `Ok` (accepted), or the card
+    /// is no enrolled member's (`UnknownCard`) or an erased member's
+    /// (`MemberErased`).
+    #[tracing::instrument(skip_all)]
+    pub async fn earn(&self, org: OrgId, card: &str, points: i64) -> Result<(), TrustError> {
+        if !(1..=MAX_POINTS).contains(&points) {
+            return Err(TrustError::Invalid("points are 1 to 1,000,000"));
+        }
+        let tag = self.card_tag(org, card).await?;
+        let now = self.inner.clock.now();
         // A card of a member who erased their data starts no new ledger.
         let erased = !self
             .inner
@@ -60,48 +148,140 @@ impl Trust {
             .trust_erased_among(&[tag])
             .await?
             .is_empty();
-        let result = if erased {
-            None
-        } else {
-            self.inner
+        let known = !erased
+            && self
+                .inner
                 .store
-                .trust_loyalty_apply(&tag, org, points, self.inner.clock.now())
-                .await?
+                .loyalty_earn(&tag, org, points, day_of(now))
+                .await?;
+        let event = AuditEvent::new(Actor::Organisation(org), Action::TrustLoyalty);
+        let event = match (known, erased) {
+            (true, _) => match self.loyalty_subject(&tag) {
+                Some(s) => event.subject(s),
+                None => event,
+            }
+            .object(format!("earn {points}")),
+            (false, true) => event
+                .object("earn refused: member erased")
+                .outcome(Outcome::Denied),
+            (false, false) => event
+                .object("earn refused: unknown card")
+                .outcome(Outcome::Denied),
         };
-        let kind = if points > 0 { "earn" } else { "redeem" };
-        let why = if erased { ": member erased" } else { "" };
-        self.inner
-            .audit
-            .record(
-                AuditEvent::new(Actor::Organisation(org), Action::TrustLoyalty)
-                    .object(format!("{kind} {}{why}", points.abs()))
-                    .outcome(if result.is_some() {
-                        Outcome::Ok
-                    } else {
-                        Outcome::Denied
-                    }),
-            )
-            .await?;
-        if erased {
-            return Err(TrustError::MemberErased);
+        self.inner.audit.record(event).await?;
+        match (known, erased) {
+            (true, _) => Ok(()),
+            (false, true) => Err(TrustError::MemberErased),
+            (false, false) => Err(TrustError::UnknownCard),
         }
-        result.ok_or(TrustError::InsufficientPoints)
     }
 
-    /// What the member sees of the trust: loyalty points and sharing consents.
+    /// The member, in their session, makes a one-time token for `points` at
+    /// `org`, valid for five minutes: the points are reserved now (refused
+    /// with `InsufficientPoints` if the balance is short: the member's own
+    /// answer, never a co-op's).
     #[tracing::instrument(skip_all)]
-    pub async fn member_view(&self, member: MemberId) -> Result<MemberTrust, TrustError> {
-        let p = self
-            .pseudonym_in(member, Domain::Loyalty, MemberRequest::View)
-            .await?;
-        let loyalty_points = self
+    pub async fn redemption_token(
+        &self,
+        member: MemberId,
+        org: OrgId,
+        points: i64,
+    ) -> Result<RedemptionToken, TrustError> {
+        if !(1..=MAX_POINTS).contains(&points) {
+            return Err(TrustError::Invalid("points are 1 to 1,000,000"));
+        }
+        self.require_org(org).await?;
+        let tag = self.register_loyalty(member, MemberRequest::Redeem).await?;
+        let now = self.inner.clock.now();
+        let token = TokenText::generate(self.inner.random.as_ref());
+        let expires_at =
+            Timestamp::from_unix_millis(now.unix_millis().saturating_add(TOKEN_TTL_MS));
+        let reserved = self
             .inner
             .store
-            .trust_loyalty_balance(&self.tag(Domain::Loyalty, &p))
+            .loyalty_reserve(
+                &NewRedemptionToken {
+                    token_hash: token.hash(),
+                    tag,
+                    org,
+                    points,
+                    expires_at,
+                },
+                now,
+            )
+            .await?;
+        if !reserved {
+            return Err(TrustError::InsufficientPoints);
+        }
+        // Under the loyalty subject, by the node: an entry naming both the
+        // member and their loyalty subject would link them in the log.
+        let mut event = AuditEvent::new(Actor::Node, Action::TrustLoyalty)
+            .object(format!("redemption token: {points} at {org}"));
+        if let Some(s) = self.loyalty_subject(&tag) {
+            event = event.subject(s);
+        }
+        self.inner.audit.record(event).await?;
+        Ok(RedemptionToken {
+            token,
+            org,
+            points,
+            expires_at,
+        })
+    }
+
+    /// A co-op uses a member's token for `points`. Unknown, used, expired,
+    /// another co-op's, another amount, or not a token at all: one answer,
+    /// `RedemptionRefused`, whatever the balance. A token works once, also
+    /// when two nodes get it at the same moment.
+    #[tracing::instrument(skip_all)]
+    pub async fn redeem(&self, org: OrgId, token: &str, points: i64) -> Result<i64, TrustError> {
+        let now = self.inner.clock.now();
+        let tag = match hash_submitted(token) {
+            Some(h) if (1..=MAX_POINTS).contains(&points) => {
+                self.inner
+                    .store
+                    .loyalty_redeem(&h, org, points, now, day_of(now))
+                    .await?
+            }
+            _ => None,
+        };
+        let event = AuditEvent::new(Actor::Organisation(org), Action::TrustLoyalty);
+        let event = match tag.as_ref().and_then(|t| self.loyalty_subject(t)) {
+            Some(s) => event.subject(s).object(format!("redeem {points}")),
+            None if tag.is_some() => event.object(format!("redeem {points}")),
+            None => event.object("redeem refused").outcome(Outcome::Denied),
+        };
+        self.inner.audit.record(event).await?;
+        match tag {
+            Some(_) => Ok(points),
+            None => Err(TrustError::RedemptionRefused),
+        }
+    }
+
+    /// What the member sees of the trust: their points (available and
+    /// reserved), their history per co-op and day, and sharing consents.
+    #[tracing::instrument(skip_all)]
+    pub async fn member_view(&self, member: MemberId) -> Result<MemberTrust, TrustError> {
+        let tag = self.register_loyalty(member, MemberRequest::View).await?;
+        let account = self
+            .inner
+            .store
+            .loyalty_account(&tag, self.inner.clock.now())
             .await?;
         let sharing = self.sharing_of(member).await?;
         Ok(MemberTrust {
-            loyalty_points,
+            loyalty_points: account.balance,
+            loyalty_reserved: account.reserved,
+            loyalty_history: account
+                .days
+                .iter()
+                .map(|d| LoyaltyDayView {
+                    org: d.org,
+                    day: super::receipts::day_string(i32::try_from(d.day).unwrap_or_default()),
+                    earned: d.earned,
+                    redeemed: d.redeemed,
+                })
+                .collect(),
             sharing,
         })
     }

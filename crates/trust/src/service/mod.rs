@@ -18,7 +18,8 @@
 //!   transcryptors, with a grant signed by the node, to move one co-op's
 //!   receipts into a partner co-op's domain. Without it they refuse.
 //! * [`loyalty`]: a points ledger keyed by the loyalty-domain pseudonym; each
-//!   co-op earns and redeems with its own pseudonym for the member.
+//!   co-op earns with its own pseudonym for the member and hears only
+//!   "accepted"; it redeems only one-time tokens the member made.
 
 mod cards;
 mod insights;
@@ -27,7 +28,7 @@ mod receipts;
 mod sharing;
 
 pub use insights::{Ask, By, Figure, Insight, Question, Scope, TrustBudgets};
-pub use loyalty::{MemberTrust, Points};
+pub use loyalty::{LoyaltyDayView, MemberTrust, RedemptionToken, TOKEN_TTL_MS};
 pub use receipts::{Forwarded, ItemIn, ReceiptIn, Submitted};
 // CoopKeyMaterial, card_text, parse_card and MemberRequest are defined in this module.
 pub use sharing::{delivery_of, SharedMember, SharedReceipt, SharingView};
@@ -47,7 +48,9 @@ use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_domain::{Clock, MemberId, OrgId, Random, SharingId, Timestamp, TrustReceiptId};
 use me2b_dp::mechanisms::{self, Answer};
 use me2b_dp::{Accountant, Noise, Pool, PoolClass};
-use me2b_storage::{pack_area, Store, TrustDim, TrustReceiptRow, TrustSharingRow};
+use me2b_storage::{
+    pack_area, NewRedemptionToken, Store, TrustDim, TrustReceiptRow, TrustSharingRow,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -172,6 +175,7 @@ struct Inner {
     categories: Vec<Category>,
     by_slug: HashMap<String, usize>,
     by_id: HashMap<i64, usize>,
+    consents: me2b_consent::Consents,
 }
 
 impl std::fmt::Debug for Trust {
@@ -200,6 +204,8 @@ pub struct TrustDeps {
     pub accountant: Accountant,
     pub noise: Arc<dyn Noise>,
     pub categories: Vec<Category>,
+    /// The consent records: cross-selling consents are kept and decided there.
+    pub consents: me2b_consent::Consents,
 }
 
 impl std::fmt::Debug for TrustDeps {
@@ -225,6 +231,10 @@ pub enum MemberRequest {
     View,
     Share,
     Erase,
+    /// A redemption token the member makes.
+    Redeem,
+    /// The member's own audit view (their loyalty entries).
+    Audit,
 }
 
 impl MemberRequest {
@@ -235,6 +245,8 @@ impl MemberRequest {
             MemberRequest::View => "view",
             MemberRequest::Share => "share",
             MemberRequest::Erase => "erase",
+            MemberRequest::Redeem => "redeem",
+            MemberRequest::Audit => "audit",
         }
     }
 }
@@ -311,6 +323,7 @@ impl Trust {
                 accountant: d.accountant,
                 noise: d.noise,
                 categories: d.categories,
+                consents: d.consents,
                 by_slug,
                 by_id,
             }),
@@ -476,16 +489,6 @@ impl Trust {
         self.inner
             .keys
             .trust_tag(&domain.to_string(), &p.to_bytes())
-    }
-
-    async fn org_name(&self, org: OrgId) -> Result<String, TrustError> {
-        Ok(self
-            .inner
-            .store
-            .org(org)
-            .await?
-            .map(|o| o.name)
-            .unwrap_or_default())
     }
 }
 

@@ -12,18 +12,24 @@ pub struct ReceiptIn {
     /// The member's card, sealed afresh by the co-op (`me2b coop seal`, or
     /// `Coop::seal` of the me2b-coop library) from its pseudonym for them:
     /// never the very ciphertext the member showed.
+    #[schema(min_length = 1, max_length = 200)]
     pub card: String,
     /// The day of purchase, `YYYY-MM-DD`; or give `at`.
     #[serde(default)]
+    #[schema(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub day: Option<String>,
     /// The time of purchase (RFC 3339), coarsened to the day.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub at: Option<String>,
     /// The store's area (one of the governance config's area codes).
+    #[schema(min_length = 1, max_length = 64)]
     pub area: String,
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ItemIn>,
     /// Total in cents; default: the sum of the items.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub amount_cents: Option<i64>,
 }
 
@@ -31,7 +37,9 @@ pub struct ReceiptIn {
 #[serde(deny_unknown_fields)]
 pub struct ItemIn {
     /// A taxonomy topic slug (`GET /v1/taxonomy`).
+    #[schema(pattern = "^[a-z0-9][a-z0-9_.:-]{0,63}$")]
     pub category: String,
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub amount_cents: i64,
 }
 

@@ -5,6 +5,12 @@
 
 use super::receipts::day_string;
 use super::*;
+use me2b_consent::service::CrossSell;
+use me2b_consent::{ConsentRecord, ConsentStatus, Decision, Method};
+use me2b_domain::ConsentId;
+
+const SHARING_DAYS: &str =
+    "a sharing consent runs from 1 day to the trust's maximum (365 days unless its governance says otherwise)";
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct SharingView {
@@ -18,12 +24,13 @@ pub struct SharingView {
     #[schema(value_type = String)]
     pub expires_at: Timestamp,
     pub withdrawn: bool,
-    /// The consent receipt for its latest event (given or withdrawn): a
-    /// compact JWS signed by the node key, in the same format as every other
-    /// consent's (`me2b consent verify-receipt` checks it offline). The
-    /// controller is the co-op that receives the receipts, the subject your
-    /// pseudonym there; the notice's hash covers the plain-language text,
-    /// which names both co-ops.
+    /// The consent receipt for its latest event (given or withdrawn): it is a
+    /// consent record like every other (listed among your consents, with the
+    /// same id), and this is its receipt, a compact JWS signed by the node
+    /// key (`me2b consent verify-receipt` checks it offline). The controller
+    /// is the co-op that receives the receipts, the subject your pseudonym
+    /// there; the notice's hash covers the plain-language text, which names
+    /// both co-ops.
     pub receipt: String,
 }
 
@@ -60,7 +67,9 @@ pub fn delivery_of(object: &str) -> Option<(usize, &str)> {
 }
 
 impl Trust {
-    /// The member consents to `from` sharing its receipts about them with `to`.
+    /// The member consents to `from` sharing its receipts about them with
+    /// `to`: a consent record (controller `to`) with its signed receipt, kept
+    /// with every other consent and decided by the one decision point.
     #[tracing::instrument(skip_all)]
     pub async fn share(
         &self,
@@ -80,30 +89,45 @@ impl Trust {
                 "sharing is between two different co-ops",
             ));
         }
-        if !(1..=self.inner.governance.max_sharing_days).contains(&days) {
-            return Err(TrustError::Invalid(
-                "a sharing consent runs from 1 day to the trust's maximum (365 days unless its governance says otherwise)",
-            ));
+        let max_days = self.inner.governance.max_sharing_days;
+        let (Ok(days), Ok(max_days)) = (u32::try_from(days), u32::try_from(max_days)) else {
+            return Err(TrustError::Invalid(SHARING_DAYS));
+        };
+        if !(1..=max_days).contains(&days) {
+            return Err(TrustError::Invalid(SHARING_DAYS));
         }
         self.require_org(from).await?;
         self.require_org(to).await?;
-        let now = self.inner.clock.now();
         // The member's research tag, found now, in their session: deliveries
         // use it without moving their pseudonym out of the origin again.
         let research = self
             .pseudonym_in(member, Domain::Research, MemberRequest::Share)
             .await?;
+        let record = self
+            .inner
+            .consents
+            .give_cross_sell(
+                CrossSell {
+                    member,
+                    from,
+                    to,
+                    days,
+                    max_days,
+                },
+                Method::Api,
+            )
+            .await?;
+        let id = SharingId::from_slice(record.id.as_bytes())
+            .map_err(|_| TrustError::Invalid("malformed consent id"))?;
         let row = TrustSharingRow {
             research_tag: Some(self.tag(Domain::Research, &research)),
-            id: SharingId::generate(self.inner.random.as_ref()),
+            id,
             member,
             from_org: from,
             to_org: to,
             purpose: purpose.to_owned(),
-            created_at: now,
-            expires_at: Timestamp::from_unix_millis(
-                now.unix_millis().saturating_add(days * MS_PER_DAY),
-            ),
+            created_at: record.given_at,
+            expires_at: record.expires_at,
             withdrawn_at: None,
         };
         self.inner.store.insert_trust_sharing(&row).await?;
@@ -113,103 +137,68 @@ impl Trust {
                 AuditEvent::new(Actor::Member(member), Action::TrustSharing)
                     .subject(member)
                     .object(format!("give {} ({from} -> {to})", row.id))
-                    .terms("marketing", "purchases-and-spending-habit", "transfer"),
+                    .terms("marketing", "purchases-and-spending-habit", "share"),
             )
             .await?;
-        self.sharing_view(&row).await
+        Ok(Self::sharing_view(&row, Some(&record)))
     }
 
-    /// The signed receipt of a sharing consent's latest event.
-    pub(super) async fn sharing_receipt(&self, r: &TrustSharingRow) -> Result<String, TrustError> {
-        use me2b_consent::receipt::{sign, CitedTerm, Controller, Notice, ReceiptClaims};
-        use me2b_consent::vocabulary::{Section, Vocabulary};
-        use me2b_consent::{ConsentStatus, Method};
-        use sha2::Digest as _;
-        static VOCABULARY: std::sync::OnceLock<Option<Vocabulary>> = std::sync::OnceLock::new();
-        let vocab = VOCABULARY
-            .get_or_init(|| Vocabulary::shipped().ok())
-            .as_ref();
-        let cite = |section, id: &str| CitedTerm {
-            id: id.to_owned(),
-            iri: vocab
-                .and_then(|v| v.term(section, id))
-                .map(|t| t.iri.clone())
-                .unwrap_or_default(),
-        };
-        let (from, to) = (
-            self.org_name(r.from_org).await?,
-            self.org_name(r.to_org).await?,
-        );
-        let notice = format!(
-            "{from} may share the receipts it holds about you with {to} through the data trust, under {to}'s own pseudonym for you, for cross-selling, until {}.",
-            r.expires_at.to_rfc3339()
-        );
-        let withdrawn = r.withdrawn_at.is_some();
-        let version = if withdrawn { 2 } else { 1 };
-        let keys = &self.inner.keys;
-        let claims = ReceiptClaims {
-            version: "me2b-consent-receipt/1".into(),
-            receipt_id: format!("{}.{version}", r.id),
-            event: if withdrawn {
-                ConsentStatus::Withdrawn
-            } else {
-                ConsentStatus::Given
-            },
-            consent_id: r.id.to_string(),
-            consent_version: version,
-            controller: Controller {
-                id: r.to_org.to_string(),
-                name: to,
-            },
-            subject: keys.subject_pseudonym(&r.to_org, &r.member),
-            purposes: vec![cite(Section::Purpose, "marketing")],
-            categories: vec![cite(Section::Category, "purchases-and-spending-habit")],
-            processing: vec![cite(Section::Processing, "transfer")],
-            legal_basis: cite(Section::LegalBasis, "consent"),
-            method: Method::Api,
-            notice: Notice {
-                version: "trust-sharing/1".into(),
-                sha256: hex::encode(sha2::Sha256::digest(notice.as_bytes())),
-            },
-            given_at: r.created_at.to_rfc3339(),
-            expires_at: r.expires_at.to_rfc3339(),
-            withdrawn_at: r.withdrawn_at.map(Timestamp::to_rfc3339),
-            issued_at: self.inner.clock.now().to_rfc3339(),
-            issuer: format!("me2b node {}", keys.verifying_key().key_id()),
-        };
-        Ok(sign(keys, &claims))
-    }
-
-    pub(super) async fn sharing_view(
-        &self,
-        r: &TrustSharingRow,
-    ) -> Result<SharingView, TrustError> {
-        Ok(SharingView {
+    /// A sharing consent as the member sees it, from its consent record
+    /// (None: given before sharing consents were consent records; it
+    /// delivers nothing and shows as withdrawn).
+    fn sharing_view(r: &TrustSharingRow, record: Option<&ConsentRecord>) -> SharingView {
+        SharingView {
             id: r.id,
             from: r.from_org,
             to: r.to_org,
             purpose: r.purpose.clone(),
-            expires_at: r.expires_at,
-            withdrawn: r.withdrawn_at.is_some(),
-            receipt: self.sharing_receipt(r).await?,
-        })
+            expires_at: record.map_or(r.expires_at, |c| c.expires_at),
+            withdrawn: record.is_none_or(|c| c.status != ConsentStatus::Given),
+            receipt: record
+                .and_then(|c| c.receipts.last().cloned())
+                .unwrap_or_default(),
+        }
     }
 
-    /// Withdraws a sharing consent: durable before this returns.
+    async fn sharing_record(
+        &self,
+        r: &TrustSharingRow,
+    ) -> Result<Option<ConsentRecord>, TrustError> {
+        let Ok(id) = ConsentId::from_slice(r.id.as_bytes()) else {
+            return Ok(None);
+        };
+        Ok(self.inner.consents.record_of(r.member, id).await?)
+    }
+
+    /// Withdraws a sharing consent (its consent record, with a new signed
+    /// receipt): durable before this returns.
     #[tracing::instrument(skip_all)]
     pub async fn withdraw_sharing(
         &self,
         member: MemberId,
         id: SharingId,
     ) -> Result<(), TrustError> {
-        if !self
+        let consent = ConsentId::from_slice(id.as_bytes())
+            .map_err(|_| TrustError::NotFound("sharing consent"))?;
+        match self
             .inner
+            .consents
+            .withdraw(member, consent, Method::Api)
+            .await
+        {
+            Ok(_) => {}
+            Err(
+                me2b_consent::ServiceError::ConsentNotFound
+                | me2b_consent::ServiceError::NotInForce,
+            ) => return Err(TrustError::NotFound("sharing consent")),
+            Err(e) => return Err(e.into()),
+        }
+        // The consent record decides; the sharing row only stops being listed
+        // among the pair's deliveries.
+        self.inner
             .store
             .withdraw_trust_sharing(id, member, self.inner.clock.now())
-            .await?
-        {
-            return Err(TrustError::NotFound("sharing consent"));
-        }
+            .await?;
         self.inner
             .audit
             .record(
@@ -226,7 +215,8 @@ impl Trust {
     pub async fn sharing_of(&self, member: MemberId) -> Result<Vec<SharingView>, TrustError> {
         let mut out = Vec::new();
         for r in self.inner.store.trust_sharing_of_member(member).await? {
-            out.push(self.sharing_view(&r).await?);
+            let record = self.sharing_record(&r).await?;
+            out.push(Self::sharing_view(&r, record.as_ref()));
         }
         Ok(out)
     }
@@ -249,6 +239,21 @@ impl Trust {
         let mut out = Vec::new();
         let mut delivered = Vec::new();
         for g in &grants {
+            // The one decision point decides each member's delivery now: a
+            // consent withdrawn (here or among the member's consents),
+            // expired, or given before a GPC opt-out delivers nothing.
+            let decision = self
+                .inner
+                .consents
+                .cross_sell_decision(g.member, from, to)
+                .await?;
+            let Decision::Permit { consent } = decision else {
+                continue;
+            };
+            if consent.as_bytes() != g.id.as_bytes() {
+                // Another row of the same pair holds the consent in force.
+                continue;
+            }
             // Consents given before research tags were kept deliver nothing
             // until the member gives them again.
             let Some(tag) = g.research_tag else { continue };
@@ -314,13 +319,13 @@ impl Trust {
                 AuditEvent::new(Actor::Organisation(to), Action::TrustCrossSell)
                     .subject(*member)
                     .object(delivery_object(*n, from, *sharing))
-                    .terms("marketing", "purchases-and-spending-habit", "transfer")
+                    .terms("marketing", "purchases-and-spending-habit", "share")
             })
             .collect();
         events.push(
             AuditEvent::new(Actor::Organisation(to), Action::TrustCrossSell)
                 .object(format!("from {from}: {} members", out.len()))
-                .terms("marketing", "purchases-and-spending-habit", "transfer"),
+                .terms("marketing", "purchases-and-spending-habit", "share"),
         );
         self.inner.audit.record_all(events).await?;
         Ok(out)

@@ -12,6 +12,7 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
     let grocer = &c.coops[0];
     let grocer_key = &c.keys[0];
     let threads_key = &c.keys[2];
+    // `c.coops` and `names` follow the same order.
     let cohort = &c.cohort;
     let cards = &c.cards;
     let fk = c.fk;
@@ -19,8 +20,8 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
     let fname = c.name_of(c.fk);
     let fcards = &c.fcards;
     let name_of = |k: usize| c.name_of(k);
-    // Loyalty.
-    out!("\n10f. Loyalty across co-ops, under a third pseudonym that no co-op sees. For {fname}:");
+    // Loyalty, with the member present.
+    out!("\n10f. Loyalty across co-ops, under a third pseudonym that no co-op sees; co-ops never see a balance. For {fname}:");
     let (st, v) = call(
         app,
         Method::POST,
@@ -30,57 +31,176 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
     )
     .await?;
     ensure(
-        st == StatusCode::OK && v["balance"] == 120,
+        st == StatusCode::ACCEPTED && v == serde_json::json!({"status": "accepted"}),
         &format!("earning failed: {st} {v}"),
     )?;
     out!(
-        "   {} adds 120 points on its card (POST /v1/org/trust/loyalty/earn → balance {}).",
+        "   {} adds 120 points on its card (POST /v1/org/trust/loyalty/earn → {} {v}): nothing more.",
         names[0],
-        v["balance"]
+        st.as_u16()
     );
+    // Another co-op replays the grocer's card, hoping for a ledger that
+    // follows the member.
+    let replay = c.sealed(0, serde_json::json!({"card": fcards[0], "points": 1}))?;
+    let (st, v) = call(
+        app,
+        Method::POST,
+        "/v1/org/trust/loyalty/earn",
+        threads_key,
+        Some(replay),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::NOT_FOUND && err_code(&v) == "unknown_card",
+        &format!("another co-op's card earned points: {st} {v}"),
+    )?;
+    out!(
+        "   {} replays {}'s card for {fname} → {st} unknown_card, nothing recorded: the same answer as",
+        names[2],
+        names[0]
+    );
+    out!("   for a made-up card, so it learns neither a balance nor that the card is a member's.");
     let (st, v) = call(app, Method::GET, "/v1/me/trust", ftoken, None).await?;
     ensure(
         st == StatusCode::OK && v["loyalty_points"] == 120,
         "the vault shows another balance",
     )?;
     out!(
-        "   {} vault (GET /v1/me/trust): {} points, {} sharing consents.",
+        "   {} vault (GET /v1/me/trust): {} points, {} sharing consents; only {fname} sees the balance.",
         poss(fname),
         v["loyalty_points"],
         v["sharing"].as_array().map_or(0, Vec::len)
     );
+    // The member approves one amount at one co-op: a one-time token.
+    let threads = &c.coops[2];
+    let (st, t) = call(
+        app,
+        Method::POST,
+        "/v1/me/trust/loyalty/tokens",
+        ftoken,
+        Some(serde_json::json!({"org": threads.id, "points": 100})),
+    )
+    .await?;
+    ensure(
+        st == StatusCode::CREATED,
+        &format!("no redemption token: {st} {t}"),
+    )?;
+    let token = t["token"].as_str().unwrap_or("").to_owned();
+    let svg = t["qr_svg"].as_str().unwrap_or("");
+    let qr = c.dir.join("loyalty-token.svg");
+    std::fs::write(&qr, svg)?;
+    out!(
+        "   At {}'s till, {fname} approves 100 points in their vault (POST /v1/me/trust/loyalty/tokens):",
+        names[2]
+    );
+    out!(
+        "   a one-time token for 100 points at {} only, valid 5 minutes: {token}",
+        names[2]
+    );
+    let grid = super::till::modules(svg)
+        .ok_or_else(|| anyhow::anyhow!("the token's QR code is not drawn as expected"))?;
+    out!(
+        "   {} screen shows it as text and as a QR code (also in {}):",
+        poss(fname),
+        qr.display()
+    );
+    for line in super::till::draw(&grid) {
+        out!("      {line}");
+    }
+    let scanned = super::till::scan(&grid).unwrap_or_default();
+    ensure(
+        scanned == token,
+        &format!("the till read another token: {scanned:?}"),
+    )?;
+    out!(
+        "   {}'s till scans the code: {scanned} (a till without a scanner types the text),",
+        names[2]
+    );
+    let token = scanned;
     let (st, v) = call(
         app,
         Method::POST,
         "/v1/org/trust/loyalty/redeem",
         threads_key,
-        Some(c.sealed(2, serde_json::json!({"card": fcards[2], "points": 100}))?),
+        Some(serde_json::json!({"token": token, "points": 100})),
     )
     .await?;
     ensure(
-        st == StatusCode::OK && v["balance"] == 20,
+        st == StatusCode::OK && v == serde_json::json!({"status": "redeemed", "points": 100}),
         &format!("redeeming failed: {st} {v}"),
     )?;
     out!(
-        "   {} takes 100 of them in payment, on its own card (POST …/loyalty/redeem → balance {});",
-        names[2],
-        v["balance"]
+        "   and sends it (POST …/loyalty/redeem {{token, points}} → {} {}): all {} learns.",
+        v["status"].as_str().unwrap_or(""),
+        v["points"],
+        names[2]
     );
     let (st, v) = call(
         app,
         Method::POST,
         "/v1/org/trust/loyalty/redeem",
         threads_key,
-        Some(c.sealed(2, serde_json::json!({"card": fcards[2], "points": 50}))?),
+        Some(serde_json::json!({"token": token, "points": 100})),
     )
     .await?;
     ensure(
-        st == StatusCode::CONFLICT && err_code(&v) == "insufficient_points",
-        &format!("an overdraft was allowed: {st} {v}"),
+        st == StatusCode::CONFLICT && err_code(&v) == "redemption_refused",
+        &format!("a token worked twice: {st} {v}"),
+    )?;
+    out!("   Scanning it again → {st} redemption_refused, the one answer for a used, expired, unknown,");
+    out!("   another co-op's or another amount's token: it never depends on the balance.");
+    let mut answers = Vec::new();
+    for points in [1, 500] {
+        let (st, v) = call(
+            app,
+            Method::POST,
+            "/v1/org/trust/loyalty/redeem",
+            grocer_key,
+            Some(serde_json::json!({"token": fcards[0], "points": points})),
+        )
+        .await?;
+        ensure(
+            st == StatusCode::CONFLICT && err_code(&v) == "redemption_refused",
+            &format!("a co-op redeemed without the member: {st} {v}"),
+        )?;
+        answers.push(v);
+    }
+    ensure(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "a co-op's refusals differ by amount",
     )?;
     out!(
-        "   50 more → {st} insufficient_points: \"{}\".",
-        err_message(&v)
+        "   {} cannot take points without {fname}: its card as a token, for 1 point or for 500,",
+        names[0]
+    );
+    out!("   → 409 redemption_refused both times, word for word: no balance to probe.");
+    let (st, v) = call(app, Method::GET, "/v1/me/trust", ftoken, None).await?;
+    ensure(
+        st == StatusCode::OK && v["loyalty_points"] == 20,
+        &format!("the vault shows another balance: {v}"),
+    )?;
+    let history: Vec<String> = v["loyalty_history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|d| {
+                    let org = d["org"].as_str().unwrap_or("");
+                    let name = c
+                        .coops
+                        .iter()
+                        .zip(&names)
+                        .find(|(o, _)| o.id.to_string() == org)
+                        .map_or("?", |(_, n)| *n);
+                    format!("{name} +{} −{}", d["earned"], d["redeemed"])
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out!(
+        "   {} vault: {} points left; history per co-op and day: {}.",
+        poss(fname),
+        v["loyalty_points"],
+        history.join(", ")
     );
 
     // A member forwards their own receipts.

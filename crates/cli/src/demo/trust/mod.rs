@@ -175,6 +175,7 @@ async fn coop_keys(
 mod loyalty;
 mod questions;
 mod sharing;
+mod till;
 
 /// What every part of the trust walk-through shares.
 pub(super) struct Ctx<'a> {
@@ -195,6 +196,8 @@ pub(super) struct Ctx<'a> {
     /// The cohort member whose cards are shown (shops at all three).
     pub(super) fk: usize,
     pub(super) fcards: Vec<String>,
+    /// The node's data directory (the demo writes a redemption token's QR code there).
+    pub(super) dir: &'a std::path::Path,
 }
 
 /// `body` as co-op `c` sends it: each `card` (its pseudonym for a member)
@@ -288,6 +291,7 @@ pub(super) async fn trust_story(
     made: &Made,
     erased: MemberId,
     coops: &Coops,
+    dir: &std::path::Path,
 ) -> anyhow::Result<TrustReport> {
     let coops = [
         coops.corner.0.clone(),
@@ -571,6 +575,7 @@ pub(super) async fn trust_story(
         cards: cards.clone(),
         fk,
         fcards: fcards.clone(),
+        dir,
     };
     let (answered, refused_q) = questions::questions(&c).await?;
     let (after, partner_cards) = sharing::cross_selling(&c).await?;

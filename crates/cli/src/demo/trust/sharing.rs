@@ -179,8 +179,11 @@ pub(super) async fn cross_selling(c: &Ctx<'_>) -> anyhow::Result<(usize, Vec<Str
             Some(c.sealed(1, serde_json::json!({"card": pc, "points": 50}))?),
         )
         .await?;
-        ensure(st == StatusCode::OK, &format!("earning failed: {st} {v}"))?;
-        bonus.push(v["balance"].to_string());
+        ensure(
+            st == StatusCode::ACCEPTED,
+            &format!("earning failed: {st} {v}"),
+        )?;
+        bonus.push(v["status"].as_str().unwrap_or("").to_owned());
     }
     bonus.dedup();
     out!(
@@ -188,7 +191,7 @@ pub(super) async fn cross_selling(c: &Ctx<'_>) -> anyhow::Result<(usize, Vec<Str
         names[1]
     );
     out!(
-        "   (POST /v1/org/trust/loyalty/earn → balance {}).",
+        "   (POST /v1/org/trust/loyalty/earn → {}: the co-op never sees a balance).",
         bonus.join(", ")
     );
     // Someone else again withdraws.
@@ -221,6 +224,25 @@ pub(super) async fn cross_selling(c: &Ctx<'_>) -> anyhow::Result<(usize, Vec<Str
         .flatten()
         .any(|s| s["withdrawn"] == true);
     ensure(withdrawn, "the member's vault does not show the withdrawal")?;
+    // The sharing consent is one of the member's consent records.
+    let (_, list) = call(app, Method::GET, "/v1/me/consents", &cohort[wk].2, None).await?;
+    let record = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["consent_id"].as_str() == Some(wid.as_str()))
+        .cloned()
+        .context("the sharing consent among the member's consents")?;
+    let versions = record["receipts"].as_array().map_or(0, Vec::len);
+    ensure(
+        versions == 2 && record["status"] == "withdrawn",
+        "the sharing consent's record lacks its withdrawal",
+    )?;
+    out!(
+        "   It is one of their consents (GET /v1/me/consents: \"{}\",",
+        record["summary"].as_str().unwrap_or("")
+    );
+    out!("   {versions} signed receipts: given, withdrawn); the decision point decides each delivery.");
     out!(
         "   {} withdraws (DELETE /v1/me/trust/sharing/{{id}} → {st}; GET /v1/me/trust shows it",
         name_of(wk)
