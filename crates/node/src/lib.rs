@@ -449,7 +449,8 @@ impl Node {
 
     /// The privacy budgets of the pools a member is in, for their
     /// transparency view: the offers' audience (everyone who opens offers),
-    /// and the trust's pools that hold their receipts. When the trust cannot
+    /// the trust's pools that hold their receipts, and the intents' pool if
+    /// they published lately. When the trust cannot
     /// be asked now (a transcryptor is down), its pools are left out and the
     /// view says so.
     pub async fn privacy_budget_view(
@@ -467,6 +468,12 @@ impl Node {
                 Some("the data trust could not be asked just now, so its pools are not listed; try again later".to_owned())
             }
         };
+        match self.intents.member_pools(member).await {
+            Ok(p) => pools.extend(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "the intents' pool of a member could not be looked up")
+            }
+        }
         self.accountant.budget_view(&pools, note).await
     }
 

@@ -190,6 +190,26 @@ async fn an_organisation_cannot_link_two_intents_of_a_member_or_an_intent_to_the
         };
         assert_eq!(shared(&va1, &va2), shared(&va1, &vb1), "{va1} {va2} {vb1}");
         assert!(!shared(&va1, &va2).iter().any(|(k, _)| k == ".id"));
+        // Nor does any part of an id: no eight hex digits of one intent's id
+        // are in another's, or in anything the co-ops know Ana by.
+        let windows = |id: &str| -> BTreeSet<String> {
+            (0..=id.len() - 8)
+                .map(|i| id[i..i + 8].to_owned())
+                .collect()
+        };
+        for (x, y) in [(&a1, &a2), (&a1, &b1), (&a2, &b1)] {
+            let common: Vec<_> = windows(x).intersection(&windows(y)).cloned().collect();
+            assert!(common.is_empty(), "ids {x} and {y} share {common:?}");
+        }
+        for id in [&a1, &a2] {
+            for k in &known {
+                let k = k.to_lowercase();
+                assert!(
+                    windows(id).iter().all(|w| !k.contains(w.as_str())),
+                    "{id} shares digits with {k}"
+                );
+            }
+        }
         // Nor does the order: within an hour the feed is in the order of
         // the random ids, not of publishing.
         let ids: Vec<&str> = seen.iter().map(|v| v["id"].as_str().unwrap()).collect();

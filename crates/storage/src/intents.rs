@@ -207,6 +207,18 @@ macro_rules! impl_intent_store {
                 Ok(n.is_some())
             }
 
+            async fn intent_quota_rows(&self, tags: &[[u8; 32]]) -> Result<u64> {
+                let mut n = 0;
+                for tag in tags {
+                    let c: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM intent_quota WHERE tag = $1")
+                        .bind(tag.to_vec())
+                        .fetch_one(self.pool())
+                        .await?;
+                    n += count_u64(c)?;
+                }
+                Ok(n)
+            }
+
             async fn close_intent(
                 &self,
                 id: &[u8; 16],

@@ -399,6 +399,9 @@ pub trait IntentStore {
     /// Adds one to the quota row `tag` (of `week`) unless it reached `max`;
     /// false (nothing written) when it had.
     async fn bump_intent_quota(&self, tag: &[u8; 32], week: i64, max: u64) -> Result<bool>;
+    /// How many of the quota rows `tags` exist (the weeks in which one member
+    /// published, when the tags are theirs).
+    async fn intent_quota_rows(&self, tags: &[[u8; 32]]) -> Result<u64>;
     /// Closes an open intent, shown closed from `visible_at`; false (nothing
     /// written) when it is not open. With `accept` (answer, sealed delivery,
     /// keep until): that answer of the intent is marked accepted in the same

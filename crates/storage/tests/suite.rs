@@ -2351,6 +2351,10 @@ async fn intents_one_time_ids_visibility_and_deadline_deletion() {
             "{db:?}"
         );
         assert!(s.bump_intent_quota(&[2; 32], 5, 3).await.unwrap());
+        // The rows found by tag: a member's weeks with intents.
+        assert_eq!(s.intent_quota_rows(&[[1; 32], [2; 32]]).await.unwrap(), 2);
+        assert_eq!(s.intent_quota_rows(&[[9; 32]]).await.unwrap(), 0);
+        assert_eq!(s.intent_quota_rows(&[]).await.unwrap(), 0);
 
         // Closing: shown open until the visible hour, closed from then on.
         assert!(s.close_intent(&b.id, ts(13 * HOUR), None).await.unwrap());

@@ -111,9 +111,7 @@ impl Intents {
         // The quota row is keyed by a tag of the member and the week under
         // the node's key: it counts, and points at no intent.
         let week = week_of(now);
-        let mut quota_input = s.member.as_bytes().to_vec();
-        quota_input.extend_from_slice(&week.to_be_bytes());
-        let tag = self.inner.keys.trust_tag("intent-quota", &quota_input);
+        let tag = self.quota_tag(s.member, week);
         let max = self.inner.limits.intents_per_week;
         if !self.inner.store.bump_intent_quota(&tag, week, max).await? {
             return Err(IntentError::IntentRateLimited { max });

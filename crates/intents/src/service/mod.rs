@@ -10,8 +10,8 @@ use crate::IntentError;
 use me2b_audit::AuditLog;
 use me2b_consent::Consents;
 use me2b_crypto::Keyring;
-use me2b_domain::{Clock, Random, Timestamp};
-use me2b_dp::{Accountant, Noise};
+use me2b_domain::{Clock, MemberId, Random, Timestamp};
+use me2b_dp::{Accountant, Noise, Pool};
 use me2b_offers::Taxonomy;
 use me2b_storage::Store;
 use me2b_vault::Vault;
@@ -80,6 +80,10 @@ impl std::fmt::Debug for Intents {
 
 /// How often expired intents are deleted in the background.
 pub const PURGE_SECONDS: u64 = 600;
+/// Weeks of publishing quota rows (and of released counts) kept: a member's
+/// transparency view finds the intents' pool through them, over a budget
+/// period of a month and the week its first release counts.
+pub const KEEP_WEEKS: i64 = 6;
 /// How long the operator keeps members' reports.
 const REPORT_DAYS: i64 = 90;
 /// Label under which accepted answers' deliveries are sealed.
@@ -109,7 +113,7 @@ impl Intents {
             .store
             .purge_intents(
                 now,
-                week_of(now) - 1,
+                week_of(now) - KEEP_WEEKS,
                 now.plus_seconds(-REPORT_DAYS * 86_400),
             )
             .await?;
@@ -142,6 +146,31 @@ impl Intents {
                 }
             }
         });
+    }
+
+    /// The member's quota tag of `week`: keyed on the member and the week
+    /// under the node's key, pointing at no intent.
+    pub(crate) fn quota_tag(&self, member: MemberId, week: i64) -> [u8; 32] {
+        let mut input = member.as_bytes().to_vec();
+        input.extend_from_slice(&week.to_be_bytes());
+        self.inner.keys.trust_tag("intent-quota", &input)
+    }
+
+    /// The privacy pools of intents the member is in, for their transparency
+    /// view: the intents' pool when they published in the last
+    /// [`KEEP_WEEKS`] weeks (found through their quota tags, never through
+    /// an intent).
+    #[tracing::instrument(skip_all)]
+    pub async fn member_pools(&self, member: MemberId) -> Result<Vec<Pool>, IntentError> {
+        let now = week_of(self.now());
+        let tags: Vec<[u8; 32]> = (now - KEEP_WEEKS..=now)
+            .map(|w| self.quota_tag(member, w))
+            .collect();
+        Ok(if self.inner.store.intent_quota_rows(&tags).await? > 0 {
+            vec![Pool::Intents]
+        } else {
+            Vec::new()
+        })
     }
 
     /// A topic slug an intent or a subscription may name: known, not
