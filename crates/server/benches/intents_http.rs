@@ -5,7 +5,8 @@
 //! A real node (SQLite in a temporary directory, or `DATABASE=postgres://…`
 //! on an empty PostgreSQL database) serves the real router on 127.0.0.1:0.
 //!
-//! * **publishing**: `ME2B_BENCH_MEMBERS` (default 400) members signed up
+//! * **publishing** (after matching, so that its intents do not crowd the
+//!   new one's hour): `ME2B_BENCH_MEMBERS` (default 400) members signed up
 //!   beforehand publish five intents each (the weekly quota) through
 //!   `POST /v1/me/intents` from `ME2B_BENCH_CONCURRENCY` (default 16)
 //!   clients: session check, parsing, the quota row, the vault record sealed,
@@ -154,32 +155,6 @@ async fn main() {
         tokens.push(signed.session.token.expose().to_owned());
     }
     let tokens = Arc::new(tokens);
-
-    // Publishing: five intents per member (the weekly quota).
-    let publishes = members * 5;
-    let body =
-        Arc::new(serde_json::to_vec(&intent_body("bicycles-and-accessories", "NL-UT")).unwrap());
-    let url = format!("{base}/v1/me/intents");
-    let (pub_wall, pub_lat) = {
-        let (http, tokens, body, url) = (http.clone(), tokens.clone(), body.clone(), url.clone());
-        run(publishes, concurrency, move |i| {
-            let (http, tokens, body, url) =
-                (http.clone(), tokens.clone(), body.clone(), url.clone());
-            async move {
-                let r = http
-                    .post(&url)
-                    .bearer_auth(&tokens[i % tokens.len()])
-                    .header("content-type", "application/json")
-                    .body(body.as_ref().clone())
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), reqwest::StatusCode::CREATED);
-                let _ = r.bytes().await.unwrap();
-            }
-        })
-        .await
-    };
 
     // Matching: the open intents, straight into the database.
     let taxonomy = me2b_offers::Taxonomy::shipped().unwrap();
@@ -379,6 +354,32 @@ async fn main() {
         n_orgs,
         "every subscriber sees it"
     );
+
+    // Publishing: five intents per member (the weekly quota).
+    let publishes = members * 5;
+    let body =
+        Arc::new(serde_json::to_vec(&intent_body("bicycles-and-accessories", "NL-UT")).unwrap());
+    let url = format!("{base}/v1/me/intents");
+    let (pub_wall, pub_lat) = {
+        let (http, tokens, body, url) = (http.clone(), tokens.clone(), body.clone(), url.clone());
+        run(publishes, concurrency, move |i| {
+            let (http, tokens, body, url) =
+                (http.clone(), tokens.clone(), body.clone(), url.clone());
+            async move {
+                let r = http
+                    .post(&url)
+                    .bearer_auth(&tokens[i % tokens.len()])
+                    .header("content-type", "application/json")
+                    .body(body.as_ref().clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+                let _ = r.bytes().await.unwrap();
+            }
+        })
+        .await
+    };
 
     println!(
         "{} cores, {}\n",

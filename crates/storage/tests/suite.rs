@@ -2320,6 +2320,19 @@ async fn intents_one_time_ids_visibility_and_deadline_deletion() {
             .unwrap();
         assert_eq!(ut.len(), 1, "{db:?}");
         assert_eq!(ut[0], a, "{db:?}");
+        // A subscription to many topics takes the other plan: same rows,
+        // same order, pages alike.
+        let mut broad = topics.clone();
+        broad.extend((0..20).map(|i| format!("topic-{i}")));
+        let wide = s.open_intents(now, &broad, &[], 0, 10).await.unwrap();
+        assert_eq!(wide, open, "{db:?}");
+        let second = s.open_intents(now, &broad, &[], 1, 1).await.unwrap();
+        assert_eq!(second, vec![open[1].clone()], "{db:?}");
+        let wide_ut = s
+            .open_intents(now, &broad, &["NL-UT".to_owned()], 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(wide_ut, ut, "{db:?}");
         assert!(s
             .open_intents(now, &[], &[], 0, 10)
             .await

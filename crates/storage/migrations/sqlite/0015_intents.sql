@@ -19,6 +19,11 @@ CREATE TABLE intents (
 
 CREATE INDEX intents_by_topic ON intents (topic, deadline);
 CREATE INDEX intents_by_deadline ON intents (deadline);
+-- The feed of a subscription to many topics reads this index in the feed's
+-- order and stops at a page; one to a few topics reads intents_by_topic and
+-- sorts what it finds (storage/src/intents.rs, open_intents).
+CREATE INDEX intents_by_hour ON intents
+    (published_hour DESC, intent_id, topic, region, deadline, closed, closed_visible_at);
 
 -- One answer per organisation and intent. No foreign key to the intent: the
 -- accepted answer outlives it (until `keep_until`).
