@@ -154,8 +154,10 @@ impl Audience {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
+    #[schema(maximum = 1_000_000_000_u64)]
     pub amount_cents: u64,
     /// ISO 4217 code, e.g. `EUR`.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 
@@ -163,9 +165,13 @@ pub struct Price {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
+    #[schema(maximum = 1_000_000_000_u64)]
     pub min_cents: u64,
+    /// At least `min_cents`.
+    #[schema(maximum = 1_000_000_000_u64)]
     pub max_cents: u64,
     /// ISO 4217 code, e.g. `EUR`.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 
@@ -233,11 +239,13 @@ pub struct IntentInput {
     /// A taxonomy topic's slug (not a sensitive one).
     pub topic: String,
     /// What you are looking for, up to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
     pub text: String,
     pub budget: Budget,
     /// One of the trust's area codes, e.g. `NL-UT`.
     pub region: String,
     /// Days until the intent and its unaccepted answers are deleted (1 to 30).
+    #[schema(minimum = 1, maximum = 30)]
     pub deadline_days: u32,
     pub audience: Audience,
     /// True once the member read [`FREE_TEXT_WARNING`].
@@ -289,12 +297,14 @@ pub struct OrgIntentView {
 pub struct AnswerInput {
     pub price: Price,
     /// Terms of the proposal, up to 2,000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
     pub terms: String,
     /// Until when the proposal stands (Unix ms; rounded down to the hour).
     pub valid_until: i64,
     /// What the organisation asks to receive if accepted (contact categories);
     /// the member chooses which of them to disclose.
     #[serde(default)]
+    #[schema(max_items = 8)]
     pub asks: Vec<String>,
 }
 
@@ -471,6 +481,7 @@ pub struct AcceptInput {
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportInput {
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 
@@ -492,9 +503,11 @@ pub struct ReportView {
 #[serde(deny_unknown_fields)]
 pub struct Subscription {
     /// Taxonomy topics; an intent on a topic within one of them matches.
+    #[schema(min_items = 1, max_items = 50)]
     pub topics: Vec<String>,
     /// Area codes; none: every area.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub regions: Vec<String>,
 }
 

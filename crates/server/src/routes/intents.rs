@@ -210,12 +210,15 @@ pub async fn subscription(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub offset: u64,
-    /// At most this many (default and maximum 200).
+    /// Default 200; more than 200 is 200.
     #[serde(default = "default_limit")]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub limit: u64,
 }
 
@@ -234,6 +237,8 @@ pub async fn feed(
 ) -> Result<Json<Vec<OrgIntentView>>, ApiError> {
     need_offers_role(&o)?;
     let Query(q) = q.map_err(crate::routes::vault::bad_query)?;
+    crate::routes::vault::within_i64("offset", q.offset)?;
+    crate::routes::vault::within_i64("limit", q.limit)?;
     Ok(Json(
         s.node
             .intents
