@@ -49,6 +49,13 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+enum IntentsCommand {
+    /// Answers members reported, newest first: the organisation, its answer
+    /// and the reason (nothing of the member or the intent), as JSON.
+    Reports,
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node: the HTTP API on --listen, data in --data-dir (or --database).
     Serve {
@@ -116,6 +123,9 @@ enum Command {
     /// A co-op's side of the data trust: its own keys, opening cards, sealing them.
     #[command(subcommand)]
     Coop(CoopCommand),
+    /// Intents (members' requests for proposal): what the operator sees.
+    #[command(subcommand)]
+    Intents(IntentsCommand),
     /// Run one transcryptor of the data trust as its own process. Here
     /// --config is the transcryptor's file from `me2b trust init` (mode 0600)
     /// and --data-dir its own directory (audit log and master key), never a
@@ -456,6 +466,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 json,
             )
             .await
+        }
+        Command::Intents(IntentsCommand::Reports) => {
+            let node = open_node(&settings).await?;
+            let reports = node.intents.reports().await;
+            node.shutdown().await;
+            out!("{}", serde_json::to_string_pretty(&reports?)?);
         }
         Command::Members(MembersCommand::RetireLegacy {
             inactive_days,

@@ -60,6 +60,11 @@ pub struct ConsentRequest {
     pub notice_sha256: String,
     #[schema(value_type = i64)]
     pub created_at: Timestamp,
+    /// Made by the node for one member's answer (an accepted intent's
+    /// contact): never offered to other members, answered only through
+    /// [`crate::Consents::grant_private`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
     /// Set only on the requests the node makes for cross-selling: the co-op
     /// whose receipts go to `org`. Such a request is never listed to
     /// organisations; members answer it through the trust's sharing.
@@ -156,6 +161,7 @@ impl ConsentRequestInput {
             notice: self.notice,
             notice_version: self.notice_version,
             created_at: now,
+            private: false,
             cross_sell_from: None,
         })
     }
@@ -207,6 +213,11 @@ pub struct ConsentRecord {
     /// The signed receipt of each event, in order (compact JWS).
     #[serde(default)]
     pub receipts: Vec<String>,
+    /// The pseudonym the controller knows the member by under this record
+    /// alone (an accepted intent's contact: random, one per contact), instead
+    /// of the one it knows them by under every other consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_pseudonym: Option<String>,
     /// A cross-selling consent: the co-op whose receipts about the member go
     /// to the controller. It permits only that delivery (the decision point
     /// matches it exactly), never an ordinary access by the controller.
@@ -322,6 +333,7 @@ impl ConsentRecord {
             given_at: now,
             expires_at: now.plus_seconds(i64::from(req.retention_days) * 86_400),
             withdrawn_at: None,
+            subject_pseudonym: None,
             history: vec![ConsentEvent {
                 version: 1,
                 status,

@@ -117,9 +117,10 @@ pub fn record_category(r: &RecordContent) -> Option<&'static str> {
         },
         RecordContent::Interest(_) => Some("interest"),
         RecordContent::Receipt(_) => Some("purchase"),
-        RecordContent::Note(_) | RecordContent::OfferHistory(_) | RecordContent::Credential(_) => {
-            None
-        }
+        RecordContent::Note(_)
+        | RecordContent::OfferHistory(_)
+        | RecordContent::Credential(_)
+        | RecordContent::Intent(_) => None,
     }
 }
 
@@ -266,7 +267,7 @@ impl Consents {
     /// Signs a receipt for the record's latest event and appends it.
     async fn add_receipt(&self, r: &mut ConsentRecord) -> Result<(), ServiceError> {
         let name = self.org_name(r.controller).await?;
-        let pseudonym = self.keys.subject_pseudonym(&r.controller, &r.subject);
+        let pseudonym = self.pseudonym_of(r);
         let claims = ReceiptClaims::for_record(
             &self.vocab,
             r,
@@ -277,6 +278,14 @@ impl Consents {
         );
         r.receipts.push(receipt::sign(&self.keys, &claims));
         Ok(())
+    }
+
+    /// The pseudonym the record's controller knows its member by: the
+    /// record's own (an intent's contact), or the one per organisation.
+    fn pseudonym_of(&self, r: &ConsentRecord) -> String {
+        r.subject_pseudonym
+            .clone()
+            .unwrap_or_else(|| self.keys.subject_pseudonym(&r.controller, &r.subject))
     }
 
     // --- organisation side -------------------------------------------------------
@@ -338,7 +347,7 @@ impl Consents {
             let r = ConsentRecord::from_json(&row.body)?;
             out.push(OrgConsentView {
                 consent_id: r.id,
-                subject: self.keys.subject_pseudonym(&org, &r.subject),
+                subject: self.pseudonym_of(&r),
                 status: r.status,
                 purposes: r.purposes,
                 categories: r.categories,
@@ -371,11 +380,27 @@ impl Consents {
         // An erased member's records stay until the erasure is released;
         // nothing is permitted under them meanwhile.
         let active = self.store.member(member).await?.is_some_and(|m| !m.erasing);
-        let records = if active {
+        let mut records = if active {
             self.records_between(org, member).await?
         } else {
             Vec::new()
         };
+        // A private record (an intent's contact) permits only through its own
+        // request, never another one (it would tie the two together).
+        records.retain(|r| r.subject_pseudonym.is_none());
+        self.decide_among(&records, org, member, purpose, processing, categories)
+            .await
+    }
+
+    async fn decide_among(
+        &self,
+        records: &[ConsentRecord],
+        org: OrgId,
+        member: MemberId,
+        purpose: &str,
+        processing: &str,
+        categories: &[&str],
+    ) -> Result<Vec<Decision>, ServiceError> {
         let gpc = self.store.gpc_since(member).await?;
         let at = self.clock.now();
         Ok(categories
@@ -390,7 +415,7 @@ impl Consents {
                     at,
                     cross_sell_from: None,
                 };
-                decide(&self.vocab, &records, gpc, &q)
+                decide(&self.vocab, records, gpc, &q)
             })
             .collect())
     }
@@ -460,12 +485,17 @@ impl Consents {
             if self.store.member(member).await?.is_none_or(|m| m.erasing) {
                 continue;
             }
+            let record = ConsentRecord::from_json(&row.body)?;
+            let subject = match &record.subject_pseudonym {
+                Some(p) => p.clone(),
+                None => self.keys.subject_pseudonym(&org, &member),
+            };
             let sealed = self.store.envelopes_for(row.id, key, now).await?;
             // The categories sealed for this key that the request covers;
             // for an expired consent (its envelopes are never served), the
             // categories it granted, so that the member sees the refusal.
             let granted = if row.expires_at <= now {
-                ConsentRecord::from_json(&row.body)?.categories
+                record.categories.clone()
             } else {
                 Vec::new()
             };
@@ -486,9 +516,21 @@ impl Consents {
             if categories.is_empty() {
                 continue;
             }
-            let decisions = self
-                .decide_for_disclosure(org, member, purpose, processing, &categories, row.id)
-                .await?;
+            let decisions = if req.private {
+                // Only its own record decides a private request.
+                self.decide_among(
+                    std::slice::from_ref(&record),
+                    org,
+                    member,
+                    purpose,
+                    processing,
+                    &categories,
+                )
+                .await?
+            } else {
+                self.decide_for_disclosure(org, member, purpose, processing, &categories, row.id)
+                    .await?
+            };
             let mut permitted: Vec<&str> = Vec::new();
             for (category, d) in categories.iter().zip(&decisions) {
                 let mut ev = AuditEvent::new(Actor::Organisation(org), Action::ConsentDecision)
@@ -516,7 +558,7 @@ impl Consents {
                 .collect();
             if !envelopes.is_empty() {
                 out.push(Disclosure {
-                    subject: self.keys.subject_pseudonym(&org, &member),
+                    subject,
                     consent_id: row.id,
                     envelopes,
                 });
@@ -581,7 +623,7 @@ impl Consents {
                     .push(disclosed_value(rec));
             }
         }
-        let subject = self.keys.subject_pseudonym(&consent.controller, &s.member);
+        let subject = self.pseudonym_of(consent);
         let mut rows = Vec::new();
         for (key, pk) in self.envelope_keys(consent.controller).await? {
             for (category, vals) in &values {
@@ -782,8 +824,9 @@ impl Consents {
                 continue;
             }
             let req = Self::request_from_row(&row)?;
-            // Cross-selling consents start from the member (the trust's sharing).
-            if req.cross_sell_from.is_some() {
+            // Cross-selling consents start from the member (the trust's
+            // sharing); private ones are made for one member's answer.
+            if req.cross_sell_from.is_some() || req.private {
                 continue;
             }
             let Some(org) = orgs.get(&row.org).filter(|o| o.deleted_at.is_none()) else {
@@ -802,8 +845,9 @@ impl Consents {
         method: Method,
     ) -> Result<ConsentRecord, ServiceError> {
         let req = self.request(request).await?;
-        if req.cross_sell_from.is_some() {
-            // Given only through the trust's sharing, which chooses the period.
+        if req.private || req.cross_sell_from.is_some() {
+            // Private requests are granted only by grant_private; cross-selling
+            // ones only through the trust's sharing, which chooses the period.
             return Err(ServiceError::RequestNotFound);
         }
         let open = self
@@ -891,6 +935,62 @@ impl Consents {
         method: Method,
     ) -> Result<ConsentRecord, ServiceError> {
         self.answer(member, request, None, method).await
+    }
+
+    /// A consent made for one member's answer to one organisation (an
+    /// accepted intent's contact): a request in the organisation's name that
+    /// no other member is offered, granted at once, whose record and receipts
+    /// name the member by `pseudonym` (fresh for this contact) instead of the
+    /// pseudonym the organisation knows them by elsewhere, so it cannot link
+    /// this contact to the member's other consents.
+    #[tracing::instrument(skip_all)]
+    pub async fn grant_private(
+        &self,
+        s: &MemberSession,
+        org: &OrgRow,
+        input: ConsentRequestInput,
+        pseudonym: String,
+        method: Method,
+    ) -> Result<(ConsentRequest, ConsentRecord), ServiceError> {
+        let id = ConsentRequestId::generate(self.rng.as_ref());
+        let now = self.clock.now();
+        let mut req = input.validate(&self.vocab, id, org.id, now)?;
+        req.private = true;
+        self.store
+            .insert_consent_request(&ConsentRequestRow {
+                id,
+                org: org.id,
+                created_at: now,
+                body: serde_json::to_vec(&req).unwrap_or_default(),
+            })
+            .await?;
+        let member = s.member;
+        let consent = ConsentId::generate(self.rng.as_ref());
+        let mut r =
+            ConsentRecord::grant(consent, &req, member, GrantInput::default(), method, now)?;
+        r.subject_pseudonym = Some(pseudonym);
+        self.add_receipt(&mut r).await?;
+        self.store.insert_consent(&to_row(&r)).await?;
+        self.audit
+            .record_all(vec![
+                AuditEvent::new(Actor::Organisation(org.id), Action::ConsentRequestCreate)
+                    .object(id),
+                AuditEvent::new(Actor::Member(member), Action::ConsentGrant)
+                    .subject(member)
+                    .object(consent),
+            ])
+            .await?;
+        // What it allows is sealed for the organisation now, in the
+        // member's session, under the contact's own pseudonym.
+        let records: Vec<RecordContent> = self
+            .vault
+            .all_records(s)
+            .await?
+            .into_iter()
+            .map(|r| r.content)
+            .collect();
+        self.seal_envelopes(s, &r, &records, None).await?;
+        Ok((req, r))
     }
 
     /// Withdraws a consent. Durable (committed) before this returns; effective for

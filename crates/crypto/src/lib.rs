@@ -22,8 +22,8 @@
 mod envelope;
 mod keys;
 pub mod member_key;
-mod optout;
 pub mod meta;
+mod optout;
 pub mod org_envelope;
 mod passphrase;
 mod random;

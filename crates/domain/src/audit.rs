@@ -191,6 +191,25 @@ pub enum Action {
     MemberExport,
     #[serde(rename = "rights.import")]
     MemberImport,
+    /// A member published an intent (never its pseudonym: the log names the
+    /// member, so it must not name the intent).
+    #[serde(rename = "intent.publish")]
+    IntentPublish,
+    /// An organisation answered an intent (by the intent's pseudonym).
+    #[serde(rename = "intent.answer")]
+    IntentAnswer,
+    /// A member accepted an answer (the consent it made is logged apart).
+    #[serde(rename = "intent.accept")]
+    IntentAccept,
+    /// A member withdrew an intent.
+    #[serde(rename = "intent.withdraw")]
+    IntentWithdraw,
+    /// A member reported an answer to the operator.
+    #[serde(rename = "intent.report")]
+    IntentReport,
+    /// Intents and answers past their deadline were deleted.
+    #[serde(rename = "intent.expire")]
+    IntentExpire,
 }
 
 /// How it ended.

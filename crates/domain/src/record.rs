@@ -24,6 +24,7 @@ pub enum RecordKind {
     Note,
     OfferHistory,
     Credential,
+    Intent,
 }
 
 impl RecordKind {
@@ -35,6 +36,7 @@ impl RecordKind {
             Self::Note => "note",
             Self::OfferHistory => "offer_history",
             Self::Credential => "credential",
+            Self::Intent => "intent",
         }
     }
 }
@@ -49,6 +51,7 @@ pub enum RecordContent {
     Note(Note),
     OfferHistory(OfferHistory),
     Credential(CredentialRecord),
+    Intent(IntentRecord),
 }
 
 impl RecordContent {
@@ -60,6 +63,7 @@ impl RecordContent {
             Self::Note(_) => RecordKind::Note,
             Self::OfferHistory(_) => RecordKind::OfferHistory,
             Self::Credential(_) => RecordKind::Credential,
+            Self::Intent(_) => RecordKind::Intent,
         }
     }
 
@@ -163,6 +167,19 @@ pub struct CredentialRecord {
     pub issuer: Label,
     /// The credential as `me2b-credentials` serialises it (JSON).
     pub credential: LongText,
+}
+
+/// One of the member's intents (requests for proposal), as `me2b-intents`
+/// keeps it: its one-time pseudonym, the secret that proves the member
+/// published it, what was asked and what was accepted. The intents the node
+/// stores name no member: this record is the only link between a member and
+/// their intents, and it is sealed under the member's key. Never disclosed
+/// through consent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntentRecord {
+    /// The intent as `me2b-intents` serialises it (JSON).
+    pub intent: LongText,
 }
 
 /// A free note.

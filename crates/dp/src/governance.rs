@@ -99,6 +99,7 @@ struct PoolRulesFile {
     trust_coop: Option<PoolFile>,
     trust_research: Option<PoolFile>,
     offers_audience: Option<PoolFile>,
+    intents: Option<PoolFile>,
 }
 
 impl From<PoolRulesFile> for PoolRules {
@@ -111,6 +112,7 @@ impl From<PoolRulesFile> for PoolRules {
                 .offers_audience
                 .unwrap_or_default()
                 .over(d.offers_audience),
+            intents: f.intents.unwrap_or_default().over(d.intents),
         }
     }
 }
@@ -122,6 +124,7 @@ pub struct PoolRules {
     pub trust_coop: PoolRule,
     pub trust_research: PoolRule,
     pub offers_audience: PoolRule,
+    pub intents: PoolRule,
 }
 
 impl Default for PoolRules {
@@ -137,6 +140,9 @@ impl Default for PoolRules {
             trust_research: PoolRule::new(0.5, 6.0, 0.0),
             // Every offer's statistics; 0.5 per publisher per period.
             offers_audience: PoolRule::new(1.0, 12.0, 0.5),
+            // The counts of open intents shown to organisations; 0.5 per
+            // asker per period.
+            intents: PoolRule::new(1.0, 12.0, 0.5),
         }
     }
 }
@@ -172,7 +178,8 @@ impl PrivacyGovernance {
         }
         self.pools.trust_coop.check("pools.trust-coop")?;
         self.pools.trust_research.check("pools.trust-research")?;
-        self.pools.offers_audience.check("pools.offers-audience")
+        self.pools.offers_audience.check("pools.offers-audience")?;
+        self.pools.intents.check("pools.intents")
     }
 
     pub fn period_length(&self) -> Result<PeriodLength, DpError> {
@@ -193,6 +200,7 @@ impl PrivacyGovernance {
             PoolClass::TrustCoop => &self.pools.trust_coop,
             PoolClass::TrustResearch => &self.pools.trust_research,
             PoolClass::OffersAudience => &self.pools.offers_audience,
+            PoolClass::Intents => &self.pools.intents,
         }
     }
 
@@ -232,11 +240,12 @@ impl PrivacyGovernance {
             + p.trust_research.epsilon_per_period
             + p.trust_coop.epsilon_per_period;
         format!(
-            "Every figure me2b releases about members (offer statistics, the data trust's answers) is charged to the budget of each pool of people it reads, shared by everyone who asks. In one {per}, everything released to all organisations together is ε-differentially private for you, with ε at most {} for offer statistics, plus {} for the trust's research questions, plus {} for each co-op whose receipts about you the trust holds: {} for a member of one co-op. For any yes-or-no fact about you, someone holding every release of the {per}, who thought it a coin toss before, can be right at most {} of the time (e^ε/(1+e^ε)). Over a pool's whole life its lifetime cap bounds the same way. No figure is released for fewer than {} people, but that threshold is a second line of defence: the guarantee is the ε bound.",
+            "Every figure me2b releases about members (offer statistics, the data trust's answers, the counts of open intents) is charged to the budget of each pool of people it reads, shared by everyone who asks. In one {per}, everything released to all organisations together is ε-differentially private for you, with ε at most {} for offer statistics, plus {} for the trust's research questions, plus {} for each co-op whose receipts about you the trust holds: {} for a member of one co-op, plus {} if you publish intents (the counts of open intents). For any yes-or-no fact about you, someone holding every release of the {per}, who thought it a coin toss before, can be right at most {} of the time (e^ε/(1+e^ε)). Over a pool's whole life its lifetime cap bounds the same way. No figure is released for fewer than {} people, but that threshold is a second line of defence: the guarantee is the ε bound.",
             fmt_eps(p.offers_audience.epsilon_per_period),
             fmt_eps(p.trust_research.epsilon_per_period),
             fmt_eps(p.trust_coop.epsilon_per_period),
             fmt_eps(one),
+            fmt_eps(p.intents.epsilon_per_period),
             percent(one),
             self.min_cohort,
         )

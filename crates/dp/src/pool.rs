@@ -23,6 +23,9 @@ pub enum Pool {
     /// every offer is drawn from, so one pool for every offer of every
     /// publisher (copies of an offer read the same people).
     OffersAudience,
+    /// Members' published intents (requests for proposal): the counts of
+    /// open intents shown to organisations.
+    Intents,
 }
 
 /// The kind of a pool: how governance configures it.
@@ -32,6 +35,7 @@ pub enum PoolClass {
     TrustCoop,
     TrustResearch,
     OffersAudience,
+    Intents,
 }
 
 impl Pool {
@@ -40,6 +44,7 @@ impl Pool {
             Pool::TrustCoop(_) => PoolClass::TrustCoop,
             Pool::TrustResearch => PoolClass::TrustResearch,
             Pool::OffersAudience => PoolClass::OffersAudience,
+            Pool::Intents => PoolClass::Intents,
         }
     }
 
@@ -62,6 +67,9 @@ impl Pool {
                 "what offers' targeting rules see of members' profiles (every offer's audience)"
                     .into()
             }
+            Pool::Intents => {
+                "the intents members published (counts of open intents per topic)".into()
+            }
         }
     }
 }
@@ -72,6 +80,7 @@ impl fmt::Display for Pool {
             Pool::TrustCoop(o) => write!(f, "trust:coop:{o}"),
             Pool::TrustResearch => f.write_str("trust:research"),
             Pool::OffersAudience => f.write_str("offers:audience"),
+            Pool::Intents => f.write_str("intents:open"),
         }
     }
 }
@@ -82,6 +91,7 @@ impl FromStr for Pool {
         match s {
             "trust:research" => Ok(Pool::TrustResearch),
             "offers:audience" => Ok(Pool::OffersAudience),
+            "intents:open" => Ok(Pool::Intents),
             _ => s
                 .strip_prefix("trust:coop:")
                 .and_then(|o| o.parse().ok())
@@ -185,6 +195,7 @@ mod tests {
             Pool::TrustCoop(org),
             Pool::TrustResearch,
             Pool::OffersAudience,
+            Pool::Intents,
         ] {
             assert_eq!(p.to_string().parse::<Pool>().unwrap(), p);
         }

@@ -216,6 +216,8 @@ pub struct Node {
     pub accountant: Accountant,
     pub governance: Arc<Governance>,
     pub credentials: me2b_credentials::service::Credentials,
+    /// Members' anonymous requests for proposal.
+    pub intents: me2b_intents::Intents,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Random>,
     /// Where the data lives, fit to print (no password).
@@ -437,6 +439,21 @@ impl Node {
                     path: "the governance".into(),
                     message,
                 })?;
+        let intents = me2b_intents::Intents::new(me2b_intents::IntentsDeps {
+            store: store.clone(),
+            keys: keys.clone(),
+            vault: vault.clone(),
+            consents: consents.clone(),
+            audit: audit.clone(),
+            taxonomy: taxonomy.clone(),
+            areas: governance.trust.areas.clone(),
+            clock: clock.clone(),
+            rng: rng.clone(),
+            noise: noise.clone(),
+            accountant: accountant.clone(),
+            limits: me2b_intents::Limits::default(),
+        });
+        intents.start_purger();
         let credentials = me2b_credentials::service::Credentials::new(
             store.clone(),
             keys.clone(),
@@ -451,6 +468,7 @@ impl Node {
         Ok(Self {
             legacy_members,
             trust,
+            intents,
             accountant,
             governance,
             credentials,
@@ -471,7 +489,8 @@ impl Node {
 
     /// The privacy budgets of the pools a member is in, for their
     /// transparency view: the offers' audience (everyone who opens offers),
-    /// and the trust's pools that hold their receipts. When the trust cannot
+    /// the trust's pools that hold their receipts, and the intents' pool if
+    /// they published lately. When the trust cannot
     /// be asked now (a transcryptor is down), its pools are left out and the
     /// view says so.
     pub async fn privacy_budget_view(
@@ -489,6 +508,12 @@ impl Node {
                 Some("the data trust could not be asked just now, so its pools are not listed; try again later".to_owned())
             }
         };
+        match self.intents.member_pools(member).await {
+            Ok(p) => pools.extend(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "the intents' pool of a member could not be looked up")
+            }
+        }
         self.accountant.budget_view(&pools, note).await
     }
 

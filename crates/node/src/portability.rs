@@ -137,17 +137,20 @@ fn section(c: &RecordContent) -> &'static str {
         RecordContent::Note(_) => "notes",
         RecordContent::Credential(_) => "credentials",
         RecordContent::OfferHistory(_) => "offer_history",
+        // An intent lives on the node it was published on: history only.
+        RecordContent::Intent(_) => "intents",
     }
 }
 
 /// The sections of `vault`, in order.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "profile_attributes",
     "interests",
     "receipts",
     "notes",
     "credentials",
     "offer_history",
+    "intents",
 ];
 
 impl Node {
@@ -460,8 +463,10 @@ impl Node {
             let Some(records) = records.as_array() else {
                 return Err(PortabilityError::Malformed("a vault section is not a list"));
             };
-            if sec == "credentials" {
-                continue; // history only: never a live credential here
+            if sec == "credentials" || sec == "intents" {
+                // History only: never a live credential, nor an intent
+                // (it lives on the node it was published on).
+                continue;
             }
             for r in records {
                 let content = RecordContent::from_json(r["content"].to_string().as_bytes())
@@ -482,6 +487,7 @@ impl Node {
             "member": doc["member"],
             "consents": doc["consents"],
             "credentials": doc["vault"]["credentials"],
+            "intents": doc["vault"]["intents"],
             "opt_outs": doc["opt_outs"],
             "trust": doc["trust"],
             "audit": doc["audit"],

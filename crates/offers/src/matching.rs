@@ -259,7 +259,8 @@ impl Profile {
                 RecordContent::OfferHistory(h) => p.history = h.clone(),
                 RecordContent::Receipt(_)
                 | RecordContent::Note(_)
-                | RecordContent::Credential(_) => {}
+                | RecordContent::Credential(_)
+                | RecordContent::Intent(_) => {}
             }
         }
         p

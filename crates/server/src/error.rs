@@ -86,7 +86,7 @@ error_codes! {
     // --- consent ---
     UnknownTerm = "unknown_term", UNPROCESSABLE_ENTITY, "a purpose, category, processing or legal basis is not in GET /v1/vocabulary";
     SpecialCategoryRequiresExplicitConsent = "special_category_requires_explicit_consent", UNPROCESSABLE_ENTITY, "a special category (GDPR Art. 9) needs the legal basis explicitly-expressed-consent";
-    AlreadyAnswered = "already_answered", CONFLICT, "the consent request was already answered";
+    AlreadyAnswered = "already_answered", CONFLICT, "the consent request was already answered (or the organisation already answered the intent)";
     NotInForce = "not_in_force", CONFLICT, "the consent is withdrawn or was a refusal";
     // --- erasure ---
     ErasureRequestNotFound = "erasure_request_not_found", NOT_FOUND, "no erasure request of this organisation has this id (or it is not sent yet)";
@@ -164,6 +164,20 @@ error_codes! {
     ImportUnknownSigner = "import_unknown_signer", UNPROCESSABLE_ENTITY, "the export is signed by a node this node does not trust; nothing was imported";
     ImportSignatureInvalid = "import_signature_invalid", UNPROCESSABLE_ENTITY, "the export was changed after it was signed; nothing was imported";
     ImportAlreadyApplied = "import_already_applied", CONFLICT, "this export was imported already";
+    // --- intents ---
+    InvalidIntent = "invalid_intent", UNPROCESSABLE_ENTITY, "an intent, answer, acceptance or report is not well-formed (the message says which rule)";
+    EmptyIntent = "empty_intent", UNPROCESSABLE_ENTITY, "an intent needs a text saying what you are looking for";
+    TooLong = "too_long", UNPROCESSABLE_ENTITY, "a text is longer than allowed (the message names the field and its limit)";
+    FreeTextWarning = "free_text_warning", UNPROCESSABLE_ENTITY, "free text can identify you: read the warning and publish with acknowledge_free_text_warning";
+    IntentRateLimited = "intent_rate_limited", TOO_MANY_REQUESTS, "the member published the most intents allowed this week";
+    AnswerRateLimited = "answer_rate_limited", TOO_MANY_REQUESTS, "the organisation answered the most intents allowed in 24 hours";
+    IntentNotFound = "intent_not_found", NOT_FOUND, "no open intent with this id (unknown, malformed or expired alike)";
+    IntentClosed = "intent_closed", CONFLICT, "the intent is closed";
+    NotAllowedToAnswer = "not_allowed_to_answer", FORBIDDEN, "the intent's audience does not include this organisation";
+    AnswerNotFound = "answer_not_found", NOT_FOUND, "no such answer to this intent";
+    AnswerExpired = "answer_expired", CONFLICT, "the answer's validity date has passed";
+    NotAsked = "not_asked", UNPROCESSABLE_ENTITY, "a category to disclose was not asked for by the answer";
+    AlreadyReported = "already_reported", CONFLICT, "this answer was already reported";
     // --- the node ---
     IntegrityError = "integrity_error", INTERNAL_SERVER_ERROR, "stored data failed authentication";
     Unavailable = "unavailable", SERVICE_UNAVAILABLE, "storage or the audit log is unavailable: nothing was done; retry later";

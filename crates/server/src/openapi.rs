@@ -1,7 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use crate::routes::{
-    consent, credentials, erasure, members, meta, offers, optout, orgs, portability, trust, vault,
+    consent, credentials, erasure, intents, members, meta, offers, optout, orgs, portability,
+    trust, vault,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -34,6 +35,9 @@ use utoipa::{Modify, OpenApi};
         optout::opt_out, optout::status, optout::opt_in, optout::new_code,
         optout::public_optout, optout::desk_optout,
         portability::export, portability::import,
+        intents::notice, intents::publish, intents::mine, intents::withdraw, intents::accept,
+        intents::report, intents::subscribe, intents::subscription, intents::feed, intents::one,
+        intents::answer, intents::answers, intents::counts,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&Bearer, &CommonErrors),

@@ -542,6 +542,12 @@ fn body_for(m: &Method, path: &str) -> Option<Value> {
     if path.ends_with("/answer") {
         return Some(json!({"answer": "accept", "share_contact": true}));
     }
+    if path.starts_with("/v1/me/intents/") && path.ends_with("/accept") {
+        return Some(json!({"answer_id": "00".repeat(16)}));
+    }
+    if path.starts_with("/v1/me/intents/") && path.ends_with("/report") {
+        return Some(json!({"reason": "intruder"}));
+    }
     if path.ends_with("/present") {
         return Some(
             json!({"challenge": {"nonce": "ab".repeat(32), "verifier_id": "intruder",
@@ -636,7 +642,10 @@ async fn members_cannot_reach_each_others_records_on_any_route() {
                 !text.contains("Corner Co-op") && !text.contains("alice"),
                 "{db:?} {m} {p} leaked: {text}"
             );
-            if path.contains("{id}") {
+            if path.starts_with("/v1/me/intents/") {
+                // An intent's id is no record id: unknown, like any other.
+                assert_error(st, &v, StatusCode::NOT_FOUND, "intent_not_found");
+            } else if path.contains("{id}") {
                 assert_error(st, &v, StatusCode::NOT_FOUND, "not_found");
             }
         }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod erasure;
+mod intents;
 mod keys;
 mod loyalty;
 mod meta;
@@ -17,8 +18,8 @@ mod types;
 pub use erasure::{Confirmed, ErasedTag, ErasureRequestRow, ErasureStore};
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
-pub use rights::{ImportedHistoryRow, RightsStore};
 pub use meta::MetadataStore;
+pub use rights::{ImportedHistoryRow, RightsStore};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
 
@@ -386,6 +387,103 @@ pub trait CredentialStore {
     async fn purge_expired_credentials(&self, now: Timestamp) -> Result<u64>;
 }
 
+/// Intents (members' anonymous requests for proposal), organisations'
+/// answers and subscriptions, members' reports, and the released counts.
+/// Nothing here names a member.
+#[async_trait]
+pub trait IntentStore {
+    async fn insert_intent(&self, r: &IntentRow) -> Result<()>;
+    /// The intent, unless past its deadline at `now`.
+    async fn intent(&self, id: &[u8; 16], now: Timestamp) -> Result<Option<IntentRow>>;
+    /// Intents organisations see as open at `now` (not past the deadline;
+    /// not closed, or closed but not yet visibly), on one of `topics`, in one
+    /// of `regions` (empty: any); the latest hour first, then by pseudonym.
+    async fn open_intents(
+        &self,
+        now: Timestamp,
+        topics: &[String],
+        regions: &[String],
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<IntentRow>>;
+    /// How many stored intents were published in hours from `from` to
+    /// before `to`, per topic (closed ones count; deleted ones do not).
+    async fn intent_counts_published(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, u64)>>;
+    /// Adds one to the quota row `tag` (of `week`) unless it reached `max`;
+    /// false (nothing written) when it had.
+    async fn bump_intent_quota(&self, tag: &[u8; 32], week: i64, max: u64) -> Result<bool>;
+    /// How many of the quota rows `tags` exist (the weeks in which one member
+    /// published, when the tags are theirs).
+    async fn intent_quota_rows(&self, tags: &[[u8; 32]]) -> Result<u64>;
+    /// Closes an open intent, shown closed from `visible_at`; false (nothing
+    /// written) when it is not open. With `accept` (answer, sealed delivery,
+    /// keep until): that answer of the intent is marked accepted in the same
+    /// transaction, or nothing is written and false returned.
+    async fn close_intent(
+        &self,
+        id: &[u8; 16],
+        visible_at: Timestamp,
+        accept: Option<(&[u8; 16], &[u8], Timestamp)>,
+    ) -> Result<bool>;
+    /// Fails with [`StorageError::Conflict`] when the organisation already
+    /// answered the intent.
+    async fn insert_intent_answer(&self, a: &IntentAnswerRow) -> Result<()>;
+    /// The answer, unless deleted (`keep_until` passed at `now`).
+    async fn intent_answer(&self, id: &[u8; 16], now: Timestamp)
+        -> Result<Option<IntentAnswerRow>>;
+    /// The intent's answers at `now`, oldest hour first, then by id.
+    async fn intent_answers(
+        &self,
+        intent: &[u8; 16],
+        now: Timestamp,
+    ) -> Result<Vec<IntentAnswerRow>>;
+    /// The organisation's answers at `now`, latest hour first, then by id.
+    async fn intent_answers_of_org(
+        &self,
+        org: OrgId,
+        now: Timestamp,
+    ) -> Result<Vec<IntentAnswerRow>>;
+    /// Answers the organisation made in hours from `since` on (deleted ones
+    /// no longer count).
+    async fn count_intent_answers_since(&self, org: OrgId, since: Timestamp) -> Result<u64>;
+    /// Replaces the organisation's subscription (its version grows by one).
+    async fn put_intent_subscription(
+        &self,
+        org: OrgId,
+        topics: &[String],
+        regions: &[String],
+        at: Timestamp,
+    ) -> Result<IntentSubscriptionRow>;
+    async fn intent_subscription(&self, org: OrgId) -> Result<Option<IntentSubscriptionRow>>;
+    /// Every subscription, by organisation id.
+    async fn intent_subscriptions(&self) -> Result<Vec<IntentSubscriptionRow>>;
+    /// (subscriptions, sum of their versions): grows with every change, so a
+    /// cached index can tell it is stale.
+    async fn intent_subscriptions_stamp(&self) -> Result<(u64, i64)>;
+    /// Fails with [`StorageError::Conflict`] when the answer was reported.
+    async fn insert_intent_report(&self, r: &IntentReportRow) -> Result<()>;
+    /// Every report, latest hour first.
+    async fn intent_reports(&self) -> Result<Vec<IntentReportRow>>;
+    /// Stores a release of counts for `window` unless one exists; returns the
+    /// one in force (two nodes agree).
+    async fn put_intent_release(&self, window: i64, body: &[u8]) -> Result<Vec<u8>>;
+    async fn intent_release(&self, window: i64) -> Result<Option<Vec<u8>>>;
+    /// Deletes intents past their deadline, answers past `keep_until`,
+    /// releases of windows (and quota rows of weeks) before
+    /// `releases_before` and reports from hours before `reports_before`;
+    /// returns how many intents and answers went.
+    async fn purge_intents(
+        &self,
+        now: Timestamp,
+        releases_before: i64,
+        reports_before: Timestamp,
+    ) -> Result<u64>;
+}
+
 /// How thoroughly [`Store::check_integrity`] checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IntegrityLevel {
@@ -409,6 +507,7 @@ pub trait Store:
     + TrustStore
     + CredentialStore
     + PrivacyStore
+    + IntentStore
     + MemberKeyStore
     + SignUpStore
     + EnvelopeStore

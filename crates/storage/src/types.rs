@@ -363,3 +363,75 @@ pub fn unpack_area(v: i64) -> String {
         .map(|b| char::from(*b))
         .collect()
 }
+
+/// A member's intent (request for proposal) as stored. No member id: the
+/// member's link to it is a secret in their own vault, of which only the
+/// SHA-256 (`owner_check`) is here. Times are whole hours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntentRow {
+    /// The intent's one-time pseudonym (16 random bytes).
+    pub id: [u8; 16],
+    /// SHA-256 of the secret the member's vault holds for this intent.
+    pub owner_check: [u8; 32],
+    /// The taxonomy topic's slug.
+    pub topic: String,
+    /// An area code of the trust's governance.
+    pub region: String,
+    /// What was asked (versioned JSON: free text, budget, audience).
+    pub body: Vec<u8>,
+    /// The hour it was published.
+    pub published_hour: Timestamp,
+    /// On the hour: the intent and its unaccepted answers are deleted then.
+    pub deadline: Timestamp,
+    /// Closed (accepted or withdrawn).
+    pub closed: bool,
+    /// From when organisations see it closed (the next whole hour after it
+    /// closed, so the moment of acceptance is not shown).
+    pub closed_visible_at: Option<Timestamp>,
+}
+
+/// An organisation's answer to an intent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntentAnswerRow {
+    pub id: [u8; 16],
+    pub intent: [u8; 16],
+    pub org: OrgId,
+    /// The hour it was made.
+    pub created_hour: Timestamp,
+    pub valid_until: Timestamp,
+    /// When the row is deleted: the intent's deadline, or for the accepted
+    /// answer the later of that and its validity.
+    pub keep_until: Timestamp,
+    /// Price, terms, what the organisation asks to see (versioned JSON).
+    pub body: Vec<u8>,
+    pub accepted: bool,
+    /// For the accepted answer: what the member disclosed, sealed under a
+    /// node key (the consent's ids, a presentation).
+    pub delivery: Option<Vec<u8>>,
+}
+
+/// What an organisation follows: topic slugs and area codes (none: every area).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntentSubscriptionRow {
+    pub org: OrgId,
+    pub topics: Vec<String>,
+    pub regions: Vec<String>,
+    /// Grows by one with every change.
+    pub version: i64,
+    pub updated_at: Timestamp,
+}
+
+/// A member's report of an answer, for the operator: the organisation, a
+/// copy of what it answered, the reason. No member id, no intent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntentReportRow {
+    pub id: [u8; 16],
+    /// The reported answer (one report per answer).
+    pub answer: [u8; 16],
+    pub org: OrgId,
+    pub reason: String,
+    /// The answer's copy and the member's note (versioned JSON).
+    pub body: Vec<u8>,
+    /// The hour it was made.
+    pub at_hour: Timestamp,
+}

@@ -2599,3 +2599,298 @@ async fn an_older_nodes_rows_are_rekeyed_in_place() {
         s.close().await;
     }
 }
+
+const HOUR: i64 = 3_600_000;
+
+fn intent_row(rng: &Rng, topic: &str, region: &str, published: i64, deadline: i64) -> IntentRow {
+    let mut id = [0u8; 16];
+    rng.fill(&mut id);
+    let mut check = [0u8; 32];
+    rng.fill(&mut check);
+    IntentRow {
+        id,
+        owner_check: check,
+        topic: topic.into(),
+        region: region.into(),
+        body: b"{\"v\":1}".to_vec(),
+        published_hour: ts(published),
+        deadline: ts(deadline),
+        closed: false,
+        closed_visible_at: None,
+    }
+}
+
+fn answer_row(rng: &Rng, intent: [u8; 16], org: OrgId, hour: i64, keep: i64) -> IntentAnswerRow {
+    let mut id = [0u8; 16];
+    rng.fill(&mut id);
+    IntentAnswerRow {
+        id,
+        intent,
+        org,
+        created_hour: ts(hour),
+        valid_until: ts(keep + 10 * HOUR),
+        keep_until: ts(keep),
+        body: b"{\"v\":1}".to_vec(),
+        accepted: false,
+        delivery: None,
+    }
+}
+
+#[tokio::test]
+async fn intents_one_time_ids_visibility_and_deadline_deletion() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let a = intent_row(
+            &rng,
+            "bicycles-and-accessories",
+            "NL-UT",
+            10 * HOUR,
+            20 * HOUR,
+        );
+        let b = intent_row(
+            &rng,
+            "bicycles-and-accessories",
+            "NL-GE",
+            11 * HOUR,
+            30 * HOUR,
+        );
+        let c = intent_row(&rng, "cycling", "NL-UT", 11 * HOUR, 30 * HOUR);
+        for r in [&a, &b, &c] {
+            s.insert_intent(r).await.unwrap();
+        }
+        // The pseudonym is the key: it is never reused.
+        let mut dup = intent_row(&rng, "cycling", "NL-UT", 11 * HOUR, 30 * HOUR);
+        dup.id = a.id;
+        assert!(s.insert_intent(&dup).await.is_err(), "{db:?}");
+        let topics = vec!["bicycles-and-accessories".to_owned()];
+        let now = ts(12 * HOUR);
+        let open = s.open_intents(now, &topics, &[], 0, 10).await.unwrap();
+        // Latest hour first; nothing of insertion order.
+        assert_eq!(
+            open.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![b.id, a.id],
+            "{db:?}"
+        );
+        let ut = s
+            .open_intents(now, &topics, &["NL-UT".to_owned()], 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(ut.len(), 1, "{db:?}");
+        assert_eq!(ut[0], a, "{db:?}");
+        // A subscription to many topics takes the other plan: same rows,
+        // same order, pages alike.
+        let mut broad = topics.clone();
+        broad.extend((0..20).map(|i| format!("topic-{i}")));
+        let wide = s.open_intents(now, &broad, &[], 0, 10).await.unwrap();
+        assert_eq!(wide, open, "{db:?}");
+        let second = s.open_intents(now, &broad, &[], 1, 1).await.unwrap();
+        assert_eq!(second, vec![open[1].clone()], "{db:?}");
+        let wide_ut = s
+            .open_intents(now, &broad, &["NL-UT".to_owned()], 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(wide_ut, ut, "{db:?}");
+        assert!(s
+            .open_intents(now, &[], &[], 0, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.intent_counts_published(ts(10 * HOUR), ts(12 * HOUR))
+                .await
+                .unwrap(),
+            vec![
+                ("bicycles-and-accessories".to_owned(), 2),
+                ("cycling".to_owned(), 1)
+            ],
+            "{db:?}"
+        );
+        assert_eq!(
+            s.intent_counts_published(ts(11 * HOUR), ts(12 * HOUR))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        // The publishing quota: at most `max` per tag, tags independent.
+        for _ in 0..3 {
+            assert!(s.bump_intent_quota(&[1; 32], 5, 3).await.unwrap(), "{db:?}");
+        }
+        assert!(
+            !s.bump_intent_quota(&[1; 32], 5, 3).await.unwrap(),
+            "{db:?}"
+        );
+        assert!(s.bump_intent_quota(&[2; 32], 5, 3).await.unwrap());
+        // The rows found by tag: a member's weeks with intents.
+        assert_eq!(s.intent_quota_rows(&[[1; 32], [2; 32]]).await.unwrap(), 2);
+        assert_eq!(s.intent_quota_rows(&[[9; 32]]).await.unwrap(), 0);
+        assert_eq!(s.intent_quota_rows(&[]).await.unwrap(), 0);
+
+        // Closing: shown open until the visible hour, closed from then on.
+        assert!(s.close_intent(&b.id, ts(13 * HOUR), None).await.unwrap());
+        assert!(!s.close_intent(&b.id, ts(13 * HOUR), None).await.unwrap());
+        assert_eq!(
+            s.open_intents(now, &topics, &[], 0, 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        let later = ts(13 * HOUR);
+        let open = s.open_intents(later, &topics, &[], 0, 10).await.unwrap();
+        assert_eq!(open.iter().map(|r| r.id).collect::<Vec<_>>(), vec![a.id]);
+
+        // At its deadline an intent is gone for reads, and purged with its
+        // answers.
+        let org = org_row(&rng, "Fietscoop");
+        s.insert_org(&org).await.unwrap();
+        let ans = answer_row(&rng, a.id, org.id, 12 * HOUR, 20 * HOUR);
+        s.insert_intent_answer(&ans).await.unwrap();
+        assert!(s.intent(&a.id, ts(19 * HOUR)).await.unwrap().is_some());
+        assert!(
+            s.intent(&a.id, ts(20 * HOUR)).await.unwrap().is_none(),
+            "{db:?}"
+        );
+        assert!(s
+            .intent_answer(&ans.id, ts(20 * HOUR))
+            .await
+            .unwrap()
+            .is_none());
+        s.put_intent_release(1, b"r1").await.unwrap();
+        s.bump_intent_quota(&[3; 32], 1, 3).await.unwrap();
+        s.put_intent_release(3, b"r3").await.unwrap();
+        let n = s.purge_intents(ts(20 * HOUR), 2, ts(0)).await.unwrap();
+        assert_eq!(n, 2, "{db:?}: one intent and one answer");
+        assert!(s.intent(&a.id, ts(0)).await.unwrap().is_none());
+        assert!(s.intent_answer(&ans.id, ts(0)).await.unwrap().is_none());
+        assert!(s.intent(&b.id, ts(0)).await.unwrap().is_some());
+        assert_eq!(s.intent_release(1).await.unwrap(), None);
+        // The week-1 quota row went: the tag starts again.
+        for _ in 0..3 {
+            assert!(s.bump_intent_quota(&[3; 32], 1, 3).await.unwrap(), "{db:?}");
+        }
+        // The release in force is the first stored (two nodes agree).
+        assert_eq!(s.put_intent_release(3, b"other").await.unwrap(), b"r3");
+    }
+}
+
+#[tokio::test]
+async fn intent_answers_one_per_organisation_accept_and_rate_counts() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let org1 = org_row(&rng, "Fietscoop");
+        let org2 = org_row(&rng, "Bakfiets BV");
+        s.insert_org(&org1).await.unwrap();
+        s.insert_org(&org2).await.unwrap();
+        let i = intent_row(&rng, "cycling", "NL-UT", 10 * HOUR, 40 * HOUR);
+        s.insert_intent(&i).await.unwrap();
+        let a1 = answer_row(&rng, i.id, org1.id, 11 * HOUR, 40 * HOUR);
+        let a2 = answer_row(&rng, i.id, org2.id, 12 * HOUR, 40 * HOUR);
+        s.insert_intent_answer(&a1).await.unwrap();
+        s.insert_intent_answer(&a2).await.unwrap();
+        // A second answer of one organisation to one intent is refused.
+        let again = answer_row(&rng, i.id, org1.id, 12 * HOUR, 40 * HOUR);
+        assert!(
+            matches!(
+                s.insert_intent_answer(&again).await,
+                Err(StorageError::Conflict)
+            ),
+            "{db:?}"
+        );
+        assert_eq!(
+            s.count_intent_answers_since(org1.id, ts(11 * HOUR))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.count_intent_answers_since(org1.id, ts(12 * HOUR))
+                .await
+                .unwrap(),
+            0
+        );
+        let now = ts(13 * HOUR);
+        assert_eq!(
+            s.intent_answers(&i.id, now)
+                .await
+                .unwrap()
+                .iter()
+                .map(|a| a.id)
+                .collect::<Vec<_>>(),
+            vec![a1.id, a2.id]
+        );
+        assert_eq!(
+            s.intent_answers_of_org(org2.id, now).await.unwrap(),
+            vec![a2.clone()]
+        );
+
+        // Accepting an answer of another intent writes nothing.
+        let other = intent_row(&rng, "cycling", "NL-UT", 10 * HOUR, 40 * HOUR);
+        s.insert_intent(&other).await.unwrap();
+        assert!(!s
+            .close_intent(
+                &other.id,
+                ts(14 * HOUR),
+                Some((&a1.id, b"d", ts(50 * HOUR)))
+            )
+            .await
+            .unwrap());
+        assert!(
+            !s.intent(&other.id, now).await.unwrap().unwrap().closed,
+            "{db:?}"
+        );
+        // Accepting closes the intent and keeps the accepted answer past the
+        // deadline; the other answer goes at the deadline.
+        assert!(s
+            .close_intent(&i.id, ts(14 * HOUR), Some((&a1.id, b"d", ts(50 * HOUR))))
+            .await
+            .unwrap());
+        let got = s.intent_answer(&a1.id, now).await.unwrap().unwrap();
+        assert!(got.accepted);
+        assert_eq!(got.delivery.as_deref(), Some(&b"d"[..]));
+        s.purge_intents(ts(40 * HOUR), 0, ts(0)).await.unwrap();
+        assert!(s
+            .intent_answer(&a1.id, ts(40 * HOUR))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(
+            s.intent_answer(&a2.id, ts(0)).await.unwrap().is_none(),
+            "{db:?}"
+        );
+
+        // Subscriptions: replaced, versioned; the stamp moves.
+        let before = s.intent_subscriptions_stamp().await.unwrap();
+        let sub = s
+            .put_intent_subscription(org1.id, &["cycling".into()], &[], ts(1))
+            .await
+            .unwrap();
+        assert_eq!((sub.version, sub.regions.len()), (1, 0));
+        let sub = s
+            .put_intent_subscription(org1.id, &["cycling".into()], &["NL-UT".into()], ts(2))
+            .await
+            .unwrap();
+        assert_eq!(sub.version, 2);
+        assert_eq!(s.intent_subscription(org1.id).await.unwrap(), Some(sub));
+        assert_ne!(s.intent_subscriptions_stamp().await.unwrap(), before);
+        assert_eq!(s.intent_subscriptions().await.unwrap().len(), 1);
+
+        // Reports: one per answer.
+        let r = IntentReportRow {
+            id: [7; 16],
+            answer: a1.id,
+            org: org1.id,
+            reason: "spam".into(),
+            body: b"{}".to_vec(),
+            at_hour: ts(15 * HOUR),
+        };
+        s.insert_intent_report(&r).await.unwrap();
+        let mut r2 = r.clone();
+        r2.id = [8; 16];
+        assert!(matches!(
+            s.insert_intent_report(&r2).await,
+            Err(StorageError::Conflict)
+        ));
+        assert_eq!(s.intent_reports().await.unwrap(), vec![r]);
+    }
+}

@@ -23,6 +23,7 @@ use tower::ServiceExt;
 
 mod consent;
 mod credentials;
+mod intents;
 mod offers;
 mod rights;
 mod setup;
@@ -235,6 +236,7 @@ pub async fn run(
     let trust = trust::trust_story(&node, &app, &made, erased, &coops, &dir).await?;
     let creds = credentials::credentials_story(&node, &app, &dir, &made, &coops.corner.0).await?;
     let rights = rights::rights_story(&node, &app, &made, erased, &coops, &dir).await?;
+    let intents = intents::intents_story(&node, &app, &made, &clock).await?;
     // Verify again, so the report counts the offer and trust events too.
     node.audit.checkpoint_now().await?;
     let report =
@@ -285,6 +287,12 @@ pub async fn run(
         verb(rights.withdrawn_on_paper, "marketing consent", "marketing consents"),
         rights.export_bytes,
         verb(rights.breach_members, "member", "members")
+    );
+    out!(
+        "  intents        1 published under a one-time pseudonym; {} answers; {} category disclosed on accept; {} organisations saw only \"closed\"",
+        intents.answers,
+        intents.disclosed,
+        intents.closed_for_others
     );
     out!(
         "  audit log      {} entries, chain and {} checkpoints OK",

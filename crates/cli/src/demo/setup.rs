@@ -16,6 +16,10 @@ impl DemoClock {
     pub(super) fn skip_days(&self, days: i64) {
         self.ahead_ms.fetch_add(days * 86_400_000, Ordering::SeqCst);
     }
+
+    pub(super) fn skip_hours(&self, hours: i64) {
+        self.ahead_ms.fetch_add(hours * 3_600_000, Ordering::SeqCst);
+    }
 }
 
 impl Clock for DemoClock {

@@ -5,6 +5,7 @@ use axum::Router;
 pub mod consent;
 pub mod credentials;
 pub mod erasure;
+pub mod intents;
 pub mod members;
 pub mod meta;
 pub mod offers;
@@ -97,6 +98,23 @@ pub fn router() -> Router<AppState> {
             "/v1/me/interest-suggestions/{topic}/reject",
             post(offers::reject_suggestion),
         )
+        .route("/v1/intents/notice", get(intents::notice))
+        .route("/v1/me/intents", get(intents::mine).post(intents::publish))
+        .route("/v1/me/intents/{id}/withdraw", post(intents::withdraw))
+        .route("/v1/me/intents/{id}/accept", post(intents::accept))
+        .route(
+            "/v1/me/intents/{id}/answers/{answer}/report",
+            post(intents::report),
+        )
+        .route(
+            "/v1/org/intents/subscription",
+            get(intents::subscription).put(intents::subscribe),
+        )
+        .route("/v1/org/intents", get(intents::feed))
+        .route("/v1/org/intents/counts", get(intents::counts))
+        .route("/v1/org/intents/{id}", get(intents::one))
+        .route("/v1/org/intents/{id}/answers", post(intents::answer))
+        .route("/v1/org/intent-answers", get(intents::answers))
         .route("/v1/org/trust/receipts", post(trust::submit))
         .route("/v1/org/trust/insights", post(trust::ask))
         .route("/v1/org/trust/budget", get(trust::budget))

@@ -77,6 +77,12 @@ fn row(r: &RecordView) -> Row {
             "Kept only in your vault".into(),
             false,
         ),
+        RecordContent::Intent(_) => (
+            "Request for proposal",
+            "One of your intents".into(),
+            "Its answers are listed with your intents".into(),
+            false,
+        ),
     };
     Row {
         id: r.id.to_string(),
