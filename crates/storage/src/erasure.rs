@@ -8,6 +8,7 @@
 
 use crate::sql::{begin_postgres, begin_sqlite, SqlStore};
 use crate::*;
+use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
@@ -89,14 +90,44 @@ fn bad(what: &str) -> StorageError {
 
 /// What an erasure deletes at once: every row that holds or points to the
 /// member's data, but not what organisations observe.
-const HOLD_DELETES: [&str; 7] = [
-    "DELETE FROM sessions WHERE member_id = $1",
-    "DELETE FROM consent_envelopes WHERE member_id = $1",
-    "DELETE FROM sign_ups WHERE member_id = $1",
-    "DELETE FROM member_gpc WHERE member_id = $1",
-    "DELETE FROM vault_records WHERE member_id = $1",
-    "DELETE FROM trust_enrolments WHERE member_id = $1",
-    "DELETE FROM trust_sharing WHERE member_id = $1",
+const HOLD_DELETES: [(&str, Option<MetaTable>); 7] = [
+    (
+        "DELETE FROM sessions WHERE member_loc = $1",
+        Some(MetaTable::Sessions),
+    ),
+    (
+        "DELETE FROM consent_envelopes WHERE consent_id IN \
+         (SELECT consent_id FROM consents WHERE member_loc = $1 OR legacy_member_id = $2)",
+        Some(MetaTable::Consents),
+    ),
+    ("DELETE FROM sign_ups WHERE member_id = $1", None),
+    (
+        "DELETE FROM member_gpc WHERE member_loc = $1 OR legacy_member_id = $2",
+        Some(MetaTable::MemberGpc),
+    ),
+    (
+        "DELETE FROM vault_records WHERE member_loc = $1 OR legacy_member_id = $2",
+        Some(MetaTable::VaultRecords),
+    ),
+    (
+        "DELETE FROM trust_enrolments WHERE member_loc = $1 OR legacy_member_id = $2",
+        Some(MetaTable::TrustEnrolments),
+    ),
+    (
+        "DELETE FROM trust_sharing WHERE member_loc = $1 OR legacy_member_id = $2",
+        Some(MetaTable::TrustSharing),
+    ),
+];
+
+/// What the release deletes besides: the consent records organisations saw,
+/// and the account row (with it the audit salt: no key names the member's
+/// audit entries any more).
+const RELEASE_DELETES: [(&str, Option<MetaTable>); 2] = [
+    (
+        "DELETE FROM consents WHERE member_loc = $1 OR legacy_member_id = $2",
+        Some(MetaTable::Consents),
+    ),
+    ("DELETE FROM members WHERE member_id = $1", None),
 ];
 
 macro_rules! impl_erasure_store {
@@ -132,8 +163,13 @@ macro_rules! impl_erasure_store {
                 receipt_hash: &[u8; 32],
             ) -> Result<bool> {
                 let mut tx = $begin(self.pool()).await?;
-                for sql in HOLD_DELETES {
-                    sqlx::query(sql).bind(member.as_bytes().to_vec()).execute(&mut *tx).await?;
+                for (sql, table) in HOLD_DELETES {
+                    let q = match table {
+                        Some(t) => sqlx::query(sql).bind(self.loc(t, member)?),
+                        None => sqlx::query(sql).bind(member.as_bytes().to_vec()),
+                    };
+                    let q = if sql.contains("$2") { q.bind(member.as_bytes().to_vec()) } else { q };
+                    q.execute(&mut *tx).await?;
                 }
                 let held = sqlx::query("UPDATE members SET erased_at = $2 WHERE member_id = $1 AND state = 'erasing' AND erased_at IS NULL")
                     .bind(member.as_bytes().to_vec())
@@ -244,14 +280,18 @@ macro_rules! impl_erasure_store {
                     .bind(before.unix_millis())
                     .fetch_all(&mut *tx)
                     .await?;
+                let mut members = Vec::with_capacity(ids.len());
                 for id in &ids {
-                    MemberId::from_slice(id).map_err(|_| bad("members.member_id"))?;
-                    for sql in HOLD_DELETES.iter().copied().chain([
-                        "DELETE FROM consents WHERE member_id = $1",
-                        "DELETE FROM members WHERE member_id = $1",
-                    ]) {
-                        sqlx::query(sql).bind(id.clone()).execute(&mut *tx).await?;
+                    let member = MemberId::from_slice(id).map_err(|_| bad("members.member_id"))?;
+                    for (sql, table) in HOLD_DELETES.iter().chain(RELEASE_DELETES.iter()).copied() {
+                        let q = match table {
+                            Some(t) => sqlx::query(sql).bind(self.loc(t, member)?),
+                            None => sqlx::query(sql).bind(id.clone()),
+                        };
+                        let q = if sql.contains("$2") { q.bind(id.clone()) } else { q };
+                        q.execute(&mut *tx).await?;
                     }
+                    members.push(member);
                 }
                 if !ids.is_empty() {
                     sqlx::query("UPDATE erasure_requests SET released_at = $1 WHERE released_at IS NULL")
@@ -276,6 +316,9 @@ macro_rules! impl_erasure_store {
                     }
                 }
                 tx.commit().await?;
+                for member in members {
+                    self.forget_subject(member);
+                }
                 Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
             }
 

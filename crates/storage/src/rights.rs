@@ -122,11 +122,11 @@ macro_rules! impl_rights_store {
                 let mut tx = $begin(self.pool()).await?;
                 for r in records {
                     sqlx::query(
-                        "INSERT INTO vault_records (record_id, member_id, revision, created_at, updated_at, ciphertext) \
+                        "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext) \
                          VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(r.id.as_bytes().to_vec())
-                    .bind(r.member.as_bytes().to_vec())
+                    .bind(self.loc(me2b_domain::meta::MetaTable::VaultRecords, r.member)?)
                     .bind(r.revision)
                     .bind(r.created_at.unix_millis())
                     .bind(r.updated_at.unix_millis())

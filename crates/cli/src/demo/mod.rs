@@ -237,6 +237,15 @@ pub async fn run(
     let creds = credentials::credentials_story(&node, &app, &dir, &made, &coops.corner.0).await?;
     let rights = rights::rights_story(&node, &app, &made, erased, &coops, &dir).await?;
     let intents = intents::intents_story(&node, &app, &made, &clock).await?;
+    // Eight days on, the erasure's batch is released to organisations (the
+    // node's sweeper does this every minute; the demo's clock jumps): the
+    // account row and its audit salt go, and the co-ops see the erasure.
+    clock.skip_days(8);
+    let released = node.vault.release_erasures_due().await?;
+    out!(
+        "\nEight days later the erasure's batch is released: {} erased member(s) now visible to organisations,\n   whose erasure requests are waiting for them (GET /v1/org/erasure-requests).",
+        released
+    );
     // Verify again, so the report counts the offer and trust events too.
     node.audit.checkpoint_now().await?;
     let report =

@@ -35,7 +35,14 @@ pub(super) async fn rights_story(
     dir: &Path,
 ) -> anyhow::Result<RightsOutcome> {
     use me2b_consent::model::{ConsentRequestInput, GrantInput, Method as ConsentMethod};
-    let mut left = made.iter().filter(|m| m.1 != erased);
+    // Members still here (the trust's walk-through erases one more).
+    let mut here = Vec::new();
+    for m in made.iter().filter(|m| m.1 != erased) {
+        if node.store.member(m.1).await?.is_some_and(|r| !r.erasing) {
+            here.push(m);
+        }
+    }
+    let mut left = here.into_iter();
     let (Some((pi, _, ptoken, _)), Some((ei, _, etoken, _))) = (left.next(), left.next()) else {
         out!("\n12. (the rights walk-through needs 2 members)");
         return Ok(RightsOutcome {
