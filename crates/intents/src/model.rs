@@ -293,6 +293,7 @@ pub struct OrgIntentView {
 
 /// An organisation's answer (untrusted input).
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = IntentAnswerInput)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerInput {
     pub price: Price,

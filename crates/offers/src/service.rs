@@ -100,6 +100,7 @@ pub enum Answer {
 
 /// The result of accepting.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OfferAccepted)]
 pub struct Accepted {
     pub offer_id: OfferId,
     /// The consent the member granted to share contact details, if they chose to.

@@ -144,6 +144,7 @@ pub async fn verify(
 
 /// A code a co-op gave the member.
 #[derive(Deserialize, ToSchema)]
+#[schema(as = CredentialCodeIn)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemIn {
     pub code: String,

@@ -128,6 +128,7 @@ pub struct PointsIn {
 
 /// The only answer to earning: nothing about the balance.
 #[derive(Serialize, ToSchema)]
+#[schema(as = EarnAccepted)]
 pub struct Accepted {
     /// `accepted`.
     pub status: &'static str,
@@ -158,6 +159,7 @@ pub async fn earn(
 /// A redemption at the till: the token the member made for this co-op and
 /// this amount (read from their screen as text or QR code).
 #[derive(Deserialize, ToSchema)]
+#[schema(as = LoyaltyRedeemIn)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemIn {
     /// The member's one-time token, e.g. `7KQ2-M9XH-C3DF-0RTV-A8BE` (case,
@@ -247,7 +249,8 @@ pub const WHOLE_BALANCE_WARNING: &str = "This token uses all your points. A co-o
 #[utoipa::path(post, path = "/v1/me/trust/loyalty/tokens", tag = "member", security(("bearer" = [])),
     request_body = TokenIn,
     responses((status = 201, body = TokenOut), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "`insufficient_points`")))]
+        (status = 409, body = ErrorBody, description = "`insufficient_points`"),
+        (status = 422, body = ErrorBody, description = "`redemption_step`: not a multiple of the federation's step")))]
 pub async fn token(
     State(s): State<AppState>,
     m: Member,
