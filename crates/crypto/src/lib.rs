@@ -19,6 +19,7 @@
 //! Only RustCrypto and dalek primitives are used; nothing is hand-rolled.
 #![forbid(unsafe_code)]
 
+mod crockford;
 mod envelope;
 mod keys;
 pub mod member_key;

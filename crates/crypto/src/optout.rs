@@ -16,7 +16,7 @@ use crate::CryptoError;
 use me2b_domain::Random;
 use secrecy::{ExposeSecret, SecretString};
 
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+use crate::crockford::{self, ALPHABET};
 const DATA_CHARS: usize = 19;
 const CODE_CHARS: usize = DATA_CHARS + 1;
 /// Random bits a code carries.
@@ -88,20 +88,7 @@ impl OptOutCode {
     /// as 1. Refused when it has the wrong length or its check character does
     /// not match (a typo, told apart from an unknown code).
     pub fn parse(typed: &str) -> Result<Self, CryptoError> {
-        let mut out = String::with_capacity(CODE_CHARS);
-        for c in typed.chars() {
-            let c = match c.to_ascii_uppercase() {
-                ' ' | '-' => continue,
-                'O' => '0',
-                'I' | 'L' => '1',
-                c if c.is_ascii() && ALPHABET.contains(&(c as u8)) => c,
-                _ => return Err(CryptoError::OptOutCodeMistyped),
-            };
-            if out.len() == CODE_CHARS {
-                return Err(CryptoError::OptOutCodeMistyped);
-            }
-            out.push(c);
-        }
+        let out = crockford::normalise(typed, CODE_CHARS).ok_or(CryptoError::OptOutCodeMistyped)?;
         if out.len() != CODE_CHARS || !checks(out.as_bytes()) {
             return Err(CryptoError::OptOutCodeMistyped);
         }
@@ -115,15 +102,7 @@ impl OptOutCode {
 
     /// The code as printed: five groups of four.
     pub fn display(&self) -> String {
-        let s = self.expose();
-        let mut out = String::with_capacity(CODE_CHARS + 4);
-        for (i, c) in s.chars().enumerate() {
-            if i > 0 && i % 4 == 0 {
-                out.push('-');
-            }
-            out.push(c);
-        }
-        out
+        crockford::grouped(self.expose())
     }
 }
 

@@ -8,7 +8,7 @@ use crate::CryptoError;
 use me2b_domain::Random;
 use secrecy::{ExposeSecret, SecretString};
 
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+use crate::crockford::{self, ALPHABET};
 const DATA_CHARS: usize = 27;
 const CODE_CHARS: usize = DATA_CHARS + 1;
 
@@ -65,20 +65,8 @@ impl RecoveryCode {
     /// as 1. Refused when it has the wrong length or its check character does
     /// not match (a typo, told apart from a wrong code).
     pub fn parse(typed: &str) -> Result<Self, CryptoError> {
-        let mut out = String::with_capacity(CODE_CHARS);
-        for c in typed.chars() {
-            let c = match c.to_ascii_uppercase() {
-                ' ' | '-' => continue,
-                'O' => '0',
-                'I' | 'L' => '1',
-                c if c.is_ascii() && ALPHABET.contains(&(c as u8)) => c,
-                _ => return Err(CryptoError::RecoveryCodeMistyped),
-            };
-            if out.len() == CODE_CHARS {
-                return Err(CryptoError::RecoveryCodeMistyped);
-            }
-            out.push(c);
-        }
+        let out =
+            crockford::normalise(typed, CODE_CHARS).ok_or(CryptoError::RecoveryCodeMistyped)?;
         let b = out.as_bytes();
         if b.len() != CODE_CHARS || check_char(&b[..DATA_CHARS]) != b[DATA_CHARS] {
             return Err(CryptoError::RecoveryCodeMistyped);
@@ -93,15 +81,7 @@ impl RecoveryCode {
 
     /// The code as shown to the member: seven groups of four.
     pub fn display(&self) -> String {
-        let s = self.expose();
-        let mut out = String::with_capacity(CODE_CHARS + 6);
-        for (i, c) in s.chars().enumerate() {
-            if i > 0 && i % 4 == 0 {
-                out.push('-');
-            }
-            out.push(c);
-        }
-        out
+        crockford::grouped(self.expose())
     }
 }
 
