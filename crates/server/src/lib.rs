@@ -7,7 +7,8 @@
 //! an [`ApiError`] through the one error mapping in [`error`].
 #![forbid(unsafe_code)]
 
-pub mod card;
+/// The printable opt-out card (me2b-web draws it for its pages too).
+pub use me2b_web::card;
 pub mod conn;
 pub mod error;
 pub mod extract;
@@ -66,7 +67,15 @@ async fn json_errors(resp: axum::response::Response) -> axum::response::Response
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // The one HTML error that passes: the web's "not found" page for a
+    // browser path no route matched (routes::meta::not_found).
+    let web_page = status == axum::http::StatusCode::NOT_FOUND
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || web_page {
         return resp;
     }
     let err = match status.as_u16() {
@@ -124,7 +133,7 @@ pub fn router(state: AppState, opts: ServerOptions) -> Router {
     // security headers, so they are merged outside the API's JSON layers.
     let web = me2b_web::router(me2b_web::WebState {
         node: state.node.clone(),
-        gate: throttle.clone(),
+        gate: optout.clone(),
     });
     let mut app = routes::router()
         .layer(axum::middleware::from_fn_with_state(

@@ -253,20 +253,25 @@ impl OptOutThrottle {
     }
 }
 
-/// The web pages share the API's login limits, and learn from the same
-/// trusted proxies whether a request came over TLS.
-impl me2b_web::LoginGate for LoginThrottle {
+/// The web pages share the API's login and opt-out limits, and learn from
+/// the same trusted proxies whether a request came over TLS.
+impl me2b_web::LoginGate for OptOutThrottle {
     fn allow(
         &self,
         peer: Option<IpAddr>,
         headers: &axum::http::HeaderMap,
         account: &[u8; 32],
     ) -> bool {
-        LoginThrottle::check(self, self.client(peer, headers), account).is_ok()
+        let login = &self.login;
+        login.check(login.client(peer, headers), account).is_ok()
+    }
+
+    fn allow_optout(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> bool {
+        self.check_client(self.login.client(peer, headers)).is_ok()
     }
 
     fn over_tls(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> bool {
-        peer.is_some_and(|p| self.trusted_proxies.contains(&p))
+        peer.is_some_and(|p| self.login.trusted_proxies.contains(&p))
             && headers
                 .get("x-forwarded-proto")
                 .and_then(|v| v.to_str().ok())

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+pub mod card;
 mod error;
 mod form;
 mod pages;
@@ -41,6 +42,9 @@ pub trait LoginGate: Send + Sync + std::fmt::Debug {
     /// Whether the request reached the node over TLS (from a trusted proxy
     /// that says so): the session cookie is then `Secure`.
     fn over_tls(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> bool;
+    /// Takes one paper opt-out code typed at the public page by the client
+    /// (the API's `POST /v1/optout` limits): `false` when over the limit.
+    fn allow_optout(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> bool;
 }
 
 /// Shared state of the web layer.
@@ -54,6 +58,24 @@ pub struct WebState {
 /// scripts, styles and images; no inline script or style, no framing, forms
 /// post only here.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The HTML "not found" page, with the pages' security headers: the
+/// server's fallback answers it for a browser path no route matched (API
+/// paths keep their JSON errors).
+pub fn not_found_page() -> axum::response::Response {
+    let mut resp = axum::response::IntoResponse::into_response(WebError::NotFound);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    resp
+}
 
 /// The pages, with their security headers and the CSRF guard on every POST.
 pub fn router(state: WebState) -> Router {

@@ -64,8 +64,25 @@ pub async fn node_keys(State(s): State<AppState>) -> Json<NodeKeys> {
     })
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::not_found()
+/// No route matched: the API's JSON `404 not_found` for API paths, the web
+/// pages' HTML "not found" page for every other (browser) path.
+pub async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if is_api_path(uri.path()) {
+        ApiError::not_found().into_response()
+    } else {
+        me2b_web::not_found_page()
+    }
+}
+
+/// Paths a program calls (JSON errors), as opposed to pages a person opens.
+pub(crate) fn is_api_path(path: &str) -> bool {
+    path == "/v1"
+        || path.starts_with("/v1/")
+        || path.starts_with("/.well-known/")
+        || path.starts_with("/bench/")
+        || path == "/openapi.json"
+        || path == "/healthz"
 }
 
 pub async fn method_not_allowed() -> ApiError {

@@ -7,6 +7,7 @@ mod coop;
 mod coop_offers;
 mod info;
 mod loyalty;
+mod member;
 mod offers;
 mod vault;
 
@@ -26,6 +27,7 @@ pub fn router() -> Router<WebState> {
         .merge(loyalty::router())
         .merge(activity::router())
         .merge(coop::router())
+        .merge(member::router())
 }
 
 /// What every page's frame needs.

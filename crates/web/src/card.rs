@@ -52,7 +52,7 @@ fn how_to(input: &CardInput<'_>) -> [String; 3] {
     [
         "To stop all direct marketing to you, at once:".to_owned(),
         match input.optout_url {
-            Some(u) => format!("type this code at {u}/v1/optout,"),
+            Some(u) => format!("type this code at {u}/optout,"),
             None => "type this code at your node's opt-out page,".to_owned(),
         },
         "or hand this card to the till of any co-op of the federation.".to_owned(),
