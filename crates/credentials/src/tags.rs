@@ -183,7 +183,7 @@ impl FederationTags {
     pub fn member_since(&self, year: u16, this_year: u16) -> Result<MemberSince, TagRefusal> {
         let listed = year >= self.since_from
             && year <= this_year
-            && (year - self.since_from) % self.since_step == 0;
+            && (year - self.since_from).is_multiple_of(self.since_step);
         if !listed {
             return Err(TagRefusal::UnknownMemberSince);
         }
