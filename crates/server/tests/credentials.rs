@@ -464,7 +464,7 @@ async fn an_issuer_cannot_tag_a_member_by_the_validity_epoch() {
             ("valid_weeks", json!(null)),
             ("tier", json!("founding")),
             ("region", json!("NL-UT")),
-            ("member_since", json!(1999)),
+            ("member_since", json!(2015)),
             ("interests", json!([])),
             ("interests", json!(["cycling", "organic"])),
             ("validity_epoch", json!(1)),
