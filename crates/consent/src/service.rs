@@ -30,11 +30,13 @@ use std::sync::Arc;
 mod cross_sell;
 mod erasure;
 pub mod optout;
+mod release;
 pub use cross_sell::CrossSell;
 pub use erasure::{
     ErasureRequestClaims, ErasureStatus, OperatorErasureRequest, OrgErasureRequest, RecipientList,
     RecipientStatus, ERASURE_REQUEST_TYP,
 };
+pub use release::ConsentSchedule;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -68,6 +70,9 @@ pub enum ServiceError {
     UnknownOptOutCode,
     #[error("the node's charter refuses this: {0}")]
     CharterForbids(&'static str),
+    /// Data access answers only in the window after each release boundary.
+    #[error("data access answers only in the window after each release of consent changes; ask again in {retry_after} s")]
+    AccessWindowClosed { retry_after: u64 },
 }
 
 /// A consent as its controller sees it: the member only by pseudonym, its
@@ -136,6 +141,7 @@ pub struct Consents {
     rng: Arc<dyn Random>,
     sensitive_topics: Arc<BTreeMap<String, String>>,
     charter: Arc<crate::charter::Charter>,
+    releases: Arc<release::Releases>,
     /// Benchmarks only: every decision permits, without lookup or audit, to
     /// measure what the decision adds to a request. Not compiled into the product.
     #[cfg(feature = "bench")]
@@ -182,6 +188,7 @@ impl Consents {
             rng,
             sensitive_topics: Arc::new(BTreeMap::new()),
             charter: Arc::new(crate::charter::Charter::default()),
+            releases: Arc::default(),
             #[cfg(feature = "bench")]
             stub_decisions: false,
         }
@@ -341,10 +348,12 @@ impl Consents {
         if req.org != org || req.cross_sell_from.is_some() {
             return Err(ServiceError::RequestNotFound);
         }
-        let rows = self.store.consents_for_request(request).await?;
+        // As of the last release: a change shows with its period's others.
+        self.release_due().await?;
+        let rows = self.store.released_consents_for_request(request).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let r = ConsentRecord::from_json(&row.body)?;
+            let r = ConsentRecord::from_json(&row.released_body)?;
             out.push(OrgConsentView {
                 consent_id: r.id,
                 subject: self.pseudonym_of(&r),
@@ -471,11 +480,20 @@ impl Consents {
         }
         self.vocab.require(Section::Purpose, purpose)?;
         self.vocab.require(Section::Processing, processing)?;
+        // Answered in the window after each release boundary (release.rs):
+        // polling cannot time a withdrawal between two windows.
+        self.access_window()?;
+        self.release_due().await?;
         let now = self.clock.now();
         let mut out = Vec::new();
         let mut events = Vec::new();
-        for row in self.store.consents_for_request(request).await? {
-            if row.status != "given" {
+        for released in self.store.released_consents_for_request(request).await? {
+            // Given as the organisation last saw it (a grant not released
+            // yet is not served: it would show the new pseudonym now) and
+            // given now (a withdrawal stops data at once).
+            let shown = ConsentRecord::from_json(&released.released_body)?;
+            let row = released.now;
+            if row.status != "given" || shown.status != ConsentStatus::Given {
                 continue;
             }
             let member = row.member;
@@ -789,12 +807,14 @@ impl Consents {
         org: OrgId,
         consent: ConsentId,
     ) -> Result<Vec<String>, ServiceError> {
+        self.release_due().await?;
         let row = self
             .store
-            .consent(consent)
+            .released_consent(consent)
             .await?
             .ok_or(ServiceError::ConsentNotFound)?;
-        let r = ConsentRecord::from_json(&row.body)?;
+        // As of the last release (a withdrawal's receipt shows with it).
+        let r = ConsentRecord::from_json(&row.released_body)?;
         if r.controller != org || r.status == ConsentStatus::Refused || r.cross_sell_from.is_some()
         {
             return Err(ServiceError::ConsentNotFound);
@@ -971,6 +991,10 @@ impl Consents {
         r.subject_pseudonym = Some(pseudonym);
         self.add_receipt(&mut r).await?;
         self.store.insert_consent(&to_row(&r)).await?;
+        // The organisation asked for this contact through the intent and
+        // knows its pseudonym already: the grant shows at once (a later
+        // withdrawal waits for a release like every other).
+        self.store.consent_release_one(consent).await?;
         self.audit
             .record_all(vec![
                 AuditEvent::new(Actor::Organisation(org.id), Action::ConsentRequestCreate)

@@ -10,9 +10,16 @@
 //!   granularity, so a credential says no more about where a member lives
 //!   than a receipt may.
 //!
+//! * `member_since` is a year of the federation's coarse list: every
+//!   `member_since_step`th year from `member_since_from` (`[credentials]`;
+//!   default every fifth year from 2000), up to the current year. Any year
+//!   from 1800 to 9999 would let an issuer write an implausible year as a
+//!   tag (the adversarial review read 1801, 4242, 9876 and 9999 back).
+//!
 //! Both are ASCII only and parsed once ("parse, don't validate"): the
 //! list ([`FederationTags`]) turns untrusted text into a value or a refusal.
 
+use crate::schema::MemberSince;
 use crate::CredentialError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -109,7 +116,15 @@ pub const DEFAULT_TIERS: [&str; 3] = ["member", "supporting", "founding"];
 pub struct FederationTags {
     tiers: BTreeSet<Tier>,
     regions: BTreeSet<Region>,
+    /// The first year of the `member_since` list, and its step.
+    since_from: u16,
+    since_step: u16,
 }
+
+/// The default first year of the `member_since` list.
+pub const DEFAULT_MEMBER_SINCE_FROM: u16 = 2000;
+/// The default step of the `member_since` list (years).
+pub const DEFAULT_MEMBER_SINCE_STEP: u16 = 5;
 
 /// Why a value is not one of the federation's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +133,7 @@ pub enum TagRefusal {
     Form(CredentialError),
     UnknownTier,
     UnknownRegion,
+    UnknownMemberSince,
 }
 
 impl FederationTags {
@@ -140,7 +156,46 @@ impl FederationTags {
                 reason: "the federation lists at least one tier and one region",
             });
         }
-        Ok(Self { tiers, regions })
+        Ok(Self {
+            tiers,
+            regions,
+            since_from: DEFAULT_MEMBER_SINCE_FROM,
+            since_step: DEFAULT_MEMBER_SINCE_STEP,
+        })
+    }
+
+    /// The `member_since` list: every `step`th year from `from` (1900 to
+    /// 2100, step 1 to 50).
+    pub fn with_member_since(mut self, from: u16, step: u16) -> Result<Self, CredentialError> {
+        if !(1900..=2100).contains(&from) || !(1..=50).contains(&step) {
+            return Err(CredentialError::InvalidClaim {
+                claim: "member_since",
+                reason: "the federation's list starts 1900 to 2100, in steps of 1 to 50 years",
+            });
+        }
+        self.since_from = from;
+        self.since_step = step;
+        Ok(self)
+    }
+
+    /// A `member_since` year of the federation's list, no later than
+    /// `this_year`.
+    pub fn member_since(&self, year: u16, this_year: u16) -> Result<MemberSince, TagRefusal> {
+        let listed = year >= self.since_from
+            && year <= this_year
+            && (year - self.since_from).is_multiple_of(self.since_step);
+        if !listed {
+            return Err(TagRefusal::UnknownMemberSince);
+        }
+        MemberSince::new(year).map_err(TagRefusal::Form)
+    }
+
+    /// The years of the `member_since` list up to `this_year`.
+    pub fn member_since_years(&self, this_year: u16) -> Vec<u16> {
+        (self.since_from..=this_year.max(self.since_from))
+            .step_by(usize::from(self.since_step))
+            .filter(|y| *y <= this_year)
+            .collect()
     }
 
     /// A tier of the federation's list, from untrusted text.
@@ -185,6 +240,8 @@ impl Default for FederationTags {
                 .map(|t| Tier((*t).to_owned()))
                 .collect(),
             regions: regions.iter().map(|r| Region((*r).to_owned())).collect(),
+            since_from: DEFAULT_MEMBER_SINCE_FROM,
+            since_step: DEFAULT_MEMBER_SINCE_STEP,
         }
     }
 }
@@ -193,6 +250,35 @@ impl Default for FederationTags {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn member_since_is_a_year_of_the_coarse_list_up_to_now() {
+        let f = FederationTags::default();
+        for ok in [2000, 2005, 2020, 2025] {
+            assert!(f.member_since(ok, 2026).is_ok(), "{ok}");
+        }
+        for tag in [1801, 1999, 2019, 2030, 4242, 9876, 9999] {
+            assert_eq!(
+                f.member_since(tag, 2026),
+                Err(TagRefusal::UnknownMemberSince),
+                "{tag}"
+            );
+        }
+        assert_eq!(
+            f.member_since_years(2026),
+            vec![2000, 2005, 2010, 2015, 2020, 2025]
+        );
+        let yearly = FederationTags::default()
+            .with_member_since(2010, 1)
+            .unwrap();
+        assert!(yearly.member_since(2019, 2026).is_ok());
+        assert!(FederationTags::default()
+            .with_member_since(1800, 5)
+            .is_err());
+        assert!(FederationTags::default()
+            .with_member_since(2000, 0)
+            .is_err());
+    }
 
     #[test]
     fn only_listed_ascii_names_pass() {

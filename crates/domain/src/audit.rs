@@ -68,6 +68,10 @@ pub enum Action {
     /// (object: how many members).
     #[serde(rename = "member.erase.release")]
     ErasureRelease,
+    /// Consent changes of one period were released to organisations
+    /// together (object: how many consents).
+    #[serde(rename = "consent.release")]
+    ConsentRelease,
     /// An organisation confirmed an erasure request (object: its id).
     #[serde(rename = "member.erase.confirm")]
     ErasureConfirm,

@@ -3,6 +3,7 @@
 //! server and the CLI both start from [`Node::open`].
 #![forbid(unsafe_code)]
 
+pub mod consent_release;
 pub mod erasure;
 pub mod outbox;
 pub mod portability;
@@ -74,6 +75,10 @@ pub struct NodeConfig {
     pub smtp_url: Option<String>,
     /// The sender of messages to members.
     pub mail_from: String,
+    /// Tests of other features only (no configuration file sets it):
+    /// organisations see consent changes at once and data access answers
+    /// at any time, instead of `[consent_release]`'s batches and windows.
+    pub release_consents_at_once: bool,
 }
 
 /// The governance file: `[privacy]` (the budget period, the minimum cohort,
@@ -86,6 +91,8 @@ pub struct Governance {
     pub offers: OfferGovernance,
     pub credentials: me2b_credentials::service::CredentialGovernance,
     pub erasure: erasure::ErasureGovernance,
+    /// When organisations see consent changes (issue 12).
+    pub consent_release: consent_release::ConsentReleaseGovernance,
     /// The charter: what no organisation may ask members for (issue 15).
     pub charter: me2b_consent::Charter,
     /// Whose exports this node imports (issue 15).
@@ -119,6 +126,7 @@ impl Governance {
         g.offers.check().map_err(|e| e.to_string())?;
         g.credential_tags()?;
         g.erasure.check()?;
+        g.consent_release.check()?;
         Ok(g)
     }
 
@@ -126,8 +134,14 @@ impl Governance {
     /// and the trust's `[trust] areas`.
     pub fn credential_tags(&self) -> Result<me2b_credentials::tags::FederationTags, String> {
         me2b_credentials::tags::FederationTags::new(&self.credentials.tiers, &self.trust.areas)
+            .and_then(|t| {
+                t.with_member_since(
+                    self.credentials.member_since_from,
+                    self.credentials.member_since_step,
+                )
+            })
             .map_err(|_| {
-                "[credentials] tiers must be 1 to 32 lowercase ASCII letters, digits and hyphens, and [trust] areas 1 to 8 ASCII letters, digits and hyphens (credentials carry them)".to_owned()
+                "[credentials] tiers must be 1 to 32 lowercase ASCII letters, digits and hyphens, [trust] areas 1 to 8 ASCII letters, digits and hyphens (credentials carry them), member_since_from 1900 to 2100 and member_since_step 1 to 50".to_owned()
             })
     }
 }
@@ -149,6 +163,7 @@ impl NodeConfig {
             outbox: None,
             smtp_url: None,
             mail_from: "me2b@localhost".into(),
+            release_consents_at_once: false,
         }
     }
 
@@ -382,6 +397,11 @@ impl Node {
         vault.set_recipient_register(Arc::new(consents.recipient_register()));
         let governance = Arc::new(load_governance(cfg)?);
         vault.set_erasure_schedule(governance.erasure.schedule());
+        consents.set_release_schedule(if cfg.release_consents_at_once {
+            me2b_consent::service::ConsentSchedule::at_once()
+        } else {
+            governance.consent_release.schedule()
+        });
         let accountant = Accountant::new(
             store.clone(),
             audit.clone(),
@@ -525,12 +545,16 @@ impl Node {
         let store = self.store.clone();
         let clock = self.clock.clone();
         let vault = self.vault.clone();
+        let consents = self.consents.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 tick.tick().await;
                 if let Err(e) = vault.release_erasures_due().await {
                     tracing::warn!(error = %e, "erasures due could not be released");
+                }
+                if let Err(e) = consents.release_due().await {
+                    tracing::warn!(error = %e, "consent changes due could not be released");
                 }
                 let now = clock.now();
                 let r = async {

@@ -104,7 +104,7 @@ async fn main() {
                 federation: None,
                 tier: "member".into(),
                 region: "NL-NH".into(),
-                member_since: 2019,
+                member_since: 2020,
                 interests: vec!["cycling".into()],
             },
         )

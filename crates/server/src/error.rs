@@ -88,6 +88,7 @@ error_codes! {
     SpecialCategoryRequiresExplicitConsent = "special_category_requires_explicit_consent", UNPROCESSABLE_ENTITY, "a special category (GDPR Art. 9) needs the legal basis explicitly-expressed-consent";
     AlreadyAnswered = "already_answered", CONFLICT, "the consent request was already answered (or the organisation already answered the intent)";
     NotInForce = "not_in_force", CONFLICT, "the consent is withdrawn or was a refusal";
+    DataAccessWindow = "data_access_window", TOO_MANY_REQUESTS, "data access answers only in the window after each release of consent changes: retry after the Retry-After header's seconds";
     // --- erasure ---
     ErasureRequestNotFound = "erasure_request_not_found", NOT_FOUND, "no erasure request of this organisation has this id (or it is not sent yet)";
     ErasureAlreadyConfirmed = "erasure_already_confirmed", CONFLICT, "this erasure request was confirmed before: nothing changed";
@@ -135,6 +136,7 @@ error_codes! {
     UnknownCode = "unknown_code", UNPROCESSABLE_ENTITY, "the one-time code is unknown, used, expired or revoked";
     UnknownTier = "unknown_tier", UNPROCESSABLE_ENTITY, "the tier is not one of the federation's (listed at /.well-known/me2b/issuers)";
     UnknownRegion = "unknown_region", UNPROCESSABLE_ENTITY, "the region is not one of the trust's area codes (listed at /.well-known/me2b/issuers)";
+    UnknownMemberSince = "unknown_member_since", UNPROCESSABLE_ENTITY, "member_since is not a year of the federation's list (every member_since_step-th year from member_since_from, up to this year)";
     UnknownChallenge = "unknown_challenge", UNPROCESSABLE_ENTITY, "no such challenge: never made, expired or already used (a replay)";
     WrongChallenge = "wrong_challenge", UNPROCESSABLE_ENTITY, "the presentation answers another challenge";
     UnknownIssuer = "unknown_issuer", UNPROCESSABLE_ENTITY, "the issuer key is unknown or not accepted";
@@ -411,6 +413,11 @@ impl From<me2b_consent::ServiceError> for ApiError {
             E::OptOutCodeMistyped => Self::new(C::OptOutCodeMistyped, e.to_string()),
             E::UnknownOptOutCode => Self::new(C::UnknownOptOutCode, e.to_string()),
             E::CharterForbids(_) => Self::new(C::CharterForbids, e.to_string()),
+            E::AccessWindowClosed { retry_after } => {
+                let mut err = Self::new(C::DataAccessWindow, e.to_string());
+                err.retry_after = Some(retry_after.max(1));
+                err
+            }
         }
     }
 }
@@ -562,6 +569,7 @@ impl From<me2b_credentials::service::ServiceError> for ApiError {
             E::SensitiveTopic => C::SensitiveTopic,
             E::UnknownTier => C::UnknownTier,
             E::UnknownRegion => C::UnknownRegion,
+            E::UnknownMemberSince => C::UnknownMemberSince,
             E::NotFound(_) => return Self::not_found(),
             E::Invalid(_) => C::InvalidParameter,
             E::Corrupt => {

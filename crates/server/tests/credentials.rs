@@ -71,7 +71,7 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
 
         // A code needs the role, and valid claims.
         let code_req = json!({"federation": "Fair Economy Federation", "tier": "founding",
-            "region": "NL-NH", "member_since": 2019, "interests": ["cycling"]});
+            "region": "NL-NH", "member_since": 2020, "interests": ["cycling"]});
         let (st, v) = s
             .req(
                 Method::POST,
@@ -86,7 +86,7 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
                 Method::POST,
                 "/v1/org/credentials/codes",
                 Some(&coop_key),
-                Some(json!({"tier": " padded", "region": "R", "member_since": 2019})),
+                Some(json!({"tier": " padded", "region": "R", "member_since": 2020})),
             )
             .await;
         assert_eq!(
@@ -102,7 +102,7 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
                 Some(&coop_key),
                 Some(
                     json!({"federation": "Fair Economy Federation 2", "tier": "member",
-                    "region": "R", "member_since": 2019}),
+                    "region": "R", "member_since": 2020}),
                 ),
             )
             .await;
@@ -453,7 +453,7 @@ async fn an_issuer_cannot_tag_a_member_by_the_validity_epoch() {
         let (_, shop_key) = s.org_with("Fair Market", vec![Role::Credentials]).await;
         to_next_period(&s);
         let base = json!({"federation": FED, "tier": "member", "region": "NL-NH",
-            "member_since": 2019, "interests": ["cycling"]});
+            "member_since": 2020, "interests": ["cycling"]});
         let mut knobs = vec![base.clone()];
         for (field, value) in [
             ("valid_weeks", json!(1)),
@@ -464,7 +464,7 @@ async fn an_issuer_cannot_tag_a_member_by_the_validity_epoch() {
             ("valid_weeks", json!(null)),
             ("tier", json!("founding")),
             ("region", json!("NL-UT")),
-            ("member_since", json!(1999)),
+            ("member_since", json!(2015)),
             ("interests", json!([])),
             ("interests", json!(["cycling", "organic"])),
             ("validity_epoch", json!(1)),
@@ -566,7 +566,7 @@ async fn a_federation_verifier_cannot_tell_which_coop_issued() {
         let (_, key_b) = s.org_with("Bike Co-op", vec![Role::Credentials]).await;
         let (_, shop_key) = s.org_with("Fair Market", vec![Role::Credentials]).await;
         let claims = json!({"federation": FED, "tier": "member", "region": "NL-NH",
-            "member_since": 2019, "interests": ["cycling"]});
+            "member_since": 2020, "interests": ["cycling"]});
         let (st, code_a) = make_code(&s, &key_a, &claims).await;
         assert_eq!(st, StatusCode::CREATED, "{code_a}");
         let (st, code_b) = make_code(&s, &key_b, &claims).await;
@@ -708,7 +708,7 @@ async fn special_category_and_unknown_interests_are_refused() {
             ("Cycling", "unknown_topic"),
         ] {
             let body = json!({"federation": FED, "tier": "member", "region": "NL-NH",
-                "member_since": 2019, "interests": ["cycling", interest]});
+                "member_since": 2020, "interests": ["cycling", interest]});
             let (st, v) = make_code(&s, &key, &body).await;
             assert_eq!(
                 (st, err(&v)),
@@ -722,7 +722,7 @@ async fn special_category_and_unknown_interests_are_refused() {
             &s,
             &key,
             &json!({"federation": FED, "tier": "member", "region": "NL-NH",
-                "member_since": 2019, "interests": ["cycling", "organic"]}),
+                "member_since": 2020, "interests": ["cycling", "organic"]}),
         )
         .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");

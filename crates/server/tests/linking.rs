@@ -15,7 +15,7 @@ mod common;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{opened, start, Srv};
-use me2b_domain::{OrgId, Timestamp};
+use me2b_domain::{Clock, OrgId, Timestamp};
 use me2b_testkit::Db;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -327,6 +327,60 @@ async fn an_issuer_cannot_tag_a_member_through_tier_or_region() {
         );
         assert!(
             doc["regions"].as_array().unwrap().contains(&json!("NL-NH")),
+            "{doc}"
+        );
+    }
+}
+
+/// An issuer tries to tag members through `member_since` (attack4d: the
+/// years 1801, 4242, 9876 and 9999 were issued and read back by a verifier,
+/// 4 of 4): only the federation's coarse list up to this year is issued,
+/// and the refusal echoes nothing.
+#[tokio::test]
+async fn an_issuer_cannot_tag_a_member_through_member_since() {
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (_, key) = s
+            .org_with("Corner Co-op", vec![me2b_domain::org::Role::Credentials])
+            .await;
+        let code = |year: u64| json!({"tier": "member", "region": "NL-NH", "member_since": year});
+        for year in [2000, 2015, 2020, 2025] {
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/credentials/codes",
+                    Some(&key),
+                    Some(code(year)),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{db:?} {year}: {v}");
+        }
+        // The test clock is in 2026: 2030 is in the future.
+        for tag in [1801, 1999, 2019, 2021, 2030, 4242, 9876, 9999] {
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/credentials/codes",
+                    Some(&key),
+                    Some(code(tag)),
+                )
+                .await;
+            assert_eq!(
+                (st, err(&v)),
+                (StatusCode::UNPROCESSABLE_ENTITY, "unknown_member_since"),
+                "{db:?} {tag}: {v}"
+            );
+            assert!(
+                !v.to_string().contains(&tag.to_string()),
+                "{db:?}: echoes {tag}: {v}"
+            );
+        }
+        let (_, doc) = s
+            .req(Method::GET, "/.well-known/me2b/issuers", None, None)
+            .await;
+        assert_eq!(
+            doc["member_since"],
+            json!([2000, 2005, 2010, 2015, 2020, 2025]),
             "{doc}"
         );
     }
@@ -677,5 +731,407 @@ async fn gpc_shows_on_the_members_view_of_a_sharing_consent() {
             .await;
         let e = v["receipt_sharing"][0]["explanation"].as_str().unwrap();
         assert!(e.contains("Global Privacy Control"), "{db:?} {e}");
+    }
+}
+
+/// `[consent_release]` as the polling test runs it: daily releases of at
+/// least three members, 15-minute data-access windows.
+const BATCHED: &str = "[consent_release]\nrelease_period_hours = 24\nmin_batch = 3\n\
+     max_delay_hours = 72\naccess_window_minutes = 15\n";
+
+/// What one co-op notes while it polls: per pseudonym, the clock (ms) at
+/// which it first appeared and first changed (a list saying `withdrawn`, a
+/// new receipt, leaving data access), and the pseudonyms in the order they
+/// first appeared.
+#[derive(Default)]
+struct Poller {
+    first_seen: BTreeMap<String, i64>,
+    first_changed: BTreeMap<String, i64>,
+    arrival: Vec<String>,
+    receipts: BTreeMap<String, usize>,
+    in_access: BTreeSet<String>,
+    answered: usize,
+    refused: usize,
+}
+
+impl Poller {
+    async fn poll(&mut self, s: &Srv, key: &str, request: &str) {
+        let now = s.clock.now().unix_millis();
+        let (st, list) = s
+            .req(
+                Method::GET,
+                &format!("/v1/org/consent-requests/{request}/consents"),
+                Some(key),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{list}");
+        for c in list.as_array().unwrap() {
+            let sub = c["subject"].as_str().unwrap().to_owned();
+            if !self.first_seen.contains_key(&sub) {
+                self.first_seen.insert(sub.clone(), now);
+                self.arrival.push(sub.clone());
+            }
+            let (st, r) = s
+                .req(
+                    Method::GET,
+                    &format!(
+                        "/v1/org/consents/{}/receipts",
+                        c["consent_id"].as_str().unwrap()
+                    ),
+                    Some(key),
+                    None,
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{r}");
+            let n = r["receipts"].as_array().map_or(0, Vec::len);
+            let more = self.receipts.insert(sub.clone(), n).is_some_and(|m| m < n);
+            if c["status"] != "given" || more {
+                self.first_changed.entry(sub).or_insert(now);
+            }
+        }
+        let (st, access) = s
+            .req(
+                Method::POST,
+                "/v1/org/data-access",
+                Some(key),
+                Some(json!({"request_id": request, "purpose": "direct-marketing",
+                    "processing": "use"})),
+            )
+            .await;
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(err(&access), "data_access_window", "{access}");
+            self.refused += 1;
+            return;
+        }
+        assert_eq!(st, StatusCode::OK, "{access}");
+        self.answered += 1;
+        let access = opened(key, &access);
+        let now_in: BTreeSet<String> = access["disclosures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["subject"].as_str().unwrap().to_owned())
+            .collect();
+        for sub in &now_in {
+            if !self.first_seen.contains_key(sub) {
+                self.first_seen.insert(sub.clone(), now);
+                self.arrival.push(sub.clone());
+            }
+        }
+        for gone in self.in_access.difference(&now_in) {
+            self.first_changed.entry(gone.clone()).or_insert(now);
+        }
+        self.in_access = now_in;
+    }
+}
+
+/// The colluding co-ops' pairing of `a`'s pseudonyms with `b`'s by the
+/// moments in `ta`/`tb`, ties broken by arrival order; how many are right.
+fn pair_by_moment(
+    ta: &BTreeMap<String, i64>,
+    tb: &BTreeMap<String, i64>,
+    rank_a: &[String],
+    rank_b: &[String],
+    truth: &BTreeMap<String, usize>,
+) -> (usize, usize) {
+    let rank = |r: &[String], x: &str| r.iter().position(|y| y == x).unwrap_or(0) as i64;
+    let mut cands = Vec::new();
+    for (sa, xa) in ta {
+        for (sb, xb) in tb {
+            cands.push((
+                (xa - xb).abs(),
+                (rank(rank_a, sa) - rank(rank_b, sb)).abs(),
+                sa,
+                sb,
+            ));
+        }
+    }
+    cands.sort();
+    let (mut ua, mut ub, mut right) = (BTreeSet::new(), BTreeSet::new(), 0);
+    for (_, _, sa, sb) in cands {
+        if ua.contains(sa) || ub.contains(sb) {
+            continue;
+        }
+        ua.insert(sa);
+        ub.insert(sb);
+        right += usize::from(truth[sa] == truth[sb]);
+    }
+    (right, ua.len())
+}
+
+/// Two co-ops poll everything they can see of their consents (lists,
+/// receipts, data access) after every move a member makes, and pair their
+/// pseudonyms by the moment each first appears (grants), by the moment each
+/// first changes (withdrawals, one-click opt-outs) and by arrival order.
+/// Before issue 12's consent releases they linked every member; now every
+/// grant shows at one release and every withdrawal at the next, and data
+/// access answers in windows a day apart.
+#[tokio::test]
+async fn polling_consent_views_does_not_link_grants_withdrawals_or_opt_outs() {
+    for db in Db::ALL {
+        let Some(s) = common::start_ttl(db, Some(BATCHED), 30 * 86_400).await else {
+            continue;
+        };
+        // Start a minute into a day (UTC): a release is due at every midnight.
+        let day = 86_400_000;
+        let now = s.clock.now().unix_millis();
+        s.clock
+            .advance_seconds((day - now.rem_euclid(day)) / 1000 + 60);
+        let (a, ka) = s.org("Co-op A").await;
+        let (b, kb) = s.org("Co-op B").await;
+        let ask = json!({"purposes": ["direct-marketing"], "categories": ["interest"],
+            "processing": ["use"], "legal_basis": "consent", "retention_days": 30,
+            "recipients": [], "notice": "Offers that fit you.", "notice_version": "1"});
+        let mut rid = BTreeMap::new();
+        for (org, key) in [(a, &ka), (b, &kb)] {
+            let (st, r) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/consent-requests",
+                    Some(key),
+                    Some(ask.clone()),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{r}");
+            rid.insert(org, r["id"].as_str().unwrap().to_owned());
+        }
+        const N: usize = 6;
+        let mut members = Vec::new();
+        for i in 0..N {
+            members.push(
+                s.member_with(
+                    &format!("p{i}@example.org"),
+                    &[json!({"kind": "interest", "topic": "cycling"})],
+                )
+                .await,
+            );
+        }
+        let (mut pa, mut pb) = (Poller::default(), Poller::default());
+        let mut dice = Dice(0x2545_f491_4f6c_dd1d);
+        // Grants: one member after another, 20 to 90 minutes apart, each at
+        // A and then B a few minutes later; the co-ops poll after each.
+        for m in &members {
+            s.clock.advance_seconds(1200 + 60 * dice.next(70) as i64);
+            for org in [a, b] {
+                let (st, v) = s
+                    .req(
+                        Method::POST,
+                        &format!("/v1/me/consent-requests/{}/grant", rid[&org]),
+                        Some(m),
+                        Some(json!({})),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::CREATED, "{v}");
+                pa.poll(&s, &ka, &rid[&a]).await;
+                pb.poll(&s, &kb, &rid[&b]).await;
+                s.clock.advance_seconds(60 + 60 * dice.next(4) as i64);
+            }
+        }
+        // Past midnight, both poll again.
+        let next_day = |s: &Srv| {
+            let now = s.clock.now().unix_millis();
+            (day - now.rem_euclid(day)) / 1000 + 120
+        };
+        s.clock.advance_seconds(next_day(&s));
+        pa.poll(&s, &ka, &rid[&a]).await;
+        pb.poll(&s, &kb, &rid[&b]).await;
+        assert_eq!((pa.first_seen.len(), pb.first_seen.len()), (N, N), "{db:?}");
+
+        let mut truth: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, m) in members.iter().enumerate() {
+            let (_, mine) = s.req(Method::GET, "/v1/me/consents", Some(m), None).await;
+            for c in mine.as_array().unwrap() {
+                let claims = jws_payload(c["receipts"][0].as_str().unwrap()).unwrap();
+                truth.insert(claims["subject"].as_str().unwrap().to_owned(), i);
+            }
+        }
+        let (grants, of) = pair_by_moment(
+            &pa.first_seen,
+            &pb.first_seen,
+            &pa.arrival,
+            &pb.arrival,
+            &truth,
+        );
+        eprintln!("{db:?}: grants paired {grants} of {of} by first appearance");
+
+        // Withdrawals: two members withdraw at A, then at B minutes later;
+        // two opt out of marketing in one click. 30 to 90 minutes apart.
+        for (k, m) in members.iter().take(4).enumerate() {
+            s.clock.advance_seconds(1800 + 60 * dice.next(60) as i64);
+            if k % 2 == 0 {
+                let (_, mine) = s.req(Method::GET, "/v1/me/consents", Some(m), None).await;
+                for c in mine.as_array().unwrap() {
+                    let id = c["consent_id"].as_str().unwrap();
+                    let (st, v) = s
+                        .req(
+                            Method::POST,
+                            &format!("/v1/me/consents/{id}/withdraw"),
+                            Some(m),
+                            None,
+                        )
+                        .await;
+                    assert_eq!(st, StatusCode::OK, "{v}");
+                    pa.poll(&s, &ka, &rid[&a]).await;
+                    pb.poll(&s, &kb, &rid[&b]).await;
+                    s.clock.advance_seconds(60 + 60 * dice.next(4) as i64);
+                }
+            } else {
+                let (st, v) = s
+                    .req(
+                        Method::POST,
+                        "/v1/me/marketing-opt-out",
+                        Some(m),
+                        Some(json!({})),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::OK, "{v}");
+            }
+            pa.poll(&s, &ka, &rid[&a]).await;
+            pb.poll(&s, &kb, &rid[&b]).await;
+        }
+        s.clock.advance_seconds(next_day(&s));
+        pa.poll(&s, &ka, &rid[&a]).await;
+        pb.poll(&s, &kb, &rid[&b]).await;
+        assert_eq!(
+            (pa.first_changed.len(), pb.first_changed.len()),
+            (4, 4),
+            "{db:?}: every withdrawal shows"
+        );
+        let (changes, of_changes) = pair_by_moment(
+            &pa.first_changed,
+            &pb.first_changed,
+            &pa.arrival,
+            &pb.arrival,
+            &truth,
+        );
+        eprintln!(
+            "{db:?}: withdrawals and opt-outs paired {changes} of {of_changes} by first change; \
+             data access answered {} and refused {} polls",
+            pa.answered + pb.answered,
+            pa.refused + pb.refused
+        );
+        // Every grant first showed at one moment, and every change at one
+        // moment: only the lists' pseudonym order is left, which is chance.
+        for p in [&pa, &pb] {
+            let seen: BTreeSet<i64> = p.first_seen.values().copied().collect();
+            let changed: BTreeSet<i64> = p.first_changed.values().copied().collect();
+            assert_eq!(
+                (seen.len(), changed.len()),
+                (1, 1),
+                "{db:?}: moments differ"
+            );
+        }
+        assert!(grants <= 3, "{db:?}: {grants} of {N} grants linked");
+        assert!(changes <= 2, "{db:?}: {changes} of 4 withdrawals linked");
+    }
+}
+
+async fn list_of(s: &Srv, key: &str, rid: &str) -> Value {
+    let path = format!("/v1/org/consent-requests/{rid}/consents");
+    s.req(Method::GET, &path, Some(key), None).await.1
+}
+
+async fn access_of(s: &Srv, key: &str, rid: &str) -> (StatusCode, Value) {
+    let body = json!({"request_id": rid, "purpose": "direct-marketing", "processing": "use"});
+    s.req(Method::POST, "/v1/org/data-access", Some(key), Some(body))
+        .await
+}
+
+/// A withdrawal stops data at once (GDPR Art. 7(3)) even though the
+/// organisation's list shows it only at the next release; data access
+/// answers in windows, with `429 data_access_window` and `Retry-After`
+/// between them.
+#[tokio::test]
+async fn a_withdrawal_stops_data_at_once_and_data_access_answers_in_windows() {
+    for db in Db::ALL {
+        let Some(s) = common::start_ttl(db, Some(BATCHED), 30 * 86_400).await else {
+            continue;
+        };
+        let (_, ka) = s.org("Co-op A").await;
+        let ask = json!({"purposes": ["direct-marketing"], "categories": ["interest"],
+            "processing": ["use"], "legal_basis": "consent", "retention_days": 30,
+            "recipients": [], "notice": "Offers that fit you.", "notice_version": "1"});
+        let (_, r) = s
+            .req(
+                Method::POST,
+                "/v1/org/consent-requests",
+                Some(&ka),
+                Some(ask),
+            )
+            .await;
+        let rid = r["id"].as_str().unwrap().to_owned();
+        let m = s
+            .member_with(
+                "w@example.org",
+                &[json!({"kind": "interest", "topic": "cycling"})],
+            )
+            .await;
+        let (st, c) = s
+            .req(
+                Method::POST,
+                &format!("/v1/me/consent-requests/{rid}/grant"),
+                Some(&m),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{c}");
+        assert_eq!(
+            list_of(&s, &ka, &rid).await,
+            json!([]),
+            "{db:?}: not released yet"
+        );
+        // Outside the window after midnight (UTC), data access waits.
+        let (st, v) = access_of(&s, &ka, &rid).await;
+        assert_eq!(
+            (st, err(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "data_access_window"),
+            "{v}"
+        );
+        // One member alone waits for the maximum delay (72 h), then shows at
+        // the next midnight; data access answers in the quarter hour after.
+        let to_midnight = |s: &Srv| {
+            let now = s.clock.now().unix_millis();
+            (86_400_000 - now.rem_euclid(86_400_000)) / 1000 + 60
+        };
+        s.clock.advance_seconds(3 * 86_400);
+        s.clock.advance_seconds(to_midnight(&s));
+        assert_eq!(list_of(&s, &ka, &rid).await[0]["status"], "given", "{db:?}");
+        let (st, v) = access_of(&s, &ka, &rid).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(opened(&ka, &v)["disclosures"].as_array().unwrap().len(), 1);
+        // Inside the window the member withdraws: no more data at once,
+        // though the list shows the consent as given until the release.
+        s.clock.advance_seconds(60);
+        let id = c["consent_id"].as_str().unwrap();
+        let (st, _) = s
+            .req(
+                Method::POST,
+                &format!("/v1/me/consents/{id}/withdraw"),
+                Some(&m),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, v) = access_of(&s, &ka, &rid).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(opened(&ka, &v)["disclosures"], json!([]), "{db:?}");
+        assert_eq!(list_of(&s, &ka, &rid).await[0]["status"], "given", "{db:?}");
+        s.clock.advance_seconds(15 * 60);
+        let (st, v) = access_of(&s, &ka, &rid).await;
+        assert_eq!(
+            (st, err(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "data_access_window"),
+            "{v}"
+        );
+        s.clock.advance_seconds(3 * 86_400);
+        s.clock.advance_seconds(to_midnight(&s));
+        let (st, _) = access_of(&s, &ka, &rid).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            list_of(&s, &ka, &rid).await[0]["status"],
+            "withdrawn",
+            "{db:?}"
+        );
     }
 }

@@ -595,7 +595,7 @@ async fn export_then_import_into_another_node_and_every_bad_import_is_refused_wh
                 Method::POST,
                 "/v1/org/credentials/codes",
                 Some(&key),
-                Some(json!({"tier": "founding", "region": "NL-NH", "member_since": 2019})),
+                Some(json!({"tier": "founding", "region": "NL-NH", "member_since": 2020})),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{issued}");

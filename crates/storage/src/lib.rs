@@ -5,6 +5,7 @@
 //! cannot leak personal data because it is never given any.
 #![forbid(unsafe_code)]
 
+mod consent_release;
 mod erasure;
 mod intents;
 mod keys;
@@ -15,6 +16,7 @@ mod rights;
 mod sql;
 mod types;
 
+pub use consent_release::{ConsentReleaseStore, ReleasedConsent};
 pub use erasure::{Confirmed, ErasedTag, ErasureRequestRow, ErasureStore};
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
@@ -514,6 +516,7 @@ pub trait Store:
     + LoyaltyStore
     + MemberAuditStore
     + ErasureStore
+    + ConsentReleaseStore
     + RightsStore
     + MetadataStore
     + Send

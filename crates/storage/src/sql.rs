@@ -256,7 +256,7 @@ macro_rules! impl_store {
                 })
             }
 
-            fn consent_row(&self, row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<ConsentRow> {
+            pub(crate) fn consent_row(&self, row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<ConsentRow> {
                 let cid: Vec<u8> = row.try_get("consent_id")?;
                 let legacy: Option<Vec<u8>> = row.try_get("legacy_member_id")?;
                 let legacy_body = legacy.is_some();

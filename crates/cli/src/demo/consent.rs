@@ -8,6 +8,7 @@ pub(super) async fn consent_story(
     coop: &me2b_storage::OrgRow,
     coop_key: &str,
     made: &Made,
+    clock: &setup::DemoClock,
 ) -> anyhow::Result<()> {
     use me2b_consent::model::{ConsentRequestInput, GrantInput, Method};
     let input: ConsentRequestInput = serde_json::from_value(serde_json::json!({
@@ -62,6 +63,13 @@ pub(super) async fn consent_story(
     }
     out!("   {all} grant everything, {part} grant only region + interest for personalisation,");
     out!("   {refused} refuse, {silent} do not answer, and 1 grants and then withdraws at once.");
+    // What the co-op sees of consents changes only at a release, with every
+    // other change of the period: polling its list cannot time an answer.
+    let listed = node.consents.consents_for(coop.id, req.id).await?.len();
+    let (released, hours) = clock.skip_to_consent_release(node).await?;
+    let listed_after = node.consents.consents_for(coop.id, req.id).await?.len();
+    out!("   The co-op's list shows {listed} of these answers until the next release of consent changes");
+    out!("   ({hours} h later, the demo's clock jumps): then {released} consent changes show together ({listed_after} listed).");
     let key = node.orgs.authenticate(coop_key).await?.key;
     let pers = node
         .consents

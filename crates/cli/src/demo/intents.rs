@@ -217,6 +217,8 @@ pub(super) async fn intents_story(
     )
     .await?;
     let contact = answers[0]["contact"].clone();
+    // Data access answers in the window after a release (`[consent_release]`).
+    clock.skip_to_consent_release(node).await?;
     let (st, got) = call(
         app,
         Method::POST,

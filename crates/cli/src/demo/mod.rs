@@ -230,7 +230,8 @@ pub async fn run(
     let mailboxes = Arc::new(me2b_vault::MemoryOutbox::default());
     let (node, _cfg, coops) = setup::start(&dir, clock.clone(), mailboxes.clone()).await?;
     let app = me2b_server::router(AppState { node: node.clone() }, ServerOptions::default());
-    let (made, erased) = vault::story(&node, &app, &coops, &dir, members, &mailboxes).await?;
+    let (made, erased) =
+        vault::story(&node, &app, &coops, &dir, members, &mailboxes, &clock).await?;
 
     let offers = offers::offers_story(&node, &app, &made, erased, &coops, &clock).await?;
     let trust = trust::trust_story(&node, &app, &made, erased, &coops, &dir).await?;

@@ -709,6 +709,8 @@ pub(super) async fn offers_story(
         v["error"]["code"].as_str().unwrap_or("")
     );
 
+    // The leads' consents show to Green Wheels at the next release.
+    clock.skip_to_consent_release(node).await?;
     let green_key_id = node.orgs.authenticate(green_key).await?.key;
     let leads = node
         .consents

@@ -20,6 +20,28 @@ impl DemoClock {
     pub(super) fn skip_hours(&self, hours: i64) {
         self.ahead_ms.fetch_add(hours * 3_600_000, Ordering::SeqCst);
     }
+
+    /// Moves to a minute past the next release of consent changes (a
+    /// boundary where the batch is due, `[consent_release]`) and releases
+    /// them: what co-ops see of consents changes only then, and data access
+    /// answers in the window that opens there. Returns how many consents
+    /// changed and the hours skipped.
+    pub(super) async fn skip_to_consent_release(&self, node: &Node) -> anyhow::Result<(u64, i64)> {
+        let period = node.consents.release_schedule().period_seconds.max(1) * 1000;
+        let mut skipped = 0;
+        for _ in 0..16 {
+            let now = self.now().unix_millis();
+            let step = period - now.rem_euclid(period) + 60_000;
+            self.ahead_ms.fetch_add(step, Ordering::SeqCst);
+            skipped += step;
+            let n = node.consents.release_due().await?;
+            let (pending, _) = node.store.consent_changes_pending().await?;
+            if n > 0 || pending == 0 {
+                return Ok((n, skipped / 3_600_000));
+            }
+        }
+        Ok((0, skipped / 3_600_000))
+    }
 }
 
 impl Clock for DemoClock {

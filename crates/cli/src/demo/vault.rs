@@ -11,6 +11,7 @@ pub(super) async fn story(
     dir: &Path,
     members: usize,
     mailboxes: &Arc<me2b_vault::MemoryOutbox>,
+    clock: &setup::DemoClock,
 ) -> anyhow::Result<(Made, MemberId)> {
     let (coop, coop_key) = (&coops.food.0, &coops.food.1);
     out!("\n3. {members} members sign up (Argon2id, 19 MiB, t=2), confirm their address and fill their vaults:");
@@ -105,7 +106,7 @@ pub(super) async fn story(
     out!("   The attempt is in the audit log. An organisation reaches member data only through consent");
     out!("   that the member grants, purpose by purpose.");
 
-    consent::consent_story(node, coop, coop_key, &made).await?;
+    consent::consent_story(node, coop, coop_key, &made, clock).await?;
 
     let needles: Vec<&[u8]> = vec![
         b"demo-member-",

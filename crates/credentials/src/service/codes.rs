@@ -124,7 +124,7 @@ impl Credentials {
             v: CODE_CLAIMS_VERSION,
             tier: self.tier(&req.tier)?,
             region: self.region(&req.region)?,
-            member_since: MemberSince::new(req.member_since)?,
+            member_since: self.member_since(req.member_since)?,
             interests: self.checked_interests(&interests)?,
         };
         let issuer = self.federation_key().await?;
@@ -174,6 +174,13 @@ impl Credentials {
             .tier(raw)
             .map_err(ServiceError::from)?;
         Ok(ClaimText::new(t.as_str())?)
+    }
+
+    /// A year of the federation's `member_since` list, up to this year.
+    fn member_since(&self, year: u16) -> Result<MemberSince, ServiceError> {
+        let now = self.inner.clock.now().to_rfc3339();
+        let this_year = now.get(..4).and_then(|y| y.parse().ok()).unwrap_or(9999);
+        Ok(self.inner.settings.tags.member_since(year, this_year)?)
     }
 
     /// One of the trust's areas, as a claim.

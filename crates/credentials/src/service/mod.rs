@@ -91,6 +91,13 @@ impl Default for FederationSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct CredentialGovernance {
     pub tiers: Vec<String>,
+    /// The first year a credential's `member_since` may say (1900–2100).
+    /// Default 2000.
+    pub member_since_from: u16,
+    /// The step of the `member_since` list, in years (1–50). Default 5: a
+    /// co-op rounds a member's first year up to the list (the claim stays
+    /// true: they were a member then).
+    pub member_since_step: u16,
 }
 
 impl Default for CredentialGovernance {
@@ -100,6 +107,8 @@ impl Default for CredentialGovernance {
                 .iter()
                 .map(|t| (*t).to_owned())
                 .collect(),
+            member_since_from: crate::tags::DEFAULT_MEMBER_SINCE_FROM,
+            member_since_step: crate::tags::DEFAULT_MEMBER_SINCE_STEP,
         }
     }
 }
@@ -164,6 +173,9 @@ pub enum ServiceError {
     /// The region is not one of the trust's area codes (`[trust] areas`).
     #[error("the region is not one of the trust's area codes (see /.well-known/me2b/issuers)")]
     UnknownRegion,
+    /// `member_since` is not a year of the federation's list.
+    #[error("member_since is not a year of the federation's list (every member_since_step-th year from member_since_from, up to this year; see /.well-known/me2b/issuers)")]
+    UnknownMemberSince,
     #[error("the stored issuer key cannot be opened")]
     Corrupt,
     #[error(transparent)]
@@ -187,6 +199,7 @@ impl ServiceError {
             Self::SensitiveTopic => "sensitive_topic",
             Self::UnknownTier => "unknown_tier",
             Self::UnknownRegion => "unknown_region",
+            Self::UnknownMemberSince => "unknown_member_since",
             Self::Corrupt => "corrupt",
             Self::Storage(_) => "unavailable",
             Self::Vault(_) => "vault",
@@ -202,6 +215,7 @@ impl From<crate::tags::TagRefusal> for ServiceError {
             R::Form(e) => Self::Credential(e),
             R::UnknownTier => Self::UnknownTier,
             R::UnknownRegion => Self::UnknownRegion,
+            R::UnknownMemberSince => Self::UnknownMemberSince,
         }
     }
 }
@@ -347,6 +361,10 @@ pub struct IssuerDocument {
     /// The regions a credential may carry (the trust's area codes).
     #[serde(default)]
     pub regions: Vec<String>,
+    /// The years `member_since` may say (the federation's coarse list, up
+    /// to this year).
+    #[serde(default)]
+    pub member_since: Vec<u16>,
 }
 
 impl IssuerDocument {

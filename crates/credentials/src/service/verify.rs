@@ -276,11 +276,14 @@ impl Credentials {
             }
         }
         let tags = &self.inner.settings.tags;
+        let now = self.inner.clock.now().to_rfc3339();
+        let this_year = now.get(..4).and_then(|y| y.parse().ok()).unwrap_or(9999);
         Ok(IssuerDocument {
             issuers,
             coops,
             tiers: tags.tiers().map(|t| t.as_str().to_owned()).collect(),
             regions: tags.regions().map(|r| r.as_str().to_owned()).collect(),
+            member_since: tags.member_since_years(this_year),
         })
     }
 

@@ -100,10 +100,13 @@ pub struct AccessOutput {
 
 /// The data-access API: for members who consented, exactly the permitted
 /// categories, each as an envelope that only this API key opens (sealed in
-/// the member's session; `me2b_consent::envelope::open`).
+/// the member's session; `me2b_consent::envelope::open`). Answered in the
+/// window after each release (`429 data_access_window` outside it),
+/// and only for consents released to the organisation (README, "Consent
+/// releases").
 #[utoipa::path(post, path = "/v1/org/data-access", tag = "organisation", security(("bearer" = [])),
     request_body = AccessInput,
-    responses((status = 200, body = AccessOutput), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = AccessOutput), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn data_access(
     State(s): State<AppState>,
     o: Org,

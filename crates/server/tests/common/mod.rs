@@ -57,6 +57,9 @@ fn config(t: &TestDb, governance: Option<&str>, ttl: i64) -> NodeConfig {
         .and_then(|v| v.parse().ok())
         .unwrap_or(NOISE_SEED);
     cfg.noise = Some(Arc::new(me2b_dp::SeededNoise::new(seed)));
+    // Consent changes show at once unless the test sets `[consent_release]`
+    // (the linking tests run the batches and windows).
+    cfg.release_consents_at_once = !governance.is_some_and(|g| g.contains("[consent_release]"));
     if let Some(g) = governance {
         let path = t.data_dir.path().join("test-governance.toml");
         std::fs::write(&path, g).unwrap();

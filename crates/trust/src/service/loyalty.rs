@@ -159,13 +159,15 @@ impl Trust {
         let now = self.inner.clock.now();
         // A card of a member who erased their data starts no new ledger. An
         // erasure not yet released (erasure.rs in me2b-vault) answers as the
-        // card did before it (accepted if it was enrolled), writing nothing.
+        // card did before it (accepted if it was enrolled), and does the
+        // same work: the same write to the ledger, which the release deletes
+        // with the rest of the tag's loyalty rows (a read only would answer
+        // measurably faster, and name the card to a co-op timing it).
         let state = self.inner.store.trust_erased_states(&[tag]).await?;
         let erased = state.first().is_some_and(|e| e.released);
         let known = match state.first() {
-            Some(e) if !e.released => self.inner.store.loyalty_enrolled(&tag).await?,
-            Some(_) => false,
-            None => {
+            Some(e) if e.released => false,
+            _ => {
                 self.inner
                     .store
                     .loyalty_earn(&tag, org, points, day_of(now))

@@ -1,0 +1,148 @@
+//! Consent changes released in batches (issue 12: the links polling finds),
+//! on both databases.
+//!
+//! Organisations see a member's consent as it was at the last release
+//! (`org_body`): a grant appears in their lists, and a withdrawal or an
+//! expiry's receipt shows, only when the node releases every change of the
+//! period together. The record now (`body`) still decides every access.
+
+use crate::sql::SqlStore;
+use crate::*;
+use me2b_domain::meta::MetaTable;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::Row;
+
+/// A consent as organisations see it: the record now (which decides) and
+/// the record as of the last release (what the organisation is shown).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleasedConsent {
+    pub now: ConsentRow,
+    /// The record's JSON at the last release.
+    pub released_body: Vec<u8>,
+    /// Its version then (differs from `now.version` while a change waits).
+    pub released_version: i64,
+}
+
+/// The release of consent changes to organisations.
+#[async_trait]
+pub trait ConsentReleaseStore {
+    /// How many members have a consent change not yet released (a grant or
+    /// a withdrawal), and when the oldest was made.
+    async fn consent_changes_pending(&self) -> Result<(u64, Option<Timestamp>)>;
+    /// Releases every change made before `before` (all of them: a change
+    /// is never split from the others of its period); returns how many
+    /// consents changed.
+    async fn consent_release(&self, before: Timestamp) -> Result<u64>;
+    /// Releases one consent's record as it is now (a contact the
+    /// organisation asked for and knows already); false if none.
+    async fn consent_release_one(&self, id: ConsentId) -> Result<bool>;
+    /// The consents given (or since withdrawn) under `request` that were
+    /// released, in no meaningful order.
+    async fn released_consents_for_request(
+        &self,
+        request: ConsentRequestId,
+    ) -> Result<Vec<ReleasedConsent>>;
+    /// One consent, if released.
+    async fn released_consent(&self, id: ConsentId) -> Result<Option<ReleasedConsent>>;
+}
+
+/// A change waits while the version differs from the released one; its
+/// time is the withdrawal's, or the grant's.
+const PENDING: &str = "status IN ('given', 'withdrawn') \
+     AND (org_version IS NULL OR org_version <> version)";
+
+macro_rules! impl_consent_release_store {
+    ($pool:ty) => {
+        impl SqlStore<$pool> {
+            fn released_row(
+                &self,
+                row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row,
+            ) -> Result<ReleasedConsent> {
+                let now = self.consent_row(row)?;
+                let legacy: i64 = row.try_get("org_legacy")?;
+                let body: Vec<u8> = row.try_get("org_body")?;
+                Ok(ReleasedConsent {
+                    released_body: self.open_body(
+                        MetaTable::Consents,
+                        now.id.as_bytes(),
+                        body,
+                        legacy != 0,
+                    )?,
+                    released_version: row.try_get("org_version")?,
+                    now,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl ConsentReleaseStore for SqlStore<$pool> {
+            async fn consent_changes_pending(&self) -> Result<(u64, Option<Timestamp>)> {
+                let row = sqlx::query(&format!(
+                    "SELECT COUNT(DISTINCT member_loc) AS n, \
+                     MIN(COALESCE(withdrawn_at, given_at)) AS first FROM consents WHERE {PENDING}"
+                ))
+                .fetch_one(self.pool())
+                .await?;
+                let n: i64 = row.try_get("n")?;
+                let first: Option<i64> = row.try_get("first")?;
+                Ok((u64::try_from(n).unwrap_or(0), first.map(Timestamp::from_unix_millis)))
+            }
+
+            async fn consent_release(&self, before: Timestamp) -> Result<u64> {
+                let n = sqlx::query(&format!(
+                    "UPDATE consents SET org_body = body, org_version = version, \
+                     org_legacy = CASE WHEN legacy_member_id IS NULL THEN 0 ELSE 1 END \
+                     WHERE {PENDING} AND COALESCE(withdrawn_at, given_at) < $1"
+                ))
+                .bind(before.unix_millis())
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+                Ok(n)
+            }
+
+            async fn consent_release_one(&self, id: ConsentId) -> Result<bool> {
+                let n = sqlx::query(
+                    "UPDATE consents SET org_body = body, org_version = version, \
+                     org_legacy = CASE WHEN legacy_member_id IS NULL THEN 0 ELSE 1 END \
+                     WHERE consent_id = $1 AND status IN ('given', 'withdrawn')",
+                )
+                .bind(id.as_bytes().to_vec())
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn released_consents_for_request(
+                &self,
+                request: ConsentRequestId,
+            ) -> Result<Vec<ReleasedConsent>> {
+                sqlx::query(
+                    "SELECT * FROM consents WHERE request_id = $1 AND org_body IS NOT NULL \
+                     ORDER BY consent_id",
+                )
+                .bind(request.as_bytes().to_vec())
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(|r| self.released_row(r))
+                .collect()
+            }
+
+            async fn released_consent(&self, id: ConsentId) -> Result<Option<ReleasedConsent>> {
+                sqlx::query("SELECT * FROM consents WHERE consent_id = $1 AND org_body IS NOT NULL")
+                    .bind(id.as_bytes().to_vec())
+                    .fetch_optional(self.pool())
+                    .await?
+                    .as_ref()
+                    .map(|r| self.released_row(r))
+                    .transpose()
+            }
+        }
+    };
+}
+
+impl_consent_release_store!(SqlitePool);
+impl_consent_release_store!(PgPool);
