@@ -171,7 +171,7 @@ describe('a member\'s rights and tools', () => {
     const coop = node.org('Corner Co-op', 'credentials');
     const shop = node.org('Fair Market', 'credentials');
     const issued = await node.api('POST', '/v1/org/credentials/codes', coop,
-      { federation: 'Fair Economy Federation', tier: 'founding', region: 'NL-NH', member_since: 2019 });
+      { federation: 'Fair Economy Federation', tier: 'founding', region: 'NL-NH', member_since: 2020 });
     assert.equal(issued.status, 201, JSON.stringify(issued.body));
     await page.getByRole('link', { name: 'Credentials' }).click();
     await heading(page, 'Your credentials');

@@ -667,7 +667,7 @@ async fn a_credential_is_added_with_a_code_and_presented_to_a_typed_challenge() 
             Some(&coop_key),
             Some(
                 json!({"federation": "Fair Economy Federation", "tier": "founding",
-                "region": "NL-NH", "member_since": 2019}),
+                "region": "NL-NH", "member_since": 2020}),
             ),
         )
         .await;
