@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+mod console;
 mod error;
 mod form;
 mod pages;
@@ -23,6 +24,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use console::ConsoleSessions;
 pub use error::WebError;
 pub use qr::qr_svg;
 
@@ -48,6 +50,8 @@ pub trait LoginGate: Send + Sync + std::fmt::Debug {
 pub struct WebState {
     pub node: Node,
     pub gate: Arc<dyn LoginGate>,
+    /// The co-op console's sessions (the API key held here, not in the cookie).
+    pub consoles: ConsoleSessions,
 }
 
 /// The Content-Security-Policy of every page: nothing but this node's own

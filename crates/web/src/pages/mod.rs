@@ -4,8 +4,13 @@ mod activity;
 mod auth;
 mod consent;
 mod coop;
+mod coop_credentials;
+mod coop_erasure;
+mod coop_insights;
+mod coop_intents;
 mod coop_offers;
 mod info;
+mod intents;
 mod loyalty;
 mod offers;
 mod vault;
@@ -26,6 +31,7 @@ pub fn router() -> Router<WebState> {
         .merge(loyalty::router())
         .merge(activity::router())
         .merge(coop::router())
+        .merge(intents::router())
 }
 
 /// What every page's frame needs.
