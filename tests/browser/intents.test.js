@@ -27,7 +27,7 @@ describe('intents', () => {
   it('a member publishes an intent only after reading the free-text warning', async () => {
     await node.signUp(EMAIL, PASS);
     await logIn(member, node.base, EMAIL, PASS);
-    await member.getByRole('link', { name: 'Ask for offers' }).first().click();
+    await member.getByRole('link', { name: 'Intents', exact: true }).click();
     await heading(member, 'Your intents');
     await check(member, 'intents-empty');
     await member.locator('main').getByRole('link', { name: 'Ask for offers' }).click();

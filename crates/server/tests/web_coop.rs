@@ -140,3 +140,128 @@ async fn a_console_session_ends_when_idle_and_with_its_key() {
     s.node.orgs.delete(org).await.unwrap();
     assert_eq!(get(&s, "/coop", &jar).await.0, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn console_forms_need_their_csrf_token_and_views_their_role() {
+    let Some(s) = start(Db::Sqlite).await else {
+        return;
+    };
+    let (_, key) = s.org_with("Corner Co-op", vec![Role::Consent]).await;
+    let jar = cookie("me2b_coop", &console_login(&s, &key).await);
+    // A key without the role: each of these views is refused.
+    for path in [
+        "/coop/credentials",
+        "/coop/till",
+        "/coop/insights",
+        "/coop/intents",
+    ] {
+        assert_eq!(get(&s, path, &jar).await.0, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(get(&s, "/coop/erasure", &jar).await.0, StatusCode::OK);
+
+    let (_, key) = s
+        .org_with("Bike Co-op", vec![Role::Credentials, Role::Offers])
+        .await;
+    let jar = cookie("me2b_coop", &console_login(&s, &key).await);
+    let (_, _, page) = get(&s, "/coop/till", &jar).await;
+    let csrf = csrf_in(&page);
+    // Without the token, or with another session's: refused before the handler.
+    let (st, _, _) = post(&s, "/coop/till", &jar, &[("claim", "tier")]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, _) = post(
+        &s,
+        "/coop/till",
+        &cookie("me2b_coop", "another-session"),
+        &[("claim", "tier"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, page) = post(
+        &s,
+        "/coop/till",
+        &jar,
+        &[("claim", "tier"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(page.contains("id=\"challenge\""));
+}
+
+#[tokio::test]
+async fn the_public_challenge_page_reads_a_challenge_and_echoes_nothing_else() {
+    let Some(s) = start(Db::Sqlite).await else {
+        return;
+    };
+    let pre = cookie("me2b_pre", "pre-login-secret");
+    let (st, _, page) = get(&s, "/verify?c=%3Cscript%3Ealert(1)%3C/script%3E", &pre).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(!page.contains("alert(1)"));
+    let (st, _, _) = get(&s, "/verify", &pre).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // A real challenge, as the till links it: who asks, and what.
+    let (_, key) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
+    let jar = cookie("me2b_coop", &console_login(&s, &key).await);
+    let (_, _, page) = get(&s, "/coop/till", &jar).await;
+    let csrf = csrf_in(&page);
+    let (_, _, page) = post(
+        &s,
+        "/coop/till",
+        &jar,
+        &[("claim", "region"), ("csrf", &csrf)],
+    )
+    .await;
+    let at = page.find("href=\"/verify?c=").unwrap() + 6;
+    let link = page[at..].split('"').next().unwrap().to_owned();
+    let (st, _, public) = get(&s, &link, &pre).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(public.contains("Corner Co-op asks you"));
+    assert!(public.contains("<li>Region</li>"));
+    assert!(!public.contains("Membership tier"));
+}
+
+#[tokio::test]
+async fn an_organisation_sees_open_intents_without_the_member_and_to_the_hour() {
+    let Some(s) = start(Db::Sqlite).await else {
+        return;
+    };
+    let member = s.member("fay@example.org").await;
+    let areas = s.node.credentials.published().await.unwrap().regions;
+    let (st, v) = s
+        .req(
+            Method::POST,
+            "/v1/me/intents",
+            Some(&member),
+            Some(serde_json::json!({
+                "topic": "cycling", "text": "A cargo bike",
+                "budget": {"min_cents": 80000, "max_cents": 150000, "currency": "EUR"},
+                "region": areas[0], "deadline_days": 14, "audience": {"kind": "any"},
+                "acknowledge_free_text_warning": true
+            })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (_, key) = s.org_with("Corner Co-op", vec![Role::Offers]).await;
+    let jar = cookie("me2b_coop", &console_login(&s, &key).await);
+    let (_, _, page) = get(&s, "/coop/intents", &jar).await;
+    let (st, _, page) = post(
+        &s,
+        "/coop/intents/subscription",
+        &jar,
+        &[("topics", "cycling"), ("csrf", &csrf_in(&page))],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+    let (_, _, page) = get(&s, "/coop/intents", &jar).await;
+    assert!(page.contains("A cargo bike"));
+    assert!(!page.contains("fay@example.org"));
+    let member_id = s.node.vault.authenticate(&member).await.unwrap().member;
+    assert!(!page.contains(&member_id.to_string()));
+    // Every time shown is a whole hour.
+    let times: Vec<&str> = page
+        .match_indices(" UTC<")
+        .map(|(i, _)| &page[i - 5..i])
+        .collect();
+    assert!(times.len() >= 2, "{times:?}");
+    assert!(times.iter().all(|t| t.ends_with(":00")), "{times:?}");
+}

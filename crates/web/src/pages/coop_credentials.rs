@@ -439,13 +439,18 @@ async fn public_challenge(
         error: true,
     };
     if let Some((ch, bytes)) = parsed {
-        let doc = s.node.credentials.published().await.map_err(fault)?;
-        let named = ch
-            .verifier_id()
-            .as_str()
-            .parse()
-            .ok()
-            .and_then(|org| doc.coop_name(org).map(str::to_owned));
+        // The verifier's name, when it is an organisation of this node.
+        let named = match ch.verifier_id().as_str().parse::<me2b_domain::OrgId>() {
+            Ok(org) => s
+                .node
+                .store
+                .org(org)
+                .await
+                .map_err(|_| WebError::Internal)?
+                .filter(|o| o.deleted_at.is_none())
+                .map(|o| o.name),
+            Err(_) => None,
+        };
         page.verifier = named.unwrap_or_else(|| "An organisation".into());
         page.asks = asks(&ch);
         page.json = String::from_utf8_lossy(&bytes).into_owned();
