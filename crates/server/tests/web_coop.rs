@@ -44,7 +44,7 @@ fn set_value(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// GET as a browser holding `cookie`: status, headers, body.
-pub async fn get(s: &Srv, path: &str, cookie: &HeaderValue) -> (StatusCode, HeaderMap, String) {
+async fn get(s: &Srv, path: &str, cookie: &HeaderValue) -> (StatusCode, HeaderMap, String) {
     let resp = client()
         .get(format!("{}{path}", s.base))
         .header("cookie", cookie.clone())
@@ -56,7 +56,7 @@ pub async fn get(s: &Srv, path: &str, cookie: &HeaderValue) -> (StatusCode, Head
 }
 
 /// A form POST as a browser holding `cookie`.
-pub async fn post(
+async fn post(
     s: &Srv,
     path: &str,
     cookie: &HeaderValue,
@@ -74,7 +74,7 @@ pub async fn post(
 }
 
 /// Logs into the console with `key`: the session cookie's value.
-pub async fn console_login(s: &Srv, key: &str) -> String {
+async fn console_login(s: &Srv, key: &str) -> String {
     let pre = cookie("me2b_pre", "pre-login-secret");
     let (_, _, page) = get(s, "/coop/login", &pre).await;
     let csrf = csrf_in(&page);
