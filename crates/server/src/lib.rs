@@ -134,6 +134,7 @@ pub fn router(state: AppState, opts: ServerOptions) -> Router {
     let web = me2b_web::router(me2b_web::WebState {
         node: state.node.clone(),
         gate: optout.clone(),
+        consoles: me2b_web::ConsoleSessions::default(),
     });
     let mut app = routes::router()
         .layer(axum::middleware::from_fn_with_state(

@@ -11,6 +11,7 @@
 
 mod assets;
 pub mod card;
+mod console;
 mod error;
 mod form;
 mod pages;
@@ -24,6 +25,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use console::ConsoleSessions;
 pub use error::WebError;
 pub use qr::qr_svg;
 
@@ -52,6 +54,8 @@ pub trait LoginGate: Send + Sync + std::fmt::Debug {
 pub struct WebState {
     pub node: Node,
     pub gate: Arc<dyn LoginGate>,
+    /// The co-op console's sessions (the API key held here, not in the cookie).
+    pub consoles: ConsoleSessions,
 }
 
 /// The Content-Security-Policy of every page: nothing but this node's own

@@ -22,13 +22,15 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use me2b_vault::MemberSession;
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 use subtle::ConstantTimeEq;
 
 pub const SESSION_COOKIE: &str = "me2b_session";
 pub const PRE_COOKIE: &str = "me2b_pre";
-/// A co-op's console: its API key, for the browser session only.
+/// A co-op's console: a random session id; the API key stays on the server
+/// ([`crate::console`]).
 pub const COOP_COOKIE: &str = "me2b_coop";
 /// Largest form body the guard reads (the API's body limit).
 const MAX_FORM_BYTES: usize = 256 * 1024;
@@ -188,19 +190,25 @@ impl FromRequestParts<WebState> for WebCoop {
         let tls = state.gate.over_tls(peer(&parts.extensions), &parts.headers);
         let back =
             |parts: &Parts| redirect_to_login(parts, tls, "/coop/login", COOP_COOKIE, "/coop");
-        let Some(key) = cookie(&parts.headers, COOP_COOKIE) else {
+        let Some(id) = cookie(&parts.headers, COOP_COOKIE) else {
             return Err(back(parts));
         };
-        match state.node.orgs.authenticate(key).await {
+        let Some(key) = state.consoles.key(state.node.clock.as_ref(), id) else {
+            return Err(back(parts));
+        };
+        match state.node.orgs.authenticate(key.expose_secret()).await {
             Ok(principal) => Ok(WebCoop {
                 principal,
-                csrf: csrf_for(secret(&parts.headers).unwrap_or(key)),
+                csrf: csrf_for(secret(&parts.headers).unwrap_or(id)),
             }),
             Err(
                 me2b_orgs::OrgError::InvalidKey
                 | me2b_orgs::OrgError::RevokedKey
                 | me2b_orgs::OrgError::NotFound,
-            ) => Err(back(parts)),
+            ) => {
+                state.consoles.close(id);
+                Err(back(parts))
+            }
             Err(e) => Err(WebError::from(e).into_response()),
         }
     }

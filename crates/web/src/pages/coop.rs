@@ -25,6 +25,10 @@ pub fn router() -> Router<WebState> {
         .route("/coop/logout", post(log_out))
         .route("/coop/consents", get(consents))
         .merge(super::coop_offers::router())
+        .merge(super::coop_credentials::router())
+        .merge(super::coop_erasure::router())
+        .merge(super::coop_insights::router())
+        .merge(super::coop_intents::router())
 }
 
 /// The console's frame: the organisation's name, its views.
@@ -105,10 +109,13 @@ async fn log_in(
     }
     match s.node.orgs.authenticate(key).await {
         Ok(_) => {
+            let id = s
+                .consoles
+                .open(s.node.clock.as_ref(), s.node.rng.as_ref(), key);
             let mut resp = Redirect::to(&next).into_response();
             resp.headers_mut().append(
                 header::SET_COOKIE,
-                set_cookie(COOP_COOKIE, key, v.tls, false),
+                set_cookie(COOP_COOKIE, &id, v.tls, false),
             );
             Ok(resp)
         }
@@ -121,7 +128,10 @@ async fn log_in(
     }
 }
 
-async fn log_out(v: Visitor) -> Response {
+async fn log_out(State(s): State<WebState>, v: Visitor) -> Response {
+    if let Some(id) = session::cookie(&v.headers, COOP_COOKIE) {
+        s.consoles.close(id);
+    }
     let mut resp = Redirect::to("/coop/login").into_response();
     resp.headers_mut()
         .append(header::SET_COOKIE, set_cookie(COOP_COOKIE, "", v.tls, true));
@@ -135,6 +145,8 @@ struct Home {
     roles: Vec<&'static str>,
     consent: bool,
     offers: bool,
+    credentials: bool,
+    insights: bool,
 }
 
 async fn home(c: WebCoop) -> Result<Response, WebError> {
@@ -142,6 +154,8 @@ async fn home(c: WebCoop) -> Result<Response, WebError> {
     render(&Home {
         consent: c.principal.roles.contains(Role::Consent),
         offers: c.principal.roles.contains(Role::Offers),
+        credentials: c.principal.roles.contains(Role::Credentials),
+        insights: c.principal.roles.contains(Role::Insights),
         roles,
         l: layout("Your console", "home", &c),
     })

@@ -4,8 +4,13 @@ mod activity;
 mod auth;
 mod consent;
 mod coop;
+mod coop_credentials;
+mod coop_erasure;
+mod coop_insights;
+mod coop_intents;
 mod coop_offers;
 mod info;
+mod intents;
 mod loyalty;
 mod member;
 mod offers;
@@ -28,6 +33,7 @@ pub fn router() -> Router<WebState> {
         .merge(activity::router())
         .merge(coop::router())
         .merge(member::router())
+        .merge(intents::router())
 }
 
 /// What every page's frame needs.
