@@ -128,13 +128,12 @@ pub fn member_tables() -> impl Iterator<Item = &'static str> {
     MEMBER_ROWS.iter().map(|r| r.table)
 }
 
+/// A delete statement and its binds.
+pub(crate) type Delete = (&'static str, Vec<Vec<u8>>);
+
 impl<P> SqlStore<P> {
     /// The deletes of `stages`, each with its binds for `member`.
-    pub(crate) fn member_deletes(
-        &self,
-        member: MemberId,
-        stages: &[Stage],
-    ) -> Result<Vec<(&'static str, Vec<Vec<u8>>)>> {
+    pub(crate) fn member_deletes(&self, member: MemberId, stages: &[Stage]) -> Result<Vec<Delete>> {
         MEMBER_ROWS
             .iter()
             .filter(|r| stages.contains(&r.stage))
