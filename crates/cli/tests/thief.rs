@@ -34,23 +34,55 @@ const BIN: &str = env!("CARGO_BIN_EXE_me2b");
 /// Columns that still hold a member id in clear: none (issue 13, "metadata
 /// at rest" and "an audit log that forgets"). Every column that held one
 /// before is named in ARCHITECTURE.md's "Metadata at rest".
-const STILL_JOINABLE: &[&str] = &[
-    // Issue 15: the marketing opt-out and the paper opt-out code's keyed
-    // hash are still kept by member id (the code itself is never stored);
-    // to move to locators as `member_gpc` did.
-    "marketing_optouts.member_id",
-    "optout_codes.member_id",
-];
+const STILL_JOINABLE: &[&str] = &[];
 
 /// The tables whose rows a member's locator finds.
-const LOCATED: [MetaTable; 6] = [
+const LOCATED: [MetaTable; 9] = [
     MetaTable::Sessions,
     MetaTable::VaultRecords,
     MetaTable::Consents,
     MetaTable::MemberGpc,
     MetaTable::TrustEnrolments,
     MetaTable::TrustSharing,
+    MetaTable::MarketingOptouts,
+    MetaTable::OptoutCodes,
+    MetaTable::ImportedHistory,
 ];
+
+/// After the demo, a member imports their own export (issue 15), so the
+/// file holds `imported_history` too; then logs out. The clock stands past
+/// the demo's, which moved a week ahead.
+async fn import_an_export(dir: &Path) {
+    let now = me2b_domain::Clock::now(&me2b_domain::SystemClock);
+    let clock = std::sync::Arc::new(me2b_domain::FixedClock::at(
+        me2b_domain::Timestamp::from_unix_millis(now.unix_millis() + 60 * 86_400_000),
+    ));
+    let mut cfg = me2b_node::NodeConfig::new(dir);
+    cfg.passphrase = me2b_crypto::PassphraseParams::RECOMMENDED;
+    let node = me2b_node::Node::open(&cfg, clock, std::sync::Arc::new(OsRandom))
+        .await
+        .unwrap();
+    let i = 2;
+    let l = node
+        .vault
+        .log_in(
+            me2b_domain::member::Email::parse(&format!("demo-member-{i:04}@members.example.org"))
+                .unwrap(),
+            me2b_domain::member::Passphrase::parse(format!(
+                "demo passphrase for member {i} – not a real one"
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let token = l.session.token.expose().to_owned();
+    let session = node.vault.authenticate(&token).await.unwrap();
+    let export = node.export(&session).await.unwrap();
+    let bytes = serde_json::to_vec(&export).unwrap();
+    assert!(node.import(&session, &bytes).await.unwrap() > 0);
+    node.vault.log_out(&session, &token).await.unwrap();
+    node.shutdown().await;
+}
 
 /// What the demo puts in members' vaults, sign-ups and logins: none of it
 /// may be in the file in clear.
@@ -120,7 +152,9 @@ async fn times_and_sizes(file: &Path) -> (Vec<i64>, Vec<usize>) {
             }
         }
     }
-    let sizes: Vec<i64> = sqlx::query_scalar("SELECT length(ciphertext) FROM vault_records")
+    let sizes: Vec<i64> = sqlx::query_scalar(
+        "SELECT length(ciphertext) FROM vault_records UNION ALL SELECT length(sealed) FROM imported_history",
+    )
         .fetch_all(&pool)
         .await
         .unwrap();
@@ -132,6 +166,21 @@ async fn times_and_sizes(file: &Path) -> (Vec<i64>, Vec<usize>) {
             .map(|n| usize::try_from(n).unwrap())
             .collect(),
     )
+}
+
+/// 16 bytes as a hyphenated UUID, as ids are written in text.
+fn uuid_text(v: &[u8]) -> String {
+    let h: String = v.iter().map(|b| format!("{b:02x}")).collect();
+    match (
+        h.get(..8),
+        h.get(8..12),
+        h.get(12..16),
+        h.get(16..20),
+        h.get(20..),
+    ) {
+        (Some(a), Some(b), Some(c), Some(d), Some(e)) => format!("{a}-{b}-{c}-{d}-{e}"),
+        _ => h,
+    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -154,7 +203,12 @@ fn the_thief_and_the_operator_with_the_database() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(import_an_export(&dir));
     let values = rt.block_on(every_value(&dir.join(me2b_node::SQLITE_FILE)));
+    assert!(
+        values.iter().any(|(t, _, _)| t == "imported_history"),
+        "an import is in the file"
+    );
     assert!(
         values.len() > 1000,
         "the demo wrote {} values",
@@ -191,6 +245,50 @@ fn the_thief_and_the_operator_with_the_database() {
     assert!(
         gone.is_empty(),
         "no longer joinable, take them off STILL_JOINABLE: {gone:?}"
+    );
+
+    // The file alone: audit entries about a member name them by a subject
+    // no key in the file computes, but an entry's object (a record or
+    // consent id) would join that subject to the member's rows in
+    // `vault_records` and `consents` (and so those tables to each other).
+    let ids_of = |table: &str, col: &str| -> BTreeSet<String> {
+        values
+            .iter()
+            .filter(|(t, c, _)| t == table && c == col)
+            .map(|(_, _, v)| uuid_text(v))
+            .collect()
+    };
+    let (records, consents) = (
+        ids_of("vault_records", "record_id"),
+        ids_of("consents", "consent_id"),
+    );
+    assert!(records.len() > 50 && consents.len() > 10);
+    let (mut subjects, mut to_records, mut to_consents) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for (_, _, v) in values
+        .iter()
+        .filter(|(t, c, _)| t == "audit_log" && c == "event")
+    {
+        let ev: serde_json::Value = serde_json::from_slice(v).unwrap();
+        let (Some(subject), Some(object)) = (ev["subject"].as_str(), ev["object"].as_str()) else {
+            continue;
+        };
+        subjects.insert(subject.to_owned());
+        if records.contains(object) {
+            to_records.insert(subject.to_owned());
+        }
+        if consents.contains(object) {
+            to_consents.insert(object.to_owned());
+        }
+    }
+    assert!(subjects.len() > 10, "{} audit subjects", subjects.len());
+    assert!(
+        to_records.is_empty() && to_consents.is_empty(),
+        "audit objects join {} of {} audit subjects to their records and {} of {} consents",
+        to_records.len(),
+        subjects.len(),
+        to_consents.len(),
+        consents.len()
     );
 
     // The file alone: the account's times are days (an exact one matches
@@ -288,6 +386,7 @@ fn the_thief_and_the_operator_with_the_database() {
         let row_col = match t.as_str() {
             "sessions" => "token_hash",
             "consents" => "consent_id",
+            "optout_codes" => "code_index",
             _ => "sharing_id",
         };
         for (_, _, row) in values.iter().filter(|(t2, c2, _)| t2 == t && c2 == row_col) {

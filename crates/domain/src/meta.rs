@@ -25,6 +25,10 @@ pub enum MetaTable {
     MemberGpc,
     TrustEnrolments,
     TrustSharing,
+    MarketingOptouts,
+    OptoutCodes,
+    ImportedHistory,
+    AuditLog,
 }
 
 impl MetaTable {
@@ -37,6 +41,10 @@ impl MetaTable {
             MetaTable::MemberGpc => "member_gpc",
             MetaTable::TrustEnrolments => "trust_enrolments",
             MetaTable::TrustSharing => "trust_sharing",
+            MetaTable::MarketingOptouts => "marketing_optouts",
+            MetaTable::OptoutCodes => "optout_codes",
+            MetaTable::ImportedHistory => "imported_history",
+            MetaTable::AuditLog => "audit_log",
         }
     }
 }

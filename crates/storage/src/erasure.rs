@@ -6,9 +6,9 @@
 //! records and account row go, and their trust tags are named to co-ops as
 //! erased.
 
+use crate::member_rows::Stage;
 use crate::sql::{begin_postgres, begin_sqlite, SqlStore};
 use crate::*;
-use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
@@ -88,48 +88,6 @@ fn bad(what: &str) -> StorageError {
     StorageError::Corrupt(format!("{what} is malformed"))
 }
 
-/// What an erasure deletes at once: every row that holds or points to the
-/// member's data, but not what organisations observe.
-const HOLD_DELETES: [(&str, Option<MetaTable>); 7] = [
-    (
-        "DELETE FROM sessions WHERE member_loc = $1",
-        Some(MetaTable::Sessions),
-    ),
-    (
-        "DELETE FROM consent_envelopes WHERE consent_id IN \
-         (SELECT consent_id FROM consents WHERE member_loc = $1 OR legacy_member_id = $2)",
-        Some(MetaTable::Consents),
-    ),
-    ("DELETE FROM sign_ups WHERE member_id = $1", None),
-    (
-        "DELETE FROM member_gpc WHERE member_loc = $1 OR legacy_member_id = $2",
-        Some(MetaTable::MemberGpc),
-    ),
-    (
-        "DELETE FROM vault_records WHERE member_loc = $1 OR legacy_member_id = $2",
-        Some(MetaTable::VaultRecords),
-    ),
-    (
-        "DELETE FROM trust_enrolments WHERE member_loc = $1 OR legacy_member_id = $2",
-        Some(MetaTable::TrustEnrolments),
-    ),
-    (
-        "DELETE FROM trust_sharing WHERE member_loc = $1 OR legacy_member_id = $2",
-        Some(MetaTable::TrustSharing),
-    ),
-];
-
-/// What the release deletes besides: the consent records organisations saw,
-/// and the account row (with it the audit salt: no key names the member's
-/// audit entries any more).
-const RELEASE_DELETES: [(&str, Option<MetaTable>); 2] = [
-    (
-        "DELETE FROM consents WHERE member_loc = $1 OR legacy_member_id = $2",
-        Some(MetaTable::Consents),
-    ),
-    ("DELETE FROM members WHERE member_id = $1", None),
-];
-
 macro_rules! impl_erasure_store {
     ($pool:ty, $begin:ident) => {
         impl SqlStore<$pool> {
@@ -163,12 +121,11 @@ macro_rules! impl_erasure_store {
                 receipt_hash: &[u8; 32],
             ) -> Result<bool> {
                 let mut tx = $begin(self.pool()).await?;
-                for (sql, table) in HOLD_DELETES {
-                    let q = match table {
-                        Some(t) => sqlx::query(sql).bind(self.loc(t, member)?),
-                        None => sqlx::query(sql).bind(member.as_bytes().to_vec()),
-                    };
-                    let q = if sql.contains("$2") { q.bind(member.as_bytes().to_vec()) } else { q };
+                for (sql, binds) in self.member_deletes(member, &[Stage::Hold])? {
+                    let mut q = sqlx::query(sql);
+                    for b in binds {
+                        q = q.bind(b);
+                    }
                     q.execute(&mut *tx).await?;
                 }
                 let held = sqlx::query("UPDATE members SET erased_at = $2 WHERE member_id = $1 AND state = 'erasing' AND erased_at IS NULL")
@@ -283,12 +240,11 @@ macro_rules! impl_erasure_store {
                 let mut members = Vec::with_capacity(ids.len());
                 for id in &ids {
                     let member = MemberId::from_slice(id).map_err(|_| bad("members.member_id"))?;
-                    for (sql, table) in HOLD_DELETES.iter().chain(RELEASE_DELETES.iter()).copied() {
-                        let q = match table {
-                            Some(t) => sqlx::query(sql).bind(self.loc(t, member)?),
-                            None => sqlx::query(sql).bind(id.clone()),
-                        };
-                        let q = if sql.contains("$2") { q.bind(id.clone()) } else { q };
+                    for (sql, binds) in self.member_deletes(member, &[Stage::Hold, Stage::Release])? {
+                        let mut q = sqlx::query(sql);
+                        for b in binds {
+                            q = q.bind(b);
+                        }
                         q.execute(&mut *tx).await?;
                     }
                     members.push(member);

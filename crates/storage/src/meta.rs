@@ -40,6 +40,24 @@ impl std::fmt::Debug for MetaState {
     }
 }
 
+/// How a sealed audit object starts (format version 1), then the sealed
+/// bytes in hex.
+const SEALED_OBJECT: &str = "sealed1:";
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
 /// Sealed values of one row: the member id and a consent's body are told
 /// apart by a prefix of the bound row id.
 fn bound(kind: &[u8], row: &[u8]) -> Vec<u8> {
@@ -108,6 +126,50 @@ impl<P> SqlStore<P> {
             .open(table, &bound(b"body\0", row), &body)
             .ok_or_else(|| StorageError::Corrupt(format!("{}.body", table.label())))
     }
+    /// An audit event as stored (issue 13): the object of an entry about a
+    /// member (a record or consent id, which would join the entry, and so
+    /// the member's audit subject, to those rows) sealed, bound to the
+    /// entry's subject. Other events as they are.
+    pub(crate) fn sealed_objects(&self, mut e: AuditEvent) -> Result<AuditEvent> {
+        if let (Some(subject), Some(object)) = (e.subject, e.object.as_deref()) {
+            let sealed = self.keys()?.seal(
+                MetaTable::AuditLog,
+                &bound(b"object\0", subject.as_bytes()),
+                object.as_bytes(),
+            );
+            e.object = Some(format!("{SEALED_OBJECT}{}", to_hex(&sealed)));
+        }
+        Ok(e)
+    }
+    /// An entry as the member's views read it: its object opened (the
+    /// chain hash, and so the member's leaf, stays that of the stored
+    /// bytes). An object that does not open stays as stored.
+    pub(crate) fn opened_objects(&self, mut entry: AuditEntry) -> AuditEntry {
+        let Ok(mut e) = entry.event() else {
+            return entry;
+        };
+        let (Some(subject), Some(object)) = (e.subject, e.object.as_deref()) else {
+            return entry;
+        };
+        let Some(sealed) = object.strip_prefix(SEALED_OBJECT).and_then(from_hex) else {
+            return entry;
+        };
+        let Ok(keys) = self.keys() else {
+            return entry;
+        };
+        let opened = keys
+            .open(
+                MetaTable::AuditLog,
+                &bound(b"object\0", subject.as_bytes()),
+                &sealed,
+            )
+            .and_then(|o| String::from_utf8(o).ok());
+        if let Some(o) = opened {
+            e.object = Some(o);
+            entry.event_json = e.canonical_json();
+        }
+        entry
+    }
     pub(crate) fn cached_subject(&self, member: MemberId) -> Option<MemberId> {
         self.meta
             .subjects
@@ -146,8 +208,10 @@ pub trait MetadataStore {
 }
 
 /// Tables with only a locator (no member id read back).
-const LOCATED: [(&str, MetaTable); 3] = [
+const LOCATED: [(&str, MetaTable); 5] = [
     ("vault_records", MetaTable::VaultRecords),
+    ("marketing_optouts", MetaTable::MarketingOptouts),
+    ("imported_history", MetaTable::ImportedHistory),
     ("member_gpc", MetaTable::MemberGpc),
     ("trust_enrolments", MetaTable::TrustEnrolments),
 ];
@@ -278,6 +342,25 @@ macro_rules! impl_meta_store {
                     .bind(keys.locator(MetaTable::TrustSharing, m).to_vec())
                     .bind(self.seal_member(MetaTable::TrustSharing, &sid, m)?)
                     .bind(sid.clone())
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                let rows = sqlx::query(
+                    "SELECT code_index, legacy_member_id FROM optout_codes WHERE legacy_member_id IS NOT NULL",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                for row in rows {
+                    let index: Vec<u8> = row.try_get("code_index")?;
+                    let m = legacy_id(&row.try_get::<Vec<u8>, _>("legacy_member_id")?, "optout_codes")?;
+                    let r = sqlx::query(
+                        "UPDATE optout_codes SET member_loc = $1, member_ct = $2, legacy_member_id = NULL \
+                         WHERE code_index = $3",
+                    )
+                    .bind(keys.locator(MetaTable::OptoutCodes, m).to_vec())
+                    .bind(self.seal_member(MetaTable::OptoutCodes, &index, m)?)
+                    .bind(index.clone())
                     .execute(self.pool())
                     .await?;
                     changed += r.rows_affected();

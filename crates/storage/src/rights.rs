@@ -1,9 +1,12 @@
 //! Member rights (issue 15), on both databases: the one-click marketing
 //! opt-out, paper opt-out codes (keyed hashes only) and what an import from
 //! another node restored, in one transaction with the records it brought.
+//! Each is found by the member's locator (issue 13, metadata at rest); an
+//! opt-out code keeps its member's id sealed, bound to the code's hash.
 
 use crate::sql::{begin_postgres, begin_sqlite, SqlStore};
 use crate::*;
+use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
@@ -51,17 +54,13 @@ pub trait RightsStore {
     async fn imported_history(&self, member: MemberId) -> Result<Vec<ImportedHistoryRow>>;
 }
 
-fn member_of(v: Vec<u8>, what: &str) -> Result<MemberId> {
-    MemberId::from_slice(&v).map_err(|_| StorageError::Corrupt(what.to_owned()))
-}
-
 macro_rules! impl_rights_store {
     ($pool:ty, $begin:ident) => {
         #[async_trait]
         impl RightsStore for SqlStore<$pool> {
             async fn marketing_opt_out(&self, member: MemberId, at: Timestamp, method: &str) -> Result<Timestamp> {
-                sqlx::query("INSERT INTO marketing_optouts (member_id, since, method) VALUES ($1, $2, $3) ON CONFLICT (member_id) DO NOTHING")
-                    .bind(member.as_bytes().to_vec())
+                sqlx::query("INSERT INTO marketing_optouts (member_loc, since, method) VALUES ($1, $2, $3) ON CONFLICT (member_loc) DO NOTHING")
+                    .bind(self.loc(MetaTable::MarketingOptouts, member)?)
                     .bind(at.unix_millis())
                     .bind(method)
                     .execute(self.pool())
@@ -70,7 +69,8 @@ macro_rules! impl_rights_store {
             }
 
             async fn marketing_opt_in(&self, member: MemberId) -> Result<bool> {
-                Ok(sqlx::query("DELETE FROM marketing_optouts WHERE member_id = $1")
+                Ok(sqlx::query("DELETE FROM marketing_optouts WHERE member_loc = $1 OR legacy_member_id = $2")
+                    .bind(self.loc(MetaTable::MarketingOptouts, member)?)
                     .bind(member.as_bytes().to_vec())
                     .execute(self.pool())
                     .await?
@@ -79,8 +79,8 @@ macro_rules! impl_rights_store {
             }
 
             async fn marketing_opted_out_since(&self, member: MemberId) -> Result<Option<Timestamp>> {
-                let v: Option<i64> = sqlx::query_scalar("SELECT since FROM marketing_optouts WHERE member_id = $1")
-                    .bind(member.as_bytes().to_vec())
+                let v: Option<i64> = sqlx::query_scalar("SELECT since FROM marketing_optouts WHERE member_loc = $1")
+                    .bind(self.loc(MetaTable::MarketingOptouts, member)?)
                     .fetch_optional(self.pool())
                     .await?;
                 Ok(v.map(Timestamp::from_unix_millis))
@@ -88,10 +88,12 @@ macro_rules! impl_rights_store {
 
             async fn set_optout_code(&self, member: MemberId, index: &[u8; 32], at: Timestamp) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO optout_codes (member_id, code_index, created_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (member_id) DO UPDATE SET code_index = excluded.code_index, created_at = excluded.created_at",
+                    "INSERT INTO optout_codes (member_loc, member_ct, code_index, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (member_loc) DO UPDATE SET member_ct = excluded.member_ct, \
+                     code_index = excluded.code_index, created_at = excluded.created_at",
                 )
-                .bind(member.as_bytes().to_vec())
+                .bind(self.loc(MetaTable::OptoutCodes, member)?)
+                .bind(self.seal_member(MetaTable::OptoutCodes, index, member)?)
                 .bind(index.to_vec())
                 .bind(at.unix_millis())
                 .execute(self.pool())
@@ -100,19 +102,27 @@ macro_rules! impl_rights_store {
             }
 
             async fn member_by_optout_code(&self, index: &[u8; 32]) -> Result<Option<MemberId>> {
-                let v: Option<Vec<u8>> = sqlx::query_scalar(
-                    "SELECT c.member_id FROM optout_codes c JOIN members m ON m.member_id = c.member_id \
-                     WHERE c.code_index = $1 AND m.state = 'active'",
-                )
-                .bind(index.to_vec())
-                .fetch_optional(self.pool())
-                .await?;
-                v.map(|b| member_of(b, "optout_codes.member_id")).transpose()
+                let row = sqlx::query("SELECT member_ct, legacy_member_id FROM optout_codes WHERE code_index = $1")
+                    .bind(index.to_vec())
+                    .fetch_optional(self.pool())
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let member = self.open_member(
+                    MetaTable::OptoutCodes,
+                    index,
+                    row.try_get("member_ct")?,
+                    row.try_get("legacy_member_id")?,
+                )?;
+                let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE member_id = $1 AND state = 'active'")
+                    .bind(member.as_bytes().to_vec())
+                    .fetch_one(self.pool())
+                    .await?;
+                Ok((active > 0).then_some(member))
             }
 
             async fn optout_code_since(&self, member: MemberId) -> Result<Option<Timestamp>> {
-                let v: Option<i64> = sqlx::query_scalar("SELECT created_at FROM optout_codes WHERE member_id = $1")
-                    .bind(member.as_bytes().to_vec())
+                let v: Option<i64> = sqlx::query_scalar("SELECT created_at FROM optout_codes WHERE member_loc = $1")
+                    .bind(self.loc(MetaTable::OptoutCodes, member)?)
                     .fetch_optional(self.pool())
                     .await?;
                 Ok(v.map(Timestamp::from_unix_millis))
@@ -126,7 +136,7 @@ macro_rules! impl_rights_store {
                          VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(r.id.as_bytes().to_vec())
-                    .bind(self.loc(me2b_domain::meta::MetaTable::VaultRecords, r.member)?)
+                    .bind(self.loc(MetaTable::VaultRecords, r.member)?)
                     .bind(r.revision)
                     .bind(r.created_at.unix_millis())
                     .bind(r.updated_at.unix_millis())
@@ -134,9 +144,9 @@ macro_rules! impl_rights_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query("INSERT INTO imported_history (import_id, member_id, imported_at, sealed) VALUES ($1, $2, $3, $4)")
+                sqlx::query("INSERT INTO imported_history (import_id, member_loc, imported_at, sealed) VALUES ($1, $2, $3, $4)")
                     .bind(history.import_id.to_vec())
-                    .bind(history.member.as_bytes().to_vec())
+                    .bind(self.loc(MetaTable::ImportedHistory, history.member)?)
                     .bind(history.imported_at.unix_millis())
                     .bind(history.sealed.clone())
                     .execute(&mut *tx)
@@ -146,8 +156,8 @@ macro_rules! impl_rights_store {
             }
 
             async fn imported_history(&self, member: MemberId) -> Result<Vec<ImportedHistoryRow>> {
-                sqlx::query("SELECT import_id, member_id, imported_at, sealed FROM imported_history WHERE member_id = $1 ORDER BY imported_at")
-                    .bind(member.as_bytes().to_vec())
+                sqlx::query("SELECT import_id, imported_at, sealed FROM imported_history WHERE member_loc = $1 ORDER BY imported_at")
+                    .bind(self.loc(MetaTable::ImportedHistory, member)?)
                     .fetch_all(self.pool())
                     .await?
                     .iter()
@@ -157,7 +167,7 @@ macro_rules! impl_rights_store {
                                 .try_get::<Vec<u8>, _>("import_id")?
                                 .try_into()
                                 .map_err(|_| StorageError::Corrupt("imported_history.import_id".into()))?,
-                            member: member_of(r.try_get("member_id")?, "imported_history.member_id")?,
+                            member,
                             imported_at: Timestamp::from_unix_millis(r.try_get("imported_at")?),
                             sealed: r.try_get("sealed")?,
                         })

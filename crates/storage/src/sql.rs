@@ -3,6 +3,7 @@
 //! macro writes both implementations; only connection set-up, the transaction that
 //! appends to the audit log, and the migrations differ.
 
+use crate::member_rows::Stage;
 use crate::meta::MetadataStore;
 use crate::*;
 use me2b_domain::meta::MetaTable;
@@ -393,6 +394,10 @@ macro_rules! impl_store {
                 let mut out = Vec::with_capacity(events.len());
                 for event in events {
                     let stored = event.renamed(|m| names.get(&m).copied().unwrap_or(m));
+                    let stored = match event.subject.filter(|m| names.contains_key(m)) {
+                        Some(_) => self.sealed_objects(stored)?,
+                        None => stored,
+                    };
                     let entry = AuditEntry::link(prev, at, &stored);
                     prev = Some((entry.seq, entry.hash));
                     out.push((entry, stored.subject));
@@ -542,32 +547,16 @@ macro_rules! impl_store {
             }
             async fn delete_member_rows(&self, id: MemberId) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
-                // By locator, and by id for rows an older node wrote and no
-                // start has re-keyed yet.
-                for (sql, table) in [
-                    ("DELETE FROM sessions WHERE member_loc = $1", MetaTable::Sessions),
-                    (
-                        "DELETE FROM consent_envelopes WHERE consent_id IN \
-                         (SELECT consent_id FROM consents WHERE member_loc = $1 OR legacy_member_id = $2)",
-                        MetaTable::Consents,
-                    ),
-                    ("DELETE FROM consents WHERE member_loc = $1 OR legacy_member_id = $2", MetaTable::Consents),
-                    ("DELETE FROM member_gpc WHERE member_loc = $1 OR legacy_member_id = $2", MetaTable::MemberGpc),
-                    ("DELETE FROM vault_records WHERE member_loc = $1 OR legacy_member_id = $2", MetaTable::VaultRecords),
-                    ("DELETE FROM trust_enrolments WHERE member_loc = $1 OR legacy_member_id = $2", MetaTable::TrustEnrolments),
-                    ("DELETE FROM trust_sharing WHERE member_loc = $1 OR legacy_member_id = $2", MetaTable::TrustSharing),
-                ] {
-                    let q = sqlx::query(sql).bind(self.loc(table, id)?);
-                    let q = if sql.contains("$2") { q.bind(id.as_bytes().to_vec()) } else { q };
+                // Every table of a member's rows (member_rows.rs), by
+                // locator, and by id for rows an older node wrote and no
+                // start has re-keyed yet; the audit salt goes with the
+                // account row.
+                for (sql, binds) in self.member_deletes(id, &[Stage::Hold, Stage::Release])? {
+                    let mut q = sqlx::query(sql);
+                    for b in binds {
+                        q = q.bind(b);
+                    }
                     q.execute(&mut *tx).await?;
-                }
-                for sql in [
-                    "DELETE FROM sign_ups WHERE member_id = $1",
-                    // The audit salt goes with the row: no key names the
-                    // member's audit entries any more.
-                    "DELETE FROM members WHERE member_id = $1",
-                ] {
-                    sqlx::query(sql).bind(id.as_bytes().to_vec()).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 self.forget_subject(id);
@@ -934,7 +923,7 @@ macro_rules! impl_store {
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
-                    .map(Self::audit_row)
+                    .map(|row| Ok(self.opened_objects(Self::audit_row(row)?)))
                     .collect()
             }
             async fn insert_checkpoint(&self, cp: &Checkpoint) -> Result<()> {

@@ -2407,8 +2407,10 @@ async fn expired_envelopes_are_purged_and_erasure_takes_the_rest() {
     }
 }
 
-/// The migrations an older node (before issue 13's metadata at rest) ran.
-async fn older_migrator(db: Db) -> (sqlx::migrate::Migrator, tempfile::TempDir) {
+/// The migrations an older node ran: those numbered before `before`
+/// ("0018": before issue 13's metadata at rest; "0021": before the rights
+/// tables moved to locators).
+async fn older_migrator(db: Db, before: &str) -> (sqlx::migrate::Migrator, tempfile::TempDir) {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
         .join(match db {
@@ -2419,7 +2421,7 @@ async fn older_migrator(db: Db) -> (sqlx::migrate::Migrator, tempfile::TempDir) 
     for e in std::fs::read_dir(&src).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().to_string();
-        if name.as_str() < "0018" {
+        if name.as_str() < before {
             std::fs::copy(&p, dir.path().join(&name)).unwrap();
         }
     }
@@ -2477,7 +2479,35 @@ macro_rules! older_rows {
                 vec![vec![0x71; 32], m.clone(), vec![6; 80]],
             ),
         ];
-        for (sql, binds) in stmts {
+        run_older!($pool, stmts);
+    }};
+}
+
+/// Rows a node before 0021 wrote in the rights tables, by member id.
+macro_rules! older_rights_rows {
+    ($pool:expr, $m:expr) => {{
+        let m = $m.as_bytes().to_vec();
+        let stmts: Vec<(&str, Vec<Vec<u8>>)> = vec![
+            (
+                "INSERT INTO marketing_optouts (member_id, since, method) VALUES ($1, 88, 'web')",
+                vec![m.clone()],
+            ),
+            (
+                "INSERT INTO optout_codes (member_id, code_index, created_at) VALUES ($1, $2, 89)",
+                vec![m.clone(), vec![0x81; 32]],
+            ),
+            (
+                "INSERT INTO imported_history (import_id, member_id, imported_at, sealed) VALUES ($1, $2, 90, $3)",
+                vec![vec![0x91; 16], m.clone(), vec![8; 50]],
+            ),
+        ];
+        run_older!($pool, stmts);
+    }};
+}
+
+macro_rules! run_older {
+    ($pool:expr, $stmts:expr) => {{
+        for (sql, binds) in $stmts {
             let mut q = sqlx::query(sql);
             for b in binds {
                 q = q.bind(b);
@@ -2505,7 +2535,8 @@ async fn an_older_nodes_rows_are_rekeyed_in_place() {
             SharingId::generate(&rng),
         );
         let body = br#"{"older":"consent body"}"#;
-        let (older, _dir) = older_migrator(db).await;
+        let (older, _dir) = older_migrator(db, "0018").await;
+        let (rights, _dir2) = older_migrator(db, "0021").await;
         match db {
             Db::Sqlite => {
                 let opts =
@@ -2515,12 +2546,16 @@ async fn an_older_nodes_rows_are_rekeyed_in_place() {
                 let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
                 older.run(&pool).await.unwrap();
                 older_rows!(&pool, m, org, cid, rid, sid, body);
+                rights.run(&pool).await.unwrap();
+                older_rights_rows!(&pool, m);
                 pool.close().await;
             }
             Db::Postgres => {
                 let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
                 older.run(&pool).await.unwrap();
                 older_rows!(&pool, m, org, cid, rid, sid, body);
+                rights.run(&pool).await.unwrap();
+                older_rights_rows!(&pool, m);
                 pool.close().await;
             }
         }
@@ -2528,8 +2563,9 @@ async fn an_older_nodes_rows_are_rekeyed_in_place() {
         let s = open(&t.url).await.unwrap();
         s.set_metadata_keys(me2b_testkit::metadata_keys());
         let moved = s.rekey_member_metadata().await.unwrap();
-        // A salt, a record, the GPC signal, an enrolment, a consent, a sharing.
-        assert_eq!(moved, 6, "{db:?}");
+        // A salt, a record, the GPC signal, an enrolment, a consent, a
+        // sharing, a marketing opt-out, an opt-out code, an import.
+        assert_eq!(moved, 9, "{db:?}");
         assert_eq!(s.rekey_member_metadata().await.unwrap(), 0, "{db:?}: once");
 
         assert!(s.record(m, rid).await.unwrap().is_some(), "{db:?}");
@@ -2548,6 +2584,11 @@ async fn an_older_nodes_rows_are_rekeyed_in_place() {
             .unwrap();
         assert_eq!((env.len(), env[0].member), (1, m), "{db:?}");
         assert!(s.session(&[0x71; 32]).await.unwrap().is_none());
+        assert_eq!(s.marketing_opted_out_since(m).await.unwrap(), Some(ts(88)));
+        assert_eq!(s.member_by_optout_code(&[0x81; 32]).await.unwrap(), Some(m));
+        assert_eq!(s.optout_code_since(m).await.unwrap(), Some(ts(89)));
+        let h = s.imported_history(m).await.unwrap();
+        assert_eq!((h.len(), h[0].member, h[0].import_id), (1, m, [0x91; 16]));
         let row = s.member(m).await.unwrap().unwrap();
         assert_eq!(row.created_at, ts(0), "{db:?}: floored to the day");
 
@@ -2559,6 +2600,9 @@ async fn an_older_nodes_rows_are_rekeyed_in_place() {
             "SELECT COUNT(*) FROM trust_enrolments WHERE legacy_member_id IS NOT NULL OR member_loc = $1",
             "SELECT COUNT(*) FROM trust_sharing WHERE legacy_member_id IS NOT NULL OR member_loc = $1",
             "SELECT COUNT(*) FROM sessions WHERE member_loc = $1",
+            "SELECT COUNT(*) FROM marketing_optouts WHERE legacy_member_id IS NOT NULL OR member_loc = $1",
+            "SELECT COUNT(*) FROM optout_codes WHERE legacy_member_id IS NOT NULL OR member_loc = $1 OR member_ct IS NULL",
+            "SELECT COUNT(*) FROM imported_history WHERE legacy_member_id IS NOT NULL OR member_loc = $1",
         ];
         for sql in checks {
             let sql = if sql.contains("$2") {
@@ -2596,6 +2640,9 @@ async fn an_older_nodes_rows_are_rekeyed_in_place() {
         s.delete_member_rows(m).await.unwrap();
         assert!(s.record(m, rid).await.unwrap().is_none());
         assert!(s.consents_between(org, m).await.unwrap().is_empty());
+        assert_eq!(s.marketing_opted_out_since(m).await.unwrap(), None);
+        assert_eq!(s.member_by_optout_code(&[0x81; 32]).await.unwrap(), None);
+        assert!(s.imported_history(m).await.unwrap().is_empty());
         s.close().await;
     }
 }

@@ -470,10 +470,14 @@ impl Vault {
             .collect()
     }
 
-    /// Seals bytes for the member under object id `id` (imported history).
+    /// Seals JSON for the member under object id `id` (imported records
+    /// and history), padded to its size bucket as records are.
     pub fn seal_bytes(&self, s: &MemberSession, id: RecordId, plain: &[u8]) -> Vec<u8> {
-        s.key
-            .seal(self.rng.as_ref(), &Aad::record(s.member, id), plain)
+        s.key.seal(
+            self.rng.as_ref(),
+            &Aad::record(s.member, id),
+            &padded(plain.to_vec()),
+        )
     }
 
     /// Opens what [`Vault::seal_bytes`] sealed.

@@ -1,0 +1,206 @@
+//! Privacy at rest (issue 13), on SQLite and a real PostgreSQL: the rights
+//! tables keep no member id, and erasure's one list of a member's rows
+//! covers every table that keeps any.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use me2b_domain::{MemberId, Timestamp};
+use me2b_storage::*;
+use me2b_testkit::{fresh, Db, TestDb};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+async fn stores() -> Vec<(Db, Arc<dyn Store>, TestDb)> {
+    let mut out = Vec::new();
+    for db in Db::ALL {
+        if let Some(t) = fresh(db).await.unwrap() {
+            let s = open(&t.url).await.unwrap();
+            s.set_metadata_keys(me2b_testkit::metadata_keys());
+            out.push((db, s, t));
+        }
+    }
+    out
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_unix_millis(ms)
+}
+
+fn member(n: u8) -> NewMember {
+    NewMember {
+        id: MemberId::from_slice(&[n; 16]).unwrap(),
+        email_index: [n; 32],
+        email_ct: vec![1, 2, 3, n],
+        passphrase_wrap: vec![9; 73],
+        recovery_wrap: vec![8; 73],
+        created_at: ts(86_400_000),
+    }
+}
+
+/// Every value of every table's TEXT or BLOB columns, with its table.
+async fn values(db: Db, url: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let cols: Vec<(String, String)> = sqlx::query_as(
+                "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' \
+                 AND p.type IN ('BLOB', 'TEXT')",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            for (t, c) in cols {
+                let vs: Vec<Option<Vec<u8>>> =
+                    sqlx::query_scalar(&format!("SELECT CAST(\"{c}\" AS BLOB) FROM \"{t}\""))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                out.extend(vs.into_iter().flatten().map(|v| (t.clone(), v)));
+            }
+            pool.close().await;
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let cols: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%' \
+                 AND data_type IN ('bytea', 'text')",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            for (t, c, ty) in cols {
+                let sql = if ty == "text" {
+                    format!("SELECT convert_to(\"{c}\", 'UTF8') FROM \"{t}\"")
+                } else {
+                    format!("SELECT \"{c}\" FROM \"{t}\"")
+                };
+                let vs: Vec<Option<Vec<u8>>> =
+                    sqlx::query_scalar(&sql).fetch_all(&pool).await.unwrap();
+                out.extend(vs.into_iter().flatten().map(|v| (t.clone(), v)));
+            }
+            pool.close().await;
+        }
+    }
+    out
+}
+
+/// Tables with a column that finds or names a member.
+async fn member_columns(db: Db, url: &str) -> BTreeSet<String> {
+    let sql = match db {
+        Db::Sqlite => {
+            "SELECT DISTINCT m.name FROM sqlite_master m, pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND p.name IN ('member_loc', 'member_id', 'legacy_member_id')"
+        }
+        Db::Postgres => {
+            "SELECT DISTINCT table_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() \
+             AND column_name IN ('member_loc', 'member_id', 'legacy_member_id')"
+        }
+    };
+    let names: Vec<String> = match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let v = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let v = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }
+    };
+    names.into_iter().collect()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Issue 13 on the rights tables (issue 15): the opt-out, the paper code
+/// and an import are found by locator, and no value anywhere but `members`
+/// holds the member's id.
+#[tokio::test]
+async fn the_rights_tables_keep_no_member_id() {
+    for (db, s, t) in stores().await {
+        let m = member(3);
+        s.insert_member(&m).await.unwrap();
+        let other = member(4);
+        s.insert_member(&other).await.unwrap();
+        assert_eq!(
+            s.marketing_opt_out(m.id, ts(5), "web").await.unwrap(),
+            ts(5)
+        );
+        assert_eq!(
+            s.marketing_opt_out(m.id, ts(6), "api").await.unwrap(),
+            ts(5),
+            "{db:?}: the first stays"
+        );
+        s.set_optout_code(m.id, &[0x31; 32], ts(7)).await.unwrap();
+        s.set_optout_code(m.id, &[0x32; 32], ts(8)).await.unwrap();
+        assert_eq!(s.member_by_optout_code(&[0x31; 32]).await.unwrap(), None);
+        assert_eq!(
+            s.member_by_optout_code(&[0x32; 32]).await.unwrap(),
+            Some(m.id)
+        );
+        assert_eq!(s.optout_code_since(m.id).await.unwrap(), Some(ts(8)));
+        assert_eq!(s.optout_code_since(other.id).await.unwrap(), None);
+        let history = ImportedHistoryRow {
+            import_id: [0x41; 16],
+            member: m.id,
+            imported_at: ts(9),
+            sealed: vec![0x42; 64],
+        };
+        let record = StoredRecord {
+            id: me2b_domain::RecordId::from_slice(&[0x43; 16]).unwrap(),
+            member: m.id,
+            revision: 1,
+            created_at: ts(9),
+            updated_at: ts(9),
+            ciphertext: vec![0x44; 64],
+        };
+        s.import_member_data(&[record], &history).await.unwrap();
+        assert_eq!(s.imported_history(m.id).await.unwrap(), vec![history]);
+        assert!(s.imported_history(other.id).await.unwrap().is_empty());
+
+        let mut joinable = BTreeSet::new();
+        for (table, v) in values(db, &t.url).await {
+            if table != "members"
+                && (contains(&v, m.id.as_bytes()) || contains(&v, m.id.to_string().as_bytes()))
+            {
+                joinable.insert(table);
+            }
+        }
+        assert!(joinable.is_empty(), "{db:?}: member ids in {joinable:?}");
+
+        assert!(s.marketing_opt_in(m.id).await.unwrap());
+        assert!(!s.marketing_opt_in(m.id).await.unwrap());
+        assert_eq!(s.marketing_opted_out_since(m.id).await.unwrap(), None);
+        s.marketing_opt_out(m.id, ts(10), "paper").await.unwrap();
+
+        // Erasure takes them all.
+        s.delete_member_rows(m.id).await.unwrap();
+        assert_eq!(s.marketing_opted_out_since(m.id).await.unwrap(), None);
+        assert_eq!(s.member_by_optout_code(&[0x32; 32]).await.unwrap(), None);
+        assert_eq!(s.optout_code_since(m.id).await.unwrap(), None);
+        assert!(s.imported_history(m.id).await.unwrap().is_empty());
+        s.close().await;
+    }
+}
+
+/// Every table with a member locator or id is in erasure's one list of a
+/// member's rows (a new one must be added there, or no erasure finds it).
+#[tokio::test]
+async fn every_member_table_is_in_erasures_list() {
+    for (db, s, t) in stores().await {
+        let listed: BTreeSet<String> = member_tables().map(str::to_owned).collect();
+        let found = member_columns(db, &t.url).await;
+        assert!(found.len() >= 10, "{db:?}: {found:?}");
+        let missing: Vec<_> = found.difference(&listed).collect();
+        assert!(missing.is_empty(), "{db:?}: not erased: {missing:?}");
+        s.close().await;
+    }
+}
