@@ -133,7 +133,7 @@ const RELEASE_DELETES: [(&str, Option<MetaTable>); 2] = [
 macro_rules! impl_erasure_store {
     ($pool:ty, $begin:ident) => {
         impl SqlStore<$pool> {
-            fn erasure_row(
+            pub(crate) fn erasure_row(
                 row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row,
             ) -> Result<ErasureRequestRow> {
             let id: Vec<u8> = row.try_get("request_id")?;

@@ -14,6 +14,7 @@ mod privacy;
 mod rights;
 mod sql;
 mod types;
+mod webhooks;
 
 pub use erasure::{Confirmed, ErasedTag, ErasureRequestRow, ErasureStore};
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
@@ -22,6 +23,7 @@ pub use meta::MetadataStore;
 pub use rights::{ImportedHistoryRow, RightsStore};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
+pub use webhooks::{DeliveryState, DueDelivery, WebhookRow, WebhookStore};
 
 use async_trait::async_trait;
 use me2b_domain::audit::{AuditEntry, AuditEvent, ChainHash, Checkpoint};
@@ -515,6 +517,7 @@ pub trait Store:
     + MemberAuditStore
     + ErasureStore
     + RightsStore
+    + WebhookStore
     + MetadataStore
     + Send
     + Sync
