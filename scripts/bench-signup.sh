@@ -10,7 +10,7 @@ bench_sign_up() { # base, data dir, email, passphrase
     -d "{\"email\":\"$email\",\"passphrase\":\"$pass\"}" >/dev/null
   for _ in $(seq 100); do
     for f in $(ls -r "$data"/outbox/*.eml 2>/dev/null); do
-      grep -qix "To: $email"$'\r\?' "$f" || continue
+      tr -d '\r' <"$f" | grep -qixF "To: $email" || continue
       token=$(grep -o 'me2b_c_[A-Za-z0-9_-]*' "$f" | head -n1)
       [ -n "$token" ] && break 2
     done
