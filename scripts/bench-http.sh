@@ -41,8 +41,10 @@ PID=$!
 for _ in $(seq 100); do grep -q listening "$DIR/stdout" 2>/dev/null && break; sleep 0.1; done
 BASE=$(grep -o 'http://[0-9.:]*' "$DIR/stdout")
 
-TOKEN=$(curl -sf "$BASE/v1/members" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.org","passphrase":"benchmark passphrase"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+# Sign-up needs the e-mail confirmation (issue 14): the token comes from the
+# node's file outbox in its data directory.
+. scripts/bench-signup.sh
+TOKEN=$(bench_sign_up "$BASE" "$DIR/data" bench@example.org "benchmark passphrase")
 BODY='{"kind":"receipt","merchant":"Corner Co-op","items":[{"name":"Oat milk","category":"food.dairy-alternatives","quantity":2,"unit_price":{"minor":189,"currency":"EUR"}}],"total":{"minor":378,"currency":"EUR"},"purchased_at":"2026-11-20T17:03:00Z"}'
 RID=""
 for _ in $(seq 100); do

@@ -15,6 +15,7 @@ PROFILE=${PROFILE:-release}
 DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-32}
 
+. scripts/bench-signup.sh
 command -v oha >/dev/null || cargo install --locked oha
 if [ "$PROFILE" = release ]; then
   cargo build --release --locked -p me2b --bin me2b >/dev/null
@@ -37,8 +38,7 @@ start() { # config text
   PID=$!
   for _ in $(seq 300); do grep -q listening "$DIR/stdout" 2>/dev/null && break; sleep 0.1; done
   BASE=$(grep -o 'http://[0-9.:]*' "$DIR/stdout")
-  curl -sf "$BASE/v1/members" -H 'content-type: application/json' \
-    -d '{"email":"bench@example.org","passphrase":"benchmark passphrase"}' >/dev/null
+  bench_sign_up "$BASE" "$DIR/data" bench@example.org "benchmark passphrase" >/dev/null
 }
 
 run() { # name, body

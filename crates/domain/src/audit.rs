@@ -93,6 +93,11 @@ pub enum Action {
     OrgDelete,
     #[serde(rename = "org.key.create")]
     OrgKeyCreate,
+    /// An organisation registered (or replaced) its erasure webhook.
+    #[serde(rename = "org.webhook.set")]
+    OrgWebhookSet,
+    #[serde(rename = "org.webhook.delete")]
+    OrgWebhookDelete,
     #[serde(rename = "access.denied")]
     AccessDenied,
     #[serde(rename = "consent.request.create")]

@@ -7,6 +7,7 @@ pub mod consent_release;
 pub mod erasure;
 pub mod outbox;
 pub mod portability;
+pub mod webhooks;
 
 use me2b_audit::{AuditError, AuditLog};
 use me2b_consent::{Consents, Vocabulary};
@@ -79,6 +80,9 @@ pub struct NodeConfig {
     /// organisations see consent changes at once and data access answers
     /// at any time, instead of `[consent_release]`'s batches and windows.
     pub release_consents_at_once: bool,
+    /// Erasure requests pushed to organisations' webhooks (https only,
+    /// retries, timeouts).
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 /// The governance file: `[privacy]` (the budget period, the minimum cohort,
@@ -164,6 +168,7 @@ impl NodeConfig {
             smtp_url: None,
             mail_from: "me2b@localhost".into(),
             release_consents_at_once: false,
+            webhooks: webhooks::WebhookSettings::default(),
         }
     }
 
@@ -214,6 +219,8 @@ pub enum NodeError {
     MissingMasterKey { path: String },
     #[error("cannot set up the outbox: {0}")]
     Outbox(String),
+    #[error("cannot set up the webhooks: {0}")]
+    Webhooks(String),
 }
 
 /// An open node.
@@ -233,6 +240,8 @@ pub struct Node {
     pub credentials: me2b_credentials::service::Credentials,
     /// Members' anonymous requests for proposal.
     pub intents: me2b_intents::Intents,
+    /// Organisations' webhooks for erasure requests.
+    pub webhooks: webhooks::Webhooks,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Random>,
     /// Where the data lives, fit to print (no password).
@@ -485,7 +494,17 @@ impl Node {
             Arc::new(TaxonomyTopics(taxonomy)),
         );
         let legacy_members = vault.legacy_member_count().await?;
+        let webhooks = webhooks::Webhooks::new(
+            store.clone(),
+            consents.clone(),
+            audit.clone(),
+            clock.clone(),
+            rng.clone(),
+            cfg.webhooks.clone(),
+        )
+        .map_err(NodeError::Webhooks)?;
         Ok(Self {
+            webhooks,
             legacy_members,
             trust,
             intents,
@@ -540,12 +559,15 @@ impl Node {
     /// Every minute: destroys the envelopes of consents that expired (data
     /// access never serves them), sign-ups never confirmed, and expired
     /// sessions (with their wraps of members' keys); releases erasures at a
-    /// period boundary if no request did. Abort at shutdown.
+    /// period boundary if no request did, and posts the erasure requests
+    /// due to organisations' webhooks (on a task of its own, so a slow
+    /// receiver never holds up the sweep). Abort at shutdown.
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let clock = self.clock.clone();
         let vault = self.vault.clone();
         let consents = self.consents.clone();
+        let webhooks = self.webhooks.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
@@ -556,6 +578,12 @@ impl Node {
                 if let Err(e) = consents.release_due().await {
                     tracing::warn!(error = %e, "consent changes due could not be released");
                 }
+                let w = webhooks.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = w.deliver_due().await {
+                        tracing::warn!(error = %e, "erasure webhooks could not be delivered");
+                    }
+                });
                 let now = clock.now();
                 let r = async {
                     let e = store.purge_expired_envelopes(now).await?;

@@ -93,6 +93,8 @@ error_codes! {
     ErasureRequestNotFound = "erasure_request_not_found", NOT_FOUND, "no erasure request of this organisation has this id (or it is not sent yet)";
     ErasureAlreadyConfirmed = "erasure_already_confirmed", CONFLICT, "this erasure request was confirmed before: nothing changed";
     ErasureReceiptNotFound = "erasure_receipt_not_found", NOT_FOUND, "no erasure receipt matches";
+    InvalidWebhookUrl = "invalid_webhook_url", UNPROCESSABLE_ENTITY, "the webhook URL is refused: it must be https, name a public host, and carry no credentials or fragment (the message says which)";
+    WebhookNotFound = "webhook_not_found", NOT_FOUND, "this organisation has no webhook registered";
     // --- offers ---
     RuleSyntax = "rule_syntax", UNPROCESSABLE_ENTITY, "the rule is not valid CEL (with position)";
     RuleUnknownField = "rule_unknown_field", UNPROCESSABLE_ENTITY, "the rule reads a field that does not exist (with position)";
@@ -436,6 +438,17 @@ impl From<me2b_node::portability::PortabilityError> for ApiError {
             E::Vault(inner) => inner.into(),
             E::Consent(inner) => inner.into(),
             E::Trust(inner) => inner.into(),
+            E::Storage(inner) => Self::storage_down(&inner),
+            E::Audit(inner) => inner.into(),
+        }
+    }
+}
+
+impl From<me2b_node::webhooks::WebhookError> for ApiError {
+    fn from(e: me2b_node::webhooks::WebhookError) -> Self {
+        use me2b_node::webhooks::WebhookError as E;
+        match e {
+            E::InvalidUrl(_) => Self::new(ErrorCode::InvalidWebhookUrl, e.to_string()),
             E::Storage(inner) => Self::storage_down(&inner),
             E::Audit(inner) => inner.into(),
         }

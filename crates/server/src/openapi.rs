@@ -31,7 +31,7 @@ use utoipa::{Modify, OpenApi};
         credentials::issuers, credentials::status_list, credentials::create_code,
         credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,
         credentials::mine, credentials::present,
-        erasure::list, erasure::confirm, erasure::status,
+        erasure::list, erasure::confirm, erasure::status, erasure::set_webhook, erasure::get_webhook, erasure::delete_webhook,
         optout::opt_out, optout::status, optout::opt_in, optout::new_code,
         optout::public_optout, optout::desk_optout,
         portability::export, portability::import,

@@ -91,7 +91,7 @@ fn bad(what: &str) -> StorageError {
 macro_rules! impl_erasure_store {
     ($pool:ty, $begin:ident) => {
         impl SqlStore<$pool> {
-            fn erasure_row(
+            pub(crate) fn erasure_row(
                 row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row,
             ) -> Result<ErasureRequestRow> {
             let id: Vec<u8> = row.try_get("request_id")?;

@@ -16,6 +16,7 @@ mod privacy;
 mod rights;
 mod sql;
 mod types;
+mod webhooks;
 
 pub use consent_release::{ConsentReleaseStore, ReleasedConsent};
 pub use erasure::{Confirmed, ErasedTag, ErasureRequestRow, ErasureStore};
@@ -26,6 +27,7 @@ pub use meta::MetadataStore;
 pub use rights::{ImportedHistoryRow, RightsStore};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
+pub use webhooks::{DeliveryState, DueDelivery, WebhookRow, WebhookStore};
 
 use async_trait::async_trait;
 use me2b_domain::audit::{AuditEntry, AuditEvent, ChainHash, Checkpoint};
@@ -520,6 +522,7 @@ pub trait Store:
     + ErasureStore
     + ConsentReleaseStore
     + RightsStore
+    + WebhookStore
     + MetadataStore
     + Send
     + Sync

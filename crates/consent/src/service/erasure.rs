@@ -160,29 +160,39 @@ impl Consents {
         org: OrgId,
     ) -> Result<Vec<OrgErasureRequest>, ServiceError> {
         let now = self.clock.now();
-        let mut out = Vec::new();
-        for r in self.store.erasure_requests_pending(org).await? {
-            let Some(released) = r.released_at else {
-                continue;
-            };
-            let claims = ErasureRequestClaims {
-                version: "1".into(),
-                request_id: request_id_text(&r.id),
-                recipient: r.org,
-                subject: r.subject.clone(),
-                released_at: released.to_rfc3339(),
-                confirm_by: self.confirm_by(released).to_rfc3339(),
-            };
-            out.push(OrgErasureRequest {
-                id: claims.request_id.clone(),
-                subject: r.subject.clone(),
-                released_at: claims.released_at.clone(),
-                confirm_by: claims.confirm_by.clone(),
-                overdue: self.status_of(&r, now) == ErasureStatus::Overdue,
-                signed: sign(&self.keys, &claims),
-            });
-        }
-        Ok(out)
+        Ok(self
+            .store
+            .erasure_requests_pending(org)
+            .await?
+            .iter()
+            .filter_map(|r| self.signed_erasure_request(r, now))
+            .collect())
+    }
+
+    /// A released request as its recipient gets it (pulled, or posted to its
+    /// webhook), signed by the node; None if it is not released yet.
+    pub fn signed_erasure_request(
+        &self,
+        r: &ErasureRequestRow,
+        now: Timestamp,
+    ) -> Option<OrgErasureRequest> {
+        let released = r.released_at?;
+        let claims = ErasureRequestClaims {
+            version: "1".into(),
+            request_id: request_id_text(&r.id),
+            recipient: r.org,
+            subject: r.subject.clone(),
+            released_at: released.to_rfc3339(),
+            confirm_by: self.confirm_by(released).to_rfc3339(),
+        };
+        Some(OrgErasureRequest {
+            id: claims.request_id.clone(),
+            subject: r.subject.clone(),
+            released_at: claims.released_at.clone(),
+            confirm_by: claims.confirm_by.clone(),
+            overdue: self.status_of(r, now) == ErasureStatus::Overdue,
+            signed: sign(&self.keys, &claims),
+        })
     }
 
     /// `org` confirms it erased what request `id` names. A request that is

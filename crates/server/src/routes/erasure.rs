@@ -94,3 +94,75 @@ pub async fn status(
         recipients: s.node.consents.erasure_status(&input.receipt).await?,
     }))
 }
+
+/// An organisation's webhook for erasure requests.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    /// `https://…` on a public host; no credentials, no fragment.
+    #[schema(max_length = 2048)]
+    pub url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookView {
+    pub url: String,
+    pub since: String,
+}
+
+/// Registers (or replaces) the organisation's webhook: each erasure request
+/// to it is then also posted there when its batch is released, as the same
+/// signed request the pull list carries (the compact JWS as the body,
+/// `Content-Type: application/jose`), retried with exponential backoff until
+/// a 2xx answer or 16 attempts. The organisation still confirms through
+/// `POST /v1/org/erasure-requests/{id}/confirm`.
+#[utoipa::path(put, path = "/v1/org/webhook", operation_id = "set_erasure_webhook", tag = "organisation", security(("bearer" = [])),
+    request_body = WebhookInput,
+    responses((status = 200, body = WebhookView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_webhook(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<WebhookInput>,
+) -> Result<Json<WebhookView>, ApiError> {
+    need_consent_role(&o)?;
+    let w = s.node.webhooks.register(o.0.org.id, &input.url).await?;
+    Ok(Json(WebhookView {
+        url: w.url,
+        since: w.since.to_rfc3339(),
+    }))
+}
+
+/// The organisation's webhook; `404 webhook_not_found` if it has none.
+#[utoipa::path(get, path = "/v1/org/webhook", operation_id = "get_erasure_webhook", tag = "organisation", security(("bearer" = [])),
+    responses((status = 200, body = WebhookView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_webhook(State(s): State<AppState>, o: Org) -> Result<Json<WebhookView>, ApiError> {
+    need_consent_role(&o)?;
+    let w = s.node.webhooks.get(o.0.org.id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::WebhookNotFound,
+            ErrorCode::WebhookNotFound.description(),
+        )
+    })?;
+    Ok(Json(WebhookView {
+        url: w.url,
+        since: w.since.to_rfc3339(),
+    }))
+}
+
+/// Removes the organisation's webhook: its requests stay on the pull list.
+#[utoipa::path(delete, path = "/v1/org/webhook", operation_id = "delete_erasure_webhook", tag = "organisation", security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_webhook(
+    State(s): State<AppState>,
+    o: Org,
+) -> Result<axum::http::StatusCode, ApiError> {
+    need_consent_role(&o)?;
+    if s.node.webhooks.remove(o.0.org.id).await? {
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::WebhookNotFound,
+            ErrorCode::WebhookNotFound.description(),
+        ))
+    }
+}

@@ -54,6 +54,12 @@ pub fn router() -> Router<AppState> {
         .route("/v1/erasure-receipts/status", post(erasure::status))
         .route("/v1/org/erasure-requests", get(erasure::list))
         .route(
+            "/v1/org/webhook",
+            get(erasure::get_webhook)
+                .put(erasure::set_webhook)
+                .delete(erasure::delete_webhook),
+        )
+        .route(
             "/v1/org/erasure-requests/{id}/confirm",
             post(erasure::confirm),
         )
