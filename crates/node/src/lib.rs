@@ -77,7 +77,8 @@ pub struct NodeConfig {
 }
 
 /// The governance file: `[privacy]` (the budget period, the minimum cohort,
-/// the pools' budgets and allowances), `[trust]`, `[offers]` and `[erasure]`.
+/// the pools' budgets and allowances), `[trust]`, `[offers]`, `[erasure]` and
+/// `[intents]`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Governance {
@@ -86,6 +87,8 @@ pub struct Governance {
     pub offers: OfferGovernance,
     pub credentials: me2b_credentials::service::CredentialGovernance,
     pub erasure: erasure::ErasureGovernance,
+    /// `[intents]`: when new intents reach organisations, in batches.
+    pub intents: me2b_intents::BatchSchedule,
     /// The charter: what no organisation may ask members for (issue 15).
     pub charter: me2b_consent::Charter,
     /// Whose exports this node imports (issue 15).
@@ -119,6 +122,7 @@ impl Governance {
         g.offers.check().map_err(|e| e.to_string())?;
         g.credential_tags()?;
         g.erasure.check()?;
+        g.intents.check()?;
         Ok(g)
     }
 
@@ -451,7 +455,10 @@ impl Node {
             rng: rng.clone(),
             noise: noise.clone(),
             accountant: accountant.clone(),
-            limits: me2b_intents::Limits::default(),
+            limits: me2b_intents::Limits {
+                batch: governance.intents,
+                ..me2b_intents::Limits::default()
+            },
         });
         intents.start_purger();
         let credentials = me2b_credentials::service::Credentials::new(
