@@ -33,7 +33,6 @@ use me2b_domain::text::Label;
 use me2b_domain::{Clock, SystemClock, Timestamp};
 use me2b_node::{Node, NodeConfig};
 use me2b_server::{AppState, ServerOptions};
-use me2b_storage::IntentStore;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
