@@ -2,10 +2,13 @@ use crate::head::HeadFile;
 use crate::AuditError;
 use me2b_crypto::Keyring;
 use me2b_domain::audit::{AuditEvent, Checkpoint};
-use me2b_domain::Clock;
+use me2b_domain::{Clock, Timestamp};
 use me2b_storage::Store;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+
+/// One hour in milliseconds.
+const HOUR_MS: i64 = 3_600_000;
 
 /// Most events written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -15,6 +18,9 @@ type Ack = oneshot::Sender<Result<u64, AuditError>>;
 enum Request {
     Append {
         events: Vec<AuditEvent>,
+        /// Dated to the hour (the whole hour the event is in), not the
+        /// millisecond.
+        hourly: bool,
         done: Ack,
     },
     Checkpoint {
@@ -115,7 +121,28 @@ impl AuditLog {
     pub async fn record_all(&self, events: Vec<AuditEvent>) -> Result<u64, AuditError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Request::Append { events, done })
+            .send(Request::Append {
+                events,
+                hourly: false,
+                done,
+            })
+            .await
+            .map_err(|_| AuditError::WriterStopped)?;
+        wait.await.map_err(|_| AuditError::WriterStopped)?
+    }
+
+    /// Appends one event dated to the hour it happens in (its entry's time
+    /// is that whole hour), for acts whose other traces are kept to the
+    /// hour (a member's intents): the log then keeps no finer time of them.
+    /// Its place in the chain still orders it among the other entries.
+    pub async fn record_hourly(&self, event: AuditEvent) -> Result<u64, AuditError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Request::Append {
+                events: vec![event],
+                hourly: true,
+                done,
+            })
             .await
             .map_err(|_| AuditError::WriterStopped)?;
         wait.await.map_err(|_| AuditError::WriterStopped)?
@@ -136,14 +163,23 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         while let Some(first) = rx.recv().await {
             let mut appends = Vec::new();
+            let mut hourly = Vec::new();
             let mut checkpoints = Vec::new();
             let mut n_events = 0;
             let mut next = Some(first);
             while let Some(req) = next.take() {
                 match req {
-                    Request::Append { events, done } => {
+                    Request::Append {
+                        events,
+                        hourly: h,
+                        done,
+                    } => {
                         n_events += events.len();
-                        appends.push((events, done));
+                        if h {
+                            hourly.push((events, done));
+                        } else {
+                            appends.push((events, done));
+                        }
                     }
                     Request::Checkpoint { done } => checkpoints.push(done),
                 }
@@ -151,8 +187,14 @@ impl Writer {
                     next = rx.try_recv().ok();
                 }
             }
+            let now = self.clock.now();
             if !appends.is_empty() {
-                self.append(appends).await;
+                self.append(appends, now).await;
+            }
+            if !hourly.is_empty() {
+                let hour =
+                    Timestamp::from_unix_millis(now.unix_millis().div_euclid(HOUR_MS) * HOUR_MS);
+                self.append(hourly, hour).await;
             }
             for done in checkpoints {
                 let head = match self.store.audit_head().await {
@@ -169,7 +211,7 @@ impl Writer {
         // shutdown (`checkpoint_now`) while the database is still open.
     }
 
-    async fn append(&mut self, batch: Vec<(Vec<AuditEvent>, Ack)>) {
+    async fn append(&mut self, batch: Vec<(Vec<AuditEvent>, Ack)>, at: Timestamp) {
         let all: Vec<AuditEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         // One signature per batch, made inside the batch's transaction (the
         // head is only known there); kept to write the head file after commit.
@@ -182,11 +224,7 @@ impl Writer {
             }
             sig
         };
-        match self
-            .store
-            .append_audit_signed(self.clock.now(), &all, &sign)
-            .await
-        {
+        match self.store.append_audit_signed(at, &all, &sign).await {
             Ok(entries) => {
                 // The head file first, then the acknowledgements: every entry
                 // a caller was told is durable is covered by it.

@@ -333,3 +333,48 @@ async fn entries_added_behind_the_writer_and_rewritten_heads_are_caught() {
         assert!(f.reason.contains("signed head"), "{db:?}: {}", f.reason);
     }
 }
+
+#[tokio::test]
+async fn hourly_entries_keep_the_hour_only_and_the_chain_verifies() {
+    for db in Db::ALL {
+        let Some((store, log, keys, _t)) = setup(db).await else {
+            continue;
+        };
+        let m = MemberId::generate(&SeededRandom::new(3));
+        let fine = log
+            .record(AuditEvent::new(Actor::Member(m), Action::RecordRead).subject(m))
+            .await
+            .unwrap();
+        let hourly = log
+            .record_hourly(AuditEvent::new(Actor::Member(m), Action::IntentPublish).subject(m))
+            .await
+            .unwrap();
+        let after = log
+            .record(AuditEvent::new(Actor::Member(m), Action::RecordRead).subject(m))
+            .await
+            .unwrap();
+        let entries = store.audit_entries(0, 10).await.unwrap();
+        let at = |seq: u64| {
+            entries
+                .iter()
+                .find(|e| e.seq == seq)
+                .unwrap()
+                .at
+                .unix_millis()
+        };
+        // The clock is at 1,700,000,000,000 ms: not a whole hour.
+        assert_ne!(at(fine) % 3_600_000, 0, "{db:?}");
+        assert_eq!(
+            at(hourly),
+            1_700_000_000_000 / 3_600_000 * 3_600_000,
+            "{db:?}"
+        );
+        assert_ne!(at(after) % 3_600_000, 0, "{db:?}");
+        log.checkpoint_now().await.unwrap();
+        let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
+            .await
+            .unwrap();
+        assert!(report.ok(), "{db:?}: {report:?}");
+        assert_eq!(report.entries, 3);
+    }
+}

@@ -190,7 +190,8 @@ enum TranscryptorCommand {
     },
 }
 
-#[derive(Subcommand, Debug)]
+/// `Debug` is written by hand: it shows no API key.
+#[derive(Subcommand)]
 enum CoopCommand {
     /// Fetch the co-op's own key material and write it to a new private file:
     /// from the node (embedded trust: --node and --api-key) or from every
@@ -232,6 +233,39 @@ enum CoopCommand {
         keys: std::path::PathBuf,
         pseudonym: String,
     },
+}
+
+impl std::fmt::Debug for CoopCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Keys {
+                org,
+                out,
+                node,
+                api_key,
+                federation,
+                links,
+            } => f
+                .debug_struct("Keys")
+                .field("org", org)
+                .field("out", out)
+                .field("node", node)
+                .field("api_key", &optout_cmd::redacted(api_key.as_deref()))
+                .field("federation", federation)
+                .field("links", links)
+                .finish(),
+            Self::OpenCard { keys, card } => f
+                .debug_struct("OpenCard")
+                .field("keys", keys)
+                .field("card", card)
+                .finish(),
+            Self::Seal { keys, pseudonym } => f
+                .debug_struct("Seal")
+                .field("keys", keys)
+                .field("pseudonym", pseudonym)
+                .finish(),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -744,6 +778,73 @@ mod tests {
         match cli.command {
             Command::Coop(CoopCommand::OpenCard { card, .. }) => assert_eq!(card, "-xY_z"),
             other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_session_token_api_key_or_code() {
+        let secrets = [
+            "me2b_s_SESSIONSECRET",
+            "me2b_k_APIKEYSECRET",
+            "OPTO-UTCO-DESE-CRET",
+            "RECO-VERY-CODE-SECRET",
+        ];
+        let parsed = [
+            vec![
+                "me2b",
+                "optout",
+                "marketing",
+                "--node",
+                "http://n",
+                "--session",
+                secrets[0],
+            ],
+            vec![
+                "me2b",
+                "optout",
+                "use",
+                "--node",
+                "http://n",
+                "--api-key",
+                secrets[1],
+                secrets[2],
+            ],
+            vec![
+                "me2b",
+                "optout",
+                "card",
+                "--out",
+                "card",
+                "--node",
+                "http://n",
+                "--session",
+                secrets[0],
+                "--code",
+                secrets[2],
+                "--recovery-code",
+                secrets[3],
+            ],
+            vec![
+                "me2b",
+                "coop",
+                "keys",
+                "--org",
+                "o",
+                "--out",
+                "k.json",
+                "--node",
+                "http://n",
+                "--api-key",
+                secrets[1],
+            ],
+        ];
+        for args in parsed {
+            let cli = Cli::try_parse_from(&args).unwrap();
+            let shown = format!("{:?} {:#?}", cli.command, cli.command);
+            assert!(shown.contains("<redacted>"), "{shown}");
+            for s in secrets {
+                assert!(!shown.contains(s), "{s} in {shown}");
+            }
         }
     }
 }

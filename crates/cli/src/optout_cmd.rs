@@ -7,7 +7,9 @@ use clap::Subcommand;
 use me2b_server::card::{self, CardInput};
 use std::path::{Path, PathBuf};
 
-#[derive(Subcommand, Debug, Clone)]
+/// `Debug` is written by hand: it shows no session token, API key, opt-out
+/// code or recovery code (see [`redacted`]).
+#[derive(Subcommand, Clone)]
 pub enum OptoutCommand {
     /// Opt out of all direct marketing now: every marketing consent is
     /// withdrawn (each with its receipt) and no offer is matched until you
@@ -54,6 +56,55 @@ pub enum OptoutCommand {
         #[arg(long, env = "ME2B_RECOVERY_CODE", hide_env_values = true)]
         recovery_code: Option<String>,
     },
+}
+
+/// How a secret argument shows in `Debug`: whether it was given, never what.
+pub(crate) fn redacted(secret: Option<&str>) -> &'static str {
+    match secret {
+        Some(_) => "<redacted>",
+        None => "None",
+    }
+}
+
+impl std::fmt::Debug for OptoutCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Marketing {
+                node,
+                session,
+                undo,
+            } => f
+                .debug_struct("Marketing")
+                .field("node", node)
+                .field("session", &redacted(Some(session)))
+                .field("undo", undo)
+                .finish(),
+            Self::Use {
+                node,
+                api_key,
+                code,
+            } => f
+                .debug_struct("Use")
+                .field("node", node)
+                .field("api_key", &redacted(api_key.as_deref()))
+                .field("code", &redacted(Some(code)))
+                .finish(),
+            Self::Card {
+                out,
+                node,
+                session,
+                code,
+                recovery_code,
+            } => f
+                .debug_struct("Card")
+                .field("out", out)
+                .field("node", node)
+                .field("session", &redacted(session.as_deref()))
+                .field("code", &redacted(code.as_deref()))
+                .field("recovery_code", &redacted(recovery_code.as_deref()))
+                .finish(),
+        }
+    }
 }
 
 async fn call(

@@ -5,6 +5,7 @@
 //! pseudonym: 16 random bytes, unlinkable to the member and to their other
 //! intents. The node stores no member id with an intent; the member's link is
 //! a secret in their encrypted vault, of which only the SHA-256 is stored.
+//! New intents reach organisations in batches ([`batch`]), never one by one.
 //! Organisations see open intents on the topics and areas they follow, with
 //! times to the hour and nothing about who asked, and answer each at most
 //! once with a proposal. The member compares the answers in their vault and
@@ -15,9 +16,11 @@
 //! organisations are released through the privacy accountant.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod model;
 mod service;
 
+pub use batch::BatchSchedule;
 pub use model::*;
 pub use service::{Intents, IntentsDeps, Limits};
 

@@ -280,7 +280,8 @@ pub struct OrgIntentView {
     pub text: String,
     pub budget: Budget,
     pub audience: Audience,
-    /// The hour it was published (Unix ms, a whole hour).
+    /// The hour it was published (Unix ms, a whole hour): the boundary of the
+    /// batch in which it reached organisations, shared by the whole batch.
     pub published_at: i64,
     /// The hour it is deleted (Unix ms, a whole hour).
     pub deadline: i64,
@@ -456,7 +457,12 @@ pub struct MemberIntentView {
     pub budget: Budget,
     pub audience: Audience,
     pub published_at: i64,
+    /// When it is deleted: its days count from the batch that showed it to
+    /// organisations.
     pub deadline: i64,
+    /// The hour from which organisations see it (a batch boundary); none
+    /// while it waits for a batch with other members' intents.
+    pub visible_from: Option<i64>,
     pub status: MemberIntentStatus,
     pub answers: Vec<MemberAnswerView>,
     #[serde(skip_serializing_if = "Option::is_none")]

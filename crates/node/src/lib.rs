@@ -86,7 +86,8 @@ pub struct NodeConfig {
 }
 
 /// The governance file: `[privacy]` (the budget period, the minimum cohort,
-/// the pools' budgets and allowances), `[trust]`, `[offers]` and `[erasure]`.
+/// the pools' budgets and allowances), `[trust]`, `[offers]`, `[erasure]` and
+/// `[intents]`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Governance {
@@ -97,6 +98,8 @@ pub struct Governance {
     pub erasure: erasure::ErasureGovernance,
     /// When organisations see consent changes (issue 12).
     pub consent_release: consent_release::ConsentReleaseGovernance,
+    /// `[intents]`: when new intents reach organisations, in batches.
+    pub intents: me2b_intents::BatchSchedule,
     /// The charter: what no organisation may ask members for (issue 15).
     pub charter: me2b_consent::Charter,
     /// Whose exports this node imports (issue 15).
@@ -131,6 +134,7 @@ impl Governance {
         g.credential_tags()?;
         g.erasure.check()?;
         g.consent_release.check()?;
+        g.intents.check()?;
         Ok(g)
     }
 
@@ -480,7 +484,10 @@ impl Node {
             rng: rng.clone(),
             noise: noise.clone(),
             accountant: accountant.clone(),
-            limits: me2b_intents::Limits::default(),
+            limits: me2b_intents::Limits {
+                batch: governance.intents,
+                ..me2b_intents::Limits::default()
+            },
         });
         intents.start_purger();
         let credentials = me2b_credentials::service::Credentials::new(

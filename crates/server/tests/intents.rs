@@ -19,6 +19,17 @@ use std::collections::BTreeSet;
 
 const HOUR: i64 = 3_600_000;
 
+/// These tests release every batch, however small, at the next whole hour
+/// (the default waits for ten intents or a day: tests/intents_batches.rs).
+const BATCH_OF_ONE: &str = "[intents]\nmin_batch = 1\n";
+
+/// To the next whole hour, where what was published reaches organisations.
+fn release(s: &Srv) {
+    let now = s.clock.now().unix_millis();
+    s.clock
+        .advance_seconds((HOUR - now.rem_euclid(HOUR)) / 1000);
+}
+
 fn err(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
@@ -124,7 +135,7 @@ fn not_chosen(v: &Value) -> BTreeSet<(String, String)> {
 #[tokio::test]
 async fn an_organisation_cannot_link_two_intents_of_a_member_or_an_intent_to_the_member() {
     for db in Db::ALL {
-        let Some(s) = start_ttl(db, None, 30 * 86_400).await else {
+        let Some(s) = start_ttl(db, Some(BATCH_OF_ONE), 30 * 86_400).await else {
             continue;
         };
         let (coop, key) = org_of(&s, "Fietscoop Utrecht", OrgKind::Coop).await;
@@ -151,6 +162,18 @@ async fn an_organisation_cannot_link_two_intents_of_a_member_or_an_intent_to_the
         s.clock.advance_seconds(7 * 60);
         let a2 = publish(&s, &ana, bike("A cargo bike for two children.")).await;
         s.clock.advance_seconds(60);
+        // Before the batch, no organisation sees any of them.
+        assert!(feed(&s, &key).await.is_empty());
+        let (st, _) = s
+            .req(
+                Method::GET,
+                &format!("/v1/org/intents/{a1}"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        release(&s);
 
         let seen = feed(&s, &key).await;
         assert_eq!(seen.len(), 3);
@@ -344,7 +367,7 @@ async fn an_organisation_cannot_link_two_intents_of_a_member_or_an_intent_to_the
 #[tokio::test]
 async fn bad_input_and_faults_get_clear_codes_that_leak_nothing() {
     for db in Db::ALL {
-        let Some(s) = start_ttl(db, None, 30 * 86_400).await else {
+        let Some(s) = start_ttl(db, Some(BATCH_OF_ONE), 30 * 86_400).await else {
             continue;
         };
         let (_, coop) = org_of(&s, "Fietscoop", OrgKind::Coop).await;
@@ -440,6 +463,7 @@ async fn bad_input_and_faults_get_clear_codes_that_leak_nothing() {
             ),
         )
         .await;
+        release(&s);
         let (st, v) = answer(&s, &brand, &coops_only, proposal(&s, &[])).await;
         assert_eq!(
             (st, err(&v)),
@@ -455,6 +479,7 @@ async fn bad_input_and_faults_get_clear_codes_that_leak_nothing() {
             ),
         )
         .await;
+        release(&s);
         let (st, v) = answer(&s, &coop, &issuers_only, proposal(&s, &[])).await;
         assert_eq!(
             (st, err(&v)),
@@ -467,6 +492,7 @@ async fn bad_input_and_faults_get_clear_codes_that_leak_nothing() {
         assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "already_answered"));
         // Bad answers.
         let any = publish(&s, &ana, bike("A cargo bike.")).await;
+        release(&s);
         let mut long = proposal(&s, &[]);
         long["terms"] = json!("t".repeat(2_001));
         let mut sensitive_ask = proposal(&s, &[]);
@@ -575,7 +601,7 @@ async fn bad_input_and_faults_get_clear_codes_that_leak_nothing() {
 #[tokio::test]
 async fn accepting_discloses_exactly_what_the_member_chose_and_the_deadline_deletes() {
     for db in Db::ALL {
-        let Some(s) = start_ttl(db, None, 30 * 86_400).await else {
+        let Some(s) = start_ttl(db, Some(BATCH_OF_ONE), 30 * 86_400).await else {
             continue;
         };
         let (coop, key) = org_of(&s, "Fietscoop", OrgKind::Coop).await;
@@ -596,6 +622,7 @@ async fn accepting_discloses_exactly_what_the_member_chose_and_the_deadline_dele
         let ana_id = member_id(&s, &ana).await;
         let id = publish(&s, &ana, bike("A cargo bike for two children.")).await;
         let other = publish(&s, &ana, bike("A child seat.")).await;
+        release(&s);
         let asks = ["email-address", "name", "telephone-number"];
         let (_, won) = answer(&s, &key, &id, proposal(&s, &asks)).await;
         let (_, lost) = answer(&s, &key2, &id, proposal(&s, &asks)).await;

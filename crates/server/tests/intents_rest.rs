@@ -1,6 +1,7 @@
 //! Intents, what is kept and what the member is told (issue 17), on SQLite
 //! and PostgreSQL: no exact publishing time is shown to anyone or stored at
-//! rest (every time in the intent tables is a whole hour or a week), and the
+//! rest (every time in the intent tables, and of the member's intent entries
+//! in the audit log, is a whole hour or a week), and the
 //! intents' privacy pool appears in the transparency view of a member who
 //! published, beside the other pools, and in no one else's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -139,7 +140,8 @@ async fn stored(s: &Srv) -> Vec<(String, String)> {
 #[tokio::test]
 async fn no_exact_publishing_time_is_shown_or_stored() {
     for db in Db::ALL {
-        let Some(s) = start_ttl(db, None, 30 * 86_400).await else {
+        // Batches of any size, released at the next whole hour.
+        let Some(s) = start_ttl(db, Some("[intents]\nmin_batch = 1\n"), 30 * 86_400).await else {
             continue;
         };
         let key = coop(&s, "Fietscoop Utrecht").await;
@@ -152,9 +154,10 @@ async fn no_exact_publishing_time_is_shown_or_stored() {
             .as_str()
             .unwrap()
             .to_owned();
-        // An answer, an acceptance, a report and a release, each at another
+        // An answer (once the intent's batch reached organisations, at the
+        // next hour), an acceptance, a report and a release, each at another
         // odd moment, so that every table holds a row.
-        s.clock.advance_seconds(4 * 60 + 7);
+        s.clock.advance_seconds(14 * 60 + 7);
         let valid = s.clock.now().unix_millis() + 5 * 86_400_000 + 123_456;
         let body = json!({"price": {"amount_cents": 249_900, "currency": "EUR"},
                           "terms": "Two-year warranty.", "valid_until": valid,
@@ -243,6 +246,21 @@ async fn no_exact_publishing_time_is_shown_or_stored() {
                     check_time(&format!("{column} {k}"), x);
                 }
             }
+        }
+
+        // The audit log: the member's intent entries (under her audit
+        // subject) are dated to the hour, like the rest.
+        let mut dated = Vec::new();
+        for e in s.node.store.audit_entries(0, 100_000).await.unwrap() {
+            let ev = e.event().unwrap();
+            let action = serde_json::to_value(ev.action).unwrap();
+            if action.as_str().unwrap().starts_with("intent.") && ev.subject.is_some() {
+                check_time(&format!("audit_log.at of {action}"), e.at.unix_millis());
+                dated.push(action);
+            }
+        }
+        for a in ["intent.publish", "intent.report", "intent.accept"] {
+            assert!(dated.iter().any(|d| d == a), "{db:?}: no {a} in {dated:?}");
         }
     }
 }

@@ -35,9 +35,10 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// The condition under which organisations see an intent as open at `$1`.
+/// The condition under which organisations see an intent as open at `$1`:
+/// released in a batch, not past its deadline, not visibly closed.
 const VISIBLY_OPEN: &str =
-    "deadline > $1 AND (closed = 0 OR (closed_visible_at IS NOT NULL AND closed_visible_at > $1))";
+    "visible_hour IS NOT NULL AND deadline > $1 AND (closed = 0 OR (closed_visible_at IS NOT NULL AND closed_visible_at > $1))";
 
 /// Topics from which a feed query reads in the feed's order (see
 /// `open_intents`).
@@ -57,6 +58,9 @@ macro_rules! impl_intent_store {
                     region: row.try_get("region")?,
                     body: row.try_get("body")?,
                     published_hour: Timestamp::from_unix_millis(row.try_get("published_hour")?),
+                    visible_hour: row
+                        .try_get::<Option<i64>, _>("visible_hour")?
+                        .map(Timestamp::from_unix_millis),
                     deadline: Timestamp::from_unix_millis(row.try_get("deadline")?),
                     closed: row.try_get::<i64, _>("closed")? != 0,
                     closed_visible_at: row
@@ -108,8 +112,8 @@ macro_rules! impl_intent_store {
         impl IntentStore for SqlStore<$pool> {
             async fn insert_intent(&self, r: &IntentRow) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO intents (intent_id, owner_check, topic, region, body, published_hour, deadline, closed, closed_visible_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO intents (intent_id, owner_check, topic, region, body, published_hour, deadline, closed, closed_visible_at, visible_hour) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(r.id.to_vec())
                 .bind(r.owner_check.to_vec())
@@ -120,6 +124,7 @@ macro_rules! impl_intent_store {
                 .bind(r.deadline.unix_millis())
                 .bind(i64::from(r.closed))
                 .bind(r.closed_visible_at.map(Timestamp::unix_millis))
+                .bind(r.visible_hour.map(Timestamp::unix_millis))
                 .execute(self.pool())
                 .await?;
                 Ok(())
@@ -167,7 +172,7 @@ macro_rules! impl_intent_store {
                 }
                 let next = next + regions.len();
                 sql.push_str(&format!(
-                    " ORDER BY published_hour DESC, intent_id LIMIT ${} OFFSET ${}",
+                    " ORDER BY visible_hour DESC, intent_id LIMIT ${} OFFSET ${}",
                     next,
                     next + 1
                 ));
@@ -184,6 +189,39 @@ macro_rules! impl_intent_store {
                     .fetch_all(self.pool())
                     .await?;
                 rows.iter().map(Self::intent_row).collect()
+            }
+
+            async fn release_intent_batch(
+                &self,
+                boundary: Timestamp,
+                min_batch: u64,
+                oldest_by: Timestamp,
+            ) -> Result<u64> {
+                let mut tx = $begin(self.pool()).await?;
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n, MIN(published_hour) AS oldest FROM intents \
+                     WHERE visible_hour IS NULL AND published_hour < $1 AND closed = 0",
+                )
+                .bind(boundary.unix_millis())
+                .fetch_one(&mut *tx)
+                .await?;
+                let n = count_u64(row.try_get("n")?)?;
+                let oldest: Option<i64> = row.try_get("oldest")?;
+                let waited = oldest.is_some_and(|t| t <= oldest_by.unix_millis());
+                if n == 0 || (n < min_batch && !waited) {
+                    tx.rollback().await?;
+                    return Ok(0);
+                }
+                let released = sqlx::query(
+                    "UPDATE intents SET visible_hour = $1, deadline = deadline + ($1 - published_hour) \
+                     WHERE visible_hour IS NULL AND published_hour < $1",
+                )
+                .bind(boundary.unix_millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(released)
             }
 
             async fn intent_counts_published(
@@ -434,7 +472,9 @@ macro_rules! impl_intent_store {
                 let mut n = 0;
                 for sql in [
                     "DELETE FROM intent_answers WHERE keep_until <= $1",
-                    "DELETE FROM intents WHERE deadline <= $1",
+                    // A pending intent is released (its deadline moved on)
+                    // before it is deleted, unless it was withdrawn.
+                    "DELETE FROM intents WHERE deadline <= $1 AND (visible_hour IS NOT NULL OR closed = 1)",
                 ] {
                     n += sqlx::query(sql)
                         .bind(now.unix_millis())

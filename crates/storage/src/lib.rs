@@ -401,9 +401,10 @@ pub trait IntentStore {
     async fn insert_intent(&self, r: &IntentRow) -> Result<()>;
     /// The intent, unless past its deadline at `now`.
     async fn intent(&self, id: &[u8; 16], now: Timestamp) -> Result<Option<IntentRow>>;
-    /// Intents organisations see as open at `now` (not past the deadline;
-    /// not closed, or closed but not yet visibly), on one of `topics`, in one
-    /// of `regions` (empty: any); the latest hour first, then by pseudonym.
+    /// Intents organisations see as open at `now` (released in a batch; not
+    /// past the deadline; not closed, or closed but not yet visibly), on one
+    /// of `topics`, in one of `regions` (empty: any); the latest batch
+    /// first, then by pseudonym.
     async fn open_intents(
         &self,
         now: Timestamp,
@@ -412,6 +413,18 @@ pub trait IntentStore {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<IntentRow>>;
+    /// Releases a batch at `boundary`: when at least `min_batch` open intents
+    /// published before it are pending, or the oldest of them was published
+    /// at or before `oldest_by`, every pending intent published before it
+    /// becomes visible at `boundary` and its deadline moves on by as long as
+    /// it waited. Returns how many became visible (0: not due). Intents
+    /// published from `boundary` on wait for a later one.
+    async fn release_intent_batch(
+        &self,
+        boundary: Timestamp,
+        min_batch: u64,
+        oldest_by: Timestamp,
+    ) -> Result<u64>;
     /// How many stored intents were published in hours from `from` to
     /// before `to`, per topic (closed ones count; deleted ones do not).
     async fn intent_counts_published(

@@ -381,6 +381,9 @@ pub struct IntentRow {
     pub body: Vec<u8>,
     /// The hour it was published.
     pub published_hour: Timestamp,
+    /// The batch boundary from which organisations see it (and see as its
+    /// publishing hour); none while it waits for a batch.
+    pub visible_hour: Option<Timestamp>,
     /// On the hour: the intent and its unaccepted answers are deleted then.
     pub deadline: Timestamp,
     /// Closed (accepted or withdrawn).

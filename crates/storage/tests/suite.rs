@@ -2661,6 +2661,7 @@ fn intent_row(rng: &Rng, topic: &str, region: &str, published: i64, deadline: i6
         region: region.into(),
         body: b"{\"v\":1}".to_vec(),
         published_hour: ts(published),
+        visible_hour: Some(ts(published)),
         deadline: ts(deadline),
         closed: false,
         closed_visible_at: None,
@@ -2680,6 +2681,108 @@ fn answer_row(rng: &Rng, intent: [u8; 16], org: OrgId, hour: i64, keep: i64) -> 
         body: b"{\"v\":1}".to_vec(),
         accepted: false,
         delivery: None,
+    }
+}
+
+#[tokio::test]
+async fn pending_intents_are_released_together_at_a_boundary() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let topics = vec!["cycling".to_owned()];
+        let pending = |published: i64| {
+            let mut r = intent_row(&rng, "cycling", "NL-UT", published, published + 24 * HOUR);
+            r.visible_hour = None;
+            r
+        };
+        let (a, b, c) = (pending(10 * HOUR), pending(11 * HOUR), pending(12 * HOUR));
+        for r in [&a, &b, &c] {
+            s.insert_intent(r).await.unwrap();
+        }
+        // Pending: no feed shows them.
+        let now = ts(12 * HOUR + 5);
+        assert!(s
+            .open_intents(now, &topics, &[], 0, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // At 12:00 two are pending (the third was published in that hour):
+        // too few for a batch of three, and not waited long enough.
+        assert_eq!(
+            s.release_intent_batch(ts(12 * HOUR), 3, ts(0))
+                .await
+                .unwrap(),
+            0,
+            "{db:?}"
+        );
+        assert!(s
+            .open_intents(now, &topics, &[], 0, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // A batch of two is enough: both at 12:00, deadlines moved on by
+        // their wait; the one of 12:xx waits.
+        assert_eq!(
+            s.release_intent_batch(ts(12 * HOUR), 2, ts(0))
+                .await
+                .unwrap(),
+            2,
+            "{db:?}"
+        );
+        let open = s.open_intents(now, &topics, &[], 0, 10).await.unwrap();
+        let mut want = vec![a.id, b.id];
+        want.sort_unstable();
+        assert_eq!(
+            open.iter().map(|r| r.id).collect::<Vec<_>>(),
+            want,
+            "{db:?}"
+        );
+        for r in &open {
+            assert_eq!(r.visible_hour, Some(ts(12 * HOUR)), "{db:?}");
+            assert_eq!(r.deadline, ts(36 * HOUR), "{db:?}");
+        }
+        // Released once: nothing pending before 12:00 any more.
+        assert_eq!(
+            s.release_intent_batch(ts(12 * HOUR), 1, ts(0))
+                .await
+                .unwrap(),
+            0
+        );
+        // The last one, alone, goes once it waited: published at or before
+        // `oldest_by`.
+        assert_eq!(
+            s.release_intent_batch(ts(13 * HOUR), 5, ts(11 * HOUR))
+                .await
+                .unwrap(),
+            0,
+            "{db:?}"
+        );
+        assert_eq!(
+            s.release_intent_batch(ts(13 * HOUR), 5, ts(12 * HOUR))
+                .await
+                .unwrap(),
+            1,
+            "{db:?}"
+        );
+        let c = s.intent(&c.id, ts(0)).await.unwrap().unwrap();
+        assert_eq!(
+            (c.visible_hour, c.deadline),
+            (Some(ts(13 * HOUR)), ts(37 * HOUR))
+        );
+        // A withdrawn pending intent counts for no batch, and is deleted at
+        // its deadline all the same.
+        let mut d = pending(14 * HOUR);
+        d.closed = true;
+        s.insert_intent(&d).await.unwrap();
+        assert_eq!(
+            s.release_intent_batch(ts(15 * HOUR), 1, ts(15 * HOUR))
+                .await
+                .unwrap(),
+            0
+        );
+        s.purge_intents(ts(14 * HOUR + 24 * HOUR), 0, ts(0))
+            .await
+            .unwrap();
+        assert!(s.intent(&d.id, ts(0)).await.unwrap().is_none(), "{db:?}");
     }
 }
 

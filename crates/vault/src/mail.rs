@@ -37,11 +37,14 @@ impl Mail {
             body: SecretString::from(format!(
                 "Someone (we hope you) asked to open a me2b account with this address.\n\
                  \n\
-                 To open it, confirm with this one-time token (it works once, until {}):\n\
+                 To open it, open the confirmation page of your me2b node's web site,\n\
+                 /signup/confirm (the site where you signed up), and enter this one-time\n\
+                 token there (it works once, until {}):\n\
                  \n\
                  \u{20}   {token}\n\
                  \n\
-                 POST /v1/members/confirm {{\"token\": \"<the token>\"}}\n\
+                 (A program confirms through the API instead:\n\
+                 POST /v1/members/confirm {{\"token\": \"<the token>\"}}.)\n\
                  \n\
                  You will then be shown a recovery code once. Print it or write it down:\n\
                  with your passphrase it is the only way into your vault. If you lose\n\
@@ -98,4 +101,23 @@ pub trait Outbox: Send + Sync + std::fmt::Debug {
     /// Sends (or durably queues) the message. The error is a message for the
     /// operator's log; it must not carry the address or the body.
     async fn send(&self, mail: Mail) -> Result<(), String>;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_confirmation_sends_the_member_to_the_web_page_first() {
+        let m = Mail::confirm_sign_up(
+            Email::parse("ana@example.org").unwrap(),
+            "me2b_c_TOKEN",
+            Timestamp::from_unix_millis(0),
+        );
+        let page = m.body().find("/signup/confirm").unwrap();
+        let api = m.body().find("POST /v1/members/confirm").unwrap();
+        assert!(page < api, "{}", m.body());
+        assert_eq!(crate::find_token(m.body()).as_deref(), Some("me2b_c_TOKEN"));
+    }
 }

@@ -113,7 +113,23 @@ pub(super) async fn intents_story(
         short(&id)
     );
 
-    // What an organisation sees: no member, the hour only.
+    // Not yet seen: new intents reach organisations in batches.
+    let (st, feed) = call(app, Method::GET, "/v1/org/intents", &answerers[0].1, None).await?;
+    expect(st, StatusCode::OK, &feed, "the feed")?;
+    ensure(
+        feed.as_array()
+            .is_some_and(|a| a.iter().all(|i| i["id"] != id.as_str())),
+        "an organisation saw an intent before its batch",
+    )?;
+    let b = node.governance.intents;
+    out!(
+        "   No organisation sees it yet: new intents go out in batches, at a whole hour once {} wait or the oldest waited {} hours, so a feed read every minute cannot tie two intents together by when they appeared. A quiet demo node: a day later, the batch goes.",
+        b.min_batch,
+        b.max_wait_hours
+    );
+    clock.skip_hours(i64::from(b.max_wait_hours));
+
+    // What an organisation sees: no member, the batch's hour only.
     let (st, feed) = call(app, Method::GET, "/v1/org/intents", &answerers[0].1, None).await?;
     expect(st, StatusCode::OK, &feed, "the feed")?;
     let seen = feed

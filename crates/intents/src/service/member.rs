@@ -1,6 +1,7 @@
 //! The member's side: publish, list with answers, withdraw, accept, report.
 //! Everything here runs inside the member's session; the audit log names the
-//! member, so it never names their intents.
+//! member, so it never names their intents, and dates these entries to the
+//! hour (`record_hourly`) like the rest of the intents' data.
 
 use super::{Intents, DELIVERY_LABEL};
 use crate::model::*;
@@ -159,6 +160,8 @@ impl Intents {
                 region: intent.region.clone(),
                 body: serde_json::to_vec(&body).map_err(|_| IntentError::Corrupt("intent"))?,
                 published_hour: published,
+                // Unseen by organisations until its batch is released.
+                visible_hour: None,
                 deadline,
                 closed: false,
                 closed_visible_at: None,
@@ -166,7 +169,7 @@ impl Intents {
             .await?;
         self.inner
             .audit
-            .record(Self::audit_member(s, Action::IntentPublish))
+            .record_hourly(Self::audit_member(s, Action::IntentPublish))
             .await?;
         Ok(view_of(intent, MemberIntentStatus::Open, Vec::new()))
     }
@@ -203,7 +206,11 @@ impl Intents {
                 continue;
             }
             let answers = self.member_answers(&row, now).await?;
-            out.push(view_of(m.intent, status, answers));
+            let mut v = view_of(m.intent, status, answers);
+            // Released in a batch: the deadline counts from the batch.
+            v.deadline = row.deadline.unix_millis();
+            v.visible_from = row.visible_hour.map(|t| t.unix_millis());
+            out.push(v);
         }
         out.sort_by(|a, b| b.published_at.cmp(&a.published_at).then(a.id.cmp(&b.id)));
         Ok(out)
@@ -261,7 +268,7 @@ impl Intents {
         self.save(s, &mine).await?;
         self.inner
             .audit
-            .record(Self::audit_member(s, Action::IntentWithdraw))
+            .record_hourly(Self::audit_member(s, Action::IntentWithdraw))
             .await?;
         Ok(())
     }
@@ -401,7 +408,7 @@ impl Intents {
         self.save(s, &mine).await?;
         self.inner
             .audit
-            .record(Self::audit_member(s, Action::IntentAccept))
+            .record_hourly(Self::audit_member(s, Action::IntentAccept))
             .await?;
         Ok(accepted)
     }
@@ -454,7 +461,7 @@ impl Intents {
         }
         self.inner
             .audit
-            .record(Self::audit_member(s, Action::IntentReport))
+            .record_hourly(Self::audit_member(s, Action::IntentReport))
             .await?;
         Ok(())
     }
@@ -492,6 +499,7 @@ fn view_of(
         audience: m.audience,
         published_at: m.published_at,
         deadline: m.deadline,
+        visible_from: None,
         status,
         answers,
         accepted: m.accepted,

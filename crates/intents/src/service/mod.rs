@@ -6,7 +6,7 @@ mod member;
 mod org;
 
 use crate::model::*;
-use crate::IntentError;
+use crate::{BatchSchedule, IntentError};
 use me2b_audit::AuditLog;
 use me2b_consent::Consents;
 use me2b_crypto::Keyring;
@@ -15,6 +15,7 @@ use me2b_dp::{Accountant, Noise, Pool};
 use me2b_offers::Taxonomy;
 use me2b_storage::Store;
 use me2b_vault::Vault;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// The abuse limits and the counts' ε.
@@ -27,6 +28,8 @@ pub struct Limits {
     pub answers_per_day: u64,
     /// ε of one weekly release of counts.
     pub counts_epsilon: f64,
+    /// When new intents become visible to organisations.
+    pub batch: BatchSchedule,
 }
 
 impl Default for Limits {
@@ -35,6 +38,7 @@ impl Default for Limits {
             intents_per_week: 5,
             answers_per_day: 100,
             counts_epsilon: 0.2,
+            batch: BatchSchedule::default(),
         }
     }
 }
@@ -68,6 +72,9 @@ impl std::fmt::Debug for IntentsDeps {
 #[derive(Clone)]
 pub struct Intents {
     inner: Arc<IntentsDeps>,
+    /// The latest batch boundary already looked at (Unix ms): a boundary's
+    /// batch is fixed once it passed, so it is looked at once.
+    released_to: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for Intents {
@@ -91,7 +98,10 @@ const DELIVERY_LABEL: &str = "intent-delivery";
 
 impl Intents {
     pub fn new(d: IntentsDeps) -> Self {
-        Self { inner: Arc::new(d) }
+        Self {
+            inner: Arc::new(d),
+            released_to: Arc::new(AtomicI64::new(i64::MIN)),
+        }
     }
 
     pub fn limits(&self) -> Limits {
@@ -107,6 +117,7 @@ impl Intents {
     /// answers went.
     #[tracing::instrument(skip_all)]
     pub async fn purge(&self) -> Result<u64, IntentError> {
+        self.release_due().await?;
         let now = self.now();
         let n = self
             .inner
@@ -132,16 +143,40 @@ impl Intents {
         Ok(n)
     }
 
+    /// Releases the batch of the latest boundary if it is due (enough
+    /// intents wait, or the oldest waited long enough): every intent waiting
+    /// from before the boundary becomes visible to organisations at it, at
+    /// once. Called before everything organisations read, and by the
+    /// purger; returns how many intents became visible.
+    #[tracing::instrument(skip_all)]
+    pub async fn release_due(&self) -> Result<u64, IntentError> {
+        let b = self.inner.limits.batch;
+        let boundary = b.boundary(self.now());
+        let at = boundary.unix_millis();
+        if self.released_to.load(Ordering::SeqCst) >= at {
+            return Ok(0);
+        }
+        let n = self
+            .inner
+            .store
+            .release_intent_batch(boundary, u64::from(b.min_batch), b.waited_by(boundary))
+            .await?;
+        self.released_to.fetch_max(at, Ordering::SeqCst);
+        Ok(n)
+    }
+
     /// Starts the background task that, every [`PURGE_SECONDS`], deletes what
     /// passed its deadline; it ends when the service is dropped.
     pub fn start_purger(&self) {
         let me = Arc::downgrade(&self.inner);
+        let released_to = self.released_to.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(PURGE_SECONDS));
             loop {
                 tick.tick().await;
                 let Some(inner) = me.upgrade() else { return };
-                if let Err(e) = (Intents { inner }).purge().await {
+                let released_to = released_to.clone();
+                if let Err(e) = (Intents { inner, released_to }).purge().await {
                     tracing::warn!(error = %e, "could not delete expired intents; will retry");
                 }
             }

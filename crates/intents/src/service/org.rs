@@ -43,7 +43,8 @@ impl Intents {
             budget: body.budget,
             may_answer: status == IntentStatus::Open && body.audience.allows(org.kind, roles),
             audience: body.audience,
-            published_at: floor_hour(row.published_hour).unix_millis(),
+            // The batch's boundary, not the hour it was made.
+            published_at: floor_hour(row.visible_hour.unwrap_or(row.published_hour)).unix_millis(),
             deadline: floor_hour(row.deadline).unix_millis(),
             status,
             answered,
@@ -125,6 +126,7 @@ impl Intents {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<OrgIntentView>, IntentError> {
+        self.release_due().await?;
         let Some(sub) = self.inner.store.intent_subscription(org.id).await? else {
             return Ok(Vec::new());
         };
@@ -151,6 +153,18 @@ impl Intents {
             .collect()
     }
 
+    /// An intent organisations may see: released in a batch, not past its
+    /// deadline. One still waiting for its batch is unknown to them.
+    async fn visible_intent(&self, id: IntentId) -> Result<IntentRow, IntentError> {
+        self.release_due().await?;
+        self.inner
+            .store
+            .intent(&id.0, self.now())
+            .await?
+            .filter(|r| r.visible_hour.is_some())
+            .ok_or(IntentError::IntentNotFound)
+    }
+
     /// One intent, open or closed, unless past its deadline.
     pub async fn intent_for_org(
         &self,
@@ -158,13 +172,8 @@ impl Intents {
         roles: &Roles,
         id: IntentId,
     ) -> Result<OrgIntentView, IntentError> {
+        let row = self.visible_intent(id).await?;
         let now = self.now();
-        let row = self
-            .inner
-            .store
-            .intent(&id.0, now)
-            .await?
-            .ok_or(IntentError::IntentNotFound)?;
         let answered = self
             .inner
             .store
@@ -184,13 +193,8 @@ impl Intents {
         id: IntentId,
         input: AnswerInput,
     ) -> Result<OrgAnswerView, IntentError> {
+        let row = self.visible_intent(id).await?;
         let now = self.now();
-        let row = self
-            .inner
-            .store
-            .intent(&id.0, now)
-            .await?
-            .ok_or(IntentError::IntentNotFound)?;
         // Closed but not yet visibly: the answer is taken like any other and
         // shows closed from the visible hour (an error now would tell when
         // the member closed it).
@@ -309,6 +313,7 @@ impl Intents {
     /// or accepted with the contact the member chose.
     #[tracing::instrument(skip_all)]
     pub async fn answers_of_org(&self, org: OrgId) -> Result<Vec<OrgAnswerView>, IntentError> {
+        self.release_due().await?;
         let now = self.now();
         let mut out = Vec::new();
         for a in self.inner.store.intent_answers_of_org(org, now).await? {
