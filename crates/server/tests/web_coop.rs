@@ -6,8 +6,9 @@
 
 mod common;
 
-use common::{start, Srv};
+use common::{start, start_with, Srv};
 use me2b_domain::org::Role;
+use me2b_domain::Clock;
 use me2b_testkit::Db;
 use reqwest::header::{HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
 use reqwest::{Client, Method, StatusCode};
@@ -222,7 +223,9 @@ async fn the_public_challenge_page_reads_a_challenge_and_echoes_nothing_else() {
 
 #[tokio::test]
 async fn an_organisation_sees_open_intents_without_the_member_and_to_the_hour() {
-    let Some(s) = start(Db::Sqlite).await else {
+    // Every batch of intents, however small, goes at the next whole hour
+    // (the default waits for ten: tests/intents_batches.rs).
+    let Some(s) = start_with(Db::Sqlite, Some("[intents]\nmin_batch = 1\n")).await else {
         return;
     };
     let member = s.member("fay@example.org").await;
@@ -241,6 +244,11 @@ async fn an_organisation_sees_open_intents_without_the_member_and_to_the_hour() 
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
+    // To the next whole hour, where the batch reaches organisations.
+    let hour = 3_600_000;
+    let now = s.clock.now().unix_millis();
+    s.clock
+        .advance_seconds((hour - now.rem_euclid(hour)) / 1000);
     let (_, key) = s.org_with("Corner Co-op", vec![Role::Offers]).await;
     let jar = cookie("me2b_coop", &console_login(&s, &key).await);
     let (_, _, page) = get(&s, "/coop/intents", &jar).await;

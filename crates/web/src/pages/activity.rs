@@ -116,7 +116,12 @@ async fn page(State(s): State<WebState>, m: WebMember) -> Result<Response, WebEr
         .filter_map(|e| {
             let ev: AuditEvent = e.entry.event().ok()?;
             let who = match ev.actor {
-                Actor::Member(id) if id == m.session.member => "You".to_owned(),
+                // At rest a member actor is named by the entry's audit
+                // subject (issue 13), so the member is the actor whose name
+                // is the subject of an entry about them.
+                Actor::Member(id) if id == m.session.member || Some(id) == ev.subject => {
+                    "You".to_owned()
+                }
                 Actor::Member(_) => "Another member".to_owned(),
                 Actor::Organisation(o) => orgs
                     .get(&o)

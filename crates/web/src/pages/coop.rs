@@ -175,6 +175,32 @@ pub struct Uptake {
 struct Consents {
     l: Layout,
     requests: Vec<Uptake>,
+    /// When members' answers next reach the co-op, in plain words.
+    release: String,
+}
+
+/// The consent release schedule in plain words (issue 12: answers reach
+/// organisations in batches, and data access answers in a window).
+fn release_words(s: &WebState) -> String {
+    let r = s.node.consents.release_schedule();
+    if r.at_once {
+        return "Members' answers reach you at once (a setting for tests only).".into();
+    }
+    let now = s.node.clock.now();
+    let period = r.period_seconds.max(1).saturating_mul(1000);
+    let next = me2b_domain::Timestamp::from_unix_millis(
+        r.boundary(now).unix_millis().saturating_add(period),
+    );
+    format!(
+        "Members' answers (yes, and withdrawals) reach you in batches, never one by one, so no \
+         answer can be timed to a member: the next release is at {}, once at least {} members \
+         have answered since, or at the latest {} hours after an answer. Reading members' data \
+         through the API is open for {} minutes after each release.",
+        when(next),
+        r.min_batch,
+        r.max_delay_seconds / 3600,
+        r.access_window_seconds / 60
+    )
 }
 
 async fn consents(
@@ -216,5 +242,6 @@ async fn consents(
     render(&Consents {
         l: layout("Consent requests", "consents", &c).with_notice(q.done.as_deref()),
         requests,
+        release: release_words(&s),
     })
 }
