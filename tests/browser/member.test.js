@@ -268,6 +268,9 @@ describe('a member', () => {
     assert.match(text, /You gave consent/);
     assert.match(text, /You withdrew a consent/);
     assert.match(text, /Loyalty points moved/);
+    // The member's own actions are theirs ("You"), not another member's.
+    assert.match(text, /\tYou\tYou logged in\t/);
+    assert.doesNotMatch(text, /Another member/);
     await check(page, 'who-used-my-data');
   });
 

@@ -207,7 +207,11 @@ fn recipients(list: Vec<RecipientStatus>) -> Vec<Recipient> {
                     "Confirmed",
                     "confirmed",
                     "✓",
-                    format!("Confirmed the erasure on {}.", at(&r.confirmed_at)),
+                    match r.confirmed_at.as_deref() {
+                        Some(t) => format!("Confirmed the erasure on {}.", shown_time(t)),
+                        // The trust erases at once, with no time of its own.
+                        None => "Confirmed the erasure.".to_owned(),
+                    },
                 ),
                 ErasureStatus::Overdue => (
                     "Overdue",
