@@ -219,6 +219,29 @@ async fn the_public_challenge_page_reads_a_challenge_and_echoes_nothing_else() {
     assert!(public.contains("Corner Co-op asks you"));
     assert!(public.contains("<li>Region</li>"));
     assert!(!public.contains("Membership tier"));
+
+    // The same challenge rewritten to ask for more, or with a nonce never
+    // issued: the node's page does not speak in the co-op's name (the
+    // adversary's review made it show both).
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let c = link.split("c=").nth(1).unwrap();
+    let mut ch: serde_json::Value = serde_json::from_slice(&b64.decode(c).unwrap()).unwrap();
+    let more = {
+        let mut m = ch.clone();
+        m["required_claims"] = serde_json::json!(["region", "tier", "member_since"]);
+        m
+    };
+    ch["nonce"] = serde_json::json!("ab".repeat(32));
+    for forged in [more, ch] {
+        let url = format!(
+            "/verify?c={}",
+            b64.encode(serde_json::to_vec(&forged).unwrap())
+        );
+        let (st, _, page) = get(&s, &url, &pre).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{forged}");
+        assert!(!page.contains("Corner Co-op"));
+    }
 }
 
 #[tokio::test]

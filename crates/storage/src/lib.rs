@@ -388,6 +388,13 @@ pub trait CredentialStore {
         nonce: &[u8; 32],
         now: Timestamp,
     ) -> Result<Option<CredentialChallengeRow>>;
+    /// An open challenge by its nonce, left in place (not consumed): what the
+    /// node checks a challenge against before showing or answering it.
+    async fn open_credential_challenge(
+        &self,
+        nonce: &[u8; 32],
+        now: Timestamp,
+    ) -> Result<Option<CredentialChallengeRow>>;
     /// Deletes challenges and codes (redeemed or not) that expired at `now`;
     /// their status entries stay reserved. Returns how many rows went.
     async fn purge_expired_credentials(&self, now: Timestamp) -> Result<u64>;

@@ -1790,6 +1790,20 @@ macro_rules! impl_store {
                     .transpose()?;
                 Ok(taken.filter(|c| c.expires_at > now))
             }
+            async fn open_credential_challenge(
+                &self,
+                nonce: &[u8; 32],
+                now: Timestamp,
+            ) -> Result<Option<CredentialChallengeRow>> {
+                let row = sqlx::query("SELECT * FROM credential_challenges WHERE nonce = $1")
+                    .bind(nonce.to_vec())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::challenge_row)
+                    .transpose()?;
+                Ok(row.filter(|c| c.expires_at > now))
+            }
             async fn purge_expired_credentials(&self, now: Timestamp) -> Result<u64> {
                 let mut n = 0;
                 for sql in [

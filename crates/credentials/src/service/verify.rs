@@ -100,6 +100,32 @@ impl Credentials {
         serde_json::from_str(&json).map_err(|_| ServiceError::Corrupt)
     }
 
+    /// Whether a challenge is one this node may show or answer. A challenge
+    /// that names an organisation of this node must be the one that
+    /// organisation made here, open and unaltered (otherwise anyone could
+    /// write a challenge in a co-op's name asking for more claims). A
+    /// challenge of a verifier on another node is not known here and passes.
+    pub async fn check_challenge(&self, challenge: &Challenge) -> Result<(), ServiceError> {
+        let local = match challenge.verifier_id().as_str().parse::<OrgId>() {
+            Ok(org) => self.inner.store.org(org).await?.is_some(),
+            Err(_) => false,
+        };
+        let now = self.inner.clock.now();
+        let stored = self
+            .inner
+            .store
+            .open_credential_challenge(challenge.nonce().as_bytes(), now)
+            .await?;
+        match stored {
+            Some(row) if Challenge::parse(&row.challenge_json).ok().as_ref() == Some(challenge) => {
+                Ok(())
+            }
+            Some(_) => Err(ServiceError::UnknownChallenge),
+            None if local => Err(ServiceError::UnknownChallenge),
+            None => Ok(()),
+        }
+    }
+
     /// The member answers a challenge with the credential in record `id`,
     /// disclosing what the challenge needs plus `extra`.
     #[tracing::instrument(skip_all)]
@@ -111,6 +137,7 @@ impl Credentials {
         extra: &[String],
     ) -> Result<Presented, ServiceError> {
         let challenge = Challenge::parse(challenge)?;
+        self.check_challenge(&challenge).await?;
         let record = self.inner.vault.read_record(s, id).await?;
         let RecordContent::Credential(held) = &record.content else {
             return Err(ServiceError::NotFound("credential"));

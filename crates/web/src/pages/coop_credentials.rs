@@ -451,17 +451,40 @@ async fn public_challenge(
                 .map(|o| o.name),
             Err(_) => None,
         };
-        page.verifier = named.unwrap_or_else(|| "An organisation".into());
+        // Only a challenge an organisation of this node made here, open and
+        // unaltered: the node's page never speaks in a co-op's name for a
+        // challenge someone else wrote.
+        let made_here = s.node.credentials.check_challenge(&ch).await.is_ok();
+        let Some(verifier) = named.filter(|_| made_here) else {
+            return not_found_challenge(page, &v);
+        };
+        page.verifier = verifier;
         page.asks = asks(&ch);
         page.json = String::from_utf8_lossy(&bytes).into_owned();
         page.qr = crate::qr_svg(&page.json).unwrap_or_default();
         page.error = false;
     }
-    let status = if page.error {
-        axum::http::StatusCode::NOT_FOUND
-    } else {
-        axum::http::StatusCode::OK
-    };
+    if page.error {
+        return not_found_challenge(page, &v);
+    }
+    challenge_page(axum::http::StatusCode::OK, &page, &v)
+}
+
+/// The challenge page's "not a challenge of this node" answer (404).
+fn not_found_challenge(mut page: PublicChallenge, v: &Visitor) -> Result<Response, WebError> {
+    page.error = true;
+    page.verifier.clear();
+    page.asks.clear();
+    page.json.clear();
+    page.qr.clear();
+    challenge_page(axum::http::StatusCode::NOT_FOUND, &page, v)
+}
+
+fn challenge_page(
+    status: axum::http::StatusCode,
+    page: &PublicChallenge,
+    v: &Visitor,
+) -> Result<Response, WebError> {
     let mut resp = (status, axum::response::Html(page.render()?)).into_response();
     if let Some(c) = &v.set_cookie {
         resp.headers_mut().append(header::SET_COOKIE, c.clone());
