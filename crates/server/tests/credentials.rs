@@ -187,6 +187,23 @@ async fn codes_presentations_replay_tampering_revocation_and_expiry() {
         let ask = json!({"federation": "Fair Economy Federation"});
         let c1 = challenge(&s, &shop_key, ask.clone()).await;
         let c2 = challenge(&s, &shop_key, ask.clone()).await;
+        // A challenge rewritten in the shop's name to ask for more, or with
+        // a nonce the shop never issued: the member's vault does not answer.
+        let mut more = c1.clone();
+        more["required_claims"] = json!(["region", "tier", "member_since"]);
+        let mut unissued = c1.clone();
+        unissued["nonce"] = json!("ab".repeat(32));
+        for forged in [more, unissued] {
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    &format!("/v1/me/credentials/{id}/present"),
+                    Some(&member),
+                    Some(json!({"challenge": forged})),
+                )
+                .await;
+            assert_eq!(err(&v), "unknown_challenge", "{db:?}: {st} {v}");
+        }
         let p1 = present(&s, &member, &id, &c1).await;
         let p2 = present(&s, &member, &id, &c2).await;
         assert!(p1["discloses"].get("tier").is_none(), "{p1}");

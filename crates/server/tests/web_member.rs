@@ -746,6 +746,17 @@ async fn a_credential_is_added_with_a_code_and_presented_to_a_typed_challenge() 
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["valid"], true);
+    // The same challenge again, now used: an error at the field, not a failure.
+    let (_, _, page) = get(&s, "/credentials", Some(&c)).await;
+    let (st, _, page) = post(
+        &s,
+        &path,
+        &c,
+        &[("challenge", &ch.to_string()), ("csrf", &csrf_in(&page))],
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("not open here"));
     // Another member's credential id: not found.
     let bo = s.member("bo@example.org").await;
     let bc = jar(&bo);

@@ -137,8 +137,8 @@ impl Credentials {
         extra: &[String],
     ) -> Result<Presented, ServiceError> {
         let challenge = Challenge::parse(challenge)?;
-        self.check_challenge(&challenge).await?;
         let record = self.inner.vault.read_record(s, id).await?;
+        self.check_challenge(&challenge).await?;
         let RecordContent::Credential(held) = &record.content else {
             return Err(ServiceError::NotFound("credential"));
         };

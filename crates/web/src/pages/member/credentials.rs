@@ -213,6 +213,10 @@ async fn present(
                     presentation,
                 });
             }
+            Err(ServiceError::UnknownChallenge) => errors.add(
+                "challenge",
+                "This challenge is not open here: it was used, it expired, or it was changed after the verifier made it. Ask the verifier for a new one.",
+            ),
             Err(ServiceError::Credential(_) | ServiceError::Invalid(_)) => errors.add(
                 "challenge",
                 "This challenge could not be used with this credential. Paste it exactly as the verifier shows it, or ask for a new one.",
