@@ -55,6 +55,10 @@ async fn post(
         .request(Method::POST, format!("{}{path}", s.base))
         .header("cookie", cookie.clone())
         .form(form);
+    // A browser names the page's origin on every form POST.
+    if !extra.iter().any(|(k, _)| *k == "origin") {
+        r = r.header("origin", s.base.as_str());
+    }
     for (k, v) in extra {
         r = r.header(*k, *v);
     }
@@ -156,6 +160,53 @@ async fn every_post_needs_its_sessions_csrf_token_and_this_origin() {
         assert_eq!(h[LOCATION], "/vault?done=added");
         assert_eq!(record_count(&s, &ana).await, 1);
     }
+}
+
+/// Login CSRF with a planted cookie: an attacker who can set cookies for
+/// this host (a sibling subdomain, plain http on the network) plants a
+/// pre-login secret of their choosing, so they know the form's token, and
+/// makes the victim's browser post their own credentials to `/login`. The
+/// token alone would let it through; the browser's origin headers must not
+/// be missing.
+#[tokio::test]
+async fn a_planted_cookie_with_its_token_is_refused_without_the_browsers_origin() {
+    let Some(s) = start(Db::Sqlite).await else {
+        return;
+    };
+    s.member("mallory@example.org").await;
+    let planted = cookie("me2b_pre", "chosen-by-the-attacker");
+    let (_, _, page) = get(&s, "/login", Some(planted.clone())).await;
+    let token = csrf_in(&page);
+    let form = [
+        ("email", "mallory@example.org"),
+        ("passphrase", PASS),
+        ("csrf", token.as_str()),
+    ];
+    // Neither Origin nor Sec-Fetch-Site: refused, no session.
+    let resp = client()
+        .request(Method::POST, format!("{}/login", s.base))
+        .header("cookie", planted.clone())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.headers().get(SET_COOKIE).is_none());
+    // From another site: refused.
+    let (st, h, _) = post(
+        &s,
+        "/login",
+        &planted,
+        &form,
+        &[("origin", "http://evil.example")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert!(h.get(SET_COOKIE).is_none());
+    // The same form from the node's own page still logs in.
+    let (st, h, _) = post(&s, "/login", &planted, &form, &[]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(h[SET_COOKIE].to_str().unwrap().starts_with("me2b_session="));
 }
 
 #[tokio::test]

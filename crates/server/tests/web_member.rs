@@ -53,6 +53,8 @@ async fn post(
     let resp = client()
         .post(format!("{}{path}", s.base))
         .header("cookie", cookie.clone())
+        // A browser names the page's origin on every form POST.
+        .header("origin", s.base.as_str())
         .form(form)
         .send()
         .await

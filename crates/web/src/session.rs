@@ -10,7 +10,9 @@
 //! synchronizer token bound to the session that a page of another origin
 //! can neither read nor compute. [`csrf_guard`] checks it on every POST,
 //! before any handler, and also refuses a POST whose `Origin` is another
-//! origin or whose `Sec-Fetch-Site` says it came from another site.
+//! origin, whose `Sec-Fetch-Site` says it came from another site, or that
+//! carries neither header (so a cookie planted by someone else, whose
+//! token they can compute, never suffices).
 
 use crate::error::WebError;
 use crate::WebState;
@@ -83,16 +85,22 @@ pub fn peer(parts_ext: &axum::http::Extensions) -> Option<IpAddr> {
 
 /// Whether a POST comes from a page of this origin, by the browser's own
 /// headers: `Sec-Fetch-Site` (when sent) must be `same-origin` or `none`,
-/// and `Origin` (when sent) must name this host.
+/// `Origin` (when sent) must name this host, and at least one of the two
+/// must be sent. Every current browser sends both on a form POST. Without
+/// the last rule, a request carrying neither would rest on the CSRF token
+/// alone, and someone who can plant a cookie (a sibling subdomain, a
+/// network attacker on plain http) chooses the secret that token is bound
+/// to, and so knows the token.
 fn same_origin(headers: &HeaderMap) -> bool {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    if let Some(site) = h("sec-fetch-site") {
+    let site = h("sec-fetch-site");
+    if let Some(site) = site {
         if site != "same-origin" && site != "none" {
             return false;
         }
     }
     match h("origin") {
-        None => true,
+        None => site.is_some(),
         Some(origin) => {
             let host = h("host").unwrap_or_default();
             let authority = origin
@@ -328,7 +336,12 @@ mod tests {
 
     #[test]
     fn origin_must_be_this_host() {
-        assert!(same_origin(&headers(&[("host", "127.0.0.1:8080")])));
+        // Neither header: refused (a planted cookie would otherwise suffice).
+        assert!(!same_origin(&headers(&[("host", "127.0.0.1:8080")])));
+        assert!(same_origin(&headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("sec-fetch-site", "same-origin")
+        ])));
         assert!(same_origin(&headers(&[
             ("host", "127.0.0.1:8080"),
             ("origin", "http://127.0.0.1:8080")
