@@ -148,12 +148,27 @@ fn budget_chart(b: &me2b_dp::PoolBudget, id: &str) -> String {
     )
 }
 
-fn pools(budgets: &[me2b_dp::PoolBudget]) -> Vec<PoolLine> {
+/// A pool in words ("the receipts the data trust holds from your co-op"),
+/// never its raw id; an id this build cannot read is shown as it is.
+fn pool_words(pool: &str, own: me2b_domain::ids::OrgId) -> String {
+    match pool.parse::<me2b_dp::Pool>() {
+        Ok(p) => p.describe(&|o| {
+            if o == own {
+                "your co-op".into()
+            } else {
+                "another co-op".into()
+            }
+        }),
+        Err(_) => pool.to_owned(),
+    }
+}
+
+fn pools(budgets: &[me2b_dp::PoolBudget], own: me2b_domain::ids::OrgId) -> Vec<PoolLine> {
     budgets
         .iter()
         .enumerate()
         .map(|(i, b)| PoolLine {
-            pool: b.pool.clone(),
+            pool: pool_words(&b.pool, own),
             period: b.period.clone(),
             budget: format!("{:.2}", b.budget),
             remaining: format!("{:.2}", b.remaining),
@@ -203,7 +218,7 @@ async fn view(
     let b = s.node.trust.budgets(c.principal.org.id).await?;
     Ok(InsightsPage {
         l: layout("Insights from the trust", "insights", c),
-        pools: pools(&b.pools),
+        pools: pools(&b.pools, c.principal.org.id),
         guarantee: b.guarantee,
         f,
         errors,
@@ -334,6 +349,17 @@ async fn ask(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pools_are_named_in_words() {
+        let own = me2b_domain::ids::OrgId::from_slice(&[1u8; 16]).unwrap();
+        assert_eq!(
+            pool_words(&format!("trust:coop:{own}"), own),
+            "the receipts the data trust holds from your co-op"
+        );
+        assert!(pool_words("trust:research", own).contains("across all co-ops"));
+        assert_eq!(pool_words("not-a-pool", own), "not-a-pool");
+    }
 
     #[test]
     fn error_bars_are_the_95_percent_laplace_interval() {
