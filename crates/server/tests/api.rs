@@ -831,6 +831,21 @@ async fn openapi_and_node_keys_are_published() {
         );
     }
     assert!(doc["components"]["schemas"].get("RecordContent").is_some());
+    // Every reference resolves: a dangling one leaves its parameter or body
+    // unchecked by clients and by schemathesis (it skipped `?format` of the
+    // export until the schema was inlined).
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in &refs {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("a reference outside the schemas: {r}"));
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "{r} does not resolve"
+        );
+    }
     let (st, keys) = s
         .req(Method::GET, "/.well-known/me2b/node-keys", None, None)
         .await;
@@ -848,6 +863,22 @@ async fn openapi_and_node_keys_are_published() {
     // The bench route is off unless asked for.
     let (st, _) = s.req(Method::GET, "/bench/constant", None, None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+/// Every `$ref` in an OpenAPI document.
+fn collect_refs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("$ref", serde_json::Value::String(r)) => out.push(r.clone()),
+                    _ => collect_refs(x, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
 }
 
 mod fuzzish {

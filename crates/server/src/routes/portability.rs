@@ -38,6 +38,7 @@ pub enum ExportFormat {
 pub struct ExportQuery {
     /// `json` (default) or `jsonld`.
     #[serde(default)]
+    #[param(inline)]
     pub format: ExportFormat,
 }
 
