@@ -111,6 +111,33 @@ impl<P> SqlStore<P> {
     pub(crate) fn seal_body(&self, table: MetaTable, row: &[u8], body: &[u8]) -> Result<Vec<u8>> {
         Ok(self.keys()?.seal(table, &bound(b"body\0", row), body))
     }
+    /// A session's exact expiry, sealed to its row (issue 13): the row's
+    /// `expires_at` is the end of its hour, for the sweep.
+    pub(crate) fn seal_expiry(&self, token_hash: &[u8], at: Timestamp) -> Result<Vec<u8>> {
+        Ok(self.keys()?.seal(
+            MetaTable::Sessions,
+            &bound(b"expires\0", token_hash),
+            &at.unix_millis().to_be_bytes(),
+        ))
+    }
+    /// A session's exact expiry: sealed, or (a row of an older node) the
+    /// row's own.
+    pub(crate) fn open_expiry(
+        &self,
+        token_hash: &[u8],
+        sealed: Option<Vec<u8>>,
+        stored: i64,
+    ) -> Result<Timestamp> {
+        let Some(ct) = sealed else {
+            return Ok(Timestamp::from_unix_millis(stored));
+        };
+        let bytes = self
+            .keys()?
+            .open(MetaTable::Sessions, &bound(b"expires\0", token_hash), &ct)
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| StorageError::Corrupt("sessions.expires_ct".into()))?;
+        Ok(Timestamp::from_unix_millis(i64::from_be_bytes(bytes)))
+    }
     /// A sealed body, or (an older node's row) the body in clear.
     pub(crate) fn open_body(
         &self,
