@@ -168,6 +168,30 @@ async fn times_and_sizes(file: &Path) -> (Vec<i64>, Vec<usize>) {
     )
 }
 
+/// What the file alone says of offers' counts: (rows, rows whose counts
+/// look like true ones (below 2^40), rows whose release state reads in
+/// clear).
+async fn offer_counts(file: &Path) -> (usize, usize, usize) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", file.display()))
+        .await
+        .unwrap();
+    let rows = sqlx::query("SELECT reached, accepted, released FROM offer_counters")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let (mut small, mut clear) = (0, 0);
+    for row in &rows {
+        let (r, a): (i64, i64) = (row.get(0), row.get(1));
+        small += usize::from(r < 1 << 40 || a < 1 << 40);
+        let released: Option<Vec<u8>> = row.get(2);
+        clear += usize::from(
+            released.is_some_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok()),
+        );
+    }
+    pool.close().await;
+    (rows.len(), small, clear)
+}
+
 /// The same rows and entries with every time floored to its hour.
 fn to_the_hour(rows: &TimedRows, audit: &[(i64, String)]) -> (TimedRows, Vec<(i64, String)>) {
     let h = |t: &i64| t.div_euclid(3_600_000) * 3_600_000;
@@ -453,6 +477,16 @@ fn the_thief_and_the_operator_with_the_database() {
             "an audit entry keeps a time finer than the hour"
         );
     }
+
+    // The file alone: offers' true counts (issue 13). Each count is kept
+    // plus a mask sealed under the node's key; the release state (noisy
+    // figures and the true total they were drawn from) is sealed.
+    let (offers, small, clear) = rt2.block_on(offer_counts(&dir.join(me2b_node::SQLITE_FILE)));
+    assert!(offers >= 2, "{offers} offers");
+    assert!(
+        small == 0 && clear == 0,
+        "of {offers} offers, {small} keep their true counts and {clear} their release state in clear"
+    );
 
     // With the master key: every value as a data key wrapped under it, for
     // every member; nothing may open.

@@ -138,6 +138,56 @@ impl<P> SqlStore<P> {
             .ok_or_else(|| StorageError::Corrupt("sessions.expires_ct".into()))?;
         Ok(Timestamp::from_unix_millis(i64::from_be_bytes(bytes)))
     }
+    /// Fresh masks for an offer's two counts, and the masks sealed to the
+    /// offer (issue 13: the row keeps each count plus its mask, so the file
+    /// alone gives no true count, and counts still add up in SQL).
+    pub(crate) fn fresh_counter_masks(&self, offer: &[u8]) -> Result<([i64; 2], Vec<u8>)> {
+        let keys = self.keys()?;
+        let r = keys.fresh_salt();
+        let mask = |b: &[u8]| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(b.get(..8).unwrap_or(&[0; 8]));
+            // In [2^40, 2^40 + 2^59): far above any count, far from overflow.
+            i64::from_be_bytes(x).rem_euclid(1 << 59) + (1 << 40)
+        };
+        let masks = [mask(&r[..8]), mask(&r[8..])];
+        let mut plain = masks[0].to_be_bytes().to_vec();
+        plain.extend_from_slice(&masks[1].to_be_bytes());
+        let sealed = keys.seal(MetaTable::OfferCounters, &bound(b"masks\0", offer), &plain);
+        Ok((masks, sealed))
+    }
+    /// The masks [`Self::fresh_counter_masks`] sealed.
+    pub(crate) fn open_counter_masks(&self, offer: &[u8], sealed: &[u8]) -> Result<[i64; 2]> {
+        let b = self
+            .keys()?
+            .open(MetaTable::OfferCounters, &bound(b"masks\0", offer), sealed)
+            .filter(|b| b.len() == 16)
+            .ok_or_else(|| StorageError::Corrupt("offer_counters.counts_ct".into()))?;
+        let at = |i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(b.get(i..i + 8).unwrap_or(&[0; 8]));
+            i64::from_be_bytes(x)
+        };
+        Ok([at(0), at(8)])
+    }
+    /// An offer's release state (the noisy figures and the true total they
+    /// were drawn from), sealed to the offer.
+    pub(crate) fn seal_released(&self, offer: &[u8], state: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.keys()?.seal(
+            MetaTable::OfferCounters,
+            &bound(b"released\0", offer),
+            state,
+        ))
+    }
+    pub(crate) fn open_released(&self, offer: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
+        self.keys()?
+            .open(
+                MetaTable::OfferCounters,
+                &bound(b"released\0", offer),
+                sealed,
+            )
+            .ok_or_else(|| StorageError::Corrupt("offer_counters.released".into()))
+    }
     /// A sealed body, or (an older node's row) the body in clear.
     pub(crate) fn open_body(
         &self,
@@ -246,6 +296,39 @@ const LOCATED: [(&str, MetaTable); 5] = [
 macro_rules! impl_meta_store {
     ($pool:ty) => {
         impl SqlStore<$pool> {
+            /// Offer counters an older node kept in clear: masked and sealed
+            /// in place (issue 13). A row whose release changed meanwhile is
+            /// left for the next start.
+            async fn seal_legacy_counters(&self) -> Result<u64> {
+                let rows = sqlx::query(
+                    "SELECT offer_id, released, release_seq FROM offer_counters WHERE counts_ct IS NULL",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                let mut changed = 0;
+                for row in rows {
+                    let offer: Vec<u8> = row.try_get("offer_id")?;
+                    let released: Option<Vec<u8>> = row.try_get("released")?;
+                    let (masks, sealed) = self.fresh_counter_masks(&offer)?;
+                    let released = released.map(|r| self.seal_released(&offer, &r)).transpose()?;
+                    let r = sqlx::query(
+                        "UPDATE offer_counters SET reached = reached + $1, accepted = accepted + $2, \
+                         released = $3, counts_ct = $4 \
+                         WHERE offer_id = $5 AND counts_ct IS NULL AND release_seq = $6",
+                    )
+                    .bind(masks[0])
+                    .bind(masks[1])
+                    .bind(released)
+                    .bind(sealed)
+                    .bind(offer)
+                    .bind(row.try_get::<i64, _>("release_seq")?)
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                Ok(changed)
+            }
+
             /// The member's audit subject, giving them a salt if they have
             /// none; None if there is no such member (erased). `cached`: an
             /// earlier answer may do (appending; another node's erasure is
@@ -392,6 +475,7 @@ macro_rules! impl_meta_store {
                     .await?;
                     changed += r.rows_affected();
                 }
+                changed += self.seal_legacy_counters().await?;
                 Ok(changed)
             }
 

@@ -1133,8 +1133,13 @@ macro_rules! impl_store {
                 .bind(&o.body)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("INSERT INTO offer_counters (offer_id, reached, accepted, released) VALUES ($1, 0, 0, NULL)")
+                // Each count starts at its mask (issue 13): no true count in clear.
+                let (masks, sealed) = self.fresh_counter_masks(o.id.as_bytes())?;
+                sqlx::query("INSERT INTO offer_counters (offer_id, reached, accepted, released, counts_ct) VALUES ($1, $2, $3, NULL, $4)")
                     .bind(o.id.as_bytes().to_vec())
+                    .bind(masks[0])
+                    .bind(masks[1])
+                    .bind(sealed)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -1206,15 +1211,29 @@ macro_rules! impl_store {
                 Ok(())
             }
             async fn offer_counters(&self, offer: OfferId) -> Result<Option<OfferCounters>> {
-                let row = sqlx::query("SELECT reached, accepted, released, release_seq, release_due FROM offer_counters WHERE offer_id = $1")
+                let row = sqlx::query("SELECT reached, accepted, released, release_seq, release_due, counts_ct FROM offer_counters WHERE offer_id = $1")
                     .bind(offer.as_bytes().to_vec())
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(|row| {
+                    // Masked and sealed (issue 13), or an older node's row in clear.
+                    let sealed: Option<Vec<u8>> = row.try_get("counts_ct")?;
+                    let masks = match &sealed {
+                        Some(ct) => self.open_counter_masks(offer.as_bytes(), ct)?,
+                        None => [0, 0],
+                    };
+                    let count = |col: &str, mask: i64| -> Result<u64> {
+                        let v: i64 = row.try_get(col)?;
+                        seq_u64(v.checked_sub(mask).ok_or_else(|| corrupt("offer_counters"))?)
+                    };
+                    let released: Option<Vec<u8>> = row.try_get("released")?;
                     Ok(OfferCounters {
-                        reached: seq_u64(row.try_get("reached")?)?,
-                        accepted: seq_u64(row.try_get("accepted")?)?,
-                        released: row.try_get("released")?,
+                        reached: count("reached", masks[0])?,
+                        accepted: count("accepted", masks[1])?,
+                        released: match (released, sealed.is_some()) {
+                            (Some(r), true) => Some(self.open_released(offer.as_bytes(), &r)?),
+                            (r, _) => r,
+                        },
                         release_seq: row.try_get("release_seq")?,
                         release_due: row
                             .try_get::<Option<i64>, _>("release_due")?
@@ -1230,14 +1249,17 @@ macro_rules! impl_store {
                 released: &[u8],
                 due: Option<Timestamp>,
             ) -> Result<bool> {
+                // Sealed, unless the row is an older node's not yet sealed.
                 let r = sqlx::query(
-                    "UPDATE offer_counters SET released = $1, release_due = $2, release_seq = release_seq + 1 \
+                    "UPDATE offer_counters SET released = CASE WHEN counts_ct IS NULL THEN $1 ELSE $5 END, \
+                     release_due = $2, release_seq = release_seq + 1 \
                      WHERE offer_id = $3 AND release_seq = $4",
                 )
                 .bind(released)
                 .bind(due.map(Timestamp::unix_millis))
                 .bind(offer.as_bytes().to_vec())
                 .bind(expected_seq)
+                .bind(self.seal_released(offer.as_bytes(), released)?)
                 .execute(&self.pool)
                 .await?;
                 Ok(r.rows_affected() == 1)

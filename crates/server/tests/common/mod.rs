@@ -215,10 +215,7 @@ impl Srv {
             data_dir.path().join(me2b_node::MASTER_KEY_FILE),
         )
         .unwrap();
-        let t = TestDb {
-            url: self.t.url.clone(),
-            data_dir,
-        };
+        let t = self.t.sharing(data_dir);
         let cfg = config(&t, None, self.ttl);
         let node = Node::open(&cfg, self.clock.clone(), Arc::new(SeededRandom::new(44)))
             .await

@@ -32,3 +32,11 @@ UPDATE consent_envelopes SET
     updated_at = (updated_at / 3600000) * 3600000;
 
 UPDATE imported_history SET imported_at = (imported_at / 3600000) * 3600000;
+
+-- True offer counts are not stored in clear (issue 13): a row's counts are
+-- each the true count plus a random mask, the masks sealed to the offer in
+-- `counts_ct` (under the node's metadata key), and `released` (the noisy
+-- figures and the true total they were drawn from) is sealed too. Counts
+-- still add up in SQL. Rows with no `counts_ct` are an older node's, in
+-- clear: the node masks and seals them at its next start.
+ALTER TABLE offer_counters ADD COLUMN counts_ct BLOB;
