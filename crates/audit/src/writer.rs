@@ -7,9 +7,6 @@ use me2b_storage::Store;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-/// One hour in milliseconds.
-const HOUR_MS: i64 = 3_600_000;
-
 /// Most events written in one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -18,9 +15,6 @@ type Ack = oneshot::Sender<Result<u64, AuditError>>;
 enum Request {
     Append {
         events: Vec<AuditEvent>,
-        /// Dated to the hour (the whole hour the event is in), not the
-        /// millisecond.
-        hourly: bool,
         done: Ack,
     },
     Checkpoint {
@@ -121,31 +115,19 @@ impl AuditLog {
     pub async fn record_all(&self, events: Vec<AuditEvent>) -> Result<u64, AuditError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Request::Append {
-                events,
-                hourly: false,
-                done,
-            })
+            .send(Request::Append { events, done })
             .await
             .map_err(|_| AuditError::WriterStopped)?;
         wait.await.map_err(|_| AuditError::WriterStopped)?
     }
 
-    /// Appends one event dated to the hour it happens in (its entry's time
-    /// is that whole hour), for acts whose other traces are kept to the
-    /// hour (a member's intents): the log then keeps no finer time of them.
-    /// Its place in the chain still orders it among the other entries.
+    /// Appends one event dated to the hour it happens in. Every entry is
+    /// (issue 13): the log keeps no finer time of any act, so an entry's
+    /// time never lines up with a member's rows or a co-op's own records
+    /// (a member's intents are kept to the hour, and so are the vault's
+    /// and consents' times). Its place in the chain orders it.
     pub async fn record_hourly(&self, event: AuditEvent) -> Result<u64, AuditError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Request::Append {
-                events: vec![event],
-                hourly: true,
-                done,
-            })
-            .await
-            .map_err(|_| AuditError::WriterStopped)?;
-        wait.await.map_err(|_| AuditError::WriterStopped)?
+        self.record(event).await
     }
 
     /// Signs a checkpoint over the current head (if it moved since the last one).
@@ -163,23 +145,14 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         while let Some(first) = rx.recv().await {
             let mut appends = Vec::new();
-            let mut hourly = Vec::new();
             let mut checkpoints = Vec::new();
             let mut n_events = 0;
             let mut next = Some(first);
             while let Some(req) = next.take() {
                 match req {
-                    Request::Append {
-                        events,
-                        hourly: h,
-                        done,
-                    } => {
+                    Request::Append { events, done } => {
                         n_events += events.len();
-                        if h {
-                            hourly.push((events, done));
-                        } else {
-                            appends.push((events, done));
-                        }
+                        appends.push((events, done));
                     }
                     Request::Checkpoint { done } => checkpoints.push(done),
                 }
@@ -187,14 +160,10 @@ impl Writer {
                     next = rx.try_recv().ok();
                 }
             }
-            let now = self.clock.now();
+            // Every entry is dated to the whole hour it is written in
+            // (issue 13, "metadata at rest"); the chain orders entries.
             if !appends.is_empty() {
-                self.append(appends, now).await;
-            }
-            if !hourly.is_empty() {
-                let hour =
-                    Timestamp::from_unix_millis(now.unix_millis().div_euclid(HOUR_MS) * HOUR_MS);
-                self.append(hourly, hour).await;
+                self.append(appends, self.clock.now().hour()).await;
             }
             for done in checkpoints {
                 let head = match self.store.audit_head().await {
@@ -276,7 +245,9 @@ impl Writer {
         if seq == self.last_checkpoint || !(force || due) {
             return Ok(None);
         }
-        let at = self.clock.now();
+        // To the hour, as the entries are: an exact time next to a
+        // sequence number would date the entry it covers.
+        let at = self.clock.now().hour();
         let signature = self.keys.sign(&Checkpoint::signed_message(seq, &head, at));
         let cp = Checkpoint {
             seq,

@@ -335,7 +335,7 @@ async fn entries_added_behind_the_writer_and_rewritten_heads_are_caught() {
 }
 
 #[tokio::test]
-async fn hourly_entries_keep_the_hour_only_and_the_chain_verifies() {
+async fn every_entry_keeps_the_hour_only_and_the_chain_verifies() {
     for db in Db::ALL {
         let Some((store, log, keys, _t)) = setup(db).await else {
             continue;
@@ -362,19 +362,23 @@ async fn hourly_entries_keep_the_hour_only_and_the_chain_verifies() {
                 .at
                 .unix_millis()
         };
-        // The clock is at 1,700,000,000,000 ms: not a whole hour.
-        assert_ne!(at(fine) % 3_600_000, 0, "{db:?}");
-        assert_eq!(
-            at(hourly),
-            1_700_000_000_000 / 3_600_000 * 3_600_000,
-            "{db:?}"
-        );
-        assert_ne!(at(after) % 3_600_000, 0, "{db:?}");
+        // The clock is at 1,700,000,000,000 ms, not a whole hour: every
+        // entry keeps its hour only (issue 13), and the chain orders them.
+        let hour = 1_700_000_000_000 / 3_600_000 * 3_600_000;
+        for seq in [fine, hourly, after] {
+            assert_eq!(at(seq), hour, "{db:?}");
+        }
+        assert!(fine < hourly && hourly < after, "{db:?}");
         log.checkpoint_now().await.unwrap();
         let report = verify(store.as_ref(), &keys.verifying_key(), &|_| {})
             .await
             .unwrap();
         assert!(report.ok(), "{db:?}: {report:?}");
         assert_eq!(report.entries, 3);
+        let cps = store.checkpoints().await.unwrap();
+        assert!(
+            cps.iter().all(|c| c.at.unix_millis() == hour),
+            "{db:?}: a checkpoint keeps an exact time"
+        );
     }
 }

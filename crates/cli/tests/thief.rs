@@ -168,6 +168,128 @@ async fn times_and_sizes(file: &Path) -> (Vec<i64>, Vec<usize>) {
     )
 }
 
+/// What the file alone says of offers' counts: (rows, rows whose counts
+/// look like true ones (below 2^40), rows whose release state reads in
+/// clear).
+async fn offer_counts(file: &Path) -> (usize, usize, usize) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", file.display()))
+        .await
+        .unwrap();
+    let rows = sqlx::query("SELECT reached, accepted, released FROM offer_counters")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let (mut small, mut clear) = (0, 0);
+    for row in &rows {
+        let (r, a): (i64, i64) = (row.get(0), row.get(1));
+        small += usize::from(r < 1 << 40 || a < 1 << 40);
+        let released: Option<Vec<u8>> = row.get(2);
+        clear += usize::from(
+            released.is_some_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok()),
+        );
+    }
+    pool.close().await;
+    (rows.len(), small, clear)
+}
+
+/// The same rows and entries with every time floored to its hour.
+fn to_the_hour(rows: &TimedRows, audit: &[(i64, String)]) -> (TimedRows, Vec<(i64, String)>) {
+    let h = |t: &i64| t.div_euclid(3_600_000) * 3_600_000;
+    (
+        rows.iter()
+            .map(|(t, n, times)| (*t, *n, times.iter().map(h).collect()))
+            .collect(),
+        audit.iter().map(|(at, s)| (h(at), s.clone())).collect(),
+    )
+}
+
+/// A member's stored times, row by row: (table, row number, times), and
+/// the audit log's (time, subject) pairs.
+type TimedRows = Vec<(&'static str, usize, Vec<i64>)>;
+
+/// The tables whose rows are a member's, with their time columns; the
+/// thief lines them up with each other and with the audit log (issue 13,
+/// "coarsen stored times where exact ones are not needed").
+const TIMED: &[(&str, &[&str])] = &[
+    ("vault_records", &["created_at", "updated_at"]),
+    ("sessions", &["created_at", "expires_at"]),
+    ("consents", &["given_at", "expires_at", "withdrawn_at"]),
+    ("consent_envelopes", &["updated_at", "expires_at"]),
+];
+
+async fn member_times(file: &Path) -> (TimedRows, Vec<(i64, String)>) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", file.display()))
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    for (table, cols) in TIMED {
+        let sql = format!("SELECT {} FROM {table}", cols.join(", "));
+        for (n, row) in sqlx::query(&sql)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            let times = (0..cols.len())
+                .filter_map(|i| row.try_get::<Option<i64>, _>(i).unwrap())
+                .collect();
+            rows.push((*table, n, times));
+        }
+    }
+    let mut audit = Vec::new();
+    for row in sqlx::query("SELECT at, event FROM audit_log")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    {
+        let ev: serde_json::Value = serde_json::from_slice(&row.get::<Vec<u8>, _>(1)).unwrap();
+        if let Some(subject) = ev["subject"].as_str() {
+            audit.push((row.get::<i64, _>(0), subject.to_owned()));
+        }
+    }
+    pool.close().await;
+    (rows, audit)
+}
+
+/// The thief's join by time: a member's row whose time falls within
+/// `near` milliseconds of audit entries of one subject only names that
+/// subject; two rows of different tables whose times fall that close to
+/// each other, and of no other row of that table, are one member's.
+/// Returns (rows tied to one audit subject, pairs of rows tied across
+/// tables).
+fn time_joins(rows: &TimedRows, audit: &[(i64, String)], near: i64) -> (usize, usize) {
+    let mut to_subject = 0;
+    for (_, _, times) in rows {
+        let named = times.iter().any(|t| {
+            let subjects: BTreeSet<&str> = audit
+                .iter()
+                .filter(|(at, _)| (at - t).abs() <= near)
+                .map(|(_, s)| s.as_str())
+                .collect();
+            subjects.len() == 1
+        });
+        to_subject += usize::from(named);
+    }
+    let mut pairs = 0;
+    for (ta, _, times_a) in rows {
+        for (tb, _) in TIMED.iter().filter(|(t, _)| t > ta) {
+            let close: BTreeSet<usize> = rows
+                .iter()
+                .filter(|(t, _, times_b)| {
+                    t == tb
+                        && times_a
+                            .iter()
+                            .any(|a| times_b.iter().any(|b| (a - b).abs() <= near))
+                })
+                .map(|(_, n, _)| *n)
+                .collect();
+            pairs += usize::from(close.len() == 1);
+        }
+    }
+    (to_subject, pairs)
+}
+
 /// 16 bytes as a hyphenated UUID, as ids are written in text.
 fn uuid_text(v: &[u8]) -> String {
     let h: String = v.iter().map(|b| format!("{b:02x}")).collect();
@@ -309,6 +431,62 @@ fn the_thief_and_the_operator_with_the_database() {
             "a record ciphertext of {n} bytes shows its length"
         );
     }
+
+    // The file alone: the thief lines up a member's rows by their times,
+    // with the audit log (whose entries name a member's subject) and
+    // across tables. Every stored time of a member's rows is a whole hour
+    // (session and consent expiries too: an exact one is a login or grant
+    // time plus a known length); finer ones are sealed, and the audit
+    // log's entries are dated to the hour, ordered by their sequence.
+    let (timed, audit) = rt2.block_on(member_times(&dir.join(me2b_node::SQLITE_FILE)));
+    assert!(
+        timed.len() > 50 && audit.len() > 100,
+        "{} rows",
+        timed.len()
+    );
+    // A few milliseconds apart: what an exact time gives away. Only what
+    // the hours give away may be left (rows of an hour in which one member
+    // alone acted, as the demo's jumps of its clock make: a crowd on a
+    // node in use).
+    let fine = time_joins(&timed, &audit, 5);
+    let (rows_h, audit_h) = to_the_hour(&timed, &audit);
+    let hours = time_joins(&rows_h, &audit_h, 0);
+    assert_eq!(
+        fine,
+        hours,
+        "by time, {} of {} member rows name one audit subject and {} pairs of rows join across tables; by the hour, {} and {}",
+        fine.0,
+        timed.len(),
+        fine.1,
+        hours.0,
+        hours.1
+    );
+    for (t, _, times) in &timed {
+        for v in times {
+            assert_eq!(
+                v % 3_600_000,
+                0,
+                "{t} keeps a time finer than the hour: {v}"
+            );
+        }
+    }
+    for (at, _) in &audit {
+        assert_eq!(
+            at % 3_600_000,
+            0,
+            "an audit entry keeps a time finer than the hour"
+        );
+    }
+
+    // The file alone: offers' true counts (issue 13). Each count is kept
+    // plus a mask sealed under the node's key; the release state (noisy
+    // figures and the true total they were drawn from) is sealed.
+    let (offers, small, clear) = rt2.block_on(offer_counts(&dir.join(me2b_node::SQLITE_FILE)));
+    assert!(offers >= 2, "{offers} offers");
+    assert!(
+        small == 0 && clear == 0,
+        "of {offers} offers, {small} keep their true counts and {clear} their release state in clear"
+    );
 
     // With the master key: every value as a data key wrapped under it, for
     // every member; nothing may open.

@@ -512,7 +512,7 @@ impl Consents {
             // The categories sealed for this key that the request covers;
             // for an expired consent (its envelopes are never served), the
             // categories it granted, so that the member sees the refusal.
-            let granted = if row.expires_at <= now {
+            let granted = if record.expires_at <= now {
                 record.categories.clone()
             } else {
                 Vec::new()

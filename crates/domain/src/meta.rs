@@ -29,6 +29,9 @@ pub enum MetaTable {
     OptoutCodes,
     ImportedHistory,
     AuditLog,
+    /// Not a member's table: an offer's counts are sealed here (issue 13,
+    /// "true offer counts are not stored in clear"), bound to the offer.
+    OfferCounters,
 }
 
 impl MetaTable {
@@ -45,6 +48,7 @@ impl MetaTable {
             MetaTable::OptoutCodes => "optout_codes",
             MetaTable::ImportedHistory => "imported_history",
             MetaTable::AuditLog => "audit_log",
+            MetaTable::OfferCounters => "offer_counters",
         }
     }
 }

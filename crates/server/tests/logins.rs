@@ -235,3 +235,46 @@ async fn failed_logins_add_one_audit_entry_per_account_per_minute() {
         assert_eq!(anonymous, vec![1, 39]);
     }
 }
+
+/// Issue 13: a session carries the member's data key wrapped for its token,
+/// in the database, so a member logged in on node A is served on node B of
+/// the same PostgreSQL; once they log out on A, B reads nothing of them.
+#[tokio::test]
+async fn a_session_serves_on_two_nodes_of_one_postgresql_until_logout() {
+    let Some(a) = start(Db::Postgres).await else {
+        return;
+    };
+    let b = a.second_node().await;
+    let token = a
+        .member_with(
+            "two-nodes@example.org",
+            &[json!({"kind": "note", "text": "read on the other node"})],
+        )
+        .await;
+    let (st, v) = b
+        .req(Method::GET, "/v1/vault/records", Some(&token), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.to_string().contains("read on the other node"), "{v}");
+    // A second login on B, served on A too.
+    let (st, v2, _) = log_in(&b, "two-nodes@example.org", RIGHT).await;
+    assert_eq!(st, StatusCode::CREATED, "{v2}");
+    let token_b = v2["token"].as_str().unwrap().to_owned();
+    let (st, v) = a
+        .req(Method::GET, "/v1/vault/records", Some(&token_b), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let (st, _) = a
+        .req(Method::DELETE, "/v1/sessions/current", Some(&token), None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    for node in [&a, &b] {
+        let (st, v) = node
+            .req(Method::GET, "/v1/vault/records", Some(&token), None)
+            .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+        assert!(!v.to_string().contains("read on the other node"), "{v}");
+    }
+    b.node.shutdown().await;
+}

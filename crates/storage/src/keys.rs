@@ -267,13 +267,14 @@ macro_rules! impl_key_stores {
                 .bind(crate::sql::member_day(m.created_at))
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("INSERT INTO sessions (token_hash, member_loc, member_ct, created_at, expires_at, wrapped_dek) VALUES ($1, $2, $3, $4, $5, $6)")
+                sqlx::query("INSERT INTO sessions (token_hash, member_loc, member_ct, created_at, expires_at, wrapped_dek, expires_ct) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(s.token_hash.to_vec())
                     .bind(self.loc(MetaTable::Sessions, s.member)?)
                     .bind(self.seal_member(MetaTable::Sessions, &s.token_hash, s.member)?)
-                    .bind(s.created_at.unix_millis())
-                    .bind(s.expires_at.unix_millis())
+                    .bind(crate::sql::hour_ms(s.created_at))
+                    .bind(crate::sql::hour_up_ms(s.expires_at))
                     .bind(&s.wrapped_dek)
+                    .bind(self.seal_expiry(&s.token_hash, s.expires_at)?)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -335,8 +336,10 @@ macro_rules! impl_key_stores {
                     .bind(r.consent.as_bytes().to_vec())
                     .bind(r.key.as_bytes().to_vec())
                     .bind(r.category.clone())
-                    .bind(r.expires_at.unix_millis())
-                    .bind(r.updated_at.unix_millis())
+                    // To the hour (issue 13): an envelope ends no later than
+                    // its consent (whose exact times the decision reads).
+                    .bind(crate::sql::hour_ms(r.expires_at))
+                    .bind(crate::sql::hour_ms(r.updated_at))
                     .bind(&r.sealed)
                     .execute(&mut *tx)
                     .await?;

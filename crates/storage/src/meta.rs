@@ -111,6 +111,83 @@ impl<P> SqlStore<P> {
     pub(crate) fn seal_body(&self, table: MetaTable, row: &[u8], body: &[u8]) -> Result<Vec<u8>> {
         Ok(self.keys()?.seal(table, &bound(b"body\0", row), body))
     }
+    /// A session's exact expiry, sealed to its row (issue 13): the row's
+    /// `expires_at` is the end of its hour, for the sweep.
+    pub(crate) fn seal_expiry(&self, token_hash: &[u8], at: Timestamp) -> Result<Vec<u8>> {
+        Ok(self.keys()?.seal(
+            MetaTable::Sessions,
+            &bound(b"expires\0", token_hash),
+            &at.unix_millis().to_be_bytes(),
+        ))
+    }
+    /// A session's exact expiry: sealed, or (a row of an older node) the
+    /// row's own.
+    pub(crate) fn open_expiry(
+        &self,
+        token_hash: &[u8],
+        sealed: Option<Vec<u8>>,
+        stored: i64,
+    ) -> Result<Timestamp> {
+        let Some(ct) = sealed else {
+            return Ok(Timestamp::from_unix_millis(stored));
+        };
+        let bytes = self
+            .keys()?
+            .open(MetaTable::Sessions, &bound(b"expires\0", token_hash), &ct)
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| StorageError::Corrupt("sessions.expires_ct".into()))?;
+        Ok(Timestamp::from_unix_millis(i64::from_be_bytes(bytes)))
+    }
+    /// Fresh masks for an offer's two counts, and the masks sealed to the
+    /// offer (issue 13: the row keeps each count plus its mask, so the file
+    /// alone gives no true count, and counts still add up in SQL).
+    pub(crate) fn fresh_counter_masks(&self, offer: &[u8]) -> Result<([i64; 2], Vec<u8>)> {
+        let keys = self.keys()?;
+        let r = keys.fresh_salt();
+        let mask = |b: &[u8]| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(b.get(..8).unwrap_or(&[0; 8]));
+            // In [2^40, 2^40 + 2^59): far above any count, far from overflow.
+            i64::from_be_bytes(x).rem_euclid(1 << 59) + (1 << 40)
+        };
+        let masks = [mask(&r[..8]), mask(&r[8..])];
+        let mut plain = masks[0].to_be_bytes().to_vec();
+        plain.extend_from_slice(&masks[1].to_be_bytes());
+        let sealed = keys.seal(MetaTable::OfferCounters, &bound(b"masks\0", offer), &plain);
+        Ok((masks, sealed))
+    }
+    /// The masks [`Self::fresh_counter_masks`] sealed.
+    pub(crate) fn open_counter_masks(&self, offer: &[u8], sealed: &[u8]) -> Result<[i64; 2]> {
+        let b = self
+            .keys()?
+            .open(MetaTable::OfferCounters, &bound(b"masks\0", offer), sealed)
+            .filter(|b| b.len() == 16)
+            .ok_or_else(|| StorageError::Corrupt("offer_counters.counts_ct".into()))?;
+        let at = |i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(b.get(i..i + 8).unwrap_or(&[0; 8]));
+            i64::from_be_bytes(x)
+        };
+        Ok([at(0), at(8)])
+    }
+    /// An offer's release state (the noisy figures and the true total they
+    /// were drawn from), sealed to the offer.
+    pub(crate) fn seal_released(&self, offer: &[u8], state: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.keys()?.seal(
+            MetaTable::OfferCounters,
+            &bound(b"released\0", offer),
+            state,
+        ))
+    }
+    pub(crate) fn open_released(&self, offer: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
+        self.keys()?
+            .open(
+                MetaTable::OfferCounters,
+                &bound(b"released\0", offer),
+                sealed,
+            )
+            .ok_or_else(|| StorageError::Corrupt("offer_counters.released".into()))
+    }
     /// A sealed body, or (an older node's row) the body in clear.
     pub(crate) fn open_body(
         &self,
@@ -219,6 +296,39 @@ const LOCATED: [(&str, MetaTable); 5] = [
 macro_rules! impl_meta_store {
     ($pool:ty) => {
         impl SqlStore<$pool> {
+            /// Offer counters an older node kept in clear: masked and sealed
+            /// in place (issue 13). A row whose release changed meanwhile is
+            /// left for the next start.
+            async fn seal_legacy_counters(&self) -> Result<u64> {
+                let rows = sqlx::query(
+                    "SELECT offer_id, released, release_seq FROM offer_counters WHERE counts_ct IS NULL",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                let mut changed = 0;
+                for row in rows {
+                    let offer: Vec<u8> = row.try_get("offer_id")?;
+                    let released: Option<Vec<u8>> = row.try_get("released")?;
+                    let (masks, sealed) = self.fresh_counter_masks(&offer)?;
+                    let released = released.map(|r| self.seal_released(&offer, &r)).transpose()?;
+                    let r = sqlx::query(
+                        "UPDATE offer_counters SET reached = reached + $1, accepted = accepted + $2, \
+                         released = $3, counts_ct = $4 \
+                         WHERE offer_id = $5 AND counts_ct IS NULL AND release_seq = $6",
+                    )
+                    .bind(masks[0])
+                    .bind(masks[1])
+                    .bind(released)
+                    .bind(sealed)
+                    .bind(offer)
+                    .bind(row.try_get::<i64, _>("release_seq")?)
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                Ok(changed)
+            }
+
             /// The member's audit subject, giving them a salt if they have
             /// none; None if there is no such member (erased). `cached`: an
             /// earlier answer may do (appending; another node's erasure is
@@ -365,6 +475,7 @@ macro_rules! impl_meta_store {
                     .await?;
                     changed += r.rows_affected();
                 }
+                changed += self.seal_legacy_counters().await?;
                 Ok(changed)
             }
 

@@ -138,8 +138,8 @@ macro_rules! impl_rights_store {
                     .bind(r.id.as_bytes().to_vec())
                     .bind(self.loc(MetaTable::VaultRecords, r.member)?)
                     .bind(r.revision)
-                    .bind(r.created_at.unix_millis())
-                    .bind(r.updated_at.unix_millis())
+                    .bind(crate::sql::hour_ms(r.created_at))
+                    .bind(crate::sql::hour_ms(r.updated_at))
                     .bind(r.ciphertext.clone())
                     .execute(&mut *tx)
                     .await?;
@@ -147,7 +147,7 @@ macro_rules! impl_rights_store {
                 sqlx::query("INSERT INTO imported_history (import_id, member_loc, imported_at, sealed) VALUES ($1, $2, $3, $4)")
                     .bind(history.import_id.to_vec())
                     .bind(self.loc(MetaTable::ImportedHistory, history.member)?)
-                    .bind(history.imported_at.unix_millis())
+                    .bind(crate::sql::hour_ms(history.imported_at))
                     .bind(history.sealed.clone())
                     .execute(&mut *tx)
                     .await?;

@@ -114,12 +114,32 @@ pub fn redact_url(url: &str) -> String {
 
 /// Milliseconds in a day.
 const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
 
 /// A time the `members` row keeps, floored to the day (issue 13): an exact
 /// sign-up or login time would match the audit entry written at that
 /// moment and tie the entry's subject to the member id.
 pub(crate) fn member_day(t: Timestamp) -> i64 {
     t.unix_millis().div_euclid(DAY_MS) * DAY_MS
+}
+
+/// A member's row's time as stored (issue 13, "metadata at rest"): the
+/// whole hour, so that rows of one member do not line up with each other,
+/// with the audit log or with what co-ops saw. Where the exact time matters
+/// (a session's expiry) it is sealed beside it.
+pub(crate) fn hour_ms(t: Timestamp) -> i64 {
+    t.hour().unix_millis()
+}
+
+/// The end of the hour `t` is in (`t` itself if it is a whole hour): a
+/// stored expiry a sweep may use, never before the exact one.
+pub(crate) fn hour_up_ms(t: Timestamp) -> i64 {
+    let h = t.hour().unix_millis();
+    if h == t.unix_millis() {
+        h
+    } else {
+        h.saturating_add(HOUR_MS)
+    }
 }
 
 fn corrupt(what: &str) -> StorageError {
@@ -584,13 +604,14 @@ macro_rules! impl_store {
         #[async_trait]
         impl SessionStore for SqlStore<$pool> {
             async fn insert_session(&self, s: &SessionRow) -> Result<()> {
-                sqlx::query("INSERT INTO sessions (token_hash, member_loc, member_ct, created_at, expires_at, wrapped_dek) VALUES ($1, $2, $3, $4, $5, $6)")
+                sqlx::query("INSERT INTO sessions (token_hash, member_loc, member_ct, created_at, expires_at, wrapped_dek, expires_ct) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(s.token_hash.to_vec())
                     .bind(self.loc(MetaTable::Sessions, s.member)?)
                     .bind(self.seal_member(MetaTable::Sessions, &s.token_hash, s.member)?)
-                    .bind(s.created_at.unix_millis())
-                    .bind(s.expires_at.unix_millis())
+                    .bind(hour_ms(s.created_at))
+                    .bind(hour_up_ms(s.expires_at))
                     .bind(&s.wrapped_dek)
+                    .bind(self.seal_expiry(&s.token_hash, s.expires_at)?)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
@@ -599,7 +620,7 @@ macro_rules! impl_store {
                 // Erasure deletes a member's sessions in the write that
                 // marks them erasing: a session row is an active member's.
                 let row = sqlx::query(
-                    "SELECT member_ct, expires_at, wrapped_dek FROM sessions WHERE token_hash = $1",
+                    "SELECT member_ct, expires_at, wrapped_dek, expires_ct FROM sessions WHERE token_hash = $1",
                 )
                 .bind(token_hash.to_vec())
                 .fetch_optional(&self.pool)
@@ -607,7 +628,7 @@ macro_rules! impl_store {
                 row.map(|row| {
                     Ok(SessionWithKey {
                         member: self.open_member(MetaTable::Sessions, token_hash, row.try_get("member_ct")?, None)?,
-                        expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
+                        expires_at: self.open_expiry(token_hash, row.try_get("expires_ct")?, row.try_get("expires_at")?)?,
                         wrapped_dek: row.try_get("wrapped_dek")?,
                     })
                 })
@@ -997,9 +1018,11 @@ macro_rules! impl_store {
                 .bind(self.loc(MetaTable::Consents, c.member)?)
                 .bind(&c.status)
                 .bind(c.version)
-                .bind(c.given_at.unix_millis())
-                .bind(c.expires_at.unix_millis())
-                .bind(c.withdrawn_at.map(Timestamp::unix_millis))
+                // The row's times to the hour (issue 13); the exact ones are
+                // in the sealed body, which decisions read.
+                .bind(hour_ms(c.given_at))
+                .bind(hour_ms(c.expires_at))
+                .bind(c.withdrawn_at.map(hour_ms))
                 .bind(self.seal_body(MetaTable::Consents, c.id.as_bytes(), &c.body)?)
                 .bind(self.seal_member(MetaTable::Consents, c.id.as_bytes(), c.member)?)
                 .execute(&self.pool)
@@ -1017,7 +1040,7 @@ macro_rules! impl_store {
                 )
                 .bind(&c.status)
                 .bind(c.version)
-                .bind(c.withdrawn_at.map(Timestamp::unix_millis))
+                .bind(c.withdrawn_at.map(hour_ms))
                 .bind(self.seal_body(MetaTable::Consents, c.id.as_bytes(), &c.body)?)
                 .bind(c.id.as_bytes().to_vec())
                 .bind(expected_version)
@@ -1110,8 +1133,13 @@ macro_rules! impl_store {
                 .bind(&o.body)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("INSERT INTO offer_counters (offer_id, reached, accepted, released) VALUES ($1, 0, 0, NULL)")
+                // Each count starts at its mask (issue 13): no true count in clear.
+                let (masks, sealed) = self.fresh_counter_masks(o.id.as_bytes())?;
+                sqlx::query("INSERT INTO offer_counters (offer_id, reached, accepted, released, counts_ct) VALUES ($1, $2, $3, NULL, $4)")
                     .bind(o.id.as_bytes().to_vec())
+                    .bind(masks[0])
+                    .bind(masks[1])
+                    .bind(sealed)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -1183,15 +1211,29 @@ macro_rules! impl_store {
                 Ok(())
             }
             async fn offer_counters(&self, offer: OfferId) -> Result<Option<OfferCounters>> {
-                let row = sqlx::query("SELECT reached, accepted, released, release_seq, release_due FROM offer_counters WHERE offer_id = $1")
+                let row = sqlx::query("SELECT reached, accepted, released, release_seq, release_due, counts_ct FROM offer_counters WHERE offer_id = $1")
                     .bind(offer.as_bytes().to_vec())
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(|row| {
+                    // Masked and sealed (issue 13), or an older node's row in clear.
+                    let sealed: Option<Vec<u8>> = row.try_get("counts_ct")?;
+                    let masks = match &sealed {
+                        Some(ct) => self.open_counter_masks(offer.as_bytes(), ct)?,
+                        None => [0, 0],
+                    };
+                    let count = |col: &str, mask: i64| -> Result<u64> {
+                        let v: i64 = row.try_get(col)?;
+                        seq_u64(v.checked_sub(mask).ok_or_else(|| corrupt("offer_counters"))?)
+                    };
+                    let released: Option<Vec<u8>> = row.try_get("released")?;
                     Ok(OfferCounters {
-                        reached: seq_u64(row.try_get("reached")?)?,
-                        accepted: seq_u64(row.try_get("accepted")?)?,
-                        released: row.try_get("released")?,
+                        reached: count("reached", masks[0])?,
+                        accepted: count("accepted", masks[1])?,
+                        released: match (released, sealed.is_some()) {
+                            (Some(r), true) => Some(self.open_released(offer.as_bytes(), &r)?),
+                            (r, _) => r,
+                        },
                         release_seq: row.try_get("release_seq")?,
                         release_due: row
                             .try_get::<Option<i64>, _>("release_due")?
@@ -1207,14 +1249,17 @@ macro_rules! impl_store {
                 released: &[u8],
                 due: Option<Timestamp>,
             ) -> Result<bool> {
+                // Sealed, unless the row is an older node's not yet sealed.
                 let r = sqlx::query(
-                    "UPDATE offer_counters SET released = $1, release_due = $2, release_seq = release_seq + 1 \
+                    "UPDATE offer_counters SET released = CASE WHEN counts_ct IS NULL THEN $1 ELSE $5 END, \
+                     release_due = $2, release_seq = release_seq + 1 \
                      WHERE offer_id = $3 AND release_seq = $4",
                 )
                 .bind(released)
                 .bind(due.map(Timestamp::unix_millis))
                 .bind(offer.as_bytes().to_vec())
                 .bind(expected_seq)
+                .bind(self.seal_released(offer.as_bytes(), released)?)
                 .execute(&self.pool)
                 .await?;
                 Ok(r.rows_affected() == 1)

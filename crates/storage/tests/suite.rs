@@ -265,22 +265,25 @@ async fn sessions_expire_and_delete() {
         let rng = Rng::default();
         let m = new_member(&rng, 1);
         s.insert_member(&m).await.unwrap();
-        for (h, exp) in [([1u8; 32], 100), ([2u8; 32], 200)] {
+        for (h, exp) in [([1u8; 32], HOUR + 100), ([2u8; 32], 3 * HOUR + 200)] {
             s.insert_session(&SessionRow {
                 token_hash: h,
                 member: m.id,
-                created_at: ts(0),
+                created_at: ts(5),
                 expires_at: ts(exp),
                 wrapped_dek: vec![exp as u8; 57],
             })
             .await
             .unwrap();
         }
+        // The exact expiry is sealed to the row; the row's own is the end
+        // of its hour, which the sweep uses (issue 13).
         let got = s.session(&[1; 32]).await.unwrap().unwrap();
         assert_eq!(got.member, m.id);
-        assert_eq!(got.expires_at, ts(100));
-        assert_eq!(got.wrapped_dek, Some(vec![100u8; 57]));
-        assert_eq!(s.delete_expired_sessions(ts(150)).await.unwrap(), 1);
+        assert_eq!(got.expires_at, ts(HOUR + 100));
+        assert_eq!(got.wrapped_dek, Some(vec![(HOUR + 100) as u8; 57]));
+        assert_eq!(s.delete_expired_sessions(ts(HOUR + 101)).await.unwrap(), 0);
+        assert_eq!(s.delete_expired_sessions(ts(2 * HOUR)).await.unwrap(), 1);
         assert!(s.session(&[1; 32]).await.unwrap().is_none());
         assert!(s.delete_session(&[2; 32]).await.unwrap());
         assert!(s.session(&[2; 32]).await.unwrap().is_none());
@@ -2274,7 +2277,7 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
             key: k,
             category: c.into(),
             member: m.id,
-            expires_at: ts(1000),
+            expires_at: ts(1000 * HOUR),
             updated_at: ts(5),
             sealed: vec![b; 90],
         };
@@ -2295,7 +2298,7 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
         assert_eq!(mine.len(), 2, "{db:?}");
         assert_eq!(mine[0].category, "interest");
         assert!(
-            s.envelopes_for(consent.id, key, ts(1000))
+            s.envelopes_for(consent.id, key, ts(1000 * HOUR))
                 .await
                 .unwrap()
                 .is_empty(),
@@ -2387,7 +2390,7 @@ async fn expired_envelopes_are_purged_and_erasure_takes_the_rest() {
                     key,
                     category: "region".into(),
                     member: m.id,
-                    expires_at: ts(exp),
+                    expires_at: ts(exp * HOUR),
                     updated_at: ts(1),
                     sealed: vec![1; 90],
                 }],
@@ -2396,7 +2399,7 @@ async fn expired_envelopes_are_purged_and_erasure_takes_the_rest() {
             .unwrap();
             ids.push(c.id);
         }
-        assert_eq!(s.purge_expired_envelopes(ts(60)).await.unwrap(), 1);
+        assert_eq!(s.purge_expired_envelopes(ts(60 * HOUR)).await.unwrap(), 1);
         assert!(s.envelope_keys(ids[0]).await.unwrap().is_empty());
         assert_eq!(s.envelope_keys(ids[1]).await.unwrap().len(), 1);
         assert!(s.shred_member(m.id).await.unwrap());

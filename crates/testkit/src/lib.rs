@@ -24,12 +24,54 @@ impl Db {
     pub const ALL: [Db; 2] = [Db::Sqlite, Db::Postgres];
 }
 
-/// A fresh, empty database; SQLite files are removed on drop.
+/// A fresh, empty database; SQLite files are removed on drop, and a
+/// PostgreSQL database is dropped.
 #[derive(Debug)]
 pub struct TestDb {
     pub url: String,
     /// The data directory to give a node (holds the SQLite file and master key).
     pub data_dir: tempfile::TempDir,
+    /// PostgreSQL: the administrative URL and the database's name, to drop it.
+    drop_pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// The same database with another data directory (a second node of
+    /// one PostgreSQL); dropping it leaves the database to the first.
+    pub fn sharing(&self, data_dir: tempfile::TempDir) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            data_dir,
+            drop_pg: None,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.drop_pg.take() else {
+            return;
+        };
+        // On a thread of its own: a test drops this inside its runtime.
+        // FORCE ends the connections a node's pool may still hold.
+        let dropped = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
 }
 
 /// Errors setting up a test database.
@@ -58,7 +100,11 @@ pub async fn fresh(db: Db) -> Result<Option<TestDb>, TestDbError> {
                 "sqlite://{}",
                 data_dir.path().join("me2b.sqlite3").display()
             );
-            Ok(Some(TestDb { url, data_dir }))
+            Ok(Some(TestDb {
+                url,
+                data_dir,
+                drop_pg: None,
+            }))
         }
         Db::Postgres => {
             let Ok(admin) = std::env::var("ME2B_TEST_POSTGRES_URL") else {
@@ -86,6 +132,7 @@ pub async fn fresh(db: Db) -> Result<Option<TestDb>, TestDbError> {
             Ok(Some(TestDb {
                 url: format!("{base}/{name}"),
                 data_dir,
+                drop_pg: Some((admin, name)),
             }))
         }
     }

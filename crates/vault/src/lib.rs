@@ -131,6 +131,14 @@ pub struct MemberSession {
     key: DataKey,
 }
 
+/// A record's times as stored and shown: the whole hour (issue 13,
+/// "metadata at rest"). An exact time would line the record up with the
+/// member's other rows and with what co-ops saw; records of one hour are
+/// listed by id.
+pub fn record_time(t: Timestamp) -> Timestamp {
+    t.hour()
+}
+
 /// A decrypted record, as its member reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordView {
@@ -462,8 +470,8 @@ impl Vault {
                     id,
                     member: s.member,
                     revision: 1,
-                    created_at: *created_at,
-                    updated_at: *updated_at,
+                    created_at: record_time(*created_at),
+                    updated_at: record_time(*updated_at),
                     ciphertext: self.seal_bytes(s, id, &content.to_json()),
                 })
             })
@@ -502,7 +510,7 @@ impl Vault {
     ) -> Result<RecordView, VaultError> {
         self.check_content(&content)?;
         let id = RecordId::generate(self.rng.as_ref());
-        let now = self.clock.now();
+        let now = record_time(self.clock.now());
         let stored = StoredRecord {
             id,
             member: s.member,
@@ -608,7 +616,7 @@ impl Vault {
                 return Err(VaultError::RevisionConflict { expected });
             }
         }
-        let now = self.clock.now();
+        let now = record_time(self.clock.now());
         let next = StoredRecord {
             id,
             member: s.member,

@@ -204,6 +204,36 @@ impl Srv {
     }
 }
 
+impl Srv {
+    /// A second node on this node's database, with its own data directory
+    /// holding a copy of the master key, and the same clock: two nodes of
+    /// one PostgreSQL (issue 13). Its `t` names the same database.
+    pub async fn second_node(&self) -> Srv {
+        let data_dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            self.t.data_dir.path().join(me2b_node::MASTER_KEY_FILE),
+            data_dir.path().join(me2b_node::MASTER_KEY_FILE),
+        )
+        .unwrap();
+        let t = self.t.sharing(data_dir);
+        let cfg = config(&t, None, self.ttl);
+        let node = Node::open(&cfg, self.clock.clone(), Arc::new(SeededRandom::new(44)))
+            .await
+            .unwrap();
+        let (base, stop) = serve(node.clone()).await;
+        Srv {
+            base,
+            http: Client::new(),
+            node,
+            clock: self.clock.clone(),
+            db: self.db,
+            t,
+            ttl: self.ttl,
+            stop: Some(stop),
+        }
+    }
+}
+
 /// The `.eml` files in an outbox directory addressed to `email`, oldest
 /// first (their names start with the time).
 pub fn outbox_to(dir: &std::path::Path, email: &str) -> Vec<String> {
