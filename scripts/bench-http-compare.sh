@@ -9,7 +9,8 @@
 # AFTER defaults to this checkout's release build. DBS picks the databases
 # (sqlite postgres by default); CASES is passed to bench-http.sh (ceiling read
 # write read@rate). Each run's line ends with the load average (`uptime`) just
-# before it: on a shared machine only the ratios of one run mean anything.
+# before it and the time it ended: on a shared machine only the ratios of one
+# run mean anything.
 # PostgreSQL is a throwaway cluster
 # in a temporary directory with its durability settings left on (fsync,
 # synchronous_commit, full_page_writes), as a node would run it; each run gets a
@@ -79,7 +80,7 @@ for round in $(seq "$ROUNDS"); do
       load=$(uptime | sed 's/.*load average: //; s/,//g' | awk '{print $1}')
       DATABASE=$url BIN=$bin bash scripts/bench-http.sh 2>/dev/null | tee "$OUT/run.txt" >/dev/null
       awk -v r="$round" -v d="$db" -v b="$build" -v l="$load" -v t="$(date -u +%H:%M:%S)" \
-        'NR > 1 && NF == 6 { print r, d, b, $0, "load", l, "at", t }' "$OUT/run.txt" \
+        'NR > 1 && NF == 6 { print r, d, b, $0, "load", l, "ended", t }' "$OUT/run.txt" \
         | tee -a "$OUT/all.txt"
     done
   done
