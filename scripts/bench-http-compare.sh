@@ -4,8 +4,14 @@
 #
 #   BEFORE=/path/to/old/me2b AFTER=./target/release/me2b bash scripts/bench-http-compare.sh
 #   ROUNDS=3 CASES="write read" DURATION=20s bash scripts/bench-http-compare.sh
+#   DBS=sqlite CASES="ceiling read" ROUNDS=2 BEFORE=... bash scripts/bench-http-compare.sh
 #
-# AFTER defaults to this checkout's release build. PostgreSQL is a throwaway cluster
+# AFTER defaults to this checkout's release build. DBS picks the databases
+# (sqlite postgres by default); CASES is passed to bench-http.sh (ceiling read
+# write read@rate). Each run's line ends with the load average (`uptime`) just
+# before it and the time it ended: on a shared machine only the ratios of one
+# run mean anything.
+# PostgreSQL is a throwaway cluster
 # in a temporary directory with its durability settings left on (fsync,
 # synchronous_commit, full_page_writes), as a node would run it; each run gets a
 # fresh database. Prints one line per run and a table of medians.
@@ -15,6 +21,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 ROUNDS=${ROUNDS:-3}
 export CASES=${CASES:-write read}
+DBS=${DBS:-sqlite postgres}
 BEFORE=${BEFORE:?BEFORE: the me2b binary to compare against}
 if [ -z "${AFTER:-}" ]; then
   cargo build --release --locked -p me2b >/dev/null
@@ -28,33 +35,39 @@ pg_bindir() {
   done
   printf '%s' "$best"
 }
-PGBIN=$(pg_bindir)
-[ -n "$PGBIN" ] || { echo "no PostgreSQL server found (scripts/test.sh installs one)" >&2; exit 1; }
-
-PGTMP=$(mktemp -d /tmp/me2b-bench-pg.XXXXXX)
 OUT=$(mktemp -d /tmp/me2b-bench-out.XXXXXX)
+PGTMP=""
 RUN=()
-if [ "$(id -u)" = 0 ]; then
-  id me2b-pg >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin me2b-pg
-  chown me2b-pg "$PGTMP"
-  RUN=(runuser -u me2b-pg --)
-fi
-chmod 700 "$PGTMP"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cleanup() {
-  "${RUN[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -m fast -w stop >/dev/null 2>&1 || true
-  rm -rf "$PGTMP" "$OUT"
+  if [ -n "$PGTMP" ]; then
+    "${RUN[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$PGTMP"
+  fi
+  rm -rf "$OUT"
 }
 trap cleanup EXIT INT TERM
-"${RUN[@]}" "$PGBIN/initdb" -D "$PGTMP/data" -U me2b --auth=trust -E UTF8 --no-instructions >/dev/null
-"${RUN[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -p $PORT -k $PGTMP -c max_connections=200" start >/dev/null
-echo "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT (fsync on)" >&2
+if [[ " $DBS " == *" postgres "* ]]; then
+  PGBIN=$(pg_bindir)
+  [ -n "$PGBIN" ] || { echo "no PostgreSQL server found (scripts/test.sh installs one)" >&2; exit 1; }
+  PGTMP=$(mktemp -d /tmp/me2b-bench-pg.XXXXXX)
+  if [ "$(id -u)" = 0 ]; then
+    id me2b-pg >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin me2b-pg
+    chown me2b-pg "$PGTMP"
+    RUN=(runuser -u me2b-pg --)
+  fi
+  chmod 700 "$PGTMP"
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "${RUN[@]}" "$PGBIN/initdb" -D "$PGTMP/data" -U me2b --auth=trust -E UTF8 --no-instructions >/dev/null
+  "${RUN[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $PGTMP -c max_connections=200" start >/dev/null
+  echo "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT (fsync on)" >&2
+fi
+echo "before: $BEFORE, after: $AFTER, rounds $ROUNDS, databases: $DBS, cases: $CASES" >&2
 
 n=0
 : >"$OUT/all.txt"
 for round in $(seq "$ROUNDS"); do
-  for db in sqlite postgres; do
+  for db in $DBS; do
     for build in before after; do
       bin=$BEFORE
       [ "$build" = after ] && bin=$AFTER
@@ -64,8 +77,10 @@ for round in $(seq "$ROUNDS"); do
         "${RUN[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$PORT" -U me2b "bench_$n"
         url="postgres://me2b@127.0.0.1:$PORT/bench_$n"
       fi
+      load=$(uptime | sed 's/.*load average: //; s/,//g' | awk '{print $1}')
       DATABASE=$url BIN=$bin bash scripts/bench-http.sh 2>/dev/null | tee "$OUT/run.txt" >/dev/null
-      awk -v r="$round" -v d="$db" -v b="$build" 'NR > 1 && NF == 6 { print r, d, b, $0 }' "$OUT/run.txt" \
+      awk -v r="$round" -v d="$db" -v b="$build" -v l="$load" -v t="$(date -u +%H:%M:%S)" \
+        'NR > 1 && NF == 6 { print r, d, b, $0, "load", l, "ended", t }' "$OUT/run.txt" \
         | tee -a "$OUT/all.txt"
     done
   done

@@ -98,7 +98,9 @@ async fn main() {
     };
     tokio::spawn(me2b_server::serve(
         listener,
-        AppState { node: node.clone() },
+        AppState {
+            node: node.clone().into(),
+        },
         opts,
         async {
             let _ = stopped.await;

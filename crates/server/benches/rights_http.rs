@@ -65,7 +65,9 @@ async fn main() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(me2b_server::serve(
         listener,
-        AppState { node: node.clone() },
+        AppState {
+            node: node.clone().into(),
+        },
         ServerOptions::default(),
         async {
             let _ = stopped.await;

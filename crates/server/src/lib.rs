@@ -36,10 +36,14 @@ pub use throttle::ThrottleSettings;
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Shared state of the HTTP layer.
+/// Shared state of the HTTP layer. axum clones the state for every request
+/// (each handler, `State` extractor and stateful middleware), so the node is
+/// behind one `Arc`: a clone is one reference count, not one per service of
+/// the node (cloning `Node` itself cost about a fifth of the constant route's
+/// CPU; BENCHMARKS.md, issues 13 and 14).
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub node: Node,
+    pub node: Arc<Node>,
 }
 
 /// Options of the HTTP layer.

@@ -52,7 +52,8 @@ pub trait LoginGate: Send + Sync + std::fmt::Debug {
 /// Shared state of the web layer.
 #[derive(Clone, Debug)]
 pub struct WebState {
-    pub node: Node,
+    /// Behind an `Arc`: axum clones the state for every request.
+    pub node: Arc<Node>,
     pub gate: Arc<dyn LoginGate>,
     /// The co-op console's sessions (the API key held here, not in the cookie).
     pub consoles: ConsoleSessions,

@@ -229,7 +229,12 @@ pub async fn run(
     let clock = Arc::new(setup::DemoClock::default());
     let mailboxes = Arc::new(me2b_vault::MemoryOutbox::default());
     let (node, _cfg, coops) = setup::start(&dir, clock.clone(), mailboxes.clone()).await?;
-    let app = me2b_server::router(AppState { node: node.clone() }, ServerOptions::default());
+    let app = me2b_server::router(
+        AppState {
+            node: node.clone().into(),
+        },
+        ServerOptions::default(),
+    );
     let (made, erased) =
         vault::story(&node, &app, &coops, &dir, members, &mailboxes, &clock).await?;
 
@@ -355,7 +360,7 @@ async fn serve(
         "  new members   sign up at {url}/signup; the confirmation is a file in {}",
         dir.join("outbox").display()
     );
-    let state = me2b_server::AppState { node };
+    let state = me2b_server::AppState { node: node.into() };
     me2b_server::serve(listener, state, ServerOptions::default(), async {
         let _ = tokio::signal::ctrl_c().await;
     })

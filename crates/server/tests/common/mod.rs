@@ -76,7 +76,7 @@ async fn serve_opts(node: Node, opts: ServerOptions) -> (String, tokio::sync::on
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState { node };
+    let state = AppState { node: node.into() };
     tokio::spawn(me2b_server::serve(listener, state, opts, async {
         let _ = stopped.await;
     }));
