@@ -538,7 +538,7 @@ fn the_demo_runs_end_to_end() {
         // One erased in the vault walk-through, one in the trust's.
         "10 active, 2 erased",
         "Erasure reaches the trust",
-        "answered as before, but nothing",
+        "answered as before and stored",
         "Co-ops learn of erasures in batches",
         // Loyalty with the member present: co-ops see no balance.
         "(POST /v1/org/trust/loyalty/earn → 202 {\"status\":\"accepted\"}): nothing more.",

@@ -11,8 +11,9 @@
 //! see the boundary as its publishing hour, in the order of the random ids,
 //! and its deadline counts from there.
 //!
-//! Kept local to this crate: the consent lists' batching (issue 12) is the
-//! same idea, and the two may share one helper later.
+//! The schedule and its gate are me2b-domain's `batch` (the same as the
+//! erasures' and consent changes'); this is the `[intents]` section that
+//! sets it.
 //!
 //! What remains: a batch released because its oldest intent waited (a quiet
 //! node) may be small, down to one member's intents alone; an organisation
@@ -22,13 +23,13 @@
 //! at least `min_batch` intents were waiting node-wide (one bit per period,
 //! not per topic). README's Intents section says so.
 
-use me2b_domain::Timestamp;
+use me2b_domain::batch::BatchSchedule;
 use serde::{Deserialize, Serialize};
 
 /// `[intents]` of the governance file: when waiting intents are released.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct BatchSchedule {
+pub struct BatchGovernance {
     /// Batches are released at multiples of this many hours since the epoch
     /// (UTC): 1 to 24. Default 1.
     pub release_period_hours: u32,
@@ -40,7 +41,7 @@ pub struct BatchSchedule {
     pub max_wait_hours: u32,
 }
 
-impl Default for BatchSchedule {
+impl Default for BatchGovernance {
     fn default() -> Self {
         Self {
             release_period_hours: 1,
@@ -50,7 +51,7 @@ impl Default for BatchSchedule {
     }
 }
 
-impl BatchSchedule {
+impl BatchGovernance {
     /// Checks the bounds; the message names the key.
     pub fn check(&self) -> Result<(), String> {
         if !(1..=24).contains(&self.release_period_hours) {
@@ -65,18 +66,13 @@ impl BatchSchedule {
         Ok(())
     }
 
-    /// The latest boundary at or before `now`.
-    pub fn boundary(&self, now: Timestamp) -> Timestamp {
-        let p = i64::from(self.release_period_hours.max(1)) * crate::HOUR_MS;
-        Timestamp::from_unix_millis(now.unix_millis().div_euclid(p) * p)
-    }
-
-    /// Intents published at or before this hour have waited long enough to
-    /// go at `boundary` whatever the batch's size.
-    pub fn waited_by(&self, boundary: Timestamp) -> Timestamp {
-        Timestamp::from_unix_millis(
-            boundary.unix_millis() - i64::from(self.max_wait_hours) * crate::HOUR_MS,
-        )
+    /// The schedule these set.
+    pub fn schedule(&self) -> BatchSchedule {
+        BatchSchedule {
+            period_seconds: i64::from(self.release_period_hours.max(1)) * 3600,
+            min_batch: u64::from(self.min_batch),
+            max_delay_seconds: i64::from(self.max_wait_hours) * 3600,
+        }
     }
 }
 
@@ -85,26 +81,27 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::HOUR_MS;
+    use me2b_domain::Timestamp;
 
     #[test]
     fn defaults_are_checked_bounds_refused_and_boundaries_whole() {
-        let d = BatchSchedule::default();
+        let d = BatchGovernance::default();
         assert!(d.check().is_ok());
         for bad in [
-            BatchSchedule {
+            BatchGovernance {
                 release_period_hours: 0,
                 ..d
             },
-            BatchSchedule {
+            BatchGovernance {
                 release_period_hours: 25,
                 ..d
             },
-            BatchSchedule { min_batch: 0, ..d },
-            BatchSchedule {
+            BatchGovernance { min_batch: 0, ..d },
+            BatchGovernance {
                 max_wait_hours: 73,
                 ..d
             },
-            BatchSchedule {
+            BatchGovernance {
                 release_period_hours: 6,
                 max_wait_hours: 5,
                 ..d
@@ -112,22 +109,20 @@ mod tests {
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }
-        let six = BatchSchedule {
+        let six = BatchGovernance {
             release_period_hours: 6,
             ..d
         };
         let t = Timestamp::from_unix_millis(100 * HOUR_MS + 59 * 60_000);
-        assert_eq!(d.boundary(t).unix_millis(), 100 * HOUR_MS);
-        assert_eq!(six.boundary(t).unix_millis(), 96 * HOUR_MS);
+        let s = d.schedule();
+        assert_eq!(s.boundary(t).unix_millis(), 100 * HOUR_MS);
+        assert_eq!(six.schedule().boundary(t).unix_millis(), 96 * HOUR_MS);
         assert_eq!(
-            d.waited_by(d.boundary(t)).unix_millis(),
+            s.waited_by(s.boundary(t)).unix_millis(),
             (100 - 24) * HOUR_MS
         );
-        let g: BatchSchedule = toml_like();
+        assert_eq!(s.min_batch, 10);
+        let g: BatchGovernance = serde_json::from_str("{}").unwrap();
         assert_eq!(g, d);
-    }
-
-    fn toml_like() -> BatchSchedule {
-        serde_json::from_str("{}").unwrap()
     }
 }

@@ -20,7 +20,7 @@ pub mod batch;
 pub mod model;
 mod service;
 
-pub use batch::BatchSchedule;
+pub use batch::BatchGovernance;
 pub use model::*;
 pub use service::{Intents, IntentsDeps, Limits};
 

@@ -3,6 +3,7 @@
 //! (me2b-consent's service/release.rs).
 
 use me2b_consent::service::ConsentSchedule;
+use me2b_domain::batch::BatchSchedule;
 
 /// `[consent_release]`: releases every `release_period_hours` (UTC
 /// boundaries), of at least `min_batch` members, none held past
@@ -25,9 +26,9 @@ impl Default for ConsentReleaseGovernance {
     fn default() -> Self {
         let s = ConsentSchedule::default();
         Self {
-            release_period_hours: u32::try_from(s.period_seconds / 3600).unwrap_or(24),
-            min_batch: u32::try_from(s.min_batch).unwrap_or(5),
-            max_delay_hours: u32::try_from(s.max_delay_seconds / 3600).unwrap_or(72),
+            release_period_hours: u32::try_from(s.batch.period_seconds / 3600).unwrap_or(24),
+            min_batch: u32::try_from(s.batch.min_batch).unwrap_or(5),
+            max_delay_hours: u32::try_from(s.batch.max_delay_seconds / 3600).unwrap_or(72),
             access_window_minutes: u32::try_from(s.access_window_seconds / 60).unwrap_or(60),
         }
     }
@@ -60,9 +61,11 @@ impl ConsentReleaseGovernance {
 
     pub fn schedule(&self) -> ConsentSchedule {
         ConsentSchedule {
-            period_seconds: i64::from(self.release_period_hours) * 3600,
-            min_batch: u64::from(self.min_batch),
-            max_delay_seconds: i64::from(self.max_delay_hours) * 3600,
+            batch: BatchSchedule {
+                period_seconds: i64::from(self.release_period_hours) * 3600,
+                min_batch: u64::from(self.min_batch),
+                max_delay_seconds: i64::from(self.max_delay_hours) * 3600,
+            },
             access_window_seconds: i64::from(self.access_window_minutes) * 60,
             at_once: false,
         }

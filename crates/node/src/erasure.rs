@@ -1,6 +1,7 @@
 //! The governance file's `[erasure]` section: when what organisations can
 //! observe of erasures is released (me2b-vault's erasure.rs).
 
+use me2b_domain::batch::BatchSchedule;
 use me2b_vault::ErasureSchedule;
 
 /// `[erasure]`: releases every `release_period_hours` (UTC boundaries), of
@@ -26,9 +27,9 @@ impl Default for ErasureGovernance {
     fn default() -> Self {
         let s = ErasureSchedule::default();
         Self {
-            release_period_hours: u32::try_from(s.period_seconds / 3600).unwrap_or(24),
-            min_batch: u32::try_from(s.min_batch).unwrap_or(5),
-            max_delay_days: u32::try_from(s.max_delay_seconds / 86_400).unwrap_or(7),
+            release_period_hours: u32::try_from(s.batch.period_seconds / 3600).unwrap_or(24),
+            min_batch: u32::try_from(s.batch.min_batch).unwrap_or(5),
+            max_delay_days: u32::try_from(s.batch.max_delay_seconds / 86_400).unwrap_or(7),
             confirm_within_days: u32::try_from(s.confirm_within_seconds / 86_400).unwrap_or(30),
         }
     }
@@ -54,9 +55,11 @@ impl ErasureGovernance {
 
     pub fn schedule(&self) -> ErasureSchedule {
         ErasureSchedule {
-            period_seconds: i64::from(self.release_period_hours) * 3600,
-            min_batch: u64::from(self.min_batch),
-            max_delay_seconds: i64::from(self.max_delay_days) * 86_400,
+            batch: BatchSchedule {
+                period_seconds: i64::from(self.release_period_hours) * 3600,
+                min_batch: u64::from(self.min_batch),
+                max_delay_seconds: i64::from(self.max_delay_days) * 86_400,
+            },
             confirm_within_seconds: i64::from(self.confirm_within_days) * 86_400,
         }
     }

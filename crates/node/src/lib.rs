@@ -99,7 +99,7 @@ pub struct Governance {
     /// When organisations see consent changes (issue 12).
     pub consent_release: consent_release::ConsentReleaseGovernance,
     /// `[intents]`: when new intents reach organisations, in batches.
-    pub intents: me2b_intents::BatchSchedule,
+    pub intents: me2b_intents::BatchGovernance,
     /// The charter: what no organisation may ask members for (issue 15).
     pub charter: me2b_consent::Charter,
     /// Whose exports this node imports (issue 15).

@@ -88,6 +88,74 @@ fn bad(what: &str) -> StorageError {
     StorageError::Corrupt(format!("{what} is malformed"))
 }
 
+/// Deletes, in the transaction `$tx`, every receipt, item, bin and per-member
+/// total under each research tag of `$tags` (byte vectors), decrementing the
+/// bins' totals; evaluates to the number of receipts removed. Tags that are
+/// not research tags (loyalty tags) match nothing. `trust_forget` runs it at
+/// the erasure, and the release runs it again for the tags it releases: a
+/// co-op's receipts on a held card are stored like any (the same work, so
+/// that timing the answers does not name the card) and go here.
+macro_rules! forget_research_tags {
+    ($tx:ident, $tags:expr) => {{
+        // Scope by scope (every organisation, and `*`), so each lookup uses
+        // the (scope, tag) and (org_id, tag) indexes the ingest path keeps
+        // anyway.
+        let mut orgs: Vec<Vec<u8>> = Vec::new();
+        let mut scopes: Vec<String> = Vec::new();
+        for row in sqlx::query("SELECT org_id FROM organisations").fetch_all(&mut *$tx).await? {
+            let id: Vec<u8> = row.try_get("org_id")?;
+            let org = me2b_domain::OrgId::from_slice(&id)
+                .map_err(|_| crate::StorageError::Corrupt("organisations.org_id is malformed".to_owned()))?;
+            scopes.push(org.to_string());
+            orgs.push(id);
+        }
+        scopes.push("*".to_owned());
+        let mut removed: u64 = 0;
+        for tag in $tags {
+            let tag: Vec<u8> = tag.to_vec();
+            for scope in &scopes {
+                let bins = sqlx::query("SELECT dim, value FROM trust_bins WHERE scope = $1 AND tag = $2")
+                    .bind(scope)
+                    .bind(tag.clone())
+                    .fetch_all(&mut *$tx)
+                    .await?;
+                for b in &bins {
+                    sqlx::query("UPDATE trust_bin_totals SET members = members - 1 WHERE scope = $1 AND dim = $2 AND value = $3")
+                        .bind(scope)
+                        .bind(b.try_get::<i64, _>("dim")?)
+                        .bind(b.try_get::<i64, _>("value")?)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                for sql in [
+                    "DELETE FROM trust_bins WHERE scope = $1 AND tag = $2",
+                    "DELETE FROM trust_members WHERE scope = $1 AND tag = $2",
+                ] {
+                    sqlx::query(sql).bind(scope).bind(tag.clone()).execute(&mut *$tx).await?;
+                }
+            }
+            for org in &orgs {
+                sqlx::query(
+                    "DELETE FROM trust_events WHERE receipt_id IN \
+                     (SELECT receipt_id FROM trust_receipts WHERE org_id = $1 AND tag = $2)",
+                )
+                .bind(org.clone())
+                .bind(tag.clone())
+                .execute(&mut *$tx)
+                .await?;
+                removed += sqlx::query("DELETE FROM trust_receipts WHERE org_id = $1 AND tag = $2")
+                    .bind(org.clone())
+                    .bind(tag.clone())
+                    .execute(&mut *$tx)
+                    .await?
+                    .rows_affected();
+            }
+        }
+        removed
+    }};
+}
+pub(crate) use forget_research_tags;
+
 macro_rules! impl_erasure_store {
     ($pool:ty, $begin:ident) => {
         impl SqlStore<$pool> {
@@ -250,6 +318,12 @@ macro_rules! impl_erasure_store {
                     members.push(member);
                 }
                 if !ids.is_empty() {
+                    // Receipts co-ops sent on the held cards since the
+                    // erasure: stored like any, removed now.
+                    let held: Vec<Vec<u8>> = sqlx::query_scalar("SELECT tag FROM trust_erased WHERE released_at IS NULL")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    forget_research_tags!(tx, &held);
                     sqlx::query("UPDATE erasure_requests SET released_at = $1 WHERE released_at IS NULL")
                         .bind(at.unix_millis())
                         .execute(&mut *tx)

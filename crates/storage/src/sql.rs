@@ -1595,58 +1595,7 @@ macro_rules! impl_store {
             }
             async fn trust_forget(&self, research_tag: &[u8; 32], loyalty_tag: &[u8; 32], at: Timestamp) -> Result<u64> {
                 let mut tx = $begin(&self.pool).await?;
-                // Scope by scope (every organisation, and `*`), so each lookup
-                // uses the (scope, tag) and (org_id, tag) indexes the ingest
-                // path keeps anyway.
-                let mut orgs = Vec::new();
-                for row in sqlx::query("SELECT org_id FROM organisations").fetch_all(&mut *tx).await? {
-                    orgs.push(
-                        OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                            .map_err(|_| corrupt("organisations.org_id"))?,
-                    );
-                }
-                let mut scopes: Vec<String> = orgs.iter().map(|o| o.to_string()).collect();
-                scopes.push("*".to_owned());
-                let tag = research_tag.to_vec();
-                for scope in &scopes {
-                    let bins = sqlx::query("SELECT dim, value FROM trust_bins WHERE scope = $1 AND tag = $2")
-                        .bind(scope)
-                        .bind(tag.clone())
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    for b in &bins {
-                        sqlx::query("UPDATE trust_bin_totals SET members = members - 1 WHERE scope = $1 AND dim = $2 AND value = $3")
-                            .bind(scope)
-                            .bind(b.try_get::<i64, _>("dim")?)
-                            .bind(b.try_get::<i64, _>("value")?)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    for sql in [
-                        "DELETE FROM trust_bins WHERE scope = $1 AND tag = $2",
-                        "DELETE FROM trust_members WHERE scope = $1 AND tag = $2",
-                    ] {
-                        sqlx::query(sql).bind(scope).bind(tag.clone()).execute(&mut *tx).await?;
-                    }
-                }
-                let mut removed = 0;
-                for org in &orgs {
-                    let org = org.as_bytes().to_vec();
-                    sqlx::query(
-                        "DELETE FROM trust_events WHERE receipt_id IN \
-                         (SELECT receipt_id FROM trust_receipts WHERE org_id = $1 AND tag = $2)",
-                    )
-                    .bind(org.clone())
-                    .bind(tag.clone())
-                    .execute(&mut *tx)
-                    .await?;
-                    removed += sqlx::query("DELETE FROM trust_receipts WHERE org_id = $1 AND tag = $2")
-                        .bind(org)
-                        .bind(tag.clone())
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
+                let removed = crate::erasure::forget_research_tags!(tx, [research_tag]);
                 for sql in [
                     "DELETE FROM trust_loyalty_days WHERE tag = $1",
                     "DELETE FROM trust_loyalty_balances WHERE tag = $1",

@@ -17,8 +17,7 @@
 
 use crate::{Vault, VaultError};
 use me2b_domain::audit::{Action, Actor, AuditEvent};
-use me2b_domain::Timestamp;
-use std::sync::atomic::{AtomicI64, Ordering};
+use me2b_domain::batch::{BatchSchedule, ReleaseGate};
 
 /// The prefix of an erasure receipt: the secret under which the member
 /// follows their recipients' confirmations after their account is gone.
@@ -27,13 +26,9 @@ pub const ERASURE_RECEIPT_PREFIX: &str = "me2b_e_";
 /// When what organisations observe of erasures is released.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ErasureSchedule {
-    /// Releases happen at multiples of this since the Unix epoch (UTC).
-    pub period_seconds: i64,
-    /// A period's erasures are released when at least this many are
-    /// pending…
-    pub min_batch: u64,
-    /// …or when the oldest has waited at least this long.
-    pub max_delay_seconds: i64,
+    /// Releases at period boundaries (UTC) of at least `min_batch`
+    /// pending erasures, or when the oldest waited `max_delay_seconds`.
+    pub batch: BatchSchedule,
     /// A recipient that has not confirmed this long after the release is
     /// overdue.
     pub confirm_within_seconds: i64,
@@ -43,57 +38,41 @@ impl Default for ErasureSchedule {
     /// Daily releases of at least 5 members, none held past 7 days.
     fn default() -> Self {
         Self {
-            period_seconds: 24 * 3600,
-            min_batch: 5,
-            max_delay_seconds: 7 * 24 * 3600,
+            batch: BatchSchedule {
+                period_seconds: 24 * 3600,
+                min_batch: 5,
+                max_delay_seconds: 7 * 24 * 3600,
+            },
             confirm_within_seconds: 30 * 24 * 3600,
         }
     }
 }
 
 impl ErasureSchedule {
-    /// The latest boundary at or before `now`.
-    pub fn boundary(&self, now: Timestamp) -> Timestamp {
-        let p = self.period_seconds.max(1).saturating_mul(1000);
-        Timestamp::from_unix_millis(now.unix_millis().div_euclid(p).saturating_mul(p))
-    }
-
-    /// Whether the erasures pending before `boundary` (`pending` of them, the
-    /// oldest begun at `oldest`) are released there.
-    pub fn due(&self, boundary: Timestamp, pending: u64, oldest: Option<Timestamp>) -> bool {
-        let waited_enough = oldest.is_some_and(|t| {
-            boundary.unix_millis().saturating_sub(t.unix_millis())
-                >= self.max_delay_seconds.saturating_mul(1000)
-        });
-        pending > 0 && (pending >= self.min_batch || waited_enough)
-    }
-
     /// The latest an erasure can become visible to organisations: the
     /// maximum delay, rounded up to the next boundary.
     pub fn latest_release_seconds(&self) -> i64 {
-        self.max_delay_seconds.saturating_add(self.period_seconds)
+        self.batch.latest_release_seconds()
     }
 }
 
 /// The release state a node's vault clones share.
 #[derive(Debug, Default)]
 pub(crate) struct Releases {
-    schedule: std::sync::OnceLock<ErasureSchedule>,
+    gate: ReleaseGate<ErasureSchedule>,
     /// Held by every erasure and every release.
     pub(crate) lock: tokio::sync::Mutex<()>,
-    /// Unix milliseconds of the next boundary to decide (0: not yet known).
-    next_check: AtomicI64,
 }
 
 impl Vault {
     /// Sets when erasures are released (once, when the node is wired; later
     /// calls are ignored). Default: [`ErasureSchedule::default`].
     pub fn set_erasure_schedule(&self, s: ErasureSchedule) {
-        let _ = self.releases.schedule.set(s);
+        self.releases.gate.set_schedule(s);
     }
 
     pub fn erasure_schedule(&self) -> ErasureSchedule {
-        self.releases.schedule.get().copied().unwrap_or_default()
+        self.releases.gate.schedule()
     }
 
     /// Releases the pending erasures if a boundary passed since the last
@@ -102,7 +81,7 @@ impl Vault {
     /// is answered after a boundary predates that boundary's release.
     /// Returns how many members were released.
     pub async fn release_erasures_due(&self) -> Result<u64, VaultError> {
-        if self.clock.now().unix_millis() < self.releases.next_check.load(Ordering::Acquire) {
+        if !self.releases.gate.open(self.clock.now()) {
             return Ok(0);
         }
         let _one = self.releases.lock.lock().await;
@@ -112,10 +91,10 @@ impl Vault {
     /// The release decision, under the lock.
     pub(crate) async fn release_locked(&self) -> Result<u64, VaultError> {
         let now = self.clock.now();
-        if now.unix_millis() < self.releases.next_check.load(Ordering::Acquire) {
+        if !self.releases.gate.open(now) {
             return Ok(0);
         }
-        let s = self.erasure_schedule();
+        let s = self.erasure_schedule().batch;
         let boundary = s.boundary(now);
         let (pending, oldest) = self.store.erasure_pending_before(boundary).await?;
         let mut released = 0;
@@ -128,12 +107,7 @@ impl Vault {
                 )
                 .await?;
         }
-        self.releases.next_check.store(
-            boundary
-                .unix_millis()
-                .saturating_add(s.period_seconds.saturating_mul(1000)),
-            Ordering::Release,
-        );
+        self.releases.gate.decided(&s, now);
         Ok(released)
     }
 }
@@ -142,32 +116,9 @@ impl Vault {
 mod tests {
     use super::*;
 
-    fn at(s: i64) -> Timestamp {
-        Timestamp::from_unix_millis(s * 1000)
-    }
-
     #[test]
-    fn boundaries_are_multiples_of_the_period() {
+    fn the_latest_release_is_the_maximum_delay_and_one_period() {
         let s = ErasureSchedule::default();
-        assert_eq!(s.boundary(at(86_400 * 3 + 5)), at(86_400 * 3));
-        assert_eq!(s.boundary(at(86_400 * 3)), at(86_400 * 3));
-        assert_eq!(s.boundary(at(86_399)), at(0));
-    }
-
-    #[test]
-    fn a_batch_waits_for_enough_members_or_the_maximum_delay() {
-        let s = ErasureSchedule {
-            period_seconds: 86_400,
-            min_batch: 3,
-            max_delay_seconds: 2 * 86_400,
-            confirm_within_seconds: 86_400,
-        };
-        let b = at(10 * 86_400);
-        assert!(!s.due(b, 0, None));
-        assert!(!s.due(b, 2, Some(at(9 * 86_400))));
-        assert!(s.due(b, 3, Some(at(9 * 86_400))));
-        assert!(s.due(b, 1, Some(at(8 * 86_400))), "waited two days");
-        assert!(!s.due(b, 1, Some(at(8 * 86_400 + 1))));
-        assert_eq!(s.latest_release_seconds(), 3 * 86_400);
+        assert_eq!(s.latest_release_seconds(), 8 * 86_400);
     }
 }

@@ -27,7 +27,7 @@ impl DemoClock {
     /// answers in the window that opens there. Returns how many consents
     /// changed and the hours skipped.
     pub(super) async fn skip_to_consent_release(&self, node: &Node) -> anyhow::Result<(u64, i64)> {
-        let period = node.consents.release_schedule().period_seconds.max(1) * 1000;
+        let period = node.consents.release_schedule().batch.period_seconds.max(1) * 1000;
         let mut skipped = 0;
         for _ in 0..16 {
             let now = self.now().unix_millis();

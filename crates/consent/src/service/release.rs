@@ -20,20 +20,16 @@
 //! residual risk (ARCHITECTURE.md, "Who can link what").
 
 use super::*;
-use std::sync::atomic::{AtomicI64, Ordering};
+use me2b_domain::batch::{BatchSchedule, ReleaseGate};
 
 /// When organisations see consent changes, and how often data access
 /// answers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConsentSchedule {
-    /// Releases happen at multiples of this since the Unix epoch (UTC),
-    /// and data-access windows open there.
-    pub period_seconds: i64,
-    /// A period's changes are released when at least this many members
-    /// changed…
-    pub min_batch: u64,
-    /// …or when the oldest change has waited at least this long.
-    pub max_delay_seconds: i64,
+    /// Releases at period boundaries (UTC), where data-access windows open
+    /// too, of at least `min_batch` members' changes, or when the oldest
+    /// change waited `max_delay_seconds`.
+    pub batch: BatchSchedule,
     /// How long data access answers after each boundary.
     pub access_window_seconds: i64,
     /// Tests of other features only (the governance file cannot set it):
@@ -47,9 +43,11 @@ impl Default for ConsentSchedule {
     /// past 3 days; data access answers in the hour after midnight.
     fn default() -> Self {
         Self {
-            period_seconds: 24 * 3600,
-            min_batch: 5,
-            max_delay_seconds: 3 * 24 * 3600,
+            batch: BatchSchedule {
+                period_seconds: 24 * 3600,
+                min_batch: 5,
+                max_delay_seconds: 3 * 24 * 3600,
+            },
             access_window_seconds: 3600,
             at_once: false,
         }
@@ -66,30 +64,14 @@ impl ConsentSchedule {
         }
     }
 
-    /// The latest boundary at or before `now`.
-    pub fn boundary(&self, now: Timestamp) -> Timestamp {
-        let p = self.period_seconds.max(1).saturating_mul(1000);
-        Timestamp::from_unix_millis(now.unix_millis().div_euclid(p).saturating_mul(p))
-    }
-
-    /// Whether the changes pending (`members` of them, the oldest made at
-    /// `oldest`) are released at `boundary`.
-    pub fn due(&self, boundary: Timestamp, members: u64, oldest: Option<Timestamp>) -> bool {
-        let waited_enough = oldest.is_some_and(|t| {
-            boundary.unix_millis().saturating_sub(t.unix_millis())
-                >= self.max_delay_seconds.saturating_mul(1000)
-        });
-        members > 0 && (members >= self.min_batch || waited_enough)
-    }
-
     /// Whether data access is answered at `now`: Ok inside the window
     /// that opens at each boundary, Err(seconds until the next) outside.
     pub fn window(&self, now: Timestamp) -> Result<(), i64> {
-        let since = now.unix_millis() - self.boundary(now).unix_millis();
+        let since = now.unix_millis() - self.batch.boundary(now).unix_millis();
         if since < self.access_window_seconds.saturating_mul(1000) {
             Ok(())
         } else {
-            let next = self.period_seconds.saturating_mul(1000);
+            let next = self.batch.period_seconds.max(1).saturating_mul(1000);
             Err((next - since + 999) / 1000)
         }
     }
@@ -98,21 +80,19 @@ impl ConsentSchedule {
 /// The release state a node's `Consents` clones share.
 #[derive(Debug, Default)]
 pub(crate) struct Releases {
-    schedule: std::sync::OnceLock<ConsentSchedule>,
+    gate: ReleaseGate<ConsentSchedule>,
     lock: tokio::sync::Mutex<()>,
-    /// Unix milliseconds of the next boundary to decide (0: not yet known).
-    next_check: AtomicI64,
 }
 
 impl Consents {
     /// Sets when consent changes are released (once, when the node is
     /// wired; later calls are ignored). Default: [`ConsentSchedule::default`].
     pub fn set_release_schedule(&self, s: ConsentSchedule) {
-        let _ = self.releases.schedule.set(s);
+        self.releases.gate.set_schedule(s);
     }
 
     pub fn release_schedule(&self) -> ConsentSchedule {
-        self.releases.schedule.get().copied().unwrap_or_default()
+        self.releases.gate.schedule()
     }
 
     /// Releases the consent changes if a boundary passed since the last
@@ -130,19 +110,20 @@ impl Consents {
                 ))
                 .await?);
         }
-        if now.unix_millis() < self.releases.next_check.load(Ordering::Acquire) {
+        if !self.releases.gate.open(now) {
             return Ok(0);
         }
         let _one = self.releases.lock.lock().await;
-        if now.unix_millis() < self.releases.next_check.load(Ordering::Acquire) {
+        if !self.releases.gate.open(now) {
             return Ok(0);
         }
-        let boundary = s.boundary(now);
+        let b = s.batch;
+        let boundary = b.boundary(now);
         let (members, oldest) = self.store.consent_changes_pending().await?;
         let mut released = 0;
         // Only changes made before the boundary: one made since waits for
         // the next, with the others of its period.
-        if s.due(boundary, members, oldest.filter(|t| *t < boundary)) {
+        if b.due(boundary, members, oldest.filter(|t| *t < boundary)) {
             released = self.store.consent_release(boundary).await?;
             self.audit
                 .record(
@@ -151,12 +132,7 @@ impl Consents {
                 )
                 .await?;
         }
-        self.releases.next_check.store(
-            boundary
-                .unix_millis()
-                .saturating_add(s.period_seconds.saturating_mul(1000)),
-            Ordering::Release,
-        );
+        self.releases.gate.decided(&b, now);
         Ok(released)
     }
 
@@ -184,27 +160,15 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_waits_for_enough_members_or_the_maximum_delay() {
-        let s = ConsentSchedule {
-            period_seconds: 86_400,
-            min_batch: 3,
-            max_delay_seconds: 2 * 86_400,
-            ..ConsentSchedule::default()
-        };
-        assert_eq!(s.boundary(at(86_400 * 3 + 5)), at(86_400 * 3));
-        let b = at(10 * 86_400);
-        assert!(!s.due(b, 0, None));
-        assert!(!s.due(b, 2, Some(at(9 * 86_400))));
-        assert!(s.due(b, 3, Some(at(9 * 86_400))));
-        assert!(s.due(b, 1, Some(at(8 * 86_400))), "waited two days");
-    }
-
-    #[test]
     fn data_access_answers_in_the_window_after_each_boundary() {
+        let d = ConsentSchedule::default();
         let s = ConsentSchedule {
-            period_seconds: 3600,
+            batch: BatchSchedule {
+                period_seconds: 3600,
+                ..d.batch
+            },
             access_window_seconds: 600,
-            ..ConsentSchedule::default()
+            ..d
         };
         assert_eq!(s.window(at(7200)), Ok(()));
         assert_eq!(s.window(at(7799)), Ok(()), "inside");

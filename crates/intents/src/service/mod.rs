@@ -6,16 +6,16 @@ mod member;
 mod org;
 
 use crate::model::*;
-use crate::{BatchSchedule, IntentError};
+use crate::{BatchGovernance, IntentError};
 use me2b_audit::AuditLog;
 use me2b_consent::Consents;
 use me2b_crypto::Keyring;
+use me2b_domain::batch::ReleaseGate;
 use me2b_domain::{Clock, MemberId, Random, Timestamp};
 use me2b_dp::{Accountant, Noise, Pool};
 use me2b_offers::Taxonomy;
 use me2b_storage::Store;
 use me2b_vault::Vault;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// The abuse limits and the counts' ε.
@@ -29,7 +29,7 @@ pub struct Limits {
     /// ε of one weekly release of counts.
     pub counts_epsilon: f64,
     /// When new intents become visible to organisations.
-    pub batch: BatchSchedule,
+    pub batch: BatchGovernance,
 }
 
 impl Default for Limits {
@@ -38,7 +38,7 @@ impl Default for Limits {
             intents_per_week: 5,
             answers_per_day: 100,
             counts_epsilon: 0.2,
-            batch: BatchSchedule::default(),
+            batch: BatchGovernance::default(),
         }
     }
 }
@@ -72,9 +72,9 @@ impl std::fmt::Debug for IntentsDeps {
 #[derive(Clone)]
 pub struct Intents {
     inner: Arc<IntentsDeps>,
-    /// The latest batch boundary already looked at (Unix ms): a boundary's
+    /// The batch schedule, and the next boundary to look at: a boundary's
     /// batch is fixed once it passed, so it is looked at once.
-    released_to: Arc<AtomicI64>,
+    gate: Arc<ReleaseGate<BatchGovernance>>,
 }
 
 impl std::fmt::Debug for Intents {
@@ -99,8 +99,8 @@ const DELIVERY_LABEL: &str = "intent-delivery";
 impl Intents {
     pub fn new(d: IntentsDeps) -> Self {
         Self {
+            gate: Arc::new(ReleaseGate::with(d.limits.batch)),
             inner: Arc::new(d),
-            released_to: Arc::new(AtomicI64::new(i64::MIN)),
         }
     }
 
@@ -150,18 +150,18 @@ impl Intents {
     /// purger; returns how many intents became visible.
     #[tracing::instrument(skip_all)]
     pub async fn release_due(&self) -> Result<u64, IntentError> {
-        let b = self.inner.limits.batch;
-        let boundary = b.boundary(self.now());
-        let at = boundary.unix_millis();
-        if self.released_to.load(Ordering::SeqCst) >= at {
+        let now = self.now();
+        if !self.gate.open(now) {
             return Ok(0);
         }
+        let b = self.gate.schedule().schedule();
+        let boundary = b.boundary(now);
         let n = self
             .inner
             .store
-            .release_intent_batch(boundary, u64::from(b.min_batch), b.waited_by(boundary))
+            .release_intent_batch(boundary, b.min_batch, b.waited_by(boundary))
             .await?;
-        self.released_to.fetch_max(at, Ordering::SeqCst);
+        self.gate.decided(&b, now);
         Ok(n)
     }
 
@@ -169,14 +169,14 @@ impl Intents {
     /// passed its deadline; it ends when the service is dropped.
     pub fn start_purger(&self) {
         let me = Arc::downgrade(&self.inner);
-        let released_to = self.released_to.clone();
+        let gate = self.gate.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(PURGE_SECONDS));
             loop {
                 tick.tick().await;
                 let Some(inner) = me.upgrade() else { return };
-                let released_to = released_to.clone();
-                if let Err(e) = (Intents { inner, released_to }).purge().await {
+                let gate = gate.clone();
+                if let Err(e) = (Intents { inner, gate }).purge().await {
                     tracing::warn!(error = %e, "could not delete expired intents; will retry");
                 }
             }

@@ -1,7 +1,8 @@
 //! Receipts into the trust: a co-op's submissions under its pseudonyms, and
 //! a member forwarding their own vault receipts. Time is coarsened to the
 //! day and location to a governance area; a batch is stored whole or not at
-//! all, and receipts of erased members are dropped.
+//! all, and receipts of erased members are dropped (once the erasure is
+//! released; until then they are stored like any and go at the release).
 
 use super::*;
 
@@ -108,8 +109,9 @@ fn parse_day(r: &ReceiptIn) -> Result<i32, TrustError> {
 
 impl Trust {
     /// Stores pseudonymised receipts; one ingest at a time decides the bins'
-    /// cap. Receipts of members who erased their data are dropped (their
-    /// positions are returned), checked under the same lock `forget` takes.
+    /// cap. Receipts of members whose erasure is released are dropped (their
+    /// positions are returned), checked under the same lock `forget` takes;
+    /// a held card's are stored until the release.
     /// `skip_present` also drops receipts already stored (a member's forwarded
     /// receipts have ids fixed per record).
     async fn store_rows(
@@ -124,33 +126,33 @@ impl Trust {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        // A released erasure's receipts are dropped and named; one not yet
-        // released (erasure.rs in me2b-vault) is dropped silently and
-        // answered as before the erasure, so that no co-op sees it sooner
-        // than the others.
-        let gone: std::collections::HashMap<[u8; 32], bool> = self
+        // A released erasure's receipts are dropped and named. One not yet
+        // released (erasure.rs in me2b-vault) is answered as before the
+        // erasure, so that no co-op sees it sooner than the others, and its
+        // receipts are stored like any: dropping them would answer
+        // measurably faster and name the card to a co-op timing its
+        // submissions (attack 5e). The release deletes them with the rest
+        // of the tag's rows (`erasure_release` in me2b-storage).
+        let released: std::collections::HashSet<[u8; 32]> = self
             .inner
             .store
             .trust_erased_states(&tags)
             .await?
             .into_iter()
-            .map(|e| (e.tag, e.released))
+            .filter(|e| e.released)
+            .map(|e| e.tag)
             .collect();
         let mut erased = Vec::new();
-        let mut unreleased = 0;
         let rows: Vec<TrustReceiptRow> = rows
             .into_iter()
             .enumerate()
-            .filter_map(|(i, r)| match gone.get(&r.tag) {
-                Some(true) => {
+            .filter_map(|(i, r)| {
+                if released.contains(&r.tag) {
                     erased.push(i);
                     None
+                } else {
+                    Some(r)
                 }
-                Some(false) => {
-                    unreleased += 1;
-                    None
-                }
-                None => Some(r),
             })
             .collect();
         let rows = if skip_present {
@@ -166,8 +168,21 @@ impl Trust {
             .store
             .insert_trust_receipts(&rows, self.inner.governance.max_values_per_member)
             .await?;
+        // A release that ran between the check above and the insert did not
+        // see these rows: forget them now. The check runs for every batch,
+        // held cards or not, so it costs every submission the same.
+        let inserted: Vec<[u8; 32]> = tags.into_iter().filter(|t| !released.contains(t)).collect();
+        for late in self.inner.store.trust_erased_states(&inserted).await? {
+            if late.released {
+                let at = self.inner.clock.now();
+                self.inner
+                    .store
+                    .trust_forget(&late.tag, &late.tag, at)
+                    .await?;
+            }
+        }
         Ok(Stored {
-            stored: rows.len() + unreleased,
+            stored: rows.len(),
             erased,
         })
     }

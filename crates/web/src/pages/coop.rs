@@ -187,18 +187,15 @@ fn release_words(s: &WebState) -> String {
         return "Members' answers reach you at once (a setting for tests only).".into();
     }
     let now = s.node.clock.now();
-    let period = r.period_seconds.max(1).saturating_mul(1000);
-    let next = me2b_domain::Timestamp::from_unix_millis(
-        r.boundary(now).unix_millis().saturating_add(period),
-    );
+    let next = r.batch.next_boundary(now);
     format!(
         "Members' answers (yes, and withdrawals) reach you in batches, never one by one, so no \
          answer can be timed to a member: the next release is at {}, once at least {} members \
          have answered since, or at the latest {} hours after an answer. Reading members' data \
          through the API is open for {} minutes after each release.",
         when(next),
-        r.min_batch,
-        r.max_delay_seconds / 3600,
+        r.batch.min_batch,
+        r.batch.max_delay_seconds / 3600,
         r.access_window_seconds / 60
     )
 }

@@ -293,17 +293,21 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
         let dropped = v["erased"].as_array().map_or(0, Vec::len);
         let pool = node.store.trust_member_count(&scope).await?;
         ensure(
-            st == StatusCode::CREATED && v["stored"] == again.len() && dropped == 0 && pool == now,
+            st == StatusCode::CREATED
+                && v["stored"] == again.len()
+                && dropped == 0
+                && pool == before,
             &format!(
                 "an erased member's card brought data back, or told the erasure early: {st} {v}"
             ),
         )?;
         out!(
-            "   {} still holds their card. Resubmitting its {}: {st}, answered as before, but nothing",
+            "   {} still holds their card. Resubmitting its {}: {st}, answered as before and stored",
             names[0],
             verb(again.len(), "receipt", "receipts")
         );
-        out!("   was kept (pool still {pool}). Co-ops learn of erasures in batches at period boundaries");
+        out!("   like a live card's (pool {pool}: the same work, so timing the answer names no card), until");
+        out!("   the erasure's release deletes them. Co-ops learn of erasures in batches at period boundaries");
         out!("   (then `erased` lists the receipts and earning answers 410 member_erased), so two co-ops");
         out!("   cannot link their cards by the instant one changes (ARCHITECTURE.md: Erasure).");
         let (st, v) = call(
@@ -318,7 +322,7 @@ pub(super) async fn loyalty_forwarding_erasure(c: &Ctx<'_>) -> anyhow::Result<()
             st == StatusCode::ACCEPTED,
             &format!("an erased member's card told the erasure early: {st} {v}"),
         )?;
-        out!("   Earning points on it: {st}, nothing recorded.");
+        out!("   Earning points on it: {st}, recorded like a live card's and deleted at the release.");
     }
 
     Ok(())
