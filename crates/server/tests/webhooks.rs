@@ -101,6 +101,7 @@ async fn published_key(s: &Srv) -> NodeVerifyingKey {
 fn settings() -> WebhookSettings {
     WebhookSettings {
         allow_http: true,
+        allow_private: true,
         // Only so that the receiver that never answers ends each attempt.
         timeout: Duration::from_secs(1),
         retry: RetryPolicy {
@@ -378,5 +379,94 @@ async fn webhooks_are_retried_with_backoff_verified_and_bounded() {
             .req(Method::DELETE, "/v1/org/webhook", Some(&a_key), None)
             .await;
         assert_eq!(st, StatusCode::NOT_FOUND);
+    }
+}
+
+/// SSRF: a stored webhook whose host *name* resolves to this machine (here
+/// `localhost`; a public name rebound to 127.0.0.1 after registration is
+/// the same case) is refused when the delivery resolves it: the receiver
+/// listening on 127.0.0.1 is never reached, and the attempt counts as
+/// failed. Registration refuses the name outright.
+#[tokio::test]
+async fn a_host_name_resolving_to_this_machine_is_never_reached() {
+    for db in Db::ALL {
+        let Some(s) = common::start_custom(db, ServerOptions::default(), |cfg| {
+            cfg.webhooks = WebhookSettings {
+                allow_private: false,
+                ..settings()
+            };
+        })
+        .await
+        else {
+            continue;
+        };
+        let key = published_key(&s).await;
+        let target = Arc::new(Receiver {
+            fail_first: 0,
+            hang: false,
+            key,
+            hits: AtomicUsize::new(0),
+            accepted: Mutex::new(Vec::new()),
+        });
+        let literal = receiver(target.clone()).await;
+        let port = literal
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches("/hook");
+        let named = format!("http://localhost:{port}/hook");
+        let (a, a_key, a_req) = coop(&s, "Co-op A").await;
+        for url in [&literal, &named] {
+            let (st, v) = s
+                .req(
+                    Method::PUT,
+                    "/v1/org/webhook",
+                    Some(&a_key),
+                    Some(json!({ "url": url })),
+                )
+                .await;
+            assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        }
+        // As if the name had resolved to a public address when registered.
+        s.node
+            .store
+            .set_webhook(a, &named, s.clock.now())
+            .await
+            .unwrap();
+        let m = s.member("ana@example.org").await;
+        let (st, v) = s
+            .req(
+                Method::POST,
+                &format!("/v1/me/consent-requests/{a_req}/grant"),
+                Some(&m),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let (st, v) = s
+            .req(
+                Method::DELETE,
+                "/v1/me",
+                Some(&m),
+                Some(json!({ "passphrase": PASSPHRASE })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        s.clock
+            .advance_seconds(s.node.vault.erasure_schedule().latest_release_seconds());
+        s.node.vault.release_erasures_due().await.unwrap();
+        let pass = s.node.webhooks.deliver_due().await.unwrap();
+        assert_eq!((pass.delivered, pass.retrying), (0, 1), "{db:?}");
+        assert_eq!(target.hits.load(Ordering::SeqCst), 0, "{db:?}");
+        // A stored private literal is refused at delivery too.
+        s.node
+            .store
+            .set_webhook(a, &literal, s.clock.now())
+            .await
+            .unwrap();
+        s.clock.advance_seconds(CAP);
+        let pass = s.node.webhooks.deliver_due().await.unwrap();
+        assert_eq!((pass.delivered, pass.retrying), (0, 1), "{db:?}");
+        assert_eq!(target.hits.load(Ordering::SeqCst), 0, "{db:?}");
     }
 }
