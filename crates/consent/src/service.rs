@@ -30,11 +30,15 @@ use std::sync::Arc;
 mod cross_sell;
 mod erasure;
 pub mod optout;
+mod rectification;
 mod release;
 pub use cross_sell::CrossSell;
 pub use erasure::{
     ErasureRequestClaims, ErasureStatus, OperatorErasureRequest, OrgErasureRequest, RecipientList,
     RecipientStatus, ERASURE_REQUEST_TYP,
+};
+pub use rectification::{
+    MemberRectification, OrgRectificationNotice, RectificationClaims, RECTIFICATION_NOTICE_TYP,
 };
 pub use release::ConsentSchedule;
 
@@ -58,6 +62,10 @@ pub enum ServiceError {
     ErasureAlreadyConfirmed,
     #[error("no erasure receipt matches")]
     ErasureReceiptNotFound,
+    #[error("no such rectification notice of this organisation")]
+    RectificationNotFound,
+    #[error("this rectification notice was confirmed before")]
+    RectificationAlreadyConfirmed,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -722,6 +730,22 @@ impl Consents {
     /// After a write: re-seals the envelopes of the categories `old` and
     /// `new` fall in, for each consent in force that covers them.
     pub async fn record_changed(
+        &self,
+        s: &MemberSession,
+        old: Option<&RecordContent>,
+        new: Option<&RecordContent>,
+    ) -> Result<(), ServiceError> {
+        // A correction (Art. 16) is told to every recipient of the old
+        // value (Art. 19); the envelopes are re-sealed either way.
+        let told = match (old, new) {
+            (Some(o), Some(n)) if o != n => self.rectified(s.member, o).await.map(|_| ()),
+            _ => Ok(()),
+        };
+        self.reseal_after(s, old, new).await?;
+        told
+    }
+
+    async fn reseal_after(
         &self,
         s: &MemberSession,
         old: Option<&RecordContent>,

@@ -75,6 +75,17 @@ pub enum Action {
     /// An organisation confirmed an erasure request (object: its id).
     #[serde(rename = "member.erase.confirm")]
     ErasureConfirm,
+    /// A corrected record made rectification notices to the organisations
+    /// that received its category (object: how many).
+    #[serde(rename = "vault.record.rectify")]
+    RectificationNotify,
+    /// Rectification notices of one period were released to organisations
+    /// together (object: how many notices).
+    #[serde(rename = "vault.record.rectify.release")]
+    RectificationRelease,
+    /// An organisation confirmed a rectification notice (object: its id).
+    #[serde(rename = "vault.record.rectify.confirm")]
+    RectificationConfirm,
     #[serde(rename = "vault.record.create")]
     RecordCreate,
     #[serde(rename = "vault.record.read")]

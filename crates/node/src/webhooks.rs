@@ -1,4 +1,5 @@
-//! Erasure requests pushed to organisations' webhooks (issue 15, item 2).
+//! Erasure requests and rectification notices pushed to organisations'
+//! webhooks (issue 15, items 2 and 3).
 //!
 //! An organisation registers one URL (https) through the API. Once an
 //! erasure request to it is released with its batch, the node posts the
@@ -13,13 +14,31 @@
 //!
 //! Deliveries run side by side, each with its own timeout: a receiver that
 //! fails or hangs holds up only its own requests. Nothing about a member is
-//! logged (the log names the organisation, the attempt and the HTTP status).
+//! logged (the log names the organisation, the attempt and the HTTP status),
+//! and never the URL.
+//!
+//! Rectification notices go to the same webhook, the same way, with
+//! `me2b-event: rectification-notice` (erasure requests say
+//! `erasure-request`) and their own JWS `typ`.
+//!
+//! A webhook is never pointed inside: registration refuses IP literals of
+//! this machine or private networks, and each delivery resolves the host
+//! name itself ([`PublicOnly`]) and connects only to the addresses it
+//! checked, all public; anything else is a failed attempt.
 
 use me2b_audit::AuditLog;
 use me2b_consent::service::Consents;
 use me2b_domain::audit::{Action, Actor, AuditEvent};
 use me2b_domain::{Clock, OrgId, Random, Timestamp};
-use me2b_storage::{DeliveryState, DueDelivery, Store};
+use me2b_storage::{DeliveryState, DueDelivery, DueRectification, Store};
+
+/// A delivery due: an erasure request or a rectification notice, posted the
+/// same way (`me2b-event` says which).
+#[derive(Debug)]
+enum Due {
+    Erasure(DueDelivery),
+    Rectification(DueRectification),
+}
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,9 +91,13 @@ impl RetryPolicy {
 /// policy, and only tests let a webhook be plain http).
 #[derive(Clone, Debug)]
 pub struct WebhookSettings {
-    /// Accept `http://` URLs and loopback or private addresses. Tests only:
-    /// their receiver is a plain local HTTP server.
+    /// Accept `http://` URLs. Tests only: their receiver is a plain local
+    /// HTTP server.
     pub allow_http: bool,
+    /// Accept URLs naming, or host names resolving to, this machine or a
+    /// private network. Tests only (their receivers listen on 127.0.0.1):
+    /// neither the TOML file nor the API can set it.
+    pub allow_private: bool,
     /// Connect plus answer, per attempt.
     pub timeout: Duration,
     pub retry: RetryPolicy,
@@ -89,6 +112,7 @@ impl Default for WebhookSettings {
     fn default() -> Self {
         Self {
             allow_http: false,
+            allow_private: false,
             timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             concurrency: 8,
@@ -150,7 +174,10 @@ fn private_ip(ip: IpAddr) -> bool {
                 || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_multicast()
+                || v4.octets()[0] == 0
+                || v4.octets()[0] >= 240
                 || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
+                || v4.octets()[0] == 198 && (v4.octets()[1] & 0xfe) == 18
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -159,17 +186,20 @@ fn private_ip(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| private_ip(IpAddr::V4(v4)))
+                || v6.to_ipv4().is_some_and(|v4| private_ip(IpAddr::V4(v4)))
         }
     }
 }
 
 /// Checks a webhook URL: https (http only when allowed), a host, no
 /// credentials or fragment, and (outside tests) not this machine or a
-/// private network named by its address.
-pub fn check_url(raw: &str, allow_http: bool) -> Result<reqwest::Url, WebhookError> {
+/// private network named by its address. A host name that resolves to one
+/// is refused when a delivery resolves it ([`PublicOnly`]).
+pub fn check_url(
+    raw: &str,
+    allow_http: bool,
+    allow_private: bool,
+) -> Result<reqwest::Url, WebhookError> {
     if raw.len() > MAX_URL_LEN {
         return Err(WebhookError::InvalidUrl("it is longer than 2,048 bytes"));
     }
@@ -189,7 +219,7 @@ pub fn check_url(raw: &str, allow_http: bool) -> Result<reqwest::Url, WebhookErr
         .host_str()
         .filter(|h| !h.is_empty())
         .ok_or(WebhookError::InvalidUrl("it has no host"))?;
-    if !allow_http {
+    if !allow_private {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let private = match bare.parse::<IpAddr>() {
             Ok(ip) => private_ip(ip),
@@ -207,8 +237,79 @@ pub fn check_url(raw: &str, allow_http: bool) -> Result<reqwest::Url, WebhookErr
     Ok(url)
 }
 
+/// The webhooks' DNS resolver: it resolves a host name at delivery time and
+/// refuses it when any of its addresses is not public (loopback, private,
+/// link-local, CGNAT, multicast, unspecified…). The client connects only to
+/// the addresses it returns, the ones checked: a name that changes its
+/// answer between the check and the connection (DNS rebinding) gains
+/// nothing. An IP literal never reaches a resolver; the delivery checks it.
+#[derive(Clone, Copy, Debug)]
+pub struct PublicOnly {
+    /// Tests only ([`WebhookSettings::allow_private`]).
+    allow_private: bool,
+}
+
+/// A webhook's host resolved to an address that is not public (the error
+/// names neither the host nor the address).
+#[derive(Debug, thiserror::Error)]
+#[error("the webhook's host resolves to an address that is not public")]
+pub struct NotPublic;
+
+impl PublicOnly {
+    /// The addresses of `host` (any port: the client sets the URL's), all
+    /// public, or an error.
+    pub async fn lookup(
+        &self,
+        host: &str,
+    ) -> Result<Vec<std::net::SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+        if addrs.is_empty() {
+            return Err("the webhook's host has no address".into());
+        }
+        if !self.allow_private && addrs.iter().any(|a| private_ip(a.ip())) {
+            return Err(Box::new(NotPublic));
+        }
+        Ok(addrs)
+    }
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let this = *self;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs = this.lookup(&host).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Whether a delivery may go to `url` as far as its host is an IP literal:
+/// a stored URL is checked again when used (a name is checked by the
+/// resolver).
+fn literal_allowed(url: &str, allow_private: bool) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = u.host_str().filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(ip) => allow_private || !private_ip(ip),
+        Err(_) => true,
+    }
+}
+
 fn client(settings: &WebhookSettings) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
+        .dns_resolver(Arc::new(PublicOnly {
+            allow_private: settings.allow_private,
+        }))
+        .no_proxy()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
         .redirect(reqwest::redirect::Policy::none())
@@ -263,7 +364,7 @@ impl Webhooks {
 
     /// Registers (or replaces) `org`'s webhook; audited.
     pub async fn register(&self, org: OrgId, raw: &str) -> Result<Webhook, WebhookError> {
-        let url = check_url(raw, self.settings.allow_http)?;
+        let url = check_url(raw, self.settings.allow_http, self.settings.allow_private)?;
         let now = self.clock.now();
         self.store.set_webhook(org, url.as_str(), now).await?;
         self.audit
@@ -307,8 +408,24 @@ impl Webhooks {
         let Ok(_running) = self.running.try_lock() else {
             return Ok(DeliveryPass::default());
         };
+        if let Err(e) = self.consents.release_rectifications_due().await {
+            tracing::warn!(error = %e, "rectification notices due could not be released");
+        }
         let now = self.clock.now();
-        let due = self.store.webhook_deliveries_due(now, 500).await?;
+        let mut due: Vec<Due> = self
+            .store
+            .webhook_deliveries_due(now, 500)
+            .await?
+            .into_iter()
+            .map(Due::Erasure)
+            .collect();
+        due.extend(
+            self.store
+                .rectification_deliveries_due(now, 500)
+                .await?
+                .into_iter()
+                .map(Due::Rectification),
+        );
         let gate = Arc::new(tokio::sync::Semaphore::new(
             self.settings.concurrency.max(1),
         ));
@@ -335,31 +452,56 @@ impl Webhooks {
         Ok(pass)
     }
 
-    async fn deliver_one(
-        &self,
-        d: DueDelivery,
-        now: Timestamp,
-    ) -> Result<DeliveryState, WebhookError> {
-        let Some(req) = self.consents.signed_erasure_request(&d.request, now) else {
+    async fn deliver_one(&self, d: Due, now: Timestamp) -> Result<DeliveryState, WebhookError> {
+        let (org, id, url, attempts, signed, event) = match &d {
+            Due::Erasure(d) => (
+                d.request.org,
+                d.request.id,
+                d.url.as_str(),
+                d.attempts,
+                self.consents
+                    .signed_erasure_request(&d.request, now)
+                    .map(|r| r.signed),
+                "erasure-request",
+            ),
+            Due::Rectification(d) => (
+                d.notice.org,
+                d.notice.id,
+                d.url.as_str(),
+                d.attempts,
+                self.consents
+                    .signed_rectification(&d.notice, now)
+                    .map(|r| r.signed),
+                "rectification-notice",
+            ),
+        };
+        let Some(signed) = signed else {
             return Ok(DeliveryState {
-                attempts: d.attempts,
+                attempts,
                 next_at: None,
                 delivered_at: None,
                 last_status: None,
             });
         };
-        let attempts = d.attempts.saturating_add(1);
-        let status = match self
-            .client
-            .post(&d.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/jose")
-            .header("me2b-event", "erasure-request")
-            .body(req.signed)
-            .send()
-            .await
-        {
-            Ok(r) => Some(r.status()),
-            Err(_) => None,
+        let attempts = attempts.saturating_add(1);
+        let refused = !literal_allowed(url, self.settings.allow_private);
+        let status = if refused {
+            None
+        } else {
+            match self
+                .client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/jose")
+                .header("me2b-event", event)
+                .body(signed)
+                .send()
+                .await
+            {
+                Ok(r) => Some(r.status()),
+                // Refused by the resolver, or failed: the error names the
+                // URL, so it is dropped, never logged.
+                Err(_) => None,
+            }
         };
         let delivered = status.is_some_and(|s| s.is_success());
         let state = if delivered {
@@ -378,11 +520,13 @@ impl Webhooks {
                 )
             });
             tracing::info!(
-                org = %d.request.org,
+                org = %org,
+                event,
                 attempt = attempts,
+                refused,
                 status = status.map(|s| s.as_u16()).unwrap_or(0),
                 again = next_at.is_some(),
-                "an erasure request's webhook delivery failed"
+                "a webhook delivery failed"
             );
             DeliveryState {
                 attempts,
@@ -391,7 +535,10 @@ impl Webhooks {
                 last_status: status.map(|s| s.as_u16()),
             }
         };
-        self.store.webhook_attempted(&d.request.id, &state).await?;
+        match d {
+            Due::Erasure(_) => self.store.webhook_attempted(&id, &state).await?,
+            Due::Rectification(_) => self.store.rectification_attempted(&id, &state).await?,
+        }
         Ok(state)
     }
 }
@@ -400,6 +547,7 @@ impl Webhooks {
 mod tests {
     use super::*;
     use me2b_crypto::SeededRandom;
+    use proptest::prelude::*;
 
     #[test]
     fn only_public_https_urls_are_accepted_outside_tests() {
@@ -424,19 +572,119 @@ mod tests {
             ("not a url", false),
             ("", false),
         ] {
-            assert_eq!(check_url(url, false).is_ok(), ok, "{url}");
+            assert_eq!(check_url(url, false, false).is_ok(), ok, "{url}");
         }
         let long = format!("https://coop.example.org/{}", "a".repeat(MAX_URL_LEN));
-        assert!(check_url(&long, false).is_err());
+        assert!(check_url(&long, false, false).is_err());
         // Tests' local receivers.
-        assert!(check_url("http://127.0.0.1:8080/hook", true).is_ok());
-        assert!(check_url("ftp://127.0.0.1/hook", true).is_err());
+        assert!(check_url("http://127.0.0.1:8080/hook", true, true).is_ok());
+        assert!(check_url("ftp://127.0.0.1/hook", true, true).is_err());
+    }
+
+    fn private_v4() -> impl Strategy<Value = std::net::Ipv4Addr> {
+        prop_oneof![
+            any::<[u8; 3]>().prop_map(|b| [127, b[0], b[1], b[2]]),
+            any::<[u8; 3]>().prop_map(|b| [10, b[0], b[1], b[2]]),
+            any::<[u8; 2]>().prop_map(|b| [192, 168, b[0], b[1]]),
+            (16u8..32, any::<[u8; 2]>()).prop_map(|(x, b)| [172, x, b[0], b[1]]),
+            any::<[u8; 2]>().prop_map(|b| [169, 254, b[0], b[1]]),
+            (64u8..128, any::<[u8; 2]>()).prop_map(|(x, b)| [100, x, b[0], b[1]]),
+            (224u8..=255, any::<[u8; 3]>()).prop_map(|(x, b)| [x, b[0], b[1], b[2]]),
+            any::<[u8; 3]>().prop_map(|b| [0, b[0], b[1], b[2]]),
+        ]
+        .prop_map(std::net::Ipv4Addr::from)
+    }
+
+    fn private_host() -> impl Strategy<Value = String> {
+        prop_oneof![
+            private_v4().prop_map(|ip| ip.to_string()),
+            private_v4().prop_map(|ip| format!("[::ffff:{ip}]")),
+            any::<[u16; 7]>().prop_map(|s| format!(
+                "[fd{:02x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}]",
+                s[0] & 0xff,
+                s[1],
+                s[2],
+                s[3],
+                s[4],
+                s[5],
+                s[6],
+                s[0]
+            )),
+            any::<u16>().prop_map(|x| format!("[fe80::{x:x}]")),
+            Just("[::1]".to_owned()),
+            Just("[::]".to_owned()),
+            "[a-z]{1,10}".prop_map(|l| format!("{l}.localhost")),
+            Just("localhost".to_owned()),
+        ]
+    }
+
+    fn public_host() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ("[a-z][a-z0-9-]{0,20}[a-z0-9]", "[a-z]{2,6}").prop_map(|(l, t)| format!("{l}.{t}")),
+            (1u8..100, any::<[u8; 3]>()).prop_map(|(a, b)| {
+                let a = if a == 10 || a == 0 { 11 } else { a };
+                format!("{a}.{}.{}.{}", b[0], b[1], b[2])
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Untrusted input: never a panic, whatever the bytes.
+        #[test]
+        fn any_text_is_an_answer_never_a_panic(raw in ".{0,300}", http: bool, private: bool) {
+            let _ = check_url(&raw, http, private);
+            let _ = literal_allowed(&raw, private);
+        }
+
+        /// What the documentation promises, over generated URLs: https on a
+        /// public host is accepted; another scheme, credentials, a fragment
+        /// or a private address never is.
+        #[test]
+        fn urls_are_judged_by_their_parts(
+            scheme in prop_oneof![Just("https"), Just("http"), Just("ftp"), Just("file"), Just("gopher")],
+            user in proptest::option::of("[a-z]{1,8}(:[a-z0-9]{0,8})?"),
+            public in public_host(),
+            private in private_host(),
+            use_private: bool,
+            port in proptest::option::of(1u16..),
+            path in "(/[a-zA-Z0-9._~-]{0,12}){0,4}",
+            query in proptest::option::of("[a-z]{1,5}=[a-z0-9]{0,5}"),
+            fragment in proptest::option::of("[a-z]{0,5}"),
+        ) {
+            let host = if use_private { &private } else { &public };
+            let mut url = format!("{scheme}://");
+            if let Some(u) = &user {
+                url.push_str(u);
+                url.push('@');
+            }
+            url.push_str(host);
+            if let Some(p) = port {
+                url.push_str(&format!(":{p}"));
+            }
+            url.push_str(&path);
+            if let Some(q) = &query {
+                url.push('?');
+                url.push_str(q);
+            }
+            if let Some(f) = &fragment {
+                url.push('#');
+                url.push_str(f);
+            }
+            let ok = scheme == "https" && user.is_none() && !use_private && fragment.is_none();
+            prop_assert_eq!(check_url(&url, false, false).is_ok(), ok, "{}", url);
+            if ok {
+                prop_assert!(literal_allowed(&url, false), "{}", url);
+            }
+            if use_private {
+                prop_assert!(!literal_allowed(&url, false) || !private.starts_with(|c: char| c.is_ascii_digit() || c == '['), "{}", url);
+            }
+        }
     }
 
     #[test]
     fn errors_never_echo_the_url() {
         let secret = "https://user:hunter2@coop.example.org/hook";
-        let e = check_url(secret, false).unwrap_err().to_string();
+        let e = check_url(secret, false, false).unwrap_err().to_string();
         assert!(
             !e.contains("hunter2") && !e.contains("coop.example.org"),
             "{e}"

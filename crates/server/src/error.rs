@@ -93,6 +93,8 @@ error_codes! {
     ErasureRequestNotFound = "erasure_request_not_found", NOT_FOUND, "no erasure request of this organisation has this id (or it is not sent yet)";
     ErasureAlreadyConfirmed = "erasure_already_confirmed", CONFLICT, "this erasure request was confirmed before: nothing changed";
     ErasureReceiptNotFound = "erasure_receipt_not_found", NOT_FOUND, "no erasure receipt matches";
+    RectificationNotFound = "rectification_notice_not_found", NOT_FOUND, "no rectification notice of this organisation has this id (or it is not sent yet)";
+    RectificationAlreadyConfirmed = "rectification_already_confirmed", CONFLICT, "this rectification notice was confirmed before: nothing changed";
     InvalidWebhookUrl = "invalid_webhook_url", UNPROCESSABLE_ENTITY, "the webhook URL is refused: it must be https, name a public host, and carry no credentials or fragment (the message says which)";
     WebhookNotFound = "webhook_not_found", NOT_FOUND, "this organisation has no webhook registered";
     // --- offers ---
@@ -409,6 +411,10 @@ impl From<me2b_consent::ServiceError> for ApiError {
             E::ErasureRequestNotFound => Self::new(C::ErasureRequestNotFound, e.to_string()),
             E::ErasureAlreadyConfirmed => Self::new(C::ErasureAlreadyConfirmed, e.to_string()),
             E::ErasureReceiptNotFound => Self::new(C::ErasureReceiptNotFound, e.to_string()),
+            E::RectificationNotFound => Self::new(C::RectificationNotFound, e.to_string()),
+            E::RectificationAlreadyConfirmed => {
+                Self::new(C::RectificationAlreadyConfirmed, e.to_string())
+            }
             E::Storage(inner) => Self::storage_down(&inner),
             E::Audit(inner) => inner.into(),
             E::Vault(inner) => inner.into(),

@@ -2,7 +2,7 @@
 
 use crate::routes::{
     consent, credentials, erasure, intents, members, meta, offers, optout, orgs, portability,
-    trust, vault,
+    rectification, trust, vault,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,
         credentials::mine, credentials::present,
         erasure::list, erasure::confirm, erasure::status, erasure::set_webhook, erasure::get_webhook, erasure::delete_webhook,
+        rectification::list, rectification::confirm, rectification::mine,
         optout::opt_out, optout::status, optout::opt_in, optout::new_code,
         optout::public_optout, optout::desk_optout,
         portability::export, portability::import,

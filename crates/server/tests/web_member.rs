@@ -772,3 +772,107 @@ async fn a_credential_is_added_with_a_code_and_presented_to_a_typed_challenge() 
     .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
+
+/// The row of `name` in the vault page's corrections table.
+fn correction_row(page: &str, name: &str) -> String {
+    let section = &page[page
+        .find("Who was told of your corrections")
+        .unwrap_or_else(|| panic!("no corrections section in {page}"))..];
+    let at = section
+        .find(&format!("<th scope=\"row\">{name}</th>"))
+        .unwrap_or_else(|| panic!("{name} in {section}"));
+    let row = &section[at..];
+    row[..row.find("</tr>").unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn a_correction_on_the_web_shows_each_recipients_status() {
+    for db in Db::ALL {
+        let Some(s) = common::start_ttl(db, None, 90 * 24 * 3600).await else {
+            continue;
+        };
+        let ana = s.member("ana@example.org").await;
+        let (_, v) = s
+            .req(
+                Method::POST,
+                "/v1/vault/records",
+                Some(&ana),
+                Some(json!({"kind": "profile_attribute", "name": "region", "value": "Utrecht"})),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap().to_owned();
+        let (_, key) = s.org_with("Co-op Region", vec![Role::Consent]).await;
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/org/consent-requests",
+                Some(&key),
+                Some(
+                    json!({"purposes": ["service-personalisation"], "categories": ["region"],
+                    "processing": ["use"], "legal_basis": "consent", "retention_days": 30,
+                    "notice": "We tailor the shop.", "notice_version": "1", "recipients": []}),
+                ),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let (st, v) = s
+            .req(
+                Method::POST,
+                &format!(
+                    "/v1/me/consent-requests/{}/grant",
+                    v["id"].as_str().unwrap()
+                ),
+                Some(&ana),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let j = jar(&ana);
+        let (_, _, page) = get(&s, "/vault", Some(&j)).await;
+        assert!(!page.contains("Who was told of your corrections"));
+        let (_, _, form) = get(&s, &format!("/vault/{id}/edit"), Some(&j)).await;
+        let (st, h, body) = post(
+            &s,
+            &format!("/vault/{id}/edit"),
+            &j,
+            &[
+                ("csrf", &csrf_in(&form)),
+                ("revision", "1"),
+                ("kind", "profile_attribute"),
+                ("name", "region"),
+                ("value", "Amsterdam"),
+            ],
+        )
+        .await;
+        assert_eq!(st, StatusCode::SEE_OTHER, "{body}");
+        assert_eq!(h[LOCATION], "/vault?done=saved");
+        let (_, _, page) = get(&s, "/vault", Some(&j)).await;
+        let row = correction_row(&page, "Co-op Region");
+        assert!(row.contains("region") && row.contains("Waiting"), "{row}");
+
+        s.clock
+            .advance_seconds(s.node.vault.erasure_schedule().latest_release_seconds());
+        let (_, v) = s
+            .req(
+                Method::GET,
+                "/v1/org/rectification-notices",
+                Some(&key),
+                None,
+            )
+            .await;
+        let n = v["notices"][0]["id"].as_str().unwrap().to_owned();
+        let (_, _, page) = get(&s, "/vault", Some(&j)).await;
+        assert!(correction_row(&page, "Co-op Region").contains("Pending"));
+        let (st, _) = s
+            .req(
+                Method::POST,
+                &format!("/v1/org/rectification-notices/{n}/confirm"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let (_, _, page) = get(&s, "/vault", Some(&j)).await;
+        assert!(correction_row(&page, "Co-op Region").contains("Confirmed"));
+    }
+}

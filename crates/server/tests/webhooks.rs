@@ -48,13 +48,18 @@ fn verify(key: &NodeVerifyingKey, jws: &str) -> Option<Value> {
         return None;
     }
     let header: Value = serde_json::from_slice(&b64.decode(parts[0]).ok()?).ok()?;
-    if header["typ"] != "me2b-erasure-request+jws" || header["alg"] != "EdDSA" {
+    let typ = header["typ"].as_str()?.to_owned();
+    if !["me2b-erasure-request+jws", "me2b-rectification-notice+jws"].contains(&typ.as_str())
+        || header["alg"] != "EdDSA"
+    {
         return None;
     }
     let sig = b64.decode(parts[2]).ok()?;
     key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
         .ok()?;
-    serde_json::from_slice(&b64.decode(parts[1]).ok()?).ok()
+    let mut claims: Value = serde_json::from_slice(&b64.decode(parts[1]).ok()?).ok()?;
+    claims["typ"] = json!(typ);
+    Some(claims)
 }
 
 async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> AxStatus {
@@ -67,7 +72,8 @@ async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes
     }
     assert_eq!(headers["content-type"], "application/jose");
     match verify(&r.key, std::str::from_utf8(&body).unwrap_or("")) {
-        Some(claims) => {
+        Some(mut claims) => {
+            claims["event"] = json!(headers["me2b-event"].to_str().unwrap_or(""));
             r.accepted.lock().unwrap().push(claims);
             AxStatus::NO_CONTENT
         }
@@ -101,6 +107,7 @@ async fn published_key(s: &Srv) -> NodeVerifyingKey {
 fn settings() -> WebhookSettings {
     WebhookSettings {
         allow_http: true,
+        allow_private: true,
         // Only so that the receiver that never answers ends each attempt.
         timeout: Duration::from_secs(1),
         retry: RetryPolicy {
@@ -114,6 +121,11 @@ fn settings() -> WebhookSettings {
 
 /// A co-op with the `consent` role and a consent request; (id, key, request).
 async fn coop(s: &Srv, name: &str) -> (me2b_domain::OrgId, String, String) {
+    coop_for(s, name, "purchases-and-spending-habit").await
+}
+
+/// The same, for one category.
+async fn coop_for(s: &Srv, name: &str, category: &str) -> (me2b_domain::OrgId, String, String) {
     let (id, key) = s.org_with(name, vec![Role::Consent]).await;
     let (st, v) = s
         .req(
@@ -122,7 +134,7 @@ async fn coop(s: &Srv, name: &str) -> (me2b_domain::OrgId, String, String) {
             Some(&key),
             Some(json!({
                 "purposes": ["marketing"],
-                "categories": ["purchases-and-spending-habit"],
+                "categories": [category],
                 "processing": ["use"],
                 "legal_basis": "consent",
                 "retention_days": 30,
@@ -378,5 +390,196 @@ async fn webhooks_are_retried_with_backoff_verified_and_bounded() {
             .req(Method::DELETE, "/v1/org/webhook", Some(&a_key), None)
             .await;
         assert_eq!(st, StatusCode::NOT_FOUND);
+    }
+}
+
+/// SSRF: a stored webhook whose host *name* resolves to this machine (here
+/// `localhost`; a public name rebound to 127.0.0.1 after registration is
+/// the same case) is refused when the delivery resolves it: the receiver
+/// listening on 127.0.0.1 is never reached, and the attempt counts as
+/// failed. Registration refuses the name outright.
+#[tokio::test]
+async fn a_host_name_resolving_to_this_machine_is_never_reached() {
+    for db in Db::ALL {
+        let Some(s) = common::start_custom(db, ServerOptions::default(), |cfg| {
+            cfg.webhooks = WebhookSettings {
+                allow_private: false,
+                ..settings()
+            };
+        })
+        .await
+        else {
+            continue;
+        };
+        let key = published_key(&s).await;
+        let target = Arc::new(Receiver {
+            fail_first: 0,
+            hang: false,
+            key,
+            hits: AtomicUsize::new(0),
+            accepted: Mutex::new(Vec::new()),
+        });
+        let literal = receiver(target.clone()).await;
+        let port = literal
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches("/hook");
+        let named = format!("http://localhost:{port}/hook");
+        let (a, a_key, a_req) = coop(&s, "Co-op A").await;
+        for url in [&literal, &named] {
+            let (st, v) = s
+                .req(
+                    Method::PUT,
+                    "/v1/org/webhook",
+                    Some(&a_key),
+                    Some(json!({ "url": url })),
+                )
+                .await;
+            assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        }
+        // As if the name had resolved to a public address when registered.
+        s.node
+            .store
+            .set_webhook(a, &named, s.clock.now())
+            .await
+            .unwrap();
+        let m = s.member("ana@example.org").await;
+        let (st, v) = s
+            .req(
+                Method::POST,
+                &format!("/v1/me/consent-requests/{a_req}/grant"),
+                Some(&m),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let (st, v) = s
+            .req(
+                Method::DELETE,
+                "/v1/me",
+                Some(&m),
+                Some(json!({ "passphrase": PASSPHRASE })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        s.clock
+            .advance_seconds(s.node.vault.erasure_schedule().latest_release_seconds());
+        s.node.vault.release_erasures_due().await.unwrap();
+        let pass = s.node.webhooks.deliver_due().await.unwrap();
+        assert_eq!((pass.delivered, pass.retrying), (0, 1), "{db:?}");
+        assert_eq!(target.hits.load(Ordering::SeqCst), 0, "{db:?}");
+        // A stored private literal is refused at delivery too.
+        s.node
+            .store
+            .set_webhook(a, &literal, s.clock.now())
+            .await
+            .unwrap();
+        s.clock.advance_seconds(CAP);
+        let pass = s.node.webhooks.deliver_due().await.unwrap();
+        assert_eq!((pass.delivered, pass.retrying), (0, 1), "{db:?}");
+        assert_eq!(target.hits.load(Ordering::SeqCst), 0, "{db:?}");
+    }
+}
+
+/// Rectification notices go to the same webhook, once released, signed with
+/// their own `typ` and said so in `me2b-event`; a failed delivery is retried.
+#[tokio::test]
+async fn rectification_notices_are_posted_to_the_webhook_after_the_release() {
+    for db in Db::ALL {
+        let Some(s) = common::start_custom(db, ServerOptions::default(), |cfg| {
+            cfg.webhooks = settings();
+            cfg.session_ttl_seconds = 90 * 24 * 3600;
+        })
+        .await
+        else {
+            continue;
+        };
+        let key = published_key(&s).await;
+        let flaky = Arc::new(Receiver {
+            fail_first: 1,
+            hang: false,
+            key,
+            hits: AtomicUsize::new(0),
+            accepted: Mutex::new(Vec::new()),
+        });
+        let (a, a_key, a_req) = coop_for(&s, "Co-op A", "purchase").await;
+        let url = receiver(flaky.clone()).await;
+        let (st, v) = s
+            .req(
+                Method::PUT,
+                "/v1/org/webhook",
+                Some(&a_key),
+                Some(json!({ "url": url })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let m = s.member("ana@example.org").await;
+        let receipt = |total: i64| {
+            json!({"kind": "receipt", "merchant": "Corner Co-op", "items": [{"name": "Oat milk",
+                "category": "food.dairy-alternatives", "quantity": 1, "unit_price": {"minor": total, "currency": "EUR"}}],
+                "total": {"minor": total, "currency": "EUR"}, "purchased_at": "2026-11-20T17:03:00Z"})
+        };
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/vault/records",
+                Some(&m),
+                Some(receipt(189)),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        let (st, v) = s
+            .req(
+                Method::POST,
+                &format!("/v1/me/consent-requests/{a_req}/grant"),
+                Some(&m),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let (st, v) = s
+            .req(
+                Method::PUT,
+                &format!("/v1/vault/records/{id}"),
+                Some(&m),
+                Some(receipt(199)),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+
+        // Nothing is posted before the release.
+        let pass = s.node.webhooks.deliver_due().await.unwrap();
+        assert_eq!((pass.delivered, pass.retrying), (0, 0), "{db:?}");
+        assert_eq!(flaky.hits.load(Ordering::SeqCst), 0);
+        s.clock
+            .advance_seconds(s.node.vault.erasure_schedule().latest_release_seconds());
+        let pass = s.node.webhooks.deliver_due().await.unwrap();
+        assert_eq!((pass.delivered, pass.retrying), (0, 1), "{db:?}");
+        s.clock.advance_seconds(CAP);
+        let pass = s.node.webhooks.deliver_due().await.unwrap();
+        assert_eq!((pass.delivered, pass.retrying), (1, 0), "{db:?}");
+        let got = flaky.accepted.lock().unwrap().clone();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["typ"], "me2b-rectification-notice+jws");
+        assert_eq!(got[0]["event"], "rectification-notice");
+        assert_eq!(got[0]["recipient"], json!(a));
+        assert_eq!(got[0]["category"], "purchase");
+        assert!(!got[0].to_string().contains("199"), "{}", got[0]);
+        let (_, v) = s
+            .req(
+                Method::GET,
+                "/v1/org/rectification-notices",
+                Some(&a_key),
+                None,
+            )
+            .await;
+        assert_eq!(v["notices"][0]["id"], got[0]["notice_id"]);
+        // Delivered once: never posted again.
+        s.clock.advance_seconds(CAP);
+        let pass = s.node.webhooks.deliver_due().await.unwrap();
+        assert_eq!((pass.delivered, pass.retrying), (0, 0), "{db:?}");
+        assert_eq!(flaky.hits.load(Ordering::SeqCst), 2);
     }
 }

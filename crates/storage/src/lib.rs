@@ -13,6 +13,7 @@ mod loyalty;
 mod member_rows;
 mod meta;
 mod privacy;
+mod rectification;
 mod rights;
 mod sql;
 mod types;
@@ -24,6 +25,7 @@ pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
 pub use member_rows::member_tables;
 pub use meta::MetadataStore;
+pub use rectification::{DueRectification, RectificationRow, RectificationStore};
 pub use rights::{ImportedHistoryRow, RightsStore};
 pub use sql::{open, redact_url, Backend, SqlStore};
 pub use types::*;
@@ -543,6 +545,7 @@ pub trait Store:
     + ConsentReleaseStore
     + RightsStore
     + WebhookStore
+    + RectificationStore
     + MetadataStore
     + Send
     + Sync

@@ -90,12 +90,12 @@ impl me2b_vault::RecipientRegister for RecipientList {
     }
 }
 
-fn request_id_text(id: &[u8; 16]) -> String {
+pub(super) fn request_id_text(id: &[u8; 16]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A request id as shown (32 lowercase hex digits); anything else is none.
-fn parse_request_id(s: &str) -> Option<[u8; 16]> {
+pub(super) fn parse_request_id(s: &str) -> Option<[u8; 16]> {
     if s.len() != 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
@@ -107,10 +107,15 @@ fn parse_request_id(s: &str) -> Option<[u8; 16]> {
 }
 
 fn sign(keys: &Keyring, claims: &ErasureRequestClaims) -> String {
+    sign_jws(keys, ERASURE_REQUEST_TYP, claims)
+}
+
+/// `claims` as a compact JWS (EdDSA) signed by the node, with `typ`.
+pub(super) fn sign_jws<T: serde::Serialize>(keys: &Keyring, typ: &str, claims: &T) -> String {
     let header = serde_json::json!({
         "alg": "EdDSA",
         "kid": keys.verifying_key().key_id(),
-        "typ": ERASURE_REQUEST_TYP,
+        "typ": typ,
     });
     let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default());
     let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
@@ -141,7 +146,7 @@ impl Consents {
             .collect())
     }
 
-    fn confirm_by(&self, released: Timestamp) -> Timestamp {
+    pub(super) fn confirm_by(&self, released: Timestamp) -> Timestamp {
         released.plus_seconds(self.vault.erasure_schedule().confirm_within_seconds)
     }
 

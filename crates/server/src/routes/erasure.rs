@@ -11,7 +11,7 @@ use me2b_domain::org::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-fn need_consent_role(o: &Org) -> Result<(), ApiError> {
+pub(crate) fn need_consent_role(o: &Org) -> Result<(), ApiError> {
     if o.0.roles.contains(Role::Consent) {
         Ok(())
     } else {

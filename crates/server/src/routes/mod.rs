@@ -12,6 +12,7 @@ pub mod offers;
 pub mod optout;
 pub mod orgs;
 pub mod portability;
+pub mod rectification;
 pub mod trust;
 pub mod vault;
 
@@ -63,6 +64,12 @@ pub fn router() -> Router<AppState> {
             "/v1/org/erasure-requests/{id}/confirm",
             post(erasure::confirm),
         )
+        .route("/v1/org/rectification-notices", get(rectification::list))
+        .route(
+            "/v1/org/rectification-notices/{id}/confirm",
+            post(rectification::confirm),
+        )
+        .route("/v1/me/rectifications", get(rectification::mine))
         .route("/v1/vault/records", get(vault::list).post(vault::create))
         .route(
             "/v1/vault/records/{id}",

@@ -206,6 +206,79 @@ struct VaultPage {
     /// The add form as typed, and its errors.
     f: RecordForm,
     errors: FieldErrors,
+    /// Who was told of the member's corrections, newest first.
+    corrections: Vec<Correction>,
+}
+
+/// One recipient told of a correction (GDPR Art. 19), as shown.
+struct Correction {
+    recipient: String,
+    category: String,
+    status: &'static str,
+    class: &'static str,
+    symbol: &'static str,
+    detail: String,
+}
+
+/// `2026-12-05T05:30:00Z` → `2026-12-05 05:30 UTC`.
+fn shown(t: Option<&str>) -> String {
+    let t = t.unwrap_or_default();
+    match (t.get(0..10), t.get(11..16)) {
+        (Some(d), Some(h)) => format!("{d} {h} UTC"),
+        _ => t.to_owned(),
+    }
+}
+
+fn corrections(list: Vec<me2b_consent::service::MemberRectification>) -> Vec<Correction> {
+    use me2b_consent::service::ErasureStatus as S;
+    list.into_iter()
+        .map(|r| {
+            let (status, class, symbol, detail) = match r.status {
+                S::Waiting => (
+                    "Waiting",
+                    "waiting",
+                    "…",
+                    "The notice leaves with the next batch.".to_owned(),
+                ),
+                S::Pending => (
+                    "Pending",
+                    "pending",
+                    "◷",
+                    format!(
+                        "Told on {}; must confirm by {}.",
+                        shown(r.released_at.as_deref()),
+                        shown(r.confirm_by.as_deref())
+                    ),
+                ),
+                S::Confirmed => (
+                    "Confirmed",
+                    "confirmed",
+                    "✓",
+                    format!(
+                        "Confirmed the correction on {}.",
+                        shown(r.confirmed_at.as_deref())
+                    ),
+                ),
+                S::Overdue => (
+                    "Overdue",
+                    "overdue",
+                    "!",
+                    format!(
+                        "Did not confirm by {}. You may complain to your data protection authority.",
+                        shown(r.confirm_by.as_deref())
+                    ),
+                ),
+            };
+            Correction {
+                recipient: r.recipient,
+                category: r.category,
+                status,
+                class,
+                symbol,
+                detail,
+            }
+        })
+        .collect()
 }
 
 fn topics(s: &WebState) -> Vec<TopicOption> {
@@ -240,6 +313,7 @@ async fn vault_page(
         topics: topics(s),
         f,
         errors,
+        corrections: corrections(s.node.consents.rectifications_of(&m.session).await?),
     })
 }
 

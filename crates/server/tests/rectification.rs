@@ -1,0 +1,319 @@
+//! Rectification that reaches every recipient (issue 15, item 3; GDPR
+//! Art. 16 and 19), over the HTTP API on SQLite and PostgreSQL, as a
+//! recipient and as an adversary would try it: a member corrects a record;
+//! the co-op that received its category gets a signed notice only after the
+//! batch is released, fetches the new value through data access and
+//! confirms (once); a co-op that received another category, or none, gets
+//! nothing; the notice carries no member id, e-mail or value; another
+//! organisation's notice is 404 to it. The node's clock is moved by hand:
+//! no timing is asserted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use base64::Engine as _;
+use common::{opened, Srv};
+use me2b_crypto::NodeVerifyingKey;
+use me2b_domain::org::Role;
+use me2b_testkit::Db;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// A co-op with the `consent` role and a consent request for `categories`;
+/// (key, request id).
+async fn coop(s: &Srv, name: &str, categories: &[&str]) -> (me2b_domain::OrgId, String, String) {
+    let (id, key) = s.org_with(name, vec![Role::Consent]).await;
+    let (st, v) = s
+        .req(
+            Method::POST,
+            "/v1/org/consent-requests",
+            Some(&key),
+            Some(json!({
+                "purposes": ["service-personalisation"],
+                "categories": categories,
+                "processing": ["use"],
+                "legal_basis": "consent",
+                "retention_days": 30,
+                "notice": "We tailor the shop to you.",
+                "notice_version": "1",
+                "recipients": []
+            })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    (id, key, v["id"].as_str().unwrap().to_owned())
+}
+
+async fn published_key(s: &Srv) -> NodeVerifyingKey {
+    let (st, v) = s
+        .req(Method::GET, "/.well-known/me2b/node-keys", None, None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(v["keys"][0]["x"].as_str().unwrap())
+        .unwrap();
+    NodeVerifyingKey::from_bytes(&x).unwrap()
+}
+
+/// The claims of a compact JWS of `typ` signed by `key`; None otherwise.
+fn verify(key: &NodeVerifyingKey, jws: &str, typ: &str) -> Option<Value> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = jws.split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let header: Value = serde_json::from_slice(&b64.decode(parts[0]).ok()?).ok()?;
+    if header["typ"] != typ || header["alg"] != "EdDSA" {
+        return None;
+    }
+    let sig = b64.decode(parts[2]).ok()?;
+    key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .ok()?;
+    serde_json::from_slice(&b64.decode(parts[1]).ok()?).ok()
+}
+
+async fn notices(s: &Srv, key: &str) -> Vec<Value> {
+    let (st, v) = s
+        .req(
+            Method::GET,
+            "/v1/org/rectification-notices",
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["notices"].as_array().unwrap().clone()
+}
+
+async fn mine(s: &Srv, member: &str) -> Vec<(String, String, String)> {
+    let (st, v) = s
+        .req(Method::GET, "/v1/me/rectifications", Some(member), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["rectifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["recipient"].as_str().unwrap().to_owned(),
+                r["category"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn row(recipient: &str, category: &str, status: &str) -> (String, String, String) {
+    (recipient.into(), category.into(), status.into())
+}
+
+async fn put(s: &Srv, member: &str, id: &str, content: Value) {
+    let (st, v) = s
+        .req(
+            Method::PUT,
+            &format!("/v1/vault/records/{id}"),
+            Some(member),
+            Some(content),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}
+
+async fn create(s: &Srv, member: &str, content: Value) -> String {
+    let (st, v) = s
+        .req(
+            Method::POST,
+            "/v1/vault/records",
+            Some(member),
+            Some(content),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+async fn grant(s: &Srv, member: &str, request: &str) {
+    let (st, v) = s
+        .req(
+            Method::POST,
+            &format!("/v1/me/consent-requests/{request}/grant"),
+            Some(member),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+}
+
+fn region(value: &str) -> Value {
+    json!({"kind": "profile_attribute", "name": "region", "value": value})
+}
+
+#[tokio::test]
+async fn a_correction_reaches_each_recipient_of_its_category_after_the_release() {
+    for db in Db::ALL {
+        let Some(s) = common::start_ttl(db, None, 90 * 24 * 3600).await else {
+            continue;
+        };
+        let key = published_key(&s).await;
+        let (a, a_key, a_req) = coop(&s, "Co-op A", &["region"]).await;
+        let (_b, b_key, b_req) = coop(&s, "Co-op B", &["purchase"]).await;
+        let (_c, c_key, _c_req) = coop(&s, "Co-op C", &["region"]).await;
+
+        let ana = s.member("ana@example.org").await;
+        let (_, me) = s.req(Method::GET, "/v1/me", Some(&ana), None).await;
+        let member_id = me["member_id"].as_str().unwrap().to_owned();
+        let home = create(&s, &ana, region("Utrecht")).await;
+        let diary = create(&s, &ana, json!({"kind": "note", "text": "secret diary"})).await;
+        let hobby = create(&s, &ana, json!({"kind": "interest", "topic": "cycling"})).await;
+        grant(&s, &ana, &a_req).await;
+        grant(&s, &ana, &b_req).await;
+        let access =
+            json!({"request_id": a_req, "purpose": "service-personalisation", "processing": "use"});
+        let (st, got) = s
+            .req(
+                Method::POST,
+                "/v1/org/data-access",
+                Some(&a_key),
+                Some(access.clone()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{got}");
+        let got = opened(&a_key, &got);
+        assert!(got.to_string().contains("Utrecht"), "{got}");
+        let subject = got["disclosures"][0]["subject"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        // Ana corrects her region; a note and an interest nobody received
+        // send nothing.
+        put(&s, &ana, &home, region("Amsterdam")).await;
+        put(&s, &ana, &diary, json!({"kind": "note", "text": "another"})).await;
+        put(
+            &s,
+            &ana,
+            &hobby,
+            json!({"kind": "interest", "topic": "bicycles-and-accessories"}),
+        )
+        .await;
+
+        // Before the release nothing shows to anyone; Ana sees it waiting.
+        for k in [&a_key, &b_key, &c_key] {
+            assert!(notices(&s, k).await.is_empty(), "{db:?}");
+        }
+        assert_eq!(
+            mine(&s, &ana).await,
+            vec![row("Co-op A", "region", "waiting")]
+        );
+        s.clock
+            .advance_seconds(s.node.vault.erasure_schedule().latest_release_seconds());
+
+        // After it: A's notice, signed, in A's terms, holding nothing else.
+        let got = notices(&s, &a_key).await;
+        assert_eq!(got.len(), 1, "{db:?}");
+        let n = &got[0];
+        let claims = verify(
+            &key,
+            n["signed"].as_str().unwrap(),
+            "me2b-rectification-notice+jws",
+        )
+        .expect("a valid signature of the rectification typ");
+        assert!(
+            verify(
+                &key,
+                n["signed"].as_str().unwrap(),
+                "me2b-erasure-request+jws"
+            )
+            .is_none(),
+            "never mistaken for an erasure request"
+        );
+        assert_eq!(claims["recipient"], json!(a));
+        assert_eq!(claims["subject"], json!(subject));
+        assert_eq!(n["subject"], json!(subject));
+        assert_eq!(claims["category"], "region");
+        assert_eq!(claims["notice_id"], n["id"]);
+        let consent_of_a = claims["consent_id"].as_str().unwrap().to_owned();
+        assert_eq!(n["consent_id"], json!(consent_of_a));
+        let whole = format!("{n} {claims}");
+        for secret in [
+            member_id.as_str(),
+            "ana@example.org",
+            "Utrecht",
+            "Amsterdam",
+            "bicycles-and-accessories",
+            "another",
+        ] {
+            assert!(!whole.contains(secret), "{secret} leaked: {whole}");
+        }
+        // B received purchases only, C nothing: neither is told.
+        assert!(notices(&s, &b_key).await.is_empty(), "{db:?}");
+        assert!(notices(&s, &c_key).await.is_empty(), "{db:?}");
+        assert_eq!(
+            mine(&s, &ana).await,
+            vec![row("Co-op A", "region", "pending")]
+        );
+        // Nor can they confirm it, or guess one: 404 either way.
+        let id = n["id"].as_str().unwrap().to_owned();
+        for (k, id) in [
+            (&b_key, id.as_str()),
+            (&c_key, id.as_str()),
+            (&a_key, "00000000000000000000000000000000"),
+            (&a_key, "not-an-id"),
+        ] {
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    &format!("/v1/org/rectification-notices/{id}/confirm"),
+                    Some(k),
+                    None,
+                )
+                .await;
+            assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+            assert_eq!(v["error"]["code"], "rectification_notice_not_found");
+        }
+
+        // A fetches the corrected value under its consent, then confirms once.
+        let (_, got) = s
+            .req(
+                Method::POST,
+                "/v1/org/data-access",
+                Some(&a_key),
+                Some(access),
+            )
+            .await;
+        let got = opened(&a_key, &got);
+        assert!(got.to_string().contains("Amsterdam"), "{got}");
+        let confirm = format!("/v1/org/rectification-notices/{id}/confirm");
+        let (st, v) = s.req(Method::POST, &confirm, Some(&a_key), None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["id"], json!(id));
+        let (st, v) = s.req(Method::POST, &confirm, Some(&a_key), None).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{v}");
+        assert_eq!(v["error"]["code"], "rectification_already_confirmed");
+        assert!(notices(&s, &a_key).await.is_empty());
+        assert_eq!(
+            mine(&s, &ana).await,
+            vec![row("Co-op A", "region", "confirmed")]
+        );
+
+        // A second correction A never confirms turns overdue for Ana.
+        put(&s, &ana, &home, region("Rotterdam")).await;
+        s.clock
+            .advance_seconds(s.node.vault.erasure_schedule().latest_release_seconds());
+        assert_eq!(notices(&s, &a_key).await.len(), 1);
+        s.clock.advance_seconds(31 * 24 * 3600);
+        let got = notices(&s, &a_key).await;
+        assert_eq!(got[0]["overdue"], true);
+        assert_eq!(
+            mine(&s, &ana).await,
+            vec![
+                row("Co-op A", "region", "overdue"),
+                row("Co-op A", "region", "confirmed")
+            ]
+        );
+        // Another member sees none of Ana's.
+        let bo = s.member("bo@example.org").await;
+        assert!(mine(&s, &bo).await.is_empty());
+    }
+}
