@@ -139,9 +139,9 @@ impl Consents {
     /// runs it first; the sweeper too. Returns how many were released.
     pub async fn release_rectifications_due(&self) -> Result<u64, ServiceError> {
         let s = self.vault.erasure_schedule();
-        let boundary = s.boundary(self.clock.now());
+        let boundary = s.batch.boundary(self.clock.now());
         let (pending, oldest) = self.store.rectification_pending_before(boundary).await?;
-        if !s.due(boundary, pending, oldest) {
+        if !s.batch.due(boundary, pending, oldest) {
             return Ok(0);
         }
         let released = self.store.rectification_release(boundary, boundary).await?;
