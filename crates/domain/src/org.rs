@@ -151,20 +151,6 @@ impl From<Roles> for Vec<Role> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roles_round_trip_and_dedupe() {
-        let r = Roles::try_from(vec![Role::Offers, Role::Admin, Role::Offers]).unwrap();
-        assert_eq!(r.to_stored(), "admin,offers");
-        assert_eq!(Roles::from_stored("admin,offers").unwrap(), r);
-        assert!(Roles::from_stored("root").is_err());
-        assert!(Roles::try_from(vec![]).is_err());
-    }
-}
-
 /// The certifications an organisation's credential may carry (credential
 /// schema 2): the federation's list, so that a value means the same to every
 /// issuer and no issuer can coin a value that tags one organisation.
@@ -187,4 +173,18 @@ pub const AUDIENCE_CLAIMS: [&str; 2] = ["certification", "federation_member"];
 /// Organisations may hold such a certification; an audience may not name it.
 pub fn certification_is_sensitive(c: &str) -> bool {
     matches!(c, "halal" | "kosher" | "medical-device")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_and_dedupe() {
+        let r = Roles::try_from(vec![Role::Offers, Role::Admin, Role::Offers]).unwrap();
+        assert_eq!(r.to_stored(), "admin,offers");
+        assert_eq!(Roles::from_stored("admin,offers").unwrap(), r);
+        assert!(Roles::from_stored("root").is_err());
+        assert!(Roles::try_from(vec![]).is_err());
+    }
 }

@@ -639,9 +639,9 @@ mod tests {
     #[test]
     fn audiences() {
         let offers = me2b_domain::org::Roles::try_from(vec![Role::Offers]).unwrap();
-        assert!(Audience::Any.allows(OrgKind::Brand, &offers));
-        assert!(Audience::Coops.allows(OrgKind::Coop, &offers));
-        assert!(!Audience::Coops.allows(OrgKind::Brand, &offers));
+        assert!(Audience::Any.allows(OrgKind::Brand, &offers, &[]));
+        assert!(Audience::Coops.allows(OrgKind::Coop, &offers, &[]));
+        assert!(!Audience::Coops.allows(OrgKind::Brand, &offers, &[]));
         assert!(Audience::Any.allows(OrgKind::Brand, &offers, &[]));
         let issuers = Audience::Role {
             role: Role::Credentials,
