@@ -2,7 +2,7 @@
 
 use crate::bbs::{Bbs, BbsPublicKey, BbsSecretKey, BbsSignature};
 use crate::presentation::{presentation_header, Nonce, Presentation, VerifierId};
-use crate::schema::{ClaimName, Claims, CredentialSchema, SchemaVersion};
+use crate::schema::{ClaimName, ClaimValue, Claims, CredentialSchema, OrgClaims, SchemaVersion};
 use crate::CredentialError;
 use me2b_domain::Random;
 use serde::{Deserialize, Serialize};
@@ -124,9 +124,7 @@ impl IssuerKeyPair {
     /// own membership check before calling this.
     pub fn issue(&self, bbs: &dyn Bbs, claims: Claims) -> Result<Credential, CredentialError> {
         let schema = CredentialSchema::v1();
-        let messages = claims.messages(&schema);
-        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        let signature = bbs.sign(&self.secret, &self.public, &schema.header(), &refs)?;
+        let signature = self.sign(bbs, &schema, &claims.messages(&schema))?;
         Ok(Credential {
             schema_version: schema.version(),
             issuer_key_id: self.key_id.clone(),
@@ -134,6 +132,134 @@ impl IssuerKeyPair {
             signature,
         })
     }
+
+    /// Signs an organisation's attestation (schema version 2), the same way.
+    pub fn issue_org(
+        &self,
+        bbs: &dyn Bbs,
+        claims: OrgClaims,
+    ) -> Result<OrgCredential, CredentialError> {
+        let schema = CredentialSchema::org();
+        let signature = self.sign(bbs, &schema, &claims.messages(&schema))?;
+        Ok(OrgCredential {
+            schema_version: schema.version(),
+            issuer_key_id: self.key_id.clone(),
+            claims,
+            signature,
+        })
+    }
+
+    fn sign(
+        &self,
+        bbs: &dyn Bbs,
+        schema: &CredentialSchema,
+        messages: &[Vec<u8>],
+    ) -> Result<BbsSignature, CredentialError> {
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        bbs.sign(&self.secret, &self.public, &schema.header(), &refs)
+    }
+}
+
+/// An organisation's attestation (schema version 2), as the node keeps it
+/// for its holder. Presented exactly like a member's credential.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgCredential {
+    pub schema_version: SchemaVersion,
+    pub issuer_key_id: IssuerKeyId,
+    pub claims: OrgClaims,
+    #[serde(with = "signature_hex")]
+    pub signature: BbsSignature,
+}
+
+impl OrgCredential {
+    /// Checks the issuer's signature.
+    pub fn verify(&self, bbs: &dyn Bbs, issuer_key: &BbsPublicKey) -> Result<(), CredentialError> {
+        let schema = CredentialSchema::for_version(self.schema_version);
+        let messages = self.claims.messages(&schema);
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        bbs.verify(issuer_key, &self.signature, &schema.header(), &refs)
+    }
+
+    /// A presentation bound to the verifier's `nonce` and id, disclosing
+    /// exactly `disclose` (see [`Credential::present`]).
+    pub fn present(
+        &self,
+        bbs: &dyn Bbs,
+        issuer_key: &BbsPublicKey,
+        nonce: &Nonce,
+        verifier_id: &VerifierId,
+        disclose: &BTreeSet<ClaimName>,
+        rng: &dyn Random,
+    ) -> Result<Presentation, CredentialError> {
+        let schema = CredentialSchema::for_version(self.schema_version);
+        prove(
+            bbs,
+            Signed {
+                schema,
+                key_id: &self.issuer_key_id,
+                messages: self.claims.messages(&schema),
+                signature: &self.signature,
+                value: &|n| self.claims.value(n),
+            },
+            issuer_key,
+            nonce,
+            verifier_id,
+            disclose,
+            rng,
+        )
+    }
+}
+
+/// What a proof is made from: a signature over a schema's messages.
+struct Signed<'a> {
+    schema: CredentialSchema,
+    key_id: &'a IssuerKeyId,
+    messages: Vec<Vec<u8>>,
+    signature: &'a BbsSignature,
+    value: &'a dyn Fn(ClaimName) -> ClaimValue,
+}
+
+/// A BBS proof of `signed` for the verifier, disclosing exactly `disclose`.
+fn prove(
+    bbs: &dyn Bbs,
+    signed: Signed<'_>,
+    issuer_key: &BbsPublicKey,
+    nonce: &Nonce,
+    verifier_id: &VerifierId,
+    disclose: &BTreeSet<ClaimName>,
+    rng: &dyn Random,
+) -> Result<Presentation, CredentialError> {
+    let schema = signed.schema;
+    let refs: Vec<&[u8]> = signed.messages.iter().map(Vec::as_slice).collect();
+    let mut indexes = Vec::with_capacity(disclose.len());
+    let mut disclosed = BTreeMap::new();
+    for &name in disclose {
+        let i = schema
+            .index_of(name)
+            .ok_or(CredentialError::InvalidDisclosure("claim not in schema"))?;
+        indexes.push(i);
+        disclosed.insert(name, (signed.value)(name));
+    }
+    indexes.sort_unstable();
+    let ph = presentation_header(nonce, verifier_id);
+    let proof = bbs.proof_gen(
+        issuer_key,
+        signed.signature,
+        &schema.header(),
+        &ph,
+        &refs,
+        &indexes,
+        rng,
+    )?;
+    Presentation::new(
+        schema.version(),
+        signed.key_id.clone(),
+        *nonce,
+        verifier_id.clone(),
+        disclosed,
+        proof,
+    )
 }
 
 /// A credential as the member's vault keeps it: the claims, the issuer's BBS
@@ -192,34 +318,20 @@ impl Credential {
         rng: &dyn Random,
     ) -> Result<Presentation, CredentialError> {
         let (schema, messages) = self.messages();
-        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        let mut indexes = Vec::with_capacity(disclose.len());
-        let mut disclosed = BTreeMap::new();
-        for &name in disclose {
-            let i = schema
-                .index_of(name)
-                .ok_or(CredentialError::InvalidDisclosure("claim not in schema"))?;
-            indexes.push(i);
-            disclosed.insert(name, self.claims.value(name));
-        }
-        indexes.sort_unstable();
-        let ph = presentation_header(nonce, verifier_id);
-        let proof = bbs.proof_gen(
+        prove(
+            bbs,
+            Signed {
+                schema,
+                key_id: &self.issuer_key_id,
+                messages,
+                signature: &self.signature,
+                value: &|n| self.claims.value(n),
+            },
             issuer_key,
-            &self.signature,
-            &schema.header(),
-            &ph,
-            &refs,
-            &indexes,
+            nonce,
+            verifier_id,
+            disclose,
             rng,
-        )?;
-        Presentation::new(
-            schema.version(),
-            self.issuer_key_id.clone(),
-            *nonce,
-            verifier_id.clone(),
-            disclosed,
-            proof,
         )
     }
 }

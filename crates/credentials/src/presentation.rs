@@ -309,7 +309,7 @@ impl<'de> Deserialize<'de> for StrictMap {
                     if out.iter().any(|(seen, _)| *seen == k) {
                         return Err(serde::de::Error::custom("duplicate claim"));
                     }
-                    if out.len() >= ClaimName::ALL.len() {
+                    if out.len() >= ClaimName::ALL.len() + ClaimName::ORG.len() {
                         return Err(serde::de::Error::custom("too many claims"));
                     }
                     out.push((k, v));

@@ -33,17 +33,20 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// A credential schema version. Only version 1 exists.
+/// A credential schema version: 1 (members' co-op memberships) or 2
+/// (organisations' attestations, see [`ClaimName::ORG`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[serde(try_from = "u16", into = "u16")]
 pub struct SchemaVersion(u16);
 
 impl SchemaVersion {
     pub const V1: Self = Self(1);
+    /// Organisations' attestations.
+    pub const V2: Self = Self(2);
 
     /// A version this build knows.
     pub fn new(v: u16) -> Result<Self, CredentialError> {
-        if v == 1 {
+        if v == 1 || v == 2 {
             Ok(Self(v))
         } else {
             Err(CredentialError::UnsupportedSchema)
@@ -88,6 +91,12 @@ pub enum ClaimName {
     Interest3,
     #[serde(rename = "interest_4")]
     Interest4,
+    /// Schema 2: the organisation the attestation is about (its id).
+    Subject,
+    /// Schema 2: a certification of the federation's list, or empty.
+    Certification,
+    /// Schema 2: `true` or `false`.
+    FederationMember,
 }
 
 /// Number of declared-interest slots.
@@ -110,6 +119,18 @@ impl ClaimName {
         ClaimName::Interest4,
     ];
 
+    /// The claims of schema version 2 (an organisation's attestation), in
+    /// message order. Nothing in it describes a person.
+    pub const ORG: [ClaimName; 7] = [
+        ClaimName::Issuer,
+        ClaimName::CredentialType,
+        ClaimName::Federation,
+        ClaimName::Subject,
+        ClaimName::ValidityEpoch,
+        ClaimName::Certification,
+        ClaimName::FederationMember,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Issuer => "issuer",
@@ -124,12 +145,18 @@ impl ClaimName {
             Self::Interest2 => "interest_2",
             Self::Interest3 => "interest_3",
             Self::Interest4 => "interest_4",
+            Self::Subject => "subject",
+            Self::Certification => "certification",
+            Self::FederationMember => "federation_member",
         }
     }
 
-    /// The claim of this exact name, if any.
+    /// The claim of this exact name (of either schema), if any.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
+        Self::ALL
+            .into_iter()
+            .chain(Self::ORG)
+            .find(|c| c.as_str() == s)
     }
 
     fn interest_slot(self) -> Option<usize> {
@@ -165,12 +192,24 @@ impl CredentialSchema {
         }
     }
 
+    /// Schema version 2: an organisation's attestation ([`ClaimName::ORG`]).
+    pub fn org() -> Self {
+        Self {
+            version: SchemaVersion::V2,
+            claims: &ClaimName::ORG,
+        }
+    }
+
     /// The schema of a known version ([`SchemaVersion`] only holds known
-    /// versions; today that is version 1 alone).
+    /// versions: 1 and 2).
     pub fn for_version(version: SchemaVersion) -> Self {
         Self {
             version,
-            claims: &ClaimName::ALL,
+            claims: if version == SchemaVersion::V2 {
+                &ClaimName::ORG
+            } else {
+                &ClaimName::ALL
+            },
         }
     }
 
@@ -221,7 +260,7 @@ impl ClaimValue {
             reason,
         };
         match name {
-            ClaimName::Issuer => {
+            ClaimName::Issuer | ClaimName::Subject => {
                 let id = OrgId::from_str(s).map_err(|_| invalid("must be an organisation id"))?;
                 if id.to_string() != s {
                     return Err(invalid("must be a lowercase hyphenated UUID"));
@@ -242,9 +281,15 @@ impl ClaimValue {
             ClaimName::Interest1
             | ClaimName::Interest2
             | ClaimName::Interest3
-            | ClaimName::Interest4 => {
+            | ClaimName::Interest4
+            | ClaimName::Certification => {
                 if !s.is_empty() {
                     check_text(s).map_err(invalid)?;
+                }
+            }
+            ClaimName::FederationMember => {
+                if s != "true" && s != "false" {
+                    return Err(invalid("must be true or false"));
                 }
             }
         }
@@ -586,6 +631,60 @@ impl Claims {
                 .and_then(|i| self.interests.0.get(i))
                 .map(|t| t.0.clone())
                 .unwrap_or_default(),
+            // Not claims of schema version 1.
+            ClaimName::Subject | ClaimName::Certification | ClaimName::FederationMember => {
+                String::new()
+            }
+        })
+    }
+
+    /// The BBS messages, in the schema's order.
+    pub fn messages(&self, schema: &CredentialSchema) -> Vec<Vec<u8>> {
+        schema
+            .claims()
+            .iter()
+            .map(|&name| CredentialSchema::encode_message(name, &self.value(name)))
+            .collect()
+    }
+}
+
+/// The credential type of an organisation's attestation (schema version 2).
+pub const ORG_ATTESTATION: &str = "org-attestation";
+
+/// The claims of an organisation's attestation (schema version 2): who
+/// vouches, for which organisation, until when, and what. Every field is a
+/// checked type; nothing describes a person.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgClaims {
+    /// The organisation that vouches (the `credentials` role).
+    pub issuer: OrgId,
+    pub federation: ClaimText,
+    /// The organisation it is about: a presentation discloses it, so a
+    /// credential lent to another organisation proves nothing for it.
+    pub subject: OrgId,
+    pub validity_epoch: Epoch,
+    /// A certification of the federation's list.
+    pub certification: Option<ClaimText>,
+    pub federation_member: bool,
+}
+
+impl OrgClaims {
+    /// The canonical value of one claim (empty for a claim of schema 1).
+    pub fn value(&self, name: ClaimName) -> ClaimValue {
+        ClaimValue(match name {
+            ClaimName::Issuer => self.issuer.to_string(),
+            ClaimName::CredentialType => ORG_ATTESTATION.to_owned(),
+            ClaimName::Federation => self.federation.0.clone(),
+            ClaimName::Subject => self.subject.to_string(),
+            ClaimName::ValidityEpoch => self.validity_epoch.0.to_string(),
+            ClaimName::Certification => self
+                .certification
+                .as_ref()
+                .map(|c| c.0.clone())
+                .unwrap_or_default(),
+            ClaimName::FederationMember => self.federation_member.to_string(),
+            _ => String::new(),
         })
     }
 

@@ -151,6 +151,30 @@ impl From<Roles> for Vec<Role> {
     }
 }
 
+/// The certifications an organisation's credential may carry (credential
+/// schema 2): the federation's list, so that a value means the same to every
+/// issuer and no issuer can coin a value that tags one organisation.
+pub const CERTIFICATIONS: [&str; 7] = [
+    "fair-trade",
+    "organic",
+    "b-corp",
+    "repair-certified",
+    "halal",
+    "kosher",
+    "medical-device",
+];
+
+/// The claims an intent's audience may ask organisations to prove.
+pub const AUDIENCE_CLAIMS: [&str; 2] = ["certification", "federation_member"];
+
+/// Whether a certification, named as an intent's audience, would tell the
+/// organisations that see the intent a special category (GDPR Art. 9) about
+/// the member who asks: religion (halal, kosher) or health (medical devices).
+/// Organisations may hold such a certification; an audience may not name it.
+pub fn certification_is_sensitive(c: &str) -> bool {
+    matches!(c, "halal" | "kosher" | "medical-device")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

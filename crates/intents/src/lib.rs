@@ -57,6 +57,10 @@ pub enum IntentError {
     IntentClosed,
     #[error("the intent's publisher does not allow this organisation to answer")]
     NotAllowed,
+    #[error("an audience names a claim organisations' credentials carry: certification (a certification of the federation's list) or federation_member (true)")]
+    UnknownClaim,
+    #[error("this certification would tell organisations a special category about you (religion, health): an audience cannot name it")]
+    SensitiveClaim,
     #[error("this organisation already answered this intent")]
     AlreadyAnswered,
     #[error("no such answer")]

@@ -3,7 +3,7 @@
 //! shows no time finer than the hour.
 
 use crate::IntentError;
-use me2b_domain::org::{OrgKind, Role};
+use me2b_domain::org::{certification_is_sensitive, OrgKind, Role, CERTIFICATIONS};
 use me2b_domain::{ConsentId, ConsentRequestId, OrgId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -126,7 +126,7 @@ random_id!(
 );
 
 /// Who may answer an intent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Audience {
     /// Every organisation.
@@ -136,17 +136,89 @@ pub enum Audience {
     /// Organisations whose API key holds this role (e.g. `credentials`: the
     /// federation's credential issuers).
     Role { role: Role },
+    /// Only organisations that proved, with a credential another
+    /// organisation issued them, `claim = value`: `certification` with a
+    /// certification of the federation's list (not one that would tell a
+    /// special category about you, such as `halal`), or `federation_member`
+    /// with `true`. With `issuer`, only a credential from that organisation
+    /// counts. Other organisations never see the intent.
+    Credential {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>)]
+        issuer: Option<OrgId>,
+        claim: String,
+        value: String,
+    },
 }
 
 impl Audience {
     /// Whether an organisation of `kind`, answering with a key holding
-    /// `roles`, may answer.
-    pub fn allows(&self, kind: OrgKind, roles: &me2b_domain::org::Roles) -> bool {
+    /// `roles`, that proved the audience keys `proven`, may answer.
+    pub fn allows(
+        &self,
+        kind: OrgKind,
+        roles: &me2b_domain::org::Roles,
+        proven: &[String],
+    ) -> bool {
         match self {
             Self::Any => true,
             Self::Coops => kind == OrgKind::Coop,
             Self::Role { role } => roles.contains(*role),
+            Self::Credential { .. } => self.key().is_some_and(|k| proven.contains(&k)),
         }
+    }
+
+    /// A credential audience's key, as the node stores it with the intent:
+    /// `claim=value`, or `claim=value@issuer`. None for every other audience.
+    pub fn key(&self) -> Option<String> {
+        match self {
+            Self::Credential {
+                issuer,
+                claim,
+                value,
+            } => Some(audience_key(claim, value, *issuer)),
+            _ => None,
+        }
+    }
+
+    /// A credential audience's claim, checked: one organisations' credentials
+    /// carry, with a value of the federation's list, naming no special
+    /// category. Every other audience passes.
+    pub fn check(&self) -> Result<(), IntentError> {
+        let Self::Credential { claim, value, .. } = self else {
+            return Ok(());
+        };
+        match claim.as_str() {
+            "certification" if certification_is_sensitive(value) => {
+                Err(IntentError::SensitiveClaim)
+            }
+            "certification" if CERTIFICATIONS.contains(&value.as_str()) => Ok(()),
+            "federation_member" if value == "true" => Ok(()),
+            _ => Err(IntentError::UnknownClaim),
+        }
+    }
+
+    /// The audience in plain words, e.g. "only organisations certified
+    /// fair-trade by Fietsdelers".
+    pub fn describe(&self, issuer_name: Option<&str>) -> String {
+        let by = issuer_name.map(|n| format!(" by {n}")).unwrap_or_default();
+        match self {
+            Self::Any => "any organisation".to_owned(),
+            Self::Coops => "co-operatives only".to_owned(),
+            Self::Role { role } => format!("only organisations with the {} role", role.as_str()),
+            Self::Credential { claim, value, .. } if claim == "certification" => {
+                format!("only organisations certified {value}{by}")
+            }
+            Self::Credential { .. } => format!("only members of the federation{by}"),
+        }
+    }
+}
+
+/// The key of a credential audience, or of what an organisation proved.
+pub fn audience_key(claim: &str, value: &str, issuer: Option<OrgId>) -> String {
+    match issuer {
+        Some(i) => format!("{claim}={value}@{i}"),
+        None => format!("{claim}={value}"),
     }
 }
 
@@ -567,13 +639,63 @@ mod tests {
     #[test]
     fn audiences() {
         let offers = me2b_domain::org::Roles::try_from(vec![Role::Offers]).unwrap();
-        assert!(Audience::Any.allows(OrgKind::Brand, &offers));
-        assert!(Audience::Coops.allows(OrgKind::Coop, &offers));
-        assert!(!Audience::Coops.allows(OrgKind::Brand, &offers));
+        assert!(Audience::Any.allows(OrgKind::Brand, &offers, &[]));
+        assert!(Audience::Coops.allows(OrgKind::Coop, &offers, &[]));
+        assert!(!Audience::Coops.allows(OrgKind::Brand, &offers, &[]));
+        assert!(Audience::Any.allows(OrgKind::Brand, &offers, &[]));
         let issuers = Audience::Role {
             role: Role::Credentials,
         };
-        assert!(!issuers.allows(OrgKind::Coop, &offers));
+        assert!(!issuers.allows(OrgKind::Coop, &offers, &[]));
+        let x: OrgId = "67e55044-10b1-426f-9247-bb680e5fe0c8".parse().unwrap();
+        let fair = |issuer| Audience::Credential {
+            issuer,
+            claim: "certification".into(),
+            value: "fair-trade".into(),
+        };
+        assert!(!fair(None).allows(OrgKind::Coop, &offers, &[]));
+        assert!(fair(None).allows(
+            OrgKind::Brand,
+            &offers,
+            &["certification=fair-trade".into()]
+        ));
+        let by_x = format!("certification=fair-trade@{x}");
+        assert!(!fair(Some(x)).allows(
+            OrgKind::Brand,
+            &offers,
+            &["certification=fair-trade".into()]
+        ));
+        assert!(fair(Some(x)).allows(OrgKind::Brand, &offers, &[by_x]));
+        assert_eq!(
+            fair(Some(x)).describe(Some("Fietsdelers")),
+            "only organisations certified fair-trade by Fietsdelers"
+        );
+        let member = Audience::Credential {
+            issuer: None,
+            claim: "federation_member".into(),
+            value: "true".into(),
+        };
+        assert_eq!(member.describe(None), "only members of the federation");
+        assert!(member.check().is_ok() && fair(None).check().is_ok());
+        let with = |claim: &str, value: &str| Audience::Credential {
+            issuer: None,
+            claim: claim.into(),
+            value: value.into(),
+        };
+        assert!(matches!(
+            with("certification", "halal").check(),
+            Err(IntentError::SensitiveClaim)
+        ));
+        for (c, v) in [
+            ("certification", "made-up"),
+            ("tier", "gold"),
+            ("federation_member", "false"),
+        ] {
+            assert!(
+                matches!(with(c, v).check(), Err(IntentError::UnknownClaim)),
+                "{c}"
+            );
+        }
     }
 
     #[test]

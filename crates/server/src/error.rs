@@ -180,6 +180,8 @@ error_codes! {
     IntentNotFound = "intent_not_found", NOT_FOUND, "no open intent with this id (unknown, malformed or expired alike)";
     IntentClosed = "intent_closed", CONFLICT, "the intent is closed";
     NotAllowedToAnswer = "not_allowed_to_answer", FORBIDDEN, "the intent's audience does not include this organisation";
+    UnknownClaim = "unknown_claim", UNPROCESSABLE_ENTITY, "a credential audience names a claim organisations' credentials do not carry, or a value not on the federation's list";
+    SensitiveClaim = "sensitive_claim", UNPROCESSABLE_ENTITY, "a credential audience names a certification that would tell a special category about the member (religion, health)";
     AnswerNotFound = "answer_not_found", NOT_FOUND, "no such answer to this intent";
     AnswerExpired = "answer_expired", CONFLICT, "the answer's validity date has passed";
     NotAsked = "not_asked", UNPROCESSABLE_ENTITY, "a category to disclose was not asked for by the answer";

@@ -66,6 +66,7 @@ macro_rules! impl_intent_store {
                     closed_visible_at: row
                         .try_get::<Option<i64>, _>("closed_visible_at")?
                         .map(Timestamp::from_unix_millis),
+                    audience_key: row.try_get("audience_key")?,
                 })
             }
 
@@ -112,8 +113,8 @@ macro_rules! impl_intent_store {
         impl IntentStore for SqlStore<$pool> {
             async fn insert_intent(&self, r: &IntentRow) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO intents (intent_id, owner_check, topic, region, body, published_hour, deadline, closed, closed_visible_at, visible_hour) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO intents (intent_id, owner_check, topic, region, body, published_hour, deadline, closed, closed_visible_at, visible_hour, audience_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(r.id.to_vec())
                 .bind(r.owner_check.to_vec())
@@ -125,6 +126,7 @@ macro_rules! impl_intent_store {
                 .bind(i64::from(r.closed))
                 .bind(r.closed_visible_at.map(Timestamp::unix_millis))
                 .bind(r.visible_hour.map(Timestamp::unix_millis))
+                .bind(r.audience_key.clone())
                 .execute(self.pool())
                 .await?;
                 Ok(())
@@ -146,6 +148,7 @@ macro_rules! impl_intent_store {
                 now: Timestamp,
                 topics: &[String],
                 regions: &[String],
+                audiences: &[String],
                 offset: u64,
                 limit: u64,
             ) -> Result<Vec<IntentRow>> {
@@ -171,6 +174,12 @@ macro_rules! impl_intent_store {
                     sql.push_str(&format!(" AND region IN ({})", placeholders(next, regions.len())));
                 }
                 let next = next + regions.len();
+                sql.push_str(" AND (audience_key IS NULL");
+                if !audiences.is_empty() {
+                    sql.push_str(&format!(" OR audience_key IN ({})", placeholders(next, audiences.len())));
+                }
+                sql.push(')');
+                let next = next + audiences.len();
                 sql.push_str(&format!(
                     " ORDER BY visible_hour DESC, intent_id LIMIT ${} OFFSET ${}",
                     next,
@@ -182,6 +191,9 @@ macro_rules! impl_intent_store {
                 }
                 for r in regions {
                     q = q.bind(r.clone());
+                }
+                for a in audiences {
+                    q = q.bind(a.clone());
                 }
                 let rows = q
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))

@@ -12,6 +12,7 @@ mod keys;
 mod loyalty;
 mod member_rows;
 mod meta;
+mod org_credentials;
 mod privacy;
 mod rectification;
 mod rights;
@@ -25,6 +26,7 @@ pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
 pub use member_rows::member_tables;
 pub use meta::MetadataStore;
+pub use org_credentials::{AudienceProofRow, OrgCredentialRow, OrgCredentialStore};
 pub use rectification::{DueRectification, RectificationRow, RectificationStore};
 pub use rights::{ImportedHistoryRow, RightsStore};
 pub use sql::{open, redact_url, Backend, SqlStore};
@@ -412,13 +414,15 @@ pub trait IntentStore {
     async fn intent(&self, id: &[u8; 16], now: Timestamp) -> Result<Option<IntentRow>>;
     /// Intents organisations see as open at `now` (released in a batch; not
     /// past the deadline; not closed, or closed but not yet visibly), on one
-    /// of `topics`, in one of `regions` (empty: any); the latest batch
-    /// first, then by pseudonym.
+    /// of `topics`, in one of `regions` (empty: any), with no credential
+    /// audience or one of `audiences`; the latest batch first, then by
+    /// pseudonym.
     async fn open_intents(
         &self,
         now: Timestamp,
         topics: &[String],
         regions: &[String],
+        audiences: &[String],
         offset: u64,
         limit: u64,
     ) -> Result<Vec<IntentRow>>;
@@ -547,6 +551,7 @@ pub trait Store:
     + WebhookStore
     + RectificationStore
     + MetadataStore
+    + OrgCredentialStore
     + Send
     + Sync
     + std::fmt::Debug

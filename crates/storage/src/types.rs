@@ -391,6 +391,9 @@ pub struct IntentRow {
     /// From when organisations see it closed (the next whole hour after it
     /// closed, so the moment of acceptance is not shown).
     pub closed_visible_at: Option<Timestamp>,
+    /// A credential audience (`claim=value` or `claim=value@issuer`): only
+    /// organisations that proved it see the intent. None: any other audience.
+    pub audience_key: Option<String>,
 }
 
 /// An organisation's answer to an intent.

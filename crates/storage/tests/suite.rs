@@ -2668,6 +2668,7 @@ fn intent_row(rng: &Rng, topic: &str, region: &str, published: i64, deadline: i6
         deadline: ts(deadline),
         closed: false,
         closed_visible_at: None,
+        audience_key: None,
     }
 }
 
@@ -2704,7 +2705,7 @@ async fn pending_intents_are_released_together_at_a_boundary() {
         // Pending: no feed shows them.
         let now = ts(12 * HOUR + 5);
         assert!(s
-            .open_intents(now, &topics, &[], 0, 10)
+            .open_intents(now, &topics, &[], &[], 0, 10)
             .await
             .unwrap()
             .is_empty());
@@ -2718,7 +2719,7 @@ async fn pending_intents_are_released_together_at_a_boundary() {
             "{db:?}"
         );
         assert!(s
-            .open_intents(now, &topics, &[], 0, 10)
+            .open_intents(now, &topics, &[], &[], 0, 10)
             .await
             .unwrap()
             .is_empty());
@@ -2731,7 +2732,7 @@ async fn pending_intents_are_released_together_at_a_boundary() {
             2,
             "{db:?}"
         );
-        let open = s.open_intents(now, &topics, &[], 0, 10).await.unwrap();
+        let open = s.open_intents(now, &topics, &[], &[], 0, 10).await.unwrap();
         let mut want = vec![a.id, b.id];
         want.sort_unstable();
         assert_eq!(
@@ -2817,7 +2818,7 @@ async fn intents_one_time_ids_visibility_and_deadline_deletion() {
         assert!(s.insert_intent(&dup).await.is_err(), "{db:?}");
         let topics = vec!["bicycles-and-accessories".to_owned()];
         let now = ts(12 * HOUR);
-        let open = s.open_intents(now, &topics, &[], 0, 10).await.unwrap();
+        let open = s.open_intents(now, &topics, &[], &[], 0, 10).await.unwrap();
         // Latest hour first; nothing of insertion order.
         assert_eq!(
             open.iter().map(|r| r.id).collect::<Vec<_>>(),
@@ -2825,7 +2826,7 @@ async fn intents_one_time_ids_visibility_and_deadline_deletion() {
             "{db:?}"
         );
         let ut = s
-            .open_intents(now, &topics, &["NL-UT".to_owned()], 0, 10)
+            .open_intents(now, &topics, &["NL-UT".to_owned()], &[], 0, 10)
             .await
             .unwrap();
         assert_eq!(ut.len(), 1, "{db:?}");
@@ -2834,17 +2835,17 @@ async fn intents_one_time_ids_visibility_and_deadline_deletion() {
         // same order, pages alike.
         let mut broad = topics.clone();
         broad.extend((0..20).map(|i| format!("topic-{i}")));
-        let wide = s.open_intents(now, &broad, &[], 0, 10).await.unwrap();
+        let wide = s.open_intents(now, &broad, &[], &[], 0, 10).await.unwrap();
         assert_eq!(wide, open, "{db:?}");
-        let second = s.open_intents(now, &broad, &[], 1, 1).await.unwrap();
+        let second = s.open_intents(now, &broad, &[], &[], 1, 1).await.unwrap();
         assert_eq!(second, vec![open[1].clone()], "{db:?}");
         let wide_ut = s
-            .open_intents(now, &broad, &["NL-UT".to_owned()], 0, 10)
+            .open_intents(now, &broad, &["NL-UT".to_owned()], &[], 0, 10)
             .await
             .unwrap();
         assert_eq!(wide_ut, ut, "{db:?}");
         assert!(s
-            .open_intents(now, &[], &[], 0, 10)
+            .open_intents(now, &[], &[], &[], 0, 10)
             .await
             .unwrap()
             .is_empty());
@@ -2883,14 +2884,17 @@ async fn intents_one_time_ids_visibility_and_deadline_deletion() {
         assert!(s.close_intent(&b.id, ts(13 * HOUR), None).await.unwrap());
         assert!(!s.close_intent(&b.id, ts(13 * HOUR), None).await.unwrap());
         assert_eq!(
-            s.open_intents(now, &topics, &[], 0, 10)
+            s.open_intents(now, &topics, &[], &[], 0, 10)
                 .await
                 .unwrap()
                 .len(),
             2
         );
         let later = ts(13 * HOUR);
-        let open = s.open_intents(later, &topics, &[], 0, 10).await.unwrap();
+        let open = s
+            .open_intents(later, &topics, &[], &[], 0, 10)
+            .await
+            .unwrap();
         assert_eq!(open.iter().map(|r| r.id).collect::<Vec<_>>(), vec![a.id]);
 
         // At its deadline an intent is gone for reads, and purged with its
@@ -3045,5 +3049,103 @@ async fn intent_answers_one_per_organisation_accept_and_rate_counts() {
             Err(StorageError::Conflict)
         ));
         assert_eq!(s.intent_reports().await.unwrap(), vec![r]);
+    }
+}
+
+#[tokio::test]
+async fn credential_audiences_filter_the_feed_and_proofs_expire() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let topics = vec!["cycling".to_owned()];
+        let holder = org_row(&rng, "Holder");
+        let issuer = org_row(&rng, "Issuer");
+        s.insert_org(&holder).await.unwrap();
+        s.insert_org(&issuer).await.unwrap();
+        let open = intent_row(&rng, "cycling", "NL-UT", 10 * HOUR, 100 * HOUR);
+        let mut fair = intent_row(&rng, "cycling", "NL-UT", 10 * HOUR, 100 * HOUR);
+        fair.audience_key = Some("certification=fair-trade".into());
+        let mut by = intent_row(&rng, "cycling", "NL-UT", 10 * HOUR, 100 * HOUR);
+        by.audience_key = Some(format!("certification=fair-trade@{}", issuer.id));
+        for r in [&open, &fair, &by] {
+            s.insert_intent(r).await.unwrap();
+        }
+        let now = ts(11 * HOUR);
+        let ids = |rows: Vec<IntentRow>| {
+            let mut v: Vec<[u8; 16]> = rows.into_iter().map(|r| r.id).collect();
+            v.sort_unstable();
+            v
+        };
+        let sorted = |mut v: Vec<[u8; 16]>| {
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(
+            ids(s.open_intents(now, &topics, &[], &[], 0, 10).await.unwrap()),
+            vec![open.id],
+            "{db:?}"
+        );
+        assert_eq!(
+            ids(s
+                .open_intents(
+                    now,
+                    &topics,
+                    &[],
+                    &["certification=fair-trade".into()],
+                    0,
+                    10
+                )
+                .await
+                .unwrap()),
+            sorted(vec![open.id, fair.id])
+        );
+        assert_eq!(
+            s.intent(&by.id, now).await.unwrap().unwrap().audience_key,
+            by.audience_key
+        );
+
+        let proof = AudienceProofRow {
+            org: holder.id,
+            issuer: issuer.id,
+            claim: "certification".into(),
+            value: "fair-trade".into(),
+            valid_until: ts(20 * HOUR),
+        };
+        s.put_audience_proof(&proof).await.unwrap();
+        // Proved again: replaced, not doubled.
+        let later = AudienceProofRow {
+            valid_until: ts(30 * HOUR),
+            ..proof.clone()
+        };
+        s.put_audience_proof(&later).await.unwrap();
+        assert_eq!(
+            s.audience_proofs(holder.id, now).await.unwrap(),
+            vec![later]
+        );
+        assert!(s
+            .audience_proofs(holder.id, ts(30 * HOUR))
+            .await
+            .unwrap()
+            .is_empty());
+
+        let cred = OrgCredentialRow {
+            id: [7; 16],
+            org: holder.id,
+            issuer: issuer.id,
+            sealed: vec![1, 2, 3],
+            valid_until: ts(40 * HOUR),
+            created_at: ts(HOUR),
+        };
+        s.insert_org_credential(&cred).await.unwrap();
+        assert_eq!(
+            s.org_credentials(holder.id).await.unwrap(),
+            vec![cred.clone()]
+        );
+        assert_eq!(
+            s.org_credential(holder.id, &[7; 16]).await.unwrap(),
+            Some(cred)
+        );
+        assert_eq!(s.org_credential(issuer.id, &[7; 16]).await.unwrap(), None);
+        assert_eq!(s.purge_org_credentials(ts(40 * HOUR)).await.unwrap(), 2);
+        assert!(s.org_credentials(holder.id).await.unwrap().is_empty());
     }
 }

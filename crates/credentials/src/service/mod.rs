@@ -31,7 +31,13 @@
 //! W3C Bitstring Status List, checked when a challenge asks.
 
 mod codes;
+mod orgs;
 mod verify;
+
+pub use orgs::{
+    AudienceChallengeRequest, HeldOrgCredential, OrgCredentialRequest, ProvenAudience,
+    AUDIENCE_PROOF_SECONDS,
+};
 
 use crate::bbs::{default_bbs, Bbs, BbsPublicKey, BbsSecretKey};
 use crate::credential::{IssuerKeyId, IssuerKeyPair};

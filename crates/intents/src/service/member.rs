@@ -105,6 +105,18 @@ impl Intents {
         if !(1..=MAX_DEADLINE_DAYS).contains(&input.deadline_days) {
             return Err(IntentError::Invalid("deadline_days is 1 to 30"));
         }
+        input.audience.check()?;
+        if let Audience::Credential {
+            issuer: Some(issuer),
+            ..
+        } = &input.audience
+        {
+            if !matches!(self.inner.store.org(*issuer).await?, Some(o) if o.deleted_at.is_none()) {
+                return Err(IntentError::Invalid(
+                    "the audience's issuer is not an organisation of this node",
+                ));
+            }
+        }
         if !input.acknowledge_free_text_warning {
             return Err(IntentError::WarningNotAcknowledged(FREE_TEXT_WARNING));
         }
@@ -141,7 +153,7 @@ impl Intents {
             v: 1,
             text: intent.text.clone(),
             budget: intent.budget.clone(),
-            audience: intent.audience,
+            audience: intent.audience.clone(),
         };
         // The vault first: a failure after it leaves a record the member's
         // list drops, never an intent nobody controls.
@@ -165,6 +177,7 @@ impl Intents {
                 deadline,
                 closed: false,
                 closed_visible_at: None,
+                audience_key: intent.audience.key(),
             })
             .await?;
         self.inner

@@ -24,11 +24,24 @@ fn status_at(row: &IntentRow, now: Timestamp) -> IntentStatus {
 }
 
 impl Intents {
+    /// The credential audiences `org` proved and may still use, as keys
+    /// (`claim=value` and `claim=value@issuer` for each proof).
+    async fn proven(&self, org: OrgId, now: Timestamp) -> Result<Vec<String>, IntentError> {
+        let mut out = Vec::new();
+        for p in self.inner.store.audience_proofs(org, now).await? {
+            out.push(audience_key(&p.claim, &p.value, None));
+            out.push(audience_key(&p.claim, &p.value, Some(p.issuer)));
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn org_view(
         &self,
         row: IntentRow,
         org: &OrgRow,
         roles: &Roles,
+        proven: &[String],
         answered: bool,
         now: Timestamp,
     ) -> Result<OrgIntentView, IntentError> {
@@ -41,7 +54,8 @@ impl Intents {
             region: row.region,
             text: body.text,
             budget: body.budget,
-            may_answer: status == IntentStatus::Open && body.audience.allows(org.kind, roles),
+            may_answer: status == IntentStatus::Open
+                && body.audience.allows(org.kind, roles, proven),
             audience: body.audience,
             // The batch's boundary, not the hour it was made.
             published_at: floor_hour(row.visible_hour.unwrap_or(row.published_hour)).unix_millis(),
@@ -132,10 +146,18 @@ impl Intents {
         };
         let now = self.now();
         let topics = self.expand(&sub.topics);
+        let audiences = self.proven(org.id, now).await?;
         let rows = self
             .inner
             .store
-            .open_intents(now, &topics, &sub.regions, offset, limit.clamp(1, MAX_PAGE))
+            .open_intents(
+                now,
+                &topics,
+                &sub.regions,
+                &audiences,
+                offset,
+                limit.clamp(1, MAX_PAGE),
+            )
             .await?;
         let answered: HashSet<[u8; 16]> = self
             .inner
@@ -148,20 +170,27 @@ impl Intents {
         rows.into_iter()
             .map(|r| {
                 let a = answered.contains(&r.id);
-                self.org_view(r, org, roles, a, now)
+                self.org_view(r, org, roles, &audiences, a, now)
             })
             .collect()
     }
 
-    /// An intent organisations may see: released in a batch, not past its
-    /// deadline. One still waiting for its batch is unknown to them.
-    async fn visible_intent(&self, id: IntentId) -> Result<IntentRow, IntentError> {
+    /// An intent `org` may see: released in a batch, not past its deadline,
+    /// and of a credential audience only once `org` proved it (`proven`). One
+    /// still waiting for its batch, or of an audience it did not prove, is
+    /// unknown to it: the same answer as an id that never existed.
+    async fn visible_intent(
+        &self,
+        id: IntentId,
+        proven: &[String],
+    ) -> Result<IntentRow, IntentError> {
         self.release_due().await?;
         self.inner
             .store
             .intent(&id.0, self.now())
             .await?
             .filter(|r| r.visible_hour.is_some())
+            .filter(|r| r.audience_key.as_ref().is_none_or(|k| proven.contains(k)))
             .ok_or(IntentError::IntentNotFound)
     }
 
@@ -172,7 +201,8 @@ impl Intents {
         roles: &Roles,
         id: IntentId,
     ) -> Result<OrgIntentView, IntentError> {
-        let row = self.visible_intent(id).await?;
+        let proven = self.proven(org.id, self.now()).await?;
+        let row = self.visible_intent(id, &proven).await?;
         let now = self.now();
         let answered = self
             .inner
@@ -181,7 +211,7 @@ impl Intents {
             .await?
             .iter()
             .any(|a| a.intent == id.0);
-        self.org_view(row, org, roles, answered, now)
+        self.org_view(row, org, roles, &proven, answered, now)
     }
 
     /// Answers an open intent, once per organisation.
@@ -193,7 +223,8 @@ impl Intents {
         id: IntentId,
         input: AnswerInput,
     ) -> Result<OrgAnswerView, IntentError> {
-        let row = self.visible_intent(id).await?;
+        let proven = self.proven(org.id, self.now()).await?;
+        let row = self.visible_intent(id, &proven).await?;
         let now = self.now();
         // Closed but not yet visibly: the answer is taken like any other and
         // shows closed from the visible hour (an error now would tell when
@@ -203,7 +234,7 @@ impl Intents {
         }
         let intent: IntentBody =
             serde_json::from_slice(&row.body).map_err(|_| IntentError::Corrupt("intent"))?;
-        if !intent.audience.allows(org.kind, roles) {
+        if !intent.audience.allows(org.kind, roles, &proven) {
             return Err(IntentError::NotAllowed);
         }
         input.price.check()?;

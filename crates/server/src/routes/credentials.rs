@@ -14,7 +14,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use me2b_credentials::service::{
-    ChallengeRequest, CodeIssued, CodeRequest, HeldCredential, IssuerDocument, Presented, Verified,
+    AudienceChallengeRequest, ChallengeRequest, CodeIssued, CodeRequest, HeldCredential,
+    HeldOrgCredential, IssuerDocument, OrgCredentialRequest, Presented, ProvenAudience, Verified,
 };
 use me2b_domain::org::Role;
 use me2b_domain::RecordId;
@@ -206,4 +207,116 @@ pub async fn present(
             .present(&m.session, id, &challenge, &input.disclose)
             .await?,
     ))
+}
+
+// --- organisations' credentials and intent audiences -----------------------------
+
+/// Vouches for another organisation of this node: a certification of the
+/// federation's list and/or membership of the federation. The node signs it
+/// with the federation's key (credential schema 2) for the federation's
+/// period and keeps it for that organisation (`GET /v1/org/attestations`).
+#[utoipa::path(post, path = "/v1/org/attestations", operation_id = "issue_attestation", tag = "organisation", security(("bearer" = [])),
+    request_body = OrgCredentialRequest,
+    responses((status = 201, body = HeldOrgCredential), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn issue_attestation(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<OrgCredentialRequest>,
+) -> Result<(StatusCode, Json<HeldOrgCredential>), ApiError> {
+    need_credentials_role(&o)?;
+    let out = s
+        .node
+        .credentials
+        .issue_org_credential(o.0.org.id, &input)
+        .await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// The credentials other organisations vouched for about yours, each with
+/// the credential itself (present it here or offline).
+#[utoipa::path(get, path = "/v1/org/attestations", operation_id = "my_attestations", tag = "organisation", security(("bearer" = [])),
+    responses((status = 200, body = Vec<HeldOrgCredential>)))]
+pub async fn attestations(
+    State(s): State<AppState>,
+    o: Org,
+) -> Result<Json<Vec<HeldOrgCredential>>, ApiError> {
+    Ok(Json(s.node.credentials.org_credentials(o.0.org.id).await?))
+}
+
+/// A challenge to answer.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgPresentIn {
+    /// The challenge, from `POST /v1/org/intent-audience/challenges`.
+    #[schema(value_type = Object)]
+    pub challenge: serde_json::Value,
+}
+
+/// Answers a challenge with your credential kept by the node: a BBS proof
+/// disclosing only what the challenge needs.
+#[utoipa::path(post, path = "/v1/org/attestations/{id}/present", operation_id = "present_attestation", tag = "organisation", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = OrgPresentIn,
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn present_attestation(
+    State(s): State<AppState>,
+    o: Org,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<OrgPresentIn>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let challenge = serde_json::to_vec(&input.challenge).map_err(|_| ApiError::internal())?;
+    Ok(Json(
+        s.node
+            .credentials
+            .present_org(o.0.org.id, &id, &challenge)
+            .await?,
+    ))
+}
+
+/// A challenge to prove a credential audience's claim (single use, ten
+/// minutes, for your organisation alone).
+#[utoipa::path(post, path = "/v1/org/intent-audience/challenges", operation_id = "intent_audience_challenge", tag = "organisation", security(("bearer" = [])),
+    request_body = AudienceChallengeRequest,
+    responses((status = 201, body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn audience_challenge(
+    State(s): State<AppState>,
+    o: Org,
+    ApiJson(input): ApiJson<AudienceChallengeRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    crate::routes::intents::need_offers_role(&o)?;
+    let c = s
+        .node
+        .credentials
+        .audience_challenge(o.0.org.id, &input)
+        .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// Proves a credential audience with a presentation of your audience
+/// challenge (the body, as made): the node keeps what it proved, not the
+/// presentation, and shows you that audience's intents for 24 hours at most,
+/// never past the credential's validity epoch.
+#[utoipa::path(post, path = "/v1/org/intent-audience/proofs", operation_id = "prove_intent_audience", tag = "organisation", security(("bearer" = [])),
+    request_body = Object,
+    responses((status = 201, body = ProvenAudience), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn prove_audience(
+    State(s): State<AppState>,
+    o: Org,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ProvenAudience>), ApiError> {
+    crate::routes::intents::need_offers_role(&o)?;
+    require_json(&headers)?;
+    let p = s.node.credentials.prove_audience(o.0.org.id, &body).await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+/// The credential audiences your organisation proved and may still use.
+#[utoipa::path(get, path = "/v1/org/intent-audience/proofs", operation_id = "intent_audience_proofs", tag = "organisation", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ProvenAudience>), (status = 403, body = ErrorBody)))]
+pub async fn audience_proofs(
+    State(s): State<AppState>,
+    o: Org,
+) -> Result<Json<Vec<ProvenAudience>>, ApiError> {
+    crate::routes::intents::need_offers_role(&o)?;
+    Ok(Json(s.node.credentials.audience_proofs(o.0.org.id).await?))
 }

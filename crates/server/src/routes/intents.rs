@@ -42,6 +42,8 @@ impl From<IntentError> for ApiError {
             E::Conflict => C::RevisionConflict,
             E::AnswerExpired => C::AnswerExpired,
             E::NotAllowed => C::NotAllowedToAnswer,
+            E::UnknownClaim => C::UnknownClaim,
+            E::SensitiveClaim => C::SensitiveClaim,
             E::Corrupt(_) => {
                 tracing::error!(error = %e, "corrupt intent data");
                 return Self::internal();
@@ -58,7 +60,7 @@ impl From<IntentError> for ApiError {
     }
 }
 
-fn need_offers_role(o: &Org) -> Result<(), ApiError> {
+pub(crate) fn need_offers_role(o: &Org) -> Result<(), ApiError> {
     if o.0.roles.contains(Role::Offers) {
         Ok(())
     } else {

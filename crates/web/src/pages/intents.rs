@@ -62,6 +62,7 @@ pub fn field_of(e: &IntentError) -> Option<&'static str> {
         IntentError::TooLong { field: "terms", .. } => "terms",
         IntentError::UnknownTopic | IntentError::SensitiveTopic => "topic",
         IntentError::UnknownRegion => "region",
+        IntentError::UnknownClaim | IntentError::SensitiveClaim => "audience",
         IntentError::WarningNotAcknowledged(_) => "acknowledge",
         IntentError::Invalid(_)
         | IntentError::TooLong { .. }
@@ -122,6 +123,8 @@ struct NewPage {
     warning: &'static str,
     max_text: usize,
     max_days: u32,
+    /// Certifications an audience may name (not the sensitive ones).
+    certifications: Vec<&'static str>,
 }
 
 async fn new_view(
@@ -145,6 +148,10 @@ async fn new_view(
         warning: FREE_TEXT_WARNING,
         max_text: MAX_TEXT_CHARS,
         max_days: MAX_DEADLINE_DAYS,
+        certifications: me2b_domain::org::CERTIFICATIONS
+            .into_iter()
+            .filter(|c| !me2b_domain::org::certification_is_sensitive(c))
+            .collect(),
     })
 }
 
@@ -195,6 +202,16 @@ fn intent_input(f: &IntentForm, errors: &mut FieldErrors) -> Option<IntentInput>
     let audience = match f.audience.as_str() {
         "any" => Some(Audience::Any),
         "coops" => Some(Audience::Coops),
+        "federation_member" => Some(Audience::Credential {
+            issuer: None,
+            claim: "federation_member".into(),
+            value: "true".into(),
+        }),
+        a if a.starts_with("certification:") => Some(Audience::Credential {
+            issuer: None,
+            claim: "certification".into(),
+            value: a.trim_start_matches("certification:").to_owned(),
+        }),
         _ => {
             errors.add("audience", "Choose who may answer.");
             None
@@ -270,6 +287,8 @@ pub struct AnswerRow {
 #[derive(Debug)]
 pub struct IntentRow {
     pub id: String,
+    /// Who may answer, in plain words.
+    pub audience: String,
     pub topic: String,
     pub region: String,
     pub text: String,
@@ -321,7 +340,14 @@ async fn list_view(
                 accepted: a.accepted,
             })
             .collect();
+        let issuer = match &v.audience {
+            Audience::Credential {
+                issuer: Some(i), ..
+            } => s.node.store.org(*i).await.ok().flatten().map(|o| o.name),
+            _ => None,
+        };
         intents.push(IntentRow {
+            audience: v.audience.describe(issuer.as_deref()),
             id: v.id.to_string(),
             topic: v.topic,
             region: v.region,
