@@ -132,8 +132,8 @@ macro_rules! impl_rights_store {
                 let mut tx = $begin(self.pool()).await?;
                 for r in records {
                     sqlx::query(
-                        "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext, ord) \
+                         VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(ord), 0) + 1 FROM vault_records WHERE member_loc = $2))",
                     )
                     .bind(r.id.as_bytes().to_vec())
                     .bind(self.loc(MetaTable::VaultRecords, r.member)?)

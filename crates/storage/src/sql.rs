@@ -656,8 +656,8 @@ macro_rules! impl_store {
                 let mut tx = $begin(&self.pool).await?;
                 Self::require_members(&mut *tx, &[r.member]).await?;
                 sqlx::query(
-                    "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext, ord) \
+                     VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(ord), 0) + 1 FROM vault_records WHERE member_loc = $2))",
                 )
                 .bind(r.id.as_bytes().to_vec())
                 .bind(self.loc(MetaTable::VaultRecords, r.member)?)
@@ -683,7 +683,7 @@ macro_rules! impl_store {
             async fn list_records(&self, member: MemberId, offset: u64, limit: u64) -> Result<Vec<StoredRecord>> {
                 sqlx::query(
                     "SELECT * FROM vault_records WHERE member_loc = $1 \
-                     ORDER BY created_at, record_id LIMIT $2 OFFSET $3",
+                     ORDER BY created_at, ord, record_id LIMIT $2 OFFSET $3",
                 )
                 .bind(self.loc(MetaTable::VaultRecords, member)?)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -748,15 +748,33 @@ macro_rules! impl_store {
                                 .map(|r| self.loc(MetaTable::VaultRecords, r.member))
                                 .collect::<Result<Vec<_>>>()?;
                             let mut qb = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new(
-                                "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext) ",
+                                "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext, ord) ",
                             );
-                            qb.push_values(run.iter().zip(locs), |mut b, (r, loc)| {
+                            // A member's records in the order written (their
+                            // times are hours, issue 13): the k-th of the
+                            // member's in this statement comes after the
+                            // member's last.
+                            let mut nth = std::collections::HashMap::new();
+                            let ks: Vec<i64> = locs
+                                .iter()
+                                .map(|l| {
+                                    let k = nth.entry(l.clone()).or_insert(0i64);
+                                    *k += 1;
+                                    *k
+                                })
+                                .collect();
+                            qb.push_values(run.iter().zip(locs).zip(ks), |mut b, ((r, loc), k)| {
                                 b.push_bind(r.id.as_bytes().to_vec())
-                                    .push_bind(loc)
+                                    .push_bind(loc.clone())
                                     .push_bind(r.revision)
                                     .push_bind(r.created_at.unix_millis())
                                     .push_bind(r.updated_at.unix_millis())
-                                    .push_bind(r.ciphertext.clone());
+                                    .push_bind(r.ciphertext.clone())
+                                    .push("(SELECT COALESCE(MAX(ord), 0) + ")
+                                    .push_bind_unseparated(k)
+                                    .push_unseparated(" FROM vault_records WHERE member_loc = ")
+                                    .push_bind_unseparated(loc)
+                                    .push_unseparated(")");
                             });
                             qb.build().execute(&mut *tx).await?;
                             changed.extend(run.iter().map(|_| true));

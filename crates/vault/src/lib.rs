@@ -133,8 +133,8 @@ pub struct MemberSession {
 
 /// A record's times as stored and shown: the whole hour (issue 13,
 /// "metadata at rest"). An exact time would line the record up with the
-/// member's other rows and with what co-ops saw; records of one hour are
-/// listed by id.
+/// member's other rows and with what co-ops saw; storage lists a member's
+/// records in the order they were written.
 pub fn record_time(t: Timestamp) -> Timestamp {
     t.hour()
 }

@@ -18,6 +18,14 @@ UPDATE sessions SET
     created_at = (created_at / 3600000) * 3600000,
     expires_at = (expires_at / 3600000) * 3600000;
 
+-- A member's records keep the order they were written in (`ord`, per
+-- member), since their times are hours now.
+ALTER TABLE vault_records ADD COLUMN ord BIGINT NOT NULL DEFAULT 0;
+UPDATE vault_records SET ord = (
+    SELECT COUNT(*) FROM vault_records v
+    WHERE v.member_loc = vault_records.member_loc
+      AND (v.created_at < vault_records.created_at
+           OR (v.created_at = vault_records.created_at AND v.record_id <= vault_records.record_id)));
 UPDATE vault_records SET
     created_at = (created_at / 3600000) * 3600000,
     updated_at = (updated_at / 3600000) * 3600000;
