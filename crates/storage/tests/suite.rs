@@ -2277,6 +2277,7 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
             expires_at: ts(1000),
             updated_at: ts(5),
             sealed: vec![b; 90],
+            digest: None,
         };
         let cats = vec!["region".to_owned(), "interest".to_owned()];
         assert!(s
@@ -2390,6 +2391,7 @@ async fn expired_envelopes_are_purged_and_erasure_takes_the_rest() {
                     expires_at: ts(exp),
                     updated_at: ts(1),
                     sealed: vec![1; 90],
+                    digest: None,
                 }],
             )
             .await
