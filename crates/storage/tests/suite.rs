@@ -2315,6 +2315,37 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
             mine.iter().map(|e| e.sealed[0]).collect::<Vec<_>>(),
             vec![2, 9]
         );
+        // With a digest: a row whose digest is unchanged stays byte for
+        // byte (and time); one whose digest changed is replaced.
+        let with = |k, c: &str, b: u8, d: u8| EnvelopeRow {
+            digest: Some([d; 32]),
+            updated_at: ts(b.into()),
+            ..env(k, c, b)
+        };
+        assert!(s
+            .replace_envelopes(
+                consent.id,
+                Some(&cats),
+                &[with(key, "region", 4, 1), with(key, "interest", 5, 2)]
+            )
+            .await
+            .unwrap());
+        assert!(s
+            .replace_envelopes(
+                consent.id,
+                Some(&cats),
+                &[with(key, "region", 6, 1), with(key, "interest", 7, 3)]
+            )
+            .await
+            .unwrap());
+        let mine = s.envelopes_for(consent.id, key, ts(10)).await.unwrap();
+        assert_eq!(
+            mine.iter()
+                .map(|e| (e.sealed[0], e.updated_at, e.digest.map(|d| d[0])))
+                .collect::<Vec<_>>(),
+            vec![(7, ts(7), Some(3)), (4, ts(4), Some(1))],
+            "{db:?}"
+        );
         assert_eq!(
             s.envelopes_for(consent.id, other_key, ts(10))
                 .await
