@@ -15,7 +15,9 @@
 //! sealed to the X25519 key `HKDF-SHA256(ikm = API key, salt = "me2b/org-envelope",
 //! info = "me2b/org-envelope/x25519/v1")`. The plaintext is JSON:
 //! `{"v": 1, "consent_id", "subject", "category", "values": [...], "sealed_at"}`,
-//! the member's values in that category as of the member's last change. Use
+//! the member's values in that category as of the member's last change
+//! (`sealed_at` is when that change was sealed: a session that would seal the
+//! same values again leaves the envelope as it is, byte for byte). Use
 //! [`open`] (or [`open_disclosure`]) with the API key that asked; it checks that
 //! the envelope is the one the answer names.
 
@@ -48,6 +50,29 @@ pub struct EnvelopeContent {
 pub fn seal(pk: &OrgEnvelopePublicKey, content: &EnvelopeContent, rng: &dyn Random) -> Vec<u8> {
     let plain = zeroize::Zeroizing::new(serde_json::to_vec(content).unwrap_or_default());
     pk.seal(&plain, rng)
+}
+
+/// What the keyed digest kept with an envelope is for (the member's key
+/// derives one subkey per purpose).
+pub const DIGEST_PURPOSE: &str = "me2b/org-envelope/digest/v1";
+
+/// What the digest kept with an envelope covers: its plaintext but for
+/// `sealed_at`, so a session that would seal the same values again is seen
+/// to change nothing and the envelope served stays byte for byte.
+pub fn digest_input(
+    consent: ConsentId,
+    subject: &str,
+    category: &str,
+    values: &[serde_json::Value],
+) -> zeroize::Zeroizing<Vec<u8>> {
+    let v = serde_json::json!({
+        "v": CONTENT_VERSION,
+        "consent_id": consent,
+        "subject": subject,
+        "category": category,
+        "values": values,
+    });
+    zeroize::Zeroizing::new(serde_json::to_vec(&v).unwrap_or_default())
 }
 
 fn bad(what: &'static str) -> ConsentError {

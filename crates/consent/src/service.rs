@@ -653,6 +653,12 @@ impl Consents {
         let mut rows = Vec::new();
         for (key, pk) in self.envelope_keys(consent.controller).await? {
             for (category, vals) in &values {
+                // Equal plaintext (but for the time of sealing) gives an
+                // equal digest: the store then keeps the envelope it has.
+                let digest = s.keyed_digest(
+                    envelope::DIGEST_PURPOSE,
+                    &envelope::digest_input(consent.id, &subject, category, vals),
+                );
                 let content = EnvelopeContent {
                     v: CONTENT_VERSION,
                     consent_id: consent.id,
@@ -670,6 +676,7 @@ impl Consents {
                     expires_at: consent.expires_at,
                     updated_at: now,
                     sealed: envelope::seal(&pk, &content, self.rng.as_ref()),
+                    digest: Some(digest),
                 });
             }
         }

@@ -114,6 +114,24 @@ impl DataKey {
         out
     }
 
+    /// A keyed digest of `data` under a subkey of this key for `purpose`
+    /// (HKDF-SHA256, then HMAC-SHA256): equal data gives an equal digest,
+    /// and without the key nobody can test a guess of `data` against it.
+    pub fn keyed_digest(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut sub = zeroize::Zeroizing::new([0u8; 32]);
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"me2b/keyed-digest"), &self.0);
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
+        if hk.expand(purpose.as_bytes(), sub.as_mut()).is_err() {
+            return [0u8; 32];
+        }
+        let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(sub.as_ref()) else {
+            return [0u8; 32];
+        };
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
     /// Decrypts what [`seal`](Self::seal) produced, checking the version and `aad`.
     pub fn open(&self, aad: &Aad, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let (&version, rest) = sealed.split_first().ok_or(CryptoError::Decrypt)?;
@@ -142,6 +160,18 @@ mod tests {
     use super::*;
     use crate::SeededRandom;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_keyed_digest_is_stable_per_key_and_purpose_only() {
+        let rng = SeededRandom::new(8);
+        let (k1, k2) = (DataKey::generate(&rng), DataKey::generate(&rng));
+        let d = k1.keyed_digest("p", b"region=Utrecht");
+        assert_eq!(d, k1.keyed_digest("p", b"region=Utrecht"));
+        assert_ne!(d, k1.keyed_digest("p", b"region=Leiden"));
+        assert_ne!(d, k1.keyed_digest("q", b"region=Utrecht"));
+        assert_ne!(d, k2.keyed_digest("p", b"region=Utrecht"));
+        assert_ne!(d, [0u8; 32]);
+    }
 
     #[test]
     fn seal_open_round_trip_and_binding() {

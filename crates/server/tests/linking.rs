@@ -1135,3 +1135,117 @@ async fn a_withdrawal_stops_data_at_once_and_data_access_answers_in_windows() {
         );
     }
 }
+
+/// Each co-op's envelopes as data access serves them: consent id → category → envelope.
+async fn envelopes_of(s: &Srv, key: &str, rid: &str) -> BTreeMap<String, Value> {
+    let (st, v) = access_of(s, key, rid).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["disclosures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["consent_id"].as_str().unwrap().to_owned(),
+                d["envelopes"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// A login (or anything else that leaves what a consent allows unchanged)
+/// re-seals nothing: the envelope bytes A and B are served stay as they
+/// were, so two co-ops polling data access cannot see one member's envelopes
+/// change at both at once (adv4 finding 1). A change of content still
+/// re-seals.
+#[tokio::test]
+async fn a_login_leaves_the_envelopes_served_to_co_ops_as_they_were() {
+    for db in Db::ALL {
+        let Some(s) = common::start(db).await else {
+            continue;
+        };
+        let (_, ka) = s.org("Co-op A").await;
+        let (_, kb) = s.org("Co-op B").await;
+        let ask = json!({"purposes": ["direct-marketing"], "categories": ["interest"],
+            "processing": ["use"], "legal_basis": "consent", "retention_days": 30,
+            "recipients": [], "notice": "Offers that fit you.", "notice_version": "1"});
+        let mut rids = Vec::new();
+        for key in [&ka, &kb] {
+            let (st, r) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/consent-requests",
+                    Some(key),
+                    Some(ask.clone()),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{r}");
+            rids.push(r["id"].as_str().unwrap().to_owned());
+        }
+        let m = s
+            .member_with(
+                "l@example.org",
+                &[json!({"kind": "interest", "topic": "cycling"})],
+            )
+            .await;
+        for rid in &rids {
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    &format!("/v1/me/consent-requests/{rid}/grant"),
+                    Some(&m),
+                    Some(json!({})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+        }
+        let before_a = envelopes_of(&s, &ka, &rids[0]).await;
+        let before_b = envelopes_of(&s, &kb, &rids[1]).await;
+        assert_eq!((before_a.len(), before_b.len()), (1, 1), "{db:?}");
+        // Hours later the member logs in, twice; nothing in the vault changed.
+        s.clock.advance_seconds(3 * 3600);
+        let mut m = m;
+        for _ in 0..2 {
+            let (st, v) = s
+                .req(
+                    Method::POST,
+                    "/v1/sessions",
+                    None,
+                    Some(json!({"email": "l@example.org", "passphrase": "correct horse battery"})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+            m = v["token"].as_str().unwrap().to_owned();
+        }
+        assert_eq!(envelopes_of(&s, &ka, &rids[0]).await, before_a, "{db:?}: A");
+        assert_eq!(envelopes_of(&s, &kb, &rids[1]).await, before_b, "{db:?}: B");
+        // A write of a category no consent covers re-seals nothing either.
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/vault/records",
+                Some(&m),
+                Some(json!({"kind": "note", "text": "private"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(envelopes_of(&s, &ka, &rids[0]).await, before_a, "{db:?}: A");
+        // A new interest is a change of content: it is sealed.
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/vault/records",
+                Some(&m),
+                Some(json!({"kind": "interest", "topic": "bicycles-and-accessories"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let after_a = envelopes_of(&s, &ka, &rids[0]).await;
+        assert_ne!(after_a, before_a, "{db:?}");
+        let opened_a = opened(&ka, &access_of(&s, &ka, &rids[0]).await.1);
+        assert!(
+            opened_a.to_string().contains("bicycles-and-accessories"),
+            "{db:?}: {opened_a}"
+        );
+    }
+}

@@ -129,6 +129,10 @@ macro_rules! impl_key_stores {
                     expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
                     updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
                     sealed: row.try_get("sealed")?,
+                    digest: row
+                        .try_get::<Option<Vec<u8>>, _>("digest")?
+                        .map(|d| hash32(d, "consent_envelopes.digest"))
+                        .transpose()?,
                 })
             }
         }
@@ -311,27 +315,51 @@ macro_rules! impl_key_stores {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                match categories {
-                    None => {
-                        sqlx::query("DELETE FROM consent_envelopes WHERE consent_id = $1")
-                            .bind(consent.as_bytes().to_vec())
-                            .execute(&mut *tx)
-                            .await?;
+                // Rows whose plaintext did not change (equal keyed digest)
+                // stay as they are, bytes and time: re-sealing them would
+                // show every organisation the member's session at once.
+                let existing = sqlx::query(
+                    "SELECT key_id, category, digest FROM consent_envelopes WHERE consent_id = $1",
+                )
+                .bind(consent.as_bytes().to_vec())
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut kept: Vec<(Vec<u8>, String)> = Vec::new();
+                for e in &existing {
+                    let key_id: Vec<u8> = e.try_get("key_id")?;
+                    let category: String = e.try_get("category")?;
+                    if categories.is_some_and(|cs| !cs.contains(&category)) {
+                        continue;
                     }
-                    Some(categories) => {
-                        for c in categories {
-                            sqlx::query("DELETE FROM consent_envelopes WHERE consent_id = $1 AND category = $2")
-                                .bind(consent.as_bytes().to_vec())
-                                .bind(c.clone())
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                    let digest: Option<Vec<u8>> = e.try_get("digest")?;
+                    let same = digest.is_some_and(|d| {
+                        rows.iter().any(|r| {
+                            r.key.as_bytes()[..] == key_id[..]
+                                && r.category == category
+                                && r.digest.is_some_and(|n| n[..] == d[..])
+                        })
+                    });
+                    if same {
+                        kept.push((key_id, category));
+                    } else {
+                        sqlx::query(
+                            "DELETE FROM consent_envelopes WHERE consent_id = $1 AND key_id = $2 AND category = $3",
+                        )
+                        .bind(consent.as_bytes().to_vec())
+                        .bind(key_id)
+                        .bind(category)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                 }
-                for r in rows {
+                for r in rows.iter().filter(|r| {
+                    !kept
+                        .iter()
+                        .any(|(k, c)| k[..] == r.key.as_bytes()[..] && *c == r.category)
+                }) {
                     sqlx::query(
-                        "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(r.consent.as_bytes().to_vec())
                     .bind(r.key.as_bytes().to_vec())
@@ -341,6 +369,7 @@ macro_rules! impl_key_stores {
                     .bind(crate::sql::hour_ms(r.expires_at))
                     .bind(crate::sql::hour_ms(r.updated_at))
                     .bind(&r.sealed)
+                    .bind(r.digest.map(|d| d.to_vec()))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -354,7 +383,7 @@ macro_rules! impl_key_stores {
                 now: Timestamp,
             ) -> Result<Vec<EnvelopeRow>> {
                 sqlx::query(
-                    "SELECT e.consent_id, e.key_id, e.category, e.expires_at, e.updated_at, e.sealed, \
+                    "SELECT e.consent_id, e.key_id, e.category, e.expires_at, e.updated_at, e.sealed, e.digest, \
                      c.member_ct, c.legacy_member_id \
                      FROM consent_envelopes e JOIN consents c ON c.consent_id = e.consent_id \
                      WHERE e.consent_id = $1 AND e.key_id = $2 AND e.expires_at > $3 ORDER BY e.category",

@@ -74,6 +74,10 @@ pub struct EnvelopeRow {
     pub expires_at: Timestamp,
     pub updated_at: Timestamp,
     pub sealed: Vec<u8>,
+    /// A digest of the plaintext sealed, keyed by the member's key (None: a
+    /// row an older node wrote): an envelope whose plaintext would not
+    /// change is left as it is (see `EnvelopeStore::replace_envelopes`).
+    pub digest: Option<[u8; 32]>,
 }
 
 #[derive(Clone, Debug)]

@@ -2280,6 +2280,7 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
             expires_at: ts(1000 * HOUR),
             updated_at: ts(5),
             sealed: vec![b; 90],
+            digest: None,
         };
         let cats = vec!["region".to_owned(), "interest".to_owned()];
         assert!(s
@@ -2316,6 +2317,37 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
         assert_eq!(
             mine.iter().map(|e| e.sealed[0]).collect::<Vec<_>>(),
             vec![2, 9]
+        );
+        // With a digest: a row whose digest is unchanged stays byte for
+        // byte (and time); one whose digest changed is replaced.
+        let with = |k, c: &str, b: u8, d: u8| EnvelopeRow {
+            digest: Some([d; 32]),
+            updated_at: ts(b.into()),
+            ..env(k, c, b)
+        };
+        assert!(s
+            .replace_envelopes(
+                consent.id,
+                Some(&cats),
+                &[with(key, "region", 4, 1), with(key, "interest", 5, 2)]
+            )
+            .await
+            .unwrap());
+        assert!(s
+            .replace_envelopes(
+                consent.id,
+                Some(&cats),
+                &[with(key, "region", 6, 1), with(key, "interest", 7, 3)]
+            )
+            .await
+            .unwrap());
+        let mine = s.envelopes_for(consent.id, key, ts(10)).await.unwrap();
+        assert_eq!(
+            mine.iter()
+                .map(|e| (e.sealed[0], e.updated_at, e.digest.map(|d| d[0])))
+                .collect::<Vec<_>>(),
+            vec![(7, ts(7), Some(3)), (4, ts(4), Some(1))],
+            "{db:?}"
         );
         assert_eq!(
             s.envelopes_for(consent.id, other_key, ts(10))
@@ -2393,6 +2425,7 @@ async fn expired_envelopes_are_purged_and_erasure_takes_the_rest() {
                     expires_at: ts(exp * HOUR),
                     updated_at: ts(1),
                     sealed: vec![1; 90],
+                    digest: None,
                 }],
             )
             .await

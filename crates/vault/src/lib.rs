@@ -139,6 +139,16 @@ pub fn record_time(t: Timestamp) -> Timestamp {
     t.hour()
 }
 
+impl MemberSession {
+    /// A digest of `data` keyed by the member's data key (see
+    /// [`DataKey::keyed_digest`]): lets the node tell whether what it would
+    /// seal again equals what it sealed before, without anyone who lacks the
+    /// member's key being able to test guesses against it.
+    pub fn keyed_digest(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        self.key.keyed_digest(purpose, data)
+    }
+}
+
 /// A decrypted record, as its member reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordView {
