@@ -391,7 +391,7 @@ fn malformed_and_oversized_inputs_get_distinct_errors() {
         "malformed_presentation",
     );
     expect(
-        w.edit(&p, |v| v["schema_version"] = 2.into()),
+        w.edit(&p, |v| v["schema_version"] = 3.into()),
         "unsupported_schema",
     );
     expect(
