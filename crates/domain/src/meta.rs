@@ -29,6 +29,8 @@ pub enum MetaTable {
     OptoutCodes,
     ImportedHistory,
     AuditLog,
+    /// The link from a member to their intents, for erasure (issue 17).
+    IntentOwners,
 }
 
 impl MetaTable {
@@ -45,6 +47,7 @@ impl MetaTable {
             MetaTable::OptoutCodes => "optout_codes",
             MetaTable::ImportedHistory => "imported_history",
             MetaTable::AuditLog => "audit_log",
+            MetaTable::IntentOwners => "intent_owners",
         }
     }
 }

@@ -153,7 +153,8 @@ impl Intents {
             .await?;
         self.inner
             .store
-            .insert_intent(&IntentRow {
+            .insert_member_intent(
+                &IntentRow {
                 id: id.0,
                 owner_check: owner_check(&intent.secret),
                 topic: intent.topic.clone(),
@@ -165,7 +166,10 @@ impl Intents {
                 deadline,
                 closed: false,
                 closed_visible_at: None,
-            })
+            },
+                // Erasure finds the member's intents through this link.
+                s.member,
+            )
             .await?;
         self.inner
             .audit
