@@ -68,7 +68,12 @@ async fn coop(s: &Srv) -> String {
 
 async fn publish(s: &Srv, member: &str, text: &str) -> String {
     let (st, v) = s
-        .req(Method::POST, "/v1/me/intents", Some(member), Some(bike(text)))
+        .req(
+            Method::POST,
+            "/v1/me/intents",
+            Some(member),
+            Some(bike(text)),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     v["id"].as_str().unwrap().to_owned()
@@ -85,8 +90,13 @@ async fn feed_ids(s: &Srv, key: &str) -> Vec<String> {
 }
 
 async fn view(s: &Srv, key: &str, id: &str) -> (StatusCode, Value) {
-    s.req(Method::GET, &format!("/v1/org/intents/{id}"), Some(key), None)
-        .await
+    s.req(
+        Method::GET,
+        &format!("/v1/org/intents/{id}"),
+        Some(key),
+        None,
+    )
+    .await
 }
 
 async fn answer(s: &Srv, key: &str, id: &str) -> (StatusCode, Value) {

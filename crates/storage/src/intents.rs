@@ -4,9 +4,9 @@
 
 use crate::sql::{begin_postgres, begin_sqlite, PoolDb, SqlStore};
 use crate::*;
+use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
-use me2b_domain::meta::MetaTable;
 use sqlx::Row;
 
 fn corrupt(what: &str) -> StorageError {

@@ -155,18 +155,18 @@ impl Intents {
             .store
             .insert_member_intent(
                 &IntentRow {
-                id: id.0,
-                owner_check: owner_check(&intent.secret),
-                topic: intent.topic.clone(),
-                region: intent.region.clone(),
-                body: serde_json::to_vec(&body).map_err(|_| IntentError::Corrupt("intent"))?,
-                published_hour: published,
-                // Unseen by organisations until its batch is released.
-                visible_hour: None,
-                deadline,
-                closed: false,
-                closed_visible_at: None,
-            },
+                    id: id.0,
+                    owner_check: owner_check(&intent.secret),
+                    topic: intent.topic.clone(),
+                    region: intent.region.clone(),
+                    body: serde_json::to_vec(&body).map_err(|_| IntentError::Corrupt("intent"))?,
+                    published_hour: published,
+                    // Unseen by organisations until its batch is released.
+                    visible_hour: None,
+                    deadline,
+                    closed: false,
+                    closed_visible_at: None,
+                },
                 // Erasure finds the member's intents through this link.
                 s.member,
             )
