@@ -37,7 +37,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_me2b");
 const STILL_JOINABLE: &[&str] = &[];
 
 /// The tables whose rows a member's locator finds.
-const LOCATED: [MetaTable; 9] = [
+const LOCATED: [MetaTable; 10] = [
     MetaTable::Sessions,
     MetaTable::VaultRecords,
     MetaTable::Consents,
@@ -47,6 +47,7 @@ const LOCATED: [MetaTable; 9] = [
     MetaTable::MarketingOptouts,
     MetaTable::OptoutCodes,
     MetaTable::ImportedHistory,
+    MetaTable::IntentOwners,
 ];
 
 /// After the demo, a member imports their own export (issue 15), so the

@@ -32,6 +32,8 @@ pub enum MetaTable {
     /// Not a member's table: an offer's counts are sealed here (issue 13,
     /// "true offer counts are not stored in clear"), bound to the offer.
     OfferCounters,
+    /// The link from a member to their intents, for erasure (issue 17).
+    IntentOwners,
 }
 
 impl MetaTable {
@@ -49,6 +51,7 @@ impl MetaTable {
             MetaTable::ImportedHistory => "imported_history",
             MetaTable::AuditLog => "audit_log",
             MetaTable::OfferCounters => "offer_counters",
+            MetaTable::IntentOwners => "intent_owners",
         }
     }
 }

@@ -189,6 +189,13 @@ macro_rules! impl_erasure_store {
                 receipt_hash: &[u8; 32],
             ) -> Result<bool> {
                 let mut tx = $begin(self.pool()).await?;
+                // The member's intents: the held ones go, the published
+                // ones close from the next whole hour (deleted at release).
+                let hour = 3_600_000;
+                let next_hour = Timestamp::from_unix_millis(
+                    (erased_at.unix_millis().div_euclid(hour) + 1).saturating_mul(hour),
+                );
+                self.erase_member_intents(&mut *tx, member, Some(next_hour)).await?;
                 for (sql, binds) in self.member_deletes(member, &[Stage::Hold])? {
                     let mut q = sqlx::query(sql);
                     for b in binds {
@@ -308,6 +315,7 @@ macro_rules! impl_erasure_store {
                 let mut members = Vec::with_capacity(ids.len());
                 for id in &ids {
                     let member = MemberId::from_slice(id).map_err(|_| bad("members.member_id"))?;
+                    self.erase_member_intents(&mut *tx, member, None).await?;
                     for (sql, binds) in self.member_deletes(member, &[Stage::Hold, Stage::Release])? {
                         let mut q = sqlx::query(sql);
                         for b in binds {

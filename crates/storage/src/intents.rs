@@ -4,6 +4,7 @@
 
 use crate::sql::{begin_postgres, begin_sqlite, PoolDb, SqlStore};
 use crate::*;
+use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
@@ -47,6 +48,54 @@ const BROAD_SUBSCRIPTION: usize = 16;
 macro_rules! impl_intent_store {
     ($pool:ty, $begin:ident) => {
         impl SqlStore<$pool> {
+            /// Erases `member`'s intents (found through `intent_owners`):
+            /// with `close_at` (the erasure's hold), those not yet released
+            /// go at once and the published ones close, seen closed from
+            /// `close_at` as any closed intent; without (the release), every
+            /// one goes with its answers. The links go with the member's
+            /// other rows (member_rows.rs).
+            pub(crate) async fn erase_member_intents(
+                &self,
+                conn: &mut <<$pool as PoolDb>::Db as sqlx::Database>::Connection,
+                member: MemberId,
+                close_at: Option<Timestamp>,
+            ) -> Result<()> {
+                let loc = self.loc(MetaTable::IntentOwners, member)?;
+                let sealed: Vec<Vec<u8>> =
+                    sqlx::query_scalar("SELECT intent_ct FROM intent_owners WHERE member_loc = $1")
+                        .bind(loc.clone())
+                        .fetch_all(&mut *conn)
+                        .await?;
+                for ct in sealed {
+                    let id = self
+                        .keys()?
+                        .open(MetaTable::IntentOwners, &loc, &ct)
+                        .ok_or_else(|| corrupt("intent_owners.intent_ct"))?;
+                    match close_at {
+                        Some(at) => {
+                            sqlx::query("DELETE FROM intents WHERE intent_id = $1 AND visible_hour IS NULL")
+                                .bind(id.clone())
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("UPDATE intents SET closed = 1, closed_visible_at = $2 WHERE intent_id = $1 AND closed = 0")
+                                .bind(id)
+                                .bind(at.unix_millis())
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        None => {
+                            for sql in [
+                                "DELETE FROM intent_answers WHERE intent_id = $1",
+                                "DELETE FROM intents WHERE intent_id = $1",
+                            ] {
+                                sqlx::query(sql).bind(id.clone()).execute(&mut *conn).await?;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+
             fn intent_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<IntentRow> {
                 Ok(IntentRow {
                     id: id16(row.try_get("intent_id")?, "intents.intent_id")?,
@@ -129,6 +178,36 @@ macro_rules! impl_intent_store {
                 .bind(r.audience_key.clone())
                 .execute(self.pool())
                 .await?;
+                Ok(())
+            }
+
+            async fn insert_member_intent(&self, r: &IntentRow, member: MemberId) -> Result<()> {
+                let loc = self.loc(MetaTable::IntentOwners, member)?;
+                let ct = self.keys()?.seal(MetaTable::IntentOwners, &loc, &r.id);
+                let mut tx = $begin(self.pool()).await?;
+                sqlx::query("INSERT INTO intent_owners (member_loc, intent_ct) VALUES ($1, $2)")
+                    .bind(loc)
+                    .bind(ct)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO intents (intent_id, owner_check, topic, region, body, published_hour, deadline, closed, closed_visible_at, visible_hour, audience_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(r.id.to_vec())
+                .bind(r.owner_check.to_vec())
+                .bind(r.topic.clone())
+                .bind(r.region.clone())
+                .bind(r.body.clone())
+                .bind(r.published_hour.unix_millis())
+                .bind(r.deadline.unix_millis())
+                .bind(i64::from(r.closed))
+                .bind(r.closed_visible_at.map(|t| t.unix_millis()))
+                .bind(r.visible_hour.map(|t| t.unix_millis()))
+                .bind(r.audience_key.clone())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -410,6 +410,10 @@ pub trait CredentialStore {
 #[async_trait]
 pub trait IntentStore {
     async fn insert_intent(&self, r: &IntentRow) -> Result<()>;
+    /// Inserts a member's intent with the link erasure finds it by (the
+    /// member's locator and the intent id sealed, `intent_owners`), in one
+    /// transaction.
+    async fn insert_member_intent(&self, r: &IntentRow, member: MemberId) -> Result<()>;
     /// The intent, unless past its deadline at `now`.
     async fn intent(&self, id: &[u8; 16], now: Timestamp) -> Result<Option<IntentRow>>;
     /// Intents organisations see as open at `now` (released in a batch; not

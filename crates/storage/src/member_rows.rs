@@ -46,7 +46,7 @@ const fn rows(
 }
 
 /// A member's rows, in the order they are deleted.
-pub(crate) const MEMBER_ROWS: [MemberRows; 12] = [
+pub(crate) const MEMBER_ROWS: [MemberRows; 13] = [
     rows(
         "sessions",
         Stage::Hold,
@@ -113,6 +113,15 @@ pub(crate) const MEMBER_ROWS: [MemberRows; 12] = [
         Stage::Release,
         "DELETE FROM consents WHERE member_loc = $1 OR legacy_member_id = $2",
         Some(MetaTable::Consents),
+    ),
+    // What finds the member's intents: kept to the release, when the
+    // published ones (closed at the hold) are deleted through it
+    // (`erase_member_intents`, run before these deletes).
+    rows(
+        "intent_owners",
+        Stage::Release,
+        "DELETE FROM intent_owners WHERE member_loc = $1",
+        Some(MetaTable::IntentOwners),
     ),
     rows(
         "members",

@@ -571,6 +571,7 @@ macro_rules! impl_store {
                 // locator, and by id for rows an older node wrote and no
                 // start has re-keyed yet; the audit salt goes with the
                 // account row.
+                self.erase_member_intents(&mut *tx, id, None).await?;
                 for (sql, binds) in self.member_deletes(id, &[Stage::Hold, Stage::Release])? {
                     let mut q = sqlx::query(sql);
                     for b in binds {

@@ -165,20 +165,24 @@ impl Intents {
             .await?;
         self.inner
             .store
-            .insert_intent(&IntentRow {
-                id: id.0,
-                owner_check: owner_check(&intent.secret),
-                topic: intent.topic.clone(),
-                region: intent.region.clone(),
-                body: serde_json::to_vec(&body).map_err(|_| IntentError::Corrupt("intent"))?,
-                published_hour: published,
-                // Unseen by organisations until its batch is released.
-                visible_hour: None,
-                deadline,
-                closed: false,
-                closed_visible_at: None,
-                audience_key: intent.audience.key(),
-            })
+            .insert_member_intent(
+                &IntentRow {
+                    id: id.0,
+                    owner_check: owner_check(&intent.secret),
+                    topic: intent.topic.clone(),
+                    region: intent.region.clone(),
+                    body: serde_json::to_vec(&body).map_err(|_| IntentError::Corrupt("intent"))?,
+                    published_hour: published,
+                    // Unseen by organisations until its batch is released.
+                    visible_hour: None,
+                    deadline,
+                    closed: false,
+                    closed_visible_at: None,
+                    audience_key: intent.audience.key(),
+                },
+                // Erasure finds the member's intents through this link.
+                s.member,
+            )
             .await?;
         self.inner
             .audit
