@@ -277,8 +277,7 @@ fn the_thief_and_the_operator_with_the_database() {
         "the demo's consents are at several organisations"
     );
     assert_eq!(
-        spanning,
-        0,
+        spanning, 0,
         "consents.member_loc groups {spanning} members' consents across organisations"
     );
     let subjects_in_clear: Vec<_> = values

@@ -99,7 +99,10 @@ macro_rules! impl_consent_release_store {
                     let at: i64 = row.try_get("at")?;
                     first = Some(first.map_or(at, |f| f.min(at)));
                 }
-                Ok((u64::try_from(members.len()).unwrap_or(0), first.map(Timestamp::from_unix_millis)))
+                Ok((
+                    u64::try_from(members.len()).unwrap_or(0),
+                    first.map(Timestamp::from_unix_millis),
+                ))
             }
 
             async fn consent_release(&self, before: Timestamp) -> Result<u64> {

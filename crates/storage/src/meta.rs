@@ -118,7 +118,11 @@ impl<P> SqlStore<P> {
             return Ok(stored);
         };
         from_hex(hex)
-            .and_then(|b| self.keys().ok()?.open(MetaTable::ErasureRequests, request, &b))
+            .and_then(|b| {
+                self.keys()
+                    .ok()?
+                    .open(MetaTable::ErasureRequests, request, &b)
+            })
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| StorageError::Corrupt("erasure_requests.subject".into()))
     }

@@ -297,7 +297,7 @@ async fn consent_locators_are_per_organisation_and_erasure_subjects_sealed() {
             db,
             &t.url,
             "UPDATE consents SET member_loc = $1, loc_scoped = 0 RETURNING member_loc",
-            &[unscoped.clone()],
+            std::slice::from_ref(&unscoped),
         )
         .await;
         assert_eq!(distinct(raw(db, &t.url, locs, &[]).await), 1, "{db:?}");
