@@ -370,6 +370,53 @@ fn the_thief_and_the_operator_with_the_database() {
         "no longer joinable, take them off STILL_JOINABLE: {gone:?}"
     );
 
+    // The file alone (finding 4 of adv4): a consent's locator differs per
+    // organisation, so grouping `consents` by it does not show a member's
+    // set of co-ops, nor join two co-ops' consent lists (their `consent_id`s
+    // are in the file and in each co-op's API) into a link of their
+    // pseudonyms; and a pending erasure request does not name the member by
+    // a co-op's pseudonym in clear.
+    let mut orgs_of_loc: std::collections::BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>> =
+        std::collections::BTreeMap::new();
+    let (locs, consent_orgs) = (
+        values
+            .iter()
+            .filter(|(t, c, _)| t == "consents" && c == "member_loc")
+            .map(|(_, _, v)| v.clone())
+            .collect::<Vec<_>>(),
+        values
+            .iter()
+            .filter(|(t, c, _)| t == "consents" && c == "org_id")
+            .map(|(_, _, v)| v.clone())
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(locs.len(), consent_orgs.len());
+    for (l, o) in locs.iter().zip(&consent_orgs) {
+        orgs_of_loc.entry(l.clone()).or_default().insert(o.clone());
+    }
+    let spanning = orgs_of_loc.values().filter(|o| o.len() > 1).count();
+    assert!(
+        BTreeSet::from_iter(consent_orgs.iter()).len() > 1,
+        "the demo's consents are at several organisations"
+    );
+    assert_eq!(
+        spanning, 0,
+        "consents.member_loc groups {spanning} members' consents across organisations"
+    );
+    let subjects_in_clear: Vec<_> = values
+        .iter()
+        .filter(|(t, c, v)| t == "erasure_requests" && c == "subject" && v.starts_with(b"sub_"))
+        .collect();
+    assert!(
+        values.iter().any(|(t, _, _)| t == "erasure_requests"),
+        "the demo's erasure wrote requests"
+    );
+    assert!(
+        subjects_in_clear.is_empty(),
+        "erasure_requests.subject holds {} pseudonyms in clear",
+        subjects_in_clear.len()
+    );
+
     // The file alone: audit entries about a member name them by a subject
     // no key in the file computes, but an entry's object (a record or
     // consent id) would join that subject to the member's rows in

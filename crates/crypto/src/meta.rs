@@ -74,6 +74,19 @@ impl MetadataKeys for NodeMetadataKeys {
         m.finalize().into_bytes().into()
     }
 
+    fn scoped_locator(&self, table: MetaTable, member: MemberId, scope: &[u8]) -> [u8; 32] {
+        // The unscoped locator's input with the scope appended, length
+        // first: never the input of another table, member or scope.
+        let mut m = mac(&self.locator);
+        let label = table.label();
+        m.update(&(label.len() as u64).to_be_bytes());
+        m.update(label.as_bytes());
+        m.update(member.as_bytes());
+        m.update(&(scope.len() as u64).to_be_bytes());
+        m.update(scope);
+        m.finalize().into_bytes().into()
+    }
+
     fn seal(&self, table: MetaTable, row: &[u8], plain: &[u8]) -> Vec<u8> {
         self.seal
             .seal(self.rng.as_ref(), &Aad::metadata(table.label(), row), plain)
@@ -124,6 +137,17 @@ mod tests {
         assert_ne!(a, k.locator(MetaTable::Consents, m));
         assert_ne!(a, keys(2).locator(MetaTable::Sessions, m));
         assert!(!a.windows(16).any(|w| w == m.as_bytes()));
+    }
+
+    #[test]
+    fn scoped_locators_differ_per_scope_and_from_the_member_locator() {
+        let m = MemberId::from_slice(&[9; 16]).unwrap();
+        let k = keys(1);
+        let a = k.scoped_locator(MetaTable::Consents, m, &[1; 16]);
+        assert_eq!(a, k.scoped_locator(MetaTable::Consents, m, &[1; 16]));
+        assert_ne!(a, k.scoped_locator(MetaTable::Consents, m, &[2; 16]));
+        assert_ne!(a, k.locator(MetaTable::Consents, m));
+        assert_ne!(a, keys(2).scoped_locator(MetaTable::Consents, m, &[1; 16]));
     }
 
     #[test]

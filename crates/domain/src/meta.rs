@@ -34,6 +34,7 @@ pub enum MetaTable {
     OfferCounters,
     /// The link from a member to their intents, for erasure (issue 17).
     IntentOwners,
+    ErasureRequests,
 }
 
 impl MetaTable {
@@ -52,6 +53,7 @@ impl MetaTable {
             MetaTable::AuditLog => "audit_log",
             MetaTable::OfferCounters => "offer_counters",
             MetaTable::IntentOwners => "intent_owners",
+            MetaTable::ErasureRequests => "erasure_requests",
         }
     }
 }
@@ -60,6 +62,11 @@ impl MetaTable {
 pub trait MetadataKeys: Send + Sync + std::fmt::Debug {
     /// The member's locator in `table`: a keyed hash, stable, one-way.
     fn locator(&self, table: MetaTable, member: MemberId) -> [u8; 32];
+    /// The member's locator in `table` for the rows of one `scope` (a
+    /// consent's organisation): one value per member and scope, so grouping
+    /// the table by it does not gather a member's rows across scopes. Whoever
+    /// holds the keys finds all of a member's rows scope by scope.
+    fn scoped_locator(&self, table: MetaTable, member: MemberId, scope: &[u8]) -> [u8; 32];
     /// `plain` sealed for `table`, bound to `row` (the row's own id): a
     /// format version byte, a fresh nonce, the ciphertext and tag.
     fn seal(&self, table: MetaTable, row: &[u8], plain: &[u8]) -> Vec<u8>;

@@ -666,6 +666,7 @@ impl me2b_credentials::service::InterestTaxonomy for TaxonomyTopics {
         match self.0.by_slug(slug) {
             None => TopicKind::Unknown,
             Some(t) if self.0.is_sensitive(t) => TopicKind::Sensitive,
+            Some(t) if self.0.get(t).is_some_and(|t| t.parent.is_some()) => TopicKind::Narrow,
             Some(_) => TopicKind::Ordinary,
         }
     }
@@ -970,8 +971,10 @@ mod tests {
         use me2b_credentials::service::{InterestTaxonomy, TopicKind};
         let topics = TaxonomyTopics(Arc::new(Taxonomy::shipped().unwrap()));
         for (slug, kind) in [
-            ("cycling", TopicKind::Ordinary),
-            ("organic", TopicKind::Ordinary),
+            ("sports", TopicKind::Ordinary),
+            ("fair-economy", TopicKind::Ordinary),
+            ("cycling", TopicKind::Narrow),
+            ("organic", TopicKind::Narrow),
             ("health", TopicKind::Sensitive),
             // Under /Health: sensitive by inheritance.
             ("pregnancy-and-maternity", TopicKind::Sensitive),
@@ -984,6 +987,29 @@ mod tests {
         ] {
             assert_eq!(topics.kind(slug), kind, "{slug}");
         }
+    }
+
+    /// Finding 6 of adv4: the interests a credential can disclose are a
+    /// small federation-fixed set (top-level ordinary topics, a sorted set
+    /// of at most two), not an issuer's choice among ~5×10^10 values.
+    #[test]
+    fn credential_interests_take_few_values() {
+        use me2b_credentials::service::{InterestTaxonomy, TopicKind, MAX_ISSUED_INTERESTS};
+        let taxonomy = Arc::new(Taxonomy::shipped().unwrap());
+        let topics = TaxonomyTopics(taxonomy.clone());
+        let n = taxonomy
+            .topics()
+            .iter()
+            .filter(|t| topics.kind(&t.slug) == TopicKind::Ordinary)
+            .count() as u64;
+        assert!(n >= 10, "{n} top-level topics");
+        // Sorted sets of 0..=MAX_ISSUED_INTERESTS of them.
+        let (mut combos, mut c) = (0u64, 1u64);
+        for k in 0..=MAX_ISSUED_INTERESTS as u64 {
+            combos += c;
+            c = c * (n - k) / (k + 1);
+        }
+        assert!(combos <= 1 << 10, "{combos} interest values for {n} topics");
     }
 
     #[tokio::test]

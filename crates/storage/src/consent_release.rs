@@ -78,15 +78,31 @@ macro_rules! impl_consent_release_store {
         #[async_trait]
         impl ConsentReleaseStore for SqlStore<$pool> {
             async fn consent_changes_pending(&self) -> Result<(u64, Option<Timestamp>)> {
-                let row = sqlx::query(&format!(
-                    "SELECT COUNT(DISTINCT member_loc) AS n, \
-                     MIN(COALESCE(withdrawn_at, given_at)) AS first FROM consents WHERE {PENDING}"
+                // Members, not (member, organisation) pairs: a consent's
+                // locator is per organisation, so the sealed ids are counted.
+                let rows = sqlx::query(&format!(
+                    "SELECT consent_id, member_ct, legacy_member_id, \
+                     COALESCE(withdrawn_at, given_at) AS at FROM consents WHERE {PENDING}"
                 ))
-                .fetch_one(self.pool())
+                .fetch_all(self.pool())
                 .await?;
-                let n: i64 = row.try_get("n")?;
-                let first: Option<i64> = row.try_get("first")?;
-                Ok((u64::try_from(n).unwrap_or(0), first.map(Timestamp::from_unix_millis)))
+                let mut members = std::collections::BTreeSet::new();
+                let mut first: Option<i64> = None;
+                for row in rows {
+                    let cid: Vec<u8> = row.try_get("consent_id")?;
+                    members.insert(self.open_member(
+                        MetaTable::Consents,
+                        &cid,
+                        row.try_get("member_ct")?,
+                        row.try_get("legacy_member_id")?,
+                    )?);
+                    let at: i64 = row.try_get("at")?;
+                    first = Some(first.map_or(at, |f| f.min(at)));
+                }
+                Ok((
+                    u64::try_from(members.len()).unwrap_or(0),
+                    first.map(Timestamp::from_unix_millis),
+                ))
             }
 
             async fn consent_release(&self, before: Timestamp) -> Result<u64> {

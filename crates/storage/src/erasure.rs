@@ -160,6 +160,7 @@ macro_rules! impl_erasure_store {
     ($pool:ty, $begin:ident) => {
         impl SqlStore<$pool> {
             pub(crate) fn erasure_row(
+                &self,
                 row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row,
             ) -> Result<ErasureRequestRow> {
             let id: Vec<u8> = row.try_get("request_id")?;
@@ -170,7 +171,7 @@ macro_rules! impl_erasure_store {
             Ok(ErasureRequestRow {
                 id: <[u8; 16]>::try_from(id.as_slice()).map_err(|_| bad("erasure_requests.request_id"))?,
                 org: OrgId::from_slice(&org).map_err(|_| bad("erasure_requests.org_id"))?,
-                subject: row.try_get("subject")?,
+                subject: self.open_subject(&id, row.try_get("subject")?)?,
                 receipt_tag: <[u8; 32]>::try_from(tag.as_slice())
                     .map_err(|_| bad("erasure_requests.receipt_tag"))?,
                 released_at: released.map(Timestamp::from_unix_millis),
@@ -196,7 +197,10 @@ macro_rules! impl_erasure_store {
                     (erased_at.unix_millis().div_euclid(hour) + 1).saturating_mul(hour),
                 );
                 self.erase_member_intents(&mut *tx, member, Some(next_hour)).await?;
-                for (sql, binds) in self.member_deletes(member, &[Stage::Hold])? {
+                let orgs: Vec<Vec<u8>> = sqlx::query_scalar(crate::meta::CONSENT_ORGS)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for (sql, binds) in self.member_deletes(member, &[Stage::Hold], &orgs)? {
                     let mut q = sqlx::query(sql);
                     for b in binds {
                         q = q.bind(b);
@@ -218,7 +222,7 @@ macro_rules! impl_erasure_store {
                     sqlx::query("INSERT INTO erasure_requests (request_id, org_id, subject, receipt_tag) VALUES ($1, $2, $3, $4)")
                         .bind(r.id.to_vec())
                         .bind(r.org.as_bytes().to_vec())
-                        .bind(&r.subject)
+                        .bind(self.seal_subject(&r.id, &r.subject)?)
                         .bind(r.receipt_tag.to_vec())
                         .execute(&mut *tx)
                         .await?;
@@ -238,7 +242,7 @@ macro_rules! impl_erasure_store {
                     .fetch_all(self.pool())
                     .await?
                     .iter()
-                    .map(Self::erasure_row)
+                    .map(|r| self.erasure_row(r))
                     .collect()
             }
 
@@ -281,7 +285,7 @@ macro_rules! impl_erasure_store {
                     }
                     q.push(")");
                     for row in q.build().fetch_all(self.pool()).await? {
-                        out.push(Self::erasure_row(&row)?);
+                        out.push(self.erasure_row(&row)?);
                     }
                 }
                 Ok(out)
@@ -292,7 +296,7 @@ macro_rules! impl_erasure_store {
                     .fetch_all(self.pool())
                     .await?
                     .iter()
-                    .map(Self::erasure_row)
+                    .map(|r| self.erasure_row(r))
                     .collect()
             }
 
@@ -313,10 +317,13 @@ macro_rules! impl_erasure_store {
                     .fetch_all(&mut *tx)
                     .await?;
                 let mut members = Vec::with_capacity(ids.len());
+                let orgs: Vec<Vec<u8>> = sqlx::query_scalar(crate::meta::CONSENT_ORGS)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 for id in &ids {
                     let member = MemberId::from_slice(id).map_err(|_| bad("members.member_id"))?;
                     self.erase_member_intents(&mut *tx, member, None).await?;
-                    for (sql, binds) in self.member_deletes(member, &[Stage::Hold, Stage::Release])? {
+                    for (sql, binds) in self.member_deletes(member, &[Stage::Hold, Stage::Release], &orgs)? {
                         let mut q = sqlx::query(sql);
                         for b in binds {
                             q = q.bind(b);

@@ -141,23 +141,31 @@ pub fn member_tables() -> impl Iterator<Item = &'static str> {
 pub(crate) type Delete = (&'static str, Vec<Vec<u8>>);
 
 impl<P> SqlStore<P> {
-    /// The deletes of `stages`, each with its binds for `member`.
-    pub(crate) fn member_deletes(&self, member: MemberId, stages: &[Stage]) -> Result<Vec<Delete>> {
-        MEMBER_ROWS
-            .iter()
-            .filter(|r| stages.contains(&r.stage))
-            .map(|r| {
-                let first = match r.locator {
-                    Some(t) => self.loc(t, member)?,
-                    None => member.as_bytes().to_vec(),
-                };
+    /// The deletes of `stages`, each with its binds for `member`; a
+    /// member's consents are located per organisation, so theirs are
+    /// deleted once per organisation of `consent_orgs` ([`crate::meta::CONSENT_ORGS`]).
+    pub(crate) fn member_deletes(
+        &self,
+        member: MemberId,
+        stages: &[Stage],
+        consent_orgs: &[Vec<u8>],
+    ) -> Result<Vec<Delete>> {
+        let mut out = Vec::new();
+        for r in MEMBER_ROWS.iter().filter(|r| stages.contains(&r.stage)) {
+            let firsts = match r.locator {
+                Some(MetaTable::Consents) => self.consent_locs(member, consent_orgs)?,
+                Some(t) => vec![self.loc(t, member)?],
+                None => vec![member.as_bytes().to_vec()],
+            };
+            for first in firsts {
                 let mut binds = vec![first];
                 if r.sql.contains("$2") {
                     binds.push(member.as_bytes().to_vec());
                 }
-                Ok((r.sql, binds))
-            })
-            .collect()
+                out.push((r.sql, binds));
+            }
+        }
+        Ok(out)
     }
 }
 

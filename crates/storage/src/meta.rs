@@ -44,6 +44,9 @@ impl std::fmt::Debug for MetaState {
 /// bytes in hex.
 const SEALED_OBJECT: &str = "sealed1:";
 
+/// The organisations holding consents: whose locators find a member's.
+pub(crate) const CONSENT_ORGS: &str = "SELECT DISTINCT org_id FROM consents";
+
 fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -77,6 +80,51 @@ impl<P> SqlStore<P> {
     /// The member's locator in `table`, as bound into queries.
     pub(crate) fn loc(&self, table: MetaTable, member: MemberId) -> Result<Vec<u8>> {
         Ok(self.keys()?.locator(table, member).to_vec())
+    }
+    /// The member's locator for their consents at `org` (finding 4 of adv4):
+    /// one per member and organisation, so `consents` grouped by locator does
+    /// not show a member's set of organisations.
+    pub(crate) fn consent_loc(&self, member: MemberId, org: OrgId) -> Result<Vec<u8>> {
+        Ok(self
+            .keys()?
+            .scoped_locator(MetaTable::Consents, member, org.as_bytes())
+            .to_vec())
+    }
+    /// The member's consent locators, one per organisation of `orgs` (the
+    /// organisations holding consents, [`CONSENT_ORGS`]), and the unscoped
+    /// one rows of an older node carry until a start re-keys them.
+    pub(crate) fn consent_locs(&self, member: MemberId, orgs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+        let mut out = vec![self.loc(MetaTable::Consents, member)?];
+        for o in orgs {
+            let org = OrgId::from_slice(o)
+                .map_err(|_| StorageError::Corrupt("consents.org_id".into()))?;
+            out.push(self.consent_loc(member, org)?);
+        }
+        Ok(out)
+    }
+    /// An erasure request's subject (the recipient's pseudonym for the
+    /// member) sealed, bound to the request's id: two co-ops' pseudonyms of
+    /// one pending erasure are not paired in the file.
+    pub(crate) fn seal_subject(&self, request: &[u8], subject: &str) -> Result<String> {
+        let sealed = self
+            .keys()?
+            .seal(MetaTable::ErasureRequests, request, subject.as_bytes());
+        Ok(format!("{SEALED_OBJECT}{}", to_hex(&sealed)))
+    }
+    /// A stored subject opened (one an older node stored in clear, not yet
+    /// sealed at start, as it is).
+    pub(crate) fn open_subject(&self, request: &[u8], stored: String) -> Result<String> {
+        let Some(hex) = stored.strip_prefix(SEALED_OBJECT) else {
+            return Ok(stored);
+        };
+        from_hex(hex)
+            .and_then(|b| {
+                self.keys()
+                    .ok()?
+                    .open(MetaTable::ErasureRequests, request, &b)
+            })
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| StorageError::Corrupt("erasure_requests.subject".into()))
     }
     pub(crate) fn seal_member(
         &self,
@@ -329,6 +377,51 @@ macro_rules! impl_meta_store {
                 Ok(changed)
             }
 
+            /// Consents an older node located by the member alone, given
+            /// their per-organisation locator; erasure requests' subjects
+            /// stored in clear, sealed (finding 4 of adv4).
+            async fn rekey_consents_and_subjects(&self) -> Result<u64> {
+                let mut changed = 0u64;
+                let rows = sqlx::query(
+                    "SELECT consent_id, org_id, member_ct FROM consents \
+                     WHERE loc_scoped = 0 AND legacy_member_id IS NULL AND member_ct IS NOT NULL",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                for row in rows {
+                    let cid: Vec<u8> = row.try_get("consent_id")?;
+                    let org = OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
+                        .map_err(|_| StorageError::Corrupt("consents.org_id".into()))?;
+                    let m = self.open_member(MetaTable::Consents, &cid, row.try_get("member_ct")?, None)?;
+                    let r = sqlx::query(
+                        "UPDATE consents SET member_loc = $1, loc_scoped = 1 WHERE consent_id = $2 AND loc_scoped = 0",
+                    )
+                    .bind(self.consent_loc(m, org)?)
+                    .bind(cid)
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                let rows = sqlx::query("SELECT request_id, subject FROM erasure_requests")
+                    .fetch_all(self.pool())
+                    .await?;
+                for row in rows {
+                    let id: Vec<u8> = row.try_get("request_id")?;
+                    let subject: String = row.try_get("subject")?;
+                    if subject.starts_with(SEALED_OBJECT) {
+                        continue;
+                    }
+                    let r = sqlx::query("UPDATE erasure_requests SET subject = $1 WHERE request_id = $2 AND subject = $3")
+                        .bind(self.seal_subject(&id, &subject)?)
+                        .bind(id)
+                        .bind(subject)
+                        .execute(self.pool())
+                        .await?;
+                    changed += r.rows_affected();
+                }
+                Ok(changed)
+            }
+
             /// The member's audit subject, giving them a salt if they have
             /// none; None if there is no such member (erased). `cached`: an
             /// earlier answer may do (appending; another node's erasure is
@@ -417,7 +510,7 @@ macro_rules! impl_meta_store {
                     }
                 }
                 let rows = sqlx::query(
-                    "SELECT consent_id, legacy_member_id, body FROM consents WHERE legacy_member_id IS NOT NULL",
+                    "SELECT consent_id, org_id, legacy_member_id, body FROM consents WHERE legacy_member_id IS NOT NULL",
                 )
                 .fetch_all(self.pool())
                 .await?;
@@ -425,11 +518,13 @@ macro_rules! impl_meta_store {
                     let cid: Vec<u8> = row.try_get("consent_id")?;
                     let m = legacy_id(&row.try_get::<Vec<u8>, _>("legacy_member_id")?, "consents")?;
                     let body: Vec<u8> = row.try_get("body")?;
+                    let org = OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
+                        .map_err(|_| StorageError::Corrupt("consents.org_id".into()))?;
                     let r = sqlx::query(
-                        "UPDATE consents SET member_loc = $1, member_ct = $2, body = $3, legacy_member_id = NULL \
-                         WHERE consent_id = $4 AND legacy_member_id IS NOT NULL",
+                        "UPDATE consents SET member_loc = $1, member_ct = $2, body = $3, legacy_member_id = NULL, \
+                         loc_scoped = 1 WHERE consent_id = $4 AND legacy_member_id IS NOT NULL",
                     )
-                    .bind(keys.locator(MetaTable::Consents, m).to_vec())
+                    .bind(self.consent_loc(m, org)?)
                     .bind(self.seal_member(MetaTable::Consents, &cid, m)?)
                     .bind(self.seal_body(MetaTable::Consents, &cid, &body)?)
                     .bind(cid.clone())
@@ -476,6 +571,7 @@ macro_rules! impl_meta_store {
                     changed += r.rows_affected();
                 }
                 changed += self.seal_legacy_counters().await?;
+                changed += self.rekey_consents_and_subjects().await?;
                 Ok(changed)
             }
 

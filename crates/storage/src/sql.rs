@@ -555,13 +555,18 @@ macro_rules! impl_store {
                     .bind(self.loc(MetaTable::Sessions, id)?)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "DELETE FROM consent_envelopes WHERE consent_id IN \
-                     (SELECT consent_id FROM consents WHERE member_loc = $1)",
-                )
-                .bind(self.loc(MetaTable::Consents, id)?)
-                .execute(&mut *tx)
-                .await?;
+                let orgs: Vec<Vec<u8>> = sqlx::query_scalar(crate::meta::CONSENT_ORGS)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for loc in self.consent_locs(id, &orgs)? {
+                    sqlx::query(
+                        "DELETE FROM consent_envelopes WHERE consent_id IN \
+                         (SELECT consent_id FROM consents WHERE member_loc = $1)",
+                    )
+                    .bind(loc)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -572,7 +577,10 @@ macro_rules! impl_store {
                 // start has re-keyed yet; the audit salt goes with the
                 // account row.
                 self.erase_member_intents(&mut *tx, id, None).await?;
-                for (sql, binds) in self.member_deletes(id, &[Stage::Hold, Stage::Release])? {
+                let orgs: Vec<Vec<u8>> = sqlx::query_scalar(crate::meta::CONSENT_ORGS)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for (sql, binds) in self.member_deletes(id, &[Stage::Hold, Stage::Release], &orgs)? {
                     let mut q = sqlx::query(sql);
                     for b in binds {
                         q = q.bind(b);
@@ -1028,13 +1036,13 @@ macro_rules! impl_store {
             }
             async fn insert_consent(&self, c: &ConsentRow) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO consents (consent_id, request_id, org_id, member_loc, member_ct, status, version, given_at, expires_at, withdrawn_at, body) \
-                     VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO consents (consent_id, request_id, org_id, member_loc, member_ct, status, version, given_at, expires_at, withdrawn_at, body, loc_scoped) \
+                     VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10, 1)",
                 )
                 .bind(c.id.as_bytes().to_vec())
                 .bind(c.request.as_bytes().to_vec())
                 .bind(c.org.as_bytes().to_vec())
-                .bind(self.loc(MetaTable::Consents, c.member)?)
+                .bind(self.consent_loc(c.member, c.org)?)
                 .bind(&c.status)
                 .bind(c.version)
                 // The row's times to the hour (issue 13); the exact ones are
@@ -1054,7 +1062,7 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 let r = sqlx::query(
                     "UPDATE consents SET status = $1, version = $2, withdrawn_at = $3, body = $4, \
-                     member_loc = $7, member_ct = $8, legacy_member_id = NULL \
+                     member_loc = $7, member_ct = $8, legacy_member_id = NULL, loc_scoped = 1 \
                      WHERE consent_id = $5 AND version = $6",
                 )
                 .bind(&c.status)
@@ -1063,7 +1071,7 @@ macro_rules! impl_store {
                 .bind(self.seal_body(MetaTable::Consents, c.id.as_bytes(), &c.body)?)
                 .bind(c.id.as_bytes().to_vec())
                 .bind(expected_version)
-                .bind(self.loc(MetaTable::Consents, c.member)?)
+                .bind(self.consent_loc(c.member, c.org)?)
                 .bind(self.seal_member(MetaTable::Consents, c.id.as_bytes(), c.member)?)
                 .execute(&mut *tx)
                 .await?;
@@ -1092,7 +1100,7 @@ macro_rules! impl_store {
             async fn consents_between(&self, org: OrgId, member: MemberId) -> Result<Vec<ConsentRow>> {
                 sqlx::query("SELECT * FROM consents WHERE org_id = $1 AND member_loc = $2")
                     .bind(org.as_bytes().to_vec())
-                    .bind(self.loc(MetaTable::Consents, member)?)
+                    .bind(self.consent_loc(member, org)?)
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
@@ -1100,13 +1108,24 @@ macro_rules! impl_store {
                     .collect()
             }
             async fn consents_of_member(&self, member: MemberId) -> Result<Vec<ConsentRow>> {
-                sqlx::query("SELECT * FROM consents WHERE member_loc = $1 ORDER BY given_at, consent_id")
-                    .bind(self.loc(MetaTable::Consents, member)?)
+                // Located per organisation: each organisation's in turn.
+                let orgs: Vec<Vec<u8>> = sqlx::query_scalar(crate::meta::CONSENT_ORGS)
                     .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|r| self.consent_row(r))
-                    .collect()
+                    .await?;
+                let mut out = Vec::new();
+                for loc in self.consent_locs(member, &orgs)? {
+                    for r in sqlx::query("SELECT * FROM consents WHERE member_loc = $1")
+                        .bind(loc)
+                        .fetch_all(&self.pool)
+                        .await?
+                    {
+                        out.push(self.consent_row(&r)?);
+                    }
+                }
+                out.sort_by(|a: &ConsentRow, b: &ConsentRow| {
+                    (a.given_at, a.id.as_bytes()).cmp(&(b.given_at, b.id.as_bytes()))
+                });
+                Ok(out)
             }
             async fn consents_for_request(&self, request: ConsentRequestId) -> Result<Vec<ConsentRow>> {
                 sqlx::query("SELECT * FROM consents WHERE request_id = $1 AND status IN ('given', 'withdrawn') ORDER BY given_at, consent_id")

@@ -122,7 +122,7 @@ macro_rules! impl_webhook_store {
                     .map(|row| {
                         let attempts: i64 = row.try_get("attempts")?;
                         Ok(DueDelivery {
-                            request: Self::erasure_row(row)?,
+                            request: self.erasure_row(row)?,
                             url: row.try_get("url")?,
                             attempts: u32::try_from(attempts).map_err(|_| bad("webhook_deliveries.attempts"))?,
                         })

@@ -209,3 +209,156 @@ async fn every_member_table_is_in_erasures_list() {
         s.close().await;
     }
 }
+
+/// Runs `sql` on the store's database with blob binds (what an older node
+/// wrote, or what the thief reads).
+async fn raw(db: Db, url: &str, sql: &str, binds: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let mut q = sqlx::query_scalar::<_, Vec<u8>>(sql);
+            for b in binds {
+                q = q.bind(b.clone());
+            }
+            let v = q.fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let mut q = sqlx::query_scalar::<_, Vec<u8>>(sql);
+            for b in binds {
+                q = q.bind(b.clone());
+            }
+            let v = q.fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }
+    }
+}
+
+/// Finding 4 of adv4 (the thief's joins): a member's consents at two
+/// organisations carry two locators, so `consents` grouped by locator does
+/// not show the member's set of co-ops (nor, with the co-ops' own consent
+/// lists, link their pseudonyms); the node still finds them all, re-keys an
+/// older node's rows at start, and erases them. A pending erasure's
+/// requests do not name the member by the co-ops' pseudonyms in clear.
+#[tokio::test]
+async fn consent_locators_are_per_organisation_and_erasure_subjects_sealed() {
+    use me2b_domain::meta::MetaTable;
+    use me2b_domain::org::OrgKind;
+    use me2b_domain::{ConsentId, ConsentRequestId, OrgId};
+    let keys = me2b_testkit::metadata_keys();
+    for (db, s, t) in stores().await {
+        let m = member(5);
+        s.insert_member(&m).await.unwrap();
+        let mut orgs = Vec::new();
+        for i in 0..2u8 {
+            let org = OrgRow {
+                id: OrgId::from_slice(&[0x50 + i; 16]).unwrap(),
+                name: format!("Co-op {i}"),
+                kind: OrgKind::Coop,
+                created_at: ts(1),
+                deleted_at: None,
+            };
+            s.insert_org(&org).await.unwrap();
+            let request = ConsentRequestId::from_slice(&[0x60 + i; 16]).unwrap();
+            s.insert_consent_request(&ConsentRequestRow {
+                id: request,
+                org: org.id,
+                created_at: ts(1),
+                body: b"{}".to_vec(),
+            })
+            .await
+            .unwrap();
+            s.insert_consent(&ConsentRow {
+                id: ConsentId::from_slice(&[0x70 + i; 16]).unwrap(),
+                request,
+                org: org.id,
+                member: m.id,
+                status: "given".into(),
+                version: 1,
+                given_at: ts(2 + i64::from(i)),
+                expires_at: ts(1000),
+                withdrawn_at: None,
+                body: b"{}".to_vec(),
+            })
+            .await
+            .unwrap();
+            orgs.push(org.id);
+        }
+        let distinct = |v: Vec<Vec<u8>>| v.into_iter().collect::<BTreeSet<_>>().len();
+        let locs = "SELECT member_loc FROM consents";
+        assert_eq!(distinct(raw(db, &t.url, locs, &[]).await), 2, "{db:?}");
+        assert_eq!(s.consents_of_member(m.id).await.unwrap().len(), 2);
+        for o in &orgs {
+            assert_eq!(s.consents_between(*o, m.id).await.unwrap().len(), 1);
+        }
+
+        // An older node's rows (one locator per member) are re-keyed at
+        // start, once.
+        let unscoped = keys.locator(MetaTable::Consents, m.id).to_vec();
+        raw(
+            db,
+            &t.url,
+            "UPDATE consents SET member_loc = $1, loc_scoped = 0 RETURNING member_loc",
+            std::slice::from_ref(&unscoped),
+        )
+        .await;
+        assert_eq!(distinct(raw(db, &t.url, locs, &[]).await), 1, "{db:?}");
+        assert_eq!(s.consents_of_member(m.id).await.unwrap().len(), 2);
+        assert!(s.rekey_member_metadata().await.unwrap() >= 2, "{db:?}");
+        assert_eq!(s.rekey_member_metadata().await.unwrap(), 0, "{db:?}: once");
+        let after = raw(db, &t.url, locs, &[]).await;
+        assert!(!after.contains(&unscoped), "{db:?}");
+        assert_eq!(distinct(after), 2, "{db:?}");
+        for o in &orgs {
+            assert_eq!(s.consents_between(*o, m.id).await.unwrap().len(), 1);
+        }
+
+        // The erasure: its requests' subjects sealed, opened for the co-op.
+        assert!(s.shred_member(m.id).await.unwrap());
+        let requests: Vec<_> = orgs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| ErasureRequestRow {
+                id: [0x80 + i as u8; 16],
+                org: *o,
+                subject: format!("sub_member5at{i}"),
+                receipt_tag: [0x90 + i as u8; 32],
+                released_at: None,
+                confirmed_at: None,
+            })
+            .collect();
+        assert!(s
+            .erasure_hold(m.id, ts(10), &requests, &[0xa0; 32])
+            .await
+            .unwrap());
+        let in_clear = |vs: Vec<(String, Vec<u8>)>| {
+            vs.into_iter()
+                .filter(|(_, v)| contains(v, b"sub_member5"))
+                .count()
+        };
+        assert_eq!(in_clear(values(db, &t.url).await), 0, "{db:?}");
+        // One an older node stored in clear is sealed at start.
+        raw(
+            db,
+            &t.url,
+            "UPDATE erasure_requests SET subject = 'sub_member5at0' WHERE request_id = $1 RETURNING request_id",
+            &[vec![0x80; 16]],
+        )
+        .await;
+        assert_eq!(in_clear(values(db, &t.url).await), 1, "{db:?}");
+        assert_eq!(s.rekey_member_metadata().await.unwrap(), 1, "{db:?}");
+        assert_eq!(in_clear(values(db, &t.url).await), 0, "{db:?}");
+        assert_eq!(s.erasure_release(ts(20), ts(20)).await.unwrap(), 1);
+        for (i, o) in orgs.iter().enumerate() {
+            let sent = s.erasure_requests_pending(*o).await.unwrap();
+            assert_eq!(sent.len(), 1, "{db:?}");
+            assert_eq!(sent[0].subject, format!("sub_member5at{i}"));
+        }
+        // The release took both organisations' consents.
+        assert!(raw(db, &t.url, locs, &[]).await.is_empty(), "{db:?}");
+        s.close().await;
+    }
+}

@@ -113,7 +113,7 @@ pub(super) async fn credentials_story(
             &coop_key,
             Some(
                 serde_json::json!({"federation": "Fair Economy Federation", "tier": tiers[k],
-                "region": "NL-NH", "member_since": 2010 + 5 * k, "interests": ["cycling"]}),
+                "region": "NL-NH", "member_since": 2010 + 5 * k, "interests": ["sports"]}),
             ),
         )
         .await?;

@@ -119,11 +119,21 @@ impl Default for CredentialGovernance {
     }
 }
 
+/// How many interests a credential carries at most: with `n` ordinary
+/// top-level topics, 1 + n + n(n-1)/2 distinct values (277 for the shipped
+/// taxonomy, ≤ 2^10 while n ≤ 44).
+pub const MAX_ISSUED_INTERESTS: usize = 2;
+
 /// What the interest taxonomy says about a topic.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TopicKind {
-    /// A topic a credential may carry.
+    /// A topic a credential may carry: a top-level topic of the taxonomy,
+    /// not a special category.
     Ordinary,
+    /// An ordinary topic below the top level: not issued (finding 6 of
+    /// adv4): with every topic, four ordered slots made ~5×10^10 values, a
+    /// tag an issuer could write and a verifier read.
+    Narrow,
     /// A special-category topic (GDPR Art. 9), or a topic under one.
     Sensitive,
     /// Not a topic of the taxonomy.
@@ -489,15 +499,30 @@ impl Credentials {
 
     /// Interests as ordinary topics of the taxonomy: each is checked, and an
     /// unknown or special-category topic is refused (the error names neither).
+    /// Only top-level topics, at most [`MAX_ISSUED_INTERESTS`], as a sorted
+    /// set (the issuer's order and repeats carry nothing): with the shipped
+    /// taxonomy's 23 ordinary top-level topics, 277 values in all, so the
+    /// claim cannot be an issuer's tag (finding 6 of adv4).
     fn checked_interests(&self, interests: &[ClaimText]) -> Result<Interests, ServiceError> {
         for i in interests {
             match self.inner.topics.kind(i.as_str()) {
                 TopicKind::Ordinary => {}
+                TopicKind::Narrow => {
+                    return Err(ServiceError::Invalid(
+                        "`interests` are top-level topics of the taxonomy (GET /v1/taxonomy)",
+                    ))
+                }
                 TopicKind::Sensitive => return Err(ServiceError::SensitiveTopic),
                 TopicKind::Unknown => return Err(ServiceError::UnknownTopic),
             }
         }
-        Ok(Interests::new(interests.to_vec())?)
+        let mut set = interests.to_vec();
+        set.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        set.dedup();
+        if set.len() > MAX_ISSUED_INTERESTS {
+            return Err(ServiceError::Invalid("`interests`: at most two topics"));
+        }
+        Ok(Interests::new(set)?)
     }
 
     fn open_issuer(&self, row: &CredentialIssuerRow) -> Result<IssuerKeyPair, ServiceError> {

@@ -165,8 +165,11 @@ fn code_request(f: &CodeForm, errors: &mut FieldErrors) -> Option<CodeRequest> {
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
-    if interests.len() > 4 {
-        errors.add("interests", "A credential carries at most four interests.");
+    if interests.len() > me2b_credentials::service::MAX_ISSUED_INTERESTS {
+        errors.add(
+            "interests",
+            "A credential carries at most two interests, top-level topics of the taxonomy.",
+        );
     }
     Some(CodeRequest {
         federation: None,
@@ -506,12 +509,12 @@ mod tests {
             tier: "member".into(),
             region: "NL-NH".into(),
             member_since: "2021".into(),
-            interests: "cycling, a, b, c, d".into(),
+            interests: "sports, a, b".into(),
         };
         assert!(code_request(&f, &mut e).is_none());
         assert!(e.has("interests"));
         let f = CodeForm {
-            interests: "cycling".into(),
+            interests: "sports".into(),
             ..f
         };
         let mut e = FieldErrors::default();
