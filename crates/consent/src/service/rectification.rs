@@ -16,9 +16,9 @@
 //! and confirms each through the API; the member follows each recipient's
 //! status (waiting, pending, confirmed, overdue).
 
-use super::erasure::{parse_request_id, request_id_text, sign_jws};
+use super::erasure::{request_id_text, sign_jws, Recipient};
 use super::*;
-use me2b_storage::{Confirmed, RectificationRow};
+use me2b_storage::RectificationRow;
 
 /// The `typ` of a signed rectification notice.
 pub const RECTIFICATION_NOTICE_TYP: &str = "me2b-rectification-notice+jws";
@@ -221,25 +221,8 @@ impl Consents {
         id: &str,
     ) -> Result<Timestamp, ServiceError> {
         self.release_rectifications_due().await?;
-        let id = parse_request_id(id).ok_or(ServiceError::RectificationNotFound)?;
-        let now = self.clock.now();
-        let outcome = self.store.rectification_confirm(org, &id, now).await?;
-        let ev = AuditEvent::new(Actor::Organisation(org), Action::RectificationConfirm)
-            .object(request_id_text(&id));
-        match outcome {
-            Confirmed::Now => {
-                self.audit.record(ev).await?;
-                Ok(now)
-            }
-            Confirmed::Already => {
-                self.audit.record(ev.outcome(Outcome::Denied)).await?;
-                Err(ServiceError::RectificationAlreadyConfirmed)
-            }
-            Confirmed::NotFound => {
-                self.audit.record(ev.outcome(Outcome::Denied)).await?;
-                Err(ServiceError::RectificationNotFound)
-            }
-        }
+        self.confirm_recipient(Recipient::Rectification, org, id)
+            .await
     }
 
     /// Where each recipient of the member's corrections stands, newest
