@@ -247,6 +247,37 @@ impl CredentialSchema {
     }
 }
 
+/// The claims a credential signs (a member's [`Claims`], an organisation's
+/// [`OrgClaims`]): each claim's canonical value, and from them the BBS
+/// messages of a schema, the one encoding signing, verifying and presenting
+/// share.
+pub trait ClaimSet {
+    /// The canonical value of one claim (empty for a claim not of its
+    /// schema).
+    fn value(&self, name: ClaimName) -> ClaimValue;
+
+    /// The BBS messages, in the schema's order.
+    fn messages(&self, schema: &CredentialSchema) -> Vec<Vec<u8>> {
+        schema
+            .claims()
+            .iter()
+            .map(|&name| CredentialSchema::encode_message(name, &self.value(name)))
+            .collect()
+    }
+}
+
+impl ClaimSet for Claims {
+    fn value(&self, name: ClaimName) -> ClaimValue {
+        Claims::value(self, name)
+    }
+}
+
+impl ClaimSet for OrgClaims {
+    fn value(&self, name: ClaimName) -> ClaimValue {
+        OrgClaims::value(self, name)
+    }
+}
+
 /// A claim value in its one canonical spelling, checked against its claim.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -637,15 +668,6 @@ impl Claims {
             }
         })
     }
-
-    /// The BBS messages, in the schema's order.
-    pub fn messages(&self, schema: &CredentialSchema) -> Vec<Vec<u8>> {
-        schema
-            .claims()
-            .iter()
-            .map(|&name| CredentialSchema::encode_message(name, &self.value(name)))
-            .collect()
-    }
 }
 
 /// The credential type of an organisation's attestation (schema version 2).
@@ -686,15 +708,6 @@ impl OrgClaims {
             ClaimName::FederationMember => self.federation_member.to_string(),
             _ => String::new(),
         })
-    }
-
-    /// The BBS messages, in the schema's order.
-    pub fn messages(&self, schema: &CredentialSchema) -> Vec<Vec<u8>> {
-        schema
-            .claims()
-            .iter()
-            .map(|&name| CredentialSchema::encode_message(name, &self.value(name)))
-            .collect()
     }
 }
 
