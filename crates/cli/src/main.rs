@@ -26,18 +26,25 @@ mod demo;
 mod erasure_cmd;
 mod logging;
 mod optout_cmd;
+mod org_cmd;
+mod receipt_cmd;
+mod serve_cmd;
 mod trust_cmd;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use config::{CommonArgs, ConnArgs, FileConfig, Settings};
-use me2b_crypto::{Keyring, MasterKey, NodeVerifyingKey, OsRandom};
-use me2b_domain::org::{OrgKind, Role, Roles};
-use me2b_domain::text::Label;
+use me2b_crypto::OsRandom;
 use me2b_domain::SystemClock;
 use me2b_node::Node;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use org_cmd::org;
+pub(crate) use receipt_cmd::node_key;
+use receipt_cmd::verify_receipt;
+use serve_cmd::serve;
+pub(crate) use serve_cmd::shutdown_signal;
 
 #[derive(Parser, Debug)]
 #[command(name = "me2b", version, about = "Me2B personal data stores for co-operatives", long_about = None)]
@@ -531,91 +538,6 @@ async fn open_node(settings: &Settings) -> anyhow::Result<Node> {
     .context("cannot open the node")
 }
 
-/// Installs the SIGINT and SIGTERM handlers now (before the node announces that
-/// it listens, so a signal sent right after is never lost) and returns a future
-/// that completes on the first of them.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut int =
-            signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-        let mut term =
-            signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-        Ok(async move {
-            tokio::select! {
-                _ = int.recv() => {},
-                _ = term.recv() => {},
-            }
-            tracing::info!("shutting down: finishing requests in flight");
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down: finishing requests in flight");
-        })
-    }
-}
-
-async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
-    let node = open_node(settings).await?;
-    if node.master_key_created {
-        tracing::warn!(
-            path = %settings.node_config().master_key_path().display(),
-            "created a new master key: back it up; without it the vault cannot be read"
-        );
-    }
-    let shutdown = shutdown_signal()?;
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let addr = listener.local_addr()?;
-    out!(
-        "me2b {} listening on http://{addr} (database: {}, data directory: {})",
-        env!("CARGO_PKG_VERSION"),
-        node.database,
-        settings.data_dir.display()
-    );
-    if node.trust.single_party() {
-        out!(
-            "data trust: single-party ({} transcryptors in this process, one operator holds every secret); for a distributed trust run `me2b transcryptor` processes and set ME2B_TRUST_DIR",
-            node.trust.transcryptors()
-        );
-    } else {
-        out!(
-            "data trust: distributed over {} transcryptor processes",
-            node.trust.transcryptors()
-        );
-    }
-    if node.legacy_members > 0 {
-        out!(
-            "{} members still have their data key wrapped under the master key (an older node's): each is moved to member-held keys at their next login; `me2b members retire-legacy` warns, then erases, those who stay away",
-            node.legacy_members
-        );
-    }
-    // The integrity check reads the whole file: in the background, reported
-    // in the log, never a gate on serving (`me2b check` runs it on demand).
-    let integrity = me2b_node::spawn_integrity_check(node.store.clone());
-    let state = me2b_server::AppState { node: node.into() };
-    let served = me2b_server::serve(
-        listener,
-        state,
-        me2b_server::ServerOptions {
-            bench_routes,
-            limits: settings.limits,
-            throttle: settings.throttle.clone(),
-        },
-        shutdown,
-    )
-    .await;
-    integrity.abort();
-    served?;
-    out!("me2b stopped cleanly");
-    Ok(())
-}
-
 async fn retire_legacy(
     settings: &Settings,
     inactive_days: u32,
@@ -636,127 +558,6 @@ async fn retire_legacy(
         r.unreachable
     );
     Ok(())
-}
-
-async fn org(settings: &Settings, cmd: OrgCommand) -> anyhow::Result<()> {
-    let node = open_node(settings).await?;
-    match cmd {
-        OrgCommand::Create { name, kind, roles } => {
-            let name = Label::try_from(name).map_err(|e| anyhow::anyhow!("--name {e}"))?;
-            let kind: OrgKind = kind.parse().map_err(|e| anyhow::anyhow!("--kind {e}"))?;
-            let roles = roles
-                .split(',')
-                .map(|r| r.trim().parse::<Role>())
-                .collect::<Result<Vec<_>, _>>()
-                .and_then(Roles::try_from)
-                .map_err(|e| anyhow::anyhow!("--roles {e}"))?;
-            let (org, key) = node
-                .orgs
-                .create(name, kind, roles)
-                .await
-                .map_err(anyhow::Error::new)?;
-            out!(
-                "organisation  {} ({}, {})",
-                org.id,
-                org.name,
-                org.kind.as_str()
-            );
-            out!("api key id    {}", key.id);
-            out!("roles         {}", key.roles.to_stored());
-            out!("api key       {}", key.secret.expose());
-            out!();
-            out!("The API key is shown once and stored only as a hash: keep it now.");
-        }
-        OrgCommand::List => {
-            for o in node.orgs.list().await.map_err(anyhow::Error::new)? {
-                let state = if o.deleted_at.is_some() {
-                    "deleted"
-                } else {
-                    "active"
-                };
-                out!("{}  {:<8}  {:<7}  {}", o.id, o.kind.as_str(), state, o.name);
-            }
-        }
-        OrgCommand::Delete { org_id } => {
-            let id = org_id.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-            node.orgs.delete(id).await.map_err(anyhow::Error::new)?;
-            out!("organisation {id} deleted; its API keys are revoked");
-        }
-    }
-    node.shutdown().await;
-    Ok(())
-}
-
-pub(crate) fn node_key(
-    settings: &Settings,
-    public_key: Option<String>,
-) -> anyhow::Result<NodeVerifyingKey> {
-    match public_key {
-        Some(hex_key) => {
-            let bytes = hex::decode(hex_key.trim()).context("--public-key must be hex")?;
-            NodeVerifyingKey::from_bytes(&bytes)
-                .context("--public-key is not an Ed25519 public key")
-        }
-        None => {
-            let master = MasterKey::load(&settings.node_config().master_key_path())
-                .context("cannot read the master key (or pass --public-key)")?;
-            Ok(Keyring::derive(&master).verifying_key())
-        }
-    }
-}
-
-fn verify_receipt(
-    settings: &Settings,
-    file: &std::path::Path,
-    public_key: Option<String>,
-) -> anyhow::Result<std::process::ExitCode> {
-    let key = node_key(settings, public_key)?;
-    let meta =
-        std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
-    anyhow::ensure!(
-        meta.len() <= me2b_consent::receipt::MAX_RECEIPT_BYTES as u64,
-        "{} is too large to be a receipt",
-        file.display()
-    );
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    match me2b_consent::receipt::verify(&text, &key) {
-        Ok(c) => {
-            out!("VALID consent receipt, signed by node key {}", key.key_id());
-            out!(
-                "  event        {:?} (version {})",
-                c.event,
-                c.consent_version
-            );
-            out!("  consent      {}", c.consent_id);
-            out!("  controller   {} ({})", c.controller.name, c.controller.id);
-            out!("  subject      {}", c.subject);
-            let ids = |t: &[me2b_consent::receipt::CitedTerm]| {
-                t.iter()
-                    .map(|x| x.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            out!("  purposes     {}", ids(&c.purposes));
-            out!("  categories   {}", ids(&c.categories));
-            out!("  processing   {}", ids(&c.processing));
-            out!("  legal basis  {}", c.legal_basis.id);
-            out!("  given        {}  expires {}", c.given_at, c.expires_at);
-            if let Some(w) = &c.withdrawn_at {
-                out!("  withdrawn    {w}");
-            }
-            out!(
-                "  notice       version {} sha256 {}",
-                c.notice.version,
-                c.notice.sha256
-            );
-            Ok(std::process::ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            out!("INVALID: {e}");
-            Ok(std::process::ExitCode::from(1))
-        }
-    }
 }
 
 /// Used by `demo` and tests to fail with a message instead of panicking.

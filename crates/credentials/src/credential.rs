@@ -2,7 +2,7 @@
 
 use crate::bbs::{Bbs, BbsPublicKey, BbsSecretKey, BbsSignature};
 use crate::presentation::{presentation_header, Nonce, Presentation, VerifierId};
-use crate::schema::{ClaimName, ClaimValue, Claims, CredentialSchema, OrgClaims, SchemaVersion};
+use crate::schema::{ClaimName, ClaimSet, Claims, CredentialSchema, OrgClaims, SchemaVersion};
 use crate::CredentialError;
 use me2b_domain::Random;
 use serde::{Deserialize, Serialize};
@@ -123,14 +123,7 @@ impl IssuerKeyPair {
     /// Signs `claims` into a credential (schema version 1). The issuer runs its
     /// own membership check before calling this.
     pub fn issue(&self, bbs: &dyn Bbs, claims: Claims) -> Result<Credential, CredentialError> {
-        let schema = CredentialSchema::v1();
-        let signature = self.sign(bbs, &schema, &claims.messages(&schema))?;
-        Ok(Credential {
-            schema_version: schema.version(),
-            issuer_key_id: self.key_id.clone(),
-            claims,
-            signature,
-        })
+        self.sign(bbs, CredentialSchema::v1(), claims)
     }
 
     /// Signs an organisation's attestation (schema version 2), the same way.
@@ -139,141 +132,48 @@ impl IssuerKeyPair {
         bbs: &dyn Bbs,
         claims: OrgClaims,
     ) -> Result<OrgCredential, CredentialError> {
-        let schema = CredentialSchema::org();
-        let signature = self.sign(bbs, &schema, &claims.messages(&schema))?;
-        Ok(OrgCredential {
+        self.sign(bbs, CredentialSchema::org(), claims)
+    }
+
+    fn sign<C: ClaimSet>(
+        &self,
+        bbs: &dyn Bbs,
+        schema: CredentialSchema,
+        claims: C,
+    ) -> Result<SignedCredential<C>, CredentialError> {
+        let messages = claims.messages(&schema);
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let signature = bbs.sign(&self.secret, &self.public, &schema.header(), &refs)?;
+        Ok(SignedCredential {
             schema_version: schema.version(),
             issuer_key_id: self.key_id.clone(),
             claims,
             signature,
         })
     }
-
-    fn sign(
-        &self,
-        bbs: &dyn Bbs,
-        schema: &CredentialSchema,
-        messages: &[Vec<u8>],
-    ) -> Result<BbsSignature, CredentialError> {
-        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        bbs.sign(&self.secret, &self.public, &schema.header(), &refs)
-    }
 }
+
+/// A credential as its holder keeps it: the claims (`C`: a member's
+/// [`Claims`] or an organisation's [`OrgClaims`]), the issuer's BBS
+/// signature over them, and the id of the issuer key. One encoding of claims
+/// into messages ([`ClaimSet`]) serves signing, verifying and presenting.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedCredential<C> {
+    pub schema_version: SchemaVersion,
+    pub issuer_key_id: IssuerKeyId,
+    pub claims: C,
+    #[serde(with = "signature_hex")]
+    pub signature: BbsSignature,
+}
+
+/// A credential as the member's vault keeps it (schema version 1). The
+/// signature never leaves the vault; presentations carry proofs instead.
+pub type Credential = SignedCredential<Claims>;
 
 /// An organisation's attestation (schema version 2), as the node keeps it
 /// for its holder. Presented exactly like a member's credential.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OrgCredential {
-    pub schema_version: SchemaVersion,
-    pub issuer_key_id: IssuerKeyId,
-    pub claims: OrgClaims,
-    #[serde(with = "signature_hex")]
-    pub signature: BbsSignature,
-}
-
-impl OrgCredential {
-    /// Checks the issuer's signature.
-    pub fn verify(&self, bbs: &dyn Bbs, issuer_key: &BbsPublicKey) -> Result<(), CredentialError> {
-        let schema = CredentialSchema::for_version(self.schema_version);
-        let messages = self.claims.messages(&schema);
-        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        bbs.verify(issuer_key, &self.signature, &schema.header(), &refs)
-    }
-
-    /// A presentation bound to the verifier's `nonce` and id, disclosing
-    /// exactly `disclose` (see [`Credential::present`]).
-    pub fn present(
-        &self,
-        bbs: &dyn Bbs,
-        issuer_key: &BbsPublicKey,
-        nonce: &Nonce,
-        verifier_id: &VerifierId,
-        disclose: &BTreeSet<ClaimName>,
-        rng: &dyn Random,
-    ) -> Result<Presentation, CredentialError> {
-        let schema = CredentialSchema::for_version(self.schema_version);
-        prove(
-            bbs,
-            Signed {
-                schema,
-                key_id: &self.issuer_key_id,
-                messages: self.claims.messages(&schema),
-                signature: &self.signature,
-                value: &|n| self.claims.value(n),
-            },
-            issuer_key,
-            nonce,
-            verifier_id,
-            disclose,
-            rng,
-        )
-    }
-}
-
-/// What a proof is made from: a signature over a schema's messages.
-struct Signed<'a> {
-    schema: CredentialSchema,
-    key_id: &'a IssuerKeyId,
-    messages: Vec<Vec<u8>>,
-    signature: &'a BbsSignature,
-    value: &'a dyn Fn(ClaimName) -> ClaimValue,
-}
-
-/// A BBS proof of `signed` for the verifier, disclosing exactly `disclose`.
-fn prove(
-    bbs: &dyn Bbs,
-    signed: Signed<'_>,
-    issuer_key: &BbsPublicKey,
-    nonce: &Nonce,
-    verifier_id: &VerifierId,
-    disclose: &BTreeSet<ClaimName>,
-    rng: &dyn Random,
-) -> Result<Presentation, CredentialError> {
-    let schema = signed.schema;
-    let refs: Vec<&[u8]> = signed.messages.iter().map(Vec::as_slice).collect();
-    let mut indexes = Vec::with_capacity(disclose.len());
-    let mut disclosed = BTreeMap::new();
-    for &name in disclose {
-        let i = schema
-            .index_of(name)
-            .ok_or(CredentialError::InvalidDisclosure("claim not in schema"))?;
-        indexes.push(i);
-        disclosed.insert(name, (signed.value)(name));
-    }
-    indexes.sort_unstable();
-    let ph = presentation_header(nonce, verifier_id);
-    let proof = bbs.proof_gen(
-        issuer_key,
-        signed.signature,
-        &schema.header(),
-        &ph,
-        &refs,
-        &indexes,
-        rng,
-    )?;
-    Presentation::new(
-        schema.version(),
-        signed.key_id.clone(),
-        *nonce,
-        verifier_id.clone(),
-        disclosed,
-        proof,
-    )
-}
-
-/// A credential as the member's vault keeps it: the claims, the issuer's BBS
-/// signature over them, and the id of the issuer key. The signature never leaves
-/// the vault; presentations carry proofs instead.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Credential {
-    pub schema_version: SchemaVersion,
-    pub issuer_key_id: IssuerKeyId,
-    pub claims: Claims,
-    #[serde(with = "signature_hex")]
-    pub signature: BbsSignature,
-}
+pub type OrgCredential = SignedCredential<OrgClaims>;
 
 mod signature_hex {
     use crate::bbs::BbsSignature;
@@ -290,7 +190,7 @@ mod signature_hex {
     }
 }
 
-impl Credential {
+impl<C: ClaimSet> SignedCredential<C> {
     fn messages(&self) -> (CredentialSchema, Vec<Vec<u8>>) {
         let schema = CredentialSchema::for_version(self.schema_version);
         let messages = self.claims.messages(&schema);
@@ -318,20 +218,34 @@ impl Credential {
         rng: &dyn Random,
     ) -> Result<Presentation, CredentialError> {
         let (schema, messages) = self.messages();
-        prove(
-            bbs,
-            Signed {
-                schema,
-                key_id: &self.issuer_key_id,
-                messages,
-                signature: &self.signature,
-                value: &|n| self.claims.value(n),
-            },
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let mut indexes = Vec::with_capacity(disclose.len());
+        let mut disclosed = BTreeMap::new();
+        for &name in disclose {
+            let i = schema
+                .index_of(name)
+                .ok_or(CredentialError::InvalidDisclosure("claim not in schema"))?;
+            indexes.push(i);
+            disclosed.insert(name, self.claims.value(name));
+        }
+        indexes.sort_unstable();
+        let ph = presentation_header(nonce, verifier_id);
+        let proof = bbs.proof_gen(
             issuer_key,
-            nonce,
-            verifier_id,
-            disclose,
+            &self.signature,
+            &schema.header(),
+            &ph,
+            &refs,
+            &indexes,
             rng,
+        )?;
+        Presentation::new(
+            schema.version(),
+            self.issuer_key_id.clone(),
+            *nonce,
+            verifier_id.clone(),
+            disclosed,
+            proof,
         )
     }
 }

@@ -34,12 +34,12 @@ pub mod verifier;
 pub use bbs::{
     default_bbs, Bbs, BbsProof, BbsPublicKey, BbsSecretKey, BbsSignature, RawZkryptiumBbs,
 };
-pub use credential::{Credential, IssuerKeyId, IssuerKeyPair, OrgCredential};
+pub use credential::{Credential, IssuerKeyId, IssuerKeyPair, OrgCredential, SignedCredential};
 pub use error::CredentialError;
 pub use presentation::{presentation_header, Nonce, Presentation, VerifierId};
 pub use schema::{
-    ClaimName, ClaimText, ClaimValue, Claims, CredentialSchema, Epoch, Interests, MemberSince,
-    OrgClaims, SchemaVersion, StatusIndex, ValidityPeriod,
+    ClaimName, ClaimSet, ClaimText, ClaimValue, Claims, CredentialSchema, Epoch, Interests,
+    MemberSince, OrgClaims, SchemaVersion, StatusIndex, ValidityPeriod,
 };
 pub use status::StatusList;
 pub use verifier::{verify_presentation, Challenge, IssuerKeys, StatusLists, VerifiedClaims};

@@ -33,6 +33,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+mod org;
+pub use org::{OrgClaims, ORG_ATTESTATION};
+
 /// A credential schema version: 1 (members' co-op memberships) or 2
 /// (organisations' attestations, see [`ClaimName::ORG`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
@@ -244,6 +247,25 @@ impl CredentialSchema {
         m.push(b'=');
         m.extend_from_slice(value.0.as_bytes());
         m
+    }
+}
+
+/// The claims a credential signs (a member's [`Claims`], an organisation's
+/// [`OrgClaims`]): each claim's canonical value, and from them the BBS
+/// messages of a schema, the one encoding signing, verifying and presenting
+/// share.
+pub trait ClaimSet {
+    /// The canonical value of one claim (empty for a claim not of its
+    /// schema).
+    fn value(&self, name: ClaimName) -> ClaimValue;
+
+    /// The BBS messages, in the schema's order.
+    fn messages(&self, schema: &CredentialSchema) -> Vec<Vec<u8>> {
+        schema
+            .claims()
+            .iter()
+            .map(|&name| CredentialSchema::encode_message(name, &self.value(name)))
+            .collect()
     }
 }
 
@@ -637,64 +659,11 @@ impl Claims {
             }
         })
     }
-
-    /// The BBS messages, in the schema's order.
-    pub fn messages(&self, schema: &CredentialSchema) -> Vec<Vec<u8>> {
-        schema
-            .claims()
-            .iter()
-            .map(|&name| CredentialSchema::encode_message(name, &self.value(name)))
-            .collect()
-    }
 }
 
-/// The credential type of an organisation's attestation (schema version 2).
-pub const ORG_ATTESTATION: &str = "org-attestation";
-
-/// The claims of an organisation's attestation (schema version 2): who
-/// vouches, for which organisation, until when, and what. Every field is a
-/// checked type; nothing describes a person.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OrgClaims {
-    /// The organisation that vouches (the `credentials` role).
-    pub issuer: OrgId,
-    pub federation: ClaimText,
-    /// The organisation it is about: a presentation discloses it, so a
-    /// credential lent to another organisation proves nothing for it.
-    pub subject: OrgId,
-    pub validity_epoch: Epoch,
-    /// A certification of the federation's list.
-    pub certification: Option<ClaimText>,
-    pub federation_member: bool,
-}
-
-impl OrgClaims {
-    /// The canonical value of one claim (empty for a claim of schema 1).
-    pub fn value(&self, name: ClaimName) -> ClaimValue {
-        ClaimValue(match name {
-            ClaimName::Issuer => self.issuer.to_string(),
-            ClaimName::CredentialType => ORG_ATTESTATION.to_owned(),
-            ClaimName::Federation => self.federation.0.clone(),
-            ClaimName::Subject => self.subject.to_string(),
-            ClaimName::ValidityEpoch => self.validity_epoch.0.to_string(),
-            ClaimName::Certification => self
-                .certification
-                .as_ref()
-                .map(|c| c.0.clone())
-                .unwrap_or_default(),
-            ClaimName::FederationMember => self.federation_member.to_string(),
-            _ => String::new(),
-        })
-    }
-
-    /// The BBS messages, in the schema's order.
-    pub fn messages(&self, schema: &CredentialSchema) -> Vec<Vec<u8>> {
-        schema
-            .claims()
-            .iter()
-            .map(|&name| CredentialSchema::encode_message(name, &self.value(name)))
-            .collect()
+impl ClaimSet for Claims {
+    fn value(&self, name: ClaimName) -> ClaimValue {
+        Claims::value(self, name)
     }
 }
 

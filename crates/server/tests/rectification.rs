@@ -15,6 +15,7 @@ use base64::Engine as _;
 use common::{opened, Srv};
 use me2b_crypto::NodeVerifyingKey;
 use me2b_domain::org::Role;
+use me2b_domain::Clock as _;
 use me2b_testkit::Db;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -315,5 +316,48 @@ async fn a_correction_reaches_each_recipient_of_its_category_after_the_release()
         // Another member sees none of Ana's.
         let bo = s.member("bo@example.org").await;
         assert!(mine(&s, &bo).await.is_empty());
+    }
+}
+
+/// Reads of notices decide each period boundary's release once (the
+/// erasures' release gate): after the first read past a boundary, the
+/// others run no release work until the next. Shown with a notice stored
+/// behind the decision's back, old enough to be due: a read that still
+/// decided the release would hand it out at once.
+#[tokio::test]
+async fn a_boundary_is_decided_once_and_later_reads_release_nothing() {
+    for db in Db::ALL {
+        let Some(s) = common::start_ttl(db, None, 90 * 24 * 3600).await else {
+            continue;
+        };
+        let (a, a_key, _) = coop(&s, "Co-op A", &["region"]).await;
+        let batch = s.node.vault.erasure_schedule().batch;
+        // The first read past this boundary decides it: nothing waits.
+        assert!(notices(&s, &a_key).await.is_empty(), "{db:?}");
+        let boundary = batch.boundary(s.clock.now());
+        let row = me2b_storage::RectificationRow {
+            id: [9; 16],
+            org: a,
+            subject: "sub_late".into(),
+            consent: me2b_domain::ConsentId::from_slice(&[7; 16]).unwrap(),
+            category: "region".into(),
+            member_tag: [3; 32],
+            created_at: batch.waited_by(boundary),
+            released_at: None,
+            confirmed_at: None,
+        };
+        assert_eq!(s.node.store.rectification_add(&[row]).await.unwrap(), 1);
+        assert!(
+            batch.due(boundary, 1, Some(batch.waited_by(boundary))),
+            "due at this boundary, had it been decided now"
+        );
+        for _ in 0..3 {
+            assert!(notices(&s, &a_key).await.is_empty(), "{db:?}");
+        }
+        // The next boundary's decision releases it.
+        s.clock.advance_seconds(batch.period_seconds);
+        let got = notices(&s, &a_key).await;
+        assert_eq!(got.len(), 1, "{db:?}");
+        assert_eq!(got[0]["subject"], "sub_late");
     }
 }

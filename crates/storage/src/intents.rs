@@ -96,6 +96,32 @@ macro_rules! impl_intent_store {
                 Ok(())
             }
 
+            /// The one insert of an intent's row, on `conn` (a pooled
+            /// connection or the transaction that also links its owner).
+            async fn write_intent(
+                conn: &mut <<$pool as PoolDb>::Db as sqlx::Database>::Connection,
+                r: &IntentRow,
+            ) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO intents (intent_id, owner_check, topic, region, body, published_hour, deadline, closed, closed_visible_at, visible_hour, audience_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(r.id.to_vec())
+                .bind(r.owner_check.to_vec())
+                .bind(r.topic.clone())
+                .bind(r.region.clone())
+                .bind(r.body.clone())
+                .bind(r.published_hour.unix_millis())
+                .bind(r.deadline.unix_millis())
+                .bind(i64::from(r.closed))
+                .bind(r.closed_visible_at.map(Timestamp::unix_millis))
+                .bind(r.visible_hour.map(Timestamp::unix_millis))
+                .bind(r.audience_key.clone())
+                .execute(conn)
+                .await?;
+                Ok(())
+            }
+
             fn intent_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<IntentRow> {
                 Ok(IntentRow {
                     id: id16(row.try_get("intent_id")?, "intents.intent_id")?,
@@ -161,24 +187,8 @@ macro_rules! impl_intent_store {
         #[async_trait]
         impl IntentStore for SqlStore<$pool> {
             async fn insert_intent(&self, r: &IntentRow) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO intents (intent_id, owner_check, topic, region, body, published_hour, deadline, closed, closed_visible_at, visible_hour, audience_key) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(r.id.to_vec())
-                .bind(r.owner_check.to_vec())
-                .bind(r.topic.clone())
-                .bind(r.region.clone())
-                .bind(r.body.clone())
-                .bind(r.published_hour.unix_millis())
-                .bind(r.deadline.unix_millis())
-                .bind(i64::from(r.closed))
-                .bind(r.closed_visible_at.map(Timestamp::unix_millis))
-                .bind(r.visible_hour.map(Timestamp::unix_millis))
-                .bind(r.audience_key.clone())
-                .execute(self.pool())
-                .await?;
-                Ok(())
+                let mut conn = self.pool().acquire().await?;
+                Self::write_intent(&mut conn, r).await
             }
 
             async fn insert_member_intent(&self, r: &IntentRow, member: MemberId) -> Result<()> {
@@ -190,23 +200,7 @@ macro_rules! impl_intent_store {
                     .bind(ct)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO intents (intent_id, owner_check, topic, region, body, published_hour, deadline, closed, closed_visible_at, visible_hour, audience_key) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(r.id.to_vec())
-                .bind(r.owner_check.to_vec())
-                .bind(r.topic.clone())
-                .bind(r.region.clone())
-                .bind(r.body.clone())
-                .bind(r.published_hour.unix_millis())
-                .bind(r.deadline.unix_millis())
-                .bind(i64::from(r.closed))
-                .bind(r.closed_visible_at.map(|t| t.unix_millis()))
-                .bind(r.visible_hour.map(|t| t.unix_millis()))
-                .bind(r.audience_key.clone())
-                .execute(&mut *tx)
-                .await?;
+                Self::write_intent(&mut tx, r).await?;
                 tx.commit().await?;
                 Ok(())
             }

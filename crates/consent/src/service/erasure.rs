@@ -94,6 +94,23 @@ pub(super) fn request_id_text(id: &[u8; 16]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What an organisation confirms: an erasure request or a rectification
+/// notice (both pulled, confirmed once, audited alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Recipient {
+    Erasure,
+    Rectification,
+}
+
+impl Recipient {
+    fn not_found(self) -> ServiceError {
+        match self {
+            Recipient::Erasure => ServiceError::ErasureRequestNotFound,
+            Recipient::Rectification => ServiceError::RectificationNotFound,
+        }
+    }
+}
+
 /// A request id as shown (32 lowercase hex digits); anything else is none.
 pub(super) fn parse_request_id(s: &str) -> Option<[u8; 16]> {
     if s.len() != 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -204,11 +221,29 @@ impl Consents {
     /// not a released one of `org` is `ErasureRequestNotFound`; one
     /// confirmed before is `ErasureAlreadyConfirmed` (nothing changes).
     pub async fn confirm_erasure(&self, org: OrgId, id: &str) -> Result<Timestamp, ServiceError> {
-        let id = parse_request_id(id).ok_or(ServiceError::ErasureRequestNotFound)?;
+        self.confirm_recipient(Recipient::Erasure, org, id).await
+    }
+
+    /// `org` confirms what a request or notice of `kind` names: parses the
+    /// id, confirms it once, audits the attempt, and answers as `kind`
+    /// says (the one path of erasure requests and rectification notices).
+    pub(super) async fn confirm_recipient(
+        &self,
+        kind: Recipient,
+        org: OrgId,
+        id: &str,
+    ) -> Result<Timestamp, ServiceError> {
+        let id = parse_request_id(id).ok_or_else(|| kind.not_found())?;
         let now = self.clock.now();
-        let outcome = self.store.erasure_confirm(org, &id, now).await?;
-        let ev = AuditEvent::new(Actor::Organisation(org), Action::ErasureConfirm)
-            .object(request_id_text(&id));
+        let outcome = match kind {
+            Recipient::Erasure => self.store.erasure_confirm(org, &id, now).await?,
+            Recipient::Rectification => self.store.rectification_confirm(org, &id, now).await?,
+        };
+        let action = match kind {
+            Recipient::Erasure => Action::ErasureConfirm,
+            Recipient::Rectification => Action::RectificationConfirm,
+        };
+        let ev = AuditEvent::new(Actor::Organisation(org), action).object(request_id_text(&id));
         match outcome {
             Confirmed::Now => {
                 self.audit.record(ev).await?;
@@ -216,11 +251,14 @@ impl Consents {
             }
             Confirmed::Already => {
                 self.audit.record(ev.outcome(Outcome::Denied)).await?;
-                Err(ServiceError::ErasureAlreadyConfirmed)
+                Err(match kind {
+                    Recipient::Erasure => ServiceError::ErasureAlreadyConfirmed,
+                    Recipient::Rectification => ServiceError::RectificationAlreadyConfirmed,
+                })
             }
             Confirmed::NotFound => {
                 self.audit.record(ev.outcome(Outcome::Denied)).await?;
-                Err(ServiceError::ErasureRequestNotFound)
+                Err(kind.not_found())
             }
         }
     }

@@ -16,9 +16,10 @@
 //! and confirms each through the API; the member follows each recipient's
 //! status (waiting, pending, confirmed, overdue).
 
-use super::erasure::{parse_request_id, request_id_text, sign_jws};
+use super::erasure::{request_id_text, sign_jws, Recipient};
 use super::*;
-use me2b_storage::{Confirmed, RectificationRow};
+use me2b_domain::batch::ReleaseGate;
+use me2b_storage::RectificationRow;
 
 /// The `typ` of a signed rectification notice.
 pub const RECTIFICATION_NOTICE_TYP: &str = "me2b-rectification-notice+jws";
@@ -71,6 +72,15 @@ pub struct MemberRectification {
     pub released_at: Option<String>,
     pub confirm_by: Option<String>,
     pub confirmed_at: Option<String>,
+}
+
+/// The release state of notices a node's `Consents` clones share: a gate
+/// on the erasures' schedule (the vault's, read at each decision), and the
+/// lock a decision holds.
+#[derive(Debug, Default)]
+pub(crate) struct Releases {
+    gate: ReleaseGate<()>,
+    lock: tokio::sync::Mutex<()>,
 }
 
 impl Consents {
@@ -134,25 +144,36 @@ impl Consents {
         Ok(stored)
     }
 
-    /// Releases the notices held, at the latest period boundary, if the
-    /// batch is due there (the erasures' schedule). Every read of notices
+    /// Releases the notices held if a boundary passed since the last
+    /// decision and the batch is due there (the erasures' schedule). Cheap
+    /// when no boundary passed (one atomic read), so every read of notices
     /// runs it first; the sweeper too. Returns how many were released.
     pub async fn release_rectifications_due(&self) -> Result<u64, ServiceError> {
-        let s = self.vault.erasure_schedule();
-        let boundary = s.batch.boundary(self.clock.now());
-        let (pending, oldest) = self.store.rectification_pending_before(boundary).await?;
-        if !s.batch.due(boundary, pending, oldest) {
+        let r = &self.releases.rectifications;
+        if !r.gate.open(self.clock.now()) {
             return Ok(0);
         }
-        let released = self.store.rectification_release(boundary, boundary).await?;
-        if released > 0 {
-            self.audit
-                .record(
-                    AuditEvent::new(Actor::Node, Action::RectificationRelease)
-                        .object(format!("{released} notices")),
-                )
-                .await?;
+        let _one = r.lock.lock().await;
+        let now = self.clock.now();
+        if !r.gate.open(now) {
+            return Ok(0);
         }
+        let s = self.vault.erasure_schedule().batch;
+        let boundary = s.boundary(now);
+        let (pending, oldest) = self.store.rectification_pending_before(boundary).await?;
+        let mut released = 0;
+        if s.due(boundary, pending, oldest) {
+            released = self.store.rectification_release(boundary, boundary).await?;
+            if released > 0 {
+                self.audit
+                    .record(
+                        AuditEvent::new(Actor::Node, Action::RectificationRelease)
+                            .object(format!("{released} notices")),
+                    )
+                    .await?;
+            }
+        }
+        r.gate.decided(&s, now);
         Ok(released)
     }
 
@@ -221,25 +242,8 @@ impl Consents {
         id: &str,
     ) -> Result<Timestamp, ServiceError> {
         self.release_rectifications_due().await?;
-        let id = parse_request_id(id).ok_or(ServiceError::RectificationNotFound)?;
-        let now = self.clock.now();
-        let outcome = self.store.rectification_confirm(org, &id, now).await?;
-        let ev = AuditEvent::new(Actor::Organisation(org), Action::RectificationConfirm)
-            .object(request_id_text(&id));
-        match outcome {
-            Confirmed::Now => {
-                self.audit.record(ev).await?;
-                Ok(now)
-            }
-            Confirmed::Already => {
-                self.audit.record(ev.outcome(Outcome::Denied)).await?;
-                Err(ServiceError::RectificationAlreadyConfirmed)
-            }
-            Confirmed::NotFound => {
-                self.audit.record(ev.outcome(Outcome::Denied)).await?;
-                Err(ServiceError::RectificationNotFound)
-            }
-        }
+        self.confirm_recipient(Recipient::Rectification, org, id)
+            .await
     }
 
     /// Where each recipient of the member's corrections stands, newest

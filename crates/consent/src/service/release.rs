@@ -82,6 +82,8 @@ impl ConsentSchedule {
 pub(crate) struct Releases {
     gate: ReleaseGate<ConsentSchedule>,
     lock: tokio::sync::Mutex<()>,
+    /// Rectification notices' (rectification.rs).
+    pub(super) rectifications: super::rectification::Releases,
 }
 
 impl Consents {

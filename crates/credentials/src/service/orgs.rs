@@ -22,12 +22,13 @@
 //!    feed session**: 24 hours at most, and never past the credential's
 //!    validity epoch (see README, Intents).
 
+use super::verify::Taken;
 use super::{bbs, cpu, Credentials, ServiceError, CHALLENGE_TTL_SECONDS};
 use crate::bbs::BbsPublicKey;
 use crate::credential::{IssuerKeyId, OrgCredential};
-use crate::presentation::{Presentation, VerifierId};
+use crate::presentation::VerifierId;
 use crate::schema::{ClaimName, ClaimText, Epoch, OrgClaims, EPOCH_LENGTH_SECONDS};
-use crate::verifier::{verify_presentation, Challenge, IssuerKeys, StatusLists};
+use crate::verifier::{verify_presentation, Challenge, StatusLists};
 use crate::CredentialError;
 use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_domain::org::{AUDIENCE_CLAIMS, CERTIFICATIONS};
@@ -408,27 +409,19 @@ impl Credentials {
         org: OrgId,
         presentation: &[u8],
     ) -> Result<ProvenAudience, ServiceError> {
-        let p = Presentation::parse(presentation)?;
-        let now = self.inner.clock.now();
-        let row = self
-            .inner
-            .store
-            .take_credential_challenge(org, p.nonce().as_bytes(), now)
-            .await?
-            .ok_or(ServiceError::UnknownChallenge)?;
-        let challenge = Challenge::parse(&row.challenge_json)?;
         // Only the node's audience challenge for this organisation: not one
         // it made as a verifier of members.
-        if challenge.verifier_id().as_str() != audience_verifier(org) {
-            return Err(ServiceError::UnknownChallenge);
-        }
-        let mut keys = IssuerKeys::new();
-        if let Some(fed) = self.inner.store.federation_issuer().await? {
-            keys.insert(
-                IssuerKeyId::new(&fed.key_id)?,
-                BbsPublicKey::from_bytes(&fed.public_key)?,
-            );
-        }
+        let Taken {
+            presentation: p,
+            challenge,
+            keys,
+            now,
+            ..
+        } = self
+            .take_and_check(org, presentation, |c| {
+                c.verifier_id().as_str() == audience_verifier(org)
+            })
+            .await?;
         let epoch = Epoch::containing(now);
         let checked = challenge.clone();
         let v = cpu(move || {

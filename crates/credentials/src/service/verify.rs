@@ -15,7 +15,7 @@ use crate::verifier::{verify_presentation, Challenge, IssuerKeys, StatusLists};
 use crate::CredentialError;
 use me2b_domain::audit::{Action, Actor, AuditEvent, Outcome};
 use me2b_domain::record::RecordContent;
-use me2b_domain::{OrgId, RecordId};
+use me2b_domain::{OrgId, RecordId, Timestamp};
 use me2b_storage::CredentialChallengeRow;
 use me2b_vault::MemberSession;
 use std::collections::BTreeSet;
@@ -23,6 +23,18 @@ use std::str::FromStr;
 
 fn status_list_path(key_id: &str) -> String {
     format!("/.well-known/me2b/status/{key_id}")
+}
+
+/// A presentation whose challenge was consumed, with what to check it
+/// against ([`Credentials::take_and_check`]).
+pub(super) struct Taken {
+    pub(super) presentation: Presentation,
+    pub(super) challenge: Challenge,
+    pub(super) keys: IssuerKeys,
+    /// The federation's issuer key, if the node has one (in `keys`).
+    pub(super) federation: Option<IssuerKeyId>,
+    /// When the challenge was taken.
+    pub(super) now: Timestamp,
 }
 
 impl Credentials {
@@ -219,11 +231,16 @@ impl Credentials {
         result
     }
 
-    async fn verify_inner(
+    /// The start every presentation's check shares: parses it, consumes
+    /// `org`'s challenge named by its nonce (a second use is refused), keeps
+    /// it only if `accept` says it is of the right kind (else
+    /// `UnknownChallenge`), and loads the federation's issuer key.
+    pub(super) async fn take_and_check(
         &self,
         org: OrgId,
         presentation: &[u8],
-    ) -> Result<Verified, ServiceError> {
+        accept: impl FnOnce(&Challenge) -> bool,
+    ) -> Result<Taken, ServiceError> {
         let p = Presentation::parse(presentation)?;
         let now = self.inner.clock.now();
         let row = self
@@ -233,11 +250,39 @@ impl Credentials {
             .await?
             .ok_or(ServiceError::UnknownChallenge)?;
         let challenge = Challenge::parse(&row.challenge_json)?;
+        if !accept(&challenge) {
+            return Err(ServiceError::UnknownChallenge);
+        }
         let mut keys = IssuerKeys::new();
-        let mut lists = StatusLists::new();
+        let mut federation = None;
         if let Some(fed) = self.inner.store.federation_issuer().await? {
             let id = IssuerKeyId::new(&fed.key_id)?;
             keys.insert(id.clone(), BbsPublicKey::from_bytes(&fed.public_key)?);
+            federation = Some(id);
+        }
+        Ok(Taken {
+            presentation: p,
+            challenge,
+            keys,
+            federation,
+            now,
+        })
+    }
+
+    async fn verify_inner(
+        &self,
+        org: OrgId,
+        presentation: &[u8],
+    ) -> Result<Verified, ServiceError> {
+        let Taken {
+            presentation: p,
+            challenge,
+            keys,
+            federation,
+            now,
+        } = self.take_and_check(org, presentation, |_| true).await?;
+        let mut lists = StatusLists::new();
+        if let Some(id) = federation {
             if challenge.status_check() && &id == p.issuer_key_id() {
                 lists.insert(id, self.status_list_of().await?);
             }
