@@ -163,8 +163,14 @@ mod tests {
         assert_eq!(a, k.scoped_tag(MetaTable::TrustReceipts, &t, &[1; 16]));
         assert_ne!(a, k.scoped_tag(MetaTable::TrustReceipts, &t, &[2; 16]));
         assert_ne!(a, k.scoped_tag(MetaTable::TrustLoyaltyDays, &t, &[1; 16]));
-        assert_ne!(a, k.scoped_tag(MetaTable::TrustReceipts, &[8; 32], &[1; 16]));
-        assert_ne!(a, keys(2).scoped_tag(MetaTable::TrustReceipts, &t, &[1; 16]));
+        assert_ne!(
+            a,
+            k.scoped_tag(MetaTable::TrustReceipts, &[8; 32], &[1; 16])
+        );
+        assert_ne!(
+            a,
+            keys(2).scoped_tag(MetaTable::TrustReceipts, &t, &[1; 16])
+        );
         assert_ne!(a, t);
     }
 

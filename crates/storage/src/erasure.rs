@@ -167,15 +167,21 @@ pub(crate) use forget_research_tags;
 /// tag of `$tags`: stored under the tag scoped to each co-op (issue 13).
 macro_rules! forget_loyalty_days {
     ($store:ident, $tx:ident, $tags:expr) => {{
-        let orgs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_days")
-            .fetch_all(&mut *$tx)
-            .await?;
+        let orgs: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_days")
+                .fetch_all(&mut *$tx)
+                .await?;
         for tag in $tags {
-            let tag = <[u8; 32]>::try_from(&tag[..])
-                .map_err(|_| crate::StorageError::Corrupt("trust_erased.tag is malformed".to_owned()))?;
+            let tag = <[u8; 32]>::try_from(&tag[..]).map_err(|_| {
+                crate::StorageError::Corrupt("trust_erased.tag is malformed".to_owned())
+            })?;
             for org in &orgs {
                 sqlx::query("DELETE FROM trust_loyalty_days WHERE tag = $1 AND org_id = $2")
-                    .bind($store.org_tag(me2b_domain::meta::MetaTable::TrustLoyaltyDays, &tag, org)?)
+                    .bind($store.org_tag(
+                        me2b_domain::meta::MetaTable::TrustLoyaltyDays,
+                        &tag,
+                        org,
+                    )?)
                     .bind(org.clone())
                     .execute(&mut *$tx)
                     .await?;

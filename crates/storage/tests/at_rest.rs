@@ -133,16 +133,24 @@ async fn the_rights_tables_keep_no_member_id() {
         // Times are kept to the hour (issue 13).
         const H: i64 = 3_600_000;
         assert_eq!(
-            s.marketing_opt_out(m.id, ts(5 * H + 5), "web").await.unwrap(),
+            s.marketing_opt_out(m.id, ts(5 * H + 5), "web")
+                .await
+                .unwrap(),
             ts(5 * H)
         );
         assert_eq!(
-            s.marketing_opt_out(m.id, ts(6 * H + 6), "api").await.unwrap(),
+            s.marketing_opt_out(m.id, ts(6 * H + 6), "api")
+                .await
+                .unwrap(),
             ts(5 * H),
             "{db:?}: the first stays"
         );
-        s.set_optout_code(m.id, &[0x31; 32], ts(7 * H + 7)).await.unwrap();
-        s.set_optout_code(m.id, &[0x32; 32], ts(8 * H + 8)).await.unwrap();
+        s.set_optout_code(m.id, &[0x31; 32], ts(7 * H + 7))
+            .await
+            .unwrap();
+        s.set_optout_code(m.id, &[0x32; 32], ts(8 * H + 8))
+            .await
+            .unwrap();
         assert_eq!(s.member_by_optout_code(&[0x31; 32]).await.unwrap(), None);
         assert_eq!(
             s.member_by_optout_code(&[0x32; 32]).await.unwrap(),
@@ -414,13 +422,33 @@ async fn trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time() {
         // The thief: one tag per row, no time finer than the hour.
         let tags = raw(db, &t.url, "SELECT tag FROM trust_receipts", &[]).await;
         assert_eq!(tags.len(), 2, "{db:?}");
-        assert_eq!(distinct(tags.clone()), 2, "{db:?}: a member's receipts at two co-ops share a tag");
-        assert!(!tags.contains(&tag.to_vec()), "{db:?}: the trust's own tag stored");
-        let exact = raw(db, &t.url, "SELECT tag FROM trust_receipts WHERE created_at % 3600000 <> 0", &[]).await;
-        assert!(exact.is_empty(), "{db:?}: receipt times finer than the hour");
+        assert_eq!(
+            distinct(tags.clone()),
+            2,
+            "{db:?}: a member's receipts at two co-ops share a tag"
+        );
+        assert!(
+            !tags.contains(&tag.to_vec()),
+            "{db:?}: the trust's own tag stored"
+        );
+        let exact = raw(
+            db,
+            &t.url,
+            "SELECT tag FROM trust_receipts WHERE created_at % 3600000 <> 0",
+            &[],
+        )
+        .await;
+        assert!(
+            exact.is_empty(),
+            "{db:?}: receipt times finer than the hour"
+        );
         let days = raw(db, &t.url, "SELECT tag FROM trust_loyalty_days", &[]).await;
         assert_eq!(days.len(), 2, "{db:?}");
-        assert_eq!(distinct(days), 2, "{db:?}: a member's loyalty days at two co-ops share a tag");
+        assert_eq!(
+            distinct(days),
+            2,
+            "{db:?}: a member's loyalty days at two co-ops share a tag"
+        );
 
         // The trust still finds them: delivery, the member's history.
         for org in &orgs {
@@ -448,40 +476,104 @@ async fn trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time() {
             research_tag: Some(tag),
         };
         s.insert_trust_sharing(&sharing).await.unwrap();
-        assert!(s.withdraw_trust_sharing(sharing.id, m.id, ts(6 * HOUR + 3)).await.unwrap());
+        assert!(s
+            .withdraw_trust_sharing(sharing.id, m.id, ts(6 * HOUR + 3))
+            .await
+            .unwrap());
         let exact = "SELECT sharing_id FROM trust_sharing WHERE created_at % 3600000 <> 0 \
                      OR expires_at % 3600000 <> 0 OR withdrawn_at % 3600000 <> 0";
-        assert!(raw(db, &t.url, exact, &[]).await.is_empty(), "{db:?}: sharing times finer than the hour");
+        assert!(
+            raw(db, &t.url, exact, &[]).await.is_empty(),
+            "{db:?}: sharing times finer than the hour"
+        );
         let stored = s.trust_sharing_of_member(m.id).await.unwrap();
-        assert_eq!(stored[0].expires_at, ts(9 * HOUR), "{db:?}: an expiry floored, never later");
+        assert_eq!(
+            stored[0].expires_at,
+            ts(9 * HOUR),
+            "{db:?}: an expiry floored, never later"
+        );
 
         // An older node's rows (one tag at every co-op) are re-keyed at
         // start, once.
-        raw(db, &t.url, "UPDATE trust_receipts SET tag = $1, tag_scoped = 0 RETURNING tag", &[tag.to_vec()]).await;
-        raw(db, &t.url, "UPDATE trust_loyalty_days SET tag = $1, tag_scoped = 0 RETURNING tag", &[loyalty.to_vec()])
-            .await;
-        assert_eq!(distinct(raw(db, &t.url, "SELECT tag FROM trust_receipts", &[]).await), 1, "{db:?}");
+        raw(
+            db,
+            &t.url,
+            "UPDATE trust_receipts SET tag = $1, tag_scoped = 0 RETURNING tag",
+            &[tag.to_vec()],
+        )
+        .await;
+        raw(
+            db,
+            &t.url,
+            "UPDATE trust_loyalty_days SET tag = $1, tag_scoped = 0 RETURNING tag",
+            &[loyalty.to_vec()],
+        )
+        .await;
+        assert_eq!(
+            distinct(raw(db, &t.url, "SELECT tag FROM trust_receipts", &[]).await),
+            1,
+            "{db:?}"
+        );
         assert!(s.rekey_member_metadata().await.unwrap() >= 4, "{db:?}");
         assert_eq!(s.rekey_member_metadata().await.unwrap(), 0, "{db:?}: once");
-        assert_eq!(distinct(raw(db, &t.url, "SELECT tag FROM trust_receipts", &[]).await), 2, "{db:?}");
-        assert_eq!(distinct(raw(db, &t.url, "SELECT tag FROM trust_loyalty_days", &[]).await), 2, "{db:?}");
+        assert_eq!(
+            distinct(raw(db, &t.url, "SELECT tag FROM trust_receipts", &[]).await),
+            2,
+            "{db:?}"
+        );
+        assert_eq!(
+            distinct(raw(db, &t.url, "SELECT tag FROM trust_loyalty_days", &[]).await),
+            2,
+            "{db:?}"
+        );
         for org in &orgs {
-            assert_eq!(s.trust_receipts_of(*org, &tag).await.unwrap().len(), 1, "{db:?}");
+            assert_eq!(
+                s.trust_receipts_of(*org, &tag).await.unwrap().len(),
+                1,
+                "{db:?}"
+            );
         }
-        assert_eq!(s.loyalty_account(&loyalty, ts(6 * HOUR)).await.unwrap().days.len(), 2);
+        assert_eq!(
+            s.loyalty_account(&loyalty, ts(6 * HOUR))
+                .await
+                .unwrap()
+                .days
+                .len(),
+            2
+        );
 
         // Aggregates across co-ops are unchanged: one member, in both.
         assert_eq!(s.trust_member_count("*").await.unwrap(), 1);
         assert_eq!(
-            s.trust_overlap(&orgs[0].to_string(), &orgs[1].to_string()).await.unwrap(),
+            s.trust_overlap(&orgs[0].to_string(), &orgs[1].to_string())
+                .await
+                .unwrap(),
             1
         );
 
         // Erasure finds every row.
-        assert_eq!(s.trust_forget(&tag, &loyalty, ts(7 * HOUR)).await.unwrap(), 2);
-        assert!(raw(db, &t.url, "SELECT tag FROM trust_receipts", &[]).await.is_empty(), "{db:?}");
-        assert!(raw(db, &t.url, "SELECT tag FROM trust_loyalty_days", &[]).await.is_empty(), "{db:?}");
-        assert!(raw(db, &t.url, "SELECT receipt_id FROM trust_events", &[]).await.is_empty(), "{db:?}");
+        assert_eq!(
+            s.trust_forget(&tag, &loyalty, ts(7 * HOUR)).await.unwrap(),
+            2
+        );
+        assert!(
+            raw(db, &t.url, "SELECT tag FROM trust_receipts", &[])
+                .await
+                .is_empty(),
+            "{db:?}"
+        );
+        assert!(
+            raw(db, &t.url, "SELECT tag FROM trust_loyalty_days", &[])
+                .await
+                .is_empty(),
+            "{db:?}"
+        );
+        assert!(
+            raw(db, &t.url, "SELECT receipt_id FROM trust_events", &[])
+                .await
+                .is_empty(),
+            "{db:?}"
+        );
         s.close().await;
     }
 }

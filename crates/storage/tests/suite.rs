@@ -1175,7 +1175,9 @@ async fn trust_enrolment_sharing_and_erasure() {
         };
         s.insert_trust_sharing(&share).await.unwrap();
         assert_eq!(
-            s.trust_sharing_between(a.id, b.id, ts(11 * H)).await.unwrap(),
+            s.trust_sharing_between(a.id, b.id, ts(11 * H))
+                .await
+                .unwrap(),
             vec![share.clone()]
         );
         assert!(s
