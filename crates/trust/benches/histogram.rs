@@ -47,7 +47,7 @@ use me2b_domain::org::OrgKind;
 use me2b_domain::{OrgId, Timestamp, TrustReceiptId};
 use me2b_dp::mechanisms::histogram;
 use me2b_dp::OpenDpNoise;
-use me2b_storage::{pack_area, MetadataStore, OrgRow, Store, TrustDim, TrustReceiptRow};
+use me2b_storage::{pack_area, OrgRow, Store, TrustDim, TrustReceiptRow};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
