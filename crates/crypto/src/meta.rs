@@ -87,6 +87,22 @@ impl MetadataKeys for NodeMetadataKeys {
         m.finalize().into_bytes().into()
     }
 
+    fn scoped_tag(&self, table: MetaTable, tag: &[u8; 32], scope: &[u8]) -> [u8; 32] {
+        // A marker no member id starts the same way (member locators put
+        // the 16-byte id right after the label), then the tag and the scope,
+        // lengths first.
+        let mut m = mac(&self.locator);
+        let label = table.label();
+        m.update(&(label.len() as u64).to_be_bytes());
+        m.update(label.as_bytes());
+        m.update(b"\0scoped-tag\0");
+        m.update(&(tag.len() as u64).to_be_bytes());
+        m.update(tag);
+        m.update(&(scope.len() as u64).to_be_bytes());
+        m.update(scope);
+        m.finalize().into_bytes().into()
+    }
+
     fn seal(&self, table: MetaTable, row: &[u8], plain: &[u8]) -> Vec<u8> {
         self.seal
             .seal(self.rng.as_ref(), &Aad::metadata(table.label(), row), plain)
@@ -137,6 +153,25 @@ mod tests {
         assert_ne!(a, k.locator(MetaTable::Consents, m));
         assert_ne!(a, keys(2).locator(MetaTable::Sessions, m));
         assert!(!a.windows(16).any(|w| w == m.as_bytes()));
+    }
+
+    #[test]
+    fn scoped_tags_differ_per_scope_table_and_key() {
+        let k = keys(1);
+        let t = [7u8; 32];
+        let a = k.scoped_tag(MetaTable::TrustReceipts, &t, &[1; 16]);
+        assert_eq!(a, k.scoped_tag(MetaTable::TrustReceipts, &t, &[1; 16]));
+        assert_ne!(a, k.scoped_tag(MetaTable::TrustReceipts, &t, &[2; 16]));
+        assert_ne!(a, k.scoped_tag(MetaTable::TrustLoyaltyDays, &t, &[1; 16]));
+        assert_ne!(
+            a,
+            k.scoped_tag(MetaTable::TrustReceipts, &[8; 32], &[1; 16])
+        );
+        assert_ne!(
+            a,
+            keys(2).scoped_tag(MetaTable::TrustReceipts, &t, &[1; 16])
+        );
+        assert_ne!(a, t);
     }
 
     #[test]

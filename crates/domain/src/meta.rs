@@ -35,6 +35,11 @@ pub enum MetaTable {
     /// The link from a member to their intents, for erasure (issue 17).
     IntentOwners,
     ErasureRequests,
+    /// The trust's receipts (and per-co-op aggregates), by a research tag
+    /// scoped to the co-op (issue 13).
+    TrustReceipts,
+    /// A member's loyalty history, by a loyalty tag scoped to the co-op.
+    TrustLoyaltyDays,
 }
 
 impl MetaTable {
@@ -54,6 +59,8 @@ impl MetaTable {
             MetaTable::OfferCounters => "offer_counters",
             MetaTable::IntentOwners => "intent_owners",
             MetaTable::ErasureRequests => "erasure_requests",
+            MetaTable::TrustReceipts => "trust_receipts",
+            MetaTable::TrustLoyaltyDays => "trust_loyalty_days",
         }
     }
 }
@@ -67,6 +74,10 @@ pub trait MetadataKeys: Send + Sync + std::fmt::Debug {
     /// the table by it does not gather a member's rows across scopes. Whoever
     /// holds the keys finds all of a member's rows scope by scope.
     fn scoped_locator(&self, table: MetaTable, member: MemberId, scope: &[u8]) -> [u8; 32];
+    /// A trust tag (itself a keyed hash of a pseudonym) as stored in `table`
+    /// for the rows of one `scope` (a co-op): one value per tag and scope, so
+    /// a member's rows at two co-ops share no value in the file.
+    fn scoped_tag(&self, table: MetaTable, tag: &[u8; 32], scope: &[u8]) -> [u8; 32];
     /// `plain` sealed for `table`, bound to `row` (the row's own id): a
     /// format version byte, a fresh nonce, the ciphertext and tag.
     fn seal(&self, table: MetaTable, row: &[u8], plain: &[u8]) -> Vec<u8>;

@@ -96,7 +96,7 @@ fn bad(what: &str) -> StorageError {
 /// co-op's receipts on a held card are stored like any (the same work, so
 /// that timing the answers does not name the card) and go here.
 macro_rules! forget_research_tags {
-    ($tx:ident, $tags:expr) => {{
+    ($store:ident, $tx:ident, $tags:expr) => {{
         // Scope by scope (every organisation, and `*`), so each lookup uses
         // the (scope, tag) and (org_id, tag) indexes the ingest path keeps
         // anyway.
@@ -135,17 +135,24 @@ macro_rules! forget_research_tags {
                 }
             }
             for org in &orgs {
+                // Receipts are stored under the tag scoped to their co-op.
+                let scoped = $store.org_tag(
+                    me2b_domain::meta::MetaTable::TrustReceipts,
+                    &<[u8; 32]>::try_from(tag.as_slice())
+                        .map_err(|_| crate::StorageError::Corrupt("trust_erased.tag is malformed".to_owned()))?,
+                    org,
+                )?;
                 sqlx::query(
                     "DELETE FROM trust_events WHERE receipt_id IN \
                      (SELECT receipt_id FROM trust_receipts WHERE org_id = $1 AND tag = $2)",
                 )
                 .bind(org.clone())
-                .bind(tag.clone())
+                .bind(scoped.clone())
                 .execute(&mut *$tx)
                 .await?;
                 removed += sqlx::query("DELETE FROM trust_receipts WHERE org_id = $1 AND tag = $2")
                     .bind(org.clone())
-                    .bind(tag.clone())
+                    .bind(scoped)
                     .execute(&mut *$tx)
                     .await?
                     .rows_affected();
@@ -155,6 +162,34 @@ macro_rules! forget_research_tags {
     }};
 }
 pub(crate) use forget_research_tags;
+
+/// Deletes, in the transaction `$tx`, the loyalty history of each loyalty
+/// tag of `$tags`: stored under the tag scoped to each co-op (issue 13).
+macro_rules! forget_loyalty_days {
+    ($store:ident, $tx:ident, $tags:expr) => {{
+        let orgs: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_days")
+                .fetch_all(&mut *$tx)
+                .await?;
+        for tag in $tags {
+            let tag = <[u8; 32]>::try_from(&tag[..]).map_err(|_| {
+                crate::StorageError::Corrupt("trust_erased.tag is malformed".to_owned())
+            })?;
+            for org in &orgs {
+                sqlx::query("DELETE FROM trust_loyalty_days WHERE tag = $1 AND org_id = $2")
+                    .bind($store.org_tag(
+                        me2b_domain::meta::MetaTable::TrustLoyaltyDays,
+                        &tag,
+                        org,
+                    )?)
+                    .bind(org.clone())
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    }};
+}
+pub(crate) use forget_loyalty_days;
 
 macro_rules! impl_erasure_store {
     ($pool:ty, $begin:ident) => {
@@ -338,7 +373,8 @@ macro_rules! impl_erasure_store {
                     let held: Vec<Vec<u8>> = sqlx::query_scalar("SELECT tag FROM trust_erased WHERE released_at IS NULL")
                         .fetch_all(&mut *tx)
                         .await?;
-                    forget_research_tags!(tx, &held);
+                    forget_research_tags!(self, tx, &held);
+                    forget_loyalty_days!(self, tx, &held);
                     sqlx::query("UPDATE erasure_requests SET released_at = $1 WHERE released_at IS NULL")
                         .bind(at.unix_millis())
                         .execute(&mut *tx)
@@ -350,7 +386,6 @@ macro_rules! impl_erasure_store {
                     for table in [
                         "trust_loyalty_members",
                         "trust_loyalty_balances",
-                        "trust_loyalty_days",
                         "trust_loyalty_tokens",
                     ] {
                         sqlx::query(&format!(

@@ -9,6 +9,7 @@
 
 use crate::sql::{begin_postgres, begin_sqlite, SqlStore};
 use crate::*;
+use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
@@ -130,7 +131,10 @@ macro_rules! impl_loyalty_store {
                 Ok(())
             }
 
+            /// The history is kept under the loyalty tag scoped to the co-op
+            /// (issue 13): a member's days at two co-ops share no tag.
             async fn add_day(
+                &self,
                 tx: &mut sqlx::Transaction<'static, <$pool as crate::sql::PoolDb>::Db>,
                 tag: &[u8; 32],
                 org: OrgId,
@@ -139,11 +143,11 @@ macro_rules! impl_loyalty_store {
                 redeemed: i64,
             ) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO trust_loyalty_days (tag, org_id, day, earned, redeemed) VALUES ($1, $2, $3, $4, $5) \
+                    "INSERT INTO trust_loyalty_days (tag, org_id, day, earned, redeemed, tag_scoped) VALUES ($1, $2, $3, $4, $5, 1) \
                      ON CONFLICT (tag, org_id, day) DO UPDATE SET earned = trust_loyalty_days.earned + excluded.earned, \
                      redeemed = trust_loyalty_days.redeemed + excluded.redeemed",
                 )
-                .bind(tag.to_vec())
+                .bind(self.org_tag(MetaTable::TrustLoyaltyDays, tag, org.as_bytes())?)
                 .bind(org.as_bytes().to_vec())
                 .bind(day)
                 .bind(earned)
@@ -187,7 +191,7 @@ macro_rules! impl_loyalty_store {
                     .bind(points)
                     .execute(&mut *tx)
                     .await?;
-                Self::add_day(&mut tx, tag, org, day, points, 0).await?;
+                self.add_day(&mut tx, tag, org, day, points, 0).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -241,7 +245,7 @@ macro_rules! impl_loyalty_store {
                     return Ok(None);
                 };
                 let tag = tag32(row.try_get("tag")?, "trust_loyalty_tokens.tag")?;
-                Self::add_day(&mut tx, &tag, org, day, 0, points).await?;
+                self.add_day(&mut tx, &tag, org, day, 0, points).await?;
                 tx.commit().await?;
                 Ok(Some(tag))
             }
@@ -265,10 +269,21 @@ macro_rules! impl_loyalty_store {
                 {
                     reserved = reserved.saturating_add(r.try_get::<i64, _>("points")?);
                 }
-                let days = sqlx::query("SELECT org_id, day, earned, redeemed FROM trust_loyalty_days WHERE tag = $1 ORDER BY day, org_id")
-                    .bind(tag.to_vec())
+                // One lookup per co-op with days kept, by the scoped tag.
+                let orgs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_days")
                     .fetch_all(self.pool())
-                    .await?
+                    .await?;
+                let mut rows = Vec::new();
+                for org in &orgs {
+                    rows.extend(
+                        sqlx::query("SELECT org_id, day, earned, redeemed FROM trust_loyalty_days WHERE tag = $1 AND org_id = $2")
+                            .bind(self.org_tag(MetaTable::TrustLoyaltyDays, tag, org)?)
+                            .bind(org.clone())
+                            .fetch_all(self.pool())
+                            .await?,
+                    );
+                }
+                let mut days = rows
                     .iter()
                     .map(|r| {
                         Ok(LoyaltyDay {
@@ -280,6 +295,7 @@ macro_rules! impl_loyalty_store {
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
+                days.sort_by(|a, b| (a.day, a.org.as_bytes()).cmp(&(b.day, b.org.as_bytes())));
                 Ok(LoyaltyAccount {
                     balance,
                     reserved,

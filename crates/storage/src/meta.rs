@@ -102,6 +102,11 @@ impl<P> SqlStore<P> {
         }
         Ok(out)
     }
+    /// A trust tag as stored in `table` for one co-op's rows (issue 13): a
+    /// member's receipts or loyalty days at two co-ops share no tag.
+    pub(crate) fn org_tag(&self, table: MetaTable, tag: &[u8; 32], org: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.keys()?.scoped_tag(table, tag, org).to_vec())
+    }
     /// An erasure request's subject (the recipient's pseudonym for the
     /// member) sealed, bound to the request's id: two co-ops' pseudonyms of
     /// one pending erasure are not paired in the file.
@@ -422,6 +427,48 @@ macro_rules! impl_meta_store {
                 Ok(changed)
             }
 
+            /// Receipts and loyalty days an older node stored under the
+            /// member's one trust tag, moved to the tag scoped to their
+            /// co-op (issue 13), row by row, once.
+            async fn rekey_trust_tags(&self) -> Result<u64> {
+                let mut changed = 0u64;
+                let rows = sqlx::query("SELECT receipt_id, org_id, tag FROM trust_receipts WHERE tag_scoped = 0")
+                    .fetch_all(self.pool())
+                    .await?;
+                for row in rows {
+                    let tag = <[u8; 32]>::try_from(row.try_get::<Vec<u8>, _>("tag")?.as_slice())
+                        .map_err(|_| StorageError::Corrupt("trust_receipts.tag".into()))?;
+                    let org: Vec<u8> = row.try_get("org_id")?;
+                    let r = sqlx::query("UPDATE trust_receipts SET tag = $1, tag_scoped = 1 WHERE receipt_id = $2 AND tag_scoped = 0")
+                        .bind(self.org_tag(MetaTable::TrustReceipts, &tag, &org)?)
+                        .bind(row.try_get::<Vec<u8>, _>("receipt_id")?)
+                        .execute(self.pool())
+                        .await?;
+                    changed += r.rows_affected();
+                }
+                let rows = sqlx::query("SELECT tag, org_id, day FROM trust_loyalty_days WHERE tag_scoped = 0")
+                    .fetch_all(self.pool())
+                    .await?;
+                for row in rows {
+                    let old: Vec<u8> = row.try_get("tag")?;
+                    let tag = <[u8; 32]>::try_from(old.as_slice())
+                        .map_err(|_| StorageError::Corrupt("trust_loyalty_days.tag".into()))?;
+                    let org: Vec<u8> = row.try_get("org_id")?;
+                    let r = sqlx::query(
+                        "UPDATE trust_loyalty_days SET tag = $1, tag_scoped = 1 \
+                         WHERE tag = $2 AND org_id = $3 AND day = $4 AND tag_scoped = 0",
+                    )
+                    .bind(self.org_tag(MetaTable::TrustLoyaltyDays, &tag, &org)?)
+                    .bind(old)
+                    .bind(org)
+                    .bind(row.try_get::<i64, _>("day")?)
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                Ok(changed)
+            }
+
             /// The member's audit subject, giving them a salt if they have
             /// none; None if there is no such member (erased). `cached`: an
             /// earlier answer may do (appending; another node's erasure is
@@ -572,6 +619,7 @@ macro_rules! impl_meta_store {
                 }
                 changed += self.seal_legacy_counters().await?;
                 changed += self.rekey_consents_and_subjects().await?;
+                changed += self.rekey_trust_tags().await?;
                 Ok(changed)
             }
 

@@ -61,11 +61,14 @@ macro_rules! impl_rights_store {
             async fn marketing_opt_out(&self, member: MemberId, at: Timestamp, method: &str) -> Result<Timestamp> {
                 sqlx::query("INSERT INTO marketing_optouts (member_loc, since, method) VALUES ($1, $2, $3) ON CONFLICT (member_loc) DO NOTHING")
                     .bind(self.loc(MetaTable::MarketingOptouts, member)?)
-                    .bind(at.unix_millis())
+                    .bind(crate::sql::hour_ms(at))
                     .bind(method)
                     .execute(self.pool())
                     .await?;
-                Ok(self.marketing_opted_out_since(member).await?.unwrap_or(at))
+                Ok(self
+                    .marketing_opted_out_since(member)
+                    .await?
+                    .unwrap_or(Timestamp::from_unix_millis(crate::sql::hour_ms(at))))
             }
 
             async fn marketing_opt_in(&self, member: MemberId) -> Result<bool> {
@@ -95,7 +98,7 @@ macro_rules! impl_rights_store {
                 .bind(self.loc(MetaTable::OptoutCodes, member)?)
                 .bind(self.seal_member(MetaTable::OptoutCodes, index, member)?)
                 .bind(index.to_vec())
-                .bind(at.unix_millis())
+                .bind(crate::sql::hour_ms(at))
                 .execute(self.pool())
                 .await?;
                 Ok(())

@@ -1334,7 +1334,7 @@ macro_rules! impl_store {
                 sqlx::query("INSERT INTO trust_enrolments (member_loc, origin_ct, created_at) VALUES ($1, $2, $3) ON CONFLICT (member_loc) DO NOTHING")
                     .bind(self.loc(MetaTable::TrustEnrolments, member)?)
                     .bind(origin_ct)
-                    .bind(at.unix_millis())
+                    .bind(hour_ms(at))
                     .execute(&self.pool)
                     .await?;
                 self.trust_enrolment(member).await?.ok_or_else(|| corrupt("trust_enrolments"))
@@ -1359,21 +1359,29 @@ macro_rules! impl_store {
                 // commit, so a concurrent batch for the same member waits
                 // there and then reads the bins this one wrote. Keep that order
                 // (the suite's concurrent-cap test checks it).
+                // Each receipt under its tag scoped to the co-op, and its
+                // time to the hour (issue 13): a thief holding co-ops' own
+                // records finds no shared tag nor exact time to join on.
+                let stored_tags = receipts
+                    .iter()
+                    .map(|r| self.org_tag(MetaTable::TrustReceipts, &r.tag, r.org.as_bytes()))
+                    .collect::<Result<Vec<_>>>()?;
                 let mut tx = $begin(&self.pool).await?;
-                for chunk in receipts.chunks(3_000) {
+                for (chunk, tags) in receipts.chunks(3_000).zip(stored_tags.chunks(3_000)) {
                     let mut q = sqlx::QueryBuilder::<Db>::new(
-                        "INSERT INTO trust_receipts (receipt_id, org_id, tag, source_ct, research_ct, day, area, amount_cents, created_at) ",
+                        "INSERT INTO trust_receipts (receipt_id, org_id, tag, source_ct, research_ct, day, area, amount_cents, created_at, tag_scoped) ",
                     );
-                    q.push_values(chunk, |mut b, r| {
+                    q.push_values(chunk.iter().zip(tags), |mut b, (r, tag)| {
                         b.push_bind(r.id.as_bytes().to_vec())
                             .push_bind(r.org.as_bytes().to_vec())
-                            .push_bind(r.tag.to_vec())
+                            .push_bind(tag.clone())
                             .push_bind(r.source_ct.clone())
                             .push_bind(r.research_ct.clone())
                             .push_bind(i64::from(r.day))
                             .push_bind(r.area.clone())
                             .push_bind(r.amount_cents)
-                            .push_bind(r.created_at.unix_millis());
+                            .push_bind(crate::sql::hour_ms(r.created_at))
+                            .push_bind(1i64);
                     });
                     q.build().execute(&mut *tx).await?;
                 }
@@ -1549,7 +1557,7 @@ macro_rules! impl_store {
                     "SELECT * FROM trust_receipts WHERE org_id = $1 AND tag = $2 ORDER BY day, created_at, receipt_id",
                 )
                 .bind(org.as_bytes().to_vec())
-                .bind(tag.to_vec())
+                .bind(self.org_tag(MetaTable::TrustReceipts, tag, org.as_bytes())?)
                 .fetch_all(&self.pool)
                 .await?;
                 let mut out = Vec::with_capacity(rows.len());
@@ -1566,7 +1574,7 @@ macro_rules! impl_store {
                     out.push(TrustReceiptRow {
                         id,
                         org,
-                        tag: hash32(row.try_get("tag")?, "trust_receipts.tag")?,
+                        tag: *tag,
                         source_ct: row.try_get("source_ct")?,
                         research_ct: row.try_get("research_ct")?,
                         day: i32::try_from(row.try_get::<i64, _>("day")?).map_err(|_| corrupt("trust_receipts.day"))?,
@@ -1588,9 +1596,12 @@ macro_rules! impl_store {
                 .bind(s.from_org.as_bytes().to_vec())
                 .bind(s.to_org.as_bytes().to_vec())
                 .bind(&s.purpose)
-                .bind(s.created_at.unix_millis())
-                .bind(s.expires_at.unix_millis())
-                .bind(s.withdrawn_at.map(|t| t.unix_millis()))
+                // Whole hours (issue 13); an expiry floored: delivery stops
+                // up to an hour early, never late. The member's own sealed
+                // consent keeps the exact times.
+                .bind(hour_ms(s.created_at))
+                .bind(hour_ms(s.expires_at))
+                .bind(s.withdrawn_at.map(hour_ms))
                 .bind(s.research_tag.map(|t| t.to_vec()))
                 .bind(self.seal_member(MetaTable::TrustSharing, s.id.as_bytes(), s.member)?)
                 .execute(&self.pool)
@@ -1603,7 +1614,7 @@ macro_rules! impl_store {
                 )
                 .bind(id.as_bytes().to_vec())
                 .bind(self.loc(MetaTable::TrustSharing, member)?)
-                .bind(at.unix_millis())
+                .bind(hour_ms(at))
                 .execute(&self.pool)
                 .await?;
                 Ok(r.rows_affected() == 1)
@@ -1633,9 +1644,9 @@ macro_rules! impl_store {
             }
             async fn trust_forget(&self, research_tag: &[u8; 32], loyalty_tag: &[u8; 32], at: Timestamp) -> Result<u64> {
                 let mut tx = $begin(&self.pool).await?;
-                let removed = crate::erasure::forget_research_tags!(tx, [research_tag]);
+                let removed = crate::erasure::forget_research_tags!(self, tx, [research_tag]);
+                crate::erasure::forget_loyalty_days!(self, tx, [loyalty_tag]);
                 for sql in [
-                    "DELETE FROM trust_loyalty_days WHERE tag = $1",
                     "DELETE FROM trust_loyalty_balances WHERE tag = $1",
                     "DELETE FROM trust_loyalty_tokens WHERE tag = $1",
                 ] {
@@ -1644,7 +1655,7 @@ macro_rules! impl_store {
                 for t in [research_tag, loyalty_tag] {
                     sqlx::query("INSERT INTO trust_erased (tag, erased_at) VALUES ($1, $2) ON CONFLICT (tag) DO NOTHING")
                         .bind(t.to_vec())
-                        .bind(at.unix_millis())
+                        .bind(hour_ms(at))
                         .execute(&mut *tx)
                         .await?;
                 }

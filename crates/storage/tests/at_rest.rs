@@ -130,23 +130,33 @@ async fn the_rights_tables_keep_no_member_id() {
         s.insert_member(&m).await.unwrap();
         let other = member(4);
         s.insert_member(&other).await.unwrap();
+        // Times are kept to the hour (issue 13).
+        const H: i64 = 3_600_000;
         assert_eq!(
-            s.marketing_opt_out(m.id, ts(5), "web").await.unwrap(),
-            ts(5)
+            s.marketing_opt_out(m.id, ts(5 * H + 5), "web")
+                .await
+                .unwrap(),
+            ts(5 * H)
         );
         assert_eq!(
-            s.marketing_opt_out(m.id, ts(6), "api").await.unwrap(),
-            ts(5),
+            s.marketing_opt_out(m.id, ts(6 * H + 6), "api")
+                .await
+                .unwrap(),
+            ts(5 * H),
             "{db:?}: the first stays"
         );
-        s.set_optout_code(m.id, &[0x31; 32], ts(7)).await.unwrap();
-        s.set_optout_code(m.id, &[0x32; 32], ts(8)).await.unwrap();
+        s.set_optout_code(m.id, &[0x31; 32], ts(7 * H + 7))
+            .await
+            .unwrap();
+        s.set_optout_code(m.id, &[0x32; 32], ts(8 * H + 8))
+            .await
+            .unwrap();
         assert_eq!(s.member_by_optout_code(&[0x31; 32]).await.unwrap(), None);
         assert_eq!(
             s.member_by_optout_code(&[0x32; 32]).await.unwrap(),
             Some(m.id)
         );
-        assert_eq!(s.optout_code_since(m.id).await.unwrap(), Some(ts(8)));
+        assert_eq!(s.optout_code_since(m.id).await.unwrap(), Some(ts(8 * H)));
         assert_eq!(s.optout_code_since(other.id).await.unwrap(), None);
         let history = ImportedHistoryRow {
             import_id: [0x41; 16],
@@ -359,6 +369,211 @@ async fn consent_locators_are_per_organisation_and_erasure_subjects_sealed() {
         }
         // The release took both organisations' consents.
         assert!(raw(db, &t.url, locs, &[]).await.is_empty(), "{db:?}");
+        s.close().await;
+    }
+}
+
+/// Issue 13, the thief with co-ops' own records (attack 10b of adv2): two
+/// co-ops each note when they sent which card's receipt; with the file they
+/// found their own rows by `created_at` (to the millisecond) and grouped the
+/// rows by `tag`, shared by a member's rows at every co-op, so A's pseudonym
+/// was linked to B's (6 of 6). The same for the loyalty history. Now a
+/// member's rows at two co-ops carry two tags, times are whole hours, and
+/// the trust still finds, delivers and erases every row.
+#[tokio::test]
+async fn trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time() {
+    use me2b_domain::org::OrgKind;
+    use me2b_domain::{OrgId, TrustReceiptId};
+    const HOUR: i64 = 3_600_000;
+    for (db, s, t) in stores().await {
+        let tag = [0x33; 32];
+        let loyalty = [0x44; 32];
+        let mut orgs = Vec::new();
+        for i in 0..2u8 {
+            let org = OrgRow {
+                id: OrgId::from_slice(&[0x50 + i; 16]).unwrap(),
+                name: format!("Co-op {i}"),
+                kind: OrgKind::Coop,
+                created_at: ts(1),
+                deleted_at: None,
+            };
+            s.insert_org(&org).await.unwrap();
+            orgs.push(org.id);
+        }
+        s.loyalty_register(&loyalty).await.unwrap();
+        for (i, org) in orgs.iter().enumerate() {
+            let row = TrustReceiptRow {
+                id: TrustReceiptId::from_slice(&[0x60 + i as u8; 16]).unwrap(),
+                org: *org,
+                tag,
+                source_ct: vec![1; 8],
+                research_ct: vec![2; 8],
+                day: 20_000,
+                area: "NL-NH".into(),
+                amount_cents: 500,
+                // What the co-op noted: its submission, to the millisecond.
+                created_at: ts(5 * HOUR + 123 + 321 * i as i64),
+                items: vec![(1, 500)],
+            };
+            s.insert_trust_receipts(&[row], 5).await.unwrap();
+            assert!(s.loyalty_earn(&loyalty, *org, 10, 20_000).await.unwrap());
+        }
+        let distinct = |v: Vec<Vec<u8>>| v.into_iter().collect::<BTreeSet<_>>().len();
+        // The thief: one tag per row, no time finer than the hour.
+        let tags = raw(db, &t.url, "SELECT tag FROM trust_receipts", &[]).await;
+        assert_eq!(tags.len(), 2, "{db:?}");
+        assert_eq!(
+            distinct(tags.clone()),
+            2,
+            "{db:?}: a member's receipts at two co-ops share a tag"
+        );
+        assert!(
+            !tags.contains(&tag.to_vec()),
+            "{db:?}: the trust's own tag stored"
+        );
+        let exact = raw(
+            db,
+            &t.url,
+            "SELECT tag FROM trust_receipts WHERE created_at % 3600000 <> 0",
+            &[],
+        )
+        .await;
+        assert!(
+            exact.is_empty(),
+            "{db:?}: receipt times finer than the hour"
+        );
+        let days = raw(db, &t.url, "SELECT tag FROM trust_loyalty_days", &[]).await;
+        assert_eq!(days.len(), 2, "{db:?}");
+        assert_eq!(
+            distinct(days),
+            2,
+            "{db:?}: a member's loyalty days at two co-ops share a tag"
+        );
+
+        // The trust still finds them: delivery, the member's history.
+        for org in &orgs {
+            let mine = s.trust_receipts_of(*org, &tag).await.unwrap();
+            assert_eq!(mine.len(), 1, "{db:?}");
+            assert_eq!(mine[0].tag, tag);
+            assert_eq!(mine[0].created_at, ts(5 * HOUR));
+        }
+        let account = s.loyalty_account(&loyalty, ts(6 * HOUR)).await.unwrap();
+        assert_eq!(account.balance, 20);
+        assert_eq!(account.days.len(), 2, "{db:?}");
+        // A sharing consent's times, to the hour (the member's sealed consent
+        // keeps the exact ones).
+        let m = member(9);
+        s.insert_member(&m).await.unwrap();
+        let sharing = TrustSharingRow {
+            id: me2b_domain::SharingId::from_slice(&[0x70; 16]).unwrap(),
+            member: m.id,
+            from_org: orgs[0],
+            to_org: orgs[1],
+            purpose: "research".into(),
+            created_at: ts(5 * HOUR + 1),
+            expires_at: ts(9 * HOUR + 2),
+            withdrawn_at: None,
+            research_tag: Some(tag),
+        };
+        s.insert_trust_sharing(&sharing).await.unwrap();
+        assert!(s
+            .withdraw_trust_sharing(sharing.id, m.id, ts(6 * HOUR + 3))
+            .await
+            .unwrap());
+        let exact = "SELECT sharing_id FROM trust_sharing WHERE created_at % 3600000 <> 0 \
+                     OR expires_at % 3600000 <> 0 OR withdrawn_at % 3600000 <> 0";
+        assert!(
+            raw(db, &t.url, exact, &[]).await.is_empty(),
+            "{db:?}: sharing times finer than the hour"
+        );
+        let stored = s.trust_sharing_of_member(m.id).await.unwrap();
+        assert_eq!(
+            stored[0].expires_at,
+            ts(9 * HOUR),
+            "{db:?}: an expiry floored, never later"
+        );
+
+        // An older node's rows (one tag at every co-op) are re-keyed at
+        // start, once.
+        raw(
+            db,
+            &t.url,
+            "UPDATE trust_receipts SET tag = $1, tag_scoped = 0 RETURNING tag",
+            &[tag.to_vec()],
+        )
+        .await;
+        raw(
+            db,
+            &t.url,
+            "UPDATE trust_loyalty_days SET tag = $1, tag_scoped = 0 RETURNING tag",
+            &[loyalty.to_vec()],
+        )
+        .await;
+        assert_eq!(
+            distinct(raw(db, &t.url, "SELECT tag FROM trust_receipts", &[]).await),
+            1,
+            "{db:?}"
+        );
+        assert!(s.rekey_member_metadata().await.unwrap() >= 4, "{db:?}");
+        assert_eq!(s.rekey_member_metadata().await.unwrap(), 0, "{db:?}: once");
+        assert_eq!(
+            distinct(raw(db, &t.url, "SELECT tag FROM trust_receipts", &[]).await),
+            2,
+            "{db:?}"
+        );
+        assert_eq!(
+            distinct(raw(db, &t.url, "SELECT tag FROM trust_loyalty_days", &[]).await),
+            2,
+            "{db:?}"
+        );
+        for org in &orgs {
+            assert_eq!(
+                s.trust_receipts_of(*org, &tag).await.unwrap().len(),
+                1,
+                "{db:?}"
+            );
+        }
+        assert_eq!(
+            s.loyalty_account(&loyalty, ts(6 * HOUR))
+                .await
+                .unwrap()
+                .days
+                .len(),
+            2
+        );
+
+        // Aggregates across co-ops are unchanged: one member, in both.
+        assert_eq!(s.trust_member_count("*").await.unwrap(), 1);
+        assert_eq!(
+            s.trust_overlap(&orgs[0].to_string(), &orgs[1].to_string())
+                .await
+                .unwrap(),
+            1
+        );
+
+        // Erasure finds every row.
+        assert_eq!(
+            s.trust_forget(&tag, &loyalty, ts(7 * HOUR)).await.unwrap(),
+            2
+        );
+        assert!(
+            raw(db, &t.url, "SELECT tag FROM trust_receipts", &[])
+                .await
+                .is_empty(),
+            "{db:?}"
+        );
+        assert!(
+            raw(db, &t.url, "SELECT tag FROM trust_loyalty_days", &[])
+                .await
+                .is_empty(),
+            "{db:?}"
+        );
+        assert!(
+            raw(db, &t.url, "SELECT receipt_id FROM trust_events", &[])
+                .await
+                .is_empty(),
+            "{db:?}"
+        );
         s.close().await;
     }
 }

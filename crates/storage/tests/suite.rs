@@ -1149,6 +1149,8 @@ async fn privacy_charges_never_exceed_a_pool_under_concurrency() {
 #[tokio::test]
 async fn trust_enrolment_sharing_and_erasure() {
     for (db, s, _t) in stores().await {
+        // Sharing times are kept to the hour (issue 13).
+        const H: i64 = 3_600_000;
         let rng = Rng::default();
         let m = new_member(&rng, 1);
         s.insert_member(&m).await.unwrap();
@@ -1166,23 +1168,25 @@ async fn trust_enrolment_sharing_and_erasure() {
             from_org: a.id,
             to_org: b.id,
             purpose: "cross-sell".into(),
-            created_at: ts(10),
-            expires_at: ts(1_000),
+            created_at: ts(10 * H),
+            expires_at: ts(1_000 * H),
             withdrawn_at: None,
             research_tag: Some([9; 32]),
         };
         s.insert_trust_sharing(&share).await.unwrap();
         assert_eq!(
-            s.trust_sharing_between(a.id, b.id, ts(11)).await.unwrap(),
+            s.trust_sharing_between(a.id, b.id, ts(11 * H))
+                .await
+                .unwrap(),
             vec![share.clone()]
         );
         assert!(s
-            .trust_sharing_between(b.id, a.id, ts(11))
+            .trust_sharing_between(b.id, a.id, ts(11 * H))
             .await
             .unwrap()
             .is_empty());
         assert!(
-            s.trust_sharing_between(a.id, b.id, ts(1_000))
+            s.trust_sharing_between(a.id, b.id, ts(1_000 * H))
                 .await
                 .unwrap()
                 .is_empty(),
@@ -1190,27 +1194,27 @@ async fn trust_enrolment_sharing_and_erasure() {
         );
         let other = MemberId::generate(&rng);
         assert!(
-            !s.withdraw_trust_sharing(share.id, other, ts(12))
+            !s.withdraw_trust_sharing(share.id, other, ts(12 * H))
                 .await
                 .unwrap(),
             "not theirs"
         );
         assert!(s
-            .withdraw_trust_sharing(share.id, m.id, ts(12))
+            .withdraw_trust_sharing(share.id, m.id, ts(12 * H))
             .await
             .unwrap());
         assert!(!s
-            .withdraw_trust_sharing(share.id, m.id, ts(13))
+            .withdraw_trust_sharing(share.id, m.id, ts(13 * H))
             .await
             .unwrap());
         assert!(s
-            .trust_sharing_between(a.id, b.id, ts(12))
+            .trust_sharing_between(a.id, b.id, ts(12 * H))
             .await
             .unwrap()
             .is_empty());
         assert_eq!(
             s.trust_sharing_of_member(m.id).await.unwrap()[0].withdrawn_at,
-            Some(ts(12))
+            Some(ts(12 * H))
         );
         // Erasure removes the enrolment and the sharing consents.
         s.shred_member(m.id).await.unwrap();
@@ -1688,6 +1692,7 @@ async fn the_per_member_cap_holds_under_concurrent_ingest_from_two_stores() {
         let a = org_row(&rng, "A");
         s.insert_org(&a).await.unwrap();
         let second = open(&t.url).await.unwrap();
+        second.set_metadata_keys(me2b_testkit::metadata_keys());
         // 12 batches at once, from two stores (two nodes), each adding one
         // new category for the same member; the cap is 3 categories (plus the
         // area, its own dimension).
@@ -2622,9 +2627,10 @@ async fn an_older_nodes_rows_are_rekeyed_in_place() {
             .unwrap();
         assert_eq!((env.len(), env[0].member), (1, m), "{db:?}");
         assert!(s.session(&[0x71; 32]).await.unwrap().is_none());
-        assert_eq!(s.marketing_opted_out_since(m).await.unwrap(), Some(ts(88)));
+        // Migration 0033 floored the times to the hour.
+        assert_eq!(s.marketing_opted_out_since(m).await.unwrap(), Some(ts(0)));
         assert_eq!(s.member_by_optout_code(&[0x81; 32]).await.unwrap(), Some(m));
-        assert_eq!(s.optout_code_since(m).await.unwrap(), Some(ts(89)));
+        assert_eq!(s.optout_code_since(m).await.unwrap(), Some(ts(0)));
         let h = s.imported_history(m).await.unwrap();
         assert_eq!((h.len(), h[0].member, h[0].import_id), (1, m, [0x91; 16]));
         let row = s.member(m).await.unwrap().unwrap();

@@ -42,6 +42,7 @@
 //! loaded by this version of the bench).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+use me2b_domain::meta::MetaTable;
 use me2b_domain::org::OrgKind;
 use me2b_domain::{OrgId, Timestamp, TrustReceiptId};
 use me2b_dp::mechanisms::histogram;
@@ -70,7 +71,8 @@ const COLD_RUNS: usize = 3;
 const WARM_RUNS: usize = 10;
 /// First day of the year of receipts (2025-11-23), days since the epoch.
 const FIRST_DAY: i32 = 20_415;
-const CREATED_AT: Timestamp = Timestamp::from_unix_millis(1_795_000_000_000);
+/// A whole hour: receipts are stored with the hour they arrived (issue 13).
+const CREATED_AT: Timestamp = Timestamp::from_unix_millis(1_794_999_600_000);
 /// One receipt, compactly. Items beyond `n` are unused.
 #[derive(Clone, Copy)]
 struct Rec {
@@ -214,6 +216,7 @@ fn org() -> OrgRow {
 async fn fresh(dir: &Path) -> Arc<dyn Store> {
     std::fs::create_dir_all(dir).unwrap();
     let store = me2b_storage::open(&url(dir)).await.unwrap();
+    store.set_metadata_keys(me2b_testkit::metadata_keys());
     store.insert_org(&org()).await.unwrap();
     store
 }
@@ -252,6 +255,13 @@ async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
         .unwrap();
     let org = org();
     let scope = org.id.to_string();
+    // Receipts are stored under the tag scoped to the co-op (issue 13).
+    let keys = me2b_testkit::metadata_keys();
+    let scoped: Vec<[u8; 32]> = data
+        .tags
+        .iter()
+        .map(|t| keys.scoped_tag(MetaTable::TrustReceipts, t, org.id.as_bytes()))
+        .collect();
     let org_hex = hex::encode(org.id.as_bytes());
     let step = |name: &str, t: Instant, rows: usize| {
         if verbose {
@@ -277,19 +287,20 @@ async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
         let mut tx = conn.begin().await.unwrap();
         for rows in chunk.chunks(2_000) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO trust_receipts (receipt_id, org_id, tag, source_ct, research_ct, day, area, amount_cents, created_at) ",
+                "INSERT INTO trust_receipts (receipt_id, org_id, tag, source_ct, research_ct, day, area, amount_cents, created_at, tag_scoped) ",
             );
             q.push_values(rows, |mut b, i| {
                 let r = &data.receipts[*i as usize];
                 b.push_bind(&r.id[..])
                     .push(format!("X'{org_hex}'"))
-                    .push_bind(&data.tags[r.member as usize][..])
+                    .push_bind(&scoped[r.member as usize][..])
                     .push("randomblob(64)")
                     .push("randomblob(64)")
                     .push_bind(r.day)
                     .push_bind(AREAS[usize::from(r.area)].0)
                     .push_bind(r.amount())
-                    .push(CREATED_AT.unix_millis());
+                    .push(CREATED_AT.unix_millis())
+                    .push("1");
             });
             q.build().execute(&mut *tx).await.unwrap();
         }
