@@ -76,10 +76,6 @@ pub struct NodeConfig {
     pub smtp_url: Option<String>,
     /// The sender of messages to members.
     pub mail_from: String,
-    /// Tests of other features only (no configuration file sets it):
-    /// organisations see consent changes at once and data access answers
-    /// at any time, instead of `[consent_release]`'s batches and windows.
-    pub release_consents_at_once: bool,
     /// Erasure requests pushed to organisations' webhooks (https only,
     /// retries, timeouts).
     pub webhooks: webhooks::WebhookSettings,
@@ -171,7 +167,6 @@ impl NodeConfig {
             outbox: None,
             smtp_url: None,
             mail_from: "me2b@localhost".into(),
-            release_consents_at_once: false,
             webhooks: webhooks::WebhookSettings::default(),
         }
     }
@@ -410,11 +405,7 @@ impl Node {
         vault.set_recipient_register(Arc::new(consents.recipient_register()));
         let governance = Arc::new(load_governance(cfg)?);
         vault.set_erasure_schedule(governance.erasure.schedule());
-        consents.set_release_schedule(if cfg.release_consents_at_once {
-            me2b_consent::service::ConsentSchedule::at_once()
-        } else {
-            governance.consent_release.schedule()
-        });
+        consents.set_release_schedule(governance.consent_release.schedule());
         let accountant = Accountant::new(
             store.clone(),
             audit.clone(),

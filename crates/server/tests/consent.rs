@@ -150,6 +150,10 @@ async fn the_consent_story() {
             .await;
         assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "already_answered"));
 
+        // The co-op sees the answers at the next release of consent
+        // changes, and reads data in the window that opens there.
+        assert_eq!(s.release_and_open_window().await, 2, "{db:?}");
+
         // The co-op sees exactly what each decision allows.
         let access =
             |purpose: &str| json!({"request_id": rid, "purpose": purpose, "processing": "use"});
@@ -182,7 +186,7 @@ async fn the_consent_story() {
             !text.contains("private note"),
             "notes are never disclosed: {text}"
         );
-        let (_, got) = s
+        let (st, got) = s
             .req(
                 Method::POST,
                 "/v1/org/data-access",
@@ -190,6 +194,7 @@ async fn the_consent_story() {
                 Some(access("direct-marketing")),
             )
             .await;
+        assert_eq!(st, StatusCode::OK, "{got}");
         let got = opened(&key, &got);
         let text = got.to_string();
         assert!(
@@ -231,7 +236,8 @@ async fn the_consent_story() {
             )
             .await;
         assert_eq!((st, err(&v)), (StatusCode::CONFLICT, "not_in_force"));
-        let (_, got) = s
+        // Inside the window: the data stops at once.
+        let (st, got) = s
             .req(
                 Method::POST,
                 "/v1/org/data-access",
@@ -239,8 +245,22 @@ async fn the_consent_story() {
                 Some(access("service-personalisation")),
             )
             .await;
+        assert_eq!(st, StatusCode::OK, "{got}");
         let got = opened(&key, &got);
+        assert!(got.to_string().contains("Utrecht"), "Ana's stands: {got}");
         assert!(!got.to_string().contains("Amsterdam"), "withdrawn: {got}");
+        // The withdrawal's receipt reaches the co-op at the next release.
+        let (st, rs) = s
+            .req(
+                Method::GET,
+                &format!("/v1/org/consents/{bo_consent}/receipts"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{rs}");
+        assert_eq!(rs["receipts"].as_array().unwrap().len(), 1, "{db:?}: {rs}");
+        assert_eq!(s.release_and_open_window().await, 1, "{db:?}");
         let (_, rs) = s
             .req(
                 Method::GET,
@@ -287,7 +307,8 @@ async fn the_consent_story() {
 
         // Expiry: after the retention period nothing is disclosed.
         s.clock.advance_seconds(91 * 86_400);
-        let (_, got) = s
+        s.release_and_open_window().await;
+        let (st, got) = s
             .req(
                 Method::POST,
                 "/v1/org/data-access",
@@ -295,6 +316,7 @@ async fn the_consent_story() {
                 Some(access("service-personalisation")),
             )
             .await;
+        assert_eq!(st, StatusCode::OK, "{got}");
         let got = opened(&key, &got);
         assert_eq!(got["disclosures"], json!([]), "expired: {got}");
 
@@ -360,6 +382,7 @@ async fn gpc_end_to_end() {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(s.release_and_open_window().await, 1);
     let body = |p: &str| json!({"request_id": rid, "purpose": p, "processing": "use"});
     let (_, got) = s
         .req(
@@ -476,6 +499,9 @@ async fn no_route_returns_member_data_to_an_organisation_without_consent() {
             None,
         )
         .await;
+        // The other co-op sees Ana's consent, and data access answers: the
+        // walk below reads every route as it would in the window.
+        assert_eq!(s.release_and_open_window().await, 1, "{db:?}");
 
         let secrets = [
             "ana.secret",

@@ -14,7 +14,7 @@ mod common;
 use common::Srv;
 use me2b_consent::service::ErasureStatus;
 use me2b_domain::org::Role;
-use me2b_domain::OrgId;
+use me2b_domain::{Clock as _, OrgId};
 use me2b_testkit::Db;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -64,8 +64,9 @@ async fn coop(s: &Srv, name: &str) -> Coop {
 }
 
 /// Everything the co-op sees about each of its cards now, one JSON value per
-/// card: its member's consent (as listed), whether data access names them,
-/// whether a receipt on the card is named as erased, what earning a point
+/// card: its member's consent (as listed), whether data access names them
+/// (null for every card outside the data-access window, which is the same
+/// for every organisation), whether a receipt on the card is named as erased, what earning a point
 /// on it answers, and whether an erasure request names its member.
 async fn observe(s: &Srv, c: &Coop) -> Vec<Value> {
     let (st, consents) = s
@@ -91,13 +92,20 @@ async fn observe(s: &Srv, c: &Coop) -> Vec<Value> {
             Some(json!({"request_id": c.request, "purpose": "marketing", "processing": "use"})),
         )
         .await;
-    assert_eq!(st, StatusCode::OK, "{access}");
-    let disclosed: Vec<String> = access["disclosures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["subject"].as_str().unwrap().to_owned())
-        .collect();
+    let disclosed: Option<Vec<String>> = if st == StatusCode::TOO_MANY_REQUESTS {
+        assert_eq!(access["error"]["code"], "data_access_window", "{access}");
+        None
+    } else {
+        assert_eq!(st, StatusCode::OK, "{access}");
+        Some(
+            access["disclosures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["subject"].as_str().unwrap().to_owned())
+                .collect(),
+        )
+    };
     let receipts: Vec<Value> = c
         .cards
         .iter()
@@ -145,7 +153,7 @@ async fn observe(s: &Srv, c: &Coop) -> Vec<Value> {
         let subject = &c.subjects[i];
         seen.push(json!({
             "consent": by_subject.get(subject),
-            "disclosed": disclosed.contains(subject),
+            "disclosed": disclosed.as_ref().map(|d| d.contains(subject)),
             "receipt_erased": erased.contains(&(i as u64)),
             "earn": [st.as_u16(), earned["error"]["code"].clone()],
             "erasure_request": asked.contains(subject),
@@ -216,6 +224,8 @@ async fn federation(s: &Srv) -> (Coop, Coop, Vec<String>) {
         }
         members.push(m);
     }
+    // The co-ops see the consents at the next release of consent changes.
+    assert_eq!(s.release_and_open_window().await, 2 * MEMBERS as u64);
     // The consent subjects, in member order (each co-op's list names its
     // own pseudonyms).
     for (k, c) in [&mut a, &mut b].into_iter().enumerate() {
@@ -263,8 +273,12 @@ async fn colluding_coops_cannot_link_cards_by_an_erasure() {
             at_a.push(observe(&s, &a).await);
             at_b.push(observe(&s, &b).await);
         }
+        // They look at 00:01, 06:01, 12:01 and 18:01 UTC: one look in four
+        // is inside the data-access window (the hour after midnight).
         for _ in 0..(10 * 24 / 6) {
-            s.clock.advance_seconds(6 * 3600);
+            let now = s.clock.now().unix_millis() / 1000;
+            s.clock
+                .advance_seconds(6 * 3600 - now.rem_euclid(6 * 3600) + 60);
             at_a.push(observe(&s, &a).await);
             at_b.push(observe(&s, &b).await);
         }
@@ -285,7 +299,10 @@ async fn colluding_coops_cannot_link_cards_by_an_erasure() {
                 );
                 assert_eq!(obs[last][card]["consent"], Value::Null);
                 assert_eq!(obs[last][card]["erasure_request"], true);
+                assert_eq!(obs[last][card]["disclosed"], false, "{db:?}: co-op {i}");
             }
+            // The last look is inside the window: data access answered.
+            assert!(obs[last][0]["disclosed"].is_boolean(), "{db:?}: co-op {i}");
         }
     }
 }

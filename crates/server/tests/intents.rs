@@ -684,6 +684,9 @@ async fn accepting_discloses_exactly_what_the_member_chose_and_the_deadline_dele
         assert_eq!(a["contact"]["presentation"], "a-presentation");
         let subject = a["contact"]["subject"].as_str().unwrap();
         assert_ne!(subject, s.node.keys.subject_pseudonym(&coop, &ana_id));
+        // The contact's consent was released at the accept (nothing waits);
+        // data access answers in the window after the next boundary.
+        assert_eq!(s.release_and_open_window().await, 0, "{db:?}");
         let (st, got) = s
             .req(
                 Method::POST,

@@ -235,6 +235,12 @@ async fn consent_times_and_order_do_not_link_members_across_co_ops() {
                 truth.insert(claims["subject"].as_str().unwrap().to_owned(), i);
             }
         }
+        // The co-ops look after the release, in the data-access window.
+        assert_eq!(
+            s.release_and_open_window().await,
+            2 * MEMBERS as u64,
+            "{db:?}"
+        );
         let va = org_view(&s, &ka, &rid[&a]).await;
         let vb = org_view(&s, &kb, &rid[&b]).await;
         assert_eq!(va.times.len(), MEMBERS);
@@ -1199,6 +1205,9 @@ async fn a_login_leaves_the_envelopes_served_to_co_ops_as_they_were() {
                 .await;
             assert_eq!(st, StatusCode::CREATED, "{v}");
         }
+        // One member alone: released when the change waited the maximum
+        // delay; the co-ops read in the window that opens there.
+        assert_eq!(s.release_and_open_window().await, 2, "{db:?}");
         let before_a = envelopes_of(&s, &ka, &rids[0]).await;
         let before_b = envelopes_of(&s, &kb, &rids[1]).await;
         assert_eq!((before_a.len(), before_b.len()), (1, 1), "{db:?}");
@@ -1217,6 +1226,8 @@ async fn a_login_leaves_the_envelopes_served_to_co_ops_as_they_were() {
             assert_eq!(st, StatusCode::CREATED, "{v}");
             m = v["token"].as_str().unwrap().to_owned();
         }
+        // The co-ops read again in the next window.
+        assert_eq!(s.release_and_open_window().await, 0, "{db:?}");
         assert_eq!(envelopes_of(&s, &ka, &rids[0]).await, before_a, "{db:?}: A");
         assert_eq!(envelopes_of(&s, &kb, &rids[1]).await, before_b, "{db:?}: B");
         // A write of a category no consent covers re-seals nothing either.

@@ -500,10 +500,14 @@ async fn matching_in_the_vault_explains_itself_and_organisations_learn_only_aggr
             )
             .await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
-        let (_, leads) = s
+        // Leads: Ana's consent reaches the brand at a release of consent
+        // changes, and data access answers in the window after it.
+        s.release_and_open_window().await;
+        let (st, leads) = s
             .req(Method::POST, "/v1/org/data-access", Some(&wheels),
                 Some(json!({"request_id": req["id"], "purpose": "direct-marketing", "processing": "use"})))
             .await;
+        assert_eq!(st, StatusCode::OK, "{leads}");
         let ds = leads["disclosures"].as_array().unwrap();
         assert_eq!(ds.len(), 1, "only Ana shared her contact: {leads}");
 

@@ -169,6 +169,9 @@ async fn a_correction_reaches_each_recipient_of_its_category_after_the_release()
         let hobby = create(&s, &ana, json!({"kind": "interest", "topic": "cycling"})).await;
         grant(&s, &ana, &a_req).await;
         grant(&s, &ana, &b_req).await;
+        // The co-ops see the grants at a release of consent changes, and
+        // read data in the window after it.
+        assert_eq!(s.release_and_open_window().await, 2, "{db:?}");
         let access =
             json!({"request_id": a_req, "purpose": "service-personalisation", "processing": "use"});
         let (st, got) = s
@@ -274,8 +277,10 @@ async fn a_correction_reaches_each_recipient_of_its_category_after_the_release()
             assert_eq!(v["error"]["code"], "rectification_notice_not_found");
         }
 
-        // A fetches the corrected value under its consent, then confirms once.
-        let (_, got) = s
+        // A fetches the corrected value under its consent (in the next
+        // data-access window), then confirms once.
+        assert_eq!(s.release_and_open_window().await, 0, "{db:?}");
+        let (st, got) = s
             .req(
                 Method::POST,
                 "/v1/org/data-access",
@@ -283,6 +288,7 @@ async fn a_correction_reaches_each_recipient_of_its_category_after_the_release()
                 Some(access),
             )
             .await;
+        assert_eq!(st, StatusCode::OK, "{got}");
         let got = opened(&a_key, &got);
         assert!(got.to_string().contains("Amsterdam"), "{got}");
         let confirm = format!("/v1/org/rectification-notices/{id}/confirm");

@@ -13,8 +13,10 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Session lifetime of test nodes.
-pub const TTL: i64 = 3600;
+/// Session lifetime of test nodes: 30 days, so members stay logged in
+/// while [`Srv::release_and_open_window`] moves the clock to a release of
+/// consent changes (up to four days with the default governance).
+pub const TTL: i64 = 30 * 86_400;
 
 /// A running node and a client for it; the server stops on drop.
 pub struct Srv {
@@ -57,9 +59,6 @@ fn config(t: &TestDb, governance: Option<&str>, ttl: i64) -> NodeConfig {
         .and_then(|v| v.parse().ok())
         .unwrap_or(NOISE_SEED);
     cfg.noise = Some(Arc::new(me2b_dp::SeededNoise::new(seed)));
-    // Consent changes show at once unless the test sets `[consent_release]`
-    // (the linking tests run the batches and windows).
-    cfg.release_consents_at_once = !governance.is_some_and(|g| g.contains("[consent_release]"));
     if let Some(g) = governance {
         let path = t.data_dir.path().join("test-governance.toml");
         std::fs::write(&path, g).unwrap();
@@ -201,6 +200,45 @@ impl Srv {
         let (base, stop) = serve(self.node.clone()).await;
         self.base = base;
         self.stop = Some(stop);
+    }
+}
+
+impl Srv {
+    /// Moves the test clock to the release of consent changes that lets every
+    /// pending change go, and into the data-access window that opens there:
+    /// the production path (`[consent_release]`, me2b-consent's
+    /// service/release.rs). What an organisation sees of a grant or a
+    /// withdrawal changes only at a release, at a period boundary where at
+    /// least `min_batch` members changed or the oldest change waited
+    /// `max_delay` (a single member's change: up to `max_delay` plus a
+    /// period), and data access answers only in the window after each
+    /// boundary. The clock stops a minute past the boundary (less if the
+    /// window is shorter). Returns how many consents the releases changed.
+    /// With the default governance this moves the clock by up to four days:
+    /// members' sessions must outlast that ([`TTL`]).
+    pub async fn release_and_open_window(&self) -> u64 {
+        use me2b_domain::Clock as _;
+        let schedule = self.node.consents.release_schedule();
+        let period = schedule.batch.period_seconds.max(1);
+        let into_window = (schedule.access_window_seconds / 2).clamp(1, 60);
+        let mut released = 0;
+        let boundaries = schedule.batch.latest_release_seconds() / period + 1;
+        for _ in 0..=boundaries {
+            let now = self.clock.now().unix_millis() / 1000;
+            self.clock
+                .advance_seconds(period - now.rem_euclid(period) + into_window);
+            released += self.node.consents.release_due().await.unwrap();
+            let (pending, _) = self.node.store.consent_changes_pending().await.unwrap();
+            if pending == 0 {
+                assert_eq!(
+                    schedule.window(self.clock.now()),
+                    Ok(()),
+                    "the data-access window is open"
+                );
+                return released;
+            }
+        }
+        panic!("consent changes still pending after {boundaries} boundaries");
     }
 }
 
