@@ -268,6 +268,7 @@ macro_rules! impl_erasure_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.scrub_deleted().await;
                 Ok(true)
             }
 
@@ -398,6 +399,9 @@ macro_rules! impl_erasure_store {
                 tx.commit().await?;
                 for member in members {
                     self.forget_subject(member);
+                }
+                if !ids.is_empty() {
+                    self.scrub_deleted().await;
                 }
                 Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
             }

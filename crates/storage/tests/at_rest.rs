@@ -577,3 +577,53 @@ async fn trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time() {
         s.close().await;
     }
 }
+
+/// Adversary 5, 3c: right after an erasure answered, the SQLite WAL still
+/// held the member's passphrase and recovery wraps and e-mail ciphertext
+/// (the page images from before the erasure), and the main file kept the
+/// row until a checkpoint: a copy of the data directory rebuilt the
+/// account. Every byte of the files, not the live rows, is read here.
+#[tokio::test]
+async fn an_erasure_leaves_no_page_image_of_the_account_in_the_files() {
+    let Some(t) = fresh(Db::Sqlite).await.unwrap() else {
+        return;
+    };
+    let s = open(&t.url).await.unwrap();
+    s.set_metadata_keys(me2b_testkit::metadata_keys());
+    let wrap: Vec<u8> = b"PASSPHRASE-WRAP-OF-THE-ERASED-MEMBER-".repeat(2);
+    let recovery: Vec<u8> = b"RECOVERY-WRAP-OF-THE-ERASED-MEMBER---".repeat(2);
+    let email: Vec<u8> = b"EMAIL-CIPHERTEXT-OF-THE-ERASED-MEMBER".to_vec();
+    let m = NewMember {
+        passphrase_wrap: wrap.clone(),
+        recovery_wrap: recovery.clone(),
+        email_ct: email.clone(),
+        ..member(7)
+    };
+    s.insert_member(&m).await.unwrap();
+    // Another member's writes after the sign-up, as on a live node.
+    for n in 20..40 {
+        s.insert_member(&member(n)).await.unwrap();
+    }
+    let file = |suffix: &str| {
+        let path = format!("{}{suffix}", t.url.trim_start_matches("sqlite://"));
+        std::fs::read(path).unwrap_or_default()
+    };
+    let bytes = || [file(""), file("-wal")].concat();
+    assert!(
+        contains(&bytes(), &wrap[..24]),
+        "the test must see the wrap in the files before the erasure"
+    );
+    assert!(s.shred_member(m.id).await.unwrap());
+    s.delete_member_rows(m.id).await.unwrap();
+    let all = bytes();
+    for (what, needle) in [
+        ("passphrase wrap", &wrap[..24]),
+        ("recovery wrap", &recovery[..24]),
+        ("e-mail ciphertext", &email[..24]),
+    ] {
+        assert!(
+            !contains(&all, needle),
+            "the erased member's {what} is still in the database files"
+        );
+    }
+}
