@@ -6,7 +6,7 @@
 //! expiry's receipt shows, only when the node releases every change of the
 //! period together. The record now (`body`) still decides every access.
 
-use crate::sql::SqlStore;
+use crate::sql::{begin_postgres, begin_sqlite, SqlStore};
 use crate::*;
 use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
@@ -27,11 +27,13 @@ pub struct ReleasedConsent {
 /// The release of consent changes to organisations.
 #[async_trait]
 pub trait ConsentReleaseStore {
-    /// How many members have a consent change not yet released (a grant or
-    /// a withdrawal), and when the oldest was made.
+    /// How many members have a consent change not yet released (a grant, a
+    /// withdrawal, or envelopes re-sealed by a change of content), and when
+    /// the oldest was made.
     async fn consent_changes_pending(&self) -> Result<(u64, Option<Timestamp>)>;
     /// Releases every change made before `before` (all of them: a change
-    /// is never split from the others of its period); returns how many
+    /// is never split from the others of its period), the pending
+    /// envelopes with the records, in one transaction; returns how many
     /// consents changed.
     async fn consent_release(&self, before: Timestamp) -> Result<u64>;
     /// Releases one consent's record as it is now (a contact the
@@ -53,7 +55,7 @@ const PENDING: &str = "status IN ('given', 'withdrawn') \
      AND (org_version IS NULL OR org_version <> version)";
 
 macro_rules! impl_consent_release_store {
-    ($pool:ty) => {
+    ($pool:ty, $begin:ident) => {
         impl SqlStore<$pool> {
             fn released_row(
                 &self,
@@ -86,9 +88,17 @@ macro_rules! impl_consent_release_store {
                 ))
                 .fetch_all(self.pool())
                 .await?;
+                // A changed envelope waiting for the release counts like a
+                // grant: its member is one of the batch's.
+                let envelopes = sqlx::query(
+                    "SELECT p.consent_id, c.member_ct, c.legacy_member_id, p.changed_at AS at \
+                     FROM consent_envelopes_pending p JOIN consents c ON c.consent_id = p.consent_id",
+                )
+                .fetch_all(self.pool())
+                .await?;
                 let mut members = std::collections::BTreeSet::new();
                 let mut first: Option<i64> = None;
-                for row in rows {
+                for row in rows.into_iter().chain(envelopes) {
                     let cid: Vec<u8> = row.try_get("consent_id")?;
                     members.insert(self.open_member(
                         MetaTable::Consents,
@@ -106,16 +116,52 @@ macro_rules! impl_consent_release_store {
             }
 
             async fn consent_release(&self, before: Timestamp) -> Result<u64> {
+                let before = before.unix_millis();
+                // One transaction: the period's records and its pending
+                // envelopes show together, never one without the other.
+                let mut tx = $begin(self.pool()).await?;
+                let only_envelopes: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(DISTINCT consent_id) FROM consent_envelopes_pending \
+                     WHERE changed_at < $1 AND consent_id NOT IN \
+                     (SELECT consent_id FROM consents WHERE {PENDING} \
+                      AND COALESCE(withdrawn_at, given_at) < $1)"
+                ))
+                .bind(before)
+                .fetch_one(&mut *tx)
+                .await?;
                 let n = sqlx::query(&format!(
                     "UPDATE consents SET org_body = body, org_version = version, \
                      org_legacy = CASE WHEN legacy_member_id IS NULL THEN 0 ELSE 1 END \
                      WHERE {PENDING} AND COALESCE(withdrawn_at, given_at) < $1"
                 ))
-                .bind(before.unix_millis())
-                .execute(self.pool())
+                .bind(before)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                Ok(n)
+                // Pending envelopes replace the served ones of their place
+                // (`sealed` NULL: the place is emptied).
+                sqlx::query(
+                    "DELETE FROM consent_envelopes WHERE EXISTS (SELECT 1 FROM consent_envelopes_pending p \
+                     WHERE p.consent_id = consent_envelopes.consent_id AND p.key_id = consent_envelopes.key_id \
+                     AND p.category = consent_envelopes.category AND p.changed_at < $1)",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
+                     SELECT consent_id, key_id, category, expires_at, updated_at, sealed, digest \
+                     FROM consent_envelopes_pending WHERE changed_at < $1 AND sealed IS NOT NULL",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM consent_envelopes_pending WHERE changed_at < $1")
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(n + u64::try_from(only_envelopes).unwrap_or(0))
             }
 
             async fn consent_release_one(&self, id: ConsentId) -> Result<bool> {
@@ -160,5 +206,5 @@ macro_rules! impl_consent_release_store {
     };
 }
 
-impl_consent_release_store!(SqlitePool);
-impl_consent_release_store!(PgPool);
+impl_consent_release_store!(SqlitePool, begin_sqlite);
+impl_consent_release_store!(PgPool, begin_postgres);

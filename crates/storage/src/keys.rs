@@ -8,6 +8,7 @@ use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A member still on an older node's master-key wrap.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,15 +60,21 @@ pub trait SignUpStore {
 #[async_trait]
 pub trait EnvelopeStore {
     /// Replaces the consent's envelopes of `categories` (every key; None:
-    /// every category) with `rows`, in one transaction, only while the consent is `given` (a
-    /// withdrawal committed first wins: nothing is written and false is
-    /// returned).
+    /// every category) with `rows`, in one transaction, only while the
+    /// consent is `given` (a withdrawal committed first wins: nothing is
+    /// written). An envelope whose keyed digest is unchanged stays as it
+    /// is. Until the consent is released to the organisation they are
+    /// written as they are; after, a change waits as pending (made at `at`)
+    /// for the next `consent_release`, which swaps it in with the period's
+    /// other consent changes (adv4 finding 1: a change shown at once at
+    /// every co-op links the member's pseudonyms).
     async fn replace_envelopes(
         &self,
         consent: ConsentId,
         categories: Option<&[String]>,
         rows: &[EnvelopeRow],
-    ) -> Result<bool>;
+        at: Timestamp,
+    ) -> Result<EnvelopeWrite>;
     /// The consent's envelopes sealed to `key`, not expired at `now`.
     async fn envelopes_for(
         &self,
@@ -77,7 +84,7 @@ pub trait EnvelopeStore {
     ) -> Result<Vec<EnvelopeRow>>;
     /// The API keys that hold envelopes of the consent.
     async fn envelope_keys(&self, consent: ConsentId) -> Result<Vec<ApiKeyId>>;
-    /// Destroys envelopes whose consent expired at `now`.
+    /// Destroys envelopes (served and pending) whose consent expired at `now`.
     async fn purge_expired_envelopes(&self, now: Timestamp) -> Result<u64>;
     /// The organisation's keys that are not revoked (envelopes are sealed
     /// to those with the `consent` role and a public key).
@@ -92,6 +99,17 @@ fn corrupt(what: &str) -> StorageError {
 
 fn hash32(v: Vec<u8>, what: &str) -> Result<[u8; 32]> {
     v.try_into().map_err(|_| corrupt(what))
+}
+
+/// An envelope's place: (API key id, category).
+type Slot = (Vec<u8>, String);
+
+/// Whether a stored envelope's digest is the new row's (None: an envelope
+/// an older node sealed, replaced).
+fn same(stored: &Option<Vec<u8>>, new: &EnvelopeRow) -> bool {
+    stored
+        .as_ref()
+        .is_some_and(|d| new.digest.is_some_and(|n| n[..] == d[..]))
 }
 
 macro_rules! impl_key_stores {
@@ -300,81 +318,180 @@ macro_rules! impl_key_stores {
                 consent: ConsentId,
                 categories: Option<&[String]>,
                 rows: &[EnvelopeRow],
-            ) -> Result<bool> {
+                at: Timestamp,
+            ) -> Result<EnvelopeWrite> {
                 let mut tx = $begin(self.pool()).await?;
+                let cid = consent.as_bytes().to_vec();
                 // A no-op write on the consent: it waits for (PostgreSQL: the
                 // row lock) or sees (SQLite: one writer) a withdrawal, so
                 // envelopes never outlive one.
                 let live = sqlx::query(
                     "UPDATE consents SET version = version WHERE consent_id = $1 AND status = 'given'",
                 )
-                .bind(consent.as_bytes().to_vec())
+                .bind(cid.clone())
                 .execute(&mut *tx)
                 .await?;
                 if live.rows_affected() != 1 {
                     tx.rollback().await?;
-                    return Ok(false);
+                    return Ok(EnvelopeWrite::NotGiven);
                 }
-                // Rows whose plaintext did not change (equal keyed digest)
-                // stay as they are, bytes and time: re-sealing them would
-                // show every organisation the member's session at once.
-                let existing = sqlx::query(
-                    "SELECT key_id, category, digest FROM consent_envelopes WHERE consent_id = $1",
+                // Once organisations see the consent, a change waits for the
+                // next release of consent changes (`consent_release`).
+                let released: Option<i64> =
+                    sqlx::query_scalar("SELECT org_version FROM consents WHERE consent_id = $1")
+                        .bind(cid.clone())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let in_scope = |c: &str| categories.is_none_or(|cs| cs.iter().any(|x| x == c));
+                // (key, category) → (digest, expiry) as served.
+                let mut served: BTreeMap<Slot, (Option<Vec<u8>>, i64)> = BTreeMap::new();
+                for e in sqlx::query(
+                    "SELECT key_id, category, digest, expires_at FROM consent_envelopes WHERE consent_id = $1",
                 )
-                .bind(consent.as_bytes().to_vec())
+                .bind(cid.clone())
                 .fetch_all(&mut *tx)
-                .await?;
-                let mut kept: Vec<(Vec<u8>, String)> = Vec::new();
-                for e in &existing {
-                    let key_id: Vec<u8> = e.try_get("key_id")?;
-                    let category: String = e.try_get("category")?;
-                    if categories.is_some_and(|cs| !cs.contains(&category)) {
-                        continue;
+                .await?
+                {
+                    let slot: Slot = (e.try_get("key_id")?, e.try_get("category")?);
+                    if in_scope(&slot.1) {
+                        served.insert(slot, (e.try_get("digest")?, e.try_get("expires_at")?));
                     }
-                    let digest: Option<Vec<u8>> = e.try_get("digest")?;
-                    let same = digest.is_some_and(|d| {
-                        rows.iter().any(|r| {
-                            r.key.as_bytes()[..] == key_id[..]
-                                && r.category == category
-                                && r.digest.is_some_and(|n| n[..] == d[..])
-                        })
-                    });
-                    if same {
-                        kept.push((key_id, category));
-                    } else {
+                }
+                let wanted: BTreeMap<Slot, &EnvelopeRow> = rows
+                    .iter()
+                    .map(|r| ((r.key.as_bytes().to_vec(), r.category.clone()), r))
+                    .collect();
+                let mut changed = false;
+                if released.is_none() {
+                    // Served to no one yet: written as they are. Rows whose
+                    // plaintext did not change (equal keyed digest) stay,
+                    // bytes and time.
+                    for (slot, (d, _)) in &served {
+                        if wanted.get(slot).is_some_and(|r| same(d, r)) {
+                            continue;
+                        }
                         sqlx::query(
                             "DELETE FROM consent_envelopes WHERE consent_id = $1 AND key_id = $2 AND category = $3",
                         )
-                        .bind(consent.as_bytes().to_vec())
-                        .bind(key_id)
-                        .bind(category)
+                        .bind(cid.clone())
+                        .bind(slot.0.clone())
+                        .bind(slot.1.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                        changed = true;
+                    }
+                    for (slot, r) in &wanted {
+                        if served.get(slot).is_some_and(|(d, _)| same(d, r)) {
+                            continue;
+                        }
+                        sqlx::query(
+                            "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        )
+                        .bind(cid.clone())
+                        .bind(slot.0.clone())
+                        .bind(slot.1.clone())
+                        // To the hour (issue 13): an envelope ends no later than
+                        // its consent (whose exact times the decision reads).
+                        .bind(crate::sql::hour_ms(r.expires_at))
+                        .bind(crate::sql::hour_ms(r.updated_at))
+                        .bind(&r.sealed)
+                        .bind(r.digest.map(|d| d.to_vec()))
+                        .execute(&mut *tx)
+                        .await?;
+                        changed = true;
+                    }
+                    tx.commit().await?;
+                    return Ok(if changed { EnvelopeWrite::Changed } else { EnvelopeWrite::Unchanged });
+                }
+                // Released: what differs from what is served waits as
+                // pending (`sealed` NULL: the envelope goes); a change back
+                // to what is served drops the pending one.
+                let mut pending: BTreeMap<Slot, (Option<Vec<u8>>, Option<Vec<u8>>, i64)> = BTreeMap::new();
+                for e in sqlx::query(
+                    "SELECT key_id, category, digest, sealed, changed_at FROM consent_envelopes_pending \
+                     WHERE consent_id = $1",
+                )
+                .bind(cid.clone())
+                .fetch_all(&mut *tx)
+                .await?
+                {
+                    let slot: Slot = (e.try_get("key_id")?, e.try_get("category")?);
+                    if in_scope(&slot.1) {
+                        pending.insert(slot, (e.try_get("digest")?, e.try_get("sealed")?, e.try_get("changed_at")?));
+                    }
+                }
+                let slots: BTreeSet<Slot> = served
+                    .keys()
+                    .chain(pending.keys())
+                    .chain(wanted.keys())
+                    .cloned()
+                    .collect();
+                for slot in slots {
+                    let want = wanted.get(&slot).copied();
+                    let as_served = match (served.get(&slot), want) {
+                        (None, None) => true,
+                        (Some((d, _)), Some(r)) => same(d, r),
+                        _ => false,
+                    };
+                    let waiting = pending.get(&slot);
+                    let as_waiting = match (waiting, want) {
+                        (Some((_, None, _)), None) => true,
+                        (Some((d, Some(_), _)), Some(r)) => same(d, r),
+                        _ => false,
+                    };
+                    if as_waiting || (as_served && waiting.is_none()) {
+                        continue;
+                    }
+                    changed = true;
+                    if waiting.is_some() {
+                        sqlx::query(
+                            "DELETE FROM consent_envelopes_pending WHERE consent_id = $1 AND key_id = $2 AND category = $3",
+                        )
+                        .bind(cid.clone())
+                        .bind(slot.0.clone())
+                        .bind(slot.1.clone())
                         .execute(&mut *tx)
                         .await?;
                     }
-                }
-                for r in rows.iter().filter(|r| {
-                    !kept
-                        .iter()
-                        .any(|(k, c)| k[..] == r.key.as_bytes()[..] && *c == r.category)
-                }) {
+                    if as_served {
+                        continue;
+                    }
+                    // The first pending change's hour is the batch's clock:
+                    // writing again does not put the release off.
+                    let first = waiting.map_or(crate::sql::hour_ms(at), |w| w.2);
+                    let (expires_at, updated_at, sealed, digest) = match want {
+                        Some(r) => (
+                            crate::sql::hour_ms(r.expires_at),
+                            crate::sql::hour_ms(r.updated_at),
+                            Some(r.sealed.clone()),
+                            r.digest.map(|d| d.to_vec()),
+                        ),
+                        None => (
+                            served.get(&slot).map_or(first, |s| s.1),
+                            crate::sql::hour_ms(at),
+                            None,
+                            None,
+                        ),
+                    };
                     sqlx::query(
-                        "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        "INSERT INTO consent_envelopes_pending \
+                         (consent_id, key_id, category, expires_at, updated_at, changed_at, sealed, digest) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
-                    .bind(r.consent.as_bytes().to_vec())
-                    .bind(r.key.as_bytes().to_vec())
-                    .bind(r.category.clone())
-                    // To the hour (issue 13): an envelope ends no later than
-                    // its consent (whose exact times the decision reads).
-                    .bind(crate::sql::hour_ms(r.expires_at))
-                    .bind(crate::sql::hour_ms(r.updated_at))
-                    .bind(&r.sealed)
-                    .bind(r.digest.map(|d| d.to_vec()))
+                    .bind(cid.clone())
+                    .bind(slot.0.clone())
+                    .bind(slot.1.clone())
+                    .bind(expires_at)
+                    .bind(updated_at)
+                    .bind(first)
+                    .bind(sealed)
+                    .bind(digest)
                     .execute(&mut *tx)
                     .await?;
                 }
                 tx.commit().await?;
-                Ok(true)
+                Ok(if changed { EnvelopeWrite::Changed } else { EnvelopeWrite::Unchanged })
             }
             async fn envelopes_for(
                 &self,
@@ -409,11 +526,15 @@ macro_rules! impl_key_stores {
                     .collect()
             }
             async fn purge_expired_envelopes(&self, now: Timestamp) -> Result<u64> {
-                let r = sqlx::query("DELETE FROM consent_envelopes WHERE expires_at <= $1")
-                    .bind(now.unix_millis())
-                    .execute(self.pool())
-                    .await?;
-                Ok(r.rows_affected())
+                let mut n = 0;
+                for table in ["consent_envelopes", "consent_envelopes_pending"] {
+                    n += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
+                        .bind(now.unix_millis())
+                        .execute(self.pool())
+                        .await?
+                        .rows_affected();
+                }
+                Ok(n)
             }
             async fn live_api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyRow>> {
                 let rows = sqlx::query(
