@@ -12,6 +12,7 @@ use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
+use std::collections::BTreeSet;
 
 /// A consent as organisations see it: the record now (which decides) and
 /// the record as of the last release (what the organisation is shown).
@@ -96,7 +97,7 @@ macro_rules! impl_consent_release_store {
                 )
                 .fetch_all(self.pool())
                 .await?;
-                let mut members = std::collections::BTreeSet::new();
+                let mut members = BTreeSet::new();
                 let mut first: Option<i64> = None;
                 for row in rows.into_iter().chain(envelopes) {
                     let cid: Vec<u8> = row.try_get("consent_id")?;
@@ -120,48 +121,56 @@ macro_rules! impl_consent_release_store {
                 // One transaction: the period's records and its pending
                 // envelopes show together, never one without the other.
                 let mut tx = $begin(self.pool()).await?;
-                let only_envelopes: i64 = sqlx::query_scalar(&format!(
-                    "SELECT COUNT(DISTINCT consent_id) FROM consent_envelopes_pending \
-                     WHERE changed_at < $1 AND consent_id NOT IN \
-                     (SELECT consent_id FROM consents WHERE {PENDING} \
-                      AND COALESCE(withdrawn_at, given_at) < $1)"
-                ))
-                .bind(before)
-                .fetch_one(&mut *tx)
-                .await?;
-                let n = sqlx::query(&format!(
+                let records: Vec<Vec<u8>> = sqlx::query_scalar(&format!(
                     "UPDATE consents SET org_body = body, org_version = version, \
                      org_legacy = CASE WHEN legacy_member_id IS NULL THEN 0 ELSE 1 END \
-                     WHERE {PENDING} AND COALESCE(withdrawn_at, given_at) < $1"
+                     WHERE {PENDING} AND COALESCE(withdrawn_at, given_at) < $1 RETURNING consent_id"
                 ))
                 .bind(before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                // Pending envelopes replace the served ones of their place
-                // (`sealed` NULL: the place is emptied).
-                sqlx::query(
-                    "DELETE FROM consent_envelopes WHERE EXISTS (SELECT 1 FROM consent_envelopes_pending p \
-                     WHERE p.consent_id = consent_envelopes.consent_id AND p.key_id = consent_envelopes.key_id \
-                     AND p.category = consent_envelopes.category AND p.changed_at < $1)",
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut changed: BTreeSet<Vec<u8>> = records.into_iter().collect();
+                // Each pending envelope taken (exactly the rows deleted, even
+                // with a seal committing meanwhile) replaces the served one
+                // of its place (`sealed` NULL: the place is emptied).
+                let due = sqlx::query(
+                    "DELETE FROM consent_envelopes_pending WHERE changed_at < $1 \
+                     RETURNING consent_id, key_id, category, expires_at, updated_at, sealed, digest",
                 )
                 .bind(before)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
-                     SELECT consent_id, key_id, category, expires_at, updated_at, sealed, digest \
-                     FROM consent_envelopes_pending WHERE changed_at < $1 AND sealed IS NOT NULL",
-                )
-                .bind(before)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM consent_envelopes_pending WHERE changed_at < $1")
-                    .bind(before)
+                for p in due {
+                    let cid: Vec<u8> = p.try_get("consent_id")?;
+                    let key: Vec<u8> = p.try_get("key_id")?;
+                    let category: String = p.try_get("category")?;
+                    sqlx::query(
+                        "DELETE FROM consent_envelopes WHERE consent_id = $1 AND key_id = $2 AND category = $3",
+                    )
+                    .bind(cid.clone())
+                    .bind(key.clone())
+                    .bind(category.clone())
                     .execute(&mut *tx)
                     .await?;
+                    if let Some(sealed) = p.try_get::<Option<Vec<u8>>, _>("sealed")? {
+                        sqlx::query(
+                            "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        )
+                        .bind(cid.clone())
+                        .bind(key)
+                        .bind(category)
+                        .bind(p.try_get::<i64, _>("expires_at")?)
+                        .bind(p.try_get::<i64, _>("updated_at")?)
+                        .bind(sealed)
+                        .bind(p.try_get::<Option<Vec<u8>>, _>("digest")?)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    changed.insert(cid);
+                }
                 tx.commit().await?;
-                Ok(n + u64::try_from(only_envelopes).unwrap_or(0))
+                Ok(u64::try_from(changed.len()).unwrap_or(u64::MAX))
             }
 
             async fn consent_release_one(&self, id: ConsentId) -> Result<bool> {

@@ -153,6 +153,177 @@ macro_rules! impl_key_stores {
                         .transpose()?,
                 })
             }
+
+            /// The consent's envelopes of `table` within `categories`:
+            /// (key, category) → (digest, expiry, sealed).
+            async fn envelope_slots(
+                conn: &mut <<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Connection,
+                table: &str,
+                cid: &[u8],
+                categories: Option<&[String]>,
+            ) -> Result<BTreeMap<Slot, (Option<Vec<u8>>, i64, Option<Vec<u8>>)>> {
+                let mut out = BTreeMap::new();
+                for e in sqlx::query(&format!(
+                    "SELECT key_id, category, digest, expires_at, sealed FROM {table} WHERE consent_id = $1"
+                ))
+                .bind(cid.to_vec())
+                .fetch_all(&mut *conn)
+                .await?
+                {
+                    let slot: Slot = (e.try_get("key_id")?, e.try_get("category")?);
+                    if categories.is_none_or(|cs| cs.contains(&slot.1)) {
+                        out.insert(
+                            slot,
+                            (e.try_get("digest")?, e.try_get("expires_at")?, e.try_get("sealed")?),
+                        );
+                    }
+                }
+                Ok(out)
+            }
+
+            /// A consent served to no one yet: its envelopes are written as
+            /// they are; rows whose plaintext did not change (equal keyed
+            /// digest) stay, bytes and time. Whether anything changed.
+            async fn write_served(
+                conn: &mut <<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Connection,
+                cid: &[u8],
+                categories: Option<&[String]>,
+                wanted: &BTreeMap<Slot, &EnvelopeRow>,
+            ) -> Result<bool> {
+                let served = Self::envelope_slots(&mut *conn, "consent_envelopes", cid, categories).await?;
+                let mut changed = false;
+                for (slot, (d, _, _)) in &served {
+                    if wanted.get(slot).is_some_and(|r| same(d, r)) {
+                        continue;
+                    }
+                    sqlx::query(
+                        "DELETE FROM consent_envelopes WHERE consent_id = $1 AND key_id = $2 AND category = $3",
+                    )
+                    .bind(cid.to_vec())
+                    .bind(slot.0.clone())
+                    .bind(slot.1.clone())
+                    .execute(&mut *conn)
+                    .await?;
+                    changed = true;
+                }
+                for (slot, r) in wanted {
+                    if served.get(slot).is_some_and(|(d, _, _)| same(d, r)) {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(cid.to_vec())
+                    .bind(slot.0.clone())
+                    .bind(slot.1.clone())
+                    // To the hour (issue 13): an envelope ends no later than
+                    // its consent (whose exact times the decision reads).
+                    .bind(crate::sql::hour_ms(r.expires_at))
+                    .bind(crate::sql::hour_ms(r.updated_at))
+                    .bind(&r.sealed)
+                    .bind(r.digest.map(|d| d.to_vec()))
+                    .execute(&mut *conn)
+                    .await?;
+                    changed = true;
+                }
+                Ok(changed)
+            }
+
+            /// A released consent: what differs from what is served waits
+            /// as pending (`sealed` NULL: the envelope goes); a change back
+            /// to what is served drops the pending one. Whether anything
+            /// changed.
+            async fn write_pending(
+                conn: &mut <<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Connection,
+                cid: &[u8],
+                categories: Option<&[String]>,
+                wanted: &BTreeMap<Slot, &EnvelopeRow>,
+                at: Timestamp,
+            ) -> Result<bool> {
+                let served = Self::envelope_slots(&mut *conn, "consent_envelopes", cid, categories).await?;
+                let pending =
+                    Self::envelope_slots(&mut *conn, "consent_envelopes_pending", cid, categories).await?;
+                let changed_at: BTreeMap<Slot, i64> = {
+                    let mut m = BTreeMap::new();
+                    for e in sqlx::query(
+                        "SELECT key_id, category, changed_at FROM consent_envelopes_pending WHERE consent_id = $1",
+                    )
+                    .bind(cid.to_vec())
+                    .fetch_all(&mut *conn)
+                    .await?
+                    {
+                        m.insert((e.try_get("key_id")?, e.try_get("category")?), e.try_get("changed_at")?);
+                    }
+                    m
+                };
+                let slots: BTreeSet<&Slot> = served.keys().chain(pending.keys()).chain(wanted.keys()).collect();
+                let mut changed = false;
+                for slot in slots {
+                    let want = wanted.get(slot).copied();
+                    let as_served = match (served.get(slot), want) {
+                        (None, None) => true,
+                        (Some((d, _, _)), Some(r)) => same(d, r),
+                        _ => false,
+                    };
+                    let waiting = pending.get(slot);
+                    let as_waiting = match (waiting, want) {
+                        (Some((_, _, None)), None) => true,
+                        (Some((d, _, Some(_))), Some(r)) => same(d, r),
+                        _ => false,
+                    };
+                    if as_waiting || (as_served && waiting.is_none()) {
+                        continue;
+                    }
+                    changed = true;
+                    if waiting.is_some() {
+                        sqlx::query(
+                            "DELETE FROM consent_envelopes_pending WHERE consent_id = $1 AND key_id = $2 AND category = $3",
+                        )
+                        .bind(cid.to_vec())
+                        .bind(slot.0.clone())
+                        .bind(slot.1.clone())
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    if as_served {
+                        continue;
+                    }
+                    // The first pending change's hour is the batch's clock:
+                    // writing again does not put the release off.
+                    let first = changed_at.get(slot).copied().unwrap_or(crate::sql::hour_ms(at));
+                    let (expires_at, updated_at, sealed, digest) = match want {
+                        Some(r) => (
+                            crate::sql::hour_ms(r.expires_at),
+                            crate::sql::hour_ms(r.updated_at),
+                            Some(r.sealed.clone()),
+                            r.digest.map(|d| d.to_vec()),
+                        ),
+                        None => (
+                            served.get(slot).map_or(first, |s| s.1),
+                            crate::sql::hour_ms(at),
+                            None,
+                            None,
+                        ),
+                    };
+                    sqlx::query(
+                        "INSERT INTO consent_envelopes_pending \
+                         (consent_id, key_id, category, expires_at, updated_at, changed_at, sealed, digest) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(cid.to_vec())
+                    .bind(slot.0.clone())
+                    .bind(slot.1.clone())
+                    .bind(expires_at)
+                    .bind(updated_at)
+                    .bind(first)
+                    .bind(sealed)
+                    .bind(digest)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(changed)
+            }
         }
 
         #[async_trait]
@@ -342,156 +513,21 @@ macro_rules! impl_key_stores {
                         .bind(cid.clone())
                         .fetch_one(&mut *tx)
                         .await?;
-                let in_scope = |c: &str| categories.is_none_or(|cs| cs.iter().any(|x| x == c));
-                // (key, category) → (digest, expiry) as served.
-                let mut served: BTreeMap<Slot, (Option<Vec<u8>>, i64)> = BTreeMap::new();
-                for e in sqlx::query(
-                    "SELECT key_id, category, digest, expires_at FROM consent_envelopes WHERE consent_id = $1",
-                )
-                .bind(cid.clone())
-                .fetch_all(&mut *tx)
-                .await?
-                {
-                    let slot: Slot = (e.try_get("key_id")?, e.try_get("category")?);
-                    if in_scope(&slot.1) {
-                        served.insert(slot, (e.try_get("digest")?, e.try_get("expires_at")?));
-                    }
-                }
                 let wanted: BTreeMap<Slot, &EnvelopeRow> = rows
                     .iter()
                     .map(|r| ((r.key.as_bytes().to_vec(), r.category.clone()), r))
                     .collect();
-                let mut changed = false;
-                if released.is_none() {
-                    // Served to no one yet: written as they are. Rows whose
-                    // plaintext did not change (equal keyed digest) stay,
-                    // bytes and time.
-                    for (slot, (d, _)) in &served {
-                        if wanted.get(slot).is_some_and(|r| same(d, r)) {
-                            continue;
-                        }
-                        sqlx::query(
-                            "DELETE FROM consent_envelopes WHERE consent_id = $1 AND key_id = $2 AND category = $3",
-                        )
-                        .bind(cid.clone())
-                        .bind(slot.0.clone())
-                        .bind(slot.1.clone())
-                        .execute(&mut *tx)
-                        .await?;
-                        changed = true;
-                    }
-                    for (slot, r) in &wanted {
-                        if served.get(slot).is_some_and(|(d, _)| same(d, r)) {
-                            continue;
-                        }
-                        sqlx::query(
-                            "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        )
-                        .bind(cid.clone())
-                        .bind(slot.0.clone())
-                        .bind(slot.1.clone())
-                        // To the hour (issue 13): an envelope ends no later than
-                        // its consent (whose exact times the decision reads).
-                        .bind(crate::sql::hour_ms(r.expires_at))
-                        .bind(crate::sql::hour_ms(r.updated_at))
-                        .bind(&r.sealed)
-                        .bind(r.digest.map(|d| d.to_vec()))
-                        .execute(&mut *tx)
-                        .await?;
-                        changed = true;
-                    }
-                    tx.commit().await?;
-                    return Ok(if changed { EnvelopeWrite::Changed } else { EnvelopeWrite::Unchanged });
-                }
-                // Released: what differs from what is served waits as
-                // pending (`sealed` NULL: the envelope goes); a change back
-                // to what is served drops the pending one.
-                let mut pending: BTreeMap<Slot, (Option<Vec<u8>>, Option<Vec<u8>>, i64)> = BTreeMap::new();
-                for e in sqlx::query(
-                    "SELECT key_id, category, digest, sealed, changed_at FROM consent_envelopes_pending \
-                     WHERE consent_id = $1",
-                )
-                .bind(cid.clone())
-                .fetch_all(&mut *tx)
-                .await?
-                {
-                    let slot: Slot = (e.try_get("key_id")?, e.try_get("category")?);
-                    if in_scope(&slot.1) {
-                        pending.insert(slot, (e.try_get("digest")?, e.try_get("sealed")?, e.try_get("changed_at")?));
-                    }
-                }
-                let slots: BTreeSet<Slot> = served
-                    .keys()
-                    .chain(pending.keys())
-                    .chain(wanted.keys())
-                    .cloned()
-                    .collect();
-                for slot in slots {
-                    let want = wanted.get(&slot).copied();
-                    let as_served = match (served.get(&slot), want) {
-                        (None, None) => true,
-                        (Some((d, _)), Some(r)) => same(d, r),
-                        _ => false,
-                    };
-                    let waiting = pending.get(&slot);
-                    let as_waiting = match (waiting, want) {
-                        (Some((_, None, _)), None) => true,
-                        (Some((d, Some(_), _)), Some(r)) => same(d, r),
-                        _ => false,
-                    };
-                    if as_waiting || (as_served && waiting.is_none()) {
-                        continue;
-                    }
-                    changed = true;
-                    if waiting.is_some() {
-                        sqlx::query(
-                            "DELETE FROM consent_envelopes_pending WHERE consent_id = $1 AND key_id = $2 AND category = $3",
-                        )
-                        .bind(cid.clone())
-                        .bind(slot.0.clone())
-                        .bind(slot.1.clone())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    if as_served {
-                        continue;
-                    }
-                    // The first pending change's hour is the batch's clock:
-                    // writing again does not put the release off.
-                    let first = waiting.map_or(crate::sql::hour_ms(at), |w| w.2);
-                    let (expires_at, updated_at, sealed, digest) = match want {
-                        Some(r) => (
-                            crate::sql::hour_ms(r.expires_at),
-                            crate::sql::hour_ms(r.updated_at),
-                            Some(r.sealed.clone()),
-                            r.digest.map(|d| d.to_vec()),
-                        ),
-                        None => (
-                            served.get(&slot).map_or(first, |s| s.1),
-                            crate::sql::hour_ms(at),
-                            None,
-                            None,
-                        ),
-                    };
-                    sqlx::query(
-                        "INSERT INTO consent_envelopes_pending \
-                         (consent_id, key_id, category, expires_at, updated_at, changed_at, sealed, digest) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(cid.clone())
-                    .bind(slot.0.clone())
-                    .bind(slot.1.clone())
-                    .bind(expires_at)
-                    .bind(updated_at)
-                    .bind(first)
-                    .bind(sealed)
-                    .bind(digest)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                let changed = if released.is_none() {
+                    Self::write_served(&mut *tx, &cid, categories, &wanted).await?
+                } else {
+                    Self::write_pending(&mut *tx, &cid, categories, &wanted, at).await?
+                };
                 tx.commit().await?;
-                Ok(if changed { EnvelopeWrite::Changed } else { EnvelopeWrite::Unchanged })
+                Ok(if changed {
+                    EnvelopeWrite::Changed
+                } else {
+                    EnvelopeWrite::Unchanged
+                })
             }
             async fn envelopes_for(
                 &self,
