@@ -216,6 +216,10 @@ const TIMED: &[(&str, &[&str])] = &[
     ("sessions", &["created_at", "expires_at"]),
     ("consents", &["given_at", "expires_at", "withdrawn_at"]),
     ("consent_envelopes", &["updated_at", "expires_at"]),
+    (
+        "consent_envelopes_pending",
+        &["updated_at", "changed_at", "expires_at"],
+    ),
 ];
 
 async fn member_times(file: &Path) -> (TimedRows, Vec<(i64, String)>) {

@@ -22,7 +22,9 @@ use me2b_domain::record::RecordContent;
 use me2b_domain::{
     ApiKeyId, Clock, ConsentId, ConsentRequestId, MemberId, OrgId, Random, Timestamp,
 };
-use me2b_storage::{ConsentRequestRow, ConsentRow, EnvelopeRow, OrgRow, StorageError, Store};
+use me2b_storage::{
+    ConsentRequestRow, ConsentRow, EnvelopeRow, EnvelopeWrite, OrgRow, StorageError, Store,
+};
 use me2b_vault::{MemberSession, Vault, VaultError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -681,10 +683,13 @@ impl Consents {
             }
         }
         let only: Option<Vec<String>> = only.map(|o| o.iter().cloned().collect());
+        // Audited only when an envelope changed (a login that seals the
+        // same plaintext writes nothing and tells nothing).
         if self
             .store
-            .replace_envelopes(consent.id, only.as_deref(), &rows)
+            .replace_envelopes(consent.id, only.as_deref(), &rows, now)
             .await?
+            == EnvelopeWrite::Changed
         {
             self.audit
                 .record(
@@ -1022,10 +1027,6 @@ impl Consents {
         r.subject_pseudonym = Some(pseudonym);
         self.add_receipt(&mut r).await?;
         self.store.insert_consent(&to_row(&r)).await?;
-        // The organisation asked for this contact through the intent and
-        // knows its pseudonym already: the grant shows at once (a later
-        // withdrawal waits for a release like every other).
-        self.store.consent_release_one(consent).await?;
         self.audit
             .record_all(vec![
                 AuditEvent::new(Actor::Organisation(org.id), Action::ConsentRequestCreate)
@@ -1036,7 +1037,10 @@ impl Consents {
             ])
             .await?;
         // What it allows is sealed for the organisation now, in the
-        // member's session, under the contact's own pseudonym.
+        // member's session, under the contact's own pseudonym: before the
+        // release below, so these first envelopes are served at once (a
+        // later change of content waits for a release, like the member's
+        // other envelopes, and shows together with them and the period's).
         let records: Vec<RecordContent> = self
             .vault
             .all_records(s)
@@ -1045,6 +1049,10 @@ impl Consents {
             .map(|r| r.content)
             .collect();
         self.seal_envelopes(s, &r, &records, None).await?;
+        // The organisation asked for this contact through the intent and
+        // knows its pseudonym already: the grant shows at once (a later
+        // withdrawal waits for a release like every other).
+        self.store.consent_release_one(consent).await?;
         Ok((req, r))
     }
 

@@ -785,3 +785,86 @@ async fn accepting_discloses_exactly_what_the_member_chose_and_the_deadline_dele
         assert_eq!(mine[0]["accepted"]["disclosed"], json!(["email-address"]));
     }
 }
+
+/// Data access to an accepted intent's contact request.
+async fn contact_access(s: &Srv, key: &str, rid: &Value) -> Value {
+    let body = json!({"request_id": rid, "purpose": "service-provision", "processing": "use"});
+    let (st, v) = s
+        .req(Method::POST, "/v1/org/data-access", Some(key), Some(body))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v
+}
+
+/// adv4 finding 1 for the contact: a vault write re-sealed an accepted
+/// intent's contact envelope at once, together with the member's ordinary
+/// envelopes, tying the contact's pseudonym to the member's. The contact's
+/// first envelope is served at once (the organisation asked for it); a later
+/// change waits for the next release of consent changes, like the member's
+/// others, and shows with them.
+#[tokio::test]
+async fn a_contact_envelope_changes_only_at_the_next_consent_release() {
+    const GOV: &str = "[intents]\nmin_batch = 1\n[consent_release]\nrelease_period_hours = 24\n\
+        min_batch = 3\nmax_delay_hours = 24\naccess_window_minutes = 15\n";
+    for db in Db::ALL {
+        let Some(s) = start_ttl(db, Some(GOV), 30 * 86_400).await else {
+            continue;
+        };
+        let to_midnight = |s: &Srv| {
+            let now = s.clock.now().unix_millis();
+            (86_400_000 - now.rem_euclid(86_400_000)) / 1000 + 60
+        };
+        let (_, key) = org_of(&s, "Fietscoop", OrgKind::Coop).await;
+        follow(&s, &key).await;
+        let ana = s
+            .member_with(
+                "ana@example.org",
+                &[json!({"kind": "profile_attribute", "name": "email", "value": "ana@example.org"})],
+            )
+            .await;
+        let id = publish(&s, &ana, bike("A cargo bike for two children.")).await;
+        release(&s);
+        let (st, won) = answer(&s, &key, &id, proposal(&s, &["email-address"])).await;
+        assert_eq!(st, StatusCode::CREATED, "{won}");
+        let (st, acc) = s
+            .req(
+                Method::POST,
+                &format!("/v1/me/intents/{id}/accept"),
+                Some(&ana),
+                Some(json!({"answer_id": won["answer_id"], "disclose": ["email-address"]})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{acc}");
+        let (_, answers) = s
+            .req(Method::GET, "/v1/org/intent-answers", Some(&key), None)
+            .await;
+        let rid = answers[0]["contact"]["consent_request_id"].clone();
+        // In the next data-access window the contact is served.
+        s.clock.advance_seconds(to_midnight(&s));
+        let before = contact_access(&s, &key, &rid).await;
+        assert_eq!(before["disclosures"].as_array().unwrap().len(), 1, "{db:?}");
+        // Ana adds an address: the contact's envelope is re-sealed, pending.
+        s.clock.advance_seconds(60);
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/vault/records",
+                Some(&ana),
+                Some(json!({"kind": "profile_attribute", "name": "email",
+                    "value": "ana@new.example.org"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(
+            contact_access(&s, &key, &rid).await,
+            before,
+            "{db:?}: the contact's envelope changed at once"
+        );
+        // At the next release (alone: after the maximum delay) it shows.
+        s.clock.advance_seconds(to_midnight(&s));
+        let after = contact_access(&s, &key, &rid).await;
+        assert_ne!(after, before, "{db:?}");
+        let opened = common::opened(&key, &after).to_string();
+        assert!(opened.contains("ana@new.example.org"), "{db:?}: {opened}");
+    }
+}

@@ -1162,13 +1162,17 @@ async fn envelopes_of(s: &Srv, key: &str, rid: &str) -> BTreeMap<String, Value> 
 /// A login (or anything else that leaves what a consent allows unchanged)
 /// re-seals nothing: the envelope bytes A and B are served stay as they
 /// were, so two co-ops polling data access cannot see one member's envelopes
-/// change at both at once (adv4 finding 1). A change of content still
-/// re-seals.
+/// change at both at once (adv4 finding 1), and no seal is audited. A
+/// change of content still re-seals, shown at the next release.
 #[tokio::test]
 async fn a_login_leaves_the_envelopes_served_to_co_ops_as_they_were() {
     for db in Db::ALL {
-        let Some(s) = common::start(db).await else {
+        let Some(s) = common::start_ttl(db, Some(BATCHED), 30 * 86_400).await else {
             continue;
+        };
+        let to_midnight = |s: &Srv| {
+            let now = s.clock.now().unix_millis();
+            (86_400_000 - now.rem_euclid(86_400_000)) / 1000 + 60
         };
         let (_, ka) = s.org("Co-op A").await;
         let (_, kb) = s.org("Co-op B").await;
@@ -1211,8 +1215,10 @@ async fn a_login_leaves_the_envelopes_served_to_co_ops_as_they_were() {
         let before_a = envelopes_of(&s, &ka, &rids[0]).await;
         let before_b = envelopes_of(&s, &kb, &rids[1]).await;
         assert_eq!((before_a.len(), before_b.len()), (1, 1), "{db:?}");
-        // Hours later the member logs in, twice; nothing in the vault changed.
-        s.clock.advance_seconds(3 * 3600);
+        let seals = audited(&s, &m, "consent.envelope.seal").await;
+        assert_eq!(seals, 2, "{db:?}: one at each grant");
+        // The member logs in, twice; nothing in the vault changed.
+        s.clock.advance_seconds(60);
         let mut m = m;
         for _ in 0..2 {
             let (st, v) = s
@@ -1230,6 +1236,12 @@ async fn a_login_leaves_the_envelopes_served_to_co_ops_as_they_were() {
         assert_eq!(s.release_and_open_window().await, 0, "{db:?}");
         assert_eq!(envelopes_of(&s, &ka, &rids[0]).await, before_a, "{db:?}: A");
         assert_eq!(envelopes_of(&s, &kb, &rids[1]).await, before_b, "{db:?}: B");
+        // Nor is a seal audited that changed nothing.
+        assert_eq!(
+            audited(&s, &m, "consent.envelope.seal").await,
+            seals,
+            "{db:?}: a login audited a seal"
+        );
         // A write of a category no consent covers re-seals nothing either.
         let (st, v) = s
             .req(
@@ -1251,6 +1263,15 @@ async fn a_login_leaves_the_envelopes_served_to_co_ops_as_they_were() {
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(
+            audited(&s, &m, "consent.envelope.seal").await,
+            seals + 2,
+            "{db:?}"
+        );
+        // It waits for the next release (alone: the maximum delay).
+        assert_eq!(envelopes_of(&s, &ka, &rids[0]).await, before_a, "{db:?}");
+        s.clock.advance_seconds(3 * 86_400);
+        s.clock.advance_seconds(to_midnight(&s));
         let after_a = envelopes_of(&s, &ka, &rids[0]).await;
         assert_ne!(after_a, before_a, "{db:?}");
         let opened_a = opened(&ka, &access_of(&s, &ka, &rids[0]).await.1);
@@ -1258,5 +1279,149 @@ async fn a_login_leaves_the_envelopes_served_to_co_ops_as_they_were() {
             opened_a.to_string().contains("bicycles-and-accessories"),
             "{db:?}: {opened_a}"
         );
+    }
+}
+
+/// How many envelopes (consent, category) differ between two answers.
+fn changed(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>) -> usize {
+    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .count()
+}
+
+/// The member's entries of `action` in their audit view.
+async fn audited(s: &Srv, token: &str, action: &str) -> usize {
+    let (st, page) = s
+        .req(Method::GET, "/v1/me/audit?limit=500", Some(token), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == action)
+        .count()
+}
+
+/// The member adds an interest: a change of what an `interest` consent allows.
+async fn add_interest(s: &Srv, token: &str) {
+    let (st, v) = s
+        .req(
+            Method::POST,
+            "/v1/vault/records",
+            Some(token),
+            Some(json!({"kind": "interest", "topic": "bicycles-and-accessories"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+}
+
+/// adv4 finding 1, second half: a real change of content (a record written)
+/// re-sealed the member's envelopes at every co-op at once, so two co-ops
+/// polling data access in one window saw one subject's envelope bytes
+/// change at both right after the edit, alone, and linked their pseudonyms.
+/// Now the new envelopes wait as pending and are swapped in at the next
+/// release of consent changes, with the other members' changes of the
+/// period (a lone one waits for `min_batch` or `max_delay` like a grant).
+#[tokio::test]
+async fn a_record_edit_shows_at_co_ops_only_at_the_next_release_with_others() {
+    for db in Db::ALL {
+        let Some(s) = common::start_ttl(db, Some(BATCHED), 30 * 86_400).await else {
+            continue;
+        };
+        let to_midnight = |s: &Srv| {
+            let now = s.clock.now().unix_millis();
+            (86_400_000 - now.rem_euclid(86_400_000)) / 1000 + 60
+        };
+        let (_, ka) = s.org("Co-op A").await;
+        let (_, kb) = s.org("Co-op B").await;
+        let ask = json!({"purposes": ["direct-marketing"], "categories": ["interest"],
+            "processing": ["use"], "legal_basis": "consent", "retention_days": 30,
+            "recipients": [], "notice": "Offers that fit you.", "notice_version": "1"});
+        let mut rids = Vec::new();
+        for key in [&ka, &kb] {
+            let (st, r) = s
+                .req(
+                    Method::POST,
+                    "/v1/org/consent-requests",
+                    Some(key),
+                    Some(ask.clone()),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{r}");
+            rids.push(r["id"].as_str().unwrap().to_owned());
+        }
+        let mut members = Vec::new();
+        for i in 0..3 {
+            let m = s
+                .member_with(
+                    &format!("e{i}@example.org"),
+                    &[json!({"kind": "interest", "topic": "cycling"})],
+                )
+                .await;
+            for rid in &rids {
+                let (st, v) = s
+                    .req(
+                        Method::POST,
+                        &format!("/v1/me/consent-requests/{rid}/grant"),
+                        Some(&m),
+                        Some(json!({})),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::CREATED, "{v}");
+            }
+            members.push(m);
+        }
+        // The three grants are released at midnight; A and B poll.
+        s.clock.advance_seconds(to_midnight(&s));
+        let before_a = envelopes_of(&s, &ka, &rids[0]).await;
+        let before_b = envelopes_of(&s, &kb, &rids[1]).await;
+        assert_eq!((before_a.len(), before_b.len()), (3, 3), "{db:?}");
+        let seals = audited(&s, &members[0], "consent.envelope.seal").await;
+        // Inside the window one member adds an interest (a change of what
+        // both consents allow); A and B poll right after.
+        s.clock.advance_seconds(60);
+        add_interest(&s, &members[0]).await;
+        let seen = (
+            changed(&before_a, &envelopes_of(&s, &ka, &rids[0]).await),
+            changed(&before_b, &envelopes_of(&s, &kb, &rids[1]).await),
+        );
+        assert_eq!(
+            seen,
+            (0, 0),
+            "{db:?}: one member's edit showed at A and B in the same window, alone: linked"
+        );
+        // The edit was sealed (once per consent), pending.
+        assert_eq!(
+            audited(&s, &members[0], "consent.envelope.seal").await,
+            seals + 2,
+            "{db:?}"
+        );
+        // Alone, it is not released at the next midnight (min_batch 3).
+        s.clock.advance_seconds(to_midnight(&s));
+        assert_eq!(envelopes_of(&s, &ka, &rids[0]).await, before_a, "{db:?}");
+        assert_eq!(envelopes_of(&s, &kb, &rids[1]).await, before_b, "{db:?}");
+        // Two other members change during the day; at the next midnight
+        // all three show at both co-ops together.
+        s.clock.advance_seconds(3600);
+        add_interest(&s, &members[1]).await;
+        s.clock.advance_seconds(2 * 3600);
+        add_interest(&s, &members[2]).await;
+        s.clock.advance_seconds(to_midnight(&s));
+        let after_a = envelopes_of(&s, &ka, &rids[0]).await;
+        let after_b = envelopes_of(&s, &kb, &rids[1]).await;
+        assert_eq!(
+            (changed(&before_a, &after_a), changed(&before_b, &after_b)),
+            (3, 3),
+            "{db:?}: the period's changes show together"
+        );
+        let opened_a = opened(&ka, &access_of(&s, &ka, &rids[0]).await.1);
+        for d in opened_a["disclosures"].as_array().unwrap() {
+            assert!(
+                d.to_string().contains("bicycles-and-accessories"),
+                "{db:?}: {d}"
+            );
+        }
     }
 }

@@ -6,12 +6,13 @@
 //! expiry's receipt shows, only when the node releases every change of the
 //! period together. The record now (`body`) still decides every access.
 
-use crate::sql::SqlStore;
+use crate::sql::{begin_postgres, begin_sqlite, SqlStore};
 use crate::*;
 use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
+use std::collections::BTreeSet;
 
 /// A consent as organisations see it: the record now (which decides) and
 /// the record as of the last release (what the organisation is shown).
@@ -27,11 +28,13 @@ pub struct ReleasedConsent {
 /// The release of consent changes to organisations.
 #[async_trait]
 pub trait ConsentReleaseStore {
-    /// How many members have a consent change not yet released (a grant or
-    /// a withdrawal), and when the oldest was made.
+    /// How many members have a consent change not yet released (a grant, a
+    /// withdrawal, or envelopes re-sealed by a change of content), and when
+    /// the oldest was made.
     async fn consent_changes_pending(&self) -> Result<(u64, Option<Timestamp>)>;
     /// Releases every change made before `before` (all of them: a change
-    /// is never split from the others of its period); returns how many
+    /// is never split from the others of its period), the pending
+    /// envelopes with the records, in one transaction; returns how many
     /// consents changed.
     async fn consent_release(&self, before: Timestamp) -> Result<u64>;
     /// Releases one consent's record as it is now (a contact the
@@ -53,7 +56,7 @@ const PENDING: &str = "status IN ('given', 'withdrawn') \
      AND (org_version IS NULL OR org_version <> version)";
 
 macro_rules! impl_consent_release_store {
-    ($pool:ty) => {
+    ($pool:ty, $begin:ident) => {
         impl SqlStore<$pool> {
             fn released_row(
                 &self,
@@ -86,9 +89,17 @@ macro_rules! impl_consent_release_store {
                 ))
                 .fetch_all(self.pool())
                 .await?;
-                let mut members = std::collections::BTreeSet::new();
+                // A changed envelope waiting for the release counts like a
+                // grant: its member is one of the batch's.
+                let envelopes = sqlx::query(
+                    "SELECT p.consent_id, c.member_ct, c.legacy_member_id, p.changed_at AS at \
+                     FROM consent_envelopes_pending p JOIN consents c ON c.consent_id = p.consent_id",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                let mut members = BTreeSet::new();
                 let mut first: Option<i64> = None;
-                for row in rows {
+                for row in rows.into_iter().chain(envelopes) {
                     let cid: Vec<u8> = row.try_get("consent_id")?;
                     members.insert(self.open_member(
                         MetaTable::Consents,
@@ -106,16 +117,60 @@ macro_rules! impl_consent_release_store {
             }
 
             async fn consent_release(&self, before: Timestamp) -> Result<u64> {
-                let n = sqlx::query(&format!(
+                let before = before.unix_millis();
+                // One transaction: the period's records and its pending
+                // envelopes show together, never one without the other.
+                let mut tx = $begin(self.pool()).await?;
+                let records: Vec<Vec<u8>> = sqlx::query_scalar(&format!(
                     "UPDATE consents SET org_body = body, org_version = version, \
                      org_legacy = CASE WHEN legacy_member_id IS NULL THEN 0 ELSE 1 END \
-                     WHERE {PENDING} AND COALESCE(withdrawn_at, given_at) < $1"
+                     WHERE {PENDING} AND COALESCE(withdrawn_at, given_at) < $1 RETURNING consent_id"
                 ))
-                .bind(before.unix_millis())
-                .execute(self.pool())
-                .await?
-                .rows_affected();
-                Ok(n)
+                .bind(before)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut changed: BTreeSet<Vec<u8>> = records.into_iter().collect();
+                // Each pending envelope taken (exactly the rows deleted, even
+                // with a seal committing meanwhile) replaces the served one
+                // of its place (`sealed` NULL: the place is emptied).
+                let due = sqlx::query(
+                    "DELETE FROM consent_envelopes_pending WHERE changed_at < $1 \
+                     RETURNING consent_id, key_id, category, expires_at, updated_at, sealed, digest",
+                )
+                .bind(before)
+                .fetch_all(&mut *tx)
+                .await?;
+                for p in due {
+                    let cid: Vec<u8> = p.try_get("consent_id")?;
+                    let key: Vec<u8> = p.try_get("key_id")?;
+                    let category: String = p.try_get("category")?;
+                    sqlx::query(
+                        "DELETE FROM consent_envelopes WHERE consent_id = $1 AND key_id = $2 AND category = $3",
+                    )
+                    .bind(cid.clone())
+                    .bind(key.clone())
+                    .bind(category.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(sealed) = p.try_get::<Option<Vec<u8>>, _>("sealed")? {
+                        sqlx::query(
+                            "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        )
+                        .bind(cid.clone())
+                        .bind(key)
+                        .bind(category)
+                        .bind(p.try_get::<i64, _>("expires_at")?)
+                        .bind(p.try_get::<i64, _>("updated_at")?)
+                        .bind(sealed)
+                        .bind(p.try_get::<Option<Vec<u8>>, _>("digest")?)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    changed.insert(cid);
+                }
+                tx.commit().await?;
+                Ok(u64::try_from(changed.len()).unwrap_or(u64::MAX))
             }
 
             async fn consent_release_one(&self, id: ConsentId) -> Result<bool> {
@@ -160,5 +215,5 @@ macro_rules! impl_consent_release_store {
     };
 }
 
-impl_consent_release_store!(SqlitePool);
-impl_consent_release_store!(PgPool);
+impl_consent_release_store!(SqlitePool, begin_sqlite);
+impl_consent_release_store!(PgPool, begin_postgres);

@@ -8,6 +8,7 @@ use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A member still on an older node's master-key wrap.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,15 +60,21 @@ pub trait SignUpStore {
 #[async_trait]
 pub trait EnvelopeStore {
     /// Replaces the consent's envelopes of `categories` (every key; None:
-    /// every category) with `rows`, in one transaction, only while the consent is `given` (a
-    /// withdrawal committed first wins: nothing is written and false is
-    /// returned).
+    /// every category) with `rows`, in one transaction, only while the
+    /// consent is `given` (a withdrawal committed first wins: nothing is
+    /// written). An envelope whose keyed digest is unchanged stays as it
+    /// is. Until the consent is released to the organisation they are
+    /// written as they are; after, a change waits as pending (made at `at`)
+    /// for the next `consent_release`, which swaps it in with the period's
+    /// other consent changes (adv4 finding 1: a change shown at once at
+    /// every co-op links the member's pseudonyms).
     async fn replace_envelopes(
         &self,
         consent: ConsentId,
         categories: Option<&[String]>,
         rows: &[EnvelopeRow],
-    ) -> Result<bool>;
+        at: Timestamp,
+    ) -> Result<EnvelopeWrite>;
     /// The consent's envelopes sealed to `key`, not expired at `now`.
     async fn envelopes_for(
         &self,
@@ -77,7 +84,7 @@ pub trait EnvelopeStore {
     ) -> Result<Vec<EnvelopeRow>>;
     /// The API keys that hold envelopes of the consent.
     async fn envelope_keys(&self, consent: ConsentId) -> Result<Vec<ApiKeyId>>;
-    /// Destroys envelopes whose consent expired at `now`.
+    /// Destroys envelopes (served and pending) whose consent expired at `now`.
     async fn purge_expired_envelopes(&self, now: Timestamp) -> Result<u64>;
     /// The organisation's keys that are not revoked (envelopes are sealed
     /// to those with the `consent` role and a public key).
@@ -92,6 +99,17 @@ fn corrupt(what: &str) -> StorageError {
 
 fn hash32(v: Vec<u8>, what: &str) -> Result<[u8; 32]> {
     v.try_into().map_err(|_| corrupt(what))
+}
+
+/// An envelope's place: (API key id, category).
+type Slot = (Vec<u8>, String);
+
+/// Whether a stored envelope's digest is the new row's (None: an envelope
+/// an older node sealed, replaced).
+fn same(stored: &Option<Vec<u8>>, new: &EnvelopeRow) -> bool {
+    stored
+        .as_ref()
+        .is_some_and(|d| new.digest.is_some_and(|n| n[..] == d[..]))
 }
 
 macro_rules! impl_key_stores {
@@ -134,6 +152,177 @@ macro_rules! impl_key_stores {
                         .map(|d| hash32(d, "consent_envelopes.digest"))
                         .transpose()?,
                 })
+            }
+
+            /// The consent's envelopes of `table` within `categories`:
+            /// (key, category) → (digest, expiry, sealed).
+            async fn envelope_slots(
+                conn: &mut <<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Connection,
+                table: &str,
+                cid: &[u8],
+                categories: Option<&[String]>,
+            ) -> Result<BTreeMap<Slot, (Option<Vec<u8>>, i64, Option<Vec<u8>>)>> {
+                let mut out = BTreeMap::new();
+                for e in sqlx::query(&format!(
+                    "SELECT key_id, category, digest, expires_at, sealed FROM {table} WHERE consent_id = $1"
+                ))
+                .bind(cid.to_vec())
+                .fetch_all(&mut *conn)
+                .await?
+                {
+                    let slot: Slot = (e.try_get("key_id")?, e.try_get("category")?);
+                    if categories.is_none_or(|cs| cs.contains(&slot.1)) {
+                        out.insert(
+                            slot,
+                            (e.try_get("digest")?, e.try_get("expires_at")?, e.try_get("sealed")?),
+                        );
+                    }
+                }
+                Ok(out)
+            }
+
+            /// A consent served to no one yet: its envelopes are written as
+            /// they are; rows whose plaintext did not change (equal keyed
+            /// digest) stay, bytes and time. Whether anything changed.
+            async fn write_served(
+                conn: &mut <<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Connection,
+                cid: &[u8],
+                categories: Option<&[String]>,
+                wanted: &BTreeMap<Slot, &EnvelopeRow>,
+            ) -> Result<bool> {
+                let served = Self::envelope_slots(&mut *conn, "consent_envelopes", cid, categories).await?;
+                let mut changed = false;
+                for (slot, (d, _, _)) in &served {
+                    if wanted.get(slot).is_some_and(|r| same(d, r)) {
+                        continue;
+                    }
+                    sqlx::query(
+                        "DELETE FROM consent_envelopes WHERE consent_id = $1 AND key_id = $2 AND category = $3",
+                    )
+                    .bind(cid.to_vec())
+                    .bind(slot.0.clone())
+                    .bind(slot.1.clone())
+                    .execute(&mut *conn)
+                    .await?;
+                    changed = true;
+                }
+                for (slot, r) in wanted {
+                    if served.get(slot).is_some_and(|(d, _, _)| same(d, r)) {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(cid.to_vec())
+                    .bind(slot.0.clone())
+                    .bind(slot.1.clone())
+                    // To the hour (issue 13): an envelope ends no later than
+                    // its consent (whose exact times the decision reads).
+                    .bind(crate::sql::hour_ms(r.expires_at))
+                    .bind(crate::sql::hour_ms(r.updated_at))
+                    .bind(&r.sealed)
+                    .bind(r.digest.map(|d| d.to_vec()))
+                    .execute(&mut *conn)
+                    .await?;
+                    changed = true;
+                }
+                Ok(changed)
+            }
+
+            /// A released consent: what differs from what is served waits
+            /// as pending (`sealed` NULL: the envelope goes); a change back
+            /// to what is served drops the pending one. Whether anything
+            /// changed.
+            async fn write_pending(
+                conn: &mut <<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Connection,
+                cid: &[u8],
+                categories: Option<&[String]>,
+                wanted: &BTreeMap<Slot, &EnvelopeRow>,
+                at: Timestamp,
+            ) -> Result<bool> {
+                let served = Self::envelope_slots(&mut *conn, "consent_envelopes", cid, categories).await?;
+                let pending =
+                    Self::envelope_slots(&mut *conn, "consent_envelopes_pending", cid, categories).await?;
+                let changed_at: BTreeMap<Slot, i64> = {
+                    let mut m = BTreeMap::new();
+                    for e in sqlx::query(
+                        "SELECT key_id, category, changed_at FROM consent_envelopes_pending WHERE consent_id = $1",
+                    )
+                    .bind(cid.to_vec())
+                    .fetch_all(&mut *conn)
+                    .await?
+                    {
+                        m.insert((e.try_get("key_id")?, e.try_get("category")?), e.try_get("changed_at")?);
+                    }
+                    m
+                };
+                let slots: BTreeSet<&Slot> = served.keys().chain(pending.keys()).chain(wanted.keys()).collect();
+                let mut changed = false;
+                for slot in slots {
+                    let want = wanted.get(slot).copied();
+                    let as_served = match (served.get(slot), want) {
+                        (None, None) => true,
+                        (Some((d, _, _)), Some(r)) => same(d, r),
+                        _ => false,
+                    };
+                    let waiting = pending.get(slot);
+                    let as_waiting = match (waiting, want) {
+                        (Some((_, _, None)), None) => true,
+                        (Some((d, _, Some(_))), Some(r)) => same(d, r),
+                        _ => false,
+                    };
+                    if as_waiting || (as_served && waiting.is_none()) {
+                        continue;
+                    }
+                    changed = true;
+                    if waiting.is_some() {
+                        sqlx::query(
+                            "DELETE FROM consent_envelopes_pending WHERE consent_id = $1 AND key_id = $2 AND category = $3",
+                        )
+                        .bind(cid.to_vec())
+                        .bind(slot.0.clone())
+                        .bind(slot.1.clone())
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    if as_served {
+                        continue;
+                    }
+                    // The first pending change's hour is the batch's clock:
+                    // writing again does not put the release off.
+                    let first = changed_at.get(slot).copied().unwrap_or(crate::sql::hour_ms(at));
+                    let (expires_at, updated_at, sealed, digest) = match want {
+                        Some(r) => (
+                            crate::sql::hour_ms(r.expires_at),
+                            crate::sql::hour_ms(r.updated_at),
+                            Some(r.sealed.clone()),
+                            r.digest.map(|d| d.to_vec()),
+                        ),
+                        None => (
+                            served.get(slot).map_or(first, |s| s.1),
+                            crate::sql::hour_ms(at),
+                            None,
+                            None,
+                        ),
+                    };
+                    sqlx::query(
+                        "INSERT INTO consent_envelopes_pending \
+                         (consent_id, key_id, category, expires_at, updated_at, changed_at, sealed, digest) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(cid.to_vec())
+                    .bind(slot.0.clone())
+                    .bind(slot.1.clone())
+                    .bind(expires_at)
+                    .bind(updated_at)
+                    .bind(first)
+                    .bind(sealed)
+                    .bind(digest)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(changed)
             }
         }
 
@@ -300,81 +489,45 @@ macro_rules! impl_key_stores {
                 consent: ConsentId,
                 categories: Option<&[String]>,
                 rows: &[EnvelopeRow],
-            ) -> Result<bool> {
+                at: Timestamp,
+            ) -> Result<EnvelopeWrite> {
                 let mut tx = $begin(self.pool()).await?;
+                let cid = consent.as_bytes().to_vec();
                 // A no-op write on the consent: it waits for (PostgreSQL: the
                 // row lock) or sees (SQLite: one writer) a withdrawal, so
                 // envelopes never outlive one.
                 let live = sqlx::query(
                     "UPDATE consents SET version = version WHERE consent_id = $1 AND status = 'given'",
                 )
-                .bind(consent.as_bytes().to_vec())
+                .bind(cid.clone())
                 .execute(&mut *tx)
                 .await?;
                 if live.rows_affected() != 1 {
                     tx.rollback().await?;
-                    return Ok(false);
+                    return Ok(EnvelopeWrite::NotGiven);
                 }
-                // Rows whose plaintext did not change (equal keyed digest)
-                // stay as they are, bytes and time: re-sealing them would
-                // show every organisation the member's session at once.
-                let existing = sqlx::query(
-                    "SELECT key_id, category, digest FROM consent_envelopes WHERE consent_id = $1",
-                )
-                .bind(consent.as_bytes().to_vec())
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut kept: Vec<(Vec<u8>, String)> = Vec::new();
-                for e in &existing {
-                    let key_id: Vec<u8> = e.try_get("key_id")?;
-                    let category: String = e.try_get("category")?;
-                    if categories.is_some_and(|cs| !cs.contains(&category)) {
-                        continue;
-                    }
-                    let digest: Option<Vec<u8>> = e.try_get("digest")?;
-                    let same = digest.is_some_and(|d| {
-                        rows.iter().any(|r| {
-                            r.key.as_bytes()[..] == key_id[..]
-                                && r.category == category
-                                && r.digest.is_some_and(|n| n[..] == d[..])
-                        })
-                    });
-                    if same {
-                        kept.push((key_id, category));
-                    } else {
-                        sqlx::query(
-                            "DELETE FROM consent_envelopes WHERE consent_id = $1 AND key_id = $2 AND category = $3",
-                        )
-                        .bind(consent.as_bytes().to_vec())
-                        .bind(key_id)
-                        .bind(category)
-                        .execute(&mut *tx)
+                // Once organisations see the consent, a change waits for the
+                // next release of consent changes (`consent_release`).
+                let released: Option<i64> =
+                    sqlx::query_scalar("SELECT org_version FROM consents WHERE consent_id = $1")
+                        .bind(cid.clone())
+                        .fetch_one(&mut *tx)
                         .await?;
-                    }
-                }
-                for r in rows.iter().filter(|r| {
-                    !kept
-                        .iter()
-                        .any(|(k, c)| k[..] == r.key.as_bytes()[..] && *c == r.category)
-                }) {
-                    sqlx::query(
-                        "INSERT INTO consent_envelopes (consent_id, key_id, category, expires_at, updated_at, sealed, digest) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(r.consent.as_bytes().to_vec())
-                    .bind(r.key.as_bytes().to_vec())
-                    .bind(r.category.clone())
-                    // To the hour (issue 13): an envelope ends no later than
-                    // its consent (whose exact times the decision reads).
-                    .bind(crate::sql::hour_ms(r.expires_at))
-                    .bind(crate::sql::hour_ms(r.updated_at))
-                    .bind(&r.sealed)
-                    .bind(r.digest.map(|d| d.to_vec()))
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                let wanted: BTreeMap<Slot, &EnvelopeRow> = rows
+                    .iter()
+                    .map(|r| ((r.key.as_bytes().to_vec(), r.category.clone()), r))
+                    .collect();
+                let changed = if released.is_none() {
+                    Self::write_served(&mut *tx, &cid, categories, &wanted).await?
+                } else {
+                    Self::write_pending(&mut *tx, &cid, categories, &wanted, at).await?
+                };
                 tx.commit().await?;
-                Ok(true)
+                Ok(if changed {
+                    EnvelopeWrite::Changed
+                } else {
+                    EnvelopeWrite::Unchanged
+                })
             }
             async fn envelopes_for(
                 &self,
@@ -409,11 +562,15 @@ macro_rules! impl_key_stores {
                     .collect()
             }
             async fn purge_expired_envelopes(&self, now: Timestamp) -> Result<u64> {
-                let r = sqlx::query("DELETE FROM consent_envelopes WHERE expires_at <= $1")
-                    .bind(now.unix_millis())
-                    .execute(self.pool())
-                    .await?;
-                Ok(r.rows_affected())
+                let mut n = 0;
+                for table in ["consent_envelopes", "consent_envelopes_pending"] {
+                    n += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
+                        .bind(now.unix_millis())
+                        .execute(self.pool())
+                        .await?
+                        .rows_affected();
+                }
+                Ok(n)
             }
             async fn live_api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyRow>> {
                 let rows = sqlx::query(

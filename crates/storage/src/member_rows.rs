@@ -46,7 +46,7 @@ const fn rows(
 }
 
 /// A member's rows, in the order they are deleted.
-pub(crate) const MEMBER_ROWS: [MemberRows; 13] = [
+pub(crate) const MEMBER_ROWS: [MemberRows; 14] = [
     rows(
         "sessions",
         Stage::Hold,
@@ -57,6 +57,13 @@ pub(crate) const MEMBER_ROWS: [MemberRows; 13] = [
         "consent_envelopes",
         Stage::Hold,
         "DELETE FROM consent_envelopes WHERE consent_id IN \
+         (SELECT consent_id FROM consents WHERE member_loc = $1 OR legacy_member_id = $2)",
+        Some(MetaTable::Consents),
+    ),
+    rows(
+        "consent_envelopes_pending",
+        Stage::Hold,
+        "DELETE FROM consent_envelopes_pending WHERE consent_id IN \
          (SELECT consent_id FROM consents WHERE member_loc = $1 OR legacy_member_id = $2)",
         Some(MetaTable::Consents),
     ),
@@ -183,6 +190,7 @@ mod tests {
         assert_eq!(names.last(), Some(&"members"));
         let at = |t: &str| names.iter().position(|n| *n == t).unwrap_or(usize::MAX);
         assert!(at("consent_envelopes") < at("consents"));
+        assert!(at("consent_envelopes_pending") < at("consents"));
         for r in MEMBER_ROWS {
             assert!(
                 r.sql.contains(&format!("FROM {} WHERE", r.table)),

@@ -593,13 +593,15 @@ macro_rules! impl_store {
                     .fetch_all(&mut *tx)
                     .await?;
                 for loc in self.consent_locs(id, &orgs)? {
-                    sqlx::query(
-                        "DELETE FROM consent_envelopes WHERE consent_id IN \
-                         (SELECT consent_id FROM consents WHERE member_loc = $1)",
-                    )
-                    .bind(loc)
-                    .execute(&mut *tx)
-                    .await?;
+                    for table in ["consent_envelopes", "consent_envelopes_pending"] {
+                        sqlx::query(&format!(
+                            "DELETE FROM {table} WHERE consent_id IN \
+                             (SELECT consent_id FROM consents WHERE member_loc = $1)"
+                        ))
+                        .bind(loc.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 tx.commit().await?;
                 self.scrub_deleted().await;
@@ -1116,10 +1118,13 @@ macro_rules! impl_store {
                     return Ok(false);
                 }
                 if c.status != "given" {
-                    sqlx::query("DELETE FROM consent_envelopes WHERE consent_id = $1")
-                        .bind(c.id.as_bytes().to_vec())
-                        .execute(&mut *tx)
-                        .await?;
+                    // Pending ones too (a change not yet released).
+                    for table in ["consent_envelopes", "consent_envelopes_pending"] {
+                        sqlx::query(&format!("DELETE FROM {table} WHERE consent_id = $1"))
+                            .bind(c.id.as_bytes().to_vec())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 tx.commit().await?;
                 Ok(true)

@@ -80,6 +80,18 @@ pub struct EnvelopeRow {
     pub digest: Option<[u8; 32]>,
 }
 
+/// What [`EnvelopeStore::replace_envelopes`](crate::EnvelopeStore::replace_envelopes) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvelopeWrite {
+    /// The consent is not given (a withdrawal committed first): nothing.
+    NotGiven,
+    /// Every envelope's plaintext was as stored (or as pending): nothing.
+    Unchanged,
+    /// Envelopes changed: served at once (a consent not yet released, seen
+    /// by no organisation), or pending until the next release.
+    Changed,
+}
+
 #[derive(Clone, Debug)]
 pub struct SessionRow {
     pub token_hash: [u8; 32],

@@ -2288,18 +2288,21 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
             digest: None,
         };
         let cats = vec!["region".to_owned(), "interest".to_owned()];
-        assert!(s
-            .replace_envelopes(
+        assert!(
+            s.replace_envelopes(
                 consent.id,
                 Some(&cats),
                 &[
                     env(key, "region", 1),
                     env(key, "interest", 2),
                     env(other_key, "region", 3)
-                ]
+                ],
+                ts(5)
             )
             .await
-            .unwrap());
+            .unwrap()
+                == EnvelopeWrite::Changed
+        );
         let mine = s.envelopes_for(consent.id, key, ts(10)).await.unwrap();
         assert_eq!(mine.len(), 2, "{db:?}");
         assert_eq!(mine[0].category, "interest");
@@ -2314,10 +2317,17 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
         keys.sort_by_key(|k| k.as_bytes().to_vec());
         assert_eq!(keys.len(), 2);
         // Replacing one category leaves the other.
-        assert!(s
-            .replace_envelopes(consent.id, Some(&cats[..1]), &[env(key, "region", 9)])
+        assert!(
+            s.replace_envelopes(
+                consent.id,
+                Some(&cats[..1]),
+                &[env(key, "region", 9)],
+                ts(5)
+            )
             .await
-            .unwrap());
+            .unwrap()
+                == EnvelopeWrite::Changed
+        );
         let mine = s.envelopes_for(consent.id, key, ts(10)).await.unwrap();
         assert_eq!(
             mine.iter().map(|e| e.sealed[0]).collect::<Vec<_>>(),
@@ -2330,22 +2340,41 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
             updated_at: ts(b.into()),
             ..env(k, c, b)
         };
-        assert!(s
-            .replace_envelopes(
+        assert!(
+            s.replace_envelopes(
                 consent.id,
                 Some(&cats),
-                &[with(key, "region", 4, 1), with(key, "interest", 5, 2)]
+                &[with(key, "region", 4, 1), with(key, "interest", 5, 2)],
+                ts(5)
             )
             .await
-            .unwrap());
-        assert!(s
-            .replace_envelopes(
+            .unwrap()
+                == EnvelopeWrite::Changed
+        );
+        assert!(
+            s.replace_envelopes(
                 consent.id,
                 Some(&cats),
-                &[with(key, "region", 6, 1), with(key, "interest", 7, 3)]
+                &[with(key, "region", 6, 1), with(key, "interest", 7, 3)],
+                ts(5)
             )
             .await
-            .unwrap());
+            .unwrap()
+                == EnvelopeWrite::Changed
+        );
+        // Nothing changed at all: nothing written, and it says so.
+        assert_eq!(
+            s.replace_envelopes(
+                consent.id,
+                Some(&cats),
+                &[with(key, "region", 8, 1), with(key, "interest", 9, 3)],
+                ts(5)
+            )
+            .await
+            .unwrap(),
+            EnvelopeWrite::Unchanged,
+            "{db:?}"
+        );
         let mine = s.envelopes_for(consent.id, key, ts(10)).await.unwrap();
         assert_eq!(
             mine.iter()
@@ -2371,10 +2400,12 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
         w.withdrawn_at = Some(ts(20));
         assert!(s.update_consent(&w, 1).await.unwrap());
         assert!(s.envelope_keys(consent.id).await.unwrap().is_empty());
-        assert!(!s
-            .replace_envelopes(consent.id, None, &[env(key, "region", 1)])
-            .await
-            .unwrap());
+        assert_eq!(
+            s.replace_envelopes(consent.id, None, &[env(key, "region", 1)], ts(30))
+                .await
+                .unwrap(),
+            EnvelopeWrite::NotGiven
+        );
         assert!(s.envelope_keys(consent.id).await.unwrap().is_empty());
 
         // Keys: the live ones, and an older key's public key filled in once.
@@ -2386,6 +2417,143 @@ async fn envelopes_are_replaced_served_per_key_and_die_with_their_consent() {
         assert_eq!(
             s.api_key(key).await.unwrap().unwrap().envelope_pk,
             Some(vec![7; 32])
+        );
+    }
+}
+
+fn pairs(v: &[(&str, u8)]) -> Vec<(String, u8)> {
+    v.iter().map(|(c, b)| ((*c).to_owned(), *b)).collect()
+}
+
+/// Once a consent is released, a change of its envelopes waits as pending
+/// (adv4 finding 1: shown at once at every co-op, it linked a member's
+/// pseudonyms): data access keeps the released bytes, the member counts in
+/// the batch, and `consent_release` swaps the pending ones in with the
+/// period's records; a withdrawal or an erasure destroys them too.
+#[tokio::test]
+async fn released_consents_envelope_changes_wait_for_the_release() {
+    for (db, s, _t) in stores().await {
+        let rng = Rng::default();
+        let m = new_member(&rng, 1);
+        s.insert_member(&m).await.unwrap();
+        let (org, key) = org_with_key(&s, &rng, "Corner Co-op").await;
+        let request = me2b_domain::ConsentRequestId::generate(&rng);
+        s.insert_consent_request(&ConsentRequestRow {
+            id: request,
+            org,
+            created_at: ts(1),
+            body: b"{}".to_vec(),
+        })
+        .await
+        .unwrap();
+        let consent = ConsentRow {
+            id: me2b_domain::ConsentId::generate(&rng),
+            request,
+            org,
+            member: m.id,
+            status: "given".into(),
+            version: 1,
+            given_at: ts(HOUR),
+            expires_at: ts(1000 * HOUR),
+            withdrawn_at: None,
+            body: b"{}".to_vec(),
+        };
+        s.insert_consent(&consent).await.unwrap();
+        let env = |c: &str, b: u8| EnvelopeRow {
+            consent: consent.id,
+            key,
+            category: c.into(),
+            member: m.id,
+            expires_at: ts(1000 * HOUR),
+            updated_at: ts(HOUR),
+            sealed: vec![b; 90],
+            digest: Some([b; 32]),
+        };
+        let served = |s: Arc<dyn Store>| async move {
+            s.envelopes_for(consent.id, key, ts(10 * HOUR))
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| (e.category.clone(), e.sealed[0]))
+                .collect::<Vec<_>>()
+        };
+        let write = |rows: Vec<EnvelopeRow>, only: Option<Vec<String>>, at: i64| {
+            let s = s.clone();
+            async move {
+                s.replace_envelopes(consent.id, only.as_deref(), &rows, ts(at))
+                    .await
+                    .unwrap()
+            }
+        };
+        // Not released yet (served to no one): written as they are.
+        let both = vec![env("interest", 1), env("region", 2)];
+        assert_eq!(write(both, None, HOUR).await, EnvelopeWrite::Changed);
+        assert_eq!(
+            served(s.clone()).await,
+            pairs(&[("interest", 1), ("region", 2)])
+        );
+        assert_eq!(s.consent_release(ts(2 * HOUR)).await.unwrap(), 1, "{db:?}");
+        assert_eq!(s.consent_changes_pending().await.unwrap(), (0, None));
+
+        // Released: a change waits, the released bytes are served.
+        let changed = vec![env("interest", 3), env("region", 2)];
+        assert_eq!(
+            write(changed.clone(), None, 3 * HOUR + 5).await,
+            EnvelopeWrite::Changed
+        );
+        assert_eq!(
+            served(s.clone()).await,
+            pairs(&[("interest", 1), ("region", 2)])
+        );
+        assert_eq!(
+            s.consent_changes_pending().await.unwrap(),
+            (1, Some(ts(3 * HOUR))),
+            "{db:?}: the member is one of the batch"
+        );
+        // The same again changes nothing and keeps the first change's hour.
+        assert_eq!(
+            write(changed, None, 5 * HOUR).await,
+            EnvelopeWrite::Unchanged
+        );
+        assert_eq!(
+            s.consent_changes_pending().await.unwrap(),
+            (1, Some(ts(3 * HOUR)))
+        );
+        // Back to what is served: nothing waits any more.
+        let back = vec![env("interest", 1), env("region", 2)];
+        assert_eq!(write(back, None, 5 * HOUR).await, EnvelopeWrite::Changed);
+        assert_eq!(s.consent_changes_pending().await.unwrap(), (0, None));
+        // A change and an emptied category wait; a release before their
+        // hour leaves them, the next swaps both in, in one step.
+        let only = Some(vec!["interest".to_owned(), "region".to_owned()]);
+        assert_eq!(
+            write(vec![env("interest", 4)], only, 6 * HOUR).await,
+            EnvelopeWrite::Changed
+        );
+        assert_eq!(s.consent_release(ts(6 * HOUR)).await.unwrap(), 0);
+        assert_eq!(
+            served(s.clone()).await,
+            pairs(&[("interest", 1), ("region", 2)])
+        );
+        assert_eq!(s.consent_release(ts(7 * HOUR)).await.unwrap(), 1, "{db:?}");
+        assert_eq!(served(s.clone()).await, pairs(&[("interest", 4)]), "{db:?}");
+        assert_eq!(s.consent_changes_pending().await.unwrap(), (0, None));
+
+        // A withdrawal destroys the pending ones with the served ones: a
+        // later release swaps nothing back in.
+        assert_eq!(
+            write(vec![env("interest", 5)], None, 8 * HOUR).await,
+            EnvelopeWrite::Changed
+        );
+        let mut w = consent.clone();
+        w.status = "withdrawn".into();
+        w.version = 2;
+        w.withdrawn_at = Some(ts(9 * HOUR));
+        assert!(s.update_consent(&w, 1).await.unwrap());
+        s.consent_release(ts(100 * HOUR)).await.unwrap();
+        assert!(
+            s.envelope_keys(consent.id).await.unwrap().is_empty(),
+            "{db:?}"
         );
     }
 }
@@ -2434,12 +2602,31 @@ async fn expired_envelopes_are_purged_and_erasure_takes_the_rest() {
                     sealed: vec![1; 90],
                     digest: None,
                 }],
+                ts(1),
             )
             .await
             .unwrap();
             ids.push(c.id);
         }
-        assert_eq!(s.purge_expired_envelopes(ts(60 * HOUR)).await.unwrap(), 1);
+        // Both released; a change of each waits.
+        s.consent_release(ts(2)).await.unwrap();
+        for (&c, exp) in ids.iter().zip([50, 1000]) {
+            let row = EnvelopeRow {
+                consent: c,
+                key,
+                category: "region".into(),
+                member: m.id,
+                expires_at: ts(exp * HOUR),
+                updated_at: ts(3),
+                sealed: vec![2; 90],
+                digest: None,
+            };
+            assert_eq!(
+                s.replace_envelopes(c, None, &[row], ts(3)).await.unwrap(),
+                EnvelopeWrite::Changed
+            );
+        }
+        assert_eq!(s.purge_expired_envelopes(ts(60 * HOUR)).await.unwrap(), 2);
         assert!(s.envelope_keys(ids[0]).await.unwrap().is_empty());
         assert_eq!(s.envelope_keys(ids[1]).await.unwrap().len(), 1);
         assert!(s.shred_member(m.id).await.unwrap());
@@ -2447,6 +2634,10 @@ async fn expired_envelopes_are_purged_and_erasure_takes_the_rest() {
             s.envelope_keys(ids[1]).await.unwrap().is_empty(),
             "gone with the key"
         );
+        // The pending ones too: a release brings nothing back.
+        assert_eq!(s.consent_changes_pending().await.unwrap(), (0, None));
+        s.consent_release(ts(100 * HOUR)).await.unwrap();
+        assert!(s.envelope_keys(ids[1]).await.unwrap().is_empty());
     }
 }
 
