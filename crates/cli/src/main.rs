@@ -598,6 +598,7 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
     // The integrity check reads the whole file: in the background, reported
     // in the log, never a gate on serving (`me2b check` runs it on demand).
     let integrity = me2b_node::spawn_integrity_check(node.store.clone());
+    let optouts = node.spawn_optout_worker();
     let state = me2b_server::AppState { node: node.into() };
     let served = me2b_server::serve(
         listener,
@@ -611,6 +612,7 @@ async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
     )
     .await;
     integrity.abort();
+    optouts.abort();
     served?;
     out!("me2b stopped cleanly");
     Ok(())

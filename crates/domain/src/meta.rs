@@ -35,6 +35,8 @@ pub enum MetaTable {
     /// The link from a member to their intents, for erasure (issue 17).
     IntentOwners,
     ErasureRequests,
+    /// Paper opt-outs waiting for the worker (issue 15, finding 5 of adv4).
+    OptoutJobs,
 }
 
 impl MetaTable {
@@ -54,6 +56,7 @@ impl MetaTable {
             MetaTable::OfferCounters => "offer_counters",
             MetaTable::IntentOwners => "intent_owners",
             MetaTable::ErasureRequests => "erasure_requests",
+            MetaTable::OptoutJobs => "optout_jobs",
         }
     }
 }
