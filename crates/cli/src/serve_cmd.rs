@@ -73,6 +73,10 @@ pub(crate) async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Re
     // The integrity check reads the whole file: in the background, reported
     // in the log, never a gate on serving (`me2b check` runs it on demand).
     let integrity = me2b_node::spawn_integrity_check(node.store.clone());
+    let optouts = node.spawn_optout_worker();
+    // Releases due at a boundary no request crossed, webhook deliveries,
+    // and expired envelopes, sign-ups and sessions (with their key wraps).
+    let sweeper = node.spawn_sweeper();
     let state = me2b_server::AppState { node: node.into() };
     let served = me2b_server::serve(
         listener,
@@ -86,6 +90,8 @@ pub(crate) async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Re
     )
     .await;
     integrity.abort();
+    optouts.abort();
+    sweeper.abort();
     served?;
     out!("me2b stopped cleanly");
     Ok(())

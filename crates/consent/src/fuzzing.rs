@@ -47,7 +47,7 @@ pub fn sample_claims() -> ReceiptClaims {
         categories: vec![term("Contact")],
         processing: vec![term("Use")],
         legal_basis: term("Consent"),
-        method: Method::Web,
+        method: Some(Method::Web),
         notice: Notice {
             version: "1".into(),
             sha256: "00".repeat(32),

@@ -50,7 +50,13 @@ pub struct ReceiptClaims {
     pub categories: Vec<CitedTerm>,
     pub processing: Vec<CitedTerm>,
     pub legal_basis: CitedTerm,
-    pub method: Method,
+    /// How the member answered (`web`, `api`, `paper`, `gpc`): only on a
+    /// receipt of a grant or a refusal. A withdrawal's receipt has none:
+    /// the organisation gets it, and how a member withdrew (one click, a
+    /// paper code, one consent) would single a paper opt-out out of the
+    /// batch it is released in (adv4). The member's own record keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
     pub notice: Notice,
     pub given_at: String,
     pub expires_at: String,
@@ -114,7 +120,8 @@ impl ReceiptClaims {
                     id: r.legal_basis.clone(),
                     iri: String::new(),
                 }),
-            method: r.history.last().map_or(r.method, |e| e.method),
+            method: (r.status != ConsentStatus::Withdrawn)
+                .then(|| r.history.last().map_or(r.method, |e| e.method)),
             notice: Notice {
                 version: r.notice_version.clone(),
                 sha256: r.notice_sha256.clone(),

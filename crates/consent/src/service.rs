@@ -152,6 +152,8 @@ pub struct Consents {
     sensitive_topics: Arc<BTreeMap<String, String>>,
     charter: Arc<crate::charter::Charter>,
     releases: Arc<release::Releases>,
+    /// Wakes the paper opt-out worker when a code queues a job.
+    optout_queued: Arc<tokio::sync::Notify>,
     /// Benchmarks only: every decision permits, without lookup or audit, to
     /// measure what the decision adds to a request. Not compiled into the product.
     #[cfg(feature = "bench")]
@@ -199,6 +201,7 @@ impl Consents {
             sensitive_topics: Arc::new(BTreeMap::new()),
             charter: Arc::new(crate::charter::Charter::default()),
             releases: Arc::default(),
+            optout_queued: Arc::default(),
             #[cfg(feature = "bench")]
             stub_decisions: false,
         }

@@ -40,6 +40,8 @@ pub enum MetaTable {
     TrustReceipts,
     /// A member's loyalty history, by a loyalty tag scoped to the co-op.
     TrustLoyaltyDays,
+    /// Paper opt-outs waiting for the worker (issue 15, finding 5 of adv4).
+    OptoutJobs,
 }
 
 impl MetaTable {
@@ -61,6 +63,7 @@ impl MetaTable {
             MetaTable::ErasureRequests => "erasure_requests",
             MetaTable::TrustReceipts => "trust_receipts",
             MetaTable::TrustLoyaltyDays => "trust_loyalty_days",
+            MetaTable::OptoutJobs => "optout_jobs",
         }
     }
 }

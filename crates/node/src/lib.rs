@@ -606,6 +606,29 @@ impl Node {
         })
     }
 
+    /// The paper opt-out worker (finding 5 of adv4): a code typed at a desk
+    /// or at the public page only queues a job, and this task does the
+    /// withdrawals, at start (jobs a stopped or killed node left), when a
+    /// code queues one, and every minute (jobs whose lease ran out). Abort
+    /// at shutdown: a job cut short is finished by a later pass.
+    pub fn spawn_optout_worker(&self) -> tokio::task::JoinHandle<()> {
+        let consents = self.consents.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                match consents.run_optout_jobs().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(jobs = n, "paper opt-outs done"),
+                    Err(e) => tracing::warn!(error = %e, "paper opt-outs could not be done"),
+                }
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = consents.optout_queued() => {}
+                }
+            }
+        })
+    }
+
     /// Signs a final audit checkpoint and closes the database.
     pub async fn shutdown(&self) {
         if let Err(e) = self.vault.flush_failed_logins(true).await {

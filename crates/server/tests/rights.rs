@@ -229,6 +229,9 @@ async fn the_paper_opt_out_path_end_to_end() {
             json!({"status": "opted_out"}),
             "nothing about the member"
         );
+        // The answer queued the opt-out; the node's worker withdraws
+        // (optout_queue.rs: nothing is withdrawn before it runs).
+        s.node.consents.run_optout_jobs().await.unwrap();
         assert_eq!(consent_status(&s, &ana, &ana_direct).await, "withdrawn");
         assert_eq!(consent_status(&s, &ana, &ana_service).await, "given");
         assert_eq!(consent_status(&s, &bo, &bo_direct).await, "given");
@@ -293,6 +296,7 @@ async fn the_paper_opt_out_path_end_to_end() {
             )
             .await;
         assert_eq!(st, StatusCode::OK, "{v}");
+        s.node.consents.run_optout_jobs().await.unwrap();
         assert_eq!(consent_status(&s, &bo, &bo_direct).await, "withdrawn");
         // The desk reads nothing: member routes refuse its key.
         let (st, _) = s

@@ -226,6 +226,8 @@ async fn the_printable_card_carries_a_new_code_that_the_public_page_takes() {
     assert_eq!(st, StatusCode::OK);
     assert!(body.contains("id=\"optout-done\""));
     assert!(!body.contains("ana@example.org"));
+    // The page queued the opt-out; the node's worker does it.
+    s.node.consents.run_optout_jobs().await.unwrap();
     assert!(opted_out(&s, &t).await);
 }
 

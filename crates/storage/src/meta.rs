@@ -191,6 +191,33 @@ impl<P> SqlStore<P> {
             .ok_or_else(|| StorageError::Corrupt("sessions.expires_ct".into()))?;
         Ok(Timestamp::from_unix_millis(i64::from_be_bytes(bytes)))
     }
+    /// A row's exact time, sealed to the row (issue 13): the row's own
+    /// column keeps the hour.
+    pub(crate) fn seal_time(&self, table: MetaTable, row: &[u8], at: Timestamp) -> Result<Vec<u8>> {
+        Ok(self.keys()?.seal(
+            table,
+            &bound(b"time\0", row),
+            &at.unix_millis().to_be_bytes(),
+        ))
+    }
+    /// A row's exact time: sealed, or (a row of an older node) the row's own.
+    pub(crate) fn open_time(
+        &self,
+        table: MetaTable,
+        row: &[u8],
+        sealed: Option<Vec<u8>>,
+        stored: i64,
+    ) -> Result<Timestamp> {
+        let Some(ct) = sealed else {
+            return Ok(Timestamp::from_unix_millis(stored));
+        };
+        let bytes = self
+            .keys()?
+            .open(table, &bound(b"time\0", row), &ct)
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| StorageError::Corrupt(format!("{}.time", table.label())))?;
+        Ok(Timestamp::from_unix_millis(i64::from_be_bytes(bytes)))
+    }
     /// Fresh masks for an offer's two counts, and the masks sealed to the
     /// offer (issue 13: the row keeps each count plus its mask, so the file
     /// alone gives no true count, and counts still add up in SQL).

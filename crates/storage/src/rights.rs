@@ -52,6 +52,27 @@ pub trait RightsStore {
         history: &ImportedHistoryRow,
     ) -> Result<()>;
     async fn imported_history(&self, member: MemberId) -> Result<Vec<ImportedHistoryRow>>;
+    /// Queues a paper opt-out of `member` for the worker (one insert: the
+    /// request that typed the code does no more).
+    async fn enqueue_optout_job(
+        &self,
+        job: [u8; 16],
+        member: MemberId,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// Takes up to `limit` queued opt-outs no worker holds (or whose lease
+    /// ran out), each held until `lease_until`: two workers never take one
+    /// job at once.
+    async fn claim_optout_jobs(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<([u8; 16], MemberId)>>;
+    /// A job done: deleted.
+    async fn finish_optout_job(&self, job: [u8; 16]) -> Result<()>;
+    /// How many opt-outs are queued.
+    async fn optout_jobs_pending(&self) -> Result<u64>;
 }
 
 macro_rules! impl_rights_store {
@@ -176,6 +197,63 @@ macro_rules! impl_rights_store {
                         })
                     })
                     .collect()
+            }
+
+            async fn enqueue_optout_job(&self, job: [u8; 16], member: MemberId, at: Timestamp) -> Result<()> {
+                sqlx::query("INSERT INTO optout_jobs (job_id, member_ct, created_at) VALUES ($1, $2, $3)")
+                    .bind(job.to_vec())
+                    .bind(self.seal_member(MetaTable::OptoutJobs, &job, member)?)
+                    .bind(crate::sql::hour_ms(at))
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+
+            async fn claim_optout_jobs(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<([u8; 16], MemberId)>> {
+                let rows = sqlx::query(
+                    "SELECT job_id, member_ct FROM optout_jobs WHERE lease_until IS NULL OR lease_until <= $1 \
+                     ORDER BY created_at, job_id LIMIT $2",
+                )
+                .bind(now.unix_millis())
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let job: [u8; 16] = r
+                        .try_get::<Vec<u8>, _>("job_id")?
+                        .try_into()
+                        .map_err(|_| StorageError::Corrupt("optout_jobs.job_id".into()))?;
+                    let taken = sqlx::query(
+                        "UPDATE optout_jobs SET lease_until = $1 WHERE job_id = $2 AND (lease_until IS NULL OR lease_until <= $3)",
+                    )
+                    .bind(crate::sql::hour_up_ms(lease_until))
+                    .bind(job.to_vec())
+                    .bind(now.unix_millis())
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+                    if taken == 1 {
+                        let member = self.open_member(MetaTable::OptoutJobs, &job, r.try_get("member_ct")?, None)?;
+                        out.push((job, member));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn finish_optout_job(&self, job: [u8; 16]) -> Result<()> {
+                sqlx::query("DELETE FROM optout_jobs WHERE job_id = $1")
+                    .bind(job.to_vec())
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+
+            async fn optout_jobs_pending(&self) -> Result<u64> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM optout_jobs")
+                    .fetch_one(self.pool())
+                    .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
             }
         }
     };

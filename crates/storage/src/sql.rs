@@ -1178,19 +1178,25 @@ macro_rules! impl_store {
                     .collect()
             }
             async fn record_gpc(&self, member: MemberId, at: Timestamp) -> Result<Timestamp> {
-                sqlx::query("INSERT INTO member_gpc (member_loc, since) VALUES ($1, $2) ON CONFLICT (member_loc) DO NOTHING")
-                    .bind(self.loc(MetaTable::MemberGpc, member)?)
-                    .bind(at.unix_millis())
+                // The hour in clear, the exact time sealed to the row (the
+                // decisions compare it with the consents' exact times).
+                let loc = self.loc(MetaTable::MemberGpc, member)?;
+                sqlx::query("INSERT INTO member_gpc (member_loc, since, since_ct) VALUES ($1, $2, $3) ON CONFLICT (member_loc) DO NOTHING")
+                    .bind(loc.clone())
+                    .bind(hour_ms(at))
+                    .bind(self.seal_time(MetaTable::MemberGpc, &loc, at)?)
                     .execute(&self.pool)
                     .await?;
                 Ok(self.gpc_since(member).await?.unwrap_or(at))
             }
             async fn gpc_since(&self, member: MemberId) -> Result<Option<Timestamp>> {
-                let v: Option<i64> = sqlx::query_scalar("SELECT since FROM member_gpc WHERE member_loc = $1")
-                    .bind(self.loc(MetaTable::MemberGpc, member)?)
+                let loc = self.loc(MetaTable::MemberGpc, member)?;
+                let row = sqlx::query("SELECT since, since_ct FROM member_gpc WHERE member_loc = $1")
+                    .bind(loc.clone())
                     .fetch_optional(&self.pool)
                     .await?;
-                Ok(v.map(Timestamp::from_unix_millis))
+                row.map(|r| self.open_time(MetaTable::MemberGpc, &loc, r.try_get("since_ct")?, r.try_get("since")?))
+                    .transpose()
             }
         }
 

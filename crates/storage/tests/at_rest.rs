@@ -627,3 +627,57 @@ async fn an_erasure_leaves_no_page_image_of_the_account_in_the_files() {
         );
     }
 }
+
+/// The integer values of one column (what the thief reads).
+async fn ints(db: Db, url: &str, sql: &str) -> Vec<i64> {
+    match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let v = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let v = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }
+    }
+}
+
+/// Issue 12/13 (adv4, "also confirmed"): a member's Global Privacy Control
+/// signal is stored with its hour, not the millisecond it came with (which
+/// lines up with the audit log and the moment the co-ops saw a change); the
+/// decisions still compare the exact time, sealed to the row. A queued paper
+/// opt-out keeps the hour too, and its member sealed.
+#[tokio::test]
+async fn gpc_and_queued_opt_outs_keep_the_hour_at_rest() {
+    for (db, s, t) in stores().await {
+        let m = member(5);
+        s.insert_member(&m).await.unwrap();
+        let exact = ts(1_790_000_000_000 + 1_234_567);
+        assert_eq!(s.record_gpc(m.id, exact).await.unwrap(), exact);
+        assert_eq!(s.gpc_since(m.id).await.unwrap(), Some(exact), "{db:?}");
+        assert_eq!(
+            ints(db, &t.url, "SELECT since FROM member_gpc").await,
+            vec![exact.hour().unix_millis()],
+            "{db:?}: member_gpc.since is the exact time"
+        );
+        s.enqueue_optout_job([7; 16], m.id, exact).await.unwrap();
+        assert_eq!(
+            ints(db, &t.url, "SELECT created_at FROM optout_jobs").await,
+            vec![exact.hour().unix_millis()],
+            "{db:?}"
+        );
+        for (table, v) in values(db, &t.url).await {
+            assert!(
+                table == "members" || !contains(&v, m.id.as_bytes()),
+                "{db:?}: the member's id in {table}"
+            );
+        }
+        let claimed = s.claim_optout_jobs(exact, exact, 8).await.unwrap();
+        assert_eq!(claimed, vec![([7; 16], m.id)]);
+        s.close().await;
+    }
+}

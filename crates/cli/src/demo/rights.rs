@@ -112,6 +112,9 @@ pub(super) async fn rights_story(
     )
     .await?;
     ensure(st == StatusCode::OK, "the till's opt-out failed")?;
+    // The till's answer only queued the opt-out; the node's worker withdraws
+    // (`me2b serve` runs it at once; here it is run by hand).
+    node.consents.run_optout_jobs().await?;
     let after = node.consents.consents_of(session.member).await?;
     let withdrawn = before
         .iter()
@@ -120,8 +123,9 @@ pub(super) async fn rights_story(
         .count();
     out!("   At the till, the member hands over the card; the till scans the QR code and sends it");
     out!("   (POST /v1/org/optout, a key with only the optout-desk role) → {st} {v}");
+    out!("   The answer only queued the opt-out, the same work whatever the member holds; the node's worker");
     out!(
-        "   {} withdrawn, each with a signed receipt; the till learned nothing about the member.",
+        "   then withdrew {}, each with a signed receipt; the till learned nothing about the member.",
         verb(withdrawn, "marketing consent", "marketing consents")
     );
     let (_, offers) = call(app, Method::GET, "/v1/me/offers", ptoken.expose(), None).await?;

@@ -148,10 +148,14 @@ impl Consents {
     }
 
     /// A paper opt-out code, typed at the public page (`actor` anonymous) or
-    /// at a shop's desk (the organisation): opts its member out of all direct
-    /// marketing. Answers nothing about the member. A mistyped code (its
-    /// check character does not match) is told apart from an unknown one;
-    /// every use is audited (an unknown code's without a member).
+    /// at a shop's desk (the organisation): queues the opt-out of all direct
+    /// marketing of its member, for the worker ([`Self::run_optout_jobs`]).
+    /// Answers nothing about the member, not even by its time: the request
+    /// verifies the code, queues one job and audits the use, the same work
+    /// whatever the member holds; the withdrawals (one per marketing
+    /// consent) run after the answer (finding 5 of adv4). A mistyped code
+    /// (its check character does not match) is told apart from an unknown
+    /// one; every use is audited (an unknown code's without a member).
     #[tracing::instrument(skip_all)]
     pub async fn use_optout_code(&self, typed: &str, actor: Actor) -> Result<(), ServiceError> {
         let refused = |what: &'static str| {
@@ -168,11 +172,56 @@ impl Consents {
             self.audit.record(refused("unknown")).await?;
             return Err(ServiceError::UnknownOptOutCode);
         };
+        let mut job = [0u8; 16];
+        self.rng.fill(&mut job);
+        self.store
+            .enqueue_optout_job(job, member, self.clock.now())
+            .await?;
         self.audit
             .record(AuditEvent::new(actor.clone(), Action::OptOutCodeUse).subject(member))
             .await?;
-        self.opt_out_of_marketing(member, Method::Paper, actor)
-            .await?;
+        self.optout_queued.notify_one();
         Ok(())
     }
+
+    /// Resolves when a code queued an opt-out since the last call (the
+    /// worker's wake-up; it also runs on a timer and at start).
+    pub async fn optout_queued(&self) {
+        self.optout_queued.notified().await;
+    }
+
+    /// The worker's pass: takes the queued paper opt-outs and, for each,
+    /// records the opt-out and withdraws every marketing consent with its
+    /// receipt, then deletes the job. A job is held by one worker at a time
+    /// (a lease of at most [`OPTOUT_LEASE_SECONDS`] plus the rest of that
+    /// hour): a node killed half-way leaves it to the next pass after the
+    /// lease, which finishes it (opting out is idempotent: a withdrawn
+    /// consent is not withdrawn again). A job whose member was erased
+    /// meanwhile is dropped. Returns how many jobs were done.
+    #[tracing::instrument(skip_all)]
+    pub async fn run_optout_jobs(&self) -> Result<u64, ServiceError> {
+        let mut done = 0;
+        loop {
+            let now = self.clock.now();
+            let lease = Timestamp::from_unix_millis(
+                now.unix_millis()
+                    .saturating_add(OPTOUT_LEASE_SECONDS.saturating_mul(1000)),
+            );
+            let jobs = self.store.claim_optout_jobs(now, lease, 16).await?;
+            if jobs.is_empty() {
+                return Ok(done);
+            }
+            for (job, member) in jobs {
+                if self.store.member(member).await?.is_some_and(|m| !m.erasing) {
+                    self.opt_out_of_marketing(member, Method::Paper, Actor::Node)
+                        .await?;
+                }
+                self.store.finish_optout_job(job).await?;
+                done += 1;
+            }
+        }
+    }
 }
+
+/// How long a worker holds a paper opt-out job before another may take it.
+pub const OPTOUT_LEASE_SECONDS: i64 = 600;
