@@ -343,7 +343,8 @@ enum OrgCommand {
         /// coop, brand or verifier.
         #[arg(long, default_value = "coop")]
         kind: String,
-        /// Comma-separated roles: admin, consent, offers, credentials, insights, optout-desk.
+        /// Comma-separated roles: admin, consent, offers, credentials, insights, optout-desk,
+        /// certifier (vouches for other organisations' certifications; only given here).
         #[arg(long, default_value = "admin")]
         roles: String,
     },

@@ -69,16 +69,22 @@ pub enum Role {
     /// their marketing consents. Reads nothing.
     #[serde(rename = "optout-desk")]
     OptoutDesk,
+    /// Vouches that another organisation holds a certification of the
+    /// federation's list (`POST /v1/org/attestations`). Only the operator
+    /// names a certifier (`me2b org create --roles certifier`): no API
+    /// gives a key this role, so a co-op cannot certify itself or others.
+    Certifier,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Admin,
         Role::Consent,
         Role::Offers,
         Role::Credentials,
         Role::Insights,
         Role::OptoutDesk,
+        Role::Certifier,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,6 +94,7 @@ impl Role {
             Self::Credentials => "credentials",
             Self::Insights => "insights",
             Self::OptoutDesk => "optout-desk",
+            Self::Certifier => "certifier",
         }
     }
 }
@@ -99,9 +106,9 @@ impl FromStr for Role {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or(DomainError::invalid(
-                "role",
-                "must be one of admin, consent, offers, credentials, insights, optout-desk",
-            ))
+            "role",
+            "must be one of admin, consent, offers, credentials, insights, optout-desk, certifier",
+        ))
     }
 }
 
@@ -185,6 +192,10 @@ mod tests {
         assert_eq!(r.to_stored(), "admin,offers");
         assert_eq!(Roles::from_stored("admin,offers").unwrap(), r);
         assert!(Roles::from_stored("root").is_err());
+        assert_eq!(
+            Roles::from_stored("certifier").unwrap().to_stored(),
+            "certifier"
+        );
         assert!(Roles::try_from(vec![]).is_err());
     }
 }

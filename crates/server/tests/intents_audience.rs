@@ -238,11 +238,11 @@ async fn only_organisations_that_proved_the_claim_see_and_answer() {
             &s,
             "Fair Trade Keurmerk",
             OrgKind::Brand,
-            vec![Role::Credentials],
+            vec![Role::Certifier],
         )
         .await;
         let (other_cert, other_key) =
-            org(&s, "Eerlijk Label", OrgKind::Brand, vec![Role::Credentials]).await;
+            org(&s, "Eerlijk Label", OrgKind::Brand, vec![Role::Certifier]).await;
         let (fair, fair_key) = org(&s, "Fietscoop", OrgKind::Coop, vec![Role::Offers]).await;
         let (_, brand) = org(&s, "Bakfiets BV", OrgKind::Brand, vec![Role::Offers]).await;
         let (by_other, by_other_key) = org(&s, "Wielwerk", OrgKind::Coop, vec![Role::Offers]).await;
@@ -402,7 +402,7 @@ async fn forged_replayed_lent_and_expired_proofs_are_refused() {
             &s,
             "Fair Trade Keurmerk",
             OrgKind::Brand,
-            vec![Role::Credentials],
+            vec![Role::Certifier],
         )
         .await;
         let (fair, fair_key) = org(&s, "Fietscoop", OrgKind::Coop, vec![Role::Offers]).await;
@@ -624,9 +624,16 @@ async fn an_audience_names_only_organisations_claims_and_never_a_special_categor
         let (_, mine) = s.req(Method::GET, "/v1/me/intents", Some(&ana), None).await;
         assert_eq!(mine.as_array().unwrap().len(), 1);
 
-        // Issuing: only the credentials role, never for itself, only the
-        // federation's certifications.
-        let (cert, cert_key) = org(&s, "Keurmerk", OrgKind::Brand, vec![Role::Credentials]).await;
+        // Issuing: a certification only with the certifier role, federation
+        // membership only with the credentials role, never for itself, only
+        // the federation's certifications.
+        let (cert, cert_key) = org(
+            &s,
+            "Keurmerk",
+            OrgKind::Brand,
+            vec![Role::Certifier, Role::Credentials],
+        )
+        .await;
         let (shop, shop_key) = org(&s, "Fietsshop", OrgKind::Brand, vec![Role::Offers]).await;
         for (key, body, status) in [
             (
@@ -657,5 +664,98 @@ async fn an_audience_names_only_organisations_claims_and_never_a_special_categor
             assert!(!v.to_string().contains(secret));
         }
         assert!(held(&s, &shop_key).await.is_empty());
+    }
+}
+
+/// Adversary 5, 1a: a co-op holding the `credentials` role (as every co-op
+/// that issues membership credentials does), even with `admin`, vouched that
+/// a brand is fair-trade with no check, and the brand then saw and answered
+/// an intent meant for certified organisations only. A certification is the
+/// word of an organisation the operator named a certifier; a co-op still
+/// vouches for federation membership.
+#[tokio::test]
+async fn a_coop_with_the_credentials_role_cannot_certify() {
+    for db in Db::ALL {
+        let Some(s) = start_ttl(db, Some(BATCH_OF_ONE), 30 * 86_400).await else {
+            continue;
+        };
+        let (_, coop_key) = org(
+            &s,
+            "Coop D",
+            OrgKind::Coop,
+            vec![Role::Admin, Role::Credentials],
+        )
+        .await;
+        let (brand, brand_key) = org(&s, "Brand E", OrgKind::Brand, vec![Role::Offers]).await;
+        let ana = s.member("ana@example.org").await;
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/me/intents",
+                Some(&ana),
+                Some(intent("A fair trade bicycle.", fair_trade(None))),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let wanted = v["id"].as_str().unwrap().to_owned();
+        release(&s);
+
+        for certification in ["fair-trade", "halal"] {
+            for federation_member in [false, true] {
+                let (st, v) = s
+                    .req(
+                        Method::POST,
+                        "/v1/org/attestations",
+                        Some(&coop_key),
+                        Some(json!({"organisation": brand.to_string(),
+                                    "certification": certification,
+                                    "federation_member": federation_member})),
+                    )
+                    .await;
+                assert_eq!(
+                    (st, err(&v)),
+                    (StatusCode::FORBIDDEN, "role_required"),
+                    "{db:?} {certification}: {v}"
+                );
+            }
+        }
+        assert!(held(&s, &brand_key).await.is_empty(), "{db:?}");
+        assert!(!feed_ids(&s, &brand_key).await.contains(&wanted));
+        let (st, v) = s
+            .req(
+                Method::POST,
+                &format!("/v1/org/intents/{wanted}/answers"),
+                Some(&brand_key),
+                Some(proposal(&s)),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+
+        // A certifier named by the operator certifies, and only that.
+        let (_, certifier_key) = org(&s, "Keurmerk F", OrgKind::Brand, vec![Role::Certifier]).await;
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/org/attestations",
+                Some(&certifier_key),
+                Some(json!({"organisation": brand.to_string(), "federation_member": true})),
+            )
+            .await;
+        assert_eq!((st, err(&v)), (StatusCode::FORBIDDEN, "role_required"));
+
+        // Federation membership stays the co-op's word.
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/org/attestations",
+                Some(&coop_key),
+                Some(json!({"organisation": brand.to_string(), "federation_member": true})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{db:?} {v}");
+        let held = held(&s, &brand_key).await;
+        assert_eq!(held.len(), 1);
+        let (_, mine) = s.req(Method::GET, "/v1/me/intents", Some(&ana), None).await;
+        assert!(!mine.to_string().contains("Brand E"), "{db:?}");
     }
 }

@@ -33,6 +33,20 @@ fn need_credentials_role(o: &Org) -> Result<(), ApiError> {
     }
 }
 
+/// A certification is the word of an organisation the operator named a
+/// certifier (a role only `me2b org create` gives), not of any co-op that
+/// issues membership credentials (adversary 5, 1a).
+fn need_certifier_role(o: &Org) -> Result<(), ApiError> {
+    if o.0.roles.contains(Role::Certifier) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            crate::error::ErrorCode::RoleRequired,
+            "this API key lacks the `certifier` role",
+        ))
+    }
+}
+
 // --- public ------------------------------------------------------------------------
 
 /// The federation's BBS public key and the co-ops that issue under it:
@@ -212,7 +226,8 @@ pub async fn present(
 // --- organisations' credentials and intent audiences -----------------------------
 
 /// Vouches for another organisation of this node: a certification of the
-/// federation's list and/or membership of the federation. The node signs it
+/// federation's list (role `certifier`, which only the operator gives) and/or
+/// membership of the federation (role `credentials`). The node signs it
 /// with the federation's key (credential schema 2) for the federation's
 /// period and keeps it for that organisation (`GET /v1/org/attestations`).
 #[utoipa::path(post, path = "/v1/org/attestations", operation_id = "issue_attestation", tag = "organisation", security(("bearer" = [])),
@@ -223,7 +238,12 @@ pub async fn issue_attestation(
     o: Org,
     ApiJson(input): ApiJson<OrgCredentialRequest>,
 ) -> Result<(StatusCode, Json<HeldOrgCredential>), ApiError> {
-    need_credentials_role(&o)?;
+    if input.certification.is_some() {
+        need_certifier_role(&o)?;
+    }
+    if input.federation_member || input.certification.is_none() {
+        need_credentials_role(&o)?;
+    }
     let out = s
         .node
         .credentials
