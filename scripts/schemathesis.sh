@@ -59,7 +59,7 @@ log "me2b serve on $BASE (data in $WORK/data)"
 
 # An organisation with every role (the CLI, on the same database), and a member.
 ORG_KEY=$("$BIN" --data-dir "$WORK/data" org create --name "Fuzz Co-op" --kind coop \
-  --roles admin,consent,offers,credentials,insights | awk '$1 == "api" && $2 == "key" && $3 ~ /^me2b_k_/ {print $3}')
+  --roles admin,consent,offers,credentials,insights,certifier | awk '$1 == "api" && $2 == "key" && $3 ~ /^me2b_k_/ {print $3}')
 [ -n "$ORG_KEY" ] || { log "could not create the organisation"; exit 1; }
 # A member signs up as members do: the request (202), the confirmation token
 # from the message in the node's outbox (DATA_DIR/outbox/*.eml), the
