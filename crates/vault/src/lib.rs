@@ -25,6 +25,7 @@ pub use erasure::{ErasureSchedule, ERASURE_RECEIPT_PREFIX};
 pub use keys::{LegacyReport, LoggedIn, SignedUp, CONFIRM_PREFIX, RECOVERY_NOTICE};
 pub use mail::{Mail, Outbox};
 pub use memory_outbox::{find_token, MemoryOutbox};
+pub use records::padded;
 
 use me2b_audit::{AuditError, AuditLog};
 use me2b_crypto::{Aad, CryptoError, DataKey, Keyring, PassphraseHasher, SecretToken};

@@ -38,7 +38,7 @@ impl Vault {
         s.key.seal(
             self.rng.as_ref(),
             &Aad::record(s.member, id),
-            &padded(content.to_json()),
+            &padded(content.to_json(), PAD_MIN),
         )
     }
 
@@ -79,7 +79,7 @@ impl Vault {
         s.key.seal(
             self.rng.as_ref(),
             &Aad::record(s.member, id),
-            &padded(plain.to_vec()),
+            &padded(plain.to_vec(), PAD_MIN),
         )
     }
 
@@ -299,13 +299,14 @@ const PAD_MIN: usize = 256;
 const PAD_STEP: usize = 64 * 1024;
 
 /// A record's JSON padded with spaces (which JSON ignores after a value) to
-/// its size bucket: 256 bytes, then powers of two up to 64 KiB, then
-/// multiples of 64 KiB. The stored ciphertext tells a thief the bucket, not
-/// the length (issue 13).
-fn padded(mut json: Vec<u8>) -> Vec<u8> {
+/// its size bucket: `smallest` bytes (records: 256), then powers of two up
+/// to 64 KiB, then multiples of 64 KiB. The stored ciphertext tells a thief
+/// the bucket, not the length (issue 13). Consent envelopes are padded by
+/// this too, from a larger `smallest`.
+pub fn padded(mut json: Vec<u8>, smallest: usize) -> Vec<u8> {
     let n = json.len();
-    let bucket = if n <= PAD_MIN {
-        PAD_MIN
+    let bucket = if n <= smallest {
+        smallest
     } else if n <= PAD_STEP {
         n.next_power_of_two()
     } else {
@@ -327,10 +328,13 @@ mod padding_tests {
             format!(r#"{{"kind":"note","text":"{}"}}"#, "b".repeat(200)).as_bytes(),
         )
         .unwrap();
-        let (p1, p2) = (padded(short.to_json()), padded(longer.to_json()));
+        let (p1, p2) = (
+            padded(short.to_json(), PAD_MIN),
+            padded(longer.to_json(), PAD_MIN),
+        );
         assert_eq!((p1.len(), p2.len()), (256, 256));
         assert_eq!(RecordContent::from_json(&p1).unwrap(), short);
-        assert_eq!(padded(vec![b'x'; 257]).len(), 512);
-        assert_eq!(padded(vec![b'x'; 70_000]).len(), 2 * PAD_STEP);
+        assert_eq!(padded(vec![b'x'; 257], PAD_MIN).len(), 512);
+        assert_eq!(padded(vec![b'x'; 70_000], PAD_MIN).len(), 2 * PAD_STEP);
     }
 }
