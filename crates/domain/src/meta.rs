@@ -40,6 +40,9 @@ pub enum MetaTable {
     TrustReceipts,
     /// A member's loyalty history, by a loyalty tag scoped to the co-op.
     TrustLoyaltyDays,
+    /// Rectification notices: the member's locator scoped to the notice's
+    /// organisation, the subject and consent sealed to the notice.
+    RectificationNotices,
 }
 
 impl MetaTable {
@@ -61,6 +64,7 @@ impl MetaTable {
             MetaTable::ErasureRequests => "erasure_requests",
             MetaTable::TrustReceipts => "trust_receipts",
             MetaTable::TrustLoyaltyDays => "trust_loyalty_days",
+            MetaTable::RectificationNotices => "rectification_notices",
         }
     }
 }
