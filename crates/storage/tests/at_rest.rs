@@ -360,6 +360,21 @@ async fn consent_locators_are_per_organisation_and_erasure_subjects_sealed() {
             s.rectification_pending_before(ts(7_200_000)).await.unwrap(),
             (1, Some(ts(3_600_000)))
         );
+        // One an older node stored in clear is sealed at start, once.
+        let old_tag = [0xc5; 32];
+        raw(
+            db,
+            &t.url,
+            "UPDATE rectification_notices SET sealed = NULL, subject = 'sub_member5at0', \
+             consent_id = $1, member_tag = $2 WHERE notice_id = $3 RETURNING notice_id",
+            &[vec![0x70; 16], old_tag.to_vec(), vec![0xb0; 16]],
+        )
+        .await;
+        let tag_of = move |_: MemberId| old_tag;
+        assert_eq!(s.rectification_rekey(&tag_of).await.unwrap(), 1, "{db:?}");
+        assert_eq!(s.rectification_rekey(&tag_of).await.unwrap(), 0, "{db:?}");
+        assert_eq!(distinct(raw(db, &t.url, tags, &[]).await), 2, "{db:?}");
+        assert_eq!(s.rectifications_of(m.id).await.unwrap().len(), 2);
 
         // The erasure: its requests' subjects sealed, opened for the co-op.
         assert!(s.shred_member(m.id).await.unwrap());
