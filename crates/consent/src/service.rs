@@ -40,7 +40,8 @@ pub use erasure::{
     RecipientStatus, ERASURE_REQUEST_TYP,
 };
 pub use rectification::{
-    MemberRectification, OrgRectificationNotice, RectificationClaims, RECTIFICATION_NOTICE_TYP,
+    MemberRectification, OrgRectificationNotice, RectificationClaims, LEGACY_MEMBER_TAG_DOMAIN,
+    RECTIFICATION_NOTICE_TYP,
 };
 pub use release::ConsentSchedule;
 

@@ -42,6 +42,9 @@ pub enum MetaTable {
     TrustLoyaltyDays,
     /// Paper opt-outs waiting for the worker (issue 15, finding 5 of adv4).
     OptoutJobs,
+    /// Rectification notices: the member's locator scoped to the notice's
+    /// organisation, the subject and consent sealed to the notice.
+    RectificationNotices,
 }
 
 impl MetaTable {
@@ -64,6 +67,7 @@ impl MetaTable {
             MetaTable::TrustReceipts => "trust_receipts",
             MetaTable::TrustLoyaltyDays => "trust_loyalty_days",
             MetaTable::OptoutJobs => "optout_jobs",
+            MetaTable::RectificationNotices => "rectification_notices",
         }
     }
 }

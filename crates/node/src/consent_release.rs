@@ -67,7 +67,6 @@ impl ConsentReleaseGovernance {
                 max_delay_seconds: i64::from(self.max_delay_hours) * 3600,
             },
             access_window_seconds: i64::from(self.access_window_minutes) * 60,
-            at_once: false,
         }
     }
 }

@@ -322,7 +322,17 @@ impl Node {
         // audit subjects under the node's keys; an older node's rows move
         // to them before anything is served.
         store.set_metadata_keys(Arc::new(keys.metadata_keys(rng.clone())));
-        let rekeyed = store.rekey_member_metadata().await?;
+        let mut rekeyed = store.rekey_member_metadata().await?;
+        // Rectification notices an older node kept in clear (attack 3a of
+        // adv5): sealed, under the member's locator scoped to the co-op.
+        rekeyed += store
+            .rectification_rekey(&|m: me2b_domain::MemberId| {
+                keys.trust_tag(
+                    me2b_consent::service::LEGACY_MEMBER_TAG_DOMAIN,
+                    m.as_bytes(),
+                )
+            })
+            .await?;
         if rekeyed > 0 {
             tracing::info!(rows = rekeyed, "member metadata re-keyed (issue 13)");
         }

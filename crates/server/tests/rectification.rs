@@ -347,7 +347,7 @@ async fn a_boundary_is_decided_once_and_later_reads_release_nothing() {
             subject: "sub_late".into(),
             consent: me2b_domain::ConsentId::from_slice(&[7; 16]).unwrap(),
             category: "region".into(),
-            member_tag: [3; 32],
+            member: me2b_domain::MemberId::from_slice(&[3; 16]).unwrap(),
             created_at: batch.waited_by(boundary),
             released_at: None,
             confirmed_at: None,
@@ -365,5 +365,177 @@ async fn a_boundary_is_decided_once_and_later_reads_release_nothing() {
         let got = notices(&s, &a_key).await;
         assert_eq!(got.len(), 1, "{db:?}");
         assert_eq!(got[0]["subject"], "sub_late");
+    }
+}
+
+/// `[consent_release]` held back (attack 2b of adv5): daily releases of at
+/// least three members.
+const HELD: &str = "[consent_release]\nrelease_period_hours = 24\nmin_batch = 3\n\
+     max_delay_hours = 72\naccess_window_minutes = 15\n";
+
+/// A notice only concerns a consent already released to its organisation:
+/// L's grant, still held back from A's consent list and data access, is not
+/// told to A by a notice (its subject and consent id) on the notices'
+/// schedule, while the five members released before get theirs.
+#[tokio::test]
+async fn a_notice_never_names_a_consent_still_held_back() {
+    for db in Db::ALL {
+        let Some(s) = common::start_ttl(db, Some(HELD), 90 * 24 * 3600).await else {
+            continue;
+        };
+        let (_a, a_key, a_req) = coop(&s, "Co-op A", &["region"]).await;
+        let mut members = Vec::new();
+        for i in 0..5 {
+            let m = s.member(&format!("m{i}@example.org")).await;
+            let home = create(&s, &m, region("Utrecht")).await;
+            grant(&s, &m, &a_req).await;
+            members.push((m, home));
+        }
+        // The five grants are released at the next boundary.
+        s.clock.advance_seconds(24 * 3600);
+        let listed = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["consent_id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let list = format!("/v1/org/consent-requests/{a_req}/consents");
+        let (st, v) = s.req(Method::GET, &list, Some(&a_key), None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(listed(&v).len(), 5, "{db:?} {v}");
+        // L grants alone: held back (fewer than three waiting).
+        let l = s.member("late@example.org").await;
+        let l_home = create(&s, &l, region("Utrecht")).await;
+        grant(&s, &l, &a_req).await;
+        members.push((l, l_home));
+        // All six correct; the notices' batch (five or more) is released at
+        // the next boundary, the consent still waits.
+        for (m, home) in &members {
+            put(&s, m, home, region("Amsterdam")).await;
+        }
+        s.clock.advance_seconds(24 * 3600);
+        let got = notices(&s, &a_key).await;
+        let (st, v) = s.req(Method::GET, &list, Some(&a_key), None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let released = listed(&v);
+        assert_eq!(released.len(), 5, "L's grant still held: {db:?} {v}");
+        for n in &got {
+            let c = n["consent_id"].as_str().unwrap();
+            assert!(
+                released.iter().any(|r| r == c),
+                "a notice names a consent A has not been shown: {db:?} {n}"
+            );
+        }
+        assert_eq!(got.len(), 5, "{db:?}");
+    }
+}
+
+/// Every column of every row of `rectification_notices`, as text, with the
+/// row's organisation first (what a thief with a copy of the file reads).
+async fn notice_rows(s: &Srv) -> Vec<Vec<Option<String>>> {
+    match s.db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&s.t.url).await.unwrap();
+            let cols: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM pragma_table_info('rectification_notices')")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            let all = cols
+                .iter()
+                .map(|c| format!("hex(\"{c}\")"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rows = sqlx::query(&format!(
+                "SELECT hex(org_id), {all} FROM rectification_notices"
+            ))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            rows.iter()
+                .map(|r| {
+                    (0..=cols.len())
+                        .map(|i| sqlx::Row::try_get::<Option<String>, _>(r, i).unwrap())
+                        .collect()
+                })
+                .collect()
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&s.t.url).await.unwrap();
+            let cols: Vec<String> = sqlx::query_scalar(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = 'rectification_notices'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let all = cols
+                .iter()
+                .map(|c| format!("CAST(\"{c}\" AS TEXT)"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rows = sqlx::query(&format!(
+                "SELECT CAST(org_id AS TEXT), {all} FROM rectification_notices"
+            ))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            rows.iter()
+                .map(|r| {
+                    (0..=cols.len())
+                        .map(|i| sqlx::Row::try_get::<Option<String>, _>(r, i).unwrap())
+                        .collect()
+                })
+                .collect()
+        }
+    }
+}
+
+/// Attack 3a of adv5 (issue 13): from the file alone, group the notices by
+/// every column; a value some but not all rows share, held by notices to
+/// two co-ops, pairs a member's pseudonyms there. Four members, each
+/// consented to A and B, correct a minute apart; no column links them. An
+/// erased member's notices go with the erasure's release.
+#[tokio::test]
+async fn the_notices_file_pairs_no_members_pseudonyms_across_coops() {
+    for db in Db::ALL {
+        let Some(s) = common::start_ttl(db, None, 90 * 24 * 3600).await else {
+            continue;
+        };
+        let (_a, _a_key, a_req) = coop(&s, "Co-op A", &["region"]).await;
+        let (_b, _b_key, b_req) = coop(&s, "Co-op B", &["region"]).await;
+        let mut members = Vec::new();
+        for i in 0..4 {
+            let m = s.member(&format!("t{i}@example.org")).await;
+            let home = create(&s, &m, region("Utrecht")).await;
+            grant(&s, &m, &a_req).await;
+            grant(&s, &m, &b_req).await;
+            members.push((m, home));
+        }
+        for (m, home) in &members {
+            s.clock.advance_seconds(60);
+            put(&s, m, home, region("Amsterdam")).await;
+        }
+        let rows = notice_rows(&s).await;
+        assert_eq!(rows.len(), 8, "{db:?}");
+        let width = rows[0].len();
+        for col in 1..width {
+            let mut groups: std::collections::BTreeMap<Option<String>, Vec<usize>> =
+                Default::default();
+            for (i, r) in rows.iter().enumerate() {
+                groups.entry(r[col].clone()).or_default().push(i);
+            }
+            for (value, group) in groups {
+                let orgs: std::collections::BTreeSet<_> =
+                    group.iter().map(|&i| rows[i][0].clone()).collect();
+                assert!(
+                    orgs.len() < 2 || group.len() == rows.len(),
+                    "{db:?}: column {col} value {value:?} links notices {group:?} across co-ops"
+                );
+            }
+        }
     }
 }

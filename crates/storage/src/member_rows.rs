@@ -46,7 +46,7 @@ const fn rows(
 }
 
 /// A member's rows, in the order they are deleted.
-pub(crate) const MEMBER_ROWS: [MemberRows; 14] = [
+pub(crate) const MEMBER_ROWS: [MemberRows; 16] = [
     rows(
         "sessions",
         Stage::Hold,
@@ -121,6 +121,22 @@ pub(crate) const MEMBER_ROWS: [MemberRows; 14] = [
         "DELETE FROM consents WHERE member_loc = $1 OR legacy_member_id = $2",
         Some(MetaTable::Consents),
     ),
+    // Rectification notices (to each organisation, under the member's
+    // locator scoped to it) and their deliveries: kept, as consents, until
+    // the release (issue 15; attack 3a of adv5).
+    rows(
+        "rectification_deliveries",
+        Stage::Release,
+        "DELETE FROM rectification_deliveries WHERE notice_id IN \
+         (SELECT notice_id FROM rectification_notices WHERE member_tag = $1)",
+        Some(MetaTable::RectificationNotices),
+    ),
+    rows(
+        "rectification_notices",
+        Stage::Release,
+        "DELETE FROM rectification_notices WHERE member_tag = $1",
+        Some(MetaTable::RectificationNotices),
+    ),
     // What finds the member's intents: kept to the release, when the
     // published ones (closed at the hold) are deleted through it
     // (`erase_member_intents`, run before these deletes).
@@ -161,6 +177,11 @@ impl<P> SqlStore<P> {
         for r in MEMBER_ROWS.iter().filter(|r| stages.contains(&r.stage)) {
             let firsts = match r.locator {
                 Some(MetaTable::Consents) => self.consent_locs(member, consent_orgs)?,
+                // A notice goes only to an organisation the member consented to.
+                Some(MetaTable::RectificationNotices) => consent_orgs
+                    .iter()
+                    .map(|o| self.notice_loc(member, o))
+                    .collect::<Result<_>>()?,
                 Some(t) => vec![self.loc(t, member)?],
                 None => vec![member.as_bytes().to_vec()],
             };
@@ -191,6 +212,7 @@ mod tests {
         let at = |t: &str| names.iter().position(|n| *n == t).unwrap_or(usize::MAX);
         assert!(at("consent_envelopes") < at("consents"));
         assert!(at("consent_envelopes_pending") < at("consents"));
+        assert!(at("rectification_deliveries") < at("rectification_notices"));
         for r in MEMBER_ROWS {
             assert!(
                 r.sql.contains(&format!("FROM {} WHERE", r.table)),

@@ -326,6 +326,56 @@ async fn consent_locators_are_per_organisation_and_erasure_subjects_sealed() {
             assert_eq!(s.consents_between(*o, m.id).await.unwrap().len(), 1);
         }
 
+        // Rectification notices (attack 3a of adv5): the subject, consent
+        // and member sealed, the locator scoped per co-op, the hour kept.
+        let notices: Vec<_> = orgs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| RectificationRow {
+                id: [0xb0 + i as u8; 16],
+                org: *o,
+                subject: format!("sub_member5at{i}"),
+                consent: ConsentId::from_slice(&[0x70 + i as u8; 16]).unwrap(),
+                category: "region".into(),
+                member: m.id,
+                created_at: ts(3_600_000 + 1234),
+                released_at: None,
+                confirmed_at: None,
+            })
+            .collect();
+        assert_eq!(s.rectification_add(&notices).await.unwrap(), 2);
+        assert_eq!(s.rectification_add(&notices).await.unwrap(), 0, "repeats");
+        let tags = "SELECT member_tag FROM rectification_notices";
+        assert_eq!(distinct(raw(db, &t.url, tags, &[]).await), 2, "{db:?}");
+        let consents_in_clear = "SELECT consent_id FROM rectification_notices";
+        assert!(raw(db, &t.url, consents_in_clear, &[])
+            .await
+            .iter()
+            .all(Vec::is_empty));
+        let mine = s.rectifications_of(m.id).await.unwrap();
+        assert_eq!(mine.len(), 2, "{db:?}");
+        assert_eq!(mine[0].created_at, ts(3_600_000));
+        assert!(mine.iter().any(|n| n.subject == "sub_member5at1"));
+        assert_eq!(
+            s.rectification_pending_before(ts(7_200_000)).await.unwrap(),
+            (1, Some(ts(3_600_000)))
+        );
+        // One an older node stored in clear is sealed at start, once.
+        let old_tag = [0xc5; 32];
+        raw(
+            db,
+            &t.url,
+            "UPDATE rectification_notices SET sealed = NULL, subject = 'sub_member5at0', \
+             consent_id = $1, member_tag = $2 WHERE notice_id = $3 RETURNING notice_id",
+            &[vec![0x70; 16], old_tag.to_vec(), vec![0xb0; 16]],
+        )
+        .await;
+        let tag_of = move |_: MemberId| old_tag;
+        assert_eq!(s.rectification_rekey(&tag_of).await.unwrap(), 1, "{db:?}");
+        assert_eq!(s.rectification_rekey(&tag_of).await.unwrap(), 0, "{db:?}");
+        assert_eq!(distinct(raw(db, &t.url, tags, &[]).await), 2, "{db:?}");
+        assert_eq!(s.rectifications_of(m.id).await.unwrap().len(), 2);
+
         // The erasure: its requests' subjects sealed, opened for the co-op.
         assert!(s.shred_member(m.id).await.unwrap());
         let requests: Vec<_> = orgs
@@ -367,8 +417,9 @@ async fn consent_locators_are_per_organisation_and_erasure_subjects_sealed() {
             assert_eq!(sent.len(), 1, "{db:?}");
             assert_eq!(sent[0].subject, format!("sub_member5at{i}"));
         }
-        // The release took both organisations' consents.
+        // The release took both organisations' consents, and the notices.
         assert!(raw(db, &t.url, locs, &[]).await.is_empty(), "{db:?}");
+        assert!(raw(db, &t.url, tags, &[]).await.is_empty(), "{db:?}");
         s.close().await;
     }
 }

@@ -24,8 +24,10 @@ use me2b_storage::RectificationRow;
 /// The `typ` of a signed rectification notice.
 pub const RECTIFICATION_NOTICE_TYP: &str = "me2b-rectification-notice+jws";
 
-/// The keyed-hash domain of a member's tag on their notices.
-const MEMBER_TAG_DOMAIN: &str = "me2b-rectification-member-v1";
+/// The keyed-hash domain (the node keys' `trust_tag`) of the member tag an
+/// older node stored on their notices in clear: the node seals those at
+/// start (storage's `rectification_rekey`).
+pub const LEGACY_MEMBER_TAG_DOMAIN: &str = "me2b-rectification-member-v1";
 
 /// What a signed rectification notice says.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -84,13 +86,14 @@ pub(crate) struct Releases {
 }
 
 impl Consents {
-    fn member_tag(&self, member: MemberId) -> [u8; 32] {
-        self.keys.trust_tag(MEMBER_TAG_DOMAIN, member.as_bytes())
-    }
-
     /// After the member corrected a record that was `old`: a notice to
     /// every organisation that received its category through a consent,
-    /// held for the next release. A record nobody received sends nothing.
+    /// held for the next release. A record nobody received sends nothing;
+    /// nor does a consent not yet released to its organisation (attack 2b
+    /// of adv5: held back by `[consent_release]`, it is in neither the
+    /// organisation's list nor its data access, so it received nothing and
+    /// a notice would name the grant early). The categories are those of
+    /// the version released to it.
     pub(super) async fn rectified(
         &self,
         member: MemberId,
@@ -99,18 +102,24 @@ impl Consents {
         let Some(category) = self.category_of(old).map(str::to_owned) else {
             return Ok(0);
         };
+        // What organisations are shown is decided first (the consent
+        // release's own gate), as every read of theirs does.
+        self.release_due().await?;
         let now = self.clock.now();
-        let tag = self.member_tag(member);
         let mut notices = Vec::new();
         for row in self.store.consents_of_member(member).await? {
             if row.status == "refused" {
                 continue;
             }
-            let record = ConsentRecord::from_json(&row.body)?;
-            if !record
-                .categories
-                .iter()
-                .any(|g| self.vocab.category_within(&category, g))
+            let Some(released) = self.store.released_consent(row.id).await? else {
+                continue;
+            };
+            let record = ConsentRecord::from_json(&released.released_body)?;
+            if record.status == ConsentStatus::Refused
+                || !record
+                    .categories
+                    .iter()
+                    .any(|g| self.vocab.category_within(&category, g))
             {
                 continue;
             }
@@ -125,7 +134,7 @@ impl Consents {
                 },
                 consent: row.id,
                 category: category.clone(),
-                member_tag: tag,
+                member,
                 created_at: now,
                 released_at: None,
                 confirmed_at: None,
@@ -253,10 +262,7 @@ impl Consents {
         s: &MemberSession,
     ) -> Result<Vec<MemberRectification>, ServiceError> {
         self.release_rectifications_due().await?;
-        let rows = self
-            .store
-            .rectifications_of(&self.member_tag(s.member))
-            .await?;
+        let rows = self.store.rectifications_of(s.member).await?;
         let orgs = self.orgs_by_id().await?;
         let now = self.clock.now();
         Ok(rows

@@ -32,10 +32,6 @@ pub struct ConsentSchedule {
     pub batch: BatchSchedule,
     /// How long data access answers after each boundary.
     pub access_window_seconds: i64,
-    /// Tests of other features only (the governance file cannot set it):
-    /// every change is released at the next read, and data access answers
-    /// at any time.
-    pub at_once: bool,
 }
 
 impl Default for ConsentSchedule {
@@ -49,21 +45,11 @@ impl Default for ConsentSchedule {
                 max_delay_seconds: 3 * 24 * 3600,
             },
             access_window_seconds: 3600,
-            at_once: false,
         }
     }
 }
 
 impl ConsentSchedule {
-    /// Everything visible at once, data access at any time (tests of other
-    /// features).
-    pub fn at_once() -> Self {
-        Self {
-            at_once: true,
-            ..Self::default()
-        }
-    }
-
     /// Whether data access is answered at `now`: Ok inside the window
     /// that opens at each boundary, Err(seconds until the next) outside.
     pub fn window(&self, now: Timestamp) -> Result<(), i64> {
@@ -104,14 +90,6 @@ impl Consents {
     pub async fn release_due(&self) -> Result<u64, ServiceError> {
         let s = self.release_schedule();
         let now = self.clock.now();
-        if s.at_once {
-            return Ok(self
-                .store
-                .consent_release(Timestamp::from_unix_millis(
-                    now.unix_millis().saturating_add(1),
-                ))
-                .await?);
-        }
         if !self.releases.gate.open(now) {
             return Ok(0);
         }
@@ -143,9 +121,6 @@ impl Consents {
     /// next window).
     pub(crate) fn access_window(&self) -> Result<(), ServiceError> {
         let s = self.release_schedule();
-        if s.at_once {
-            return Ok(());
-        }
         s.window(self.clock.now())
             .map_err(|retry_after| ServiceError::AccessWindowClosed {
                 retry_after: u64::try_from(retry_after).unwrap_or(60),

@@ -183,9 +183,6 @@ struct Consents {
 /// organisations in batches, and data access answers in a window).
 fn release_words(s: &WebState) -> String {
     let r = s.node.consents.release_schedule();
-    if r.at_once {
-        return "Members' answers reach you at once (a setting for tests only).".into();
-    }
     let now = s.node.clock.now();
     let next = r.batch.next_boundary(now);
     format!(
