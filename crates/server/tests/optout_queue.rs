@@ -119,6 +119,8 @@ fn claims(jws: &str) -> Value {
 
 /// The receipts an organisation holds for one consent.
 async fn org_receipts(s: &common::Srv, key: &str, consent: &str) -> Vec<Value> {
+    // Organisations see consent changes at the release ([consent_release]).
+    s.release_and_open_window().await;
     let (st, v) = s
         .req(
             Method::GET,

@@ -829,6 +829,8 @@ async fn a_correction_on_the_web_shows_each_recipients_status() {
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
+        // A notice only concerns a consent released to its organisation.
+        s.release_and_open_window().await;
         let j = jar(&ana);
         let (_, _, page) = get(&s, "/vault", Some(&j)).await;
         assert!(!page.contains("Who was told of your corrections"));

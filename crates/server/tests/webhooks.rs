@@ -539,6 +539,8 @@ async fn rectification_notices_are_posted_to_the_webhook_after_the_release() {
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
+        // A notice only concerns a consent released to its organisation.
+        s.release_and_open_window().await;
         let (st, v) = s
             .req(
                 Method::PUT,
