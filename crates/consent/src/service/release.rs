@@ -145,7 +145,6 @@ mod tests {
                 ..d.batch
             },
             access_window_seconds: 600,
-            ..d
         };
         assert_eq!(s.window(at(7200)), Ok(()));
         assert_eq!(s.window(at(7799)), Ok(()), "inside");
