@@ -580,6 +580,8 @@ impl Node {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 tick.tick().await;
+                // An erasure's log checkpoint a reader kept from finishing.
+                store.finish_scrub().await;
                 if let Err(e) = vault.release_erasures_due().await {
                     tracing::warn!(error = %e, "erasures due could not be released");
                 }

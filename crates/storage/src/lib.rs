@@ -103,6 +103,10 @@ pub trait MemberStore {
     async fn shred_member(&self, id: MemberId) -> Result<bool>;
     /// Erasure, step 2: deletes the member's sessions, records and account row.
     async fn delete_member_rows(&self, id: MemberId) -> Result<()>;
+    /// Empties the SQLite write-ahead log if an erasure's checkpoint could
+    /// not (a reader held it): the sweeper calls it every minute. Nothing
+    /// to do on PostgreSQL.
+    async fn finish_scrub(&self);
     /// Members whose erasure stopped between step 1 and step 2.
     async fn members_pending_erasure(&self) -> Result<Vec<MemberId>>;
     async fn count_members(&self) -> Result<u64>;

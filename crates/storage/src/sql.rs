@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub struct SqlStore<P> {
     pool: P,
     /// The node's keys for member metadata (issue 13; `crate::meta`).
     pub(crate) meta: Arc<crate::meta::MetaState>,
+    /// An erasure's log checkpoint did not complete (SQLite; `scrub_deleted`).
+    scrub_pending: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<P> SqlStore<P> {
@@ -49,6 +52,7 @@ impl<P> SqlStore<P> {
         Self {
             pool,
             meta: Arc::default(),
+            scrub_pending: Arc::default(),
         }
     }
 }
@@ -62,19 +66,23 @@ impl SqlStore<SqlitePool> {
     /// main file the old page until a checkpoint (adversary 5, 3c). A
     /// TRUNCATE checkpoint copies the new pages (zeroed by `secure_delete`)
     /// into the file and empties the log. If readers keep it from
-    /// finishing, the next erasure or start does it; the delete itself is
-    /// committed either way.
+    /// finishing, the sweeper retries every minute (`finish_scrub`) until it
+    /// completes; the delete itself is committed either way.
     pub(crate) async fn scrub_deleted(&self) {
         match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
             .fetch_one(&self.pool)
             .await
         {
-            Ok((0, _, _)) => {}
-            Ok(_) => tracing::warn!(
-                "the write-ahead log was not emptied after an erasure (busy); retried at the next"
-            ),
+            Ok((0, _, _)) => self.scrub_pending.store(false, Ordering::SeqCst),
+            Ok(_) => {
+                self.scrub_pending.store(true, Ordering::SeqCst);
+                tracing::warn!(
+                    "the write-ahead log was not emptied after an erasure (a reader holds it); retried every minute"
+                )
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "the write-ahead log checkpoint after an erasure failed")
+                self.scrub_pending.store(true, Ordering::SeqCst);
+                tracing::warn!(error = %e, "the write-ahead log checkpoint after an erasure failed; retried every minute")
             }
         }
     }
@@ -606,6 +614,11 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 self.scrub_deleted().await;
                 Ok(r.rows_affected() == 1)
+            }
+            async fn finish_scrub(&self) {
+                if self.scrub_pending.load(Ordering::SeqCst) {
+                    self.scrub_deleted().await;
+                }
             }
             async fn delete_member_rows(&self, id: MemberId) -> Result<()> {
                 let mut tx = self.pool.begin().await?;

@@ -732,3 +732,52 @@ async fn gpc_and_queued_opt_outs_keep_the_hour_at_rest() {
         s.close().await;
     }
 }
+
+/// The re-check of 3c: another process (a backup tool, an `sqlite3` shell)
+/// holding a read transaction during the erasure keeps the checkpoint from
+/// emptying the log, and the account's wraps stay in it; the sweeper's
+/// retry (`finish_scrub`) empties it once the reader is gone.
+#[tokio::test]
+async fn a_reader_during_an_erasure_only_delays_the_log_being_emptied() {
+    let Some(t) = fresh(Db::Sqlite).await.unwrap() else {
+        return;
+    };
+    let s = open(&t.url).await.unwrap();
+    s.set_metadata_keys(me2b_testkit::metadata_keys());
+    let wrap: Vec<u8> = b"PASSPHRASE-WRAP-OF-A-MEMBER-ERASED-WHILE-READ".to_vec();
+    let m = NewMember {
+        passphrase_wrap: wrap.clone(),
+        ..member(8)
+    };
+    s.insert_member(&m).await.unwrap();
+    let path = t.url.trim_start_matches("sqlite://").to_owned();
+    let bytes = || {
+        [
+            std::fs::read(&path).unwrap_or_default(),
+            std::fs::read(format!("{path}-wal")).unwrap_or_default(),
+        ]
+        .concat()
+    };
+    // Another process's read transaction, opened before the erasure.
+    let reader = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+    let mut tx = reader.begin().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(s.shred_member(m.id).await.unwrap());
+    s.delete_member_rows(m.id).await.unwrap();
+    s.finish_scrub().await;
+    assert!(
+        contains(&bytes(), &wrap[..24]),
+        "the reader should have kept the log (else this test proves nothing)"
+    );
+    tx.rollback().await.unwrap();
+    reader.close().await;
+    s.finish_scrub().await;
+    assert!(
+        !contains(&bytes(), &wrap[..24]),
+        "the erased member's wrap is still in the database files after the retry"
+    );
+}
