@@ -781,3 +781,287 @@ async fn a_reader_during_an_erasure_only_delays_the_log_being_emptied() {
         "the erased member's wrap is still in the database files after the retry"
     );
 }
+
+/// A deterministic stand-in for the node's random source (splitmix64).
+#[derive(Debug, Default)]
+struct Splitmix(std::sync::atomic::AtomicU64);
+impl me2b_domain::Random for Splitmix {
+    fn fill(&self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let mut z = self
+                .0
+                .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed)
+                .wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// The thief's pairing by insertion order: each row's place in the file
+/// (its rowid, where the table has one, and its place in a plain
+/// `SELECT *`), each consent placed by its first row; every consent of
+/// co-op A paired with a consent of co-op B near it. The correct pairs, the
+/// better of the two orders.
+async fn pair_by_order(
+    url: &str,
+    table: &str,
+    org_of: &dyn Fn(&[u8]) -> Option<bool>,
+    partner: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+) -> usize {
+    use sqlx::Row;
+    let col = if table == "consents" {
+        "org_id"
+    } else {
+        "key_id"
+    };
+    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+    let mut orders: Vec<Vec<(Vec<u8>, Vec<u8>)>> = Vec::new();
+    // By rowid, read as the thief would (no ORDER BY, sorted after).
+    if let Ok(rows) = sqlx::query(&format!(
+        "SELECT rowid AS r, consent_id, {col} FROM {table}"
+    ))
+    .fetch_all(&pool)
+    .await
+    {
+        let mut v: Vec<(i64, Vec<u8>, Vec<u8>)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        v.sort();
+        orders.push(v.into_iter().map(|(_, c, o)| (c, o)).collect());
+    }
+    // The table's own scan order.
+    let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    orders.push(
+        rows.iter()
+            .map(|r| (r.get("consent_id"), r.get(col)))
+            .collect(),
+    );
+    pool.close().await;
+    let mut best = 0;
+    for order in orders {
+        // Each consent at its first row's place, with its side.
+        let mut placed: Vec<(usize, Vec<u8>, bool)> = Vec::new();
+        for (i, (c, o)) in order.into_iter().enumerate() {
+            if placed.iter().any(|(_, p, _)| *p == c) {
+                continue;
+            }
+            if let Some(a) = org_of(&o) {
+                placed.push((i, c, a));
+            }
+        }
+        // Each A paired with the nearest B after it, before it, or either
+        // side; the thief keeps the pairing of least total distance (which
+        // they can compute), the first of these on a tie.
+        let a_side: Vec<_> = placed.iter().filter(|p| p.2).collect();
+        let b_side: Vec<_> = placed.iter().filter(|p| !p.2).collect();
+        let mut chosen: Option<(usize, usize)> = None;
+        for direction in [1i8, -1, 0] {
+            let (mut cost, mut correct) = (0, 0);
+            for (i, c, _) in &a_side {
+                let nearest = b_side
+                    .iter()
+                    .filter(|(j, _, _)| match direction {
+                        1 => j > i,
+                        -1 => j < i,
+                        _ => true,
+                    })
+                    .min_by_key(|(j, _, _)| i.abs_diff(*j));
+                match nearest {
+                    Some((j, b, _)) => {
+                        cost += i.abs_diff(*j);
+                        if partner.get(c) == Some(b) {
+                            correct += 1;
+                        }
+                    }
+                    None => cost += placed.len(),
+                }
+            }
+            if chosen.is_none_or(|(least, _)| cost < least) {
+                chosen = Some((cost, correct));
+            }
+        }
+        let correct = chosen.map_or(0, |(_, c)| c);
+        best = best.max(correct);
+    }
+    best
+}
+
+/// The open finding of the re-check (adv6, rows 2 and 3): with the file
+/// alone, a thief paired a member's consents and envelopes at two co-ops by
+/// insertion order (`consents`, `consent_envelopes` and
+/// `consent_envelopes_pending` were rowid tables): 30 of 30 grants, 6 of 6
+/// corrections, still paired after the release swapped them in. Here 16
+/// members each grant at co-op A then at co-op B, one member after the
+/// other; the release; then each corrects a record (new envelopes at both,
+/// pending); the next release swaps them in. After each step the thief
+/// pairs every A consent with the nearest B consent in rowid order and in
+/// `SELECT *` order.
+///
+/// Under a random order, A's nearest B is its partner with probability
+/// about 1/16, so the correct pairs are about Poisson(1): at most 4 is
+/// chance plus three standard deviations (P(≥ 5) ≈ 0.4 %); insertion order
+/// gave 16 of 16. The ids come from a fixed seed, so the count does not
+/// change between runs. SQLite only: PostgreSQL's heap keeps insertion order
+/// whatever the key (ARCHITECTURE.md, "Metadata at rest").
+#[tokio::test]
+async fn insertion_order_does_not_pair_a_members_rows_at_two_coops() {
+    use me2b_domain::org::{OrgKind, Role, Roles};
+    use me2b_domain::{ApiKeyId, ConsentId, ConsentRequestId, OrgId};
+    use std::collections::BTreeMap;
+    const N: usize = 16;
+    const H: i64 = 3_600_000;
+    for (db, s, t) in stores().await {
+        if db != Db::Sqlite {
+            s.close().await;
+            continue;
+        }
+        let rng = Splitmix::default();
+        let mut coops = Vec::new();
+        for i in 0..2u8 {
+            let org = OrgRow {
+                id: OrgId::generate(&rng),
+                name: format!("Co-op {i}"),
+                kind: OrgKind::Coop,
+                created_at: ts(1),
+                deleted_at: None,
+            };
+            s.insert_org(&org).await.unwrap();
+            let key = ApiKeyRow {
+                id: ApiKeyId::generate(&rng),
+                org: org.id,
+                key_hash: [0x40 + i; 32],
+                roles: Roles::try_from(vec![Role::Consent]).unwrap(),
+                created_at: ts(1),
+                revoked_at: None,
+                envelope_pk: None,
+            };
+            s.insert_api_key(&key).await.unwrap();
+            let request = ConsentRequestId::generate(&rng);
+            s.insert_consent_request(&ConsentRequestRow {
+                id: request,
+                org: org.id,
+                created_at: ts(1),
+                body: b"{}".to_vec(),
+            })
+            .await
+            .unwrap();
+            coops.push((org.id, key.id, request));
+        }
+        let cats = vec!["region".to_owned(), "interest".to_owned()];
+        let envelopes = |c: ConsentId, k: ApiKeyId, m: MemberId, b: u8, at: i64| {
+            cats.iter()
+                .map(|cat| EnvelopeRow {
+                    consent: c,
+                    key: k,
+                    category: cat.clone(),
+                    member: m,
+                    expires_at: ts(1000 * H),
+                    updated_at: ts(at),
+                    sealed: vec![b; 561],
+                    digest: Some([b; 32]),
+                })
+                .collect::<Vec<_>>()
+        };
+        // The grants: one member after the other, A then B.
+        let mut members = Vec::new();
+        let mut partner = BTreeMap::new();
+        for n in 0..N {
+            let id = MemberId::generate(&rng);
+            s.insert_member(&NewMember {
+                id,
+                email_index: [n as u8; 32],
+                email_ct: vec![n as u8; 40],
+                passphrase_wrap: vec![9; 73],
+                recovery_wrap: vec![8; 73],
+                created_at: ts(H),
+            })
+            .await
+            .unwrap();
+            let mut mine = Vec::new();
+            for (org, key, request) in &coops {
+                let c = ConsentId::generate(&rng);
+                let at = 2 * H + n as i64 * 1000;
+                s.insert_consent(&ConsentRow {
+                    id: c,
+                    request: *request,
+                    org: *org,
+                    member: id,
+                    status: "given".into(),
+                    version: 1,
+                    given_at: ts(at),
+                    expires_at: ts(1000 * H),
+                    withdrawn_at: None,
+                    body: vec![7; 2434],
+                })
+                .await
+                .unwrap();
+                let w = s
+                    .replace_envelopes(c, Some(&cats), &envelopes(c, *key, id, 1, at), ts(at))
+                    .await
+                    .unwrap();
+                assert_eq!(w, EnvelopeWrite::Changed);
+                mine.push(c);
+            }
+            partner.insert(mine[0].as_bytes().to_vec(), mine[1].as_bytes().to_vec());
+            members.push((id, mine));
+        }
+        let (a_org, a_key) = (coops[0].0, coops[0].1);
+        let (b_org, b_key) = (coops[1].0, coops[1].1);
+        let side = move |v: &[u8]| -> Option<bool> {
+            if v == a_org.as_bytes() || v == a_key.as_bytes() {
+                Some(true)
+            } else if v == b_org.as_bytes() || v == b_key.as_bytes() {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        let mut found = Vec::new();
+        for table in ["consents", "consent_envelopes"] {
+            found.push((
+                "grants",
+                table,
+                pair_by_order(&t.url, table, &side, &partner).await,
+            ));
+        }
+        assert_eq!(s.consent_release(ts(3 * H)).await.unwrap(), 2 * N as u64);
+        // The corrections: each member's record changes, and with it the
+        // envelopes at both co-ops (pending until the next release).
+        for (n, (id, mine)) in members.iter().enumerate() {
+            for (c, (_, key, _)) in mine.iter().zip(&coops) {
+                let at = 4 * H + n as i64 * 1000;
+                let w = s
+                    .replace_envelopes(*c, Some(&cats), &envelopes(*c, *key, *id, 2, at), ts(at))
+                    .await
+                    .unwrap();
+                assert_eq!(w, EnvelopeWrite::Changed);
+            }
+        }
+        found.push((
+            "corrections",
+            "consent_envelopes_pending",
+            pair_by_order(&t.url, "consent_envelopes_pending", &side, &partner).await,
+        ));
+        assert_eq!(s.consent_release(ts(5 * H)).await.unwrap(), 2 * N as u64);
+        found.push((
+            "released corrections",
+            "consent_envelopes",
+            pair_by_order(&t.url, "consent_envelopes", &side, &partner).await,
+        ));
+        println!("{db:?}: correct pairs of {N} by insertion order: {found:?}");
+        for (what, table, correct) in found {
+            assert!(
+                correct <= 4,
+                "{what}: {correct} of {N} members paired by the order of {table}"
+            );
+        }
+        s.close().await;
+    }
+}
