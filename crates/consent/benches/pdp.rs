@@ -25,6 +25,14 @@ use me2b_domain::org::OrgKind;
 use me2b_domain::record::RecordContent;
 use me2b_domain::{ConsentId, MemberId, OrgId, Random, SystemClock, Timestamp};
 use me2b_storage::{OrgRow, Store};
+
+/// A consent row's place in the SQLite file, as the store computes it
+/// (migration 0035): the low 60 bits of its random id.
+fn slot(id: &ConsentId) -> i64 {
+    let b = id.as_bytes();
+    let low = u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+    (low & 0x0FFF_FFFF_FFFF_FFFF) as i64
+}
 use me2b_vault::Vault;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,7 +148,7 @@ async fn main() {
             let mut qb = sqlx::QueryBuilder::new(
                 // As an older node wrote them (by member id, body in clear): the
                 // node's re-keying below moves them (issue 13).
-                "INSERT INTO consents (consent_id, request_id, org_id, member_loc, legacy_member_id, status, version, given_at, expires_at, withdrawn_at, body) ",
+                "INSERT INTO consents (consent_id, request_id, org_id, member_loc, legacy_member_id, status, version, given_at, expires_at, withdrawn_at, body, slot) ",
             );
             qb.push_values(rs, |mut b, (id, rq, o, m, exp, body)| {
                 b.push_bind(id.as_bytes().to_vec())
@@ -153,7 +161,9 @@ async fn main() {
                     .push_bind(now.unix_millis())
                     .push_bind(exp.unix_millis())
                     .push_bind(None::<i64>)
-                    .push_bind(body.clone());
+                    .push_bind(body.clone())
+                    // Its random place in the file (migration 0035).
+                    .push_bind(slot(id));
             });
             qb.build().execute(&mut *tx).await.unwrap();
         }

@@ -1087,8 +1087,8 @@ macro_rules! impl_store {
             }
             async fn insert_consent(&self, c: &ConsentRow) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO consents (consent_id, request_id, org_id, member_loc, member_ct, status, version, given_at, expires_at, withdrawn_at, body, loc_scoped) \
-                     VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10, 1)",
+                    "INSERT INTO consents (consent_id, request_id, org_id, member_loc, member_ct, status, version, given_at, expires_at, withdrawn_at, body, loc_scoped, slot) \
+                     VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10, 1, $12)",
                 )
                 .bind(c.id.as_bytes().to_vec())
                 .bind(c.request.as_bytes().to_vec())
@@ -1103,6 +1103,7 @@ macro_rules! impl_store {
                 .bind(c.withdrawn_at.map(hour_ms))
                 .bind(self.seal_body(MetaTable::Consents, c.id.as_bytes(), &c.body)?)
                 .bind(self.seal_member(MetaTable::Consents, c.id.as_bytes(), c.member)?)
+                .bind(consent_slot(c.id))
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -1935,6 +1936,15 @@ macro_rules! impl_store {
 }
 
 /// Maps a pool type to its database, so the macro can name row types.
+/// A consent row's place in the file (SQLite's rowid, migration 0035): the
+/// low 60 bits of its random id, so consents sit in random order, not in the
+/// order written (a member's grants at two co-ops are not neighbours).
+pub(crate) fn consent_slot(id: ConsentId) -> i64 {
+    let b = id.as_bytes();
+    let low = u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+    i64::try_from(low & 0x0FFF_FFFF_FFFF_FFFF).unwrap_or(0)
+}
+
 pub trait PoolDb {
     type Db: sqlx::Database;
 }

@@ -9,7 +9,15 @@
 -- primary key as each table's clustering index, so an operator's periodic
 -- `CLUSTER;` (or `pg_repack`) re-sorts them. Rows written after this keep
 -- insertion order until then: ARCHITECTURE.md, "Metadata at rest". The
--- schema (tables, columns, keys) does not change, and stays that of SQLite.
+-- schema stays that of SQLite.
+
+-- SQLite keeps `consents` by a random rowid, `slot` (the low 60 bits of the
+-- random consent id); the column is here too, unique, for the same inserts.
+ALTER TABLE consents ADD COLUMN slot BIGINT;
+UPDATE consents SET slot = ('x' || substr(encode(consent_id, 'hex'), 18, 15))::bit(60)::bigint;
+ALTER TABLE consents ALTER COLUMN slot SET NOT NULL;
+ALTER TABLE consents ADD CONSTRAINT consents_slot_key UNIQUE (slot);
+
 DO $$
 DECLARE
     t text;

@@ -10,8 +10,9 @@
 -- Every table of member-derived rows is rebuilt WITHOUT ROWID, keyed by the
 -- random id or keyed locator it already has (unique, drawn from the node's
 -- `Random` or a keyed hash), so a row's place in the file is its key's and
--- not its time's. Existing rows are copied in key order. Secondary indexes
--- are the same (they now point at the key, not a rowid).
+-- not its time's (`consents`: a random rowid, below). Existing rows are
+-- copied in key order. Secondary indexes are the same (they now point at
+-- the key, not a rowid).
 --
 -- Left as they are: `audit_log` (a hash chain: its order is public by design,
 -- its subject a per-member pseudonym), `consent_requests`, offers and the
@@ -61,8 +62,14 @@ CREATE TABLE vault_records_0035 (
     ciphertext       BLOB NOT NULL
 , ord BIGINT NOT NULL DEFAULT 0) WITHOUT ROWID;
 INSERT INTO vault_records_0035 SELECT * FROM vault_records ORDER BY record_id;
+-- `consents` alone stays a rowid table, with a random rowid (`slot`, the low
+-- 60 bits of the random consent id): a consent row is about 2.6 KB (5 KB once
+-- released), more than an index b-tree keeps in its page (about 1,000 B of
+-- 4,096), so WITHOUT ROWID would give each grant an overflow page, taken in
+-- the order written (a thief reading pages paired half the grants by it). A
+-- table b-tree keeps the grant's row whole in its page.
 CREATE TABLE consents_0035 (
-    consent_id       BLOB PRIMARY KEY NOT NULL,
+    consent_id       BLOB NOT NULL UNIQUE,
     request_id       BLOB NOT NULL REFERENCES consent_requests (request_id),
     org_id           BLOB NOT NULL,
     member_loc       BLOB NOT NULL,
@@ -73,9 +80,30 @@ CREATE TABLE consents_0035 (
     given_at         INTEGER NOT NULL,
     expires_at       INTEGER NOT NULL,
     withdrawn_at     INTEGER,
-    body             BLOB NOT NULL
-, org_body BLOB, org_version INTEGER, org_legacy INTEGER NOT NULL DEFAULT 0, loc_scoped INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-INSERT INTO consents_0035 SELECT * FROM consents ORDER BY consent_id;
+    body             BLOB NOT NULL,
+    org_body         BLOB,
+    org_version      INTEGER,
+    org_legacy       INTEGER NOT NULL DEFAULT 0,
+    loc_scoped       INTEGER NOT NULL DEFAULT 0,
+    slot             INTEGER PRIMARY KEY NOT NULL
+);
+INSERT INTO consents_0035 SELECT *,
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 18, 1)) - 1) * 72057594037927936 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 19, 1)) - 1) * 4503599627370496 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 20, 1)) - 1) * 281474976710656 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 21, 1)) - 1) * 17592186044416 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 22, 1)) - 1) * 1099511627776 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 23, 1)) - 1) * 68719476736 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 24, 1)) - 1) * 4294967296 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 25, 1)) - 1) * 268435456 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 26, 1)) - 1) * 16777216 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 27, 1)) - 1) * 1048576 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 28, 1)) - 1) * 65536 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 29, 1)) - 1) * 4096 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 30, 1)) - 1) * 256 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 31, 1)) - 1) * 16 +
+    (instr('0123456789ABCDEF', substr(hex(consent_id), 32, 1)) - 1) * 1
+    FROM consents ORDER BY consent_id;
 CREATE TABLE consent_envelopes_0035 (
     consent_id BLOB NOT NULL REFERENCES consents_0035 (consent_id) ON DELETE CASCADE,
     key_id     BLOB NOT NULL,
