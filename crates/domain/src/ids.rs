@@ -57,6 +57,59 @@ macro_rules! typed_id {
                     .map_err(|_| DomainError::invalid($field, "must be a UUID"))
             }
         }
+
+        #[cfg(feature = "sqlx")]
+        sqlx_id!($name);
+    };
+}
+
+/// sqlx `Type`/`Encode`/`Decode` for a typed id, on any database whose byte
+/// strings sqlx knows (SQLite BLOB, PostgreSQL BYTEA): the 16 raw bytes of
+/// [`as_bytes`](MemberId::as_bytes). Decoding parses: a value of another
+/// length is a decode error, never a panic.
+#[cfg(feature = "sqlx")]
+macro_rules! sqlx_id {
+    ($name:ident) => {
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            Vec<u8>: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <Vec<u8> as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <Vec<u8> as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            Vec<u8>: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <Vec<u8> as sqlx::Encode<'q, DB>>::encode(self.as_bytes().to_vec(), buf)
+            }
+            fn size_hint(&self) -> usize {
+                16
+            }
+        }
+
+        // Through `Vec<u8>`, not `&[u8]`: PostgreSQL's text format (a
+        // simple query) decodes only to the former.
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            Vec<u8>: sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let bytes = <Vec<u8> as sqlx::Decode<'r, DB>>::decode(value)?;
+                Ok(Self::from_slice(&bytes)?)
+            }
+        }
     };
 }
 

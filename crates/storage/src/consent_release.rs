@@ -179,7 +179,7 @@ macro_rules! impl_consent_release_store {
                      org_legacy = CASE WHEN legacy_member_id IS NULL THEN 0 ELSE 1 END \
                      WHERE consent_id = $1 AND status IN ('given', 'withdrawn')",
                 )
-                .bind(id.as_bytes().to_vec())
+                .bind(id)
                 .execute(self.pool())
                 .await?
                 .rows_affected();
@@ -194,7 +194,7 @@ macro_rules! impl_consent_release_store {
                     "SELECT * FROM consents WHERE request_id = $1 AND org_body IS NOT NULL \
                      ORDER BY consent_id",
                 )
-                .bind(request.as_bytes().to_vec())
+                .bind(request)
                 .fetch_all(self.pool())
                 .await?
                 .iter()
@@ -204,7 +204,7 @@ macro_rules! impl_consent_release_store {
 
             async fn released_consent(&self, id: ConsentId) -> Result<Option<ReleasedConsent>> {
                 sqlx::query("SELECT * FROM consents WHERE consent_id = $1 AND org_body IS NOT NULL")
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .fetch_optional(self.pool())
                     .await?
                     .as_ref()

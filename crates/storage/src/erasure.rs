@@ -199,13 +199,13 @@ macro_rules! impl_erasure_store {
                 row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row,
             ) -> Result<ErasureRequestRow> {
             let id: Vec<u8> = row.try_get("request_id")?;
-            let org: Vec<u8> = row.try_get("org_id")?;
+            let org: OrgId = row.try_get("org_id")?;
             let tag: Vec<u8> = row.try_get("receipt_tag")?;
             let released: Option<i64> = row.try_get("released_at")?;
             let confirmed: Option<i64> = row.try_get("confirmed_at")?;
             Ok(ErasureRequestRow {
                 id: <[u8; 16]>::try_from(id.as_slice()).map_err(|_| bad("erasure_requests.request_id"))?,
-                org: OrgId::from_slice(&org).map_err(|_| bad("erasure_requests.org_id"))?,
+                org,
                 subject: self.open_subject(&id, row.try_get("subject")?)?,
                 receipt_tag: <[u8; 32]>::try_from(tag.as_slice())
                     .map_err(|_| bad("erasure_requests.receipt_tag"))?,
@@ -243,7 +243,7 @@ macro_rules! impl_erasure_store {
                     q.execute(&mut *tx).await?;
                 }
                 let held = sqlx::query("UPDATE members SET erased_at = $2 WHERE member_id = $1 AND state = 'erasing' AND erased_at IS NULL")
-                    .bind(member.as_bytes().to_vec())
+                    .bind(member)
                     .bind(erased_at.unix_millis())
                     .execute(&mut *tx)
                     .await?
@@ -256,7 +256,7 @@ macro_rules! impl_erasure_store {
                 for r in requests {
                     sqlx::query("INSERT INTO erasure_requests (request_id, org_id, subject, receipt_tag) VALUES ($1, $2, $3, $4)")
                         .bind(r.id.to_vec())
-                        .bind(r.org.as_bytes().to_vec())
+                        .bind(r.org)
                         .bind(self.seal_subject(&r.id, &r.subject)?)
                         .bind(r.receipt_tag.to_vec())
                         .execute(&mut *tx)
@@ -274,7 +274,7 @@ macro_rules! impl_erasure_store {
 
             async fn erasure_requests_pending(&self, org: OrgId) -> Result<Vec<ErasureRequestRow>> {
                 sqlx::query("SELECT * FROM erasure_requests WHERE org_id = $1 AND released_at IS NOT NULL AND confirmed_at IS NULL ORDER BY released_at, request_id")
-                    .bind(org.as_bytes().to_vec())
+                    .bind(org)
                     .fetch_all(self.pool())
                     .await?
                     .iter()
@@ -285,7 +285,7 @@ macro_rules! impl_erasure_store {
             async fn erasure_confirm(&self, org: OrgId, id: &[u8; 16], at: Timestamp) -> Result<Confirmed> {
                 let n = sqlx::query("UPDATE erasure_requests SET confirmed_at = $3 WHERE request_id = $1 AND org_id = $2 AND released_at IS NOT NULL AND confirmed_at IS NULL")
                     .bind(id.to_vec())
-                    .bind(org.as_bytes().to_vec())
+                    .bind(org)
                     .bind(at.unix_millis())
                     .execute(self.pool())
                     .await?
@@ -295,7 +295,7 @@ macro_rules! impl_erasure_store {
                 }
                 let before: Option<i64> = sqlx::query_scalar("SELECT COUNT(*) FROM erasure_requests WHERE request_id = $1 AND org_id = $2 AND released_at IS NOT NULL")
                     .bind(id.to_vec())
-                    .bind(org.as_bytes().to_vec())
+                    .bind(org)
                     .fetch_optional(self.pool())
                     .await?;
                 Ok(if before.unwrap_or(0) > 0 { Confirmed::Already } else { Confirmed::NotFound })
@@ -348,7 +348,7 @@ macro_rules! impl_erasure_store {
 
             async fn erasure_release(&self, before: Timestamp, at: Timestamp) -> Result<u64> {
                 let mut tx = $begin(self.pool()).await?;
-                let ids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT member_id FROM members WHERE erased_at < $1")
+                let ids: Vec<MemberId> = sqlx::query_scalar("SELECT member_id FROM members WHERE erased_at < $1")
                     .bind(before.unix_millis())
                     .fetch_all(&mut *tx)
                     .await?;
@@ -356,8 +356,7 @@ macro_rules! impl_erasure_store {
                 let orgs: Vec<Vec<u8>> = sqlx::query_scalar(crate::meta::CONSENT_ORGS)
                     .fetch_all(&mut *tx)
                     .await?;
-                for id in &ids {
-                    let member = MemberId::from_slice(id).map_err(|_| bad("members.member_id"))?;
+                for &member in &ids {
                     self.erase_member_intents(&mut *tx, member, None).await?;
                     for (sql, binds) in self.member_deletes(member, &[Stage::Hold, Stage::Release], &orgs)? {
                         let mut q = sqlx::query(sql);

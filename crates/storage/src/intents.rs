@@ -149,8 +149,7 @@ macro_rules! impl_intent_store {
                 Ok(IntentAnswerRow {
                     id: id16(row.try_get("answer_id")?, "intent_answers.answer_id")?,
                     intent: id16(row.try_get("intent_id")?, "intent_answers.intent_id")?,
-                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("intent_answers.org_id"))?,
+                    org: row.try_get::<OrgId, _>("org_id")?,
                     created_hour: Timestamp::from_unix_millis(row.try_get("created_hour")?),
                     valid_until: Timestamp::from_unix_millis(row.try_get("valid_until")?),
                     keep_until: Timestamp::from_unix_millis(row.try_get("keep_until")?),
@@ -162,8 +161,7 @@ macro_rules! impl_intent_store {
 
             fn subscription_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<IntentSubscriptionRow> {
                 Ok(IntentSubscriptionRow {
-                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("intent_subscriptions.org_id"))?,
+                    org: row.try_get::<OrgId, _>("org_id")?,
                     topics: split(&row.try_get::<String, _>("topics")?),
                     regions: split(&row.try_get::<String, _>("regions")?),
                     version: row.try_get("version")?,
@@ -175,8 +173,7 @@ macro_rules! impl_intent_store {
                 Ok(IntentReportRow {
                     id: id16(row.try_get("report_id")?, "intent_reports.report_id")?,
                     answer: id16(row.try_get("answer_id")?, "intent_reports.answer_id")?,
-                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("intent_reports.org_id"))?,
+                    org: row.try_get::<OrgId, _>("org_id")?,
                     reason: row.try_get("reason")?,
                     body: row.try_get("body")?,
                     at_hour: Timestamp::from_unix_millis(row.try_get("at_hour")?),
@@ -401,7 +398,7 @@ macro_rules! impl_intent_store {
                 )
                 .bind(a.id.to_vec())
                 .bind(a.intent.to_vec())
-                .bind(a.org.as_bytes().to_vec())
+                .bind(a.org)
                 .bind(a.created_hour.unix_millis())
                 .bind(a.valid_until.unix_millis())
                 .bind(a.keep_until.unix_millis())
@@ -439,7 +436,7 @@ macro_rules! impl_intent_store {
                 let rows = sqlx::query(
                     "SELECT * FROM intent_answers WHERE org_id = $1 AND keep_until > $2 ORDER BY created_hour DESC, answer_id",
                 )
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(now.unix_millis())
                 .fetch_all(self.pool())
                 .await?;
@@ -450,7 +447,7 @@ macro_rules! impl_intent_store {
                 let n: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM intent_answers WHERE org_id = $1 AND created_hour >= $2",
                 )
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(since.unix_millis())
                 .fetch_one(self.pool())
                 .await?;
@@ -470,7 +467,7 @@ macro_rules! impl_intent_store {
                      version = intent_subscriptions.version + 1, updated_at = excluded.updated_at \
                      RETURNING *",
                 )
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(topics.join(","))
                 .bind(regions.join(","))
                 .bind(at.unix_millis())
@@ -481,7 +478,7 @@ macro_rules! impl_intent_store {
 
             async fn intent_subscription(&self, org: OrgId) -> Result<Option<IntentSubscriptionRow>> {
                 sqlx::query("SELECT * FROM intent_subscriptions WHERE org_id = $1")
-                    .bind(org.as_bytes().to_vec())
+                    .bind(org)
                     .fetch_optional(self.pool())
                     .await?
                     .as_ref()
@@ -512,7 +509,7 @@ macro_rules! impl_intent_store {
                 )
                 .bind(r.id.to_vec())
                 .bind(r.answer.to_vec())
-                .bind(r.org.as_bytes().to_vec())
+                .bind(r.org)
                 .bind(r.reason.clone())
                 .bind(r.body.clone())
                 .bind(r.at_hour.unix_millis())

@@ -118,8 +118,7 @@ macro_rules! impl_key_stores {
             fn sign_up_row(row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row) -> Result<SignUpRow> {
                 Ok(SignUpRow {
                     token_hash: hash32(row.try_get("token_hash")?, "sign_ups.token_hash")?,
-                    member: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
-                        .map_err(|_| corrupt("sign_ups.member_id"))?,
+                    member: row.try_get::<MemberId, _>("member_id")?,
                     email_index: hash32(row.try_get("email_index")?, "sign_ups.email_index")?,
                     email_ct: row.try_get("email_ct")?,
                     passphrase_lock: row.try_get("passphrase_lock")?,
@@ -131,16 +130,14 @@ macro_rules! impl_key_stores {
             /// An envelope row joined to its consent (whose sealed member id
             /// it reads: the envelope table holds no member reference).
             fn envelope_row(&self, row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row) -> Result<EnvelopeRow> {
-                let cid: Vec<u8> = row.try_get("consent_id")?;
+                let cid: ConsentId = row.try_get("consent_id")?;
                 Ok(EnvelopeRow {
-                    consent: ConsentId::from_slice(&cid)
-                        .map_err(|_| corrupt("consent_envelopes.consent_id"))?,
-                    key: ApiKeyId::from_slice(&row.try_get::<Vec<u8>, _>("key_id")?)
-                        .map_err(|_| corrupt("consent_envelopes.key_id"))?,
+                    consent: cid,
+                    key: row.try_get::<ApiKeyId, _>("key_id")?,
                     category: row.try_get("category")?,
                     member: self.open_member(
                         MetaTable::Consents,
-                        &cid,
+                        cid.as_bytes(),
                         row.try_get("member_ct")?,
                         row.try_get("legacy_member_id")?,
                     )?,
@@ -337,7 +334,7 @@ macro_rules! impl_key_stores {
                 )
                 .bind(&w.passphrase_wrap)
                 .bind(w.recovery_wrap.clone())
-                .bind(id.as_bytes().to_vec())
+                .bind(id)
                 .execute(self.pool())
                 .await?;
                 Ok(r.rows_affected() == 1)
@@ -345,7 +342,7 @@ macro_rules! impl_key_stores {
             async fn touch_member_login(&self, id: MemberId, at: Timestamp) -> Result<()> {
                 sqlx::query("UPDATE members SET last_login_at = $1 WHERE member_id = $2")
                     .bind(crate::sql::member_day(at))
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .execute(self.pool())
                     .await?;
                 Ok(())
@@ -373,8 +370,7 @@ macro_rules! impl_key_stores {
                     .map(|row| {
                         let created: i64 = row.try_get("created_at")?;
                         Ok(LegacyMember {
-                            id: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
-                                .map_err(|_| corrupt("members.member_id"))?,
+                            id: row.try_get::<MemberId, _>("member_id")?,
                             last_login_at: Timestamp::from_unix_millis(
                                 row.try_get::<Option<i64>, _>("last_login_at")?.unwrap_or(created),
                             ),
@@ -398,7 +394,7 @@ macro_rules! impl_key_stores {
             async fn mark_legacy_warned(&self, id: MemberId, at: Timestamp) -> Result<()> {
                 sqlx::query("UPDATE members SET legacy_warned_at = $1 WHERE member_id = $2")
                     .bind(crate::sql::member_day(at))
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .execute(self.pool())
                     .await?;
                 Ok(())
@@ -413,7 +409,7 @@ macro_rules! impl_key_stores {
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(r.token_hash.to_vec())
-                .bind(r.member.as_bytes().to_vec())
+                .bind(r.member)
                 .bind(r.email_index.to_vec())
                 .bind(&r.email_ct)
                 .bind(&r.passphrase_lock)
@@ -452,7 +448,7 @@ macro_rules! impl_key_stores {
                     "INSERT INTO members (member_id, email_index, email_ct, passphrase_wrap, recovery_wrap, state, created_at, last_login_at) \
                      VALUES ($1, $2, $3, $4, $5, 'active', $6, $6)",
                 )
-                .bind(m.id.as_bytes().to_vec())
+                .bind(m.id)
                 .bind(m.email_index.to_vec())
                 .bind(&m.email_ct)
                 .bind(&m.passphrase_wrap)
@@ -541,8 +537,8 @@ macro_rules! impl_key_stores {
                      FROM consent_envelopes e JOIN consents c ON c.consent_id = e.consent_id \
                      WHERE e.consent_id = $1 AND e.key_id = $2 AND e.expires_at > $3 ORDER BY e.category",
                 )
-                .bind(consent.as_bytes().to_vec())
-                .bind(key.as_bytes().to_vec())
+                .bind(consent)
+                .bind(key)
                 .bind(now.unix_millis())
                 .fetch_all(self.pool())
                 .await?
@@ -551,15 +547,13 @@ macro_rules! impl_key_stores {
                 .collect()
             }
             async fn envelope_keys(&self, consent: ConsentId) -> Result<Vec<ApiKeyId>> {
-                let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+                let ids: Vec<ApiKeyId> = sqlx::query_scalar(
                     "SELECT DISTINCT key_id FROM consent_envelopes WHERE consent_id = $1",
                 )
-                .bind(consent.as_bytes().to_vec())
+                .bind(consent)
                 .fetch_all(self.pool())
                 .await?;
-                ids.iter()
-                    .map(|b| ApiKeyId::from_slice(b).map_err(|_| corrupt("consent_envelopes.key_id")))
-                    .collect()
+                Ok(ids)
             }
             async fn purge_expired_envelopes(&self, now: Timestamp) -> Result<u64> {
                 let mut n = 0;
@@ -576,13 +570,12 @@ macro_rules! impl_key_stores {
                 let rows = sqlx::query(
                     "SELECT key_id FROM org_api_keys WHERE org_id = $1 AND revoked_at IS NULL ORDER BY key_id",
                 )
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .fetch_all(self.pool())
                 .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for row in rows {
-                    let id = ApiKeyId::from_slice(&row.try_get::<Vec<u8>, _>("key_id")?)
-                        .map_err(|_| corrupt("org_api_keys.key_id"))?;
+                    let id = row.try_get::<ApiKeyId, _>("key_id")?;
                     if let Some(k) = self.api_key(id).await? {
                         out.push(k);
                     }
@@ -592,7 +585,7 @@ macro_rules! impl_key_stores {
             async fn set_api_key_envelope(&self, key: ApiKeyId, public_key: &[u8]) -> Result<()> {
                 sqlx::query("UPDATE org_api_keys SET envelope_pk = $1 WHERE key_id = $2 AND envelope_pk IS NULL")
                     .bind(public_key.to_vec())
-                    .bind(key.as_bytes().to_vec())
+                    .bind(key)
                     .execute(self.pool())
                     .await?;
                 Ok(())

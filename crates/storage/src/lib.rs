@@ -76,6 +76,11 @@ impl From<sqlx::Error> for StorageError {
                 return StorageError::Conflict;
             }
         }
+        // A stored value that does not parse (a typed id of the wrong
+        // length): the column's name, never the value.
+        if let sqlx::Error::ColumnDecode { index, .. } = &e {
+            return StorageError::Corrupt(format!("column {index} does not decode"));
+        }
         StorageError::Database(e)
     }
 }

@@ -148,7 +148,7 @@ macro_rules! impl_loyalty_store {
                      redeemed = trust_loyalty_days.redeemed + excluded.redeemed",
                 )
                 .bind(self.org_tag(MetaTable::TrustLoyaltyDays, tag, org.as_bytes())?)
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(day)
                 .bind(earned)
                 .bind(redeemed)
@@ -213,7 +213,7 @@ macro_rules! impl_loyalty_store {
                 sqlx::query("INSERT INTO trust_loyalty_tokens (token_hash, tag, org_id, points, expires_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(t.token_hash.to_vec())
                     .bind(t.tag.to_vec())
-                    .bind(t.org.as_bytes().to_vec())
+                    .bind(t.org)
                     .bind(t.points)
                     .bind(t.expires_at.unix_millis())
                     .execute(&mut *tx)
@@ -235,7 +235,7 @@ macro_rules! impl_loyalty_store {
                     "DELETE FROM trust_loyalty_tokens WHERE token_hash = $1 AND org_id = $2 AND points = $3 AND expires_at > $4 RETURNING tag",
                 )
                 .bind(token_hash.to_vec())
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(points)
                 .bind(now.unix_millis())
                 .fetch_optional(&mut *tx)
@@ -287,8 +287,7 @@ macro_rules! impl_loyalty_store {
                     .iter()
                     .map(|r| {
                         Ok(LoyaltyDay {
-                            org: OrgId::from_slice(&r.try_get::<Vec<u8>, _>("org_id")?)
-                                .map_err(|_| StorageError::Corrupt("trust_loyalty_days.org_id".into()))?,
+                            org: r.try_get::<OrgId, _>("org_id")?,
                             day: r.try_get("day")?,
                             earned: r.try_get("earned")?,
                             redeemed: r.try_get("redeemed")?,
@@ -318,7 +317,7 @@ macro_rules! impl_loyalty_store {
                 );
                 let mut sep = q.separated(", ");
                 for s in subjects {
-                    sep.push_bind(s.as_bytes().to_vec());
+                    sep.push_bind(s);
                 }
                 q.push(") ORDER BY seq LIMIT ");
                 q.push_bind(i64_of(limit));

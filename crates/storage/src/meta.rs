@@ -422,8 +422,7 @@ macro_rules! impl_meta_store {
                 .await?;
                 for row in rows {
                     let cid: Vec<u8> = row.try_get("consent_id")?;
-                    let org = OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| StorageError::Corrupt("consents.org_id".into()))?;
+                    let org = row.try_get::<OrgId, _>("org_id")?;
                     let m = self.open_member(MetaTable::Consents, &cid, row.try_get("member_ct")?, None)?;
                     let r = sqlx::query(
                         "UPDATE consents SET member_loc = $1, loc_scoped = 1 WHERE consent_id = $2 AND loc_scoped = 0",
@@ -511,7 +510,7 @@ macro_rules! impl_meta_store {
                     return Ok(Some(s));
                 }
                 let row = sqlx::query("SELECT audit_salt FROM members WHERE member_id = $1")
-                    .bind(member.as_bytes().to_vec())
+                    .bind(member)
                     .fetch_optional(&mut *conn)
                     .await?;
                 let Some(row) = row else { return Ok(None) };
@@ -522,12 +521,12 @@ macro_rules! impl_meta_store {
                         let salt = keys.fresh_salt().to_vec();
                         sqlx::query("UPDATE members SET audit_salt = $1 WHERE member_id = $2 AND audit_salt IS NULL")
                             .bind(salt.clone())
-                            .bind(member.as_bytes().to_vec())
+                            .bind(member)
                             .execute(&mut *conn)
                             .await?;
                         let again: Option<Vec<u8>> =
                             sqlx::query_scalar("SELECT audit_salt FROM members WHERE member_id = $1")
-                                .bind(member.as_bytes().to_vec())
+                                .bind(member)
                                 .fetch_optional(&mut *conn)
                                 .await?
                                 .flatten();
@@ -592,8 +591,7 @@ macro_rules! impl_meta_store {
                     let cid: Vec<u8> = row.try_get("consent_id")?;
                     let m = legacy_id(&row.try_get::<Vec<u8>, _>("legacy_member_id")?, "consents")?;
                     let body: Vec<u8> = row.try_get("body")?;
-                    let org = OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| StorageError::Corrupt("consents.org_id".into()))?;
+                    let org = row.try_get::<OrgId, _>("org_id")?;
                     let r = sqlx::query(
                         "UPDATE consents SET member_loc = $1, member_ct = $2, body = $3, legacy_member_id = NULL, \
                          loc_scoped = 1 WHERE consent_id = $4 AND legacy_member_id IS NOT NULL",

@@ -55,10 +55,6 @@ fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(what.to_owned())
 }
 
-fn org_id(v: Vec<u8>, what: &str) -> Result<OrgId> {
-    OrgId::from_slice(&v).map_err(|_| corrupt(what))
-}
-
 macro_rules! impl_org_credential_store {
     ($pool:ty) => {
         impl SqlStore<$pool> {
@@ -70,8 +66,8 @@ macro_rules! impl_org_credential_store {
                         .try_get::<Vec<u8>, _>("credential_id")?
                         .try_into()
                         .map_err(|_| corrupt("org_credentials.credential_id"))?,
-                    org: org_id(row.try_get("org_id")?, "org_credentials.org_id")?,
-                    issuer: org_id(row.try_get("issuer_id")?, "org_credentials.issuer_id")?,
+                    org: row.try_get("org_id")?,
+                    issuer: row.try_get("issuer_id")?,
                     sealed: row.try_get("sealed")?,
                     valid_until: Timestamp::from_unix_millis(row.try_get("valid_until")?),
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
@@ -87,8 +83,8 @@ macro_rules! impl_org_credential_store {
                      VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(r.id.to_vec())
-                .bind(r.org.as_bytes().to_vec())
-                .bind(r.issuer.as_bytes().to_vec())
+                .bind(r.org)
+                .bind(r.issuer)
                 .bind(r.sealed.clone())
                 .bind(r.valid_until.unix_millis())
                 .bind(r.created_at.unix_millis())
@@ -101,7 +97,7 @@ macro_rules! impl_org_credential_store {
                 let rows = sqlx::query(
                     "SELECT * FROM org_credentials WHERE org_id = $1 ORDER BY created_at DESC, credential_id",
                 )
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .fetch_all(self.pool())
                 .await?;
                 rows.iter().map(Self::org_credential_row).collect()
@@ -113,7 +109,7 @@ macro_rules! impl_org_credential_store {
                 id: &[u8; 16],
             ) -> Result<Option<OrgCredentialRow>> {
                 sqlx::query("SELECT * FROM org_credentials WHERE org_id = $1 AND credential_id = $2")
-                    .bind(org.as_bytes().to_vec())
+                    .bind(org)
                     .bind(id.to_vec())
                     .fetch_optional(self.pool())
                     .await?
@@ -128,8 +124,8 @@ macro_rules! impl_org_credential_store {
                      VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (org_id, issuer_id, claim, claim_value) DO UPDATE SET valid_until = excluded.valid_until",
                 )
-                .bind(r.org.as_bytes().to_vec())
-                .bind(r.issuer.as_bytes().to_vec())
+                .bind(r.org)
+                .bind(r.issuer)
                 .bind(r.claim.clone())
                 .bind(r.value.clone())
                 .bind(r.valid_until.unix_millis())
@@ -147,18 +143,15 @@ macro_rules! impl_org_credential_store {
                     "SELECT * FROM org_audience_proofs WHERE org_id = $1 AND valid_until > $2 \
                      ORDER BY claim, claim_value, issuer_id",
                 )
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(now.unix_millis())
                 .fetch_all(self.pool())
                 .await?;
                 rows.iter()
                     .map(|row| {
                         Ok(AudienceProofRow {
-                            org: org_id(row.try_get("org_id")?, "org_audience_proofs.org_id")?,
-                            issuer: org_id(
-                                row.try_get("issuer_id")?,
-                                "org_audience_proofs.issuer_id",
-                            )?,
+                            org: row.try_get("org_id")?,
+                            issuer: row.try_get("issuer_id")?,
                             claim: row.try_get("claim")?,
                             value: row.try_get("claim_value")?,
                             valid_until: Timestamp::from_unix_millis(row.try_get("valid_until")?),

@@ -172,7 +172,7 @@ macro_rules! impl_rectification_store {
                 row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row,
             ) -> Result<RectificationRow> {
                 let id: Vec<u8> = row.try_get("notice_id")?;
-                let org: Vec<u8> = row.try_get("org_id")?;
+                let org: OrgId = row.try_get("org_id")?;
                 // A row an older node wrote is sealed at start, before
                 // anything is served.
                 let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
@@ -186,7 +186,7 @@ macro_rules! impl_rectification_store {
                 Ok(RectificationRow {
                     id: <[u8; 16]>::try_from(id.as_slice())
                         .map_err(|_| bad("rectification_notices.notice_id"))?,
-                    org: OrgId::from_slice(&org).map_err(|_| bad("rectification_notices.org_id"))?,
+                    org,
                     subject: sealed.subject,
                     consent: sealed.consent,
                     category: row.try_get("category")?,
@@ -282,7 +282,7 @@ macro_rules! impl_rectification_store {
                     "SELECT {COLUMNS} FROM rectification_notices n WHERE n.org_id = $1 AND n.released_at IS NOT NULL \
                      AND n.confirmed_at IS NULL ORDER BY n.released_at, n.notice_id"
                 ))
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .fetch_all(self.pool())
                 .await?
                 .iter()
@@ -296,7 +296,7 @@ macro_rules! impl_rectification_store {
                      AND released_at IS NOT NULL AND confirmed_at IS NULL",
                 )
                 .bind(id.to_vec())
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(at.unix_millis())
                 .execute(self.pool())
                 .await?
@@ -308,7 +308,7 @@ macro_rules! impl_rectification_store {
                     "SELECT COUNT(*) FROM rectification_notices WHERE notice_id = $1 AND org_id = $2 AND released_at IS NOT NULL",
                 )
                 .bind(id.to_vec())
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .fetch_one(self.pool())
                 .await?;
                 Ok(if before > 0 { Confirmed::Already } else { Confirmed::NotFound })
@@ -417,12 +417,11 @@ macro_rules! impl_rectification_store {
                 if rows.is_empty() {
                     return Ok(0);
                 }
-                let ids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT member_id FROM members")
+                let ids: Vec<MemberId> = sqlx::query_scalar("SELECT member_id FROM members")
                     .fetch_all(self.pool())
                     .await?;
                 let mut by_tag = HashMap::new();
-                for id in ids {
-                    let m = MemberId::from_slice(&id).map_err(|_| bad("members.member_id"))?;
+                for m in ids {
                     by_tag.insert(tag_of(m).to_vec(), m);
                 }
                 let mut changed = 0;
@@ -443,15 +442,14 @@ macro_rules! impl_rectification_store {
                         continue;
                     };
                     let org: Vec<u8> = r.try_get("org_id")?;
-                    let consent: Vec<u8> = r.try_get("consent_id")?;
+                    let consent: ConsentId = r.try_get("consent_id")?;
                     let notice = <[u8; 16]>::try_from(id.as_slice())
                         .map_err(|_| bad("rectification_notices.notice_id"))?;
                     let sealed = self.seal_notice(
                         &notice,
                         &Sealed {
                             member,
-                            consent: ConsentId::from_slice(&consent)
-                                .map_err(|_| bad("rectification_notices.consent_id"))?,
+                            consent,
                             subject: r.try_get("subject")?,
                         },
                     )?;

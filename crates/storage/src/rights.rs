@@ -95,7 +95,7 @@ macro_rules! impl_rights_store {
             async fn marketing_opt_in(&self, member: MemberId) -> Result<bool> {
                 Ok(sqlx::query("DELETE FROM marketing_optouts WHERE member_loc = $1 OR legacy_member_id = $2")
                     .bind(self.loc(MetaTable::MarketingOptouts, member)?)
-                    .bind(member.as_bytes().to_vec())
+                    .bind(member)
                     .execute(self.pool())
                     .await?
                     .rows_affected()
@@ -138,7 +138,7 @@ macro_rules! impl_rights_store {
                     row.try_get("legacy_member_id")?,
                 )?;
                 let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE member_id = $1 AND state = 'active'")
-                    .bind(member.as_bytes().to_vec())
+                    .bind(member)
                     .fetch_one(self.pool())
                     .await?;
                 Ok((active > 0).then_some(member))
@@ -159,7 +159,7 @@ macro_rules! impl_rights_store {
                         "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext, ord) \
                          VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(ord), 0) + 1 FROM vault_records WHERE member_loc = $2))",
                     )
-                    .bind(r.id.as_bytes().to_vec())
+                    .bind(r.id)
                     .bind(self.loc(MetaTable::VaultRecords, r.member)?)
                     .bind(r.revision)
                     .bind(crate::sql::hour_ms(r.created_at))

@@ -227,8 +227,7 @@ macro_rules! impl_store {
         impl SqlStore<$pool> {
             fn member_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<MemberRow> {
                 Ok(MemberRow {
-                    id: MemberId::from_slice(&row.try_get::<Vec<u8>, _>("member_id")?)
-                        .map_err(|_| corrupt("members.member_id"))?,
+                    id: row.try_get::<MemberId, _>("member_id")?,
                     email_ct: row.try_get("email_ct")?,
                     passphrase_hash: row.try_get("passphrase_hash")?,
                     wrapped_dek: row.try_get("wrapped_dek")?,
@@ -245,8 +244,7 @@ macro_rules! impl_store {
             /// (the table holds only the member's locator).
             fn record_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row, member: MemberId) -> Result<StoredRecord> {
                 Ok(StoredRecord {
-                    id: RecordId::from_slice(&row.try_get::<Vec<u8>, _>("record_id")?)
-                        .map_err(|_| corrupt("vault_records.record_id"))?,
+                    id: row.try_get::<RecordId, _>("record_id")?,
                     member,
                     revision: row.try_get("revision")?,
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
@@ -267,7 +265,7 @@ macro_rules! impl_store {
                     let found: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM members WHERE member_id = $1 AND state = 'active'",
                     )
-                    .bind(m.as_bytes().to_vec())
+                    .bind(m)
                     .fetch_one(&mut *conn)
                     .await?;
                     if found == 0 {
@@ -279,8 +277,7 @@ macro_rules! impl_store {
 
             fn org_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<OrgRow> {
                 Ok(OrgRow {
-                    id: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("organisations.org_id"))?,
+                    id: row.try_get::<OrgId, _>("org_id")?,
                     name: row.try_get("name")?,
                     kind: OrgKind::from_str(&row.try_get::<String, _>("kind")?)
                         .map_err(|_| corrupt("organisations.kind"))?,
@@ -293,10 +290,8 @@ macro_rules! impl_store {
 
             fn key_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<ApiKeyRow> {
                 Ok(ApiKeyRow {
-                    id: ApiKeyId::from_slice(&row.try_get::<Vec<u8>, _>("key_id")?)
-                        .map_err(|_| corrupt("org_api_keys.key_id"))?,
-                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("org_api_keys.org_id"))?,
+                    id: row.try_get::<ApiKeyId, _>("key_id")?,
+                    org: row.try_get::<OrgId, _>("org_id")?,
                     key_hash: hash32(row.try_get("key_hash")?, "org_api_keys.key_hash")?,
                     roles: Roles::from_stored(&row.try_get::<String, _>("roles")?)
                         .map_err(|_| corrupt("org_api_keys.roles"))?,
@@ -310,42 +305,35 @@ macro_rules! impl_store {
 
             fn consent_request_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<ConsentRequestRow> {
                 Ok(ConsentRequestRow {
-                    id: ConsentRequestId::from_slice(&row.try_get::<Vec<u8>, _>("request_id")?)
-                        .map_err(|_| corrupt("consent_requests.request_id"))?,
-                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("consent_requests.org_id"))?,
+                    id: row.try_get::<ConsentRequestId, _>("request_id")?,
+                    org: row.try_get::<OrgId, _>("org_id")?,
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
                     body: row.try_get("body")?,
                 })
             }
 
             pub(crate) fn consent_row(&self, row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<ConsentRow> {
-                let cid: Vec<u8> = row.try_get("consent_id")?;
+                let cid: ConsentId = row.try_get("consent_id")?;
                 let legacy: Option<Vec<u8>> = row.try_get("legacy_member_id")?;
                 let legacy_body = legacy.is_some();
                 Ok(ConsentRow {
-                    id: ConsentId::from_slice(&cid)
-                        .map_err(|_| corrupt("consents.consent_id"))?,
-                    request: ConsentRequestId::from_slice(&row.try_get::<Vec<u8>, _>("request_id")?)
-                        .map_err(|_| corrupt("consents.request_id"))?,
-                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("consents.org_id"))?,
-                    member: self.open_member(MetaTable::Consents, &cid, row.try_get("member_ct")?, legacy)?,
+                    id: cid,
+                    request: row.try_get::<ConsentRequestId, _>("request_id")?,
+                    org: row.try_get::<OrgId, _>("org_id")?,
+                    member: self.open_member(MetaTable::Consents, cid.as_bytes(), row.try_get("member_ct")?, legacy)?,
                     status: row.try_get("status")?,
                     version: row.try_get("version")?,
                     given_at: Timestamp::from_unix_millis(row.try_get("given_at")?),
                     expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
                     withdrawn_at: row.try_get::<Option<i64>, _>("withdrawn_at")?.map(Timestamp::from_unix_millis),
-                    body: self.open_body(MetaTable::Consents, &cid, row.try_get("body")?, legacy_body)?,
+                    body: self.open_body(MetaTable::Consents, cid.as_bytes(), row.try_get("body")?, legacy_body)?,
                 })
             }
 
             fn offer_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<OfferRow> {
                 Ok(OfferRow {
-                    id: OfferId::from_slice(&row.try_get::<Vec<u8>, _>("offer_id")?)
-                        .map_err(|_| corrupt("offers.offer_id"))?,
-                    org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("offers.org_id"))?,
+                    id: row.try_get::<OfferId, _>("offer_id")?,
+                    org: row.try_get::<OrgId, _>("org_id")?,
                     status: row.try_get("status")?,
                     version: row.try_get("version")?,
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
@@ -356,20 +344,17 @@ macro_rules! impl_store {
             }
 
             fn sharing_row(&self, row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<TrustSharingRow> {
-                let sid: Vec<u8> = row.try_get("sharing_id")?;
+                let sid: SharingId = row.try_get("sharing_id")?;
                 Ok(TrustSharingRow {
-                    id: SharingId::from_slice(&sid)
-                        .map_err(|_| corrupt("trust_sharing.sharing_id"))?,
+                    id: sid,
                     member: self.open_member(
                         MetaTable::TrustSharing,
-                        &sid,
+                        sid.as_bytes(),
                         row.try_get("member_ct")?,
                         row.try_get("legacy_member_id")?,
                     )?,
-                    from_org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("from_org")?)
-                        .map_err(|_| corrupt("trust_sharing.from_org"))?,
-                    to_org: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("to_org")?)
-                        .map_err(|_| corrupt("trust_sharing.to_org"))?,
+                    from_org: row.try_get::<OrgId, _>("from_org")?,
+                    to_org: row.try_get::<OrgId, _>("to_org")?,
                     purpose: row.try_get("purpose")?,
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
                     expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
@@ -393,8 +378,7 @@ macro_rules! impl_store {
             fn credential_code_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<CredentialCodeRow> {
                 Ok(CredentialCodeRow {
                     code_hash: hash32(row.try_get("code_hash")?, "credential_codes.code_hash")?,
-                    org_id: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("credential_codes.org_id"))?,
+                    org_id: row.try_get::<OrgId, _>("org_id")?,
                     claims_json: row.try_get("claims_json")?,
                     status_index: status_u32(row.try_get("status_index")?, "credential_codes.status_index")?,
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
@@ -406,8 +390,7 @@ macro_rules! impl_store {
             fn challenge_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<CredentialChallengeRow> {
                 Ok(CredentialChallengeRow {
                     nonce: hash32(row.try_get("nonce")?, "credential_challenges.nonce")?,
-                    org_id: OrgId::from_slice(&row.try_get::<Vec<u8>, _>("org_id")?)
-                        .map_err(|_| corrupt("credential_challenges.org_id"))?,
+                    org_id: row.try_get::<OrgId, _>("org_id")?,
                     challenge_json: row.try_get("challenge_json")?,
                     created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
                     expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
@@ -480,7 +463,7 @@ macro_rules! impl_store {
                     for (entry, subject) in chunk {
                         rows.push((
                             seq_i64(entry.seq)?,
-                            subject.map(|m| m.as_bytes().to_vec()),
+                            *subject,
                             entry.event_json.clone(),
                             entry.prev_hash.to_vec(),
                             entry.hash.to_vec(),
@@ -551,7 +534,7 @@ macro_rules! impl_store {
                     "INSERT INTO members (member_id, email_index, email_ct, passphrase_wrap, recovery_wrap, state, created_at, last_login_at) \
                      VALUES ($1, $2, $3, $4, $5, 'active', $6, $6)",
                 )
-                .bind(m.id.as_bytes().to_vec())
+                .bind(m.id)
                 .bind(m.email_index.to_vec())
                 .bind(&m.email_ct)
                 .bind(&m.passphrase_wrap)
@@ -563,7 +546,7 @@ macro_rules! impl_store {
             }
             async fn member(&self, id: MemberId) -> Result<Option<MemberRow>> {
                 sqlx::query("SELECT * FROM members WHERE member_id = $1")
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
@@ -590,7 +573,7 @@ macro_rules! impl_store {
                      passphrase_hash = NULL, passphrase_wrap = NULL, recovery_wrap = NULL, \
                      state = 'erasing' WHERE member_id = $1",
                 )
-                .bind(id.as_bytes().to_vec())
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("DELETE FROM sessions WHERE member_loc = $1")
@@ -643,15 +626,13 @@ macro_rules! impl_store {
                 Ok(())
             }
             async fn members_pending_erasure(&self) -> Result<Vec<MemberId>> {
-                let ids: Vec<Vec<u8>> =
+                let ids: Vec<MemberId> =
                     sqlx::query_scalar(
                         "SELECT member_id FROM members WHERE state = 'erasing' AND erased_at IS NULL",
                     )
                         .fetch_all(&self.pool)
                         .await?;
-                ids.iter()
-                    .map(|b| MemberId::from_slice(b).map_err(|_| corrupt("members.member_id")))
-                    .collect()
+                Ok(ids)
             }
             async fn count_members(&self) -> Result<u64> {
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE state = 'active'")
@@ -719,7 +700,7 @@ macro_rules! impl_store {
                     "INSERT INTO vault_records (record_id, member_loc, revision, created_at, updated_at, ciphertext, ord) \
                      VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(ord), 0) + 1 FROM vault_records WHERE member_loc = $2))",
                 )
-                .bind(r.id.as_bytes().to_vec())
+                .bind(r.id)
                 .bind(self.loc(MetaTable::VaultRecords, r.member)?)
                 .bind(r.revision)
                 .bind(r.created_at.unix_millis())
@@ -733,7 +714,7 @@ macro_rules! impl_store {
             async fn record(&self, member: MemberId, id: RecordId) -> Result<Option<StoredRecord>> {
                 sqlx::query("SELECT * FROM vault_records WHERE member_loc = $1 AND record_id = $2")
                     .bind(self.loc(MetaTable::VaultRecords, member)?)
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
@@ -762,7 +743,7 @@ macro_rules! impl_store {
                 .bind(r.revision)
                 .bind(r.updated_at.unix_millis())
                 .bind(&r.ciphertext)
-                .bind(r.id.as_bytes().to_vec())
+                .bind(r.id)
                 .bind(self.loc(MetaTable::VaultRecords, r.member)?)
                 .bind(expected_revision)
                 .execute(&self.pool)
@@ -772,7 +753,7 @@ macro_rules! impl_store {
             async fn delete_record(&self, member: MemberId, id: RecordId) -> Result<bool> {
                 let r = sqlx::query("DELETE FROM vault_records WHERE member_loc = $1 AND record_id = $2")
                     .bind(self.loc(MetaTable::VaultRecords, member)?)
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .execute(&self.pool)
                     .await?;
                 Ok(r.rows_affected() == 1)
@@ -824,7 +805,7 @@ macro_rules! impl_store {
                                 })
                                 .collect();
                             qb.push_values(run.iter().zip(locs).zip(ks), |mut b, ((r, loc), k)| {
-                                b.push_bind(r.id.as_bytes().to_vec())
+                                b.push_bind(r.id)
                                     .push_bind(loc.clone())
                                     .push_bind(r.revision)
                                     .push_bind(r.created_at.unix_millis())
@@ -848,7 +829,7 @@ macro_rules! impl_store {
                             .bind(r.revision)
                             .bind(r.updated_at.unix_millis())
                             .bind(&r.ciphertext)
-                            .bind(r.id.as_bytes().to_vec())
+                            .bind(r.id)
                             .bind(self.loc(MetaTable::VaultRecords, r.member)?)
                             .bind(*expected_revision)
                             .execute(&mut *tx)
@@ -859,7 +840,7 @@ macro_rules! impl_store {
                         RecordWrite::Delete { member, id } => {
                             let res = sqlx::query("DELETE FROM vault_records WHERE member_loc = $1 AND record_id = $2")
                                 .bind(self.loc(MetaTable::VaultRecords, *member)?)
-                                .bind(id.as_bytes().to_vec())
+                                .bind(id)
                                 .execute(&mut *tx)
                                 .await?;
                             changed.push(res.rows_affected() == 1);
@@ -877,7 +858,7 @@ macro_rules! impl_store {
         impl OrgStore for SqlStore<$pool> {
             async fn insert_org(&self, org: &OrgRow) -> Result<()> {
                 sqlx::query("INSERT INTO organisations (org_id, name, kind, created_at, deleted_at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(org.id.as_bytes().to_vec())
+                    .bind(org.id)
                     .bind(&org.name)
                     .bind(org.kind.as_str())
                     .bind(org.created_at.unix_millis())
@@ -888,7 +869,7 @@ macro_rules! impl_store {
             }
             async fn org(&self, id: OrgId) -> Result<Option<OrgRow>> {
                 sqlx::query("SELECT * FROM organisations WHERE org_id = $1")
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
@@ -907,12 +888,12 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 let r = sqlx::query("UPDATE organisations SET deleted_at = $1 WHERE org_id = $2 AND deleted_at IS NULL")
                     .bind(at.unix_millis())
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query("UPDATE org_api_keys SET revoked_at = $1 WHERE org_id = $2 AND revoked_at IS NULL")
                     .bind(at.unix_millis())
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -923,8 +904,8 @@ macro_rules! impl_store {
                     "INSERT INTO org_api_keys (key_id, org_id, key_hash, roles, created_at, revoked_at, envelope_pk) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
-                .bind(key.id.as_bytes().to_vec())
-                .bind(key.org.as_bytes().to_vec())
+                .bind(key.id)
+                .bind(key.org)
                 .bind(key.key_hash.to_vec())
                 .bind(key.roles.to_stored())
                 .bind(key.created_at.unix_millis())
@@ -948,7 +929,7 @@ macro_rules! impl_store {
             }
             async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRow>> {
                 sqlx::query("SELECT * FROM org_api_keys WHERE key_id = $1")
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
@@ -1015,10 +996,10 @@ macro_rules! impl_store {
                 let names = self.audit_subjects(&[member]).await?;
                 let first = names.first().copied().unwrap_or(member);
                 sqlx::query("SELECT * FROM audit_log WHERE (subject = $1 OR subject = $4) AND seq > $2 ORDER BY seq LIMIT $3")
-                    .bind(first.as_bytes().to_vec())
+                    .bind(first)
                     .bind(seq_i64(after)?)
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .bind(member.as_bytes().to_vec())
+                    .bind(member)
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
@@ -1056,8 +1037,8 @@ macro_rules! impl_store {
         impl ConsentStore for SqlStore<$pool> {
             async fn insert_consent_request(&self, r: &ConsentRequestRow) -> Result<()> {
                 sqlx::query("INSERT INTO consent_requests (request_id, org_id, created_at, body) VALUES ($1, $2, $3, $4)")
-                    .bind(r.id.as_bytes().to_vec())
-                    .bind(r.org.as_bytes().to_vec())
+                    .bind(r.id)
+                    .bind(r.org)
                     .bind(r.created_at.unix_millis())
                     .bind(&r.body)
                     .execute(&self.pool)
@@ -1066,7 +1047,7 @@ macro_rules! impl_store {
             }
             async fn consent_request(&self, id: ConsentRequestId) -> Result<Option<ConsentRequestRow>> {
                 sqlx::query("SELECT * FROM consent_requests WHERE request_id = $1")
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
@@ -1076,7 +1057,7 @@ macro_rules! impl_store {
             async fn consent_requests(&self, org: Option<OrgId>) -> Result<Vec<ConsentRequestRow>> {
                 let rows = match org {
                     Some(o) => sqlx::query("SELECT * FROM consent_requests WHERE org_id = $1 ORDER BY created_at, request_id")
-                        .bind(o.as_bytes().to_vec())
+                        .bind(o)
                         .fetch_all(&self.pool)
                         .await?,
                     None => sqlx::query("SELECT * FROM consent_requests ORDER BY created_at, request_id")
@@ -1090,9 +1071,9 @@ macro_rules! impl_store {
                     "INSERT INTO consents (consent_id, request_id, org_id, member_loc, member_ct, status, version, given_at, expires_at, withdrawn_at, body, loc_scoped, slot) \
                      VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10, 1, $12)",
                 )
-                .bind(c.id.as_bytes().to_vec())
-                .bind(c.request.as_bytes().to_vec())
-                .bind(c.org.as_bytes().to_vec())
+                .bind(c.id)
+                .bind(c.request)
+                .bind(c.org)
                 .bind(self.consent_loc(c.member, c.org)?)
                 .bind(&c.status)
                 .bind(c.version)
@@ -1121,7 +1102,7 @@ macro_rules! impl_store {
                 .bind(c.version)
                 .bind(c.withdrawn_at.map(hour_ms))
                 .bind(self.seal_body(MetaTable::Consents, c.id.as_bytes(), &c.body)?)
-                .bind(c.id.as_bytes().to_vec())
+                .bind(c.id)
                 .bind(expected_version)
                 .bind(self.consent_loc(c.member, c.org)?)
                 .bind(self.seal_member(MetaTable::Consents, c.id.as_bytes(), c.member)?)
@@ -1135,7 +1116,7 @@ macro_rules! impl_store {
                     // Pending ones too (a change not yet released).
                     for table in ["consent_envelopes", "consent_envelopes_pending"] {
                         sqlx::query(&format!("DELETE FROM {table} WHERE consent_id = $1"))
-                            .bind(c.id.as_bytes().to_vec())
+                            .bind(c.id)
                             .execute(&mut *tx)
                             .await?;
                     }
@@ -1145,7 +1126,7 @@ macro_rules! impl_store {
             }
             async fn consent(&self, id: ConsentId) -> Result<Option<ConsentRow>> {
                 sqlx::query("SELECT * FROM consents WHERE consent_id = $1")
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
@@ -1154,7 +1135,7 @@ macro_rules! impl_store {
             }
             async fn consents_between(&self, org: OrgId, member: MemberId) -> Result<Vec<ConsentRow>> {
                 sqlx::query("SELECT * FROM consents WHERE org_id = $1 AND member_loc = $2")
-                    .bind(org.as_bytes().to_vec())
+                    .bind(org)
                     .bind(self.consent_loc(member, org)?)
                     .fetch_all(&self.pool)
                     .await?
@@ -1184,7 +1165,7 @@ macro_rules! impl_store {
             }
             async fn consents_for_request(&self, request: ConsentRequestId) -> Result<Vec<ConsentRow>> {
                 sqlx::query("SELECT * FROM consents WHERE request_id = $1 AND status IN ('given', 'withdrawn') ORDER BY given_at, consent_id")
-                    .bind(request.as_bytes().to_vec())
+                    .bind(request)
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
@@ -1222,8 +1203,8 @@ macro_rules! impl_store {
                     "INSERT INTO offers (offer_id, org_id, status, version, created_at, updated_at, valid_until, body) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
-                .bind(o.id.as_bytes().to_vec())
-                .bind(o.org.as_bytes().to_vec())
+                .bind(o.id)
+                .bind(o.org)
                 .bind(&o.status)
                 .bind(o.version)
                 .bind(o.created_at.unix_millis())
@@ -1235,7 +1216,7 @@ macro_rules! impl_store {
                 // Each count starts at its mask (issue 13): no true count in clear.
                 let (masks, sealed) = self.fresh_counter_masks(o.id.as_bytes())?;
                 sqlx::query("INSERT INTO offer_counters (offer_id, reached, accepted, released, counts_ct) VALUES ($1, $2, $3, NULL, $4)")
-                    .bind(o.id.as_bytes().to_vec())
+                    .bind(o.id)
                     .bind(masks[0])
                     .bind(masks[1])
                     .bind(sealed)
@@ -1246,7 +1227,7 @@ macro_rules! impl_store {
             }
             async fn offer(&self, id: OfferId) -> Result<Option<OfferRow>> {
                 sqlx::query("SELECT * FROM offers WHERE offer_id = $1")
-                    .bind(id.as_bytes().to_vec())
+                    .bind(id)
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
@@ -1263,7 +1244,7 @@ macro_rules! impl_store {
                 .bind(o.updated_at.unix_millis())
                 .bind(o.valid_until.unix_millis())
                 .bind(&o.body)
-                .bind(o.id.as_bytes().to_vec())
+                .bind(o.id)
                 .bind(expected_version)
                 .execute(&self.pool)
                 .await?;
@@ -1271,7 +1252,7 @@ macro_rules! impl_store {
             }
             async fn offers_by_org(&self, org: OrgId) -> Result<Vec<OfferRow>> {
                 sqlx::query("SELECT * FROM offers WHERE org_id = $1 ORDER BY created_at, offer_id")
-                    .bind(org.as_bytes().to_vec())
+                    .bind(org)
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
@@ -1304,14 +1285,14 @@ macro_rules! impl_store {
                 sqlx::query("UPDATE offer_counters SET reached = reached + $1, accepted = accepted + $2 WHERE offer_id = $3")
                     .bind(seq_i64(reached)?)
                     .bind(seq_i64(accepted)?)
-                    .bind(offer.as_bytes().to_vec())
+                    .bind(offer)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
             }
             async fn offer_counters(&self, offer: OfferId) -> Result<Option<OfferCounters>> {
                 let row = sqlx::query("SELECT reached, accepted, released, release_seq, release_due, counts_ct FROM offer_counters WHERE offer_id = $1")
-                    .bind(offer.as_bytes().to_vec())
+                    .bind(offer)
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(|row| {
@@ -1356,7 +1337,7 @@ macro_rules! impl_store {
                 )
                 .bind(released)
                 .bind(due.map(Timestamp::unix_millis))
-                .bind(offer.as_bytes().to_vec())
+                .bind(offer)
                 .bind(expected_seq)
                 .bind(self.seal_released(offer.as_bytes(), released)?)
                 .execute(&self.pool)
@@ -1372,8 +1353,7 @@ macro_rules! impl_store {
                 .await?;
                 rows.iter()
                     .map(|r| {
-                        OfferId::from_slice(&r.try_get::<Vec<u8>, _>("offer_id")?)
-                            .map_err(|_| corrupt("offer_counters.offer_id"))
+                        Ok(r.try_get::<OfferId, _>("offer_id")?)
                     })
                     .collect()
             }
@@ -1381,7 +1361,7 @@ macro_rules! impl_store {
                 let row = sqlx::query(
                     "SELECT COUNT(*) AS n FROM offers WHERE org_id = $1 AND status IN ('active', 'pending_partners') AND valid_until > $2",
                 )
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(now.unix_millis())
                 .fetch_one(&self.pool)
                 .await?;
@@ -1433,8 +1413,8 @@ macro_rules! impl_store {
                         "INSERT INTO trust_receipts (receipt_id, org_id, tag, source_ct, research_ct, day, area, amount_cents, created_at, tag_scoped) ",
                     );
                     q.push_values(chunk.iter().zip(tags), |mut b, (r, tag)| {
-                        b.push_bind(r.id.as_bytes().to_vec())
-                            .push_bind(r.org.as_bytes().to_vec())
+                        b.push_bind(r.id)
+                            .push_bind(r.org)
                             .push_bind(tag.clone())
                             .push_bind(r.source_ct.clone())
                             .push_bind(r.research_ct.clone())
@@ -1453,7 +1433,7 @@ macro_rules! impl_store {
                 for chunk in events.chunks(10_000) {
                     let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO trust_events (receipt_id, category, amount_cents) ");
                     q.push_values(chunk, |mut b, (r, c, a)| {
-                        b.push_bind(r.id.as_bytes().to_vec()).push_bind(*c).push_bind(*a);
+                        b.push_bind(r.id).push_bind(*c).push_bind(*a);
                     });
                     q.build().execute(&mut *tx).await?;
                 }
@@ -1556,13 +1536,12 @@ macro_rules! impl_store {
                     let mut q = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new("SELECT receipt_id FROM trust_receipts WHERE receipt_id IN (");
                     let mut sep = q.separated(", ");
                     for id in chunk {
-                        sep.push_bind(id.as_bytes().to_vec());
+                        sep.push_bind(id);
                     }
                     q.push(")");
                     for row in q.build().fetch_all(&self.pool).await? {
                         out.push(
-                            TrustReceiptId::from_slice(&row.try_get::<Vec<u8>, _>("receipt_id")?)
-                                .map_err(|_| corrupt("trust_receipts.receipt_id"))?,
+                            row.try_get::<TrustReceiptId, _>("receipt_id")?,
                         );
                     }
                 }
@@ -1617,16 +1596,15 @@ macro_rules! impl_store {
                 let rows = sqlx::query(
                     "SELECT * FROM trust_receipts WHERE org_id = $1 AND tag = $2 ORDER BY day, created_at, receipt_id",
                 )
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(self.org_tag(MetaTable::TrustReceipts, tag, org.as_bytes())?)
                 .fetch_all(&self.pool)
                 .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for row in &rows {
-                    let id = TrustReceiptId::from_slice(&row.try_get::<Vec<u8>, _>("receipt_id")?)
-                        .map_err(|_| corrupt("trust_receipts.receipt_id"))?;
+                    let id = row.try_get::<TrustReceiptId, _>("receipt_id")?;
                     let items = sqlx::query("SELECT category, amount_cents FROM trust_events WHERE receipt_id = $1")
-                        .bind(id.as_bytes().to_vec())
+                        .bind(id)
                         .fetch_all(&self.pool)
                         .await?
                         .iter()
@@ -1652,10 +1630,10 @@ macro_rules! impl_store {
                     "INSERT INTO trust_sharing (sharing_id, member_loc, member_ct, from_org, to_org, purpose, created_at, expires_at, withdrawn_at, research_tag) \
                      VALUES ($1, $2, $10, $3, $4, $5, $6, $7, $8, $9)",
                 )
-                .bind(s.id.as_bytes().to_vec())
+                .bind(s.id)
                 .bind(self.loc(MetaTable::TrustSharing, s.member)?)
-                .bind(s.from_org.as_bytes().to_vec())
-                .bind(s.to_org.as_bytes().to_vec())
+                .bind(s.from_org)
+                .bind(s.to_org)
                 .bind(&s.purpose)
                 // Whole hours (issue 13); an expiry floored: delivery stops
                 // up to an hour early, never late. The member's own sealed
@@ -1673,7 +1651,7 @@ macro_rules! impl_store {
                 let r = sqlx::query(
                     "UPDATE trust_sharing SET withdrawn_at = $3 WHERE sharing_id = $1 AND member_loc = $2 AND withdrawn_at IS NULL",
                 )
-                .bind(id.as_bytes().to_vec())
+                .bind(id)
                 .bind(self.loc(MetaTable::TrustSharing, member)?)
                 .bind(hour_ms(at))
                 .execute(&self.pool)
@@ -1694,8 +1672,8 @@ macro_rules! impl_store {
                     "SELECT * FROM trust_sharing WHERE to_org = $1 AND from_org = $2 AND withdrawn_at IS NULL AND expires_at > $3 \
                      ORDER BY created_at, sharing_id",
                 )
-                .bind(to.as_bytes().to_vec())
-                .bind(from.as_bytes().to_vec())
+                .bind(to)
+                .bind(from)
                 .bind(now.unix_millis())
                 .fetch_all(&self.pool)
                 .await?
@@ -1770,7 +1748,7 @@ macro_rules! impl_store {
                     "INSERT INTO credential_status (org_id, status_index, revoked_at) VALUES ($1, $2, NULL) \
                      ON CONFLICT (status_index) DO NOTHING",
                 )
-                .bind(row.org_id.as_bytes().to_vec())
+                .bind(row.org_id)
                 .bind(i64::from(row.status_index))
                 .execute(&mut *tx)
                 .await?;
@@ -1783,7 +1761,7 @@ macro_rules! impl_store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(row.code_hash.to_vec())
-                .bind(row.org_id.as_bytes().to_vec())
+                .bind(row.org_id)
                 .bind(&row.claims_json)
                 .bind(i64::from(row.status_index))
                 .bind(row.created_at.unix_millis())
@@ -1833,7 +1811,7 @@ macro_rules! impl_store {
                 let r = sqlx::query(
                     "UPDATE credential_status SET revoked_at = COALESCE(revoked_at, $3) WHERE org_id = $1 AND status_index = $2",
                 )
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(i64::from(index))
                 .bind(at.unix_millis())
                 .execute(&self.pool)
@@ -1852,15 +1830,13 @@ macro_rules! impl_store {
                     .collect()
             }
             async fn credential_issuing_orgs(&self) -> Result<Vec<OrgId>> {
-                let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+                let ids: Vec<OrgId> = sqlx::query_scalar(
                     "SELECT g.org_id FROM organisations g WHERE g.deleted_at IS NULL \
                      AND EXISTS (SELECT 1 FROM credential_status s WHERE s.org_id = g.org_id) ORDER BY g.org_id",
                 )
                 .fetch_all(&self.pool)
                 .await?;
-                ids.iter()
-                    .map(|b| OrgId::from_slice(b).map_err(|_| corrupt("organisations.org_id")))
-                    .collect()
+                Ok(ids)
             }
             async fn insert_credential_challenge(&self, row: &CredentialChallengeRow) -> Result<()> {
                 sqlx::query(
@@ -1868,7 +1844,7 @@ macro_rules! impl_store {
                      VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(row.nonce.to_vec())
-                .bind(row.org_id.as_bytes().to_vec())
+                .bind(row.org_id)
                 .bind(&row.challenge_json)
                 .bind(row.created_at.unix_millis())
                 .bind(row.expires_at.unix_millis())
@@ -1886,7 +1862,7 @@ macro_rules! impl_store {
                 // the row; an expired challenge goes too, but is not returned.
                 let taken = sqlx::query("DELETE FROM credential_challenges WHERE nonce = $1 AND org_id = $2 RETURNING *")
                     .bind(nonce.to_vec())
-                    .bind(org.as_bytes().to_vec())
+                    .bind(org)
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()

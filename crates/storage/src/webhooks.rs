@@ -71,7 +71,7 @@ macro_rules! impl_webhook_store {
                     "INSERT INTO org_webhooks (org_id, url, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (org_id) DO UPDATE SET url = excluded.url, created_at = excluded.created_at",
                 )
-                .bind(org.as_bytes().to_vec())
+                .bind(org)
                 .bind(url)
                 .bind(at.unix_millis())
                 .execute(self.pool())
@@ -81,7 +81,7 @@ macro_rules! impl_webhook_store {
 
             async fn webhook(&self, org: OrgId) -> Result<Option<WebhookRow>> {
                 let row = sqlx::query("SELECT url, created_at FROM org_webhooks WHERE org_id = $1")
-                    .bind(org.as_bytes().to_vec())
+                    .bind(org)
                     .fetch_optional(self.pool())
                     .await?;
                 row.map(|r| {
@@ -95,7 +95,7 @@ macro_rules! impl_webhook_store {
 
             async fn delete_webhook(&self, org: OrgId) -> Result<bool> {
                 Ok(sqlx::query("DELETE FROM org_webhooks WHERE org_id = $1")
-                    .bind(org.as_bytes().to_vec())
+                    .bind(org)
                     .execute(self.pool())
                     .await?
                     .rows_affected()

@@ -9,16 +9,26 @@ use me2b_testkit::{fresh, Db, TestDb};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-async fn stores() -> Vec<(Db, Arc<dyn Store>, TestDb)> {
-    let mut out = Vec::new();
-    for db in Db::ALL {
-        if let Some(t) = fresh(db).await.unwrap() {
-            let s = open(&t.url).await.unwrap();
-            s.set_metadata_keys(me2b_testkit::metadata_keys());
-            out.push((db, s, t));
-        }
+/// The store of one engine: none when PostgreSQL is not configured (the
+/// case is skipped; `fresh` says so).
+async fn stores(db: Db) -> Vec<(Db, Arc<dyn Store>, TestDb)> {
+    let Some(t) = fresh(db).await.unwrap() else {
+        return Vec::new();
+    };
+    let s = open(&t.url).await.unwrap();
+    s.set_metadata_keys(me2b_testkit::metadata_keys());
+    vec![(db, s, t)]
+}
+
+// Each case below as a test per engine: `sqlite::case` and `postgres::case`.
+me2b_testkit::per_engine! {
+    #[tokio::test] {
+        the_rights_tables_keep_no_member_id,
+        every_member_table_is_in_erasures_list,
+        consent_locators_are_per_organisation_and_erasure_subjects_sealed,
+        trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time,
+        gpc_and_queued_opt_outs_keep_the_hour_at_rest,
     }
-    out
 }
 
 fn ts(ms: i64) -> Timestamp {
@@ -123,9 +133,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// Issue 13 on the rights tables (issue 15): the opt-out, the paper code
 /// and an import are found by locator, and no value anywhere but `members`
 /// holds the member's id.
-#[tokio::test]
-async fn the_rights_tables_keep_no_member_id() {
-    for (db, s, t) in stores().await {
+async fn the_rights_tables_keep_no_member_id(db: Db) {
+    for (db, s, t) in stores(db).await {
         let m = member(3);
         s.insert_member(&m).await.unwrap();
         let other = member(4);
@@ -208,9 +217,8 @@ async fn the_rights_tables_keep_no_member_id() {
 
 /// Every table with a member locator or id is in erasure's one list of a
 /// member's rows (a new one must be added there, or no erasure finds it).
-#[tokio::test]
-async fn every_member_table_is_in_erasures_list() {
-    for (db, s, t) in stores().await {
+async fn every_member_table_is_in_erasures_list(db: Db) {
+    for (db, s, t) in stores(db).await {
         let listed: BTreeSet<String> = member_tables().map(str::to_owned).collect();
         let found = member_columns(db, &t.url).await;
         assert!(found.len() >= 10, "{db:?}: {found:?}");
@@ -253,13 +261,12 @@ async fn raw(db: Db, url: &str, sql: &str, binds: &[Vec<u8>]) -> Vec<Vec<u8>> {
 /// lists, link their pseudonyms); the node still finds them all, re-keys an
 /// older node's rows at start, and erases them. A pending erasure's
 /// requests do not name the member by the co-ops' pseudonyms in clear.
-#[tokio::test]
-async fn consent_locators_are_per_organisation_and_erasure_subjects_sealed() {
+async fn consent_locators_are_per_organisation_and_erasure_subjects_sealed(db: Db) {
     use me2b_domain::meta::MetaTable;
     use me2b_domain::org::OrgKind;
     use me2b_domain::{ConsentId, ConsentRequestId, OrgId};
     let keys = me2b_testkit::metadata_keys();
-    for (db, s, t) in stores().await {
+    for (db, s, t) in stores(db).await {
         let m = member(5);
         s.insert_member(&m).await.unwrap();
         let mut orgs = Vec::new();
@@ -431,12 +438,11 @@ async fn consent_locators_are_per_organisation_and_erasure_subjects_sealed() {
 /// was linked to B's (6 of 6). The same for the loyalty history. Now a
 /// member's rows at two co-ops carry two tags, times are whole hours, and
 /// the trust still finds, delivers and erases every row.
-#[tokio::test]
-async fn trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time() {
+async fn trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time(db: Db) {
     use me2b_domain::org::OrgKind;
     use me2b_domain::{OrgId, TrustReceiptId};
     const HOUR: i64 = 3_600_000;
-    for (db, s, t) in stores().await {
+    for (db, s, t) in stores(db).await {
         let tag = [0x33; 32];
         let loyalty = [0x44; 32];
         let mut orgs = Vec::new();
@@ -702,9 +708,8 @@ async fn ints(db: Db, url: &str, sql: &str) -> Vec<i64> {
 /// lines up with the audit log and the moment the co-ops saw a change); the
 /// decisions still compare the exact time, sealed to the row. A queued paper
 /// opt-out keeps the hour too, and its member sealed.
-#[tokio::test]
-async fn gpc_and_queued_opt_outs_keep_the_hour_at_rest() {
-    for (db, s, t) in stores().await {
+async fn gpc_and_queued_opt_outs_keep_the_hour_at_rest(db: Db) {
+    for (db, s, t) in stores(db).await {
         let m = member(5);
         s.insert_member(&m).await.unwrap();
         let exact = ts(1_790_000_000_000 + 1_234_567);

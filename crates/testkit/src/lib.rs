@@ -74,6 +74,43 @@ impl Drop for TestDb {
     }
 }
 
+/// Turns each `async fn case(db: Db)` of a test file into one test per
+/// engine, `sqlite::case` and `postgres::case`, so a failure names its
+/// database (garage's one-suite, a-test-per-engine shape). Cases are listed
+/// in groups under the test attribute they run with; a case not listed is
+/// dead code, which the lints refuse. The PostgreSQL test is skipped by the
+/// case itself when [`fresh`] returns `None`.
+///
+/// ```ignore
+/// me2b_testkit::per_engine! {
+///     #[tokio::test] { members_round_trip, sessions_expire }
+///     #[tokio::test(flavor = "multi_thread", worker_threads = 4)] { counters_add_up }
+/// }
+/// ```
+#[macro_export]
+macro_rules! per_engine {
+    ($( #[$attr:meta] { $($case:ident),* $(,)? } )*) => {
+        /// The cases on SQLite.
+        mod sqlite {
+            $($(
+                #[$attr]
+                async fn $case() {
+                    super::$case($crate::Db::Sqlite).await
+                }
+            )*)*
+        }
+        /// The cases on PostgreSQL (skipped without `ME2B_TEST_POSTGRES_URL`).
+        mod postgres {
+            $($(
+                #[$attr]
+                async fn $case() {
+                    super::$case($crate::Db::Postgres).await
+                }
+            )*)*
+        }
+    };
+}
+
 /// Errors setting up a test database.
 #[derive(Debug)]
 pub struct TestDbError(pub String);
