@@ -28,6 +28,7 @@ me2b_testkit::per_engine! {
         consent_locators_are_per_organisation_and_erasure_subjects_sealed,
         trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time,
         gpc_and_queued_opt_outs_keep_the_hour_at_rest,
+        insertion_order_does_not_pair_a_members_rows_at_two_coops,
     }
 }
 
@@ -1056,14 +1057,13 @@ async fn pair_by_pages(
 /// runs. On PostgreSQL the heap keeps insertion order whatever the key
 /// (ARCHITECTURE.md, "Metadata at rest"): the test checks that the grants
 /// still pair by `ctid` there, so that the residual named stays true.
-#[tokio::test]
-async fn insertion_order_does_not_pair_a_members_rows_at_two_coops() {
+async fn insertion_order_does_not_pair_a_members_rows_at_two_coops(db: Db) {
     use me2b_domain::org::{OrgKind, Role, Roles};
     use me2b_domain::{ApiKeyId, ConsentId, ConsentRequestId, OrgId};
     use std::collections::BTreeMap;
     const N: usize = 16;
     const H: i64 = 3_600_000;
-    for (db, s, t) in stores().await {
+    for (db, s, t) in stores(db).await {
         let rng = Splitmix::default();
         if db == Db::Sqlite {
             // No free pages: every page the scenario needs comes from the
