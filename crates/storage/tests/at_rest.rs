@@ -781,3 +781,55 @@ async fn a_reader_during_an_erasure_only_delays_the_log_being_emptied() {
         "the erased member's wrap is still in the database files after the retry"
     );
 }
+
+/// Review of 50bef2c: the erasure's inline checkpoint waited on the busy
+/// handler while a reader held the file, so each erasure call took the
+/// whole busy timeout (10 s, twice per `DELETE /v1/me`) and held every
+/// writer with it. Now the inline attempt does not wait: the erasure
+/// completes while the reader still holds its transaction, and the
+/// sweeper's retry empties the log once the reader is gone. The deadline
+/// is no measurement: a checkpoint that waits sleeps at least the 10 s
+/// busy timeout per call (two calls here) before giving up, one that does
+/// not wait takes milliseconds.
+#[tokio::test]
+async fn an_erasure_does_not_wait_on_a_reader_of_the_file() {
+    let Some(t) = fresh(Db::Sqlite).await.unwrap() else {
+        return;
+    };
+    let s = open(&t.url).await.unwrap();
+    s.set_metadata_keys(me2b_testkit::metadata_keys());
+    let wrap: Vec<u8> = b"PASSPHRASE-WRAP-OF-A-MEMBER-ERASED-PROMPTLY".to_vec();
+    let m = NewMember {
+        passphrase_wrap: wrap.clone(),
+        ..member(9)
+    };
+    s.insert_member(&m).await.unwrap();
+    let reader = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+    let mut tx = reader.begin().await.unwrap();
+    let count = "SELECT COUNT(*) FROM members";
+    let n: i64 = sqlx::query_scalar(count).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(n, 1);
+    let erasure = async {
+        assert!(s.shred_member(m.id).await.unwrap());
+        s.delete_member_rows(m.id).await.unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), erasure)
+        .await
+        .expect("the erasure waited on the reader's transaction");
+    // The reader still holds its snapshot: the member is there for it.
+    let n: i64 = sqlx::query_scalar(count).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(n, 1, "the reader's transaction should still be open");
+    tx.rollback().await.unwrap();
+    reader.close().await;
+    s.finish_scrub().await;
+    let path = t.url.trim_start_matches("sqlite://").to_owned();
+    let all = [
+        std::fs::read(&path).unwrap_or_default(),
+        std::fs::read(format!("{path}-wal")).unwrap_or_default(),
+    ]
+    .concat();
+    assert!(
+        !contains(&all, &wrap[..24]),
+        "the erased member's wrap is still in the database files after the retry"
+    );
+}
