@@ -833,3 +833,30 @@ async fn an_erasure_does_not_wait_on_a_reader_of_the_file() {
         "the erased member's wrap is still in the database files after the retry"
     );
 }
+
+/// Review of session 5: `optout_jobs` kept no locator, so an erasure left a
+/// member's pending paper opt-out (their sealed id) for the worker to drop.
+/// Now it carries the member's locator for the table and the erasure
+/// deletes it with the rest; another member's job stays.
+#[tokio::test]
+async fn an_erasure_deletes_the_members_pending_opt_out_job() {
+    for (db, s, _t) in stores().await {
+        let (m, other) = (member(11), member(12));
+        s.insert_member(&m).await.unwrap();
+        s.insert_member(&other).await.unwrap();
+        let at = ts(1_790_000_000_000);
+        s.enqueue_optout_job([1; 16], m.id, at).await.unwrap();
+        s.enqueue_optout_job([2; 16], other.id, at).await.unwrap();
+        assert_eq!(s.optout_jobs_pending().await.unwrap(), 2, "{db:?}");
+        assert!(s.shred_member(m.id).await.unwrap());
+        s.delete_member_rows(m.id).await.unwrap();
+        assert_eq!(
+            s.optout_jobs_pending().await.unwrap(),
+            1,
+            "{db:?}: the erased member's job is still queued"
+        );
+        let claimed = s.claim_optout_jobs(at, at, 8).await.unwrap();
+        assert_eq!(claimed, vec![([2; 16], other.id)], "{db:?}");
+        s.close().await;
+    }
+}
