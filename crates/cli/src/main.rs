@@ -72,6 +72,9 @@ enum Command {
         /// Adds an unauthenticated constant route for HTTP benchmarks.
         #[arg(long, env = "ME2B_BENCH_ROUTES", hide = true)]
         bench_routes: bool,
+        /// Seconds between runs of the sweeper and the opt-out worker (tests).
+        #[arg(long, env = "ME2B_SWEEP_INTERVAL", hide = true, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        sweep_interval: u64,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -475,7 +478,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         &settings.log
     });
     match cli.command {
-        Command::Serve { bench_routes, .. } => serve(&settings, bench_routes).await?,
+        Command::Serve {
+            bench_routes,
+            sweep_interval,
+            ..
+        } => {
+            let every = std::time::Duration::from_secs(sweep_interval);
+            serve(&settings, bench_routes, every).await?
+        }
         Command::Demo {
             members,
             keep,

@@ -34,7 +34,13 @@ pub(crate) fn shutdown_signal(
     }
 }
 
-pub(crate) async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Result<()> {
+/// `sweep_interval`: between runs of the sweeper and the opt-out worker
+/// (`me2b_node::BACKGROUND_INTERVAL`; tests pass a shorter one).
+pub(crate) async fn serve(
+    settings: &Settings,
+    bench_routes: bool,
+    sweep_interval: std::time::Duration,
+) -> anyhow::Result<()> {
     let node = open_node(settings).await?;
     if node.master_key_created {
         tracing::warn!(
@@ -73,10 +79,10 @@ pub(crate) async fn serve(settings: &Settings, bench_routes: bool) -> anyhow::Re
     // The integrity check reads the whole file: in the background, reported
     // in the log, never a gate on serving (`me2b check` runs it on demand).
     let integrity = me2b_node::spawn_integrity_check(node.store.clone());
-    let optouts = node.spawn_optout_worker();
+    let optouts = node.spawn_optout_worker_every(sweep_interval);
     // Releases due at a boundary no request crossed, webhook deliveries,
     // and expired envelopes, sign-ups and sessions (with their key wraps).
-    let sweeper = node.spawn_sweeper();
+    let sweeper = node.spawn_sweeper_every(sweep_interval);
     let state = me2b_server::AppState { node: node.into() };
     let served = me2b_server::serve(
         listener,

@@ -37,6 +37,8 @@ pub const META_KEY_CHECK: &str = "key_check";
 const META_NODE_PUBLIC_KEY: &str = "node_public_key";
 const META_TRUST_FEDERATION: &str = "trust_federation";
 const META_TRUST_SECRETS: &str = "trust_transcryptor_secrets";
+/// How often the sweeper and the opt-out worker run (`spawn_sweeper`).
+pub const BACKGROUND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Transcryptors of the embedded (single-party) trust.
 pub const EMBEDDED_TRANSCRYPTORS: usize = 3;
 
@@ -571,13 +573,21 @@ impl Node {
     /// due to organisations' webhooks (on a task of its own, so a slow
     /// receiver never holds up the sweep). Abort at shutdown.
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        self.spawn_sweeper_every(BACKGROUND_INTERVAL)
+    }
+
+    /// [`Self::spawn_sweeper`], every `interval` (tests pass a short one).
+    pub fn spawn_sweeper_every(
+        &self,
+        interval: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let clock = self.clock.clone();
         let vault = self.vault.clone();
         let consents = self.consents.clone();
         let webhooks = self.webhooks.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            let mut tick = tokio::time::interval(interval);
             loop {
                 tick.tick().await;
                 // An erasure's log checkpoint a reader kept from finishing.
@@ -624,9 +634,17 @@ impl Node {
     /// code queues one, and every minute (jobs whose lease ran out). Abort
     /// at shutdown: a job cut short is finished by a later pass.
     pub fn spawn_optout_worker(&self) -> tokio::task::JoinHandle<()> {
+        self.spawn_optout_worker_every(BACKGROUND_INTERVAL)
+    }
+
+    /// [`Self::spawn_optout_worker`], every `interval` (tests pass a short one).
+    pub fn spawn_optout_worker_every(
+        &self,
+        interval: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
         let consents = self.consents.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            let mut tick = tokio::time::interval(interval);
             loop {
                 match consents.run_optout_jobs().await {
                     Ok(0) => {}

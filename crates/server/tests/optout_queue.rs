@@ -30,30 +30,6 @@ fn vault() -> Vec<Value> {
     vec![json!({"kind": "profile_attribute", "name": "region", "value": "Utrecht"})]
 }
 
-/// Asks for a consent with these purposes and has the member grant it; its id.
-async fn granted(s: &common::Srv, key: &str, member: &str, purposes: &[&str]) -> String {
-    let (st, req) = s
-        .req(
-            Method::POST,
-            "/v1/org/consent-requests",
-            Some(key),
-            Some(ask(purposes)),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{req}");
-    let rid = req["id"].as_str().unwrap();
-    let (st, c) = s
-        .req(
-            Method::POST,
-            &format!("/v1/me/consent-requests/{rid}/grant"),
-            Some(member),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{c}");
-    c["consent_id"].as_str().unwrap().to_owned()
-}
-
 /// The member's consents: id -> status.
 async fn statuses(s: &common::Srv, member: &str) -> Vec<(String, String)> {
     let (_, list) = s
@@ -151,13 +127,13 @@ async fn a_typed_code_is_answered_before_any_withdrawal_whatever_the_member_hold
         let ana = s.member_with("ana@example.org", &vault()).await;
         let bo = s.member_with("bo@example.org", &vault()).await;
         let cy = s.member_with("cy@example.org", &vault()).await;
-        let ana_service = granted(&s, &key, &ana, &["service-provision"]).await;
+        let ana_service = s.granted(&key, &ana, ask(&["service-provision"])).await;
         let mut bo_marketing = Vec::new();
         for p in ["direct-marketing", "marketing", "advertising"] {
-            bo_marketing.push(granted(&s, &key, &bo, &[p]).await);
+            bo_marketing.push(s.granted(&key, &bo, ask(&[p])).await);
         }
-        let bo_service = granted(&s, &key, &bo, &["service-provision"]).await;
-        let cy_marketing = granted(&s, &key, &cy, &["direct-marketing"]).await;
+        let bo_service = s.granted(&key, &bo, ask(&["service-provision"])).await;
+        let cy_marketing = s.granted(&key, &cy, ask(&["direct-marketing"])).await;
         let (ana_code, bo_code, cy_code) = (
             code_of(&s, &ana).await,
             code_of(&s, &bo).await,
@@ -266,8 +242,8 @@ async fn withdrawal_receipts_do_not_tell_paper_from_one_click() {
             .await;
         let ana = s.member_with("ana@example.org", &vault()).await;
         let bo = s.member_with("bo@example.org", &vault()).await;
-        let ana_c = granted(&s, &key, &ana, &["direct-marketing"]).await;
-        let bo_c = granted(&s, &key, &bo, &["direct-marketing"]).await;
+        let ana_c = s.granted(&key, &ana, ask(&["direct-marketing"])).await;
+        let bo_c = s.granted(&key, &bo, ask(&["direct-marketing"])).await;
         let (st, _) = s
             .req(Method::POST, "/v1/me/marketing-opt-out", Some(&ana), None)
             .await;
@@ -303,9 +279,9 @@ async fn a_job_left_by_a_killed_node_is_done_after_restart() {
             .await;
         let ana = s.member_with("ana@example.org", &vault()).await;
         let bo = s.member_with("bo@example.org", &vault()).await;
-        let ana_c = granted(&s, &key, &ana, &["direct-marketing"]).await;
-        let bo_a = granted(&s, &key, &bo, &["direct-marketing"]).await;
-        let bo_b = granted(&s, &key, &bo, &["advertising"]).await;
+        let ana_c = s.granted(&key, &ana, ask(&["direct-marketing"])).await;
+        let bo_a = s.granted(&key, &bo, ask(&["direct-marketing"])).await;
+        let bo_b = s.granted(&key, &bo, ask(&["advertising"])).await;
         let bo_member = s.node.vault.authenticate(&bo).await.unwrap().member;
 
         // Bo's code: a worker takes the job, withdraws one consent, and the

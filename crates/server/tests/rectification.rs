@@ -11,9 +11,7 @@
 
 mod common;
 
-use base64::Engine as _;
-use common::{opened, Srv};
-use me2b_crypto::NodeVerifyingKey;
+use common::{opened, verify_jws, Srv};
 use me2b_domain::org::Role;
 use me2b_domain::Clock as _;
 use me2b_testkit::Db;
@@ -43,34 +41,6 @@ async fn coop(s: &Srv, name: &str, categories: &[&str]) -> (me2b_domain::OrgId, 
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     (id, key, v["id"].as_str().unwrap().to_owned())
-}
-
-async fn published_key(s: &Srv) -> NodeVerifyingKey {
-    let (st, v) = s
-        .req(Method::GET, "/.well-known/me2b/node-keys", None, None)
-        .await;
-    assert_eq!(st, StatusCode::OK);
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(v["keys"][0]["x"].as_str().unwrap())
-        .unwrap();
-    NodeVerifyingKey::from_bytes(&x).unwrap()
-}
-
-/// The claims of a compact JWS of `typ` signed by `key`; None otherwise.
-fn verify(key: &NodeVerifyingKey, jws: &str, typ: &str) -> Option<Value> {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let parts: Vec<&str> = jws.split('.').collect();
-    if parts.len() != 3 {
-        return None;
-    }
-    let header: Value = serde_json::from_slice(&b64.decode(parts[0]).ok()?).ok()?;
-    if header["typ"] != typ || header["alg"] != "EdDSA" {
-        return None;
-    }
-    let sig = b64.decode(parts[2]).ok()?;
-    key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
-        .ok()?;
-    serde_json::from_slice(&b64.decode(parts[1]).ok()?).ok()
 }
 
 async fn notices(s: &Srv, key: &str) -> Vec<Value> {
@@ -156,7 +126,7 @@ async fn a_correction_reaches_each_recipient_of_its_category_after_the_release()
         let Some(s) = common::start_ttl(db, None, 90 * 24 * 3600).await else {
             continue;
         };
-        let key = published_key(&s).await;
+        let key = s.published_key().await;
         let (a, a_key, a_req) = coop(&s, "Co-op A", &["region"]).await;
         let (_b, b_key, b_req) = coop(&s, "Co-op B", &["purchase"]).await;
         let (_c, c_key, _c_req) = coop(&s, "Co-op C", &["region"]).await;
@@ -217,17 +187,17 @@ async fn a_correction_reaches_each_recipient_of_its_category_after_the_release()
         let got = notices(&s, &a_key).await;
         assert_eq!(got.len(), 1, "{db:?}");
         let n = &got[0];
-        let claims = verify(
+        let (_, claims) = verify_jws(
             &key,
             n["signed"].as_str().unwrap(),
-            "me2b-rectification-notice+jws",
+            &["me2b-rectification-notice+jws"],
         )
         .expect("a valid signature of the rectification typ");
         assert!(
-            verify(
+            verify_jws(
                 &key,
                 n["signed"].as_str().unwrap(),
-                "me2b-erasure-request+jws"
+                &["me2b-erasure-request+jws"]
             )
             .is_none(),
             "never mistaken for an erasure request"

@@ -37,30 +37,6 @@ fn vault() -> Vec<Value> {
     ]
 }
 
-/// Asks for a consent with these purposes and has the member grant it; its id.
-async fn granted(s: &common::Srv, key: &str, member: &str, purposes: &[&str]) -> String {
-    let (st, req) = s
-        .req(
-            Method::POST,
-            "/v1/org/consent-requests",
-            Some(key),
-            Some(ask(purposes)),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{req}");
-    let rid = req["id"].as_str().unwrap();
-    let (st, c) = s
-        .req(
-            Method::POST,
-            &format!("/v1/me/consent-requests/{rid}/grant"),
-            Some(member),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{c}");
-    c["consent_id"].as_str().unwrap().to_owned()
-}
-
 async fn consent_status(s: &common::Srv, member: &str, id: &str) -> String {
     let (_, list) = s
         .req(Method::GET, "/v1/me/consents", Some(member), None)
@@ -90,9 +66,11 @@ async fn one_click_opt_out_withdraws_every_marketing_consent_and_stops_offers() 
             .await;
         let (_, other) = s.org_with("Bike Co-op", vec![Role::Consent]).await;
         let ana = s.member_with("ana@example.org", &vault()).await;
-        let direct = granted(&s, &key, &ana, &["direct-marketing"]).await;
-        let ads = granted(&s, &other, &ana, &["personalised-advertising"]).await;
-        let service = granted(&s, &key, &ana, &["service-provision"]).await;
+        let direct = s.granted(&key, &ana, ask(&["direct-marketing"])).await;
+        let ads = s
+            .granted(&other, &ana, ask(&["personalised-advertising"]))
+            .await;
+        let service = s.granted(&key, &ana, ask(&["service-provision"])).await;
         let offer = json!({"title": "10% off a bike check", "text": "For cyclists.", "topics": ["cycling"],
             "rule": "\"cycling\" in interests", "valid_until": until()});
         let (st, v) = s
@@ -181,9 +159,9 @@ async fn the_paper_opt_out_path_end_to_end() {
             .await;
         let ana = s.member_with("ana@example.org", &vault()).await;
         let bo = s.member_with("bo@example.org", &vault()).await;
-        let ana_direct = granted(&s, &key, &ana, &["direct-marketing"]).await;
-        let bo_direct = granted(&s, &key, &bo, &["direct-marketing"]).await;
-        let ana_service = granted(&s, &key, &ana, &["service-provision"]).await;
+        let ana_direct = s.granted(&key, &ana, ask(&["direct-marketing"])).await;
+        let bo_direct = s.granted(&key, &bo, ask(&["direct-marketing"])).await;
+        let ana_service = s.granted(&key, &ana, ask(&["service-provision"])).await;
 
         // The card: the code printed, and its QR code decodes back to it.
         let v = new_code(&s, &ana).await;
@@ -593,7 +571,7 @@ async fn export_then_import_into_another_node_and_every_bad_import_is_refused_wh
             "unit_price": {"minor": 300, "currency": "EUR"}}], "total": {"minor": 300, "currency": "EUR"}, "purchased_at": "2026-11-01T10:00:00Z"}));
         records.push(json!({"kind": "note", "text": "a private note"}));
         let ana = a.member_with("ana@example.org", &records).await;
-        granted(&a, &key, &ana, &["direct-marketing"]).await;
+        a.granted(&key, &ana, ask(&["direct-marketing"])).await;
         let (st, issued) = a
             .req(
                 Method::POST,

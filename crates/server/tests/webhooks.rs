@@ -11,7 +11,6 @@ mod common;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxStatus};
-use base64::Engine as _;
 use common::Srv;
 use me2b_crypto::NodeVerifyingKey;
 use me2b_domain::org::Role;
@@ -42,22 +41,8 @@ struct Receiver {
 }
 
 fn verify(key: &NodeVerifyingKey, jws: &str) -> Option<Value> {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let parts: Vec<&str> = jws.split('.').collect();
-    if parts.len() != 3 {
-        return None;
-    }
-    let header: Value = serde_json::from_slice(&b64.decode(parts[0]).ok()?).ok()?;
-    let typ = header["typ"].as_str()?.to_owned();
-    if !["me2b-erasure-request+jws", "me2b-rectification-notice+jws"].contains(&typ.as_str())
-        || header["alg"] != "EdDSA"
-    {
-        return None;
-    }
-    let sig = b64.decode(parts[2]).ok()?;
-    key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
-        .ok()?;
-    let mut claims: Value = serde_json::from_slice(&b64.decode(parts[1]).ok()?).ok()?;
+    let typs = ["me2b-erasure-request+jws", "me2b-rectification-notice+jws"];
+    let (typ, mut claims) = common::verify_jws(key, jws, &typs)?;
     claims["typ"] = json!(typ);
     Some(claims)
 }
@@ -90,18 +75,6 @@ async fn receiver(r: Arc<Receiver>) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}/hook")
-}
-
-/// The node's key as a receiver gets it: from /.well-known/me2b/node-keys.
-async fn published_key(s: &Srv) -> NodeVerifyingKey {
-    let (st, v) = s
-        .req(Method::GET, "/.well-known/me2b/node-keys", None, None)
-        .await;
-    assert_eq!(st, StatusCode::OK);
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(v["keys"][0]["x"].as_str().unwrap())
-        .unwrap();
-    NodeVerifyingKey::from_bytes(&x).unwrap()
 }
 
 fn settings() -> WebhookSettings {
@@ -185,7 +158,7 @@ async fn webhooks_are_retried_with_backoff_verified_and_bounded() {
         else {
             continue;
         };
-        let key = published_key(&s).await;
+        let key = s.published_key().await;
         let flaky = Arc::new(Receiver {
             fail_first: 2,
             hang: false,
@@ -411,7 +384,7 @@ async fn a_host_name_resolving_to_this_machine_is_never_reached() {
         else {
             continue;
         };
-        let key = published_key(&s).await;
+        let key = s.published_key().await;
         let target = Arc::new(Receiver {
             fail_first: 0,
             hang: false,
@@ -495,7 +468,7 @@ async fn rectification_notices_are_posted_to_the_webhook_after_the_release() {
         else {
             continue;
         };
-        let key = published_key(&s).await;
+        let key = s.published_key().await;
         let flaky = Arc::new(Receiver {
             fail_first: 1,
             hang: false,

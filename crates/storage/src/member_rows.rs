@@ -46,7 +46,7 @@ const fn rows(
 }
 
 /// A member's rows, in the order they are deleted.
-pub(crate) const MEMBER_ROWS: [MemberRows; 16] = [
+pub(crate) const MEMBER_ROWS: [MemberRows; 17] = [
     rows(
         "sessions",
         Stage::Hold,
@@ -102,6 +102,14 @@ pub(crate) const MEMBER_ROWS: [MemberRows; 16] = [
         Stage::Hold,
         "DELETE FROM optout_codes WHERE member_loc = $1 OR legacy_member_id = $2",
         Some(MetaTable::OptoutCodes),
+    ),
+    // A paper opt-out the worker has not done yet (it would only drop it:
+    // the member is erasing).
+    rows(
+        "optout_jobs",
+        Stage::Hold,
+        "DELETE FROM optout_jobs WHERE member_loc = $1",
+        Some(MetaTable::OptoutJobs),
     ),
     rows(
         "imported_history",

@@ -200,8 +200,9 @@ macro_rules! impl_rights_store {
             }
 
             async fn enqueue_optout_job(&self, job: [u8; 16], member: MemberId, at: Timestamp) -> Result<()> {
-                sqlx::query("INSERT INTO optout_jobs (job_id, member_ct, created_at) VALUES ($1, $2, $3)")
+                sqlx::query("INSERT INTO optout_jobs (job_id, member_loc, member_ct, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(job.to_vec())
+                    .bind(self.loc(MetaTable::OptoutJobs, member)?)
                     .bind(self.seal_member(MetaTable::OptoutJobs, &job, member)?)
                     .bind(crate::sql::hour_ms(at))
                     .execute(self.pool())

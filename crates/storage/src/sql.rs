@@ -60,21 +60,36 @@ impl<P> SqlStore<P> {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// How long an SQLite statement waits on a lock another connection holds.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl SqlStore<SqlitePool> {
     /// After an erasure's delete: the write-ahead log still holds the page
     /// images from before it (the account's wraps, its e-mail), and the
     /// main file the old page until a checkpoint (adversary 5, 3c). A
     /// TRUNCATE checkpoint copies the new pages (zeroed by `secure_delete`)
-    /// into the file and empties the log. If readers keep it from
-    /// finishing, the sweeper retries every minute (`finish_scrub`) until it
-    /// completes; the delete itself is committed either way.
+    /// into the file and empties the log. This inline attempt does not wait
+    /// on the busy handler: a reader (a backup tool, another process) would
+    /// otherwise hold the erasure for the whole busy timeout, and every
+    /// writer with it. If it cannot finish, the sweeper retries every minute
+    /// (`finish_scrub`) until it completes; the delete itself is committed
+    /// either way.
     pub(crate) async fn scrub_deleted(&self) {
-        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&self.pool)
-            .await
-        {
-            Ok((0, _, _)) => self.scrub_pending.store(false, Ordering::SeqCst),
-            Ok(_) => {
+        self.checkpoint_log(false).await;
+    }
+
+    /// The sweeper's retry (`finish_scrub`): waits through the busy handler.
+    pub(crate) async fn finish_scrub_now(&self) {
+        self.checkpoint_log(true).await;
+    }
+
+    /// A TRUNCATE checkpoint of the write-ahead log; `wait`: through the
+    /// busy handler (the sweeper's retry, the start), else at once or not
+    /// at all (it then proceeds as a PASSIVE one and reports busy).
+    async fn checkpoint_log(&self, wait: bool) {
+        match self.try_checkpoint_log(wait).await {
+            Ok(true) => self.scrub_pending.store(false, Ordering::SeqCst),
+            Ok(false) => {
                 self.scrub_pending.store(true, Ordering::SeqCst);
                 tracing::warn!(
                     "the write-ahead log was not emptied after an erasure (a reader holds it); retried every minute"
@@ -86,12 +101,36 @@ impl SqlStore<SqlitePool> {
             }
         }
     }
+
+    async fn try_checkpoint_log(&self, wait: bool) -> Result<bool> {
+        const CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
+        if wait {
+            let (busy, _, _) = sqlx::query_as::<_, (i64, i64, i64)>(CHECKPOINT)
+                .fetch_one(&self.pool)
+                .await?;
+            return Ok(busy == 0);
+        }
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut *conn)
+            .await?;
+        let done = sqlx::query_as::<_, (i64, i64, i64)>(CHECKPOINT)
+            .fetch_one(&mut *conn)
+            .await;
+        let restore = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
+        if sqlx::query(&restore).execute(&mut *conn).await.is_err() {
+            // Never hand a connection that does not wait back to the pool.
+            conn.close_on_drop();
+        }
+        Ok(done?.0 == 0)
+    }
 }
 
 impl SqlStore<PgPool> {
     /// PostgreSQL keeps dead rows until VACUUM and its WAL until recycled:
     /// ARCHITECTURE ("Erasure, as organisations see it") says what remains.
     pub(crate) async fn scrub_deleted(&self) {}
+    pub(crate) async fn finish_scrub_now(&self) {}
 }
 
 /// Opens (creating if needed) and migrates the database at `url`:
@@ -110,7 +149,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
             // FULL: an acknowledged commit survives power loss, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
             // Overwrite deleted content instead of leaving it in free pages.
             .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
@@ -130,7 +169,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         let store = SqlStore::new(pool);
         // A log an erasure could not empty (busy readers, a crash) is
         // emptied at start.
-        store.scrub_deleted().await;
+        store.checkpoint_log(true).await;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let pool = PgPoolOptions::new()
@@ -600,7 +639,7 @@ macro_rules! impl_store {
             }
             async fn finish_scrub(&self) {
                 if self.scrub_pending.load(Ordering::SeqCst) {
-                    self.scrub_deleted().await;
+                    self.finish_scrub_now().await;
                 }
             }
             async fn delete_member_rows(&self, id: MemberId) -> Result<()> {

@@ -29,6 +29,7 @@ me2b_testkit::per_engine! {
         trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time,
         gpc_and_queued_opt_outs_keep_the_hour_at_rest,
         insertion_order_does_not_pair_a_members_rows_at_two_coops,
+        an_erasure_deletes_the_members_pending_opt_out_job,
     }
 }
 
@@ -1235,6 +1236,84 @@ async fn insertion_order_does_not_pair_a_members_rows_at_two_coops(db: Db) {
                 "{what}: {correct} of {N} members paired by the order of {table}"
             );
         }
+        s.close().await;
+    }
+}
+
+/// Review of 50bef2c: the erasure's inline checkpoint waited on the busy
+/// handler while a reader held the file, so each erasure call took the
+/// whole busy timeout (10 s, twice per `DELETE /v1/me`) and held every
+/// writer with it. Now the inline attempt does not wait: the erasure
+/// completes while the reader still holds its transaction, and the
+/// sweeper's retry empties the log once the reader is gone. The deadline
+/// is no measurement: a checkpoint that waits sleeps at least the 10 s
+/// busy timeout per call (two calls here) before giving up, one that does
+/// not wait takes milliseconds.
+#[tokio::test]
+async fn an_erasure_does_not_wait_on_a_reader_of_the_file() {
+    let Some(t) = fresh(Db::Sqlite).await.unwrap() else {
+        return;
+    };
+    let s = open(&t.url).await.unwrap();
+    s.set_metadata_keys(me2b_testkit::metadata_keys());
+    let wrap: Vec<u8> = b"PASSPHRASE-WRAP-OF-A-MEMBER-ERASED-PROMPTLY".to_vec();
+    let m = NewMember {
+        passphrase_wrap: wrap.clone(),
+        ..member(9)
+    };
+    s.insert_member(&m).await.unwrap();
+    let reader = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+    let mut tx = reader.begin().await.unwrap();
+    let count = "SELECT COUNT(*) FROM members";
+    let n: i64 = sqlx::query_scalar(count).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(n, 1);
+    let erasure = async {
+        assert!(s.shred_member(m.id).await.unwrap());
+        s.delete_member_rows(m.id).await.unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), erasure)
+        .await
+        .expect("the erasure waited on the reader's transaction");
+    // The reader still holds its snapshot: the member is there for it.
+    let n: i64 = sqlx::query_scalar(count).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(n, 1, "the reader's transaction should still be open");
+    tx.rollback().await.unwrap();
+    reader.close().await;
+    s.finish_scrub().await;
+    let path = t.url.trim_start_matches("sqlite://").to_owned();
+    let all = [
+        std::fs::read(&path).unwrap_or_default(),
+        std::fs::read(format!("{path}-wal")).unwrap_or_default(),
+    ]
+    .concat();
+    assert!(
+        !contains(&all, &wrap[..24]),
+        "the erased member's wrap is still in the database files after the retry"
+    );
+}
+
+/// Review of session 5: `optout_jobs` kept no locator, so an erasure left a
+/// member's pending paper opt-out (their sealed id) for the worker to drop.
+/// Now it carries the member's locator for the table and the erasure
+/// deletes it with the rest; another member's job stays.
+async fn an_erasure_deletes_the_members_pending_opt_out_job(db: Db) {
+    for (db, s, _t) in stores(db).await {
+        let (m, other) = (member(11), member(12));
+        s.insert_member(&m).await.unwrap();
+        s.insert_member(&other).await.unwrap();
+        let at = ts(1_790_000_000_000);
+        s.enqueue_optout_job([1; 16], m.id, at).await.unwrap();
+        s.enqueue_optout_job([2; 16], other.id, at).await.unwrap();
+        assert_eq!(s.optout_jobs_pending().await.unwrap(), 2, "{db:?}");
+        assert!(s.shred_member(m.id).await.unwrap());
+        s.delete_member_rows(m.id).await.unwrap();
+        assert_eq!(
+            s.optout_jobs_pending().await.unwrap(),
+            1,
+            "{db:?}: the erased member's job is still queued"
+        );
+        let claimed = s.claim_optout_jobs(at, at, 8).await.unwrap();
+        assert_eq!(claimed, vec![([2; 16], other.id)], "{db:?}");
         s.close().await;
     }
 }

@@ -40,11 +40,12 @@ pub use orgs::{
 };
 
 use crate::bbs::{default_bbs, Bbs, BbsPublicKey, BbsSecretKey};
-use crate::credential::{IssuerKeyId, IssuerKeyPair};
-use crate::schema::{ClaimText, Interests, ValidityPeriod};
+use crate::credential::{IssuerKeyId, IssuerKeyPair, SignedCredential};
+use crate::presentation::Presentation;
+use crate::schema::{ClaimName, ClaimSet, ClaimText, Interests, ValidityPeriod};
 use crate::status::MIN_STATUS_LIST_BITS;
 use crate::tags::FederationTags;
-use crate::verifier::IssuerKeys;
+use crate::verifier::{Challenge, IssuerKeys};
 use crate::CredentialError;
 use me2b_audit::{AuditError, AuditLog};
 use me2b_crypto::Keyring;
@@ -53,7 +54,7 @@ use me2b_domain::{Clock, OrgId, Random, RecordId};
 use me2b_storage::{CredentialIssuerRow, StorageError, Store};
 use me2b_vault::{Vault, VaultError};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// How long a one-time code can be redeemed.
@@ -451,6 +452,48 @@ async fn cpu<T: Send + 'static>(
 
 /// The label the federation's secret key is sealed under.
 const SEAL_LABEL: &str = "credential-issuer:federation";
+
+impl Credentials {
+    /// A presentation of `credential` (a member's or an organisation's) to
+    /// `challenge`'s verifier and nonce, disclosing `disclose`: the proof is
+    /// made on the blocking pool with the service's randomness.
+    async fn present_on_cpu<C: ClaimSet + Send + 'static>(
+        &self,
+        credential: SignedCredential<C>,
+        challenge: &Challenge,
+        disclose: BTreeSet<ClaimName>,
+    ) -> Result<Presentation, ServiceError> {
+        let public = self.public_key(&credential.issuer_key_id).await?;
+        let (nonce, verifier, random) = (
+            *challenge.nonce(),
+            challenge.verifier_id().clone(),
+            self.inner.random.clone(),
+        );
+        cpu(move || {
+            credential.present(
+                bbs(),
+                &public,
+                &nonce,
+                &verifier,
+                &disclose,
+                random.as_ref(),
+            )
+        })
+        .await
+    }
+
+    /// The federation's issuer key `id`, if it is the current one.
+    async fn public_key(&self, id: &IssuerKeyId) -> Result<BbsPublicKey, ServiceError> {
+        let issuer = self
+            .inner
+            .store
+            .federation_issuer()
+            .await?
+            .filter(|r| r.key_id == id.as_str())
+            .ok_or(CredentialError::UnknownIssuer)?;
+        Ok(BbsPublicKey::from_bytes(&issuer.public_key)?)
+    }
+}
 
 impl Credentials {
     /// The service; `topics` judges interest claims (see [`InterestTaxonomy`]).

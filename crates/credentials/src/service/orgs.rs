@@ -24,8 +24,7 @@
 
 use super::verify::Taken;
 use super::{bbs, cpu, Credentials, ServiceError, CHALLENGE_TTL_SECONDS};
-use crate::bbs::BbsPublicKey;
-use crate::credential::{IssuerKeyId, OrgCredential};
+use crate::credential::OrgCredential;
 use crate::presentation::VerifierId;
 use crate::schema::{ClaimName, ClaimText, Epoch, OrgClaims, EPOCH_LENGTH_SECONDS};
 use crate::verifier::{verify_presentation, Challenge, StatusLists};
@@ -354,36 +353,10 @@ impl Credentials {
         {
             return Err(CredentialError::UnknownIssuer.into());
         }
-        let public = self.public_key(&credential.issuer_key_id).await?;
-        let disclose = challenge.claims_to_disclose();
-        let (nonce, verifier, random) = (
-            *challenge.nonce(),
-            challenge.verifier_id().clone(),
-            self.inner.random.clone(),
-        );
-        let p = cpu(move || {
-            credential.present(
-                bbs(),
-                &public,
-                &nonce,
-                &verifier,
-                &disclose,
-                random.as_ref(),
-            )
-        })
-        .await?;
+        let p = self
+            .present_on_cpu(credential, &challenge, challenge.claims_to_disclose())
+            .await?;
         serde_json::from_str(&p.to_json()).map_err(|_| ServiceError::Corrupt)
-    }
-
-    async fn public_key(&self, id: &IssuerKeyId) -> Result<BbsPublicKey, ServiceError> {
-        let issuer = self
-            .inner
-            .store
-            .federation_issuer()
-            .await?
-            .filter(|r| r.key_id == id.as_str())
-            .ok_or(CredentialError::UnknownIssuer)?;
-        Ok(BbsPublicKey::from_bytes(&issuer.public_key)?)
     }
 
     /// Checks `org`'s presentation against its own audience challenge, which

@@ -167,35 +167,14 @@ impl Credentials {
         {
             return Err(CredentialError::ClaimMismatch(ClaimName::Issuer).into());
         }
-        let issuer = self
-            .inner
-            .store
-            .federation_issuer()
-            .await?
-            .filter(|r| r.key_id == credential.issuer_key_id.as_str())
-            .ok_or(CredentialError::UnknownIssuer)?;
-        let public = BbsPublicKey::from_bytes(&issuer.public_key)?;
         let mut disclose = challenge.claims_to_disclose();
         for name in extra {
             disclose
                 .insert(ClaimName::parse(name).ok_or(ServiceError::Invalid("unknown claim name"))?);
         }
-        let (nonce, verifier, random) = (
-            *challenge.nonce(),
-            challenge.verifier_id().clone(),
-            self.inner.random.clone(),
-        );
-        let p = cpu(move || {
-            credential.present(
-                bbs(),
-                &public,
-                &nonce,
-                &verifier,
-                &disclose,
-                random.as_ref(),
-            )
-        })
-        .await?;
+        let p = self
+            .present_on_cpu(credential, &challenge, disclose)
+            .await?;
         self.record(
             AuditEvent::new(Actor::Member(s.member), Action::CredentialPresent)
                 .subject(s.member)

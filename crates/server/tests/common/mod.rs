@@ -459,3 +459,70 @@ pub fn opened(api_key: &str, answer: &Value) -> Value {
     }
     out
 }
+
+impl Srv {
+    /// Asks for a consent (`ask`, the consent request's body) as the
+    /// organisation of `key` and has the member grant it; the consent id.
+    pub async fn granted(&self, key: &str, member: &str, ask: Value) -> String {
+        let (st, req) = self
+            .req(
+                Method::POST,
+                "/v1/org/consent-requests",
+                Some(key),
+                Some(ask),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{req}");
+        let rid = req["id"].as_str().unwrap();
+        let (st, c) = self
+            .req(
+                Method::POST,
+                &format!("/v1/me/consent-requests/{rid}/grant"),
+                Some(member),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{c}");
+        c["consent_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The node's key as a receiver gets it: from /.well-known/me2b/node-keys.
+    pub async fn published_key(&self) -> me2b_crypto::NodeVerifyingKey {
+        use base64::Engine as _;
+        let (st, v) = self
+            .req(Method::GET, "/.well-known/me2b/node-keys", None, None)
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(v["keys"][0]["x"].as_str().unwrap())
+            .unwrap();
+        me2b_crypto::NodeVerifyingKey::from_bytes(&x).unwrap()
+    }
+}
+
+/// A compact JWS signed by `key` (EdDSA) whose `typ` is one of `typs`: its
+/// `typ` and claims; None otherwise.
+pub fn verify_jws(
+    key: &me2b_crypto::NodeVerifyingKey,
+    jws: &str,
+    typs: &[&str],
+) -> Option<(String, Value)> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = jws.split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let header: Value = serde_json::from_slice(&b64.decode(parts[0]).ok()?).ok()?;
+    let typ = header["typ"].as_str()?.to_owned();
+    if !typs.contains(&typ.as_str()) || header["alg"] != "EdDSA" {
+        return None;
+    }
+    let sig = b64.decode(parts[2]).ok()?;
+    key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .ok()?;
+    Some((
+        typ,
+        serde_json::from_slice(&b64.decode(parts[1]).ok()?).ok()?,
+    ))
+}
