@@ -193,7 +193,19 @@ describe('a member\'s rights and tools', () => {
     assert.equal(ch.status, 201);
     await page.getByLabel('Challenge from the verifier').fill(JSON.stringify(ch.body));
     await page.getByRole('button', { name: /^Show it/ }).click();
+    // Issue 12: the only credential of its co-op, so what it shows is
+    // rare. A clear warning first, a way back, and a confirm step.
+    await heading(page, 'Few share what you would show');
+    assert.match(await page.locator('#rare-count').innerText(), /No other credential of Corner Co-op/);
+    assert.ok(await page.getByRole('link', { name: /Don't show it/ }).isVisible());
+    await check(page, 'credential-rare-warning');
+    // Not ticked: the browser keeps the form (the box is required).
+    await page.getByRole('button', { name: 'Show it anyway' }).click();
+    await heading(page, 'Few share what you would show');
+    await page.getByLabel(/I understand that Corner Co-op and Fair Market could recognise me/).check();
+    await page.getByRole('button', { name: 'Show it anyway' }).click();
     await heading(page, 'Show this to the verifier');
+    assert.match(await page.locator('#shared-by').innerText(), /1 credential of the co-op/);
     assert.match(await page.locator('main').innerText(), /Give this answer to Fair Market/);
     await check(page, 'credential-presented');
     const answer = await page.getByLabel(/Your answer/).inputValue();

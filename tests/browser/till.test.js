@@ -53,6 +53,10 @@ describe('a credential presented at the till', () => {
     // The member types (pastes) the challenge and gets the answer to show.
     await member.getByLabel('Challenge from the verifier').fill(challenge);
     await member.getByRole('button', { name: /^Show it/ }).click();
+    // The only credential of its co-op: the member is warned and confirms.
+    await heading(member, 'Few share what you would show');
+    await member.getByLabel(/I understand that Corner Co-op/).check();
+    await member.getByRole('button', { name: 'Show it anyway' }).click();
     await heading(member, 'Show this to the verifier');
     assert.match(await member.locator('main').innerText(), /Corner Co-op/);
     await check(member, 'member-answer');

@@ -130,6 +130,7 @@ impl Governance {
         g.trust.check().map_err(|e| e.to_string())?;
         g.offers.check().map_err(|e| e.to_string())?;
         g.credential_tags()?;
+        g.credentials.check()?;
         g.erasure.check()?;
         g.consent_release.check()?;
         g.intents.check()?;
@@ -468,6 +469,7 @@ impl Node {
             );
         }
         let mut federation = cfg.credentials.clone();
+        federation.min_shared = governance.credentials.min_shared;
         federation.tags =
             governance
                 .credential_tags()

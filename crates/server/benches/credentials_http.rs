@@ -127,7 +127,15 @@ async fn main() {
         let t = Instant::now();
         let p = node
             .credentials
-            .present(&s, held.id, &c, &[])
+            .present(
+                &s,
+                held.id,
+                &c,
+                &me2b_credentials::service::Disclosure {
+                    accept_rare: true,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         present_time += t.elapsed().as_secs_f64();

@@ -141,6 +141,7 @@ error_codes! {
     UnknownTier = "unknown_tier", UNPROCESSABLE_ENTITY, "the tier is not one of the federation's (listed at /.well-known/me2b/issuers)";
     UnknownRegion = "unknown_region", UNPROCESSABLE_ENTITY, "the region is not one of the trust's area codes (listed at /.well-known/me2b/issuers)";
     UnknownMemberSince = "unknown_member_since", UNPROCESSABLE_ENTITY, "member_since is not a year of the federation's list (every member_since_step-th year from member_since_from, up to this year)";
+    RareDisclosure = "rare_disclosure", CONFLICT, "what the presentation would disclose is shared by fewer credentials of its issuer than the federation's threshold (`[credentials] min_shared`): preview it, disclose less, or present with `accept_rare`";
     UnknownChallenge = "unknown_challenge", UNPROCESSABLE_ENTITY, "no such challenge: never made, expired or already used (a replay)";
     WrongChallenge = "wrong_challenge", UNPROCESSABLE_ENTITY, "the presentation answers another challenge";
     UnknownIssuer = "unknown_issuer", UNPROCESSABLE_ENTITY, "the issuer key is unknown or not accepted";
@@ -591,6 +592,7 @@ impl From<me2b_credentials::service::ServiceError> for ApiError {
             E::UnknownTier => C::UnknownTier,
             E::UnknownRegion => C::UnknownRegion,
             E::UnknownMemberSince => C::UnknownMemberSince,
+            E::RareDisclosure => C::RareDisclosure,
             E::NotFound(_) => return Self::not_found(),
             E::Invalid(_) => C::InvalidParameter,
             E::Corrupt => {

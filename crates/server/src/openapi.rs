@@ -30,7 +30,7 @@ use utoipa::{Modify, OpenApi};
         trust::forward,
         credentials::issuers, credentials::status_list, credentials::create_code,
         credentials::revoke, credentials::challenge, credentials::verify, credentials::redeem,
-        credentials::mine, credentials::present, credentials::issue_attestation,
+        credentials::mine, credentials::present, credentials::preview, credentials::issue_attestation,
         credentials::attestations, credentials::present_attestation,
         credentials::audience_challenge, credentials::prove_audience, credentials::audience_proofs,
         erasure::list, erasure::confirm, erasure::status, erasure::set_webhook, erasure::get_webhook, erasure::delete_webhook,

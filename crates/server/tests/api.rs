@@ -548,7 +548,7 @@ fn body_for(m: &Method, path: &str) -> Option<Value> {
     if path.starts_with("/v1/me/intents/") && path.ends_with("/report") {
         return Some(json!({"reason": "intruder"}));
     }
-    if path.ends_with("/present") {
+    if path.ends_with("/present") || path.ends_with("/preview") {
         return Some(
             json!({"challenge": {"nonce": "ab".repeat(32), "verifier_id": "intruder",
             "accepted_keys": [], "issuers": [], "required_values": {}, "required_claims": [], "status_check": false}}),

@@ -731,6 +731,25 @@ async fn a_credential_is_added_with_a_code_and_presented_to_a_typed_challenge() 
         &[("challenge", &ch.to_string()), ("csrf", &csrf)],
     )
     .await;
+    // The only credential of its co-op: the member is warned first (issue
+    // 12), and confirms.
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"rare-warning\""), "{body}");
+    assert!(
+        body.contains("No other credential of Corner Co-op"),
+        "{body}"
+    );
+    let (st, _, body) = post(
+        &s,
+        &path,
+        &c,
+        &[
+            ("challenge", &ch.to_string()),
+            ("accept", "yes"),
+            ("csrf", &csrf_in(&body)),
+        ],
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{body}");
     assert!(body.contains("Give this answer to Fair Market"));
     let at = body.find("readonly spellcheck=\"false\">").unwrap() + 28;

@@ -5,6 +5,7 @@
 //! cannot leak personal data because it is never given any.
 #![forbid(unsafe_code)]
 
+mod combinations;
 mod consent_release;
 mod erasure;
 mod intents;
@@ -20,6 +21,7 @@ mod sql;
 mod types;
 mod webhooks;
 
+pub use combinations::CombinationStore;
 pub use consent_release::{ConsentReleaseStore, ReleasedConsent};
 pub use erasure::{Confirmed, ErasedTag, ErasureRequestRow, ErasureStore};
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
@@ -565,6 +567,7 @@ pub trait Store:
     + RectificationStore
     + MetadataStore
     + OrgCredentialStore
+    + CombinationStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -3392,3 +3392,45 @@ async fn credential_audiences_filter_the_feed_and_proofs_expire(db: Db) {
         assert!(s.org_credentials(holder.id).await.unwrap().is_empty());
     }
 }
+
+/// How many credentials share a combination (issue 12): counts add up per
+/// keyed hash, repeats within one call count once, a missing one is 0, and
+/// expired epochs are purged.
+#[tokio::test]
+async fn credential_combination_counts_add_up_and_expire() {
+    for (db, s, _t) in stores().await {
+        let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        s.count_credential_combinations(100, &[b, a, a])
+            .await
+            .unwrap();
+        s.count_credential_combinations(100, &[a]).await.unwrap();
+        s.count_credential_combinations(101, &[c]).await.unwrap();
+        s.count_credential_combinations(100, &[]).await.unwrap();
+        assert_eq!(
+            s.credential_combination_count(&a).await.unwrap(),
+            2,
+            "{db:?}"
+        );
+        assert_eq!(
+            s.credential_combination_count(&b).await.unwrap(),
+            1,
+            "{db:?}"
+        );
+        assert_eq!(s.credential_combination_count(&[9; 32]).await.unwrap(), 0);
+        assert_eq!(
+            s.purge_credential_combinations(101).await.unwrap(),
+            2,
+            "{db:?}"
+        );
+        assert_eq!(
+            s.credential_combination_count(&a).await.unwrap(),
+            0,
+            "{db:?}"
+        );
+        assert_eq!(
+            s.credential_combination_count(&c).await.unwrap(),
+            1,
+            "{db:?}"
+        );
+    }
+}

@@ -259,6 +259,12 @@ impl Credentials {
                 return Err(e);
             }
         };
+        // Counted for how common its claim values are (issue 12): only now,
+        // when an enrolled member holds it. A failure leaves it uncounted,
+        // which only makes presentations look rarer; it is logged.
+        if let Err(e) = self.count_combinations(&credential.claims, now).await {
+            tracing::error!(error = %e, "a redeemed credential could not be counted");
+        }
         // The credential is in the member's vault: the node keeps no copy of
         // its claims (issue 13). A failure here leaves them, and is logged.
         if let Err(e) = self

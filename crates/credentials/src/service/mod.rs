@@ -32,12 +32,14 @@
 
 mod codes;
 mod orgs;
+mod rarity;
 mod verify;
 
 pub use orgs::{
     AudienceChallengeRequest, HeldOrgCredential, OrgCredentialRequest, ProvenAudience,
     AUDIENCE_PROOF_SECONDS,
 };
+pub use rarity::{Disclosure, Preview, Rarity, COUNTED_CLAIMS, DEFAULT_MIN_SHARED, MAX_MIN_SHARED};
 
 use crate::bbs::{default_bbs, Bbs, BbsPublicKey, BbsSecretKey};
 use crate::credential::{IssuerKeyId, IssuerKeyPair, SignedCredential};
@@ -80,6 +82,10 @@ pub struct FederationSettings {
     /// The tiers and regions a code may carry (see [`FederationTags`]): the
     /// node sets them from its governance file.
     pub tags: FederationTags,
+    /// A presentation whose disclosed values are shared by fewer credentials
+    /// of the issuer than this is refused unless the member accepts
+    /// (`[credentials] min_shared`, default [`DEFAULT_MIN_SHARED`]).
+    pub min_shared: u32,
 }
 
 impl Default for FederationSettings {
@@ -88,6 +94,7 @@ impl Default for FederationSettings {
             federation: ClaimText::default_federation(),
             period: ValidityPeriod::default(),
             tags: FederationTags::default(),
+            min_shared: DEFAULT_MIN_SHARED,
         }
     }
 }
@@ -105,6 +112,22 @@ pub struct CredentialGovernance {
     /// co-op rounds a member's first year up to the list (the claim stays
     /// true: they were a member then).
     pub member_since_step: u16,
+    /// A presentation whose disclosed values are shared by fewer
+    /// credentials of the issuer (in the same validity epoch) than this is
+    /// refused unless the member accepts (1–10,000; default 10; 1 turns the
+    /// refusal off, the member is still told the count).
+    pub min_shared: u32,
+}
+
+impl CredentialGovernance {
+    /// Whether `min_shared` is within 1..=[`MAX_MIN_SHARED`].
+    pub fn check(&self) -> Result<(), String> {
+        if (1..=MAX_MIN_SHARED).contains(&self.min_shared) {
+            Ok(())
+        } else {
+            Err("[credentials] min_shared must be 1 to 10000".to_owned())
+        }
+    }
 }
 
 impl Default for CredentialGovernance {
@@ -116,6 +139,7 @@ impl Default for CredentialGovernance {
                 .collect(),
             member_since_from: crate::tags::DEFAULT_MEMBER_SINCE_FROM,
             member_since_step: crate::tags::DEFAULT_MEMBER_SINCE_STEP,
+            min_shared: DEFAULT_MIN_SHARED,
         }
     }
 }
@@ -193,6 +217,11 @@ pub enum ServiceError {
     /// `member_since` is not a year of the federation's list.
     #[error("member_since is not a year of the federation's list (every member_since_step-th year from member_since_from, up to this year; see /.well-known/me2b/issuers)")]
     UnknownMemberSince,
+    /// What the presentation would disclose is shared by fewer credentials
+    /// of the issuer than the federation's threshold: a colluding issuer
+    /// and verifier could recognise the member by it.
+    #[error("what this presentation would disclose is shared by fewer credentials of its issuer than the federation's threshold, so the issuer could recognise you by it: see the preview, disclose less, or present with accept_rare")]
+    RareDisclosure,
     #[error("the stored issuer key cannot be opened")]
     Corrupt,
     #[error(transparent)]
@@ -217,6 +246,7 @@ impl ServiceError {
             Self::UnknownTier => "unknown_tier",
             Self::UnknownRegion => "unknown_region",
             Self::UnknownMemberSince => "unknown_member_since",
+            Self::RareDisclosure => "rare_disclosure",
             Self::Corrupt => "corrupt",
             Self::Storage(_) => "unavailable",
             Self::Vault(_) => "vault",
@@ -327,6 +357,8 @@ pub struct Presented {
     /// The verifier's name when it is an organisation of this node (a
     /// challenge made elsewhere names only an id).
     pub verifier: Option<String>,
+    /// How many credentials of the issuer share what it discloses.
+    pub rarity: Rarity,
 }
 
 /// What a verifier learned from a valid presentation: the federation's key

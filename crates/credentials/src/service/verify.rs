@@ -2,9 +2,9 @@
 //! through the node, and what the node publishes for offline verifiers.
 
 use super::{
-    bbs, cpu, ChallengeRequest, Credentials, IssuerDocument, Presented, PublishedCoop,
-    PublishedIssuer, ServiceError, Verified, CHALLENGE_TTL_SECONDS, MAX_CHALLENGE_ISSUERS,
-    STATUS_LIST_ENTRIES,
+    bbs, cpu, ChallengeRequest, Credentials, Disclosure, IssuerDocument, Presented, Preview,
+    PublishedCoop, PublishedIssuer, ServiceError, Verified, CHALLENGE_TTL_SECONDS,
+    MAX_CHALLENGE_ISSUERS, STATUS_LIST_ENTRIES,
 };
 use crate::bbs::BbsPublicKey;
 use crate::credential::{Credential, IssuerKeyId};
@@ -20,6 +20,15 @@ use me2b_storage::CredentialChallengeRow;
 use me2b_vault::MemberSession;
 use std::collections::BTreeSet;
 use std::str::FromStr;
+
+/// What a preview and a presentation both start from.
+struct Prepared {
+    challenge: Challenge,
+    credential: Credential,
+    disclose: BTreeSet<ClaimName>,
+    /// The verifier's name, when it is an organisation of this node.
+    verifier: Option<String>,
+}
 
 fn status_list_path(key_id: &str) -> String {
     format!("/.well-known/me2b/status/{key_id}")
@@ -138,16 +147,16 @@ impl Credentials {
         }
     }
 
-    /// The member answers a challenge with the credential in record `id`,
-    /// disclosing what the challenge needs plus `extra`.
-    #[tracing::instrument(skip_all)]
-    pub async fn present(
+    /// The challenge, the credential in record `id` and the claims a
+    /// presentation would disclose under `choice`: what both the preview
+    /// and the presentation need.
+    async fn prepare(
         &self,
         s: &MemberSession,
         id: RecordId,
         challenge: &[u8],
-        extra: &[String],
-    ) -> Result<Presented, ServiceError> {
+        choice: &Disclosure,
+    ) -> Result<Prepared, ServiceError> {
         let challenge = Challenge::parse(challenge)?;
         let record = self.inner.vault.read_record(s, id).await?;
         self.check_challenge(&challenge).await?;
@@ -167,10 +176,78 @@ impl Credentials {
         {
             return Err(CredentialError::ClaimMismatch(ClaimName::Issuer).into());
         }
-        let mut disclose = challenge.claims_to_disclose();
-        for name in extra {
-            disclose
-                .insert(ClaimName::parse(name).ok_or(ServiceError::Invalid("unknown claim name"))?);
+        let disclose = choice.apply(challenge.claims_to_disclose())?;
+        let verifier = match challenge.verifier_id().as_str().parse::<OrgId>() {
+            Ok(org) => self.live_org(org).await.ok(),
+            Err(_) => None,
+        };
+        Ok(Prepared {
+            challenge,
+            credential,
+            disclose,
+            verifier,
+        })
+    }
+
+    /// What answering a challenge with the credential in record `id` would
+    /// disclose, and how many credentials of its issuer share it (issue 12):
+    /// nothing is presented and the challenge stays open.
+    #[tracing::instrument(skip_all)]
+    pub async fn preview(
+        &self,
+        s: &MemberSession,
+        id: RecordId,
+        challenge: &[u8],
+        choice: &Disclosure,
+    ) -> Result<Preview, ServiceError> {
+        let p = self.prepare(s, id, challenge, choice).await?;
+        let rarity = self.rarity(&p.credential.claims, &p.disclose).await?;
+        let withhold_to_be_common = if rarity.rare {
+            self.withhold_to_be_common(&p.credential.claims, &p.disclose)
+                .await?
+        } else {
+            None
+        };
+        Ok(Preview {
+            discloses: p
+                .disclose
+                .iter()
+                .map(|n| {
+                    (
+                        n.as_str().to_owned(),
+                        p.credential.claims.value(*n).as_str().to_owned(),
+                    )
+                })
+                .collect(),
+            rarity,
+            withhold_to_be_common,
+            verifier_id: p.challenge.verifier_id().as_str().to_owned(),
+            verifier: p.verifier,
+        })
+    }
+
+    /// The member answers a challenge with the credential in record `id`,
+    /// disclosing what the challenge needs plus `choice.extra`, less
+    /// `choice.withhold`. A disclosed set shared by fewer credentials of the
+    /// issuer than the federation's threshold is refused
+    /// ([`ServiceError::RareDisclosure`]) unless `choice.accept_rare`.
+    #[tracing::instrument(skip_all)]
+    pub async fn present(
+        &self,
+        s: &MemberSession,
+        id: RecordId,
+        challenge: &[u8],
+        choice: &Disclosure,
+    ) -> Result<Presented, ServiceError> {
+        let Prepared {
+            challenge,
+            credential,
+            disclose,
+            verifier,
+        } = self.prepare(s, id, challenge, choice).await?;
+        let rarity = self.rarity(&credential.claims, &disclose).await?;
+        if rarity.rare && !choice.accept_rare {
+            return Err(ServiceError::RareDisclosure);
         }
         let p = self
             .present_on_cpu(credential, &challenge, disclose)
@@ -189,10 +266,8 @@ impl Credentials {
                 .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
                 .collect(),
             verifier_id: challenge.verifier_id().as_str().to_owned(),
-            verifier: match challenge.verifier_id().as_str().parse::<OrgId>() {
-                Ok(org) => self.live_org(org).await.ok(),
-                Err(_) => None,
-            },
+            verifier,
+            rarity,
         })
     }
 

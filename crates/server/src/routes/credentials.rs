@@ -14,8 +14,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use me2b_credentials::service::{
-    AudienceChallengeRequest, ChallengeRequest, CodeIssued, CodeRequest, HeldCredential,
-    HeldOrgCredential, IssuerDocument, OrgCredentialRequest, Presented, ProvenAudience, Verified,
+    AudienceChallengeRequest, ChallengeRequest, CodeIssued, CodeRequest, Disclosure,
+    HeldCredential, HeldOrgCredential, IssuerDocument, OrgCredentialRequest, Presented, Preview,
+    ProvenAudience, Verified,
 };
 use me2b_domain::org::Role;
 use me2b_domain::RecordId;
@@ -199,14 +200,72 @@ pub struct PresentIn {
     /// Claims to disclose beyond what the challenge needs (default none).
     #[serde(default)]
     pub disclose: Vec<String>,
+    /// Claims the challenge asks for that you leave out (`tier`, `region`,
+    /// `member_since`, `interest_1`, `interest_2`, `issuer`,
+    /// `status_index`): the verifier may then refuse the presentation.
+    #[serde(default)]
+    pub withhold: Vec<String>,
+    /// Present even if what it discloses is shared by fewer credentials of
+    /// the issuer than the federation's threshold (see the preview);
+    /// without it such a presentation is refused with `rare_disclosure`.
+    #[serde(default)]
+    pub accept_rare: bool,
+}
+
+/// A challenge to preview an answer to.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewIn {
+    /// The challenge as the verifier gave it.
+    #[schema(value_type = Object)]
+    pub challenge: serde_json::Value,
+    /// Claims to disclose beyond what the challenge needs (default none).
+    #[serde(default)]
+    pub disclose: Vec<String>,
+    /// Claims the challenge asks for that you would leave out.
+    #[serde(default)]
+    pub withhold: Vec<String>,
+}
+
+/// What answering a challenge with the credential in this vault record
+/// would disclose, and how many credentials of its issuer (redeemed by
+/// members, in the same validity epoch) share those values: a rare set lets
+/// the issuer and a colluding verifier recognise you. Nothing is presented
+/// and the challenge stays open.
+#[utoipa::path(post, path = "/v1/me/credentials/{id}/preview", operation_id = "preview_presentation", tag = "member", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    request_body = PreviewIn,
+    responses((status = 200, body = Preview), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn preview(
+    State(s): State<AppState>,
+    m: Member,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<PreviewIn>,
+) -> Result<Json<Preview>, ApiError> {
+    let id: RecordId = id.parse().map_err(|_| ApiError::not_found())?;
+    let challenge = serde_json::to_vec(&input.challenge).map_err(|_| ApiError::internal())?;
+    let choice = Disclosure {
+        extra: input.disclose,
+        withhold: input.withhold,
+        accept_rare: false,
+    };
+    Ok(Json(
+        s.node
+            .credentials
+            .preview(&m.session, id, &challenge, &choice)
+            .await?,
+    ))
 }
 
 /// Answers a challenge with the credential in this vault record: an
-/// unlinkable proof that discloses only what the challenge needs.
+/// unlinkable proof that discloses only what the challenge needs. If what
+/// it discloses is shared by fewer credentials of the issuer than the
+/// federation's threshold, it is refused with `rare_disclosure` (409)
+/// unless `accept_rare` is set: preview first.
 #[utoipa::path(post, path = "/v1/me/credentials/{id}/present", tag = "member", security(("bearer" = [])),
     params(("id" = String, Path)),
     request_body = PresentIn,
-    responses((status = 200, body = Presented), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Presented), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn present(
     State(s): State<AppState>,
     m: Member,
@@ -215,10 +274,15 @@ pub async fn present(
 ) -> Result<Json<Presented>, ApiError> {
     let id: RecordId = id.parse().map_err(|_| ApiError::not_found())?;
     let challenge = serde_json::to_vec(&input.challenge).map_err(|_| ApiError::internal())?;
+    let choice = Disclosure {
+        extra: input.disclose,
+        withhold: input.withhold,
+        accept_rare: input.accept_rare,
+    };
     Ok(Json(
         s.node
             .credentials
-            .present(&m.session, id, &challenge, &input.disclose)
+            .present(&m.session, id, &challenge, &choice)
             .await?,
     ))
 }

@@ -41,6 +41,10 @@ pub fn router() -> Router<AppState> {
             "/v1/me/credentials/{id}/present",
             post(credentials::present),
         )
+        .route(
+            "/v1/me/credentials/{id}/preview",
+            post(credentials::preview),
+        )
         .route("/v1/members", post(members::sign_up))
         .route("/v1/members/confirm", post(members::confirm))
         .route("/v1/sessions", post(members::log_in))

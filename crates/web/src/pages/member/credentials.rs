@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use me2b_credentials::service::ServiceError;
+use me2b_credentials::service::{Disclosure, ServiceError};
 use me2b_domain::RecordId;
 use serde::Deserialize;
 
@@ -165,6 +165,13 @@ async fn redeem(
 struct PresentForm {
     #[serde(default)]
     challenge: String,
+    /// Claims the challenge asks for that the member leaves out, separated
+    /// by commas (from the warning's "show less").
+    #[serde(default)]
+    withhold: String,
+    /// `yes`: the member confirmed showing a rare set.
+    #[serde(default)]
+    accept: String,
 }
 
 #[derive(Template)]
@@ -174,6 +181,133 @@ struct PresentedPage {
     verifier: String,
     discloses: Vec<(String, String)>,
     presentation: String,
+    shared_by: u64,
+    status_index: bool,
+}
+
+/// The warning before a rare set is shown (issue 12): how many share it,
+/// what to leave out, and a confirm step.
+#[derive(Template)]
+#[template(path = "member_rare.html")]
+struct RarePage {
+    l: Layout,
+    id: String,
+    issuer: String,
+    verifier: String,
+    discloses: Vec<(String, String)>,
+    shared_by: u64,
+    threshold: u32,
+    status_index: bool,
+    challenge: String,
+    /// What the member already left out (kept by "show it anyway").
+    withheld: String,
+    /// What "show less" leaves out (with what was already), comma-separated;
+    /// empty when nothing left out makes the set common.
+    withhold: String,
+    withhold_shown: String,
+}
+
+fn shown_claims(m: std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    m.into_iter()
+        .map(|(k, v)| (k.replace('_', " "), v))
+        .collect()
+}
+
+fn verifier_name(name: Option<String>, id: &str) -> String {
+    name.unwrap_or_else(|| format!("a verifier of another node ({id})"))
+}
+
+/// The warning page if what `choice` would disclose is rare and the member
+/// has not accepted; `None` to present.
+async fn rare_warning(
+    s: &WebState,
+    m: &WebMember,
+    id: RecordId,
+    typed: &str,
+    choice: &Disclosure,
+) -> Result<Option<Response>, ServiceError> {
+    if choice.accept_rare {
+        return Ok(None);
+    }
+    let p = s
+        .node
+        .credentials
+        .preview(&m.session, id, typed.as_bytes(), choice)
+        .await?;
+    if !p.rarity.rare {
+        return Ok(None);
+    }
+    let issuer = s
+        .node
+        .credentials
+        .held_by(&m.session)
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .map(|c| c.issuer)
+        .unwrap_or_else(|| "the co-op".to_owned());
+    let mut withhold: Vec<String> = choice.withhold.clone();
+    let suggestion = p.withhold_to_be_common.unwrap_or_default();
+    let withhold_shown = suggestion
+        .iter()
+        .map(|c| c.replace('_', " "))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !suggestion.is_empty() {
+        withhold.extend(suggestion);
+    }
+    let page = RarePage {
+        l: layout(
+            "Few share what you would show",
+            "credentials",
+            &m.csrf,
+            None,
+        ),
+        id: id.to_string(),
+        issuer,
+        verifier: verifier_name(p.verifier, &p.verifier_id),
+        discloses: shown_claims(p.discloses),
+        shared_by: p.rarity.shared_by,
+        threshold: p.rarity.threshold,
+        status_index: p.rarity.status_index,
+        challenge: typed.to_owned(),
+        withheld: choice.withhold.join(","),
+        withhold: if withhold_shown.is_empty() {
+            String::new()
+        } else {
+            withhold.join(",")
+        },
+        withhold_shown,
+    };
+    Ok(Some(render(&page).unwrap_or_else(|e| e.into_response())))
+}
+
+/// Presents, or first warns when what it would disclose is rare.
+async fn answer(
+    s: &WebState,
+    m: &WebMember,
+    id: RecordId,
+    typed: &str,
+    choice: &Disclosure,
+) -> Result<Response, ServiceError> {
+    if let Some(warning) = rare_warning(s, m, id, typed, choice).await? {
+        return Ok(warning);
+    }
+    let p = s
+        .node
+        .credentials
+        .present(&m.session, id, typed.as_bytes(), choice)
+        .await?;
+    let presentation = serde_json::to_string(&p.presentation).map_err(|_| ServiceError::Corrupt)?;
+    Ok(render(&PresentedPage {
+        l: layout("Show this to the verifier", "credentials", &m.csrf, None),
+        verifier: verifier_name(p.verifier, &p.verifier_id),
+        discloses: shown_claims(p.discloses),
+        presentation,
+        shared_by: p.rarity.shared_by,
+        status_index: p.rarity.status_index,
+    })
+    .unwrap_or_else(|e| e.into_response()))
 }
 
 async fn present(
@@ -185,34 +319,25 @@ async fn present(
     let id: RecordId = id.parse().map_err(|_| WebError::NotFound)?;
     let typed = f.challenge.trim();
     let mut errors = FieldErrors::default();
-    if typed.is_empty() || typed.len() > MAX_CHALLENGE {
+    if typed.is_empty() || typed.len() > MAX_CHALLENGE || f.withhold.len() > 200 {
         errors.add(
             "challenge",
             "Paste the challenge the verifier shows you: it starts with { and ends with }.",
         );
     } else {
-        match s
-            .node
-            .credentials
-            .present(&m.session, id, typed.as_bytes(), &[])
-            .await
-        {
-            Ok(p) => {
-                let presentation =
-                    serde_json::to_string(&p.presentation).map_err(|_| WebError::Internal)?;
-                return render(&PresentedPage {
-                    l: layout("Show this to the verifier", "credentials", &m.csrf, None),
-                    verifier: p.verifier.unwrap_or_else(|| {
-                        format!("a verifier of another node ({})", p.verifier_id)
-                    }),
-                    discloses: p
-                        .discloses
-                        .into_iter()
-                        .map(|(k, v)| (k.replace('_', " "), v))
-                        .collect(),
-                    presentation,
-                });
-            }
+        let choice = Disclosure {
+            extra: Vec::new(),
+            withhold: f
+                .withhold
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            accept_rare: f.accept == "yes",
+        };
+        match answer(&s, &m, id, typed, &choice).await {
+            Ok(page) => return Ok(page),
             Err(ServiceError::UnknownChallenge) => errors.add(
                 "challenge",
                 "This challenge is not open here: it was used, it expired, or it was changed after the verifier made it. Ask the verifier for a new one.",
@@ -220,6 +345,10 @@ async fn present(
             Err(ServiceError::Credential(_) | ServiceError::Invalid(_)) => errors.add(
                 "challenge",
                 "This challenge could not be used with this credential. Paste it exactly as the verifier shows it, or ask for a new one.",
+            ),
+            Err(ServiceError::RareDisclosure) => errors.add(
+                "challenge",
+                "Few members share what this would show. Try again to see the warning and your choices.",
             ),
             Err(e) => return Err(credential_error(e)),
         }
