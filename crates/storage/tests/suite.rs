@@ -77,6 +77,7 @@ me2b_testkit::per_engine! {
         intents_one_time_ids_visibility_and_deadline_deletion,
         intent_answers_one_per_organisation_accept_and_rate_counts,
         credential_audiences_filter_the_feed_and_proofs_expire,
+        credential_combination_counts_add_up_and_expire,
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)] {
         offer_counters_add_up_under_concurrency,
@@ -3396,9 +3397,8 @@ async fn credential_audiences_filter_the_feed_and_proofs_expire(db: Db) {
 /// How many credentials share a combination (issue 12): counts add up per
 /// keyed hash, repeats within one call count once, a missing one is 0, and
 /// expired epochs are purged.
-#[tokio::test]
-async fn credential_combination_counts_add_up_and_expire() {
-    for (db, s, _t) in stores().await {
+async fn credential_combination_counts_add_up_and_expire(db: Db) {
+    for (db, s, _t) in stores(db).await {
         let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
         s.count_credential_combinations(100, &[b, a, a])
             .await
