@@ -781,3 +781,137 @@ async fn a_reader_during_an_erasure_only_delays_the_log_being_emptied() {
         "the erased member's wrap is still in the database files after the retry"
     );
 }
+
+/// Each row of `audit_log` with the file alone: (subject, event bytes).
+async fn audit_rows(db: Db, url: &str) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    let sql = "SELECT subject, event FROM audit_log ORDER BY seq";
+    match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let v = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let v = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }
+    }
+}
+
+/// adv7, sections A and D: the audit log's events read with the database
+/// file alone. A member grants at two co-ops, refuses a third, sends GPC,
+/// shares A's receipts with B and earns loyalty at A and B; the thief reads
+/// `audit_log` and looks, in every entry, for a co-op's id, an action's
+/// name, a purpose or category, an object or an amount. Nothing of it is
+/// there, and the event's length tells no action apart; the node still
+/// reads every entry back (the member's view, the whole log) and the chain
+/// still verifies.
+#[tokio::test]
+async fn audit_events_read_nothing_from_the_file_alone() {
+    use me2b_domain::audit::{Action, Actor, AuditEvent};
+    use me2b_domain::OrgId;
+    for (db, s, t) in stores().await {
+        let m = member(6);
+        s.insert_member(&m).await.unwrap();
+        let org = |b: u8| OrgId::from_slice(&[b; 16]).unwrap();
+        let (a, b, c) = (org(0xa1), org(0xb2), org(0xc3));
+        // The loyalty view's subject: a trust pseudonym with no account.
+        let loyalty = MemberId::from_slice(&[0x5c; 16]).unwrap();
+        let (purpose, category) = ("dpv:DirectMarketing", "dpv:PurchasesAndSpending");
+        let grant = |o: &str| {
+            AuditEvent::new(Actor::Member(m.id), Action::ConsentGrant)
+                .subject(m.id)
+                .object(o)
+                .terms(purpose, category, "dpv:Use")
+        };
+        let events = vec![
+            grant("consent-at-a"),
+            grant("consent-at-b"),
+            AuditEvent::new(Actor::Member(m.id), Action::ConsentRefuse)
+                .subject(m.id)
+                .object(format!("refused {c}")),
+            AuditEvent::new(Actor::Member(m.id), Action::ConsentGpc)
+                .subject(m.id)
+                .object("gpc"),
+            AuditEvent::new(Actor::Organisation(b), Action::TrustCrossSell)
+                .subject(m.id)
+                .object(a)
+                .terms(purpose, category, "dpv:Share"),
+            AuditEvent::new(Actor::Organisation(a), Action::TrustLoyalty)
+                .subject(loyalty)
+                .object("earn 150"),
+            AuditEvent::new(Actor::Organisation(b), Action::TrustLoyalty)
+                .subject(loyalty)
+                .object("earn 75"),
+            AuditEvent::new(Actor::Operator, Action::OrgCreate).object(c),
+        ];
+        let written = s.append_audit(ts(3_600_000), &events).await.unwrap();
+        let rows = audit_rows(db, &t.url).await;
+        assert_eq!(rows.len(), events.len(), "{db:?}");
+        let mut needles: Vec<String> = vec![
+            "consent.grant".into(),
+            "consent.refuse".into(),
+            "consent.gpc".into(),
+            "trust.cross_sell".into(),
+            "trust.loyalty".into(),
+            "org.create".into(),
+            purpose.into(),
+            category.into(),
+            "earn 150".into(),
+            "earn 75".into(),
+            "organisation".into(),
+            "member".into(),
+        ];
+        needles.extend([a, b, c].iter().map(ToString::to_string));
+        let mut found = BTreeSet::new();
+        for (_, event) in &rows {
+            for n in &needles {
+                if contains(event, n.as_bytes()) {
+                    found.insert(n.clone());
+                }
+            }
+            for o in [a, b, c] {
+                if contains(event, o.as_bytes()) {
+                    found.insert(format!("{o} (raw)"));
+                }
+            }
+        }
+        assert!(found.is_empty(), "{db:?}: the file alone reads {found:?}");
+        let lengths: BTreeSet<usize> = rows.iter().map(|(_, e)| e.len()).collect();
+        assert_eq!(
+            lengths.len(),
+            1,
+            "{db:?}: lengths tell entries apart: {lengths:?}"
+        );
+
+        // The node reads them all back, and the chain verifies.
+        let all = s.audit_entries(0, 100).await.unwrap();
+        assert_eq!(all.len(), events.len());
+        for (e, w) in all.iter().zip(&written) {
+            assert_eq!(e, w, "{db:?}: read back as appended");
+            assert_eq!(e.recompute(), e.hash, "{db:?}: entry {} verifies", e.seq);
+        }
+        let actions: Vec<Action> = all.iter().map(|e| e.event().unwrap().action).collect();
+        let expected: Vec<Action> = events.iter().map(|e| e.action).collect();
+        assert_eq!(actions, expected, "{db:?}");
+        let mine = s.audit_entries_for(m.id, 0, 100).await.unwrap();
+        assert_eq!(mine.len(), 5, "{db:?}: the member's own view");
+        assert_eq!(
+            mine[0].event().unwrap().object.as_deref(),
+            Some("consent-at-a"),
+            "{db:?}: opened for the member"
+        );
+        let earns = s.audit_entries_of(&[loyalty], 0, 100).await.unwrap();
+        let objects: Vec<Option<String>> =
+            earns.iter().map(|e| e.event().unwrap().object).collect();
+        assert_eq!(
+            objects,
+            vec![Some("earn 150".into()), Some("earn 75".into())],
+            "{db:?}: the loyalty history"
+        );
+        s.close().await;
+    }
+}
