@@ -732,3 +732,27 @@ macro_rules! impl_meta_store {
 
 impl_meta_store!(SqlitePool);
 impl_meta_store!(PgPool);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_pad_to_buckets_and_back() {
+        for (len, bucket) in [
+            (0, 512),
+            (300, 512),
+            (508, 512),
+            (509, 1024),
+            (EVENT_BUCKET_MAX - 4, EVENT_BUCKET_MAX),
+            (EVENT_BUCKET_MAX, 2 * EVENT_BUCKET_MAX),
+        ] {
+            let json = vec![b'x'; len];
+            let p = padded_event(&json);
+            assert_eq!(p.len(), bucket, "{len}");
+            assert_eq!(unpadded_event(&p), Some(json));
+        }
+        assert_eq!(unpadded_event(&[0, 0, 1]), None);
+        assert_eq!(unpadded_event(&[0, 0, 0, 9, b'x']), None);
+    }
+}

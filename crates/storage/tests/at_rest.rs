@@ -912,6 +912,56 @@ async fn audit_events_read_nothing_from_the_file_alone() {
             vec![Some("earn 150".into()), Some("earn 75".into())],
             "{db:?}: the loyalty history"
         );
+
+        // After erasure the entries still verify, and nothing finds them
+        // under the member.
+        s.delete_member_rows(m.id).await.unwrap();
+        assert!(s.audit_entries_for(m.id, 0, 100).await.unwrap().is_empty());
+        let after = s.audit_entries(0, 100).await.unwrap();
+        assert_eq!(after, written, "{db:?}: the log is as written");
+        assert!(after.iter().all(|e| e.recompute() == e.hash));
         s.close().await;
+    }
+}
+
+/// An older node's plain entries stay as they are, and read and verify in
+/// one chain with the sealed ones after them (nothing rewrites them: the
+/// chain hashes and signed heads cover their bytes).
+#[tokio::test]
+async fn plain_audit_entries_of_an_older_node_still_read_and_verify() {
+    use me2b_domain::audit::{Action, Actor, AuditEvent, GENESIS};
+    for db in Db::ALL {
+        let Some(t) = fresh(db).await.unwrap() else {
+            continue;
+        };
+        let old = open(&t.url).await.unwrap();
+        let ev = |o: &str| AuditEvent::new(Actor::Operator, Action::OrgCreate).object(o);
+        old.append_audit(ts(1), &[ev("one"), ev("two")])
+            .await
+            .unwrap();
+        old.close().await;
+        let s = open(&t.url).await.unwrap();
+        s.set_metadata_keys(me2b_testkit::metadata_keys());
+        s.append_audit(ts(2), &[ev("three")]).await.unwrap();
+        let rows = audit_rows(db, &t.url).await;
+        assert_eq!(rows[0].1.first(), Some(&b'{'), "{db:?}: plain as written");
+        assert_eq!(rows[2].1.first(), Some(&1), "{db:?}: sealed, version 1");
+        let all = s.audit_entries(0, 10).await.unwrap();
+        let mut prev = GENESIS;
+        for (e, want) in all.iter().zip(["one", "two", "three"]) {
+            assert_eq!(e.prev_hash, prev, "{db:?}");
+            assert_eq!(e.recompute(), e.hash, "{db:?}: entry {}", e.seq);
+            assert_eq!(e.event().unwrap().object.as_deref(), Some(want));
+            prev = e.hash;
+        }
+        assert_eq!(all[2].stored.as_deref(), Some(rows[2].1.as_slice()));
+        // Without the keys (`me2b audit verify` with the public key only),
+        // the sealed entry's hash still verifies; its event is not read.
+        s.close().await;
+        let keyless = open(&t.url).await.unwrap();
+        let all = keyless.audit_entries(0, 10).await.unwrap();
+        assert!(all.iter().all(|e| e.recompute() == e.hash), "{db:?}");
+        assert!(all[2].event_json.is_empty() && all[0].event().is_ok());
+        keyless.close().await;
     }
 }
