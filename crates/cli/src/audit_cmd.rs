@@ -85,6 +85,12 @@ fn print_report(
     if let Some((seq, hash)) = &report.head {
         out!("head          #{seq} {hash}");
     }
+    if report.sealed_unread > 0 {
+        out!(
+            "sealed        {} entries sealed at rest: their hashes verified, their content not read (no metadata key)",
+            report.sealed_unread
+        );
+    }
     match (source, report.head_checked) {
         (HeadSource::Skipped, _) => out!(
             "head file     NOT CHECKED (--no-head-file): entries removed from the end of the log would not be noticed"

@@ -45,6 +45,10 @@ pub async fn report(
     let store = me2b_storage::open(&cfg.database_url())
         .await
         .context("cannot open the database")?;
+    // Audit events are sealed at rest under the node's metadata keys.
+    store.set_metadata_keys(std::sync::Arc::new(
+        keys.metadata_keys(std::sync::Arc::new(me2b_crypto::OsRandom)),
+    ));
     let r = me2b_audit::breach::report(store.as_ref(), &keys, from, to, component, detected).await;
     store.close().await;
     let r = r?;

@@ -530,6 +530,8 @@ pub async fn run_transcryptor(
     let (keys, created) = me2b_node::open_keyring(store.as_ref(), &key_path, &OsRandom)
         .await
         .context("the transcryptor's master key")?;
+    // Its audit events are sealed at rest as a node's are (adv7).
+    store.set_metadata_keys(Arc::new(keys.metadata_keys(Arc::new(OsRandom))));
     // A database seen for the first time becomes this transcryptor's (checked
     // above: one with a key check but no name is a node's).
     store

@@ -243,15 +243,14 @@ async fn member_times(file: &Path) -> (TimedRows, Vec<(i64, String)>) {
         }
     }
     let mut audit = Vec::new();
-    for row in sqlx::query("SELECT at, event FROM audit_log")
+    // The events are sealed (adv7); the subject column is not.
+    for row in sqlx::query("SELECT at, subject FROM audit_log WHERE subject IS NOT NULL")
         .fetch_all(&pool)
         .await
         .unwrap()
     {
-        let ev: serde_json::Value = serde_json::from_slice(&row.get::<Vec<u8>, _>(1)).unwrap();
-        if let Some(subject) = ev["subject"].as_str() {
-            audit.push((row.get::<i64, _>(0), subject.to_owned()));
-        }
+        let subject = uuid_text(&row.get::<Vec<u8>, _>(1));
+        audit.push((row.get::<i64, _>(0), subject));
     }
     pool.close().await;
     (rows, audit)
@@ -437,31 +436,43 @@ fn the_thief_and_the_operator_with_the_database() {
         ids_of("consents", "consent_id"),
     );
     assert!(records.len() > 50 && consents.len() > 10);
-    let (mut subjects, mut to_records, mut to_consents) =
-        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-    for (_, _, v) in values
+    // Events are sealed at rest (adv7, sections A and D): none reads as
+    // JSON, and no record or consent id is in one.
+    let subjects: BTreeSet<&Vec<u8>> = values
+        .iter()
+        .filter(|(t, c, _)| t == "audit_log" && c == "subject")
+        .map(|(_, _, v)| v)
+        .collect();
+    let events: Vec<&Vec<u8>> = values
         .iter()
         .filter(|(t, c, _)| t == "audit_log" && c == "event")
-    {
-        let ev: serde_json::Value = serde_json::from_slice(v).unwrap();
-        let (Some(subject), Some(object)) = (ev["subject"].as_str(), ev["object"].as_str()) else {
-            continue;
-        };
-        subjects.insert(subject.to_owned());
-        if records.contains(object) {
-            to_records.insert(subject.to_owned());
-        }
-        if consents.contains(object) {
-            to_consents.insert(object.to_owned());
-        }
-    }
+        .map(|(_, _, v)| v)
+        .collect();
+    let plain = events
+        .iter()
+        .filter(|v| serde_json::from_slice::<serde_json::Value>(v).is_ok())
+        .count();
+    let named = |ids: &BTreeSet<String>| {
+        ids.iter()
+            .filter(|id| events.iter().any(|v| contains(v, id.as_bytes())))
+            .count()
+    };
+    let (to_records, to_consents) = (named(&records), named(&consents));
     assert!(subjects.len() > 10, "{} audit subjects", subjects.len());
+    assert_eq!(
+        plain,
+        0,
+        "{plain} of {} audit events in clear",
+        events.len()
+    );
+    // One size bucket holds every event the demo writes: the length tells
+    // no action apart.
+    let sizes: BTreeSet<usize> = events.iter().map(|v| v.len()).collect();
+    assert_eq!(sizes.len(), 1, "audit event sizes {sizes:?}");
     assert!(
-        to_records.is_empty() && to_consents.is_empty(),
-        "audit objects join {} of {} audit subjects to their records and {} of {} consents",
-        to_records.len(),
-        subjects.len(),
-        to_consents.len(),
+        to_records == 0 && to_consents == 0,
+        "audit events name {to_records} of {} records and {to_consents} of {} consents",
+        records.len(),
         consents.len()
     );
 

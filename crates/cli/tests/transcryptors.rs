@@ -231,6 +231,14 @@ impl World {
     }
 }
 
+/// The transcryptor's metadata keys on `store`: its audit events are
+/// sealed at rest under them.
+fn with_audit_keys(store: &dyn me2b_storage::Store, data_dir: &Path) {
+    let master = MasterKey::load(&data_dir.join(me2b_node::MASTER_KEY_FILE)).unwrap();
+    let keys = Keyring::derive(&master);
+    store.set_metadata_keys(Arc::new(keys.metadata_keys(Arc::new(OsRandom))));
+}
+
 /// (action, outcome, object) of every entry of a transcryptor's audit log.
 async fn audit_entries(data_dir: &Path) -> Vec<(String, String, String, String)> {
     let url = format!(
@@ -238,6 +246,7 @@ async fn audit_entries(data_dir: &Path) -> Vec<(String, String, String, String)>
         data_dir.join(me2b_node::SQLITE_FILE).display()
     );
     let store = me2b_storage::open(&url).await.unwrap();
+    with_audit_keys(store.as_ref(), data_dir);
     let entries = store.audit_entries(0, 100_000).await.unwrap();
     store.close().await;
     entries
@@ -1098,6 +1107,7 @@ async fn a_node_runs_its_trust_on_three_transcryptor_processes() {
     ))
     .await
     .unwrap();
+    with_audit_keys(store.as_ref(), &data);
     assert_eq!(
         store.trust_member_count(&a.to_string()).await.unwrap(),
         1,

@@ -355,8 +355,14 @@ pub fn chain_hash(seq: u64, at: Timestamp, prev: &ChainHash, event_json: &[u8]) 
 pub struct AuditEntry {
     pub seq: u64,
     pub at: Timestamp,
-    /// The canonical JSON of the [`AuditEvent`], as hashed.
+    /// The canonical JSON of the [`AuditEvent`] (hashed, unless `stored`).
+    /// Empty for an entry sealed at rest that the reader could not open
+    /// (a store without the node's metadata keys).
     pub event_json: Vec<u8>,
+    /// The bytes stored and hashed, where they are not `event_json`: the
+    /// event sealed at rest (issue 13), or an older entry whose object a
+    /// member's view opened. `None`: `event_json` itself.
+    pub stored: Option<Vec<u8>>,
     pub prev_hash: ChainHash,
     pub hash: ChainHash,
 }
@@ -374,9 +380,23 @@ impl AuditEntry {
             seq,
             at,
             event_json,
+            stored: None,
             prev_hash,
             hash,
         }
+    }
+
+    /// The entry stored as `stored` (its event sealed at rest): the chain
+    /// hash is recomputed over those bytes.
+    pub fn stored_as(mut self, stored: Vec<u8>) -> Self {
+        self.stored = Some(stored);
+        self.hash = self.recompute();
+        self
+    }
+
+    /// The bytes the chain hash covers: as stored.
+    pub fn hashed_bytes(&self) -> &[u8] {
+        self.stored.as_deref().unwrap_or(&self.event_json)
     }
 
     pub fn event(&self) -> Result<AuditEvent, serde_json::Error> {
@@ -385,7 +405,7 @@ impl AuditEntry {
 
     /// Recomputes this entry's hash from its content.
     pub fn recompute(&self) -> ChainHash {
-        chain_hash(self.seq, self.at, &self.prev_hash, &self.event_json)
+        chain_hash(self.seq, self.at, &self.prev_hash, self.hashed_bytes())
     }
 }
 

@@ -328,11 +328,14 @@ macro_rules! impl_loyalty_store {
                     .await?
                     .iter()
                     .map(|row| {
+                        let seq = u64::try_from(row.try_get::<i64, _>("seq")?)
+                            .map_err(|_| StorageError::Corrupt("audit_log.seq".into()))?;
+                        let (event_json, stored) = self.stored_event(seq, row.try_get("event")?);
                         Ok(self.opened_objects(AuditEntry {
-                            seq: u64::try_from(row.try_get::<i64, _>("seq")?)
-                                .map_err(|_| StorageError::Corrupt("audit_log.seq".into()))?,
+                            seq,
                             at: Timestamp::from_unix_millis(row.try_get("at")?),
-                            event_json: row.try_get("event")?,
+                            event_json,
+                            stored,
                             prev_hash: tag32(row.try_get("prev_hash")?, "audit_log.prev_hash")?,
                             hash: tag32(row.try_get("hash")?, "audit_log.hash")?,
                         }))

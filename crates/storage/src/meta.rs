@@ -44,6 +44,40 @@ impl std::fmt::Debug for MetaState {
 /// bytes in hex.
 const SEALED_OBJECT: &str = "sealed1:";
 
+/// How a sealed audit event starts (format version 1). A plain event, an
+/// older node's, starts with `{`.
+const SEALED_EVENT_V1: u8 = 0x01;
+/// The smallest size an audit event is padded to (its length prefix
+/// included): every event the node writes today fits.
+const EVENT_BUCKET_MIN: usize = 512;
+/// Past this, events are padded to multiples of it.
+const EVENT_BUCKET_MAX: usize = 64 * 1024;
+
+/// An event's JSON as sealed: its length (4 bytes, big-endian), the JSON,
+/// then zeros up to a bucket: 512 B, powers of two to 64 KiB, then 64 KiB
+/// multiples.
+fn padded_event(json: &[u8]) -> Vec<u8> {
+    let len = json.len().saturating_add(4);
+    let bucket = if len <= EVENT_BUCKET_MAX {
+        len.next_power_of_two().max(EVENT_BUCKET_MIN)
+    } else {
+        len.div_ceil(EVENT_BUCKET_MAX)
+            .saturating_mul(EVENT_BUCKET_MAX)
+    };
+    let mut out = Vec::with_capacity(bucket);
+    out.extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(json);
+    out.resize(bucket, 0);
+    out
+}
+
+/// What [`padded_event`] padded, or `None` if it is not that shape.
+fn unpadded_event(p: &[u8]) -> Option<Vec<u8>> {
+    let (len, rest) = p.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+    rest.get(..len).map(<[u8]>::to_vec)
+}
+
 /// The organisations holding consents: whose locators find a member's.
 pub(crate) const CONSENT_ORGS: &str = "SELECT DISTINCT org_id FROM consents";
 
@@ -283,24 +317,51 @@ impl<P> SqlStore<P> {
             .open(table, &bound(b"body\0", row), &body)
             .ok_or_else(|| StorageError::Corrupt(format!("{}.body", table.label())))
     }
-    /// An audit event as stored (issue 13): the object of an entry about a
-    /// member (a record or consent id, which would join the entry, and so
-    /// the member's audit subject, to those rows) sealed, bound to the
-    /// entry's subject. Other events as they are.
-    pub(crate) fn sealed_objects(&self, mut e: AuditEvent) -> Result<AuditEvent> {
-        if let (Some(subject), Some(object)) = (e.subject, e.object.as_deref()) {
-            let sealed = self.keys()?.seal(
-                MetaTable::AuditLog,
-                &bound(b"object\0", subject.as_bytes()),
-                object.as_bytes(),
-            );
-            e.object = Some(format!("{SEALED_OBJECT}{}", to_hex(&sealed)));
-        }
-        Ok(e)
+    /// An audit event as stored (adv7, sections A and D): the whole
+    /// canonical JSON, padded to a size bucket ([`padded_event`]) and sealed
+    /// under the audit log's key, bound to the entry's sequence number,
+    /// after a format version byte. The file alone then reads no actor,
+    /// action, purpose, category or object, and the length tells no action
+    /// apart. The chain hash covers these bytes (a hash of the plain JSON
+    /// would let a thief test guesses of it against the stored hash).
+    pub(crate) fn seal_event(&self, seq: u64, json: &[u8]) -> Result<Vec<u8>> {
+        let sealed = self.keys()?.seal(
+            MetaTable::AuditLog,
+            &bound(b"event\0", &seq.to_be_bytes()),
+            &padded_event(json),
+        );
+        let mut out = Vec::with_capacity(sealed.len() + 1);
+        out.push(SEALED_EVENT_V1);
+        out.extend_from_slice(&sealed);
+        Ok(out)
     }
-    /// An entry as the member's views read it: its object opened (the
-    /// chain hash, and so the member's leaf, stays that of the stored
-    /// bytes). An object that does not open stays as stored.
+    /// A stored event read back: `(event_json, stored)` as
+    /// [`AuditEntry`] holds them. A sealed event opened (its JSON empty
+    /// where it does not open: a store without the keys, as `me2b audit
+    /// verify` with only the public key); an older node's plain event as
+    /// it is.
+    pub(crate) fn stored_event(&self, seq: u64, stored: Vec<u8>) -> (Vec<u8>, Option<Vec<u8>>) {
+        let Some((&SEALED_EVENT_V1, sealed)) = stored.split_first() else {
+            return (stored, None);
+        };
+        let opened = self
+            .keys()
+            .ok()
+            .and_then(|k| {
+                k.open(
+                    MetaTable::AuditLog,
+                    &bound(b"event\0", &seq.to_be_bytes()),
+                    sealed,
+                )
+            })
+            .and_then(|p| unpadded_event(&p));
+        (opened.unwrap_or_default(), Some(stored))
+    }
+    /// An entry as the member's views read it: the object of an older
+    /// entry about a member (sealed alone, `sealed1:` and hex, bound to its
+    /// subject, before whole events were sealed) opened. The chain hash,
+    /// and so the member's leaf, stays that of the stored bytes (kept in
+    /// `stored`). An object that does not open stays as stored.
     pub(crate) fn opened_objects(&self, mut entry: AuditEntry) -> AuditEntry {
         let Ok(mut e) = entry.event() else {
             return entry;
@@ -323,7 +384,11 @@ impl<P> SqlStore<P> {
             .and_then(|o| String::from_utf8(o).ok());
         if let Some(o) = opened {
             e.object = Some(o);
-            entry.event_json = e.canonical_json();
+            let json = e.canonical_json();
+            if entry.stored.is_none() {
+                entry.stored = Some(std::mem::take(&mut entry.event_json));
+            }
+            entry.event_json = json;
         }
         entry
     }
@@ -665,3 +730,27 @@ macro_rules! impl_meta_store {
 
 impl_meta_store!(SqlitePool);
 impl_meta_store!(PgPool);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_pad_to_buckets_and_back() {
+        for (len, bucket) in [
+            (0, 512),
+            (300, 512),
+            (508, 512),
+            (509, 1024),
+            (EVENT_BUCKET_MAX - 4, EVENT_BUCKET_MAX),
+            (EVENT_BUCKET_MAX, 2 * EVENT_BUCKET_MAX),
+        ] {
+            let json = vec![b'x'; len];
+            let p = padded_event(&json);
+            assert_eq!(p.len(), bucket, "{len}");
+            assert_eq!(unpadded_event(&p), Some(json));
+        }
+        assert_eq!(unpadded_event(&[0, 0, 1]), None);
+        assert_eq!(unpadded_event(&[0, 0, 0, 9, b'x']), None);
+    }
+}

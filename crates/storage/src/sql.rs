@@ -436,11 +436,15 @@ macro_rules! impl_store {
                 })
             }
 
-            fn audit_row(row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<AuditEntry> {
+            /// An entry as read: its event opened if sealed (`stored_event`).
+            fn audit_row(&self, row: &<<$pool as PoolDb>::Db as sqlx::Database>::Row) -> Result<AuditEntry> {
+                let seq = seq_u64(row.try_get("seq")?)?;
+                let (event_json, stored) = self.stored_event(seq, row.try_get("event")?);
                 Ok(AuditEntry {
-                    seq: seq_u64(row.try_get("seq")?)?,
+                    seq,
                     at: Timestamp::from_unix_millis(row.try_get("at")?),
-                    event_json: row.try_get("event")?,
+                    event_json,
+                    stored,
                     prev_hash: hash32(row.try_get("prev_hash")?, "audit_log.prev_hash")?,
                     hash: hash32(row.try_get("hash")?, "audit_log.hash")?,
                 })
@@ -475,14 +479,17 @@ macro_rules! impl_store {
                         }
                     }
                 }
+                // adv7 (A, D): every event sealed at rest, hashed as sealed;
+                // a store without the node's keys (a test's) writes it plain.
+                let seal = self.keys().is_ok();
                 let mut out = Vec::with_capacity(events.len());
                 for event in events {
                     let stored = event.renamed(|m| names.get(&m).copied().unwrap_or(m));
-                    let stored = match event.subject.filter(|m| names.contains_key(m)) {
-                        Some(_) => self.sealed_objects(stored)?,
-                        None => stored,
-                    };
-                    let entry = AuditEntry::link(prev, at, &stored);
+                    let mut entry = AuditEntry::link(prev, at, &stored);
+                    if seal {
+                        let sealed = self.seal_event(entry.seq, &entry.event_json)?;
+                        entry = entry.stored_as(sealed);
+                    }
                     prev = Some((entry.seq, entry.hash));
                     out.push((entry, stored.subject));
                 }
@@ -503,7 +510,7 @@ macro_rules! impl_store {
                         rows.push((
                             seq_i64(entry.seq)?,
                             *subject,
-                            entry.event_json.clone(),
+                            entry.hashed_bytes().to_vec(),
                             entry.prev_hash.to_vec(),
                             entry.hash.to_vec(),
                             if Some(entry.seq) == last_seq { head_sig.clone() } else { None },
@@ -1026,7 +1033,7 @@ macro_rules! impl_store {
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
-                    .map(Self::audit_row)
+                    .map(|row| self.audit_row(row))
                     .collect()
             }
             async fn audit_entries_for(&self, member: MemberId, after: u64, limit: u64) -> Result<Vec<AuditEntry>> {
@@ -1042,7 +1049,7 @@ macro_rules! impl_store {
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
-                    .map(|row| Ok(self.opened_objects(Self::audit_row(row)?)))
+                    .map(|row| Ok(self.opened_objects(self.audit_row(row)?)))
                     .collect()
             }
             async fn insert_checkpoint(&self, cp: &Checkpoint) -> Result<()> {

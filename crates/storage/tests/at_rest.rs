@@ -30,6 +30,8 @@ me2b_testkit::per_engine! {
         gpc_and_queued_opt_outs_keep_the_hour_at_rest,
         insertion_order_does_not_pair_a_members_rows_at_two_coops,
         an_erasure_deletes_the_members_pending_opt_out_job,
+        audit_events_read_nothing_from_the_file_alone,
+        plain_audit_entries_of_an_older_node_still_read_and_verify,
     }
 }
 
@@ -807,6 +809,25 @@ impl me2b_domain::Random for Splitmix {
     }
 }
 
+/// Each row of `audit_log` with the file alone: (subject, event bytes).
+async fn audit_rows(db: Db, url: &str) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    let sql = "SELECT subject, event FROM audit_log ORDER BY seq";
+    match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let v = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let v = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }
+    }
+}
+
 /// The thief's pairing by insertion order: each row's place in the file
 /// (its rowid, where the table has one, and its place in a plain
 /// `SELECT *`), each consent placed by its first row; every consent of
@@ -1315,5 +1336,168 @@ async fn an_erasure_deletes_the_members_pending_opt_out_job(db: Db) {
         let claimed = s.claim_optout_jobs(at, at, 8).await.unwrap();
         assert_eq!(claimed, vec![([2; 16], other.id)], "{db:?}");
         s.close().await;
+    }
+}
+
+/// adv7, sections A and D: the audit log's events read with the database
+/// file alone. A member grants at two co-ops, refuses a third, sends GPC,
+/// shares A's receipts with B and earns loyalty at A and B; the thief reads
+/// `audit_log` and looks, in every entry, for a co-op's id, an action's
+/// name, a purpose or category, an object or an amount. Nothing of it is
+/// there, and the event's length tells no action apart; the node still
+/// reads every entry back (the member's view, the whole log) and the chain
+/// still verifies.
+async fn audit_events_read_nothing_from_the_file_alone(db: Db) {
+    use me2b_domain::audit::{Action, Actor, AuditEvent};
+    use me2b_domain::OrgId;
+    for (db, s, t) in stores(db).await {
+        let m = member(6);
+        s.insert_member(&m).await.unwrap();
+        let org = |b: u8| OrgId::from_slice(&[b; 16]).unwrap();
+        let (a, b, c) = (org(0xa1), org(0xb2), org(0xc3));
+        // The loyalty view's subject: a trust pseudonym with no account.
+        let loyalty = MemberId::from_slice(&[0x5c; 16]).unwrap();
+        let (purpose, category) = ("dpv:DirectMarketing", "dpv:PurchasesAndSpending");
+        let grant = |o: &str| {
+            AuditEvent::new(Actor::Member(m.id), Action::ConsentGrant)
+                .subject(m.id)
+                .object(o)
+                .terms(purpose, category, "dpv:Use")
+        };
+        let events = vec![
+            grant("consent-at-a"),
+            grant("consent-at-b"),
+            AuditEvent::new(Actor::Member(m.id), Action::ConsentRefuse)
+                .subject(m.id)
+                .object(format!("refused {c}")),
+            AuditEvent::new(Actor::Member(m.id), Action::ConsentGpc)
+                .subject(m.id)
+                .object("gpc"),
+            AuditEvent::new(Actor::Organisation(b), Action::TrustCrossSell)
+                .subject(m.id)
+                .object(a)
+                .terms(purpose, category, "dpv:Share"),
+            AuditEvent::new(Actor::Organisation(a), Action::TrustLoyalty)
+                .subject(loyalty)
+                .object("earn 150"),
+            AuditEvent::new(Actor::Organisation(b), Action::TrustLoyalty)
+                .subject(loyalty)
+                .object("earn 75"),
+            AuditEvent::new(Actor::Operator, Action::OrgCreate).object(c),
+        ];
+        let written = s.append_audit(ts(3_600_000), &events).await.unwrap();
+        let rows = audit_rows(db, &t.url).await;
+        assert_eq!(rows.len(), events.len(), "{db:?}");
+        let mut needles: Vec<String> = vec![
+            "consent.grant".into(),
+            "consent.refuse".into(),
+            "consent.gpc".into(),
+            "trust.cross_sell".into(),
+            "trust.loyalty".into(),
+            "org.create".into(),
+            purpose.into(),
+            category.into(),
+            "earn 150".into(),
+            "earn 75".into(),
+            "organisation".into(),
+            "member".into(),
+        ];
+        needles.extend([a, b, c].iter().map(ToString::to_string));
+        let mut found = BTreeSet::new();
+        for (_, event) in &rows {
+            for n in &needles {
+                if contains(event, n.as_bytes()) {
+                    found.insert(n.clone());
+                }
+            }
+            for o in [a, b, c] {
+                if contains(event, o.as_bytes()) {
+                    found.insert(format!("{o} (raw)"));
+                }
+            }
+        }
+        assert!(found.is_empty(), "{db:?}: the file alone reads {found:?}");
+        let lengths: BTreeSet<usize> = rows.iter().map(|(_, e)| e.len()).collect();
+        assert_eq!(
+            lengths.len(),
+            1,
+            "{db:?}: lengths tell entries apart: {lengths:?}"
+        );
+
+        // The node reads them all back, and the chain verifies.
+        let all = s.audit_entries(0, 100).await.unwrap();
+        assert_eq!(all.len(), events.len());
+        for (e, w) in all.iter().zip(&written) {
+            assert_eq!(e, w, "{db:?}: read back as appended");
+            assert_eq!(e.recompute(), e.hash, "{db:?}: entry {} verifies", e.seq);
+        }
+        let actions: Vec<Action> = all.iter().map(|e| e.event().unwrap().action).collect();
+        let expected: Vec<Action> = events.iter().map(|e| e.action).collect();
+        assert_eq!(actions, expected, "{db:?}");
+        let mine = s.audit_entries_for(m.id, 0, 100).await.unwrap();
+        assert_eq!(mine.len(), 5, "{db:?}: the member's own view");
+        assert_eq!(
+            mine[0].event().unwrap().object.as_deref(),
+            Some("consent-at-a"),
+            "{db:?}: opened for the member"
+        );
+        let earns = s.audit_entries_of(&[loyalty], 0, 100).await.unwrap();
+        let objects: Vec<Option<String>> =
+            earns.iter().map(|e| e.event().unwrap().object).collect();
+        assert_eq!(
+            objects,
+            vec![Some("earn 150".into()), Some("earn 75".into())],
+            "{db:?}: the loyalty history"
+        );
+
+        // After erasure the entries still verify, and nothing finds them
+        // under the member.
+        s.delete_member_rows(m.id).await.unwrap();
+        assert!(s.audit_entries_for(m.id, 0, 100).await.unwrap().is_empty());
+        let after = s.audit_entries(0, 100).await.unwrap();
+        assert_eq!(after, written, "{db:?}: the log is as written");
+        assert!(after.iter().all(|e| e.recompute() == e.hash));
+        s.close().await;
+    }
+}
+
+/// An older node's plain entries stay as they are, and read and verify in
+/// one chain with the sealed ones after them (nothing rewrites them: the
+/// chain hashes and signed heads cover their bytes).
+async fn plain_audit_entries_of_an_older_node_still_read_and_verify(db: Db) {
+    use me2b_domain::audit::{Action, Actor, AuditEvent, GENESIS};
+    for db in [db] {
+        let Some(t) = fresh(db).await.unwrap() else {
+            continue;
+        };
+        let old = open(&t.url).await.unwrap();
+        let ev = |o: &str| AuditEvent::new(Actor::Operator, Action::OrgCreate).object(o);
+        old.append_audit(ts(1), &[ev("one"), ev("two")])
+            .await
+            .unwrap();
+        old.close().await;
+        let s = open(&t.url).await.unwrap();
+        s.set_metadata_keys(me2b_testkit::metadata_keys());
+        s.append_audit(ts(2), &[ev("three")]).await.unwrap();
+        let rows = audit_rows(db, &t.url).await;
+        assert_eq!(rows[0].1.first(), Some(&b'{'), "{db:?}: plain as written");
+        assert_eq!(rows[2].1.first(), Some(&1), "{db:?}: sealed, version 1");
+        let all = s.audit_entries(0, 10).await.unwrap();
+        let mut prev = GENESIS;
+        for (e, want) in all.iter().zip(["one", "two", "three"]) {
+            assert_eq!(e.prev_hash, prev, "{db:?}");
+            assert_eq!(e.recompute(), e.hash, "{db:?}: entry {}", e.seq);
+            assert_eq!(e.event().unwrap().object.as_deref(), Some(want));
+            prev = e.hash;
+        }
+        assert_eq!(all[2].stored.as_deref(), Some(rows[2].1.as_slice()));
+        // Without the keys (`me2b audit verify` with the public key only),
+        // the sealed entry's hash still verifies; its event is not read.
+        s.close().await;
+        let keyless = open(&t.url).await.unwrap();
+        let all = keyless.audit_entries(0, 10).await.unwrap();
+        assert!(all.iter().all(|e| e.recompute() == e.hash), "{db:?}");
+        assert!(all[2].event_json.is_empty() && all[0].event().is_ok());
+        keyless.close().await;
     }
 }
