@@ -113,10 +113,14 @@ macro_rules! forget_research_tags {
         let mut removed: u64 = 0;
         for tag in $tags {
             let tag: Vec<u8> = tag.to_vec();
+            let research = <[u8; 32]>::try_from(tag.as_slice())
+                .map_err(|_| crate::StorageError::Corrupt("trust_erased.tag is malformed".to_owned()))?;
             for scope in &scopes {
+                // Each scope's rows under the tag scoped to it (issue 13).
+                let stored = $store.scope_tag(&research, scope)?.to_vec();
                 let bins = sqlx::query("SELECT dim, value FROM trust_bins WHERE scope = $1 AND tag = $2")
                     .bind(scope)
-                    .bind(tag.clone())
+                    .bind(stored.clone())
                     .fetch_all(&mut *$tx)
                     .await?;
                 for b in &bins {
@@ -131,17 +135,12 @@ macro_rules! forget_research_tags {
                     "DELETE FROM trust_bins WHERE scope = $1 AND tag = $2",
                     "DELETE FROM trust_members WHERE scope = $1 AND tag = $2",
                 ] {
-                    sqlx::query(sql).bind(scope).bind(tag.clone()).execute(&mut *$tx).await?;
+                    sqlx::query(sql).bind(scope).bind(stored.clone()).execute(&mut *$tx).await?;
                 }
             }
             for org in &orgs {
                 // Receipts are stored under the tag scoped to their co-op.
-                let scoped = $store.org_tag(
-                    me2b_domain::meta::MetaTable::TrustReceipts,
-                    &<[u8; 32]>::try_from(tag.as_slice())
-                        .map_err(|_| crate::StorageError::Corrupt("trust_erased.tag is malformed".to_owned()))?,
-                    org,
-                )?;
+                let scoped = $store.org_tag(me2b_domain::meta::MetaTable::TrustReceipts, &research, org)?;
                 sqlx::query(
                     "DELETE FROM trust_events WHERE receipt_id IN \
                      (SELECT receipt_id FROM trust_receipts WHERE org_id = $1 AND tag = $2)",

@@ -1,0 +1,14 @@
+-- Issue 13, the trust's aggregates at rest. `trust_members` and `trust_bins`
+-- kept a member under one research tag in every scope (each co-op and `*`):
+-- a thief with the file and two co-ops' own per-card totals found one
+-- co-op's row by its total and followed the tag to the other co-op's row.
+-- Rows are now stored under the tag scoped to their scope (a keyed hash of
+-- the tag and the scope, `tag_scoped` 1). The overlap between two co-ops
+-- needs to know which rows are one member's: a co-op scope's row keeps the
+-- research tag sealed to the row (`tag_ct`, a fresh nonce per row, opened
+-- by the node at query time), never a value two rows share. Rows written
+-- before are re-keyed once at start, with the master key's metadata keys,
+-- which a migration does not hold.
+ALTER TABLE trust_members ADD COLUMN tag_ct BLOB;
+ALTER TABLE trust_members ADD COLUMN tag_scoped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE trust_bins ADD COLUMN tag_scoped INTEGER NOT NULL DEFAULT 0;
