@@ -185,7 +185,7 @@ async fn a_members_rows_in_two_scopes_share_no_tag() {
             .collect();
         for tag in TAGS {
             assert!(
-                !stored.contains(&tag.to_vec()),
+                !stored.contains(tag.as_slice()),
                 "{db:?}: the research tag stored"
             );
         }
