@@ -43,6 +43,8 @@ pub enum MetaTable {
     /// The trust's per-member aggregates (`trust_members`, `trust_bins`),
     /// by a research tag scoped to the aggregate's scope (a co-op or `*`).
     TrustMembers,
+    /// Pending redemption tokens, by a loyalty tag scoped to the co-op.
+    TrustLoyaltyTokens,
     /// Paper opt-outs waiting for the worker (issue 15, finding 5 of adv4).
     OptoutJobs,
     /// Rectification notices: the member's locator scoped to the notice's
@@ -70,6 +72,7 @@ impl MetaTable {
             MetaTable::TrustReceipts => "trust_receipts",
             MetaTable::TrustLoyaltyDays => "trust_loyalty_days",
             MetaTable::TrustMembers => "trust_members",
+            MetaTable::TrustLoyaltyTokens => "trust_loyalty_tokens",
             MetaTable::OptoutJobs => "optout_jobs",
             MetaTable::RectificationNotices => "rectification_notices",
         }

@@ -162,18 +162,34 @@ macro_rules! forget_research_tags {
 }
 pub(crate) use forget_research_tags;
 
-/// Deletes, in the transaction `$tx`, the loyalty history of each loyalty
-/// tag of `$tags`: stored under the tag scoped to each co-op (issue 13).
+/// Deletes, in the transaction `$tx`, the loyalty history and pending
+/// redemption tokens of each loyalty tag of `$tags`: stored under the tag
+/// scoped to each co-op (issue 13).
 macro_rules! forget_loyalty_days {
     ($store:ident, $tx:ident, $tags:expr) => {{
         let orgs: Vec<Vec<u8>> =
             sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_days")
                 .fetch_all(&mut *$tx)
                 .await?;
+        let token_orgs: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_tokens")
+                .fetch_all(&mut *$tx)
+                .await?;
         for tag in $tags {
             let tag = <[u8; 32]>::try_from(&tag[..]).map_err(|_| {
                 crate::StorageError::Corrupt("trust_erased.tag is malformed".to_owned())
             })?;
+            for org in &token_orgs {
+                sqlx::query("DELETE FROM trust_loyalty_tokens WHERE tag = $1 AND org_id = $2")
+                    .bind($store.org_tag(
+                        me2b_domain::meta::MetaTable::TrustLoyaltyTokens,
+                        &tag,
+                        org,
+                    )?)
+                    .bind(org.clone())
+                    .execute(&mut *$tx)
+                    .await?;
+            }
             for org in &orgs {
                 sqlx::query("DELETE FROM trust_loyalty_days WHERE tag = $1 AND org_id = $2")
                     .bind($store.org_tag(
@@ -383,11 +399,7 @@ macro_rules! impl_erasure_store {
                         .bind(at.unix_millis())
                         .execute(&mut *tx)
                         .await?;
-                    for table in [
-                        "trust_loyalty_members",
-                        "trust_loyalty_balances",
-                        "trust_loyalty_tokens",
-                    ] {
+                    for table in ["trust_loyalty_members", "trust_loyalty_balances"] {
                         sqlx::query(&format!(
                             "DELETE FROM {table} WHERE tag IN (SELECT tag FROM trust_erased WHERE released_at IS NOT NULL)"
                         ))

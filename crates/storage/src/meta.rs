@@ -147,6 +147,26 @@ impl<P> SqlStore<P> {
             .and_then(|t| <[u8; 32]>::try_from(t.as_slice()).ok())
             .ok_or_else(|| StorageError::Corrupt("trust_members.tag_ct".into()))
     }
+    /// A member's loyalty tag sealed to their pending token (its hash):
+    /// what a redemption credits, read back from the token alone.
+    pub(crate) fn seal_token_tag(&self, token_hash: &[u8; 32], tag: &[u8; 32]) -> Result<Vec<u8>> {
+        Ok(self.keys()?.seal(
+            MetaTable::TrustLoyaltyTokens,
+            &bound(b"tag\0", token_hash),
+            tag,
+        ))
+    }
+    /// A pending token's loyalty tag, opened.
+    pub(crate) fn open_token_tag(&self, token_hash: &[u8; 32], sealed: &[u8]) -> Result<[u8; 32]> {
+        self.keys()?
+            .open(
+                MetaTable::TrustLoyaltyTokens,
+                &bound(b"tag\0", token_hash),
+                sealed,
+            )
+            .and_then(|t| <[u8; 32]>::try_from(t.as_slice()).ok())
+            .ok_or_else(|| StorageError::Corrupt("trust_loyalty_tokens.tag_ct".into()))
+    }
     /// An erasure request's subject (the recipient's pseudonym for the
     /// member) sealed, bound to the request's id: two co-ops' pseudonyms of
     /// one pending erasure are not paired in the file.
@@ -590,6 +610,25 @@ macro_rules! impl_meta_store {
                     .bind(sealed)
                     .bind(&scope)
                     .bind(tag.to_vec())
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                let rows = sqlx::query("SELECT token_hash, org_id, tag FROM trust_loyalty_tokens WHERE tag_scoped = 0")
+                    .fetch_all(self.pool())
+                    .await?;
+                for row in rows {
+                    let tag = old_tag(&row, "trust_loyalty_tokens.tag")?;
+                    let hash = <[u8; 32]>::try_from(row.try_get::<Vec<u8>, _>("token_hash")?.as_slice())
+                        .map_err(|_| StorageError::Corrupt("trust_loyalty_tokens.token_hash".into()))?;
+                    let org: Vec<u8> = row.try_get("org_id")?;
+                    let r = sqlx::query(
+                        "UPDATE trust_loyalty_tokens SET tag = $1, tag_ct = $2, tag_scoped = 1 \
+                         WHERE token_hash = $3 AND tag_scoped = 0",
+                    )
+                    .bind(self.org_tag(MetaTable::TrustLoyaltyTokens, &tag, &org)?)
+                    .bind(self.seal_token_tag(&hash, &tag)?)
+                    .bind(hash.to_vec())
                     .execute(self.pool())
                     .await?;
                     changed += r.rows_affected();

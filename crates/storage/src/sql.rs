@@ -1764,12 +1764,10 @@ macro_rules! impl_store {
                 let mut tx = $begin(&self.pool).await?;
                 let removed = crate::erasure::forget_research_tags!(self, tx, [research_tag]);
                 crate::erasure::forget_loyalty_days!(self, tx, [loyalty_tag]);
-                for sql in [
-                    "DELETE FROM trust_loyalty_balances WHERE tag = $1",
-                    "DELETE FROM trust_loyalty_tokens WHERE tag = $1",
-                ] {
-                    sqlx::query(sql).bind(loyalty_tag.to_vec()).execute(&mut *tx).await?;
-                }
+                sqlx::query("DELETE FROM trust_loyalty_balances WHERE tag = $1")
+                    .bind(loyalty_tag.to_vec())
+                    .execute(&mut *tx)
+                    .await?;
                 for t in [research_tag, loyalty_tag] {
                     sqlx::query("INSERT INTO trust_erased (tag, erased_at) VALUES ($1, $2) ON CONFLICT (tag) DO NOTHING")
                         .bind(t.to_vec())

@@ -344,3 +344,97 @@ async fn an_older_nodes_aggregates_are_re_keyed_once_and_the_next_start_scans_no
         s.close().await;
     }
 }
+
+/// Issue 13 (trust13's report): a member's pending redemption tokens were
+/// stored under their one loyalty tag (their balance's). A co-op hashes a
+/// token it is handed at the till: with a copy of the file from before, it
+/// found the token's row, followed the tag to the member's pending token at
+/// another co-op and, once that co-op redeemed it, paired the two cards.
+/// Each token is now under the tag scoped to its co-op, the member's tag
+/// sealed to it; redemption, the member's account, the re-keying of an older
+/// node's tokens and erasure still work.
+#[tokio::test]
+async fn a_members_pending_tokens_at_two_coops_share_no_tag() {
+    const HOUR: i64 = 3_600_000;
+    for (db, s, t) in stores().await {
+        let orgs = coops(&s).await;
+        let loyalty = [0x44; 32];
+        s.loyalty_register(&loyalty).await.unwrap();
+        let token = |i: u8, org: OrgId| NewRedemptionToken {
+            token_hash: [0x90 + i; 32],
+            tag: loyalty,
+            org,
+            points: 10,
+            expires_at: ts(10 * HOUR),
+        };
+        for (i, org) in orgs.iter().enumerate() {
+            assert!(s.loyalty_earn(&loyalty, *org, 50, 20_000).await.unwrap());
+            let tk = token(i as u8, *org);
+            assert!(s.loyalty_reserve(&tk, ts(HOUR)).await.unwrap(), "{db:?}");
+        }
+        // The thief: co-op A's token, hashed, followed to another token.
+        let followed = raw(
+            db,
+            &t.url,
+            "SELECT y.token_hash FROM trust_loyalty_tokens x JOIN trust_loyalty_tokens y \
+             ON y.tag = x.tag AND y.token_hash <> x.token_hash WHERE x.token_hash = $1",
+            &[vec![0x90; 32]],
+        )
+        .await;
+        assert!(followed.is_empty(), "{db:?}: A's token led to B's");
+        let tags = raw(db, &t.url, "SELECT tag FROM trust_loyalty_tokens", &[]).await;
+        assert!(
+            !tags.contains(&loyalty.to_vec()),
+            "{db:?}: the balance's tag"
+        );
+        let account = s.loyalty_account(&loyalty, ts(HOUR)).await.unwrap();
+        assert_eq!((account.balance, account.reserved), (80, 20), "{db:?}");
+        let redeemed = s
+            .loyalty_redeem(&[0x90; 32], orgs[0], 10, ts(2 * HOUR), 20_001)
+            .await
+            .unwrap();
+        assert_eq!(redeemed, Some(loyalty), "{db:?}");
+
+        // An older node's token (the member's tag) is re-keyed at start.
+        exec(
+            db,
+            &t.url,
+            "UPDATE trust_loyalty_tokens SET tag = $1, tag_ct = NULL, tag_scoped = 0",
+            &[loyalty.to_vec()],
+        )
+        .await;
+        assert!(s.rekey_member_metadata().await.unwrap() >= 1, "{db:?}");
+        let tags = raw(db, &t.url, "SELECT tag FROM trust_loyalty_tokens", &[]).await;
+        assert!(!tags.contains(&loyalty.to_vec()), "{db:?}: not re-keyed");
+        let account = s.loyalty_account(&loyalty, ts(2 * HOUR)).await.unwrap();
+        assert_eq!((account.balance, account.reserved), (80, 10), "{db:?}");
+        let redeemed = s
+            .loyalty_redeem(&[0x91; 32], orgs[1], 10, ts(2 * HOUR), 20_001)
+            .await
+            .unwrap();
+        assert_eq!(redeemed, Some(loyalty), "{db:?}");
+
+        // An expired token's points come back; erasure takes pending ones.
+        let late = NewRedemptionToken {
+            expires_at: ts(3 * HOUR),
+            ..token(2, orgs[0])
+        };
+        assert!(s.loyalty_reserve(&late, ts(2 * HOUR)).await.unwrap());
+        let account = s.loyalty_account(&loyalty, ts(4 * HOUR)).await.unwrap();
+        assert_eq!((account.balance, account.reserved), (80, 0), "{db:?}");
+        assert!(s
+            .loyalty_reserve(&token(3, orgs[1]), ts(4 * HOUR))
+            .await
+            .unwrap());
+        s.trust_forget(&[0x33; 32], &loyalty, ts(5 * HOUR))
+            .await
+            .unwrap();
+        assert!(
+            raw(db, &t.url, "SELECT tag FROM trust_loyalty_tokens", &[])
+                .await
+                .is_empty(),
+            "{db:?}: a pending token outlived the erasure"
+        );
+        s.close().await;
+    }
+}

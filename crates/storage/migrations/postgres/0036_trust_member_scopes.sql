@@ -12,3 +12,10 @@
 ALTER TABLE trust_members ADD COLUMN tag_ct BYTEA;
 ALTER TABLE trust_members ADD COLUMN tag_scoped BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE trust_bins ADD COLUMN tag_scoped BIGINT NOT NULL DEFAULT 0;
+-- Pending redemption tokens kept the member's one loyalty tag (that of their
+-- balance): with two co-ops' redeemed tokens (a co-op hashes the token it
+-- was handed) a backup's pending rows paired their cards. Now under the tag
+-- scoped to the token's co-op, the member's tag sealed to the token (what a
+-- redemption credits); older rows re-keyed once at start.
+ALTER TABLE trust_loyalty_tokens ADD COLUMN tag_ct BYTEA;
+ALTER TABLE trust_loyalty_tokens ADD COLUMN tag_scoped BIGINT NOT NULL DEFAULT 0;
