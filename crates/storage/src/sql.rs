@@ -1768,10 +1768,14 @@ macro_rules! impl_store {
                     .bind(loyalty_tag.to_vec())
                     .execute(&mut *tx)
                     .await?;
+                // The day, not the hour (issue 13): a held erasure's research
+                // and loyalty tags are two of every tag erased that day (the
+                // SQLite table keeps rows in tag order, not written order).
+                let day = at.unix_millis() - at.unix_millis().rem_euclid(86_400_000);
                 for t in [research_tag, loyalty_tag] {
                     sqlx::query("INSERT INTO trust_erased (tag, erased_at) VALUES ($1, $2) ON CONFLICT (tag) DO NOTHING")
                         .bind(t.to_vec())
-                        .bind(hour_ms(at))
+                        .bind(day)
                         .execute(&mut *tx)
                         .await?;
                 }

@@ -438,3 +438,40 @@ async fn a_members_pending_tokens_at_two_coops_share_no_tag() {
         s.close().await;
     }
 }
+
+/// Issue 13 (trust13's report): the erased list put a held erasure's two
+/// tags (research, loyalty) under one hour, written one after the other:
+/// the file paired them. Now every tag erased that day has the same day,
+/// and SQLite keeps the rows in tag order (PostgreSQL's heap keeps written
+/// order: a documented residual, not checked here).
+#[tokio::test]
+async fn the_erased_list_pairs_no_two_tags_of_one_erasure() {
+    const HOUR: i64 = 3_600_000;
+    for (db, s, t) in stores().await {
+        // Written A0, 10, then B0, 20: in tag order the pairs are apart.
+        let erasures = [([0xA0; 32], [0x10; 32], 7), ([0xB0; 32], [0x20; 32], 9)];
+        for (research, loyalty, hour) in erasures {
+            s.trust_forget(&research, &loyalty, ts(20_000 * 24 * HOUR + hour * HOUR))
+                .await
+                .unwrap();
+        }
+        let days = "SELECT COUNT(DISTINCT erased_at) FROM trust_erased";
+        assert_eq!(
+            count(db, &t.url, days).await,
+            1,
+            "{db:?}: one erasure's hour"
+        );
+        if db == Db::Sqlite {
+            let order = raw(db, &t.url, "SELECT tag FROM trust_erased", &[]).await;
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(order, sorted, "{db:?}: rows in the order written");
+        }
+        let erased = s
+            .trust_erased_among(&[[0xA0; 32], [0x20; 32], [0x55; 32]])
+            .await
+            .unwrap();
+        assert_eq!(erased.len(), 2, "{db:?}");
+        s.close().await;
+    }
+}

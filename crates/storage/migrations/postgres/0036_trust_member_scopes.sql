@@ -19,3 +19,7 @@ ALTER TABLE trust_bins ADD COLUMN tag_scoped BIGINT NOT NULL DEFAULT 0;
 -- redemption credits); older rows re-keyed once at start.
 ALTER TABLE trust_loyalty_tokens ADD COLUMN tag_ct BYTEA;
 ALTER TABLE trust_loyalty_tokens ADD COLUMN tag_scoped BIGINT NOT NULL DEFAULT 0;
+-- The erased list put a held erasure's research and loyalty tags under one
+-- hour. Now the day. (PostgreSQL keeps rows in the heap in written order:
+-- see ARCHITECTURE, "Metadata at rest".)
+UPDATE trust_erased SET erased_at = (erased_at / 86400000) * 86400000;

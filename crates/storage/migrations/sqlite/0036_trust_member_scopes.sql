@@ -19,3 +19,15 @@ ALTER TABLE trust_bins ADD COLUMN tag_scoped INTEGER NOT NULL DEFAULT 0;
 -- redemption credits); older rows re-keyed once at start.
 ALTER TABLE trust_loyalty_tokens ADD COLUMN tag_ct BLOB;
 ALTER TABLE trust_loyalty_tokens ADD COLUMN tag_scoped INTEGER NOT NULL DEFAULT 0;
+-- The erased list put a held erasure's research and loyalty tags under one
+-- hour, and (a rowid table) next to each other in the file. Now the day, and
+-- rows in tag order.
+CREATE TABLE trust_erased_by_tag (
+    tag         BLOB PRIMARY KEY NOT NULL,
+    erased_at   INTEGER NOT NULL,
+    released_at INTEGER
+) WITHOUT ROWID;
+INSERT INTO trust_erased_by_tag (tag, erased_at, released_at)
+    SELECT tag, (erased_at / 86400000) * 86400000, released_at FROM trust_erased;
+DROP TABLE trust_erased;
+ALTER TABLE trust_erased_by_tag RENAME TO trust_erased;
