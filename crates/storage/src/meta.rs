@@ -430,6 +430,10 @@ pub const REKEYED_CONSENTS: &str = "rekeyed_consents_subjects";
 /// `node_meta` marker: the trust's tags scoped (migrations 0033 and 0036).
 pub const REKEYED_TRUST: &str = "rekeyed_trust_scopes";
 
+/// `node_meta` marker: rectification notices an older node kept in clear
+/// sealed (migration 0034).
+pub const REKEYED_RECTIFICATIONS: &str = "rekeyed_rectifications";
+
 /// Tables with only a locator (no member id read back).
 const LOCATED: [(&str, MetaTable); 5] = [
     ("vault_records", MetaTable::VaultRecords),
