@@ -40,6 +40,11 @@ pub enum MetaTable {
     TrustReceipts,
     /// A member's loyalty history, by a loyalty tag scoped to the co-op.
     TrustLoyaltyDays,
+    /// The trust's per-member aggregates (`trust_members`, `trust_bins`),
+    /// by a research tag scoped to the aggregate's scope (a co-op or `*`).
+    TrustMembers,
+    /// Pending redemption tokens, by a loyalty tag scoped to the co-op.
+    TrustLoyaltyTokens,
     /// Paper opt-outs waiting for the worker (issue 15, finding 5 of adv4).
     OptoutJobs,
     /// Rectification notices: the member's locator scoped to the notice's
@@ -66,6 +71,8 @@ impl MetaTable {
             MetaTable::ErasureRequests => "erasure_requests",
             MetaTable::TrustReceipts => "trust_receipts",
             MetaTable::TrustLoyaltyDays => "trust_loyalty_days",
+            MetaTable::TrustMembers => "trust_members",
+            MetaTable::TrustLoyaltyTokens => "trust_loyalty_tokens",
             MetaTable::OptoutJobs => "optout_jobs",
             MetaTable::RectificationNotices => "rectification_notices",
         }

@@ -113,10 +113,14 @@ macro_rules! forget_research_tags {
         let mut removed: u64 = 0;
         for tag in $tags {
             let tag: Vec<u8> = tag.to_vec();
+            let research = <[u8; 32]>::try_from(tag.as_slice())
+                .map_err(|_| crate::StorageError::Corrupt("trust_erased.tag is malformed".to_owned()))?;
             for scope in &scopes {
+                // Each scope's rows under the tag scoped to it (issue 13).
+                let stored = $store.scope_tag(&research, scope)?.to_vec();
                 let bins = sqlx::query("SELECT dim, value FROM trust_bins WHERE scope = $1 AND tag = $2")
                     .bind(scope)
-                    .bind(tag.clone())
+                    .bind(stored.clone())
                     .fetch_all(&mut *$tx)
                     .await?;
                 for b in &bins {
@@ -131,17 +135,12 @@ macro_rules! forget_research_tags {
                     "DELETE FROM trust_bins WHERE scope = $1 AND tag = $2",
                     "DELETE FROM trust_members WHERE scope = $1 AND tag = $2",
                 ] {
-                    sqlx::query(sql).bind(scope).bind(tag.clone()).execute(&mut *$tx).await?;
+                    sqlx::query(sql).bind(scope).bind(stored.clone()).execute(&mut *$tx).await?;
                 }
             }
             for org in &orgs {
                 // Receipts are stored under the tag scoped to their co-op.
-                let scoped = $store.org_tag(
-                    me2b_domain::meta::MetaTable::TrustReceipts,
-                    &<[u8; 32]>::try_from(tag.as_slice())
-                        .map_err(|_| crate::StorageError::Corrupt("trust_erased.tag is malformed".to_owned()))?,
-                    org,
-                )?;
+                let scoped = $store.org_tag(me2b_domain::meta::MetaTable::TrustReceipts, &research, org)?;
                 sqlx::query(
                     "DELETE FROM trust_events WHERE receipt_id IN \
                      (SELECT receipt_id FROM trust_receipts WHERE org_id = $1 AND tag = $2)",
@@ -163,18 +162,34 @@ macro_rules! forget_research_tags {
 }
 pub(crate) use forget_research_tags;
 
-/// Deletes, in the transaction `$tx`, the loyalty history of each loyalty
-/// tag of `$tags`: stored under the tag scoped to each co-op (issue 13).
+/// Deletes, in the transaction `$tx`, the loyalty history and pending
+/// redemption tokens of each loyalty tag of `$tags`: stored under the tag
+/// scoped to each co-op (issue 13).
 macro_rules! forget_loyalty_days {
     ($store:ident, $tx:ident, $tags:expr) => {{
         let orgs: Vec<Vec<u8>> =
             sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_days")
                 .fetch_all(&mut *$tx)
                 .await?;
+        let token_orgs: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_tokens")
+                .fetch_all(&mut *$tx)
+                .await?;
         for tag in $tags {
             let tag = <[u8; 32]>::try_from(&tag[..]).map_err(|_| {
                 crate::StorageError::Corrupt("trust_erased.tag is malformed".to_owned())
             })?;
+            for org in &token_orgs {
+                sqlx::query("DELETE FROM trust_loyalty_tokens WHERE tag = $1 AND org_id = $2")
+                    .bind($store.org_tag(
+                        me2b_domain::meta::MetaTable::TrustLoyaltyTokens,
+                        &tag,
+                        org,
+                    )?)
+                    .bind(org.clone())
+                    .execute(&mut *$tx)
+                    .await?;
+            }
             for org in &orgs {
                 sqlx::query("DELETE FROM trust_loyalty_days WHERE tag = $1 AND org_id = $2")
                     .bind($store.org_tag(
@@ -383,11 +398,7 @@ macro_rules! impl_erasure_store {
                         .bind(at.unix_millis())
                         .execute(&mut *tx)
                         .await?;
-                    for table in [
-                        "trust_loyalty_members",
-                        "trust_loyalty_balances",
-                        "trust_loyalty_tokens",
-                    ] {
+                    for table in ["trust_loyalty_members", "trust_loyalty_balances"] {
                         sqlx::query(&format!(
                             "DELETE FROM {table} WHERE tag IN (SELECT tag FROM trust_erased WHERE released_at IS NOT NULL)"
                         ))

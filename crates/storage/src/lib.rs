@@ -27,7 +27,7 @@ pub use erasure::{Confirmed, ErasedTag, ErasureRequestRow, ErasureStore};
 pub use keys::{EnvelopeStore, LegacyMember, MemberKeyStore, SignUpStore};
 pub use loyalty::{LoyaltyAccount, LoyaltyDay, LoyaltyStore, MemberAuditStore, NewRedemptionToken};
 pub use member_rows::member_tables;
-pub use meta::MetadataStore;
+pub use meta::{MetadataStore, REKEYED_CONSENTS, REKEYED_RECTIFICATIONS, REKEYED_TRUST};
 pub use org_credentials::{AudienceProofRow, OrgCredentialRow, OrgCredentialStore};
 pub use rectification::{DueRectification, RectificationRow, RectificationStore};
 pub use rights::{ImportedHistoryRow, RightsStore};

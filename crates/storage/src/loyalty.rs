@@ -107,16 +107,30 @@ macro_rules! impl_loyalty_store {
     ($pool:ty, $begin:ident) => {
         impl SqlStore<$pool> {
             /// Gives back the points of the tag's expired tokens, inside `tx`.
+            /// Tokens are kept under the loyalty tag scoped to their co-op
+            /// (issue 13): looked up co-op by co-op.
             async fn refund_expired(
+                &self,
                 tx: &mut sqlx::Transaction<'static, <$pool as crate::sql::PoolDb>::Db>,
                 tag: &[u8; 32],
                 now: Timestamp,
             ) -> Result<()> {
-                let rows = sqlx::query("DELETE FROM trust_loyalty_tokens WHERE tag = $1 AND expires_at <= $2 RETURNING points")
-                    .bind(tag.to_vec())
-                    .bind(now.unix_millis())
+                let orgs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_tokens")
                     .fetch_all(&mut **tx)
                     .await?;
+                let mut rows = Vec::new();
+                for org in &orgs {
+                    rows.extend(
+                        sqlx::query(
+                            "DELETE FROM trust_loyalty_tokens WHERE tag = $1 AND org_id = $2 AND expires_at <= $3 RETURNING points",
+                        )
+                        .bind(self.org_tag(MetaTable::TrustLoyaltyTokens, tag, org)?)
+                        .bind(org.clone())
+                        .bind(now.unix_millis())
+                        .fetch_all(&mut **tx)
+                        .await?,
+                    );
+                }
                 let mut back = 0i64;
                 for r in &rows {
                     back = back.saturating_add(r.try_get::<i64, _>("points")?);
@@ -198,7 +212,7 @@ macro_rules! impl_loyalty_store {
 
             async fn loyalty_reserve(&self, t: &NewRedemptionToken, now: Timestamp) -> Result<bool> {
                 let mut tx = $begin(self.pool()).await?;
-                Self::refund_expired(&mut tx, &t.tag, now).await?;
+                self.refund_expired(&mut tx, &t.tag, now).await?;
                 let taken = sqlx::query("UPDATE trust_loyalty_balances SET balance = balance - $2 WHERE tag = $1 AND balance >= $2")
                     .bind(t.tag.to_vec())
                     .bind(t.points)
@@ -210,12 +224,19 @@ macro_rules! impl_loyalty_store {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                sqlx::query("INSERT INTO trust_loyalty_tokens (token_hash, tag, org_id, points, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                // Under the tag scoped to the co-op, the member's own tag
+                // sealed to the token (issue 13): a member's pending tokens
+                // at two co-ops share no tag, nor one with their balance.
+                sqlx::query(
+                    "INSERT INTO trust_loyalty_tokens (token_hash, tag, org_id, points, expires_at, tag_ct, tag_scoped) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 1)",
+                )
                     .bind(t.token_hash.to_vec())
-                    .bind(t.tag.to_vec())
+                    .bind(self.org_tag(MetaTable::TrustLoyaltyTokens, &t.tag, t.org.as_bytes())?)
                     .bind(t.org)
                     .bind(t.points)
                     .bind(t.expires_at.unix_millis())
+                    .bind(self.seal_token_tag(&t.token_hash, &t.tag)?)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -232,7 +253,7 @@ macro_rules! impl_loyalty_store {
             ) -> Result<Option<[u8; 32]>> {
                 let mut tx = $begin(self.pool()).await?;
                 let row = sqlx::query(
-                    "DELETE FROM trust_loyalty_tokens WHERE token_hash = $1 AND org_id = $2 AND points = $3 AND expires_at > $4 RETURNING tag",
+                    "DELETE FROM trust_loyalty_tokens WHERE token_hash = $1 AND org_id = $2 AND points = $3 AND expires_at > $4 RETURNING tag_ct",
                 )
                 .bind(token_hash.to_vec())
                 .bind(org)
@@ -244,7 +265,8 @@ macro_rules! impl_loyalty_store {
                     tx.rollback().await?;
                     return Ok(None);
                 };
-                let tag = tag32(row.try_get("tag")?, "trust_loyalty_tokens.tag")?;
+                let sealed: Option<Vec<u8>> = row.try_get("tag_ct")?;
+                let tag = self.open_token_tag(token_hash, &sealed.unwrap_or_default())?;
                 self.add_day(&mut tx, &tag, org, day, 0, points).await?;
                 tx.commit().await?;
                 Ok(Some(tag))
@@ -252,7 +274,7 @@ macro_rules! impl_loyalty_store {
 
             async fn loyalty_account(&self, tag: &[u8; 32], now: Timestamp) -> Result<LoyaltyAccount> {
                 let mut tx = $begin(self.pool()).await?;
-                Self::refund_expired(&mut tx, tag, now).await?;
+                self.refund_expired(&mut tx, tag, now).await?;
                 tx.commit().await?;
                 let balance = sqlx::query("SELECT balance FROM trust_loyalty_balances WHERE tag = $1")
                     .bind(tag.to_vec())
@@ -262,12 +284,18 @@ macro_rules! impl_loyalty_store {
                     .transpose()?
                     .unwrap_or(0);
                 let mut reserved = 0i64;
-                for r in sqlx::query("SELECT points FROM trust_loyalty_tokens WHERE tag = $1")
-                    .bind(tag.to_vec())
+                let orgs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_tokens")
                     .fetch_all(self.pool())
-                    .await?
-                {
-                    reserved = reserved.saturating_add(r.try_get::<i64, _>("points")?);
+                    .await?;
+                for org in &orgs {
+                    for r in sqlx::query("SELECT points FROM trust_loyalty_tokens WHERE tag = $1 AND org_id = $2")
+                        .bind(self.org_tag(MetaTable::TrustLoyaltyTokens, tag, org)?)
+                        .bind(org.clone())
+                        .fetch_all(self.pool())
+                        .await?
+                    {
+                        reserved = reserved.saturating_add(r.try_get::<i64, _>("points")?);
+                    }
                 }
                 // One lookup per co-op with days kept, by the scoped tag.
                 let orgs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_days")

@@ -95,6 +95,14 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// A `trust_members` row, as its sealed research tag is bound to it.
+fn scope_row(scope: &str, stored: &[u8]) -> Vec<u8> {
+    let mut v = bound(b"tag\0", scope.as_bytes());
+    v.push(0);
+    v.extend_from_slice(stored);
+    v
+}
+
 /// Sealed values of one row: the member id and a consent's body are told
 /// apart by a prefix of the bound row id.
 fn bound(kind: &[u8], row: &[u8]) -> Vec<u8> {
@@ -140,6 +148,58 @@ impl<P> SqlStore<P> {
     /// member's receipts or loyalty days at two co-ops share no tag.
     pub(crate) fn org_tag(&self, table: MetaTable, tag: &[u8; 32], org: &[u8]) -> Result<Vec<u8>> {
         Ok(self.keys()?.scoped_tag(table, tag, org).to_vec())
+    }
+    /// A research tag as `trust_members` and `trust_bins` store it for one
+    /// `scope` (a co-op's id or `*`): a member's rows in two scopes share no
+    /// tag (issue 13).
+    pub(crate) fn scope_tag(&self, tag: &[u8; 32], scope: &str) -> Result<[u8; 32]> {
+        Ok(self
+            .keys()?
+            .scoped_tag(MetaTable::TrustMembers, tag, scope.as_bytes()))
+    }
+    /// The research tag sealed to its `trust_members` row (scope and stored
+    /// tag): what tells the overlap of two co-ops at query time.
+    pub(crate) fn seal_scope_tag(
+        &self,
+        scope: &str,
+        stored: &[u8],
+        tag: &[u8; 32],
+    ) -> Result<Vec<u8>> {
+        Ok(self
+            .keys()?
+            .seal(MetaTable::TrustMembers, &scope_row(scope, stored), tag))
+    }
+    /// A `trust_members` row's research tag, opened.
+    pub(crate) fn open_scope_tag(
+        &self,
+        scope: &str,
+        stored: &[u8],
+        sealed: &[u8],
+    ) -> Result<[u8; 32]> {
+        self.keys()?
+            .open(MetaTable::TrustMembers, &scope_row(scope, stored), sealed)
+            .and_then(|t| <[u8; 32]>::try_from(t.as_slice()).ok())
+            .ok_or_else(|| StorageError::Corrupt("trust_members.tag_ct".into()))
+    }
+    /// A member's loyalty tag sealed to their pending token (its hash):
+    /// what a redemption credits, read back from the token alone.
+    pub(crate) fn seal_token_tag(&self, token_hash: &[u8; 32], tag: &[u8; 32]) -> Result<Vec<u8>> {
+        Ok(self.keys()?.seal(
+            MetaTable::TrustLoyaltyTokens,
+            &bound(b"tag\0", token_hash),
+            tag,
+        ))
+    }
+    /// A pending token's loyalty tag, opened.
+    pub(crate) fn open_token_tag(&self, token_hash: &[u8; 32], sealed: &[u8]) -> Result<[u8; 32]> {
+        self.keys()?
+            .open(
+                MetaTable::TrustLoyaltyTokens,
+                &bound(b"tag\0", token_hash),
+                sealed,
+            )
+            .and_then(|t| <[u8; 32]>::try_from(t.as_slice()).ok())
+            .ok_or_else(|| StorageError::Corrupt("trust_loyalty_tokens.tag_ct".into()))
     }
     /// An erasure request's subject (the recipient's pseudonym for the
     /// member) sealed, bound to the request's id: two co-ops' pseudonyms of
@@ -429,6 +489,16 @@ pub trait MetadataStore {
     async fn audit_subjects(&self, members: &[MemberId]) -> Result<Vec<MemberId>>;
 }
 
+/// `node_meta` marker: consents' per-organisation locators and sealed
+/// erasure subjects done (a start after migration 0030's rows are moved).
+pub const REKEYED_CONSENTS: &str = "rekeyed_consents_subjects";
+/// `node_meta` marker: the trust's tags scoped (migrations 0033 and 0036).
+pub const REKEYED_TRUST: &str = "rekeyed_trust_scopes";
+
+/// `node_meta` marker: rectification notices an older node kept in clear
+/// sealed (migration 0034).
+pub const REKEYED_RECTIFICATIONS: &str = "rekeyed_rectifications";
+
 /// Tables with only a locator (no member id read back).
 const LOCATED: [(&str, MetaTable); 5] = [
     ("vault_records", MetaTable::VaultRecords),
@@ -557,6 +627,97 @@ macro_rules! impl_meta_store {
                     .await?;
                     changed += r.rows_affected();
                 }
+                Ok(changed)
+            }
+
+            /// `trust_members` and `trust_bins` rows an older node stored
+            /// under the member's one research tag in every scope, moved to
+            /// the tag scoped to their scope, a co-op scope's row with the
+            /// research tag sealed to it (issue 13), row by row, once.
+            async fn rekey_trust_scopes(&self) -> Result<u64> {
+                let mut changed = 0u64;
+                let old_tag = |row: &<<$pool as crate::sql::PoolDb>::Db as sqlx::Database>::Row, what: &str| {
+                    row.try_get::<Vec<u8>, _>("tag")
+                        .map_err(StorageError::from)
+                        .and_then(|t| <[u8; 32]>::try_from(t.as_slice()).map_err(|_| StorageError::Corrupt(what.into())))
+                };
+                let rows = sqlx::query("SELECT scope, dim, value, tag FROM trust_bins WHERE tag_scoped = 0")
+                    .fetch_all(self.pool())
+                    .await?;
+                for row in rows {
+                    let tag = old_tag(&row, "trust_bins.tag")?;
+                    let scope: String = row.try_get("scope")?;
+                    let r = sqlx::query(
+                        "UPDATE trust_bins SET tag = $1, tag_scoped = 1 \
+                         WHERE scope = $2 AND dim = $3 AND value = $4 AND tag = $5 AND tag_scoped = 0",
+                    )
+                    .bind(self.scope_tag(&tag, &scope)?.to_vec())
+                    .bind(&scope)
+                    .bind(row.try_get::<i64, _>("dim")?)
+                    .bind(row.try_get::<i64, _>("value")?)
+                    .bind(tag.to_vec())
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                let rows = sqlx::query("SELECT scope, tag FROM trust_members WHERE tag_scoped = 0")
+                    .fetch_all(self.pool())
+                    .await?;
+                for row in rows {
+                    let tag = old_tag(&row, "trust_members.tag")?;
+                    let scope: String = row.try_get("scope")?;
+                    let stored = self.scope_tag(&tag, &scope)?;
+                    let sealed = (scope != "*")
+                        .then(|| self.seal_scope_tag(&scope, &stored, &tag))
+                        .transpose()?;
+                    let r = sqlx::query(
+                        "UPDATE trust_members SET tag = $1, tag_ct = $2, tag_scoped = 1 \
+                         WHERE scope = $3 AND tag = $4 AND tag_scoped = 0",
+                    )
+                    .bind(stored.to_vec())
+                    .bind(sealed)
+                    .bind(&scope)
+                    .bind(tag.to_vec())
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                let rows = sqlx::query("SELECT token_hash, org_id, tag FROM trust_loyalty_tokens WHERE tag_scoped = 0")
+                    .fetch_all(self.pool())
+                    .await?;
+                for row in rows {
+                    let tag = old_tag(&row, "trust_loyalty_tokens.tag")?;
+                    let hash = <[u8; 32]>::try_from(row.try_get::<Vec<u8>, _>("token_hash")?.as_slice())
+                        .map_err(|_| StorageError::Corrupt("trust_loyalty_tokens.token_hash".into()))?;
+                    let org: Vec<u8> = row.try_get("org_id")?;
+                    let r = sqlx::query(
+                        "UPDATE trust_loyalty_tokens SET tag = $1, tag_ct = $2, tag_scoped = 1 \
+                         WHERE token_hash = $3 AND tag_scoped = 0",
+                    )
+                    .bind(self.org_tag(MetaTable::TrustLoyaltyTokens, &tag, &org)?)
+                    .bind(self.seal_token_tag(&hash, &tag)?)
+                    .bind(hash.to_vec())
+                    .execute(self.pool())
+                    .await?;
+                    changed += r.rows_affected();
+                }
+                Ok(changed)
+            }
+
+            /// Runs a start's re-keying `work` unless the node marked it done
+            /// (`marker` in `node_meta`), then marks it: rows an older node
+            /// wrote are moved at the first start after the migration; a
+            /// started node's next start reads one row, not every row.
+            async fn rekey_once(
+                &self,
+                marker: &str,
+                work: impl std::future::Future<Output = Result<u64>> + Send,
+            ) -> Result<u64> {
+                if NodeMetaStore::meta(self, marker).await?.is_some() {
+                    return Ok(0);
+                }
+                let changed = work.await?;
+                NodeMetaStore::put_meta_if_absent(self, marker, b"1").await?;
                 Ok(changed)
             }
 
@@ -708,8 +869,14 @@ macro_rules! impl_meta_store {
                     changed += r.rows_affected();
                 }
                 changed += self.seal_legacy_counters().await?;
-                changed += self.rekey_consents_and_subjects().await?;
-                changed += self.rekey_trust_tags().await?;
+                changed += self
+                    .rekey_once(REKEYED_CONSENTS, self.rekey_consents_and_subjects())
+                    .await?;
+                changed += self
+                    .rekey_once(REKEYED_TRUST, async {
+                        Ok(self.rekey_trust_tags().await? + self.rekey_trust_scopes().await?)
+                    })
+                    .await?;
                 Ok(changed)
             }
 

@@ -409,6 +409,22 @@ macro_rules! impl_rectification_store {
                 &self,
                 tag_of: &(dyn Fn(MemberId) -> [u8; 32] + Send + Sync),
             ) -> Result<u64> {
+                // Once (issue 13): a started node's next start reads the
+                // marker, not every notice.
+                if NodeMetaStore::meta(self, crate::REKEYED_RECTIFICATIONS).await?.is_some() {
+                    return Ok(0);
+                }
+                let changed = self.rectification_rekey_rows(tag_of).await?;
+                NodeMetaStore::put_meta_if_absent(self, crate::REKEYED_RECTIFICATIONS, b"1").await?;
+                Ok(changed)
+            }
+        }
+
+        impl SqlStore<$pool> {
+            async fn rectification_rekey_rows(
+                &self,
+                tag_of: &(dyn Fn(MemberId) -> [u8; 32] + Send + Sync),
+            ) -> Result<u64> {
                 let rows = sqlx::query(
                     "SELECT notice_id, org_id, subject, consent_id, member_tag FROM rectification_notices WHERE sealed IS NULL",
                 )

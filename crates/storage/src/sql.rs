@@ -1483,20 +1483,43 @@ macro_rules! impl_store {
                     });
                     q.build().execute(&mut *tx).await?;
                 }
-                let scopes = |r: &TrustReceiptRow| [r.org.to_string(), "*".to_owned()];
-                let mut members: std::collections::BTreeMap<(String, [u8; 32]), (i64, i64)> = Default::default();
-                for r in receipts {
-                    for scope in scopes(r) {
-                        let e = members.entry((scope, r.tag)).or_default();
+                // Each receipt counts in its co-op's scope and in `*`, under
+                // the tag scoped to each (issue 13): a member's rows in two
+                // scopes share no tag. A co-op scope's new row keeps the
+                // research tag sealed to it, for overlaps.
+                let scoped = receipts
+                    .iter()
+                    .map(|r| {
+                        let org = r.org.to_string();
+                        let at_org = self.scope_tag(&r.tag, &org)?;
+                        Ok([(org, at_org), ("*".to_owned(), self.scope_tag(&r.tag, "*")?)])
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let mut members: std::collections::BTreeMap<(&str, [u8; 32]), (i64, i64, Option<[u8; 32]>)> = Default::default();
+                for (r, scopes) in receipts.iter().zip(&scoped) {
+                    for (scope, stored) in scopes {
+                        let e = members.entry((scope.as_str(), *stored)).or_default();
                         e.0 = e.0.saturating_add(r.amount_cents);
                         e.1 += 1;
+                        e.2 = (scope != "*").then_some(r.tag);
                     }
                 }
-                let members: Vec<_> = members.into_iter().collect();
+                let members = members
+                    .into_iter()
+                    .map(|((scope, stored), (total, n, tag))| {
+                        let ct = tag.map(|t| self.seal_scope_tag(scope, &stored, &t)).transpose()?;
+                        Ok((scope, stored, total, n, ct))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 for chunk in members.chunks(5_000) {
-                    let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO trust_members (scope, tag, total_cents, receipts) ");
-                    q.push_values(chunk, |mut b, ((scope, tag), (total, n))| {
-                        b.push_bind(scope.clone()).push_bind(tag.to_vec()).push_bind(*total).push_bind(*n);
+                    let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO trust_members (scope, tag, total_cents, receipts, tag_ct, tag_scoped) ");
+                    q.push_values(chunk, |mut b, (scope, stored, total, n, ct)| {
+                        b.push_bind(scope.to_string())
+                            .push_bind(stored.to_vec())
+                            .push_bind(*total)
+                            .push_bind(*n)
+                            .push_bind(ct.clone())
+                            .push_bind(1i64);
                     });
                     q.push(
                         " ON CONFLICT (scope, tag) DO UPDATE SET total_cents = trust_members.total_cents + excluded.total_cents, \
@@ -1505,11 +1528,11 @@ macro_rules! impl_store {
                     q.build().execute(&mut *tx).await?;
                 }
                 // The values already counted for the batch's members.
-                let mut present: std::collections::HashMap<(String, i64, [u8; 32]), Vec<i64>> = Default::default();
-                let mut by_scope: std::collections::BTreeMap<String, Vec<[u8; 32]>> = Default::default();
-                for r in receipts {
-                    for scope in scopes(r) {
-                        by_scope.entry(scope).or_default().push(r.tag);
+                let mut present: std::collections::HashMap<(&str, i64, [u8; 32]), Vec<i64>> = Default::default();
+                let mut by_scope: std::collections::BTreeMap<&str, Vec<[u8; 32]>> = Default::default();
+                for scopes in &scoped {
+                    for (scope, stored) in scopes {
+                        by_scope.entry(scope.as_str()).or_default().push(*stored);
                     }
                 }
                 for (scope, mut tags) in by_scope {
@@ -1517,7 +1540,7 @@ macro_rules! impl_store {
                     tags.dedup();
                     for chunk in tags.chunks(2_000) {
                         let mut q = sqlx::QueryBuilder::<Db>::new("SELECT dim, value, tag FROM trust_bins WHERE scope = ");
-                        q.push_bind(scope.clone()).push(" AND tag IN (");
+                        q.push_bind(scope.to_owned()).push(" AND tag IN (");
                         let mut sep = q.separated(", ");
                         for t in chunk {
                             sep.push_bind(t.to_vec());
@@ -1526,36 +1549,40 @@ macro_rules! impl_store {
                         for row in q.build().fetch_all(&mut *tx).await? {
                             let tag = hash32(row.try_get("tag")?, "trust_bins.tag")?;
                             present
-                                .entry((scope.clone(), row.try_get("dim")?, tag))
+                                .entry((scope, row.try_get("dim")?, tag))
                                 .or_default()
                                 .push(row.try_get("value")?);
                         }
                     }
                 }
                 // First come, first counted, up to `max_values` per (scope, dim).
-                let mut new_bins: Vec<(String, i64, i64, [u8; 32])> = Vec::new();
-                for r in receipts {
+                let mut new_bins: Vec<(&str, i64, i64, [u8; 32])> = Vec::new();
+                for (r, scopes) in receipts.iter().zip(&scoped) {
                     let mut values: Vec<(i64, i64)> = r.items.iter().map(|(c, _)| (TrustDim::Category as i64, *c)).collect();
                     values.push((TrustDim::Area as i64, crate::types::pack_area(&r.area)));
                     values.sort_unstable();
                     values.dedup();
-                    for scope in scopes(r) {
+                    for (scope, stored) in scopes {
                         for (dim, value) in &values {
-                            let have = present.entry((scope.clone(), *dim, r.tag)).or_default();
+                            let have = present.entry((scope.as_str(), *dim, *stored)).or_default();
                             if have.contains(value) || have.len() >= max_values as usize {
                                 continue;
                             }
                             have.push(*value);
-                            new_bins.push((scope.clone(), *dim, *value, r.tag));
+                            new_bins.push((scope.as_str(), *dim, *value, *stored));
                         }
                     }
                 }
                 // Bins added, and the per-value member counts the histograms read.
                 let mut added: std::collections::BTreeMap<(String, i64, i64), i64> = Default::default();
                 for chunk in new_bins.chunks(5_000) {
-                    let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO trust_bins (scope, dim, value, tag) ");
+                    let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO trust_bins (scope, dim, value, tag, tag_scoped) ");
                     q.push_values(chunk, |mut b, (scope, dim, value, tag)| {
-                        b.push_bind(scope.clone()).push_bind(*dim).push_bind(*value).push_bind(tag.to_vec());
+                        b.push_bind(scope.to_string())
+                            .push_bind(*dim)
+                            .push_bind(*value)
+                            .push_bind(tag.to_vec())
+                            .push_bind(1i64);
                     });
                     q.push(" ON CONFLICT DO NOTHING RETURNING scope, dim, value");
                     for row in q.build().fetch_all(&mut *tx).await? {
@@ -1622,21 +1649,52 @@ macro_rules! impl_store {
                     .collect()
             }
             async fn trust_member_scopes(&self, tag: &[u8; 32]) -> Result<Vec<String>> {
-                let rows = sqlx::query("SELECT scope FROM trust_members WHERE tag = $1 ORDER BY scope")
-                    .bind(tag.to_vec())
+                // Scope by scope (every organisation, and `*`), each under
+                // its own tag (issue 13).
+                let mut scopes = vec!["*".to_owned()];
+                for id in sqlx::query_scalar::<_, Vec<u8>>("SELECT org_id FROM organisations")
                     .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(|r| Ok(r.try_get("scope")?)).collect()
+                    .await?
+                {
+                    scopes.push(OrgId::from_slice(&id).map_err(|_| corrupt("organisations.org_id"))?.to_string());
+                }
+                let mut found = Vec::new();
+                for scope in scopes {
+                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trust_members WHERE scope = $1 AND tag = $2")
+                        .bind(&scope)
+                        .bind(self.scope_tag(tag, &scope)?.to_vec())
+                        .fetch_one(&self.pool)
+                        .await?;
+                    if n > 0 {
+                        found.push(scope);
+                    }
+                }
+                found.sort();
+                Ok(found)
             }
             async fn trust_overlap(&self, a: &str, b: &str) -> Result<u64> {
-                let row = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM trust_members x JOIN trust_members y ON y.tag = x.tag AND y.scope = $2 WHERE x.scope = $1",
-                )
-                .bind(a)
-                .bind(b)
-                .fetch_one(&self.pool)
-                .await?;
-                seq_u64(row.try_get("n")?)
+                // No tag joins two scopes at rest (issue 13): the members of
+                // `a` are told by their research tags, opened here from the
+                // rows, and looked for among those of `b`.
+                let tags = |scope: &str| {
+                    let scope = scope.to_owned();
+                    async move {
+                        let rows = sqlx::query("SELECT tag, tag_ct FROM trust_members WHERE scope = $1")
+                            .bind(&scope)
+                            .fetch_all(&self.pool)
+                            .await?;
+                        rows.iter()
+                            .map(|r| {
+                                let stored: Vec<u8> = r.try_get("tag")?;
+                                let ct: Option<Vec<u8>> = r.try_get("tag_ct")?;
+                                let ct = ct.ok_or_else(|| corrupt("trust_members.tag_ct"))?;
+                                self.open_scope_tag(&scope, &stored, &ct)
+                            })
+                            .collect::<Result<std::collections::HashSet<[u8; 32]>>>()
+                    }
+                };
+                let (x, y) = (tags(a).await?, tags(b).await?);
+                Ok(u64::try_from(x.intersection(&y).count()).unwrap_or(u64::MAX))
             }
             async fn trust_receipts_of(&self, org: OrgId, tag: &[u8; 32]) -> Result<Vec<TrustReceiptRow>> {
                 let rows = sqlx::query(
@@ -1731,16 +1789,18 @@ macro_rules! impl_store {
                 let mut tx = $begin(&self.pool).await?;
                 let removed = crate::erasure::forget_research_tags!(self, tx, [research_tag]);
                 crate::erasure::forget_loyalty_days!(self, tx, [loyalty_tag]);
-                for sql in [
-                    "DELETE FROM trust_loyalty_balances WHERE tag = $1",
-                    "DELETE FROM trust_loyalty_tokens WHERE tag = $1",
-                ] {
-                    sqlx::query(sql).bind(loyalty_tag.to_vec()).execute(&mut *tx).await?;
-                }
+                sqlx::query("DELETE FROM trust_loyalty_balances WHERE tag = $1")
+                    .bind(loyalty_tag.to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+                // The day, not the hour (issue 13): a held erasure's research
+                // and loyalty tags are two of every tag erased that day (the
+                // SQLite table keeps rows in tag order, not written order).
+                let day = at.unix_millis() - at.unix_millis().rem_euclid(86_400_000);
                 for t in [research_tag, loyalty_tag] {
                     sqlx::query("INSERT INTO trust_erased (tag, erased_at) VALUES ($1, $2) ON CONFLICT (tag) DO NOTHING")
                         .bind(t.to_vec())
-                        .bind(hour_ms(at))
+                        .bind(day)
                         .execute(&mut *tx)
                         .await?;
                 }

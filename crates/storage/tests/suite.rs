@@ -1431,6 +1431,9 @@ async fn reservations_never_overdraw_and_a_token_redeems_once_from_two_stores(db
         s.loyalty_register(&tag).await.unwrap();
         assert!(s.loyalty_earn(&tag, a.id, 100, 1).await.unwrap());
         let second = open(&t.url).await.unwrap();
+        // Tokens are stored under a tag scoped to the co-op (issue 13): the
+        // second node has the keys too.
+        second.set_metadata_keys(me2b_testkit::metadata_keys());
         // 20 reservations of 10 from two stores: exactly 10 pass.
         let mut set = tokio::task::JoinSet::new();
         for i in 0..20u8 {

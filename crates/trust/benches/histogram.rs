@@ -333,64 +333,76 @@ async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
         tx.commit().await.unwrap();
     }
     step("trust_events", t, events);
-    // Per-member totals for the co-op's scope in key (tag) order, then `*`.
+    // Per-member totals and bins, for the co-op's scope and for `*`, each
+    // under the tag scoped to the scope (issue 13), in key order; a co-op
+    // scope's row with the tag sealed to it (as storage binds it: the
+    // scope and the stored tag).
     let t = Instant::now();
-    let mut by_tag: Vec<u32> = (0..data.tags.len() as u32).collect();
-    by_tag.sort_unstable_by_key(|m| data.tags[*m as usize]);
     let mut tx = conn.begin().await.unwrap();
-    for rows in by_tag.chunks(5_000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO trust_members (scope, tag, total_cents, receipts) ",
-        );
-        q.push_values(rows, |mut b, m| {
-            let (total, n) = data.totals[*m as usize];
-            b.push_bind(scope.as_str())
-                .push_bind(&data.tags[*m as usize][..])
-                .push_bind(total)
-                .push_bind(n);
-        });
-        q.build().execute(&mut *tx).await.unwrap();
-    }
-    sqlx::query(
-        "INSERT INTO trust_members (scope, tag, total_cents, receipts) \
-         SELECT '*', tag, total_cents, receipts FROM trust_members WHERE scope = $1 ORDER BY tag",
-    )
-    .bind(scope.as_str())
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    step("trust_members (both scopes)", t, 2 * by_tag.len());
-    // Bins for the co-op's scope in key (dim, value, tag) order, then `*`.
-    let t = Instant::now();
-    let mut bins: Vec<&(i64, i64, u32)> = data.bins.iter().collect();
-    bins.sort_unstable_by(|a, b| {
-        (a.0, a.1, &data.tags[a.2 as usize]).cmp(&(b.0, b.1, &data.tags[b.2 as usize]))
-    });
-    for chunk in bins.chunks(500_000) {
-        let mut tx = conn.begin().await.unwrap();
-        for rows in chunk.chunks(5_000) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("INSERT INTO trust_bins (scope, dim, value, tag) ");
-            q.push_values(rows, |mut b, (dim, value, m)| {
-                b.push_bind(scope.as_str())
-                    .push_bind(*dim)
-                    .push_bind(*value)
-                    .push_bind(&data.tags[*m as usize][..]);
+    for s in [scope.as_str(), "*"] {
+        let stored: Vec<[u8; 32]> = data
+            .tags
+            .iter()
+            .map(|t| keys.scoped_tag(MetaTable::TrustMembers, t, s.as_bytes()))
+            .collect();
+        let mut by_tag: Vec<u32> = (0..data.tags.len() as u32).collect();
+        by_tag.sort_unstable_by_key(|m| stored[*m as usize]);
+        for rows in by_tag.chunks(5_000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO trust_members (scope, tag, total_cents, receipts, tag_ct, tag_scoped) ",
+            );
+            q.push_values(rows, |mut b, m| {
+                let (total, n) = data.totals[*m as usize];
+                let st = &stored[*m as usize];
+                let sealed = (s != "*").then(|| {
+                    let mut row = b"tag\0".to_vec();
+                    row.extend_from_slice(s.as_bytes());
+                    row.push(0);
+                    row.extend_from_slice(st);
+                    keys.seal(MetaTable::TrustMembers, &row, &data.tags[*m as usize])
+                });
+                b.push_bind(s)
+                    .push_bind(&st[..])
+                    .push_bind(total)
+                    .push_bind(n)
+                    .push_bind(sealed)
+                    .push("1");
             });
             q.build().execute(&mut *tx).await.unwrap();
         }
-        tx.commit().await.unwrap();
     }
-    sqlx::query(
-        "INSERT INTO trust_bins (scope, dim, value, tag) \
-         SELECT '*', dim, value, tag FROM trust_bins WHERE scope = $1 ORDER BY dim, value, tag",
-    )
-    .bind(scope.as_str())
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    step("trust_bins (both scopes)", t, 2 * bins.len());
+    tx.commit().await.unwrap();
+    step("trust_members (both scopes)", t, 2 * data.tags.len());
+    let t = Instant::now();
+    for s in [scope.as_str(), "*"] {
+        let stored: Vec<[u8; 32]> = data
+            .tags
+            .iter()
+            .map(|t| keys.scoped_tag(MetaTable::TrustMembers, t, s.as_bytes()))
+            .collect();
+        let mut bins: Vec<&(i64, i64, u32)> = data.bins.iter().collect();
+        bins.sort_unstable_by(|a, b| {
+            (a.0, a.1, &stored[a.2 as usize]).cmp(&(b.0, b.1, &stored[b.2 as usize]))
+        });
+        for chunk in bins.chunks(500_000) {
+            let mut tx = conn.begin().await.unwrap();
+            for rows in chunk.chunks(5_000) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO trust_bins (scope, dim, value, tag, tag_scoped) ",
+                );
+                q.push_values(rows, |mut b, (dim, value, m)| {
+                    b.push_bind(s)
+                        .push_bind(*dim)
+                        .push_bind(*value)
+                        .push_bind(&stored[*m as usize][..])
+                        .push("1");
+                });
+                q.build().execute(&mut *tx).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+    }
+    step("trust_bins (both scopes)", t, 2 * data.bins.len());
     // Members per (scope, dim, value), as insert_trust_receipts keeps them.
     let t = Instant::now();
     let totals = sqlx::query(
@@ -454,8 +466,8 @@ async fn dump(dir: &Path) -> Vec<String> {
         "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name",
         "SELECT hex(receipt_id) || hex(org_id) || hex(tag) || ' ' || day || ' ' || area || ' ' || amount_cents || ' ' || created_at || ' ' || length(source_ct) || ' ' || length(research_ct) FROM trust_receipts ORDER BY receipt_id",
         "SELECT hex(receipt_id) || ' ' || category || ' ' || amount_cents FROM trust_events ORDER BY receipt_id, category, amount_cents",
-        "SELECT scope || ' ' || hex(tag) || ' ' || total_cents || ' ' || receipts FROM trust_members ORDER BY scope, tag",
-        "SELECT scope || ' ' || dim || ' ' || value || ' ' || hex(tag) FROM trust_bins ORDER BY scope, dim, value, tag",
+        "SELECT scope || ' ' || hex(tag) || ' ' || total_cents || ' ' || receipts || ' ' || tag_scoped || ' ' || (tag_ct IS NULL) FROM trust_members ORDER BY scope, tag",
+        "SELECT scope || ' ' || dim || ' ' || value || ' ' || hex(tag) || ' ' || tag_scoped FROM trust_bins ORDER BY scope, dim, value, tag",
         "SELECT scope || ' ' || dim || ' ' || value || ' ' || members FROM trust_bin_totals ORDER BY scope, dim, value",
     ] {
         for row in sqlx::query(q).fetch_all(&mut conn).await.unwrap() {
