@@ -1087,6 +1087,7 @@ async fn pair_by_pages(
 /// runs. On PostgreSQL the heap keeps insertion order whatever the key
 /// (ARCHITECTURE.md, "Metadata at rest"): the test checks that the grants
 /// still pair by `ctid` there, so that the residual named stays true.
+#[allow(clippy::print_stdout)] // the thief's counts, shown with --nocapture
 async fn insertion_order_does_not_pair_a_members_rows_at_two_coops(db: Db) {
     use me2b_domain::org::{OrgKind, Role, Roles};
     use me2b_domain::{ApiKeyId, ConsentId, ConsentRequestId, OrgId};
