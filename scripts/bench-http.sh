@@ -11,7 +11,9 @@
 # then reads at a fixed rate of 1,000 requests/s for the latency target.
 # On SQLite by default (a fresh data directory); DATABASE puts the node on that
 # PostgreSQL database instead (give it an empty one: the bench signs up a member).
-# CASES picks cases from: ceiling read write read@rate (all by default). BIN runs
+# CASES picks cases from: ceiling read write read@rate (all by default), and
+# reads100: reads of the member's 100 records picked at random (oha's
+# --urls-from-file), not one record over and over. BIN runs
 # another build of me2b (e.g. one kept from before a change) instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +52,7 @@ RID=""
 for _ in $(seq 100); do
   RID=$(curl -sf "$BASE/v1/vault/records" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$BODY" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  echo "$BASE/v1/vault/records/$RID" >>"$DIR/urls.txt"
 done
 
 run() { # name, extra oha args...
@@ -72,6 +75,7 @@ echo "oha $(oha --version | awk '{print $2}'), $(nproc) cores, duration $DURATIO
   echo -e "case\treq/s\tp50 ms\tp99 ms\t2xx\tnon-2xx"
   if want ceiling; then run ceiling -c "$CONCURRENCY" "$BASE/bench/constant"; fi
   if want read; then run read -c "$CONCURRENCY" -H "authorization: Bearer $TOKEN" "$BASE/v1/vault/records/$RID"; fi
+  if want reads100; then run reads100 -c "$CONCURRENCY" -H "authorization: Bearer $TOKEN" --urls-from-file "$DIR/urls.txt"; fi
   if want write; then run write -c "$CONCURRENCY" -m POST -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$BODY" "$BASE/v1/vault/records"; fi
   if want read@rate; then run "read@${RATE}rps" -c "$CONCURRENCY" -q "$RATE" -H "authorization: Bearer $TOKEN" "$BASE/v1/vault/records/$RID"; fi
 } | tee "$DIR/table.tsv" | column -t -s $'\t'

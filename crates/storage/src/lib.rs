@@ -135,6 +135,9 @@ pub trait SessionStore {
 pub trait VaultStore {
     async fn insert_record(&self, r: &StoredRecord) -> Result<()>;
     async fn record(&self, member: MemberId, id: RecordId) -> Result<Option<StoredRecord>>;
+    /// Several members' records in one round trip (per 64 ids), in the
+    /// order asked: each the member's own, or none (coalesced reads).
+    async fn records(&self, wanted: &[(MemberId, RecordId)]) -> Result<Vec<Option<StoredRecord>>>;
     /// The member's records, oldest first.
     async fn list_records(
         &self,

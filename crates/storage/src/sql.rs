@@ -260,6 +260,9 @@ const AUDIT_APPEND_ATTEMPTS: u32 = 50;
 const AUDIT_INSERT_CHUNK: usize = 256;
 /// Vault records per multi-row INSERT (6 parameters each).
 const RECORD_INSERT_CHUNK: usize = 256;
+/// Record ids per `IN` list of a coalesced read (padded to a power of two,
+/// so a handful of statement shapes are prepared and cached).
+const RECORD_READ_CHUNK: usize = 64;
 
 macro_rules! impl_store {
     ($pool:ty, $backend:expr, $begin:ident) => {
@@ -766,6 +769,36 @@ macro_rules! impl_store {
                     .as_ref()
                     .map(|r| Self::record_row(r, member))
                     .transpose()
+            }
+            async fn records(&self, wanted: &[(MemberId, RecordId)]) -> Result<Vec<Option<StoredRecord>>> {
+                let mut ids: Vec<Vec<u8>> = wanted.iter().map(|(_, id)| id.as_bytes().to_vec()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let mut rows = std::collections::HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(RECORD_READ_CHUNK) {
+                    let Some(last) = chunk.last() else { continue };
+                    let mut qb = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new(
+                        "SELECT * FROM vault_records WHERE record_id IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for id in chunk.iter().chain(std::iter::repeat(last)).take(chunk.len().next_power_of_two()) {
+                        list.push_bind(id.clone());
+                    }
+                    qb.push(")");
+                    for row in qb.build().fetch_all(&self.pool).await? {
+                        rows.insert(row.try_get::<Vec<u8>, _>("record_id")?, row);
+                    }
+                }
+                // A record is only ever answered to the member it belongs to.
+                wanted
+                    .iter()
+                    .map(|(member, id)| match rows.get(id.as_bytes().as_slice()) {
+                        Some(row) if row.try_get::<Vec<u8>, _>("member_loc")? == self.loc(MetaTable::VaultRecords, *member)? => {
+                            Self::record_row(row, *member).map(Some)
+                        }
+                        _ => Ok(None),
+                    })
+                    .collect()
             }
             async fn list_records(&self, member: MemberId, offset: u64, limit: u64) -> Result<Vec<StoredRecord>> {
                 sqlx::query(

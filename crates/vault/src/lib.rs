@@ -11,6 +11,8 @@
 //! Every operation writes an audit entry before it answers; reads are logged
 //! before any content is returned. Record writes are group-committed by one
 //! writer task (`writer`), each answered once it and its audit entry are durable.
+//! Record reads that arrive together go to the database as one query
+//! (`reader`): one round trip per batch, nothing cached.
 #![forbid(unsafe_code)]
 
 mod erasure;
@@ -18,6 +20,7 @@ pub mod failed_logins;
 pub mod keys;
 pub mod mail;
 mod memory_outbox;
+mod reader;
 mod records;
 mod writer;
 
@@ -255,6 +258,8 @@ pub struct Vault {
     content_check: Arc<std::sync::OnceLock<Arc<dyn ContentCheck>>>,
     /// The group-commit writer for records, started at the first write.
     writer: Arc<std::sync::OnceLock<writer::RecordWriter>>,
+    /// The coalescing reader for records, started at the first read.
+    reader: Arc<std::sync::OnceLock<reader::RecordReader>>,
     store: Arc<dyn Store>,
     keys: Arc<Keyring>,
     audit: AuditLog,
@@ -314,6 +319,7 @@ impl Vault {
             session_hook: Arc::default(),
             content_check: Arc::default(),
             writer: Arc::default(),
+            reader: Arc::default(),
             store,
             keys,
             audit,
@@ -569,6 +575,11 @@ impl Vault {
     fn writer(&self) -> &writer::RecordWriter {
         self.writer
             .get_or_init(|| writer::RecordWriter::start(self.store.clone(), self.audit.clone()))
+    }
+
+    fn reader(&self) -> &reader::RecordReader {
+        self.reader
+            .get_or_init(|| reader::RecordReader::start(self.store.clone()))
     }
 
     fn check_content(&self, content: &RecordContent) -> Result<(), VaultError> {

@@ -137,8 +137,8 @@ impl Vault {
         id: RecordId,
     ) -> Result<RecordView, VaultError> {
         let r = self
-            .store
-            .record(s.member, id)
+            .reader()
+            .read(s.member, id)
             .await?
             .ok_or(VaultError::RecordNotFound)?;
         self.audit
