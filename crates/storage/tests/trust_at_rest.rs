@@ -13,16 +13,25 @@ use me2b_testkit::{fresh, Db, TestDb};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-async fn stores() -> Vec<(Db, Arc<dyn Store>, TestDb)> {
-    let mut out = Vec::new();
-    for db in Db::ALL {
-        if let Some(t) = fresh(db).await.unwrap() {
-            let s = open(&t.url).await.unwrap();
-            s.set_metadata_keys(me2b_testkit::metadata_keys());
-            out.push((db, s, t));
-        }
+/// The store of one engine: none when PostgreSQL is not configured (the
+/// case is skipped; `fresh` says so).
+async fn stores(db: Db) -> Vec<(Db, Arc<dyn Store>, TestDb)> {
+    let Some(t) = fresh(db).await.unwrap() else {
+        return Vec::new();
+    };
+    let s = open(&t.url).await.unwrap();
+    s.set_metadata_keys(me2b_testkit::metadata_keys());
+    vec![(db, s, t)]
+}
+
+// Each case below as a test per engine: `sqlite::case` and `postgres::case`.
+me2b_testkit::per_engine! {
+    #[tokio::test] {
+        a_members_rows_in_two_scopes_share_no_tag,
+        an_older_nodes_aggregates_are_re_keyed_once_and_the_next_start_scans_nothing,
+        a_members_pending_tokens_at_two_coops_share_no_tag,
+        the_erased_list_pairs_no_two_tags_of_one_erasure,
     }
-    out
 }
 
 fn ts(ms: i64) -> Timestamp {
@@ -161,9 +170,8 @@ async fn shared_tags(db: Db, url: &str, table: &str) -> Vec<Vec<u8>> {
 /// the total, followed the tag to B's row and matched B's card by its
 /// total: A's and B's pseudonyms linked. Each scope now has its own tag;
 /// the trust's answers are unchanged and erasure still finds every row.
-#[tokio::test]
-async fn a_members_rows_in_two_scopes_share_no_tag() {
-    for (db, s, t) in stores().await {
+async fn a_members_rows_in_two_scopes_share_no_tag(db: Db) {
+    for (db, s, t) in stores(db).await {
         let orgs = coops(&s).await;
         ingest(&s, &orgs).await;
         // The thief's attack, as run: A's card with 500 spent, followed to B.
@@ -257,9 +265,8 @@ async fn start(s: &Arc<dyn Store>) -> u64 {
 /// `rekey_consents_and_subjects` scanned every receipt, loyalty day and
 /// erasure request at every start). A row left as an older node's after the
 /// first start stays as it is: nothing looked at it.
-#[tokio::test]
-async fn an_older_nodes_aggregates_are_re_keyed_once_and_the_next_start_scans_nothing() {
-    for (db, s, t) in stores().await {
+async fn an_older_nodes_aggregates_are_re_keyed_once_and_the_next_start_scans_nothing(db: Db) {
+    for (db, s, t) in stores(db).await {
         let orgs = coops(&s).await;
         ingest(&s, &orgs).await;
         // As an older node stored them: the research tag in every scope.
@@ -355,10 +362,9 @@ async fn an_older_nodes_aggregates_are_re_keyed_once_and_the_next_start_scans_no
 /// Each token is now under the tag scoped to its co-op, the member's tag
 /// sealed to it; redemption, the member's account, the re-keying of an older
 /// node's tokens and erasure still work.
-#[tokio::test]
-async fn a_members_pending_tokens_at_two_coops_share_no_tag() {
+async fn a_members_pending_tokens_at_two_coops_share_no_tag(db: Db) {
     const HOUR: i64 = 3_600_000;
-    for (db, s, t) in stores().await {
+    for (db, s, t) in stores(db).await {
         let orgs = coops(&s).await;
         let loyalty = [0x44; 32];
         s.loyalty_register(&loyalty).await.unwrap();
@@ -446,10 +452,9 @@ async fn a_members_pending_tokens_at_two_coops_share_no_tag() {
 /// the file paired them. Now every tag erased that day has the same day,
 /// and SQLite keeps the rows in tag order (PostgreSQL's heap keeps written
 /// order: a documented residual, not checked here).
-#[tokio::test]
-async fn the_erased_list_pairs_no_two_tags_of_one_erasure() {
+async fn the_erased_list_pairs_no_two_tags_of_one_erasure(db: Db) {
     const HOUR: i64 = 3_600_000;
-    for (db, s, t) in stores().await {
+    for (db, s, t) in stores(db).await {
         // Written A0, 10, then B0, 20: in tag order the pairs are apart.
         let erasures = [([0xA0; 32], [0x10; 32], 7), ([0xB0; 32], [0x20; 32], 9)];
         for (research, loyalty, hour) in erasures {
