@@ -39,6 +39,8 @@ const META_TRUST_FEDERATION: &str = "trust_federation";
 const META_TRUST_SECRETS: &str = "trust_transcryptor_secrets";
 /// How often the sweeper and the opt-out worker run (`spawn_sweeper`).
 pub const BACKGROUND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often an erasure's unfinished log checkpoint is retried.
+const SCRUB_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Transcryptors of the embedded (single-party) trust.
 pub const EMBEDDED_TRANSCRYPTORS: usize = 3;
 
@@ -338,6 +340,10 @@ impl Node {
             .await?;
         if rekeyed > 0 {
             tracing::info!(rows = rekeyed, "member metadata re-keyed (issue 13)");
+            // The old rows' cells stay in the pages' free space until the
+            // file is rewritten (adv8: the old shared tags carved from it).
+            store.compact().await?;
+            tracing::info!("database file rewritten after the re-keying");
         }
 
         // The latest signed head is kept in the data directory too: a log
@@ -588,12 +594,22 @@ impl Node {
         let vault = self.vault.clone();
         let consents = self.consents.clone();
         let webhooks = self.webhooks.clone();
+        // An erasure's log checkpoint a reader kept from finishing is
+        // retried every few seconds (it does not wait on the reader, and
+        // costs an atomic load when nothing is pending), so a copy of the
+        // files taken soon after the reader lets go no longer holds the
+        // account (adv7, H: rebuilt from copies taken up to a minute after).
+        let scrub_every = interval.min(SCRUB_RETRY_INTERVAL);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
+            let mut tick = tokio::time::interval(scrub_every);
+            let mut last_sweep: Option<tokio::time::Instant> = None;
             loop {
-                tick.tick().await;
-                // An erasure's log checkpoint a reader kept from finishing.
+                let at = tick.tick().await;
                 store.finish_scrub().await;
+                if last_sweep.is_some_and(|l| at.duration_since(l) < interval) {
+                    continue;
+                }
+                last_sweep = Some(at);
                 if let Err(e) = vault.release_erasures_due().await {
                     tracing::warn!(error = %e, "erasures due could not be released");
                 }

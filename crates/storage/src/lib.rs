@@ -114,6 +114,12 @@ pub trait MemberStore {
     /// not (a reader held it): the sweeper calls it every minute. Nothing
     /// to do on PostgreSQL.
     async fn finish_scrub(&self);
+    /// Rewrites the SQLite file in key order (`VACUUM`, then the log
+    /// emptied): run at a start that re-keyed an older node's rows, so the
+    /// cells they left in the pages' free space, and the insertion order
+    /// the rows' cells kept within their pages, are gone from the file.
+    /// Nothing on PostgreSQL (ARCHITECTURE says what remains there).
+    async fn compact(&self) -> Result<()>;
     /// Members whose erasure stopped between step 1 and step 2.
     async fn members_pending_erasure(&self) -> Result<Vec<MemberId>>;
     async fn count_members(&self) -> Result<u64>;

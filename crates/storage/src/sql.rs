@@ -71,34 +71,49 @@ impl SqlStore<SqlitePool> {
     /// into the file and empties the log. This inline attempt does not wait
     /// on the busy handler: a reader (a backup tool, another process) would
     /// otherwise hold the erasure for the whole busy timeout, and every
-    /// writer with it. If it cannot finish, the sweeper retries every minute
-    /// (`finish_scrub`) until it completes; the delete itself is committed
-    /// either way.
+    /// writer with it. If it cannot finish, the sweeper retries it
+    /// (`finish_scrub`, every few seconds) until it completes; the delete
+    /// itself is committed either way.
     pub(crate) async fn scrub_deleted(&self) {
         self.checkpoint_log(false).await;
     }
 
-    /// The sweeper's retry (`finish_scrub`): waits through the busy handler.
+    /// The sweeper's retry (`finish_scrub`, every few seconds): does not
+    /// wait on the busy handler either, so a reader holding the file never
+    /// holds every writer behind the retry.
     pub(crate) async fn finish_scrub_now(&self) {
+        self.checkpoint_log(false).await;
+    }
+
+    /// `Store::compact`: every page rewritten in key order, then the log
+    /// (which holds the old pages until then) emptied.
+    pub(crate) async fn vacuum(&self) -> Result<()> {
+        sqlx::query("VACUUM").execute(&self.pool).await?;
         self.checkpoint_log(true).await;
+        Ok(())
     }
 
     /// A TRUNCATE checkpoint of the write-ahead log; `wait`: through the
-    /// busy handler (the sweeper's retry, the start), else at once or not
+    /// busy handler (the start, a compaction), else at once or not
     /// at all (it then proceeds as a PASSIVE one and reports busy).
     async fn checkpoint_log(&self, wait: bool) {
-        match self.try_checkpoint_log(wait).await {
-            Ok(true) => self.scrub_pending.store(false, Ordering::SeqCst),
-            Ok(false) => {
-                self.scrub_pending.store(true, Ordering::SeqCst);
-                tracing::warn!(
-                    "the write-ahead log was not emptied after an erasure (a reader holds it); retried every minute"
-                )
-            }
-            Err(e) => {
-                self.scrub_pending.store(true, Ordering::SeqCst);
-                tracing::warn!(error = %e, "the write-ahead log checkpoint after an erasure failed; retried every minute")
-            }
+        let r = self.try_checkpoint_log(wait).await;
+        if matches!(r, Ok(true)) {
+            self.scrub_pending.store(false, Ordering::SeqCst);
+            return;
+        }
+        // Said once, when the retries start (they run every few seconds).
+        if self.scrub_pending.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match r {
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the write-ahead log checkpoint after an erasure failed; retried until it completes"
+            ),
+            Ok(_) => tracing::warn!(
+                "the write-ahead log was not emptied after an erasure (a reader holds it); retried until it completes"
+            ),
         }
     }
 
@@ -131,6 +146,9 @@ impl SqlStore<PgPool> {
     /// ARCHITECTURE ("Erasure, as organisations see it") says what remains.
     pub(crate) async fn scrub_deleted(&self) {}
     pub(crate) async fn finish_scrub_now(&self) {}
+    pub(crate) async fn vacuum(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Opens (creating if needed) and migrates the database at `url`:
@@ -651,6 +669,9 @@ macro_rules! impl_store {
                 if self.scrub_pending.load(Ordering::SeqCst) {
                     self.finish_scrub_now().await;
                 }
+            }
+            async fn compact(&self) -> Result<()> {
+                self.vacuum().await
             }
             async fn delete_member_rows(&self, id: MemberId) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
