@@ -7,7 +7,7 @@ use me2b_domain::{
     ApiKeyId, MemberId, OfferId, OrgId, Random, RecordId, SharingId, Timestamp, TrustReceiptId,
 };
 use me2b_storage::*;
-use me2b_testkit::{fresh, Db, TestDb};
+use me2b_testkit::{fresh, Db};
 use std::sync::Arc;
 
 #[derive(Debug, Default)]
@@ -24,16 +24,8 @@ impl Random for Rng {
     }
 }
 
-/// The store of one engine: none when PostgreSQL is not configured (the
-/// case is skipped; `fresh` says so).
-async fn stores(db: Db) -> Vec<(Db, Arc<dyn Store>, TestDb)> {
-    let Some(t) = fresh(db).await.unwrap() else {
-        return Vec::new();
-    };
-    let s = open(&t.url).await.unwrap();
-    s.set_metadata_keys(me2b_testkit::metadata_keys());
-    vec![(db, s, t)]
-}
+mod common;
+use common::stores;
 
 // Each case below as a test per engine: `sqlite::case` and `postgres::case`.
 me2b_testkit::per_engine! {

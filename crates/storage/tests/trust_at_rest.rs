@@ -9,20 +9,12 @@
 use me2b_domain::org::OrgKind;
 use me2b_domain::{OrgId, Timestamp, TrustReceiptId};
 use me2b_storage::*;
-use me2b_testkit::{fresh, Db, TestDb};
+use me2b_testkit::Db;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// The store of one engine: none when PostgreSQL is not configured (the
-/// case is skipped; `fresh` says so).
-async fn stores(db: Db) -> Vec<(Db, Arc<dyn Store>, TestDb)> {
-    let Some(t) = fresh(db).await.unwrap() else {
-        return Vec::new();
-    };
-    let s = open(&t.url).await.unwrap();
-    s.set_metadata_keys(me2b_testkit::metadata_keys());
-    vec![(db, s, t)]
-}
+mod common;
+use common::stores;
 
 // Each case below as a test per engine: `sqlite::case` and `postgres::case`.
 me2b_testkit::per_engine! {
