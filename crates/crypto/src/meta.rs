@@ -6,7 +6,10 @@
 //! - sealing: XChaCha20-Poly1305 (format version byte, random nonce), the
 //!   associated data binding the table and the row's id;
 //! - audit subjects: HMAC-SHA256 over the member id and the member's salt,
-//!   truncated to 16 bytes.
+//!   truncated to 16 bytes;
+//! - audit entry tags: HMAC-SHA256, under a key of their own, over an audit
+//!   subject (or a trust pseudonym) and the entry's number under it,
+//!   truncated to 16 bytes: the log's `subject` column, one value per entry.
 
 use crate::envelope::{Aad, DataKey};
 use hkdf::Hkdf;
@@ -22,6 +25,7 @@ pub struct NodeMetadataKeys {
     locator: Zeroizing<[u8; 32]>,
     seal: DataKey,
     audit: Zeroizing<[u8; 32]>,
+    entry_tag: Zeroizing<[u8; 32]>,
     rng: Arc<dyn Random>,
 }
 
@@ -59,6 +63,7 @@ impl NodeMetadataKeys {
             locator: expand(&hk, b"me2b/metadata/locator/v1"),
             seal: DataKey::from_bytes(*seal),
             audit: expand(&hk, b"me2b/metadata/audit-subject/v1"),
+            entry_tag: expand(&hk, b"me2b/metadata/audit-entry-tag/v1"),
             rng,
         }
     }
@@ -124,6 +129,18 @@ impl MetadataKeys for NodeMetadataKeys {
         id.copy_from_slice(&out[..16]);
         // 16 bytes always make a UUID.
         MemberId::from_slice(&id).unwrap_or(member)
+    }
+
+    fn audit_entry_tag(&self, name: MemberId, k: u64) -> MemberId {
+        // Fixed-size input (16-byte name, 8-byte number) under a key used
+        // for nothing else.
+        let mut m = mac(&self.entry_tag);
+        m.update(name.as_bytes());
+        m.update(&k.to_be_bytes());
+        let out = m.finalize().into_bytes();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&out[..16]);
+        MemberId::from_slice(&id).unwrap_or(name)
     }
 
     fn fresh_salt(&self) -> [u8; 16] {
@@ -199,6 +216,22 @@ mod tests {
         assert!(k.open(MetaTable::Consents, b"row2", &s1).is_none());
         assert!(k.open(MetaTable::TrustSharing, b"row1", &s1).is_none());
         assert!(keys(4).open(MetaTable::Consents, b"row1", &s1).is_none());
+    }
+
+    #[test]
+    fn audit_entry_tags_differ_per_entry_name_and_key() {
+        let n = MemberId::from_slice(&[5; 16]).unwrap();
+        let k = keys(5);
+        let t0 = k.audit_entry_tag(n, 0);
+        assert_eq!(t0, k.audit_entry_tag(n, 0));
+        let all: std::collections::HashSet<MemberId> =
+            (0..1000).map(|i| k.audit_entry_tag(n, i)).collect();
+        assert_eq!(all.len(), 1000, "one value per entry");
+        assert!(!all.contains(&n));
+        let other = MemberId::from_slice(&[6; 16]).unwrap();
+        assert_ne!(t0, k.audit_entry_tag(other, 0));
+        assert_ne!(t0, keys(6).audit_entry_tag(n, 0));
+        assert_ne!(t0, k.audit_subject(n, &0u64.to_be_bytes()));
     }
 
     #[test]

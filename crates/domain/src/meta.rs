@@ -102,6 +102,14 @@ pub trait MetadataKeys: Send + Sync + std::fmt::Debug {
     /// hash of the member id and the member's `salt`, shaped like a member id
     /// (16 bytes) so the log's format does not change.
     fn audit_subject(&self, member: MemberId, salt: &[u8]) -> MemberId;
+    /// What the log's `subject` column holds for the `k`-th entry (0, 1, …)
+    /// under `name` (an audit subject, or a trust pseudonym with no
+    /// account): a keyed hash of both, shaped like a member id. One value
+    /// per entry, so grouping the column gathers nothing; whoever holds the
+    /// keys and `name` finds the entries k = 0, 1, … in turn. Once the
+    /// member's salt is gone (erasure), so is `name`, and the tags tie to
+    /// nothing.
+    fn audit_entry_tag(&self, name: MemberId, k: u64) -> MemberId;
     /// A fresh random salt for a member's audit subject.
     fn fresh_salt(&self) -> [u8; 16];
 }

@@ -5,6 +5,7 @@
 //! cannot leak personal data because it is never given any.
 #![forbid(unsafe_code)]
 
+mod audit_tags;
 mod combinations;
 mod consent_release;
 mod erasure;
@@ -21,6 +22,7 @@ mod sql;
 mod types;
 mod webhooks;
 
+pub use audit_tags::REKEYED_AUDIT_TAGS;
 pub use combinations::CombinationStore;
 pub use consent_release::{ConsentReleaseStore, ReleasedConsent};
 pub use erasure::{Confirmed, ErasedTag, ErasureRequestRow, ErasureStore};

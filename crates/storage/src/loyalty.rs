@@ -334,41 +334,42 @@ macro_rules! impl_loyalty_store {
         #[async_trait]
         impl MemberAuditStore for SqlStore<$pool> {
             async fn audit_entries_of(&self, subjects: &[MemberId], skip: u64, limit: u64) -> Result<Vec<AuditEntry>> {
-                // A member's entries are under their audit subject (issue 13)
-                // and, those an older node wrote, their id.
+                // A member's entries are under their audit subject's tags,
+                // one per entry (issue 13 item 4), and, those an older node
+                // wrote, their subject or id: enumerated, then the page read.
                 let subjects = &crate::MetadataStore::audit_subjects(self, subjects).await?;
-                if subjects.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut q = sqlx::QueryBuilder::<<$pool as crate::sql::PoolDb>::Db>::new(
-                    "SELECT seq, at, event, prev_hash, hash FROM audit_log WHERE subject IN (",
-                );
-                let mut sep = q.separated(", ");
-                for s in subjects {
-                    sep.push_bind(s);
-                }
-                q.push(") ORDER BY seq LIMIT ");
-                q.push_bind(i64_of(limit));
-                q.push(" OFFSET ");
-                q.push_bind(i64_of(skip));
-                q.build()
-                    .fetch_all(self.pool())
+                let seqs: Vec<u64> = self
+                    .tagged_seqs(subjects)
                     .await?
-                    .iter()
-                    .map(|row| {
+                    .into_iter()
+                    .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                    .collect();
+                let mut out = Vec::with_capacity(seqs.len());
+                for chunk in seqs.chunks(crate::audit_tags::IN_CHUNK) {
+                    let mut q = sqlx::QueryBuilder::<<$pool as crate::sql::PoolDb>::Db>::new(
+                        "SELECT seq, at, event, prev_hash, hash FROM audit_log WHERE seq IN (",
+                    );
+                    let mut sep = q.separated(", ");
+                    for s in chunk {
+                        sep.push_bind(i64_of(*s));
+                    }
+                    q.push(") ORDER BY seq");
+                    for row in q.build().fetch_all(self.pool()).await? {
                         let seq = u64::try_from(row.try_get::<i64, _>("seq")?)
                             .map_err(|_| StorageError::Corrupt("audit_log.seq".into()))?;
                         let (event_json, stored) = self.stored_event(seq, row.try_get("event")?);
-                        Ok(self.opened_objects(AuditEntry {
+                        out.push(self.opened_objects(AuditEntry {
                             seq,
                             at: Timestamp::from_unix_millis(row.try_get("at")?),
                             event_json,
                             stored,
                             prev_hash: tag32(row.try_get("prev_hash")?, "audit_log.prev_hash")?,
                             hash: tag32(row.try_get("hash")?, "audit_log.hash")?,
-                        }))
-                    })
-                    .collect()
+                        }));
+                    }
+                }
+                Ok(out)
             }
 
             async fn audit_covering_head(&self, seq: u64) -> Result<Option<Checkpoint>> {

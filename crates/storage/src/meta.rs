@@ -30,6 +30,8 @@ const SUBJECT_CACHE: usize = 100_000;
 pub struct MetaState {
     keys: OnceLock<Arc<dyn MetadataKeys>>,
     subjects: Mutex<HashMap<MemberId, MemberId>>,
+    /// The next audit entry tag's number per name (`crate::audit_tags`).
+    pub(crate) next_tags: Mutex<HashMap<MemberId, u64>>,
 }
 
 impl std::fmt::Debug for MetaState {
@@ -475,8 +477,13 @@ impl<P> SqlStore<P> {
         }
     }
     pub(crate) fn forget_subject(&self, member: MemberId) {
-        if let Ok(mut c) = self.meta.subjects.lock() {
-            c.remove(&member);
+        let subject = self
+            .meta
+            .subjects
+            .lock()
+            .map_or(None, |mut c| c.remove(&member));
+        if let Some(s) = subject {
+            self.forget_next_tag(s);
         }
     }
 }
@@ -885,6 +892,9 @@ macro_rules! impl_meta_store {
                         Ok(self.rekey_trust_tags().await? + self.rekey_trust_scopes().await?)
                     })
                     .await?;
+                // After the salts above: an older node's rows under a member
+                // id go under the member's audit subject's tags.
+                changed += self.rekey_audit_tags().await?;
                 Ok(changed)
             }
 

@@ -503,16 +503,37 @@ macro_rules! impl_store {
                 // adv7 (A, D): every event sealed at rest, hashed as sealed;
                 // a store without the node's keys (a test's) writes it plain.
                 let seal = self.keys().is_ok();
+                let stored: Vec<AuditEvent> = events
+                    .iter()
+                    .map(|e| e.renamed(|m| names.get(&m).copied().unwrap_or(m)))
+                    .collect();
+                // Issue 13 item 4: the `subject` column holds one tag per
+                // entry (`crate::audit_tags`), the k-th under its name; the
+                // sealed event keeps the name.
+                let mut next = if seal {
+                    let named: Vec<MemberId> = stored.iter().filter_map(|e| e.subject).collect();
+                    self.next_tags_in(&mut *tx, &named).await?
+                } else {
+                    std::collections::HashMap::new()
+                };
                 let mut out = Vec::with_capacity(events.len());
-                for event in events {
-                    let stored = event.renamed(|m| names.get(&m).copied().unwrap_or(m));
-                    let mut entry = AuditEntry::link(prev, at, &stored);
+                for stored in &stored {
+                    let mut entry = AuditEntry::link(prev, at, stored);
                     if seal {
                         let sealed = self.seal_event(entry.seq, &entry.event_json)?;
                         entry = entry.stored_as(sealed);
                     }
                     prev = Some((entry.seq, entry.hash));
-                    out.push((entry, stored.subject));
+                    let column = match stored.subject {
+                        Some(name) if seal => {
+                            let k = next.entry(name).or_insert(0);
+                            let tag = self.entry_tag(name, *k)?;
+                            *k += 1;
+                            Some(tag)
+                        }
+                        other => other,
+                    };
+                    out.push((entry, column));
                 }
                 // The batch's signed head rides on its last entry, in this
                 // transaction: no commit is ever left without one.
@@ -550,6 +571,7 @@ macro_rules! impl_store {
                 }
                 let out = out.into_iter().map(|(e, _)| e).collect();
                 tx.commit().await?;
+                self.remember_next_tags(&next);
                 Ok(out)
             }
 
@@ -1091,20 +1113,31 @@ macro_rules! impl_store {
                     .collect()
             }
             async fn audit_entries_for(&self, member: MemberId, after: u64, limit: u64) -> Result<Vec<AuditEntry>> {
-                // Under the member's audit subject, or their id (entries an
-                // older node wrote).
+                // Under the tags of the member's audit subject, or (entries
+                // an older node wrote) that subject or their id.
                 let names = self.audit_subjects(&[member]).await?;
-                let first = names.first().copied().unwrap_or(member);
-                sqlx::query("SELECT * FROM audit_log WHERE (subject = $1 OR subject = $4) AND seq > $2 ORDER BY seq LIMIT $3")
-                    .bind(first)
-                    .bind(seq_i64(after)?)
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .bind(member)
-                    .fetch_all(&self.pool)
+                let seqs: Vec<u64> = self
+                    .tagged_seqs(&names)
                     .await?
-                    .iter()
-                    .map(|row| Ok(self.opened_objects(self.audit_row(row)?)))
-                    .collect()
+                    .into_iter()
+                    .filter(|s| *s > after)
+                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                    .collect();
+                let mut out = Vec::with_capacity(seqs.len());
+                for chunk in seqs.chunks(crate::audit_tags::IN_CHUNK) {
+                    let mut q = sqlx::QueryBuilder::<<$pool as PoolDb>::Db>::new(
+                        "SELECT * FROM audit_log WHERE seq IN (",
+                    );
+                    let mut sep = q.separated(", ");
+                    for s in chunk {
+                        sep.push_bind(seq_i64(*s)?);
+                    }
+                    q.push(") ORDER BY seq");
+                    for row in q.build().fetch_all(&self.pool).await? {
+                        out.push(self.opened_objects(self.audit_row(&row)?));
+                    }
+                }
+                Ok(out)
             }
             async fn insert_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
                 sqlx::query("INSERT INTO audit_checkpoints (seq, head_hash, at, signature) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING")
