@@ -8,10 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How often by default: `[storage] compact_every`. SQLite holds the write
-/// lock while it rewrites the file (BENCHMARKS.md: about a second per
-/// 100 MB on the reference machine); an hour keeps that under a
-/// thousandth of the time, and bounds how long new rows keep their order.
+/// lock while it rewrites the file (BENCHMARKS.md, "Scheduled compaction":
+/// 1.4 s for 10,000 members' rows, 17 s for 100,000); an hour bounds how
+/// long new rows keep their order while writes wait well under a
+/// hundredth of the time on a node of 10,000 members.
 pub const COMPACT_EVERY: Duration = Duration::from_secs(3600);
+
+/// A compaction longer than this is reported as a warning: half of the
+/// time an SQLite writer waits on a lock before it fails.
+const SLOW: Duration = Duration::from_secs(5);
 
 /// Runs `Store::compact_if_written` every `every`, the first time `every`
 /// after the start (a start that re-keyed rows compacts at once, in
@@ -26,6 +31,10 @@ pub fn spawn_compaction(store: Arc<dyn Store>, every: Duration) -> tokio::task::
             tick.tick().await;
             let started = std::time::Instant::now();
             match store.compact_if_written().await {
+                Ok(true) if started.elapsed() > SLOW => tracing::warn!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    "database compacted, but SQLite writes wait for a compaction and fail after 10 s: on a file this large use PostgreSQL, or set [storage] compact_every longer or to \"off\""
+                ),
                 Ok(true) => tracing::info!(
                     seconds = started.elapsed().as_secs_f64(),
                     "database compacted: rows in key order"
