@@ -15,7 +15,8 @@ use std::time::Duration;
 pub const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 
 /// A compaction longer than this is reported as a warning: half of the
-/// time an SQLite writer waits on a lock before it fails.
+/// time an SQLite writer waits on a lock before it fails (PostgreSQL's
+/// writers wait on the table being clustered).
 const SLOW: Duration = Duration::from_secs(5);
 
 /// Runs `Store::compact_if_written` every `every`, the first time `every`
@@ -33,7 +34,7 @@ pub fn spawn_compaction(store: Arc<dyn Store>, every: Duration) -> tokio::task::
             match store.compact_if_written().await {
                 Ok(true) if started.elapsed() > SLOW => tracing::warn!(
                     seconds = started.elapsed().as_secs_f64(),
-                    "database compacted, but SQLite writes wait for a compaction and fail after 10 s: on a file this large use PostgreSQL, or set [storage] compact_every longer or to \"off\""
+                    "database compacted, but writes waited on it (on SQLite they fail after 10 s; on PostgreSQL each table's wait while it is rewritten): set [storage] compact_every longer, or to \"off\""
                 ),
                 Ok(true) => tracing::info!(
                     seconds = started.elapsed().as_secs_f64(),
