@@ -42,6 +42,47 @@ pub struct FileConfig {
     pub optout_burst: Option<u32>,
     pub optout_interval_seconds: Option<u64>,
     pub argon2_max_concurrent: Option<usize>,
+    /// `[storage]`.
+    pub storage: Option<StorageFile>,
+}
+
+/// The file's `[storage]` table.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFile {
+    /// How often `me2b serve` rewrites the member tables in key order
+    /// (`Store::compact_if_written`): `"1h"`, `"30m"`, `"0"` or `"off"`.
+    pub compact_every: Option<String>,
+}
+
+/// `compact_every`: a whole number and a unit (`s`, `m`, `h`, `d`), or `0`
+/// / `off` (none).
+fn parse_every(v: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    let bad = || {
+        anyhow::anyhow!(
+            "compact_every is a whole number and a unit (s, m, h or d), e.g. \"1h\", or \"off\""
+        )
+    };
+    let v = v.trim();
+    if v == "off" {
+        return Ok(None);
+    }
+    let (n, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "" if n == 0 => 1,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(std::time::Duration::from_secs(
+        n.checked_mul(unit).ok_or_else(bad)?,
+    )))
 }
 
 impl FileConfig {
@@ -204,6 +245,8 @@ pub struct Settings {
     pub credentials: me2b_credentials::service::FederationSettings,
     pub throttle: me2b_server::ThrottleSettings,
     pub argon2_max_concurrent: usize,
+    /// Between scheduled compactions; none: off.
+    pub compact_every: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -219,6 +262,14 @@ impl Settings {
             None => me2b_crypto::default_max_concurrent(),
             Some(0) => anyhow::bail!("argon2_max_concurrent must be at least 1"),
             Some(n) => n,
+        };
+        let compact_every = match file
+            .storage
+            .as_ref()
+            .and_then(|s| s.compact_every.as_deref())
+        {
+            None => Some(me2b_node::compaction::COMPACT_EVERY),
+            Some(v) => parse_every(v)?,
         };
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse()?;
         let ttl = file
@@ -258,6 +309,7 @@ impl Settings {
             credentials,
             throttle,
             argon2_max_concurrent,
+            compact_every,
         })
     }
 
@@ -401,6 +453,33 @@ idle_timeout_seconds = 7
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn compaction_runs_hourly_unless_the_file_says_otherwise() {
+        let resolve = |toml_text: &str| {
+            let file: FileConfig = toml::from_str(toml_text).unwrap();
+            Settings::resolve(&CommonArgs::default(), None, &ConnArgs::default(), file)
+        };
+        let every = |t: &str| resolve(t).unwrap().compact_every;
+        let secs = |s| Some(std::time::Duration::from_secs(s));
+        assert_eq!(every(""), secs(3600));
+        assert_eq!(every("[storage]\ncompact_every = \"30m\""), secs(1800));
+        assert_eq!(every("[storage]\ncompact_every = \"2d\""), secs(172_800));
+        assert_eq!(every("[storage]\ncompact_every = \"5s\""), secs(5));
+        for off in ["off", "0", "0h"] {
+            assert_eq!(
+                every(&format!("[storage]\ncompact_every = \"{off}\"")),
+                None
+            );
+        }
+        for bad in ["1", "h", "1 h", "-1h", "1.5h", "1w"] {
+            assert!(
+                resolve(&format!("[storage]\ncompact_every = \"{bad}\"")).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(toml::from_str::<FileConfig>("[storage]\ncompact = \"1h\"").is_err());
     }
 
     #[test]

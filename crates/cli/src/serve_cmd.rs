@@ -83,6 +83,10 @@ pub(crate) async fn serve(
     // Releases due at a boundary no request crossed, webhook deliveries,
     // and expired envelopes, sign-ups and sessions (with their key wraps).
     let sweeper = node.spawn_sweeper_every(sweep_interval);
+    // The member tables rewritten in key order (`[storage] compact_every`).
+    let compaction = settings
+        .compact_every
+        .map(|every| me2b_node::compaction::spawn_compaction(node.store.clone(), every));
     let state = me2b_server::AppState { node: node.into() };
     let served = me2b_server::serve(
         listener,
@@ -98,6 +102,9 @@ pub(crate) async fn serve(
     integrity.abort();
     optouts.abort();
     sweeper.abort();
+    if let Some(c) = compaction {
+        c.abort();
+    }
     served?;
     out!("me2b stopped cleanly");
     Ok(())

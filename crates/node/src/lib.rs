@@ -3,6 +3,7 @@
 //! server and the CLI both start from [`Node::open`].
 #![forbid(unsafe_code)]
 
+pub mod compaction;
 pub mod consent_release;
 pub mod erasure;
 pub mod outbox;

@@ -7,6 +7,7 @@
 
 mod audit_tags;
 mod combinations;
+mod compaction;
 mod consent_release;
 mod erasure;
 mod intents;
@@ -120,8 +121,15 @@ pub trait MemberStore {
     /// emptied): run at a start that re-keyed an older node's rows, so the
     /// cells they left in the pages' free space, and the insertion order
     /// the rows' cells kept within their pages, are gone from the file.
-    /// Nothing on PostgreSQL (ARCHITECTURE says what remains there).
+    /// On PostgreSQL, `CLUSTER` of the member tables on their primary keys
+    /// (ARCHITECTURE says what remains there).
     async fn compact(&self) -> Result<()>;
+    /// [`Self::compact`] if anything was written since the last time this
+    /// ran (always on its first run): `me2b serve` calls it every
+    /// `[storage] compact_every`, so rows written since keep the order they
+    /// were written in for at most that long, and an idle node's file is
+    /// left alone. True when it compacted.
+    async fn compact_if_written(&self) -> Result<bool>;
     /// Members whose erasure stopped between step 1 and step 2.
     async fn members_pending_erasure(&self) -> Result<Vec<MemberId>>;
     async fn count_members(&self) -> Result<u64>;

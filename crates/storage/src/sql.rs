@@ -42,6 +42,8 @@ pub struct SqlStore<P> {
     pub(crate) meta: Arc<crate::meta::MetaState>,
     /// An erasure's log checkpoint did not complete (SQLite; `scrub_deleted`).
     scrub_pending: Arc<std::sync::atomic::AtomicBool>,
+    /// What the last scheduled compaction saw (`crate::compaction`).
+    pub(crate) compaction: Arc<tokio::sync::Mutex<crate::compaction::Compaction>>,
 }
 
 impl<P> SqlStore<P> {
@@ -53,6 +55,7 @@ impl<P> SqlStore<P> {
             pool,
             meta: Arc::default(),
             scrub_pending: Arc::default(),
+            compaction: Arc::default(),
         }
     }
 }
@@ -91,6 +94,16 @@ impl SqlStore<SqlitePool> {
         sqlx::query("VACUUM").execute(&self.pool).await?;
         self.checkpoint_log(true).await;
         Ok(())
+    }
+
+    /// A compaction's checkpoint did not empty the log (a reader held it):
+    /// the sweeper retries it as it does an erasure's (`finish_scrub`).
+    pub(crate) fn log_not_emptied(&self) {
+        if !self.scrub_pending.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                "the write-ahead log was not emptied after a compaction (a reader holds it); retried until it completes"
+            );
+        }
     }
 
     /// A TRUNCATE checkpoint of the write-ahead log; `wait`: through the
@@ -146,8 +159,10 @@ impl SqlStore<PgPool> {
     /// ARCHITECTURE ("Erasure, as organisations see it") says what remains.
     pub(crate) async fn scrub_deleted(&self) {}
     pub(crate) async fn finish_scrub_now(&self) {}
+    /// `Store::compact`: the member tables rewritten in key order
+    /// (`CLUSTER`, `crate::compaction`).
     pub(crate) async fn vacuum(&self) -> Result<()> {
-        Ok(())
+        self.cluster().await
     }
 }
 
@@ -694,6 +709,9 @@ macro_rules! impl_store {
             }
             async fn compact(&self) -> Result<()> {
                 self.vacuum().await
+            }
+            async fn compact_if_written(&self) -> Result<bool> {
+                self.scheduled_compaction().await
             }
             async fn delete_member_rows(&self, id: MemberId) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
@@ -2098,6 +2116,7 @@ macro_rules! impl_store {
                 integrity_check(&self.pool, level).await
             }
             async fn close(&self) {
+                self.close_compaction().await;
                 self.pool.close().await;
             }
         }
