@@ -6,6 +6,7 @@
 //! are re-keyed once, and a started node's next start re-keys nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use me2b_domain::meta::MetaTable;
 use me2b_domain::org::OrgKind;
 use me2b_domain::{OrgId, Timestamp, TrustReceiptId};
 use me2b_storage::*;
@@ -133,8 +134,20 @@ async fn aggregates_hold(db: Db, s: &Arc<dyn Store>, orgs: &[OrgId], members: u6
         "{db:?}"
     );
     // Category 1 at co-op A, 2 at B, both in `*`; the area everywhere.
-    let cats = s.trust_bin_counts("*", TrustDim::Category).await.unwrap();
+    let cats = s
+        .trust_pooled_bin_counts(TrustDim::Category, 5)
+        .await
+        .unwrap();
     assert_eq!(cats, vec![(1, members), (2, members)], "{db:?}");
+    // A member counts for at most the cap over all co-ops (the smallest).
+    let capped = s
+        .trust_pooled_bin_counts(TrustDim::Category, 1)
+        .await
+        .unwrap();
+    assert_eq!(capped, vec![(1, members)], "{db:?}");
+    let area = s.trust_pooled_bin_counts(TrustDim::Area, 5).await.unwrap();
+    assert_eq!(area.len(), 1, "{db:?}");
+    assert_eq!(area[0].1, members, "{db:?}");
     let area = s.trust_bin_counts(&a, TrustDim::Area).await.unwrap();
     assert_eq!(area.len(), 1, "{db:?}");
     assert_eq!(area[0].1, members, "{db:?}");
@@ -272,14 +285,23 @@ async fn an_older_nodes_aggregates_are_re_keyed_once_and_the_next_start_scans_no
                 ("*".to_owned(), TOTALS[m][0] + TOTALS[m][1]),
             ];
             for (scope, total) in scopes {
+                // A co-op's row found by its total; a `*` row (no totals
+                // since adv8) by its tag, computed here with the test keys.
+                let (row, binds) = if scope == "*" {
+                    let keys = me2b_testkit::metadata_keys();
+                    let stored = keys.scoped_tag(MetaTable::TrustMembers, tag, b"*");
+                    ("tag = $2".to_owned(), vec![tag.to_vec(), stored.to_vec()])
+                } else {
+                    (format!("total_cents = {total}"), vec![tag.to_vec()])
+                };
                 exec(
                     db,
                     &t.url,
                     &format!(
                         "UPDATE trust_bins SET tag = $1, tag_scoped = 0 WHERE scope = '{scope}' AND tag = \
-                         (SELECT tag FROM trust_members WHERE scope = '{scope}' AND total_cents = {total})"
+                         (SELECT tag FROM trust_members WHERE scope = '{scope}' AND {row})"
                     ),
-                    &[tag.to_vec()],
+                    &binds,
                 )
                 .await;
                 exec(
@@ -287,9 +309,9 @@ async fn an_older_nodes_aggregates_are_re_keyed_once_and_the_next_start_scans_no
                     &t.url,
                     &format!(
                         "UPDATE trust_members SET tag = $1, tag_ct = NULL, tag_scoped = 0 \
-                         WHERE scope = '{scope}' AND total_cents = {total}"
+                         WHERE scope = '{scope}' AND {row}"
                     ),
-                    &[tag.to_vec()],
+                    &binds,
                 )
                 .await;
             }
