@@ -641,13 +641,21 @@ async fn stored_as_sent(s: &Srv, ct: &[u8]) -> i64 {
     match s.db {
         Db::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&s.t.url).await.unwrap();
-            let n = sqlx::query_scalar(sql).bind(ct).fetch_one(&pool).await.unwrap();
+            let n = sqlx::query_scalar(sql)
+                .bind(ct)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
             pool.close().await;
             n
         }
         Db::Postgres => {
             let pool = sqlx::PgPool::connect(&s.t.url).await.unwrap();
-            let n = sqlx::query_scalar(sql).bind(ct).fetch_one(&pool).await.unwrap();
+            let n = sqlx::query_scalar(sql)
+                .bind(ct)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
             pool.close().await;
             n
         }
@@ -680,14 +688,22 @@ async fn a_coop_finds_none_of_the_cards_it_sent_in_the_file() {
             sent.push(ct.to_bytes().to_vec());
         }
         let (st, v) = s
-            .req(Method::POST, "/v1/org/trust/receipts", Some(&ka), Some(body))
+            .req(
+                Method::POST,
+                "/v1/org/trust/receipts",
+                Some(&ka),
+                Some(body),
+            )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{db:?} {v}");
         let mut found = 0;
         for ct in &sent {
             found += stored_as_sent(&s, ct).await;
         }
-        assert_eq!(found, 0, "{db:?}: {found} of 4 cards stored as the co-op sent them");
+        assert_eq!(
+            found, 0,
+            "{db:?}: {found} of 4 cards stored as the co-op sent them"
+        );
     }
 }
 

@@ -323,7 +323,11 @@ pub trait TrustStore {
     /// counted for at most `max_values` of their values over every co-op
     /// (their smallest), computed at query time from the co-op scopes' bins:
     /// no stored row holds a member's values over co-ops (adv8).
-    async fn trust_pooled_bin_counts(&self, dim: TrustDim, max_values: u32) -> Result<Vec<(i64, u64)>>;
+    async fn trust_pooled_bin_counts(
+        &self,
+        dim: TrustDim,
+        max_values: u32,
+    ) -> Result<Vec<(i64, u64)>>;
     /// The scopes (organisation ids, and `*`) in which a member tag has
     /// receipts. Reads the per-member totals whole (no index by tag, which
     /// would slow every ingest): for a member's own transparency view.

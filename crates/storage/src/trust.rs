@@ -8,7 +8,9 @@
 //! The pooled sum and histogram are computed at query time from the co-op
 //! rows, each holding the member's research tag sealed to it.
 
-use crate::sql::{begin_postgres, begin_sqlite, corrupt, hash32, hour_ms, seq_u64, PoolDb, SqlStore};
+use crate::sql::{
+    begin_postgres, begin_sqlite, corrupt, hash32, hour_ms, seq_u64, PoolDb, SqlStore,
+};
 use crate::*;
 use me2b_domain::meta::MetaTable;
 use sqlx::postgres::PgPool;

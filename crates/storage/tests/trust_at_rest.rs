@@ -574,7 +574,9 @@ async fn the_pooled_scope_keeps_no_members_totals(db: Db) {
             "{db:?}"
         );
         assert_eq!(
-            s.trust_clamped_sum(&orgs[1].to_string(), 800).await.unwrap(),
+            s.trust_clamped_sum(&orgs[1].to_string(), 800)
+                .await
+                .unwrap(),
             (2, 1_500),
             "{db:?}"
         );
@@ -679,7 +681,8 @@ async fn bin_sets(db: Db, url: &str) -> Vec<(String, BTreeSet<i64>)> {
     macro_rules! run {
         ($pool:ty) => {{
             let pool = <$pool>::connect(url).await.unwrap();
-            let v: Vec<(String, Vec<u8>, i64)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            let v: Vec<(String, Vec<u8>, i64)> =
+                sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
             pool.close().await;
             v
         }};
@@ -725,19 +728,28 @@ async fn the_pooled_scope_keeps_no_members_values(db: Db) {
         }
         let sets = bin_sets(db, &t.url).await;
         let of = |scope: &str| -> Vec<BTreeSet<i64>> {
-            sets.iter().filter(|(s, _)| s == scope).map(|(_, v)| v.clone()).collect()
+            sets.iter()
+                .filter(|(s, _)| s == scope)
+                .map(|(_, v)| v.clone())
+                .collect()
         };
         let (a, b) = (of(&orgs[0].to_string()), of(&orgs[1].to_string()));
         let mut linked = 0;
         for pooled in of("*") {
             let pairs = a
                 .iter()
-                .flat_map(|x| b.iter().map(move |y| x.union(y).copied().collect::<BTreeSet<i64>>()))
+                .flat_map(|x| {
+                    b.iter()
+                        .map(move |y| x.union(y).copied().collect::<BTreeSet<i64>>())
+                })
                 .filter(|u| *u == pooled)
                 .count();
             linked += usize::from(pairs == 1);
         }
-        assert_eq!(linked, 0, "{db:?}: {linked} of 4 members linked by their `*` values");
+        assert_eq!(
+            linked, 0,
+            "{db:?}: {linked} of 4 members linked by their `*` values"
+        );
         let kept = "SELECT COUNT(*) FROM trust_bins WHERE scope = '*'";
         assert_eq!(count(db, &t.url, kept).await, 0, "{db:?}: `*` bins kept");
         s.close().await;

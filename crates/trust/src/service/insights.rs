@@ -349,7 +349,8 @@ impl Trust {
                     By::Category => TrustDim::Category,
                     By::Area => TrustDim::Area,
                 };
-                let found: HashMap<i64, u64> = self.bin_counts(&s, dim).await?.into_iter().collect();
+                let found: HashMap<i64, u64> =
+                    self.bin_counts(&s, dim).await?.into_iter().collect();
                 let counts: Vec<u64> = values
                     .iter()
                     .map(|v| found.get(v).copied().unwrap_or(0))
