@@ -635,6 +635,78 @@ async fn cards_receipts_insights_budgets_cross_selling_and_loyalty() {
     }
 }
 
+/// The stored `source_ct` values equal to `ct` (the thief's lookup).
+async fn stored_as_sent(s: &Srv, ct: &[u8]) -> i64 {
+    let sql = "SELECT COUNT(*) FROM trust_receipts WHERE source_ct = $1";
+    match s.db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&s.t.url).await.unwrap();
+            let n = sqlx::query_scalar(sql)
+                .bind(ct)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            n
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&s.t.url).await.unwrap();
+            let n = sqlx::query_scalar(sql)
+                .bind(ct)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            n
+        }
+    }
+}
+
+/// adv8 (issue 13): `trust_receipts.source_ct` was the card exactly as the
+/// co-op sent it. The co-op keeps the bytes it sent; with a copy of the
+/// file it found its receipts by equality and read what the trust stores
+/// beside them (the research tag, the research ciphertext): the bridge from
+/// its card to the research domain. The trust now re-randomises the card on
+/// ingest (libpep: same pseudonym, fresh ciphertext); a cross-sell still
+/// moves it to the partner.
+#[tokio::test]
+async fn a_coop_finds_none_of_the_cards_it_sent_in_the_file() {
+    use me2b_trust::pseudonym::{ElGamalEncrypted, EncryptedPseudonym};
+    for db in Db::ALL {
+        let Some(s) = start(db).await else { continue };
+        let (a, ka) = s.org_with("Corner Co-op", vec![Role::Insights]).await;
+        let mut sent = Vec::new();
+        let mut receipts = Vec::new();
+        for i in 0..4 {
+            let m = s.member(&format!("m{i}@example.org")).await;
+            receipts.push(receipt(&card(&s, &m, a).await, "NL-NH", &["organic"]));
+        }
+        let body = s.sealed(a, json!({"receipts": receipts})).await;
+        for r in body["receipts"].as_array().unwrap() {
+            let ct: EncryptedPseudonym =
+                EncryptedPseudonym::from_base64(r["card"].as_str().unwrap()).unwrap();
+            sent.push(ct.to_bytes().to_vec());
+        }
+        let (st, v) = s
+            .req(
+                Method::POST,
+                "/v1/org/trust/receipts",
+                Some(&ka),
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{db:?} {v}");
+        let mut found = 0;
+        for ct in &sent {
+            found += stored_as_sent(&s, ct).await;
+        }
+        assert_eq!(
+            found, 0,
+            "{db:?}: {found} of 4 cards stored as the co-op sent them"
+        );
+    }
+}
+
 fn vault_receipt(items: &[(&str, i64)], at: &str) -> Value {
     let items: Vec<Value> = items
         .iter()

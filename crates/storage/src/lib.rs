@@ -20,6 +20,7 @@ mod privacy;
 mod rectification;
 mod rights;
 mod sql;
+mod trust;
 mod types;
 mod webhooks;
 
@@ -324,9 +325,19 @@ pub trait TrustStore {
     async fn trust_member_count(&self, scope: &str) -> Result<u64>;
     /// Members in the scope and the sum of their total spend, each clamped to `0..=upper`.
     async fn trust_clamped_sum(&self, scope: &str, upper: i64) -> Result<(u64, i64)>;
-    /// Distinct members per value of a dimension in the scope (values with
-    /// members only).
+    /// Distinct members per value of a dimension in a co-op's scope (values
+    /// with members only). The `*` scope keeps no bins (an error here): see
+    /// [`TrustStore::trust_pooled_bin_counts`].
     async fn trust_bin_counts(&self, scope: &str, dim: TrustDim) -> Result<Vec<(i64, u64)>>;
+    /// Distinct members of all co-ops per value of a dimension, each member
+    /// counted for at most `max_values` of their values over every co-op
+    /// (their smallest), computed at query time from the co-op scopes' bins:
+    /// no stored row holds a member's values over co-ops (adv8).
+    async fn trust_pooled_bin_counts(
+        &self,
+        dim: TrustDim,
+        max_values: u32,
+    ) -> Result<Vec<(i64, u64)>>;
     /// The scopes (organisation ids, and `*`) in which a member tag has
     /// receipts. Reads the per-member totals whole (no index by tag, which
     /// would slow every ingest): for a member's own transparency view.

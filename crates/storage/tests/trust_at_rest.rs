@@ -6,6 +6,7 @@
 //! are re-keyed once, and a started node's next start re-keys nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use me2b_domain::meta::MetaTable;
 use me2b_domain::org::OrgKind;
 use me2b_domain::{OrgId, Timestamp, TrustReceiptId};
 use me2b_storage::*;
@@ -23,6 +24,9 @@ me2b_testkit::per_engine! {
         an_older_nodes_aggregates_are_re_keyed_once_and_the_next_start_scans_nothing,
         a_members_pending_tokens_at_two_coops_share_no_tag,
         the_erased_list_pairs_no_two_tags_of_one_erasure,
+        the_pooled_scope_keeps_no_members_totals,
+        the_receipts_file_order_is_not_their_ingest_order,
+        the_pooled_scope_keeps_no_members_values,
     }
 }
 
@@ -130,8 +134,20 @@ async fn aggregates_hold(db: Db, s: &Arc<dyn Store>, orgs: &[OrgId], members: u6
         "{db:?}"
     );
     // Category 1 at co-op A, 2 at B, both in `*`; the area everywhere.
-    let cats = s.trust_bin_counts("*", TrustDim::Category).await.unwrap();
+    let cats = s
+        .trust_pooled_bin_counts(TrustDim::Category, 5)
+        .await
+        .unwrap();
     assert_eq!(cats, vec![(1, members), (2, members)], "{db:?}");
+    // A member counts for at most the cap over all co-ops (the smallest).
+    let capped = s
+        .trust_pooled_bin_counts(TrustDim::Category, 1)
+        .await
+        .unwrap();
+    assert_eq!(capped, vec![(1, members)], "{db:?}");
+    let area = s.trust_pooled_bin_counts(TrustDim::Area, 5).await.unwrap();
+    assert_eq!(area.len(), 1, "{db:?}");
+    assert_eq!(area[0].1, members, "{db:?}");
     let area = s.trust_bin_counts(&a, TrustDim::Area).await.unwrap();
     assert_eq!(area.len(), 1, "{db:?}");
     assert_eq!(area[0].1, members, "{db:?}");
@@ -269,14 +285,23 @@ async fn an_older_nodes_aggregates_are_re_keyed_once_and_the_next_start_scans_no
                 ("*".to_owned(), TOTALS[m][0] + TOTALS[m][1]),
             ];
             for (scope, total) in scopes {
+                // A co-op's row found by its total; a `*` row (no totals
+                // since adv8) by its tag, computed here with the test keys.
+                let (row, binds) = if scope == "*" {
+                    let keys = me2b_testkit::metadata_keys();
+                    let stored = keys.scoped_tag(MetaTable::TrustMembers, tag, b"*");
+                    ("tag = $2".to_owned(), vec![tag.to_vec(), stored.to_vec()])
+                } else {
+                    (format!("total_cents = {total}"), vec![tag.to_vec()])
+                };
                 exec(
                     db,
                     &t.url,
                     &format!(
                         "UPDATE trust_bins SET tag = $1, tag_scoped = 0 WHERE scope = '{scope}' AND tag = \
-                         (SELECT tag FROM trust_members WHERE scope = '{scope}' AND total_cents = {total})"
+                         (SELECT tag FROM trust_members WHERE scope = '{scope}' AND {row})"
                     ),
-                    &[tag.to_vec()],
+                    &binds,
                 )
                 .await;
                 exec(
@@ -284,9 +309,9 @@ async fn an_older_nodes_aggregates_are_re_keyed_once_and_the_next_start_scans_no
                     &t.url,
                     &format!(
                         "UPDATE trust_members SET tag = $1, tag_ct = NULL, tag_scoped = 0 \
-                         WHERE scope = '{scope}' AND total_cents = {total}"
+                         WHERE scope = '{scope}' AND {row}"
                     ),
-                    &[tag.to_vec()],
+                    &binds,
                 )
                 .await;
             }
@@ -489,6 +514,244 @@ async fn the_erased_list_pairs_no_two_tags_of_one_erasure(db: Db) {
             .await
             .unwrap();
         assert_eq!(erased.len(), 2, "{db:?}");
+        s.close().await;
+    }
+}
+
+/// The thief's subset sums (adv8): each pair of a row of co-op A and a row
+/// of co-op B whose totals add up to a `*` row's, as (A's total, B's).
+async fn thief_sums(db: Db, url: &str, orgs: &[OrgId]) -> Vec<(i64, i64)> {
+    let sql = "SELECT x.total_cents, y.total_cents FROM trust_members p \
+               JOIN trust_members x ON x.scope = $1 JOIN trust_members y ON y.scope = $2 \
+               WHERE p.scope = '*' AND x.total_cents + y.total_cents = p.total_cents \
+               AND x.receipts + y.receipts = p.receipts";
+    macro_rules! run {
+        ($pool:ty) => {{
+            let pool = <$pool>::connect(url).await.unwrap();
+            let v: Vec<(i64, i64)> = sqlx::query_as(sql)
+                .bind(orgs[0].to_string())
+                .bind(orgs[1].to_string())
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            v
+        }};
+    }
+    match db {
+        Db::Sqlite => run!(sqlx::SqlitePool),
+        Db::Postgres => run!(sqlx::PgPool),
+    }
+}
+
+/// adv8 (issue 13): `trust_members` kept, in the `*` scope, each member's
+/// totals (spend, receipts) over all co-ops: the sum of their co-op rows'.
+/// A thief with the file alone found, for each `*` row, the one pair of a
+/// row of co-op A and one of co-op B adding up to it, and so linked the
+/// member's rows (their cards) across co-ops: 14 of 16 members. A `*` row
+/// now says only that the member is in the pool (for the distinct count);
+/// the pooled sum is computed at query time from the co-op rows, each
+/// member's total over co-ops clamped as before.
+async fn the_pooled_scope_keeps_no_members_totals(db: Db) {
+    for (db, s, t) in stores(db).await {
+        let orgs = coops(&s).await;
+        ingest(&s, &orgs).await;
+        let linked = thief_sums(db, &t.url, &orgs).await;
+        assert!(
+            linked.is_empty(),
+            "{db:?}: {} of 2 members' co-op rows linked by their `*` totals: {linked:?}",
+            linked.len()
+        );
+        let totals = "SELECT COUNT(*) FROM trust_members WHERE scope = '*' \
+                      AND (total_cents <> 0 OR receipts <> 0)";
+        assert_eq!(count(db, &t.url, totals).await, 0, "{db:?}: `*` totals");
+        aggregates_hold(db, &s, &orgs, 2).await;
+        // Each member's total over both co-ops is clamped, not each row:
+        // 1,200 and 1,300 to 1,000 each (the sensitivity stays `upper`).
+        assert_eq!(
+            s.trust_clamped_sum("*", 1_000).await.unwrap(),
+            (2, 2_000),
+            "{db:?}"
+        );
+        assert_eq!(
+            s.trust_clamped_sum(&orgs[1].to_string(), 800)
+                .await
+                .unwrap(),
+            (2, 1_500),
+            "{db:?}"
+        );
+        s.trust_forget(&TAGS[1], &[0x45; 32], ts(7 * 3_600_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.trust_clamped_sum("*", 1_000_000).await.unwrap(),
+            (1, 1_200),
+            "{db:?}"
+        );
+        assert_eq!(s.trust_member_count("*").await.unwrap(), 1, "{db:?}");
+        s.close().await;
+    }
+}
+
+/// The receipt ids of `table` in the order a scan of the file meets them
+/// (`day`/`amount_cents` in the filter: no index covers the query).
+async fn file_order(db: Db, url: &str, table: &str) -> Vec<Vec<u8>> {
+    let filter = match table {
+        "trust_receipts" => "day + 0 >= 0",
+        _ => "amount_cents + 0 >= 0",
+    };
+    raw(
+        db,
+        url,
+        &format!("SELECT receipt_id FROM {table} WHERE {filter}"),
+        &[],
+    )
+    .await
+}
+
+/// adv8 (issue 13): `trust_receipts` and `trust_events` were rowid tables,
+/// so the file kept receipts in the order they came in, and a co-op's
+/// uploads (or a member's forwarded receipts) in the order it sent them:
+/// with its own sending log, a co-op matched 16 of 16 of its receipts to
+/// their rows. SQLite now keeps both tables WITHOUT ROWID, in the order of
+/// the receipt's random id; PostgreSQL rewrote them in key order once and
+/// marks the key as the clustering index (rows written since keep heap
+/// order until an operator's `CLUSTER`: the documented residual).
+async fn the_receipts_file_order_is_not_their_ingest_order(db: Db) {
+    for (db, s, t) in stores(db).await {
+        let orgs = coops(&s).await;
+        // Sent one by one, ids descending: in id order the log is reversed.
+        let mut sent = Vec::new();
+        for i in 0..16u8 {
+            let id = [0xF0 - i * 8; 16];
+            let row = TrustReceiptRow {
+                id: TrustReceiptId::from_slice(&id).unwrap(),
+                org: orgs[usize::from(i % 2)],
+                tag: [0x40 + i; 32],
+                source_ct: vec![1; 8],
+                research_ct: vec![2; 8],
+                day: 20_000,
+                area: "NL-NH".into(),
+                amount_cents: 300,
+                created_at: ts(5 * 3_600_000),
+                items: vec![(2, 200), (1, 100)],
+            };
+            s.insert_trust_receipts(&[row], 5).await.unwrap();
+            sent.push(id.to_vec());
+        }
+        let mut sorted = sent.clone();
+        sorted.sort();
+        if db == Db::Sqlite {
+            let order = file_order(db, &t.url, "trust_receipts").await;
+            assert_ne!(order, sent, "{db:?}: trust_receipts in the order sent");
+            assert_eq!(order, sorted, "{db:?}: trust_receipts not in id order");
+            let order = file_order(db, &t.url, "trust_events").await;
+            let twice: Vec<Vec<u8>> = sorted.iter().flat_map(|i| [i.clone(), i.clone()]).collect();
+            assert_eq!(order, twice, "{db:?}: trust_events not in id order");
+        } else {
+            for table in ["trust_receipts", "trust_events"] {
+                let clustered = format!(
+                    "SELECT COUNT(*) FROM pg_index WHERE indrelid = '{table}'::regclass \
+                     AND indisprimary AND indisclustered"
+                );
+                assert_eq!(count(db, &t.url, &clustered).await, 1, "{db:?}: {table}");
+            }
+        }
+        // The receipts read back whole, items in the order sent.
+        let back = s.trust_receipts_of(orgs[1], &[0x41; 32]).await.unwrap();
+        assert_eq!(back.len(), 1, "{db:?}");
+        assert_eq!(back[0].items, vec![(2, 200), (1, 100)], "{db:?}");
+        assert_eq!(
+            s.trust_forget(&[0x41; 32], &[0x45; 32], ts(7 * 3_600_000))
+                .await
+                .unwrap(),
+            1,
+            "{db:?}"
+        );
+        let left = "SELECT COUNT(*) FROM trust_events";
+        assert_eq!(count(db, &t.url, left).await, 30, "{db:?}");
+        s.close().await;
+    }
+}
+
+/// Each member's category values per (scope, stored tag), as the thief
+/// groups `trust_bins`.
+async fn bin_sets(db: Db, url: &str) -> Vec<(String, BTreeSet<i64>)> {
+    let sql = "SELECT scope, tag, value FROM trust_bins WHERE dim = 1";
+    macro_rules! run {
+        ($pool:ty) => {{
+            let pool = <$pool>::connect(url).await.unwrap();
+            let v: Vec<(String, Vec<u8>, i64)> =
+                sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            v
+        }};
+    }
+    let rows = match db {
+        Db::Sqlite => run!(sqlx::SqlitePool),
+        Db::Postgres => run!(sqlx::PgPool),
+    };
+    let mut sets: std::collections::BTreeMap<(String, Vec<u8>), BTreeSet<i64>> = Default::default();
+    for (scope, tag, value) in rows {
+        sets.entry((scope, tag)).or_default().insert(value);
+    }
+    sets.into_iter().map(|((scope, _), v)| (scope, v)).collect()
+}
+
+/// adv8 (issue 13), the `*` bins: a member's values in the `*` scope were
+/// the union of their values at each co-op (up to the cap), so a thief with
+/// the file alone matched each `*` member's set to the one pair of a co-op
+/// A member and a co-op B member whose sets make it up. The `*` scope now
+/// keeps no bins; the pooled histogram is computed at query time from the
+/// co-op scopes' bins, each member capped as before.
+async fn the_pooled_scope_keeps_no_members_values(db: Db) {
+    for (db, s, t) in stores(db).await {
+        let orgs = coops(&s).await;
+        // Member m buys category 10 + m at A and 20 + m at B.
+        for m in 0..4u8 {
+            for (i, org) in orgs.iter().enumerate() {
+                let c = 10 * (i as i64 + 1) + i64::from(m);
+                let row = TrustReceiptRow {
+                    id: TrustReceiptId::from_slice(&[0x80 + m * 2 + i as u8; 16]).unwrap(),
+                    org: *org,
+                    tag: [0x70 + m; 32],
+                    source_ct: vec![1; 8],
+                    research_ct: vec![2; 8],
+                    day: 20_000,
+                    area: "NL-NH".into(),
+                    amount_cents: 100,
+                    created_at: ts(5 * 3_600_000),
+                    items: vec![(c, 100)],
+                };
+                s.insert_trust_receipts(&[row], 5).await.unwrap();
+            }
+        }
+        let sets = bin_sets(db, &t.url).await;
+        let of = |scope: &str| -> Vec<BTreeSet<i64>> {
+            sets.iter()
+                .filter(|(s, _)| s == scope)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let (a, b) = (of(&orgs[0].to_string()), of(&orgs[1].to_string()));
+        let mut linked = 0;
+        for pooled in of("*") {
+            let pairs = a
+                .iter()
+                .flat_map(|x| {
+                    b.iter()
+                        .map(move |y| x.union(y).copied().collect::<BTreeSet<i64>>())
+                })
+                .filter(|u| *u == pooled)
+                .count();
+            linked += usize::from(pairs == 1);
+        }
+        assert_eq!(
+            linked, 0,
+            "{db:?}: {linked} of 4 members linked by their `*` values"
+        );
+        let kept = "SELECT COUNT(*) FROM trust_bins WHERE scope = '*'";
+        assert_eq!(count(db, &t.url, kept).await, 0, "{db:?}: `*` bins kept");
         s.close().await;
     }
 }

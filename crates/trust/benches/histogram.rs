@@ -8,10 +8,11 @@
 //! categories with Zipf (s = 1) popularity, in a home area (85 %) of the 12
 //! default areas weighted by population, over one year, for one co-op. Stored
 //! in the trust's tables as `insert_trust_receipts` stores them: receipts,
-//! items (`trust_events`), per-member totals (`trust_members`), per-member
-//! bins (`trust_bins`, at most 5 values per member per (scope, dimension),
-//! first come) and members per value (`trust_bin_totals`), for the co-op's
-//! scope and for `*`.
+//! items (`trust_events`), per-member totals (`trust_members`, for the
+//! co-op's scope and, the member's presence only, for `*`), per-member bins
+//! (`trust_bins`, at most 5 values per member per (scope, dimension), first
+//! come) and members per value (`trust_bin_totals`), for the co-op's scope
+//! (`*` keeps no bins since adv8).
 //!
 //! `insert_trust_receipts` would take many minutes for 10,000,000 events, so the
 //! data is bulk-loaded through a raw sqlx connection to the same file
@@ -226,14 +227,10 @@ fn secs(t: Instant) -> f64 {
 }
 
 /// The secondary indexes the load drops and recreates, as the migration makes them.
-const INDEXES: [(&str, &str); 3] = [
+const INDEXES: [(&str, &str); 2] = [
     (
         "trust_receipts_by_member",
         "CREATE INDEX trust_receipts_by_member ON trust_receipts (org_id, tag)",
-    ),
-    (
-        "trust_events_by_receipt",
-        "CREATE INDEX trust_events_by_receipt ON trust_events (receipt_id)",
     ),
     (
         "trust_bins_by_member",
@@ -311,20 +308,24 @@ async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
     let mut events = 0;
     for chunk in order.chunks(100_000) {
         let mut tx = conn.begin().await.unwrap();
-        let items: Vec<(&[u8], u16, u32)> = chunk
+        let items: Vec<(&[u8], i64, u16, u32)> = chunk
             .iter()
             .flat_map(|i| {
                 let r = &data.receipts[*i as usize];
-                r.items().iter().map(move |(c, a)| (&r.id[..], *c, *a))
+                r.items()
+                    .iter()
+                    .zip(0i64..)
+                    .map(move |((c, a), n)| (&r.id[..], n, *c, *a))
             })
             .collect();
         events += items.len();
         for rows in items.chunks(5_000) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO trust_events (receipt_id, category, amount_cents) ",
+                "INSERT INTO trust_events (receipt_id, item, category, amount_cents) ",
             );
-            q.push_values(rows, |mut b, (id, c, a)| {
+            q.push_values(rows, |mut b, (id, n, c, a)| {
                 b.push_bind(*id)
+                    .push_bind(*n)
                     .push_bind(i64::from(*c))
                     .push_bind(i64::from(*a));
             });
@@ -352,7 +353,11 @@ async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
                 "INSERT INTO trust_members (scope, tag, total_cents, receipts, tag_ct, tag_scoped) ",
             );
             q.push_values(rows, |mut b, m| {
-                let (total, n) = data.totals[*m as usize];
+                // A `*` row keeps no totals (adv8).
+                let (total, n) = match s {
+                    "*" => (0, 0),
+                    _ => data.totals[*m as usize],
+                };
                 let st = &stored[*m as usize];
                 let sealed = (s != "*").then(|| {
                     let mut row = b"tag\0".to_vec();
@@ -374,7 +379,9 @@ async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
     tx.commit().await.unwrap();
     step("trust_members (both scopes)", t, 2 * data.tags.len());
     let t = Instant::now();
-    for s in [scope.as_str(), "*"] {
+    // Bins for the co-op's scope only: `*` keeps none (adv8).
+    {
+        let s = scope.as_str();
         let stored: Vec<[u8; 32]> = data
             .tags
             .iter()
@@ -402,7 +409,7 @@ async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
             tx.commit().await.unwrap();
         }
     }
-    step("trust_bins (both scopes)", t, 2 * data.bins.len());
+    step("trust_bins (the co-op's scope)", t, data.bins.len());
     // Members per (scope, dim, value), as insert_trust_receipts keeps them.
     let t = Instant::now();
     let totals = sqlx::query(
@@ -413,7 +420,7 @@ async fn bulk_load(dir: &Path, data: &Data, verbose: bool) -> f64 {
     .await
     .unwrap()
     .rows_affected();
-    step("trust_bin_totals (both scopes)", t, totals as usize);
+    step("trust_bin_totals (the co-op's scope)", t, totals as usize);
     for (name, sql) in INDEXES {
         let t = Instant::now();
         sqlx::query(sql).execute(&mut conn).await.unwrap();
@@ -465,7 +472,7 @@ async fn dump(dir: &Path) -> Vec<String> {
     for q in [
         "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name",
         "SELECT hex(receipt_id) || hex(org_id) || hex(tag) || ' ' || day || ' ' || area || ' ' || amount_cents || ' ' || created_at || ' ' || length(source_ct) || ' ' || length(research_ct) FROM trust_receipts ORDER BY receipt_id",
-        "SELECT hex(receipt_id) || ' ' || category || ' ' || amount_cents FROM trust_events ORDER BY receipt_id, category, amount_cents",
+        "SELECT hex(receipt_id) || ' ' || item || ' ' || category || ' ' || amount_cents FROM trust_events ORDER BY receipt_id, item",
         "SELECT scope || ' ' || hex(tag) || ' ' || total_cents || ' ' || receipts || ' ' || tag_scoped || ' ' || (tag_ct IS NULL) FROM trust_members ORDER BY scope, tag",
         "SELECT scope || ' ' || dim || ' ' || value || ' ' || hex(tag) || ' ' || tag_scoped FROM trust_bins ORDER BY scope, dim, value, tag",
         "SELECT scope || ' ' || dim || ' ' || value || ' ' || members FROM trust_bin_totals ORDER BY scope, dim, value",

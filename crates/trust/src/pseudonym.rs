@@ -223,6 +223,17 @@ pub fn encrypt_to<R: rand::Rng + rand::CryptoRng>(
     libpep::client::encrypt(p, key, rng)
 }
 
+/// The same pseudonym, under the same key, as a fresh ciphertext (libpep's
+/// rerandomisation): what the trust keeps of a card a co-op sent, so that the
+/// co-op cannot find the bytes it sent in a copy of the database (adv8).
+pub fn rerandomize<R: rand::Rng + rand::CryptoRng>(
+    ct: &EncryptedPseudonym,
+    key: &PseudonymSessionPublicKey,
+    rng: &mut R,
+) -> EncryptedPseudonym {
+    libpep::transcryptor::rerandomize(ct, key, rng)
+}
+
 pub(crate) fn context(domain: &str) -> EncryptionContext {
     if domain == ORIGIN {
         EncryptionContext::Global

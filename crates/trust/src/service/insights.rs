@@ -315,8 +315,8 @@ impl Trust {
                 min,
             )?),
             Plan::Count(s, Some((dim, value))) => {
-                let n = store
-                    .trust_bin_counts(&s, dim)
+                let n = self
+                    .bin_counts(&s, dim)
                     .await?
                     .into_iter()
                     .find(|(v, _)| *v == value)
@@ -350,7 +350,7 @@ impl Trust {
                     By::Area => TrustDim::Area,
                 };
                 let found: HashMap<i64, u64> =
-                    store.trust_bin_counts(&s, dim).await?.into_iter().collect();
+                    self.bin_counts(&s, dim).await?.into_iter().collect();
                 let counts: Vec<u64> = values
                     .iter()
                     .map(|v| found.get(v).copied().unwrap_or(0))
@@ -364,6 +364,19 @@ impl Trust {
                     min,
                 )?)
             }
+        })
+    }
+
+    /// Members per value of `dim` in the scope: a co-op's kept counts, or
+    /// for all co-ops computed from theirs, each member capped at the
+    /// governance's values per member (the sensitivity the release assumes).
+    async fn bin_counts(&self, scope: &str, dim: TrustDim) -> Result<Vec<(i64, u64)>, TrustError> {
+        let store = &self.inner.store;
+        Ok(if scope == ALL {
+            let cap = self.inner.governance.max_values_per_member;
+            store.trust_pooled_bin_counts(dim, cap).await?
+        } else {
+            store.trust_bin_counts(scope, dim).await?
         })
     }
 

@@ -286,6 +286,9 @@ impl Trust {
             .await?;
         let research = self.client(Domain::Research).await?;
         let now = self.inner.clock.now();
+        // The card as stored is re-randomised (adv8): the co-op keeps the
+        // bytes it sent, and must not find its receipts in the file by them.
+        let mut rng = self.rng();
         let rows: Vec<TrustReceiptRow> = checked
             .into_iter()
             .zip(items)
@@ -294,7 +297,9 @@ impl Trust {
                 id: TrustReceiptId::generate(self.inner.random.as_ref()),
                 org,
                 tag: self.tag(Domain::Research, &research.decrypt(&rct.ct)),
-                source_ct: source.ct.to_bytes().to_vec(),
+                source_ct: crate::pseudonym::rerandomize(&source.ct, &source.key, &mut rng)
+                    .to_bytes()
+                    .to_vec(),
                 research_ct: rct.ct.to_bytes().to_vec(),
                 day: c.day,
                 area: c.area,

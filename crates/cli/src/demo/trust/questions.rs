@@ -315,7 +315,10 @@ pub(super) async fn questions(c: &Ctx<'_>) -> anyhow::Result<(usize, usize)> {
         .context("the taxonomy has repair")?;
     let repair_true = node
         .store
-        .trust_bin_counts("*", me2b_storage::TrustDim::Category)
+        .trust_pooled_bin_counts(
+            me2b_storage::TrustDim::Category,
+            node.trust.governance().max_values_per_member,
+        )
         .await?
         .into_iter()
         .find(|b| b.0 == repair_id)
