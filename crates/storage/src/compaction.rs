@@ -15,9 +15,9 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{ConnectOptions, Connection};
 
-/// The member tables migration 0035 clustered on their primary keys on
-/// PostgreSQL; each compaction clusters them again. A table that is not
-/// there (renamed by a later migration) is skipped.
+/// The member tables migrations 0035 and 0039 clustered on their primary
+/// keys on PostgreSQL; each compaction clusters them again. A table that is
+/// not there (renamed by a later migration) is skipped.
 const CLUSTERED: &[&str] = &[
     "members",
     "sessions",
@@ -37,6 +37,10 @@ const CLUSTERED: &[&str] = &[
     "trust_loyalty_tokens",
     "trust_loyalty_balances",
     "trust_erased",
+    "trust_members",
+    "trust_bins",
+    "trust_receipts",
+    "trust_events",
 ];
 
 /// What the last compaction saw (one at a time: the store holds it behind
