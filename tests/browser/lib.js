@@ -24,8 +24,10 @@ const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 export async function startNode() {
   const work = mkdtempSync(join(tmpdir(), 'me2b-browser-'));
   const data = join(work, 'data');
-  // Wide login limits: the tests log in many times from one address.
-  writeFileSync(join(work, 'me2b.toml'), 'login_account_burst = 1000\nlogin_ip_burst = 1000\n');
+  // Wide login and sign-up limits: the tests log in and sign up many times
+  // from one address.
+  writeFileSync(join(work, 'me2b.toml'),
+    'login_account_burst = 1000\nlogin_ip_burst = 1000\nsignup_burst = 1000\n');
   const child = spawn(BIN, ['--config', join(work, 'me2b.toml'), '--data-dir', data, '--log', 'warn',
     'serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

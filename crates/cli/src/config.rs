@@ -41,6 +41,8 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
     pub optout_burst: Option<u32>,
     pub optout_interval_seconds: Option<u64>,
+    pub signup_burst: Option<u32>,
+    pub signup_interval_seconds: Option<u64>,
     pub argon2_max_concurrent: Option<usize>,
     /// `[storage]`.
     pub storage: Option<StorageFile>,
@@ -121,6 +123,12 @@ impl FileConfig {
                 self.optout_interval_seconds,
                 d.optout_interval,
                 "optout_interval_seconds",
+            )?,
+            signup_burst: burst(self.signup_burst, d.signup_burst, "signup_burst")?,
+            signup_interval: positive(
+                self.signup_interval_seconds,
+                d.signup_interval,
+                "signup_interval_seconds",
             )?,
         })
     }
@@ -435,7 +443,7 @@ idle_timeout_seconds = 7
     #[test]
     fn login_throttling_comes_from_the_file() {
         let file: FileConfig = toml::from_str(
-            "login_account_burst = 3\nlogin_ip_interval_seconds = 9\ntrusted_proxies = [\"127.0.0.1\"]\nargon2_max_concurrent = 4\n",
+            "login_account_burst = 3\nlogin_ip_interval_seconds = 9\ntrusted_proxies = [\"127.0.0.1\"]\nargon2_max_concurrent = 4\nsignup_burst = 2\n",
         )
         .unwrap();
         let s =
@@ -445,7 +453,17 @@ idle_timeout_seconds = 7
         assert_eq!(s.throttle.ip_burst, 30);
         assert_eq!(s.throttle.trusted_proxies.len(), 1);
         assert_eq!(s.node_config().passphrase_max_concurrent, 4);
-        for bad in ["login_account_burst = 0", "argon2_max_concurrent = 0"] {
+        assert_eq!(s.throttle.signup_burst, 2);
+        assert_eq!(
+            s.throttle.signup_interval,
+            std::time::Duration::from_secs(600)
+        );
+        for bad in [
+            "login_account_burst = 0",
+            "argon2_max_concurrent = 0",
+            "signup_burst = 0",
+            "signup_interval_seconds = 0",
+        ] {
             let file: FileConfig = toml::from_str(bad).unwrap();
             assert!(
                 Settings::resolve(&CommonArgs::default(), None, &ConnArgs::default(), file)

@@ -38,7 +38,7 @@ async fn a_login_flood_keeps_the_node_s_memory_bounded() {
     // bound, not the throttle. Two at once.
     std::fs::write(
         &config,
-        "login_account_burst = 100000\nlogin_ip_burst = 100000\nargon2_max_concurrent = 2\n",
+        "login_account_burst = 100000\nlogin_ip_burst = 100000\nsignup_burst = 100000\nargon2_max_concurrent = 2\n",
     )
     .unwrap();
     let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();

@@ -25,7 +25,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use me2b_domain::member::Passphrase;
 use me2b_domain::Random;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -79,6 +79,9 @@ pub struct ArgonStats {
     pub peak: usize,
     /// Waiting for a permit now.
     pub waiting: usize,
+    /// Computations started since the hasher was made (its own first one
+    /// included): a test reads that a request did no Argon2 work.
+    pub started: u64,
 }
 
 #[derive(Debug)]
@@ -88,6 +91,7 @@ struct Slots {
     running: AtomicUsize,
     peak: AtomicUsize,
     waiting: AtomicUsize,
+    started: AtomicU64,
 }
 
 thread_local! {
@@ -107,6 +111,7 @@ pub struct ArgonSlot {
 
 impl ArgonSlot {
     fn enter(slots: Arc<Slots>, permit: OwnedSemaphorePermit) -> Self {
+        slots.started.fetch_add(1, Ordering::SeqCst);
         let now = slots.running.fetch_add(1, Ordering::SeqCst) + 1;
         slots.peak.fetch_max(now, Ordering::SeqCst);
         Self {
@@ -194,6 +199,7 @@ impl PassphraseHasher {
                 running: AtomicUsize::new(0),
                 peak: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
+                started: AtomicU64::new(0),
             }),
             jobs: Arc::new(Mutex::new(jobs)),
         };
@@ -227,6 +233,7 @@ impl PassphraseHasher {
             running: self.slots.running.load(Ordering::SeqCst),
             peak: self.slots.peak.load(Ordering::SeqCst),
             waiting: self.slots.waiting.load(Ordering::SeqCst),
+            started: self.slots.started.load(Ordering::SeqCst),
         }
     }
 

@@ -477,6 +477,7 @@ impl Node {
         }
         let mut federation = cfg.credentials.clone();
         federation.min_shared = governance.credentials.min_shared;
+        federation.count_after_days = governance.credentials.count_after_days;
         federation.tags =
             governance
                 .credential_tags()

@@ -20,6 +20,14 @@
 //!
 //! Every attempt counts, right or wrong, so during a lockout the right
 //! passphrase is refused too. Time is the node's [`Clock`], so tests move it.
+//!
+//! Sign-ups (`POST /v1/members` and the sign-up page) are throttled per
+//! client address too, `signup_burst` at once, then one per
+//! `signup_interval` (5, then one every 10 minutes): a co-op signed up nine
+//! fake members in a row to make a member's rare claim values look common
+//! (adv8). The limit is taken before any lookup, Argon2 or message, and
+//! keyed by the address only, so its answer says nothing about whether the
+//! e-mail address has an account.
 
 use crate::error::ApiError;
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -53,6 +61,10 @@ pub struct ThrottleSettings {
     pub optout_burst: u32,
     /// Then one per this.
     pub optout_interval: Duration,
+    /// Sign-ups from one client address at once.
+    pub signup_burst: u32,
+    /// Then one per this.
+    pub signup_interval: Duration,
 }
 
 impl Default for ThrottleSettings {
@@ -65,6 +77,8 @@ impl Default for ThrottleSettings {
             trusted_proxies: Vec::new(),
             optout_burst: 10,
             optout_interval: Duration::from_secs(6),
+            signup_burst: 5,
+            signup_interval: Duration::from_secs(600),
         }
     }
 }
@@ -87,6 +101,17 @@ type Keyed<K> = RateLimiter<
     governor::middleware::NoOpMiddleware<Duration>,
 >;
 
+/// `429 too_many_requests` until `earliest`, by `clock`: "too many `what`".
+fn refused(clock: &NodeClock, earliest: Duration, what: &str) -> ApiError {
+    use governor::clock::Clock as _;
+    let wait: Duration = earliest.duration_since(clock.now()).into();
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::too_many_requests(
+        secs,
+        format!("too many {what}; retry after {} s", secs.max(1)),
+    )
+}
+
 fn quota(burst: u32, interval: Duration) -> Quota {
     let interval = interval.max(Duration::from_millis(1));
     let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -101,6 +126,7 @@ pub struct LoginThrottle {
     account: Keyed<[u8; 32]>,
     account_long: Keyed<[u8; 32]>,
     ip: Keyed<IpAddr>,
+    signup: Keyed<IpAddr>,
     trusted_proxies: Vec<IpAddr>,
 }
 
@@ -128,23 +154,17 @@ impl LoginThrottle {
                 quota(settings.ip_burst, settings.ip_interval),
                 clock.clone(),
             ),
+            signup: RateLimiter::hashmap_with_clock(
+                quota(settings.signup_burst, settings.signup_interval),
+                clock.clone(),
+            ),
             clock,
             trusted_proxies: settings.trusted_proxies.clone(),
         }
     }
 
     fn refused(&self, earliest: Duration, what: &str) -> ApiError {
-        use governor::clock::Clock as _;
-        let wait = earliest.duration_since(self.clock.now());
-        let wait: Duration = wait.into();
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        ApiError::too_many_requests(
-            secs,
-            format!(
-                "too many login attempts {what}; retry after {} s",
-                secs.max(1)
-            ),
-        )
+        refused(&self.clock, earliest, &format!("login attempts {what}"))
     }
 
     /// Takes one attempt for `client` on the account `account` (the e-mail's
@@ -163,6 +183,19 @@ impl LoginThrottle {
             return Err(self.refused(n.earliest_possible(), "on this account"));
         }
         Ok(())
+    }
+
+    /// Takes one sign-up for `client`, or says how long to wait. Keyed by
+    /// the address alone: nothing about the e-mail address is looked at.
+    pub fn check_sign_up(&self, client: IpAddr) -> Result<(), ApiError> {
+        prune(&self.signup);
+        self.signup.check_key(&client_key(client)).map_err(|n| {
+            refused(
+                &self.clock,
+                n.earliest_possible(),
+                "sign-ups from this address",
+            )
+        })
     }
 
     /// The client's address: the peer, or behind a trusted proxy the
@@ -224,16 +257,7 @@ impl OptOutThrottle {
     }
 
     fn refused(&self, earliest: Duration) -> ApiError {
-        use governor::clock::Clock as _;
-        let wait: Duration = earliest.duration_since(self.clock.now()).into();
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        ApiError::too_many_requests(
-            secs,
-            format!(
-                "too many opt-out codes typed; retry after {} s",
-                secs.max(1)
-            ),
-        )
+        refused(&self.clock, earliest, "opt-out codes typed")
     }
 
     /// One code typed at the public page from `client`.
@@ -268,6 +292,11 @@ impl me2b_web::LoginGate for OptOutThrottle {
 
     fn allow_optout(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> bool {
         self.check_client(self.login.client(peer, headers)).is_ok()
+    }
+
+    fn allow_sign_up(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> bool {
+        let login = &self.login;
+        login.check_sign_up(login.client(peer, headers)).is_ok()
     }
 
     fn over_tls(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> bool {
@@ -378,6 +407,27 @@ mod tests {
             t.check(v6(i), &[i as u8; 32]).unwrap();
         }
         assert!(t.check(v6(999), &[200; 32]).is_err());
+    }
+
+    #[test]
+    fn one_address_gets_its_sign_ups_then_waits() {
+        let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
+            1_790_000_000_000,
+        )));
+        let t = throttle(clock.clone(), vec![]);
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        for _ in 0..5 {
+            t.check_sign_up(ip).unwrap();
+        }
+        let e = t.check_sign_up(ip).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::TooManyRequests);
+        assert_eq!(e.retry_after, Some(600));
+        // Another address is not affected; logins from this one are not.
+        t.check_sign_up(IpAddr::from([192, 0, 2, 2])).unwrap();
+        t.check(ip, &[1; 32]).unwrap();
+        clock.advance_seconds(600);
+        t.check_sign_up(ip).unwrap();
+        assert!(t.check_sign_up(ip).is_err());
     }
 
     #[test]

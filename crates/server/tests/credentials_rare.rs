@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{start, start_with, Srv};
+use common::{start, start_ttl, start_with, Srv};
 use me2b_domain::org::Role;
 use me2b_testkit::Db;
 use reqwest::header::HeaderValue;
@@ -36,9 +36,28 @@ fn tag_claims() -> Value {
         "interests": ["games", "pets-and-animals"]})
 }
 
-/// A member of the co-op `key` holding a credential with `claims`: the
-/// member's token and the credential's vault record id.
-async fn holder(s: &Srv, key: &str, email: &str, claims: &Value) -> (String, String) {
+/// How long an account must have existed for its redemptions to count
+/// (`[credentials] count_after_days`, default 28 days), and a day more.
+const ESTABLISHED: i64 = 29 * 86_400;
+
+/// Members who sign up now; the clock then moves on until their accounts
+/// are old enough for their redemptions to count. Their session tokens.
+async fn established(s: &Srv, emails: &[String]) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for email in emails {
+        tokens.push(s.member(email).await);
+    }
+    s.clock.advance_seconds(ESTABLISHED);
+    tokens
+}
+
+fn emails(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}@example.org")).collect()
+}
+
+/// The member of `token` redeems a code of the co-op `key` with `claims`:
+/// the credential's vault record id.
+async fn redeemed(s: &Srv, key: &str, token: &str, claims: &Value) -> String {
     let (st, code) = s
         .req(
             Method::POST,
@@ -48,17 +67,24 @@ async fn holder(s: &Srv, key: &str, email: &str, claims: &Value) -> (String, Str
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{code}");
-    let token = s.member(email).await;
     let (st, held) = s
         .req(
             Method::POST,
             "/v1/me/credentials",
-            Some(&token),
+            Some(token),
             Some(json!({"code": code["code"]})),
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{held}");
-    (token, held["id"].as_str().unwrap().to_owned())
+    held["id"].as_str().unwrap().to_owned()
+}
+
+/// A new member of the co-op `key` holding a credential with `claims`: the
+/// member's token and the credential's vault record id.
+async fn holder(s: &Srv, key: &str, email: &str, claims: &Value) -> (String, String) {
+    let token = s.member(email).await;
+    let id = redeemed(s, key, &token, claims).await;
+    (token, id)
 }
 
 async fn challenge(s: &Srv, key: &str, claims: &[&str]) -> Value {
@@ -146,10 +172,14 @@ async fn a_member_is_warned_before_disclosing_a_combination_only_they_hold() {
         let Some(s) = start(db).await else { continue };
         let (_, coop) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
         let (_, shop) = s.org_with("Fair Market", vec![Role::Credentials]).await;
-        let (tagged, tagged_id) = holder(&s, &coop, "tagged@example.org", &tag_claims()).await;
+        // Members for a while: their redemptions count.
+        let mut members = established(&s, &emails("m", 11)).await;
+        let tagged = members.remove(0);
+        let tagged_id = redeemed(&s, &coop, &tagged, &tag_claims()).await;
         let mut crowd = Vec::new();
-        for n in 0..10 {
-            crowd.push(holder(&s, &coop, &format!("m{n}@example.org"), &common_claims()).await);
+        for token in members {
+            let id = redeemed(&s, &coop, &token, &common_claims()).await;
+            crowd.push((token, id));
         }
         // The issuer's unused codes with the tag's values: never redeemed by
         // an enrolled member, so they make the tag look no more common.
@@ -279,8 +309,16 @@ async fn the_counts_keep_no_member_and_no_claim_value() {
         return;
     };
     let (_, coop) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
-    holder(&s, &coop, "tagged@example.org", &tag_claims()).await;
-    holder(&s, &coop, "crowd@example.org", &common_claims()).await;
+    let members = established(
+        &s,
+        &[
+            "tagged@example.org".to_owned(),
+            "crowd@example.org".to_owned(),
+        ],
+    )
+    .await;
+    redeemed(&s, &coop, &members[0], &tag_claims()).await;
+    redeemed(&s, &coop, &members[1], &common_claims()).await;
 
     let pool = sqlx::SqlitePool::connect(&s.t.url).await.unwrap();
     let cols: Vec<String> =
@@ -338,6 +376,83 @@ async fn the_threshold_comes_from_governance() {
     assert_eq!(v["rarity"]["shared_by"], 1);
     assert_eq!(v["rarity"]["threshold"], 1);
     assert_eq!(v["rarity"]["rare"], false);
+}
+
+/// adv8's Sybil issuer (issue 12): the co-op that gave a member a
+/// combination of their own signs up nine fake members (each confirmed with
+/// the message in the outbox) and redeems codes with the member's exact
+/// values into them, so that the combination counts as shared by ten and
+/// the member presents it without a word. Before this test's change that
+/// won (shared_by 10, presented without `accept_rare`). Now a redemption
+/// counts only when the account is at least `[credentials]
+/// count_after_days` (28) old: fakes made this epoch count for nothing.
+/// Honest members who joined before count; one who joined this epoch sees
+/// them and is not counted yet (a count too low, never too high). What
+/// remains (ARCHITECTURE.md "Sybil issuer"): fakes made 28 days ahead and
+/// kept count, in every later period.
+#[tokio::test]
+async fn fakes_made_this_epoch_do_not_make_a_tag_common() {
+    for db in Db::ALL {
+        // Sessions outlast the two months the test moves through.
+        let Some(s) = start_ttl(db, None, 90 * 86_400).await else {
+            continue;
+        };
+        let (_, coop) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
+        let (_, shop) = s.org_with("Fair Market", vec![Role::Credentials]).await;
+        // The target and an honest crowd, members for a while.
+        let mut crowd = established(&s, &emails("m", 11)).await;
+        let target = crowd.remove(0);
+        let target_id = redeemed(&s, &coop, &target, &tag_claims()).await;
+        let mut crowd_ids = Vec::new();
+        for token in &crowd {
+            crowd_ids.push(redeemed(&s, &coop, token, &common_claims()).await);
+        }
+
+        // The attack: nine fakes signed up and confirmed now, each holding
+        // the target's values.
+        let mut fakes = Vec::new();
+        for email in emails("fake", 9) {
+            let token = s.member(&email).await;
+            redeemed(&s, &coop, &token, &tag_claims()).await;
+            fakes.push(token);
+        }
+        let c = challenge(&s, &shop, &ALL_CLAIMS).await;
+        let p = preview(&s, &target, &target_id, json!({"challenge": c})).await;
+        assert_eq!(
+            p["rarity"]["rare"], true,
+            "{db:?}: nine fakes made the target's combination common: {p}"
+        );
+        assert_eq!(p["rarity"]["shared_by"], 1, "{db:?}: {p}");
+        let (st, v) = present(&s, &target, &target_id, json!({"challenge": c})).await;
+        assert_eq!(
+            st,
+            StatusCode::CONFLICT,
+            "{db:?}: the target presented the tag without a warning: {v}"
+        );
+        assert_eq!(err(&v), "rare_disclosure", "{db:?}: {v}");
+
+        // An honest member who joined this epoch: the crowd's ten share
+        // their values; their own credential is not counted yet.
+        let newcomer = s.member("newcomer@example.org").await;
+        let newcomer_id = redeemed(&s, &coop, &newcomer, &common_claims()).await;
+        let c = challenge(&s, &shop, &ALL_CLAIMS).await;
+        let p = preview(&s, &newcomer, &newcomer_id, json!({"challenge": c})).await;
+        assert_eq!(p["rarity"]["shared_by"], 10, "{db:?}: {p}");
+        assert_eq!(p["rarity"]["rare"], false, "{db:?}: {p}");
+        let p = preview(&s, &crowd[0], &crowd_ids[0], json!({"challenge": c})).await;
+        assert_eq!(p["rarity"]["shared_by"], 10, "{db:?}: {p}");
+
+        // What remains: fakes kept for 28 days count, in the next period.
+        s.clock.advance_seconds(ESTABLISHED);
+        let target_id = redeemed(&s, &coop, &target, &tag_claims()).await;
+        for token in &fakes {
+            redeemed(&s, &coop, token, &tag_claims()).await;
+        }
+        let c = challenge(&s, &shop, &ALL_CLAIMS).await;
+        let p = preview(&s, &target, &target_id, json!({"challenge": c})).await;
+        assert_eq!(p["rarity"]["shared_by"], 10, "{db:?}: {p}");
+        assert_eq!(p["rarity"]["rare"], false, "{db:?}: {p}");
+    }
 }
 
 fn csrf_in(html: &str) -> String {
@@ -409,9 +524,11 @@ async fn the_web_page_warns_offers_less_and_asks_to_confirm() {
     };
     let (_, coop) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
     let (_, shop) = s.org_with("Fair Market", vec![Role::Credentials]).await;
-    let (tagged, id) = holder(&s, &coop, "tagged@example.org", &tag_claims()).await;
-    for n in 0..10 {
-        holder(&s, &coop, &format!("m{n}@example.org"), &common_claims()).await;
+    let mut members = established(&s, &emails("m", 11)).await;
+    let tagged = members.remove(0);
+    let id = redeemed(&s, &coop, &tagged, &tag_claims()).await;
+    for token in &members {
+        redeemed(&s, &coop, token, &common_claims()).await;
     }
     let path = format!("/credentials/{id}/present");
     let c = challenge(&s, &shop, &ALL_CLAIMS).await.to_string();

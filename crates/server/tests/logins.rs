@@ -282,3 +282,81 @@ async fn a_session_serves_on_two_nodes_of_one_postgresql_until_logout() {
     }
     b.node.shutdown().await;
 }
+
+async fn sign_up(s: &Srv, email: &str) -> (StatusCode, Value, Option<u64>) {
+    let resp = s
+        .http
+        .post(format!("{}/v1/members", s.base))
+        .json(&json!({"email": email, "passphrase": RIGHT}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    (status, resp.json().await.unwrap(), retry)
+}
+
+/// The messages in the node's outbox, to anyone.
+fn outbox_len(s: &Srv) -> usize {
+    std::fs::read_dir(s.t.data_dir.path().join("outbox"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Sign-ups are throttled per client address (adv8 signed up nine fake
+/// members in a row, to make a member's rare claim values look common):
+/// the default burst, then `429` with `Retry-After`. A throttled sign-up
+/// runs no Argon2 and sends no message, and is answered alike whether or
+/// not the address has an account; after the wait, one more goes through.
+#[tokio::test]
+async fn sign_ups_from_one_address_are_throttled_before_any_work() {
+    for db in Db::ALL {
+        let Some(s) = start_custom(db, ServerOptions::default(), |_| {}).await else {
+            continue;
+        };
+        let burst = ThrottleSettings::default().signup_burst;
+        assert_eq!(burst, 5);
+        s.member("taken@example.org").await;
+        for i in 1..burst {
+            let (st, v, _) = sign_up(&s, &format!("new{i}@example.org")).await;
+            assert_eq!(st, StatusCode::ACCEPTED, "{db:?}: {v}");
+        }
+        let argon = s.node.vault.passphrase_hasher().stats().started;
+        let messages = outbox_len(&s);
+        let (st, v, retry) = sign_up(&s, "one.more@example.org").await;
+        assert_eq!(
+            st,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{db:?}: sign-up {} from one address: {v}",
+            burst + 1
+        );
+        assert_eq!(v["error"]["code"], "too_many_requests", "{db:?}: {v}");
+        assert_eq!(retry, Some(600), "{db:?}");
+        // A registered address: the same answer.
+        let (st2, v2, retry2) = sign_up(&s, "taken@example.org").await;
+        assert_eq!((st2, &v2, retry2), (st, &v, retry), "{db:?}");
+        assert_eq!(
+            s.node.vault.passphrase_hasher().stats().started,
+            argon,
+            "{db:?}: a throttled sign-up ran Argon2"
+        );
+        assert_eq!(
+            outbox_len(&s),
+            messages,
+            "{db:?}: a throttled sign-up sent a message"
+        );
+        // Logins from the address are not affected; after the wait, one
+        // more sign-up goes through (and does the work).
+        let (st, _, _) = log_in(&s, "taken@example.org", RIGHT).await;
+        assert_eq!(st, StatusCode::CREATED, "{db:?}");
+        s.clock.advance_seconds(600);
+        let argon = s.node.vault.passphrase_hasher().stats().started;
+        let (st, v, _) = sign_up(&s, "one.more@example.org").await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{db:?}: {v}");
+        assert!(s.node.vault.passphrase_hasher().stats().started > argon);
+        assert_eq!(s.outbox_to("one.more@example.org").len(), 1, "{db:?}");
+    }
+}

@@ -542,7 +542,7 @@ fn resign(s: &common::Srv, mut doc: Value) -> Vec<u8> {
 
 /// A node with a master key of its own (test nodes share one otherwise).
 async fn other_node(db: Db, seed: u64, governance: Option<String>) -> Option<common::Srv> {
-    common::start_custom(db, me2b_server::ServerOptions::default(), move |cfg| {
+    common::start_custom(db, common::test_options(), move |cfg| {
         let key = cfg.data_dir.join("other-master.key");
         me2b_crypto::MasterKey::load_or_create(&key, &me2b_crypto::SeededRandom::new(seed))
             .unwrap();

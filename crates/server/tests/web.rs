@@ -362,3 +362,50 @@ async fn another_members_record_is_not_found() {
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(record_count(&s, &ana).await, 1);
 }
+
+/// The sign-up page shares the API's per-address sign-up limit (adv8's fake
+/// members): past the default burst of 5, the form again with `429` and a
+/// word to wait, and no message sent.
+#[tokio::test]
+async fn the_sign_up_page_is_throttled_per_address() {
+    let Some(s) =
+        common::start_custom(Db::Sqlite, me2b_server::ServerOptions::default(), |_| {}).await
+    else {
+        return;
+    };
+    let (_, h, page) = get(&s, "/signup", None).await;
+    let pre = h[SET_COOKIE].to_str().unwrap().to_owned();
+    let pre_value = pre.split(';').next().unwrap().split_once('=').unwrap().1;
+    let jar = cookie("me2b_pre", pre_value);
+    let csrf = csrf_in(&page);
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let email = format!("web{i}@example.org");
+        let (st, _, body) = post(
+            &s,
+            "/signup",
+            &jar,
+            &[
+                ("email", &email),
+                ("passphrase", PASS),
+                ("passphrase2", PASS),
+                ("csrf", &csrf),
+            ],
+            &[],
+        )
+        .await;
+        statuses.push(st);
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            assert!(body.contains("Too many sign-ups"), "{body}");
+            assert!(s.outbox_to(&email).is_empty(), "a message went out");
+        }
+    }
+    assert_eq!(
+        statuses,
+        [
+            [StatusCode::OK; 5].as_slice(),
+            &[StatusCode::TOO_MANY_REQUESTS]
+        ]
+        .concat()
+    );
+}

@@ -16,7 +16,6 @@ use me2b_crypto::NodeVerifyingKey;
 use me2b_domain::org::Role;
 use me2b_domain::Clock as _;
 use me2b_node::webhooks::{RetryPolicy, WebhookSettings, Webhooks};
-use me2b_server::ServerOptions;
 use me2b_testkit::Db;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -151,7 +150,7 @@ async fn status(s: &Srv, receipt: &str) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn webhooks_are_retried_with_backoff_verified_and_bounded() {
     for db in Db::ALL {
-        let Some(s) = common::start_custom(db, ServerOptions::default(), |cfg| {
+        let Some(s) = common::start_custom(db, common::test_options(), |cfg| {
             cfg.webhooks = settings();
         })
         .await
@@ -374,7 +373,7 @@ async fn webhooks_are_retried_with_backoff_verified_and_bounded() {
 #[tokio::test]
 async fn a_host_name_resolving_to_this_machine_is_never_reached() {
     for db in Db::ALL {
-        let Some(s) = common::start_custom(db, ServerOptions::default(), |cfg| {
+        let Some(s) = common::start_custom(db, common::test_options(), |cfg| {
             cfg.webhooks = WebhookSettings {
                 allow_private: false,
                 ..settings()
@@ -460,7 +459,7 @@ async fn a_host_name_resolving_to_this_machine_is_never_reached() {
 #[tokio::test]
 async fn rectification_notices_are_posted_to_the_webhook_after_the_release() {
     for db in Db::ALL {
-        let Some(s) = common::start_custom(db, ServerOptions::default(), |cfg| {
+        let Some(s) = common::start_custom(db, common::test_options(), |cfg| {
             cfg.webhooks = settings();
             cfg.session_ttl_seconds = 90 * 24 * 3600;
         })

@@ -47,6 +47,9 @@ pub trait LoginGate: Send + Sync + std::fmt::Debug {
     /// Takes one paper opt-out code typed at the public page by the client
     /// (the API's `POST /v1/optout` limits): `false` when over the limit.
     fn allow_optout(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> bool;
+    /// Takes one sign-up from the client (the API's `POST /v1/members`
+    /// limits): `false` when over the limit.
+    fn allow_sign_up(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> bool;
 }
 
 /// Shared state of the web layer.

@@ -39,7 +39,10 @@ pub use orgs::{
     AudienceChallengeRequest, HeldOrgCredential, OrgCredentialRequest, ProvenAudience,
     AUDIENCE_PROOF_SECONDS,
 };
-pub use rarity::{Disclosure, Preview, Rarity, COUNTED_CLAIMS, DEFAULT_MIN_SHARED, MAX_MIN_SHARED};
+pub use rarity::{
+    Disclosure, Preview, Rarity, COUNTED_CLAIMS, DEFAULT_COUNT_AFTER_DAYS, DEFAULT_MIN_SHARED,
+    MAX_COUNT_AFTER_DAYS, MAX_MIN_SHARED,
+};
 
 use crate::bbs::{default_bbs, Bbs, BbsPublicKey, BbsSecretKey};
 use crate::credential::{IssuerKeyId, IssuerKeyPair, SignedCredential};
@@ -86,6 +89,10 @@ pub struct FederationSettings {
     /// of the issuer than this is refused unless the member accepts
     /// (`[credentials] min_shared`, default [`DEFAULT_MIN_SHARED`]).
     pub min_shared: u32,
+    /// A redemption counts toward how common its claim values are only when
+    /// the member's account is at least this many days old (`[credentials]
+    /// count_after_days`, default [`DEFAULT_COUNT_AFTER_DAYS`]).
+    pub count_after_days: u32,
 }
 
 impl Default for FederationSettings {
@@ -95,6 +102,7 @@ impl Default for FederationSettings {
             period: ValidityPeriod::default(),
             tags: FederationTags::default(),
             min_shared: DEFAULT_MIN_SHARED,
+            count_after_days: DEFAULT_COUNT_AFTER_DAYS,
         }
     }
 }
@@ -117,16 +125,24 @@ pub struct CredentialGovernance {
     /// refused unless the member accepts (1–10,000; default 10; 1 turns the
     /// refusal off, the member is still told the count).
     pub min_shared: u32,
+    /// A redemption counts toward those numbers only when the member's
+    /// account is at least this many days old (0–365; default 28, one
+    /// default period): a co-op's fake members made this epoch count for
+    /// nothing (adv8). 0 counts every redemption.
+    pub count_after_days: u32,
 }
 
 impl CredentialGovernance {
-    /// Whether `min_shared` is within 1..=[`MAX_MIN_SHARED`].
+    /// Whether `min_shared` is within 1..=[`MAX_MIN_SHARED`] and
+    /// `count_after_days` within 0..=[`MAX_COUNT_AFTER_DAYS`].
     pub fn check(&self) -> Result<(), String> {
-        if (1..=MAX_MIN_SHARED).contains(&self.min_shared) {
-            Ok(())
-        } else {
-            Err("[credentials] min_shared must be 1 to 10000".to_owned())
+        if !(1..=MAX_MIN_SHARED).contains(&self.min_shared) {
+            return Err("[credentials] min_shared must be 1 to 10000".to_owned());
         }
+        if self.count_after_days > MAX_COUNT_AFTER_DAYS {
+            return Err("[credentials] count_after_days must be 0 to 365".to_owned());
+        }
+        Ok(())
     }
 }
 
@@ -140,6 +156,7 @@ impl Default for CredentialGovernance {
             member_since_from: crate::tags::DEFAULT_MEMBER_SINCE_FROM,
             member_since_step: crate::tags::DEFAULT_MEMBER_SINCE_STEP,
             min_shared: DEFAULT_MIN_SHARED,
+            count_after_days: DEFAULT_COUNT_AFTER_DAYS,
         }
     }
 }

@@ -13,10 +13,18 @@
 //! no time, no code (`credential_combinations`). A credential adds one to
 //! each of its 2^5 = 32 subsets when its member redeems the code, so an
 //! issuer's unused codes count for nothing.
+//!
+//! A co-op could still make a member's rare combination look common by
+//! redeeming codes with the same values into fake member accounts (adv8's
+//! Sybil issuer). So a redemption counts only when the member's account is
+//! at least `[credentials] count_after_days` old (default 28, one default
+//! period), by the node's clock: fakes must be made that long ahead and kept.
+//! A new member's own credential then counts for less than it could, never
+//! for more: their presentations, and others', look rarer, the safe side.
 
 use super::{Credentials, ServiceError};
 use crate::schema::{ClaimName, Claims, Epoch};
-use me2b_domain::{OrgId, Timestamp};
+use me2b_domain::{MemberId, OrgId, Timestamp};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +48,22 @@ pub const DEFAULT_MIN_SHARED: u32 = 10;
 /// The most the threshold may be.
 pub const MAX_MIN_SHARED: u32 = 10_000;
 
+/// The default age, in days, an account must have for its redemptions to
+/// count: one default validity period (four weeks).
+pub const DEFAULT_COUNT_AFTER_DAYS: u32 = 28;
+
+/// The most `count_after_days` may be.
+pub const MAX_COUNT_AFTER_DAYS: u32 = 365;
+
+const DAY_MILLIS: i64 = 86_400_000;
+
+/// Whether a redemption at `now` by an account confirmed at `joined` counts:
+/// only once the account is `count_after_days` old.
+fn old_enough(joined: Timestamp, now: Timestamp, count_after_days: u32) -> bool {
+    now.unix_millis().saturating_sub(joined.unix_millis())
+        >= i64::from(count_after_days).saturating_mul(DAY_MILLIS)
+}
+
 /// Claims a member may leave out of a presentation (the verifier may then
 /// refuse it): the counted ones, the issuer and the status index.
 const WITHHOLDABLE: [ClaimName; 7] = [
@@ -59,9 +83,10 @@ const DOMAIN: &str = "credential-combination/v1";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rarity {
     /// Credentials of the issuer, in the credential's validity epoch,
-    /// redeemed by members, whose values of the disclosed claims are the
-    /// same as this one's (this one included). 1 when the status index is
-    /// disclosed: the issuer knows whose it is.
+    /// redeemed by members whose accounts were then at least
+    /// `[credentials] count_after_days` old, whose values of the disclosed
+    /// claims are the same as this one's; at least 1 (this one). 1 when the
+    /// status index is disclosed: the issuer knows whose it is.
     pub shared_by: u64,
     /// The federation's threshold (`[credentials] min_shared`).
     pub threshold: u32,
@@ -164,25 +189,38 @@ fn subsets() -> impl Iterator<Item = BTreeSet<ClaimName>> {
 }
 
 impl Credentials {
-    /// Counts a credential just redeemed by an enrolled member: one more for
-    /// each subset of its counted claims. Expired epochs' counts go.
+    /// Counts a credential just redeemed by `member`: one more for each
+    /// subset of its counted claims, when the member's account is old
+    /// enough (`count_after_days`; false when not counted). Expired epochs'
+    /// counts go.
     pub(super) async fn count_combinations(
         &self,
+        member: MemberId,
         claims: &Claims,
         now: Timestamp,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<bool, ServiceError> {
+        let store = &self.inner.store;
+        let Some(account) = store.member(member).await? else {
+            return Ok(false);
+        };
+        if !old_enough(
+            account.created_at,
+            now,
+            self.inner.settings.count_after_days,
+        ) {
+            return Ok(false);
+        }
         let keys = &self.inner.keys;
         let all: Vec<[u8; 32]> = subsets()
             .map(|s| combination(keys, claims.issuer, claims.validity_epoch, claims, &s))
             .collect();
-        let store = &self.inner.store;
         store
             .purge_credential_combinations(Epoch::containing(now).get())
             .await?;
         store
             .count_credential_combinations(claims.validity_epoch.get(), &all)
             .await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn shared_by(
@@ -213,10 +251,12 @@ impl Credentials {
     ) -> Result<Rarity, ServiceError> {
         let threshold = self.inner.settings.min_shared;
         let status_index = disclosed.contains(&ClaimName::StatusIndex);
+        // At least this credential, which is not counted when its account
+        // was too new at redemption.
         let shared_by = if status_index {
             1
         } else {
-            self.shared_by(claims, disclosed).await?
+            self.shared_by(claims, disclosed).await?.max(1)
         };
         Ok(Rarity {
             shared_by,
@@ -287,6 +327,31 @@ mod tests {
         assert_eq!(
             CredentialGovernance::default().min_shared,
             DEFAULT_MIN_SHARED
+        );
+    }
+
+    #[test]
+    fn only_accounts_old_enough_count() {
+        let joined = Timestamp::from_unix_millis(1_790_000_000_000);
+        let later = |days: i64, ms: i64| {
+            Timestamp::from_unix_millis(joined.unix_millis() + days * DAY_MILLIS + ms)
+        };
+        assert!(!old_enough(joined, joined, 28));
+        assert!(!old_enough(joined, later(28, -1), 28));
+        assert!(old_enough(joined, later(28, 0), 28));
+        assert!(old_enough(joined, joined, 0));
+        // A clock set back never makes an account old.
+        assert!(!old_enough(joined, later(-1, 0), 1));
+        for (n, ok) in [(0, true), (28, true), (365, true), (366, false)] {
+            let g = super::super::CredentialGovernance {
+                count_after_days: n,
+                ..super::super::CredentialGovernance::default()
+            };
+            assert_eq!(g.check().is_ok(), ok, "{n}");
+        }
+        assert_eq!(
+            super::super::CredentialGovernance::default().count_after_days,
+            DEFAULT_COUNT_AFTER_DAYS
         );
     }
 

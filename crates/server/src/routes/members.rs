@@ -106,14 +106,21 @@ const SIGN_UP_MESSAGE: &str = "If this address can be used, a message is on its 
 
 /// Asks to open an account. The answer (and the work behind it) is the same
 /// whether or not the address already has an account: a message goes to
-/// the address, with a confirmation token if it is new.
+/// the address, with a confirmation token if it is new. Throttled per
+/// client address before any work (README: Configuration, `signup_burst`).
 #[utoipa::path(post, path = "/v1/members", tag = "member", request_body = Credentials,
     responses((status = 202, body = SignUpRequested, description = "A message went to the address"),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many sign-ups from this address",
+            headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub async fn sign_up(
     State(s): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
     ApiJson(c): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<SignUpRequested>), ApiError> {
+    throttle.check_sign_up(throttle.client(peer, &headers))?;
     s.node.vault.request_sign_up(c.email, c.passphrase).await?;
     Ok((
         StatusCode::ACCEPTED,

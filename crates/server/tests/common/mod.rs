@@ -67,8 +67,17 @@ fn config(t: &TestDb, governance: Option<&str>, ttl: i64) -> NodeConfig {
     cfg
 }
 
+/// The server options of test nodes: the defaults, with sign-ups from one
+/// address unthrottled (a test signs up many members from 127.0.0.1;
+/// `logins.rs` tests the sign-up limit with the defaults).
+pub fn test_options() -> ServerOptions {
+    let mut opts = ServerOptions::default();
+    opts.throttle.signup_burst = 100_000;
+    opts
+}
+
 async fn serve(node: Node) -> (String, tokio::sync::oneshot::Sender<()>) {
-    serve_opts(node, ServerOptions::default()).await
+    serve_opts(node, test_options()).await
 }
 
 async fn serve_opts(node: Node, opts: ServerOptions) -> (String, tokio::sync::oneshot::Sender<()>) {

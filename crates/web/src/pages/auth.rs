@@ -120,6 +120,21 @@ async fn sign_up(
             errors,
         });
     }
+    // Per client address, before any Argon2 or message (adv8's fake
+    // members); the same whether or not the address has an account.
+    if !s.gate.allow_sign_up(v.peer, &v.headers) {
+        errors.add(
+            "",
+            "Too many sign-ups from this address. Wait a while and try again.",
+        );
+        let mut resp = render_invalid(&SignUpPage {
+            l: Layout::visitor("Create your vault", &v.csrf),
+            email: f.email,
+            errors,
+        })?;
+        *resp.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+        return Ok(resp);
+    }
     s.node.vault.request_sign_up(email, pass).await?;
     render(&ConfirmPage {
         l: Layout::visitor("Check your e-mail", &v.csrf),
