@@ -100,6 +100,7 @@ print(best[0], best[1])')
   echo "access: release period ${PERIOD} h, setup at $SETUP_AT UTC (faketime), measured in the window after $(date -u -d "@$BOUNDARY" '+%H:%M') UTC" >&2
   ORGKEY=$("${FAKE[@]}" "$BIN" "${CONFIG[@]}" --data-dir "$DIR/data" "${DB_ARGS[@]}" org create \
     --name "Bench Co-op" --roles consent | awk '$1 == "api" && $2 == "key" && $3 != "id" { print $3 }')
+  [ -n "$ORGKEY" ] || { echo "access: no API key from \`me2b org create\`" >&2; exit 1; }
 fi
 start "${FAKE[@]}"
 
