@@ -52,7 +52,9 @@ DB_ARGS=()
 [ -n "$DATABASE" ] && DB_ARGS=(--database "$DATABASE")
 # The login throttle wide open (so that `login` measures Argon2id and the
 # unwrap, not the throttle's 429s); an older build refuses the file's keys.
-printf 'login_account_burst = 100000000\nlogin_ip_burst = 100000000\n' >"$DIR/me2b.toml"
+# Not 100,000,000: four times the burst times ten intervals overflows the
+# limiter's nanoseconds (a debug build panics at start; release wraps).
+printf 'login_account_burst = 1000000\nlogin_ip_burst = 1000000\n' >"$DIR/me2b.toml"
 CONFIG=(--config "$DIR/me2b.toml")
 if ! "$BIN" "${CONFIG[@]}" --data-dir "$DIR/probe" org list >/dev/null 2>"$DIR/probe.log"; then
   grep -q 'invalid config file' "$DIR/probe.log" || { cat "$DIR/probe.log" >&2; exit 1; }
@@ -76,7 +78,7 @@ start() { # [a command that runs the node, e.g. faketime …]
 
 FAKE=()
 if want access; then
-  faketime_lib() { ls /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1 2>/dev/null | head -n1; }
+  faketime_lib() { local f; for f in /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1; do [ -e "$f" ] && { echo "$f"; return; }; done; true; }
   if [ -z "$(faketime_lib)" ]; then
     if [ "$(id -u)" = 0 ]; then apt-get install -y libfaketime >/dev/null; else echo "access needs libfaketime (apt-get install libfaketime)" >&2; exit 1; fi
   fi
@@ -99,7 +101,7 @@ print(best[0], best[1])')
   FAKE=(env TZ=UTC LD_PRELOAD="$(faketime_lib)" FAKETIME="@$SETUP_AT")
   echo "access: release period ${PERIOD} h, setup at $SETUP_AT UTC (faketime), measured in the window after $(date -u -d "@$BOUNDARY" '+%H:%M') UTC" >&2
   ORGKEY=$("${FAKE[@]}" "$BIN" "${CONFIG[@]}" --data-dir "$DIR/data" "${DB_ARGS[@]}" org create \
-    --name "Bench Co-op" --roles consent | awk '$1 == "api" && $2 == "key" && $3 != "id" { print $3 }')
+    --name "Bench Co-op" --roles consent 2>"$DIR/org.log" | awk '$1 == "api" && $2 == "key" && $3 != "id" { print $3 }')
   [ -n "$ORGKEY" ] || { echo "access: no API key from \`me2b org create\`" >&2; exit 1; }
 fi
 start "${FAKE[@]}"
