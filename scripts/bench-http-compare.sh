@@ -5,10 +5,12 @@
 #   BEFORE=/path/to/old/me2b AFTER=./target/release/me2b bash scripts/bench-http-compare.sh
 #   ROUNDS=3 CASES="write read" DURATION=20s bash scripts/bench-http-compare.sh
 #   DBS=sqlite CASES="ceiling read" ROUNDS=2 BEFORE=... bash scripts/bench-http-compare.sh
+#   DURATION=10s DBS=sqlite CASES="login read access" ROUNDS=2 BEFORE=... AFTER=... bash scripts/bench-http-compare.sh
 #
 # AFTER defaults to this checkout's release build. DBS picks the databases
 # (sqlite postgres by default); CASES is passed to bench-http.sh (ceiling read
-# write read@rate). Each run's line ends with the load average (`uptime`) just
+# reads100 write read@rate login access; login and access run against builds
+# from before issues 13 and 14 too). Each run's line ends with the load average (`uptime`) just
 # before it and the time it ended: on a shared machine only the ratios of one
 # run mean anything.
 # PostgreSQL is a throwaway cluster

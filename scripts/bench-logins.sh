@@ -57,7 +57,8 @@ PY
 
 WRONG='{"email":"bench@example.org","passphrase":"a wrong passphrase"}'
 RIGHT='{"email":"bench@example.org","passphrase":"benchmark passphrase"}'
-OPEN=$'login_account_burst = 100000000\nlogin_ip_burst = 100000000'
+# (1,000,000: 100,000,000 overflows the long account limiter's nanoseconds)
+OPEN=$'login_account_burst = 1000000\nlogin_ip_burst = 1000000'
 echo "| case | req/s | answers | p50 ms | p99 ms |"
 echo "| --- | ---: | --- | ---: | ---: |"
 start ""
