@@ -112,9 +112,21 @@ fn refused(clock: &NodeClock, earliest: Duration, what: &str) -> ApiError {
     )
 }
 
+/// The longest interval a limiter takes (a year): longer ones are this.
+const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// governor keeps `burst × interval` in nanoseconds in a `u64`, and a
+/// product past it overflowed (a debug build panicked at start with a
+/// `login_account_burst` of eight million, the long tier's 4 × burst over
+/// 10 × the interval): the burst is bounded so the product stays under a
+/// quarter of `u64::MAX` (over a century), which no throttle needs more of.
 fn quota(burst: u32, interval: Duration) -> Quota {
-    let interval = interval.max(Duration::from_millis(1));
-    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    let interval = interval.clamp(Duration::from_millis(1), MAX_INTERVAL);
+    let nanos = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let max_burst = u32::try_from((u64::MAX / 4) / nanos).unwrap_or(u32::MAX);
+    let burst = NonZeroU32::new(burst.clamp(1, max_burst.max(1))).unwrap_or(NonZeroU32::MIN);
     Quota::with_period(interval)
         .unwrap_or_else(|| Quota::per_hour(NonZeroU32::MIN))
         .allow_burst(burst)
@@ -359,6 +371,33 @@ mod tests {
             },
             clock,
         )
+    }
+
+    #[test]
+    fn a_huge_burst_or_interval_is_bounded_not_an_overflow() {
+        // The bench scripts opened the throttle with bursts of 100,000,000:
+        // the long tier (4 × burst over 10 × 60 s) overflowed governor's
+        // nanoseconds and a debug build panicked at start.
+        let clock = Arc::new(FixedClock::at(Timestamp::from_unix_millis(
+            1_700_000_000_000,
+        )));
+        for (burst, secs) in [(100_000_000, 60), (u32::MAX, 600), (5, u64::MAX / 4)] {
+            let t = LoginThrottle::new(
+                &ThrottleSettings {
+                    account_burst: burst,
+                    account_interval: Duration::from_secs(secs),
+                    ip_burst: burst,
+                    ip_interval: Duration::from_secs(secs),
+                    signup_burst: burst,
+                    signup_interval: Duration::from_secs(secs),
+                    ..ThrottleSettings::default()
+                },
+                clock.clone(),
+            );
+            drop(t);
+            let q = quota(burst, Duration::from_secs(secs).saturating_mul(10));
+            assert!(q.burst_size().get() >= 1);
+        }
     }
 
     #[test]
