@@ -455,6 +455,38 @@ async fn fakes_made_this_epoch_do_not_make_a_tag_common() {
     }
 }
 
+/// adv9 (on the merged build): one account made a month ahead, holding ten
+/// codes with the target's values, made them "shared by 10" (the counts were
+/// of credentials, not of members). A member counts once per issuer and
+/// validity epoch.
+#[tokio::test]
+async fn one_account_counts_once_however_many_codes_it_holds() {
+    for db in Db::ALL {
+        let Some(s) = start_ttl(db, None, 90 * 86_400).await else {
+            continue;
+        };
+        let (_, coop) = s.org_with("Corner Co-op", vec![Role::Credentials]).await;
+        let (_, shop) = s.org_with("Fair Market", vec![Role::Credentials]).await;
+        let mut both = established(&s, &emails("aged", 2)).await;
+        let fake = both.remove(1);
+        let target = both.remove(0);
+        let target_id = redeemed(&s, &coop, &target, &tag_claims()).await;
+        for _ in 0..10 {
+            redeemed(&s, &coop, &fake, &tag_claims()).await;
+        }
+        let c = challenge(&s, &shop, &ALL_CLAIMS).await;
+        let p = preview(&s, &target, &target_id, json!({"challenge": c})).await;
+        assert_eq!(
+            p["rarity"]["shared_by"], 2,
+            "{db:?}: one account's ten codes counted as ten members: {p}"
+        );
+        assert_eq!(p["rarity"]["rare"], true, "{db:?}: {p}");
+        let (st, v) = present(&s, &target, &target_id, json!({"challenge": c})).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{db:?}: {v}");
+        assert_eq!(err(&v), "rare_disclosure", "{db:?}: {v}");
+    }
+}
+
 fn csrf_in(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")

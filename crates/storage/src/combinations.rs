@@ -12,15 +12,19 @@ use sqlx::Row;
 #[async_trait]
 pub trait CombinationStore {
     /// Adds one credential to each of `combinations` (keyed hashes), all of
-    /// validity epoch `epoch`, in one transaction.
+    /// validity epoch `epoch`, in one transaction, unless `holder` (a keyed
+    /// hash of the member, the issuer and the epoch) was counted already in
+    /// that epoch: a member counts once per issuer and epoch, however many
+    /// of its credentials they hold. False when not counted.
     async fn count_credential_combinations(
         &self,
+        holder: &[u8; 32],
         epoch: u32,
         combinations: &[[u8; 32]],
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// How many credentials share `combination` (0 if none).
     async fn credential_combination_count(&self, combination: &[u8; 32]) -> Result<u64>;
-    /// Deletes the counts of epochs before `epoch`.
+    /// Deletes the counts (and the holders counted) of epochs before `epoch`.
     async fn purge_credential_combinations(&self, epoch: u32) -> Result<u64>;
 }
 
@@ -30,15 +34,28 @@ macro_rules! impl_combination_store {
         impl CombinationStore for SqlStore<$pool> {
             async fn count_credential_combinations(
                 &self,
+                holder: &[u8; 32],
                 epoch: u32,
                 combinations: &[[u8; 32]],
-            ) -> Result<()> {
+            ) -> Result<bool> {
                 // One order for every writer, so two redemptions never wait
                 // on each other's rows in opposite orders.
                 let mut sorted = combinations.to_vec();
                 sorted.sort_unstable();
                 sorted.dedup();
                 let mut tx = $begin(self.pool()).await?;
+                let first = sqlx::query(
+                    "INSERT INTO credential_holders (holder, epoch) VALUES ($1, $2) \
+                     ON CONFLICT (holder) DO NOTHING",
+                )
+                .bind(holder.to_vec())
+                .bind(i64::from(epoch))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if first == 0 {
+                    return Ok(false);
+                }
                 for c in &sorted {
                     sqlx::query(
                         "INSERT INTO credential_combinations (combination, epoch, shared_by) \
@@ -51,7 +68,7 @@ macro_rules! impl_combination_store {
                     .await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             async fn credential_combination_count(&self, combination: &[u8; 32]) -> Result<u64> {
@@ -68,6 +85,10 @@ macro_rules! impl_combination_store {
             }
 
             async fn purge_credential_combinations(&self, epoch: u32) -> Result<u64> {
+                sqlx::query("DELETE FROM credential_holders WHERE epoch < $1")
+                    .bind(i64::from(epoch))
+                    .execute(self.pool())
+                    .await?;
                 Ok(
                     sqlx::query("DELETE FROM credential_combinations WHERE epoch < $1")
                         .bind(i64::from(epoch))

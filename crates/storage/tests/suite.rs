@@ -3390,17 +3390,34 @@ async fn credential_audiences_filter_the_feed_and_proofs_expire(db: Db) {
 }
 
 /// How many credentials share a combination (issue 12): counts add up per
-/// keyed hash, repeats within one call count once, a missing one is 0, and
-/// expired epochs are purged.
+/// keyed hash, repeats within one call count once, a holder counts once per
+/// epoch, a missing one is 0, and expired epochs are purged.
 async fn credential_combination_counts_add_up_and_expire(db: Db) {
     for (db, s, _t) in stores(db).await {
         let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
-        s.count_credential_combinations(100, &[b, a, a])
+        let (h1, h2, h3, h4) = ([11u8; 32], [12u8; 32], [13u8; 32], [14u8; 32]);
+        assert!(s
+            .count_credential_combinations(&h1, 100, &[b, a, a])
             .await
-            .unwrap();
-        s.count_credential_combinations(100, &[a]).await.unwrap();
-        s.count_credential_combinations(101, &[c]).await.unwrap();
-        s.count_credential_combinations(100, &[]).await.unwrap();
+            .unwrap());
+        assert!(s
+            .count_credential_combinations(&h2, 100, &[a])
+            .await
+            .unwrap());
+        // A holder counted in this epoch counts no more (adv9: one account,
+        // ten codes, "shared by 10").
+        assert!(!s
+            .count_credential_combinations(&h2, 100, &[a])
+            .await
+            .unwrap());
+        assert!(s
+            .count_credential_combinations(&h3, 101, &[c])
+            .await
+            .unwrap());
+        assert!(s
+            .count_credential_combinations(&h4, 100, &[])
+            .await
+            .unwrap());
         assert_eq!(
             s.credential_combination_count(&a).await.unwrap(),
             2,

@@ -263,10 +263,7 @@ impl Credentials {
         // when a member holds it, and only when their account is old enough
         // (adv8: not a co-op's fakes made this epoch). A failure leaves it
         // uncounted, which only makes presentations look rarer; it is logged.
-        if let Err(e) = self
-            .count_combinations(s.member, &credential.claims, now)
-            .await
-        {
+        if let Err(e) = self.count_combinations(s, &credential.claims, now).await {
             tracing::error!(error = %e, "a redeemed credential could not be counted");
         }
         // The credential is in the member's vault: the node keeps no copy of

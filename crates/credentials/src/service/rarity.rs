@@ -24,7 +24,8 @@
 
 use super::{Credentials, ServiceError};
 use crate::schema::{ClaimName, Claims, Epoch};
-use me2b_domain::{MemberId, OrgId, Timestamp};
+use me2b_domain::{OrgId, Timestamp};
+use me2b_vault::MemberSession;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,6 +79,8 @@ const WITHHOLDABLE: [ClaimName; 7] = [
 
 /// The domain of the keyed hash of a combination.
 const DOMAIN: &str = "credential-combination/v1";
+/// Domain of a holder's keyed hash (`credential_holders`, migration 0041).
+const HOLDER_DOMAIN: &str = "credential-holder/v1";
 
 /// How many credentials share what a presentation would disclose.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -195,12 +198,12 @@ impl Credentials {
     /// counts go.
     pub(super) async fn count_combinations(
         &self,
-        member: MemberId,
+        s: &MemberSession,
         claims: &Claims,
         now: Timestamp,
     ) -> Result<bool, ServiceError> {
         let store = &self.inner.store;
-        let Some(account) = store.member(member).await? else {
+        let Some(account) = store.member(s.member).await? else {
             return Ok(false);
         };
         if !old_enough(
@@ -217,10 +220,15 @@ impl Credentials {
         store
             .purge_credential_combinations(Epoch::containing(now).get())
             .await?;
-        store
-            .count_credential_combinations(claims.validity_epoch.get(), &all)
-            .await?;
-        Ok(true)
+        // Once per member, issuer and epoch (adv9: one aged account that
+        // redeemed ten codes with the same values made them "shared by 10"),
+        // under the member's own key: nobody without it can tell whose.
+        let mut what = claims.issuer.as_bytes().to_vec();
+        what.extend_from_slice(&claims.validity_epoch.get().to_be_bytes());
+        let holder = s.keyed_digest(HOLDER_DOMAIN, &what);
+        Ok(store
+            .count_credential_combinations(&holder, claims.validity_epoch.get(), &all)
+            .await?)
     }
 
     async fn shared_by(
