@@ -35,6 +35,11 @@ macro_rules! typed_id {
             pub fn as_uuid(&self) -> uuid::Uuid {
                 self.0
             }
+            /// The all-zero id, which `generate` never gives (a name for
+            /// "no one" where an id is required).
+            pub const fn nil() -> Self {
+                Self(uuid::Uuid::nil())
+            }
         }
 
         impl fmt::Display for $name {

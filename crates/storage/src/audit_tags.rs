@@ -35,6 +35,10 @@ use std::collections::{HashMap, HashSet};
 /// with nothing to re-key).
 pub const REKEYED_AUDIT_TAGS: &str = "rekeyed_audit_entry_tags";
 
+/// The name the tags of entries about no member are made under (with the
+/// entry's sequence number for `k`): no member's audit subject is this.
+pub(crate) const UNNAMED: MemberId = MemberId::nil();
+
 /// Names whose next tag is kept in memory, at most this many (then the
 /// cache starts over and names are probed again).
 const NEXT_TAG_CACHE: usize = 100_000;

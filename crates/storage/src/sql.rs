@@ -546,6 +546,14 @@ macro_rules! impl_store {
                             *k += 1;
                             Some(tag)
                         }
+                        // adv9 (1f): entries about no member (a sign-up's,
+                        // before there is an account) were the only ones
+                        // with no subject, so they marked where each
+                        // member's run of entries began. They get a tag
+                        // too, of the sequence number under a name no
+                        // member has: as unlinkable as the others, found by
+                        // no member's view.
+                        None if seal => Some(self.entry_tag(crate::audit_tags::UNNAMED, entry.seq)?),
                         other => other,
                     };
                     out.push((entry, column));

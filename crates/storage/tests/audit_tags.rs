@@ -231,6 +231,14 @@ async fn grouping_the_subject_column_links_no_entries(db: Db) {
             "{db:?}: the thief groups the subject column into {} groups of entries, sizes {groups:?}",
             groups.len()
         );
+        // adv9 (1f): entries about no one (a sign-up's) were the only ones
+        // with no subject, so they marked where each member's run began.
+        let unnamed = subject_column(db, &t.url)
+            .await
+            .iter()
+            .filter(|(subject, _)| subject.is_none())
+            .count();
+        assert_eq!(unnamed, 0, "{db:?}: {unnamed} entries with no subject");
         views_are_whole(db, &s, &want, loyalty).await;
 
         // A second node on the database (a store with no cache): it finds
