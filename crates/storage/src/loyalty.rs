@@ -106,6 +106,47 @@ fn i64_of(v: u64) -> i64 {
 macro_rules! impl_loyalty_store {
     ($pool:ty, $begin:ident) => {
         impl SqlStore<$pool> {
+            /// The tag's balance inside `tx`, its row locked until the commit
+            /// (a no-op update, on both databases); `None`: no row.
+            async fn balance_in(
+                &self,
+                tx: &mut sqlx::Transaction<'static, <$pool as crate::sql::PoolDb>::Db>,
+                tag: &[u8; 32],
+            ) -> Result<Option<i64>> {
+                sqlx::query("UPDATE trust_loyalty_balances SET tag = tag WHERE tag = $1")
+                    .bind(tag.to_vec())
+                    .execute(&mut **tx)
+                    .await?;
+                let row = sqlx::query("SELECT balance, balance_ct FROM trust_loyalty_balances WHERE tag = $1")
+                    .bind(tag.to_vec())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                row.map(|r| self.open_balance(tag, r.try_get("balance_ct")?, r.try_get("balance")?))
+                    .transpose()
+            }
+
+            /// Stores the tag's balance, sealed (adv9: in clear, two co-ops'
+            /// own points summed to it); plain in a store without keys.
+            async fn set_balance_in(
+                &self,
+                tx: &mut sqlx::Transaction<'static, <$pool as crate::sql::PoolDb>::Db>,
+                tag: &[u8; 32],
+                balance: i64,
+            ) -> Result<()> {
+                let (plain, sealed) = if self.keys().is_ok() {
+                    (0, Some(self.seal_balance(tag, balance)?))
+                } else {
+                    (balance, None)
+                };
+                sqlx::query("UPDATE trust_loyalty_balances SET balance = $2, balance_ct = $3 WHERE tag = $1")
+                    .bind(tag.to_vec())
+                    .bind(plain)
+                    .bind(sealed)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
             /// Gives back the points of the tag's expired tokens, inside `tx`.
             /// Tokens are kept under the loyalty tag scoped to their co-op
             /// (issue 13): looked up co-op by co-op.
@@ -136,11 +177,9 @@ macro_rules! impl_loyalty_store {
                     back = back.saturating_add(r.try_get::<i64, _>("points")?);
                 }
                 if back > 0 {
-                    sqlx::query("UPDATE trust_loyalty_balances SET balance = balance + $2 WHERE tag = $1")
-                        .bind(tag.to_vec())
-                        .bind(back)
-                        .execute(&mut **tx)
-                        .await?;
+                    if let Some(balance) = self.balance_in(tx, tag).await? {
+                        self.set_balance_in(tx, tag, balance.saturating_add(back)).await?;
+                    }
                 }
                 Ok(())
             }
@@ -200,11 +239,8 @@ macro_rules! impl_loyalty_store {
                     .bind(tag.to_vec())
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("UPDATE trust_loyalty_balances SET balance = balance + $2 WHERE tag = $1")
-                    .bind(tag.to_vec())
-                    .bind(points)
-                    .execute(&mut *tx)
-                    .await?;
+                let balance = self.balance_in(&mut tx, tag).await?.unwrap_or(0);
+                self.set_balance_in(&mut tx, tag, balance.saturating_add(points)).await?;
                 self.add_day(&mut tx, tag, org, day, points, 0).await?;
                 tx.commit().await?;
                 Ok(true)
@@ -213,13 +249,11 @@ macro_rules! impl_loyalty_store {
             async fn loyalty_reserve(&self, t: &NewRedemptionToken, now: Timestamp) -> Result<bool> {
                 let mut tx = $begin(self.pool()).await?;
                 self.refund_expired(&mut tx, &t.tag, now).await?;
-                let taken = sqlx::query("UPDATE trust_loyalty_balances SET balance = balance - $2 WHERE tag = $1 AND balance >= $2")
-                    .bind(t.tag.to_vec())
-                    .bind(t.points)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
+                let balance = self.balance_in(&mut tx, &t.tag).await?;
+                let taken = matches!(balance, Some(b) if t.points > 0 && b >= t.points);
+                if let (true, Some(b)) = (taken, balance) {
+                    self.set_balance_in(&mut tx, &t.tag, b - t.points).await?;
+                }
                 if !taken {
                     tx.rollback().await?;
                     return Ok(false);
@@ -276,13 +310,14 @@ macro_rules! impl_loyalty_store {
                 let mut tx = $begin(self.pool()).await?;
                 self.refund_expired(&mut tx, tag, now).await?;
                 tx.commit().await?;
-                let balance = sqlx::query("SELECT balance FROM trust_loyalty_balances WHERE tag = $1")
+                let balance = match sqlx::query("SELECT balance, balance_ct FROM trust_loyalty_balances WHERE tag = $1")
                     .bind(tag.to_vec())
                     .fetch_optional(self.pool())
                     .await?
-                    .map(|r| r.try_get::<i64, _>("balance"))
-                    .transpose()?
-                    .unwrap_or(0);
+                {
+                    Some(r) => self.open_balance(tag, r.try_get("balance_ct")?, r.try_get("balance")?)?,
+                    None => 0,
+                };
                 let mut reserved = 0i64;
                 let orgs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT DISTINCT org_id FROM trust_loyalty_tokens")
                     .fetch_all(self.pool())

@@ -265,6 +265,33 @@ impl<P> SqlStore<P> {
         };
         MemberId::from_slice(&bytes).map_err(|_| what())
     }
+    /// A member's loyalty balance sealed to its row (adv9: in clear, two
+    /// co-ops' own points summed to it and paired their cards).
+    pub(crate) fn seal_balance(&self, tag: &[u8], balance: i64) -> Result<Vec<u8>> {
+        Ok(self.keys()?.seal(
+            MetaTable::TrustLoyaltyDays,
+            &bound(b"balance\0", tag),
+            &balance.to_be_bytes(),
+        ))
+    }
+    /// A loyalty balance: sealed, or (an older node's row, a store without
+    /// keys) the row's own.
+    pub(crate) fn open_balance(
+        &self,
+        tag: &[u8],
+        sealed: Option<Vec<u8>>,
+        stored: i64,
+    ) -> Result<i64> {
+        let Some(ct) = sealed else {
+            return Ok(stored);
+        };
+        let bytes = self
+            .keys()?
+            .open(MetaTable::TrustLoyaltyDays, &bound(b"balance\0", tag), &ct)
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| StorageError::Corrupt("trust_loyalty_balances.balance_ct".into()))?;
+        Ok(i64::from_be_bytes(bytes))
+    }
     pub(crate) fn seal_body(&self, table: MetaTable, row: &[u8], body: &[u8]) -> Result<Vec<u8>> {
         Ok(self.keys()?.seal(table, &bound(b"body\0", row), body))
     }

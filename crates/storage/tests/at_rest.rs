@@ -502,6 +502,20 @@ async fn trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time(db: D
             exact.is_empty(),
             "{db:?}: receipt times finer than the hour"
         );
+        // adv9 (1i/1j): the balance in clear is the sum of both co-ops'
+        // own points: two of them solved a + b = balance and paired cards.
+        let balances = raw(
+            db,
+            &t.url,
+            "SELECT tag FROM trust_loyalty_balances WHERE balance <> 0 OR balance_ct IS NULL",
+            &[],
+        )
+        .await;
+        assert!(
+            balances.is_empty(),
+            "{db:?}: {} loyalty balance(s) stored in clear",
+            balances.len()
+        );
         let days = raw(db, &t.url, "SELECT tag FROM trust_loyalty_days", &[]).await;
         assert_eq!(days.len(), 2, "{db:?}");
         assert_eq!(
