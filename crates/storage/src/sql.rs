@@ -88,6 +88,15 @@ impl SqlStore<SqlitePool> {
         self.checkpoint_log(false).await;
     }
 
+    /// `Store::trim_log`: a TRUNCATE checkpoint that does not wait; a
+    /// reader holding the log makes it a partial one, tried again at the
+    /// next sweep (nothing is pending, nothing is said).
+    pub(crate) async fn trim_log_now(&self) {
+        if let Err(e) = self.try_checkpoint_log(false).await {
+            tracing::debug!(error = %e, "the write-ahead log was not trimmed");
+        }
+    }
+
     /// `Store::compact`: every page rewritten in key order, then the log
     /// (which holds the old pages until then) emptied.
     pub(crate) async fn vacuum(&self) -> Result<()> {
@@ -159,6 +168,7 @@ impl SqlStore<PgPool> {
     /// ARCHITECTURE ("Erasure, as organisations see it") says what remains.
     pub(crate) async fn scrub_deleted(&self) {}
     pub(crate) async fn finish_scrub_now(&self) {}
+    pub(crate) async fn trim_log_now(&self) {}
     /// `Store::compact`: the member tables rewritten in key order
     /// (`CLUSTER`, `crate::compaction`).
     pub(crate) async fn vacuum(&self) -> Result<()> {
@@ -714,6 +724,9 @@ macro_rules! impl_store {
                 if self.scrub_pending.load(Ordering::SeqCst) {
                     self.finish_scrub_now().await;
                 }
+            }
+            async fn trim_log(&self) {
+                self.trim_log_now().await;
             }
             async fn compact(&self) -> Result<()> {
                 self.vacuum().await

@@ -652,6 +652,30 @@ async fn trust_rows_of_one_member_at_two_coops_share_no_tag_nor_exact_time(db: D
     }
 }
 
+/// adv9 (1b/1c/1e): a copy of a running node's write-ahead log ordered every
+/// row by the commit that wrote it (each member's rows, their session and
+/// their audit entries in one commit: 16 of 16 paired). The sweeper trims
+/// the log every minute: after `trim_log` the log holds no frame.
+#[tokio::test]
+async fn the_sweepers_trim_leaves_no_commit_in_the_log() {
+    let Some(t) = fresh(Db::Sqlite).await.unwrap() else {
+        return;
+    };
+    let s = open(&t.url).await.unwrap();
+    s.set_metadata_keys(me2b_testkit::metadata_keys());
+    for n in 20..40 {
+        s.insert_member(&member(n)).await.unwrap();
+    }
+    let wal = || {
+        let path = format!("{}-wal", t.url.trim_start_matches("sqlite://"));
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    };
+    assert!(wal() > 0, "the test must see commits in the log first");
+    s.trim_log().await;
+    assert_eq!(wal(), 0, "the log still holds the commits, in order");
+    s.close().await;
+}
+
 /// Adversary 5, 3c: right after an erasure answered, the SQLite WAL still
 /// held the member's passphrase and recovery wraps and e-mail ciphertext
 /// (the page images from before the erasure), and the main file kept the
