@@ -3,13 +3,13 @@
 //! covers every table that keeps any.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use me2b_domain::{MemberId, Timestamp};
+use me2b_domain::MemberId;
 use me2b_storage::*;
 use me2b_testkit::{fresh, Db};
 use std::collections::BTreeSet;
 
 mod common;
-use common::stores;
+use common::{member, stores, ts};
 
 // Each case below as a test per engine: `sqlite::case` and `postgres::case`.
 me2b_testkit::per_engine! {
@@ -23,21 +23,6 @@ me2b_testkit::per_engine! {
         an_erasure_deletes_the_members_pending_opt_out_job,
         audit_events_read_nothing_from_the_file_alone,
         plain_audit_entries_of_an_older_node_still_read_and_verify,
-    }
-}
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_unix_millis(ms)
-}
-
-fn member(n: u8) -> NewMember {
-    NewMember {
-        id: MemberId::from_slice(&[n; 16]).unwrap(),
-        email_index: [n; 32],
-        email_ct: vec![1, 2, 3, n],
-        passphrase_wrap: vec![9; 73],
-        recovery_wrap: vec![8; 73],
-        created_at: ts(86_400_000),
     }
 }
 

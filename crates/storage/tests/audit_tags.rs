@@ -11,34 +11,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use me2b_domain::audit::{Action, Actor, AuditEvent};
-use me2b_domain::{MemberId, OrgId, Timestamp};
+use me2b_domain::{MemberId, OrgId};
 use me2b_storage::*;
 use me2b_testkit::Db;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 mod common;
-use common::stores;
+use common::{member, stores, ts};
 
 me2b_testkit::per_engine! {
     #[tokio::test] {
         grouping_the_subject_column_links_no_entries,
         an_older_nodes_shared_subjects_are_rekeyed_once,
-    }
-}
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_unix_millis(ms)
-}
-
-fn member(n: u8) -> NewMember {
-    NewMember {
-        id: MemberId::from_slice(&[n; 16]).unwrap(),
-        email_index: [n; 32],
-        email_ct: vec![1, 2, 3, n],
-        passphrase_wrap: vec![9; 73],
-        recovery_wrap: vec![8; 73],
-        created_at: ts(86_400_000),
     }
 }
 

@@ -11,14 +11,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use me2b_domain::org::{OrgKind, Role, Roles};
-use me2b_domain::{ApiKeyId, ConsentId, ConsentRequestId, MemberId, OrgId, Timestamp};
+use me2b_domain::{ApiKeyId, ConsentId, ConsentRequestId, MemberId, OrgId};
 use me2b_storage::*;
 use me2b_testkit::Db;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod common;
-use common::stores;
+use common::{stores, ts};
 
 me2b_testkit::per_engine! {
     #[tokio::test] {
@@ -29,10 +29,6 @@ me2b_testkit::per_engine! {
 
 const N: usize = 16;
 const H: i64 = 3_600_000;
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_unix_millis(ms)
-}
 
 /// A deterministic stand-in for the node's random source (splitmix64): the
 /// ids, hence the keys and the layout of the file, are the same every run.

@@ -25,7 +25,7 @@ impl Random for Rng {
 }
 
 mod common;
-use common::stores;
+use common::{stores, ts};
 
 // Each case below as a test per engine: `sqlite::case` and `postgres::case`.
 me2b_testkit::per_engine! {
@@ -75,10 +75,6 @@ me2b_testkit::per_engine! {
         offer_counters_add_up_under_concurrency,
         a_credential_code_is_redeemed_once_under_concurrency_from_two_stores,
     }
-}
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_unix_millis(ms)
 }
 
 fn new_member(rng: &Rng, idx: u8) -> NewMember {

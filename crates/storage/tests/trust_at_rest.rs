@@ -8,14 +8,14 @@
 
 use me2b_domain::meta::MetaTable;
 use me2b_domain::org::OrgKind;
-use me2b_domain::{OrgId, Timestamp, TrustReceiptId};
+use me2b_domain::{OrgId, TrustReceiptId};
 use me2b_storage::*;
 use me2b_testkit::Db;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 mod common;
-use common::stores;
+use common::{stores, ts};
 
 // Each case below as a test per engine: `sqlite::case` and `postgres::case`.
 me2b_testkit::per_engine! {
@@ -28,10 +28,6 @@ me2b_testkit::per_engine! {
         the_receipts_file_order_is_not_their_ingest_order,
         the_pooled_scope_keeps_no_members_values,
     }
-}
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_unix_millis(ms)
 }
 
 /// Rows of one byte-string column, as the thief reads them (`binds` bound
